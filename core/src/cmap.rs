@@ -1,0 +1,991 @@
+//! CMAP messages, typed: requests (client → server), replies (server → client) and the
+//! change notification, each with `encode` into a caller's buffer and a borrowing `decode`.
+//!
+//! ```
+//! use corowire::cmap::{Key, Reply, Request, Response};
+//! let mut buf = [0u8; 512];
+//! let req = Request::Get { key: Key::new(b"totem.cluster_name")?, value_len: 64 };
+//! let n = req.encode(&mut buf)?;
+//! assert_eq!(n, 288);
+//! assert_eq!(Request::decode(&buf[..n])?, req);
+//! # Ok::<(), Box<dyn core::error::Error>>(())
+//! ```
+
+use crate::codec::{
+    self, check_name, cstr, exact, expect_empty, layout, prepare, put_cstr, request_header, response_header, take,
+    u16_len, MAX_TAIL,
+};
+use crate::error::{CsError, DecodeError, EncodeError};
+use crate::wire::cmap::{
+    I32Slot, MarName, ReqAdjustInt, ReqGet, ReqHandle, ReqKey, ReqSet, ReqSetCurrentMap, ReqTrackAdd, ResGet,
+    ResHandle, ResIterNext, ResNotify, U8Slot, NAME_VALUE_LEN,
+};
+use crate::wire::qb::ResponseHeader;
+use crate::wire::{I32, U64};
+use core::fmt;
+
+/// The libqb service name of CMAP.
+pub const SERVICE_NAME: &str = "cmap";
+/// Longest key a client may send (libcmap rejects 256 bytes or more).
+pub const KEY_MAX_LEN: usize = NAME_VALUE_LEN - 1;
+/// Shortest key name the server accepts for a new key.
+pub const KEY_MIN_LEN: usize = 3;
+/// Largest value the server stores (`ICMAP_MAX_VALUE_LEN`).
+pub const VALUE_MAX_LEN: usize = 16384;
+
+/// Request ids (`MESSAGE_REQ_CMAP_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(i32)]
+pub enum RequestKind {
+    /// 0: set a value.
+    Set = 0,
+    /// 1: delete a key.
+    Delete = 1,
+    /// 2: get a value.
+    Get = 2,
+    /// 3: add to an integer.
+    AdjustInt = 3,
+    /// 4: start an iteration.
+    IterInit = 4,
+    /// 5: next key of an iteration.
+    IterNext = 5,
+    /// 6: end an iteration.
+    IterFinalize = 6,
+    /// 7: start tracking.
+    TrackAdd = 7,
+    /// 8: stop tracking.
+    TrackDelete = 8,
+    /// 9: switch between the default and the stats map.
+    SetCurrentMap = 9,
+}
+
+impl RequestKind {
+    /// The request kind for a raw id.
+    pub fn from_id(id: i32) -> Option<Self> {
+        use RequestKind::*;
+        [Set, Delete, Get, AdjustInt, IterInit, IterNext, IterFinalize, TrackAdd, TrackDelete, SetCurrentMap]
+            .get(usize::try_from(id).ok()?)
+            .copied()
+    }
+
+    /// The id of the reply to this request (9 is answered with 10; 9 is the notification).
+    pub fn response_id(self) -> i32 {
+        match self {
+            Self::SetCurrentMap => RESPONSE_SET_CURRENT_MAP,
+            other => other as i32,
+        }
+    }
+}
+
+/// Response id of the reply to SET_CURRENT_MAP.
+pub const RESPONSE_SET_CURRENT_MAP: i32 = 10;
+/// Response id of the change notification (on the event channel).
+pub const NOTIFY_ID: i32 = 9;
+
+/// A key name: at most 255 bytes, no NUL. Keys decoded from the wire borrow the frame.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key<'a>(&'a [u8]);
+
+impl<'a> Key<'a> {
+    /// A key, checked as libcmap checks it: shorter than 256 bytes, and without a NUL (which
+    /// would cut it short on the wire).
+    pub fn new(name: &'a [u8]) -> Result<Self, EncodeError> {
+        check_name(name, NAME_VALUE_LEN)?;
+        Ok(Self(name))
+    }
+
+    /// The key's bytes, without a NUL.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The key as UTF-8, if it is.
+    pub fn as_str(&self) -> Option<&'a str> {
+        core::str::from_utf8(self.0).ok()
+    }
+
+    /// Whether corosync accepts this as the name of a new key: 3 to 255 characters of
+    /// `[A-Za-z0-9._/:-]`.
+    pub fn is_valid_server_name(&self) -> bool {
+        (KEY_MIN_LEN..=KEY_MAX_LEN).contains(&self.0.len())
+            && self.0.iter().all(|&c| c.is_ascii_alphanumeric() || b"._/:-".contains(&c))
+    }
+
+    fn write(&self, name: &mut MarName) {
+        name.length = u16_len(self.0.len());
+        put_cstr(&mut name.value, self.0);
+    }
+
+    fn read(name: &'a MarName, offset: usize) -> Result<Self, DecodeError> {
+        cstr(&name.value, "key_name.value", offset + 8).map(Self)
+    }
+
+    /// An optional key (length 0 on the wire means none).
+    fn read_opt(name: &'a MarName, offset: usize) -> Result<Option<Self>, DecodeError> {
+        if name.length.get() == 0 {
+            Ok(None)
+        } else {
+            Self::read(name, offset).map(Some)
+        }
+    }
+}
+
+impl fmt::Debug for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key(\"{}\")", self.0.escape_ascii())
+    }
+}
+
+impl fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.escape_ascii())
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Key<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=[u8]}", self.0)
+    }
+}
+
+/// `cmap_value_types_t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum ValueType {
+    /// 1, `i8`.
+    Int8 = 1,
+    /// 2, `u8`.
+    UInt8 = 2,
+    /// 3, `i16`.
+    Int16 = 3,
+    /// 4, `u16`.
+    UInt16 = 4,
+    /// 5, `i32`.
+    Int32 = 5,
+    /// 6, `u32`.
+    UInt32 = 6,
+    /// 7, `i64`.
+    Int64 = 7,
+    /// 8, `u64`.
+    UInt64 = 8,
+    /// 9, `f32`.
+    Float = 9,
+    /// 10, `f64`.
+    Double = 10,
+    /// 11, a NUL-terminated string (the stored length includes the NUL).
+    String = 11,
+    /// 12, bytes.
+    Binary = 12,
+}
+
+impl ValueType {
+    /// All types, in numeric order.
+    pub const ALL: [Self; 12] = [
+        Self::Int8,
+        Self::UInt8,
+        Self::Int16,
+        Self::UInt16,
+        Self::Int32,
+        Self::UInt32,
+        Self::Int64,
+        Self::UInt64,
+        Self::Float,
+        Self::Double,
+        Self::String,
+        Self::Binary,
+    ];
+
+    /// The type for a raw number (1 to 12).
+    pub fn from_raw(raw: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(raw).checked_sub(1)?).copied()
+    }
+
+    /// The exact length of a fixed-size type; `None` for string and binary.
+    pub fn fixed_len(self) -> Option<usize> {
+        match self {
+            Self::Int8 | Self::UInt8 => Some(1),
+            Self::Int16 | Self::UInt16 => Some(2),
+            Self::Int32 | Self::UInt32 | Self::Float => Some(4),
+            Self::Int64 | Self::UInt64 | Self::Double => Some(8),
+            Self::String | Self::Binary => None,
+        }
+    }
+
+    /// Whether ADJUST_INT (inc/dec) works on this type.
+    pub fn is_integer(self) -> bool {
+        !matches!(self, Self::Float | Self::Double | Self::String | Self::Binary)
+    }
+
+    /// The name `corosync-cmapctl` prints (`u32`, `str`, …).
+    pub fn cmapctl_name(self) -> &'static str {
+        match self {
+            Self::Int8 => "i8",
+            Self::UInt8 => "u8",
+            Self::Int16 => "i16",
+            Self::UInt16 => "u16",
+            Self::Int32 => "i32",
+            Self::UInt32 => "u32",
+            Self::Int64 => "i64",
+            Self::UInt64 => "u64",
+            Self::Float => "flt",
+            Self::Double => "dbl",
+            Self::String => "str",
+            Self::Binary => "bin",
+        }
+    }
+
+    fn read(raw: u8, field: &'static str, offset: usize) -> Result<Option<Self>, DecodeError> {
+        match raw {
+            0 => Ok(None),
+            _ => Self::from_raw(raw)
+                .map(Some)
+                .ok_or(DecodeError::BadField { field, offset, value: raw.into() }),
+        }
+    }
+}
+
+/// A typed CMAP value, in host byte order. Strings and binaries borrow their bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Value<'a> {
+    /// `i8`.
+    Int8(i8),
+    /// `u8`.
+    UInt8(u8),
+    /// `i16`.
+    Int16(i16),
+    /// `u16`.
+    UInt16(u16),
+    /// `i32`.
+    Int32(i32),
+    /// `u32`.
+    UInt32(u32),
+    /// `i64`.
+    Int64(i64),
+    /// `u64`.
+    UInt64(u64),
+    /// `f32`.
+    Float(f32),
+    /// `f64`.
+    Double(f64),
+    /// A string's bytes, without the trailing NUL (on the wire it is sent with the NUL).
+    String(&'a [u8]),
+    /// Bytes.
+    Binary(&'a [u8]),
+}
+
+/// Native-endian bytes of a fixed-size value, with its length.
+type FixedBytes = ([u8; 8], usize);
+
+fn ne_bytes<const N: usize>(b: [u8; N]) -> FixedBytes {
+    let mut out = [0u8; 8];
+    out[..N].copy_from_slice(&b);
+    (out, N)
+}
+
+impl<'a> Value<'a> {
+    /// The value's type.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Self::Int8(_) => ValueType::Int8,
+            Self::UInt8(_) => ValueType::UInt8,
+            Self::Int16(_) => ValueType::Int16,
+            Self::UInt16(_) => ValueType::UInt16,
+            Self::Int32(_) => ValueType::Int32,
+            Self::UInt32(_) => ValueType::UInt32,
+            Self::Int64(_) => ValueType::Int64,
+            Self::UInt64(_) => ValueType::UInt64,
+            Self::Float(_) => ValueType::Float,
+            Self::Double(_) => ValueType::Double,
+            Self::String(_) => ValueType::String,
+            Self::Binary(_) => ValueType::Binary,
+        }
+    }
+
+    fn fixed_bytes(&self) -> Option<FixedBytes> {
+        Some(match *self {
+            Self::Int8(v) => ne_bytes(v.to_ne_bytes()),
+            Self::UInt8(v) => ne_bytes(v.to_ne_bytes()),
+            Self::Int16(v) => ne_bytes(v.to_ne_bytes()),
+            Self::UInt16(v) => ne_bytes(v.to_ne_bytes()),
+            Self::Int32(v) => ne_bytes(v.to_ne_bytes()),
+            Self::UInt32(v) => ne_bytes(v.to_ne_bytes()),
+            Self::Int64(v) => ne_bytes(v.to_ne_bytes()),
+            Self::UInt64(v) => ne_bytes(v.to_ne_bytes()),
+            Self::Float(v) => ne_bytes(v.to_ne_bytes()),
+            Self::Double(v) => ne_bytes(v.to_ne_bytes()),
+            Self::String(_) | Self::Binary(_) => return None,
+        })
+    }
+
+    /// Length on the wire: strings count their NUL, as corosync stores them.
+    pub fn wire_len(&self) -> usize {
+        match (self, self.fixed_bytes()) {
+            (_, Some((_, n))) => n,
+            (Self::String(s), None) => s.len() + 1,
+            (Self::Binary(b), None) => b.len(),
+            _ => 0,
+        }
+    }
+
+    /// Writes the wire bytes into `dst`, which is exactly [`Value::wire_len`] long and zeroed.
+    fn write(&self, dst: &mut [u8]) {
+        match (self, self.fixed_bytes()) {
+            (_, Some((b, n))) => dst.copy_from_slice(&b[..n]),
+            (Self::String(s) | Self::Binary(s), None) => dst[..s.len()].copy_from_slice(s),
+            _ => {}
+        }
+    }
+
+    /// Writes the wire bytes into the start of `out` and returns their length; `None` if `out`
+    /// is too short.
+    pub fn write_to(&self, out: &mut [u8]) -> Option<usize> {
+        let n = self.wire_len();
+        let dst = out.get_mut(..n)?;
+        dst.fill(0);
+        self.write(dst);
+        Some(n)
+    }
+
+    /// Reads a value of type `ty` from its wire bytes. Fixed-size types need their exact length;
+    /// a string's trailing NUL is dropped. `None` if the length is wrong for the type.
+    pub fn from_wire(ty: ValueType, bytes: &'a [u8]) -> Option<Self> {
+        fn arr<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
+            b.try_into().ok()
+        }
+        Some(match ty {
+            ValueType::Int8 => Self::Int8(i8::from_ne_bytes(arr(bytes)?)),
+            ValueType::UInt8 => Self::UInt8(u8::from_ne_bytes(arr(bytes)?)),
+            ValueType::Int16 => Self::Int16(i16::from_ne_bytes(arr(bytes)?)),
+            ValueType::UInt16 => Self::UInt16(u16::from_ne_bytes(arr(bytes)?)),
+            ValueType::Int32 => Self::Int32(i32::from_ne_bytes(arr(bytes)?)),
+            ValueType::UInt32 => Self::UInt32(u32::from_ne_bytes(arr(bytes)?)),
+            ValueType::Int64 => Self::Int64(i64::from_ne_bytes(arr(bytes)?)),
+            ValueType::UInt64 => Self::UInt64(u64::from_ne_bytes(arr(bytes)?)),
+            ValueType::Float => Self::Float(f32::from_ne_bytes(arr(bytes)?)),
+            ValueType::Double => Self::Double(f64::from_ne_bytes(arr(bytes)?)),
+            ValueType::String => Self::String(bytes.strip_suffix(&[0]).unwrap_or(bytes)),
+            ValueType::Binary => Self::Binary(bytes),
+        })
+    }
+
+    /// Reads a typed value for a frame field, reporting a length that does not fit the type.
+    fn read(
+        raw_type: u8,
+        bytes: &'a [u8],
+        type_field: &'static str,
+        type_offset: usize,
+        len_offset: usize,
+    ) -> Result<Option<Self>, DecodeError> {
+        match ValueType::read(raw_type, type_field, type_offset)? {
+            None if bytes.is_empty() => Ok(None),
+            None => Err(DecodeError::BadField { field: "value_len", offset: len_offset, value: bytes.len() as u64 }),
+            Some(ty) => Self::from_wire(ty, bytes).map(Some).ok_or(DecodeError::BadField {
+                field: "value_len",
+                offset: len_offset,
+                value: bytes.len() as u64,
+            }),
+        }
+    }
+
+    /// The value as an `i64`, for any integer type that fits.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Self::Int8(v) => Some(v.into()),
+            Self::UInt8(v) => Some(v.into()),
+            Self::Int16(v) => Some(v.into()),
+            Self::UInt16(v) => Some(v.into()),
+            Self::Int32(v) => Some(v.into()),
+            Self::UInt32(v) => Some(v.into()),
+            Self::Int64(v) => Some(v),
+            Self::UInt64(v) => i64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// `CMAP_TRACK_*`: what a track reports. Combine with `|`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TrackType(pub i32);
+
+impl TrackType {
+    /// 1: deletions.
+    pub const DELETE: Self = Self(1);
+    /// 2: modifications.
+    pub const MODIFY: Self = Self(2);
+    /// 4: additions.
+    pub const ADD: Self = Self(4);
+    /// 8: the key is a prefix; every key under it is tracked.
+    pub const PREFIX: Self = Self(8);
+    /// Every bit corosync accepts.
+    pub const ALL: Self = Self(15);
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether corosync accepts this mask (no bits outside [`TrackType::ALL`]).
+    pub fn is_valid(self) -> bool {
+        self.0 & !Self::ALL.0 == 0
+    }
+}
+
+impl core::ops::BitOr for TrackType {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+/// The event of a notification: exactly one of add, modify, delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(i32)]
+pub enum TrackEvent {
+    /// 1: the key was deleted.
+    Delete = 1,
+    /// 2: the key's value changed.
+    Modify = 2,
+    /// 4: the key was added.
+    Add = 4,
+}
+
+impl TrackEvent {
+    /// The event for a raw value.
+    pub fn from_raw(raw: i32) -> Option<Self> {
+        match raw {
+            1 => Some(Self::Delete),
+            2 => Some(Self::Modify),
+            4 => Some(Self::Add),
+            _ => None,
+        }
+    }
+
+    /// The track bit that asks for this event.
+    pub fn track_type(self) -> TrackType {
+        TrackType(self as i32)
+    }
+}
+
+/// The map a connection reads and writes (`cmap_map_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Map {
+    /// 0: icmap, the configuration and runtime keys.
+    Default,
+    /// 1: the read-only statistics map.
+    Stats,
+    /// Any other number (the server answers `CS_ERR_NOT_EXIST`).
+    Other(i32),
+}
+
+impl Map {
+    /// The raw number.
+    pub fn to_raw(self) -> i32 {
+        match self {
+            Self::Default => 0,
+            Self::Stats => 1,
+            Self::Other(n) => n,
+        }
+    }
+
+    /// The map for a raw number.
+    pub fn from_raw(raw: i32) -> Self {
+        match raw {
+            0 => Self::Default,
+            1 => Self::Stats,
+            n => Self::Other(n),
+        }
+    }
+}
+
+/// A CMAP request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Request<'a> {
+    /// Set `key` to `value` (creating it).
+    Set {
+        /// Key.
+        key: Key<'a>,
+        /// Value.
+        value: Value<'a>,
+    },
+    /// Delete `key`.
+    Delete {
+        /// Key.
+        key: Key<'a>,
+    },
+    /// Get `key`. `value_len` is the size of the caller's buffer (the reply carries that many
+    /// value bytes); 0 asks only for the type and length.
+    Get {
+        /// Key.
+        key: Key<'a>,
+        /// Buffer size.
+        value_len: u64,
+    },
+    /// Add `step` to the integer at `key` (wrapping).
+    AdjustInt {
+        /// Key.
+        key: Key<'a>,
+        /// Step (+1 for inc, −1 for dec).
+        step: i32,
+    },
+    /// Start iterating over the keys under `prefix` (all keys if `None`).
+    IterInit {
+        /// Prefix.
+        prefix: Option<Key<'a>>,
+    },
+    /// Next key of an iteration.
+    IterNext {
+        /// Handle from the ITER_INIT reply.
+        iter_handle: u64,
+    },
+    /// End an iteration.
+    IterFinalize {
+        /// Handle from the ITER_INIT reply.
+        iter_handle: u64,
+    },
+    /// Track changes of `key` (or of every key under it with PREFIX; `None` is the root).
+    TrackAdd {
+        /// Key or prefix.
+        key: Option<Key<'a>>,
+        /// What to report.
+        track_type: TrackType,
+        /// The client's cookie, echoed in each notification.
+        track_inst_handle: u64,
+    },
+    /// Stop tracking.
+    TrackDelete {
+        /// The server's handle from the TRACK_ADD reply.
+        track_handle: u64,
+    },
+    /// Switch this connection to another map.
+    SetCurrentMap {
+        /// The map.
+        map: Map,
+    },
+}
+
+impl<'a> Request<'a> {
+    /// The kind (and id) of this request.
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Self::Set { .. } => RequestKind::Set,
+            Self::Delete { .. } => RequestKind::Delete,
+            Self::Get { .. } => RequestKind::Get,
+            Self::AdjustInt { .. } => RequestKind::AdjustInt,
+            Self::IterInit { .. } => RequestKind::IterInit,
+            Self::IterNext { .. } => RequestKind::IterNext,
+            Self::IterFinalize { .. } => RequestKind::IterFinalize,
+            Self::TrackAdd { .. } => RequestKind::TrackAdd,
+            Self::TrackDelete { .. } => RequestKind::TrackDelete,
+            Self::SetCurrentMap { .. } => RequestKind::SetCurrentMap,
+        }
+    }
+
+    /// Length of the encoded request.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Self::Set { value, .. } => size_of::<ReqSet>() + value.wire_len(),
+            Self::Delete { .. } | Self::IterInit { .. } => size_of::<ReqKey>(),
+            Self::Get { .. } => size_of::<ReqGet>(),
+            Self::AdjustInt { .. } => size_of::<ReqAdjustInt>(),
+            Self::IterNext { .. } | Self::IterFinalize { .. } | Self::TrackDelete { .. } => size_of::<ReqHandle>(),
+            Self::TrackAdd { .. } => size_of::<ReqTrackAdd>(),
+            Self::SetCurrentMap { .. } => size_of::<ReqSetCurrentMap>(),
+        }
+    }
+
+    /// Encodes the request into the start of `out` and returns its length. On error `out` is
+    /// untouched.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let id = self.kind() as i32;
+        match *self {
+            Self::Set { key, value } => {
+                let (m, tail, n) = prepare::<ReqSet>(out, value.wire_len())?;
+                m.hdr = request_header(id, n);
+                key.write(&mut m.key_name);
+                m.value_len = U64::new(tail.len() as u64);
+                m.value_type.value = value.value_type() as u8;
+                value.write(tail);
+                Ok(n)
+            }
+            Self::Delete { key } => encode_key(out, id, Some(key)),
+            Self::IterInit { prefix } => encode_key(out, id, prefix),
+            Self::Get { key, value_len } => {
+                let (m, _, n) = prepare::<ReqGet>(out, 0)?;
+                m.hdr = request_header(id, n);
+                key.write(&mut m.key_name);
+                m.value_len = U64::new(value_len);
+                Ok(n)
+            }
+            Self::AdjustInt { key, step } => {
+                let (m, _, n) = prepare::<ReqAdjustInt>(out, 0)?;
+                m.hdr = request_header(id, n);
+                key.write(&mut m.key_name);
+                m.step.value = I32::new(step);
+                Ok(n)
+            }
+            Self::IterNext { iter_handle: h } | Self::IterFinalize { iter_handle: h } | Self::TrackDelete { track_handle: h } => {
+                let (m, _, n) = prepare::<ReqHandle>(out, 0)?;
+                m.hdr = request_header(id, n);
+                m.handle = U64::new(h);
+                Ok(n)
+            }
+            Self::TrackAdd { key, track_type, track_inst_handle } => {
+                let (m, _, n) = prepare::<ReqTrackAdd>(out, 0)?;
+                m.hdr = request_header(id, n);
+                if let Some(key) = key {
+                    key.write(&mut m.key_name);
+                }
+                m.track_type.value = I32::new(track_type.0);
+                m.track_inst_handle = U64::new(track_inst_handle);
+                Ok(n)
+            }
+            Self::SetCurrentMap { map } => {
+                let (m, _, n) = prepare::<ReqSetCurrentMap>(out, 0)?;
+                m.hdr = request_header(id, n);
+                m.map.value = I32::new(map.to_raw());
+                Ok(n)
+            }
+        }
+    }
+
+    /// Decodes one request frame (server side). `buf` must hold exactly the frame.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let id = codec::request_frame(buf)?;
+        let kind = RequestKind::from_id(id).ok_or(DecodeError::UnknownId { id })?;
+        Ok(match kind {
+            RequestKind::Set => {
+                let (m, mut tail) = layout::<ReqSet>(buf, id, MAX_TAIL)?;
+                let bytes = take(&mut tail, m.value_len.get(), "value_len", 280)?;
+                expect_empty(tail, id, buf.len())?;
+                let value = Value::read(m.value_type.value, bytes, "type", 288, 280)?
+                    .ok_or(DecodeError::BadField { field: "type", offset: 288, value: 0 })?;
+                Self::Set { key: Key::read(&m.key_name, 16)?, value }
+            }
+            RequestKind::Delete => Self::Delete { key: Key::read(&exact::<ReqKey>(buf, id)?.key_name, 16)? },
+            RequestKind::IterInit => Self::IterInit { prefix: Key::read_opt(&exact::<ReqKey>(buf, id)?.key_name, 16)? },
+            RequestKind::Get => {
+                let m = exact::<ReqGet>(buf, id)?;
+                Self::Get { key: Key::read(&m.key_name, 16)?, value_len: m.value_len.get() }
+            }
+            RequestKind::AdjustInt => {
+                let m = exact::<ReqAdjustInt>(buf, id)?;
+                Self::AdjustInt { key: Key::read(&m.key_name, 16)?, step: m.step.value.get() }
+            }
+            RequestKind::IterNext => Self::IterNext { iter_handle: exact::<ReqHandle>(buf, id)?.handle.get() },
+            RequestKind::IterFinalize => Self::IterFinalize { iter_handle: exact::<ReqHandle>(buf, id)?.handle.get() },
+            RequestKind::TrackDelete => Self::TrackDelete { track_handle: exact::<ReqHandle>(buf, id)?.handle.get() },
+            RequestKind::TrackAdd => {
+                let m = exact::<ReqTrackAdd>(buf, id)?;
+                Self::TrackAdd {
+                    key: Key::read_opt(&m.key_name, 16)?,
+                    track_type: TrackType(m.track_type.value.get()),
+                    track_inst_handle: m.track_inst_handle.get(),
+                }
+            }
+            RequestKind::SetCurrentMap => {
+                Self::SetCurrentMap { map: Map::from_raw(exact::<ReqSetCurrentMap>(buf, id)?.map.value.get()) }
+            }
+        })
+    }
+}
+
+
+fn encode_key(out: &mut [u8], id: i32, key: Option<Key<'_>>) -> Result<usize, EncodeError> {
+    let (m, _, n) = prepare::<ReqKey>(out, 0)?;
+    m.hdr = request_header(id, n);
+    if let Some(key) = key {
+        key.write(&mut m.key_name);
+    }
+    Ok(n)
+}
+
+/// The body of a GET reply.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct GetReply<'a> {
+    /// Type of the stored value (`None` on error).
+    pub value_type: Option<ValueType>,
+    /// Actual length of the stored value.
+    pub value_len: u64,
+    /// The value bytes carried (empty when the request asked for the length only).
+    pub value: &'a [u8],
+    /// The buffer size the request asked for: the reply carries that many value bytes,
+    /// zero-padded after the value.
+    pub buffer_len: u64,
+}
+
+impl<'a> GetReply<'a> {
+    /// The typed value, if the reply carries it.
+    pub fn typed(&self) -> Option<Value<'a>> {
+        if self.value.len() as u64 != self.value_len || self.buffer_len == 0 {
+            return None;
+        }
+        Value::from_wire(self.value_type?, self.value)
+    }
+}
+
+/// The body of a CMAP reply; which variant it is follows from the response id.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Response<'a> {
+    /// Id 0: SET (also corosync's generic reject, which has the same shape).
+    Set,
+    /// Id 1: DELETE.
+    Delete,
+    /// Id 2: GET.
+    Get(GetReply<'a>),
+    /// Id 3: ADJUST_INT.
+    AdjustInt,
+    /// Id 4: ITER_INIT.
+    IterInit {
+        /// The iteration's handle.
+        iter_handle: u64,
+    },
+    /// Id 5: ITER_NEXT. At the end of the iteration the reply's status is
+    /// `CS_ERR_NO_SECTIONS` and the fields are empty.
+    IterNext {
+        /// The key.
+        key: Key<'a>,
+        /// Length of its value.
+        value_len: u64,
+        /// Type of its value.
+        value_type: Option<ValueType>,
+    },
+    /// Id 6: ITER_FINALIZE.
+    IterFinalize,
+    /// Id 7: TRACK_ADD.
+    TrackAdd {
+        /// The server's track handle (0 on error).
+        track_handle: u64,
+    },
+    /// Id 8: TRACK_DELETE.
+    TrackDelete {
+        /// The cookie given at TRACK_ADD (0 on error).
+        track_inst_handle: u64,
+    },
+    /// Id 10: SET_CURRENT_MAP.
+    SetCurrentMap,
+}
+
+impl Response<'_> {
+    /// The response id.
+    pub fn id(&self) -> i32 {
+        self.kind().response_id()
+    }
+
+    /// The kind of request this answers.
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Self::Set => RequestKind::Set,
+            Self::Delete => RequestKind::Delete,
+            Self::Get(_) => RequestKind::Get,
+            Self::AdjustInt => RequestKind::AdjustInt,
+            Self::IterInit { .. } => RequestKind::IterInit,
+            Self::IterNext { .. } => RequestKind::IterNext,
+            Self::IterFinalize => RequestKind::IterFinalize,
+            Self::TrackAdd { .. } => RequestKind::TrackAdd,
+            Self::TrackDelete { .. } => RequestKind::TrackDelete,
+            Self::SetCurrentMap => RequestKind::SetCurrentMap,
+        }
+    }
+}
+
+/// A CMAP reply: the status from the header, and the body.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Reply<'a> {
+    /// The header's `cs_error_t`.
+    pub result: Result<(), CsError>,
+    /// The body.
+    pub body: Response<'a>,
+}
+
+impl<'a> Reply<'a> {
+    /// Length of the encoded reply.
+    pub fn encoded_len(&self) -> usize {
+        match self.body {
+            Response::Get(g) => size_of::<ResGet>() + g.buffer_len as usize,
+            Response::IterInit { .. } | Response::TrackAdd { .. } | Response::TrackDelete { .. } => {
+                size_of::<ResHandle>()
+            }
+            Response::IterNext { .. } => size_of::<ResIterNext>(),
+            _ => size_of::<ResponseHeader>(),
+        }
+    }
+
+    /// Encodes the reply (server side) into the start of `out`; returns its length.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let id = self.body.id();
+        let err = CsError::raw_of(self.result);
+        match self.body {
+            Response::Get(g) => {
+                let buffer = usize::try_from(g.buffer_len).map_err(|_| EncodeError::MessageTooLarge { len: usize::MAX })?;
+                if g.value.len() > buffer {
+                    return Err(EncodeError::ValueTooLarge { len: g.value.len(), max: buffer });
+                }
+                let (m, tail, n) = prepare::<ResGet>(out, buffer)?;
+                m.hdr = response_header(id, n, err);
+                m.value_len = U64::new(g.value_len);
+                m.value_type = U8Slot { value: g.value_type.map_or(0, |t| t as u8), _pad: [0; 7] };
+                tail[..g.value.len()].copy_from_slice(g.value);
+                Ok(n)
+            }
+            Response::IterInit { iter_handle: h }
+            | Response::TrackAdd { track_handle: h }
+            | Response::TrackDelete { track_inst_handle: h } => {
+                let (m, _, n) = prepare::<ResHandle>(out, 0)?;
+                m.hdr = response_header(id, n, err);
+                m.handle = U64::new(h);
+                Ok(n)
+            }
+            Response::IterNext { key, value_len, value_type } => {
+                let (m, _, n) = prepare::<ResIterNext>(out, 0)?;
+                m.hdr = response_header(id, n, err);
+                key.write(&mut m.key_name);
+                m.value_len = U64::new(value_len);
+                m.value_type.value = value_type.map_or(0, |t| t as u8);
+                Ok(n)
+            }
+            _ => encode_status(out, id, err),
+        }
+    }
+
+    /// Decodes one reply frame (client side). `buf` must hold exactly the frame.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let (id, raw_error) = codec::response_frame(buf)?;
+        let result = CsError::check(raw_error);
+        let kind = match id {
+            RESPONSE_SET_CURRENT_MAP => RequestKind::SetCurrentMap,
+            NOTIFY_ID => return Err(DecodeError::UnknownId { id }),
+            _ => RequestKind::from_id(id).ok_or(DecodeError::UnknownId { id })?,
+        };
+        let body = match kind {
+            RequestKind::Set => status::<Response<'a>>(buf, id, Response::Set)?,
+            RequestKind::Delete => status(buf, id, Response::Delete)?,
+            RequestKind::AdjustInt => status(buf, id, Response::AdjustInt)?,
+            RequestKind::IterFinalize => status(buf, id, Response::IterFinalize)?,
+            RequestKind::SetCurrentMap => status(buf, id, Response::SetCurrentMap)?,
+            RequestKind::Get => {
+                let (m, tail) = layout::<ResGet>(buf, id, MAX_TAIL)?;
+                let value_len = m.value_len.get();
+                let value = if tail.is_empty() { tail } else { take(&mut { tail }, value_len, "value_len", 24)? };
+                Response::Get(GetReply {
+                    value_type: ValueType::read(m.value_type.value, "type", 32)?,
+                    value_len,
+                    value,
+                    buffer_len: tail.len() as u64,
+                })
+            }
+            RequestKind::IterInit => Response::IterInit { iter_handle: exact::<ResHandle>(buf, id)?.handle.get() },
+            RequestKind::TrackAdd => Response::TrackAdd { track_handle: exact::<ResHandle>(buf, id)?.handle.get() },
+            RequestKind::TrackDelete => {
+                Response::TrackDelete { track_inst_handle: exact::<ResHandle>(buf, id)?.handle.get() }
+            }
+            RequestKind::IterNext => {
+                let m = exact::<ResIterNext>(buf, id)?;
+                Response::IterNext {
+                    key: Key::read(&m.key_name, 24)?,
+                    value_len: m.value_len.get(),
+                    value_type: ValueType::read(m.value_type.value, "type", 296)?,
+                }
+            }
+        };
+        Ok(Self { result, body })
+    }
+}
+
+fn status<T>(buf: &[u8], id: i32, body: T) -> Result<T, DecodeError> {
+    exact::<ResponseHeader>(buf, id).map(|_| body)
+}
+
+/// Encodes a bare 24-byte reply header: the shape of every status-only reply, and of
+/// corosync's generic reject (id 0).
+pub fn encode_status(out: &mut [u8], id: i32, raw_error: i32) -> Result<usize, EncodeError> {
+    let (m, _, n) = prepare::<ResponseHeader>(out, 0)?;
+    *m = response_header(id, n, raw_error);
+    Ok(n)
+}
+
+/// A change notification (response id 9, on the event channel).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Notification<'a> {
+    /// The client's cookie from TRACK_ADD.
+    pub track_inst_handle: u64,
+    /// The key that changed.
+    pub key: Key<'a>,
+    /// What happened.
+    pub event: TrackEvent,
+    /// The new value (`None` for a delete).
+    pub new_value: Option<Value<'a>>,
+    /// The old value (`None` for an add).
+    pub old_value: Option<Value<'a>>,
+}
+
+impl<'a> Notification<'a> {
+    /// Length of the encoded notification.
+    pub fn encoded_len(&self) -> usize {
+        size_of::<ResNotify>() + opt_len(&self.new_value) + opt_len(&self.old_value)
+    }
+
+    /// Encodes the notification (server side) into the start of `out`; returns its length.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let (new_len, old_len) = (opt_len(&self.new_value), opt_len(&self.old_value));
+        let (m, tail, n) = prepare::<ResNotify>(out, new_len + old_len)?;
+        m.hdr = response_header(NOTIFY_ID, n, CsError::RAW_OK);
+        m.track_inst_handle = U64::new(self.track_inst_handle);
+        self.key.write(&mut m.key_name);
+        m.event = I32Slot { value: I32::new(self.event as i32), _pad: [0; 4] };
+        m.new_value_type.value = opt_type(&self.new_value);
+        m.old_value_type.value = opt_type(&self.old_value);
+        m.new_value_len = U64::new(new_len as u64);
+        m.old_value_len = U64::new(old_len as u64);
+        let (new, old) = tail.split_at_mut(new_len);
+        for (v, dst) in [(self.new_value, new), (self.old_value, old)] {
+            if let Some(v) = v {
+                v.write(dst);
+            }
+        }
+        Ok(n)
+    }
+
+    /// Decodes one notification frame (client side). `buf` must hold exactly the frame.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let (id, _) = codec::response_frame(buf)?;
+        if id != NOTIFY_ID {
+            return Err(DecodeError::UnknownId { id });
+        }
+        let (m, mut tail) = layout::<ResNotify>(buf, id, MAX_TAIL)?;
+        let new = take(&mut tail, m.new_value_len.get(), "new_value_len", 320)?;
+        let old = take(&mut tail, m.old_value_len.get(), "old_value_len", 328)?;
+        expect_empty(tail, id, buf.len())?;
+        let raw_event = m.event.value.get();
+        Ok(Self {
+            track_inst_handle: m.track_inst_handle.get(),
+            key: Key::read(&m.key_name, 32)?,
+            event: TrackEvent::from_raw(raw_event).ok_or(DecodeError::BadField {
+                field: "event",
+                offset: 296,
+                value: raw_event as u64,
+            })?,
+            new_value: Value::read(m.new_value_type.value, new, "new_value_type", 304, 320)?,
+            old_value: Value::read(m.old_value_type.value, old, "old_value_type", 312, 328)?,
+        })
+    }
+}
+
+fn opt_len(v: &Option<Value<'_>>) -> usize {
+    v.as_ref().map_or(0, Value::wire_len)
+}
+
+fn opt_type(v: &Option<Value<'_>>) -> u8 {
+    v.as_ref().map_or(0, |v| v.value_type() as u8)
+}

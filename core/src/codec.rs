@@ -1,0 +1,198 @@
+//! Framing and the bounds-checked helpers every codec in this crate is built from.
+
+use crate::error::{DecodeError, EncodeError};
+use crate::wire::qb::{RequestHeader, ResponseHeader};
+use crate::wire::{I32, U16};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// The answer of a push parser: a complete item, or how many bytes in all are needed first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Status<T> {
+    /// The item is complete.
+    Complete(T),
+    /// More input is needed: `needed` bytes in all.
+    Partial {
+        /// Total bytes needed before the item can be read.
+        needed: usize,
+    },
+}
+
+/// Length of the libqb frame at the start of a byte stream, from its header's `size` field.
+///
+/// Request and response headers both keep `size` at offset 8; `min_header` is 16 for a request
+/// and 24 for a response. Stream transports call this to split frames; message-oriented ones
+/// (rings, datagrams) hand each frame to the decoders directly.
+pub fn frame_len(buf: &[u8], min_header: usize) -> Result<Status<usize>, DecodeError> {
+    let Ok((hdr, _)) = RequestHeader::ref_from_prefix(buf) else {
+        return Ok(Status::Partial { needed: min_header.max(size_of::<RequestHeader>()) });
+    };
+    let declared = hdr.size.get();
+    match usize::try_from(declared) {
+        Ok(size) if size >= min_header => Ok(Status::Complete(size)),
+        _ => Err(DecodeError::BadSize {
+            id: hdr.id.get(),
+            declared: declared.into(),
+            min: min_header,
+            max: i32::MAX as usize,
+        }),
+    }
+}
+
+/// Checks that `buf` is exactly one frame whose header is `H`, and returns the header and frame.
+fn frame<H>(buf: &[u8]) -> Result<(&H, usize), DecodeError>
+where
+    H: FromBytes + KnownLayout + Immutable + Unaligned,
+{
+    let min = size_of::<H>();
+    let Status::Complete(size) = frame_len(buf, min)? else {
+        return Err(DecodeError::Incomplete { needed: min, have: buf.len() });
+    };
+    if buf.len() < size {
+        return Err(DecodeError::Incomplete { needed: size, have: buf.len() });
+    }
+    if buf.len() > size {
+        return Err(DecodeError::TrailingBytes { declared: size, actual: buf.len() });
+    }
+    let (hdr, _) = H::ref_from_prefix(buf).map_err(|_| DecodeError::Incomplete { needed: min, have: buf.len() })?;
+    Ok((hdr, size))
+}
+
+/// A request frame: its id and bytes, header validated.
+pub(crate) fn request_frame(buf: &[u8]) -> Result<i32, DecodeError> {
+    frame::<RequestHeader>(buf).map(|(h, _)| h.id.get())
+}
+
+/// A response frame: its id and the header's error field.
+pub(crate) fn response_frame(buf: &[u8]) -> Result<(i32, i32), DecodeError> {
+    frame::<ResponseHeader>(buf).map(|(h, _)| (h.id.get(), h.error.get()))
+}
+
+/// Reads the fixed part `T` at the start of a frame and returns it with the bytes after it.
+/// `max_tail` bounds the variable part (0 for fixed-size messages).
+pub(crate) fn layout<T>(frame: &[u8], id: i32, max_tail: usize) -> Result<(&T, &[u8]), DecodeError>
+where
+    T: FromBytes + KnownLayout + Immutable + Unaligned,
+{
+    let min = size_of::<T>();
+    let max = min.saturating_add(max_tail);
+    match T::ref_from_prefix(frame) {
+        Ok((t, tail)) if tail.len() <= max_tail => Ok((t, tail)),
+        _ => Err(DecodeError::BadSize { id, declared: frame.len() as i64, min, max }),
+    }
+}
+
+/// Largest variable part a decoder accepts after a fixed layout: the frame's own `size` is the
+/// real bound, so this only keeps the arithmetic in range.
+pub(crate) const MAX_TAIL: usize = i32::MAX as usize;
+
+/// Reads a fixed-size message `T` that must fill the whole frame.
+pub(crate) fn exact<T>(frame: &[u8], id: i32) -> Result<&T, DecodeError>
+where
+    T: FromBytes + KnownLayout + Immutable + Unaligned,
+{
+    layout::<T>(frame, id, 0).map(|(m, _)| m)
+}
+
+/// Checks that a decoder used every byte of the frame (`len` bytes in all).
+pub(crate) fn expect_empty(tail: &[u8], id: i32, len: usize) -> Result<(), DecodeError> {
+    if tail.is_empty() {
+        Ok(())
+    } else {
+        let used = len - tail.len();
+        Err(DecodeError::BadSize { id, declared: len as i64, min: used, max: used })
+    }
+}
+
+/// Splits `len` bytes for the field `field` (at `offset`) off the front of `tail`.
+pub(crate) fn take<'a>(
+    tail: &mut &'a [u8],
+    len: u64,
+    field: &'static str,
+    offset: usize,
+) -> Result<&'a [u8], DecodeError> {
+    let err = DecodeError::LengthOutOfBounds { field, offset, len, available: tail.len() };
+    let n = usize::try_from(len).map_err(|_| err)?;
+    let (head, rest) = tail.split_at_checked(n).ok_or(err)?;
+    *tail = rest;
+    Ok(head)
+}
+
+/// The bytes of a NUL-terminated fixed-size string field, up to the NUL.
+pub(crate) fn cstr<'a>(
+    field_bytes: &'a [u8],
+    field: &'static str,
+    offset: usize,
+) -> Result<&'a [u8], DecodeError> {
+    let end = field_bytes
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(DecodeError::Unterminated { field, offset })?;
+    Ok(&field_bytes[..end])
+}
+
+/// Prepares `out` for a message of `size_of::<T>() + tail_len` bytes: checks room (leaving
+/// `out` untouched on error), zeroes the message and returns its fixed part, tail and length.
+pub(crate) fn prepare<T>(out: &mut [u8], tail_len: usize) -> Result<(&mut T, &mut [u8], usize), EncodeError>
+where
+    T: FromBytes + IntoBytes + KnownLayout + Unaligned,
+{
+    let total = size_of::<T>().saturating_add(tail_len);
+    if i32::try_from(total).is_err() {
+        return Err(EncodeError::MessageTooLarge { len: total });
+    }
+    if out.len() < total {
+        return Err(EncodeError::BufferTooSmall { required: total, available: out.len() });
+    }
+    let msg = &mut out[..total];
+    msg.fill(0);
+    let (fixed, tail) = T::mut_from_prefix(msg).map_err(|_| EncodeError::BufferTooSmall {
+        required: total,
+        available: total,
+    })?;
+    Ok((fixed, tail, total))
+}
+
+/// A request header for `id` and a message of `size` bytes (checked by [`prepare`]).
+pub(crate) fn request_header(id: i32, size: usize) -> RequestHeader {
+    RequestHeader {
+        id: I32::new(id),
+        _pad0: [0; 4],
+        size: I32::new(size as i32),
+        _pad1: [0; 4],
+    }
+}
+
+/// A response header for `id`, a message of `size` bytes and a raw error value.
+pub(crate) fn response_header(id: i32, size: usize, error: i32) -> ResponseHeader {
+    ResponseHeader {
+        id: I32::new(id),
+        _pad0: [0; 4],
+        size: I32::new(size as i32),
+        _pad1: [0; 4],
+        error: I32::new(error),
+        _pad2: [0; 4],
+    }
+}
+
+/// Copies `s` into a zeroed fixed-size string field; the caller has checked that it fits with
+/// its NUL.
+pub(crate) fn put_cstr(field: &mut [u8], s: &[u8]) {
+    field[..s.len()].copy_from_slice(s);
+}
+
+/// Validates a name for a NUL-terminated field of `field_len` bytes.
+pub(crate) fn check_name(name: &[u8], field_len: usize) -> Result<(), EncodeError> {
+    if name.len() >= field_len {
+        return Err(EncodeError::NameTooLong { len: name.len(), max: field_len - 1 });
+    }
+    if name.contains(&0) {
+        return Err(EncodeError::NulInName);
+    }
+    Ok(())
+}
+
+/// A `u16` length field.
+pub(crate) fn u16_len(len: usize) -> U16 {
+    U16::new(len as u16)
+}

@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+pub mod cmap;
+pub mod codec;
+pub mod error;
+pub mod qb;
+pub mod ring;
+pub mod votequorum;
+pub mod wire;
+
+pub use codec::{frame_len, Status};
+pub use error::{CsError, DecodeError, EncodeError, SetupError};

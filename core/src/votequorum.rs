@@ -1,0 +1,1 @@
+//! votequorum messages (placeholder; being written).

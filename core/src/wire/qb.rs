@@ -1,0 +1,132 @@
+//! libqb IPC headers and the connection-setup structures (`qbipc_common.h`, `ipc_setup.c`).
+
+use super::{assert_layout, I32, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// `PATH_MAX` as used by the setup response (not `NAME_MAX`).
+pub const PATH_MAX: usize = 4096;
+/// Message id of the setup handshake, request and response (`QB_IPC_MSG_AUTHENTICATE`).
+pub const MSG_AUTHENTICATE: i32 = -1;
+/// Legacy setup id `QB_IPC_MSG_NEW_EVENT_SOCK`, unused by libqb 2.x.
+pub const MSG_NEW_EVENT_SOCK: i32 = -2;
+/// A request with this id tears the connection down (`QB_IPC_MSG_DISCONNECT`).
+pub const MSG_DISCONNECT: i32 = -3;
+
+/// `struct qb_ipc_request_header`: 16 bytes, every field in an 8-byte slot.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct RequestHeader {
+    /// Message id.
+    pub id: I32,
+    /// Padding of the aligned(8) slot.
+    pub _pad0: [u8; 4],
+    /// Total message length, header included.
+    pub size: I32,
+    /// Padding of the aligned(8) slot.
+    pub _pad1: [u8; 4],
+}
+assert_layout!(RequestHeader, 16, id @ 0, size @ 8);
+
+/// `struct qb_ipc_response_header`: 24 bytes.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct ResponseHeader {
+    /// Message id.
+    pub id: I32,
+    /// Padding of the aligned(8) slot.
+    pub _pad0: [u8; 4],
+    /// Total message length, header included.
+    pub size: I32,
+    /// Padding of the aligned(8) slot.
+    pub _pad1: [u8; 4],
+    /// `cs_error_t` in service replies; 0 or `-errno` in the setup response.
+    pub error: I32,
+    /// Padding of the aligned(8) slot.
+    pub _pad2: [u8; 4],
+}
+assert_layout!(ResponseHeader, 24, id @ 0, size @ 8, error @ 16);
+
+/// `struct qb_ipc_connection_request`: 24 bytes.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct ConnectionRequest {
+    /// Header with id −1 and size 24.
+    pub hdr: RequestHeader,
+    /// Requested maximum message size.
+    pub max_msg_size: U32,
+    /// Tail padding (the struct is 8-aligned).
+    pub _pad: [u8; 4],
+}
+assert_layout!(ConnectionRequest, 24, hdr @ 0, max_msg_size @ 16);
+
+/// `struct qb_ipc_connection_response`: 12328 bytes.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct ConnectionResponse {
+    /// Header with id −1, size 12328 and error 0 or `-errno`.
+    pub hdr: ResponseHeader,
+    /// `enum qb_ipc_type`: 0 socket, 1 shared memory.
+    pub connection_type: I32,
+    /// Negotiated maximum message size.
+    pub max_msg_size: U32,
+    /// Server-side pointer; opaque.
+    pub connection: U64,
+    /// Request ring base path (or the control file, for sockets).
+    pub request: [u8; PATH_MAX],
+    /// Response ring base path (or the socket base name).
+    pub response: [u8; PATH_MAX],
+    /// Event ring base path.
+    pub event: [u8; PATH_MAX],
+}
+assert_layout!(
+    ConnectionResponse,
+    12328,
+    hdr @ 0,
+    connection_type @ 24,
+    max_msg_size @ 28,
+    connection @ 32,
+    request @ 40,
+    response @ 4136,
+    event @ 8232,
+);
+
+/// `struct qb_ringbuffer_shared_s` up to the user area: the ring header file (8248 bytes).
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct RingHeader {
+    /// Word index of the next chunk to write.
+    pub write_pt: U32,
+    /// Word index of the oldest unread chunk.
+    pub read_pt: U32,
+    /// Data area size in 32-bit words.
+    pub word_size: U32,
+    /// Absolute path of the header file, NUL-terminated.
+    pub hdr_path: [u8; PATH_MAX],
+    /// Absolute path of the data file, NUL-terminated.
+    pub data_path: [u8; PATH_MAX],
+    /// Number of processes that have the ring open.
+    pub ref_count: I32,
+    /// glibc `sem_t`: `data` (value | nwaiters << 32).
+    pub sem_data: U64,
+    /// glibc `sem_t`: `private` (128 when process-shared).
+    pub sem_private: U32,
+    /// glibc `sem_t`: unused tail.
+    pub _sem_pad: [u8; 20],
+    /// Start of the user area: on the request ring, the server's flow-control value.
+    pub user_data: I32,
+    /// Padding to the struct's 8-byte alignment (the file has 4 more user bytes after it).
+    pub _pad: [u8; 4],
+}
+assert_layout!(
+    RingHeader,
+    8248,
+    write_pt @ 0,
+    read_pt @ 4,
+    word_size @ 8,
+    hdr_path @ 12,
+    data_path @ 4108,
+    ref_count @ 8204,
+    sem_data @ 8208,
+    sem_private @ 8216,
+    user_data @ 8240,
+);
