@@ -12,8 +12,8 @@
 //! ```
 
 use crate::codec::{
-    self, check_name, cstr, exact, expect_empty, layout, prepare, put_cstr, request_header, response_header, take,
-    u16_len, MAX_TAIL,
+    self, check_name, cstr, exact, expect_empty, layout, prepare, put_cstr, request_header, response_header,
+    take, u16_len, MAX_TAIL,
 };
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::cmap::{
@@ -240,9 +240,11 @@ impl ValueType {
     fn read(raw: u8, field: &'static str, offset: usize) -> Result<Option<Self>, DecodeError> {
         match raw {
             0 => Ok(None),
-            _ => Self::from_raw(raw)
-                .map(Some)
-                .ok_or(DecodeError::BadField { field, offset, value: raw.into() }),
+            _ => Self::from_raw(raw).map(Some).ok_or(DecodeError::BadField {
+                field,
+                offset,
+                value: raw.into(),
+            }),
         }
     }
 }
@@ -382,7 +384,11 @@ impl<'a> Value<'a> {
     ) -> Result<Option<Self>, DecodeError> {
         match ValueType::read(raw_type, type_field, type_offset)? {
             None if bytes.is_empty() => Ok(None),
-            None => Err(DecodeError::BadField { field: "value_len", offset: len_offset, value: bytes.len() as u64 }),
+            None => Err(DecodeError::BadField {
+                field: "value_len",
+                offset: len_offset,
+                value: bytes.len() as u64,
+            }),
             Some(ty) => Self::from_wire(ty, bytes).map(Some).ok_or(DecodeError::BadField {
                 field: "value_len",
                 offset: len_offset,
@@ -595,7 +601,9 @@ impl<'a> Request<'a> {
             Self::Delete { .. } | Self::IterInit { .. } => size_of::<ReqKey>(),
             Self::Get { .. } => size_of::<ReqGet>(),
             Self::AdjustInt { .. } => size_of::<ReqAdjustInt>(),
-            Self::IterNext { .. } | Self::IterFinalize { .. } | Self::TrackDelete { .. } => size_of::<ReqHandle>(),
+            Self::IterNext { .. } | Self::IterFinalize { .. } | Self::TrackDelete { .. } => {
+                size_of::<ReqHandle>()
+            }
             Self::TrackAdd { .. } => size_of::<ReqTrackAdd>(),
             Self::SetCurrentMap { .. } => size_of::<ReqSetCurrentMap>(),
         }
@@ -631,7 +639,9 @@ impl<'a> Request<'a> {
                 m.step.value = I32::new(step);
                 Ok(n)
             }
-            Self::IterNext { iter_handle: h } | Self::IterFinalize { iter_handle: h } | Self::TrackDelete { track_handle: h } => {
+            Self::IterNext { iter_handle: h }
+            | Self::IterFinalize { iter_handle: h }
+            | Self::TrackDelete { track_handle: h } => {
                 let (m, _, n) = prepare::<ReqHandle>(out, 0)?;
                 m.hdr = request_header(id, n);
                 m.handle = U64::new(h);
@@ -670,7 +680,9 @@ impl<'a> Request<'a> {
                 Self::Set { key: Key::read(&m.key_name, 16)?, value }
             }
             RequestKind::Delete => Self::Delete { key: Key::read(&exact::<ReqKey>(buf, id)?.key_name, 16)? },
-            RequestKind::IterInit => Self::IterInit { prefix: Key::read_opt(&exact::<ReqKey>(buf, id)?.key_name, 16)? },
+            RequestKind::IterInit => {
+                Self::IterInit { prefix: Key::read_opt(&exact::<ReqKey>(buf, id)?.key_name, 16)? }
+            }
             RequestKind::Get => {
                 let m = exact::<ReqGet>(buf, id)?;
                 Self::Get { key: Key::read(&m.key_name, 16)?, value_len: m.value_len.get() }
@@ -679,9 +691,15 @@ impl<'a> Request<'a> {
                 let m = exact::<ReqAdjustInt>(buf, id)?;
                 Self::AdjustInt { key: Key::read(&m.key_name, 16)?, step: m.step.value.get() }
             }
-            RequestKind::IterNext => Self::IterNext { iter_handle: exact::<ReqHandle>(buf, id)?.handle.get() },
-            RequestKind::IterFinalize => Self::IterFinalize { iter_handle: exact::<ReqHandle>(buf, id)?.handle.get() },
-            RequestKind::TrackDelete => Self::TrackDelete { track_handle: exact::<ReqHandle>(buf, id)?.handle.get() },
+            RequestKind::IterNext => {
+                Self::IterNext { iter_handle: exact::<ReqHandle>(buf, id)?.handle.get() }
+            }
+            RequestKind::IterFinalize => {
+                Self::IterFinalize { iter_handle: exact::<ReqHandle>(buf, id)?.handle.get() }
+            }
+            RequestKind::TrackDelete => {
+                Self::TrackDelete { track_handle: exact::<ReqHandle>(buf, id)?.handle.get() }
+            }
             RequestKind::TrackAdd => {
                 let m = exact::<ReqTrackAdd>(buf, id)?;
                 Self::TrackAdd {
@@ -690,13 +708,12 @@ impl<'a> Request<'a> {
                     track_inst_handle: m.track_inst_handle.get(),
                 }
             }
-            RequestKind::SetCurrentMap => {
-                Self::SetCurrentMap { map: Map::from_raw(exact::<ReqSetCurrentMap>(buf, id)?.map.value.get()) }
-            }
+            RequestKind::SetCurrentMap => Self::SetCurrentMap {
+                map: Map::from_raw(exact::<ReqSetCurrentMap>(buf, id)?.map.value.get()),
+            },
         })
     }
 }
-
 
 fn encode_key(out: &mut [u8], id: i32, key: Option<Key<'_>>) -> Result<usize, EncodeError> {
     let (m, _, n) = prepare::<ReqKey>(out, 0)?;
@@ -827,7 +844,8 @@ impl<'a> Reply<'a> {
         let err = CsError::raw_of(self.result);
         match self.body {
             Response::Get(g) => {
-                let buffer = usize::try_from(g.buffer_len).map_err(|_| EncodeError::MessageTooLarge { len: usize::MAX })?;
+                let buffer = usize::try_from(g.buffer_len)
+                    .map_err(|_| EncodeError::MessageTooLarge { len: usize::MAX })?;
                 if g.value.len() > buffer {
                     return Err(EncodeError::ValueTooLarge { len: g.value.len(), max: buffer });
                 }
@@ -876,7 +894,8 @@ impl<'a> Reply<'a> {
             RequestKind::Get => {
                 let (m, tail) = layout::<ResGet>(buf, id, MAX_TAIL)?;
                 let value_len = m.value_len.get();
-                let value = if tail.is_empty() { tail } else { take(&mut { tail }, value_len, "value_len", 24)? };
+                let value =
+                    if tail.is_empty() { tail } else { take(&mut { tail }, value_len, "value_len", 24)? };
                 Response::Get(GetReply {
                     value_type: ValueType::read(m.value_type.value, "type", 32)?,
                     value_len,
@@ -884,8 +903,12 @@ impl<'a> Reply<'a> {
                     buffer_len: tail.len() as u64,
                 })
             }
-            RequestKind::IterInit => Response::IterInit { iter_handle: exact::<ResHandle>(buf, id)?.handle.get() },
-            RequestKind::TrackAdd => Response::TrackAdd { track_handle: exact::<ResHandle>(buf, id)?.handle.get() },
+            RequestKind::IterInit => {
+                Response::IterInit { iter_handle: exact::<ResHandle>(buf, id)?.handle.get() }
+            }
+            RequestKind::TrackAdd => {
+                Response::TrackAdd { track_handle: exact::<ResHandle>(buf, id)?.handle.get() }
+            }
             RequestKind::TrackDelete => {
                 Response::TrackDelete { track_inst_handle: exact::<ResHandle>(buf, id)?.handle.get() }
             }

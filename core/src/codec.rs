@@ -54,7 +54,8 @@ where
     if buf.len() > size {
         return Err(DecodeError::TrailingBytes { declared: size, actual: buf.len() });
     }
-    let (hdr, _) = H::ref_from_prefix(buf).map_err(|_| DecodeError::Incomplete { needed: min, have: buf.len() })?;
+    let (hdr, _) =
+        H::ref_from_prefix(buf).map_err(|_| DecodeError::Incomplete { needed: min, have: buf.len() })?;
     Ok((hdr, size))
 }
 
@@ -124,10 +125,7 @@ pub(crate) fn cstr<'a>(
     field: &'static str,
     offset: usize,
 ) -> Result<&'a [u8], DecodeError> {
-    let end = field_bytes
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or(DecodeError::Unterminated { field, offset })?;
+    let end = field_bytes.iter().position(|&b| b == 0).ok_or(DecodeError::Unterminated { field, offset })?;
     Ok(&field_bytes[..end])
 }
 
@@ -146,21 +144,14 @@ where
     }
     let msg = &mut out[..total];
     msg.fill(0);
-    let (fixed, tail) = T::mut_from_prefix(msg).map_err(|_| EncodeError::BufferTooSmall {
-        required: total,
-        available: total,
-    })?;
+    let (fixed, tail) = T::mut_from_prefix(msg)
+        .map_err(|_| EncodeError::BufferTooSmall { required: total, available: total })?;
     Ok((fixed, tail, total))
 }
 
 /// A request header for `id` and a message of `size` bytes (checked by [`prepare`]).
 pub(crate) fn request_header(id: i32, size: usize) -> RequestHeader {
-    RequestHeader {
-        id: I32::new(id),
-        _pad0: [0; 4],
-        size: I32::new(size as i32),
-        _pad1: [0; 4],
-    }
+    RequestHeader { id: I32::new(id), _pad0: [0; 4], size: I32::new(size as i32), _pad1: [0; 4] }
 }
 
 /// A response header for `id`, a message of `size` bytes and a raw error value.

@@ -123,10 +123,7 @@ impl CsError {
     /// The error for a raw value that is not `CS_OK`. `from_raw(1)` gives `Unknown(1)`, since
     /// `CS_OK` is no error; use [`CsError::check`] for values that may be `CS_OK`.
     pub fn from_raw(raw: i32) -> Self {
-        TABLE
-            .iter()
-            .find(|(n, ..)| *n == raw)
-            .map_or(Self::Unknown(raw), |(_, e, ..)| *e)
+        TABLE.iter().find(|(n, ..)| *n == raw).map_or(Self::Unknown(raw), |(_, e, ..)| *e)
     }
 
     /// The raw `cs_error_t` value.
@@ -151,23 +148,23 @@ impl CsError {
     pub fn from_errno(errno: i32) -> Self {
         // Linux errno numbers; the daemon and its clients share the platform's values.
         match errno {
-            9 => Self::BadHandle,                   // EBADF
-            12 => Self::NoMemory,                   // ENOMEM
-            42 | 105 | 110 | 11 => Self::TryAgain,  // ENOMSG ENOBUFS ETIMEDOUT EAGAIN
-            52 => Self::FailedOperation,            // EBADE
-            62 => Self::Timeout,                    // ETIME
-            22 => Self::InvalidParam,               // EINVAL
-            16 => Self::Busy,                       // EBUSY
-            13 => Self::Access,                     // EACCES
-            75 => Self::NameTooLong,                // EOVERFLOW
-            17 => Self::Exist,                      // EEXIST
-            28 => Self::NoSpace,                    // ENOSPC
-            4 => Self::Interrupt,                   // EINTR
-            2 | 19 => Self::NotExist,               // ENOENT ENODEV
-            38 | 95 => Self::NotSupported,          // ENOSYS ENOTSUP
-            74 => Self::MessageError,               // EBADMSG
-            90 | 7 => Self::TooBig,                 // EMSGSIZE E2BIG
-            _ => Self::Library,                     // ECONNREFUSED, ENOTCONN, anything else
+            9 => Self::BadHandle,                  // EBADF
+            12 => Self::NoMemory,                  // ENOMEM
+            42 | 105 | 110 | 11 => Self::TryAgain, // ENOMSG ENOBUFS ETIMEDOUT EAGAIN
+            52 => Self::FailedOperation,           // EBADE
+            62 => Self::Timeout,                   // ETIME
+            22 => Self::InvalidParam,              // EINVAL
+            16 => Self::Busy,                      // EBUSY
+            13 => Self::Access,                    // EACCES
+            75 => Self::NameTooLong,               // EOVERFLOW
+            17 => Self::Exist,                     // EEXIST
+            28 => Self::NoSpace,                   // ENOSPC
+            4 => Self::Interrupt,                  // EINTR
+            2 | 19 => Self::NotExist,              // ENOENT ENODEV
+            38 | 95 => Self::NotSupported,         // ENOSYS ENOTSUP
+            74 => Self::MessageError,              // EBADMSG
+            90 | 7 => Self::TooBig,                // EMSGSIZE E2BIG
+            _ => Self::Library,                    // ECONNREFUSED, ENOTCONN, anything else
         }
     }
 }
@@ -315,10 +312,9 @@ impl fmt::Display for DecodeError {
             Self::Incomplete { needed, have } => {
                 write!(f, "incomplete frame: {needed} bytes needed, {have} present")
             }
-            Self::BadSize { id, declared, min, max } => write!(
-                f,
-                "message id {id}: header size {declared} outside the valid range {min}..={max}"
-            ),
+            Self::BadSize { id, declared, min, max } => {
+                write!(f, "message id {id}: header size {declared} outside the valid range {min}..={max}")
+            }
             Self::TrailingBytes { declared, actual } => {
                 write!(f, "{actual} bytes given for a frame of {declared} bytes")
             }
@@ -326,10 +322,9 @@ impl fmt::Display for DecodeError {
             Self::BadField { field, offset, value } => {
                 write!(f, "field `{field}` at offset {offset} has invalid value {value}")
             }
-            Self::LengthOutOfBounds { field, offset, len, available } => write!(
-                f,
-                "length `{field}` at offset {offset} is {len}, but only {available} bytes follow"
-            ),
+            Self::LengthOutOfBounds { field, offset, len, available } => {
+                write!(f, "length `{field}` at offset {offset} is {len}, but only {available} bytes follow")
+            }
             Self::Unterminated { field, offset } => {
                 write!(f, "string `{field}` at offset {offset} has no terminating NUL")
             }

@@ -192,7 +192,8 @@ impl Geometry {
     /// Position of the chunk after the one at `p` with `len` payload bytes.
     pub fn next(self, p: u32, len: usize) -> Result<u32, RingError> {
         let p = self.position(p)?;
-        let size = u32::try_from(len).map_err(|_| RingError::BadChunkSize { size: u32::MAX, max: self.max_chunk() })?;
+        let size = u32::try_from(len)
+            .map_err(|_| RingError::BadChunkSize { size: u32::MAX, max: self.max_chunk() })?;
         self.chunk_size(size)?;
         Ok(self.advance(p, Self::chunk_words(len) as u32))
     }
