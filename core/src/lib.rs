@@ -8,11 +8,17 @@ extern crate std;
 
 pub mod cmap;
 pub mod codec;
+pub mod conn;
+pub mod dispatch;
 pub mod error;
 pub mod qb;
 pub mod ring;
+pub mod time;
 pub mod votequorum;
 pub mod wire;
 
 pub use codec::{frame_len, Status};
+pub use conn::{Cmap, Connection, Votequorum};
+pub use dispatch::{Dispatch, DispatchMode, Step, Wait};
 pub use error::{CsError, DecodeError, EncodeError, SetupError};
+pub use time::{Duration, Instant};

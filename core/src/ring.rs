@@ -138,7 +138,7 @@ impl Geometry {
     /// Validates a `word_size` read from a ring header: non-zero, and small enough that byte
     /// offsets fit in `u32` arithmetic.
     pub fn new(word_size: u32) -> Result<Self, RingError> {
-        if word_size < 3 || word_size > u32::MAX / 4 {
+        if !(3..=u32::MAX / 4).contains(&word_size) {
             return Err(RingError::BadWordSize { word_size });
         }
         Ok(Self { words: word_size })

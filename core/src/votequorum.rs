@@ -1,1 +1,1036 @@
-//! votequorum messages (placeholder; being written).
+//! votequorum messages, typed: requests (client → server), replies (server → client) and the
+//! three notifications, each with `encode` into a caller's buffer and a borrowing `decode`.
+//!
+//! Node lists in notifications are not copied: [`NodeList`] and [`NodeIds`] are views that
+//! read the entries straight out of the frame (or, for encoding, out of a caller's slice).
+//!
+//! ```
+//! use corowire::votequorum::{Request, RequestKind, RESPONSE_GETINFO};
+//! let mut buf = [0u8; 64];
+//! let req = Request::GetInfo { nodeid: 0 };
+//! let n = req.encode(&mut buf)?;
+//! assert_eq!(n, 24);
+//! assert_eq!(Request::decode(&buf[..n])?, req);
+//! assert_eq!(req.kind(), RequestKind::GetInfo);
+//! assert_eq!(req.kind().response_id(), RESPONSE_GETINFO);
+//! # Ok::<(), Box<dyn core::error::Error>>(())
+//! ```
+
+use crate::codec::{
+    self, check_name, cstr, exact, expect_empty, layout, prepare, put_cstr, request_header, response_header,
+    take, MAX_TAIL,
+};
+use crate::error::{CsError, DecodeError, EncodeError};
+use crate::wire::qb::{RequestHeader, ResponseHeader};
+use crate::wire::votequorum::{
+    self as raw, ReqQdeviceMasterWins, ReqQdeviceName, ReqQdevicePoll, ReqQdeviceUpdate, ReqSetVotes,
+    ReqTrackStart, ReqU32, ResExpectedVotesNotification, ResGetInfo, ResNodelistNotification,
+    ResQuorumNotification, QDEVICE_NAME_LEN,
+};
+use crate::wire::{I32, U32, U64};
+use core::fmt;
+use core::iter::FusedIterator;
+use zerocopy::FromBytes;
+
+/// The libqb service name of votequorum.
+pub const SERVICE_NAME: &str = "votequorum";
+/// Longest qdevice name a client may send (libvotequorum rejects 255 bytes or more).
+pub const QDEVICE_NAME_MAX_LEN: usize = QDEVICE_NAME_LEN - 1;
+/// The node id under which the quorum device appears (`VOTEQUORUM_QDEVICE_NODEID`): in
+/// SETVOTES it addresses the device, in the quorum notification it lists it.
+pub const QDEVICE_NODEID: u32 = 0;
+
+/// Response id of the status-only reply to every request but GETINFO (also corosync's
+/// generic reject of an unknown request).
+pub const RESPONSE_STATUS: i32 = 0;
+/// Response id of the GETINFO reply.
+pub const RESPONSE_GETINFO: i32 = 1;
+/// Response id of the quorum notification (on the event channel).
+pub const NOTIFY_QUORUM: i32 = 3;
+/// Response id of the expected-votes notification (on the event channel).
+pub const NOTIFY_EXPECTED_VOTES: i32 = 4;
+/// Response id of the node-list notification (on the event channel).
+pub const NOTIFY_NODELIST: i32 = 5;
+
+/// Request ids (`MESSAGE_REQ_VOTEQUORUM_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(i32)]
+pub enum RequestKind {
+    /// 0: information about a node.
+    GetInfo = 0,
+    /// 1: set the expected votes of the cluster.
+    SetExpected = 1,
+    /// 2: set the votes of a node (or of the quorum device).
+    SetVotes = 2,
+    /// 3: start tracking quorum and membership changes.
+    TrackStart = 3,
+    /// 4: stop tracking.
+    TrackStop = 4,
+    /// 5: register a quorum device.
+    QdeviceRegister = 5,
+    /// 6: unregister the quorum device.
+    QdeviceUnregister = 6,
+    /// 7: rename the quorum device.
+    QdeviceUpdate = 7,
+    /// 8: the quorum device's periodic poll (cast or withhold its vote).
+    QdevicePoll = 8,
+    /// 9: set the quorum device's master-wins mode.
+    QdeviceMasterWins = 9,
+}
+
+impl RequestKind {
+    /// The request kind for a raw id.
+    pub fn from_id(id: i32) -> Option<Self> {
+        use RequestKind::*;
+        [
+            GetInfo,
+            SetExpected,
+            SetVotes,
+            TrackStart,
+            TrackStop,
+            QdeviceRegister,
+            QdeviceUnregister,
+            QdeviceUpdate,
+            QdevicePoll,
+            QdeviceMasterWins,
+        ]
+        .get(usize::try_from(id).ok()?)
+        .copied()
+    }
+
+    /// The id of the reply to this request: [`RESPONSE_GETINFO`] for GETINFO,
+    /// [`RESPONSE_STATUS`] for everything else.
+    pub fn response_id(self) -> i32 {
+        match self {
+            Self::GetInfo => RESPONSE_GETINFO,
+            _ => RESPONSE_STATUS,
+        }
+    }
+}
+
+/// A quorum device name: 1 to 254 bytes, no NUL. Names decoded from the wire borrow the frame.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QdeviceName<'a>(&'a [u8]);
+
+impl<'a> QdeviceName<'a> {
+    /// A name, checked as libvotequorum checks it: not empty, shorter than 255 bytes, and
+    /// without a NUL (which would cut it short on the wire).
+    pub fn new(name: &'a [u8]) -> Result<Self, EncodeError> {
+        if name.is_empty() {
+            return Err(EncodeError::EmptyName);
+        }
+        check_name(name, QDEVICE_NAME_LEN)?;
+        Ok(Self(name))
+    }
+
+    /// The name's bytes, without a NUL.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The name as UTF-8, if it is.
+    pub fn as_str(&self) -> Option<&'a str> {
+        core::str::from_utf8(self.0).ok()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the name is empty: never for [`QdeviceName::new`], but a request decoded from
+    /// the wire may carry an empty name (corosync does not check).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn write(&self, field: &mut [u8; QDEVICE_NAME_LEN]) {
+        put_cstr(field, self.0);
+    }
+
+    fn read(
+        field: &'a [u8; QDEVICE_NAME_LEN],
+        name: &'static str,
+        offset: usize,
+    ) -> Result<Self, DecodeError> {
+        cstr(field, name, offset).map(Self)
+    }
+}
+
+impl fmt::Debug for QdeviceName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "QdeviceName(\"{}\")", self.0.escape_ascii())
+    }
+}
+
+impl fmt::Display for QdeviceName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.escape_ascii())
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for QdeviceName<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=[u8]}", self.0)
+    }
+}
+
+/// `CS_TRACK_*`: what TRACKSTART asks for. Combine with `|`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TrackFlags(pub u32);
+
+impl TrackFlags {
+    /// 1: send the current node list and quorum state now.
+    pub const CURRENT: Self = Self(1);
+    /// 2: send the current state now and every change from then on.
+    pub const CHANGES: Self = Self(2);
+    /// 4: send changes only, from now on.
+    pub const CHANGES_ONLY: Self = Self(4);
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl core::ops::BitOr for TrackFlags {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+/// `struct mar_votequorum_ring_id`: a membership ring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RingId {
+    /// Representative node id.
+    pub nodeid: u32,
+    /// Ring sequence number.
+    pub seq: u64,
+}
+
+impl RingId {
+    fn from_wire(r: &raw::RingId) -> Self {
+        Self { nodeid: r.nodeid.get(), seq: r.seq.get() }
+    }
+
+    fn to_wire(self) -> raw::RingId {
+        raw::RingId { nodeid: U32::new(self.nodeid), _pad: [0; 4], seq: U64::new(self.seq) }
+    }
+}
+
+/// `VOTEQUORUM_NODESTATE_*`. Any number is kept as it is, so the conversion is lossless.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NodeState(pub u32);
+
+impl NodeState {
+    /// 1: the node is a member of the cluster.
+    pub const MEMBER: Self = Self(1);
+    /// 2: the node is dead.
+    pub const DEAD: Self = Self(2);
+    /// 3: the node is leaving.
+    pub const LEAVING: Self = Self(3);
+}
+
+/// `VOTEQUORUM_INFO_*`: the flags of a GETINFO reply. Combine with `|`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct InfoFlags(pub u32);
+
+impl InfoFlags {
+    /// 1: `two_node` mode is configured.
+    pub const TWONODE: Self = Self(1);
+    /// 2: the cluster is quorate now.
+    pub const QUORATE: Self = Self(2);
+    /// 4: `wait_for_all` is configured.
+    pub const WAIT_FOR_ALL: Self = Self(4);
+    /// 8: `last_man_standing` is configured.
+    pub const LAST_MAN_STANDING: Self = Self(8);
+    /// 16: an auto tie-breaker is configured.
+    pub const AUTO_TIE_BREAKER: Self = Self(16);
+    /// 32: `allow_downscale` is configured.
+    pub const ALLOW_DOWNSCALE: Self = Self(32);
+    /// 64: the queried node has a registered quorum device.
+    pub const QDEVICE_REGISTERED: Self = Self(64);
+    /// 128: the quorum device polled within its timeout.
+    pub const QDEVICE_ALIVE: Self = Self(128);
+    /// 256: the quorum device is casting its vote.
+    pub const QDEVICE_CAST_VOTE: Self = Self(256);
+    /// 512: the quorum device set master-wins mode.
+    pub const QDEVICE_MASTER_WINS: Self = Self(512);
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl core::ops::BitOr for InfoFlags {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+/// A votequorum request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Request<'a> {
+    /// Information about a node.
+    GetInfo {
+        /// Node id (0 = the local node; an `i32` on the wire, bit-cast).
+        nodeid: u32,
+    },
+    /// Set the expected votes of the cluster.
+    SetExpected {
+        /// New expected votes.
+        expected_votes: u32,
+    },
+    /// Set the votes of a node.
+    SetVotes {
+        /// Node id (0 = the quorum device; an `i32` on the wire, bit-cast).
+        nodeid: u32,
+        /// New votes.
+        votes: u32,
+    },
+    /// Start tracking; the notifications carry `context`.
+    TrackStart {
+        /// The client's cookie, echoed in each notification.
+        context: u64,
+        /// What to report.
+        flags: TrackFlags,
+    },
+    /// Stop tracking.
+    TrackStop,
+    /// Register a quorum device.
+    QdeviceRegister {
+        /// Device name.
+        name: QdeviceName<'a>,
+    },
+    /// Unregister the quorum device.
+    QdeviceUnregister {
+        /// Device name.
+        name: QdeviceName<'a>,
+    },
+    /// Rename the quorum device.
+    QdeviceUpdate {
+        /// Current name.
+        old_name: QdeviceName<'a>,
+        /// New name.
+        new_name: QdeviceName<'a>,
+    },
+    /// The quorum device's poll: cast its vote or not, for the ring it saw.
+    QdevicePoll {
+        /// Device name.
+        name: QdeviceName<'a>,
+        /// Whether the device casts its vote (any non-zero value on the wire).
+        cast_vote: bool,
+        /// The ring the device voted on.
+        ring_id: RingId,
+    },
+    /// Set the quorum device's master-wins mode.
+    QdeviceMasterWins {
+        /// Device name.
+        name: QdeviceName<'a>,
+        /// Whether master-wins is allowed (any non-zero value on the wire).
+        allow: bool,
+    },
+}
+
+impl<'a> Request<'a> {
+    /// The kind (and id) of this request.
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Self::GetInfo { .. } => RequestKind::GetInfo,
+            Self::SetExpected { .. } => RequestKind::SetExpected,
+            Self::SetVotes { .. } => RequestKind::SetVotes,
+            Self::TrackStart { .. } => RequestKind::TrackStart,
+            Self::TrackStop => RequestKind::TrackStop,
+            Self::QdeviceRegister { .. } => RequestKind::QdeviceRegister,
+            Self::QdeviceUnregister { .. } => RequestKind::QdeviceUnregister,
+            Self::QdeviceUpdate { .. } => RequestKind::QdeviceUpdate,
+            Self::QdevicePoll { .. } => RequestKind::QdevicePoll,
+            Self::QdeviceMasterWins { .. } => RequestKind::QdeviceMasterWins,
+        }
+    }
+
+    /// Length of the encoded request.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Self::GetInfo { .. } | Self::SetExpected { .. } => size_of::<ReqU32>(),
+            Self::SetVotes { .. } => size_of::<ReqSetVotes>(),
+            Self::TrackStart { .. } => size_of::<ReqTrackStart>(),
+            Self::TrackStop => size_of::<RequestHeader>(),
+            Self::QdeviceRegister { .. } | Self::QdeviceUnregister { .. } => size_of::<ReqQdeviceName>(),
+            Self::QdeviceUpdate { .. } => size_of::<ReqQdeviceUpdate>(),
+            Self::QdevicePoll { .. } => size_of::<ReqQdevicePoll>(),
+            Self::QdeviceMasterWins { .. } => size_of::<ReqQdeviceMasterWins>(),
+        }
+    }
+
+    /// Encodes the request into the start of `out` and returns its length. On error `out` is
+    /// untouched.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let id = self.kind() as i32;
+        match *self {
+            Self::GetInfo { nodeid: value } | Self::SetExpected { expected_votes: value } => {
+                let (m, _, n) = prepare::<ReqU32>(out, 0)?;
+                m.hdr = request_header(id, n);
+                m.value = U32::new(value);
+                Ok(n)
+            }
+            Self::SetVotes { nodeid, votes } => {
+                let (m, _, n) = prepare::<ReqSetVotes>(out, 0)?;
+                m.hdr = request_header(id, n);
+                m.votes = U32::new(votes);
+                m.nodeid = I32::new(nodeid as i32);
+                Ok(n)
+            }
+            Self::TrackStart { context, flags } => {
+                let (m, _, n) = prepare::<ReqTrackStart>(out, 0)?;
+                m.hdr = request_header(id, n);
+                m.context = U64::new(context);
+                m.track_flags = U32::new(flags.0);
+                Ok(n)
+            }
+            Self::TrackStop => {
+                let (m, _, n) = prepare::<RequestHeader>(out, 0)?;
+                *m = request_header(id, n);
+                Ok(n)
+            }
+            Self::QdeviceRegister { name } | Self::QdeviceUnregister { name } => {
+                let (m, _, n) = prepare::<ReqQdeviceName>(out, 0)?;
+                m.hdr = request_header(id, n);
+                name.write(&mut m.name);
+                Ok(n)
+            }
+            Self::QdeviceUpdate { old_name, new_name } => {
+                let (m, _, n) = prepare::<ReqQdeviceUpdate>(out, 0)?;
+                m.hdr = request_header(id, n);
+                old_name.write(&mut m.oldname);
+                new_name.write(&mut m.newname);
+                Ok(n)
+            }
+            Self::QdevicePoll { name, cast_vote, ring_id } => {
+                let (m, _, n) = prepare::<ReqQdevicePoll>(out, 0)?;
+                m.hdr = request_header(id, n);
+                name.write(&mut m.name);
+                m.cast_vote = I32::new(cast_vote.into());
+                m.ring_id = ring_id.to_wire();
+                Ok(n)
+            }
+            Self::QdeviceMasterWins { name, allow } => {
+                let (m, _, n) = prepare::<ReqQdeviceMasterWins>(out, 0)?;
+                m.hdr = request_header(id, n);
+                name.write(&mut m.name);
+                m.allow = U32::new(allow.into());
+                Ok(n)
+            }
+        }
+    }
+
+    /// Decodes one request frame (server side). `buf` must hold exactly the frame.
+    ///
+    /// Qdevice names must be NUL-terminated within their 255-byte field; an empty name is
+    /// accepted, as corosync accepts it.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let id = codec::request_frame(buf)?;
+        let kind = RequestKind::from_id(id).ok_or(DecodeError::UnknownId { id })?;
+        Ok(match kind {
+            RequestKind::GetInfo => Self::GetInfo { nodeid: exact::<ReqU32>(buf, id)?.value.get() },
+            RequestKind::SetExpected => {
+                Self::SetExpected { expected_votes: exact::<ReqU32>(buf, id)?.value.get() }
+            }
+            RequestKind::SetVotes => {
+                let m = exact::<ReqSetVotes>(buf, id)?;
+                Self::SetVotes { nodeid: m.nodeid.get() as u32, votes: m.votes.get() }
+            }
+            RequestKind::TrackStart => {
+                let m = exact::<ReqTrackStart>(buf, id)?;
+                Self::TrackStart { context: m.context.get(), flags: TrackFlags(m.track_flags.get()) }
+            }
+            RequestKind::TrackStop => {
+                exact::<RequestHeader>(buf, id)?;
+                Self::TrackStop
+            }
+            RequestKind::QdeviceRegister => Self::QdeviceRegister {
+                name: QdeviceName::read(&exact::<ReqQdeviceName>(buf, id)?.name, "name", 16)?,
+            },
+            RequestKind::QdeviceUnregister => Self::QdeviceUnregister {
+                name: QdeviceName::read(&exact::<ReqQdeviceName>(buf, id)?.name, "name", 16)?,
+            },
+            RequestKind::QdeviceUpdate => {
+                let m = exact::<ReqQdeviceUpdate>(buf, id)?;
+                Self::QdeviceUpdate {
+                    old_name: QdeviceName::read(&m.oldname, "oldname", 16)?,
+                    new_name: QdeviceName::read(&m.newname, "newname", 271)?,
+                }
+            }
+            RequestKind::QdevicePoll => {
+                let m = exact::<ReqQdevicePoll>(buf, id)?;
+                Self::QdevicePoll {
+                    name: QdeviceName::read(&m.name, "name", 16)?,
+                    cast_vote: m.cast_vote.get() != 0,
+                    ring_id: RingId::from_wire(&m.ring_id),
+                }
+            }
+            RequestKind::QdeviceMasterWins => {
+                let m = exact::<ReqQdeviceMasterWins>(buf, id)?;
+                Self::QdeviceMasterWins {
+                    name: QdeviceName::read(&m.name, "name", 16)?,
+                    allow: m.allow.get() != 0,
+                }
+            }
+        })
+    }
+}
+
+/// The body of a GETINFO reply.
+///
+/// On an error reply corosync leaves the body uninitialised, so decoding never fails on its
+/// contents: every field is taken as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NodeInfo<'a> {
+    /// Node id.
+    pub nodeid: u32,
+    /// Node state.
+    pub state: NodeState,
+    /// Votes of the node.
+    pub votes: u32,
+    /// Expected votes of the node.
+    pub expected_votes: u32,
+    /// Highest expected votes in the cluster.
+    pub highest_expected: u32,
+    /// Total votes in the cluster.
+    pub total_votes: u32,
+    /// Votes needed for quorum.
+    pub quorum: u32,
+    /// `VOTEQUORUM_INFO_*` flags.
+    pub flags: InfoFlags,
+    /// Votes of the quorum device.
+    pub qdevice_votes: u32,
+    /// Name of the quorum device, up to its NUL (all 255 bytes if there is none); empty when no
+    /// device is registered. At most 255 bytes, without a NUL, for encoding.
+    pub qdevice_name: &'a [u8],
+}
+
+impl<'a> NodeInfo<'a> {
+    fn read(m: &'a ResGetInfo) -> Self {
+        let name = &m.qdevice_name;
+        Self {
+            nodeid: m.nodeid.get(),
+            state: NodeState(m.state.get()),
+            votes: m.votes.get(),
+            expected_votes: m.expected_votes.get(),
+            highest_expected: m.highest_expected.get(),
+            total_votes: m.total_votes.get(),
+            quorum: m.quorum.get(),
+            flags: InfoFlags(m.flags.get()),
+            qdevice_votes: m.qdevice_votes.get(),
+            qdevice_name: &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())],
+        }
+    }
+
+    fn check(&self) -> Result<(), EncodeError> {
+        let len = self.qdevice_name.len();
+        if len > QDEVICE_NAME_LEN {
+            return Err(EncodeError::NameTooLong { len, max: QDEVICE_NAME_LEN });
+        }
+        if self.qdevice_name.contains(&0) {
+            return Err(EncodeError::NulInName);
+        }
+        Ok(())
+    }
+
+    fn write(&self, m: &mut ResGetInfo) {
+        m.nodeid = U32::new(self.nodeid);
+        m.state = U32::new(self.state.0);
+        m.votes = U32::new(self.votes);
+        m.expected_votes = U32::new(self.expected_votes);
+        m.highest_expected = U32::new(self.highest_expected);
+        m.total_votes = U32::new(self.total_votes);
+        m.quorum = U32::new(self.quorum);
+        m.flags = U32::new(self.flags.0);
+        m.qdevice_votes = U32::new(self.qdevice_votes);
+        put_cstr(&mut m.qdevice_name, self.qdevice_name);
+    }
+}
+
+/// The body of a votequorum reply; which variant it is follows from the response id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Response<'a> {
+    /// Id 0: the status-only reply to every request but GETINFO (also corosync's generic
+    /// reject).
+    Status,
+    /// Id 1: GETINFO.
+    GetInfo(NodeInfo<'a>),
+}
+
+impl Response<'_> {
+    /// The response id.
+    pub fn id(&self) -> i32 {
+        match self {
+            Self::Status => RESPONSE_STATUS,
+            Self::GetInfo(_) => RESPONSE_GETINFO,
+        }
+    }
+}
+
+/// A votequorum reply: the status from the header, and the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Reply<'a> {
+    /// The header's `cs_error_t`.
+    pub result: Result<(), CsError>,
+    /// The body.
+    pub body: Response<'a>,
+}
+
+impl<'a> Reply<'a> {
+    /// Length of the encoded reply.
+    pub fn encoded_len(&self) -> usize {
+        match self.body {
+            Response::Status => size_of::<ResponseHeader>(),
+            Response::GetInfo(_) => size_of::<ResGetInfo>(),
+        }
+    }
+
+    /// Encodes the reply (server side) into the start of `out`; returns its length. On error
+    /// `out` is untouched.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let id = self.body.id();
+        let err = CsError::raw_of(self.result);
+        match self.body {
+            Response::Status => {
+                let (m, _, n) = prepare::<ResponseHeader>(out, 0)?;
+                *m = response_header(id, n, err);
+                Ok(n)
+            }
+            Response::GetInfo(info) => {
+                info.check()?;
+                let (m, _, n) = prepare::<ResGetInfo>(out, 0)?;
+                m.hdr = response_header(id, n, err);
+                info.write(m);
+                Ok(n)
+            }
+        }
+    }
+
+    /// Decodes one reply frame (client side). `buf` must hold exactly the frame.
+    /// Notification ids are [`DecodeError::UnknownId`] here; see [`Notification::decode`].
+    pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let (id, raw_error) = codec::response_frame(buf)?;
+        let result = CsError::check(raw_error);
+        let body = match id {
+            RESPONSE_STATUS => {
+                exact::<ResponseHeader>(buf, id)?;
+                Response::Status
+            }
+            RESPONSE_GETINFO => Response::GetInfo(NodeInfo::read(exact::<ResGetInfo>(buf, id)?)),
+            _ => return Err(DecodeError::UnknownId { id }),
+        };
+        Ok(Self { result, body })
+    }
+}
+
+/// One entry of a quorum notification's node list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NodeEntry {
+    /// Node id ([`QDEVICE_NODEID`] for the quorum device).
+    pub nodeid: u32,
+    /// Node state.
+    pub state: NodeState,
+}
+
+#[derive(Clone, Copy)]
+enum Entries<'a> {
+    Wire(&'a [raw::NodeEntry]),
+    Slice(&'a [NodeEntry]),
+}
+
+/// The node list of a quorum notification: a view over the frame (when decoded) or over a
+/// caller's slice (for encoding), never a copy. Two lists are equal if their entries are.
+#[derive(Clone, Copy)]
+pub struct NodeList<'a>(Entries<'a>);
+
+impl<'a> NodeList<'a> {
+    /// A list over `entries`, for encoding.
+    pub fn from_slice(entries: &'a [NodeEntry]) -> Self {
+        Self(Entries::Slice(entries))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match self.0 {
+            Entries::Wire(s) => s.len(),
+            Entries::Slice(s) => s.len(),
+        }
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entry `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<NodeEntry> {
+        match self.0 {
+            Entries::Wire(s) => {
+                s.get(i).map(|e| NodeEntry { nodeid: e.nodeid.get(), state: NodeState(e.state.get()) })
+            }
+            Entries::Slice(s) => s.get(i).copied(),
+        }
+    }
+
+    /// The entries, in order.
+    pub fn iter(&self) -> NodeListIter<'a> {
+        NodeListIter { list: *self, front: 0, back: self.len() }
+    }
+}
+
+impl<'a> IntoIterator for NodeList<'a> {
+    type Item = NodeEntry;
+    type IntoIter = NodeListIter<'a>;
+    fn into_iter(self) -> NodeListIter<'a> {
+        self.iter()
+    }
+}
+
+impl PartialEq for NodeList<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for NodeList<'_> {}
+
+impl fmt::Debug for NodeList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for NodeList<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "[");
+        for (i, e) in self.iter().enumerate() {
+            if i > 0 {
+                defmt::write!(f, ", ");
+            }
+            defmt::write!(f, "{}", e);
+        }
+        defmt::write!(f, "]");
+    }
+}
+
+/// Iterator over the entries of a [`NodeList`].
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NodeListIter<'a> {
+    list: NodeList<'a>,
+    front: usize,
+    back: usize,
+}
+
+impl Iterator for NodeListIter<'_> {
+    type Item = NodeEntry;
+
+    fn next(&mut self) -> Option<NodeEntry> {
+        if self.front == self.back {
+            return None;
+        }
+        self.front += 1;
+        self.list.get(self.front - 1)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.back - self.front;
+        (n, Some(n))
+    }
+}
+
+impl DoubleEndedIterator for NodeListIter<'_> {
+    fn next_back(&mut self) -> Option<NodeEntry> {
+        if self.front == self.back {
+            return None;
+        }
+        self.back -= 1;
+        self.list.get(self.back)
+    }
+}
+
+impl ExactSizeIterator for NodeListIter<'_> {}
+impl FusedIterator for NodeListIter<'_> {}
+
+#[derive(Clone, Copy)]
+enum Ids<'a> {
+    Wire(&'a [U32]),
+    Slice(&'a [u32]),
+}
+
+/// The node ids of a node-list notification: a view over the frame (when decoded) or over a
+/// caller's slice (for encoding), never a copy. Two lists are equal if their ids are.
+#[derive(Clone, Copy)]
+pub struct NodeIds<'a>(Ids<'a>);
+
+impl<'a> NodeIds<'a> {
+    /// A list over `ids`, for encoding.
+    pub fn from_slice(ids: &'a [u32]) -> Self {
+        Self(Ids::Slice(ids))
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        match self.0 {
+            Ids::Wire(s) => s.len(),
+            Ids::Slice(s) => s.len(),
+        }
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Id `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<u32> {
+        match self.0 {
+            Ids::Wire(s) => s.get(i).map(|id| id.get()),
+            Ids::Slice(s) => s.get(i).copied(),
+        }
+    }
+
+    /// The ids, in order.
+    pub fn iter(&self) -> NodeIdsIter<'a> {
+        NodeIdsIter { ids: *self, front: 0, back: self.len() }
+    }
+}
+
+impl<'a> IntoIterator for NodeIds<'a> {
+    type Item = u32;
+    type IntoIter = NodeIdsIter<'a>;
+    fn into_iter(self) -> NodeIdsIter<'a> {
+        self.iter()
+    }
+}
+
+impl PartialEq for NodeIds<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for NodeIds<'_> {}
+
+impl fmt::Debug for NodeIds<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for NodeIds<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "[");
+        for (i, id) in self.iter().enumerate() {
+            if i > 0 {
+                defmt::write!(f, ", ");
+            }
+            defmt::write!(f, "{=u32}", id);
+        }
+        defmt::write!(f, "]");
+    }
+}
+
+/// Iterator over the ids of a [`NodeIds`].
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NodeIdsIter<'a> {
+    ids: NodeIds<'a>,
+    front: usize,
+    back: usize,
+}
+
+impl Iterator for NodeIdsIter<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        if self.front == self.back {
+            return None;
+        }
+        self.front += 1;
+        self.ids.get(self.front - 1)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.back - self.front;
+        (n, Some(n))
+    }
+}
+
+impl DoubleEndedIterator for NodeIdsIter<'_> {
+    fn next_back(&mut self) -> Option<u32> {
+        if self.front == self.back {
+            return None;
+        }
+        self.back -= 1;
+        self.ids.get(self.back)
+    }
+}
+
+impl ExactSizeIterator for NodeIdsIter<'_> {}
+impl FusedIterator for NodeIdsIter<'_> {}
+
+/// A notification (on the event channel), sent to clients that called TRACKSTART.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Notification<'a> {
+    /// Id 3: the quorum state and the nodes with their states.
+    Quorum {
+        /// Whether the cluster is quorate (any non-zero value on the wire).
+        quorate: bool,
+        /// The context given at TRACKSTART.
+        context: u64,
+        /// The nodes (the quorum device as node 0 when one is registered).
+        nodes: NodeList<'a>,
+    },
+    /// Id 5: the members of a new ring.
+    NodeList {
+        /// The context given at TRACKSTART.
+        context: u64,
+        /// The ring.
+        ring_id: RingId,
+        /// The member node ids.
+        nodes: NodeIds<'a>,
+    },
+    /// Id 4: the expected votes changed.
+    ExpectedVotes {
+        /// The context given at TRACKSTART.
+        context: u64,
+        /// New expected votes.
+        expected_votes: u32,
+    },
+}
+
+impl<'a> Notification<'a> {
+    /// The response id.
+    pub fn id(&self) -> i32 {
+        match self {
+            Self::Quorum { .. } => NOTIFY_QUORUM,
+            Self::NodeList { .. } => NOTIFY_NODELIST,
+            Self::ExpectedVotes { .. } => NOTIFY_EXPECTED_VOTES,
+        }
+    }
+
+    /// Length of the encoded notification (saturating for lists too long to encode).
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Self::Quorum { nodes, .. } => size_of::<ResQuorumNotification>()
+                .saturating_add(nodes.len().saturating_mul(size_of::<raw::NodeEntry>())),
+            Self::NodeList { nodes, .. } => size_of::<ResNodelistNotification>()
+                .saturating_add(nodes.len().saturating_mul(size_of::<U32>())),
+            Self::ExpectedVotes { .. } => size_of::<ResExpectedVotesNotification>(),
+        }
+    }
+
+    /// Encodes the notification (server side) into the start of `out`; returns its length. On
+    /// error `out` is untouched.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let id = self.id();
+        let too_large = EncodeError::MessageTooLarge { len: self.encoded_len() };
+        match *self {
+            Self::Quorum { quorate, context, nodes } => {
+                let tail_len = nodes.len().checked_mul(size_of::<raw::NodeEntry>()).ok_or(too_large)?;
+                let (m, tail, n) = prepare::<ResQuorumNotification>(out, tail_len)?;
+                m.hdr = response_header(id, n, CsError::RAW_OK);
+                m.quorate = U32::new(quorate.into());
+                m.context = U64::new(context);
+                m.node_list_entries = U32::new(nodes.len() as u32);
+                let entries = <[raw::NodeEntry]>::mut_from_bytes(tail).map_err(|_| too_large)?;
+                for (dst, e) in entries.iter_mut().zip(nodes.iter()) {
+                    *dst = raw::NodeEntry { nodeid: U32::new(e.nodeid), state: U32::new(e.state.0) };
+                }
+                Ok(n)
+            }
+            Self::NodeList { context, ring_id, nodes } => {
+                let tail_len = nodes.len().checked_mul(size_of::<U32>()).ok_or(too_large)?;
+                let (m, tail, n) = prepare::<ResNodelistNotification>(out, tail_len)?;
+                m.hdr = response_header(id, n, CsError::RAW_OK);
+                m.context = U64::new(context);
+                m.ring_id = ring_id.to_wire();
+                m.node_list_entries = U32::new(nodes.len() as u32);
+                let ids = <[U32]>::mut_from_bytes(tail).map_err(|_| too_large)?;
+                for (dst, id) in ids.iter_mut().zip(nodes.iter()) {
+                    *dst = U32::new(id);
+                }
+                Ok(n)
+            }
+            Self::ExpectedVotes { context, expected_votes } => {
+                let (m, _, n) = prepare::<ResExpectedVotesNotification>(out, 0)?;
+                m.hdr = response_header(id, n, CsError::RAW_OK);
+                m.context = U64::new(context);
+                m.expected_votes = U32::new(expected_votes);
+                Ok(n)
+            }
+        }
+    }
+
+    /// Decodes one notification frame (client side). `buf` must hold exactly the frame, and a
+    /// node list must fill the rest of it exactly.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let (id, _) = codec::response_frame(buf)?;
+        match id {
+            NOTIFY_QUORUM => {
+                let (m, mut tail) = layout::<ResQuorumNotification>(buf, id, MAX_TAIL)?;
+                let count = u64::from(m.node_list_entries.get());
+                let bytes =
+                    take(&mut tail, count * size_of::<raw::NodeEntry>() as u64, "node_list_entries", 40)?;
+                expect_empty(tail, id, buf.len())?;
+                let entries = <[raw::NodeEntry]>::ref_from_bytes(bytes).map_err(|_| {
+                    DecodeError::LengthOutOfBounds {
+                        field: "node_list_entries",
+                        offset: 40,
+                        len: bytes.len() as u64,
+                        available: bytes.len(),
+                    }
+                })?;
+                Ok(Self::Quorum {
+                    quorate: m.quorate.get() != 0,
+                    context: m.context.get(),
+                    nodes: NodeList(Entries::Wire(entries)),
+                })
+            }
+            NOTIFY_NODELIST => {
+                let (m, mut tail) = layout::<ResNodelistNotification>(buf, id, MAX_TAIL)?;
+                let count = u64::from(m.node_list_entries.get());
+                let bytes = take(&mut tail, count * size_of::<U32>() as u64, "node_list_entries", 48)?;
+                expect_empty(tail, id, buf.len())?;
+                let ids = <[U32]>::ref_from_bytes(bytes).map_err(|_| DecodeError::LengthOutOfBounds {
+                    field: "node_list_entries",
+                    offset: 48,
+                    len: bytes.len() as u64,
+                    available: bytes.len(),
+                })?;
+                Ok(Self::NodeList {
+                    context: m.context.get(),
+                    ring_id: RingId::from_wire(&m.ring_id),
+                    nodes: NodeIds(Ids::Wire(ids)),
+                })
+            }
+            NOTIFY_EXPECTED_VOTES => {
+                let m = exact::<ResExpectedVotesNotification>(buf, id)?;
+                Ok(Self::ExpectedVotes { context: m.context.get(), expected_votes: m.expected_votes.get() })
+            }
+            _ => Err(DecodeError::UnknownId { id }),
+        }
+    }
+}

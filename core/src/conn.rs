@@ -1,0 +1,792 @@
+//! The sans-IO client connection: setup handshake, pipelined requests matched by position,
+//! deadlines, a bounded event queue, and track routing.
+//!
+//! See the crate documentation for the driving contract an adapter follows.
+
+use crate::cmap;
+use crate::codec::Status;
+use crate::error::{CsError, DecodeError, EncodeError, SetupError};
+use crate::qb::{ConnectRequest, ConnectResponse, ConnectionType, ReplyHeader};
+use crate::time::{Duration, Instant};
+use crate::votequorum;
+use core::fmt;
+use heapless::{Deque, Vec};
+
+/// Identifies a submitted request; its completion or failure carries the same token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Token(pub u64);
+
+/// A service the connection speaks: CMAP or votequorum. Sealed.
+pub trait Service: sealed::Sealed {
+    /// The libqb service name (`"cmap"`, `"votequorum"`).
+    const NAME: &'static str;
+    /// The request kinds.
+    type Kind: Copy + PartialEq + fmt::Debug;
+    /// A request.
+    type Request<'a>;
+    /// A successful reply's body.
+    type Response<'a>;
+    /// A routed event, as delivered to the application.
+    type Event<'a>;
+    /// Client-side bookkeeping (CMAP's track table).
+    type State: Default;
+
+    /// The kind of a request.
+    fn kind(req: &Self::Request<'_>) -> Self::Kind;
+    /// The reply id this kind expects.
+    fn response_id(kind: Self::Kind) -> i32;
+    /// Whether nothing may be sent behind this request until its reply arrives.
+    fn is_barrier(kind: Self::Kind) -> bool;
+    /// Encodes a request, after the bookkeeping hook has accepted it.
+    fn encode(req: &Self::Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError>;
+    /// Records what a request does to client-side state before it is sent.
+    fn on_submit(state: &mut Self::State, req: &Self::Request<'_>, token: Token) -> Result<(), SubmitError>;
+    /// Decodes a reply frame into its status and body.
+    fn decode_reply(buf: &[u8]) -> Result<Result<Self::Response<'_>, CsError>, DecodeError>;
+    /// Updates client-side state from a reply (`expired` if its caller has given up on it).
+    fn on_reply(
+        state: &mut Self::State,
+        token: Token,
+        reply: &Result<Self::Response<'_>, CsError>,
+        expired: bool,
+    );
+    /// Decodes an event frame and routes it; `Ok(None)` means skip it (e.g. a deleted track).
+    fn route<'a>(state: &Self::State, buf: &'a [u8]) -> Result<Option<Self::Event<'a>>, DecodeError>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<const T: usize> Sealed for super::Cmap<T> {}
+    impl Sealed for super::Votequorum {}
+}
+
+/// The CMAP service, with room for `TRACKS` concurrent tracks.
+#[derive(Debug)]
+pub struct Cmap<const TRACKS: usize = 32>;
+
+/// The votequorum service.
+#[derive(Debug)]
+pub struct Votequorum;
+
+/// One CMAP track, as the client knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Track {
+    /// The cookie sent as `track_inst_handle`.
+    pub cookie: u64,
+    /// The caller's context, handed back with every notification.
+    pub context: u64,
+    /// The server's handle, once the TRACK_ADD reply has arrived.
+    pub server_handle: Option<u64>,
+    /// The token of the TRACK_ADD request.
+    token: Token,
+}
+
+/// CMAP's client-side state: the track table.
+#[derive(Debug)]
+pub struct CmapState<const TRACKS: usize> {
+    tracks: Vec<Track, TRACKS>,
+    next_cookie: u64,
+    /// Context for the TRACK_ADD that is being submitted (set by [`Connection::track_add`]).
+    pending_context: u64,
+}
+
+impl<const TRACKS: usize> Default for CmapState<TRACKS> {
+    fn default() -> Self {
+        Self { tracks: Vec::new(), next_cookie: 1, pending_context: 0 }
+    }
+}
+
+impl<const TRACKS: usize> CmapState<TRACKS> {
+    /// The tracks currently registered.
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+}
+
+/// A CMAP notification routed to its track.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CmapEvent<'a> {
+    /// The server's track handle (what libcmap passes to the callback).
+    pub track_handle: u64,
+    /// The context given to [`Connection::track_add`].
+    pub context: u64,
+    /// The notification: key, event, new and old value.
+    pub notification: cmap::Notification<'a>,
+}
+
+impl<const TRACKS: usize> Service for Cmap<TRACKS> {
+    const NAME: &'static str = cmap::SERVICE_NAME;
+    type Kind = cmap::RequestKind;
+    type Request<'a> = cmap::Request<'a>;
+    type Response<'a> = cmap::Response<'a>;
+    type Event<'a> = CmapEvent<'a>;
+    type State = CmapState<TRACKS>;
+
+    fn kind(req: &cmap::Request<'_>) -> cmap::RequestKind {
+        req.kind()
+    }
+
+    fn response_id(kind: cmap::RequestKind) -> i32 {
+        kind.response_id()
+    }
+
+    fn is_barrier(_: cmap::RequestKind) -> bool {
+        false
+    }
+
+    fn encode(req: &cmap::Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
+        req.encode(out)
+    }
+
+    fn on_submit(state: &mut Self::State, req: &cmap::Request<'_>, token: Token) -> Result<(), SubmitError> {
+        if let cmap::Request::TrackAdd { track_inst_handle, .. } = *req {
+            let track = Track {
+                cookie: track_inst_handle,
+                context: state.pending_context,
+                server_handle: None,
+                token,
+            };
+            state.tracks.push(track).map_err(|_| SubmitError::TooManyTracks { capacity: TRACKS })?;
+        }
+        Ok(())
+    }
+
+    fn decode_reply(buf: &[u8]) -> Result<Result<cmap::Response<'_>, CsError>, DecodeError> {
+        let reply = cmap::Reply::decode(buf)?;
+        Ok(reply.result.map(|()| reply.body))
+    }
+
+    fn on_reply(
+        state: &mut Self::State,
+        token: Token,
+        reply: &Result<cmap::Response<'_>, CsError>,
+        expired: bool,
+    ) {
+        match reply {
+            Ok(cmap::Response::TrackAdd { track_handle }) if !expired => {
+                if let Some(t) = state.tracks.iter_mut().find(|t| t.token == token) {
+                    t.server_handle = Some(*track_handle);
+                }
+            }
+            Ok(cmap::Response::TrackDelete { track_inst_handle }) => {
+                state.tracks.retain(|t| t.cookie != *track_inst_handle);
+            }
+            // A failed or abandoned TRACK_ADD leaves no track the caller can use.
+            _ => state.tracks.retain(|t| t.token != token || t.server_handle.is_some()),
+        }
+    }
+
+    fn route<'a>(state: &Self::State, buf: &'a [u8]) -> Result<Option<CmapEvent<'a>>, DecodeError> {
+        let notification = cmap::Notification::decode(buf)?;
+        Ok(state.tracks.iter().find(|t| t.cookie == notification.track_inst_handle).map(|t| CmapEvent {
+            track_handle: t.server_handle.unwrap_or(0),
+            context: t.context,
+            notification,
+        }))
+    }
+}
+
+impl Service for Votequorum {
+    const NAME: &'static str = votequorum::SERVICE_NAME;
+    type Kind = votequorum::RequestKind;
+    type Request<'a> = votequorum::Request<'a>;
+    type Response<'a> = votequorum::Response<'a>;
+    type Event<'a> = votequorum::Notification<'a>;
+    type State = ();
+
+    fn kind(req: &votequorum::Request<'_>) -> votequorum::RequestKind {
+        req.kind()
+    }
+
+    fn response_id(kind: votequorum::RequestKind) -> i32 {
+        kind.response_id()
+    }
+
+    fn is_barrier(kind: votequorum::RequestKind) -> bool {
+        kind == votequorum::RequestKind::QdeviceRegister
+    }
+
+    fn encode(req: &votequorum::Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
+        req.encode(out)
+    }
+
+    fn on_submit(_: &mut (), _: &votequorum::Request<'_>, _: Token) -> Result<(), SubmitError> {
+        Ok(())
+    }
+
+    fn decode_reply(buf: &[u8]) -> Result<Result<votequorum::Response<'_>, CsError>, DecodeError> {
+        let reply = votequorum::Reply::decode(buf)?;
+        Ok(reply.result.map(|()| reply.body))
+    }
+
+    fn on_reply(_: &mut (), _: Token, _: &Result<votequorum::Response<'_>, CsError>, _: bool) {}
+
+    fn route<'a>(_: &(), buf: &'a [u8]) -> Result<Option<votequorum::Notification<'a>>, DecodeError> {
+        votequorum::Notification::decode(buf).map(Some)
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum State {
+    /// Created; the setup request has not been answered.
+    Connecting,
+    /// Set up; requests may be submitted.
+    Ready,
+    /// The transport reported the peer gone, or the peer broke the protocol.
+    Closed,
+    /// The application finalized the connection.
+    Finalized,
+}
+
+/// Why a request could not be submitted. Nothing was written and no state changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The connection is not set up yet.
+    NotReady,
+    /// The connection is closed (`CS_ERR_LIBRARY`).
+    Closed,
+    /// The connection was finalized (`CS_ERR_BAD_HANDLE`).
+    Finalized,
+    /// `capacity` requests are already outstanding; complete one first.
+    PipelineFull {
+        /// The outstanding-request capacity.
+        capacity: usize,
+    },
+    /// A request that must be answered before anything else is sent (votequorum
+    /// QDEVICE_REGISTER) is outstanding.
+    Barrier,
+    /// The track table is full.
+    TooManyTracks {
+        /// The track capacity.
+        capacity: usize,
+    },
+    /// The track handle is not one of this connection's tracks (`CS_ERR_BAD_HANDLE`).
+    UnknownTrack {
+        /// The handle given.
+        track_handle: u64,
+    },
+    /// The request is larger than the negotiated maximum message size (`CS_ERR_TOO_BIG`).
+    TooLarge {
+        /// Request size.
+        len: usize,
+        /// Negotiated maximum.
+        max: usize,
+    },
+    /// The request could not be encoded.
+    Encode(EncodeError),
+}
+
+impl SubmitError {
+    /// The `cs_error_t` libcmap would report in this situation.
+    pub fn cs_error(self) -> CsError {
+        match self {
+            Self::NotReady | Self::Closed => CsError::Library,
+            Self::Finalized | Self::UnknownTrack { .. } => CsError::BadHandle,
+            Self::PipelineFull { .. } | Self::Barrier => CsError::TryAgain,
+            Self::TooManyTracks { .. } => CsError::NoResources,
+            Self::TooLarge { .. } => CsError::TooBig,
+            Self::Encode(EncodeError::NameTooLong { .. }) => CsError::NameTooLong,
+            Self::Encode(EncodeError::BufferTooSmall { .. }) => CsError::NoMemory,
+            Self::Encode(_) => CsError::InvalidParam,
+        }
+    }
+}
+
+impl fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotReady => f.write_str("the connection is not set up yet"),
+            Self::Closed => f.write_str("the connection is closed"),
+            Self::Finalized => f.write_str("the connection was finalized"),
+            Self::PipelineFull { capacity } => write!(f, "{capacity} requests are already outstanding"),
+            Self::Barrier => {
+                f.write_str("a qdevice registration is outstanding; nothing may be sent behind it")
+            }
+            Self::TooManyTracks { capacity } => write!(f, "the track table is full ({capacity} tracks)"),
+            Self::UnknownTrack { track_handle } => write!(f, "track handle {track_handle:#x} is not known"),
+            Self::TooLarge { len, max } => write!(f, "request of {len} bytes exceeds the maximum of {max}"),
+            Self::Encode(e) => write!(f, "cannot encode the request: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for SubmitError {}
+
+/// Why bytes handed to the connection were refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum HandleError {
+    /// The bytes are malformed; the connection is now closed.
+    Decode(DecodeError),
+    /// The server refused the connection (negative errno).
+    Setup(SetupError),
+    /// The server chose a transport this client cannot use.
+    UnsupportedTransport(ConnectionType),
+    /// Bytes arrived that the connection's state does not expect (e.g. a setup response
+    /// twice, or a reply with nothing outstanding); the connection is now closed.
+    Unexpected,
+    /// A reply's id is neither the expected one nor corosync's generic reject; the
+    /// connection is out of step and is now closed.
+    ReplyMismatch {
+        /// The id the oldest outstanding request expects.
+        expected: i32,
+        /// The id received.
+        got: i32,
+    },
+    /// The event queue is full; dispatch events before reading more. The event was not taken.
+    EventQueueFull {
+        /// Maximum queued events.
+        events: usize,
+        /// Bytes of event storage.
+        bytes: usize,
+    },
+}
+
+impl HandleError {
+    /// The `cs_error_t` libcmap would report.
+    pub fn cs_error(self) -> CsError {
+        match self {
+            Self::Setup(e) => e.cs_error(),
+            Self::UnsupportedTransport(_) => CsError::NotSupported,
+            Self::EventQueueFull { .. } => CsError::TryAgain,
+            _ => CsError::Library,
+        }
+    }
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Decode(e) => write!(f, "malformed frame from the server: {e}"),
+            Self::Setup(e) => e.fmt(f),
+            Self::UnsupportedTransport(t) => write!(f, "unsupported transport type {}", t.to_raw()),
+            Self::Unexpected => f.write_str("unexpected frame for the connection's state"),
+            Self::ReplyMismatch { expected, got } => {
+                write!(f, "reply id {got} does not answer the outstanding request (expected id {expected})")
+            }
+            Self::EventQueueFull { events, bytes } => {
+                write!(f, "event queue full ({events} events, {bytes} bytes)")
+            }
+        }
+    }
+}
+
+impl core::error::Error for HandleError {}
+
+/// A request that was submitted: its token and the length of its bytes in the output buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Submitted {
+    /// The request's token.
+    pub token: Token,
+    /// Bytes written at the start of the output buffer; send exactly these.
+    pub len: usize,
+}
+
+/// A reply matched to its request.
+#[derive(Debug)]
+pub struct Completion<'b, S: Service> {
+    /// The request's token.
+    pub token: Token,
+    /// The reply's body, or the `cs_error_t` it carried.
+    pub result: Result<S::Response<'b>, CsError>,
+}
+
+/// A request that ended without a reply the caller will see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Failure {
+    /// The request's token.
+    pub token: Token,
+    /// Why.
+    pub reason: FailureReason,
+}
+
+/// Why a request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FailureReason {
+    /// Its deadline passed; a reply that arrives later is discarded.
+    TimedOut,
+    /// The connection closed first.
+    ConnectionLost,
+}
+
+impl FailureReason {
+    /// The `cs_error_t` for the failure: `CS_ERR_TIMEOUT` or `CS_ERR_LIBRARY`.
+    pub fn cs_error(self) -> CsError {
+        match self {
+            Self::TimedOut => CsError::Timeout,
+            Self::ConnectionLost => CsError::Library,
+        }
+    }
+}
+
+/// An event taken from the queue.
+#[derive(Debug)]
+pub enum Polled<E> {
+    /// An event for the application.
+    Event(E),
+    /// A notification for a track this client no longer has; libcmap skips these silently,
+    /// but they still count as the message of a `DispatchMode::One` dispatch.
+    Skipped,
+    /// An event with an id this service does not define (or malformed); dispatch reports
+    /// `CS_ERR_LIBRARY`, as libcmap does.
+    Invalid(DecodeError),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pending<K> {
+    token: Token,
+    kind: K,
+    deadline: Option<Instant>,
+    /// Reported as failed; its reply, when it comes, is discarded.
+    failed: bool,
+}
+
+/// The client state machine of one libqb connection to one service.
+///
+/// `PENDING` bounds outstanding requests, `EVENTS` and `EVENT_BYTES` bound the event queue
+/// (events handed in but not yet taken). All storage is inline; nothing is allocated.
+pub struct Connection<
+    S: Service,
+    const PENDING: usize = 16,
+    const EVENTS: usize = 16,
+    const EVENT_BYTES: usize = 4096,
+> {
+    state: State,
+    requested_max: u32,
+    max_msg_size: usize,
+    next_token: u64,
+    pending: Deque<Pending<S::Kind>, PENDING>,
+    /// Failures not yet taken by `poll_failure`.
+    failures: Deque<Failure, PENDING>,
+    event_lens: Deque<u32, EVENTS>,
+    event_bytes: Vec<u8, EVENT_BYTES>,
+    service: S::State,
+}
+
+impl<S: Service, const P: usize, const E: usize, const B: usize> fmt::Debug for Connection<S, P, E, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("service", &S::NAME)
+            .field("state", &self.state)
+            .field("outstanding", &self.pending.len())
+            .field("queued_events", &self.event_lens.len())
+            .finish()
+    }
+}
+
+impl<S: Service, const P: usize, const E: usize, const B: usize> Default for Connection<S, P, E, B> {
+    fn default() -> Self {
+        Self::new(crate::qb::DEFAULT_MAX_MSG_SIZE)
+    }
+}
+
+impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P, E, B> {
+    /// A connection that will ask the server for `max_msg_size` (libcmap asks for 1 MiB; a
+    /// smaller size means smaller shared-memory rings and a faster connect).
+    pub fn new(max_msg_size: u32) -> Self {
+        Self {
+            state: State::Connecting,
+            requested_max: ConnectRequest::new(max_msg_size).max_msg_size,
+            max_msg_size: 0,
+            next_token: 0,
+            pending: Deque::new(),
+            failures: Deque::new(),
+            event_lens: Deque::new(),
+            event_bytes: Vec::new(),
+            service: S::State::default(),
+        }
+    }
+
+    /// The service's libqb name, to connect to.
+    pub fn service_name(&self) -> &'static str {
+        S::NAME
+    }
+
+    /// The life-cycle state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The negotiated maximum message size (0 before setup).
+    pub fn max_msg_size(&self) -> usize {
+        self.max_msg_size
+    }
+
+    /// Requests outstanding (including timed-out ones whose late reply is still due).
+    pub fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The service's client-side state (CMAP: the track table).
+    pub fn service_state(&self) -> &S::State {
+        &self.service
+    }
+
+    /// Writes the 24-byte setup request into `out`; send it on the setup socket.
+    pub fn encode_setup(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        ConnectRequest { max_msg_size: self.requested_max }.encode(out)
+    }
+
+    /// Hands in the 12328-byte setup response. On success the connection is ready and the
+    /// adapter opens the transport the response names.
+    pub fn handle_setup<'b>(&mut self, bytes: &'b [u8]) -> Result<ConnectResponse<'b>, HandleError> {
+        if self.state != State::Connecting {
+            return Err(HandleError::Unexpected);
+        }
+        let outcome = match ConnectResponse::decode(bytes) {
+            Ok(Ok(r)) if matches!(r.connection_type, ConnectionType::Shm | ConnectionType::Socket) => Ok(r),
+            Ok(Ok(r)) => Err(HandleError::UnsupportedTransport(r.connection_type)),
+            Ok(Err(e)) => Err(HandleError::Setup(e)),
+            Err(e) => Err(HandleError::Decode(e)),
+        };
+        match outcome {
+            Ok(r) => {
+                self.state = State::Ready;
+                self.max_msg_size = r.max_msg_size as usize;
+            }
+            Err(_) => self.state = State::Closed,
+        }
+        outcome
+    }
+
+    fn check_ready(&self) -> Result<(), SubmitError> {
+        match self.state {
+            State::Connecting => Err(SubmitError::NotReady),
+            State::Closed => Err(SubmitError::Closed),
+            State::Finalized => Err(SubmitError::Finalized),
+            State::Ready => Ok(()),
+        }
+    }
+
+    /// Encodes a request into `out` and records it as outstanding. `now` and `timeout` set its
+    /// deadline (`None`: wait forever, as libcmap does). Send exactly `len` bytes afterwards.
+    /// On error no state changes, though `out` may have been written to.
+    pub fn submit(
+        &mut self,
+        req: &S::Request<'_>,
+        now: Instant,
+        timeout: Option<Duration>,
+        out: &mut [u8],
+    ) -> Result<Submitted, SubmitError> {
+        self.check_ready()?;
+        if self.pending.is_full() {
+            return Err(SubmitError::PipelineFull { capacity: P });
+        }
+        if self.pending.iter().any(|p| S::is_barrier(p.kind)) {
+            return Err(SubmitError::Barrier);
+        }
+        let kind = S::kind(req);
+        let token = Token(self.next_token);
+        S::on_submit(&mut self.service, req, token)?;
+        let encoded = S::encode(req, out).map_err(SubmitError::Encode).and_then(|len| {
+            if len > self.max_msg_size {
+                Err(SubmitError::TooLarge { len, max: self.max_msg_size })
+            } else {
+                Ok(len)
+            }
+        });
+        let len = match encoded {
+            Ok(len) => len,
+            Err(e) => {
+                // Undo the bookkeeping as if the request had been answered with an error.
+                S::on_reply(&mut self.service, token, &Err(CsError::Library), true);
+                return Err(e);
+            }
+        };
+        let deadline = timeout.map(|t| now.saturating_add(t));
+        // Cannot fail: fullness was checked above.
+        let _ = self.pending.push_back(Pending { token, kind, deadline, failed: false });
+        self.next_token += 1;
+        Ok(Submitted { token, len })
+    }
+
+    /// Hands in one reply frame. Replies are matched by position to the oldest outstanding
+    /// request. Returns `Ok(None)` when the reply answers a request that already failed (timed
+    /// out): the late reply is discarded, never given to another request.
+    pub fn handle_response<'b>(&mut self, bytes: &'b [u8]) -> Result<Option<Completion<'b, S>>, HandleError> {
+        let Some(front) = self.pending.front().copied() else {
+            return Err(self.close_with(HandleError::Unexpected));
+        };
+        let hdr = ReplyHeader::decode(bytes).map_err(|e| self.close_with(HandleError::Decode(e)))?;
+        let expected = S::response_id(front.kind);
+        let result = if hdr.id == expected {
+            S::decode_reply(bytes).map_err(|e| self.close_with(HandleError::Decode(e)))?
+        } else if hdr.id == 0 && hdr.size == size_of::<crate::wire::qb::ResponseHeader>() && hdr.error != 1 {
+            // corosync's generic reject of an unknown or refused request.
+            Err(CsError::from_raw(hdr.error))
+        } else {
+            return Err(self.close_with(HandleError::ReplyMismatch { expected, got: hdr.id }));
+        };
+        self.pending.pop_front();
+        S::on_reply(&mut self.service, front.token, &result, front.failed);
+        Ok((!front.failed).then_some(Completion { token: front.token, result }))
+    }
+
+    /// Hands in one event frame; it is queued until taken with [`Connection::poll_event`].
+    pub fn handle_event(&mut self, bytes: &[u8]) -> Result<(), HandleError> {
+        let full = HandleError::EventQueueFull { events: E, bytes: B };
+        if self.event_lens.is_full() || self.event_bytes.len() + bytes.len() > B {
+            return Err(full);
+        }
+        let len = u32::try_from(bytes.len()).map_err(|_| full)?;
+        // Cannot fail: both capacities were checked above.
+        let _ = self.event_bytes.extend_from_slice(bytes);
+        let _ = self.event_lens.push_back(len);
+        Ok(())
+    }
+
+    /// Takes the oldest queued event, copying its frame into `scratch`, and routes it.
+    /// `None` when the queue is empty. A frame larger than `scratch` stays queued and is
+    /// reported as `Err(EncodeError::BufferTooSmall)`.
+    pub fn poll_event<'o>(
+        &mut self,
+        scratch: &'o mut [u8],
+    ) -> Option<Result<Polled<S::Event<'o>>, EncodeError>> {
+        let len = *self.event_lens.front()? as usize;
+        let Some(dst) = scratch.get_mut(..len) else {
+            return Some(Err(EncodeError::BufferTooSmall { required: len, available: scratch.len() }));
+        };
+        dst.copy_from_slice(&self.event_bytes[..len]);
+        self.pop_event(len);
+        Some(Ok(self.route(&scratch[..len])))
+    }
+
+    /// Drops queued notifications at the front of the queue that are for tracks this client no
+    /// longer has.
+    pub fn drop_skipped_events(&mut self) {
+        while let Some(&len) = self.event_lens.front() {
+            let len = len as usize;
+            if !matches!(S::route(&self.service, &self.event_bytes[..len]), Ok(None)) {
+                break;
+            }
+            self.pop_event(len);
+        }
+    }
+
+    fn pop_event(&mut self, len: usize) {
+        self.event_bytes.copy_within(len.., 0);
+        self.event_bytes.truncate(self.event_bytes.len() - len);
+        self.event_lens.pop_front();
+    }
+
+    /// Routes one event frame without queueing it: for adapters that read events straight
+    /// from their own buffer during dispatch.
+    pub fn route<'o>(&self, frame: &'o [u8]) -> Polled<S::Event<'o>> {
+        match S::route(&self.service, frame) {
+            Ok(Some(e)) => Polled::Event(e),
+            Ok(None) => Polled::Skipped,
+            Err(e) => Polled::Invalid(e),
+        }
+    }
+
+    /// Events queued.
+    pub fn queued_events(&self) -> usize {
+        self.event_lens.len()
+    }
+
+    /// The earliest deadline of an outstanding request: call [`Connection::handle_timeout`]
+    /// when it passes.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.pending.iter().filter(|p| !p.failed).filter_map(|p| p.deadline).min()
+    }
+
+    /// Hands in the current time: requests whose deadline has passed fail with
+    /// [`FailureReason::TimedOut`] (taken with [`Connection::poll_failure`]).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for p in self.pending.iter_mut() {
+            if !p.failed && p.deadline.is_some_and(|d| d <= now) {
+                p.failed = true;
+                // Cannot fail: failures holds at most one entry per pending request.
+                let _ = self.failures.push_back(Failure { token: p.token, reason: FailureReason::TimedOut });
+            }
+        }
+    }
+
+    /// Takes the next request failure (timeout or lost connection).
+    pub fn poll_failure(&mut self) -> Option<Failure> {
+        self.failures.pop_front()
+    }
+
+    /// Whether `token` is still waiting for its reply (it has neither completed nor failed).
+    pub fn is_waiting(&self, token: Token) -> bool {
+        self.pending.iter().any(|p| p.token == token && !p.failed)
+    }
+
+    /// Hands in "the connection closed" (EOF or HUP on the setup socket, `ref_count` dropped):
+    /// every outstanding request fails with [`FailureReason::ConnectionLost`].
+    pub fn handle_closed(&mut self) {
+        if self.state != State::Finalized {
+            self.state = State::Closed;
+        }
+        while let Some(p) = self.pending.pop_front() {
+            if !p.failed {
+                let _ = self
+                    .failures
+                    .push_back(Failure { token: p.token, reason: FailureReason::ConnectionLost });
+            }
+        }
+    }
+
+    fn close_with(&mut self, e: HandleError) -> HandleError {
+        self.handle_closed();
+        e
+    }
+
+    /// Finalizes the connection: no further requests; a running dispatch ends with
+    /// `CS_ERR_BAD_HANDLE`. The adapter then closes the transport.
+    pub fn finalize(&mut self) {
+        self.handle_closed();
+        self.state = State::Finalized;
+    }
+
+    /// Frame length at the start of a byte stream (stream transports split replies with it).
+    pub fn frame_len(buf: &[u8]) -> Result<Status<usize>, DecodeError> {
+        crate::codec::frame_len(buf, size_of::<crate::wire::qb::ResponseHeader>())
+    }
+}
+
+impl<const T: usize, const P: usize, const E: usize, const B: usize> Connection<Cmap<T>, P, E, B> {
+    /// Submits a TRACK_ADD with a fresh cookie, remembering `context` for its notifications.
+    /// The track's server handle is known once the reply completes.
+    pub fn track_add(
+        &mut self,
+        key: Option<cmap::Key<'_>>,
+        track_type: cmap::TrackType,
+        context: u64,
+        now: Instant,
+        timeout: Option<Duration>,
+        out: &mut [u8],
+    ) -> Result<Submitted, SubmitError> {
+        let cookie = self.service.next_cookie;
+        self.service.pending_context = context;
+        let req = cmap::Request::TrackAdd { key, track_type, track_inst_handle: cookie };
+        let sub = self.submit(&req, now, timeout, out)?;
+        self.service.next_cookie += 1;
+        Ok(sub)
+    }
+
+    /// Submits a TRACK_DELETE for a track of this connection, by its server handle.
+    pub fn track_delete(
+        &mut self,
+        track_handle: u64,
+        now: Instant,
+        timeout: Option<Duration>,
+        out: &mut [u8],
+    ) -> Result<Submitted, SubmitError> {
+        if !self.service.tracks.iter().any(|t| t.server_handle == Some(track_handle)) {
+            return Err(SubmitError::UnknownTrack { track_handle });
+        }
+        self.submit(&cmap::Request::TrackDelete { track_handle }, now, timeout, out)
+    }
+}
