@@ -1012,3 +1012,98 @@ fn opt_len(v: &Option<Value<'_>>) -> usize {
 fn opt_type(v: &Option<Value<'_>>) -> u8 {
     v.as_ref().map_or(0, |v| v.value_type() as u8)
 }
+
+/// An iteration over keys as a sans-IO helper: it says which request to send next, takes each
+/// reply, and always says how to finalize it on the daemon, also when it is abandoned early.
+///
+/// ```
+/// use corowire::cmap::{Iteration, IterStep, Key, Request, Response};
+/// let mut it = Iteration::new(Some(Key::new(b"totem.")?));
+/// assert!(matches!(it.next_request(), Some(Request::IterInit { .. })));
+/// it.handle_reply(Ok(Response::IterInit { iter_handle: 7 }))?;
+/// assert_eq!(it.next_request(), Some(Request::IterNext { iter_handle: 7 }));
+/// let step = it.handle_reply(Ok(Response::IterNext { key: Key::new(b"totem.token")?, value_len: 4, value_type: None }))?;
+/// assert!(matches!(step, IterStep::Item { .. }));
+/// assert_eq!(it.handle_reply(Err(corowire::CsError::NoSections))?, IterStep::End);
+/// assert_eq!(it.next_request(), None);
+/// assert_eq!(it.finalize_request(), Some(Request::IterFinalize { iter_handle: 7 }));
+/// # Ok::<(), Box<dyn core::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Iteration<'p> {
+    prefix: Option<Key<'p>>,
+    handle: Option<u64>,
+    ended: bool,
+}
+
+/// What one iteration reply meant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum IterStep<'a> {
+    /// The iteration is open; send the next request.
+    Started,
+    /// The next key.
+    Item {
+        /// The key.
+        key: Key<'a>,
+        /// Length of its value.
+        value_len: u64,
+        /// Type of its value.
+        value_type: Option<ValueType>,
+    },
+    /// No more keys (`CS_ERR_NO_SECTIONS`).
+    End,
+}
+
+impl<'p> Iteration<'p> {
+    /// An iteration over the keys under `prefix` (all keys if `None`).
+    pub fn new(prefix: Option<Key<'p>>) -> Self {
+        Self { prefix, handle: None, ended: false }
+    }
+
+    /// The request to send next, or `None` when the iteration has ended.
+    pub fn next_request(&self) -> Option<Request<'p>> {
+        match (self.ended, self.handle) {
+            (true, _) => None,
+            (false, None) => Some(Request::IterInit { prefix: self.prefix }),
+            (false, Some(iter_handle)) => Some(Request::IterNext { iter_handle }),
+        }
+    }
+
+    /// Takes the reply to the request [`Iteration::next_request`] gave. An error other than
+    /// the end of the iteration is returned, and ends it.
+    pub fn handle_reply<'a>(
+        &mut self,
+        reply: Result<Response<'a>, CsError>,
+    ) -> Result<IterStep<'a>, CsError> {
+        match reply {
+            Ok(Response::IterInit { iter_handle }) if self.handle.is_none() => {
+                self.handle = Some(iter_handle);
+                Ok(IterStep::Started)
+            }
+            Ok(Response::IterNext { key, value_len, value_type }) if self.handle.is_some() => {
+                Ok(IterStep::Item { key, value_len, value_type })
+            }
+            Err(CsError::NoSections) if self.handle.is_some() => {
+                self.ended = true;
+                Ok(IterStep::End)
+            }
+            Err(e) => {
+                self.ended = true;
+                Err(e)
+            }
+            Ok(_) => {
+                self.ended = true;
+                Err(CsError::MessageError)
+            }
+        }
+    }
+
+    /// The ITER_FINALIZE to send when the caller is done, at the end or abandoning the
+    /// iteration early: the daemon keeps the iterator until it gets one. `None` if the
+    /// iteration never opened.
+    pub fn finalize_request(&self) -> Option<Request<'static>> {
+        self.handle.map(|iter_handle| Request::IterFinalize { iter_handle })
+    }
+}

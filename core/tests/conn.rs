@@ -518,3 +518,28 @@ fn votequorum_notifications_carry_the_trackstart_context() {
         other => panic!("expected a quorum notification, got {other:?}"),
     }
 }
+
+#[test]
+fn an_abandoned_iteration_is_finalized_on_the_daemon() {
+    use corowire::cmap::{IterStep, Iteration};
+    let mut conn: CmapConn = ready();
+    let mut it = Iteration::new(Some(key("totem.")));
+    let mut out = [0u8; 512];
+    conn.submit(&it.next_request().unwrap(), T0, None, &mut out).unwrap();
+    let frame = reply(Ok(()), Response::IterInit { iter_handle: 0x1600_0000 });
+    let done = conn.handle_response(&frame).unwrap().unwrap();
+    assert_eq!(it.handle_reply(done.result), Ok(IterStep::Started));
+    conn.submit(&it.next_request().unwrap(), T0, None, &mut out).unwrap();
+    assert_eq!(Request::decode(&out[..24]), Ok(Request::IterNext { iter_handle: 0x1600_0000 }));
+    let frame = reply(Ok(()), Response::IterNext { key: key("totem.token"), value_len: 4, value_type: None });
+    let done = conn.handle_response(&frame).unwrap().unwrap();
+    assert!(matches!(it.handle_reply(done.result), Ok(IterStep::Item { value_len: 4, .. })));
+    // The caller stops here: the iteration still owes the daemon its ITER_FINALIZE.
+    assert_eq!(it.finalize_request(), Some(Request::IterFinalize { iter_handle: 0x1600_0000 }));
+    // A generic reject in the middle ends the iteration with that error.
+    let frame = generic_reject();
+    conn.submit(&it.next_request().unwrap(), T0, None, &mut out).unwrap();
+    let done = conn.handle_response(&frame).unwrap().unwrap();
+    assert_eq!(it.handle_reply(done.result), Err(CsError::InvalidParam));
+    assert_eq!(it.next_request(), None);
+}
