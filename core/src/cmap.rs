@@ -121,9 +121,9 @@ impl<'a> Key<'a> {
         cstr(&name.value, "key_name.value", offset + 8).map(Self)
     }
 
-    /// An optional key (length 0 on the wire means none).
+    /// An optional key: length 0 (or an empty name, which cannot be encoded as present) means none.
     fn read_opt(name: &'a MarName, offset: usize) -> Result<Option<Self>, DecodeError> {
-        if name.length.get() == 0 {
+        if name.length.get() == 0 || name.value[0] == 0 {
             Ok(None)
         } else {
             Self::read(name, offset).map(Some)
@@ -829,7 +829,7 @@ impl<'a> Reply<'a> {
     /// Length of the encoded reply.
     pub fn encoded_len(&self) -> usize {
         match self.body {
-            Response::Get(g) => size_of::<ResGet>() + g.buffer_len as usize,
+            Response::Get(g) => size_of::<ResGet>().saturating_add(usize::try_from(g.buffer_len).unwrap_or(usize::MAX)),
             Response::IterInit { .. } | Response::TrackAdd { .. } | Response::TrackDelete { .. } => {
                 size_of::<ResHandle>()
             }

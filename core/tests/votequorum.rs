@@ -588,6 +588,9 @@ fn decode_all(buf: &[u8]) {
 }
 
 proptest! {
+    // Miri interprets every case; a handful still exercises each decoder's checks.
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+
     #[test]
     fn request_round_trip(
         kind in 0u8..10,
