@@ -30,7 +30,7 @@ use crate::wire::votequorum::{
 use crate::wire::{I32, U32, U64};
 use core::fmt;
 use core::iter::FusedIterator;
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// The libqb service name of votequorum.
 pub const SERVICE_NAME: &str = "votequorum";
@@ -650,28 +650,86 @@ pub struct NodeEntry {
     pub state: NodeState,
 }
 
-#[derive(Clone, Copy)]
-enum Entries<'a> {
-    Wire(&'a [raw::NodeEntry]),
-    Slice(&'a [NodeEntry]),
+mod sealed {
+    /// Keeps [`WireItem`](super::WireItem) implemented only here.
+    pub trait Sealed {}
+    impl Sealed for super::NodeEntry {}
+    impl Sealed for u32 {}
 }
 
-/// The node list of a quorum notification: a view over the frame (when decoded) or over a
-/// caller's slice (for encoding), never a copy. Two lists are equal if their entries are.
-#[derive(Clone, Copy)]
-pub struct NodeList<'a>(Entries<'a>);
+/// An item of a [`WireList`]: a value with a fixed wire form. Sealed; implemented for
+/// [`NodeEntry`] (the quorum notification's node list) and `u32` (the node-list notification's
+/// node ids).
+pub trait WireItem: sealed::Sealed + Copy + Eq + fmt::Debug {
+    /// The item as laid out in a frame.
+    type Raw: FromBytes + IntoBytes + KnownLayout + Immutable + Unaligned + 'static;
 
-impl<'a> NodeList<'a> {
-    /// A list over `entries`, for encoding.
-    pub fn from_slice(entries: &'a [NodeEntry]) -> Self {
-        Self(Entries::Slice(entries))
+    /// Reads the item out of its wire form.
+    fn from_raw(raw: &Self::Raw) -> Self;
+
+    /// The item's wire form.
+    fn to_raw(self) -> Self::Raw;
+}
+
+impl WireItem for NodeEntry {
+    type Raw = raw::NodeEntry;
+
+    fn from_raw(raw: &raw::NodeEntry) -> Self {
+        Self { nodeid: raw.nodeid.get(), state: NodeState(raw.state.get()) }
     }
 
-    /// Number of entries.
+    fn to_raw(self) -> raw::NodeEntry {
+        raw::NodeEntry { nodeid: U32::new(self.nodeid), state: U32::new(self.state.0) }
+    }
+}
+
+impl WireItem for u32 {
+    type Raw = U32;
+
+    fn from_raw(raw: &U32) -> Self {
+        raw.get()
+    }
+
+    fn to_raw(self) -> U32 {
+        U32::new(self)
+    }
+}
+
+enum Items<'a, T: WireItem> {
+    Wire(&'a [T::Raw]),
+    Slice(&'a [T]),
+}
+
+impl<T: WireItem> Clone for Items<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: WireItem> Copy for Items<'_, T> {}
+
+/// A list in a notification: a view over the frame (when decoded) or over a caller's slice
+/// (for encoding), never a copy. Two lists are equal if their items are. Used as [`NodeList`]
+/// and [`NodeIds`].
+pub struct WireList<'a, T: WireItem>(Items<'a, T>);
+
+/// The node list of a quorum notification (see [`WireList`]).
+pub type NodeList<'a> = WireList<'a, NodeEntry>;
+
+/// The node ids of a node-list notification (see [`WireList`]).
+pub type NodeIds<'a> = WireList<'a, u32>;
+
+impl<'a, T: WireItem> WireList<'a, T> {
+    /// A list over `items`, for encoding.
+    pub fn from_slice(items: &'a [T]) -> Self {
+        Self(Items::Slice(items))
+    }
+
+    /// Number of items.
     pub fn len(&self) -> usize {
         match self.0 {
-            Entries::Wire(s) => s.len(),
-            Entries::Slice(s) => s.len(),
+            Items::Wire(s) => s.len(),
+            Items::Slice(s) => s.len(),
         }
     }
 
@@ -680,71 +738,143 @@ impl<'a> NodeList<'a> {
         self.len() == 0
     }
 
-    /// Entry `i`, if there is one.
-    pub fn get(&self, i: usize) -> Option<NodeEntry> {
+    /// Item `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<T> {
         match self.0 {
-            Entries::Wire(s) => {
-                s.get(i).map(|e| NodeEntry { nodeid: e.nodeid.get(), state: NodeState(e.state.get()) })
-            }
-            Entries::Slice(s) => s.get(i).copied(),
+            Items::Wire(s) => s.get(i).map(T::from_raw),
+            Items::Slice(s) => s.get(i).copied(),
         }
     }
 
-    /// The entries, in order.
-    pub fn iter(&self) -> NodeListIter<'a> {
-        NodeListIter { list: *self, front: 0, back: self.len() }
+    /// The items, in order.
+    pub fn iter(&self) -> WireListIter<'a, T> {
+        WireListIter { list: *self, front: 0, back: self.len() }
+    }
+
+    /// Length of the encoded items (saturating).
+    fn encoded_len(&self) -> usize {
+        self.len().saturating_mul(size_of::<T::Raw>())
+    }
+
+    /// Length of the encoded items, if it fits a `usize`.
+    fn checked_encoded_len(&self) -> Option<usize> {
+        self.len().checked_mul(size_of::<T::Raw>())
+    }
+
+    /// Writes the items into `tail`, which must be exactly [`Self::checked_encoded_len`] long.
+    fn encode_into(&self, tail: &mut [u8]) -> Option<()> {
+        let dst = <[T::Raw]>::mut_from_bytes(tail).ok()?;
+        for (d, item) in dst.iter_mut().zip(self.iter()) {
+            *d = item.to_raw();
+        }
+        Some(())
+    }
+
+    /// Splits `count` items (the field `node_list_entries`, at `offset`) off the front of
+    /// `tail`, as a view over the frame.
+    fn decode(tail: &mut &'a [u8], count: u32, offset: usize) -> Result<Self, DecodeError> {
+        let len = u64::from(count) * size_of::<T::Raw>() as u64;
+        let bytes = take(tail, len, "node_list_entries", offset)?;
+        let items = <[T::Raw]>::ref_from_bytes(bytes).map_err(|_| DecodeError::LengthOutOfBounds {
+            field: "node_list_entries",
+            offset,
+            len: bytes.len() as u64,
+            available: bytes.len(),
+        })?;
+        Ok(Self(Items::Wire(items)))
     }
 }
 
-impl<'a> IntoIterator for NodeList<'a> {
-    type Item = NodeEntry;
-    type IntoIter = NodeListIter<'a>;
-    fn into_iter(self) -> NodeListIter<'a> {
+impl<T: WireItem> Clone for WireList<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: WireItem> Copy for WireList<'_, T> {}
+
+impl<'a, T: WireItem> IntoIterator for WireList<'a, T> {
+    type Item = T;
+    type IntoIter = WireListIter<'a, T>;
+    fn into_iter(self) -> WireListIter<'a, T> {
         self.iter()
     }
 }
 
-impl PartialEq for NodeList<'_> {
+impl<T: WireItem> PartialEq for WireList<'_, T> {
     fn eq(&self, other: &Self) -> bool {
         self.iter().eq(other.iter())
     }
 }
 
-impl Eq for NodeList<'_> {}
+impl<T: WireItem> Eq for WireList<'_, T> {}
 
-impl fmt::Debug for NodeList<'_> {
+impl<T: WireItem> fmt::Debug for WireList<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
 }
 
 #[cfg(feature = "defmt")]
-impl defmt::Format for NodeList<'_> {
+impl<T: WireItem + defmt::Format> defmt::Format for WireList<'_, T> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(f, "[");
-        for (i, e) in self.iter().enumerate() {
+        for (i, item) in self.iter().enumerate() {
             if i > 0 {
                 defmt::write!(f, ", ");
             }
-            defmt::write!(f, "{}", e);
+            defmt::write!(f, "{}", item);
         }
         defmt::write!(f, "]");
     }
 }
 
-/// Iterator over the entries of a [`NodeList`].
-#[derive(Clone, Debug)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct NodeListIter<'a> {
-    list: NodeList<'a>,
+/// Iterator over the items of a [`WireList`].
+pub struct WireListIter<'a, T: WireItem> {
+    list: WireList<'a, T>,
     front: usize,
     back: usize,
 }
 
-impl Iterator for NodeListIter<'_> {
-    type Item = NodeEntry;
+/// Iterator over the entries of a [`NodeList`].
+pub type NodeListIter<'a> = WireListIter<'a, NodeEntry>;
 
-    fn next(&mut self) -> Option<NodeEntry> {
+/// Iterator over the ids of a [`NodeIds`].
+pub type NodeIdsIter<'a> = WireListIter<'a, u32>;
+
+impl<T: WireItem> Clone for WireListIter<'_, T> {
+    fn clone(&self) -> Self {
+        Self { list: self.list, front: self.front, back: self.back }
+    }
+}
+
+impl<T: WireItem> fmt::Debug for WireListIter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WireListIter")
+            .field("list", &self.list)
+            .field("front", &self.front)
+            .field("back", &self.back)
+            .finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<T: WireItem + defmt::Format> defmt::Format for WireListIter<'_, T> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "WireListIter {{ list: {}, front: {=usize}, back: {=usize} }}",
+            self.list,
+            self.front,
+            self.back
+        );
+    }
+}
+
+impl<T: WireItem> Iterator for WireListIter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
         if self.front == self.back {
             return None;
         }
@@ -758,8 +888,8 @@ impl Iterator for NodeListIter<'_> {
     }
 }
 
-impl DoubleEndedIterator for NodeListIter<'_> {
-    fn next_back(&mut self) -> Option<NodeEntry> {
+impl<T: WireItem> DoubleEndedIterator for WireListIter<'_, T> {
+    fn next_back(&mut self) -> Option<T> {
         if self.front == self.back {
             return None;
         }
@@ -768,127 +898,8 @@ impl DoubleEndedIterator for NodeListIter<'_> {
     }
 }
 
-impl ExactSizeIterator for NodeListIter<'_> {}
-impl FusedIterator for NodeListIter<'_> {}
-
-#[derive(Clone, Copy)]
-enum Ids<'a> {
-    Wire(&'a [U32]),
-    Slice(&'a [u32]),
-}
-
-/// The node ids of a node-list notification: a view over the frame (when decoded) or over a
-/// caller's slice (for encoding), never a copy. Two lists are equal if their ids are.
-#[derive(Clone, Copy)]
-pub struct NodeIds<'a>(Ids<'a>);
-
-impl<'a> NodeIds<'a> {
-    /// A list over `ids`, for encoding.
-    pub fn from_slice(ids: &'a [u32]) -> Self {
-        Self(Ids::Slice(ids))
-    }
-
-    /// Number of ids.
-    pub fn len(&self) -> usize {
-        match self.0 {
-            Ids::Wire(s) => s.len(),
-            Ids::Slice(s) => s.len(),
-        }
-    }
-
-    /// Whether the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Id `i`, if there is one.
-    pub fn get(&self, i: usize) -> Option<u32> {
-        match self.0 {
-            Ids::Wire(s) => s.get(i).map(|id| id.get()),
-            Ids::Slice(s) => s.get(i).copied(),
-        }
-    }
-
-    /// The ids, in order.
-    pub fn iter(&self) -> NodeIdsIter<'a> {
-        NodeIdsIter { ids: *self, front: 0, back: self.len() }
-    }
-}
-
-impl<'a> IntoIterator for NodeIds<'a> {
-    type Item = u32;
-    type IntoIter = NodeIdsIter<'a>;
-    fn into_iter(self) -> NodeIdsIter<'a> {
-        self.iter()
-    }
-}
-
-impl PartialEq for NodeIds<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.iter().eq(other.iter())
-    }
-}
-
-impl Eq for NodeIds<'_> {}
-
-impl fmt::Debug for NodeIds<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-#[cfg(feature = "defmt")]
-impl defmt::Format for NodeIds<'_> {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "[");
-        for (i, id) in self.iter().enumerate() {
-            if i > 0 {
-                defmt::write!(f, ", ");
-            }
-            defmt::write!(f, "{=u32}", id);
-        }
-        defmt::write!(f, "]");
-    }
-}
-
-/// Iterator over the ids of a [`NodeIds`].
-#[derive(Clone, Debug)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct NodeIdsIter<'a> {
-    ids: NodeIds<'a>,
-    front: usize,
-    back: usize,
-}
-
-impl Iterator for NodeIdsIter<'_> {
-    type Item = u32;
-
-    fn next(&mut self) -> Option<u32> {
-        if self.front == self.back {
-            return None;
-        }
-        self.front += 1;
-        self.ids.get(self.front - 1)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.back - self.front;
-        (n, Some(n))
-    }
-}
-
-impl DoubleEndedIterator for NodeIdsIter<'_> {
-    fn next_back(&mut self) -> Option<u32> {
-        if self.front == self.back {
-            return None;
-        }
-        self.back -= 1;
-        self.ids.get(self.back)
-    }
-}
-
-impl ExactSizeIterator for NodeIdsIter<'_> {}
-impl FusedIterator for NodeIdsIter<'_> {}
+impl<T: WireItem> ExactSizeIterator for WireListIter<'_, T> {}
+impl<T: WireItem> FusedIterator for WireListIter<'_, T> {}
 
 /// A notification (on the event channel), sent to clients that called TRACKSTART.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -934,10 +945,12 @@ impl<'a> Notification<'a> {
     /// Length of the encoded notification (saturating for lists too long to encode).
     pub fn encoded_len(&self) -> usize {
         match self {
-            Self::Quorum { nodes, .. } => size_of::<ResQuorumNotification>()
-                .saturating_add(nodes.len().saturating_mul(size_of::<raw::NodeEntry>())),
-            Self::NodeList { nodes, .. } => size_of::<ResNodelistNotification>()
-                .saturating_add(nodes.len().saturating_mul(size_of::<U32>())),
+            Self::Quorum { nodes, .. } => {
+                size_of::<ResQuorumNotification>().saturating_add(nodes.encoded_len())
+            }
+            Self::NodeList { nodes, .. } => {
+                size_of::<ResNodelistNotification>().saturating_add(nodes.encoded_len())
+            }
             Self::ExpectedVotes { .. } => size_of::<ResExpectedVotesNotification>(),
         }
     }
@@ -949,29 +962,23 @@ impl<'a> Notification<'a> {
         let too_large = EncodeError::MessageTooLarge { len: self.encoded_len() };
         match *self {
             Self::Quorum { quorate, context, nodes } => {
-                let tail_len = nodes.len().checked_mul(size_of::<raw::NodeEntry>()).ok_or(too_large)?;
+                let tail_len = nodes.checked_encoded_len().ok_or(too_large)?;
                 let (m, tail, n) = prepare::<ResQuorumNotification>(out, tail_len)?;
                 m.hdr = response_header(id, n, CsError::RAW_OK);
                 m.quorate = U32::new(quorate.into());
                 m.context = U64::new(context);
                 m.node_list_entries = U32::new(nodes.len() as u32);
-                let entries = <[raw::NodeEntry]>::mut_from_bytes(tail).map_err(|_| too_large)?;
-                for (dst, e) in entries.iter_mut().zip(nodes.iter()) {
-                    *dst = raw::NodeEntry { nodeid: U32::new(e.nodeid), state: U32::new(e.state.0) };
-                }
+                nodes.encode_into(tail).ok_or(too_large)?;
                 Ok(n)
             }
             Self::NodeList { context, ring_id, nodes } => {
-                let tail_len = nodes.len().checked_mul(size_of::<U32>()).ok_or(too_large)?;
+                let tail_len = nodes.checked_encoded_len().ok_or(too_large)?;
                 let (m, tail, n) = prepare::<ResNodelistNotification>(out, tail_len)?;
                 m.hdr = response_header(id, n, CsError::RAW_OK);
                 m.context = U64::new(context);
                 m.ring_id = ring_id.to_wire();
                 m.node_list_entries = U32::new(nodes.len() as u32);
-                let ids = <[U32]>::mut_from_bytes(tail).map_err(|_| too_large)?;
-                for (dst, id) in ids.iter_mut().zip(nodes.iter()) {
-                    *dst = U32::new(id);
-                }
+                nodes.encode_into(tail).ok_or(too_large)?;
                 Ok(n)
             }
             Self::ExpectedVotes { context, expected_votes } => {
@@ -991,40 +998,15 @@ impl<'a> Notification<'a> {
         match id {
             NOTIFY_QUORUM => {
                 let (m, mut tail) = layout::<ResQuorumNotification>(buf, id, MAX_TAIL)?;
-                let count = u64::from(m.node_list_entries.get());
-                let bytes =
-                    take(&mut tail, count * size_of::<raw::NodeEntry>() as u64, "node_list_entries", 40)?;
+                let nodes = NodeList::decode(&mut tail, m.node_list_entries.get(), 40)?;
                 expect_empty(tail, id, buf.len())?;
-                let entries = <[raw::NodeEntry]>::ref_from_bytes(bytes).map_err(|_| {
-                    DecodeError::LengthOutOfBounds {
-                        field: "node_list_entries",
-                        offset: 40,
-                        len: bytes.len() as u64,
-                        available: bytes.len(),
-                    }
-                })?;
-                Ok(Self::Quorum {
-                    quorate: m.quorate.get() != 0,
-                    context: m.context.get(),
-                    nodes: NodeList(Entries::Wire(entries)),
-                })
+                Ok(Self::Quorum { quorate: m.quorate.get() != 0, context: m.context.get(), nodes })
             }
             NOTIFY_NODELIST => {
                 let (m, mut tail) = layout::<ResNodelistNotification>(buf, id, MAX_TAIL)?;
-                let count = u64::from(m.node_list_entries.get());
-                let bytes = take(&mut tail, count * size_of::<U32>() as u64, "node_list_entries", 48)?;
+                let nodes = NodeIds::decode(&mut tail, m.node_list_entries.get(), 48)?;
                 expect_empty(tail, id, buf.len())?;
-                let ids = <[U32]>::ref_from_bytes(bytes).map_err(|_| DecodeError::LengthOutOfBounds {
-                    field: "node_list_entries",
-                    offset: 48,
-                    len: bytes.len() as u64,
-                    available: bytes.len(),
-                })?;
-                Ok(Self::NodeList {
-                    context: m.context.get(),
-                    ring_id: RingId::from_wire(&m.ring_id),
-                    nodes: NodeIds(Ids::Wire(ids)),
-                })
+                Ok(Self::NodeList { context: m.context.get(), ring_id: RingId::from_wire(&m.ring_id), nodes })
             }
             NOTIFY_EXPECTED_VOTES => {
                 let m = exact::<ResExpectedVotesNotification>(buf, id)?;
