@@ -1,5 +1,16 @@
-//! Linux OS layer for `corowire`: the parts of corosync's libqb IPC that need the kernel.
+//! Linux OS layer for `corowire`, and blocking CMAP and votequorum clients built on it that
+//! talk to a stock corosync daemon without libqb, libcmap or libvotequorum.
 //!
+//! Clients (see the README for an overview):
+//! - [`cmap::Cmap`]: get/set/delete/inc/dec, typed accessors, iteration, tracking with
+//!   callbacks, the four dispatch modes, pipelined [`cmap::Cmap::get_many`];
+//! - [`votequorum::Votequorum`]: getinfo, expected votes, votes, tracking, qdevice calls.
+//!
+//! Transport:
+//! - [`transport::ShmTransport`]: the setup handshake and the three shared-memory rings;
+//! - [`ring::ShmRing`]: one libqb ring, opened as the client, with every shared value validated.
+//!
+//! OS layer:
 //! - [`sys::shm`]: safe, bounds-checked access to `MAP_SHARED` file mappings (the ring files);
 //! - [`sys::futex`]: shared futex wait/wake;
 //! - [`sem`]: glibc's process-shared `sem_t` algorithm, which is part of the wire format;
@@ -14,5 +25,18 @@
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
 compile_error!("corowire-unix supports 64-bit Linux only");
 
+mod client;
+pub mod cmap;
+mod error;
+pub mod ring;
 pub mod sem;
 pub mod sys;
+pub mod transport;
+pub mod votequorum;
+
+pub use error::{ConnectError, Error, Result};
+
+/// Compiles the README's examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,272 @@
+//! The blocking request/reply and dispatch plumbing shared by the CMAP and votequorum clients:
+//! a [`Connection`] (the protocol state) driven over a [`ShmTransport`] with a monotonic clock.
+
+use core::time::Duration;
+use std::time::Instant;
+
+use corowire::conn::{Connection, Service, SubmitError, Submitted, Token};
+use corowire::dispatch::{Dispatch, DispatchMode, Step};
+use corowire::CsError;
+
+use crate::error::{Error, Result};
+use crate::transport::{ShmTransport, TransportError};
+
+/// Retry policy for `CS_ERR_TRY_AGAIN` from the transport (flow control, a full request
+/// ring) and from the connection handshake (daemon not ready).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retry {
+    /// Attempts after the first.
+    pub(crate) attempts: u32,
+    /// Sleep between attempts.
+    pub(crate) backoff: Duration,
+}
+
+/// A blocking client of one service.
+pub(crate) struct Client<S: Service, const P: usize, const E: usize, const B: usize> {
+    pub(crate) conn: Box<Connection<S, P, E, B>>,
+    pub(crate) transport: ShmTransport,
+    /// Encoded requests.
+    out: Vec<u8>,
+    /// The reply being handled.
+    reply: Vec<u8>,
+    /// The event being read.
+    event: Vec<u8>,
+    /// Events being delivered.
+    scratch: Vec<u8>,
+    epoch: Instant,
+    pub(crate) timeout: Option<Duration>,
+    retry: Option<Retry>,
+}
+
+impl<S: Service, const P: usize, const E: usize, const B: usize> core::fmt::Debug for Client<S, P, E, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Client").field("conn", &self.conn).field("transport", &self.transport).finish()
+    }
+}
+
+impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E, B> {
+    pub(crate) fn connect(
+        max_msg_size: u32,
+        timeout: Option<Duration>,
+        retry: Option<Retry>,
+    ) -> Result<Self> {
+        let mut attempt = 0;
+        loop {
+            let mut conn = Box::new(Connection::<S, P, E, B>::new(max_msg_size));
+            match ShmTransport::connect(&mut conn, timeout) {
+                Ok(transport) => {
+                    // Sized by the rings actually mapped, not by the size the server claims.
+                    let out = conn.max_msg_size().min(transport.request_ring().geometry().max_chunk());
+                    let event = transport.event_ring().geometry().max_chunk();
+                    return Ok(Self {
+                        conn,
+                        transport,
+                        out: vec![0; out],
+                        reply: Vec::new(),
+                        event: Vec::new(),
+                        scratch: vec![0; event],
+                        epoch: Instant::now(),
+                        timeout,
+                        retry,
+                    });
+                }
+                Err(e) => {
+                    let e = Error::from_transport(S::NAME, e);
+                    if e.cs_error() != CsError::TryAgain || !backoff(retry, &mut attempt) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn now(&self) -> corowire::Instant {
+        corowire::Instant::from_nanos(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The clock's instant for a core instant; `None` if it cannot be represented (so far in
+    /// the future that it never comes).
+    fn to_std(&self, t: corowire::Instant) -> Option<Instant> {
+        self.epoch.checked_add(Duration::from_nanos(t.0))
+    }
+
+    /// Checks the transport can take `len` bytes now, retrying `TRY_AGAIN` per the policy.
+    pub(crate) fn wait_send_ready(&self, len: usize) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.transport.check_send(len) {
+                Ok(()) => return Ok(()),
+                Err(TransportError::TryAgain) if backoff(self.retry, &mut attempt) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Submits one request of `len` encoded bytes through `submit` and sends it.
+    pub(crate) fn submit_with(
+        &mut self,
+        len: usize,
+        submit: impl FnOnce(
+            &mut Connection<S, P, E, B>,
+            corowire::Instant,
+            Option<Duration>,
+            &mut [u8],
+        ) -> core::result::Result<Submitted, SubmitError>,
+    ) -> Result<Token> {
+        if len > self.conn.max_msg_size() {
+            return Err(Error::Cs(CsError::TooBig));
+        }
+        self.wait_send_ready(len)?;
+        let now = self.now();
+        let sub = submit(&mut self.conn, now, self.timeout, &mut self.out)?;
+        if let Err(e) = self.transport.send_checked(&self.out[..sub.len]) {
+            // The request is recorded but was not sent: the connection is out of step.
+            self.conn.handle_closed();
+            while self.conn.poll_failure().is_some() {}
+            return Err(match e {
+                TransportError::TryAgain => Error::Disconnected,
+                e => e.into(),
+            });
+        }
+        Ok(sub.token)
+    }
+
+    /// Submits and sends one request.
+    pub(crate) fn submit(&mut self, req: &S::Request<'_>, len: usize) -> Result<Token> {
+        self.submit_with(len, |conn, now, timeout, out| conn.submit(req, now, timeout, out))
+    }
+
+    /// Reads replies until `until` completes or fails, handing every completion or failure
+    /// (also of other pipelined requests) to `on`.
+    pub(crate) fn collect(
+        &mut self,
+        until: Token,
+        mut on: impl FnMut(Token, core::result::Result<S::Response<'_>, Error>),
+    ) -> Result<()> {
+        loop {
+            let mut done = false;
+            while let Some(f) = self.conn.poll_failure() {
+                done |= f.token == until;
+                let e = match f.reason {
+                    corowire::conn::FailureReason::TimedOut => Error::Timeout,
+                    corowire::conn::FailureReason::ConnectionLost => Error::Disconnected,
+                };
+                on(f.token, Err(e));
+            }
+            if done || !self.conn.is_waiting(until) {
+                return Ok(());
+            }
+            let deadline = self.conn.poll_timeout().and_then(|t| self.to_std(t));
+            match self.transport.recv_response(deadline, &mut self.reply) {
+                Ok(()) => {
+                    let broken = match self.conn.handle_response(&self.reply) {
+                        Ok(Some(c)) => {
+                            let done = c.token == until;
+                            on(c.token, c.result.map_err(Error::Cs));
+                            if done {
+                                return Ok(());
+                            }
+                            None
+                        }
+                        Ok(None) => None,
+                        Err(e) => Some(e),
+                    };
+                    if let Some(e) = broken {
+                        self.drain_failures(&mut on);
+                        return Err(Error::Protocol(e));
+                    }
+                }
+                Err(TransportError::Timeout) => {
+                    let now = self.now();
+                    self.conn.handle_timeout(now);
+                }
+                Err(TransportError::Disconnected) => {
+                    self.conn.handle_closed();
+                }
+                Err(e) => {
+                    self.conn.handle_closed();
+                    self.drain_failures(&mut on);
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    fn drain_failures(&mut self, on: &mut impl FnMut(Token, core::result::Result<S::Response<'_>, Error>)) {
+        while let Some(f) = self.conn.poll_failure() {
+            on(f.token, Err(Error::Disconnected));
+        }
+    }
+
+    /// One request, one reply: `f` turns the reply into the call's result.
+    pub(crate) fn call<T>(
+        &mut self,
+        req: &S::Request<'_>,
+        len: usize,
+        f: impl FnOnce(S::Response<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let token = self.submit(req, len)?;
+        self.finish(token, f)
+    }
+
+    /// Waits for the reply to `token` and converts it with `f`.
+    pub(crate) fn finish<T>(
+        &mut self,
+        token: Token,
+        f: impl FnOnce(S::Response<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.collect(token, |t, r| {
+            if t == token {
+                out = Some(r.and_then(|body| f.take().map_or(Err(Error::Disconnected), |f| f(body))));
+            }
+        })?;
+        out.unwrap_or(Err(Error::Disconnected))
+    }
+
+    /// Runs `dispatch(mode)`, handing each event to `deliver`.
+    pub(crate) fn dispatch(
+        &mut self,
+        mode: DispatchMode,
+        mut deliver: impl FnMut(S::Event<'_>),
+    ) -> Result<()> {
+        let mut d = Dispatch::new(mode);
+        loop {
+            match d.poll(&mut self.conn, &mut self.scratch) {
+                Step::Deliver(e) => deliver(e),
+                Step::Recv(wait) => match self.transport.recv_event(wait, &mut self.event) {
+                    Ok(true) => self.conn.handle_event(&self.event).map_err(Error::Protocol)?,
+                    Ok(false) => d.handle_empty(),
+                    Err(TransportError::Disconnected) => self.conn.handle_closed(),
+                    Err(e) => {
+                        self.conn.handle_closed();
+                        return Err(e.into());
+                    }
+                },
+                Step::Done(r) => {
+                    let closed = self.conn.state() == corowire::conn::State::Closed;
+                    return r.map_err(|e| {
+                        if e == CsError::Library && closed {
+                            Error::Disconnected
+                        } else {
+                            Error::Cs(e)
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps before the next attempt if the policy allows one.
+fn backoff(retry: Option<Retry>, attempt: &mut u32) -> bool {
+    match retry {
+        Some(r) if *attempt < r.attempts => {
+            *attempt += 1;
+            std::thread::sleep(r.backoff);
+            true
+        }
+        _ => false,
+    }
+}

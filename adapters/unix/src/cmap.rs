@@ -1,0 +1,624 @@
+//! A blocking CMAP client, wire-compatible with libcmap, talking to corosync over libqb's
+//! shared-memory IPC.
+//!
+//! ```no_run
+//! use corowire_unix::cmap::Cmap;
+//! let mut cmap = Cmap::connect()?;
+//! let name = cmap.get_string("totem.cluster_name")?;
+//! cmap.set_u32("mytool.counter", 1)?;
+//! cmap.inc("mytool.counter")?;
+//! for entry in cmap.iter(Some("totem."))? {
+//!     let (key, ty, len) = entry?;
+//!     println!("{key} ({}) {len} bytes", ty.cmapctl_name());
+//! }
+//! # Ok::<(), corowire_unix::Error>(())
+//! ```
+
+use core::any::Any;
+use core::time::Duration;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+use corowire::cmap::{self as wire, Key, Map, Request, Response, TrackType, Value, ValueType};
+use corowire::conn::{Cmap as CmapService, CmapEvent, Token};
+use corowire::dispatch::DispatchMode;
+use corowire::CsError;
+
+use crate::client::{Client, Retry};
+use crate::error::{Error, Result};
+
+/// Tracks one connection can hold.
+const TRACKS: usize = 64;
+/// Requests one connection keeps in flight ([`Cmap::get_many`]).
+const PENDING: usize = 32;
+/// Events queued during a dispatch.
+const EVENTS: usize = 64;
+/// Bytes of queued events.
+const EVENT_BYTES: usize = 65536;
+/// Bytes of a GET reply's header before the value.
+const GET_REPLY_OVERHEAD: usize = 40;
+/// Value buffer of the pipelined GETs of [`Cmap::get_many`]: most values fit.
+const GET_MANY_BUFFER: usize = 256;
+
+type Conn = Client<CmapService<TRACKS>, PENDING, EVENTS, EVENT_BYTES>;
+
+/// Connection options for [`Cmap::connect_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The maximum message size to ask for; it sizes the shared-memory rings. libcmap asks
+    /// for 1 MiB; 64 KiB (the default) holds every CMAP message and sets up faster.
+    pub max_msg_size: u32,
+    /// How long each call (and the connect) waits for its reply; `None` (the default) waits
+    /// as long as the daemon is alive, as libcmap does.
+    pub timeout: Option<Duration>,
+    /// The map the connection reads and writes (`cmap_initialize_map`).
+    pub map: Map,
+    /// Retry `CS_ERR_TRY_AGAIN` from the transport (flow control, full ring, daemon not
+    /// ready at connect): `(attempts, backoff)`. `None` (the default) reports it at once.
+    pub retry_try_again: Option<(u32, Duration)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { max_msg_size: 65536, timeout: None, map: Map::Default, retry_try_again: None }
+    }
+}
+
+/// A CMAP value, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedValue {
+    /// `i8`.
+    Int8(i8),
+    /// `u8`.
+    UInt8(u8),
+    /// `i16`.
+    Int16(i16),
+    /// `u16`.
+    UInt16(u16),
+    /// `i32`.
+    Int32(i32),
+    /// `u32`.
+    UInt32(u32),
+    /// `i64`.
+    Int64(i64),
+    /// `u64`.
+    UInt64(u64),
+    /// `f32`.
+    Float(f32),
+    /// `f64`.
+    Double(f64),
+    /// A string, without its trailing NUL (invalid UTF-8 is replaced, lossily).
+    String(String),
+    /// Bytes.
+    Binary(Vec<u8>),
+}
+
+impl OwnedValue {
+    /// The value's type.
+    pub fn value_type(&self) -> ValueType {
+        self.as_value().value_type()
+    }
+
+    /// The value borrowed as the codec's [`Value`] (e.g. to [`Cmap::set`] it).
+    pub fn as_value(&self) -> Value<'_> {
+        match self {
+            Self::Int8(v) => Value::Int8(*v),
+            Self::UInt8(v) => Value::UInt8(*v),
+            Self::Int16(v) => Value::Int16(*v),
+            Self::UInt16(v) => Value::UInt16(*v),
+            Self::Int32(v) => Value::Int32(*v),
+            Self::UInt32(v) => Value::UInt32(*v),
+            Self::Int64(v) => Value::Int64(*v),
+            Self::UInt64(v) => Value::UInt64(*v),
+            Self::Float(v) => Value::Float(*v),
+            Self::Double(v) => Value::Double(*v),
+            Self::String(s) => Value::String(s.as_bytes()),
+            Self::Binary(b) => Value::Binary(b),
+        }
+    }
+}
+
+impl From<Value<'_>> for OwnedValue {
+    fn from(v: Value<'_>) -> Self {
+        match v {
+            Value::Int8(v) => Self::Int8(v),
+            Value::UInt8(v) => Self::UInt8(v),
+            Value::Int16(v) => Self::Int16(v),
+            Value::UInt16(v) => Self::UInt16(v),
+            Value::Int32(v) => Self::Int32(v),
+            Value::UInt32(v) => Self::UInt32(v),
+            Value::Int64(v) => Self::Int64(v),
+            Value::UInt64(v) => Self::UInt64(v),
+            Value::Float(v) => Self::Float(v),
+            Value::Double(v) => Self::Double(v),
+            Value::String(s) => Self::String(String::from_utf8_lossy(s).into_owned()),
+            Value::Binary(b) => Self::Binary(b.to_vec()),
+        }
+    }
+}
+
+/// A track registered with [`Cmap::track_add`]: the server's track handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TrackHandle(pub u64);
+
+/// A change notification, as handed to a track's callback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackEvent<'a> {
+    /// The track that reported it.
+    pub track: TrackHandle,
+    /// What happened.
+    pub event: wire::TrackEvent,
+    /// The key that changed, as bytes.
+    pub key_bytes: &'a [u8],
+    /// The new value (`None` for a delete).
+    pub new_value: Option<Value<'a>>,
+    /// The old value (`None` for an add).
+    pub old_value: Option<Value<'a>>,
+}
+
+impl TrackEvent<'_> {
+    /// The key that changed (keys are ASCII in practice; anything else is replaced lossily).
+    pub fn key(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.key_bytes)
+    }
+}
+
+/// A track's callback.
+type Callback = Box<dyn FnMut(&TrackEvent<'_>) + Send>;
+
+/// A connection to corosync's CMAP service. Finalized (the connection closed) on drop.
+pub struct Cmap {
+    client: Conn,
+    /// Callbacks by the context given to the core's track table.
+    callbacks: HashMap<u64, Callback>,
+    /// Context of each track, by server handle.
+    contexts: HashMap<u64, u64>,
+    next_context: u64,
+    context: Option<Box<dyn Any + Send>>,
+}
+
+impl core::fmt::Debug for Cmap {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Cmap").field("client", &self.client).field("tracks", &self.contexts.len()).finish()
+    }
+}
+
+fn key(name: &str) -> Result<Key<'_>> {
+    Key::new(name.as_bytes()).map_err(|e| Error::Cs(corowire::conn::SubmitError::Encode(e).cs_error()))
+}
+
+macro_rules! typed {
+    ($(($get:ident, $set:ident, $ty:ty, $variant:ident)),* $(,)?) => {
+        $(
+            #[doc = concat!("Gets a `", stringify!($ty), "` value; another type is `CS_ERR_INVALID_PARAM`, as in libcmap.")]
+            ///
+            /// # Errors
+            /// As [`Cmap::get`], and `CS_ERR_INVALID_PARAM` for a value of another type.
+            pub fn $get(&mut self, key: &str) -> Result<$ty> {
+                match self.get(key)? {
+                    OwnedValue::$variant(v) => Ok(v),
+                    _ => Err(Error::Cs(CsError::InvalidParam)),
+                }
+            }
+
+            #[doc = concat!("Sets a `", stringify!($ty), "` value.")]
+            ///
+            /// # Errors
+            /// As [`Cmap::set`].
+            pub fn $set(&mut self, key: &str, value: $ty) -> Result<()> {
+                self.set(key, Value::$variant(value))
+            }
+        )*
+    };
+}
+
+impl Cmap {
+    /// Connects with the default [`Options`].
+    ///
+    /// # Errors
+    /// [`Error::Connect`] if no daemon listens or it refuses; other errors of the handshake.
+    pub fn connect() -> Result<Self> {
+        Self::connect_with(Options::default())
+    }
+
+    /// Connects with `options`, then switches to `options.map` if it is not the default map.
+    ///
+    /// # Errors
+    /// As [`Cmap::connect`], and the result of the map switch.
+    pub fn connect_with(options: Options) -> Result<Self> {
+        let retry = options.retry_try_again.map(|(attempts, backoff)| Retry { attempts, backoff });
+        let client = Conn::connect(options.max_msg_size, options.timeout, retry)?;
+        let mut cmap = Self {
+            client,
+            callbacks: HashMap::new(),
+            contexts: HashMap::new(),
+            next_context: 1,
+            context: None,
+        };
+        if options.map != Map::Default {
+            cmap.set_current_map(options.map)?;
+        }
+        Ok(cmap)
+    }
+
+    /// The negotiated maximum message size.
+    pub fn max_msg_size(&self) -> usize {
+        self.client.conn.max_msg_size()
+    }
+
+    /// The largest value buffer a GET may ask for: every CMAP value (at most 16384 bytes)
+    /// unless the rings are smaller.
+    fn get_buffer(&self) -> usize {
+        wire::VALUE_MAX_LEN.min(self.max_msg_size().saturating_sub(GET_REPLY_OVERHEAD + 12))
+    }
+
+    fn simple(&mut self, req: &Request<'_>) -> Result<()> {
+        self.client.call(req, req.encoded_len(), |_| Ok(()))
+    }
+
+    /// Gets the value of `key`.
+    ///
+    /// # Errors
+    /// `CS_ERR_NOT_EXIST` for a missing key, `CS_ERR_NAME_TOO_LONG` for a key of 256 bytes or
+    /// more, `CS_ERR_TOO_BIG` if the value does not fit the negotiated message size; the
+    /// connection errors.
+    pub fn get(&mut self, name: &str) -> Result<OwnedValue> {
+        let key = key(name)?;
+        let buffer = self.get_buffer();
+        let req = Request::Get { key, value_len: buffer as u64 };
+        for _ in 0..3 {
+            match self.client.call(&req, req.encoded_len(), get_value) {
+                // A buffer smaller than the value: only possible with rings below 16 KiB.
+                Err(Error::Cs(CsError::InvalidParam)) if buffer < wire::VALUE_MAX_LEN => {
+                    if self.get_type(name)?.1 > buffer as u64 {
+                        return Err(Error::Cs(CsError::TooBig));
+                    }
+                    // The value shrank in between: ask again.
+                }
+                other => return other,
+            }
+        }
+        Err(Error::Cs(CsError::TryAgain))
+    }
+
+    /// The type and length of `key`'s value (a GET with no buffer).
+    ///
+    /// # Errors
+    /// As [`Cmap::get`].
+    pub fn get_type(&mut self, name: &str) -> Result<(ValueType, u64)> {
+        let req = Request::Get { key: key(name)?, value_len: 0 };
+        self.client.call(&req, req.encoded_len(), |r| match r {
+            Response::Get(g) => Ok((g.value_type.ok_or(Error::Cs(CsError::MessageError))?, g.value_len)),
+            _ => Err(Error::Cs(CsError::MessageError)),
+        })
+    }
+
+    typed!(
+        (get_i8, set_i8, i8, Int8),
+        (get_u8, set_u8, u8, UInt8),
+        (get_i16, set_i16, i16, Int16),
+        (get_u16, set_u16, u16, UInt16),
+        (get_i32, set_i32, i32, Int32),
+        (get_u32, set_u32, u32, UInt32),
+        (get_i64, set_i64, i64, Int64),
+        (get_u64, set_u64, u64, UInt64),
+        (get_f32, set_f32, f32, Float),
+        (get_f64, set_f64, f64, Double),
+    );
+
+    /// Gets a string value.
+    ///
+    /// # Errors
+    /// As [`Cmap::get`], and `CS_ERR_INVALID_PARAM` for a value of another type.
+    pub fn get_string(&mut self, key: &str) -> Result<String> {
+        match self.get(key)? {
+            OwnedValue::String(s) => Ok(s),
+            _ => Err(Error::Cs(CsError::InvalidParam)),
+        }
+    }
+
+    /// Gets a binary value.
+    ///
+    /// # Errors
+    /// As [`Cmap::get`], and `CS_ERR_INVALID_PARAM` for a value of another type.
+    pub fn get_binary(&mut self, key: &str) -> Result<Vec<u8>> {
+        match self.get(key)? {
+            OwnedValue::Binary(b) => Ok(b),
+            _ => Err(Error::Cs(CsError::InvalidParam)),
+        }
+    }
+
+    /// Sets `key` to `value`, creating it. Strings are sent with their NUL inside the length.
+    ///
+    /// # Errors
+    /// `CS_ERR_ACCESS` for a read-only key, `CS_ERR_INVALID_PARAM` for a value over 16384
+    /// bytes, `CS_ERR_NAME_TOO_LONG` for an invalid new key name; the connection errors.
+    pub fn set(&mut self, name: &str, value: Value<'_>) -> Result<()> {
+        self.simple(&Request::Set { key: key(name)?, value })
+    }
+
+    /// Sets a string value.
+    ///
+    /// # Errors
+    /// As [`Cmap::set`].
+    pub fn set_str(&mut self, key: &str, value: &str) -> Result<()> {
+        self.set(key, Value::String(value.as_bytes()))
+    }
+
+    /// Sets a binary value.
+    ///
+    /// # Errors
+    /// As [`Cmap::set`].
+    pub fn set_binary(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        self.set(key, Value::Binary(value))
+    }
+
+    /// Deletes `key`.
+    ///
+    /// # Errors
+    /// `CS_ERR_NOT_EXIST`, `CS_ERR_ACCESS`; the connection errors.
+    pub fn delete(&mut self, name: &str) -> Result<()> {
+        self.simple(&Request::Delete { key: key(name)? })
+    }
+
+    /// Adds 1 to the integer at `key` (wrapping).
+    ///
+    /// # Errors
+    /// `CS_ERR_INVALID_PARAM` for a non-integer, `CS_ERR_NOT_EXIST`; the connection errors.
+    pub fn inc(&mut self, name: &str) -> Result<()> {
+        self.simple(&Request::AdjustInt { key: key(name)?, step: 1 })
+    }
+
+    /// Subtracts 1 from the integer at `key` (wrapping).
+    ///
+    /// # Errors
+    /// As [`Cmap::inc`].
+    pub fn dec(&mut self, name: &str) -> Result<()> {
+        self.simple(&Request::AdjustInt { key: key(name)?, step: -1 })
+    }
+
+    /// Switches this connection to `map` (`CS_ERR_BUSY` while iterations or tracks are open).
+    ///
+    /// # Errors
+    /// `CS_ERR_BUSY`, `CS_ERR_NOT_EXIST` for an unknown map; the connection errors.
+    pub fn set_current_map(&mut self, map: Map) -> Result<()> {
+        self.simple(&Request::SetCurrentMap { map })
+    }
+
+    /// Gets many keys with the requests pipelined (up to 32 in flight): one result per key,
+    /// in order. The outer error is a connection failure.
+    ///
+    /// The pipelined GETs ask for small buffers, so that all their replies fit the response
+    /// ring at once (corosync drops a reply that does not fit); a value larger than that
+    /// buffer is fetched again on its own.
+    ///
+    /// # Errors
+    /// Connection errors; per-key errors (e.g. `CS_ERR_NOT_EXIST`) are in the inner results.
+    pub fn get_many(&mut self, names: &[&str]) -> Result<Vec<Result<OwnedValue>>> {
+        let buffer = self.get_buffer().min(GET_MANY_BUFFER);
+        // Ring bytes one reply takes: size and magic words, then the payload in whole words.
+        let reply_bytes = 8 + (GET_REPLY_OVERHEAD + buffer).div_ceil(4) * 4;
+        // Leave one reply's worth free: equal ring pointers are ambiguous for the writer.
+        let budget = self.client.transport.response_ring().geometry().bytes().saturating_sub(reply_bytes);
+        let window = (budget / reply_bytes).clamp(1, PENDING);
+        let mut results: Vec<Option<Result<OwnedValue>>> = (0..names.len()).map(|_| None).collect();
+        let mut in_flight: VecDeque<(Token, usize)> = VecDeque::new();
+        let mut next = 0;
+        while next < names.len() || !in_flight.is_empty() {
+            while next < names.len() && in_flight.len() < window {
+                let req = match key(names[next]) {
+                    Ok(key) => Request::Get { key, value_len: buffer as u64 },
+                    Err(e) => {
+                        results[next] = Some(Err(e));
+                        next += 1;
+                        continue;
+                    }
+                };
+                // A full request ring: collect a reply first (unless nothing is in flight).
+                if !in_flight.is_empty() && self.client.transport.check_send(req.encoded_len()).is_err() {
+                    break;
+                }
+                let token = self.client.submit(&req, req.encoded_len())?;
+                in_flight.push_back((token, next));
+                next += 1;
+            }
+            let Some(&(front, _)) = in_flight.front() else { continue };
+            let flight = &mut in_flight;
+            let res = &mut results;
+            self.client.collect(front, |t, r| {
+                if let Some(pos) = flight.iter().position(|&(tok, _)| tok == t) {
+                    let (_, index) = flight.remove(pos).unwrap_or((t, usize::MAX));
+                    if let Some(slot) = res.get_mut(index) {
+                        *slot = Some(r.and_then(get_value));
+                    }
+                }
+            })?;
+        }
+        // GET answers CS_ERR_INVALID_PARAM only for a buffer smaller than the value.
+        for (i, slot) in results.iter_mut().enumerate() {
+            if matches!(slot, Some(Err(Error::Cs(CsError::InvalidParam)))) {
+                *slot = Some(self.get(names[i]));
+            }
+        }
+        Ok(results.into_iter().map(|r| r.unwrap_or(Err(Error::Disconnected))).collect())
+    }
+
+    /// Iterates over the keys under `prefix` (all keys for `None`), in corosync's order:
+    /// `(key, type, value length)`. The iteration is finalized when the iterator is dropped.
+    ///
+    /// # Errors
+    /// Errors of ITER_INIT; each item carries the errors of its ITER_NEXT.
+    pub fn iter(&mut self, prefix: Option<&str>) -> Result<Iter<'_>> {
+        let prefix = prefix.map(key).transpose()?;
+        let req = Request::IterInit { prefix };
+        let handle = self.client.call(&req, req.encoded_len(), |r| match r {
+            Response::IterInit { iter_handle } => Ok(iter_handle),
+            _ => Err(Error::Cs(CsError::MessageError)),
+        })?;
+        Ok(Iter { cmap: self, handle, done: false })
+    }
+
+    /// Starts tracking `key` (or, with [`TrackType::PREFIX`], every key under it; `None` is
+    /// the root). `callback` runs from [`Cmap::dispatch`] for each change; it cannot use this
+    /// handle (share state with it through what it captures instead).
+    ///
+    /// # Errors
+    /// `CS_ERR_INVALID_PARAM` for a bad track type; `CS_ERR_NO_RESOURCES` with 64 tracks
+    /// open; the connection errors.
+    pub fn track_add(
+        &mut self,
+        key_name: Option<&str>,
+        track_type: TrackType,
+        callback: impl FnMut(&TrackEvent<'_>) + Send + 'static,
+    ) -> Result<TrackHandle> {
+        let track_key = key_name.map(key).transpose()?;
+        let context = self.next_context;
+        let len = Request::TrackAdd { key: track_key, track_type, track_inst_handle: 0 }.encoded_len();
+        let token = self.client.submit_with(len, |conn, now, timeout, out| {
+            conn.track_add(track_key, track_type, context, now, timeout, out)
+        })?;
+        self.next_context += 1;
+        let handle = self.client.finish(token, |r| match r {
+            Response::TrackAdd { track_handle } => Ok(track_handle),
+            _ => Err(Error::Cs(CsError::MessageError)),
+        })?;
+        self.callbacks.insert(context, Box::new(callback));
+        self.contexts.insert(handle, context);
+        Ok(TrackHandle(handle))
+    }
+
+    /// Stops a track. Notifications already queued for it are skipped.
+    ///
+    /// # Errors
+    /// `CS_ERR_BAD_HANDLE` for a track this connection does not have; the connection errors.
+    pub fn track_delete(&mut self, track: TrackHandle) -> Result<()> {
+        let len = Request::TrackDelete { track_handle: track.0 }.encoded_len();
+        let token = self
+            .client
+            .submit_with(len, |conn, now, timeout, out| conn.track_delete(track.0, now, timeout, out))?;
+        self.client.finish(token, |_| Ok(()))?;
+        if let Some(context) = self.contexts.remove(&track.0) {
+            self.callbacks.remove(&context);
+        }
+        Ok(())
+    }
+
+    /// Delivers pending notifications to the tracks' callbacks, as `cmap_dispatch` does:
+    /// [`DispatchMode::One`] waits for one, [`DispatchMode::All`] handles all pending ones
+    /// without waiting, [`DispatchMode::OneNonBlocking`] handles one if pending (else
+    /// `CS_ERR_TRY_AGAIN`), [`DispatchMode::Blocking`] runs until an error.
+    ///
+    /// # Errors
+    /// `CS_ERR_TRY_AGAIN` (see above), [`Error::Disconnected`], `CS_ERR_LIBRARY` for an
+    /// unknown event.
+    pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
+        let callbacks = &mut self.callbacks;
+        self.client.dispatch(mode, |e: CmapEvent<'_>| {
+            if let Some(cb) = callbacks.get_mut(&e.context) {
+                let n = e.notification;
+                cb(&TrackEvent {
+                    track: TrackHandle(e.track_handle),
+                    event: n.event,
+                    key_bytes: n.key.as_bytes(),
+                    new_value: n.new_value,
+                    old_value: n.old_value,
+                });
+            }
+        })
+    }
+
+    /// Stores an application value with the handle (`cmap_context_set`).
+    pub fn context_set<T: Any + Send>(&mut self, value: T) {
+        self.context = Some(Box::new(value));
+    }
+
+    /// The value stored with [`Cmap::context_set`], if it is a `T` (`cmap_context_get`).
+    pub fn context_get<T: Any>(&self) -> Option<&T> {
+        self.context.as_ref()?.downcast_ref()
+    }
+
+    /// The stored value, mutably.
+    pub fn context_get_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.context.as_mut()?.downcast_mut()
+    }
+}
+
+fn get_value(r: Response<'_>) -> Result<OwnedValue> {
+    match r {
+        Response::Get(g) => g.typed().map(OwnedValue::from).ok_or(Error::Cs(CsError::MessageError)),
+        _ => Err(Error::Cs(CsError::MessageError)),
+    }
+}
+
+impl Drop for Cmap {
+    fn drop(&mut self) {
+        self.client.conn.finalize();
+    }
+}
+
+// The handle may move between threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Cmap>();
+};
+
+impl AsFd for Cmap {
+    /// The setup socket: poll it for `POLLIN`, then [`Cmap::dispatch`] with
+    /// [`DispatchMode::All`] (`cmap_fd_get`).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.client.transport.as_fd()
+    }
+}
+
+impl AsRawFd for Cmap {
+    fn as_raw_fd(&self) -> RawFd {
+        self.client.transport.as_raw_fd()
+    }
+}
+
+/// An iteration over keys ([`Cmap::iter`]); finalized on drop.
+#[derive(Debug)]
+pub struct Iter<'a> {
+    cmap: &'a mut Cmap,
+    handle: u64,
+    done: bool,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<(String, ValueType, u64)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let req = Request::IterNext { iter_handle: self.handle };
+        let item = self.cmap.client.call(&req, req.encoded_len(), |r| match r {
+            Response::IterNext { key, value_len, value_type } => Ok((
+                String::from_utf8_lossy(key.as_bytes()).into_owned(),
+                value_type.ok_or(Error::Cs(CsError::MessageError))?,
+                value_len,
+            )),
+            _ => Err(Error::Cs(CsError::MessageError)),
+        });
+        match item {
+            Err(Error::Cs(CsError::NoSections)) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+            Ok(v) => Some(Ok(v)),
+        }
+    }
+}
+
+impl Drop for Iter<'_> {
+    fn drop(&mut self) {
+        let req = Request::IterFinalize { iter_handle: self.handle };
+        // Errors cannot be reported from drop; a lost connection frees the iterator anyway.
+        let _ = self.cmap.client.call(&req, req.encoded_len(), |_| Ok(()));
+    }
+}

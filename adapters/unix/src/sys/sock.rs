@@ -1,0 +1,201 @@
+//! The libqb setup socket: `AF_UNIX` `SOCK_STREAM` on libqb's zero-padded abstract names, with
+//! kernel-attached credentials (`SO_PASSCRED`) and liveness polling (spec §1).
+
+use core::time::Duration;
+use std::io::{self, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+
+use nix::cmsg_space;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    bind, connect, listen, recvmsg, send, setsockopt, socket, sockopt, AddressFamily, Backlog,
+    ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, UnixCredentials,
+};
+
+use crate::sys::Deadline;
+
+/// Length of a libqb abstract name: all of `sun_path` (108 bytes) after the leading NUL.
+pub const ABSTRACT_NAME_LEN: usize = 107;
+
+/// If this file exists, libqb uses filesystem sockets in [`SOCKET_DIR`] instead of abstract
+/// names (checked once per process by libqb, on every connect here).
+pub const FORCE_FILESYSTEM_SOCKETS: &str = "/etc/libqb/force-filesystem-sockets";
+
+/// libqb's build-time `SOCKETDIR`, where filesystem sockets live. It is `/tmp` in Debian's
+/// libqb 2.0.6: `qb_ipcc_us_setup_connect` formats `"%s/%s"` with `"/tmp"` and the name.
+pub const SOCKET_DIR: &str = "/tmp";
+
+/// Listen backlog used by libqb servers.
+const LISTEN_BACKLOG: i32 = 128;
+
+/// The abstract address libqb uses for `name`: `sun_path[0] = 0`, then `name`, then zeros up to
+/// all 108 bytes of `sun_path`, with an address length of 110.
+///
+/// This differs from the shorter address Rust's `SocketAddr::from_abstract_name` builds, which
+/// names a different socket.
+///
+/// # Errors
+/// `ENAMETOOLONG` if `name` is longer than [`ABSTRACT_NAME_LEN`].
+pub fn abstract_addr(name: &[u8]) -> Result<UnixAddr, Errno> {
+    let mut padded = [0u8; ABSTRACT_NAME_LEN];
+    padded.get_mut(..name.len()).ok_or(Errno::ENAMETOOLONG)?.copy_from_slice(name);
+    UnixAddr::new_abstract(&padded)
+}
+
+/// Connects a blocking, close-on-exec stream socket to the libqb service `name` (`"cmap"`,
+/// `"votequorum"`, …): at its abstract address, or at `SOCKET_DIR/name` when
+/// [`FORCE_FILESYSTEM_SOCKETS`] exists.
+///
+/// # Errors
+/// `socket`/`connect` failures, e.g. `ECONNREFUSED` when nobody listens; `ENAMETOOLONG`.
+pub fn connect_setup(name: &str) -> Result<OwnedFd, Errno> {
+    let addr = if Path::new(FORCE_FILESYSTEM_SOCKETS).exists() {
+        UnixAddr::new(&Path::new(SOCKET_DIR).join(name))?
+    } else {
+        abstract_addr(name.as_bytes())?
+    };
+    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    connect(fd.as_raw_fd(), &addr)?;
+    Ok(fd)
+}
+
+/// Listens on the libqb abstract address for `name` with backlog 128 and `SO_PASSCRED` set,
+/// as a libqb server does.
+///
+/// # Errors
+/// `socket`/`bind`/`listen` failures, e.g. `EADDRINUSE`; `ENAMETOOLONG`.
+pub fn listen_abstract(name: &[u8]) -> Result<UnixListener, Errno> {
+    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    set_passcred(&fd, true)?;
+    bind(fd.as_raw_fd(), &abstract_addr(name)?)?;
+    listen(&fd, Backlog::new(LISTEN_BACKLOG)?)?;
+    Ok(UnixListener::from(fd))
+}
+
+/// Accepts one connection (close-on-exec, blocking) and sets `SO_PASSCRED` on it, so that the
+/// client's credentials arrive with its first message.
+///
+/// # Errors
+/// `accept` or `setsockopt` failures.
+pub fn accept_with_passcred(listener: &UnixListener) -> Result<OwnedFd, Errno> {
+    let (stream, _) = listener.accept().map_err(errno_of)?;
+    let fd = OwnedFd::from(stream);
+    set_passcred(&fd, true)?;
+    Ok(fd)
+}
+
+fn errno_of(e: io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// Turns `SO_PASSCRED` on or off: while on, received data carries the sender's credentials.
+///
+/// # Errors
+/// `setsockopt` failures.
+pub fn set_passcred(fd: impl AsFd, on: bool) -> Result<(), Errno> {
+    setsockopt(&fd, sockopt::PassCred, &on)
+}
+
+/// Sends all of `buf` (`MSG_NOSIGNAL`, retrying after `EINTR` and short writes).
+///
+/// # Errors
+/// `send` failures, e.g. `EPIPE` once the peer has gone.
+pub fn send_all(fd: impl AsFd, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        match send(fd.as_fd().as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL) {
+            Ok(sent) => buf = &buf[sent..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Credentials the kernel attached to received data (`SCM_CREDENTIALS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCred {
+    /// Sender's process id.
+    pub pid: libc::pid_t,
+    /// Sender's user id.
+    pub uid: libc::uid_t,
+    /// Sender's group id.
+    pub gid: libc::gid_t,
+}
+
+impl From<UnixCredentials> for PeerCred {
+    fn from(c: UnixCredentials) -> Self {
+        Self { pid: c.pid(), uid: c.uid(), gid: c.gid() }
+    }
+}
+
+/// Fills `buf` completely (`recvmsg` with `MSG_WAITALL`, retrying after `EINTR` and short
+/// reads) and returns the credentials attached to the first data received, if any. They are
+/// present when `SO_PASSCRED` is set on `fd` (see [`set_passcred`]).
+///
+/// # Errors
+/// `ENOTCONN` on end of file before `buf` is full; `ENOBUFS` if the control data was
+/// truncated; other `recvmsg` failures.
+pub fn recv_exact_with_creds(fd: impl AsFd, buf: &mut [u8]) -> Result<Option<PeerCred>, Errno> {
+    let mut cmsg = cmsg_space!(UnixCredentials);
+    let mut cred = None;
+    let mut filled = 0;
+    while filled < buf.len() {
+        let mut iov = [IoSliceMut::new(&mut buf[filled..])];
+        let msg =
+            match recvmsg::<()>(fd.as_fd().as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_WAITALL) {
+                Ok(msg) => msg,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+            };
+        if msg.bytes == 0 {
+            return Err(Errno::ENOTCONN);
+        }
+        if cred.is_none() {
+            cred = msg.cmsgs()?.find_map(|c| match c {
+                ControlMessageOwned::ScmCredentials(c) => Some(PeerCred::from(c)),
+                _ => None,
+            });
+        }
+        filled += msg.bytes;
+    }
+    Ok(cred)
+}
+
+/// What [`poll_readable`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollState {
+    /// Data (or end of file) can be read without blocking.
+    Readable,
+    /// The peer hung up, or the socket is in error. Like libqb, this wins over pending data.
+    Hup,
+    /// Nothing happened before the timeout.
+    Timeout,
+}
+
+/// Waits for at most `timeout` (`None`: forever) until `fd` is readable or hung up, retrying
+/// after `EINTR` with the time left. Millisecond resolution: shorter remainders poll once.
+///
+/// # Errors
+/// `poll` failures other than `EINTR`.
+pub fn poll_readable(fd: impl AsFd, timeout: Option<Duration>) -> Result<PollState, Errno> {
+    let deadline = Deadline::after(timeout);
+    loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let wait = deadline
+            .remaining()
+            .map_or(PollTimeout::NONE, |left| PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX));
+        match poll(&mut fds, wait) {
+            Ok(0) => return Ok(PollState::Timeout),
+            Ok(_) => {
+                let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+                let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+                return Ok(if revents.intersects(gone) { PollState::Hup } else { PollState::Readable });
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The libqb shared-memory transport, client side: the setup socket plus the request,
+//! response and event rings (spec §1, §2, appendix A).
+//!
+//! [`ShmTransport`] moves bytes; the protocol state (what was sent, what a reply answers)
+//! lives in [`corowire::conn::Connection`], which [`ShmTransport::connect`] drives through the
+//! setup handshake.
+
+use core::fmt;
+use core::time::Duration;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::Instant;
+
+use corowire::conn::{Connection, HandleError, Service};
+use corowire::dispatch::Wait;
+use corowire::qb::{ConnectionType, CONNECTION_RESPONSE_LEN};
+use corowire::ring::FlowControl;
+use nix::errno::Errno;
+use nix::sys::socket::{recv, setsockopt, shutdown, sockopt, MsgFlags, Shutdown};
+use nix::sys::time::TimeVal;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use crate::ring::{ShmError, ShmRing};
+use crate::sem::SemError;
+use crate::sys::sock::{
+    connect_setup, poll_readable, recv_exact_with_creds, send_all, set_passcred, PollState,
+};
+
+/// libqb's longest single wait for a reply before it checks that the server is alive
+/// (`QB_IPC_MAX_WAIT_MS`).
+const MAX_WAIT_SLICE: Duration = Duration::from_secs(2);
+/// How long a reply wait spins on the semaphore before it sleeps in the kernel.
+const SPIN: Duration = Duration::from_micros(30);
+
+/// Why a transport operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// Nothing listens on the service's socket (`ECONNREFUSED`, or `ENOENT` for filesystem
+    /// sockets): the daemon is not running, or the service is not loaded.
+    NoDaemon(Errno),
+    /// The setup handshake failed: the server refused (negative errno), sent a malformed
+    /// response, or chose a transport this client does not implement.
+    Handshake(HandleError),
+    /// The deadline passed first.
+    Timeout,
+    /// The server is gone: EOF or hang-up on the setup socket, or a dropped `ref_count`.
+    Disconnected,
+    /// The server asked clients to back off (flow control), or the request ring is full.
+    TryAgain,
+    /// A ring is malformed or corrupt.
+    Ring(ShmError),
+    /// A system call failed.
+    Io(Errno),
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoDaemon(e) => write!(f, "no daemon listens on the service socket ({e})"),
+            Self::Handshake(e) => write!(f, "connection setup failed: {e}"),
+            Self::Timeout => f.write_str("timed out"),
+            Self::Disconnected => f.write_str("the daemon closed the connection"),
+            Self::TryAgain => f.write_str("the daemon asked to try again later (flow control)"),
+            Self::Ring(e) => e.fmt(f),
+            Self::Io(e) => write!(f, "system call failed: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for TransportError {}
+
+impl From<ShmError> for TransportError {
+    fn from(e: ShmError) -> Self {
+        match e {
+            ShmError::Full { .. } => Self::TryAgain,
+            ShmError::Io(e) => Self::Io(e),
+            e => Self::Ring(e),
+        }
+    }
+}
+
+/// A connected libqb shared-memory transport. Dropping it shuts the setup socket down and
+/// releases the rings; the server then removes the ring files.
+#[derive(Debug)]
+pub struct ShmTransport {
+    sock: OwnedFd,
+    request: ShmRing,
+    response: ShmRing,
+    event: ShmRing,
+}
+
+fn path_of(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+impl ShmTransport {
+    /// Connects to the connection's service and runs the setup handshake: connect the setup
+    /// socket, `SO_PASSCRED` on, send the setup request, read the 12328-byte response (waiting
+    /// at most `timeout` for it), hand it to `conn`, `SO_PASSCRED` off, open the three rings.
+    ///
+    /// # Errors
+    /// [`TransportError::NoDaemon`], [`TransportError::Handshake`] (e.g. `EACCES`),
+    /// [`TransportError::Timeout`], [`TransportError::Disconnected`] if the server closes the
+    /// socket before answering, [`TransportError::Ring`] / [`TransportError::Io`] otherwise.
+    pub fn connect<S: Service, const P: usize, const E: usize, const B: usize>(
+        conn: &mut Connection<S, P, E, B>,
+        timeout: Option<Duration>,
+    ) -> Result<Self, TransportError> {
+        let sock = connect_setup(conn.service_name()).map_err(|e| match e {
+            Errno::ECONNREFUSED | Errno::ENOENT => TransportError::NoDaemon(e),
+            e => TransportError::Io(e),
+        })?;
+        set_passcred(&sock, true).map_err(TransportError::Io)?;
+        let mut req = [0u8; 64];
+        let n = conn.encode_setup(&mut req).map_err(|_| TransportError::Io(Errno::EINVAL))?;
+        send_all(&sock, &req[..n]).map_err(disconnected)?;
+        match poll_readable(&sock, timeout).map_err(TransportError::Io)? {
+            PollState::Timeout => return Err(TransportError::Timeout),
+            PollState::Readable | PollState::Hup => {}
+        }
+        let mut resp = vec![0u8; CONNECTION_RESPONSE_LEN];
+        if let Some(t) = timeout {
+            // Bound the read of the rest of the response too.
+            let t = TimeVal::new(
+                libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+                libc::suseconds_t::from(t.subsec_micros().max(1)),
+            );
+            setsockopt(&sock, sockopt::ReceiveTimeout, &t).map_err(TransportError::Io)?;
+        }
+        recv_exact_with_creds(&sock, &mut resp).map_err(|e| match e {
+            Errno::EAGAIN => TransportError::Timeout,
+            e => disconnected(e),
+        })?;
+        if timeout.is_some() {
+            setsockopt(&sock, sockopt::ReceiveTimeout, &TimeVal::new(0, 0)).map_err(TransportError::Io)?;
+        }
+        let names = conn.handle_setup(&resp).map_err(TransportError::Handshake)?;
+        if names.connection_type != ConnectionType::Shm {
+            conn.handle_closed();
+            return Err(TransportError::Handshake(HandleError::UnsupportedTransport(names.connection_type)));
+        }
+        set_passcred(&sock, false).map_err(TransportError::Io)?;
+        let opened = (|| {
+            Ok::<_, ShmError>((
+                ShmRing::open(path_of(names.request))?,
+                ShmRing::open(path_of(names.response))?,
+                ShmRing::open(path_of(names.event))?,
+            ))
+        })();
+        match opened {
+            Ok((request, response, event)) => Ok(Self { sock, request, response, event }),
+            Err(e) => {
+                conn.handle_closed();
+                let _ = shutdown(sock.as_raw_fd(), Shutdown::Both);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The request ring.
+    pub fn request_ring(&self) -> &ShmRing {
+        &self.request
+    }
+
+    /// The response ring.
+    pub fn response_ring(&self) -> &ShmRing {
+        &self.response
+    }
+
+    /// The event ring.
+    pub fn event_ring(&self) -> &ShmRing {
+        &self.event
+    }
+
+    /// Checks that a request of `len` bytes could be sent now, as libqb does before a send:
+    /// the request ring's `ref_count` is 2, flow control is not 1, and the ring has room.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], [`TransportError::TryAgain`], or
+    /// [`TransportError::Ring`] for a request the ring can never hold.
+    pub fn check_send(&self, len: usize) -> Result<(), TransportError> {
+        if self.request.ref_count() != 2 {
+            return Err(TransportError::Disconnected);
+        }
+        if self.request.flow_control() == FlowControl::Off {
+            return Err(TransportError::TryAgain);
+        }
+        self.request.check_space(len)?;
+        Ok(())
+    }
+
+    /// Sends one request: [`ShmTransport::check_send`], commit the chunk to the request ring,
+    /// post its semaphore, then write the 1-byte doorbell on the setup socket.
+    ///
+    /// # Errors
+    /// As [`ShmTransport::check_send`]; [`TransportError::Disconnected`] if the socket is gone.
+    pub fn send(&self, msg: &[u8]) -> Result<(), TransportError> {
+        self.check_send(msg.len())?;
+        self.send_checked(msg)
+    }
+
+    /// [`ShmTransport::send`] after a successful [`ShmTransport::check_send`] for at least
+    /// `msg.len()` bytes: flow control is not looked at again (the request is already
+    /// recorded by the caller), and ring space can only have grown since.
+    pub(crate) fn send_checked(&self, msg: &[u8]) -> Result<(), TransportError> {
+        if self.request.ref_count() != 2 {
+            return Err(TransportError::Disconnected);
+        }
+        self.request.write_chunk(msg)?;
+        // libqb sends the low byte of the message length; the value does not matter.
+        send_all(&self.sock, &[msg.len() as u8]).map_err(disconnected)
+    }
+
+    /// Checks that the server is still there: no hang-up or EOF on the setup socket (pending
+    /// event bytes are fine) and the request ring still referenced by both sides.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], or [`TransportError::Io`] if polling fails.
+    pub fn check_alive(&self) -> Result<(), TransportError> {
+        match poll_readable(&self.sock, Some(Duration::ZERO)).map_err(TransportError::Io)? {
+            PollState::Hup => return Err(TransportError::Disconnected),
+            PollState::Readable if !self.event_byte_pending()? => return Err(TransportError::Disconnected),
+            PollState::Readable | PollState::Timeout => {}
+        }
+        if self.request.ref_count() != 2 {
+            return Err(TransportError::Disconnected);
+        }
+        Ok(())
+    }
+
+    /// Whether an event byte is waiting (`false` means end of file).
+    fn event_byte_pending(&self) -> Result<bool, TransportError> {
+        let mut byte = [0u8; 1];
+        loop {
+            match recv(self.sock.as_raw_fd(), &mut byte, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return Ok(false),
+                Ok(_) | Err(Errno::EAGAIN) => return Ok(true),
+                Err(Errno::EINTR) => {}
+                Err(_) => return Err(TransportError::Disconnected),
+            }
+        }
+    }
+
+    /// Waits for the next reply and copies it into `out`, then reclaims it. Spins briefly on
+    /// the response ring's semaphore, then sleeps on its futex in slices of at most 2 s,
+    /// checking between slices that the server is alive (spec §2.10). `deadline` `None` waits
+    /// for as long as the connection is up.
+    ///
+    /// # Errors
+    /// [`TransportError::Timeout`] once `deadline` passes, [`TransportError::Disconnected`],
+    /// [`TransportError::Ring`] for a corrupt ring.
+    pub fn recv_response(&self, deadline: Option<Instant>, out: &mut Vec<u8>) -> Result<(), TransportError> {
+        let sem = self.response.sem()?;
+        if !spin_take(&sem) {
+            wait_token(&sem, deadline, || self.check_alive())?;
+        }
+        self.response.read_chunk(out)?;
+        Ok(())
+    }
+
+    /// Reads one event into `out` if one is pending, waiting for one as `wait` says: polls the
+    /// setup socket for a doorbell byte, takes an event-ring token, reads and reclaims the
+    /// chunk, then consumes the byte. Returns `false` when a [`Wait::Never`] read found none.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`] on hang-up or EOF; [`TransportError::Ring`] for a
+    /// corrupt ring.
+    pub fn recv_event(&self, wait: Wait, out: &mut Vec<u8>) -> Result<bool, TransportError> {
+        let timeout = match wait {
+            Wait::Never => Some(Duration::ZERO),
+            Wait::Forever => None,
+        };
+        loop {
+            match poll_readable(&self.sock, timeout).map_err(TransportError::Io)? {
+                PollState::Timeout => return Ok(false),
+                PollState::Hup => return Err(TransportError::Disconnected),
+                PollState::Readable => {}
+            }
+            let mut byte = [0u8; 1];
+            match recv(self.sock.as_raw_fd(), &mut byte, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return Err(TransportError::Disconnected),
+                Ok(_) => break,
+                Err(Errno::EAGAIN | Errno::EINTR) if wait == Wait::Forever => {}
+                Err(Errno::EAGAIN | Errno::EINTR) => return Ok(false),
+                Err(_) => return Err(TransportError::Disconnected),
+            }
+        }
+        // The server commits the chunk and posts before it sends the byte, so the token is
+        // there; wait anyway (with liveness checks) rather than trust it.
+        let sem = self.event.sem()?;
+        if !sem.try_wait() {
+            wait_token(&sem, None, || self.check_alive())?;
+        }
+        self.event.read_chunk(out)?;
+        let mut byte = [0u8; 1];
+        loop {
+            match recv(self.sock.as_raw_fd(), &mut byte, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return Err(TransportError::Disconnected),
+                Ok(_) | Err(Errno::EAGAIN) => return Ok(true),
+                Err(Errno::EINTR) => {}
+                Err(_) => return Err(TransportError::Disconnected),
+            }
+        }
+    }
+}
+
+/// Takes a token by spinning for at most [`SPIN`]; `false` if none came.
+fn spin_take(sem: &crate::sem::GlibcSem<'_>) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if sem.try_wait() {
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return false;
+        }
+    }
+}
+
+/// Sleeps on `sem` until a token is taken, in slices of at most 2 s, calling `alive` between
+/// slices; gives up at `deadline`.
+fn wait_token(
+    sem: &crate::sem::GlibcSem<'_>,
+    deadline: Option<Instant>,
+    alive: impl Fn() -> Result<(), TransportError>,
+) -> Result<(), TransportError> {
+    loop {
+        let slice = match deadline {
+            None => MAX_WAIT_SLICE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return if sem.try_wait() { Ok(()) } else { Err(TransportError::Timeout) };
+                }
+                left.min(MAX_WAIT_SLICE)
+            }
+        };
+        match sem.wait(Some(slice)) {
+            Ok(()) => return Ok(()),
+            Err(SemError::TimedOut) => alive()?,
+            Err(e) => return Err(ShmError::from(e).into()),
+        }
+    }
+}
+
+fn disconnected(e: Errno) -> TransportError {
+    match e {
+        Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN => TransportError::Disconnected,
+        e => TransportError::Io(e),
+    }
+}
+
+impl Drop for ShmTransport {
+    fn drop(&mut self) {
+        // libqb closes the socket first; the server sees the hang-up and removes the files.
+        let _ = shutdown(self.sock.as_raw_fd(), Shutdown::Both);
+    }
+}
+
+impl AsFd for ShmTransport {
+    /// The setup socket: readable when an event is pending or the server hung up.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl AsRawFd for ShmTransport {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
