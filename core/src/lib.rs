@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod error;
 pub mod qb;
 pub mod ring;
+pub mod server;
 pub mod time;
 pub mod votequorum;
 pub mod wire;

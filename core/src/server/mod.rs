@@ -1,0 +1,167 @@
+//! A sans-IO *server* engine: decodes client requests, applies corosync 3.1.7's semantics and
+//! encodes the replies and notifications, so that an I/O adapter (a libqb listener) can serve
+//! the unmodified `corosync-cmapctl`, `corosync-quorumtool` and libcmap/libvotequorum clients.
+//!
+//! Two engines, one per libqb service:
+//! - [`cmap::CmapEngine`]: the key/value store with corosync's checks, iterators, tracking and
+//!   the read-only statistics map. Storage is any [`store::Store`]: the fixed-capacity
+//!   [`store::FixedStore`] (no heap) or, with the `alloc` feature, `store::BTreeStore`.
+//! - [`votequorum::QuorumEngine`]: a configurable one-node (or static node list) quorum model
+//!   with tracking and the quorum-device calls.
+//!
+//! # Driving contract
+//!
+//! The engines never do I/O, never read a clock and never allocate (except `BTreeStore`). For
+//! every connection the adapter accepts it calls `connect(conn)` with a [`ConnId`] of its
+//! choice, and `disconnect(conn)` when the client goes away (this frees the connection's
+//! iterators and tracks and drops its queued notifications). Then, for every request frame:
+//!
+//! 1. `handle_request(conn, frame, out)` returns the length of the reply written to `out`;
+//! 2. the adapter **drains** `poll_notification(buf)` and writes each notification to the event
+//!    channel of the connection it names, **before** it sends the reply: corosync writes the
+//!    events caused by a request (a SET's track events, TRACKSTART's initial state) before the
+//!    request's response, and clients may rely on that order;
+//! 3. it sends the reply.
+//!
+//! Notifications wait in a bounded outbox whose capacity the caller chooses (`EVENTS` frames,
+//! `EVENT_BYTES` bytes). Nothing is ever dropped silently: when a request's notifications do not
+//! fit next to the ones already queued, `handle_request` changes nothing and returns
+//! [`ServerError::OutboxFull`]; the adapter drains the outbox and hands the same frame in again.
+//! When they could not fit even into an empty outbox, the request is refused with
+//! `CS_ERR_NO_RESOURCES` (corosync's queue is unbounded; this one is not).
+//!
+//! `out` must hold at least [`MIN_REPLY_LEN`] bytes. A CMAP GET reply is `40 + value_len` bytes
+//! for the client's requested `value_len`; when that does not fit into `out` (size `out` to the
+//! connection's negotiated max message size) the reply is the 40-byte `CS_ERR_NO_MEMORY` that
+//! corosync sends when it cannot allocate the reply.
+//!
+//! Bytes from clients never panic: malformed frames get the error reply corosync would send
+//! (see each engine), and one connection's requests never affect another's state except through
+//! the shared store, as in corosync.
+
+pub mod cmap;
+pub mod store;
+pub mod votequorum;
+
+mod outbox;
+
+use crate::error::EncodeError;
+use core::fmt;
+
+/// The smallest reply buffer the engines accept: the 320-byte votequorum GETINFO reply, which is
+/// also larger than every fixed-size CMAP reply.
+pub const MIN_REPLY_LEN: usize = 320;
+
+/// A connection, named by the adapter (e.g. an index into its own connection table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ConnId(pub u32);
+
+/// Why an engine call did not produce a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ServerError {
+    /// `connect` was never called for this connection (or it was disconnected).
+    UnknownConnection(ConnId),
+    /// `connect` for a connection that is connected already.
+    AlreadyConnected(ConnId),
+    /// The connection table is full (its capacity is a const generic of the engine).
+    TooManyConnections,
+    /// The notifications of this request do not fit into the outbox next to those already
+    /// queued. Nothing changed; drain [`poll_notification`](cmap::CmapEngine::poll_notification)
+    /// and hand the same frame in again.
+    OutboxFull,
+    /// The caller's buffer is too small: for a reply (at least [`MIN_REPLY_LEN`]) or for the
+    /// next queued notification (which stays queued).
+    BufferTooSmall {
+        /// Bytes needed.
+        required: usize,
+        /// Bytes available.
+        available: usize,
+    },
+    /// A reply could not be encoded for another reason (an engine bug: the engines only
+    /// encode values they have checked).
+    Encode(EncodeError),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownConnection(c) => write!(f, "unknown connection {}", c.0),
+            Self::AlreadyConnected(c) => write!(f, "connection {} is connected already", c.0),
+            Self::TooManyConnections => f.write_str("connection table full"),
+            Self::OutboxFull => f.write_str("notification outbox full; drain it and retry"),
+            Self::BufferTooSmall { required, available } => {
+                write!(f, "buffer too small: {required} bytes needed, {available} available")
+            }
+            Self::Encode(e) => write!(f, "cannot encode the reply: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for ServerError {}
+
+impl From<EncodeError> for ServerError {
+    fn from(e: EncodeError) -> Self {
+        match e {
+            EncodeError::BufferTooSmall { required, available } => {
+                Self::BufferTooSmall { required, available }
+            }
+            other => Self::Encode(other),
+        }
+    }
+}
+
+/// A small deterministic generator for the "random" half of handles (`(random32 << 32) |
+/// index`, as corosync's handle databases make them). The caller gives the seed; the core has
+/// no entropy source.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HandleRng(u64);
+
+impl HandleRng {
+    pub(crate) fn new(seed: u64) -> Self {
+        // xorshift must not start at 0.
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// A non-zero 32-bit check value, so that a valid handle is never 0 (0 is the handle of an
+    /// error reply).
+    pub(crate) fn next_check(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        match (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32 {
+            0 => 1,
+            c => c,
+        }
+    }
+}
+
+/// Splits a handle into (check, index).
+pub(crate) fn split_handle(handle: u64) -> (u32, usize) {
+    ((handle >> 32) as u32, (handle & 0xffff_ffff) as usize)
+}
+
+/// Makes a handle from (check, index).
+pub(crate) fn make_handle(check: u32, index: usize) -> u64 {
+    (u64::from(check) << 32) | (index as u64 & 0xffff_ffff)
+}
+
+/// The request id of a frame, if its 16-byte request header is there.
+pub(crate) fn frame_id(frame: &[u8]) -> Option<i32> {
+    if frame.len() < 16 {
+        return None;
+    }
+    let b: [u8; 4] = frame.get(..4)?.try_into().ok()?;
+    Some(i32::from_ne_bytes(b))
+}
+
+pub(crate) fn check_out(out: &[u8]) -> Result<(), ServerError> {
+    if out.len() < MIN_REPLY_LEN {
+        return Err(ServerError::BufferTooSmall { required: MIN_REPLY_LEN, available: out.len() });
+    }
+    Ok(())
+}
