@@ -829,7 +829,9 @@ impl<'a> Reply<'a> {
     /// Length of the encoded reply.
     pub fn encoded_len(&self) -> usize {
         match self.body {
-            Response::Get(g) => size_of::<ResGet>().saturating_add(usize::try_from(g.buffer_len).unwrap_or(usize::MAX)),
+            Response::Get(g) => {
+                size_of::<ResGet>().saturating_add(usize::try_from(g.buffer_len).unwrap_or(usize::MAX))
+            }
             Response::IterInit { .. } | Response::TrackAdd { .. } | Response::TrackDelete { .. } => {
                 size_of::<ResHandle>()
             }

@@ -138,7 +138,7 @@ impl<'a> ConnectResponse<'a> {
     /// Encodes a refusal (server side): only the header, with `-errno`, and the rest zero.
     pub fn encode_error(error: SetupError, out: &mut [u8]) -> Result<usize, EncodeError> {
         let (m, _, n) = prepare::<ConnectionResponse>(out, 0)?;
-        m.hdr = response_header(MSG_AUTHENTICATE, n, -error.errno);
+        m.hdr = response_header(MSG_AUTHENTICATE, n, error.errno.wrapping_neg());
         Ok(n)
     }
 }

@@ -223,8 +223,8 @@ impl Geometry {
     pub fn free_words(self, write_pt: u32, read_pt: u32, sem_nonzero: bool) -> usize {
         let (w, r, n) = (write_pt as usize, read_pt as usize, self.words as usize);
         match w.cmp(&r) {
-            core::cmp::Ordering::Greater => r + n - w - 1,
-            core::cmp::Ordering::Less => r - w - 1,
+            core::cmp::Ordering::Greater => n.saturating_sub(w - r).saturating_sub(1),
+            core::cmp::Ordering::Less => (r - w - 1).min(n),
             core::cmp::Ordering::Equal if sem_nonzero => 0,
             core::cmp::Ordering::Equal => n,
         }
