@@ -45,15 +45,18 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> core::fmt::Debu
 }
 
 impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E, B> {
+    /// Connects to `service_name`, or to the service's standard name if `None`.
     pub(crate) fn connect(
         max_msg_size: u32,
         timeout: Option<Duration>,
         retry: Option<Retry>,
+        service_name: Option<&str>,
     ) -> Result<Self> {
         let mut attempt = 0;
         loop {
             let mut conn = Box::new(Connection::<S, P, E, B>::new(max_msg_size));
-            match ShmTransport::connect(&mut conn, timeout) {
+            let name = service_name.unwrap_or(S::NAME);
+            match ShmTransport::connect_to(&mut conn, name, timeout) {
                 Ok(transport) => {
                     // Sized by the rings actually mapped, not by the size the server claims.
                     let out = conn.max_msg_size().min(transport.request_ring().geometry().max_chunk());

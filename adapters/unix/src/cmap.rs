@@ -57,11 +57,20 @@ pub struct Options {
     /// Retry `CS_ERR_TRY_AGAIN` from the transport (flow control, full ring, daemon not
     /// ready at connect): `(attempts, backoff)`. `None` (the default) reports it at once.
     pub retry_try_again: Option<(u32, Duration)>,
+    /// The libqb socket name to connect to instead of the service's standard one (`None`, the
+    /// default), e.g. a test server's private name.
+    pub service_name: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { max_msg_size: 65536, timeout: None, map: Map::Default, retry_try_again: None }
+        Self {
+            max_msg_size: 65536,
+            timeout: None,
+            map: Map::Default,
+            retry_try_again: None,
+            service_name: None,
+        }
     }
 }
 
@@ -228,7 +237,8 @@ impl Cmap {
     /// As [`Cmap::connect`], and the result of the map switch.
     pub fn connect_with(options: Options) -> Result<Self> {
         let retry = options.retry_try_again.map(|(attempts, backoff)| Retry { attempts, backoff });
-        let client = Conn::connect(options.max_msg_size, options.timeout, retry)?;
+        let client =
+            Conn::connect(options.max_msg_size, options.timeout, retry, options.service_name.as_deref())?;
         let mut cmap = Self {
             client,
             callbacks: HashMap::new(),

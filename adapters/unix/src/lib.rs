@@ -6,6 +6,9 @@
 //!   callbacks, the four dispatch modes, pipelined [`cmap::Cmap::get_many`];
 //! - [`votequorum::Votequorum`]: getinfo, expected votes, votes, tracking, qdevice calls.
 //!
+//! Server: [`server::Server`], a libqb-compatible CMAP and votequorum listener over the core's
+//! sans-IO engines, which the stock corosync tools and libraries accept.
+//!
 //! Transport:
 //! - [`transport::ShmTransport`]: the setup handshake and the three shared-memory rings;
 //! - [`ring::ShmRing`]: one libqb ring, opened as the client, with every shared value validated.
@@ -30,6 +33,7 @@ pub mod cmap;
 mod error;
 pub mod ring;
 pub mod sem;
+pub mod server;
 pub mod sys;
 pub mod transport;
 pub mod votequorum;

@@ -15,10 +15,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use corowire::ring::{
-    FlowControl, Geometry, RingError, MAGIC_ALLOC, MAGIC_DEAD, MAGIC_LIVE, REF_COUNT_OFFSET, SEM_OFFSET,
-    USER_DATA_OFFSET,
+    data_bytes, FlowControl, Geometry, RingError, HEADER_FILE_LEN, MAGIC_ALLOC, MAGIC_DEAD, MAGIC_LIVE,
+    REF_COUNT_OFFSET, SEM_OFFSET, USER_DATA_OFFSET,
 };
 use nix::errno::Errno;
+use nix::sys::stat::Mode;
 
 use crate::sem::{GlibcSem, SemError};
 use crate::sys::shm::SharedMapping;
@@ -29,6 +30,8 @@ const WRITE_PT_OFFSET: usize = 0;
 const READ_PT_OFFSET: usize = 4;
 /// Byte offset of `word_size`.
 const WORD_SIZE_OFFSET: usize = 8;
+/// Byte offset of `hdr_path` (`char[PATH_MAX]`).
+const HDR_PATH_OFFSET: usize = 12;
 /// Byte offset of `data_path` (`char[PATH_MAX]`).
 const DATA_PATH_OFFSET: usize = 4108;
 /// `PATH_MAX`.
@@ -118,9 +121,7 @@ impl ShmRing {
     /// [`ShmError::Io`] if a file cannot be opened or mapped; [`ShmError::Header`] or
     /// [`ShmError::Ring`] if the header is malformed.
     pub fn open(base: &Path) -> Result<Self, ShmError> {
-        let mut header_path = base.as_os_str().to_owned();
-        header_path.push("-header");
-        let header_path = PathBuf::from(header_path);
+        let header_path = ring_file(base, "-header");
         let header = SharedMapping::open(&header_path).map_err(ShmError::Io)?;
         if header.len() < HEADER_STRUCT_LEN {
             return Err(ShmError::Header("header file is smaller than the ring header struct"));
@@ -154,6 +155,56 @@ impl ShmRing {
         ring.ref_count_word()?.fetch_add(1, AcqRel);
         ring.referenced = true;
         Ok(ring)
+    }
+
+    /// Creates the ring at `base` as a libqb server does (spec §2.1–§2.3): `<base>-header`
+    /// (8252 bytes: pointers 0, `word_size`, both paths, `ref_count` 1, a process-shared
+    /// semaphore at 0, flow control 0) and `<base>-data` (`word_size * 4` zero bytes, where
+    /// `word_size = round_up(max_msg_size + 13, page_size) / 4`). Both files are created
+    /// `O_EXCL` with mode 0600; their ownership is the caller's business. The creator holds
+    /// no reference to drop: a server ends the ring with [`ShmRing::mark_closed`].
+    ///
+    /// # Errors
+    /// [`ShmError::Io`] if a file cannot be created (nothing is left behind then);
+    /// [`ShmError::Header`] if a path does not fit `PATH_MAX`; [`ShmError::Ring`] for a
+    /// `max_msg_size` too large for a ring.
+    pub fn create(base: &Path, max_msg_size: u32, page_size: usize) -> Result<Self, ShmError> {
+        let bytes = data_bytes(max_msg_size, page_size);
+        let words = u32::try_from(bytes / 4).map_err(|_| RingError::BadWordSize { word_size: u32::MAX })?;
+        let geometry = Geometry::new(words)?;
+        let header_path = ring_file(base, "-header");
+        let data_path = ring_file(base, "-data");
+        let (hdr_raw, data_raw) = (header_path.as_os_str().as_bytes(), data_path.as_os_str().as_bytes());
+        if hdr_raw.len().max(data_raw.len()) >= PATH_MAX {
+            return Err(ShmError::Header("ring path longer than PATH_MAX"));
+        }
+        let rw = Mode::S_IRUSR | Mode::S_IWUSR;
+        let header = SharedMapping::create(&header_path, HEADER_FILE_LEN, rw).map_err(ShmError::Io)?;
+        let data = SharedMapping::create(&data_path, geometry.bytes(), rw).map_err(|e| {
+            // Best effort: the creation error matters more than a failed cleanup.
+            let _ = std::fs::remove_file(&header_path);
+            ShmError::Io(e)
+        })?;
+        let ring = Self { header, data, geometry, referenced: false };
+        let layout = || -> Option<()> {
+            ring.header.atomic_u32(WORD_SIZE_OFFSET)?.store(words, Relaxed);
+            ring.header.write_bytes(HDR_PATH_OFFSET, hdr_raw).ok()?;
+            ring.header.write_bytes(DATA_PATH_OFFSET, data_raw).ok()?;
+            GlibcSem::new(&ring.header, SEM_OFFSET)?.init();
+            ring.header.atomic_i32(REF_COUNT_OFFSET)?.store(1, Release);
+            Some(())
+        };
+        // Cannot fail: the header file has the fixed libqb size that holds every field.
+        layout().ok_or(ShmError::Header("header file too small"))?;
+        Ok(ring)
+    }
+
+    /// Server side of a disconnect: sets `ref_count` to 0, so a client that still has the
+    /// ring mapped sees the server gone (`ref_count != 2`) before its next send.
+    pub fn mark_closed(&self) {
+        if let Ok(w) = self.ref_count_word() {
+            w.store(0, Release);
+        }
     }
 
     /// The ring's size.
@@ -279,6 +330,13 @@ impl ShmRing {
     }
 }
 
+/// `<base><suffix>`: one of a ring's two files.
+fn ring_file(base: &Path, suffix: &str) -> PathBuf {
+    let mut path = base.as_os_str().to_owned();
+    path.push(suffix);
+    PathBuf::from(path)
+}
+
 impl Drop for ShmRing {
     fn drop(&mut self) {
         if self.referenced {
@@ -292,8 +350,6 @@ impl Drop for ShmRing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use corowire::ring::HEADER_FILE_LEN;
-    use nix::sys::stat::Mode;
 
     /// A ring as a server would create it, in a private directory removed on drop.
     struct FakeServer {

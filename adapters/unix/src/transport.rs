@@ -108,7 +108,20 @@ impl ShmTransport {
         conn: &mut Connection<S, P, E, B>,
         timeout: Option<Duration>,
     ) -> Result<Self, TransportError> {
-        let sock = connect_setup(conn.service_name()).map_err(|e| match e {
+        Self::connect_to(conn, conn.service_name(), timeout)
+    }
+
+    /// [`ShmTransport::connect`] to the libqb socket `name` instead of the service's standard
+    /// one (e.g. a test server listening under a private name).
+    ///
+    /// # Errors
+    /// As [`ShmTransport::connect`].
+    pub fn connect_to<S: Service, const P: usize, const E: usize, const B: usize>(
+        conn: &mut Connection<S, P, E, B>,
+        name: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Self, TransportError> {
+        let sock = connect_setup(name).map_err(|e| match e {
             Errno::ECONNREFUSED | Errno::ENOENT => TransportError::NoDaemon(e),
             e => TransportError::Io(e),
         })?;

@@ -35,11 +35,14 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// Retry `CS_ERR_TRY_AGAIN` from the transport: `(attempts, backoff)`.
     pub retry_try_again: Option<(u32, Duration)>,
+    /// The libqb socket name to connect to instead of the service's standard one (`None`, the
+    /// default), e.g. a test server's private name.
+    pub service_name: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { max_msg_size: 65536, timeout: None, retry_try_again: None }
+        Self { max_msg_size: 65536, timeout: None, retry_try_again: None, service_name: None }
     }
 }
 
@@ -110,7 +113,8 @@ impl Votequorum {
     /// As [`Votequorum::connect`].
     pub fn connect_with(options: Options) -> Result<Self> {
         let retry = options.retry_try_again.map(|(attempts, backoff)| Retry { attempts, backoff });
-        let client = Conn::connect(options.max_msg_size, options.timeout, retry)?;
+        let client =
+            Conn::connect(options.max_msg_size, options.timeout, retry, options.service_name.as_deref())?;
         Ok(Self { client, callback: None })
     }
 

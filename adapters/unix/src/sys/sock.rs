@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 use std::io::{self, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
@@ -68,9 +68,23 @@ pub fn connect_setup(name: &str) -> Result<OwnedFd, Errno> {
 /// # Errors
 /// `socket`/`bind`/`listen` failures, e.g. `EADDRINUSE`; `ENAMETOOLONG`.
 pub fn listen_abstract(name: &[u8]) -> Result<UnixListener, Errno> {
+    listen_at(&abstract_addr(name)?)
+}
+
+/// Listens on the filesystem socket `path` (libqb's `SOCKETDIR/name` when
+/// [`FORCE_FILESYSTEM_SOCKETS`] exists) with backlog 128 and `SO_PASSCRED` set. The caller
+/// removes a stale file first and the socket file when done.
+///
+/// # Errors
+/// `socket`/`bind`/`listen` failures, e.g. `EADDRINUSE` if `path` exists.
+pub fn listen_path(path: &Path) -> Result<UnixListener, Errno> {
+    listen_at(&UnixAddr::new(path)?)
+}
+
+fn listen_at(addr: &UnixAddr) -> Result<UnixListener, Errno> {
     let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
     set_passcred(&fd, true)?;
-    bind(fd.as_raw_fd(), &abstract_addr(name)?)?;
+    bind(fd.as_raw_fd(), addr)?;
     listen(&fd, Backlog::new(LISTEN_BACKLOG)?)?;
     Ok(UnixListener::from(fd))
 }
@@ -87,7 +101,8 @@ pub fn accept_with_passcred(listener: &UnixListener) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
-fn errno_of(e: io::Error) -> Errno {
+/// The errno of an I/O error (`EIO` if it has none).
+pub(crate) fn errno_of(e: io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
@@ -139,29 +154,51 @@ impl From<UnixCredentials> for PeerCred {
 /// `ENOTCONN` on end of file before `buf` is full; `ENOBUFS` if the control data was
 /// truncated; other `recvmsg` failures.
 pub fn recv_exact_with_creds(fd: impl AsFd, buf: &mut [u8]) -> Result<Option<PeerCred>, Errno> {
-    let mut cmsg = cmsg_space!(UnixCredentials);
     let mut cred = None;
     let mut filled = 0;
     while filled < buf.len() {
-        let mut iov = [IoSliceMut::new(&mut buf[filled..])];
-        let msg =
-            match recvmsg::<()>(fd.as_fd().as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_WAITALL) {
-                Ok(msg) => msg,
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e),
-            };
-        if msg.bytes == 0 {
+        let (n, c) = match recv_once(fd.as_fd(), &mut buf[filled..], MsgFlags::MSG_WAITALL) {
+            Ok(got) => got,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
             return Err(Errno::ENOTCONN);
         }
-        if cred.is_none() {
-            cred = msg.cmsgs()?.find_map(|c| match c {
-                ControlMessageOwned::ScmCredentials(c) => Some(PeerCred::from(c)),
-                _ => None,
-            });
-        }
-        filled += msg.bytes;
+        cred = cred.or(c);
+        filled += n;
     }
     Ok(cred)
+}
+
+/// One `recvmsg` into `buf` (retrying after `EINTR`): the bytes received (0 at end of file)
+/// and the credentials attached to them, if any. On a non-blocking socket with nothing to
+/// read this is `EAGAIN`; a server reads a setup request piecewise this way.
+///
+/// # Errors
+/// `ENOBUFS` if the control data was truncated; other `recvmsg` failures.
+pub fn recv_with_creds(fd: impl AsFd, buf: &mut [u8]) -> Result<(usize, Option<PeerCred>), Errno> {
+    loop {
+        match recv_once(fd.as_fd(), buf, MsgFlags::empty()) {
+            Err(Errno::EINTR) => {}
+            got => return got,
+        }
+    }
+}
+
+fn recv_once(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: MsgFlags,
+) -> Result<(usize, Option<PeerCred>), Errno> {
+    let mut cmsg = cmsg_space!(UnixCredentials);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), flags)?;
+    let cred = msg.cmsgs()?.find_map(|c| match c {
+        ControlMessageOwned::ScmCredentials(c) => Some(PeerCred::from(c)),
+        _ => None,
+    });
+    Ok((msg.bytes, cred))
 }
 
 /// What [`poll_readable`] saw.

@@ -1,0 +1,797 @@
+//! A libqb-compatible CMAP and votequorum server that the unmodified corosync tools and
+//! libraries (`corosync-cmapctl`, libcmap, libvotequorum) and this crate's clients accept.
+//!
+//! The protocol is the core's sans-IO engines ([`corowire::server`]); this module is their
+//! I/O: libqb's setup sockets and shared-memory rings (spec §1, §2, §8 and appendix B), in one
+//! single-threaded `poll` loop, as corosync runs.
+//!
+//! ```no_run
+//! use corowire_unix::server::{Server, ServerConfig};
+//! let mut cfg = ServerConfig::default();
+//! cfg.load_file("corowire.conf".as_ref())?;
+//! let mut server = Server::bind(cfg)?;
+//! let signal = server.run_until_signal()?; // or run(), or run_until(&stop_flag)
+//! eprintln!("stopping on {signal}");
+//! drop(server); // closes the connections, removes their files
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Behaviour
+//!
+//! - **Setup**: the 24-byte request is read with the client's credentials (a request whose id
+//!   is not −1, or without credentials, is closed without a reply). Clients are authorised
+//!   as corosync does: uid 0 or gid 0, or a CMAP key `uidgid.uid.<uid>`, `uidgid.gid.<gid>`,
+//!   `uidgid.config.uid.<uid>` or `uidgid.config.gid.<gid>` of type `u8` and value 1;
+//!   otherwise the reply is `-EACCES`. The maximum message size is `max(requested,
+//!   floor)`; above [`ServerConfig::max_msg_size_limit`] the reply is `-ENOMEM`, and with a
+//!   full connection table `-EMFILE`. The rings live in
+//!   `<shm_dir>/qb-<server pid>-<client pid>-<fd>-XXXXXX` (mode 0770, files 0600, owned by
+//!   the client).
+//! - **Requests**: one per doorbell byte, in order (pipelining works). A chunk that is not
+//!   LIVE, or whose `hdr.size` is ≤ 0 or above the negotiated maximum (libqb ≥ 2.0.10), or
+//!   that is shorter than a request header, drops the connection. Every other frame goes
+//!   to the service's engine, which answers malformed and unknown requests as corosync does.
+//! - **Events** are written before the reply of the request that caused them. When a
+//!   client's event ring is full they wait (in order, up to 64 MiB per connection, then the
+//!   connection is dropped) and are retried every few milliseconds; nothing is dropped
+//!   silently. An event larger than the client's whole event ring can never be delivered
+//!   and is counted and logged (corosync drops it too).
+//! - **Replies** that do not fit into a full response ring wait, and the connection's
+//!   requests are not read until it is sent.
+//! - **Disconnect** (hang-up, EOF, or any fault of that client): the engine forgets the
+//!   connection, `ref_count` of the three rings is set to 0, the six files are unlinked
+//!   and the directory removed. Other clients are not affected.
+//!
+//! # Differences from corosync
+//!
+//! Only the CMAP and votequorum services exist: `corosync-quorumtool` also needs the
+//! `quorum` and `cfg` services and fails to start against this server ("Cannot initialize
+//! QUORUM service"). Only the shared-memory transport is offered (corosync's default);
+//! `system.qb_ipc_type: socket` is not supported. There is no flow control (the value in the
+//! request ring is always 0). The engines' own differences are listed in
+//! [`corowire::server::cmap`] and [`corowire::server::votequorum`].
+//!
+//! # Limits
+//!
+//! - [`MAX_CONNECTIONS`] connections per service (more are refused with `-EMFILE`);
+//!   [`MAX_ITERATORS`] iterators and [`MAX_TRACKS`] tracks per CMAP connection (more get
+//!   `CS_ERR_NO_MEMORY`).
+//! - A client may truncate its own ring files (they are its files, as in libqb); the server's
+//!   next access to a page past the new end then raises `SIGBUS`, which kills corosync in the
+//!   same situation and kills this server too.
+
+pub mod config;
+mod session;
+
+use core::fmt;
+use core::hash::BuildHasher;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::time::Duration;
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use corowire::cmap::Value;
+use corowire::error::SetupError;
+use corowire::qb::{ConnectRequest, ConnectResponse, ConnectionType, CONNECTION_RESPONSE_LEN};
+use corowire::server::cmap::CmapEngine;
+use corowire::server::store::BTreeStore;
+use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+use corowire::server::{ConnId, ServerError, MIN_REPLY_LEN};
+use corowire::votequorum::NodeState;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{recv, MsgFlags};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::cmap::OwnedValue;
+use crate::sys::sock::{
+    accept_with_passcred, errno_of, listen_abstract, listen_path, recv_with_creds, send_all, PeerCred,
+    FORCE_FILESYSTEM_SOCKETS, SOCKET_DIR,
+};
+use session::{Phase, Rings, ServiceKind, Session};
+
+/// Connections per service at once.
+pub const MAX_CONNECTIONS: usize = 128;
+/// Open CMAP iterators per connection.
+pub const MAX_ITERATORS: usize = 16;
+/// CMAP tracks per connection.
+pub const MAX_TRACKS: usize = 32;
+/// Nodes of the quorum model, including the quorum device's slot.
+pub const MAX_NODES: usize = 64;
+
+/// The server's CMAP engine: an unbounded store, and an outbox of 512 notifications or 256 KiB.
+pub type Cmap = CmapEngine<BTreeStore, MAX_CONNECTIONS, MAX_ITERATORS, MAX_TRACKS, 512, { 256 * 1024 }>;
+/// The server's votequorum engine.
+pub type Quorum = QuorumEngine<MAX_CONNECTIONS, MAX_NODES, 512, { 64 * 1024 }>;
+
+/// Requests served from one connection before the loop turns to the others.
+const BATCH: usize = 50;
+/// How soon a full ring (events or a reply waiting) is retried.
+const RETRY: Duration = Duration::from_millis(2);
+/// How long a client may take to send its setup request.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often [`Server::run_until`] looks at its stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
+/// How long the listeners rest after `accept` failed for lack of resources (e.g. `EMFILE`),
+/// rather than waking the loop again at once for the connection still pending.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the server serves and where.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The CMAP service's libqb name (corosync: `cmap`).
+    pub cmap_name: String,
+    /// The votequorum service's libqb name (corosync: `votequorum`); `None`: no votequorum
+    /// service (corosync without `quorum.provider: corosync_votequorum`).
+    pub votequorum_name: Option<String>,
+    /// Where the per-connection ring directories are created (libqb: `/dev/shm`).
+    pub shm_dir: PathBuf,
+    /// The server's minimum message size: `max(requested, floor)` is negotiated (corosync: 0).
+    pub max_msg_size_floor: u32,
+    /// Larger requested sizes are refused with `-ENOMEM` (libqb has no limit; this keeps a
+    /// client from making the server allocate gigabytes of shared memory).
+    pub max_msg_size_limit: u32,
+    /// Keys of the default CMAP map, set at start (see [`config`] for a file format).
+    pub initial: Vec<(String, OwnedValue)>,
+    /// The quorum model. [`Server::bind`] also applies the quorum keys and the node list of
+    /// `initial` ([`config::apply_quorum_keys`], [`config::nodelist`]).
+    pub quorum: QuorumConfig,
+    /// Other nodes of the quorum model: `(nodeid, votes, state)`.
+    pub nodes: Vec<(u32, u32, NodeState)>,
+    /// Print connection events and faults to standard error.
+    pub verbose: bool,
+}
+
+impl Default for ServerConfig {
+    /// The standard names `cmap` and `votequorum`, `/dev/shm`, floor 0, limit 64 MiB, the
+    /// one-node quorum model, and the keys `quorum.provider = corosync_votequorum` and
+    /// `totem.cluster_name = corowire`.
+    fn default() -> Self {
+        Self {
+            cmap_name: "cmap".into(),
+            votequorum_name: Some("votequorum".into()),
+            shm_dir: PathBuf::from("/dev/shm"),
+            max_msg_size_floor: 0,
+            max_msg_size_limit: 64 << 20,
+            initial: vec![
+                ("quorum.provider".into(), OwnedValue::String("corosync_votequorum".into())),
+                ("totem.cluster_name".into(), OwnedValue::String("corowire".into())),
+            ],
+            quorum: QuorumConfig::default(),
+            nodes: Vec::new(),
+            verbose: false,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Adds the keys of a configuration file ([`config`] describes the format) to
+    /// [`ServerConfig::initial`]; its quorum keys configure the quorum model at
+    /// [`Server::bind`].
+    ///
+    /// # Errors
+    /// The file cannot be read, or a line is malformed.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), config::ConfigError> {
+        self.initial.extend(config::load_keys(path)?);
+        Ok(())
+    }
+}
+
+/// Why the server could not start or run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerStartError {
+    /// A listening socket could not be created (e.g. `EADDRINUSE`: the name is taken).
+    Listen {
+        /// The service name.
+        name: String,
+        /// The error.
+        errno: Errno,
+    },
+    /// A configured key or node was refused by the engine.
+    Config(String),
+    /// `poll` failed.
+    Poll(Errno),
+    /// The stop signals could not be blocked or read ([`Server::run_until_signal`]).
+    Signals(Errno),
+}
+
+impl fmt::Display for ServerStartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Listen { name, errno } => write!(f, "cannot listen on libqb socket '{name}': {errno}"),
+            Self::Config(what) => write!(f, "configuration refused: {what}"),
+            Self::Poll(e) => write!(f, "poll failed: {e}"),
+            Self::Signals(e) => write!(f, "cannot wait for SIGINT/SIGTERM: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for ServerStartError {}
+
+/// One engine, seen by the I/O loop.
+trait Engine {
+    fn connect(&mut self, conn: ConnId) -> Result<(), ServerError>;
+    fn disconnect(&mut self, conn: ConnId);
+    fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError>;
+    fn next_notification_len(&self) -> Option<usize>;
+    fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError>;
+}
+
+macro_rules! forward_engine {
+    ($($ty:ty),*) => {$(
+        impl Engine for $ty {
+            fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
+                <$ty>::connect(self, conn)
+            }
+            fn disconnect(&mut self, conn: ConnId) {
+                <$ty>::disconnect(self, conn)
+            }
+            fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError> {
+                <$ty>::handle_request(self, conn, frame, out)
+            }
+            fn next_notification_len(&self) -> Option<usize> {
+                <$ty>::next_notification_len(self)
+            }
+            fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
+                <$ty>::poll_notification(self, out)
+            }
+        }
+    )*};
+}
+forward_engine!(Cmap, Quorum);
+
+/// What `poll` found: listeners that can accept, and connections with their events.
+type Readiness = (Vec<usize>, Vec<(u32, PollFlags)>);
+
+/// A listening setup socket.
+#[derive(Debug)]
+struct Listener {
+    service: ServiceKind,
+    name: String,
+    socket: UnixListener,
+    /// The filesystem socket to remove on drop.
+    path: Option<PathBuf>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The server: listeners, connections and both engines. See the [module documentation](self).
+pub struct Server {
+    listeners: Vec<Listener>,
+    sessions: BTreeMap<u32, Session>,
+    next_id: u32,
+    cmap: Box<Cmap>,
+    quorum: Box<Quorum>,
+    shm_dir: PathBuf,
+    max_msg_size_floor: u32,
+    max_msg_size_limit: u32,
+    page_size: usize,
+    verbose: bool,
+    /// The listeners are not polled until then (after a failed `accept`).
+    accept_backoff: Option<Instant>,
+    /// Scratch buffers: the request being served, its reply, a notification.
+    frame: Vec<u8>,
+    reply: Vec<u8>,
+    note: Vec<u8>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("listeners", &self.listeners)
+            .field("connections", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds both engines on a thread with a large stack: they are over a megabyte of inline,
+/// fixed-capacity tables, which a debug build moves through the stack on the way to the heap.
+fn new_engines(quorum: QuorumConfig) -> (Box<Cmap>, Box<Quorum>) {
+    let seed = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    let build = move || {
+        (Box::new(Cmap::new(BTreeStore::new(), BTreeStore::new(), seed)), Box::new(Quorum::new(quorum)))
+    };
+    match std::thread::Builder::new().stack_size(64 << 20).spawn(build) {
+        Ok(handle) => match handle.join() {
+            Ok(engines) => engines,
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+        // No thread to spare: build them here (fine in optimised builds).
+        Err(_) => build(),
+    }
+}
+
+impl Server {
+    /// Creates the engines from `cfg` and listens on the services' libqb names: the padded
+    /// abstract names, or `/tmp/<name>` when `/etc/libqb/force-filesystem-sockets` exists.
+    ///
+    /// # Errors
+    /// [`ServerStartError::Listen`] (e.g. the name is taken: another server or corosync runs
+    /// in this network namespace); [`ServerStartError::Config`] for a key the engine refuses.
+    pub fn bind(cfg: ServerConfig) -> Result<Self, ServerStartError> {
+        let mut quorum_cfg = cfg.quorum;
+        config::apply_quorum_keys(&cfg.initial, &mut quorum_cfg);
+        let mut nodes = cfg.nodes.clone();
+        for (nodeid, votes) in config::nodelist(&cfg.initial) {
+            if nodeid == quorum_cfg.nodeid {
+                quorum_cfg.votes = votes;
+            } else if !nodes.iter().any(|n| n.0 == nodeid) {
+                nodes.push((nodeid, votes, NodeState::MEMBER));
+            }
+        }
+        let (mut cmap, mut quorum) = new_engines(quorum_cfg);
+        for (key, value) in &cfg.initial {
+            cmap.set_initial(key.as_bytes(), value.as_value())
+                .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
+        }
+        for &(nodeid, votes, state) in &nodes {
+            quorum
+                .add_node(nodeid, votes, state)
+                .map_err(|e| ServerStartError::Config(format!("node {nodeid}: {e}")))?;
+        }
+        let mut listeners = vec![listen(ServiceKind::Cmap, &cfg.cmap_name)?];
+        if let Some(name) = &cfg.votequorum_name {
+            listeners.push(listen(ServiceKind::Votequorum, name)?);
+        }
+        let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .and_then(|p| usize::try_from(p).ok())
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096);
+        Ok(Self {
+            listeners,
+            sessions: BTreeMap::new(),
+            next_id: 1,
+            cmap,
+            quorum,
+            shm_dir: cfg.shm_dir,
+            max_msg_size_floor: cfg.max_msg_size_floor,
+            max_msg_size_limit: cfg.max_msg_size_limit,
+            page_size,
+            verbose: cfg.verbose,
+            accept_backoff: None,
+            frame: Vec::new(),
+            reply: Vec::new(),
+            note: Vec::new(),
+        })
+    }
+
+    /// Serves until an error stops the loop (a failing `poll`); never returns otherwise.
+    ///
+    /// # Errors
+    /// [`ServerStartError::Poll`].
+    pub fn run(&mut self) -> Result<(), ServerStartError> {
+        self.run_until(&AtomicBool::new(false))
+    }
+
+    /// Serves until `stop` is set (checked at least every 50 ms). Open connections stay
+    /// open; dropping the server closes them and removes their files.
+    ///
+    /// # Errors
+    /// [`ServerStartError::Poll`].
+    pub fn run_until(&mut self, stop: &AtomicBool) -> Result<(), ServerStartError> {
+        while !stop.load(Ordering::Relaxed) {
+            self.step(Some(STOP_POLL))?;
+        }
+        Ok(())
+    }
+
+    /// Serves until the process gets `SIGINT` or `SIGTERM`, and returns that signal. Dropping
+    /// the server afterwards closes the connections and removes their files and any
+    /// filesystem sockets. The two signals are blocked in the calling thread and read
+    /// from a `signalfd`; call this from the main thread before other threads start, so that
+    /// they inherit the blocked mask (a thread with the signals unblocked would be killed by
+    /// them instead).
+    ///
+    /// # Errors
+    /// [`ServerStartError::Signals`] if the signals cannot be blocked or read;
+    /// [`ServerStartError::Poll`].
+    pub fn run_until_signal(&mut self) -> Result<Signal, ServerStartError> {
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGINT);
+        mask.add(Signal::SIGTERM);
+        mask.thread_block().map_err(ServerStartError::Signals)?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(ServerStartError::Signals)?;
+        loop {
+            self.step(Some(STOP_POLL))?;
+            if let Some(info) = signals.read_signal().map_err(ServerStartError::Signals)? {
+                let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+                return Ok(Signal::try_from(signo).unwrap_or(Signal::SIGTERM));
+            }
+        }
+    }
+
+    /// Number of open connections (both services, including those still in setup).
+    pub fn connections(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The CMAP engine (e.g. to read keys, or set them with `set_initial`, between steps).
+    pub fn cmap(&mut self) -> &mut Cmap {
+        &mut self.cmap
+    }
+
+    /// The votequorum engine.
+    pub fn quorum(&mut self) -> &mut Quorum {
+        &mut self.quorum
+    }
+
+    /// One round of the loop: waits at most `timeout` (`None`: until something happens) for
+    /// a connection, a request or a hang-up, and handles all that is ready.
+    ///
+    /// # Errors
+    /// [`ServerStartError::Poll`].
+    pub fn step(&mut self, timeout: Option<Duration>) -> Result<(), ServerStartError> {
+        if self.accept_backoff.is_some_and(|until| Instant::now() >= until) {
+            self.accept_backoff = None;
+        }
+        let backlog = self.sessions.values().any(Session::has_backlog) || self.accept_backoff.is_some();
+        let wait = match (backlog, timeout) {
+            (true, t) => Some(t.map_or(RETRY, |t| t.min(RETRY))),
+            (false, t) => t,
+        };
+        let (listening, ready) = self.wait(wait)?;
+        for i in listening {
+            self.accept(i);
+        }
+        for (id, revents) in ready {
+            self.on_ready(id, revents);
+        }
+        let ids: Vec<u32> = self.sessions.keys().copied().collect();
+        for id in ids {
+            let Some(s) = self.sessions.get_mut(&id) else { continue };
+            if s.has_backlog() && s.flush() {
+                self.serve(id);
+            }
+            if let Some(s) = self.sessions.get_mut(&id) {
+                if matches!(&s.phase, Phase::Setup { since, .. } if since.elapsed() > SETUP_TIMEOUT) {
+                    s.kill("no setup request in time");
+                }
+            }
+        }
+        self.reap();
+        Ok(())
+    }
+
+    /// Polls the listeners and connections: the listeners that can accept, and the
+    /// connections with their events.
+    fn wait(&self, timeout: Option<Duration>) -> Result<Readiness, ServerStartError> {
+        let resting = self.accept_backoff.is_some_and(|until| Instant::now() < until);
+        let accept = if resting { PollFlags::empty() } else { PollFlags::POLLIN };
+        let mut fds: Vec<PollFd<'_>> =
+            self.listeners.iter().map(|l| PollFd::new(l.socket.as_fd(), accept)).collect();
+        let mut ids = Vec::with_capacity(self.sessions.len());
+        for (&id, s) in &self.sessions {
+            let mut events = PollFlags::empty();
+            if matches!(s.phase, Phase::Setup { .. }) || s.can_serve() {
+                events |= PollFlags::POLLIN;
+            }
+            if s.wants_write() {
+                events |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(s.sock.as_fd(), events));
+            ids.push(id);
+        }
+        let timeout =
+            timeout.map_or(PollTimeout::NONE, |t| PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX));
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(ServerStartError::Poll(e)),
+        }
+        let revents = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
+        let n = self.listeners.len();
+        let listening = (0..n).filter(|&i| !revents(&fds[i]).is_empty()).collect();
+        let ready =
+            ids.into_iter().zip(&fds[n..]).map(|(id, fd)| (id, revents(fd))).filter(|(_, r)| !r.is_empty());
+        Ok((listening, ready.collect()))
+    }
+
+    fn log(&self, id: u32, what: fmt::Arguments<'_>) {
+        if self.verbose {
+            let s = self.sessions.get(&id);
+            let service = s.map_or("?", |s| self.listener_name(s.service));
+            let pid = s.and_then(|s| s.cred).map_or(0, |c| c.pid);
+            eprintln!("corowire server: connection {id} ({service}, pid {pid}): {what}");
+        }
+    }
+
+    fn listener_name(&self, service: ServiceKind) -> &str {
+        self.listeners.iter().find(|l| l.service == service).map_or("?", |l| l.name.as_str())
+    }
+
+    /// Accepts all pending connections of listener `i`.
+    fn accept(&mut self, i: usize) {
+        loop {
+            let Some(listener) = self.listeners.get(i) else { return };
+            let fd = match accept_with_passcred(&listener.socket) {
+                Ok(fd) => fd,
+                Err(Errno::EAGAIN) => return,
+                Err(Errno::ECONNABORTED | Errno::EINTR) => continue,
+                Err(e) => {
+                    if self.verbose {
+                        eprintln!("corowire server: accept on '{}' failed: {e}", listener.name);
+                    }
+                    self.accept_backoff = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+            };
+            let sock = UnixStream::from(fd);
+            if sock.set_nonblocking(true).is_err() {
+                continue;
+            }
+            // Ids are not reused while their connection is open, even after wrapping.
+            let mut id = self.next_id;
+            while id == 0 || self.sessions.contains_key(&id) {
+                id = id.wrapping_add(1);
+            }
+            self.next_id = id.wrapping_add(1);
+            self.sessions.insert(id, Session::new(listener.service, sock));
+        }
+    }
+
+    fn on_ready(&mut self, id: u32, revents: PollFlags) {
+        let Some(s) = self.sessions.get_mut(&id) else { return };
+        if matches!(s.phase, Phase::Setup { .. }) {
+            self.setup_read(id);
+            return;
+        }
+        if revents.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+            s.kill("hang-up");
+            return;
+        }
+        if revents.contains(PollFlags::POLLOUT) {
+            s.send_doorbells();
+        }
+        if revents.contains(PollFlags::POLLIN) {
+            self.serve(id);
+        }
+    }
+
+    /// Reads (part of) the setup request; when complete, sets the connection up.
+    fn setup_read(&mut self, id: u32) {
+        let Some(s) = self.sessions.get_mut(&id) else { return };
+        let Phase::Setup { buf, filled, cred, .. } = &mut s.phase else { return };
+        match recv_with_creds(&s.sock, &mut buf[*filled..]) {
+            Ok((0, _)) => return s.kill("closed during setup"),
+            Ok((n, c)) => {
+                *filled += n;
+                *cred = cred.or(c);
+            }
+            Err(Errno::EAGAIN) => return,
+            Err(e) => return s.kill(format!("reading the setup request: {e}")),
+        }
+        if *filled < buf.len() {
+            return;
+        }
+        let (request, peer) = (ConnectRequest::decode(&buf[..]), *cred);
+        let Ok(request) = request else { return s.kill("malformed setup request") };
+        let Some(peer) = peer else { return s.kill("no credentials with the setup request") };
+        s.cred = Some(peer);
+        if let Err(errno) = self.establish(id, request, peer) {
+            self.refuse(id, errno);
+        }
+    }
+
+    /// Authorises the client, registers it with the engine, creates the rings and sends the
+    /// setup response.
+    fn establish(&mut self, id: u32, request: ConnectRequest, peer: PeerCred) -> Result<(), Errno> {
+        if !self.authorised(peer) {
+            return Err(Errno::EACCES);
+        }
+        let max = request.max_msg_size.max(self.max_msg_size_floor);
+        if max > self.max_msg_size_limit {
+            return Err(Errno::ENOMEM);
+        }
+        let Some(s) = self.sessions.get(&id) else { return Err(Errno::ENOTCONN) };
+        let service = s.service;
+        let server_fd = s.sock.as_raw_fd();
+        let rings =
+            Rings::create(&self.shm_dir, self.listener_name(service), server_fd, peer, max, self.page_size)?;
+        let engine = engine_for(&mut self.cmap, &mut self.quorum, service);
+        match engine.connect(ConnId(id)) {
+            Ok(()) => {}
+            Err(ServerError::TooManyConnections) => return Err(Errno::EMFILE),
+            Err(_) => return Err(Errno::EINVAL),
+        }
+        let Some(s) = self.sessions.get_mut(&id) else { return Err(Errno::ENOTCONN) };
+        s.registered = true;
+        s.max_msg_size = max as usize;
+        let bases = rings.bases();
+        let [request_path, response_path, event_path] = bases.each_ref().map(|p| p.as_os_str().as_bytes());
+        let response = ConnectResponse {
+            connection_type: ConnectionType::Shm,
+            max_msg_size: max,
+            connection: u64::from(id),
+            request: request_path,
+            response: response_path,
+            event: event_path,
+        };
+        let mut out = vec![0u8; CONNECTION_RESPONSE_LEN];
+        let n = response.encode(&mut out).map_err(|_| Errno::ENAMETOOLONG)?;
+        s.phase = Phase::Ready(rings);
+        if let Err(e) = send_all(&s.sock, &out[..n]) {
+            s.kill(format!("sending the setup response: {e}"));
+            return Ok(());
+        }
+        let dir = bases[0].parent().map(Path::to_path_buf).unwrap_or_default();
+        self.log(id, format_args!("connected, max message size {max}, rings in {}", dir.display()));
+        Ok(())
+    }
+
+    /// corosync's check (`exec/ipc_glue.c`): root user or group, or a `uidgid` key.
+    fn authorised(&self, peer: PeerCred) -> bool {
+        if peer.uid == 0 || peer.gid == 0 {
+            return true;
+        }
+        let keys = [
+            format!("uidgid.uid.{}", peer.uid),
+            format!("uidgid.config.uid.{}", peer.uid),
+            format!("uidgid.gid.{}", peer.gid),
+            format!("uidgid.config.gid.{}", peer.gid),
+        ];
+        keys.iter().any(|k| self.cmap.get(k.as_bytes()) == Some(Value::UInt8(1)))
+    }
+
+    /// Sends a setup refusal (`-errno`) and closes the connection.
+    fn refuse(&mut self, id: u32, errno: Errno) {
+        let Some(s) = self.sessions.get_mut(&id) else { return };
+        let mut out = vec![0u8; CONNECTION_RESPONSE_LEN];
+        if let Ok(n) = ConnectResponse::encode_error(SetupError { errno: errno as i32 }, &mut out) {
+            // The connection is closed either way.
+            let _ = send_all(&s.sock, &out[..n]);
+        }
+        s.kill(format!("setup refused: {errno}"));
+    }
+
+    /// Serves up to [`BATCH`] requests of connection `id`: one per doorbell byte.
+    fn serve(&mut self, id: u32) {
+        for _ in 0..BATCH {
+            let Some(s) = self.sessions.get_mut(&id) else { return };
+            let Some(rings) = s.rings().filter(|_| s.can_serve()) else { return };
+            let mut byte = [0u8; 1];
+            match recv(s.sock.as_raw_fd(), &mut byte, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return s.kill("end of file"),
+                Ok(_) => {}
+                Err(Errno::EAGAIN) => return,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return s.kill(format!("reading a doorbell byte: {e}")),
+            }
+            let Ok(sem) = rings.request.sem() else { return s.kill("request ring semaphore") };
+            if !sem.try_wait() {
+                // libqb consumes such a byte with a warning.
+                self.log(id, format_args!("doorbell byte without a request"));
+                continue;
+            }
+            if let Err(e) = rings.request.read_chunk(&mut self.frame) {
+                return s.kill(format!("request ring: {e}"));
+            }
+            let size = self.frame.get(8..12).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            match size {
+                Some(size) if size > 0 && size as usize <= s.max_msg_size && self.frame.len() >= 16 => {}
+                Some(size) => return s.kill(format!("request with hdr.size {size}")),
+                None => {
+                    return s.kill(format!("request of {} bytes, shorter than its header", self.frame.len()))
+                }
+            }
+            let service = s.service;
+            let reply_cap = s.max_msg_size.max(MIN_REPLY_LEN);
+            self.handle(id, service, reply_cap);
+        }
+    }
+
+    /// Hands `self.frame` to the engine, delivers the notifications, then the reply.
+    fn handle(&mut self, id: u32, service: ServiceKind, reply_cap: usize) {
+        let Self { cmap, quorum, sessions, frame, reply, note, .. } = self;
+        let engine = engine_for(cmap, quorum, service);
+        if reply.len() < reply_cap {
+            reply.resize(reply_cap, 0);
+        }
+        let mut retried = false;
+        let outcome = loop {
+            match engine.handle_request(ConnId(id), frame, &mut reply[..reply_cap]) {
+                Err(ServerError::OutboxFull) if !retried => {
+                    retried = true;
+                    drain(engine, sessions, note);
+                }
+                other => break other,
+            }
+        };
+        drain(engine, sessions, note);
+        let Some(s) = sessions.get_mut(&id) else { return };
+        match outcome {
+            Ok(n) => s.send_reply(&reply[..n]),
+            Err(e) => s.kill(format!("engine: {e}")),
+        }
+    }
+
+    /// Closes dead connections: engine, rings, files, socket.
+    fn reap(&mut self) {
+        let dead: Vec<u32> =
+            self.sessions.iter().filter(|(_, s)| s.dead.is_some()).map(|(&id, _)| id).collect();
+        for id in dead {
+            if let Some(s) = self.sessions.get(&id) {
+                let why = s.dead.clone().unwrap_or_default();
+                if s.oversized_events > 0 {
+                    let n = s.oversized_events;
+                    self.log(id, format_args!("{n} events larger than the event ring were not delivered"));
+                }
+                self.log(id, format_args!("closed: {why}"));
+            }
+            if let Some(s) = self.sessions.remove(&id) {
+                if s.registered {
+                    engine_for(&mut self.cmap, &mut self.quorum, s.service).disconnect(ConnId(id));
+                }
+                s.shutdown();
+                // Dropping the session marks the rings closed and removes their files.
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for s in self.sessions.values() {
+            s.shutdown();
+        }
+    }
+}
+
+fn engine_for<'a>(cmap: &'a mut Cmap, quorum: &'a mut Quorum, service: ServiceKind) -> &'a mut dyn Engine {
+    match service {
+        ServiceKind::Cmap => cmap,
+        ServiceKind::Votequorum => quorum,
+    }
+}
+
+/// Moves every queued notification to the connection it is for (which writes what fits
+/// into its event ring).
+fn drain(engine: &mut dyn Engine, sessions: &mut BTreeMap<u32, Session>, buf: &mut Vec<u8>) {
+    while let Some(len) = engine.next_notification_len() {
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        match engine.poll_notification(buf) {
+            Ok(Some((conn, n))) => {
+                if let Some(s) = sessions.get_mut(&conn.0) {
+                    s.push_event(&buf[..n]);
+                }
+            }
+            // Cannot happen: the buffer was sized for it. Stop rather than spin.
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+fn listen(service: ServiceKind, name: &str) -> Result<Listener, ServerStartError> {
+    let error = |errno| ServerStartError::Listen { name: name.to_owned(), errno };
+    let (socket, path) = if Path::new(FORCE_FILESYSTEM_SOCKETS).exists() {
+        let path = Path::new(SOCKET_DIR).join(OsStr::new(name));
+        // libqb removes a stale socket file before binding.
+        let _ = std::fs::remove_file(&path);
+        let socket = listen_path(&path).map_err(error)?;
+        // As libqb: anyone may connect; authorisation happens at setup.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))
+            .map_err(|e| error(errno_of(e)))?;
+        (socket, Some(path))
+    } else {
+        (listen_abstract(name.as_bytes()).map_err(error)?, None)
+    };
+    socket.set_nonblocking(true).map_err(|e| error(errno_of(e)))?;
+    Ok(Listener { service, name: name.to_owned(), socket, path })
+}
