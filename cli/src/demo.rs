@@ -1,17 +1,29 @@
-//! `corowire demo`: a guided tour of the cmap and votequorum clients against a running corosync.
+//! `corowire demo`: a guided tour of the cmap and votequorum clients.
 //!
 //! It sets keys of every type under `demo.`, reads them back, iterates the prefix, tracks it
 //! while changing a key (printing the notifications as dispatch delivers them), deletes the
 //! keys and reads the quorum state. Any failure ends it with exit status 1.
+//!
+//! # Backend
+//!
+//! If a daemon answers on corosync's standard `cmap` socket, the demo uses it. Otherwise (no
+//! daemon, or it refuses us) it starts the built-in server on a thread of this process,
+//! under private names (`corowire-demo-<pid>-cmap`, `corowire-demo-<pid>-votequorum`), runs
+//! the same tour against it, stops it and checks that its `/dev/shm` ring directories are
+//! gone. `--builtin` / `--corosync`, or `COROWIRE_DEMO_BACKEND=builtin|corosync|auto`, force
+//! the choice (the option wins).
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use std::ffi::OsString;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 
 use corowire::cmap::{TrackType, Value};
 use corowire::dispatch::DispatchMode;
 use corowire::votequorum::{Notification, TrackFlags};
-use corowire_unix::cmap::Cmap;
-use corowire_unix::votequorum::Votequorum;
+use corowire_unix::cmap::{Cmap, Options as CmapOptions};
+use corowire_unix::server::{Server, ServerConfig};
+use corowire_unix::votequorum::{Options as VotequorumOptions, Votequorum};
 use corowire_unix::{ConnectError, Error};
 
 use crate::cmapctl::key_line;
@@ -20,23 +32,216 @@ use crate::out;
 
 const PREFIX: &str = "demo.";
 
+const USAGE: &str = "usage: corowire demo [--builtin | --corosync]\n";
+
+/// The environment variable that picks the backend when no option does.
+const BACKEND_VAR: &str = "COROWIRE_DEMO_BACKEND";
+
+/// Which server the demo talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    /// A daemon on the standard names if one answers, else the built-in server.
+    Auto,
+    /// The built-in server, even if corosync runs.
+    Builtin,
+    /// The daemon on the standard names; fail without one.
+    Daemon,
+}
+
+fn choice(args: &[OsString]) -> Result<Choice, String> {
+    let mut choice = match std::env::var(BACKEND_VAR).as_deref() {
+        Err(_) | Ok("" | "auto") => Choice::Auto,
+        Ok("builtin") => Choice::Builtin,
+        Ok("corosync") => Choice::Daemon,
+        Ok(other) => return Err(format!("{BACKEND_VAR}={other:?}: want builtin, corosync or auto")),
+    };
+    for arg in args {
+        choice = match arg.to_str() {
+            Some("--builtin") => Choice::Builtin,
+            Some("--corosync") => Choice::Daemon,
+            _ => return Err(format!("unknown argument {arg:?}")),
+        };
+    }
+    Ok(choice)
+}
+
+/// The built-in server, running on its own thread until dropped.
+struct Builtin {
+    cmap_name: String,
+    votequorum_name: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl Builtin {
+    /// Binds the server under private names and starts serving on a thread.
+    fn start() -> Result<Self, String> {
+        let base = format!("corowire-demo-{}", std::process::id());
+        let mut cfg = ServerConfig {
+            cmap_name: format!("{base}-cmap"),
+            votequorum_name: Some(format!("{base}-votequorum")),
+            ..ServerConfig::default()
+        };
+        crate::serve::allow_own_user(&mut cfg);
+        crate::serve::add_runtime_keys(&mut cfg);
+        let (cmap_name, votequorum_name) = (format!("{base}-cmap"), format!("{base}-votequorum"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let (ready, bound) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("corowire-server".into())
+            .stack_size(16 << 20)
+            .spawn(move || {
+                let mut server = match Server::bind(cfg) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready.send(Err(e.to_string()));
+                        return Ok(());
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                let result = server.run_until(&flag).map_err(|e| e.to_string());
+                drop(server);
+                result
+            })
+            .map_err(|e| format!("start the built-in server: {e}"))?;
+        let bound = bound.recv().unwrap_or_else(|_| Err("the server thread died".into()));
+        let server = Self { cmap_name, votequorum_name, stop, thread: Some(thread) };
+        bound.map_err(|e| format!("start the built-in server: {e}"))?;
+        Ok(server)
+    }
+
+    /// Stops the server and waits for it to close its connections and remove their files.
+    fn stop(mut self) -> Result<(), String> {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> Result<(), String> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take().map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(format!("built-in server: {e}")),
+            Some(Err(_)) => Err("built-in server: its thread panicked".into()),
+        }
+    }
+}
+
+impl Drop for Builtin {
+    fn drop(&mut self) {
+        let _ = self.halt();
+    }
+}
+
+/// Where the clients connect: `None` is the service's standard name.
+#[derive(Debug, Clone, Default)]
+struct Target {
+    cmap: Option<String>,
+    votequorum: Option<String>,
+}
+
 /// Runs the demo; returns the exit status.
 pub(crate) fn run(args: &[OsString]) -> u8 {
-    if !args.is_empty() {
-        out::eprint("usage: corowire demo\n");
-        return 1;
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        out::print(USAGE);
+        return 0;
     }
-    match demo() {
-        Ok(()) => {
-            out::print("\nDemo finished: every step succeeded.\n");
+    match choice(args).and_then(with_backend) {
+        Ok(backend) => {
+            out::print(&format!("\nDemo finished: every step succeeded (backend: {backend}).\n"));
             0
         }
         Err(msg) => {
             out::flush();
-            out::eprint(&format!("corowire demo: {msg}\n"));
+            if msg.starts_with("unknown argument") {
+                out::eprint(&format!("corowire demo: {msg}\n{USAGE}"));
+            } else {
+                out::eprint(&format!("corowire demo: {msg}\n"));
+            }
             1
         }
     }
+}
+
+/// Picks the backend, runs the tour against it; the backend's description.
+fn with_backend(choice: Choice) -> Result<String, String> {
+    step("Choosing a backend");
+    let daemon = match choice {
+        Choice::Builtin => {
+            out::print("the built-in server was asked for (--builtin or COROWIRE_DEMO_BACKEND)\n");
+            None
+        }
+        Choice::Daemon => Some(Cmap::connect().map_err(|e| failed("connect to cmap", &e))?),
+        Choice::Auto => match Cmap::connect() {
+            Ok(cmap) => Some(cmap),
+            Err(Error::Connect { reason: ConnectError::NoDaemon(_), .. }) => {
+                out::print("no corosync daemon answers on the standard `cmap` IPC socket\n");
+                None
+            }
+            Err(e @ Error::Connect { reason: ConnectError::Refused(_), .. }) => {
+                out::print(&format!("the daemon on the standard `cmap` IPC socket refused us ({e})\n"));
+                None
+            }
+            Err(e) => return Err(failed("connect to cmap", &e)),
+        },
+    };
+    if let Some(mut cmap) = daemon {
+        let backend = describe_daemon(&mut cmap)?;
+        out::print(&format!("backend: {backend}\n"));
+        demo(cmap, &Target::default())?;
+        return Ok(backend);
+    }
+    let server = Builtin::start()?;
+    out::print(
+        "backend: built-in server (started on a thread of this process, serving cmap and \
+         votequorum under private names corowire-demo-<pid>-*)\n",
+    );
+    let target =
+        Target { cmap: Some(server.cmap_name.clone()), votequorum: Some(server.votequorum_name.clone()) };
+    let cmap =
+        Cmap::connect_with(CmapOptions { service_name: target.cmap.clone(), ..CmapOptions::default() })
+            .map_err(|e| failed("connect to the built-in server's cmap", &e))?;
+    let result = demo(cmap, &target);
+    step("Stopping the built-in server");
+    server.stop()?;
+    result?;
+    let left = ring_dirs_left()?;
+    if !left.is_empty() {
+        return Err(format!("the built-in server left ring directories in /dev/shm: {}", left.join(", ")));
+    }
+    out::print("stopped; no ring directories are left in /dev/shm\n");
+    Ok("built-in server".into())
+}
+
+/// The `/dev/shm` ring directories of connections this process served (libqb's
+/// `qb-<server pid>-<client pid>-...`).
+fn ring_dirs_left() -> Result<Vec<String>, String> {
+    let mine = format!("qb-{}-", std::process::id());
+    let entries = match std::fs::read_dir("/dev/shm") {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("read /dev/shm: {e}")),
+    };
+    Ok(entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&mine))
+        .collect())
+}
+
+/// What answers on the standard names: corosync (it has `runtime.config.` keys) or another
+/// server (such as `corowire serve --standard-names`).
+fn describe_daemon(cmap: &mut Cmap) -> Result<String, String> {
+    let cluster = cmap.get_string("totem.cluster_name").map_err(|e| failed("get totem.cluster_name", &e))?;
+    let runtime = cmap
+        .iter(Some("runtime.config."))
+        .map_err(|e| failed("iterate runtime.config.", &e))?
+        .next()
+        .is_some();
+    Ok(if runtime {
+        format!("corosync (cluster {cluster:?})")
+    } else {
+        format!("a cmap server on the standard names, not corosync (cluster {cluster:?})")
+    })
 }
 
 /// The message for a failed step (with a clear one when no daemon runs).
@@ -44,7 +249,7 @@ fn failed(step: &str, e: &Error) -> String {
     match e {
         Error::Connect { service, reason: ConnectError::NoDaemon(_) } => format!(
             "{step}: no corosync daemon is running here (nothing listens on the `{service}` IPC \
-             socket); start corosync, or run the demo via tests/harness/with-corosync"
+             socket); start corosync, or run `corowire demo --builtin` to use the built-in server"
         ),
         _ => format!("{step}: {e} ({})", crate::cformat::cs_strerror(e.cs_error())),
     }
@@ -67,9 +272,8 @@ fn step(title: &str) {
     out::print(&format!("\n== {title}\n"));
 }
 
-fn demo() -> Result<(), String> {
-    step("Connecting to corosync's cmap service");
-    let mut cmap = Cmap::connect().map_err(|e| failed("connect to cmap", &e))?;
+fn demo(mut cmap: Cmap, target: &Target) -> Result<(), String> {
+    step("Connecting to the cmap service");
     let cluster = cmap.get_string("totem.cluster_name").map_err(|e| failed("get totem.cluster_name", &e))?;
     out::print(&format!("connected; cluster name is {cluster:?}\n"));
 
@@ -149,7 +353,7 @@ fn demo() -> Result<(), String> {
             }
         })
         .map_err(|e| failed("track demo.", &e))?;
-    out::print(&format!("tracking demo. (track handle {:#x})\n", track.0));
+    out::print("tracking demo. (creations, changes and deletions)\n");
     cmap.set_u32("demo.u32", 42).map_err(|e| failed("set demo.u32", &e))?;
     out::print("changed demo.u32 to 42\n");
     cmap.inc("demo.u32").map_err(|e| failed("inc demo.u32", &e))?;
@@ -199,7 +403,9 @@ fn demo() -> Result<(), String> {
     }
 
     step("Reading the quorum state from votequorum");
-    let mut vq = Votequorum::connect().map_err(|e| failed("connect to votequorum", &e))?;
+    let options =
+        VotequorumOptions { service_name: target.votequorum.clone(), ..VotequorumOptions::default() };
+    let mut vq = Votequorum::connect_with(options).map_err(|e| failed("connect to votequorum", &e))?;
     let info = vq.getinfo(0).map_err(|e| failed("votequorum getinfo", &e))?;
     out::print(&format!(
         "node {}: votes {}, expected {}, total {}, quorum {}, quorate: {}\n",

@@ -3,13 +3,16 @@
 //! ```text
 //! corowire cmap   [corosync-cmapctl options] [--json]
 //! corowire quorum [corosync-quorumtool options] [--json]
-//! corowire demo
+//! corowire demo  [--builtin | --corosync]
+//! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--verbose]
 //! ```
 //!
 //! `cmap` and `quorum` are work-alikes of corosync's `corosync-cmapctl` and
 //! `corosync-quorumtool`: same options, same output, same exit codes (see `cmapctl.rs` and
 //! `quorumtool.rs` for the documented differences). `--json` switches the read commands to a
-//! machine-readable output (see `json.rs`). `demo` exercises the cmap and votequorum clients.
+//! machine-readable output (see `json.rs`). `demo` exercises the cmap and votequorum clients
+//! against corosync, or against the built-in server when no corosync runs (`demo.rs`); `serve`
+//! runs the built-in server as a foreground daemon (`serve.rs`).
 
 mod cformat;
 mod cmapctl;
@@ -18,6 +21,7 @@ mod getopt;
 mod json;
 mod out;
 mod quorumtool;
+mod serve;
 mod time;
 
 use std::ffi::OsString;
@@ -29,7 +33,10 @@ usage: corowire <command> [options]
 commands:
   cmap [options]     corosync-cmapctl work-alike (same options and output)
   quorum [options]   corosync-quorumtool work-alike (same options and output)
-  demo               exercise the cmap and votequorum clients against corosync
+  demo [--builtin]   exercise the cmap and votequorum clients against corosync, or
+                     against the built-in server when no corosync runs (or with --builtin)
+  serve [options]    run the built-in cmap/votequorum server until SIGINT/SIGTERM
+                     (`corowire serve --help` lists its options)
   help               show this text
 
 `cmap` and `quorum` also take --json (before any `--`) for machine-readable output
@@ -47,6 +54,7 @@ fn main() -> ExitCode {
         Some("cmap") => cmapctl::run(rest),
         Some("quorum") => quorumtool::run(rest),
         Some("demo") => demo::run(&rest),
+        Some("serve") => serve::run(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             0

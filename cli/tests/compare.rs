@@ -610,3 +610,15 @@ fn demo_runs() {
     assert!(r.stdout.contains("demo."), "{r:?}");
     assert_eq!(c_cmap(&["demo."]).code, Some(1), "the demo must remove its keys");
 }
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn demo_prefers_the_daemon() {
+    require_daemon();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corowire"));
+    cmd.env_remove("COROWIRE_DEMO_BACKEND");
+    let r = run(cmd, &["demo"], None);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("\nbackend: corosync (cluster \""), "{r:?}");
+    assert!(!r.stdout.contains("built-in server"), "{r:?}");
+}

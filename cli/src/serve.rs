@@ -1,0 +1,240 @@
+//! `corowire serve`: the built-in CMAP and votequorum server as a foreground daemon.
+//!
+//! ```text
+//! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--verbose]
+//! ```
+//!
+//! By default it listens on `corowire-cmap` and `corowire-votequorum` (`PREFIX-cmap` and
+//! `PREFIX-votequorum` with `--name-prefix`), so that it never collides with a corosync
+//! running on the same machine; clients reach it through `Options::service_name`.
+//! `--standard-names` serves on corosync's own names `cmap` and `votequorum`, for a private
+//! network namespace (`unshare --net`) where the unmodified C tools and libraries connect
+//! to it. `SIGINT` and `SIGTERM` stop it: the connections are closed, their `/dev/shm` ring
+//! directories removed, and it exits with status 0.
+//!
+//! The configuration files hold CMAP keys, one `key type value` per line (see
+//! `corowire_unix::server::config` and the CLI's README). Besides them the server allows the
+//! user who runs it (`uidgid.uid.<uid>` and `uidgid.gid.<gid>`), as corosync allows root, and
+//! sets `runtime.votequorum.this_node_id` as corosync does, so that `corowire quorum` works.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use corowire_unix::cmap::OwnedValue;
+use corowire_unix::server::{config, Server, ServerConfig, ServerStartError};
+
+use crate::out;
+
+const USAGE: &str = "\
+usage: corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--verbose]
+
+Runs the built-in CMAP and votequorum server in the foreground until SIGINT or SIGTERM.
+
+  --config FILE         add the CMAP keys of FILE (one `key type value` per line)
+  --name-prefix PREFIX  serve as PREFIX-cmap and PREFIX-votequorum (default prefix: corowire)
+  --standard-names      serve as cmap and votequorum, corosync's own names (for a private
+                        network namespace, where the corosync tools then connect to it)
+  --verbose             log connections and faults to standard error
+";
+
+/// The default name prefix: `corowire-cmap`, `corowire-votequorum`.
+pub(crate) const DEFAULT_PREFIX: &str = "corowire";
+
+/// The longest name prefix (libqb's socket names are at most 107 bytes).
+const MAX_PREFIX: usize = 80;
+
+/// What the command line asks for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Args {
+    configs: Vec<PathBuf>,
+    prefix: Option<String>,
+    standard: bool,
+    verbose: bool,
+}
+
+fn parse(args: &[OsString]) -> Result<Args, String> {
+    let mut parsed = Args::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let Some(text) = arg.to_str() else {
+            return Err(format!("unexpected argument {arg:?}"));
+        };
+        let (flag, inline) = match text.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(OsString::from(v))),
+            _ => (text, None),
+        };
+        let mut value = |name: &str| {
+            inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag {
+            "--config" | "-c" => parsed.configs.push(PathBuf::from(value("--config")?)),
+            "--name-prefix" => {
+                let prefix = value("--name-prefix")?;
+                let prefix = prefix.to_str().ok_or("--name-prefix: not valid UTF-8")?;
+                if prefix.is_empty() || prefix.len() > MAX_PREFIX || prefix.contains(['/', '\0']) {
+                    return Err(format!(
+                        "--name-prefix {prefix:?}: want 1 to {MAX_PREFIX} bytes, without '/'"
+                    ));
+                }
+                parsed.prefix = Some(prefix.to_owned());
+            }
+            "--standard-names" if inline.is_none() => parsed.standard = true,
+            "--verbose" | "-v" if inline.is_none() => parsed.verbose = true,
+            _ => return Err(format!("unknown option {text:?}")),
+        }
+    }
+    if parsed.standard && parsed.prefix.is_some() {
+        return Err("--name-prefix and --standard-names exclude each other".into());
+    }
+    Ok(parsed)
+}
+
+/// The CMAP and votequorum names for `prefix` (`None`: corosync's standard names).
+pub(crate) fn service_names(prefix: Option<&str>) -> (String, String) {
+    match prefix {
+        None => ("cmap".into(), "votequorum".into()),
+        Some(p) => (format!("{p}-cmap"), format!("{p}-votequorum")),
+    }
+}
+
+/// Lets the user running the server connect to it (corosync lets only root in unless a
+/// `uidgid` entry allows more).
+pub(crate) fn allow_own_user(cfg: &mut ServerConfig) {
+    // SAFETY: getuid and getgid take no arguments, cannot fail and touch no memory of ours.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    cfg.initial.push((format!("uidgid.uid.{uid}"), OwnedValue::UInt8(1)));
+    cfg.initial.push((format!("uidgid.gid.{gid}"), OwnedValue::UInt8(1)));
+}
+
+/// Adds the key corosync's votequorum keeps and `corosync-quorumtool` / `corowire quorum`
+/// read first, `runtime.votequorum.this_node_id` (the local node id of the quorum model),
+/// unless the configuration sets it.
+pub(crate) fn add_runtime_keys(cfg: &mut ServerConfig) {
+    const THIS_NODE: &str = "runtime.votequorum.this_node_id";
+    if cfg.initial.iter().any(|(k, _)| k == THIS_NODE) {
+        return;
+    }
+    let mut quorum = cfg.quorum;
+    config::apply_quorum_keys(&cfg.initial, &mut quorum);
+    cfg.initial.push((THIS_NODE.into(), OwnedValue::UInt32(quorum.nodeid)));
+}
+
+/// Blocks `SIGINT` and `SIGTERM` in this (the main) thread, so that one arriving between
+/// binding and [`Server::run_until_signal`] waits to be read instead of killing the process
+/// before it cleaned up. Threads started later inherit the mask.
+fn block_stop_signals() -> Result<(), String> {
+    // SAFETY: `set` is a local sigset_t, initialised by sigemptyset before it is used; the
+    // calls only read and write it, and pthread_sigmask accepts a null old-set pointer.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!("cannot block SIGINT/SIGTERM: {}", std::io::Error::from_raw_os_error(rc)))
+    }
+}
+
+/// The message for a failed bind, explaining a taken name.
+fn bind_error(e: &ServerStartError, standard: bool) -> String {
+    match e {
+        ServerStartError::Listen { name, errno } if *errno as i32 == libc::EADDRINUSE => {
+            if standard {
+                format!(
+                    "the libqb name '{name}' is already taken in this network namespace: corosync \
+                     (or another server) is running here. Run without --standard-names to serve \
+                     under corowire's own names, or start it in a private network namespace \
+                     (e.g. `unshare --net --mount`)."
+                )
+            } else {
+                format!(
+                    "the libqb name '{name}' is already taken: another `corowire serve` with the \
+                     same prefix is running. Choose another one with --name-prefix."
+                )
+            }
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Runs `corowire serve`; returns the exit status.
+pub(crate) fn run(args: &[OsString]) -> u8 {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        out::print(USAGE);
+        return 0;
+    }
+    let args = match parse(args) {
+        Ok(a) => a,
+        Err(msg) => {
+            out::eprint(&format!("corowire serve: {msg}\n{USAGE}"));
+            return 1;
+        }
+    };
+    match serve(&args) {
+        Ok(()) => 0,
+        Err(msg) => {
+            out::flush();
+            out::eprint(&format!("corowire serve: {msg}\n"));
+            1
+        }
+    }
+}
+
+fn serve(args: &Args) -> Result<(), String> {
+    let mut cfg = ServerConfig::default();
+    let prefix = if args.standard { None } else { Some(args.prefix.as_deref().unwrap_or(DEFAULT_PREFIX)) };
+    let (cmap_name, votequorum_name) = service_names(prefix);
+    cfg.cmap_name = cmap_name.clone();
+    cfg.votequorum_name = Some(votequorum_name.clone());
+    cfg.verbose = args.verbose;
+    allow_own_user(&mut cfg);
+    for path in &args.configs {
+        cfg.load_file(path).map_err(|e| format!("config {}: {e}", path.display()))?;
+    }
+    add_runtime_keys(&mut cfg);
+    block_stop_signals()?;
+    let mut server = Server::bind(cfg).map_err(|e| bind_error(&e, args.standard))?;
+    out::print(&format!(
+        "corowire serve: serving cmap as '{cmap_name}' and votequorum as '{votequorum_name}' \
+         (pid {}); SIGINT or SIGTERM stops it\n",
+        std::process::id()
+    ));
+    out::flush();
+    let signal = server.run_until_signal().map_err(|e| e.to_string())?;
+    let open = server.connections();
+    drop(server);
+    out::print(&format!("corowire serve: stopped by {signal}; closed {open} connection(s)\n"));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_options() {
+        let a = parse(&args(&["--config", "a.conf", "--config=b.conf", "--name-prefix", "x", "-v"])).unwrap();
+        assert_eq!(a.configs, [PathBuf::from("a.conf"), PathBuf::from("b.conf")]);
+        assert_eq!(a.prefix.as_deref(), Some("x"));
+        assert!(a.verbose && !a.standard);
+        assert!(parse(&args(&["--standard-names"])).unwrap().standard);
+        assert!(parse(&args(&["--standard-names", "--name-prefix", "x"])).is_err());
+        assert!(parse(&args(&["--name-prefix", "a/b"])).is_err());
+        assert!(parse(&args(&["--name-prefix"])).is_err());
+        assert!(parse(&args(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(service_names(None), ("cmap".into(), "votequorum".into()));
+        assert_eq!(service_names(Some("t")), ("t-cmap".into(), "t-votequorum".into()));
+    }
+}
