@@ -15,8 +15,9 @@
 //! ```
 //!
 //! - `type` is a `corosync-cmapctl` type name: `i8`, `u8`, `i16`, `u16`, `i32`, `u32`, `i64`,
-//!   `u64`, `flt`, `dbl` or `str`. A `str` value is the rest of the line after one space (it
-//!   may contain spaces; it may be empty).
+//!   `u64`, `flt`, `dbl` or `str`. Fields are separated by blanks (spaces or
+//!   tabs, any number, so columns may be aligned); a `str` value is the rest of the line
+//!   after the blanks that follow the type (it may contain spaces; it may be empty).
 //! - Every entry becomes a key of the default CMAP map (configuration keys may be read-only
 //!   for clients, as in corosync).
 //! - These keys also set the quorum model (any integer type): `totem.nodeid` (the local node
@@ -93,21 +94,25 @@ pub fn parse_keys(text: &str) -> Result<Vec<(String, OwnedValue)>, ConfigError> 
             continue;
         }
         let error = |reason: String| ConfigError { line: i + 1, reason };
-        let mut parts = line.splitn(3, [' ', '\t']).filter(|p| !p.is_empty());
-        let (Some(key), Some(ty)) = (parts.next(), parts.next()) else {
+        let (key, rest) = split_word(line);
+        let (ty, value) = split_word(rest);
+        if key.is_empty() || ty.is_empty() {
             return Err(error("expected 'key type value'".into()));
-        };
+        }
         let ty = ValueType::ALL
             .into_iter()
             .find(|t| t.cmapctl_name() == ty)
             .ok_or_else(|| error(format!("unknown type '{ty}'")))?;
-        // The value is the rest of the line after the type and one separator.
-        let after_type = line[key.len()..].trim_start()[ty.cmapctl_name().len()..].strip_prefix([' ', '\t']);
-        let value =
-            parse_value(ty, after_type.unwrap_or("").trim_end_matches(['\r', '\n'])).map_err(error)?;
+        // The value is the rest of the line after the type and the blanks that follow it.
+        let value = parse_value(ty, value.trim_end_matches(['\r', '\n'])).map_err(error)?;
         keys.push((key.to_owned(), value));
     }
     Ok(keys)
+}
+
+/// Splits off the first blank-separated word of `s`; the rest starts after the blanks.
+fn split_word(s: &str) -> (&str, &str) {
+    s.split_once([' ', '\t']).map_or((s, ""), |(word, rest)| (word, rest.trim_start_matches([' ', '\t'])))
 }
 
 /// Reads a configuration file with [`parse_keys`].
@@ -169,6 +174,15 @@ pub fn nodelist(keys: &[(String, OwnedValue)]) -> Vec<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_example_with_aligned_columns_parses() {
+        let text = "# key   type value\ntotem.cluster_name         str   demo cluster\n\
+                    quorum.expected_votes\tu32\t3\n";
+        let keys = parse_keys(text).unwrap();
+        assert_eq!(keys[0], ("totem.cluster_name".to_owned(), OwnedValue::String("demo cluster".into())));
+        assert_eq!(keys[1], ("quorum.expected_votes".to_owned(), OwnedValue::UInt32(3)));
+    }
 
     #[test]
     fn lines_parse_like_cmapctl_p() {
