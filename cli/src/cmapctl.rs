@@ -7,8 +7,6 @@
 //! Known differences from the C tool:
 //! - listing and `-D` read the key names first and then the values (the C tool interleaves
 //!   them on one iteration); the output only differs if keys change meanwhile;
-//! - values of `str` keys that are not valid UTF-8 are printed with U+FFFD replacements (the
-//!   `corowire-unix` client hands strings out as `String`);
 //! - tracking quits on end of input also when stdin is a pipe whose writer went away (the C
 //!   tool spins on `POLLHUP` there), and stdout is flushed after every event.
 

@@ -36,6 +36,8 @@ pub(crate) struct Client<S: Service, const P: usize, const E: usize, const B: us
     epoch: Instant,
     pub(crate) timeout: Option<Duration>,
     retry: Option<Retry>,
+    /// Requests written to the request ring whose doorbell bytes are not sent yet.
+    unrung: usize,
 }
 
 impl<S: Service, const P: usize, const E: usize, const B: usize> core::fmt::Debug for Client<S, P, E, B> {
@@ -51,13 +53,15 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E,
         timeout: Option<Duration>,
         retry: Option<Retry>,
         service_name: Option<&str>,
+        spin: Option<Duration>,
     ) -> Result<Self> {
         let mut attempt = 0;
         loop {
             let mut conn = Box::new(Connection::<S, P, E, B>::new(max_msg_size));
             let name = service_name.unwrap_or(S::NAME);
             match ShmTransport::connect_to(&mut conn, name, timeout) {
-                Ok(transport) => {
+                Ok(mut transport) => {
+                    transport.set_spin(spin);
                     // Sized by the rings actually mapped, not by the size the server claims.
                     let out = conn.max_msg_size().min(transport.request_ring().geometry().max_chunk());
                     let event = transport.event_ring().geometry().max_chunk();
@@ -71,6 +75,7 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E,
                         epoch: Instant::now(),
                         timeout,
                         retry,
+                        unrung: 0,
                     });
                 }
                 Err(e) => {
@@ -105,7 +110,8 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E,
         }
     }
 
-    /// Submits one request of `len` encoded bytes through `submit` and sends it.
+    /// Submits one request of `len` encoded bytes through `submit` and sends it (with the
+    /// doorbells of any deferred requests).
     pub(crate) fn submit_with(
         &mut self,
         len: usize,
@@ -116,21 +122,72 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E,
             &mut [u8],
         ) -> core::result::Result<Submitted, SubmitError>,
     ) -> Result<Token> {
+        let token = self.submit_deferred_with(len, submit)?;
+        self.flush()?;
+        Ok(token)
+    }
+
+    /// Sends the doorbell bytes of the deferred requests, in one `send()`.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        let n = core::mem::take(&mut self.unrung);
+        if n == 0 {
+            return Ok(());
+        }
+        self.transport.ring_doorbells(n).map_err(|e| self.out_of_step(e))
+    }
+
+    /// A request is recorded but was not sent: the connection is out of step.
+    fn out_of_step(&mut self, e: TransportError) -> Error {
+        self.unrung = 0;
+        self.conn.handle_closed();
+        while self.conn.poll_failure().is_some() {}
+        match e {
+            TransportError::TryAgain => Error::Disconnected,
+            e => e.into(),
+        }
+    }
+
+    /// Submits one request and writes it to the request ring; its doorbell byte goes out
+    /// with the next [`Client::flush`] (or [`Client::collect`], which flushes first).
+    pub(crate) fn submit_deferred(&mut self, req: &S::Request<'_>, len: usize) -> Result<Token> {
+        self.submit_deferred_with(len, |conn, now, timeout, out| conn.submit(req, now, timeout, out))
+    }
+
+    fn submit_deferred_with(
+        &mut self,
+        len: usize,
+        submit: impl FnOnce(
+            &mut Connection<S, P, E, B>,
+            corowire::Instant,
+            Option<Duration>,
+            &mut [u8],
+        ) -> core::result::Result<Submitted, SubmitError>,
+    ) -> Result<Token> {
         if len > self.conn.max_msg_size() {
+            self.flush()?;
             return Err(Error::Cs(CsError::TooBig));
         }
-        self.wait_send_ready(len)?;
-        let now = self.now();
-        let sub = submit(&mut self.conn, now, self.timeout, &mut self.out)?;
-        if let Err(e) = self.transport.send_checked(&self.out[..sub.len]) {
-            // The request is recorded but was not sent: the connection is out of step.
-            self.conn.handle_closed();
-            while self.conn.poll_failure().is_some() {}
-            return Err(match e {
-                TransportError::TryAgain => Error::Disconnected,
-                e => e.into(),
-            });
+        if self.unrung > 0 && self.transport.check_send(len).is_err() {
+            // The server drains the ring only once it hears the doorbells.
+            self.flush()?;
         }
+        if let Err(e) = self.wait_send_ready(len) {
+            self.flush()?;
+            return Err(e);
+        }
+        let now = self.now();
+        let sub = match submit(&mut self.conn, now, self.timeout, &mut self.out) {
+            Ok(sub) => sub,
+            Err(e) => {
+                // Wake the server for the requests already written.
+                self.flush()?;
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = self.transport.write_request(&self.out[..sub.len]) {
+            return Err(self.out_of_step(e));
+        }
+        self.unrung += 1;
         Ok(sub.token)
     }
 
@@ -146,6 +203,14 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E,
         until: Token,
         mut on: impl FnMut(Token, core::result::Result<S::Response<'_>, Error>),
     ) -> Result<()> {
+        if self.unrung > 0 {
+            let n = core::mem::take(&mut self.unrung);
+            if let Err(e) = self.transport.ring_doorbells(n) {
+                self.conn.handle_closed();
+                self.drain_failures(&mut on);
+                return Err(e.into());
+            }
+        }
         loop {
             let mut done = false;
             while let Some(f) = self.conn.poll_failure() {
@@ -243,11 +308,13 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E,
                     Ok(false) => d.handle_empty(),
                     Err(TransportError::Disconnected) => self.conn.handle_closed(),
                     Err(e) => {
+                        self.transport.settle_events();
                         self.conn.handle_closed();
                         return Err(e.into());
                     }
                 },
                 Step::Done(r) => {
+                    self.transport.settle_events();
                     let closed = self.conn.state() == corowire::conn::State::Closed;
                     return r.map_err(|e| {
                         if e == CsError::Library && closed {

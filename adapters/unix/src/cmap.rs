@@ -38,12 +38,27 @@ const EVENTS: usize = 64;
 const EVENT_BYTES: usize = 65536;
 /// Bytes of a GET reply's header before the value.
 const GET_REPLY_OVERHEAD: usize = 40;
-/// Value buffer of the pipelined GETs of [`Cmap::get_many`]: most values fit.
+/// Value buffer of the pipelined GETs of [`Cmap::get_many`], and the first buffer of
+/// [`Cmap::get`]: most values fit.
 const GET_MANY_BUFFER: usize = 256;
+/// Attempts of [`Cmap::get`] to size its buffer while the value keeps growing.
+const GET_ATTEMPTS: usize = 4;
+/// ITER_NEXT requests [`Cmap::dump`] keeps in flight.
+const ITER_WINDOW: usize = 16;
+/// Ring bytes an ITER_NEXT reply may take (header, a 256-byte key, length and type).
+const ITER_REPLY_BYTES: usize = 512;
+/// Bytes libqb keeps free in a ring beyond a chunk (`QB_RB_CHUNK_MARGIN` and then some).
+const RING_MARGIN: usize = 256;
 
 type Conn = Client<CmapService<TRACKS>, PENDING, EVENTS, EVENT_BYTES>;
 
 /// Connection options for [`Cmap::connect_with`].
+///
+/// `max_msg_size` sizes all three shared-memory rings, and ring size is the whole connect
+/// trade-off: the default 64 KiB sets up about 5× faster than libcmap's 1 MiB and suits
+/// short-lived calls, but its event ring holds only about 200 notifications; past that
+/// corosync queues them in its own outq and delivers them slowly. Connections that track
+/// keys should use [`Options::for_tracking`] (1 MiB).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// The maximum message size to ask for; it sizes the shared-memory rings. libcmap asks
@@ -60,6 +75,11 @@ pub struct Options {
     /// The libqb socket name to connect to instead of the service's standard one (`None`, the
     /// default), e.g. a test server's private name.
     pub service_name: Option<String>,
+    /// How long a call spins on the reply semaphore before it sleeps in the kernel. `None`
+    /// (the default) adapts: about twice the recent reply latency, at most 30 µs, yielding
+    /// the CPU after the first few µs, and no spinning after repeated misses until replies
+    /// come fast again. `Some(Duration::ZERO)` never spins (as libcmap).
+    pub spin: Option<Duration>,
 }
 
 impl Default for Options {
@@ -70,7 +90,18 @@ impl Default for Options {
             map: Map::Default,
             retry_try_again: None,
             service_name: None,
+            spin: None,
         }
+    }
+}
+
+impl Options {
+    /// Options for a connection that tracks keys: 1 MiB rings (as libcmap), so that a burst
+    /// of notifications fits the event ring instead of backing up in corosync (with 64 KiB
+    /// rings about 200 `u32` notifications fit). Connecting costs about as much as
+    /// libcmap's.
+    pub fn for_tracking() -> Self {
+        Self { max_msg_size: 1 << 20, ..Self::default() }
     }
 }
 
@@ -97,8 +128,9 @@ pub enum OwnedValue {
     Float(f32),
     /// `f64`.
     Double(f64),
-    /// A string, without its trailing NUL (invalid UTF-8 is replaced, lossily).
-    String(String),
+    /// A string: its bytes as corosync stores them (not necessarily UTF-8), without the
+    /// trailing NUL. [`OwnedValue::as_str`] reads it as UTF-8.
+    String(Vec<u8>),
     /// Bytes.
     Binary(Vec<u8>),
 }
@@ -107,6 +139,15 @@ impl OwnedValue {
     /// The value's type.
     pub fn value_type(&self) -> ValueType {
         self.as_value().value_type()
+    }
+
+    /// A string value as `&str`: `None` for another type or for bytes that are not UTF-8
+    /// (the bytes are in [`OwnedValue::String`]).
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::String(b) => core::str::from_utf8(b).ok(),
+            _ => None,
+        }
     }
 
     /// The value borrowed as the codec's [`Value`] (e.g. to [`Cmap::set`] it).
@@ -122,7 +163,7 @@ impl OwnedValue {
             Self::UInt64(v) => Value::UInt64(*v),
             Self::Float(v) => Value::Float(*v),
             Self::Double(v) => Value::Double(*v),
-            Self::String(s) => Value::String(s.as_bytes()),
+            Self::String(s) => Value::String(s),
             Self::Binary(b) => Value::Binary(b),
         }
     }
@@ -141,7 +182,7 @@ impl From<Value<'_>> for OwnedValue {
             Value::UInt64(v) => Self::UInt64(v),
             Value::Float(v) => Self::Float(v),
             Value::Double(v) => Self::Double(v),
-            Value::String(s) => Self::String(String::from_utf8_lossy(s).into_owned()),
+            Value::String(s) => Self::String(s.to_vec()),
             Value::Binary(b) => Self::Binary(b.to_vec()),
         }
     }
@@ -205,7 +246,8 @@ macro_rules! typed {
             /// # Errors
             /// As [`Cmap::get`], and `CS_ERR_INVALID_PARAM` for a value of another type.
             pub fn $get(&mut self, key: &str) -> Result<$ty> {
-                match self.get(key)? {
+                // Exactly the type's size, as libcmap asks.
+                match self.get_sized(key, core::mem::size_of::<$ty>())? {
                     OwnedValue::$variant(v) => Ok(v),
                     _ => Err(Error::Cs(CsError::InvalidParam)),
                 }
@@ -233,12 +275,21 @@ impl Cmap {
 
     /// Connects with `options`, then switches to `options.map` if it is not the default map.
     ///
+    /// The default options (64 KiB rings) suit short-lived calls; a connection that tracks
+    /// keys should use [`Options::for_tracking`] (1 MiB rings), or bursts of notifications
+    /// overflow the event ring and back up in the daemon.
+    ///
     /// # Errors
     /// As [`Cmap::connect`], and the result of the map switch.
     pub fn connect_with(options: Options) -> Result<Self> {
         let retry = options.retry_try_again.map(|(attempts, backoff)| Retry { attempts, backoff });
-        let client =
-            Conn::connect(options.max_msg_size, options.timeout, retry, options.service_name.as_deref())?;
+        let client = Conn::connect(
+            options.max_msg_size,
+            options.timeout,
+            retry,
+            options.service_name.as_deref(),
+            options.spin,
+        )?;
         let mut cmap = Self {
             client,
             callbacks: HashMap::new(),
@@ -269,27 +320,42 @@ impl Cmap {
 
     /// Gets the value of `key`.
     ///
+    /// Asks for a 256-byte buffer first (corosync allocates the buffer a GET asks for); a
+    /// larger value is fetched again with its exact length.
+    ///
     /// # Errors
     /// `CS_ERR_NOT_EXIST` for a missing key, `CS_ERR_NAME_TOO_LONG` for a key of 256 bytes or
-    /// more, `CS_ERR_TOO_BIG` if the value does not fit the negotiated message size; the
-    /// connection errors.
+    /// more, `CS_ERR_TOO_BIG` if the value does not fit the negotiated message size,
+    /// `CS_ERR_TRY_AGAIN` if the value kept growing while it was fetched; the connection
+    /// errors.
     pub fn get(&mut self, name: &str) -> Result<OwnedValue> {
-        let key = key(name)?;
-        let buffer = self.get_buffer();
-        let req = Request::Get { key, value_len: buffer as u64 };
-        for _ in 0..3 {
-            match self.client.call(&req, req.encoded_len(), get_value) {
-                // A buffer smaller than the value: only possible with rings below 16 KiB.
-                Err(Error::Cs(CsError::InvalidParam)) if buffer < wire::VALUE_MAX_LEN => {
-                    if self.get_type(name)?.1 > buffer as u64 {
+        let max = self.get_buffer();
+        let mut len = GET_MANY_BUFFER.min(max);
+        for _ in 0..GET_ATTEMPTS {
+            match self.get_sized(name, len) {
+                // GET answers CS_ERR_INVALID_PARAM for a buffer smaller than the value.
+                Err(Error::Cs(CsError::InvalidParam)) => {
+                    let need = usize::try_from(self.get_type(name)?.1).unwrap_or(usize::MAX);
+                    if need > max {
                         return Err(Error::Cs(CsError::TooBig));
                     }
-                    // The value shrank in between: ask again.
+                    if need <= len && len == max {
+                        return Err(Error::Cs(CsError::InvalidParam));
+                    }
+                    // The value grew (or shrank) in between: ask again, for at least as
+                    // much as before.
+                    len = need.max(len.saturating_add(1)).min(max);
                 }
                 other => return other,
             }
         }
         Err(Error::Cs(CsError::TryAgain))
+    }
+
+    /// One GET with a `len`-byte value buffer.
+    fn get_sized(&mut self, name: &str, len: usize) -> Result<OwnedValue> {
+        let req = Request::Get { key: key(name)?, value_len: len as u64 };
+        self.client.call(&req, req.encoded_len(), get_value)
     }
 
     /// The type and length of `key`'s value (a GET with no buffer).
@@ -317,13 +383,17 @@ impl Cmap {
         (get_f64, set_f64, f64, Double),
     );
 
-    /// Gets a string value.
+    /// Gets a string value. Bytes that are not UTF-8 are replaced with U+FFFD (lossily);
+    /// [`Cmap::get`] gives the bytes as corosync stores them ([`OwnedValue::String`]).
     ///
     /// # Errors
     /// As [`Cmap::get`], and `CS_ERR_INVALID_PARAM` for a value of another type.
     pub fn get_string(&mut self, key: &str) -> Result<String> {
         match self.get(key)? {
-            OwnedValue::String(s) => Ok(s),
+            OwnedValue::String(s) => Ok(match String::from_utf8(s) {
+                Ok(s) => s,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            }),
             _ => Err(Error::Cs(CsError::InvalidParam)),
         }
     }
@@ -401,24 +471,39 @@ impl Cmap {
     ///
     /// The pipelined GETs ask for small buffers, so that all their replies fit the response
     /// ring at once (corosync drops a reply that does not fit); a value larger than that
-    /// buffer is fetched again on its own.
+    /// buffer is fetched again on its own. Each batch of requests is written to the request
+    /// ring first and then announced with one `send()` of all their doorbell bytes.
     ///
     /// # Errors
     /// Connection errors; per-key errors (e.g. `CS_ERR_NOT_EXIST`) are in the inner results.
     pub fn get_many(&mut self, names: &[&str]) -> Result<Vec<Result<OwnedValue>>> {
         let buffer = self.get_buffer().min(GET_MANY_BUFFER);
+        let items: Vec<(&str, usize)> = names.iter().map(|&n| (n, buffer)).collect();
+        self.get_pipelined(&items)
+    }
+
+    /// [`Cmap::get_many`] with a value buffer per key.
+    fn get_pipelined(&mut self, items: &[(&str, usize)]) -> Result<Vec<Result<OwnedValue>>> {
+        let max = self.get_buffer();
         // Ring bytes one reply takes: size and magic words, then the payload in whole words.
-        let reply_bytes = 8 + (GET_REPLY_OVERHEAD + buffer).div_ceil(4) * 4;
-        // Leave one reply's worth free: equal ring pointers are ambiguous for the writer.
-        let budget = self.client.transport.response_ring().geometry().bytes().saturating_sub(reply_bytes);
-        let window = (budget / reply_bytes).clamp(1, PENDING);
-        let mut results: Vec<Option<Result<OwnedValue>>> = (0..names.len()).map(|_| None).collect();
-        let mut in_flight: VecDeque<(Token, usize)> = VecDeque::new();
+        let reply_bytes = |len: usize| 8 + (GET_REPLY_OVERHEAD + len.min(max)).div_ceil(4) * 4;
+        let ring = self.client.transport.response_ring().geometry().bytes();
+        let budget = ring.saturating_sub(RING_MARGIN);
+        let mut results: Vec<Option<Result<OwnedValue>>> = (0..items.len()).map(|_| None).collect();
+        let mut in_flight: VecDeque<(Token, usize, usize)> = VecDeque::new();
+        let mut flight_bytes = 0;
         let mut next = 0;
-        while next < names.len() || !in_flight.is_empty() {
-            while next < names.len() && in_flight.len() < window {
-                let req = match key(names[next]) {
-                    Ok(key) => Request::Get { key, value_len: buffer as u64 },
+        while next < items.len() || !in_flight.is_empty() {
+            while next < items.len() && in_flight.len() < PENDING {
+                let (name, len) = items[next];
+                let len = len.min(max);
+                let bytes = reply_bytes(len);
+                // Every reply in flight must fit the response ring at once.
+                if !in_flight.is_empty() && flight_bytes + bytes > budget {
+                    break;
+                }
+                let req = match key(name) {
+                    Ok(key) => Request::Get { key, value_len: len as u64 },
                     Err(e) => {
                         results[next] = Some(Err(e));
                         next += 1;
@@ -429,29 +514,140 @@ impl Cmap {
                 if !in_flight.is_empty() && self.client.transport.check_send(req.encoded_len()).is_err() {
                     break;
                 }
-                let token = self.client.submit(&req, req.encoded_len())?;
-                in_flight.push_back((token, next));
+                let token = self.client.submit_deferred(&req, req.encoded_len())?;
+                in_flight.push_back((token, next, bytes));
+                flight_bytes += bytes;
                 next += 1;
             }
-            let Some(&(front, _)) = in_flight.front() else { continue };
-            let flight = &mut in_flight;
-            let res = &mut results;
-            self.client.collect(front, |t, r| {
-                if let Some(pos) = flight.iter().position(|&(tok, _)| tok == t) {
-                    let (_, index) = flight.remove(pos).unwrap_or((t, usize::MAX));
-                    if let Some(slot) = res.get_mut(index) {
-                        *slot = Some(r.and_then(get_value));
+            // Collect until half the window is free (or all, at the end), so that the next
+            // batch is worth a wake-up of the daemon.
+            while let Some(&(front, _, _)) = in_flight.front() {
+                let flight = &mut in_flight;
+                let res = &mut results;
+                let fb = &mut flight_bytes;
+                self.client.collect(front, |t, r| {
+                    if let Some(pos) = flight.iter().position(|&(tok, _, _)| tok == t) {
+                        let (_, index, bytes) = flight.remove(pos).unwrap_or((t, usize::MAX, 0));
+                        *fb -= bytes;
+                        if let Some(slot) = res.get_mut(index) {
+                            *slot = Some(r.and_then(get_value));
+                        }
                     }
+                })?;
+                if next < items.len() && in_flight.len() <= PENDING / 2 && flight_bytes <= budget / 2 {
+                    break;
                 }
-            })?;
+            }
         }
         // GET answers CS_ERR_INVALID_PARAM only for a buffer smaller than the value.
         for (i, slot) in results.iter_mut().enumerate() {
             if matches!(slot, Some(Err(Error::Cs(CsError::InvalidParam)))) {
-                *slot = Some(self.get(names[i]));
+                *slot = Some(self.get(items[i].0));
             }
         }
         Ok(results.into_iter().map(|r| r.unwrap_or(Err(Error::Disconnected))).collect())
+    }
+
+    /// Every key under `prefix` (all keys for `None`) with its value, in corosync's order: a
+    /// fast full dump.
+    ///
+    /// The ITER_NEXT requests are pipelined (up to 16 in flight; the ones sent past the end
+    /// answer `CS_ERR_NO_SECTIONS`), the iteration is finalized, and the values are then
+    /// fetched with pipelined GETs of the exact lengths the iteration reported. A key deleted
+    /// in between is left out; a value that grew in between is fetched again.
+    ///
+    /// # Errors
+    /// Errors of the iteration; a GET's error other than `CS_ERR_NOT_EXIST`; the connection
+    /// errors.
+    pub fn dump(&mut self, prefix: Option<&str>) -> Result<Vec<(String, OwnedValue)>> {
+        let keys = self.iter_pipelined(prefix)?;
+        let items: Vec<(&str, usize)> = keys
+            .iter()
+            .map(|(k, _, len)| (k.as_str(), usize::try_from(*len).unwrap_or(usize::MAX).max(8)))
+            .collect();
+        let values = self.get_pipelined(&items)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for ((k, _, _), v) in keys.into_iter().zip(values) {
+            match v {
+                Ok(v) => out.push((k, v)),
+                Err(Error::Cs(CsError::NotExist)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// All of an iteration's items, with the ITER_NEXT requests pipelined; finalizes it.
+    fn iter_pipelined(&mut self, prefix: Option<&str>) -> Result<Vec<(String, ValueType, u64)>> {
+        let prefix = prefix.map(key).transpose()?;
+        let req = Request::IterInit { prefix };
+        let handle = self.client.call(&req, req.encoded_len(), |r| match r {
+            Response::IterInit { iter_handle } => Ok(iter_handle),
+            _ => Err(Error::Cs(CsError::MessageError)),
+        })?;
+        let ring = self.client.transport.response_ring().geometry().bytes();
+        let window = (ring.saturating_sub(RING_MARGIN) / ITER_REPLY_BYTES).clamp(1, ITER_WINDOW.min(PENDING));
+        let next = Request::IterNext { iter_handle: handle };
+        let mut keys = Vec::new();
+        let mut in_flight: VecDeque<Token> = VecDeque::new();
+        let mut ended = false;
+        let mut failed = None;
+        while !ended || !in_flight.is_empty() {
+            while !ended && in_flight.len() < window {
+                match self.client.submit_deferred(&next, next.encoded_len()) {
+                    Ok(token) => in_flight.push_back(token),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        ended = true;
+                    }
+                }
+            }
+            while let Some(&front) = in_flight.front() {
+                let flight = &mut in_flight;
+                let (keys, end, failed) = (&mut keys, &mut ended, &mut failed);
+                let r = self.client.collect(front, |t, r| {
+                    flight.retain(|&tok| tok != t);
+                    match r {
+                        // ITER_NEXT past the end answers CS_ERR_NO_SECTIONS again (checked
+                        // against corosync 3.1.7); an item there means the iterator restarted.
+                        Ok(_) if *end => {
+                            failed.get_or_insert(Error::Cs(CsError::MessageError));
+                        }
+                        Ok(Response::IterNext { key, value_len, value_type }) => match value_type {
+                            Some(ty) => keys.push((
+                                String::from_utf8_lossy(key.as_bytes()).into_owned(),
+                                ty,
+                                value_len,
+                            )),
+                            None => {
+                                failed.get_or_insert(Error::Cs(CsError::MessageError));
+                                *end = true;
+                            }
+                        },
+                        Ok(_) => {
+                            failed.get_or_insert(Error::Cs(CsError::MessageError));
+                            *end = true;
+                        }
+                        Err(Error::Cs(CsError::NoSections)) => *end = true,
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                            *end = true;
+                        }
+                    }
+                });
+                // A broken connection: nothing more to finalize.
+                r?;
+                if !ended && in_flight.len() <= window / 2 {
+                    break;
+                }
+            }
+        }
+        let fin = Request::IterFinalize { iter_handle: handle };
+        let finalized = self.client.call(&fin, fin.encoded_len(), |_| Ok(()));
+        match failed {
+            Some(e) => Err(e),
+            None => finalized.map(|()| keys),
+        }
     }
 
     /// Iterates over the keys under `prefix` (all keys for `None`), in corosync's order:

@@ -11,6 +11,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Instant;
 
+use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64};
 use corowire::conn::{Connection, HandleError, Service};
 use corowire::dispatch::Wait;
 use corowire::qb::{ConnectionType, CONNECTION_RESPONSE_LEN};
@@ -30,8 +32,21 @@ use crate::sys::sock::{
 /// libqb's longest single wait for a reply before it checks that the server is alive
 /// (`QB_IPC_MAX_WAIT_MS`).
 const MAX_WAIT_SLICE: Duration = Duration::from_secs(2);
-/// How long a reply wait spins on the semaphore before it sleeps in the kernel.
-const SPIN: Duration = Duration::from_micros(30);
+/// The longest a reply wait spins on the semaphore before it sleeps in the kernel.
+const SPIN_MAX: Duration = Duration::from_micros(30);
+/// The shortest adaptive spin, so that a reply already on its way is still caught despite
+/// jitter.
+const SPIN_MIN: Duration = Duration::from_micros(10);
+/// How long a spin runs before it also yields the CPU on every round (a daemon that shares
+/// the CPU and is not real-time gets to run).
+const SPIN_YIELD_AFTER: Duration = Duration::from_micros(1);
+/// Consecutive spins that ran out before the adaptive spin stops spinning.
+const SPIN_MISSES_OFF: u32 = 4;
+/// Replies, while the adaptive spin is off, that came within the spin limit before it turns
+/// back on.
+const SPIN_HITS_ON: u32 = 2;
+/// Doorbell bytes consumed per `recv` when events are read in bulk.
+const DOORBELL_BATCH: usize = 256;
 
 /// Why a transport operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +104,84 @@ pub struct ShmTransport {
     request: ShmRing,
     response: ShmRing,
     event: ShmRing,
+    spin: Spin,
+    /// Event-ring tokens taken minus event doorbell bytes consumed: positive when bytes are
+    /// still to be read off the socket, negative when a byte was read before its token was
+    /// taken.
+    owed: AtomicIsize,
+}
+
+/// The reply-wait spin: fixed, or adaptive (the default).
+///
+/// Adaptive: the limit is about twice the moving average of recent reply latencies, between
+/// [`SPIN_MIN`] and [`SPIN_MAX`]; after [`SPIN_MISSES_OFF`] consecutive spins that ran out it
+/// stops spinning, and it turns back on after [`SPIN_HITS_ON`] replies that came within the
+/// limit while it was off.
+#[derive(Debug)]
+struct Spin {
+    /// A fixed limit (`Options::spin`); `None` is adaptive.
+    fixed: Option<Duration>,
+    /// Moving average of reply latencies, in ns.
+    avg_ns: AtomicU64,
+    /// Consecutive misses while on; at [`SPIN_MISSES_OFF`] the spin is off.
+    misses: AtomicU32,
+    /// Hits counted while off.
+    hits: AtomicU32,
+}
+
+impl Spin {
+    fn new(fixed: Option<Duration>) -> Self {
+        Self {
+            fixed,
+            avg_ns: AtomicU64::new(SPIN_MAX.as_nanos() as u64 / 2),
+            misses: AtomicU32::new(0),
+            hits: AtomicU32::new(0),
+        }
+    }
+
+    /// The limit of the next spin; zero when off.
+    fn limit(&self) -> Duration {
+        if let Some(d) = self.fixed {
+            return d;
+        }
+        if self.misses.load(Relaxed) >= SPIN_MISSES_OFF {
+            return Duration::ZERO;
+        }
+        self.adaptive_limit()
+    }
+
+    fn adaptive_limit(&self) -> Duration {
+        Duration::from_nanos(self.avg_ns.load(Relaxed).saturating_mul(2)).clamp(SPIN_MIN, SPIN_MAX)
+    }
+
+    /// Records a reply that took `latency`; `spun` says whether it came during a spin.
+    fn record(&self, latency: Duration, spun: bool) {
+        if self.fixed.is_some() {
+            return;
+        }
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).min(SPIN_MAX.as_nanos() as u64 * 4);
+        let avg = self.avg_ns.load(Relaxed);
+        self.avg_ns.store(avg - avg / 8 + ns / 8, Relaxed);
+        let off = self.misses.load(Relaxed) >= SPIN_MISSES_OFF;
+        if spun {
+            self.misses.store(0, Relaxed);
+        } else if off {
+            // Would a spin have caught it?
+            if latency <= self.adaptive_limit() {
+                let hits = self.hits.load(Relaxed) + 1;
+                if hits >= SPIN_HITS_ON {
+                    self.hits.store(0, Relaxed);
+                    self.misses.store(0, Relaxed);
+                } else {
+                    self.hits.store(hits, Relaxed);
+                }
+            } else {
+                self.hits.store(0, Relaxed);
+            }
+        } else {
+            self.misses.store(self.misses.load(Relaxed) + 1, Relaxed);
+        }
+    }
 }
 
 fn path_of(bytes: &[u8]) -> &Path {
@@ -163,13 +256,21 @@ impl ShmTransport {
             ))
         })();
         match opened {
-            Ok((request, response, event)) => Ok(Self { sock, request, response, event }),
+            Ok((request, response, event)) => {
+                Ok(Self { sock, request, response, event, spin: Spin::new(None), owed: AtomicIsize::new(0) })
+            }
             Err(e) => {
                 conn.handle_closed();
                 let _ = shutdown(sock.as_raw_fd(), Shutdown::Both);
                 Err(e.into())
             }
         }
+    }
+
+    /// Sets how long a reply wait spins before it sleeps: `None` (the default) adapts to the
+    /// recent reply latencies (see `Options::spin`), `Some(Duration::ZERO)` never spins.
+    pub fn set_spin(&mut self, spin: Option<Duration>) {
+        self.spin = Spin::new(spin);
     }
 
     /// The request ring.
@@ -226,6 +327,30 @@ impl ShmTransport {
         send_all(&self.sock, &[msg.len() as u8]).map_err(disconnected)
     }
 
+    /// Commits one request to the request ring (as [`ShmTransport::send_checked`]) without
+    /// its doorbell byte; [`ShmTransport::ring_doorbells`] must follow at once, because the
+    /// server, once woken, reads one byte per request it served.
+    pub(crate) fn write_request(&self, msg: &[u8]) -> Result<(), TransportError> {
+        if self.request.ref_count() != 2 {
+            return Err(TransportError::Disconnected);
+        }
+        self.request.write_chunk(msg)?;
+        Ok(())
+    }
+
+    /// Sends the doorbell bytes of `n` requests written with [`ShmTransport::write_request`],
+    /// in one `send()` (libqb's server serves up to `min(queued, 50)` requests per wake-up and
+    /// then reads that many bytes).
+    pub(crate) fn ring_doorbells(&self, mut n: usize) -> Result<(), TransportError> {
+        let bytes = [0u8; DOORBELL_BATCH];
+        while n > 0 {
+            let k = n.min(DOORBELL_BATCH);
+            send_all(&self.sock, &bytes[..k]).map_err(disconnected)?;
+            n -= k;
+        }
+        Ok(())
+    }
+
     /// Checks that the server is still there: no hang-up or EOF on the setup socket (pending
     /// event bytes are fine) and the request ring still referenced by both sides.
     ///
@@ -266,16 +391,27 @@ impl ShmTransport {
     /// [`TransportError::Ring`] for a corrupt ring.
     pub fn recv_response(&self, deadline: Option<Instant>, out: &mut Vec<u8>) -> Result<(), TransportError> {
         let sem = self.response.sem()?;
-        if !spin_take(&sem) {
-            wait_token(&sem, deadline, || self.check_alive())?;
+        if !sem.try_wait() {
+            let start = Instant::now();
+            let limit = self.spin.limit();
+            let spun = !limit.is_zero() && spin_take(&sem, start, limit);
+            if !spun {
+                wait_token(&sem, deadline, || self.check_alive())?;
+            }
+            self.spin.record(start.elapsed(), spun);
         }
         self.response.read_chunk(out)?;
         Ok(())
     }
 
-    /// Reads one event into `out` if one is pending, waiting for one as `wait` says: polls the
-    /// setup socket for a doorbell byte, takes an event-ring token, reads and reclaims the
-    /// chunk, then consumes the byte. Returns `false` when a [`Wait::Never`] read found none.
+    /// Reads one event into `out` if one is pending, waiting for one as `wait` says, and
+    /// reclaims it. Returns `false` when a [`Wait::Never`] read found none.
+    ///
+    /// The event ring's semaphore is tried first; the event's doorbell byte is then consumed
+    /// with a plain `recv` at once for [`Wait::Forever`], and in bulk by
+    /// [`ShmTransport::settle_events`] (or the next wait) for [`Wait::Never`]. Only when no
+    /// event is ready is the setup socket polled and read (without `MSG_PEEK`, which walks
+    /// every queued byte): EOF or hang-up there means the server is gone.
     ///
     /// # Errors
     /// [`TransportError::Disconnected`] on hang-up or EOF; [`TransportError::Ring`] for a
@@ -285,43 +421,64 @@ impl ShmTransport {
             Wait::Never => Some(Duration::ZERO),
             Wait::Forever => None,
         };
+        let sem = self.event.sem()?;
         loop {
+            let owed = self.owed.load(Relaxed);
+            let token = sem.try_wait();
+            if token || owed < 0 {
+                if !token {
+                    // A byte was read before its token was taken; the server posts before it
+                    // sends the byte, so the token is there. Wait anyway, with liveness checks.
+                    wait_token(&sem, None, || self.check_alive())?;
+                }
+                self.event.read_chunk(out)?;
+                self.owed.store(self.owed.load(Relaxed) + 1, Relaxed);
+                if wait == Wait::Forever || self.owed.load(Relaxed) >= DOORBELL_BATCH as isize {
+                    self.settle_events();
+                }
+                return Ok(true);
+            }
             match poll_readable(&self.sock, timeout).map_err(TransportError::Io)? {
                 PollState::Timeout => return Ok(false),
                 PollState::Hup => return Err(TransportError::Disconnected),
                 PollState::Readable => {}
             }
-            let mut byte = [0u8; 1];
-            match recv(self.sock.as_raw_fd(), &mut byte, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+            let mut bytes = [0u8; DOORBELL_BATCH];
+            let want = usize::try_from(owed).unwrap_or(0).saturating_add(1).min(DOORBELL_BATCH);
+            match recv(self.sock.as_raw_fd(), &mut bytes[..want], MsgFlags::MSG_DONTWAIT) {
                 Ok(0) => return Err(TransportError::Disconnected),
-                Ok(_) => break,
+                Ok(n) => self.owed.store(self.owed.load(Relaxed) - n as isize, Relaxed),
                 Err(Errno::EAGAIN | Errno::EINTR) if wait == Wait::Forever => {}
                 Err(Errno::EAGAIN | Errno::EINTR) => return Ok(false),
                 Err(_) => return Err(TransportError::Disconnected),
             }
         }
-        // The server commits the chunk and posts before it sends the byte, so the token is
-        // there; wait anyway (with liveness checks) rather than trust it.
-        let sem = self.event.sem()?;
-        if !sem.try_wait() {
-            wait_token(&sem, None, || self.check_alive())?;
-        }
-        self.event.read_chunk(out)?;
-        let mut byte = [0u8; 1];
+    }
+
+    /// Consumes the doorbell bytes of events already read, without waiting. Bytes the server
+    /// has not sent yet are left for the next [`ShmTransport::recv_event`]; EOF is left for
+    /// it to report.
+    pub fn settle_events(&self) {
+        let mut bytes = [0u8; DOORBELL_BATCH];
         loop {
-            match recv(self.sock.as_raw_fd(), &mut byte, MsgFlags::MSG_DONTWAIT) {
-                Ok(0) => return Err(TransportError::Disconnected),
-                Ok(_) | Err(Errno::EAGAIN) => return Ok(true),
+            let owed = self.owed.load(Relaxed);
+            if owed <= 0 {
+                return;
+            }
+            let want = usize::try_from(owed).unwrap_or(0).min(DOORBELL_BATCH);
+            match recv(self.sock.as_raw_fd(), &mut bytes[..want], MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return,
+                Ok(n) => self.owed.store(owed - n as isize, Relaxed),
                 Err(Errno::EINTR) => {}
-                Err(_) => return Err(TransportError::Disconnected),
+                Err(_) => return,
             }
         }
     }
 }
 
-/// Takes a token by spinning for at most [`SPIN`]; `false` if none came.
-fn spin_take(sem: &crate::sem::GlibcSem<'_>) -> bool {
-    let start = Instant::now();
+/// Takes a token by spinning from `start` for at most `limit`, yielding the CPU on every round
+/// after [`SPIN_YIELD_AFTER`]; `false` if none came.
+fn spin_take(sem: &crate::sem::GlibcSem<'_>, start: Instant, limit: Duration) -> bool {
     loop {
         for _ in 0..64 {
             if sem.try_wait() {
@@ -329,8 +486,13 @@ fn spin_take(sem: &crate::sem::GlibcSem<'_>) -> bool {
             }
             core::hint::spin_loop();
         }
-        if start.elapsed() >= SPIN {
+        let spent = start.elapsed();
+        if spent >= limit {
             return false;
+        }
+        if spent >= SPIN_YIELD_AFTER {
+            // `sched_yield()` on Linux.
+            std::thread::yield_now();
         }
     }
 }

@@ -678,3 +678,83 @@ fn small_rings() {
     assert_eq!(got[0], Ok(OwnedValue::Binary(value[..12000].to_vec())));
     big.delete(&key).unwrap();
 }
+
+#[test]
+#[ignore = "needs a corosync daemon: run via tests/harness/with-corosync"]
+fn dump_pipelined_matches_iteration() {
+    daemon();
+    let mut cmap = Cmap::connect().unwrap();
+    // Prefixes with no key, fewer keys than the ITER_NEXT window, and more: every request
+    // sent past the end must answer CS_ERR_NO_SECTIONS (27), or dump() fails.
+    for n in [0usize, 1, 7, 15, 16, 17, 40] {
+        let prefix = k(&format!("dump{n}."));
+        for i in 0..n {
+            cmap.set_u32(&format!("{prefix}{i:03}"), i as u32).unwrap();
+        }
+        let dumped = cmap.dump(Some(&prefix)).unwrap();
+        assert_eq!(dumped.len(), n);
+        for (i, (key, value)) in dumped.iter().enumerate() {
+            assert_eq!(key, &format!("{prefix}{i:03}"));
+            assert_eq!(value, &OwnedValue::UInt32(i as u32));
+        }
+        // The iterator was finalized: SET_CURRENT_MAP would say BUSY otherwise.
+        cmap.set_current_map(corowire::cmap::Map::Default).unwrap();
+        for i in 0..n {
+            cmap.delete(&format!("{prefix}{i:03}")).unwrap();
+        }
+    }
+    // The whole map: the same keys as the one-by-one iteration, with the same values as GET.
+    let big_key = k("dump.big");
+    let big = vec![0x5au8; 16384];
+    cmap.set_binary(&big_key, &big).unwrap();
+    let raw_key = k("dump.raw");
+    cmap.set(&raw_key, Value::String(&b"caf\xe9"[..])).unwrap();
+    let all = cmap.dump(None).unwrap();
+    let keys: Vec<String> = cmap.iter(None).unwrap().map(|r| r.unwrap().0).collect();
+    assert_eq!(all.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), keys);
+    for (key, value) in &all {
+        if !key.starts_with("runtime.") && !key.starts_with("stats.") {
+            assert_eq!(&cmap.get(key).unwrap(), value, "{key}");
+        }
+    }
+    let find = |name: &str| all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(find(&big_key), Some(OwnedValue::Binary(big)));
+    // String values are bytes; get_string is lossy.
+    assert_eq!(find(&raw_key), Some(OwnedValue::String(b"caf\xe9".to_vec())));
+    assert_eq!(find("totem.cluster_name").unwrap().as_str(), Some("corowire-test"));
+    assert_eq!(cmap.get_string(&raw_key).unwrap(), "caf\u{fffd}");
+    // A large string is fetched with its exact size after the first small buffer.
+    let long = "x".repeat(5000);
+    cmap.set_str(&big_key, &long).unwrap();
+    assert_eq!(cmap.get_string(&big_key).unwrap(), long);
+    // Typed getters ask for exactly the type's size; another type is INVALID_PARAM.
+    assert_eq!(cmap.get_u64(&big_key), Err(Error::Cs(CsError::InvalidParam)));
+    cmap.delete(&big_key).unwrap();
+    cmap.delete(&raw_key).unwrap();
+    // The connection still works.
+    assert_eq!(cmap.get_string("totem.cluster_name").unwrap(), "corowire-test");
+}
+
+#[test]
+#[ignore = "needs a corosync daemon: run via tests/harness/with-corosync"]
+fn event_backlog_drains_without_peeking() {
+    daemon();
+    let mut setter = Cmap::connect().unwrap();
+    let mut cmap = Cmap::connect_with(corowire_unix::cmap::Options::for_tracking()).unwrap();
+    let prefix = k("backlog.");
+    let seen: Seen = Arc::default();
+    cmap.track_add(Some(&prefix), TrackType::ADD | TrackType::MODIFY | TrackType::PREFIX, recorder(&seen))
+        .unwrap();
+    let key = format!("{prefix}n");
+    for i in 0..1000u32 {
+        setter.set_u32(&key, i).unwrap();
+    }
+    dispatch_until(&mut cmap, &seen, 1000);
+    // Nothing is left: no event, and no stray doorbell byte keeping the fd readable.
+    assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking), Err(Error::Cs(CsError::TryAgain)));
+    let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&cmap), nix::poll::PollFlags::POLLIN)];
+    assert_eq!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u8)).unwrap(), 0);
+    let last = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.2, Some(OwnedValue::UInt32(999)));
+    setter.delete(&key).unwrap();
+}

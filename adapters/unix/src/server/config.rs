@@ -77,7 +77,7 @@ fn parse_value(ty: ValueType, text: &str) -> Result<OwnedValue, String> {
         ValueType::UInt64 => OwnedValue::UInt64(num(text, ty)?),
         ValueType::Float => OwnedValue::Float(num(text, ty)?),
         ValueType::Double => OwnedValue::Double(num(text, ty)?),
-        ValueType::String => OwnedValue::String(text.to_owned()),
+        ValueType::String => OwnedValue::String(text.into()),
         ValueType::Binary => return Err("binary values cannot be configured".into()),
     })
 }
@@ -197,7 +197,7 @@ mod tests {
                 ("totem.cluster_name".into(), OwnedValue::String("my cluster ".into())),
                 ("quorum.expected_votes".into(), OwnedValue::UInt32(3)),
                 ("x.f".into(), OwnedValue::Float(1.5)),
-                ("x.e".into(), OwnedValue::String(String::new())),
+                ("x.e".into(), OwnedValue::String(Vec::new())),
                 ("quorum.two_node".into(), OwnedValue::UInt8(1)),
             ]
         );
