@@ -11,6 +11,39 @@ use corowire::CsError;
 use crate::error::{Error, Result};
 use crate::transport::{ShmTransport, TransportError};
 
+/// The handle plumbing every blocking client shares: finalize on drop, `Send`, and the setup
+/// socket as the fd to poll for `POLLIN` before dispatching (`cmap_fd_get`,
+/// `votequorum_fd_get`).
+macro_rules! client_handle {
+    ($handle:ty) => {
+        impl Drop for $handle {
+            fn drop(&mut self) {
+                self.client.conn.finalize();
+            }
+        }
+
+        // The handle may move between threads.
+        const _: fn() = || {
+            fn send<T: Send>() {}
+            send::<$handle>();
+        };
+
+        impl std::os::fd::AsFd for $handle {
+            /// The setup socket: poll it for `POLLIN`, then dispatch with `DispatchMode::All`.
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.client.transport)
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $handle {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.client.transport)
+            }
+        }
+    };
+}
+pub(crate) use client_handle;
+
 /// Retry policy for `CS_ERR_TRY_AGAIN` from the transport (flow control, a full request
 /// ring) and from the connection handshake (daemon not ready).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,6 @@ use core::any::Any;
 use core::time::Duration;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use corowire::cmap::{self as wire, Key, Map, Request, Response, TrackType, Value, ValueType};
 use corowire::conn::{Cmap as CmapService, CmapEvent, Token};
@@ -757,31 +756,7 @@ fn get_value(r: Response<'_>) -> Result<OwnedValue> {
     }
 }
 
-impl Drop for Cmap {
-    fn drop(&mut self) {
-        self.client.conn.finalize();
-    }
-}
-
-// The handle may move between threads.
-const _: fn() = || {
-    fn send<T: Send>() {}
-    send::<Cmap>();
-};
-
-impl AsFd for Cmap {
-    /// The setup socket: poll it for `POLLIN`, then [`Cmap::dispatch`] with
-    /// [`DispatchMode::All`] (`cmap_fd_get`).
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.client.transport.as_fd()
-    }
-}
-
-impl AsRawFd for Cmap {
-    fn as_raw_fd(&self) -> RawFd {
-        self.client.transport.as_raw_fd()
-    }
-}
+crate::client::client_handle!(Cmap);
 
 /// An iteration over keys ([`Cmap::iter`]); finalized on drop.
 #[derive(Debug)]

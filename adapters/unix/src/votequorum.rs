@@ -10,7 +10,6 @@
 //! ```
 
 use core::time::Duration;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use corowire::conn::Votequorum as VotequorumService;
 use corowire::dispatch::DispatchMode;
@@ -249,27 +248,4 @@ impl Votequorum {
     }
 }
 
-impl Drop for Votequorum {
-    fn drop(&mut self) {
-        self.client.conn.finalize();
-    }
-}
-
-// The handle may move between threads.
-const _: fn() = || {
-    fn send<T: Send>() {}
-    send::<Votequorum>();
-};
-
-impl AsFd for Votequorum {
-    /// The setup socket: poll it for `POLLIN`, then dispatch (`votequorum_fd_get`).
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.client.transport.as_fd()
-    }
-}
-
-impl AsRawFd for Votequorum {
-    fn as_raw_fd(&self) -> RawFd {
-        self.client.transport.as_raw_fd()
-    }
-}
+crate::client::client_handle!(Votequorum);
