@@ -80,6 +80,8 @@ impl Builtin {
         let mut cfg = ServerConfig {
             cmap_name: format!("{base}-cmap"),
             votequorum_name: Some(format!("{base}-votequorum")),
+            quorum_name: Some(format!("{base}-quorum")),
+            cfg_name: Some(format!("{base}-cfg")),
             ..ServerConfig::default()
         };
         crate::serve::allow_own_user(&mut cfg);

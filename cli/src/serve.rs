@@ -6,11 +6,12 @@
 //!
 //! By default it listens on `corowire-cmap` and `corowire-votequorum` (`PREFIX-cmap` and
 //! `PREFIX-votequorum` with `--name-prefix`), so that it never collides with a corosync
-//! running on the same machine; clients reach it through `Options::service_name`.
-//! `--standard-names` serves on corosync's own names `cmap` and `votequorum`, for a private
-//! network namespace (`unshare --net`) where the unmodified C tools and libraries connect
-//! to it. `SIGINT` and `SIGTERM` stop it: the connections are closed, their `/dev/shm` ring
-//! directories removed, and it exits with status 0.
+//! running on the same machine; clients reach it through `Options::service_name`. The
+//! `quorum` and `cfg` services that `corosync-quorumtool` also needs are served under the same
+//! prefix. `--standard-names` serves on corosync's own names (`cmap`, `votequorum`, `quorum`,
+//! `cfg`), for a private network namespace (`unshare --net`) where the unmodified C tools and
+//! libraries connect to it. `SIGINT` and `SIGTERM` stop it: the connections are closed, their
+//! `/dev/shm` ring directories removed, and it exits with status 0.
 //!
 //! The configuration files hold CMAP keys, one `key type value` per line (see
 //! `corowire_unix::server::config` and the CLI's README). Besides them the server allows the
@@ -190,6 +191,10 @@ fn serve(args: &Args) -> Result<(), String> {
     let (cmap_name, votequorum_name) = service_names(prefix);
     cfg.cmap_name = cmap_name.clone();
     cfg.votequorum_name = Some(votequorum_name.clone());
+    // corosync-quorumtool also needs libquorum and libcfg, under the same prefix.
+    let name = |service: &str| prefix.map_or_else(|| service.to_owned(), |p| format!("{p}-{service}"));
+    cfg.quorum_name = Some(name("quorum"));
+    cfg.cfg_name = Some(name("cfg"));
     cfg.verbose = args.verbose;
     allow_own_user(&mut cfg);
     for path in &args.configs {

@@ -6,12 +6,14 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod cfg;
 pub mod cmap;
 pub mod codec;
 pub mod conn;
 pub mod dispatch;
 pub mod error;
 pub mod qb;
+pub mod quorum;
 pub mod ring;
 pub mod server;
 pub mod time;

@@ -752,17 +752,17 @@ impl<'a, T: WireItem> WireList<'a, T> {
     }
 
     /// Length of the encoded items (saturating).
-    fn encoded_len(&self) -> usize {
+    pub(crate) fn encoded_len(&self) -> usize {
         self.len().saturating_mul(size_of::<T::Raw>())
     }
 
     /// Length of the encoded items, if it fits a `usize`.
-    fn checked_encoded_len(&self) -> Option<usize> {
+    pub(crate) fn checked_encoded_len(&self) -> Option<usize> {
         self.len().checked_mul(size_of::<T::Raw>())
     }
 
     /// Writes the items into `tail`, which must be exactly [`Self::checked_encoded_len`] long.
-    fn encode_into(&self, tail: &mut [u8]) -> Option<()> {
+    pub(crate) fn encode_into(&self, tail: &mut [u8]) -> Option<()> {
         let dst = <[T::Raw]>::mut_from_bytes(tail).ok()?;
         for (d, item) in dst.iter_mut().zip(self.iter()) {
             *d = item.to_raw();
@@ -772,7 +772,7 @@ impl<'a, T: WireItem> WireList<'a, T> {
 
     /// Splits `count` items (the field `node_list_entries`, at `offset`) off the front of
     /// `tail`, as a view over the frame.
-    fn decode(tail: &mut &'a [u8], count: u32, offset: usize) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(tail: &mut &'a [u8], count: u32, offset: usize) -> Result<Self, DecodeError> {
         let len = u64::from(count) * size_of::<T::Raw>() as u64;
         let bytes = take(tail, len, "node_list_entries", offset)?;
         let items = <[T::Raw]>::ref_from_bytes(bytes).map_err(|_| DecodeError::LengthOutOfBounds {

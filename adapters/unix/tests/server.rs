@@ -47,6 +47,8 @@ impl TestServer {
         let mut cfg = ServerConfig {
             cmap_name: format!("{base}-cmap"),
             votequorum_name: Some(format!("{base}-votequorum")),
+            quorum_name: Some(format!("{base}-quorum")),
+            cfg_name: Some(format!("{base}-cfg")),
             shm_dir: shm_dir.clone(),
             ..ServerConfig::default()
         };
@@ -599,6 +601,8 @@ fn sigterm_stops_run_until_signal() {
     let cfg = ServerConfig {
         cmap_name: format!("{base}-cmap"),
         votequorum_name: None,
+        quorum_name: None,
+        cfg_name: None,
         shm_dir: shm_dir.clone(),
         ..ServerConfig::default()
     };

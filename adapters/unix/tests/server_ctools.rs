@@ -108,12 +108,9 @@ fn inner() {
     uidgid_checks();
     c_program_checks();
 
-    // corosync-quorumtool needs the quorum and cfg services too, which this server lacks.
-    let (ok, _, err) = run("corosync-quorumtool", &["-s"]);
-    assert!(!ok && err.contains("Cannot initialize QUORUM service"), "{err}");
-
     stop.store(true, Ordering::Relaxed);
     thread.join().unwrap();
+    quorumtool_checks();
     let left: Vec<PathBuf> = std::fs::read_dir("/dev/shm").unwrap().map(|e| e.unwrap().path()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
     println!("C TOOLS OK");
@@ -227,6 +224,79 @@ fn uidgid_checks() {
     assert!(ok, "{out}{err}");
     assert_eq!(out, "totem.cluster_name (str) = corowire\n");
     cmapctl(&["-d", "uidgid.uid.65534"]);
+}
+
+/// The test harness's corosync (`tests/harness/README.md`): node 1 `node1` on 127.0.0.1,
+/// alone, expected votes 1, ring 1.5.
+const QUORUMTOOL_S: &str = "Quorum information
+------------------
+Date:             DATE
+Quorum provider:  corosync_votequorum
+Nodes:            1
+Node ID:          1
+Ring ID:          1.5
+Quorate:          Yes
+
+Votequorum information
+----------------------
+Expected votes:   1
+Highest expected: 1
+Total votes:      1
+Quorum:           1  
+Flags:            Quorate 
+";
+const QUORUMTOOL_L: &str = "
+Membership information
+----------------------
+    Nodeid      Votes Name
+         1          1 node1 (local)
+";
+const QUORUMTOOL_LP: &str = "
+Membership information
+----------------------
+    Nodeid      Votes    Qdevice Name
+         1          1         NR node1 (local)
+";
+
+/// `corosync-quorumtool` (which uses the `cmap`, `quorum`, `cfg` and `votequorum` services)
+/// prints what it prints against the harness's corosync, on a server configured like it.
+fn quorumtool_checks() {
+    let mut cfg = ServerConfig::default();
+    cfg.initial.extend([
+        ("nodelist.node.0.name".into(), OwnedValue::String("node1".into())),
+        ("nodelist.node.0.nodeid".into(), OwnedValue::UInt32(1)),
+        ("nodelist.node.0.ring0_addr".into(), OwnedValue::String("127.0.0.1".into())),
+        ("quorum.expected_votes".into(), OwnedValue::UInt32(1)),
+    ]);
+    let mut server = Server::bind(cfg).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let thread = std::thread::spawn(move || server.run_until(&flag).unwrap());
+
+    let quorumtool = |args: &[&str]| {
+        let out = Command::new("corosync-quorumtool").args(args).stdin(Stdio::null()).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        // Only the date changes from run to run.
+        let masked: String = stdout
+            .split_inclusive('\n')
+            .map(|l| if l.starts_with("Date:") { "Date:             DATE\n" } else { l })
+            .collect();
+        (out.status.code(), masked, stderr)
+    };
+    let status = format!("{QUORUMTOOL_S}{QUORUMTOOL_L}");
+    assert_eq!(quorumtool(&["-s"]), (Some(0), status, String::new()));
+    assert_eq!(quorumtool(&["-l"]), (Some(0), QUORUMTOOL_L.into(), String::new()));
+    // A bare `-p` is `-s -p`: a Qdevice column.
+    assert_eq!(quorumtool(&["-p"]), (Some(0), format!("{QUORUMTOOL_S}{QUORUMTOOL_LP}"), String::new()));
+    assert_eq!(quorumtool(&["-l", "-p"]), (Some(0), QUORUMTOOL_LP.into(), String::new()));
+    // `-i`: the address from cfg's GET_NODE_ADDRS instead of the node list's name.
+    let (code, out, err) = quorumtool(&["-l", "-i"]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    assert!(out.ends_with("         1          1 127.0.0.1 (local)\n"), "{out}");
+
+    stop.store(true, Ordering::Relaxed);
+    thread.join().unwrap();
 }
 
 /// Compiles `tests/server_ctools/NAME.c` against LIB.

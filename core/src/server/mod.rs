@@ -2,12 +2,15 @@
 //! encodes the replies and notifications, so that an I/O adapter (a libqb listener) can serve
 //! the unmodified `corosync-cmapctl`, `corosync-quorumtool` and libcmap/libvotequorum clients.
 //!
-//! Two engines, one per libqb service:
+//! One engine per libqb service:
 //! - [`cmap::CmapEngine`]: the key/value store with corosync's checks, iterators, tracking and
 //!   the read-only statistics map. Storage is any [`store::Store`]: the fixed-capacity
 //!   [`store::FixedStore`] (no heap) or, with the `alloc` feature, `store::BTreeStore`.
 //! - [`votequorum::QuorumEngine`]: a configurable one-node (or static node list) quorum model
 //!   with tracking and the quorum-device calls.
+//! - [`quorum::QuorumLibEngine`] (libquorum) and [`cfg::CfgEngine`] (libcfg's node identity):
+//!   what `corosync-quorumtool` needs besides CMAP and votequorum; the former reads the
+//!   votequorum engine's model.
 //!
 //! # Driving contract
 //!
@@ -39,7 +42,9 @@
 //! (see each engine), and one connection's requests never affect another's state except through
 //! the shared store, as in corosync.
 
+pub mod cfg;
 pub mod cmap;
+pub mod quorum;
 pub mod store;
 pub mod votequorum;
 

@@ -354,6 +354,17 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         self.model.nodes.iter().find(|n| n.nodeid == nodeid).map(|n| n.votes)
     }
 
+    /// The current ring (membership) id.
+    pub fn ring_id(&self) -> RingId {
+        self.model.cfg.ring_id
+    }
+
+    /// The node ids of the current members (the local node first), as the libquorum service
+    /// ([`super::quorum`]) reports them.
+    pub fn member_ids(&self) -> Vec<u32, NODES> {
+        self.model.member_ids()
+    }
+
     /// The registered quorum device's name.
     pub fn qdevice_name(&self) -> Option<&[u8]> {
         self.model.qdevice.registered.then_some(&self.model.qdevice.name[..])

@@ -8,8 +8,10 @@
 //! The typed, validated meaning of these layouts lives in [`crate::qb`], [`crate::cmap`] and
 //! [`crate::votequorum`]; most users never touch this module.
 
+pub mod cfg;
 pub mod cmap;
 pub mod qb;
+pub mod quorum;
 pub mod votequorum;
 
 use zerocopy::byteorder::NativeEndian;

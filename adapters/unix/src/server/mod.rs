@@ -1,5 +1,6 @@
-//! A libqb-compatible CMAP and votequorum server that the unmodified corosync tools and
-//! libraries (`corosync-cmapctl`, libcmap, libvotequorum) and this crate's clients accept.
+//! A libqb-compatible CMAP, votequorum, quorum and cfg server that the unmodified corosync
+//! tools and libraries (`corosync-cmapctl`, `corosync-quorumtool`, libcmap, libvotequorum)
+//! and this crate's clients accept.
 //!
 //! The protocol is the core's sans-IO engines ([`corowire::server`]); this module is their
 //! I/O: libqb's setup sockets and shared-memory rings (spec §1, §2, §8 and appendix B), in one
@@ -44,12 +45,14 @@
 //!
 //! # Differences from corosync
 //!
-//! Only the CMAP and votequorum services exist: `corosync-quorumtool` also needs the
-//! `quorum` and `cfg` services and fails to start against this server ("Cannot initialize
-//! QUORUM service"). Only the shared-memory transport is offered (corosync's default);
+//! Only the CMAP, votequorum, libquorum (`quorum`) and libcfg (`cfg`) services exist, and of
+//! the latter two only what `corosync-quorumtool` uses (see [`corowire::server::quorum`] and
+//! [`corowire::server::cfg`]); the cfg service's node addresses come from the node list's
+//! `ring<N>_addr` keys. Only the shared-memory transport is offered (corosync's default);
 //! `system.qb_ipc_type: socket` is not supported. There is no flow control (the value in the
 //! request ring is always 0). The engines' own differences are listed in
-//! [`corowire::server::cmap`] and [`corowire::server::votequorum`].
+//! [`corowire::server::cmap`], [`corowire::server::votequorum`], [`corowire::server::quorum`]
+//! and [`corowire::server::cfg`].
 //!
 //! # Limits
 //!
@@ -65,6 +68,7 @@ mod session;
 
 use core::fmt;
 use core::hash::BuildHasher;
+use core::net::IpAddr;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 use std::collections::BTreeMap;
@@ -76,7 +80,9 @@ use std::time::Instant;
 use corowire::cmap::Value;
 use corowire::error::SetupError;
 use corowire::qb::{ConnectRequest, ConnectResponse, ConnectionType, CONNECTION_RESPONSE_LEN};
+use corowire::server::cfg::{CfgEngine, MAX_LINKS};
 use corowire::server::cmap::CmapEngine;
+use corowire::server::quorum::QuorumLibEngine;
 use corowire::server::store::BTreeStore;
 use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
 use corowire::server::{ConnId, ServerError, MIN_REPLY_LEN};
@@ -110,6 +116,10 @@ pub const MAX_NODES: usize = 64;
 pub type Cmap = CmapEngine<BTreeStore, MAX_CONNECTIONS, MAX_ITERATORS, MAX_TRACKS, 512, { 256 * 1024 }>;
 /// The server's votequorum engine.
 pub type Quorum = QuorumEngine<MAX_CONNECTIONS, MAX_NODES, 512, { 64 * 1024 }>;
+/// The server's libquorum engine (it reads the votequorum engine's model).
+pub type QuorumLib = QuorumLibEngine<MAX_CONNECTIONS, 512, { 64 * 1024 }>;
+/// The server's libcfg engine.
+pub type Cfg = CfgEngine<MAX_CONNECTIONS, { MAX_NODES * MAX_LINKS }>;
 
 /// Requests served from one connection before the loop turns to the others.
 const BATCH: usize = 50;
@@ -131,6 +141,12 @@ pub struct ServerConfig {
     /// The votequorum service's libqb name (corosync: `votequorum`); `None`: no votequorum
     /// service (corosync without `quorum.provider: corosync_votequorum`).
     pub votequorum_name: Option<String>,
+    /// The libquorum service's libqb name (corosync: `quorum`); `None`: not served.
+    pub quorum_name: Option<String>,
+    /// The libcfg service's libqb name (corosync: `cfg`); `None`: not served. Its node
+    /// addresses are the `nodelist.node.<i>.ring<N>_addr` keys of `initial` that are IP
+    /// addresses.
+    pub cfg_name: Option<String>,
     /// Where the per-connection ring directories are created (libqb: `/dev/shm`).
     pub shm_dir: PathBuf,
     /// The server's minimum message size: `max(requested, floor)` is negotiated (corosync: 0).
@@ -150,13 +166,15 @@ pub struct ServerConfig {
 }
 
 impl Default for ServerConfig {
-    /// The standard names `cmap` and `votequorum`, `/dev/shm`, floor 0, limit 64 MiB, the
-    /// one-node quorum model, and the keys `quorum.provider = corosync_votequorum` and
-    /// `totem.cluster_name = corowire`.
+    /// The standard names `cmap`, `votequorum`, `quorum` and `cfg`, `/dev/shm`, floor 0,
+    /// limit 64 MiB, the one-node quorum model, and the keys
+    /// `quorum.provider = corosync_votequorum` and `totem.cluster_name = corowire`.
     fn default() -> Self {
         Self {
             cmap_name: "cmap".into(),
             votequorum_name: Some("votequorum".into()),
+            quorum_name: Some("quorum".into()),
+            cfg_name: Some("cfg".into()),
             shm_dir: PathBuf::from("/dev/shm"),
             max_msg_size_floor: 0,
             max_msg_size_limit: 64 << 20,
@@ -246,7 +264,46 @@ macro_rules! forward_engine {
         }
     )*};
 }
-forward_engine!(Cmap, Quorum);
+forward_engine!(Cmap, Quorum, Cfg);
+
+impl<T: Engine + ?Sized> Engine for &mut T {
+    fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
+        (**self).connect(conn)
+    }
+    fn disconnect(&mut self, conn: ConnId) {
+        (**self).disconnect(conn)
+    }
+    fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError> {
+        (**self).handle_request(conn, frame, out)
+    }
+    fn next_notification_len(&self) -> Option<usize> {
+        (**self).next_notification_len()
+    }
+    fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
+        (**self).poll_notification(out)
+    }
+}
+
+/// The libquorum engine with the votequorum model it reads.
+struct LibQuorum<'a>(&'a mut QuorumLib, &'a Quorum);
+
+impl Engine for LibQuorum<'_> {
+    fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
+        self.0.connect(conn)
+    }
+    fn disconnect(&mut self, conn: ConnId) {
+        self.0.disconnect(conn)
+    }
+    fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError> {
+        self.0.handle_request(conn, frame, out, self.1)
+    }
+    fn next_notification_len(&self) -> Option<usize> {
+        self.0.next_notification_len()
+    }
+    fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
+        self.0.poll_notification(out)
+    }
+}
 
 /// What `poll` found: listeners that can accept, and connections with their events.
 type Readiness = (Vec<usize>, Vec<(u32, PollFlags)>);
@@ -276,6 +333,8 @@ pub struct Server {
     next_id: u32,
     cmap: Box<Cmap>,
     quorum: Box<Quorum>,
+    quorum_lib: Box<QuorumLib>,
+    cfg: Box<Cfg>,
     shm_dir: PathBuf,
     max_msg_size_floor: u32,
     max_msg_size_limit: u32,
@@ -318,6 +377,8 @@ fn new_engines(quorum: QuorumConfig) -> (Box<Cmap>, Box<Quorum>) {
 impl Server {
     /// Creates the engines from `cfg` and listens on the services' libqb names: the padded
     /// abstract names, or `/tmp/<name>` when `/etc/libqb/force-filesystem-sockets` exists.
+    /// With votequorum served, the CMAP key `runtime.votequorum.this_node_id` is set to the
+    /// local node id (as corosync's votequorum does) unless `initial` sets it.
     ///
     /// # Errors
     /// [`ServerStartError::Listen`] (e.g. the name is taken: another server or corosync runs
@@ -338,14 +399,35 @@ impl Server {
             cmap.set_initial(key.as_bytes(), value.as_value())
                 .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
         }
+        // votequorum publishes the local node id; corosync-quorumtool reads it.
+        let this_node = "runtime.votequorum.this_node_id";
+        if cfg.votequorum_name.is_some() && !cfg.initial.iter().any(|(k, _)| k == this_node) {
+            cmap.set_initial(this_node.as_bytes(), Value::UInt32(quorum_cfg.nodeid))
+                .map_err(|e| ServerStartError::Config(format!("key {this_node}: {e}")))?;
+        }
         for &(nodeid, votes, state) in &nodes {
             quorum
                 .add_node(nodeid, votes, state)
                 .map_err(|e| ServerStartError::Config(format!("node {nodeid}: {e}")))?;
         }
+        let provider = cfg.initial.iter().any(|(k, _)| k == "quorum.provider");
+        let quorum_lib = Box::new(QuorumLib::new(provider));
+        let mut cfg_engine = Box::new(Cfg::new(quorum_cfg.nodeid));
+        for (nodeid, addr) in node_addrs(&cfg.initial) {
+            cfg_engine
+                .add_addr(nodeid, addr)
+                .map_err(|e| ServerStartError::Config(format!("address {addr} of node {nodeid}: {e}")))?;
+        }
         let mut listeners = vec![listen(ServiceKind::Cmap, &cfg.cmap_name)?];
-        if let Some(name) = &cfg.votequorum_name {
-            listeners.push(listen(ServiceKind::Votequorum, name)?);
+        let optional = [
+            (ServiceKind::Votequorum, &cfg.votequorum_name),
+            (ServiceKind::Quorum, &cfg.quorum_name),
+            (ServiceKind::Cfg, &cfg.cfg_name),
+        ];
+        for (service, name) in optional {
+            if let Some(name) = name {
+                listeners.push(listen(service, name)?);
+            }
         }
         let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
             .ok()
@@ -359,6 +441,8 @@ impl Server {
             next_id: 1,
             cmap,
             quorum,
+            quorum_lib,
+            cfg: cfg_engine,
             shm_dir: cfg.shm_dir,
             max_msg_size_floor: cfg.max_msg_size_floor,
             max_msg_size_limit: cfg.max_msg_size_limit,
@@ -603,8 +687,8 @@ impl Server {
         let server_fd = s.sock.as_raw_fd();
         let rings =
             Rings::create(&self.shm_dir, self.listener_name(service), server_fd, peer, max, self.page_size)?;
-        let engine = engine_for(&mut self.cmap, &mut self.quorum, service);
-        match engine.connect(ConnId(id)) {
+        let connected = self.engine(service).connect(ConnId(id));
+        match connected {
             Ok(()) => {}
             Err(ServerError::TooManyConnections) => return Err(Errno::EMFILE),
             Err(_) => return Err(Errno::EINVAL),
@@ -632,6 +716,11 @@ impl Server {
         let dir = bases[0].parent().map(Path::to_path_buf).unwrap_or_default();
         self.log(id, format_args!("connected, max message size {max}, rings in {}", dir.display()));
         Ok(())
+    }
+
+    /// The engine of `service`.
+    fn engine(&mut self, service: ServiceKind) -> Box<dyn Engine + '_> {
+        engine_for(&mut self.cmap, &mut self.quorum, &mut self.quorum_lib, &mut self.cfg, service)
     }
 
     /// corosync's check (`exec/ipc_glue.c`): root user or group, or a `uidgid` key.
@@ -697,8 +786,8 @@ impl Server {
 
     /// Hands `self.frame` to the engine, delivers the notifications, then the reply.
     fn handle(&mut self, id: u32, service: ServiceKind, reply_cap: usize) {
-        let Self { cmap, quorum, sessions, frame, reply, note, .. } = self;
-        let engine = engine_for(cmap, quorum, service);
+        let Self { cmap, quorum, quorum_lib, cfg, sessions, frame, reply, note, .. } = self;
+        let mut engine = engine_for(cmap, quorum, quorum_lib, cfg, service);
         if reply.len() < reply_cap {
             reply.resize(reply_cap, 0);
         }
@@ -707,12 +796,12 @@ impl Server {
             match engine.handle_request(ConnId(id), frame, &mut reply[..reply_cap]) {
                 Err(ServerError::OutboxFull) if !retried => {
                     retried = true;
-                    drain(engine, sessions, note);
+                    drain(&mut *engine, sessions, note);
                 }
                 other => break other,
             }
         };
-        drain(engine, sessions, note);
+        drain(&mut *engine, sessions, note);
         let Some(s) = sessions.get_mut(&id) else { return };
         match outcome {
             Ok(n) => s.send_reply(&reply[..n]),
@@ -735,7 +824,7 @@ impl Server {
             }
             if let Some(s) = self.sessions.remove(&id) {
                 if s.registered {
-                    engine_for(&mut self.cmap, &mut self.quorum, s.service).disconnect(ConnId(id));
+                    self.engine(s.service).disconnect(ConnId(id));
                 }
                 s.shutdown();
                 // Dropping the session marks the rings closed and removes their files.
@@ -752,11 +841,44 @@ impl Drop for Server {
     }
 }
 
-fn engine_for<'a>(cmap: &'a mut Cmap, quorum: &'a mut Quorum, service: ServiceKind) -> &'a mut dyn Engine {
+fn engine_for<'a>(
+    cmap: &'a mut Cmap,
+    quorum: &'a mut Quorum,
+    quorum_lib: &'a mut QuorumLib,
+    cfg: &'a mut Cfg,
+    service: ServiceKind,
+) -> Box<dyn Engine + 'a> {
     match service {
-        ServiceKind::Cmap => cmap,
-        ServiceKind::Votequorum => quorum,
+        ServiceKind::Cmap => Box::new(cmap),
+        ServiceKind::Votequorum => Box::new(quorum),
+        ServiceKind::Quorum => Box::new(LibQuorum(quorum_lib, quorum)),
+        ServiceKind::Cfg => Box::new(cfg),
     }
+}
+
+/// The link addresses of the node list in `keys`: for each node `nodelist.node.<i>.nodeid`
+/// (`u32`), its `nodelist.node.<i>.ring<N>_addr` keys that are IP addresses (corosync also
+/// resolves host names; these are skipped), by node and link.
+fn node_addrs(keys: &[(String, OwnedValue)]) -> Vec<(u32, IpAddr)> {
+    let addr = |key: &str| match keys.iter().rev().find(|(k, _)| k == key)?.1.as_value() {
+        Value::String(bytes) => core::str::from_utf8(bytes).ok()?.parse::<IpAddr>().ok(),
+        _ => None,
+    };
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for (key, value) in keys {
+        let Some(index) = key.strip_prefix("nodelist.node.").and_then(|k| k.strip_suffix(".nodeid")) else {
+            continue;
+        };
+        let Value::UInt32(nodeid) = value.as_value() else { continue };
+        if seen.contains(&nodeid) {
+            continue;
+        }
+        seen.push(nodeid);
+        let links = (0..MAX_LINKS).filter_map(|link| addr(&format!("nodelist.node.{index}.ring{link}_addr")));
+        out.extend(links.map(|a| (nodeid, a)));
+    }
+    out
 }
 
 /// Moves every queued notification to the connection it is for (which writes what fits

@@ -31,6 +31,10 @@ pub(super) enum ServiceKind {
     Cmap,
     /// votequorum.
     Votequorum,
+    /// libquorum (`quorum`).
+    Quorum,
+    /// libcfg (`cfg`).
+    Cfg,
 }
 
 /// The per-connection directory `<shm_dir>/qb-<spid>-<cpid>-<fd>-XXXXXX`; dropping it unlinks

@@ -1,0 +1,346 @@
+//! libcfg messages (the `cfg` service), typed: the two requests `corosync-quorumtool` and
+//! `corosync-cfgtool`-style clients need for node identity (GET_NODE_ADDRS, LOCAL_GET) and
+//! their replies, each with `encode` into a caller's buffer and a borrowing `decode`.
+//!
+//! Addresses travel as corosync's `totem_ip_address.addr`: 16 bytes, an IPv4 address in the
+//! first 4 (network order) and zeros after it, with one `AF_*` family for all of a node's
+//! addresses. The family numbers are Linux's ([`AF_INET`], [`AF_INET6`]).
+//!
+//! ```
+//! use core::net::{IpAddr, Ipv4Addr};
+//! use corowire::cfg::{NodeAddrs, Reply, Request, Response};
+//! let mut buf = [0u8; 64];
+//! let n = Request::GetNodeAddrs { nodeid: 1 }.encode(&mut buf)?;
+//! assert_eq!(Request::decode(&buf[..n])?, Request::GetNodeAddrs { nodeid: 1 });
+//! let addrs = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+//! let reply = Reply { result: Ok(()), body: Response::GetNodeAddrs(NodeAddrs::from_slice(&addrs)?) };
+//! let n = reply.encode(&mut buf)?;
+//! assert_eq!(n, 48);
+//! let back = Reply::decode(&buf[..n])?;
+//! let Response::GetNodeAddrs(got) = back.body else { unreachable!() };
+//! assert_eq!(got.iter().collect::<heapless::Vec<IpAddr, 4>>()[..], addrs[..]);
+//! # Ok::<(), Box<dyn core::error::Error>>(())
+//! ```
+
+use crate::codec::{self, exact, layout, prepare, request_header, response_header, take, MAX_TAIL};
+use crate::error::{CsError, DecodeError, EncodeError};
+use crate::wire::cfg::{ReqGetNodeAddrs, ResGetNodeAddrs, ResLocalGet, ADDR_LEN};
+use crate::wire::qb::RequestHeader;
+use crate::wire::U32;
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The libqb service name of libcfg.
+pub const SERVICE_NAME: &str = "cfg";
+
+/// `AF_INET` on Linux.
+pub const AF_INET: u32 = 2;
+/// `AF_INET6` on Linux.
+pub const AF_INET6: u32 = 10;
+
+/// Response id of the GET_NODE_ADDRS reply.
+pub const RESPONSE_GET_NODE_ADDRS: i32 = 11;
+/// Response id of the LOCAL_GET reply.
+pub const RESPONSE_LOCAL_GET: i32 = 12;
+
+/// Request ids (`MESSAGE_REQ_CFG_*`) of the requests this module knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(i32)]
+pub enum RequestKind {
+    /// 5: the addresses of a node's links.
+    GetNodeAddrs = 5,
+    /// 6: the local node id.
+    LocalGet = 6,
+}
+
+impl RequestKind {
+    /// The request kind for a raw id (the other cfg requests are not supported: `None`).
+    pub fn from_id(id: i32) -> Option<Self> {
+        match id {
+            5 => Some(Self::GetNodeAddrs),
+            6 => Some(Self::LocalGet),
+            _ => None,
+        }
+    }
+
+    /// The id of the reply to this request.
+    pub fn response_id(self) -> i32 {
+        match self {
+            Self::GetNodeAddrs => RESPONSE_GET_NODE_ADDRS,
+            Self::LocalGet => RESPONSE_LOCAL_GET,
+        }
+    }
+}
+
+/// A libcfg request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Request {
+    /// GET_NODE_ADDRS (24 bytes).
+    GetNodeAddrs {
+        /// The node (0: the local node).
+        nodeid: u32,
+    },
+    /// LOCAL_GET (16 bytes).
+    LocalGet,
+}
+
+impl Request {
+    /// The kind (and id) of this request.
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Self::GetNodeAddrs { .. } => RequestKind::GetNodeAddrs,
+            Self::LocalGet => RequestKind::LocalGet,
+        }
+    }
+
+    /// Length of the encoded request.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Self::GetNodeAddrs { .. } => size_of::<ReqGetNodeAddrs>(),
+            Self::LocalGet => size_of::<RequestHeader>(),
+        }
+    }
+
+    /// Encodes the request into the start of `out` and returns its length. On error `out` is
+    /// untouched.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let id = self.kind() as i32;
+        match *self {
+            Self::GetNodeAddrs { nodeid } => {
+                let (m, _, n) = prepare::<ReqGetNodeAddrs>(out, 0)?;
+                m.hdr = request_header(id, n);
+                m.nodeid = U32::new(nodeid);
+                Ok(n)
+            }
+            Self::LocalGet => {
+                let (m, _, n) = prepare::<RequestHeader>(out, 0)?;
+                *m = request_header(id, n);
+                Ok(n)
+            }
+        }
+    }
+
+    /// Decodes one request frame (server side). `buf` must hold exactly the frame.
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        let id = codec::request_frame(buf)?;
+        match RequestKind::from_id(id).ok_or(DecodeError::UnknownId { id })? {
+            RequestKind::GetNodeAddrs => {
+                Ok(Self::GetNodeAddrs { nodeid: exact::<ReqGetNodeAddrs>(buf, id)?.nodeid.get() })
+            }
+            RequestKind::LocalGet => {
+                exact::<RequestHeader>(buf, id)?;
+                Ok(Self::LocalGet)
+            }
+        }
+    }
+}
+
+/// Why a list of addresses cannot be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MixedFamilies;
+
+impl fmt::Display for MixedFamilies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a node's addresses must all be IPv4 or all IPv6")
+    }
+}
+
+impl core::error::Error for MixedFamilies {}
+
+#[derive(Clone, Copy)]
+enum Addrs<'a> {
+    Wire { family: u32, bytes: &'a [u8] },
+    Slice(&'a [IpAddr]),
+}
+
+/// The addresses of a GET_NODE_ADDRS reply: a view over the frame (when decoded) or over a
+/// caller's slice (for encoding), never a copy. All of one family, as on the wire.
+#[derive(Clone, Copy)]
+pub struct NodeAddrs<'a>(Addrs<'a>);
+
+impl<'a> NodeAddrs<'a> {
+    /// A list over `addrs`, for encoding.
+    ///
+    /// # Errors
+    /// The addresses are not all of one family.
+    pub fn from_slice(addrs: &'a [IpAddr]) -> Result<Self, MixedFamilies> {
+        match addrs.first() {
+            Some(first) if addrs.iter().any(|a| a.is_ipv4() != first.is_ipv4()) => Err(MixedFamilies),
+            _ => Ok(Self(Addrs::Slice(addrs))),
+        }
+    }
+
+    /// The `AF_*` family on the wire ([`AF_INET`] for an empty list).
+    pub fn family(&self) -> u32 {
+        match self.0 {
+            Addrs::Wire { family, .. } => family,
+            Addrs::Slice(s) => match s.first() {
+                Some(IpAddr::V6(_)) => AF_INET6,
+                _ => AF_INET,
+            },
+        }
+    }
+
+    /// Number of addresses.
+    pub fn len(&self) -> usize {
+        match self.0 {
+            Addrs::Wire { bytes, .. } => bytes.len() / ADDR_LEN,
+            Addrs::Slice(s) => s.len(),
+        }
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Address `i`: read as the family says (a family other than [`AF_INET6`] is read as
+    /// IPv4, from the first 4 bytes).
+    pub fn get(&self, i: usize) -> Option<IpAddr> {
+        match self.0 {
+            Addrs::Slice(s) => s.get(i).copied(),
+            Addrs::Wire { family, bytes } => {
+                let raw: [u8; ADDR_LEN] = bytes.get(i * ADDR_LEN..(i + 1) * ADDR_LEN)?.try_into().ok()?;
+                Some(if family == AF_INET6 {
+                    IpAddr::V6(Ipv6Addr::from(raw))
+                } else {
+                    IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
+                })
+            }
+        }
+    }
+
+    /// The addresses, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = IpAddr> + 'a {
+        let list = *self;
+        (0..self.len()).map(move |i| list.get(i).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+    }
+}
+
+impl Default for NodeAddrs<'_> {
+    /// No addresses (family [`AF_INET`]), as in an error reply.
+    fn default() -> Self {
+        Self(Addrs::Slice(&[]))
+    }
+}
+
+impl PartialEq for NodeAddrs<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.family() == other.family() && self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for NodeAddrs<'_> {}
+
+impl fmt::Debug for NodeAddrs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for NodeAddrs<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "NodeAddrs(family {=u32}, {=usize} addresses)", self.family(), self.len());
+    }
+}
+
+/// The body of a libcfg reply; which variant it is follows from the response id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Response<'a> {
+    /// Id 11: `32 + 16 * addresses` bytes.
+    GetNodeAddrs(NodeAddrs<'a>),
+    /// Id 12 (32 bytes).
+    LocalGet {
+        /// The local node id.
+        nodeid: u32,
+    },
+}
+
+impl Response<'_> {
+    /// The response id.
+    pub fn id(&self) -> i32 {
+        match self {
+            Self::GetNodeAddrs(_) => RESPONSE_GET_NODE_ADDRS,
+            Self::LocalGet { .. } => RESPONSE_LOCAL_GET,
+        }
+    }
+}
+
+/// A libcfg reply: the status from the header, and the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Reply<'a> {
+    /// The header's `cs_error_t`.
+    pub result: Result<(), CsError>,
+    /// The body.
+    pub body: Response<'a>,
+}
+
+impl<'a> Reply<'a> {
+    /// Length of the encoded reply (saturating).
+    pub fn encoded_len(&self) -> usize {
+        match self.body {
+            Response::GetNodeAddrs(a) => {
+                size_of::<ResGetNodeAddrs>().saturating_add(a.len().saturating_mul(ADDR_LEN))
+            }
+            Response::LocalGet { .. } => size_of::<ResLocalGet>(),
+        }
+    }
+
+    /// Encodes the reply (server side) into the start of `out`; returns its length. On error
+    /// `out` is untouched.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let id = self.body.id();
+        let err = CsError::raw_of(self.result);
+        match self.body {
+            Response::GetNodeAddrs(addrs) => {
+                let too_large = EncodeError::MessageTooLarge { len: self.encoded_len() };
+                let tail_len = addrs.len().checked_mul(ADDR_LEN).ok_or(too_large)?;
+                let count = u32::try_from(addrs.len()).map_err(|_| too_large)?;
+                let (m, tail, n) = prepare::<ResGetNodeAddrs>(out, tail_len)?;
+                m.hdr = response_header(id, n, err);
+                m.family = U32::new(addrs.family());
+                m.num_addrs = U32::new(count);
+                for (slot, addr) in tail.chunks_exact_mut(ADDR_LEN).zip(addrs.iter()) {
+                    match addr {
+                        IpAddr::V4(a) => slot[..4].copy_from_slice(&a.octets()),
+                        IpAddr::V6(a) => slot.copy_from_slice(&a.octets()),
+                    }
+                }
+                Ok(n)
+            }
+            Response::LocalGet { nodeid } => {
+                let (m, _, n) = prepare::<ResLocalGet>(out, 0)?;
+                m.hdr = response_header(id, n, err);
+                m.local_nodeid = U32::new(nodeid);
+                Ok(n)
+            }
+        }
+    }
+
+    /// Decodes one reply frame (client side). `buf` must hold exactly the frame; a
+    /// GET_NODE_ADDRS reply must hold exactly `num_addrs` addresses.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let (id, raw_error) = codec::response_frame(buf)?;
+        let result = CsError::check(raw_error);
+        let body = match id {
+            RESPONSE_GET_NODE_ADDRS => {
+                let (m, mut tail) = layout::<ResGetNodeAddrs>(buf, id, MAX_TAIL)?;
+                let len = u64::from(m.num_addrs.get()) * ADDR_LEN as u64;
+                let bytes = take(&mut tail, len, "num_addrs", 28)?;
+                codec::expect_empty(tail, id, buf.len())?;
+                Response::GetNodeAddrs(NodeAddrs(Addrs::Wire { family: m.family.get(), bytes }))
+            }
+            RESPONSE_LOCAL_GET => {
+                Response::LocalGet { nodeid: exact::<ResLocalGet>(buf, id)?.local_nodeid.get() }
+            }
+            _ => return Err(DecodeError::UnknownId { id }),
+        };
+        Ok(Self { result, body })
+    }
+}

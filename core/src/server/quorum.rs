@@ -1,0 +1,188 @@
+//! The libquorum (`quorum` service) server engine, sans IO: corosync 3.1.7's
+//! `exec/vsf_quorum.c` for model-v0 clients such as `corosync-quorumtool`.
+//!
+//! It has no quorum state of its own: every request reads the votequorum engine's model
+//! ([`QuorumEngine`]) that the adapter passes in, so both services always agree.
+//!
+//! ```
+//! use corowire::quorum::{Notification, Reply, Request, Response, TrackFlags};
+//! use corowire::server::quorum::QuorumLibEngine;
+//! use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+//! use corowire::server::ConnId;
+//!
+//! let vq: QuorumEngine = QuorumEngine::new(QuorumConfig::default());
+//! let mut engine: QuorumLibEngine = QuorumLibEngine::new(true);
+//! engine.connect(ConnId(1))?;
+//! let (mut req, mut out, mut note) = ([0u8; 64], [0u8; 320], [0u8; 64]);
+//! let n = Request::GetQuorate.encode(&mut req)?;
+//! let m = engine.handle_request(ConnId(1), &req[..n], &mut out, &vq)?;
+//! assert_eq!(Reply::decode(&out[..m])?.body, Response::GetQuorate { quorate: true });
+//! let n = Request::TrackStart { flags: TrackFlags::CURRENT }.encode(&mut req)?;
+//! engine.handle_request(ConnId(1), &req[..n], &mut out, &vq)?;
+//! let (_, len) = engine.poll_notification(&mut note)?.unwrap();
+//! let view = Notification::decode(&note[..len])?;
+//! assert_eq!((view.ring_seq, view.members.get(0)), (5, Some(1)));
+//! # Ok::<(), Box<dyn core::error::Error>>(())
+//! ```
+//!
+//! # Behaviour
+//!
+//! - GETTYPE: `QUORUM_SET` when a quorum provider is configured, else `QUORUM_FREE`.
+//! - GETQUORATE: the votequorum model's quorate state.
+//! - TRACKSTART: with CURRENT or CHANGES, a notification (quorate, ring sequence number,
+//!   member ids) is queued *before* the reply, also when the answer is `CS_ERR_EXIST`
+//!   (tracking already on); CHANGES or CHANGES_ONLY turn tracking on.
+//! - TRACKSTOP: turns tracking off and always answers `CS_OK` (corosync sets
+//!   `CS_ERR_NOT_EXIST` when not tracking and then overwrites it).
+//! - A malformed frame of a known id gets its reply shape with `CS_ERR_INVALID_PARAM`; other
+//!   ids get the generic 24-byte reply with `CS_ERR_INVALID_PARAM`.
+//!
+//! # Not reproduced
+//!
+//! - MODEL_GETTYPE (id 4) and the model-v1 notifications: treated as an unknown request.
+//! - Change notifications: trackers are recorded, but a later change of the votequorum model
+//!   does not notify them (corosync sends a notification on every membership or quorum change).
+
+use super::outbox::Outbox;
+use super::votequorum::QuorumEngine;
+use super::{check_out, frame_id, ConnId, ServerError};
+use crate::error::CsError;
+use crate::qb::encode_generic_reply;
+use crate::quorum::{
+    NodeIds, Notification, Reply, Request, RequestKind, Response, TrackFlags, QUORUM_FREE, QUORUM_SET,
+};
+use heapless::Vec;
+
+/// The libquorum engine: `CONNS` connections, an outbox of `EVENTS` notifications or
+/// `EVENT_BYTES` bytes.
+#[derive(Debug)]
+pub struct QuorumLibEngine<const CONNS: usize = 16, const EVENTS: usize = 32, const EVENT_BYTES: usize = 4096>
+{
+    quorum_type: u32,
+    /// Connections and whether each tracks.
+    conns: Vec<(ConnId, bool), CONNS>,
+    outbox: Outbox<EVENTS, EVENT_BYTES>,
+}
+
+impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
+    QuorumLibEngine<CONNS, EVENTS, EVENT_BYTES>
+{
+    /// An engine; `provider_configured` is whether corosync would have a quorum provider
+    /// (`quorum.provider`), which GETTYPE reports.
+    pub fn new(provider_configured: bool) -> Self {
+        let quorum_type = if provider_configured { QUORUM_SET } else { QUORUM_FREE };
+        Self { quorum_type, conns: Vec::new(), outbox: Outbox::new() }
+    }
+
+    /// Registers a new connection.
+    pub fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
+        if self.conn_index(conn).is_some() {
+            return Err(ServerError::AlreadyConnected(conn));
+        }
+        self.conns.push((conn, false)).map_err(|_| ServerError::TooManyConnections)
+    }
+
+    /// Forgets a connection: stops its tracking and drops its queued notifications.
+    pub fn disconnect(&mut self, conn: ConnId) {
+        if let Some(i) = self.conn_index(conn) {
+            self.conns.swap_remove(i);
+            self.outbox.remove_conn(conn);
+        }
+    }
+
+    /// Whether `conn` is connected.
+    pub fn is_connected(&self, conn: ConnId) -> bool {
+        self.conn_index(conn).is_some()
+    }
+
+    /// Whether `conn` tracks changes.
+    pub fn is_tracking(&self, conn: ConnId) -> bool {
+        self.conn_index(conn).is_some_and(|i| self.conns[i].1)
+    }
+
+    /// Number of queued notifications.
+    pub fn pending_notifications(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Length of the next queued notification.
+    pub fn next_notification_len(&self) -> Option<usize> {
+        self.outbox.peek_len()
+    }
+
+    /// Moves the oldest queued notification into `out`: the connection whose event channel it
+    /// goes to, and its length. Drain these before sending a reply.
+    pub fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
+        self.outbox.pop(out)
+    }
+
+    fn conn_index(&self, conn: ConnId) -> Option<usize> {
+        self.conns.iter().position(|(c, _)| *c == conn)
+    }
+
+    /// Handles one request frame from `conn` against the votequorum model `vq` and writes the
+    /// reply into `out` (at least [`super::MIN_REPLY_LEN`] bytes); returns the reply's length.
+    /// Notifications the request caused are queued; send them first.
+    pub fn handle_request<const C: usize, const N: usize, const E: usize, const B: usize>(
+        &mut self,
+        conn: ConnId,
+        frame: &[u8],
+        out: &mut [u8],
+        vq: &QuorumEngine<C, N, E, B>,
+    ) -> Result<usize, ServerError> {
+        check_out(out)?;
+        let ci = self.conn_index(conn).ok_or(ServerError::UnknownConnection(conn))?;
+        let Some(kind) = frame_id(frame).and_then(RequestKind::from_id) else {
+            return Ok(encode_generic_reply(CsError::InvalidParam, out)?);
+        };
+        let (result, body) = match Request::decode(frame) {
+            Err(_) => (Err(CsError::InvalidParam), empty_body(kind)),
+            Ok(Request::GetType) => (Ok(()), Response::GetType { quorum_type: self.quorum_type }),
+            Ok(Request::GetQuorate) => (Ok(()), Response::GetQuorate { quorate: vq.is_quorate() }),
+            Ok(Request::TrackStart { flags }) => (self.track_start(ci, flags, vq)?, Response::TrackStart),
+            Ok(Request::TrackStop) => {
+                self.conns[ci].1 = false;
+                (Ok(()), Response::TrackStop)
+            }
+        };
+        Ok(Reply { result, body }.encode(out)?)
+    }
+
+    fn track_start<const C: usize, const N: usize, const E: usize, const B: usize>(
+        &mut self,
+        ci: usize,
+        flags: TrackFlags,
+        vq: &QuorumEngine<C, N, E, B>,
+    ) -> Result<Result<(), CsError>, ServerError> {
+        if flags.contains(TrackFlags::CURRENT) || flags.contains(TrackFlags::CHANGES) {
+            let members = vq.member_ids();
+            let note = Notification {
+                quorate: vq.is_quorate(),
+                ring_seq: vq.ring_id().seq,
+                members: NodeIds::from_slice(&members),
+            };
+            let len = note.encoded_len();
+            if !self.outbox.reserve(1, len)? {
+                return Ok(Err(CsError::NoResources));
+            }
+            self.outbox.push(self.conns[ci].0, len, |buf| note.encode(buf))?;
+        }
+        if self.conns[ci].1 {
+            return Ok(Err(CsError::Exist));
+        }
+        if flags.contains(TrackFlags::CHANGES) || flags.contains(TrackFlags::CHANGES_ONLY) {
+            self.conns[ci].1 = true;
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// The reply shape of `kind` with a zero body (for an error reply).
+fn empty_body(kind: RequestKind) -> Response {
+    match kind {
+        RequestKind::GetQuorate => Response::GetQuorate { quorate: false },
+        RequestKind::TrackStart => Response::TrackStart,
+        RequestKind::TrackStop => Response::TrackStop,
+        RequestKind::GetType => Response::GetType { quorum_type: 0 },
+    }
+}
