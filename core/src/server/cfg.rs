@@ -33,10 +33,10 @@
 //! The other cfg requests (ring status, reload, shutdown, kill node, node status, tracking):
 //! they get the generic 24-byte reply with `CS_ERR_INVALID_PARAM`, as unknown ids do.
 
-use super::{check_out, frame_id, ConnId, ServerError};
+use super::session::{handle_request_method, Sessions};
+use super::{ConnId, Served, ServerError};
 use crate::cfg::{NodeAddrs, Reply, Request, RequestKind, Response};
 use crate::error::CsError;
-use crate::qb::encode_generic_reply;
 use core::net::IpAddr;
 use heapless::Vec;
 
@@ -48,13 +48,13 @@ pub const MAX_LINKS: usize = 8;
 pub struct CfgEngine<const CONNS: usize = 16, const ADDRS: usize = 64> {
     nodeid: u32,
     addrs: Vec<(u32, IpAddr), ADDRS>,
-    conns: Vec<ConnId, CONNS>,
+    conns: Sessions<(), CONNS>,
 }
 
 impl<const CONNS: usize, const ADDRS: usize> CfgEngine<CONNS, ADDRS> {
     /// An engine for the local node `nodeid`, without addresses yet.
     pub fn new(nodeid: u32) -> Self {
-        Self { nodeid, addrs: Vec::new(), conns: Vec::new() }
+        Self { nodeid, addrs: Vec::new(), conns: Sessions::new() }
     }
 
     /// The local node id.
@@ -87,22 +87,17 @@ impl<const CONNS: usize, const ADDRS: usize> CfgEngine<CONNS, ADDRS> {
 
     /// Registers a new connection.
     pub fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
-        if self.is_connected(conn) {
-            return Err(ServerError::AlreadyConnected(conn));
-        }
-        self.conns.push(conn).map_err(|_| ServerError::TooManyConnections)
+        self.conns.connect(conn, ()).map(drop)
     }
 
     /// Forgets a connection.
     pub fn disconnect(&mut self, conn: ConnId) {
-        if let Some(i) = self.conns.iter().position(|c| *c == conn) {
-            self.conns.swap_remove(i);
-        }
+        self.conns.disconnect(conn);
     }
 
     /// Whether `conn` is connected.
     pub fn is_connected(&self, conn: ConnId) -> bool {
-        self.conns.contains(&conn)
+        self.conns.is_connected(conn)
     }
 
     /// Length of the next queued notification: always `None` (this engine sends none).
@@ -116,21 +111,13 @@ impl<const CONNS: usize, const ADDRS: usize> CfgEngine<CONNS, ADDRS> {
         Ok(None)
     }
 
-    /// Handles one request frame from `conn` and writes the reply into `out` (at least
-    /// [`super::MIN_REPLY_LEN`] bytes); returns the reply's length.
-    pub fn handle_request(
-        &mut self,
-        conn: ConnId,
-        frame: &[u8],
-        out: &mut [u8],
-    ) -> Result<usize, ServerError> {
-        check_out(out)?;
-        if !self.is_connected(conn) {
-            return Err(ServerError::UnknownConnection(conn));
-        }
-        let Some(kind) = frame_id(frame).and_then(RequestKind::from_id) else {
-            return Ok(encode_generic_reply(CsError::InvalidParam, out)?);
-        };
+    handle_request_method! {
+        /// Handles one request frame from `conn` and writes the reply into `out` (at least
+        /// [`super::MIN_REPLY_LEN`] bytes); returns the reply's length.
+        => serve
+    }
+
+    fn serve(&mut self, _ci: usize, kind: RequestKind, frame: &[u8], out: &mut [u8]) -> Served {
         let none = NodeAddrs::default();
         let reply = match (Request::decode(frame), kind) {
             (Err(_), RequestKind::GetNodeAddrs) => {

@@ -70,14 +70,14 @@
 //!   order (corosync: deepest trie node first).
 
 use super::outbox::Outbox;
+use super::session::{handle_request_method, notification_methods, Sessions};
 use super::store::{Store, Stored};
-use super::{check_out, frame_id, make_handle, split_handle, ConnId, HandleRng, ServerError};
+use super::{make_handle, split_handle, ConnId, HandleRng, Served, ServerError};
 use crate::cmap::{
     GetReply, Key, Map, Notification, Reply, Request, RequestKind, Response, TrackEvent, TrackType, Value,
     ValueType, VALUE_MAX_LEN,
 };
 use crate::error::CsError;
-use crate::qb::encode_generic_reply;
 use crate::wire::cmap::{ReqSet, NAME_VALUE_LEN};
 use heapless::Vec;
 use zerocopy::FromBytes;
@@ -196,16 +196,14 @@ impl Track {
 
 #[derive(Debug)]
 struct Conn<const ITERS: usize, const TRACKS: usize> {
-    id: ConnId,
     stats_map: bool,
     iters: [Option<Iter>; ITERS],
     tracks: [Option<Track>; TRACKS],
 }
 
 impl<const ITERS: usize, const TRACKS: usize> Conn<ITERS, TRACKS> {
-    fn new(id: ConnId) -> Self {
+    fn new() -> Self {
         Self {
-            id,
             stats_map: false,
             iters: core::array::from_fn(|_| None),
             tracks: core::array::from_fn(|_| None),
@@ -271,8 +269,14 @@ fn opt_len(v: &Option<Value<'_>>) -> usize {
 }
 
 /// Queues one notification per matching default-map track. `Ok(false)`: they could never fit.
-fn queue_events<const ITERS: usize, const TRACKS: usize, const EVENTS: usize, const BYTES: usize>(
-    conns: &[Conn<ITERS, TRACKS>],
+fn queue_events<
+    const CONNS: usize,
+    const ITERS: usize,
+    const TRACKS: usize,
+    const EVENTS: usize,
+    const BYTES: usize,
+>(
+    conns: &Sessions<Conn<ITERS, TRACKS>, CONNS>,
     outbox: &mut Outbox<EVENTS, BYTES>,
     key: &[u8],
     event: TrackEvent,
@@ -286,8 +290,8 @@ fn queue_events<const ITERS: usize, const TRACKS: usize, const EVENTS: usize, co
     let tracks = || {
         conns
             .iter()
-            .filter(|c| !c.stats_map)
-            .flat_map(|c| c.tracks.iter().flatten().map(move |t| (c.id, t)))
+            .filter(|(_, c)| !c.stats_map)
+            .flat_map(|(id, c)| c.tracks.iter().flatten().map(move |t| (id, t)))
             .filter(|(_, t)| t.matches(key, event))
     };
     let count = tracks().count();
@@ -330,7 +334,7 @@ pub struct CmapEngine<
     icmap: S,
     stats: S,
     read_only: &'static [ReadOnly],
-    conns: Vec<Conn<ITERS, TRACKS>, CONNS>,
+    conns: Sessions<Conn<ITERS, TRACKS>, CONNS>,
     outbox: Outbox<EVENTS, EVENT_BYTES>,
     rng: HandleRng,
 }
@@ -354,7 +358,7 @@ impl<
             icmap,
             stats,
             read_only: COROSYNC_READ_ONLY,
-            conns: Vec::new(),
+            conns: Sessions::new(),
             outbox: Outbox::new(),
             rng: HandleRng::new(seed),
         };
@@ -437,10 +441,7 @@ impl<
 
     /// Registers a new connection (corosync's `cmap_lib_init_fn`): default map, no handles.
     pub fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
-        if self.conn_index(conn).is_some() {
-            return Err(ServerError::AlreadyConnected(conn));
-        }
-        self.conns.push(Conn::new(conn)).map_err(|_| ServerError::TooManyConnections)?;
+        self.conns.connect(conn, Conn::new())?;
         self.bump_stat(STAT_IPCS_ACTIVE, 1);
         Ok(())
     }
@@ -448,8 +449,7 @@ impl<
     /// Forgets a connection: frees its iterators and tracks and drops its queued
     /// notifications. Unknown connections are ignored.
     pub fn disconnect(&mut self, conn: ConnId) {
-        if let Some(i) = self.conn_index(conn) {
-            self.conns.swap_remove(i);
+        if self.conns.disconnect(conn).is_some() {
             self.outbox.remove_conn(conn);
             self.bump_stat(STAT_IPCS_ACTIVE, -1);
             self.bump_stat(STAT_IPCS_CLOSED, 1);
@@ -458,56 +458,38 @@ impl<
 
     /// Whether `conn` is connected.
     pub fn is_connected(&self, conn: ConnId) -> bool {
-        self.conn_index(conn).is_some()
+        self.conns.is_connected(conn)
     }
 
     /// The map `conn` uses now.
     pub fn current_map(&self, conn: ConnId) -> Option<Map> {
-        let c = &self.conns[self.conn_index(conn)?];
+        let c = self.conns.get(conn)?;
         Some(if c.stats_map { Map::Stats } else { Map::Default })
     }
 
     /// Number of open iterators of `conn`.
     pub fn open_iterators(&self, conn: ConnId) -> usize {
-        self.conn_index(conn).map_or(0, |i| self.conns[i].iters.iter().flatten().count())
+        self.conns.get(conn).map_or(0, |c| c.iters.iter().flatten().count())
     }
 
     /// Number of open tracks of `conn`.
     pub fn open_tracks(&self, conn: ConnId) -> usize {
-        self.conn_index(conn).map_or(0, |i| self.conns[i].tracks.iter().flatten().count())
+        self.conns.get(conn).map_or(0, |c| c.tracks.iter().flatten().count())
     }
 
-    /// Number of queued notifications.
-    pub fn pending_notifications(&self) -> usize {
-        self.outbox.len()
+    notification_methods!(
+        /// If `out` is too small the
+        /// notification stays queued ([`ServerError::BufferTooSmall`]).
+    );
+
+    handle_request_method! {
+        /// Handles one request frame from `conn` and writes the reply into `out` (at least
+        /// [`super::MIN_REPLY_LEN`] bytes); returns the reply's length. Notifications the request
+        /// caused are queued; send them first.
+        => serve
     }
 
-    /// Length of the next queued notification.
-    pub fn next_notification_len(&self) -> Option<usize> {
-        self.outbox.peek_len()
-    }
-
-    /// Moves the oldest queued notification into `out`: the connection whose event channel it
-    /// goes to, and its length. Drain these before sending a reply. If `out` is too small the
-    /// notification stays queued ([`ServerError::BufferTooSmall`]).
-    pub fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
-        self.outbox.pop(out)
-    }
-
-    /// Handles one request frame from `conn` and writes the reply into `out` (at least
-    /// [`super::MIN_REPLY_LEN`] bytes); returns the reply's length. Notifications the request
-    /// caused are queued; send them first.
-    pub fn handle_request(
-        &mut self,
-        conn: ConnId,
-        frame: &[u8],
-        out: &mut [u8],
-    ) -> Result<usize, ServerError> {
-        check_out(out)?;
-        let ci = self.conn_index(conn).ok_or(ServerError::UnknownConnection(conn))?;
-        let Some(kind) = frame_id(frame).and_then(RequestKind::from_id) else {
-            return Ok(encode_generic_reply(CsError::InvalidParam, out)?);
-        };
+    fn serve(&mut self, ci: usize, kind: RequestKind, frame: &[u8], out: &mut [u8]) -> Served {
         if kind == RequestKind::Set {
             return self.handle_set(ci, frame, out);
         }
@@ -570,10 +552,6 @@ impl<
             }
         };
         Ok(Reply { result: body.0, body: body.1 }.encode(out)?)
-    }
-
-    fn conn_index(&self, conn: ConnId) -> Option<usize> {
-        self.conns.iter().position(|c| c.id == conn)
     }
 
     fn bump_stat(&mut self, key: &[u8], delta: i64) {

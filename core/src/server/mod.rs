@@ -49,6 +49,7 @@ pub mod store;
 pub mod votequorum;
 
 mod outbox;
+mod session;
 
 use crate::error::EncodeError;
 use core::fmt;
@@ -163,6 +164,9 @@ pub(crate) fn frame_id(frame: &[u8]) -> Option<i32> {
     let b: [u8; 4] = frame.get(..4)?.try_into().ok()?;
     Some(i32::from_ne_bytes(b))
 }
+
+/// What the engines' request handlers return: the reply's length.
+pub(crate) type Served = Result<usize, ServerError>;
 
 pub(crate) fn check_out(out: &[u8]) -> Result<(), ServerError> {
     if out.len() < MIN_REPLY_LEN {

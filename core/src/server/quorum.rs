@@ -44,14 +44,13 @@
 //!   does not notify them (corosync sends a notification on every membership or quorum change).
 
 use super::outbox::Outbox;
+use super::session::{notification_methods, tracking_connection_methods, Sessions};
 use super::votequorum::QuorumEngine;
-use super::{check_out, frame_id, ConnId, ServerError};
+use super::{ConnId, ServerError};
 use crate::error::CsError;
-use crate::qb::encode_generic_reply;
 use crate::quorum::{
     NodeIds, Notification, Reply, Request, RequestKind, Response, TrackFlags, QUORUM_FREE, QUORUM_SET,
 };
-use heapless::Vec;
 
 /// The libquorum engine: `CONNS` connections, an outbox of `EVENTS` notifications or
 /// `EVENT_BYTES` bytes.
@@ -60,7 +59,7 @@ pub struct QuorumLibEngine<const CONNS: usize = 16, const EVENTS: usize = 32, co
 {
     quorum_type: u32,
     /// Connections and whether each tracks.
-    conns: Vec<(ConnId, bool), CONNS>,
+    conns: Sessions<bool, CONNS>,
     outbox: Outbox<EVENTS, EVENT_BYTES>,
 }
 
@@ -71,54 +70,17 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
     /// (`quorum.provider`), which GETTYPE reports.
     pub fn new(provider_configured: bool) -> Self {
         let quorum_type = if provider_configured { QUORUM_SET } else { QUORUM_FREE };
-        Self { quorum_type, conns: Vec::new(), outbox: Outbox::new() }
+        Self { quorum_type, conns: Sessions::new(), outbox: Outbox::new() }
     }
 
-    /// Registers a new connection.
-    pub fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
-        if self.conn_index(conn).is_some() {
-            return Err(ServerError::AlreadyConnected(conn));
-        }
-        self.conns.push((conn, false)).map_err(|_| ServerError::TooManyConnections)
-    }
-
-    /// Forgets a connection: stops its tracking and drops its queued notifications.
-    pub fn disconnect(&mut self, conn: ConnId) {
-        if let Some(i) = self.conn_index(conn) {
-            self.conns.swap_remove(i);
-            self.outbox.remove_conn(conn);
-        }
-    }
-
-    /// Whether `conn` is connected.
-    pub fn is_connected(&self, conn: ConnId) -> bool {
-        self.conn_index(conn).is_some()
-    }
+    tracking_connection_methods!();
 
     /// Whether `conn` tracks changes.
     pub fn is_tracking(&self, conn: ConnId) -> bool {
-        self.conn_index(conn).is_some_and(|i| self.conns[i].1)
+        self.conns.get(conn).is_some_and(|t| *t)
     }
 
-    /// Number of queued notifications.
-    pub fn pending_notifications(&self) -> usize {
-        self.outbox.len()
-    }
-
-    /// Length of the next queued notification.
-    pub fn next_notification_len(&self) -> Option<usize> {
-        self.outbox.peek_len()
-    }
-
-    /// Moves the oldest queued notification into `out`: the connection whose event channel it
-    /// goes to, and its length. Drain these before sending a reply.
-    pub fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
-        self.outbox.pop(out)
-    }
-
-    fn conn_index(&self, conn: ConnId) -> Option<usize> {
-        self.conns.iter().position(|(c, _)| *c == conn)
-    }
+    notification_methods!();
 
     /// Handles one request frame from `conn` against the votequorum model `vq` and writes the
     /// reply into `out` (at least [`super::MIN_REPLY_LEN`] bytes); returns the reply's length.
@@ -130,10 +92,9 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
         out: &mut [u8],
         vq: &QuorumEngine<C, N, E, B>,
     ) -> Result<usize, ServerError> {
-        check_out(out)?;
-        let ci = self.conn_index(conn).ok_or(ServerError::UnknownConnection(conn))?;
-        let Some(kind) = frame_id(frame).and_then(RequestKind::from_id) else {
-            return Ok(encode_generic_reply(CsError::InvalidParam, out)?);
+        let (ci, kind) = match self.conns.begin_request(conn, frame, out, RequestKind::from_id)? {
+            Ok(start) => start,
+            Err(len) => return Ok(len),
         };
         let (result, body) = match Request::decode(frame) {
             Err(_) => (Err(CsError::InvalidParam), empty_body(kind)),
@@ -141,7 +102,7 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
             Ok(Request::GetQuorate) => (Ok(()), Response::GetQuorate { quorate: vq.is_quorate() }),
             Ok(Request::TrackStart { flags }) => (self.track_start(ci, flags, vq)?, Response::TrackStart),
             Ok(Request::TrackStop) => {
-                self.conns[ci].1 = false;
+                self.conns[ci] = false;
                 (Ok(()), Response::TrackStop)
             }
         };
@@ -165,13 +126,13 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
             if !self.outbox.reserve(1, len)? {
                 return Ok(Err(CsError::NoResources));
             }
-            self.outbox.push(self.conns[ci].0, len, |buf| note.encode(buf))?;
+            self.outbox.push(self.conns.id(ci), len, |buf| note.encode(buf))?;
         }
-        if self.conns[ci].1 {
+        if self.conns[ci] {
             return Ok(Err(CsError::Exist));
         }
         if flags.contains(TrackFlags::CHANGES) || flags.contains(TrackFlags::CHANGES_ONLY) {
-            self.conns[ci].1 = true;
+            self.conns[ci] = true;
         }
         Ok(Ok(()))
     }

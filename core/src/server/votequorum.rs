@@ -55,9 +55,9 @@
 //! - The quorum device's votes count only while it is registered and casting its vote.
 
 use super::outbox::Outbox;
-use super::{check_out, frame_id, ConnId, ServerError};
+use super::session::{handle_request_method, notification_methods, tracking_connection_methods, Sessions};
+use super::{ConnId, Served, ServerError};
 use crate::error::CsError;
-use crate::qb::encode_generic_reply;
 use crate::votequorum::{
     InfoFlags, NodeEntry, NodeIds, NodeInfo, NodeList, NodeState, Notification, Reply, Request, RequestKind,
     Response, RingId, TrackFlags, QDEVICE_NAME_MAX_LEN, QDEVICE_NODEID,
@@ -283,7 +283,7 @@ pub struct QuorumEngine<
 > {
     model: Model<NODES>,
     /// Connections and their tracking context.
-    conns: Vec<(ConnId, Option<u64>), CONNS>,
+    conns: Sessions<Option<u64>, CONNS>,
     outbox: Outbox<EVENTS, EVENT_BYTES>,
 }
 
@@ -312,7 +312,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             qdevice: Qdevice::default(),
         };
         model.recalculate(true, &mut Changes::default());
-        Self { model, conns: Vec::new(), outbox: Outbox::new() }
+        Self { model, conns: Sessions::new(), outbox: Outbox::new() }
     }
 
     /// Adds (or updates) another node of the cluster and recomputes quorum without notifying
@@ -372,64 +372,21 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
 
     /// The tracking context of `conn`, if it tracks.
     pub fn tracking(&self, conn: ConnId) -> Option<u64> {
-        self.conns.iter().find(|(c, _)| *c == conn)?.1
+        *self.conns.get(conn)?
     }
 
-    /// Registers a new connection.
-    pub fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
-        if self.conn_index(conn).is_some() {
-            return Err(ServerError::AlreadyConnected(conn));
-        }
-        self.conns.push((conn, None)).map_err(|_| ServerError::TooManyConnections)
+    tracking_connection_methods!();
+
+    notification_methods!();
+
+    handle_request_method! {
+        /// Handles one request frame from `conn` and writes the reply into `out` (at least
+        /// [`super::MIN_REPLY_LEN`] bytes); returns the reply's length. Notifications the request
+        /// caused are queued; send them first.
+        => serve
     }
 
-    /// Forgets a connection: stops its tracking and drops its queued notifications.
-    pub fn disconnect(&mut self, conn: ConnId) {
-        if let Some(i) = self.conn_index(conn) {
-            self.conns.swap_remove(i);
-            self.outbox.remove_conn(conn);
-        }
-    }
-
-    /// Whether `conn` is connected.
-    pub fn is_connected(&self, conn: ConnId) -> bool {
-        self.conn_index(conn).is_some()
-    }
-
-    /// Number of queued notifications.
-    pub fn pending_notifications(&self) -> usize {
-        self.outbox.len()
-    }
-
-    /// Length of the next queued notification.
-    pub fn next_notification_len(&self) -> Option<usize> {
-        self.outbox.peek_len()
-    }
-
-    /// Moves the oldest queued notification into `out`: the connection whose event channel it
-    /// goes to, and its length. Drain these before sending a reply.
-    pub fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
-        self.outbox.pop(out)
-    }
-
-    fn conn_index(&self, conn: ConnId) -> Option<usize> {
-        self.conns.iter().position(|(c, _)| *c == conn)
-    }
-
-    /// Handles one request frame from `conn` and writes the reply into `out` (at least
-    /// [`super::MIN_REPLY_LEN`] bytes); returns the reply's length. Notifications the request
-    /// caused are queued; send them first.
-    pub fn handle_request(
-        &mut self,
-        conn: ConnId,
-        frame: &[u8],
-        out: &mut [u8],
-    ) -> Result<usize, ServerError> {
-        check_out(out)?;
-        let ci = self.conn_index(conn).ok_or(ServerError::UnknownConnection(conn))?;
-        let Some(kind) = frame_id(frame).and_then(RequestKind::from_id) else {
-            return Ok(encode_generic_reply(CsError::InvalidParam, out)?);
-        };
+    fn serve(&mut self, ci: usize, kind: RequestKind, frame: &[u8], out: &mut [u8]) -> Served {
         let Ok(req) = Request::decode(frame) else {
             return reply(kind, Err(CsError::InvalidParam), out);
         };
@@ -438,7 +395,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             Request::SetExpected { expected_votes } => self.set_expected(expected_votes)?,
             Request::SetVotes { nodeid, votes } => self.set_votes(nodeid, votes)?,
             Request::TrackStart { context, flags } => self.track_start(ci, context, flags)?,
-            Request::TrackStop => match self.conns[ci].1.take() {
+            Request::TrackStop => match self.conns[ci].take() {
                 Some(_) => Ok(()),
                 None => Err(CsError::NotExist),
             },
@@ -539,7 +496,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         context: u64,
         flags: TrackFlags,
     ) -> Result<Result<(), CsError>, ServerError> {
-        let conn = self.conns[ci].0;
+        let conn = self.conns.id(ci);
         if flags.contains(TrackFlags::CURRENT) || flags.contains(TrackFlags::CHANGES) {
             let kinds = [Kind::NodeList, Kind::Quorum];
             let bytes = self.frame_len(Kind::NodeList) + self.frame_len(Kind::Quorum);
@@ -554,11 +511,11 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
                 }
             }
         }
-        if self.conns[ci].1.is_some() {
+        if self.conns[ci].is_some() {
             return Ok(Err(CsError::Exist));
         }
         if flags.contains(TrackFlags::CHANGES) || flags.contains(TrackFlags::CHANGES_ONLY) {
-            self.conns[ci].1 = Some(context);
+            self.conns[ci] = Some(context);
         }
         Ok(Ok(()))
     }
@@ -636,7 +593,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         let mark = self.outbox.mark();
         for kind in kinds {
             for i in 0..self.conns.len() {
-                let (conn, Some(context)) = self.conns[i] else { continue };
+                let (conn, Some(context)) = (self.conns.id(i), self.conns[i]) else { continue };
                 if let Err(e) = self.push(conn, context, kind) {
                     self.outbox.rollback(mark);
                     self.model = previous;
