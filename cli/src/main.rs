@@ -4,7 +4,8 @@
 //! corowire cmap   [corosync-cmapctl options] [--json]
 //! corowire quorum [corosync-quorumtool options] [--json]
 //! corowire demo  [--builtin | --corosync]
-//! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--verbose]
+//! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket]
+//!                [--verbose]
 //! ```
 //!
 //! `cmap` and `quorum` are work-alikes of corosync's `corosync-cmapctl` and

@@ -1,7 +1,7 @@
 //! `corowire serve`: the built-in CMAP and votequorum server as a foreground daemon.
 //!
 //! ```text
-//! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--verbose]
+//! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
 //! ```
 //!
 //! By default it listens on `corowire-cmap` and `corowire-votequorum` (`PREFIX-cmap` and
@@ -22,12 +22,13 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use corowire_unix::cmap::OwnedValue;
-use corowire_unix::server::{config, Server, ServerConfig, ServerStartError};
+use corowire_unix::server::{config, IpcType, Server, ServerConfig, ServerStartError};
 
 use crate::out;
 
 const USAGE: &str = "\
-usage: corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--verbose]
+usage: corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket]
+                      [--verbose]
 
 Runs the built-in CMAP and votequorum server in the foreground until SIGINT or SIGTERM.
 
@@ -35,6 +36,8 @@ Runs the built-in CMAP and votequorum server in the foreground until SIGINT or S
   --name-prefix PREFIX  serve as PREFIX-cmap and PREFIX-votequorum (default prefix: corowire)
   --standard-names      serve as cmap and votequorum, corosync's own names (for a private
                         network namespace, where the corosync tools then connect to it)
+  --socket              offer libqb's socket transport instead of shared memory (as corosync
+                        with `qb_ipc_type: socket`)
   --verbose             log connections and faults to standard error
 ";
 
@@ -50,6 +53,7 @@ struct Args {
     configs: Vec<PathBuf>,
     prefix: Option<String>,
     standard: bool,
+    socket: bool,
     verbose: bool,
 }
 
@@ -80,6 +84,7 @@ fn parse(args: &[OsString]) -> Result<Args, String> {
                 parsed.prefix = Some(prefix.to_owned());
             }
             "--standard-names" if inline.is_none() => parsed.standard = true,
+            "--socket" if inline.is_none() => parsed.socket = true,
             "--verbose" | "-v" if inline.is_none() => parsed.verbose = true,
             _ => return Err(format!("unknown option {text:?}")),
         }
@@ -196,6 +201,9 @@ fn serve(args: &Args) -> Result<(), String> {
     cfg.quorum_name = Some(name("quorum"));
     cfg.cfg_name = Some(name("cfg"));
     cfg.verbose = args.verbose;
+    if args.socket {
+        cfg.transport = IpcType::Socket;
+    }
     allow_own_user(&mut cfg);
     for path in &args.configs {
         cfg.load_file(path).map_err(|e| format!("config {}: {e}", path.display()))?;
@@ -231,6 +239,7 @@ mod tests {
         assert_eq!(a.prefix.as_deref(), Some("x"));
         assert!(a.verbose && !a.standard);
         assert!(parse(&args(&["--standard-names"])).unwrap().standard);
+        assert!(parse(&args(&["--socket"])).unwrap().socket);
         assert!(parse(&args(&["--standard-names", "--name-prefix", "x"])).is_err());
         assert!(parse(&args(&["--name-prefix", "a/b"])).is_err());
         assert!(parse(&args(&["--name-prefix"])).is_err());

@@ -1,5 +1,5 @@
 //! The blocking request/reply and dispatch plumbing shared by the CMAP and votequorum clients:
-//! a [`Connection`] (the protocol state) driven over a [`ShmTransport`] with a monotonic clock.
+//! a [`Connection`] (the protocol state) driven over a [`Transport`] with a monotonic clock.
 
 use core::time::Duration;
 use std::time::Instant;
@@ -9,7 +9,7 @@ use corowire::dispatch::{Dispatch, DispatchMode, Step};
 use corowire::CsError;
 
 use crate::error::{Error, Result};
-use crate::transport::{ShmTransport, TransportError};
+use crate::transport::{Transport, TransportError};
 
 /// The handle plumbing every blocking client shares: finalize on drop, `Send`, and the setup
 /// socket as the fd to poll for `POLLIN` before dispatching (`cmap_fd_get`,
@@ -57,7 +57,7 @@ pub(crate) struct Retry {
 /// A blocking client of one service.
 pub(crate) struct Client<S: Service, const P: usize, const E: usize, const B: usize> {
     pub(crate) conn: Box<Connection<S, P, E, B>>,
-    pub(crate) transport: ShmTransport,
+    pub(crate) transport: Transport,
     /// Encoded requests.
     out: Vec<u8>,
     /// The reply being handled.
@@ -92,12 +92,12 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E,
         loop {
             let mut conn = Box::new(Connection::<S, P, E, B>::new(max_msg_size));
             let name = service_name.unwrap_or(S::NAME);
-            match ShmTransport::connect_to(&mut conn, name, timeout) {
+            match Transport::connect_to(&mut conn, name, timeout) {
                 Ok(mut transport) => {
                     transport.set_spin(spin);
                     // Sized by the rings actually mapped, not by the size the server claims.
-                    let out = conn.max_msg_size().min(transport.request_ring().geometry().max_chunk());
-                    let event = transport.event_ring().geometry().max_chunk();
+                    let out = conn.max_msg_size().min(transport.max_request_len());
+                    let event = transport.max_event_len();
                     return Ok(Self {
                         conn,
                         transport,

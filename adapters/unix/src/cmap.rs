@@ -486,7 +486,7 @@ impl Cmap {
         let max = self.get_buffer();
         // Ring bytes one reply takes: size and magic words, then the payload in whole words.
         let reply_bytes = |len: usize| 8 + (GET_REPLY_OVERHEAD + len.min(max)).div_ceil(4) * 4;
-        let ring = self.client.transport.response_ring().geometry().bytes();
+        let ring = self.client.transport.reply_budget();
         let budget = ring.saturating_sub(RING_MARGIN);
         let mut results: Vec<Option<Result<OwnedValue>>> = (0..items.len()).map(|_| None).collect();
         let mut in_flight: VecDeque<(Token, usize, usize)> = VecDeque::new();
@@ -584,7 +584,7 @@ impl Cmap {
             Response::IterInit { iter_handle } => Ok(iter_handle),
             _ => Err(Error::Cs(CsError::MessageError)),
         })?;
-        let ring = self.client.transport.response_ring().geometry().bytes();
+        let ring = self.client.transport.reply_budget();
         let window = (ring.saturating_sub(RING_MARGIN) / ITER_REPLY_BYTES).clamp(1, ITER_WINDOW.min(PENDING));
         let next = Request::IterNext { iter_handle: handle };
         let mut keys = Vec::new();

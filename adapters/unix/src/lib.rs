@@ -10,7 +10,9 @@
 //! sans-IO engines, which the stock corosync tools and libraries accept.
 //!
 //! Transport:
-//! - [`transport::ShmTransport`]: the setup handshake and the three shared-memory rings;
+//! - [`transport::Transport`]: the setup handshake, then [`transport::ShmTransport`] (the three
+//!   shared-memory rings) or [`socket_transport::SocketTransport`] (datagram sockets), as the
+//!   server chose;
 //! - [`ring::ShmRing`]: one libqb ring, opened as the client, with every shared value validated.
 //!
 //! OS layer:
@@ -34,6 +36,7 @@ mod error;
 pub mod ring;
 pub mod sem;
 pub mod server;
+pub mod socket_transport;
 pub mod sys;
 pub mod transport;
 pub mod votequorum;

@@ -1,14 +1,15 @@
-//! The libqb shared-memory transport, client side: the setup socket plus the request,
-//! response and event rings (spec §1, §2, appendix A).
+//! The libqb transports, client side: the setup handshake (spec §1), then either the
+//! shared-memory rings ([`ShmTransport`], spec §2, appendix A) or the datagram sockets
+//! ([`SocketTransport`], spec §3), as the server chose ([`Transport`]).
 //!
-//! [`ShmTransport`] moves bytes; the protocol state (what was sent, what a reply answers)
-//! lives in [`corowire::conn::Connection`], which [`ShmTransport::connect`] drives through the
-//! setup handshake.
+//! The transports move bytes; the protocol state (what was sent, what a reply answers) lives
+//! in [`corowire::conn::Connection`], which [`Transport::connect`] drives through the setup
+//! handshake.
 
 use core::fmt;
 use core::time::Duration;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use core::sync::atomic::Ordering::Relaxed;
@@ -25,6 +26,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::ring::{ShmError, ShmRing};
 use crate::sem::SemError;
+use crate::socket_transport::SocketTransport;
 use crate::sys::sock::{
     connect_setup, poll_readable, recv_exact_with_creds, send_all, set_passcred, PollState,
 };
@@ -184,75 +186,91 @@ impl Spin {
     }
 }
 
+/// What the setup response named, copied out of it.
+#[derive(Debug)]
+struct SetupNames {
+    connection_type: ConnectionType,
+    max_msg_size: usize,
+    request: PathBuf,
+    response: PathBuf,
+    event: PathBuf,
+}
+
+/// The setup handshake (spec §1): connect the setup socket to `name`, `SO_PASSCRED` on, send
+/// the setup request, read the 12328-byte response (waiting at most `timeout`), hand it to
+/// `conn`, `SO_PASSCRED` off.
+fn handshake<S: Service, const P: usize, const E: usize, const B: usize>(
+    conn: &mut Connection<S, P, E, B>,
+    name: &str,
+    timeout: Option<Duration>,
+) -> Result<(OwnedFd, SetupNames), TransportError> {
+    let sock = connect_setup(name).map_err(|e| match e {
+        Errno::ECONNREFUSED | Errno::ENOENT => TransportError::NoDaemon(e),
+        e => TransportError::Io(e),
+    })?;
+    set_passcred(&sock, true).map_err(TransportError::Io)?;
+    let mut req = [0u8; 64];
+    let n = conn.encode_setup(&mut req).map_err(|_| TransportError::Io(Errno::EINVAL))?;
+    send_all(&sock, &req[..n]).map_err(disconnected)?;
+    match poll_readable(&sock, timeout).map_err(TransportError::Io)? {
+        PollState::Timeout => return Err(TransportError::Timeout),
+        PollState::Readable | PollState::Hup => {}
+    }
+    let mut resp = vec![0u8; CONNECTION_RESPONSE_LEN];
+    if let Some(t) = timeout {
+        // Bound the read of the rest of the response too.
+        let t = TimeVal::new(
+            libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+            libc::suseconds_t::from(t.subsec_micros().max(1)),
+        );
+        setsockopt(&sock, sockopt::ReceiveTimeout, &t).map_err(TransportError::Io)?;
+    }
+    recv_exact_with_creds(&sock, &mut resp).map_err(|e| match e {
+        Errno::EAGAIN => TransportError::Timeout,
+        e => disconnected(e),
+    })?;
+    if timeout.is_some() {
+        setsockopt(&sock, sockopt::ReceiveTimeout, &TimeVal::new(0, 0)).map_err(TransportError::Io)?;
+    }
+    let names = conn.handle_setup(&resp).map_err(TransportError::Handshake)?;
+    let names = SetupNames {
+        connection_type: names.connection_type,
+        max_msg_size: names.max_msg_size as usize,
+        request: path_of(names.request).to_path_buf(),
+        response: path_of(names.response).to_path_buf(),
+        event: path_of(names.event).to_path_buf(),
+    };
+    set_passcred(&sock, false).map_err(TransportError::Io)?;
+    Ok((sock, names))
+}
+
+/// Refuses a transport this client does not speak: closes the connection.
+fn unsupported<S: Service, const P: usize, const E: usize, const B: usize>(
+    conn: &mut Connection<S, P, E, B>,
+    sock: OwnedFd,
+    kind: ConnectionType,
+) -> TransportError {
+    conn.handle_closed();
+    let _ = shutdown(sock.as_raw_fd(), Shutdown::Both);
+    TransportError::Handshake(HandleError::UnsupportedTransport(kind))
+}
+
 fn path_of(bytes: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(bytes))
 }
 
 impl ShmTransport {
-    /// Connects to the connection's service and runs the setup handshake: connect the setup
-    /// socket, `SO_PASSCRED` on, send the setup request, read the 12328-byte response (waiting
-    /// at most `timeout` for it), hand it to `conn`, `SO_PASSCRED` off, open the three rings.
-    ///
-    /// # Errors
-    /// [`TransportError::NoDaemon`], [`TransportError::Handshake`] (e.g. `EACCES`),
-    /// [`TransportError::Timeout`], [`TransportError::Disconnected`] if the server closes the
-    /// socket before answering, [`TransportError::Ring`] / [`TransportError::Io`] otherwise.
-    pub fn connect<S: Service, const P: usize, const E: usize, const B: usize>(
+    /// Opens the three rings the setup response named.
+    fn open<S: Service, const P: usize, const E: usize, const B: usize>(
         conn: &mut Connection<S, P, E, B>,
-        timeout: Option<Duration>,
+        sock: OwnedFd,
+        names: &SetupNames,
     ) -> Result<Self, TransportError> {
-        Self::connect_to(conn, conn.service_name(), timeout)
-    }
-
-    /// [`ShmTransport::connect`] to the libqb socket `name` instead of the service's standard
-    /// one (e.g. a test server listening under a private name).
-    ///
-    /// # Errors
-    /// As [`ShmTransport::connect`].
-    pub fn connect_to<S: Service, const P: usize, const E: usize, const B: usize>(
-        conn: &mut Connection<S, P, E, B>,
-        name: &str,
-        timeout: Option<Duration>,
-    ) -> Result<Self, TransportError> {
-        let sock = connect_setup(name).map_err(|e| match e {
-            Errno::ECONNREFUSED | Errno::ENOENT => TransportError::NoDaemon(e),
-            e => TransportError::Io(e),
-        })?;
-        set_passcred(&sock, true).map_err(TransportError::Io)?;
-        let mut req = [0u8; 64];
-        let n = conn.encode_setup(&mut req).map_err(|_| TransportError::Io(Errno::EINVAL))?;
-        send_all(&sock, &req[..n]).map_err(disconnected)?;
-        match poll_readable(&sock, timeout).map_err(TransportError::Io)? {
-            PollState::Timeout => return Err(TransportError::Timeout),
-            PollState::Readable | PollState::Hup => {}
-        }
-        let mut resp = vec![0u8; CONNECTION_RESPONSE_LEN];
-        if let Some(t) = timeout {
-            // Bound the read of the rest of the response too.
-            let t = TimeVal::new(
-                libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-                libc::suseconds_t::from(t.subsec_micros().max(1)),
-            );
-            setsockopt(&sock, sockopt::ReceiveTimeout, &t).map_err(TransportError::Io)?;
-        }
-        recv_exact_with_creds(&sock, &mut resp).map_err(|e| match e {
-            Errno::EAGAIN => TransportError::Timeout,
-            e => disconnected(e),
-        })?;
-        if timeout.is_some() {
-            setsockopt(&sock, sockopt::ReceiveTimeout, &TimeVal::new(0, 0)).map_err(TransportError::Io)?;
-        }
-        let names = conn.handle_setup(&resp).map_err(TransportError::Handshake)?;
-        if names.connection_type != ConnectionType::Shm {
-            conn.handle_closed();
-            return Err(TransportError::Handshake(HandleError::UnsupportedTransport(names.connection_type)));
-        }
-        set_passcred(&sock, false).map_err(TransportError::Io)?;
         let opened = (|| {
             Ok::<_, ShmError>((
-                ShmRing::open(path_of(names.request))?,
-                ShmRing::open(path_of(names.response))?,
-                ShmRing::open(path_of(names.event))?,
+                ShmRing::open(&names.request)?,
+                ShmRing::open(&names.response)?,
+                ShmRing::open(&names.event)?,
             ))
         })();
         match opened {
@@ -547,5 +565,178 @@ impl AsFd for ShmTransport {
 impl AsRawFd for ShmTransport {
     fn as_raw_fd(&self) -> RawFd {
         self.sock.as_raw_fd()
+    }
+}
+
+/// The transport the server chose at setup: shared memory (type 1, corosync's default) or
+/// datagram sockets (type 0, `qb_ipc_type: socket`). The clients drive either through the
+/// same calls.
+#[derive(Debug)]
+pub enum Transport {
+    /// Shared-memory rings (spec §2).
+    Shm(ShmTransport),
+    /// Datagram sockets (spec §3).
+    Socket(SocketTransport),
+}
+
+/// Runs `$body` with `$t` bound to whichever transport `$self` holds.
+macro_rules! either {
+    ($self:expr, $t:ident => $body:expr) => {
+        match $self {
+            Transport::Shm($t) => $body,
+            Transport::Socket($t) => $body,
+        }
+    };
+}
+
+/// Bytes of replies a pipelining client keeps in flight on the socket transport (the server's
+/// send buffer holds them until they are read).
+const SOCKET_REPLY_BUDGET: usize = 64 * 1024;
+
+impl Transport {
+    /// Connects to the connection's service and runs the setup handshake: connect the setup
+    /// socket, `SO_PASSCRED` on, send the setup request, read the 12328-byte response (waiting
+    /// at most `timeout` for it), hand it to `conn`, `SO_PASSCRED` off; then opens the
+    /// transport the server chose: the three rings, or the control file and datagram sockets.
+    ///
+    /// # Errors
+    /// [`TransportError::NoDaemon`], [`TransportError::Handshake`] (e.g. `EACCES`, or a
+    /// transport other than shared memory or sockets), [`TransportError::Timeout`],
+    /// [`TransportError::Disconnected`] if the server closes the socket before answering,
+    /// [`TransportError::Ring`] / [`TransportError::Io`] otherwise.
+    pub fn connect<S: Service, const P: usize, const E: usize, const B: usize>(
+        conn: &mut Connection<S, P, E, B>,
+        timeout: Option<Duration>,
+    ) -> Result<Self, TransportError> {
+        Self::connect_to(conn, conn.service_name(), timeout)
+    }
+
+    /// [`Transport::connect`] to the libqb socket `name` instead of the service's standard
+    /// one (e.g. a test server listening under a private name).
+    ///
+    /// # Errors
+    /// As [`Transport::connect`].
+    pub fn connect_to<S: Service, const P: usize, const E: usize, const B: usize>(
+        conn: &mut Connection<S, P, E, B>,
+        name: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Self, TransportError> {
+        let (sock, names) = handshake(conn, name, timeout)?;
+        match names.connection_type {
+            ConnectionType::Shm => ShmTransport::open(conn, sock, &names).map(Self::Shm),
+            ConnectionType::Socket => {
+                SocketTransport::open(sock, &names.request, &names.response, names.max_msg_size)
+                    .map(Self::Socket)
+                    .inspect_err(|_| conn.handle_closed())
+            }
+            other => Err(unsupported(conn, sock, other)),
+        }
+    }
+
+    /// The reply-wait spin of the shared-memory transport ([`ShmTransport::set_spin`]); the
+    /// socket transport sleeps in `poll` and ignores it.
+    pub fn set_spin(&mut self, spin: Option<Duration>) {
+        if let Self::Shm(t) = self {
+            t.set_spin(spin);
+        }
+    }
+
+    /// The largest request that can be sent: the request ring's largest chunk, or the
+    /// negotiated maximum message size.
+    pub fn max_request_len(&self) -> usize {
+        match self {
+            Self::Shm(t) => t.request_ring().geometry().max_chunk(),
+            Self::Socket(t) => t.max_msg_size(),
+        }
+    }
+
+    /// The largest event that can arrive.
+    pub fn max_event_len(&self) -> usize {
+        match self {
+            Self::Shm(t) => t.event_ring().geometry().max_chunk(),
+            Self::Socket(t) => t.max_msg_size(),
+        }
+    }
+
+    /// How many bytes of replies may be in flight at once: the response ring's size, or a
+    /// fixed budget on sockets.
+    pub fn reply_budget(&self) -> usize {
+        match self {
+            Self::Shm(t) => t.response_ring().geometry().bytes(),
+            Self::Socket(_) => SOCKET_REPLY_BUDGET,
+        }
+    }
+
+    /// Checks that a request of `len` bytes could be sent now.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], [`TransportError::TryAgain`], or an error for a
+    /// request that can never be sent.
+    pub fn check_send(&self, len: usize) -> Result<(), TransportError> {
+        either!(self, t => t.check_send(len))
+    }
+
+    /// Writes one request after a successful [`Transport::check_send`]: into the request ring
+    /// (its doorbell goes with [`Transport::ring_doorbells`]), or as a datagram.
+    pub(crate) fn write_request(&self, msg: &[u8]) -> Result<(), TransportError> {
+        match self {
+            Self::Shm(t) => t.write_request(msg),
+            Self::Socket(t) => t.send(msg),
+        }
+    }
+
+    /// Sends the doorbell bytes of `n` requests written with [`Transport::write_request`]
+    /// (shared memory only; datagrams need none).
+    pub(crate) fn ring_doorbells(&self, n: usize) -> Result<(), TransportError> {
+        match self {
+            Self::Shm(t) => t.ring_doorbells(n),
+            Self::Socket(_) => Ok(()),
+        }
+    }
+
+    /// Checks that the server is still there.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], or [`TransportError::Io`] if polling fails.
+    pub fn check_alive(&self) -> Result<(), TransportError> {
+        either!(self, t => t.check_alive())
+    }
+
+    /// Waits for the next reply and copies it into `out` ([`ShmTransport::recv_response`]).
+    ///
+    /// # Errors
+    /// [`TransportError::Timeout`] once `deadline` passes, [`TransportError::Disconnected`],
+    /// or a transport fault.
+    pub fn recv_response(&self, deadline: Option<Instant>, out: &mut Vec<u8>) -> Result<(), TransportError> {
+        either!(self, t => t.recv_response(deadline, out))
+    }
+
+    /// Reads one event into `out` if one is pending, waiting as `wait` says; `false` when a
+    /// [`Wait::Never`] read found none.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], or a transport fault.
+    pub fn recv_event(&self, wait: Wait, out: &mut Vec<u8>) -> Result<bool, TransportError> {
+        either!(self, t => t.recv_event(wait, out))
+    }
+
+    /// Consumes the doorbell bytes of events already read ([`ShmTransport::settle_events`]).
+    pub fn settle_events(&self) {
+        if let Self::Shm(t) = self {
+            t.settle_events();
+        }
+    }
+}
+
+impl AsFd for Transport {
+    /// The fd to poll for events: the setup socket (shared memory) or the event socket.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        either!(self, t => t.as_fd())
+    }
+}
+
+impl AsRawFd for Transport {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
     }
 }

@@ -16,6 +16,9 @@ use corowire::CsError;
 use corowire_unix::cmap::{Cmap, OwnedValue};
 use corowire_unix::Error;
 
+mod common;
+use common::{cmapctl, dispatch_until, eventually, k, recorder, ring_dirs, Seen};
+
 const IGNORE: &str = "needs a corosync daemon: run via tests/harness/with-corosync";
 
 fn daemon() {
@@ -23,16 +26,6 @@ fn daemon() {
         std::env::var("COROWIRE_DAEMON").is_ok(),
         "COROWIRE_DAEMON is not set: run these tests via tests/harness/with-corosync ({IGNORE})"
     );
-}
-
-fn cmapctl(args: &[&str]) -> String {
-    let out = Command::new("corosync-cmapctl").args(args).output().expect("run corosync-cmapctl");
-    assert!(
-        out.status.success(),
-        "corosync-cmapctl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 #[test]
@@ -45,11 +38,6 @@ fn get_cluster_name() {
     assert_eq!(cmap.get_type("totem.cluster_name").unwrap(), (ValueType::String, 14));
     assert_eq!(cmap.get("corowire.no.such.key").unwrap_err(), Error::Cs(CsError::NotExist));
     assert_eq!(cmap.get_u32("totem.cluster_name").unwrap_err(), Error::Cs(CsError::InvalidParam));
-}
-
-/// A key unique to this process, so that reruns against one daemon do not collide.
-fn k(name: &str) -> String {
-    format!("corowire.test.{}.{name}", std::process::id())
 }
 
 #[test]
@@ -200,31 +188,6 @@ fn iterate_with_prefix() {
     cmap.set_current_map(corowire::cmap::Map::Stats).unwrap();
     let stats: Vec<String> = cmap.iter(Some("stats.")).unwrap().map(|r| r.unwrap().0).collect();
     assert!(stats.iter().any(|k| k.starts_with("stats.ipcs.")), "{stats:?}");
-}
-
-type Seen = Arc<Mutex<Vec<(Ev, String, Option<OwnedValue>, Option<OwnedValue>)>>>;
-
-fn recorder(seen: &Seen) -> impl FnMut(&corowire_unix::cmap::TrackEvent<'_>) + Send + 'static {
-    let seen = Arc::clone(seen);
-    move |e| {
-        seen.lock().unwrap().push((
-            e.event,
-            e.key().into_owned(),
-            e.new_value.map(OwnedValue::from),
-            e.old_value.map(OwnedValue::from),
-        ))
-    }
-}
-
-/// Dispatches until `seen` holds `n` events, for at most 5 s.
-fn dispatch_until(cmap: &mut Cmap, seen: &Seen, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while seen.lock().unwrap().len() < n {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "only {:?} after 5 s", seen.lock().unwrap());
-        corowire_unix::sys::sock::poll_readable(&*cmap, Some(left)).unwrap();
-        cmap.dispatch(DispatchMode::All).unwrap();
-    }
 }
 
 #[test]
@@ -380,24 +343,6 @@ fn votequorum_getinfo_and_tracking() {
     assert_eq!(vq.setvotes(999, 1).unwrap_err(), Error::Cs(CsError::NameNotFound));
     assert_eq!(vq.qdevice_unregister("dev").unwrap_err(), Error::Cs(CsError::NotExist));
     assert_eq!(vq.qdevice_register("").unwrap_err(), Error::Cs(CsError::InvalidParam));
-}
-
-/// The per-connection ring directories in /dev/shm (not corosync's blackbox files).
-fn ring_dirs() -> Vec<String> {
-    std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with("qb-corosync-") || !name.contains("-blackbox-"))
-        .collect()
-}
-
-/// Waits up to 2 s for `check` to hold.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !check() {
-        assert!(Instant::now() < deadline, "{what}: still {:?} after 2 s", ring_dirs());
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -609,53 +554,6 @@ fn unprivileged_client_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
     eventually("no ring directories left by the refused client", || ring_dirs().is_empty());
-}
-
-/// Not a test on its own: runs next to a daemon configured with `qb_ipc_type: socket`.
-#[test]
-#[ignore = "needs a corosync daemon: run via tests/harness/with-corosync"]
-fn child_socket_transport() {
-    use corowire::conn::HandleError;
-    use corowire::qb::ConnectionType;
-    daemon();
-    if std::env::var("COROWIRE_INTEROP_CHILD").is_err() {
-        return;
-    }
-    assert_eq!(std::env::var("COROWIRE_QB_IPC_TYPE").as_deref(), Ok("socket"));
-    match Cmap::connect().unwrap_err() {
-        Error::Connect {
-            reason:
-                corowire_unix::ConnectError::Handshake(HandleError::UnsupportedTransport(ConnectionType::Socket)),
-            ..
-        } => {}
-        e => panic!("unexpected {e:?}"),
-    }
-    // The daemon cleans up after the refused connection and still serves others.
-    let out = Command::new("corosync-cmapctl").args(["-g", "totem.cluster_name"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("corowire-test"));
-    eventually("no ring directories left", || ring_dirs().is_empty());
-    println!("CHILD-DONE");
-}
-
-#[test]
-#[ignore = "needs a corosync daemon: run via tests/harness/with-corosync"]
-fn socket_transport_is_reported_unsupported() {
-    daemon();
-    let harness = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/harness/with-corosync");
-    let out = Command::new(harness)
-        .args(["--qb-ipc-type", "socket", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_socket_transport", "--nocapture", "--test-threads=1"])
-        .env("COROWIRE_INTEROP_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("CHILD-DONE"),
-        "nested run failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -18,10 +18,10 @@ use corowire::dispatch::DispatchMode;
 use corowire::votequorum::{Notification, TrackFlags};
 use corowire::{Connection, CsError};
 use corowire_unix::cmap::{self, Cmap, OwnedValue};
-use corowire_unix::server::{Server, ServerConfig};
+use corowire_unix::server::{IpcType, Server, ServerConfig};
 use corowire_unix::sys::shm::SharedMapping;
 use corowire_unix::sys::sock::{poll_readable, send_all, PollState};
-use corowire_unix::transport::ShmTransport;
+use corowire_unix::transport::{ShmTransport, Transport};
 use corowire_unix::votequorum::{self, Votequorum};
 use corowire_unix::Error;
 
@@ -83,8 +83,10 @@ impl TestServer {
     /// A raw connection to the CMAP service asking for `max` bytes.
     fn raw(&self, max: u32) -> Raw {
         let mut conn = Connection::<corowire::Cmap>::new(max);
-        let transport =
-            ShmTransport::connect_to(&mut conn, &self.cmap_name, Some(Duration::from_secs(10))).unwrap();
+        let transport = Transport::connect_to(&mut conn, &self.cmap_name, Some(Duration::from_secs(10)));
+        let Ok(Transport::Shm(transport)) = transport else {
+            panic!("no shared-memory connection: {transport:?}")
+        };
         Raw { transport }
     }
 
@@ -270,6 +272,64 @@ fn tracking_delivers_notifications() {
             (Ev::Add, "test.track.b".into(), Some(OwnedValue::String("x".into()))),
         ]
     );
+}
+
+/// The socket transport (`qb_ipc_type: socket`): requests, replies and events as datagrams,
+/// the control file's counters, and cleanup after disconnect.
+#[test]
+fn socket_transport_serves_requests_and_events() {
+    let server = TestServer::start_with("sock", |cfg| cfg.transport = IpcType::Socket);
+    let mut tracker = server.cmap();
+    let seen: Seen = Arc::default();
+    tracker.track_add(Some("test.sock."), TrackType::ALL, recorder(&seen)).unwrap();
+    let dirs = server.wait_dirs(1);
+    let mut files: Vec<String> = std::fs::read_dir(&dirs[0])
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, vec![format!("qb-control-{}", server.cmap_name)]);
+    let control = SharedMapping::open(&dirs[0].join(&files[0])).unwrap();
+    assert_eq!(control.len(), 24);
+    let mut writer = server.cmap();
+    writer.set_u32("test.sock.a", 1).unwrap();
+    assert_eq!(writer.get_u32("test.sock.a").unwrap(), 1);
+    writer.set_str("test.sock.b", "x").unwrap();
+    writer.delete("test.sock.a").unwrap();
+    // Far more events than the event socket holds at once, while the tracker reads none.
+    let n = 2000u32;
+    for i in 0..n {
+        writer.set_u32("test.sock.k", i).unwrap();
+    }
+    dispatch_until(&mut tracker, &seen, 3 + n as usize);
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(
+        got[..3],
+        [
+            (Ev::Add, "test.sock.a".into(), Some(OwnedValue::UInt32(1))),
+            (Ev::Add, "test.sock.b".into(), Some(OwnedValue::String("x".into()))),
+            (Ev::Delete, "test.sock.a".into(), None),
+        ]
+    );
+    let values: Vec<Option<OwnedValue>> = got[3..].iter().map(|e| e.2.clone()).collect();
+    assert_eq!(values, (0..n).map(|i| Some(OwnedValue::UInt32(i))).collect::<Vec<_>>());
+    // Every datagram sent was counted, and uncounted when read.
+    let sent: Vec<i32> =
+        [0, 8, 16].iter().map(|&o| control.atomic_i32(o).unwrap().load(Ordering::Acquire)).collect();
+    assert_eq!(sent, vec![0, 0, 0]);
+    // Pipelined requests.
+    let names: Vec<String> = (0..100).map(|i| format!("test.sock.many.{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        writer.set_u64(name, i as u64).unwrap();
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let values = writer.get_many(&refs).unwrap();
+    assert!(values.iter().enumerate().all(|(i, v)| *v == Ok(OwnedValue::UInt64(i as u64))), "{values:?}");
+    assert_eq!(writer.dump(Some("test.sock.many.")).unwrap().len(), 100);
+    let mut vq = server.votequorum();
+    assert!(vq.getinfo(0).unwrap().is_quorate());
+    drop((tracker, writer, vq, control));
+    server.wait_dirs(0);
 }
 
 /// The tracker does not read its events while far more arrive than its event ring holds:

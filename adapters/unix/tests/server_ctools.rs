@@ -4,7 +4,8 @@
 //! The stock libraries connect to the standard names `cmap` and `votequorum` only, so the test
 //! re-runs itself inside private network and mount namespaces (`unshare --net --mount`, as
 //! root): there the server takes the standard names without touching a corosync that may run
-//! on the host, and `/dev/shm` is a private tmpfs.
+//! on the host, and `/dev/shm` is a private tmpfs. It runs once with each transport the server
+//! offers: shared memory, then sockets (`qb_ipc_type: socket`).
 //!
 //! It needs root, `unshare`, `corosync-cmapctl`, `cc` and corosync's headers, so it is
 //! `#[ignore]`d in a plain `cargo test` and run by `tests/run-all` (which CI runs as root):
@@ -18,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use corowire_unix::cmap::OwnedValue;
-use corowire_unix::server::{Server, ServerConfig};
+use corowire_unix::server::{IpcType, Server, ServerConfig};
 
 const INNER: &str = "COROWIRE_CTOOLS_INNER";
 const TEST: &str = "c_tools_against_the_builtin_server";
@@ -34,8 +35,8 @@ fn have(tool: &str) -> bool {
 #[test]
 #[ignore = "needs root, unshare, corosync-cmapctl, cc and libcmap-dev: run by tests/run-all"]
 fn c_tools_against_the_builtin_server() {
-    if std::env::var_os(INNER).is_some() {
-        inner();
+    if let Some(transport) = std::env::var_os(INNER) {
+        inner(if transport == "socket" { IpcType::Socket } else { IpcType::Shm });
         return;
     }
     let missing: Vec<&str> = [
@@ -50,16 +51,19 @@ fn c_tools_against_the_builtin_server() {
     .flatten()
     .collect();
     assert!(missing.is_empty(), "{TEST} needs {missing:?}");
-    let out = Command::new("unshare")
-        .args(["--net", "--mount", "--fork", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", TEST, "--ignored", "--nocapture", "--test-threads=1"])
-        .env(INNER, "1")
-        .output()
-        .unwrap();
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && log.contains("C TOOLS OK"), "inner run failed:\n{log}");
-    eprintln!("{log}");
+    // Once with each transport the server can offer.
+    for transport in ["shm", "socket"] {
+        let out = Command::new("unshare")
+            .args(["--net", "--mount", "--fork", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", TEST, "--ignored", "--nocapture", "--test-threads=1"])
+            .env(INNER, transport)
+            .output()
+            .unwrap();
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && log.contains("C TOOLS OK"), "inner run ({transport}) failed:\n{log}");
+        eprintln!("{log}");
+    }
 }
 
 /// Runs `cmd args`: (success, stdout, stderr).
@@ -89,13 +93,14 @@ fn mount_tmpfs(dir: &str) {
     assert!(ok, "mount {dir}: {out}{err}");
 }
 
-fn inner() {
+/// Serves with `transport` in the private namespaces and runs every check against it.
+fn inner(transport: IpcType) {
     // Private /dev/shm (and /tmp, where libqb's filesystem sockets would go).
     mount_tmpfs("/dev/shm");
     if Path::new(corowire_unix::sys::sock::FORCE_FILESYSTEM_SOCKETS).exists() {
         mount_tmpfs("/tmp");
     }
-    let mut cfg = ServerConfig::default();
+    let mut cfg = ServerConfig { transport, ..ServerConfig::default() };
     cfg.initial.push(("quorum.expected_votes".into(), OwnedValue::UInt32(2)));
     cfg.nodes.push((2, 1, corowire::votequorum::NodeState::MEMBER));
     let mut server = Server::bind(cfg).unwrap();
@@ -113,7 +118,7 @@ fn inner() {
     quorumtool_checks();
     let left: Vec<PathBuf> = std::fs::read_dir("/dev/shm").unwrap().map(|e| e.unwrap().path()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
-    println!("C TOOLS OK");
+    println!("C TOOLS OK ({transport:?})");
 }
 
 fn cmapctl_checks() {

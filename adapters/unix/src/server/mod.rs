@@ -3,8 +3,8 @@
 //! and this crate's clients accept.
 //!
 //! The protocol is the core's sans-IO engines ([`corowire::server`]); this module is their
-//! I/O: libqb's setup sockets and shared-memory rings (spec §1, §2, §8 and appendix B), in one
-//! single-threaded `poll` loop, as corosync runs.
+//! I/O: libqb's setup sockets and shared-memory rings, or its datagram sockets (spec §1, §2,
+//! §3, §8 and appendix B), in one single-threaded `poll` loop, as corosync runs.
 //!
 //! ```no_run
 //! use corowire_unix::server::{Server, ServerConfig};
@@ -27,32 +27,37 @@
 //!   floor)`; above [`ServerConfig::max_msg_size_limit`] the reply is `-ENOMEM`, and with a
 //!   full connection table `-EMFILE`. The rings live in
 //!   `<shm_dir>/qb-<server pid>-<client pid>-<fd>-XXXXXX` (mode 0770, files 0600, owned by
-//!   the client).
-//! - **Requests**: one per doorbell byte, in order (pipelining works). A chunk that is not
-//!   LIVE, or whose `hdr.size` is ≤ 0 or above the negotiated maximum (libqb ≥ 2.0.10), or
-//!   that is shorter than a request header, drops the connection. Every other frame goes
-//!   to the service's engine, which answers malformed and unknown requests as corosync does.
+//!   the client). With [`IpcType::Socket`] that directory holds the 24-byte control file
+//!   `qb-control-<service>` instead, the server binds the datagram sockets
+//!   `\0<dir>/qb-<service>-request` and `-event-tx`, and connects them to the client's
+//!   `-response` and `-event` on its first send (spec §3).
+//! - **Requests**: one per doorbell byte (shared memory) or datagram (sockets), in order
+//!   (pipelining works). A chunk that is not LIVE, or whose `hdr.size` is ≤ 0 or above the
+//!   negotiated maximum (libqb ≥ 2.0.10), or that is shorter than a request header, drops
+//!   the connection. Every other frame goes to the service's engine, which answers malformed
+//!   and unknown requests as corosync does.
 //! - **Events** are written before the reply of the request that caused them. When a
 //!   client's event ring is full they wait (in order, up to 64 MiB per connection, then the
 //!   connection is dropped) and are retried every few milliseconds; nothing is dropped
 //!   silently. An event larger than the client's whole event ring can never be delivered
 //!   and is counted and logged (corosync drops it too).
-//! - **Replies** that do not fit into a full response ring wait, and the connection's
-//!   requests are not read until it is sent.
+//! - **Replies** that do not fit into a full response ring (or socket) wait, and the
+//!   connection's requests are not read until it is sent.
 //! - **Disconnect** (hang-up, EOF, or any fault of that client): the engine forgets the
-//!   connection, `ref_count` of the three rings is set to 0, the six files are unlinked
-//!   and the directory removed. Other clients are not affected.
+//!   connection, `ref_count` of the three rings is set to 0, the six files (or the control
+//!   file) are unlinked and the directory removed. Other clients are not affected.
 //!
 //! # Differences from corosync
 //!
 //! Only the CMAP, votequorum, libquorum (`quorum`) and libcfg (`cfg`) services exist, and of
 //! the latter two only what `corosync-quorumtool` uses (see [`corowire::server::quorum`] and
 //! [`corowire::server::cfg`]); the cfg service's node addresses come from the node list's
-//! `ring<N>_addr` keys. Only the shared-memory transport is offered (corosync's default);
-//! `system.qb_ipc_type: socket` is not supported. There is no flow control (the value in the
-//! request ring is always 0). The engines' own differences are listed in
-//! [`corowire::server::cmap`], [`corowire::server::votequorum`], [`corowire::server::quorum`]
-//! and [`corowire::server::cfg`].
+//! `ring<N>_addr` keys. The server offers one transport, [`ServerConfig::transport`]:
+//! shared memory (corosync's default) or sockets (`system.qb_ipc_type: socket`). There is no
+//! flow control (the value in the request ring or the control file is always 0). The
+//! engines' own differences are listed in [`corowire::server::cmap`],
+//! [`corowire::server::votequorum`], [`corowire::server::quorum`] and
+//! [`corowire::server::cfg`].
 //!
 //! # Limits
 //!
@@ -91,7 +96,6 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{recv, MsgFlags};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -101,7 +105,7 @@ use crate::sys::sock::{
     accept_with_passcred, errno_of, listen_abstract, listen_path, recv_with_creds, send_all, PeerCred,
     FORCE_FILESYSTEM_SOCKETS, SOCKET_DIR,
 };
-use session::{Phase, Rings, ServiceKind, Session};
+use session::{Channels, Phase, Rings, ServiceKind, Session, ShmDir, Sockets, Take};
 
 /// Connections per service at once.
 pub const MAX_CONNECTIONS: usize = 128;
@@ -163,6 +167,18 @@ pub struct ServerConfig {
     pub nodes: Vec<(u32, u32, NodeState)>,
     /// Print connection events and faults to standard error.
     pub verbose: bool,
+    /// The transport offered to clients (corosync's `system.qb_ipc_type`).
+    pub transport: IpcType,
+}
+
+/// The libqb transport the server offers (it alone chooses; spec §1.4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IpcType {
+    /// Shared-memory rings (connection type 1; corosync's default).
+    #[default]
+    Shm,
+    /// Datagram sockets (connection type 0; corosync's `qb_ipc_type: socket`).
+    Socket,
 }
 
 impl Default for ServerConfig {
@@ -185,6 +201,7 @@ impl Default for ServerConfig {
             quorum: QuorumConfig::default(),
             nodes: Vec::new(),
             verbose: false,
+            transport: IpcType::Shm,
         }
     }
 }
@@ -305,8 +322,9 @@ impl Engine for LibQuorum<'_> {
     }
 }
 
-/// What `poll` found: listeners that can accept, and connections with their events.
-type Readiness = (Vec<usize>, Vec<(u32, PollFlags)>);
+/// What `poll` found: listeners that can accept, and connections with the events of their
+/// setup socket and of their request datagram socket (socket transport).
+type Readiness = (Vec<usize>, Vec<(u32, PollFlags, PollFlags)>);
 
 /// A listening setup socket.
 #[derive(Debug)]
@@ -340,6 +358,7 @@ pub struct Server {
     max_msg_size_limit: u32,
     page_size: usize,
     verbose: bool,
+    transport: IpcType,
     /// The listeners are not polled until then (after a failed `accept`).
     accept_backoff: Option<Instant>,
     /// Scratch buffers: the request being served, its reply, a notification.
@@ -448,6 +467,7 @@ impl Server {
             max_msg_size_limit: cfg.max_msg_size_limit,
             page_size,
             verbose: cfg.verbose,
+            transport: cfg.transport,
             accept_backoff: None,
             frame: Vec::new(),
             reply: Vec::new(),
@@ -534,8 +554,8 @@ impl Server {
         for i in listening {
             self.accept(i);
         }
-        for (id, revents) in ready {
-            self.on_ready(id, revents);
+        for (id, revents, data) in ready {
+            self.on_ready(id, revents, data);
         }
         let ids: Vec<u32> = self.sessions.keys().copied().collect();
         for id in ids {
@@ -560,17 +580,26 @@ impl Server {
         let accept = if resting { PollFlags::empty() } else { PollFlags::POLLIN };
         let mut fds: Vec<PollFd<'_>> =
             self.listeners.iter().map(|l| PollFd::new(l.socket.as_fd(), accept)).collect();
+        // (connection, index of its setup socket's entry, index of its datagram socket's entry)
         let mut ids = Vec::with_capacity(self.sessions.len());
         for (&id, s) in &self.sessions {
             let mut events = PollFlags::empty();
-            if matches!(s.phase, Phase::Setup { .. }) || s.can_serve() {
+            let data = s.channels().and_then(Channels::request_socket);
+            if matches!(s.phase, Phase::Setup { .. }) || s.can_serve() || data.is_some() {
+                // On sockets the setup socket is read only to see end of file.
                 events |= PollFlags::POLLIN;
             }
             if s.wants_write() {
                 events |= PollFlags::POLLOUT;
             }
             fds.push(PollFd::new(s.sock.as_fd(), events));
-            ids.push(id);
+            let setup_at = fds.len() - 1;
+            let data_at = data.map(|fd| {
+                let wanted = if s.can_serve() { PollFlags::POLLIN } else { PollFlags::empty() };
+                fds.push(PollFd::new(fd, wanted));
+                fds.len() - 1
+            });
+            ids.push((id, setup_at, data_at));
         }
         let timeout =
             timeout.map_or(PollTimeout::NONE, |t| PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX));
@@ -581,8 +610,12 @@ impl Server {
         let revents = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
         let n = self.listeners.len();
         let listening = (0..n).filter(|&i| !revents(&fds[i]).is_empty()).collect();
-        let ready =
-            ids.into_iter().zip(&fds[n..]).map(|(id, fd)| (id, revents(fd))).filter(|(_, r)| !r.is_empty());
+        let ready = ids
+            .into_iter()
+            .map(|(id, setup, data)| {
+                (id, revents(&fds[setup]), data.map_or(PollFlags::empty(), |i| revents(&fds[i])))
+            })
+            .filter(|(_, setup, data)| !setup.is_empty() || !data.is_empty());
         Ok((listening, ready.collect()))
     }
 
@@ -629,7 +662,9 @@ impl Server {
         }
     }
 
-    fn on_ready(&mut self, id: u32, revents: PollFlags) {
+    /// Handles what `poll` saw on a connection's setup socket (`revents`) and, on the socket
+    /// transport, on its request datagram socket (`data`).
+    fn on_ready(&mut self, id: u32, revents: PollFlags, data: PollFlags) {
         let Some(s) = self.sessions.get_mut(&id) else { return };
         if matches!(s.phase, Phase::Setup { .. }) {
             self.setup_read(id);
@@ -642,7 +677,14 @@ impl Server {
         if revents.contains(PollFlags::POLLOUT) {
             s.send_doorbells();
         }
-        if revents.contains(PollFlags::POLLIN) {
+        if s.is_socket() {
+            if revents.contains(PollFlags::POLLIN) {
+                s.check_eof();
+            }
+            if data.contains(PollFlags::POLLIN) {
+                self.serve(id);
+            }
+        } else if revents.contains(PollFlags::POLLIN) {
             self.serve(id);
         }
     }
@@ -685,8 +727,11 @@ impl Server {
         let Some(s) = self.sessions.get(&id) else { return Err(Errno::ENOTCONN) };
         let service = s.service;
         let server_fd = s.sock.as_raw_fd();
-        let rings =
-            Rings::create(&self.shm_dir, self.listener_name(service), server_fd, peer, max, self.page_size)?;
+        let dir = ShmDir::create(&self.shm_dir, self.listener_name(service), server_fd, peer)?;
+        let channels = match self.transport {
+            IpcType::Shm => Channels::Shm(Rings::create(dir, max, self.page_size)?),
+            IpcType::Socket => Channels::Socket(Sockets::create(dir, max)?),
+        };
         let connected = self.engine(service).connect(ConnId(id));
         match connected {
             Ok(()) => {}
@@ -696,10 +741,21 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&id) else { return Err(Errno::ENOTCONN) };
         s.registered = true;
         s.max_msg_size = max as usize;
-        let bases = rings.bases();
-        let [request_path, response_path, event_path] = bases.each_ref().map(|p| p.as_os_str().as_bytes());
+        let bases;
+        let (connection_type, paths): (_, [&Path; 3]) = match &channels {
+            Channels::Shm(rings) => {
+                bases = rings.bases();
+                (ConnectionType::Shm, bases.each_ref().map(PathBuf::as_path))
+            }
+            // libqb leaves the event path empty.
+            Channels::Socket(sockets) => {
+                let (control, base) = sockets.names();
+                (ConnectionType::Socket, [control, base, Path::new("")])
+            }
+        };
+        let [request_path, response_path, event_path] = paths.map(|p| p.as_os_str().as_bytes());
         let response = ConnectResponse {
-            connection_type: ConnectionType::Shm,
+            connection_type,
             max_msg_size: max,
             connection: u64::from(id),
             request: request_path,
@@ -708,13 +764,16 @@ impl Server {
         };
         let mut out = vec![0u8; CONNECTION_RESPONSE_LEN];
         let n = response.encode(&mut out).map_err(|_| Errno::ENAMETOOLONG)?;
-        s.phase = Phase::Ready(rings);
+        let dir = paths[0].parent().map(Path::to_path_buf).unwrap_or_default();
+        s.phase = Phase::Ready(channels);
         if let Err(e) = send_all(&s.sock, &out[..n]) {
             s.kill(format!("sending the setup response: {e}"));
             return Ok(());
         }
-        let dir = bases[0].parent().map(Path::to_path_buf).unwrap_or_default();
-        self.log(id, format_args!("connected, max message size {max}, rings in {}", dir.display()));
+        self.log(
+            id,
+            format_args!("connected, max message size {max}, {connection_type:?} files in {}", dir.display()),
+        );
         Ok(())
     }
 
@@ -752,23 +811,18 @@ impl Server {
     fn serve(&mut self, id: u32) {
         for _ in 0..BATCH {
             let Some(s) = self.sessions.get_mut(&id) else { return };
-            let Some(rings) = s.rings().filter(|_| s.can_serve()) else { return };
-            let mut byte = [0u8; 1];
-            match recv(s.sock.as_raw_fd(), &mut byte, MsgFlags::MSG_DONTWAIT) {
-                Ok(0) => return s.kill("end of file"),
-                Ok(_) => {}
-                Err(Errno::EAGAIN) => return,
-                Err(Errno::EINTR) => continue,
-                Err(e) => return s.kill(format!("reading a doorbell byte: {e}")),
+            if !s.can_serve() {
+                return;
             }
-            let Ok(sem) = rings.request.sem() else { return s.kill("request ring semaphore") };
-            if !sem.try_wait() {
-                // libqb consumes such a byte with a warning.
-                self.log(id, format_args!("doorbell byte without a request"));
-                continue;
-            }
-            if let Err(e) = rings.request.read_chunk(&mut self.frame) {
-                return s.kill(format!("request ring: {e}"));
+            match s.take_request(&mut self.frame) {
+                Ok(Take::Request) => {}
+                Ok(Take::Empty) => return,
+                Ok(Take::StrayDoorbell) => {
+                    // libqb consumes such a byte with a warning.
+                    self.log(id, format_args!("doorbell byte without a request"));
+                    continue;
+                }
+                Err(why) => return s.kill(why),
             }
             let size = self.frame.get(8..12).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
             match size {

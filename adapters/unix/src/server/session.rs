@@ -1,8 +1,9 @@
-//! One client connection of the server: its setup socket, its shared-memory directory and
-//! rings, and what is queued for it (events, doorbell bytes, a reply that did not fit).
+//! One client connection of the server: its setup socket, its directory in shared memory
+//! with either the three rings or the socket transport's control file and datagram sockets,
+//! and what is queued for it (events, doorbell bytes, a reply that did not fit).
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -10,11 +11,14 @@ use std::time::Instant;
 
 use corowire::qb::CONNECTION_REQUEST_LEN;
 use nix::errno::Errno;
-use nix::sys::socket::{send, shutdown, MsgFlags, Shutdown};
+use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
+use nix::sys::stat::Mode;
 use nix::unistd::{chown, mkdtemp, Gid, Uid};
 
 use crate::ring::{ShmError, ShmRing};
-use crate::sys::sock::{errno_of, PeerCred};
+use crate::socket_transport::{channel_name, count, CONTROL_LEN, EVENT_SENT, REQUEST_SENT, RESPONSE_SENT};
+use crate::sys::shm::SharedMapping;
+use crate::sys::sock::{bind_dgram, connect_dgram, errno_of, recv_dgram, send_dgram, PeerCred};
 
 /// Largest backlog of undelivered events (bytes) one connection may have before it is
 /// dropped. corosync's queue is unbounded; a client that tracks keys and never reads its
@@ -37,33 +41,58 @@ pub(super) enum ServiceKind {
     Cfg,
 }
 
-/// The per-connection directory `<shm_dir>/qb-<spid>-<cpid>-<fd>-XXXXXX`; dropping it unlinks
-/// the six ring files and removes the directory.
+/// The per-connection directory `<shm_dir>/qb-<spid>-<cpid>-<fd>-XXXXXX` (mode 0770, owned by
+/// the client); dropping it unlinks the files made in it and removes it.
 #[derive(Debug)]
-struct ShmDir {
+pub(super) struct ShmDir {
     path: PathBuf,
     service: String,
+    owner: (Option<Uid>, Option<Gid>),
+    files: Vec<PathBuf>,
 }
 
 impl ShmDir {
+    /// Creates the directory for the client `cred` of `service` on the server's setup socket
+    /// `server_fd`, as libqb names it.
+    pub(super) fn create(
+        shm_dir: &Path,
+        service: &str,
+        server_fd: i32,
+        cred: PeerCred,
+    ) -> Result<Self, Errno> {
+        let template = shm_dir.join(format!("qb-{}-{}-{server_fd}-XXXXXX", std::process::id(), cred.pid));
+        let owner = (Some(Uid::from_raw(cred.uid)), Some(Gid::from_raw(cred.gid)));
+        let dir = Self { path: mkdtemp(&template)?, service: service.to_owned(), owner, files: Vec::new() };
+        std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o770)).map_err(errno_of)?;
+        give_to(&dir.path, owner);
+        Ok(dir)
+    }
+
+    /// `<dir>/qb-<kind>-<service>`.
     fn base(&self, kind: &str) -> PathBuf {
         self.path.join(format!("qb-{kind}-{}", self.service))
     }
 
     /// The two files of a ring.
-    fn files(&self, kind: &str) -> [PathBuf; 2] {
+    fn ring_files(&self, kind: &str) -> [PathBuf; 2] {
         ["-header", "-data"].map(|suffix| {
             let mut file = self.base(kind).into_os_string();
             file.push(suffix);
             PathBuf::from(file)
         })
     }
+
+    /// Records a file made in the directory (removed on drop) and gives it to the client.
+    fn adopt(&mut self, file: PathBuf) {
+        give_to(&file, self.owner);
+        self.files.push(file);
+    }
 }
 
 impl Drop for ShmDir {
     fn drop(&mut self) {
-        for file in RING_KINDS.iter().flat_map(|kind| self.files(kind)) {
-            // Best effort: a file that is missing was never created.
+        for file in &self.files {
+            // Best effort: the client may have removed it already.
             let _ = std::fs::remove_file(file);
         }
         let _ = std::fs::remove_dir(&self.path);
@@ -81,34 +110,27 @@ pub(super) struct Rings {
 }
 
 impl Rings {
-    /// Creates the directory and the three rings for a client, as libqb does (spec §2.1 and
+    /// Creates the three rings for a client in its directory, as libqb does (spec §2.1 and
     /// appendix B), owned by the client's uid and gid.
-    pub(super) fn create(
-        shm_dir: &Path,
-        service: &str,
-        server_fd: i32,
-        cred: PeerCred,
-        max_msg_size: u32,
-        page_size: usize,
-    ) -> Result<Self, Errno> {
-        let template = shm_dir.join(format!("qb-{}-{}-{server_fd}-XXXXXX", std::process::id(), cred.pid));
-        let dir = ShmDir { path: mkdtemp(&template)?, service: service.to_owned() };
-        std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o770)).map_err(errno_of)?;
-        let owner = (Some(Uid::from_raw(cred.uid)), Some(Gid::from_raw(cred.gid)));
-        give_to(&dir.path, owner);
-        let make = |kind: &str| -> Result<ShmRing, Errno> {
-            let ring = ShmRing::create(&dir.base(kind), max_msg_size, page_size).map_err(|e| match e {
+    pub(super) fn create(mut dir: ShmDir, max_msg_size: u32, page_size: usize) -> Result<Self, Errno> {
+        let mut rings = Vec::with_capacity(RING_KINDS.len());
+        for kind in RING_KINDS {
+            let created = ShmRing::create(&dir.base(kind), max_msg_size, page_size);
+            // Files of a ring that failed half-way are removed with the directory too.
+            for file in dir.ring_files(kind) {
+                dir.adopt(file);
+            }
+            rings.push(created.map_err(|e| match e {
                 ShmError::Io(e) => e,
                 ShmError::Header(_) => Errno::ENAMETOOLONG,
                 _ => Errno::EINVAL,
-            })?;
-            for file in dir.files(kind) {
-                give_to(&file, owner);
-            }
-            Ok(ring)
-        };
-        let (request, response, event) = (make(RING_KINDS[0])?, make(RING_KINDS[1])?, make(RING_KINDS[2])?);
-        Ok(Self { request, response, event, dir })
+            })?);
+        }
+        let mut rings = rings.into_iter();
+        match (rings.next(), rings.next(), rings.next()) {
+            (Some(request), Some(response), Some(event)) => Ok(Self { request, response, event, dir }),
+            _ => Err(Errno::EINVAL),
+        }
     }
 
     /// The ring base paths for the setup response.
@@ -125,6 +147,144 @@ impl Drop for Rings {
     }
 }
 
+/// The socket side of an established connection (spec §3): the control file and the two
+/// datagram sockets, connected to the client's on their first send.
+#[derive(Debug)]
+pub(super) struct Sockets {
+    control: SharedMapping,
+    control_path: PathBuf,
+    /// `<dir>/qb-<service>`: the datagram sockets' names are derived from it.
+    base: PathBuf,
+    /// Requests come in and replies go out here (`\0<base>-request`).
+    request: OwnedFd,
+    /// Events go out here (`\0<base>-event-tx`).
+    event: OwnedFd,
+    response_connected: bool,
+    event_connected: bool,
+    /// Declared last: dropped (removing the control file and the directory) after the
+    /// control file is unmapped.
+    _dir: ShmDir,
+}
+
+impl Sockets {
+    /// Creates the 24-byte control file in the client's directory and the two bound datagram
+    /// sockets.
+    pub(super) fn create(mut dir: ShmDir, max_msg_size: u32) -> Result<Self, Errno> {
+        let service = dir.service.clone();
+        let control_path = dir.path.join(format!("qb-control-{service}"));
+        let control = SharedMapping::create(&control_path, CONTROL_LEN, Mode::from_bits_truncate(0o600))?;
+        dir.adopt(control_path.clone());
+        let base = dir.path.join(format!("qb-{service}"));
+        let max = max_msg_size as usize;
+        let request = bind_dgram(&channel_name(&base, "request"), max)?;
+        let event = bind_dgram(&channel_name(&base, "event-tx"), max)?;
+        Ok(Self {
+            control,
+            control_path,
+            base,
+            request,
+            event,
+            response_connected: false,
+            event_connected: false,
+            _dir: dir,
+        })
+    }
+
+    /// The control file's path and the base name, for the setup response.
+    pub(super) fn names(&self) -> (&Path, &Path) {
+        (&self.control_path, &self.base)
+    }
+
+    /// Sends one message on `fd`, connecting it to the client's `\0<base>-<peer>` first if
+    /// needed, and counts it at `sent`.
+    fn send(&mut self, reply: bool, msg: &[u8]) -> Result<(), Put> {
+        let (fd, connected, peer, sent) = if reply {
+            (&self.request, &mut self.response_connected, "response", RESPONSE_SENT)
+        } else {
+            (&self.event, &mut self.event_connected, "event", EVENT_SENT)
+        };
+        if !*connected {
+            connect_dgram(fd, &channel_name(&self.base, peer))
+                .map_err(|e| Put::Fault(format!("connecting to the client's {peer} socket: {e}")))?;
+            *connected = true;
+        }
+        match send_dgram(fd, msg) {
+            Ok(()) => {
+                count(&self.control, sent, 1);
+                Ok(())
+            }
+            Err(Errno::EAGAIN | Errno::ENOBUFS) => Err(Put::Full),
+            Err(Errno::EMSGSIZE) => Err(Put::TooLarge),
+            Err(e) => Err(Put::Fault(format!("sending on the {peer} socket: {e}"))),
+        }
+    }
+}
+
+/// How an established connection moves messages.
+#[derive(Debug)]
+pub(super) enum Channels {
+    /// Shared-memory rings plus doorbell bytes on the setup socket.
+    Shm(Rings),
+    /// Datagram sockets; the setup socket only tells that the client is alive.
+    Socket(Sockets),
+}
+
+/// Why a message could not be written.
+#[derive(Debug)]
+enum Put {
+    /// No room now; retry later.
+    Full,
+    /// It can never fit.
+    TooLarge,
+    /// The connection is broken.
+    Fault(String),
+}
+
+impl Channels {
+    /// Writes an event (a doorbell byte must follow on shared memory).
+    fn put_event(&mut self, event: &[u8]) -> Result<(), Put> {
+        match self {
+            Self::Shm(rings) => rings.event.write_chunk(event).map_err(|e| ring_put("event", e)),
+            Self::Socket(sockets) => sockets.send(false, event),
+        }
+    }
+
+    /// Writes a reply.
+    fn put_reply(&mut self, reply: &[u8]) -> Result<(), Put> {
+        match self {
+            Self::Shm(rings) => rings.response.write_chunk(reply).map_err(|e| ring_put("response", e)),
+            Self::Socket(sockets) => sockets.send(true, reply),
+        }
+    }
+
+    /// The datagram socket requests arrive on (socket transport only).
+    pub(super) fn request_socket(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Self::Shm(_) => None,
+            Self::Socket(sockets) => Some(sockets.request.as_fd()),
+        }
+    }
+}
+
+fn ring_put(ring: &str, e: ShmError) -> Put {
+    match e {
+        ShmError::Full { .. } => Put::Full,
+        ShmError::TooLarge { .. } => Put::TooLarge,
+        e => Put::Fault(format!("{ring} ring: {e}")),
+    }
+}
+
+/// What [`Session::take_request`] found.
+#[derive(Debug)]
+pub(super) enum Take {
+    /// A request is in the frame buffer.
+    Request,
+    /// Nothing (more) to read now.
+    Empty,
+    /// A doorbell byte without a request (libqb consumes it with a warning).
+    StrayDoorbell,
+}
+
 /// chown as libqb does: a failure (a server that is not root serving another user) is not
 /// fatal; the client then fails to open the files.
 fn give_to(path: &Path, (uid, gid): (Option<Uid>, Option<Gid>)) {
@@ -137,7 +297,7 @@ pub(super) enum Phase {
     /// Reading the 24-byte setup request.
     Setup { buf: [u8; CONNECTION_REQUEST_LEN], filled: usize, cred: Option<PeerCred>, since: Instant },
     /// Established.
-    Ready(Rings),
+    Ready(Channels),
 }
 
 /// A client connection.
@@ -194,16 +354,21 @@ impl Session {
         }
     }
 
-    pub(super) fn rings(&self) -> Option<&Rings> {
+    pub(super) fn channels(&self) -> Option<&Channels> {
         match &self.phase {
-            Phase::Ready(r) if self.dead.is_none() => Some(r),
+            Phase::Ready(c) if self.dead.is_none() => Some(c),
             _ => None,
         }
     }
 
     /// Whether requests may be read now (established, alive, no reply waiting).
     pub(super) fn can_serve(&self) -> bool {
-        self.rings().is_some() && self.reply.is_none()
+        self.channels().is_some() && self.reply.is_none()
+    }
+
+    /// Whether the connection uses the socket transport (after setup).
+    pub(super) fn is_socket(&self) -> bool {
+        matches!(self.phase, Phase::Ready(Channels::Socket(_)))
     }
 
     /// Whether something waits for ring space, so the loop must retry soon.
@@ -216,9 +381,57 @@ impl Session {
         self.dead.is_none() && self.doorbells > 0
     }
 
+    /// Reads the next request into `frame`, without blocking: on shared memory one doorbell
+    /// byte, then the ring's chunk; on sockets one datagram.
+    ///
+    /// # Errors
+    /// Why the connection must be closed.
+    pub(super) fn take_request(&mut self, frame: &mut Vec<u8>) -> Result<Take, String> {
+        match &self.phase {
+            Phase::Ready(Channels::Shm(rings)) => {
+                let mut byte = [0u8; 1];
+                loop {
+                    match recv(self.sock.as_raw_fd(), &mut byte, MsgFlags::MSG_DONTWAIT) {
+                        Ok(0) => return Err("end of file".into()),
+                        Ok(_) => break,
+                        Err(Errno::EAGAIN) => return Ok(Take::Empty),
+                        Err(Errno::EINTR) => {}
+                        Err(e) => return Err(format!("reading a doorbell byte: {e}")),
+                    }
+                }
+                let sem = rings.request.sem().map_err(|_| "request ring semaphore".to_owned())?;
+                if !sem.try_wait() {
+                    return Ok(Take::StrayDoorbell);
+                }
+                rings.request.read_chunk(frame).map_err(|e| format!("request ring: {e}"))?;
+                Ok(Take::Request)
+            }
+            Phase::Ready(Channels::Socket(sockets)) => match recv_dgram(&sockets.request, frame) {
+                Ok(()) => {
+                    count(&sockets.control, REQUEST_SENT, -1);
+                    Ok(Take::Request)
+                }
+                Err(Errno::EAGAIN) => Ok(Take::Empty),
+                Err(e) => Err(format!("reading a request: {e}")),
+            },
+            Phase::Setup { .. } => Ok(Take::Empty),
+        }
+    }
+
+    /// On the socket transport the setup socket carries nothing after the handshake: when it
+    /// is readable, the client has closed it (or sent stray bytes, which are dropped).
+    pub(super) fn check_eof(&mut self) {
+        let mut buf = [0u8; 16];
+        match recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => self.kill("end of file"),
+            Ok(_) | Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(e) => self.kill(format!("setup socket: {e}")),
+        }
+    }
+
     /// Queues one event and delivers what fits.
     pub(super) fn push_event(&mut self, event: &[u8]) {
-        if self.rings().is_none() {
+        if self.channels().is_none() {
             return;
         }
         if self.event_bytes + event.len() > EVENT_BACKLOG_LIMIT {
@@ -230,30 +443,35 @@ impl Session {
         self.flush();
     }
 
-    /// Writes queued events into the event ring (each followed by a doorbell byte), sends
+    /// Writes queued events (each followed by a doorbell byte on shared memory), sends
     /// pending doorbell bytes, and writes a waiting reply. Returns whether a waiting reply
     /// was sent (requests may be read again).
     pub(super) fn flush(&mut self) -> bool {
-        let (Phase::Ready(rings), None) = (&self.phase, &self.dead) else { return false };
+        let (Phase::Ready(channels), None) = (&mut self.phase, &self.dead) else { return false };
+        let doorbells = matches!(channels, Channels::Shm(_));
         let mut failure = None;
         while let Some(event) = self.events.front() {
-            match rings.event.write_chunk(event) {
-                Ok(()) => self.doorbells += 1,
-                Err(ShmError::Full { .. }) => break,
-                Err(ShmError::TooLarge { .. }) => self.oversized_events += 1,
-                Err(e) => {
-                    failure = Some(format!("event ring: {e}"));
+            match channels.put_event(event) {
+                Ok(()) => self.doorbells += usize::from(doorbells),
+                Err(Put::Full) => break,
+                Err(Put::TooLarge) => self.oversized_events += 1,
+                Err(Put::Fault(why)) => {
+                    failure = Some(why);
                     break;
                 }
             }
             self.event_bytes -= event.len();
             self.events.pop_front();
         }
-        let unblocked = match self.reply.as_deref().map(|r| rings.response.write_chunk(r)) {
-            None | Some(Err(ShmError::Full { .. })) => false,
+        let unblocked = match self.reply.as_deref().map(|r| channels.put_reply(r)) {
+            None | Some(Err(Put::Full)) => false,
             Some(Ok(())) => true,
-            Some(Err(e)) => {
-                failure = Some(format!("response ring: {e}"));
+            Some(Err(Put::TooLarge)) => {
+                failure = Some("a reply larger than the client can take".into());
+                false
+            }
+            Some(Err(Put::Fault(why))) => {
+                failure = Some(why);
                 false
             }
         };
@@ -267,13 +485,14 @@ impl Session {
         unblocked
     }
 
-    /// Writes a reply into the response ring, or keeps it until the ring has room.
+    /// Writes a reply, or keeps it until there is room.
     pub(super) fn send_reply(&mut self, reply: &[u8]) {
-        let (Phase::Ready(rings), None) = (&self.phase, &self.dead) else { return };
-        match rings.response.write_chunk(reply) {
+        let (Phase::Ready(channels), None) = (&mut self.phase, &self.dead) else { return };
+        match channels.put_reply(reply) {
             Ok(()) => {}
-            Err(ShmError::Full { .. }) => self.reply = Some(reply.to_vec()),
-            Err(e) => self.kill(format!("response ring: {e}")),
+            Err(Put::Full) => self.reply = Some(reply.to_vec()),
+            Err(Put::TooLarge) => self.kill("a reply larger than the client can take"),
+            Err(Put::Fault(why)) => self.kill(why),
         }
     }
 

@@ -11,8 +11,8 @@ use nix::cmsg_space;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    bind, connect, listen, recvmsg, send, setsockopt, socket, sockopt, AddressFamily, Backlog,
-    ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, UnixCredentials,
+    bind, connect, getsockopt, listen, recv, recvmsg, send, setsockopt, socket, sockopt, AddressFamily,
+    Backlog, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, UnixCredentials,
 };
 
 use crate::sys::Deadline;
@@ -234,5 +234,131 @@ pub fn poll_readable(fd: impl AsFd, timeout: Option<Duration>) -> Result<PollSta
             Err(Errno::EINTR) => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// A non-blocking, close-on-exec `SOCK_DGRAM` socket bound to the libqb abstract name `local`
+/// (zero-padded, as [`abstract_addr`]), with `SO_SNDBUF`/`SO_RCVBUF` raised to at least
+/// `max_msg_size` (spec §3). The socket transport's datagram sockets are made this way.
+///
+/// # Errors
+/// `socket`/`bind` failures (e.g. `EADDRINUSE`); `ENAMETOOLONG`.
+pub fn bind_dgram(local: &[u8], max_msg_size: usize) -> Result<OwnedFd, Errno> {
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    bind(fd.as_raw_fd(), &abstract_addr(local)?)?;
+    set_dgram_buffers(&fd, max_msg_size)?;
+    Ok(fd)
+}
+
+/// Connects a datagram socket to the libqb abstract name `remote`.
+///
+/// # Errors
+/// `connect` failures, e.g. `ECONNREFUSED` when nothing is bound there.
+pub fn connect_dgram(fd: impl AsFd, remote: &[u8]) -> Result<(), Errno> {
+    connect(fd.as_fd().as_raw_fd(), &abstract_addr(remote)?)
+}
+
+/// Raises `SO_SNDBUF` and `SO_RCVBUF` to at least `max_msg_size`, as libqb does: the forcing
+/// variants first (they pass `wmem_max` for a privileged process), then the plain ones (capped
+/// by the kernel).
+fn set_dgram_buffers(fd: &OwnedFd, max_msg_size: usize) -> Result<(), Errno> {
+    if getsockopt(fd, sockopt::SndBuf)? <= max_msg_size
+        && setsockopt(fd, sockopt::SndBufForce, &max_msg_size).is_err()
+    {
+        setsockopt(fd, sockopt::SndBuf, &max_msg_size)?;
+    }
+    if getsockopt(fd, sockopt::RcvBuf)? <= max_msg_size
+        && setsockopt(fd, sockopt::RcvBufForce, &max_msg_size).is_err()
+    {
+        setsockopt(fd, sockopt::RcvBuf, &max_msg_size)?;
+    }
+    Ok(())
+}
+
+/// Sends one datagram without blocking (`MSG_DONTWAIT | MSG_NOSIGNAL`, retrying after
+/// `EINTR`).
+///
+/// # Errors
+/// `EAGAIN`/`ENOBUFS` when the peer's queue is full; `ECONNREFUSED`/`ENOTCONN` once the
+/// peer is gone; `EMSGSIZE` for a datagram larger than the send buffer.
+pub fn send_dgram(fd: impl AsFd, msg: &[u8]) -> Result<(), Errno> {
+    loop {
+        match send(fd.as_fd().as_raw_fd(), msg, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Receives one whole datagram into `out` without blocking: its length is peeked first
+/// (`MSG_PEEK | MSG_TRUNC`), `out` is resized to it, then it is read.
+///
+/// # Errors
+/// `EAGAIN` when none is queued; other `recv` failures.
+pub fn recv_dgram(fd: impl AsFd, out: &mut Vec<u8>) -> Result<(), Errno> {
+    let raw = fd.as_fd().as_raw_fd();
+    let peek = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT;
+    loop {
+        let mut probe = [0u8; 16];
+        let len = match recv(raw, &mut probe, peek) {
+            Ok(len) => len,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        };
+        out.resize(len, 0);
+        match recv(raw, out, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => {
+                out.truncate(n);
+                return Ok(());
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits at most `timeout` (`None`: forever) until `data` is readable or `setup` is readable
+/// or hung up: `Ok(Some(true))` for `data`, `Ok(Some(false))` for `setup`, `Ok(None)` on
+/// timeout.
+///
+/// # Errors
+/// `poll` failures other than `EINTR`.
+pub fn poll_either(
+    data: impl AsFd,
+    setup: impl AsFd,
+    timeout: Option<Duration>,
+) -> Result<Option<bool>, Errno> {
+    let deadline = Deadline::after(timeout);
+    loop {
+        let mut fds =
+            [PollFd::new(data.as_fd(), PollFlags::POLLIN), PollFd::new(setup.as_fd(), PollFlags::POLLIN)];
+        let wait = deadline
+            .remaining()
+            .map_or(PollTimeout::NONE, |left| PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX));
+        match poll(&mut fds, wait) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(fds[0].revents().is_some_and(|r| !r.is_empty()))),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits at most `timeout` until a datagram can be sent on `fd`; `false` on timeout.
+///
+/// # Errors
+/// `poll` failures other than `EINTR`.
+pub fn poll_writable(fd: impl AsFd, timeout: Duration) -> Result<bool, Errno> {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX)) {
+        Ok(n) => Ok(n > 0),
+        Err(Errno::EINTR) => Ok(false),
+        Err(e) => Err(e),
     }
 }

@@ -1,0 +1,250 @@
+//! The libqb socket transport, client side (connection type 0, spec §3): after the setup
+//! handshake, a 24-byte control file and two datagram sockets on abstract names derived from
+//! the base name the server sent. Used when corosync runs with `qb_ipc_type: socket`.
+
+use core::sync::atomic::Ordering::{AcqRel, Acquire};
+use core::time::Duration;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use corowire::dispatch::Wait;
+use corowire::ring::FlowControl;
+use nix::errno::Errno;
+use nix::sys::socket::{recv, shutdown, MsgFlags, Shutdown};
+
+use crate::sys::shm::SharedMapping;
+use crate::sys::sock::{
+    bind_dgram, connect_dgram, poll_either, poll_readable, poll_writable, recv_dgram, send_dgram, PollState,
+};
+use crate::transport::TransportError;
+
+/// Size of the control file: `{i32 sent; i32 flow_control}` for request, response, event.
+pub const CONTROL_LEN: usize = 24;
+/// Offset of the request channel's `sent` counter in the control file.
+pub const REQUEST_SENT: usize = 0;
+/// Offset of the request channel's flow-control value.
+pub const REQUEST_FLOW_CONTROL: usize = 4;
+/// Offset of the response channel's `sent` counter.
+pub const RESPONSE_SENT: usize = 8;
+/// Offset of the event channel's `sent` counter.
+pub const EVENT_SENT: usize = 16;
+
+/// libqb's longest single wait before it checks that the server is alive.
+const MAX_WAIT_SLICE: Duration = Duration::from_secs(2);
+
+/// The abstract name `<base>-<suffix>` of one of the connection's datagram sockets.
+pub fn channel_name(base: &Path, suffix: &str) -> Vec<u8> {
+    let mut name = base.as_os_str().as_bytes().to_vec();
+    name.push(b'-');
+    name.extend_from_slice(suffix.as_bytes());
+    name
+}
+
+/// Adds `delta` to the `sent` counter at `offset` of a control file.
+pub(crate) fn count(control: &SharedMapping, offset: usize, delta: i32) {
+    if let Some(word) = control.atomic_i32(offset) {
+        word.fetch_add(delta, AcqRel);
+    }
+}
+
+/// A connected libqb socket transport. Dropping it shuts the setup socket down, unlinks the
+/// control file and tries to remove its directory.
+#[derive(Debug)]
+pub struct SocketTransport {
+    setup: OwnedFd,
+    control: SharedMapping,
+    control_path: PathBuf,
+    /// Requests go out and responses come in on this socket.
+    request: OwnedFd,
+    event: OwnedFd,
+    max_msg_size: usize,
+}
+
+impl SocketTransport {
+    /// Opens the transport the setup response named: maps the control file `control_path`,
+    /// binds `\0<base>-response` and connects it to `\0<base>-request`, binds `\0<base>-event`
+    /// and connects it to `\0<base>-event-tx`. `setup` is the connected setup socket, kept for
+    /// liveness.
+    ///
+    /// # Errors
+    /// [`TransportError::Io`] for a control file that cannot be mapped or is too short, or a
+    /// socket that cannot be bound or connected.
+    pub fn open(
+        setup: OwnedFd,
+        control_path: &Path,
+        base: &Path,
+        max_msg_size: usize,
+    ) -> Result<Self, TransportError> {
+        let control = SharedMapping::open(control_path).map_err(TransportError::Io)?;
+        if control.len() < CONTROL_LEN {
+            return Err(TransportError::Io(Errno::EINVAL));
+        }
+        let pair = |local: &str, remote: &str| -> Result<OwnedFd, Errno> {
+            let fd = bind_dgram(&channel_name(base, local), max_msg_size)?;
+            connect_dgram(&fd, &channel_name(base, remote))?;
+            Ok(fd)
+        };
+        let request = pair("response", "request").map_err(TransportError::Io)?;
+        let event = pair("event", "event-tx").map_err(TransportError::Io)?;
+        Ok(Self { setup, control, control_path: control_path.to_path_buf(), request, event, max_msg_size })
+    }
+
+    /// The negotiated maximum message size: the largest request or event.
+    pub fn max_msg_size(&self) -> usize {
+        self.max_msg_size
+    }
+
+    /// Checks that a request of `len` bytes could be sent now: the server is there, flow
+    /// control is not 1, and `len` is within the negotiated maximum.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], [`TransportError::TryAgain`], or
+    /// [`TransportError::Io`] (`EMSGSIZE`) for a request that can never be sent.
+    pub fn check_send(&self, len: usize) -> Result<(), TransportError> {
+        if len > self.max_msg_size {
+            return Err(TransportError::Io(Errno::EMSGSIZE));
+        }
+        let raw = self.control.atomic_i32(REQUEST_FLOW_CONTROL).map_or(0, |w| w.load(Acquire));
+        if FlowControl::from_raw(raw) == FlowControl::Off {
+            return Err(TransportError::TryAgain);
+        }
+        Ok(())
+    }
+
+    /// Sends one request as one datagram and counts it in the control file, waiting (with
+    /// liveness checks) while the server's queue is full.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`] once the server is gone; [`TransportError::Io`].
+    pub fn send(&self, msg: &[u8]) -> Result<(), TransportError> {
+        loop {
+            match send_dgram(&self.request, msg) {
+                Ok(()) => {
+                    count(&self.control, REQUEST_SENT, 1);
+                    return Ok(());
+                }
+                Err(Errno::EAGAIN | Errno::ENOBUFS) => {
+                    if !poll_writable(&self.request, MAX_WAIT_SLICE).map_err(TransportError::Io)? {
+                        self.check_alive()?;
+                    }
+                }
+                Err(Errno::ECONNREFUSED | Errno::ENOTCONN | Errno::ECONNRESET | Errno::EPIPE) => {
+                    return Err(TransportError::Disconnected)
+                }
+                Err(e) => return Err(TransportError::Io(e)),
+            }
+        }
+    }
+
+    /// Checks that the server is still there: no hang-up or end of file on the setup socket
+    /// (which carries nothing after the handshake; stray bytes are read and dropped, so that
+    /// they do not keep waking a wait).
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], or [`TransportError::Io`] if polling fails.
+    pub fn check_alive(&self) -> Result<(), TransportError> {
+        match poll_readable(&self.setup, Some(Duration::ZERO)).map_err(TransportError::Io)? {
+            PollState::Hup => Err(TransportError::Disconnected),
+            PollState::Timeout => Ok(()),
+            PollState::Readable => {
+                let mut stray = [0u8; 64];
+                match recv(self.setup.as_raw_fd(), &mut stray, MsgFlags::MSG_DONTWAIT) {
+                    Ok(0) => Err(TransportError::Disconnected),
+                    Ok(_) | Err(Errno::EAGAIN | Errno::EINTR) => Ok(()),
+                    Err(_) => Err(TransportError::Disconnected),
+                }
+            }
+        }
+    }
+
+    /// Receives one datagram from `fd` into `out`, waiting until `deadline` (`None`: for as
+    /// long as the server is alive, checked every 2 s and whenever the setup socket stirs),
+    /// and uncounts it at `sent`. `Ok(false)` when the deadline passed.
+    fn recv_on(
+        &self,
+        fd: &OwnedFd,
+        sent: usize,
+        deadline: Option<Instant>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, TransportError> {
+        loop {
+            match recv_dgram(fd, out) {
+                Ok(()) => {
+                    count(&self.control, sent, -1);
+                    return Ok(true);
+                }
+                Err(Errno::EAGAIN) => {}
+                Err(Errno::ECONNREFUSED | Errno::ENOTCONN | Errno::ECONNRESET) => {
+                    return Err(TransportError::Disconnected)
+                }
+                Err(e) => return Err(TransportError::Io(e)),
+            }
+            let slice = match deadline {
+                None => MAX_WAIT_SLICE,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(false);
+                    }
+                    left.min(MAX_WAIT_SLICE)
+                }
+            };
+            match poll_either(fd, &self.setup, Some(slice)).map_err(TransportError::Io)? {
+                Some(true) => {}
+                Some(false) | None => self.check_alive()?,
+            }
+        }
+    }
+
+    /// Waits for the next reply (until `deadline`; `None`: for as long as the server is
+    /// alive) and copies it into `out`.
+    ///
+    /// # Errors
+    /// [`TransportError::Timeout`], [`TransportError::Disconnected`], [`TransportError::Io`].
+    pub fn recv_response(&self, deadline: Option<Instant>, out: &mut Vec<u8>) -> Result<(), TransportError> {
+        if self.recv_on(&self.request, RESPONSE_SENT, deadline, out)? {
+            Ok(())
+        } else {
+            Err(TransportError::Timeout)
+        }
+    }
+
+    /// Reads one event into `out` if one is pending, waiting for one as `wait` says. Returns
+    /// `false` when a [`Wait::Never`] read found none.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], [`TransportError::Io`].
+    pub fn recv_event(&self, wait: Wait, out: &mut Vec<u8>) -> Result<bool, TransportError> {
+        let deadline = match wait {
+            Wait::Never => Some(Instant::now()),
+            Wait::Forever => None,
+        };
+        let got = self.recv_on(&self.event, EVENT_SENT, deadline, out)?;
+        if !got {
+            self.check_alive()?;
+        }
+        Ok(got)
+    }
+}
+
+impl Drop for SocketTransport {
+    fn drop(&mut self) {
+        let _ = shutdown(self.setup.as_raw_fd(), Shutdown::Both);
+        // As libqb's client: remove the control file, then try the directory (the server
+        // removes it too; whoever is second fails harmlessly).
+        let _ = std::fs::remove_file(&self.control_path);
+        let dir = self.control_path.parent();
+        if let Some(dir) = dir.filter(|d| d.file_name().is_some_and(|n| n.as_bytes().starts_with(b"qb-"))) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+impl AsFd for SocketTransport {
+    /// The event socket: readable when an event is pending (`qb_ipcc_fd_get`).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.event.as_fd()
+    }
+}
