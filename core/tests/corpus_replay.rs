@@ -56,18 +56,23 @@ fn replay_seed_corpus() {
 #[test]
 #[cfg_attr(miri, ignore = "reads the file system, which miri's isolation forbids")]
 fn seeds_are_valid_frames() {
-    use corowire::{cmap, qb, votequorum};
+    use corowire::{cfg, cmap, qb, quorum, votequorum};
     for file in files(&corpus_dir("server_request")) {
         let d = std::fs::read(&file).unwrap();
         let ok = qb::ConnectRequest::decode(&d).is_ok()
             || cmap::Request::decode(&d).is_ok()
-            || votequorum::Request::decode(&d).is_ok();
+            || votequorum::Request::decode(&d).is_ok()
+            || quorum::Request::decode(&d).is_ok()
+            || cfg::Request::decode(&d).is_ok();
         assert!(ok, "{} decodes as no request", file.display());
     }
     for file in files(&corpus_dir("client_response")) {
         let d = std::fs::read(&file).unwrap();
         assert!(
-            cmap::Reply::decode(&d).is_ok() || votequorum::Reply::decode(&d).is_ok(),
+            cmap::Reply::decode(&d).is_ok()
+                || votequorum::Reply::decode(&d).is_ok()
+                || quorum::Reply::decode(&d).is_ok()
+                || cfg::Reply::decode(&d).is_ok(),
             "{} decodes as no reply",
             file.display()
         );
@@ -75,7 +80,9 @@ fn seeds_are_valid_frames() {
     for file in files(&corpus_dir("client_notification")) {
         let d = std::fs::read(&file).unwrap();
         assert!(
-            cmap::Notification::decode(&d).is_ok() || votequorum::Notification::decode(&d).is_ok(),
+            cmap::Notification::decode(&d).is_ok()
+                || votequorum::Notification::decode(&d).is_ok()
+                || quorum::Notification::decode(&d).is_ok(),
             "{} decodes as no notification",
             file.display()
         );
@@ -108,7 +115,7 @@ fn targets_survive_built_in_inputs() {
 /// Decoders by name, each reduced to "did it decode".
 type Decoder = fn(&[u8]) -> Result<(), corowire::DecodeError>;
 
-const DECODERS: [(&str, Decoder); 8] = [
+const DECODERS: [(&str, Decoder); 13] = [
     ("qb::ConnectRequest", |d| corowire::qb::ConnectRequest::decode(d).map(drop)),
     ("qb::ConnectResponse", |d| corowire::qb::ConnectResponse::decode(d).map(drop)),
     ("cmap::Request", |d| corowire::cmap::Request::decode(d).map(drop)),
@@ -117,6 +124,11 @@ const DECODERS: [(&str, Decoder); 8] = [
     ("votequorum::Request", |d| corowire::votequorum::Request::decode(d).map(drop)),
     ("votequorum::Reply", |d| corowire::votequorum::Reply::decode(d).map(drop)),
     ("votequorum::Notification", |d| corowire::votequorum::Notification::decode(d).map(drop)),
+    ("quorum::Request", |d| corowire::quorum::Request::decode(d).map(drop)),
+    ("quorum::Reply", |d| corowire::quorum::Reply::decode(d).map(drop)),
+    ("quorum::Notification", |d| corowire::quorum::Notification::decode(d).map(drop)),
+    ("cfg::Request", |d| corowire::cfg::Request::decode(d).map(drop)),
+    ("cfg::Reply", |d| corowire::cfg::Reply::decode(d).map(drop)),
 ];
 
 /// For every seed and every decoder that accepts it whole: each proper prefix is

@@ -2,11 +2,13 @@
 //! `corpus/<target>/<name>.bin`. Run it from `fuzz/` with `cargo run --example gen_corpus`;
 //! it replaces the files it owns and leaves any others alone. The output is deterministic.
 
+use core::net::{IpAddr, Ipv4Addr};
 use corowire::cmap::{self, GetReply, Key, Map, TrackEvent, TrackType, Value, ValueType};
 use corowire::qb::{self, ConnectRequest, ConnectResponse, ConnectionType};
 use corowire::votequorum::{
     self, InfoFlags, NodeEntry, NodeIds, NodeInfo, NodeList, NodeState, QdeviceName, RingId, TrackFlags,
 };
+use corowire::{cfg, quorum};
 use corowire::{CsError, EncodeError, SetupError};
 use std::path::Path;
 
@@ -237,6 +239,47 @@ fn server_requests() -> Vec<Seed> {
     ]
 }
 
+/// Replies of the quorum and cfg services (what corosync-quorumtool reads).
+fn quorum_cfg_replies() -> Vec<Seed> {
+    let q = |body| {
+        let r = quorum::Reply { result: Ok(()), body };
+        enc(r.encoded_len(), |o| r.encode(o))
+    };
+    let addrs = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    let c = |result, body| {
+        let r = cfg::Reply { result, body };
+        enc(r.encoded_len(), |o| r.encode(o))
+    };
+    vec![
+        ("quorum_getquorate", q(quorum::Response::GetQuorate { quorate: true })),
+        ("quorum_gettype", q(quorum::Response::GetType { quorum_type: 1 })),
+        ("quorum_trackstart", q(quorum::Response::TrackStart)),
+        (
+            "cfg_node_addrs",
+            c(Ok(()), cfg::Response::GetNodeAddrs(cfg::NodeAddrs::from_slice(&addrs).unwrap())),
+        ),
+        ("cfg_local_get", c(Ok(()), cfg::Response::LocalGet { nodeid: 1 })),
+    ]
+}
+
+/// The quorum service's view-list notification.
+fn quorum_notifications() -> Vec<Seed> {
+    let ids = [1, 2, 3];
+    let n = quorum::Notification { quorate: true, ring_seq: 5, members: NodeIds::from_slice(&ids) };
+    vec![("quorum_view_3", enc(n.encoded_len(), |o| n.encode(o)))]
+}
+
+/// Requests of the quorum and cfg services.
+fn quorum_cfg_requests() -> Vec<Seed> {
+    let q = |r: quorum::Request| enc(r.encoded_len(), |o| r.encode(o));
+    let c = |r: cfg::Request| enc(r.encoded_len(), |o| r.encode(o));
+    vec![
+        ("quorum_gettype", q(quorum::Request::GetType)),
+        ("quorum_trackstart", q(quorum::Request::TrackStart { flags: TrackFlags::CURRENT })),
+        ("cfg_get_node_addrs", c(cfg::Request::GetNodeAddrs { nodeid: 1 })),
+    ]
+}
+
 /// The round-trip target gets one frame of each family.
 fn roundtrips() -> Vec<Seed> {
     let pick = |seeds: Vec<Seed>, names: &[&str]| -> Vec<Seed> {
@@ -249,16 +292,19 @@ fn roundtrips() -> Vec<Seed> {
     seeds.extend(pick(client_responses(), &["cmap_get_debian", "cmap_iter_next", "vq_getinfo"]));
     seeds.extend(pick(client_notifications(), &["cmap_modify_unaligned", "vq_quorum_16", "vq_nodelist"]));
     seeds.extend(pick(setup_responses(), &["connect_shm", "connect_eacces"]));
+    seeds.extend(pick(quorum_cfg_replies(), &["quorum_getquorate", "cfg_node_addrs"]));
+    seeds.extend(quorum_notifications());
+    seeds.extend(pick(quorum_cfg_requests(), &["quorum_trackstart", "cfg_get_node_addrs"]));
     seeds
 }
 
 fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let targets: [(&str, Vec<Seed>); 5] = [
-        ("client_response", client_responses()),
-        ("client_notification", client_notifications()),
+        ("client_response", [client_responses(), quorum_cfg_replies()].concat()),
+        ("client_notification", [client_notifications(), quorum_notifications()].concat()),
         ("setup_response", setup_responses()),
-        ("server_request", server_requests()),
+        ("server_request", [server_requests(), quorum_cfg_requests()].concat()),
         ("roundtrip", roundtrips()),
     ];
     let mut total = 0;

@@ -7,7 +7,7 @@
 //! decodes re-encodes to something that decodes to the same value.
 
 use core::fmt::{self, Debug, Write};
-use corowire::{cmap, frame_len, qb, votequorum, Status};
+use corowire::{cfg, cmap, frame_len, qb, quorum, votequorum, Status};
 
 /// A `fmt::Write` that discards everything: formatting is exercised without allocating.
 struct Sink;
@@ -27,7 +27,8 @@ fn show<T: Debug, E: Debug + fmt::Display>(r: &Result<T, E>) {
     };
 }
 
-/// Entry point of a client reading the response channel: CMAP and votequorum replies.
+/// Entry point of a client reading the response channel: CMAP, votequorum, quorum and cfg
+/// replies.
 pub fn client_response(data: &[u8]) {
     let r = cmap::Reply::decode(data);
     show(&r);
@@ -35,12 +36,16 @@ pub fn client_response(data: &[u8]) {
         let _ = get.typed();
     }
     show(&votequorum::Reply::decode(data));
+    show(&quorum::Reply::decode(data));
+    show(&cfg::Reply::decode(data));
     show(&qb::ReplyHeader::decode(data));
 }
 
-/// Entry point of a client reading the event channel: CMAP and votequorum notifications.
+/// Entry point of a client reading the event channel: CMAP, votequorum and quorum
+/// notifications.
 pub fn client_notification(data: &[u8]) {
     show(&cmap::Notification::decode(data));
+    show(&quorum::Notification::decode(data));
     let n = votequorum::Notification::decode(data);
     show(&n);
     match n {
@@ -77,12 +82,14 @@ pub fn setup_response(data: &[u8]) {
     }
 }
 
-/// Entry point of a server reading requests: the connection request, then CMAP and
-/// votequorum requests.
+/// Entry point of a server reading requests: the connection request, then CMAP,
+/// votequorum, quorum and cfg requests.
 pub fn server_request(data: &[u8]) {
     show(&qb::ConnectRequest::decode(data));
     show(&cmap::Request::decode(data));
     show(&votequorum::Request::decode(data));
+    show(&quorum::Request::decode(data));
+    show(&cfg::Request::decode(data));
 }
 
 /// Equal values, or (for floats, where NaN != NaN) the same printed form.
@@ -102,42 +109,30 @@ fn encode(len: usize, f: impl FnOnce(&mut [u8]) -> Result<usize, corowire::Encod
 /// Whatever decodes re-encodes, and the re-encoded frame decodes to the same value and
 /// re-encodes to the same bytes.
 pub fn roundtrip(data: &[u8]) {
-    if let Ok(a) = cmap::Request::decode(data) {
-        let bytes = encode(a.encoded_len(), |o| a.encode(o));
-        let b = cmap::Request::decode(&bytes).expect("re-encoded CMAP request");
-        assert_same(&a, &b);
-        assert_eq!(encode(b.encoded_len(), |o| b.encode(o)), bytes);
+    // Decode, re-encode, decode again: the same value, and the same bytes a second time.
+    macro_rules! round_trip {
+        ($($ty:ty),*) => {$(
+            if let Ok(a) = <$ty>::decode(data) {
+                let bytes = encode(a.encoded_len(), |o| a.encode(o));
+                let b = <$ty>::decode(&bytes).expect(concat!("re-encoded ", stringify!($ty)));
+                assert_same(&a, &b);
+                assert_eq!(encode(b.encoded_len(), |o| b.encode(o)), bytes);
+            }
+        )*};
     }
-    if let Ok(a) = cmap::Reply::decode(data) {
-        let bytes = encode(a.encoded_len(), |o| a.encode(o));
-        let b = cmap::Reply::decode(&bytes).expect("re-encoded CMAP reply");
-        assert_same(&a, &b);
-        assert_eq!(encode(b.encoded_len(), |o| b.encode(o)), bytes);
-    }
-    if let Ok(a) = cmap::Notification::decode(data) {
-        let bytes = encode(a.encoded_len(), |o| a.encode(o));
-        let b = cmap::Notification::decode(&bytes).expect("re-encoded CMAP notification");
-        assert_same(&a, &b);
-        assert_eq!(encode(b.encoded_len(), |o| b.encode(o)), bytes);
-    }
-    if let Ok(a) = votequorum::Request::decode(data) {
-        let bytes = encode(a.encoded_len(), |o| a.encode(o));
-        let b = votequorum::Request::decode(&bytes).expect("re-encoded votequorum request");
-        assert_same(&a, &b);
-        assert_eq!(encode(b.encoded_len(), |o| b.encode(o)), bytes);
-    }
-    if let Ok(a) = votequorum::Reply::decode(data) {
-        let bytes = encode(a.encoded_len(), |o| a.encode(o));
-        let b = votequorum::Reply::decode(&bytes).expect("re-encoded votequorum reply");
-        assert_same(&a, &b);
-        assert_eq!(encode(b.encoded_len(), |o| b.encode(o)), bytes);
-    }
-    if let Ok(a) = votequorum::Notification::decode(data) {
-        let bytes = encode(a.encoded_len(), |o| a.encode(o));
-        let b = votequorum::Notification::decode(&bytes).expect("re-encoded votequorum notification");
-        assert_same(&a, &b);
-        assert_eq!(encode(b.encoded_len(), |o| b.encode(o)), bytes);
-    }
+    round_trip!(
+        cmap::Request<'_>,
+        cmap::Reply<'_>,
+        cmap::Notification<'_>,
+        votequorum::Request<'_>,
+        votequorum::Reply<'_>,
+        votequorum::Notification<'_>,
+        quorum::Request,
+        quorum::Reply,
+        quorum::Notification<'_>,
+        cfg::Request,
+        cfg::Reply<'_>
+    );
     if let Ok(a) = qb::ConnectRequest::decode(data) {
         let bytes = encode(qb::CONNECTION_REQUEST_LEN, |o| a.encode(o));
         assert_eq!(qb::ConnectRequest::decode(&bytes), Ok(a));
