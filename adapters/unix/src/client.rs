@@ -9,6 +9,7 @@ use corowire::dispatch::{Dispatch, DispatchMode, Step};
 use corowire::CsError;
 
 use crate::error::{Error, Result};
+use crate::options::Options;
 use crate::transport::{Transport, TransportError};
 
 /// The handle plumbing every blocking client shares: finalize on drop, `Send`, and the setup
@@ -80,14 +81,10 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> core::fmt::Debu
 }
 
 impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E, B> {
-    /// Connects to `service_name`, or to the service's standard name if `None`.
-    pub(crate) fn connect(
-        max_msg_size: u32,
-        timeout: Option<Duration>,
-        retry: Option<Retry>,
-        service_name: Option<&str>,
-        spin: Option<Duration>,
-    ) -> Result<Self> {
+    /// Connects to `options.service_name`, or to the service's standard name if `None`.
+    pub(crate) fn connect(options: &Options) -> Result<Self> {
+        let Options { max_msg_size, timeout, spin, .. } = *options;
+        let (retry, service_name) = (options.retry(), options.service_name.as_deref());
         let mut attempt = 0;
         loop {
             let mut conn = Box::new(Connection::<S, P, E, B>::new(max_msg_size));

@@ -15,7 +15,6 @@
 //! ```
 
 use core::any::Any;
-use core::time::Duration;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
@@ -24,8 +23,9 @@ use corowire::conn::{Cmap as CmapService, CmapEvent, Token};
 use corowire::dispatch::DispatchMode;
 use corowire::CsError;
 
-use crate::client::{Client, Retry};
+use crate::client::Client;
 use crate::error::{Error, Result};
+pub use crate::options::Options;
 
 /// Tracks one connection can hold.
 const TRACKS: usize = 64;
@@ -50,59 +50,6 @@ const ITER_REPLY_BYTES: usize = 512;
 const RING_MARGIN: usize = 256;
 
 type Conn = Client<CmapService<TRACKS>, PENDING, EVENTS, EVENT_BYTES>;
-
-/// Connection options for [`Cmap::connect_with`].
-///
-/// `max_msg_size` sizes all three shared-memory rings, and ring size is the whole connect
-/// trade-off: the default 64 KiB sets up about 5× faster than libcmap's 1 MiB and suits
-/// short-lived calls, but its event ring holds only about 200 notifications; past that
-/// corosync queues them in its own outq and delivers them slowly. Connections that track
-/// keys should use [`Options::for_tracking`] (1 MiB).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    /// The maximum message size to ask for; it sizes the shared-memory rings. libcmap asks
-    /// for 1 MiB; 64 KiB (the default) holds every CMAP message and sets up faster.
-    pub max_msg_size: u32,
-    /// How long each call (and the connect) waits for its reply; `None` (the default) waits
-    /// as long as the daemon is alive, as libcmap does.
-    pub timeout: Option<Duration>,
-    /// The map the connection reads and writes (`cmap_initialize_map`).
-    pub map: Map,
-    /// Retry `CS_ERR_TRY_AGAIN` from the transport (flow control, full ring, daemon not
-    /// ready at connect): `(attempts, backoff)`. `None` (the default) reports it at once.
-    pub retry_try_again: Option<(u32, Duration)>,
-    /// The libqb socket name to connect to instead of the service's standard one (`None`, the
-    /// default), e.g. a test server's private name.
-    pub service_name: Option<String>,
-    /// How long a call spins on the reply semaphore before it sleeps in the kernel. `None`
-    /// (the default) adapts: about twice the recent reply latency, at most 30 µs, yielding
-    /// the CPU after the first few µs, and no spinning after repeated misses until replies
-    /// come fast again. `Some(Duration::ZERO)` never spins (as libcmap).
-    pub spin: Option<Duration>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            max_msg_size: 65536,
-            timeout: None,
-            map: Map::Default,
-            retry_try_again: None,
-            service_name: None,
-            spin: None,
-        }
-    }
-}
-
-impl Options {
-    /// Options for a connection that tracks keys: 1 MiB rings (as libcmap), so that a burst
-    /// of notifications fits the event ring instead of backing up in corosync (with 64 KiB
-    /// rings about 200 `u32` notifications fit). Connecting costs about as much as
-    /// libcmap's.
-    pub fn for_tracking() -> Self {
-        Self { max_msg_size: 1 << 20, ..Self::default() }
-    }
-}
 
 /// A CMAP value, owned.
 #[derive(Debug, Clone, PartialEq)]
@@ -281,14 +228,7 @@ impl Cmap {
     /// # Errors
     /// As [`Cmap::connect`], and the result of the map switch.
     pub fn connect_with(options: Options) -> Result<Self> {
-        let retry = options.retry_try_again.map(|(attempts, backoff)| Retry { attempts, backoff });
-        let client = Conn::connect(
-            options.max_msg_size,
-            options.timeout,
-            retry,
-            options.service_name.as_deref(),
-            options.spin,
-        )?;
+        let client = Conn::connect(&options)?;
         let mut cmap = Self {
             client,
             callbacks: HashMap::new(),

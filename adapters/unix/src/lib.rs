@@ -33,6 +33,7 @@ compile_error!("corowire-unix supports 64-bit Linux only");
 mod client;
 pub mod cmap;
 mod error;
+mod options;
 pub mod ring;
 pub mod sem;
 pub mod server;

@@ -9,8 +9,6 @@
 //! # Ok::<(), corowire_unix::Error>(())
 //! ```
 
-use core::time::Duration;
-
 use corowire::conn::Votequorum as VotequorumService;
 use corowire::dispatch::DispatchMode;
 use corowire::votequorum::{
@@ -18,36 +16,11 @@ use corowire::votequorum::{
 };
 use corowire::CsError;
 
-use crate::client::{Client, Retry};
+use crate::client::Client;
 use crate::error::{Error, Result};
+pub use crate::options::Options;
 
 type Conn = Client<VotequorumService, 8, 16, 65536>;
-
-/// Connection options for [`Votequorum::connect_with`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    /// The maximum message size to ask for (sizes the rings; every votequorum message fits
-    /// the default of 64 KiB).
-    pub max_msg_size: u32,
-    /// How long each call (and the connect) waits; `None` (the default) waits as long as the
-    /// daemon is alive.
-    pub timeout: Option<Duration>,
-    /// Retry `CS_ERR_TRY_AGAIN` from the transport: `(attempts, backoff)`.
-    pub retry_try_again: Option<(u32, Duration)>,
-    /// The libqb socket name to connect to instead of the service's standard one (`None`, the
-    /// default), e.g. a test server's private name.
-    pub service_name: Option<String>,
-    /// How long a call spins waiting for its reply before it sleeps: `None` (the default)
-    /// adapts to recent reply latencies (at most 30 µs, off after repeated misses); see
-    /// `cmap::Options::spin`.
-    pub spin: Option<Duration>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self { max_msg_size: 65536, timeout: None, retry_try_again: None, service_name: None, spin: None }
-    }
-}
 
 /// The answer to [`Votequorum::getinfo`], owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,14 +88,7 @@ impl Votequorum {
     /// # Errors
     /// As [`Votequorum::connect`].
     pub fn connect_with(options: Options) -> Result<Self> {
-        let retry = options.retry_try_again.map(|(attempts, backoff)| Retry { attempts, backoff });
-        let client = Conn::connect(
-            options.max_msg_size,
-            options.timeout,
-            retry,
-            options.service_name.as_deref(),
-            options.spin,
-        )?;
+        let client = Conn::connect(&options)?;
         Ok(Self { client, callback: None })
     }
 
