@@ -11,6 +11,9 @@
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
+mod client;
+pub use client::{Cmap, CmapEvent, CmapState, Track};
+
 use crate::codec::{
     self, check_name, cstr, exact, expect_empty, layout, prepare, put_cstr, request_header, response_header,
     take, u16_len, MAX_TAIL,

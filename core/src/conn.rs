@@ -3,12 +3,10 @@
 //!
 //! See the crate documentation for the driving contract an adapter follows.
 
-use crate::cmap;
 use crate::codec::Status;
 use crate::error::{CsError, DecodeError, EncodeError, SetupError};
 use crate::qb::{ConnectRequest, ConnectResponse, ConnectionType, ReplyHeader};
 use crate::time::{Duration, Instant};
-use crate::votequorum;
 use core::fmt;
 use heapless::{Deque, Vec};
 
@@ -17,8 +15,36 @@ use heapless::{Deque, Vec};
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Token(pub u64);
 
-/// A service the connection speaks: CMAP or votequorum. Sealed.
-pub trait Service: sealed::Sealed {
+/// A service a [`Connection`] speaks: the client half of one libqb service. The crate
+/// implements it for [`Cmap`] (`cmap.rs`) and [`Votequorum`] (`votequorum.rs`); a new
+/// service (e.g. CPG) implements it beside its own codec, without touching this module.
+///
+/// The trait only describes the service; all methods are associated functions that the
+/// connection calls at fixed points, with the service's client-side [`Service::State`]
+/// (kept inside the connection) where they need it:
+///
+/// | method | called by | when |
+/// |---|---|---|
+/// | [`kind`](Service::kind), [`encoded_len`](Service::encoded_len) | `submit*` | first, before anything changes |
+/// | [`is_barrier`](Service::is_barrier) | `submit*` | for each outstanding request's kind |
+/// | [`on_submit`](Service::on_submit) | `submit*` | after the pipeline checks, before `encode` |
+/// | [`encode`](Service::encode) | `submit*` | once `on_submit` accepted the request |
+/// | [`response_id`](Service::response_id), [`decode_reply`](Service::decode_reply) | `handle_response` | for the oldest outstanding request |
+/// | [`on_reply`](Service::on_reply) | `handle_response`, failed `submit*` | once per request that `on_submit` accepted |
+/// | [`route`](Service::route) | `poll_event`, `route`, `drop_skipped_events` | for every event frame |
+///
+/// Contract for implementors:
+/// - No method does I/O, reads a clock, allocates or panics on peer bytes; the decoders
+///   return [`DecodeError`] for anything malformed.
+/// - `encoded_len` is exactly what `encode` writes for a request it accepts, and is cheap
+///   (no encoding); the connection checks it against the negotiated maximum first.
+/// - `on_submit` either records the request and returns `Ok`, or changes nothing and returns
+///   the error. Every accepted request is later balanced by exactly one `on_reply`: with the
+///   reply, or with `Err(CsError::Library)` and `expired = true` when the request was never
+///   sent (its encoding failed) or its caller gave up on it.
+/// - `route` only reads the state: queued events are routed when taken, so a track deleted
+///   in between is seen as deleted.
+pub trait Service {
     /// The libqb service name (`"cmap"`, `"votequorum"`).
     const NAME: &'static str;
     /// The request kinds.
@@ -29,8 +55,12 @@ pub trait Service: sealed::Sealed {
     type Response<'a>;
     /// A routed event, as delivered to the application.
     type Event<'a>;
-    /// Client-side bookkeeping (CMAP's track table).
+    /// Client-side bookkeeping (CMAP's track table; `()` for none).
     type State: Default;
+    /// What the caller attaches to a request for the service's bookkeeping (CMAP: the track
+    /// context handed back with each notification); [`Connection::submit`] passes
+    /// `Default::default()`, [`Connection::submit_with_context`] the caller's.
+    type Context: Copy + Default;
 
     /// The kind of a request.
     fn kind(req: &Self::Request<'_>) -> Self::Kind;
@@ -38,13 +68,24 @@ pub trait Service: sealed::Sealed {
     fn response_id(kind: Self::Kind) -> i32;
     /// Whether nothing may be sent behind this request until its reply arrives.
     fn is_barrier(kind: Self::Kind) -> bool;
-    /// Encodes a request, after the bookkeeping hook has accepted it.
+    /// The exact number of bytes [`Service::encode`] writes for `req`, computed without
+    /// encoding (saturating for requests too large to encode).
+    fn encoded_len(req: &Self::Request<'_>) -> usize;
+    /// Encodes a request into the start of `out`, after `on_submit` has accepted it; returns
+    /// its length.
     fn encode(req: &Self::Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError>;
-    /// Records what a request does to client-side state before it is sent.
-    fn on_submit(state: &mut Self::State, req: &Self::Request<'_>, token: Token) -> Result<(), SubmitError>;
+    /// Records what a request does to client-side state before it is sent; `ctx` is the
+    /// caller's context for it. On error nothing may have changed.
+    fn on_submit(
+        state: &mut Self::State,
+        req: &Self::Request<'_>,
+        ctx: Self::Context,
+        token: Token,
+    ) -> Result<(), SubmitError>;
     /// Decodes a reply frame into its status and body.
     fn decode_reply(buf: &[u8]) -> Result<Result<Self::Response<'_>, CsError>, DecodeError>;
-    /// Updates client-side state from a reply (`expired` if its caller has given up on it).
+    /// Updates client-side state from a reply (`expired` if its caller has given up on it, or
+    /// it was never sent).
     fn on_reply(
         state: &mut Self::State,
         token: Token,
@@ -55,179 +96,8 @@ pub trait Service: sealed::Sealed {
     fn route<'a>(state: &Self::State, buf: &'a [u8]) -> Result<Option<Self::Event<'a>>, DecodeError>;
 }
 
-mod sealed {
-    pub trait Sealed {}
-    impl<const T: usize> Sealed for super::Cmap<T> {}
-    impl Sealed for super::Votequorum {}
-}
-
-/// The CMAP service, with room for `TRACKS` concurrent tracks.
-#[derive(Debug)]
-pub struct Cmap<const TRACKS: usize = 32>;
-
-/// The votequorum service.
-#[derive(Debug)]
-pub struct Votequorum;
-
-/// One CMAP track, as the client knows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Track {
-    /// The cookie sent as `track_inst_handle`.
-    pub cookie: u64,
-    /// The caller's context, handed back with every notification.
-    pub context: u64,
-    /// The server's handle, once the TRACK_ADD reply has arrived.
-    pub server_handle: Option<u64>,
-    /// The token of the TRACK_ADD request.
-    token: Token,
-}
-
-/// CMAP's client-side state: the track table.
-#[derive(Debug)]
-pub struct CmapState<const TRACKS: usize> {
-    tracks: Vec<Track, TRACKS>,
-    next_cookie: u64,
-    /// Context for the TRACK_ADD that is being submitted (set by [`Connection::track_add`]).
-    pending_context: u64,
-}
-
-impl<const TRACKS: usize> Default for CmapState<TRACKS> {
-    fn default() -> Self {
-        Self { tracks: Vec::new(), next_cookie: 1, pending_context: 0 }
-    }
-}
-
-impl<const TRACKS: usize> CmapState<TRACKS> {
-    /// The tracks currently registered.
-    pub fn tracks(&self) -> &[Track] {
-        &self.tracks
-    }
-}
-
-/// A CMAP notification routed to its track.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct CmapEvent<'a> {
-    /// The server's track handle (what libcmap passes to the callback).
-    pub track_handle: u64,
-    /// The context given to [`Connection::track_add`].
-    pub context: u64,
-    /// The notification: key, event, new and old value.
-    pub notification: cmap::Notification<'a>,
-}
-
-impl<const TRACKS: usize> Service for Cmap<TRACKS> {
-    const NAME: &'static str = cmap::SERVICE_NAME;
-    type Kind = cmap::RequestKind;
-    type Request<'a> = cmap::Request<'a>;
-    type Response<'a> = cmap::Response<'a>;
-    type Event<'a> = CmapEvent<'a>;
-    type State = CmapState<TRACKS>;
-
-    fn kind(req: &cmap::Request<'_>) -> cmap::RequestKind {
-        req.kind()
-    }
-
-    fn response_id(kind: cmap::RequestKind) -> i32 {
-        kind.response_id()
-    }
-
-    fn is_barrier(_: cmap::RequestKind) -> bool {
-        false
-    }
-
-    fn encode(req: &cmap::Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
-        req.encode(out)
-    }
-
-    fn on_submit(state: &mut Self::State, req: &cmap::Request<'_>, token: Token) -> Result<(), SubmitError> {
-        if let cmap::Request::TrackAdd { track_inst_handle, .. } = *req {
-            let track = Track {
-                cookie: track_inst_handle,
-                context: state.pending_context,
-                server_handle: None,
-                token,
-            };
-            state.tracks.push(track).map_err(|_| SubmitError::TooManyTracks { capacity: TRACKS })?;
-        }
-        Ok(())
-    }
-
-    fn decode_reply(buf: &[u8]) -> Result<Result<cmap::Response<'_>, CsError>, DecodeError> {
-        let reply = cmap::Reply::decode(buf)?;
-        Ok(reply.result.map(|()| reply.body))
-    }
-
-    fn on_reply(
-        state: &mut Self::State,
-        token: Token,
-        reply: &Result<cmap::Response<'_>, CsError>,
-        expired: bool,
-    ) {
-        match reply {
-            Ok(cmap::Response::TrackAdd { track_handle }) if !expired => {
-                if let Some(t) = state.tracks.iter_mut().find(|t| t.token == token) {
-                    t.server_handle = Some(*track_handle);
-                }
-            }
-            Ok(cmap::Response::TrackDelete { track_inst_handle }) => {
-                state.tracks.retain(|t| t.cookie != *track_inst_handle);
-            }
-            // A failed or abandoned TRACK_ADD leaves no track the caller can use.
-            _ => state.tracks.retain(|t| t.token != token || t.server_handle.is_some()),
-        }
-    }
-
-    fn route<'a>(state: &Self::State, buf: &'a [u8]) -> Result<Option<CmapEvent<'a>>, DecodeError> {
-        let notification = cmap::Notification::decode(buf)?;
-        Ok(state.tracks.iter().find(|t| t.cookie == notification.track_inst_handle).map(|t| CmapEvent {
-            track_handle: t.server_handle.unwrap_or(0),
-            context: t.context,
-            notification,
-        }))
-    }
-}
-
-impl Service for Votequorum {
-    const NAME: &'static str = votequorum::SERVICE_NAME;
-    type Kind = votequorum::RequestKind;
-    type Request<'a> = votequorum::Request<'a>;
-    type Response<'a> = votequorum::Response<'a>;
-    type Event<'a> = votequorum::Notification<'a>;
-    type State = ();
-
-    fn kind(req: &votequorum::Request<'_>) -> votequorum::RequestKind {
-        req.kind()
-    }
-
-    fn response_id(kind: votequorum::RequestKind) -> i32 {
-        kind.response_id()
-    }
-
-    fn is_barrier(kind: votequorum::RequestKind) -> bool {
-        kind == votequorum::RequestKind::QdeviceRegister
-    }
-
-    fn encode(req: &votequorum::Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
-        req.encode(out)
-    }
-
-    fn on_submit(_: &mut (), _: &votequorum::Request<'_>, _: Token) -> Result<(), SubmitError> {
-        Ok(())
-    }
-
-    fn decode_reply(buf: &[u8]) -> Result<Result<votequorum::Response<'_>, CsError>, DecodeError> {
-        let reply = votequorum::Reply::decode(buf)?;
-        Ok(reply.result.map(|()| reply.body))
-    }
-
-    fn on_reply(_: &mut (), _: Token, _: &Result<votequorum::Response<'_>, CsError>, _: bool) {}
-
-    fn route<'a>(_: &(), buf: &'a [u8]) -> Result<Option<votequorum::Notification<'a>>, DecodeError> {
-        votequorum::Notification::decode(buf).map(Some)
-    }
-}
+pub use crate::cmap::{Cmap, CmapEvent, CmapState, Track};
+pub use crate::votequorum::Votequorum;
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -571,10 +441,26 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
 
     /// Encodes a request into `out` and records it as outstanding. `now` and `timeout` set its
     /// deadline (`None`: wait forever, as libcmap does). Send exactly `len` bytes afterwards.
-    /// On error no state changes, though `out` may have been written to.
+    /// On error no state changes and `out` is untouched. The service gets its default
+    /// [`Service::Context`]; see [`Connection::submit_with_context`].
+    #[must_use = "the request must be sent, or its error handled"]
     pub fn submit(
         &mut self,
         req: &S::Request<'_>,
+        now: Instant,
+        timeout: Option<Duration>,
+        out: &mut [u8],
+    ) -> Result<Submitted, SubmitError> {
+        self.submit_with_context(req, S::Context::default(), now, timeout, out)
+    }
+
+    /// [`Connection::submit`] with the caller's context `ctx` for the service's bookkeeping
+    /// (CMAP: the context of a TRACK_ADD, handed back with each of its notifications).
+    #[must_use = "the request must be sent, or its error handled"]
+    pub fn submit_with_context(
+        &mut self,
+        req: &S::Request<'_>,
+        ctx: S::Context,
         now: Instant,
         timeout: Option<Duration>,
         out: &mut [u8],
@@ -586,24 +472,18 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
         if self.pending.iter().any(|p| S::is_barrier(p.kind)) {
             return Err(SubmitError::Barrier);
         }
+        let len = S::encoded_len(req);
+        if len > self.max_msg_size {
+            return Err(SubmitError::TooLarge { len, max: self.max_msg_size });
+        }
         let kind = S::kind(req);
         let token = Token(self.next_token);
-        S::on_submit(&mut self.service, req, token)?;
-        let encoded = S::encode(req, out).map_err(SubmitError::Encode).and_then(|len| {
-            if len > self.max_msg_size {
-                Err(SubmitError::TooLarge { len, max: self.max_msg_size })
-            } else {
-                Ok(len)
-            }
-        });
-        let len = match encoded {
-            Ok(len) => len,
-            Err(e) => {
-                // Undo the bookkeeping as if the request had been answered with an error.
-                S::on_reply(&mut self.service, token, &Err(CsError::Library), true);
-                return Err(e);
-            }
-        };
+        S::on_submit(&mut self.service, req, ctx, token)?;
+        if let Err(e) = S::encode(req, out) {
+            // Undo the bookkeeping as if the request had been answered with an error.
+            S::on_reply(&mut self.service, token, &Err(CsError::Library), true);
+            return Err(SubmitError::Encode(e));
+        }
         let deadline = timeout.map(|t| now.saturating_add(t));
         // Cannot fail: fullness was checked above.
         let _ = self.pending.push_back(Pending { token, kind, deadline, failed: false });
@@ -649,6 +529,7 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
     /// Takes the oldest queued event, copying its frame into `scratch`, and routes it.
     /// `None` when the queue is empty. A frame larger than `scratch` stays queued and is
     /// reported as `Err(EncodeError::BufferTooSmall)`.
+    #[must_use = "a taken event is gone from the queue"]
     pub fn poll_event<'o>(
         &mut self,
         scratch: &'o mut [u8],
@@ -682,6 +563,7 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
 
     /// Routes one event frame without queueing it: for adapters that read events straight
     /// from their own buffer during dispatch.
+    #[must_use = "routing has no effect besides its result"]
     pub fn route<'o>(&self, frame: &'o [u8]) -> Polled<S::Event<'o>> {
         match S::route(&self.service, frame) {
             Ok(Some(e)) => Polled::Event(e),
@@ -697,6 +579,7 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
 
     /// The earliest deadline of an outstanding request: call [`Connection::handle_timeout`]
     /// when it passes.
+    #[must_use = "the adapter must wake by this deadline"]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.pending.iter().filter(|p| !p.failed).filter_map(|p| p.deadline).min()
     }
@@ -714,6 +597,7 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
     }
 
     /// Takes the next request failure (timeout or lost connection).
+    #[must_use = "a taken failure is gone; report it to its caller"]
     pub fn poll_failure(&mut self) -> Option<Failure> {
         self.failures.pop_front()
     }
@@ -753,40 +637,5 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
     /// Frame length at the start of a byte stream (stream transports split replies with it).
     pub fn frame_len(buf: &[u8]) -> Result<Status<usize>, DecodeError> {
         crate::codec::frame_len(buf, size_of::<crate::wire::qb::ResponseHeader>())
-    }
-}
-
-impl<const T: usize, const P: usize, const E: usize, const B: usize> Connection<Cmap<T>, P, E, B> {
-    /// Submits a TRACK_ADD with a fresh cookie, remembering `context` for its notifications.
-    /// The track's server handle is known once the reply completes.
-    pub fn track_add(
-        &mut self,
-        key: Option<cmap::Key<'_>>,
-        track_type: cmap::TrackType,
-        context: u64,
-        now: Instant,
-        timeout: Option<Duration>,
-        out: &mut [u8],
-    ) -> Result<Submitted, SubmitError> {
-        let cookie = self.service.next_cookie;
-        self.service.pending_context = context;
-        let req = cmap::Request::TrackAdd { key, track_type, track_inst_handle: cookie };
-        let sub = self.submit(&req, now, timeout, out)?;
-        self.service.next_cookie += 1;
-        Ok(sub)
-    }
-
-    /// Submits a TRACK_DELETE for a track of this connection, by its server handle.
-    pub fn track_delete(
-        &mut self,
-        track_handle: u64,
-        now: Instant,
-        timeout: Option<Duration>,
-        out: &mut [u8],
-    ) -> Result<Submitted, SubmitError> {
-        if !self.service.tracks.iter().any(|t| t.server_handle == Some(track_handle)) {
-            return Err(SubmitError::UnknownTrack { track_handle });
-        }
-        self.submit(&cmap::Request::TrackDelete { track_handle }, now, timeout, out)
     }
 }

@@ -74,6 +74,7 @@ pub enum Wait {
 
 /// What the adapter does next.
 #[derive(Debug)]
+#[must_use = "a dispatch step tells the adapter what to do next"]
 pub enum Step<E> {
     /// Deliver this event to the application's callback.
     Deliver(E),

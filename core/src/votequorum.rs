@@ -16,6 +16,9 @@
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
+mod client;
+pub use client::Votequorum;
+
 use crate::codec::{
     self, check_name, cstr, exact, expect_empty, layout, prepare, put_cstr, request_header, response_header,
     take, MAX_TAIL,

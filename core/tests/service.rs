@@ -1,0 +1,115 @@
+//! The `Service` plug-in contract of the two built-in client services: `encoded_len` is
+//! exactly what `encode` writes, for every request kind (and, by proptest, for CMAP values and
+//! qdevice names of every length), and the track context travels through `on_submit`.
+
+use corowire::cmap::{self, Key, Map, TrackType, Value};
+use corowire::conn::{Cmap, Connection, Service, Votequorum};
+use corowire::qb::{ConnectResponse, ConnectionType};
+use corowire::votequorum::{self as vq, QdeviceName, RingId, TrackFlags};
+use corowire::Instant;
+use proptest::prelude::*;
+
+/// Encodes `req` through the service into a buffer one byte larger than `encoded_len` says,
+/// and checks the length encode reports, and that nothing was written after it.
+fn check_len<S: Service>(req: &S::Request<'_>) -> usize {
+    let len = S::encoded_len(req);
+    let mut buf = vec![0xa5; len + 1];
+    assert_eq!(S::encode(req, &mut buf), Ok(len));
+    assert_eq!(buf[len], 0xa5, "wrote past encoded_len");
+    len
+}
+
+fn cmap_requests<'a>(key: Key<'a>, value: Value<'a>) -> Vec<cmap::Request<'a>> {
+    use cmap::Request::*;
+    vec![
+        Set { key, value },
+        Delete { key },
+        Get { key, value_len: 7 },
+        AdjustInt { key, step: -1 },
+        IterInit { prefix: None },
+        IterNext { iter_handle: 1 },
+        IterFinalize { iter_handle: 1 },
+        TrackAdd { key: Some(key), track_type: TrackType::ALL, track_inst_handle: 3 },
+        TrackDelete { track_handle: 4 },
+        SetCurrentMap { map: Map::Stats },
+    ]
+}
+
+fn votequorum_requests<'a>(name: QdeviceName<'a>) -> Vec<vq::Request<'a>> {
+    use vq::Request::*;
+    vec![
+        GetInfo { nodeid: 1 },
+        SetExpected { expected_votes: 2 },
+        SetVotes { nodeid: 3, votes: 4 },
+        TrackStart { context: 5, flags: TrackFlags::CHANGES },
+        TrackStop,
+        QdeviceRegister { name },
+        QdeviceUnregister { name },
+        QdeviceUpdate { old_name: name, new_name: name },
+        QdevicePoll { name, cast_vote: true, ring_id: RingId { nodeid: 1, seq: 2 } },
+        QdeviceMasterWins { name, allow: false },
+    ]
+}
+
+#[test]
+fn encoded_len_is_exact_for_every_request_kind() {
+    let reqs = cmap_requests(Key::new(b"a.key").unwrap(), Value::String(b"value"));
+    let kinds: Vec<i32> = reqs.iter().map(|r| <Cmap as Service>::kind(r) as i32).collect();
+    assert_eq!(kinds, (0..10).collect::<Vec<_>>(), "every CMAP request kind, once");
+    for r in &reqs {
+        check_len::<Cmap>(r);
+    }
+    let reqs = votequorum_requests(QdeviceName::new(b"Qdev").unwrap());
+    let kinds: Vec<i32> = reqs.iter().map(|r| Votequorum::kind(r) as i32).collect();
+    assert_eq!(kinds, (0..10).collect::<Vec<_>>(), "every votequorum request kind, once");
+    for r in &reqs {
+        check_len::<Votequorum>(r);
+    }
+}
+
+proptest! {
+    #[test]
+    fn cmap_encoded_len_is_exact(
+        name in proptest::collection::vec(1u8..=255, 1..=cmap::KEY_MAX_LEN),
+        bytes in proptest::collection::vec(any::<u8>(), 0..600),
+        wide in any::<u64>(),
+    ) {
+        let key = Key::new(&name).unwrap();
+        for value in [Value::Binary(&bytes), Value::String(&bytes), Value::UInt64(wide), Value::Int8(wide as i8)] {
+            for r in cmap_requests(key, value) {
+                check_len::<Cmap>(&r);
+            }
+        }
+    }
+
+    #[test]
+    fn votequorum_encoded_len_is_exact(name in proptest::collection::vec(1u8..=255, 1..=vq::QDEVICE_NAME_MAX_LEN)) {
+        for r in votequorum_requests(QdeviceName::new(&name).unwrap()) {
+            check_len::<Votequorum>(&r);
+        }
+    }
+}
+
+#[test]
+fn submit_with_context_reaches_the_track_table() {
+    let mut conn: Connection<Cmap<2>, 4, 4, 1024> = Connection::new(8192);
+    let mut buf = vec![0u8; 12328];
+    let setup = ConnectResponse {
+        connection_type: ConnectionType::Shm,
+        max_msg_size: 8192,
+        connection: 1,
+        request: b"r",
+        response: b"s",
+        event: b"e",
+    };
+    let n = setup.encode(&mut buf).unwrap();
+    conn.handle_setup(&buf[..n]).unwrap();
+    let key = Key::new(b"a.key").unwrap();
+    let req = cmap::Request::TrackAdd { key: Some(key), track_type: TrackType::ADD, track_inst_handle: 40 };
+    conn.submit_with_context(&req, 0xfeed, Instant::from_millis(0), None, &mut buf).unwrap();
+    // A plain submit carries the default context; track_add picks the next cookie.
+    conn.track_add(Some(key), TrackType::ADD, 7, Instant::from_millis(0), None, &mut buf).unwrap();
+    let tracks: Vec<(u64, u64)> =
+        conn.service_state().tracks().iter().map(|t| (t.cookie, t.context)).collect();
+    assert_eq!(tracks, [(40, 0xfeed), (41, 7)]);
+}
