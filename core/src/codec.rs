@@ -39,6 +39,13 @@ pub fn frame_len(buf: &[u8], min_header: usize) -> Result<Status<usize>, DecodeE
     }
 }
 
+/// The `id` and `size` fields of the libqb header at the start of `frame`, as they are (not
+/// checked against the frame); `None` if `frame` is shorter than a request header (16 bytes).
+/// A server reads these before it decides whether to serve or drop a request.
+pub fn header_fields(frame: &[u8]) -> Option<(i32, i32)> {
+    RequestHeader::ref_from_prefix(frame).ok().map(|(h, _)| (h.id.get(), h.size.get()))
+}
+
 /// Checks that `buf` is exactly one frame whose header is `H`, and returns the header and frame.
 fn frame<H>(buf: &[u8]) -> Result<(&H, usize), DecodeError>
 where

@@ -16,26 +16,10 @@
 
 use core::fmt;
 
-/// Magic of a committed, readable chunk.
-pub const MAGIC_LIVE: u32 = 0xA1A1_A1A1;
-/// Magic of a chunk reclaimed by the reader.
-pub const MAGIC_DEAD: u32 = 0xD0D0_D0D0;
-/// Magic of a chunk being written.
-pub const MAGIC_ALLOC: u32 = 0xA110_CED0;
-/// Bytes a chunk needs beyond its payload for the writer's free-space test.
-pub const CHUNK_OVERHEAD: usize = 12;
-/// `private` value of a process-shared glibc semaphore.
-pub const SEM_PRIVATE_PSHARED: u32 = 128;
-/// Byte offset of the glibc semaphore's 64-bit `data` word in the ring header.
-pub const SEM_OFFSET: usize = 8208;
-/// Byte offset of the `private` word of the semaphore.
-pub const SEM_PRIVATE_OFFSET: usize = 8216;
-/// Byte offset of `ref_count` in the ring header.
-pub const REF_COUNT_OFFSET: usize = 8204;
-/// Byte offset of the user area; on the request ring, the flow-control value.
-pub const USER_DATA_OFFSET: usize = 8240;
-/// Size of the header file the server creates: the struct plus 4 bytes of user data.
-pub const HEADER_FILE_LEN: usize = 8252;
+pub use crate::wire::ring::{
+    CHUNK_OVERHEAD, HEADER_FILE_LEN, MAGIC_ALLOC, MAGIC_DEAD, MAGIC_LIVE, REF_COUNT_OFFSET, SEM_OFFSET,
+    SEM_PRIVATE_OFFSET, SEM_PRIVATE_PSHARED, USER_DATA_OFFSET,
+};
 
 /// Flow-control values the server writes into the request ring's user area.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,30 +14,18 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use corowire::ring::{
-    data_bytes, FlowControl, Geometry, RingError, HEADER_FILE_LEN, MAGIC_ALLOC, MAGIC_DEAD, MAGIC_LIVE,
-    REF_COUNT_OFFSET, SEM_OFFSET, USER_DATA_OFFSET,
+use corowire::ring::{data_bytes, FlowControl, Geometry, RingError};
+use corowire::wire::qb::PATH_MAX;
+use corowire::wire::ring::{
+    CHUNK_OVERHEAD, DATA_PATH_OFFSET, HDR_PATH_OFFSET, HEADER_FILE_LEN, HEADER_STRUCT_LEN, MAGIC_ALLOC,
+    MAGIC_DEAD, MAGIC_LIVE, READ_PT_OFFSET, REF_COUNT_OFFSET, SEM_OFFSET, USER_DATA_OFFSET, WORD_SIZE_OFFSET,
+    WRITE_PT_OFFSET,
 };
 use nix::errno::Errno;
 use nix::sys::stat::Mode;
 
 use crate::sem::{GlibcSem, SemError};
 use crate::sys::shm::SharedMapping;
-
-/// Byte offset of `write_pt` in the ring header.
-const WRITE_PT_OFFSET: usize = 0;
-/// Byte offset of `read_pt`.
-const READ_PT_OFFSET: usize = 4;
-/// Byte offset of `word_size`.
-const WORD_SIZE_OFFSET: usize = 8;
-/// Byte offset of `hdr_path` (`char[PATH_MAX]`).
-const HDR_PATH_OFFSET: usize = 12;
-/// Byte offset of `data_path` (`char[PATH_MAX]`).
-const DATA_PATH_OFFSET: usize = 4108;
-/// `PATH_MAX`.
-const PATH_MAX: usize = 4096;
-/// `sizeof(struct qb_ringbuffer_shared_s)`: the smallest header file a client can use.
-const HEADER_STRUCT_LEN: usize = 8248;
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,7 +256,7 @@ impl ShmRing {
         let sem_nonzero = self.sem()?.value() > 0;
         if !self.geometry.fits(len, w, r, sem_nonzero) {
             let free = self.geometry.free_bytes(w, r, sem_nonzero);
-            return Err(ShmError::Full { needed: len + corowire::ring::CHUNK_OVERHEAD, free });
+            return Err(ShmError::Full { needed: len + CHUNK_OVERHEAD, free });
         }
         Ok(())
     }

@@ -13,24 +13,19 @@ use core::time::Duration;
 
 use nix::errno::Errno;
 
+use corowire::wire::ring::{
+    SEM_NWAITERS_SHIFT, SEM_PRIVATE_FIELD, SEM_PRIVATE_PSHARED, SEM_VALUE_FIELD, SEM_VALUE_MAX,
+};
+
 use crate::sys::futex::{futex_wait, futex_wake, WaitResult};
 use crate::sys::shm::SharedMapping;
 use crate::sys::Deadline;
 
-/// Size of glibc's `sem_t` on 64-bit targets.
-pub const SEM_SIZE: usize = 32;
+/// Size of glibc's `sem_t` on 64-bit targets (the layout is in [`corowire::wire::ring`]).
+pub use corowire::wire::ring::SEM_SIZE;
 
 const VALUE_MASK: u64 = 0xffff_ffff;
-const NWAITERS_SHIFT: u32 = 32;
-const ONE_WAITER: u64 = 1 << NWAITERS_SHIFT;
-/// glibc's `SEM_VALUE_MAX` (`INT_MAX`).
-const SEM_VALUE_MAX: u64 = 0x7fff_ffff;
-/// Byte offset of the value half (the futex word) inside the `u64`.
-const VALUE_OFFSET: usize = if cfg!(target_endian = "little") { 0 } else { 4 };
-/// Byte offset of glibc's `private` field.
-const PRIVATE_OFFSET: usize = 8;
-/// `private` of a process-shared semaphore: glibc uses shared futexes for it.
-const PSHARED: u32 = 128;
+const ONE_WAITER: u64 = 1 << SEM_NWAITERS_SHIFT;
 
 /// Why a semaphore operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +78,8 @@ impl<'a> GlibcSem<'a> {
         }
         Some(Self {
             data: map.atomic_u64(offset)?,
-            futex: map.atomic_u32(offset + VALUE_OFFSET)?,
-            private: map.atomic_u32(offset + PRIVATE_OFFSET)?,
+            futex: map.atomic_u32(offset + SEM_VALUE_FIELD)?,
+            private: map.atomic_u32(offset + SEM_PRIVATE_FIELD)?,
         })
     }
 
@@ -92,7 +87,7 @@ impl<'a> GlibcSem<'a> {
     /// process-shared. Only the creator (the server) does this, before the peer maps the file.
     pub fn init(&self) {
         self.data.store(0, Relaxed);
-        self.private.store(PSHARED, Relaxed);
+        self.private.store(SEM_PRIVATE_PSHARED, Relaxed);
     }
 
     /// Current value (number of available tokens), like `sem_getvalue`.
@@ -102,7 +97,7 @@ impl<'a> GlibcSem<'a> {
 
     /// Number of registered waiters, which `post` must wake.
     pub fn waiters(&self) -> u32 {
-        (self.data.load(Relaxed) >> NWAITERS_SHIFT) as u32
+        (self.data.load(Relaxed) >> SEM_NWAITERS_SHIFT) as u32
     }
 
     /// Adds one token (release ordering) and wakes one waiter if any is registered, like
@@ -114,7 +109,7 @@ impl<'a> GlibcSem<'a> {
     pub fn post(&self) -> Result<(), SemError> {
         let mut d = self.data.load(Relaxed);
         loop {
-            if d & VALUE_MASK >= SEM_VALUE_MAX {
+            if d & VALUE_MASK >= u64::from(SEM_VALUE_MAX) {
                 return Err(SemError::Overflow);
             }
             match self.data.compare_exchange_weak(d, d + 1, Release, Relaxed) {
@@ -122,7 +117,7 @@ impl<'a> GlibcSem<'a> {
                 Err(now) => d = now,
             }
         }
-        if d >> NWAITERS_SHIFT != 0 {
+        if d >> SEM_NWAITERS_SHIFT != 0 {
             futex_wake(self.futex, 1).map_err(SemError::Futex)?;
         }
         Ok(())

@@ -158,11 +158,7 @@ pub(crate) fn make_handle(check: u32, index: usize) -> u64 {
 
 /// The request id of a frame, if its 16-byte request header is there.
 pub(crate) fn frame_id(frame: &[u8]) -> Option<i32> {
-    if frame.len() < 16 {
-        return None;
-    }
-    let b: [u8; 4] = frame.get(..4)?.try_into().ok()?;
-    Some(i32::from_ne_bytes(b))
+    crate::codec::header_fields(frame).map(|(id, _)| id)
 }
 
 /// What the engines' request handlers return: the reply's length.

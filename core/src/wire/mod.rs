@@ -12,6 +12,7 @@ pub mod cfg;
 pub mod cmap;
 pub mod qb;
 pub mod quorum;
+pub mod ring;
 pub mod votequorum;
 
 use zerocopy::byteorder::NativeEndian;

@@ -90,43 +90,5 @@ assert_layout!(
     event @ 8232,
 );
 
-/// `struct qb_ringbuffer_shared_s` up to the user area: the ring header file (8248 bytes).
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub struct RingHeader {
-    /// Word index of the next chunk to write.
-    pub write_pt: U32,
-    /// Word index of the oldest unread chunk.
-    pub read_pt: U32,
-    /// Data area size in 32-bit words.
-    pub word_size: U32,
-    /// Absolute path of the header file, NUL-terminated.
-    pub hdr_path: [u8; PATH_MAX],
-    /// Absolute path of the data file, NUL-terminated.
-    pub data_path: [u8; PATH_MAX],
-    /// Number of processes that have the ring open.
-    pub ref_count: I32,
-    /// glibc `sem_t`: `data` (value | nwaiters << 32).
-    pub sem_data: U64,
-    /// glibc `sem_t`: `private` (128 when process-shared).
-    pub sem_private: U32,
-    /// glibc `sem_t`: unused tail.
-    pub _sem_pad: [u8; 20],
-    /// Start of the user area: on the request ring, the server's flow-control value.
-    pub user_data: I32,
-    /// Padding to the struct's 8-byte alignment (the file has 4 more user bytes after it).
-    pub _pad: [u8; 4],
-}
-assert_layout!(
-    RingHeader,
-    8248,
-    write_pt @ 0,
-    read_pt @ 4,
-    word_size @ 8,
-    hdr_path @ 12,
-    data_path @ 4108,
-    ref_count @ 8204,
-    sem_data @ 8208,
-    sem_private @ 8216,
-    user_data @ 8240,
-);
+/// The ring header now lives with the other ring layouts.
+pub use super::ring::RingHeader;

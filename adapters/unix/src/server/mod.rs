@@ -824,10 +824,9 @@ impl Server {
                 }
                 Err(why) => return s.kill(why),
             }
-            let size = self.frame.get(8..12).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-            match size {
-                Some(size) if size > 0 && size as usize <= s.max_msg_size && self.frame.len() >= 16 => {}
-                Some(size) => return s.kill(format!("request with hdr.size {size}")),
+            match corowire::codec::header_fields(&self.frame) {
+                Some((_, size)) if size > 0 && size as usize <= s.max_msg_size => {}
+                Some((_, size)) => return s.kill(format!("request with hdr.size {size}")),
                 None => {
                     return s.kill(format!("request of {} bytes, shorter than its header", self.frame.len()))
                 }
