@@ -235,15 +235,22 @@ proptest! {
 mod engines {
     use super::*;
     use corowire::server::cfg::CfgEngine;
+    use corowire::server::cmap::CmapEngine;
     use corowire::server::quorum::QuorumLibEngine;
+    use corowire::server::store::FixedStore;
     use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
-    use corowire::server::ConnId;
+    use corowire::server::{ClusterView, ConnId, Engine};
 
     const C: ConnId = ConnId(4);
 
+    /// One request to the libquorum engine, after it observed the view `vq` publishes (as an
+    /// adapter does before every request).
     fn quorum_call(engine: &mut QuorumLibEngine, vq: &QuorumEngine, frame: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut view = ClusterView::default();
+        vq.publish(&mut view);
+        engine.observe(&view);
         let mut out = [0u8; 320];
-        let n = engine.handle_request(C, frame, &mut out, vq).unwrap();
+        let n = engine.handle_request(C, frame, &mut out).unwrap();
         let mut notes = Vec::new();
         let mut buf = [0u8; 256];
         while let Some((conn, len)) = engine.poll_notification(&mut buf).unwrap() {
@@ -297,6 +304,25 @@ mod engines {
         assert!(!engine.is_tracking(C));
         engine.disconnect(C);
         assert!(!engine.is_connected(C));
+    }
+
+    #[test]
+    fn every_engine_names_its_service_and_only_votequorum_publishes() {
+        let mut cmap: CmapEngine<FixedStore<4, 256>> =
+            CmapEngine::new(FixedStore::default(), FixedStore::default(), 1);
+        let mut vq: QuorumEngine = QuorumEngine::new(QuorumConfig::default());
+        let mut lib: QuorumLibEngine = QuorumLibEngine::new(true);
+        let mut cfg: CfgEngine = CfgEngine::new(1);
+        let engines: [&mut dyn Engine; 4] = [&mut cmap, &mut vq, &mut lib, &mut cfg];
+        let names: Vec<&str> = engines.iter().map(|e| e.name()).collect();
+        assert_eq!(names, ["cmap", "votequorum", "quorum", "cfg"]);
+        let mut view = ClusterView::default();
+        for (i, e) in engines.iter().enumerate() {
+            e.publish(&mut view);
+            let published = view != ClusterView::default();
+            assert_eq!(published, i >= 1, "after {}", e.name());
+        }
+        assert_eq!((view.quorate, view.ring_id.seq, &view.members[..]), (true, 5, &[1][..]));
     }
 
     #[test]

@@ -34,7 +34,7 @@
 //! they get the generic 24-byte reply with `CS_ERR_INVALID_PARAM`, as unknown ids do.
 
 use super::session::{handle_request_method, Sessions};
-use super::{ConnId, Served, ServerError};
+use super::{forward_engine_methods, ConnId, Engine, Served, ServerError};
 use crate::cfg::{NodeAddrs, Reply, Request, RequestKind, Response};
 use crate::error::CsError;
 use core::net::IpAddr;
@@ -139,4 +139,12 @@ impl<const CONNS: usize, const ADDRS: usize> CfgEngine<CONNS, ADDRS> {
         };
         Ok(reply.encode(out)?)
     }
+}
+
+impl<const CONNS: usize, const ADDRS: usize> Engine for CfgEngine<CONNS, ADDRS> {
+    fn name(&self) -> &'static str {
+        crate::cfg::SERVICE_NAME
+    }
+
+    forward_engine_methods!();
 }

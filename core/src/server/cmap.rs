@@ -72,7 +72,9 @@
 use super::outbox::Outbox;
 use super::session::{handle_request_method, notification_methods, Sessions};
 use super::store::{Store, Stored};
-use super::{make_handle, split_handle, ConnId, HandleRng, Served, ServerError};
+use super::{
+    forward_engine_methods, make_handle, split_handle, ConnId, Engine, HandleRng, Served, ServerError,
+};
 use crate::cmap::{
     GetReply, Key, Map, Notification, Reply, Request, RequestKind, Response, TrackEvent, TrackType, Value,
     ValueType, VALUE_MAX_LEN,
@@ -789,6 +791,22 @@ impl<
             }
         }
     }
+}
+
+impl<
+        S: Store,
+        const CONNS: usize,
+        const ITERS: usize,
+        const TRACKS: usize,
+        const EVENTS: usize,
+        const EVENT_BYTES: usize,
+    > Engine for CmapEngine<S, CONNS, ITERS, TRACKS, EVENTS, EVENT_BYTES>
+{
+    fn name(&self) -> &'static str {
+        crate::cmap::SERVICE_NAME
+    }
+
+    forward_engine_methods!();
 }
 
 /// `stats_map_is_key_ro` + `stats_map_set`.

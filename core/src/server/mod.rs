@@ -2,15 +2,35 @@
 //! encodes the replies and notifications, so that an I/O adapter (a libqb listener) can serve
 //! the unmodified `corosync-cmapctl`, `corosync-quorumtool` and libcmap/libvotequorum clients.
 //!
-//! One engine per libqb service:
+//! One engine per libqb service, each implementing [`Engine`]:
 //! - [`cmap::CmapEngine`]: the key/value store with corosync's checks, iterators, tracking and
 //!   the read-only statistics map. Storage is any [`store::Store`]: the fixed-capacity
 //!   [`store::FixedStore`] (no heap) or, with the `alloc` feature, `store::BTreeStore`.
 //! - [`votequorum::QuorumEngine`]: a configurable one-node (or static node list) quorum model
 //!   with tracking and the quorum-device calls.
 //! - [`quorum::QuorumLibEngine`] (libquorum) and [`cfg::CfgEngine`] (libcfg's node identity):
-//!   what `corosync-quorumtool` needs besides CMAP and votequorum; the former reads the
-//!   votequorum engine's model.
+//!   what `corosync-quorumtool` needs besides CMAP and votequorum.
+//!
+//! # Services that read each other: the cluster view
+//!
+//! In corosync, libquorum's service answers from the state votequorum keeps. The engines do
+//! not hold references to each other; instead every engine may [`publish`](Engine::publish)
+//! what it owns into a [`ClusterView`] (the votequorum engine: quorate, ring id, members)
+//! and [`observe`](Engine::observe) the view before it serves a request (the libquorum engine
+//! keeps it as its snapshot). An adapter serving several engines builds the view from all of
+//! them and hands it to the one about to serve a request:
+//!
+//! ```
+//! # use corowire::server::{ClusterView, ConnId, Engine};
+//! fn serve(engines: &mut [&mut dyn Engine], i: usize, frame: &[u8], out: &mut [u8]) -> usize {
+//!     let mut view = ClusterView::default();
+//!     engines.iter().for_each(|e| e.publish(&mut view));
+//!     engines[i].observe(&view);
+//!     engines[i].handle_request(ConnId(1), frame, out).unwrap_or(0)
+//! }
+//! ```
+//!
+//! A single-engine adapter that does not serve libquorum can ignore the view.
 //!
 //! # Driving contract
 //!
@@ -52,7 +72,9 @@ mod outbox;
 mod session;
 
 use crate::error::EncodeError;
+use crate::votequorum::RingId;
 use core::fmt;
+use heapless::Vec;
 
 /// The smallest reply buffer the engines accept: the 320-byte votequorum GETINFO reply, which is
 /// also larger than every fixed-size CMAP reply.
@@ -62,6 +84,97 @@ pub const MIN_REPLY_LEN: usize = 320;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConnId(pub u32);
+
+/// Members a [`ClusterView`] holds: corosync's `PROCESSOR_COUNT_MAX`, the most nodes a
+/// cluster can have.
+pub const MAX_MEMBERS: usize = 384;
+
+/// The cluster state one engine publishes for the others (see the [module
+/// documentation](self#services-that-read-each-other-the-cluster-view)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ClusterView {
+    /// Whether the cluster is quorate.
+    pub quorate: bool,
+    /// The current ring (membership) id.
+    pub ring_id: RingId,
+    /// The member node ids, in the votequorum model's order.
+    pub members: Vec<u32, MAX_MEMBERS>,
+}
+
+/// A server engine for one libqb service, as an adapter drives it; the [module
+/// documentation](self) gives the driving contract. All four engines of this module implement
+/// it, and a listener can serve a list of `&mut dyn Engine` without knowing which is which.
+///
+/// A new service (e.g. CPG) implements it beside its codec: `name`, the connection calls,
+/// `handle_request` and the notification outbox; `publish` and `observe` only if it shares
+/// state with other services. Like the engines here, an implementation never does I/O, never
+/// reads a clock, and answers every malformed frame instead of failing on it.
+pub trait Engine {
+    /// The service's libqb name (corosync's: `"cmap"`, `"votequorum"`, `"quorum"`, `"cfg"`),
+    /// on which an adapter listens unless configured otherwise.
+    fn name(&self) -> &'static str;
+    /// Registers a new connection `conn` (corosync: the service's `lib_init_fn`).
+    ///
+    /// # Errors
+    /// [`ServerError::AlreadyConnected`], [`ServerError::TooManyConnections`] (the adapter
+    /// refuses the client with `-EMFILE`).
+    fn connect(&mut self, conn: ConnId) -> Result<(), ServerError>;
+    /// Forgets a connection and everything it holds (`lib_exit_fn`); unknown ones are ignored.
+    fn disconnect(&mut self, conn: ConnId);
+    /// Handles one request frame from `conn`, writes the reply into `out` (at least
+    /// [`MIN_REPLY_LEN`] bytes) and returns its length. Notifications it caused are queued:
+    /// drain them with [`Engine::poll_notification`] before sending the reply.
+    ///
+    /// # Errors
+    /// [`ServerError::UnknownConnection`], [`ServerError::BufferTooSmall`] (for `out`), and
+    /// [`ServerError::OutboxFull`] (nothing changed: drain the outbox, hand the frame in again).
+    fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError>;
+    /// Length of the next queued notification, to size the buffer for `poll_notification`.
+    fn next_notification_len(&self) -> Option<usize>;
+    /// Moves the oldest queued notification into `out`: the connection whose event channel it
+    /// goes to, and its length.
+    ///
+    /// # Errors
+    /// [`ServerError::BufferTooSmall`]; the notification stays queued.
+    fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError>;
+    /// Writes what this engine owns of the cluster state into `view` (default: nothing).
+    fn publish(&self, view: &mut ClusterView) {
+        let _ = view;
+    }
+    /// Takes the cluster state other engines published, before a request is handed in
+    /// (default: ignored).
+    fn observe(&mut self, view: &ClusterView) {
+        let _ = view;
+    }
+}
+
+/// The [`Engine`] methods that forward to an engine's inherent methods of the same name.
+macro_rules! forward_engine_methods {
+    () => {
+        fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
+            Self::connect(self, conn)
+        }
+        fn disconnect(&mut self, conn: ConnId) {
+            Self::disconnect(self, conn)
+        }
+        fn handle_request(
+            &mut self,
+            conn: ConnId,
+            frame: &[u8],
+            out: &mut [u8],
+        ) -> Result<usize, ServerError> {
+            Self::handle_request(self, conn, frame, out)
+        }
+        fn next_notification_len(&self) -> Option<usize> {
+            Self::next_notification_len(self)
+        }
+        fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
+            Self::poll_notification(self, out)
+        }
+    };
+}
+pub(crate) use forward_engine_methods;
 
 /// Why an engine call did not produce a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

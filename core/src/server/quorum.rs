@@ -1,24 +1,29 @@
 //! The libquorum (`quorum` service) server engine, sans IO: corosync 3.1.7's
 //! `exec/vsf_quorum.c` for model-v0 clients such as `corosync-quorumtool`.
 //!
-//! It has no quorum state of its own: every request reads the votequorum engine's model
-//! ([`QuorumEngine`]) that the adapter passes in, so both services always agree.
+//! It has no quorum state of its own: it answers from the last [`ClusterView`] it observed
+//! ([`Engine::observe`]), which the votequorum engine ([`QuorumEngine`](super::votequorum::QuorumEngine))
+//! publishes. An adapter refreshes the view before every request (see [`super`]), so both
+//! services always agree; until the first view the cluster is inquorate with no members.
 //!
 //! ```
 //! use corowire::quorum::{Notification, Reply, Request, Response, TrackFlags};
 //! use corowire::server::quorum::QuorumLibEngine;
 //! use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
-//! use corowire::server::ConnId;
+//! use corowire::server::{ClusterView, ConnId, Engine};
 //!
 //! let vq: QuorumEngine = QuorumEngine::new(QuorumConfig::default());
 //! let mut engine: QuorumLibEngine = QuorumLibEngine::new(true);
+//! let mut view = ClusterView::default();
+//! vq.publish(&mut view);
+//! engine.observe(&view);
 //! engine.connect(ConnId(1))?;
 //! let (mut req, mut out, mut note) = ([0u8; 64], [0u8; 320], [0u8; 64]);
 //! let n = Request::GetQuorate.encode(&mut req)?;
-//! let m = engine.handle_request(ConnId(1), &req[..n], &mut out, &vq)?;
+//! let m = engine.handle_request(ConnId(1), &req[..n], &mut out)?;
 //! assert_eq!(Reply::decode(&out[..m])?.body, Response::GetQuorate { quorate: true });
 //! let n = Request::TrackStart { flags: TrackFlags::CURRENT }.encode(&mut req)?;
-//! engine.handle_request(ConnId(1), &req[..n], &mut out, &vq)?;
+//! engine.handle_request(ConnId(1), &req[..n], &mut out)?;
 //! let (_, len) = engine.poll_notification(&mut note)?.unwrap();
 //! let view = Notification::decode(&note[..len])?;
 //! assert_eq!((view.ring_seq, view.members.get(0)), (5, Some(1)));
@@ -44,9 +49,8 @@
 //!   does not notify them (corosync sends a notification on every membership or quorum change).
 
 use super::outbox::Outbox;
-use super::session::{notification_methods, tracking_connection_methods, Sessions};
-use super::votequorum::QuorumEngine;
-use super::{ConnId, ServerError};
+use super::session::{handle_request_method, notification_methods, tracking_connection_methods, Sessions};
+use super::{forward_engine_methods, ClusterView, ConnId, Engine, Served, ServerError};
 use crate::error::CsError;
 use crate::quorum::{
     NodeIds, Notification, Reply, Request, RequestKind, Response, TrackFlags, QUORUM_FREE, QUORUM_SET,
@@ -61,6 +65,8 @@ pub struct QuorumLibEngine<const CONNS: usize = 16, const EVENTS: usize = 32, co
     /// Connections and whether each tracks.
     conns: Sessions<bool, CONNS>,
     outbox: Outbox<EVENTS, EVENT_BYTES>,
+    /// The votequorum state, as last observed.
+    view: ClusterView,
 }
 
 impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
@@ -70,7 +76,7 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
     /// (`quorum.provider`), which GETTYPE reports.
     pub fn new(provider_configured: bool) -> Self {
         let quorum_type = if provider_configured { QUORUM_SET } else { QUORUM_FREE };
-        Self { quorum_type, conns: Sessions::new(), outbox: Outbox::new() }
+        Self { quorum_type, conns: Sessions::new(), outbox: Outbox::new(), view: ClusterView::default() }
     }
 
     tracking_connection_methods!();
@@ -82,25 +88,19 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
 
     notification_methods!();
 
-    /// Handles one request frame from `conn` against the votequorum model `vq` and writes the
-    /// reply into `out` (at least [`super::MIN_REPLY_LEN`] bytes); returns the reply's length.
-    /// Notifications the request caused are queued; send them first.
-    pub fn handle_request<const C: usize, const N: usize, const E: usize, const B: usize>(
-        &mut self,
-        conn: ConnId,
-        frame: &[u8],
-        out: &mut [u8],
-        vq: &QuorumEngine<C, N, E, B>,
-    ) -> Result<usize, ServerError> {
-        let (ci, kind) = match self.conns.begin_request(conn, frame, out, RequestKind::from_id)? {
-            Ok(start) => start,
-            Err(len) => return Ok(len),
-        };
+    handle_request_method! {
+        /// Handles one request frame from `conn` against the last observed [`ClusterView`] and
+        /// writes the reply into `out` (at least [`super::MIN_REPLY_LEN`] bytes); returns the
+        /// reply's length. Notifications the request caused are queued; send them first.
+        => serve
+    }
+
+    fn serve(&mut self, ci: usize, kind: RequestKind, frame: &[u8], out: &mut [u8]) -> Served {
         let (result, body) = match Request::decode(frame) {
             Err(_) => (Err(CsError::InvalidParam), empty_body(kind)),
             Ok(Request::GetType) => (Ok(()), Response::GetType { quorum_type: self.quorum_type }),
-            Ok(Request::GetQuorate) => (Ok(()), Response::GetQuorate { quorate: vq.is_quorate() }),
-            Ok(Request::TrackStart { flags }) => (self.track_start(ci, flags, vq)?, Response::TrackStart),
+            Ok(Request::GetQuorate) => (Ok(()), Response::GetQuorate { quorate: self.view.quorate }),
+            Ok(Request::TrackStart { flags }) => (self.track_start(ci, flags)?, Response::TrackStart),
             Ok(Request::TrackStop) => {
                 self.conns[ci] = false;
                 (Ok(()), Response::TrackStop)
@@ -109,18 +109,12 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
         Ok(Reply { result, body }.encode(out)?)
     }
 
-    fn track_start<const C: usize, const N: usize, const E: usize, const B: usize>(
-        &mut self,
-        ci: usize,
-        flags: TrackFlags,
-        vq: &QuorumEngine<C, N, E, B>,
-    ) -> Result<Result<(), CsError>, ServerError> {
+    fn track_start(&mut self, ci: usize, flags: TrackFlags) -> Result<Result<(), CsError>, ServerError> {
         if flags.contains(TrackFlags::CURRENT) || flags.contains(TrackFlags::CHANGES) {
-            let members = vq.member_ids();
             let note = Notification {
-                quorate: vq.is_quorate(),
-                ring_seq: vq.ring_id().seq,
-                members: NodeIds::from_slice(&members),
+                quorate: self.view.quorate,
+                ring_seq: self.view.ring_id.seq,
+                members: NodeIds::from_slice(&self.view.members),
             };
             let len = note.encoded_len();
             if !self.outbox.reserve(1, len)? {
@@ -135,6 +129,21 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
             self.conns[ci] = true;
         }
         Ok(Ok(()))
+    }
+}
+
+/// Answers from the votequorum state it observes.
+impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize> Engine
+    for QuorumLibEngine<CONNS, EVENTS, EVENT_BYTES>
+{
+    fn name(&self) -> &'static str {
+        crate::quorum::SERVICE_NAME
+    }
+
+    forward_engine_methods!();
+
+    fn observe(&mut self, view: &ClusterView) {
+        self.view.clone_from(view);
     }
 }
 

@@ -56,7 +56,7 @@
 
 use super::outbox::Outbox;
 use super::session::{handle_request_method, notification_methods, tracking_connection_methods, Sessions};
-use super::{ConnId, Served, ServerError};
+use super::{forward_engine_methods, ClusterView, ConnId, Engine, Served, ServerError, MAX_MEMBERS};
 use crate::error::CsError;
 use crate::votequorum::{
     InfoFlags, NodeEntry, NodeIds, NodeInfo, NodeList, NodeState, Notification, Reply, Request, RequestKind,
@@ -639,6 +639,24 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
                 self.outbox.push(conn, len, |buf| n.encode(buf))
             }
         }
+    }
+}
+
+/// Publishes the quorum model: quorate, ring id and members (the first [`MAX_MEMBERS`] of
+/// them; a real cluster has no more).
+impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BYTES: usize> Engine
+    for QuorumEngine<CONNS, NODES, EVENTS, EVENT_BYTES>
+{
+    fn name(&self) -> &'static str {
+        crate::votequorum::SERVICE_NAME
+    }
+
+    forward_engine_methods!();
+
+    fn publish(&self, view: &mut ClusterView) {
+        view.quorate = self.is_quorate();
+        view.ring_id = self.ring_id();
+        view.members = self.model.members().map(|n| n.nodeid).take(MAX_MEMBERS).collect();
     }
 }
 

@@ -90,7 +90,7 @@ use corowire::server::cmap::CmapEngine;
 use corowire::server::quorum::QuorumLibEngine;
 use corowire::server::store::BTreeStore;
 use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
-use corowire::server::{ConnId, ServerError, MIN_REPLY_LEN};
+use corowire::server::{ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
 use corowire::votequorum::NodeState;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -105,7 +105,7 @@ use crate::sys::sock::{
     accept_with_passcred, errno_of, listen_abstract, listen_path, recv_with_creds, send_all, PeerCred,
     FORCE_FILESYSTEM_SOCKETS, SOCKET_DIR,
 };
-use session::{Channels, Phase, Rings, ServiceKind, Session, ShmDir, Sockets, Take};
+use session::{Channels, Phase, Rings, Session, ShmDir, Sockets, Take};
 
 /// Connections per service at once.
 pub const MAX_CONNECTIONS: usize = 128;
@@ -207,6 +207,17 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The name each service listens on, in the order of [`Engines::all`] (`None`: not
+    /// served).
+    fn names(&self) -> [Option<&str>; SERVICES] {
+        [
+            Some(&self.cmap_name),
+            self.votequorum_name.as_deref(),
+            self.quorum_name.as_deref(),
+            self.cfg_name.as_deref(),
+        ]
+    }
+
     /// Adds the keys of a configuration file ([`config`] describes the format) to
     /// [`ServerConfig::initial`]; its quorum keys configure the quorum model at
     /// [`Server::bind`].
@@ -251,74 +262,40 @@ impl fmt::Display for ServerStartError {
 
 impl core::error::Error for ServerStartError {}
 
-/// One engine, seen by the I/O loop.
-trait Engine {
-    fn connect(&mut self, conn: ConnId) -> Result<(), ServerError>;
-    fn disconnect(&mut self, conn: ConnId);
-    fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError>;
-    fn next_notification_len(&self) -> Option<usize>;
-    fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError>;
+/// The engines, one per service. [`Engines::all`] is the list the listener iterates to listen,
+/// accept and dispatch: a connection names its service by its index in that list.
+struct Engines {
+    cmap: Box<Cmap>,
+    quorum: Box<Quorum>,
+    quorum_lib: Box<QuorumLib>,
+    cfg: Box<Cfg>,
 }
 
-macro_rules! forward_engine {
-    ($($ty:ty),*) => {$(
-        impl Engine for $ty {
-            fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
-                <$ty>::connect(self, conn)
-            }
-            fn disconnect(&mut self, conn: ConnId) {
-                <$ty>::disconnect(self, conn)
-            }
-            fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError> {
-                <$ty>::handle_request(self, conn, frame, out)
-            }
-            fn next_notification_len(&self) -> Option<usize> {
-                <$ty>::next_notification_len(self)
-            }
-            fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
-                <$ty>::poll_notification(self, out)
-            }
-        }
-    )*};
-}
-forward_engine!(Cmap, Quorum, Cfg);
+/// Number of services; the length of [`Engines::all`] and [`ServerConfig::names`].
+const SERVICES: usize = 4;
 
-impl<T: Engine + ?Sized> Engine for &mut T {
-    fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
-        (**self).connect(conn)
+impl Engines {
+    /// Every engine, in the order of [`ServerConfig::names`]. A new service is one more entry
+    /// here and there.
+    fn all(&mut self) -> [&mut dyn Engine; SERVICES] {
+        [&mut *self.cmap, &mut *self.quorum, &mut *self.quorum_lib, &mut *self.cfg]
     }
-    fn disconnect(&mut self, conn: ConnId) {
-        (**self).disconnect(conn)
-    }
-    fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError> {
-        (**self).handle_request(conn, frame, out)
-    }
-    fn next_notification_len(&self) -> Option<usize> {
-        (**self).next_notification_len()
-    }
-    fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
-        (**self).poll_notification(out)
-    }
-}
 
-/// The libquorum engine with the votequorum model it reads.
-struct LibQuorum<'a>(&'a mut QuorumLib, &'a Quorum);
-
-impl Engine for LibQuorum<'_> {
-    fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
-        self.0.connect(conn)
-    }
-    fn disconnect(&mut self, conn: ConnId) {
-        self.0.disconnect(conn)
-    }
-    fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError> {
-        self.0.handle_request(conn, frame, out, self.1)
-    }
-    fn next_notification_len(&self) -> Option<usize> {
-        self.0.next_notification_len()
-    }
-    fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
-        self.0.poll_notification(out)
+    /// Hands one request to engine `service` after it observed the cluster state all engines
+    /// publish (libquorum answers from votequorum's model).
+    fn handle_request(
+        &mut self,
+        service: usize,
+        conn: ConnId,
+        frame: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, ServerError> {
+        let mut all = self.all();
+        let mut view = ClusterView::default();
+        all.iter().for_each(|e| e.publish(&mut view));
+        let engine = all.get_mut(service).ok_or(ServerError::UnknownConnection(conn))?;
+        engine.observe(&view);
+        engine.handle_request(conn, frame, out)
     }
 }
 
@@ -329,7 +306,8 @@ type Readiness = (Vec<usize>, Vec<(u32, PollFlags, PollFlags)>);
 /// A listening setup socket.
 #[derive(Debug)]
 struct Listener {
-    service: ServiceKind,
+    /// The service's index in [`Engines::all`].
+    service: usize,
     name: String,
     socket: UnixListener,
     /// The filesystem socket to remove on drop.
@@ -349,10 +327,7 @@ pub struct Server {
     listeners: Vec<Listener>,
     sessions: BTreeMap<u32, Session>,
     next_id: u32,
-    cmap: Box<Cmap>,
-    quorum: Box<Quorum>,
-    quorum_lib: Box<QuorumLib>,
-    cfg: Box<Cfg>,
+    engines: Engines,
     shm_dir: PathBuf,
     max_msg_size_floor: u32,
     max_msg_size_limit: u32,
@@ -437,13 +412,9 @@ impl Server {
                 .add_addr(nodeid, addr)
                 .map_err(|e| ServerStartError::Config(format!("address {addr} of node {nodeid}: {e}")))?;
         }
-        let mut listeners = vec![listen(ServiceKind::Cmap, &cfg.cmap_name)?];
-        let optional = [
-            (ServiceKind::Votequorum, &cfg.votequorum_name),
-            (ServiceKind::Quorum, &cfg.quorum_name),
-            (ServiceKind::Cfg, &cfg.cfg_name),
-        ];
-        for (service, name) in optional {
+        let engines = Engines { cmap, quorum, quorum_lib, cfg: cfg_engine };
+        let mut listeners = Vec::new();
+        for (service, name) in cfg.names().into_iter().enumerate() {
             if let Some(name) = name {
                 listeners.push(listen(service, name)?);
             }
@@ -458,10 +429,7 @@ impl Server {
             listeners,
             sessions: BTreeMap::new(),
             next_id: 1,
-            cmap,
-            quorum,
-            quorum_lib,
-            cfg: cfg_engine,
+            engines,
             shm_dir: cfg.shm_dir,
             max_msg_size_floor: cfg.max_msg_size_floor,
             max_msg_size_limit: cfg.max_msg_size_limit,
@@ -528,12 +496,12 @@ impl Server {
 
     /// The CMAP engine (e.g. to read keys, or set them with `set_initial`, between steps).
     pub fn cmap(&mut self) -> &mut Cmap {
-        &mut self.cmap
+        &mut self.engines.cmap
     }
 
     /// The votequorum engine.
     pub fn quorum(&mut self) -> &mut Quorum {
-        &mut self.quorum
+        &mut self.engines.quorum
     }
 
     /// One round of the loop: waits at most `timeout` (`None`: until something happens) for
@@ -628,7 +596,7 @@ impl Server {
         }
     }
 
-    fn listener_name(&self, service: ServiceKind) -> &str {
+    fn listener_name(&self, service: usize) -> &str {
         self.listeners.iter().find(|l| l.service == service).map_or("?", |l| l.name.as_str())
     }
 
@@ -732,8 +700,8 @@ impl Server {
             IpcType::Shm => Channels::Shm(Rings::create(dir, max, self.page_size)?),
             IpcType::Socket => Channels::Socket(Sockets::create(dir, max)?),
         };
-        let connected = self.engine(service).connect(ConnId(id));
-        match connected {
+        let connected = self.engines.all().get_mut(service).map(|e| e.connect(ConnId(id)));
+        match connected.unwrap_or(Err(ServerError::UnknownConnection(ConnId(id)))) {
             Ok(()) => {}
             Err(ServerError::TooManyConnections) => return Err(Errno::EMFILE),
             Err(_) => return Err(Errno::EINVAL),
@@ -777,11 +745,6 @@ impl Server {
         Ok(())
     }
 
-    /// The engine of `service`.
-    fn engine(&mut self, service: ServiceKind) -> Box<dyn Engine + '_> {
-        engine_for(&mut self.cmap, &mut self.quorum, &mut self.quorum_lib, &mut self.cfg, service)
-    }
-
     /// corosync's check (`exec/ipc_glue.c`): root user or group, or a `uidgid` key.
     fn authorised(&self, peer: PeerCred) -> bool {
         if peer.uid == 0 || peer.gid == 0 {
@@ -793,7 +756,7 @@ impl Server {
             format!("uidgid.gid.{}", peer.gid),
             format!("uidgid.config.gid.{}", peer.gid),
         ];
-        keys.iter().any(|k| self.cmap.get(k.as_bytes()) == Some(Value::UInt8(1)))
+        keys.iter().any(|k| self.engines.cmap.get(k.as_bytes()) == Some(Value::UInt8(1)))
     }
 
     /// Sends a setup refusal (`-errno`) and closes the connection.
@@ -838,23 +801,22 @@ impl Server {
     }
 
     /// Hands `self.frame` to the engine, delivers the notifications, then the reply.
-    fn handle(&mut self, id: u32, service: ServiceKind, reply_cap: usize) {
-        let Self { cmap, quorum, quorum_lib, cfg, sessions, frame, reply, note, .. } = self;
-        let mut engine = engine_for(cmap, quorum, quorum_lib, cfg, service);
+    fn handle(&mut self, id: u32, service: usize, reply_cap: usize) {
+        let Self { engines, sessions, frame, reply, note, .. } = self;
         if reply.len() < reply_cap {
             reply.resize(reply_cap, 0);
         }
         let mut retried = false;
         let outcome = loop {
-            match engine.handle_request(ConnId(id), frame, &mut reply[..reply_cap]) {
+            match engines.handle_request(service, ConnId(id), frame, &mut reply[..reply_cap]) {
                 Err(ServerError::OutboxFull) if !retried => {
                     retried = true;
-                    drain(&mut *engine, sessions, note);
+                    drain(engines, service, sessions, note);
                 }
                 other => break other,
             }
         };
-        drain(&mut *engine, sessions, note);
+        drain(engines, service, sessions, note);
         let Some(s) = sessions.get_mut(&id) else { return };
         match outcome {
             Ok(n) => s.send_reply(&reply[..n]),
@@ -876,8 +838,8 @@ impl Server {
                 self.log(id, format_args!("closed: {why}"));
             }
             if let Some(s) = self.sessions.remove(&id) {
-                if s.registered {
-                    self.engine(s.service).disconnect(ConnId(id));
+                if let Some(engine) = self.engines.all().get_mut(s.service).filter(|_| s.registered) {
+                    engine.disconnect(ConnId(id));
                 }
                 s.shutdown();
                 // Dropping the session marks the rings closed and removes their files.
@@ -891,21 +853,6 @@ impl Drop for Server {
         for s in self.sessions.values() {
             s.shutdown();
         }
-    }
-}
-
-fn engine_for<'a>(
-    cmap: &'a mut Cmap,
-    quorum: &'a mut Quorum,
-    quorum_lib: &'a mut QuorumLib,
-    cfg: &'a mut Cfg,
-    service: ServiceKind,
-) -> Box<dyn Engine + 'a> {
-    match service {
-        ServiceKind::Cmap => Box::new(cmap),
-        ServiceKind::Votequorum => Box::new(quorum),
-        ServiceKind::Quorum => Box::new(LibQuorum(quorum_lib, quorum)),
-        ServiceKind::Cfg => Box::new(cfg),
     }
 }
 
@@ -934,9 +881,11 @@ fn node_addrs(keys: &[(String, OwnedValue)]) -> Vec<(u32, IpAddr)> {
     out
 }
 
-/// Moves every queued notification to the connection it is for (which writes what fits
-/// into its event ring).
-fn drain(engine: &mut dyn Engine, sessions: &mut BTreeMap<u32, Session>, buf: &mut Vec<u8>) {
+/// Moves every queued notification of engine `service` to the connection it is for (which
+/// writes what fits into its event ring).
+fn drain(engines: &mut Engines, service: usize, sessions: &mut BTreeMap<u32, Session>, buf: &mut Vec<u8>) {
+    let mut all = engines.all();
+    let Some(engine) = all.get_mut(service) else { return };
     while let Some(len) = engine.next_notification_len() {
         if buf.len() < len {
             buf.resize(len, 0);
@@ -953,7 +902,7 @@ fn drain(engine: &mut dyn Engine, sessions: &mut BTreeMap<u32, Session>, buf: &m
     }
 }
 
-fn listen(service: ServiceKind, name: &str) -> Result<Listener, ServerStartError> {
+fn listen(service: usize, name: &str) -> Result<Listener, ServerStartError> {
     let error = |errno| ServerStartError::Listen { name: name.to_owned(), errno };
     let (socket, path) = if Path::new(FORCE_FILESYSTEM_SOCKETS).exists() {
         let path = Path::new(SOCKET_DIR).join(OsStr::new(name));

@@ -28,19 +28,6 @@ const EVENT_BACKLOG_LIMIT: usize = 64 << 20;
 /// The three rings, in the order of the setup response.
 const RING_KINDS: [&str; 3] = ["request", "response", "event"];
 
-/// Which service a connection talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ServiceKind {
-    /// CMAP.
-    Cmap,
-    /// votequorum.
-    Votequorum,
-    /// libquorum (`quorum`).
-    Quorum,
-    /// libcfg (`cfg`).
-    Cfg,
-}
-
 /// The per-connection directory `<shm_dir>/qb-<spid>-<cpid>-<fd>-XXXXXX` (mode 0770, owned by
 /// the client); dropping it unlinks the files made in it and removes it.
 #[derive(Debug)]
@@ -303,7 +290,8 @@ pub(super) enum Phase {
 /// A client connection.
 #[derive(Debug)]
 pub(super) struct Session {
-    pub(super) service: ServiceKind,
+    /// The index of its service in the listener's engine list.
+    pub(super) service: usize,
     pub(super) sock: UnixStream,
     pub(super) phase: Phase,
     /// The client's credentials (once the setup request was read).
@@ -326,7 +314,7 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) fn new(service: ServiceKind, sock: UnixStream) -> Self {
+    pub(super) fn new(service: usize, sock: UnixStream) -> Self {
         Self {
             service,
             sock,
