@@ -22,7 +22,7 @@
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
-use crate::codec::{self, exact, layout, prepare, request_header, response_header, take, MAX_TAIL};
+use crate::codec::{self, exact, layout, prepare, request_header, response_header, take, wire_ids, MAX_TAIL};
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::cfg::{ReqGetNodeAddrs, ResGetNodeAddrs, ResLocalGet, ADDR_LEN};
 use crate::wire::qb::RequestHeader;
@@ -43,33 +43,14 @@ pub const RESPONSE_GET_NODE_ADDRS: i32 = 11;
 /// Response id of the LOCAL_GET reply.
 pub const RESPONSE_LOCAL_GET: i32 = 12;
 
-/// Request ids (`MESSAGE_REQ_CFG_*`) of the requests this module knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[repr(i32)]
-pub enum RequestKind {
-    /// 5: the addresses of a node's links.
-    GetNodeAddrs = 5,
-    /// 6: the local node id.
-    LocalGet = 6,
-}
-
-impl RequestKind {
-    /// The request kind for a raw id (the other cfg requests are not supported: `None`).
-    pub fn from_id(id: i32) -> Option<Self> {
-        match id {
-            5 => Some(Self::GetNodeAddrs),
-            6 => Some(Self::LocalGet),
-            _ => None,
-        }
-    }
-
-    /// The id of the reply to this request.
-    pub fn response_id(self) -> i32 {
-        match self {
-            Self::GetNodeAddrs => RESPONSE_GET_NODE_ADDRS,
-            Self::LocalGet => RESPONSE_LOCAL_GET,
-        }
+wire_ids! {
+    /// Request ids (`MESSAGE_REQ_CFG_*`) of the requests this module knows, and their reply ids
+    /// (the other cfg requests are not supported: `from_id` gives `None`).
+    pub enum RequestKind {
+        /// 5: the addresses of a node's links.
+        GetNodeAddrs = 5 => RESPONSE_GET_NODE_ADDRS,
+        /// 6: the local node id.
+        LocalGet = 6 => RESPONSE_LOCAL_GET,
     }
 }
 
@@ -272,14 +253,7 @@ impl Response<'_> {
 }
 
 /// A libcfg reply: the status from the header, and the body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Reply<'a> {
-    /// The header's `cs_error_t`.
-    pub result: Result<(), CsError>,
-    /// The body.
-    pub body: Response<'a>,
-}
+pub type Reply<'a> = codec::Reply<Response<'a>>;
 
 impl<'a> Reply<'a> {
     /// Length of the encoded reply (saturating).

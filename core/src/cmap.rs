@@ -16,7 +16,7 @@ pub use client::{Cmap, CmapEvent, CmapState, Track};
 
 use crate::codec::{
     self, check_name, cstr, exact, expect_empty, layout, prepare, put_cstr, request_header, response_header,
-    take, u16_len, MAX_TAIL,
+    take, u16_len, wire_ids, MAX_TAIL,
 };
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::cmap::{
@@ -36,48 +36,30 @@ pub const KEY_MIN_LEN: usize = 3;
 /// Largest value the server stores (`ICMAP_MAX_VALUE_LEN`).
 pub const VALUE_MAX_LEN: usize = 16384;
 
-/// Request ids (`MESSAGE_REQ_CMAP_*`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[repr(i32)]
-pub enum RequestKind {
-    /// 0: set a value.
-    Set = 0,
-    /// 1: delete a key.
-    Delete = 1,
-    /// 2: get a value.
-    Get = 2,
-    /// 3: add to an integer.
-    AdjustInt = 3,
-    /// 4: start an iteration.
-    IterInit = 4,
-    /// 5: next key of an iteration.
-    IterNext = 5,
-    /// 6: end an iteration.
-    IterFinalize = 6,
-    /// 7: start tracking.
-    TrackAdd = 7,
-    /// 8: stop tracking.
-    TrackDelete = 8,
-    /// 9: switch between the default and the stats map.
-    SetCurrentMap = 9,
-}
-
-impl RequestKind {
-    /// The request kind for a raw id.
-    pub fn from_id(id: i32) -> Option<Self> {
-        use RequestKind::*;
-        [Set, Delete, Get, AdjustInt, IterInit, IterNext, IterFinalize, TrackAdd, TrackDelete, SetCurrentMap]
-            .get(usize::try_from(id).ok()?)
-            .copied()
-    }
-
-    /// The id of the reply to this request (9 is answered with 10; 9 is the notification).
-    pub fn response_id(self) -> i32 {
-        match self {
-            Self::SetCurrentMap => RESPONSE_SET_CURRENT_MAP,
-            other => other as i32,
-        }
+wire_ids! {
+    /// Request ids (`MESSAGE_REQ_CMAP_*`) and their reply ids: the same, except that 9 is
+    /// answered with 10 (9 is the notification).
+    pub enum RequestKind {
+        /// 0: set a value.
+        Set = 0 => 0,
+        /// 1: delete a key.
+        Delete = 1 => 1,
+        /// 2: get a value.
+        Get = 2 => 2,
+        /// 3: add to an integer.
+        AdjustInt = 3 => 3,
+        /// 4: start an iteration.
+        IterInit = 4 => 4,
+        /// 5: next key of an iteration.
+        IterNext = 5 => 5,
+        /// 6: end an iteration.
+        IterFinalize = 6 => 6,
+        /// 7: start tracking.
+        TrackAdd = 7 => 7,
+        /// 8: stop tracking.
+        TrackDelete = 8 => 8,
+        /// 9: switch between the default and the stats map.
+        SetCurrentMap = 9 => RESPONSE_SET_CURRENT_MAP,
     }
 }
 
@@ -819,14 +801,7 @@ impl Response<'_> {
 }
 
 /// A CMAP reply: the status from the header, and the body.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Reply<'a> {
-    /// The header's `cs_error_t`.
-    pub result: Result<(), CsError>,
-    /// The body.
-    pub body: Response<'a>,
-}
+pub type Reply<'a> = codec::Reply<Response<'a>>;
 
 impl<'a> Reply<'a> {
     /// Length of the encoded reply.

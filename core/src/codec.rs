@@ -1,9 +1,29 @@
 //! Framing and the bounds-checked helpers every codec in this crate is built from.
 
-use crate::error::{DecodeError, EncodeError};
+use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::qb::{RequestHeader, ResponseHeader};
 use crate::wire::{I32, U16};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// A reply of any service: the `cs_error_t` status from its header, and its body (the
+/// service's `Response`; on an error status the body has the reply's shape with whatever
+/// the server put in it). Each service module names its instance `Reply` and gives it
+/// `encoded_len`, `encode` and `decode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Reply<B> {
+    /// The header's `cs_error_t`.
+    pub result: Result<(), CsError>,
+    /// The body.
+    pub body: B,
+}
+
+impl<B> Reply<B> {
+    /// The body if the status is `CS_OK`, else the status.
+    pub fn into_result(self) -> Result<B, CsError> {
+        self.result.map(|()| self.body)
+    }
+}
 
 /// The answer of a push parser: a complete item, or how many bytes in all are needed first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,3 +214,47 @@ pub(crate) fn check_name(name: &[u8], field_len: usize) -> Result<(), EncodeErro
 pub(crate) fn u16_len(len: usize) -> U16 {
     U16::new(len as u16)
 }
+
+/// Declares a service's request-kind enum from one table of `Variant = request id => reply id`
+/// rows: the `#[repr(i32)]` enum (with the crate's usual derives) and its raw-id conversions
+/// `from_id` (`None` for an id the module does not know), `id` and `response_id`. Every
+/// service module declares its `RequestKind` with it, so a new service writes only its table.
+macro_rules! wire_ids {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $id:literal => $response:expr,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        #[repr(i32)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant = $id,)+
+        }
+
+        impl $name {
+            /// The kind with the request id `id`; `None` for an id this module does not know.
+            pub const fn from_id(id: i32) -> Option<Self> {
+                match id {
+                    $($id => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// The request id (`hdr.id` of the request).
+            pub const fn id(self) -> i32 {
+                self as i32
+            }
+
+            /// The id of the reply to this request.
+            pub const fn response_id(self) -> i32 {
+                match self {
+                    $(Self::$variant => $response,)+
+                }
+            }
+        }
+    };
+}
+pub(crate) use wire_ids;

@@ -15,7 +15,7 @@
 //! ```
 
 use crate::codec::{
-    self, exact, expect_empty, layout, prepare, request_header, response_header, take, MAX_TAIL,
+    self, exact, expect_empty, layout, prepare, request_header, response_header, take, wire_ids, MAX_TAIL,
 };
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::qb::{RequestHeader, ResponseHeader};
@@ -43,36 +43,18 @@ pub const QUORUM_SET: u32 = 1;
 /// `quorum_type` without a quorum provider (`QUORUM_FREE`).
 pub const QUORUM_FREE: u32 = 0;
 
-/// Request ids (`MESSAGE_REQ_QUORUM_*`) of the requests this module knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[repr(i32)]
-pub enum RequestKind {
-    /// 0: whether the cluster is quorate.
-    GetQuorate = 0,
-    /// 1: start tracking (and/or get the current state as a notification).
-    TrackStart = 1,
-    /// 2: stop tracking.
-    TrackStop = 2,
-    /// 3: whether a quorum provider is configured (sent by `quorum_initialize`).
-    GetType = 3,
-}
-
-impl RequestKind {
-    /// The request kind for a raw id (4, MODEL_GETTYPE, is not supported: `None`).
-    pub fn from_id(id: i32) -> Option<Self> {
-        use RequestKind::*;
-        [GetQuorate, TrackStart, TrackStop, GetType].get(usize::try_from(id).ok()?).copied()
-    }
-
-    /// The id of the reply to this request.
-    pub fn response_id(self) -> i32 {
-        match self {
-            Self::GetQuorate => RESPONSE_GETQUORATE,
-            Self::TrackStart => RESPONSE_TRACKSTART,
-            Self::TrackStop => RESPONSE_TRACKSTOP,
-            Self::GetType => RESPONSE_GETTYPE,
-        }
+wire_ids! {
+    /// Request ids (`MESSAGE_REQ_QUORUM_*`) of the requests this module knows, and their reply
+    /// ids (4, MODEL_GETTYPE, is not supported: `from_id` gives `None`).
+    pub enum RequestKind {
+        /// 0: whether the cluster is quorate.
+        GetQuorate = 0 => RESPONSE_GETQUORATE,
+        /// 1: start tracking (and/or get the current state as a notification).
+        TrackStart = 1 => RESPONSE_TRACKSTART,
+        /// 2: stop tracking.
+        TrackStop = 2 => RESPONSE_TRACKSTOP,
+        /// 3: whether a quorum provider is configured (sent by `quorum_initialize`).
+        GetType = 3 => RESPONSE_GETTYPE,
     }
 }
 
@@ -181,14 +163,7 @@ impl Response {
 }
 
 /// A libquorum reply: the status from the header, and the body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Reply {
-    /// The header's `cs_error_t`.
-    pub result: Result<(), CsError>,
-    /// The body.
-    pub body: Response,
-}
+pub type Reply = codec::Reply<Response>;
 
 impl Reply {
     /// Length of the encoded reply.

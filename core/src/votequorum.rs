@@ -21,7 +21,7 @@ pub use client::Votequorum;
 
 use crate::codec::{
     self, check_name, cstr, exact, expect_empty, layout, prepare, put_cstr, request_header, response_header,
-    take, MAX_TAIL,
+    take, wire_ids, MAX_TAIL,
 };
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::qb::{RequestHeader, ResponseHeader};
@@ -55,60 +55,30 @@ pub const NOTIFY_EXPECTED_VOTES: i32 = 4;
 /// Response id of the node-list notification (on the event channel).
 pub const NOTIFY_NODELIST: i32 = 5;
 
-/// Request ids (`MESSAGE_REQ_VOTEQUORUM_*`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[repr(i32)]
-pub enum RequestKind {
-    /// 0: information about a node.
-    GetInfo = 0,
-    /// 1: set the expected votes of the cluster.
-    SetExpected = 1,
-    /// 2: set the votes of a node (or of the quorum device).
-    SetVotes = 2,
-    /// 3: start tracking quorum and membership changes.
-    TrackStart = 3,
-    /// 4: stop tracking.
-    TrackStop = 4,
-    /// 5: register a quorum device.
-    QdeviceRegister = 5,
-    /// 6: unregister the quorum device.
-    QdeviceUnregister = 6,
-    /// 7: rename the quorum device.
-    QdeviceUpdate = 7,
-    /// 8: the quorum device's periodic poll (cast or withhold its vote).
-    QdevicePoll = 8,
-    /// 9: set the quorum device's master-wins mode.
-    QdeviceMasterWins = 9,
-}
-
-impl RequestKind {
-    /// The request kind for a raw id.
-    pub fn from_id(id: i32) -> Option<Self> {
-        use RequestKind::*;
-        [
-            GetInfo,
-            SetExpected,
-            SetVotes,
-            TrackStart,
-            TrackStop,
-            QdeviceRegister,
-            QdeviceUnregister,
-            QdeviceUpdate,
-            QdevicePoll,
-            QdeviceMasterWins,
-        ]
-        .get(usize::try_from(id).ok()?)
-        .copied()
-    }
-
-    /// The id of the reply to this request: [`RESPONSE_GETINFO`] for GETINFO,
-    /// [`RESPONSE_STATUS`] for everything else.
-    pub fn response_id(self) -> i32 {
-        match self {
-            Self::GetInfo => RESPONSE_GETINFO,
-            _ => RESPONSE_STATUS,
-        }
+wire_ids! {
+    /// Request ids (`MESSAGE_REQ_VOTEQUORUM_*`) and their reply ids: [`RESPONSE_GETINFO`] for
+    /// GETINFO, [`RESPONSE_STATUS`] for everything else.
+    pub enum RequestKind {
+        /// 0: information about a node.
+        GetInfo = 0 => RESPONSE_GETINFO,
+        /// 1: set the expected votes of the cluster.
+        SetExpected = 1 => RESPONSE_STATUS,
+        /// 2: set the votes of a node (or of the quorum device).
+        SetVotes = 2 => RESPONSE_STATUS,
+        /// 3: start tracking quorum and membership changes.
+        TrackStart = 3 => RESPONSE_STATUS,
+        /// 4: stop tracking.
+        TrackStop = 4 => RESPONSE_STATUS,
+        /// 5: register a quorum device.
+        QdeviceRegister = 5 => RESPONSE_STATUS,
+        /// 6: unregister the quorum device.
+        QdeviceUnregister = 6 => RESPONSE_STATUS,
+        /// 7: rename the quorum device.
+        QdeviceUpdate = 7 => RESPONSE_STATUS,
+        /// 8: the quorum device's periodic poll (cast or withhold its vote).
+        QdevicePoll = 8 => RESPONSE_STATUS,
+        /// 9: set the quorum device's master-wins mode.
+        QdeviceMasterWins = 9 => RESPONSE_STATUS,
     }
 }
 
@@ -587,14 +557,7 @@ impl Response<'_> {
 }
 
 /// A votequorum reply: the status from the header, and the body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Reply<'a> {
-    /// The header's `cs_error_t`.
-    pub result: Result<(), CsError>,
-    /// The body.
-    pub body: Response<'a>,
-}
+pub type Reply<'a> = codec::Reply<Response<'a>>;
 
 impl<'a> Reply<'a> {
     /// Length of the encoded reply.

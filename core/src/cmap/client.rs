@@ -108,8 +108,7 @@ impl<const TRACKS: usize> Service for Cmap<TRACKS> {
     }
 
     fn decode_reply(buf: &[u8]) -> Result<Result<Response<'_>, CsError>, DecodeError> {
-        let reply = Reply::decode(buf)?;
-        Ok(reply.result.map(|()| reply.body))
+        Reply::decode(buf).map(Reply::into_result)
     }
 
     fn on_reply(state: &mut Self::State, token: Token, reply: &Result<Response<'_>, CsError>, expired: bool) {

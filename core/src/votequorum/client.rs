@@ -44,8 +44,7 @@ impl Service for Votequorum {
     }
 
     fn decode_reply(buf: &[u8]) -> Result<Result<Response<'_>, CsError>, DecodeError> {
-        let reply = Reply::decode(buf)?;
-        Ok(reply.result.map(|()| reply.body))
+        Reply::decode(buf).map(Reply::into_result)
     }
 
     fn on_reply(_: &mut (), _: Token, _: &Result<Response<'_>, CsError>, _: bool) {}
