@@ -22,7 +22,7 @@
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
-use crate::codec::{self, exact, layout, prepare, request_header, response_header, take, wire_ids, MAX_TAIL};
+use crate::codec::{self, exact, layout, request_msg, response_msg, take, wire_ids, MAX_TAIL};
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::cfg::{ReqGetNodeAddrs, ResGetNodeAddrs, ResLocalGet, ADDR_LEN};
 use crate::wire::qb::RequestHeader;
@@ -90,14 +90,12 @@ impl Request {
         let id = self.kind() as i32;
         match *self {
             Self::GetNodeAddrs { nodeid } => {
-                let (m, _, n) = prepare::<ReqGetNodeAddrs>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqGetNodeAddrs>(out, id, 0)?;
                 m.nodeid = U32::new(nodeid);
                 Ok(n)
             }
             Self::LocalGet => {
-                let (m, _, n) = prepare::<RequestHeader>(out, 0)?;
-                *m = request_header(id, n);
+                let (_, _, n) = request_msg::<RequestHeader>(out, id, 0)?;
                 Ok(n)
             }
         }
@@ -276,8 +274,7 @@ impl<'a> Reply<'a> {
                 let too_large = EncodeError::MessageTooLarge { len: self.encoded_len() };
                 let tail_len = addrs.len().checked_mul(ADDR_LEN).ok_or(too_large)?;
                 let count = u32::try_from(addrs.len()).map_err(|_| too_large)?;
-                let (m, tail, n) = prepare::<ResGetNodeAddrs>(out, tail_len)?;
-                m.hdr = response_header(id, n, err);
+                let (m, tail, n) = response_msg::<ResGetNodeAddrs>(out, id, err, tail_len)?;
                 m.family = U32::new(addrs.family());
                 m.num_addrs = U32::new(count);
                 for (slot, addr) in tail.chunks_exact_mut(ADDR_LEN).zip(addrs.iter()) {
@@ -289,8 +286,7 @@ impl<'a> Reply<'a> {
                 Ok(n)
             }
             Response::LocalGet { nodeid } => {
-                let (m, _, n) = prepare::<ResLocalGet>(out, 0)?;
-                m.hdr = response_header(id, n, err);
+                let (m, _, n) = response_msg::<ResLocalGet>(out, id, err, 0)?;
                 m.local_nodeid = U32::new(nodeid);
                 Ok(n)
             }

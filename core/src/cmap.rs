@@ -15,8 +15,8 @@ mod client;
 pub use client::{Cmap, CmapEvent, CmapState, Track};
 
 use crate::codec::{
-    self, check_name, cstr, exact, expect_empty, layout, prepare, put_cstr, request_header, response_header,
-    take, u16_len, wire_ids, MAX_TAIL,
+    self, check_name, cstr, exact, expect_empty, layout, put_cstr, request_msg, response_msg, take, u16_len,
+    wire_ids, MAX_TAIL,
 };
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::cmap::{
@@ -600,8 +600,7 @@ impl<'a> Request<'a> {
         let id = self.kind() as i32;
         match *self {
             Self::Set { key, value } => {
-                let (m, tail, n) = prepare::<ReqSet>(out, value.wire_len())?;
-                m.hdr = request_header(id, n);
+                let (m, tail, n) = request_msg::<ReqSet>(out, id, value.wire_len())?;
                 key.write(&mut m.key_name);
                 m.value_len = U64::new(tail.len() as u64);
                 m.value_type.value = value.value_type() as u8;
@@ -611,15 +610,13 @@ impl<'a> Request<'a> {
             Self::Delete { key } => encode_key(out, id, Some(key)),
             Self::IterInit { prefix } => encode_key(out, id, prefix),
             Self::Get { key, value_len } => {
-                let (m, _, n) = prepare::<ReqGet>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqGet>(out, id, 0)?;
                 key.write(&mut m.key_name);
                 m.value_len = U64::new(value_len);
                 Ok(n)
             }
             Self::AdjustInt { key, step } => {
-                let (m, _, n) = prepare::<ReqAdjustInt>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqAdjustInt>(out, id, 0)?;
                 key.write(&mut m.key_name);
                 m.step.value = I32::new(step);
                 Ok(n)
@@ -627,14 +624,12 @@ impl<'a> Request<'a> {
             Self::IterNext { iter_handle: h }
             | Self::IterFinalize { iter_handle: h }
             | Self::TrackDelete { track_handle: h } => {
-                let (m, _, n) = prepare::<ReqHandle>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqHandle>(out, id, 0)?;
                 m.handle = U64::new(h);
                 Ok(n)
             }
             Self::TrackAdd { key, track_type, track_inst_handle } => {
-                let (m, _, n) = prepare::<ReqTrackAdd>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqTrackAdd>(out, id, 0)?;
                 if let Some(key) = key {
                     key.write(&mut m.key_name);
                 }
@@ -643,8 +638,7 @@ impl<'a> Request<'a> {
                 Ok(n)
             }
             Self::SetCurrentMap { map } => {
-                let (m, _, n) = prepare::<ReqSetCurrentMap>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqSetCurrentMap>(out, id, 0)?;
                 m.map.value = I32::new(map.to_raw());
                 Ok(n)
             }
@@ -701,8 +695,7 @@ impl<'a> Request<'a> {
 }
 
 fn encode_key(out: &mut [u8], id: i32, key: Option<Key<'_>>) -> Result<usize, EncodeError> {
-    let (m, _, n) = prepare::<ReqKey>(out, 0)?;
-    m.hdr = request_header(id, n);
+    let (m, _, n) = request_msg::<ReqKey>(out, id, 0)?;
     if let Some(key) = key {
         key.write(&mut m.key_name);
     }
@@ -829,8 +822,7 @@ impl<'a> Reply<'a> {
                 if g.value.len() > buffer {
                     return Err(EncodeError::ValueTooLarge { len: g.value.len(), max: buffer });
                 }
-                let (m, tail, n) = prepare::<ResGet>(out, buffer)?;
-                m.hdr = response_header(id, n, err);
+                let (m, tail, n) = response_msg::<ResGet>(out, id, err, buffer)?;
                 m.value_len = U64::new(g.value_len);
                 m.value_type = U8Slot { value: g.value_type.map_or(0, |t| t as u8), _pad: [0; 7] };
                 tail[..g.value.len()].copy_from_slice(g.value);
@@ -839,14 +831,12 @@ impl<'a> Reply<'a> {
             Response::IterInit { iter_handle: h }
             | Response::TrackAdd { track_handle: h }
             | Response::TrackDelete { track_inst_handle: h } => {
-                let (m, _, n) = prepare::<ResHandle>(out, 0)?;
-                m.hdr = response_header(id, n, err);
+                let (m, _, n) = response_msg::<ResHandle>(out, id, err, 0)?;
                 m.handle = U64::new(h);
                 Ok(n)
             }
             Response::IterNext { key, value_len, value_type } => {
-                let (m, _, n) = prepare::<ResIterNext>(out, 0)?;
-                m.hdr = response_header(id, n, err);
+                let (m, _, n) = response_msg::<ResIterNext>(out, id, err, 0)?;
                 key.write(&mut m.key_name);
                 m.value_len = U64::new(value_len);
                 m.value_type.value = value_type.map_or(0, |t| t as u8);
@@ -912,8 +902,7 @@ fn status<T>(buf: &[u8], id: i32, body: T) -> Result<T, DecodeError> {
 /// Encodes a bare 24-byte reply header: the shape of every status-only reply, and of
 /// corosync's generic reject (id 0).
 pub fn encode_status(out: &mut [u8], id: i32, raw_error: i32) -> Result<usize, EncodeError> {
-    let (m, _, n) = prepare::<ResponseHeader>(out, 0)?;
-    *m = response_header(id, n, raw_error);
+    let (_, _, n) = response_msg::<ResponseHeader>(out, id, raw_error, 0)?;
     Ok(n)
 }
 
@@ -942,8 +931,7 @@ impl<'a> Notification<'a> {
     /// Encodes the notification (server side) into the start of `out`; returns its length.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
         let (new_len, old_len) = (opt_len(&self.new_value), opt_len(&self.old_value));
-        let (m, tail, n) = prepare::<ResNotify>(out, new_len + old_len)?;
-        m.hdr = response_header(NOTIFY_ID, n, CsError::RAW_OK);
+        let (m, tail, n) = response_msg::<ResNotify>(out, NOTIFY_ID, CsError::RAW_OK, new_len + old_len)?;
         m.track_inst_handle = U64::new(self.track_inst_handle);
         self.key.write(&mut m.key_name);
         m.event = I32Slot { value: I32::new(self.event as i32), _pad: [0; 4] };
@@ -962,11 +950,8 @@ impl<'a> Notification<'a> {
 
     /// Decodes one notification frame (client side). `buf` must hold exactly the frame.
     pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
-        let (id, _) = codec::response_frame(buf)?;
-        if id != NOTIFY_ID {
-            return Err(DecodeError::UnknownId { id });
-        }
-        let (m, mut tail) = layout::<ResNotify>(buf, id, MAX_TAIL)?;
+        let id = NOTIFY_ID;
+        let (m, mut tail) = codec::notification::<ResNotify>(buf, id)?;
         let new = take(&mut tail, m.new_value_len.get(), "new_value_len", 320)?;
         let old = take(&mut tail, m.old_value_len.get(), "old_value_len", 328)?;
         expect_empty(tail, id, buf.len())?;

@@ -96,6 +96,18 @@ pub(crate) fn response_frame(buf: &[u8]) -> Result<(i32, i32), DecodeError> {
     frame::<ResponseHeader>(buf).map(|(h, _)| (h.id.get(), h.error.get()))
 }
 
+/// A notification frame with the id `expected` (any other id is [`DecodeError::UnknownId`]):
+/// its fixed part `T` and the bytes after it.
+pub(crate) fn notification<T>(buf: &[u8], expected: i32) -> Result<(&T, &[u8]), DecodeError>
+where
+    T: FromBytes + KnownLayout + Immutable + Unaligned,
+{
+    match response_frame(buf)? {
+        (id, _) if id == expected => layout::<T>(buf, id, MAX_TAIL),
+        (id, _) => Err(DecodeError::UnknownId { id }),
+    }
+}
+
 /// Reads the fixed part `T` at the start of a frame and returns it with the bytes after it.
 /// `max_tail` bounds the variable part (0 for fixed-size messages).
 pub(crate) fn layout<T>(frame: &[u8], id: i32, max_tail: usize) -> Result<(&T, &[u8]), DecodeError>
@@ -157,8 +169,13 @@ pub(crate) fn cstr<'a>(
 }
 
 /// Prepares `out` for a message of `size_of::<T>() + tail_len` bytes: checks room (leaving
-/// `out` untouched on error), zeroes the message and returns its fixed part, tail and length.
-pub(crate) fn prepare<T>(out: &mut [u8], tail_len: usize) -> Result<(&mut T, &mut [u8], usize), EncodeError>
+/// `out` untouched on error), zeroes the message, lets `header` write the message's first bytes
+/// (given them and the total length), and returns its fixed part, tail and length.
+fn prepare_with<T>(
+    out: &mut [u8],
+    tail_len: usize,
+    header: impl FnOnce(&mut [u8], usize),
+) -> Result<(&mut T, &mut [u8], usize), EncodeError>
 where
     T: FromBytes + IntoBytes + KnownLayout + Unaligned,
 {
@@ -171,18 +188,52 @@ where
     }
     let msg = &mut out[..total];
     msg.fill(0);
+    header(msg, total);
     let (fixed, tail) = T::mut_from_prefix(msg)
         .map_err(|_| EncodeError::BufferTooSmall { required: total, available: total })?;
     Ok((fixed, tail, total))
 }
 
-/// A request header for `id` and a message of `size` bytes (checked by [`prepare`]).
-pub(crate) fn request_header(id: i32, size: usize) -> RequestHeader {
+/// Prepares `out` for the request `T` with id `id` and `tail_len` bytes after its fixed part:
+/// as [`prepare_with`], with the request header (`id`, the total size) already written.
+pub(crate) fn request_msg<T>(
+    out: &mut [u8],
+    id: i32,
+    tail_len: usize,
+) -> Result<(&mut T, &mut [u8], usize), EncodeError>
+where
+    T: FromBytes + IntoBytes + KnownLayout + Unaligned,
+{
+    prepare_with(out, tail_len, |msg, n| {
+        // Cannot fail: every request layout starts with its header.
+        let _ = request_header(id, n).write_to_prefix(msg);
+    })
+}
+
+/// Prepares `out` for the reply or notification `T` with id `id` and the raw `cs_error_t`
+/// `error`: as [`request_msg`], with a response header.
+pub(crate) fn response_msg<T>(
+    out: &mut [u8],
+    id: i32,
+    error: i32,
+    tail_len: usize,
+) -> Result<(&mut T, &mut [u8], usize), EncodeError>
+where
+    T: FromBytes + IntoBytes + KnownLayout + Unaligned,
+{
+    prepare_with(out, tail_len, |msg, n| {
+        // Cannot fail: every response layout starts with its header.
+        let _ = response_header(id, n, error).write_to_prefix(msg);
+    })
+}
+
+/// A request header for `id` and a message of `size` bytes (checked by [`prepare_with`]).
+fn request_header(id: i32, size: usize) -> RequestHeader {
     RequestHeader { id: I32::new(id), _pad0: [0; 4], size: I32::new(size as i32), _pad1: [0; 4] }
 }
 
 /// A response header for `id`, a message of `size` bytes and a raw error value.
-pub(crate) fn response_header(id: i32, size: usize, error: i32) -> ResponseHeader {
+fn response_header(id: i32, size: usize, error: i32) -> ResponseHeader {
     ResponseHeader {
         id: I32::new(id),
         _pad0: [0; 4],

@@ -1,7 +1,7 @@
 //! The libqb connection handshake, typed: the 24-byte connection request and the 12328-byte
 //! connection response, plus corosync's generic reject reply.
 
-use crate::codec::{self, layout, prepare, put_cstr, request_header, response_header};
+use crate::codec::{self, layout, put_cstr, request_msg, response_msg};
 use crate::error::{CsError, DecodeError, EncodeError, SetupError};
 use crate::wire::qb::{ConnectionRequest, ConnectionResponse, MSG_AUTHENTICATE, PATH_MAX};
 use crate::wire::{I32, U32, U64};
@@ -62,8 +62,7 @@ impl ConnectRequest {
 
     /// Encodes the 24 bytes into the start of `out`.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
-        let (m, _, n) = prepare::<ConnectionRequest>(out, 0)?;
-        m.hdr = request_header(MSG_AUTHENTICATE, n);
+        let (m, _, n) = request_msg::<ConnectionRequest>(out, MSG_AUTHENTICATE, 0)?;
         m.max_msg_size = U32::new(self.max_msg_size);
         Ok(n)
     }
@@ -103,8 +102,7 @@ impl<'a> ConnectResponse<'a> {
         for path in [self.request, self.response, self.event] {
             codec::check_name(path, PATH_MAX)?;
         }
-        let (m, _, n) = prepare::<ConnectionResponse>(out, 0)?;
-        m.hdr = response_header(MSG_AUTHENTICATE, n, 0);
+        let (m, _, n) = response_msg::<ConnectionResponse>(out, MSG_AUTHENTICATE, 0, 0)?;
         m.connection_type = I32::new(self.connection_type.to_raw());
         m.max_msg_size = U32::new(self.max_msg_size);
         m.connection = U64::new(self.connection);
@@ -137,8 +135,8 @@ impl<'a> ConnectResponse<'a> {
 
     /// Encodes a refusal (server side): only the header, with `-errno`, and the rest zero.
     pub fn encode_error(error: SetupError, out: &mut [u8]) -> Result<usize, EncodeError> {
-        let (m, _, n) = prepare::<ConnectionResponse>(out, 0)?;
-        m.hdr = response_header(MSG_AUTHENTICATE, n, error.errno.wrapping_neg());
+        let (_, _, n) =
+            response_msg::<ConnectionResponse>(out, MSG_AUTHENTICATE, error.errno.wrapping_neg(), 0)?;
         Ok(n)
     }
 }

@@ -14,9 +14,7 @@
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
-use crate::codec::{
-    self, exact, expect_empty, layout, prepare, request_header, response_header, take, wire_ids, MAX_TAIL,
-};
+use crate::codec::{self, exact, expect_empty, request_msg, response_msg, take, wire_ids};
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::qb::{RequestHeader, ResponseHeader};
 use crate::wire::quorum::{ReqTrackStart, ResNotification, ResU32, NOTIFICATION_TAIL_PAD};
@@ -100,14 +98,12 @@ impl Request {
         let id = self.kind() as i32;
         match *self {
             Self::TrackStart { flags } => {
-                let (m, _, n) = prepare::<ReqTrackStart>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqTrackStart>(out, id, 0)?;
                 m.track_flags = U32::new(flags.0);
                 Ok(n)
             }
             _ => {
-                let (m, _, n) = prepare::<RequestHeader>(out, 0)?;
-                *m = request_header(id, n);
+                let (_, _, n) = request_msg::<RequestHeader>(out, id, 0)?;
                 Ok(n)
             }
         }
@@ -183,13 +179,11 @@ impl Reply {
             Response::GetQuorate { quorate } => u32::from(quorate),
             Response::GetType { quorum_type } => quorum_type,
             Response::TrackStart | Response::TrackStop => {
-                let (m, _, n) = prepare::<ResponseHeader>(out, 0)?;
-                *m = response_header(id, n, err);
+                let (_, _, n) = response_msg::<ResponseHeader>(out, id, err, 0)?;
                 return Ok(n);
             }
         };
-        let (m, _, n) = prepare::<ResU32>(out, 0)?;
-        m.hdr = response_header(id, n, err);
+        let (m, _, n) = response_msg::<ResU32>(out, id, err, 0)?;
         m.value = U32::new(value);
         Ok(n)
     }
@@ -243,8 +237,7 @@ impl<'a> Notification<'a> {
         let too_large = EncodeError::MessageTooLarge { len: self.encoded_len() };
         let list_len = self.members.checked_encoded_len().ok_or(too_large)?;
         let tail_len = list_len.checked_add(NOTIFICATION_TAIL_PAD).ok_or(too_large)?;
-        let (m, tail, n) = prepare::<ResNotification>(out, tail_len)?;
-        m.hdr = response_header(NOTIFY_QUORUM, n, CsError::RAW_OK);
+        let (m, tail, n) = response_msg::<ResNotification>(out, NOTIFY_QUORUM, CsError::RAW_OK, tail_len)?;
         m.quorate = I32::new(self.quorate.into());
         m.ring_seq = U64::new(self.ring_seq);
         m.view_list_entries = U32::new(self.members.len() as u32);
@@ -255,11 +248,8 @@ impl<'a> Notification<'a> {
     /// Decodes one notification frame (client side). `buf` must hold exactly the frame: the
     /// member ids and then exactly 4 more bytes (their value is ignored).
     pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
-        let (id, _) = codec::response_frame(buf)?;
-        if id != NOTIFY_QUORUM {
-            return Err(DecodeError::UnknownId { id });
-        }
-        let (m, mut tail) = layout::<ResNotification>(buf, id, MAX_TAIL)?;
+        let id = NOTIFY_QUORUM;
+        let (m, mut tail) = codec::notification::<ResNotification>(buf, id)?;
         let members = NodeIds::decode(&mut tail, m.view_list_entries.get(), 40)?;
         take(&mut tail, NOTIFICATION_TAIL_PAD as u64, "view_list_entries", 40)?;
         expect_empty(tail, id, buf.len())?;

@@ -20,8 +20,8 @@ mod client;
 pub use client::Votequorum;
 
 use crate::codec::{
-    self, check_name, cstr, exact, expect_empty, layout, prepare, put_cstr, request_header, response_header,
-    take, wire_ids, MAX_TAIL,
+    self, check_name, cstr, exact, expect_empty, layout, put_cstr, request_msg, response_msg, take, wire_ids,
+    MAX_TAIL,
 };
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::qb::{RequestHeader, ResponseHeader};
@@ -352,54 +352,46 @@ impl<'a> Request<'a> {
         let id = self.kind() as i32;
         match *self {
             Self::GetInfo { nodeid: value } | Self::SetExpected { expected_votes: value } => {
-                let (m, _, n) = prepare::<ReqU32>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqU32>(out, id, 0)?;
                 m.value = U32::new(value);
                 Ok(n)
             }
             Self::SetVotes { nodeid, votes } => {
-                let (m, _, n) = prepare::<ReqSetVotes>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqSetVotes>(out, id, 0)?;
                 m.votes = U32::new(votes);
                 m.nodeid = I32::new(nodeid as i32);
                 Ok(n)
             }
             Self::TrackStart { context, flags } => {
-                let (m, _, n) = prepare::<ReqTrackStart>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqTrackStart>(out, id, 0)?;
                 m.context = U64::new(context);
                 m.track_flags = U32::new(flags.0);
                 Ok(n)
             }
             Self::TrackStop => {
-                let (m, _, n) = prepare::<RequestHeader>(out, 0)?;
-                *m = request_header(id, n);
+                let (_, _, n) = request_msg::<RequestHeader>(out, id, 0)?;
                 Ok(n)
             }
             Self::QdeviceRegister { name } | Self::QdeviceUnregister { name } => {
-                let (m, _, n) = prepare::<ReqQdeviceName>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqQdeviceName>(out, id, 0)?;
                 name.write(&mut m.name);
                 Ok(n)
             }
             Self::QdeviceUpdate { old_name, new_name } => {
-                let (m, _, n) = prepare::<ReqQdeviceUpdate>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqQdeviceUpdate>(out, id, 0)?;
                 old_name.write(&mut m.oldname);
                 new_name.write(&mut m.newname);
                 Ok(n)
             }
             Self::QdevicePoll { name, cast_vote, ring_id } => {
-                let (m, _, n) = prepare::<ReqQdevicePoll>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqQdevicePoll>(out, id, 0)?;
                 name.write(&mut m.name);
                 m.cast_vote = I32::new(cast_vote.into());
                 m.ring_id = ring_id.to_wire();
                 Ok(n)
             }
             Self::QdeviceMasterWins { name, allow } => {
-                let (m, _, n) = prepare::<ReqQdeviceMasterWins>(out, 0)?;
-                m.hdr = request_header(id, n);
+                let (m, _, n) = request_msg::<ReqQdeviceMasterWins>(out, id, 0)?;
                 name.write(&mut m.name);
                 m.allow = U32::new(allow.into());
                 Ok(n)
@@ -575,14 +567,12 @@ impl<'a> Reply<'a> {
         let err = CsError::raw_of(self.result);
         match self.body {
             Response::Status => {
-                let (m, _, n) = prepare::<ResponseHeader>(out, 0)?;
-                *m = response_header(id, n, err);
+                let (_, _, n) = response_msg::<ResponseHeader>(out, id, err, 0)?;
                 Ok(n)
             }
             Response::GetInfo(info) => {
                 info.check()?;
-                let (m, _, n) = prepare::<ResGetInfo>(out, 0)?;
-                m.hdr = response_header(id, n, err);
+                let (m, _, n) = response_msg::<ResGetInfo>(out, id, err, 0)?;
                 info.write(m);
                 Ok(n)
             }
@@ -929,8 +919,7 @@ impl<'a> Notification<'a> {
         match *self {
             Self::Quorum { quorate, context, nodes } => {
                 let tail_len = nodes.checked_encoded_len().ok_or(too_large)?;
-                let (m, tail, n) = prepare::<ResQuorumNotification>(out, tail_len)?;
-                m.hdr = response_header(id, n, CsError::RAW_OK);
+                let (m, tail, n) = response_msg::<ResQuorumNotification>(out, id, CsError::RAW_OK, tail_len)?;
                 m.quorate = U32::new(quorate.into());
                 m.context = U64::new(context);
                 m.node_list_entries = U32::new(nodes.len() as u32);
@@ -939,8 +928,8 @@ impl<'a> Notification<'a> {
             }
             Self::NodeList { context, ring_id, nodes } => {
                 let tail_len = nodes.checked_encoded_len().ok_or(too_large)?;
-                let (m, tail, n) = prepare::<ResNodelistNotification>(out, tail_len)?;
-                m.hdr = response_header(id, n, CsError::RAW_OK);
+                let (m, tail, n) =
+                    response_msg::<ResNodelistNotification>(out, id, CsError::RAW_OK, tail_len)?;
                 m.context = U64::new(context);
                 m.ring_id = ring_id.to_wire();
                 m.node_list_entries = U32::new(nodes.len() as u32);
@@ -948,8 +937,7 @@ impl<'a> Notification<'a> {
                 Ok(n)
             }
             Self::ExpectedVotes { context, expected_votes } => {
-                let (m, _, n) = prepare::<ResExpectedVotesNotification>(out, 0)?;
-                m.hdr = response_header(id, n, CsError::RAW_OK);
+                let (m, _, n) = response_msg::<ResExpectedVotesNotification>(out, id, CsError::RAW_OK, 0)?;
                 m.context = U64::new(context);
                 m.expected_votes = U32::new(expected_votes);
                 Ok(n)
