@@ -15,8 +15,8 @@ mod client;
 pub use client::{Cmap, CmapEvent, CmapState, Track};
 
 use crate::codec::{
-    self, check_name, cstr, exact, expect_empty, layout, put_cstr, request_msg, response_msg, take, u16_len,
-    wire_ids, MAX_TAIL,
+    self, bit_flags, check_name, cstr, exact, expect_empty, layout, put_cstr, request_msg, response_msg,
+    take, u16_len, wire_ids, wire_name, MAX_TAIL,
 };
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::cmap::{
@@ -25,7 +25,6 @@ use crate::wire::cmap::{
 };
 use crate::wire::qb::ResponseHeader;
 use crate::wire::{I32, U64};
-use core::fmt;
 
 /// The libqb service name of CMAP.
 pub const SERVICE_NAME: &str = "cmap";
@@ -71,6 +70,7 @@ pub const NOTIFY_ID: i32 = 9;
 /// A key name: at most 255 bytes, no NUL. Keys decoded from the wire borrow the frame.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key<'a>(&'a [u8]);
+wire_name!(Key);
 
 impl<'a> Key<'a> {
     /// A key, checked as libcmap checks it: shorter than 256 bytes, and without a NUL (which
@@ -78,16 +78,6 @@ impl<'a> Key<'a> {
     pub fn new(name: &'a [u8]) -> Result<Self, EncodeError> {
         check_name(name, NAME_VALUE_LEN)?;
         Ok(Self(name))
-    }
-
-    /// The key's bytes, without a NUL.
-    pub fn as_bytes(&self) -> &'a [u8] {
-        self.0
-    }
-
-    /// The key as UTF-8, if it is.
-    pub fn as_str(&self) -> Option<&'a str> {
-        core::str::from_utf8(self.0).ok()
     }
 
     /// Whether corosync accepts this as the name of a new key: 3 to 255 characters of
@@ -113,25 +103,6 @@ impl<'a> Key<'a> {
         } else {
             Self::read(name, offset).map(Some)
         }
-    }
-}
-
-impl fmt::Debug for Key<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key(\"{}\")", self.0.escape_ascii())
-    }
-}
-
-impl fmt::Display for Key<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.escape_ascii())
-    }
-}
-
-#[cfg(feature = "defmt")]
-impl defmt::Format for Key<'_> {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "{=[u8]}", self.0)
     }
 }
 
@@ -402,6 +373,7 @@ impl<'a> Value<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TrackType(pub i32);
+bit_flags!(TrackType);
 
 impl TrackType {
     /// 1: deletions.
@@ -415,21 +387,9 @@ impl TrackType {
     /// Every bit corosync accepts.
     pub const ALL: Self = Self(15);
 
-    /// Whether every bit of `other` is set.
-    pub fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
     /// Whether corosync accepts this mask (no bits outside [`TrackType::ALL`]).
     pub fn is_valid(self) -> bool {
         self.0 & !Self::ALL.0 == 0
-    }
-}
-
-impl core::ops::BitOr for TrackType {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
     }
 }
 

@@ -309,3 +309,63 @@ macro_rules! wire_ids {
     };
 }
 pub(crate) use wire_ids;
+
+/// `contains` and `|` for a bit-mask newtype `$ty(pub int)` (`CS_TRACK_*`, `CMAP_TRACK_*`,
+/// votequorum's info flags).
+macro_rules! bit_flags {
+    ($ty:ident) => {
+        impl $ty {
+            /// Whether every bit of `other` is set.
+            pub fn contains(self, other: Self) -> bool {
+                self.0 & other.0 == other.0
+            }
+        }
+
+        impl core::ops::BitOr for $ty {
+            type Output = Self;
+            fn bitor(self, rhs: Self) -> Self {
+                Self(self.0 | rhs.0)
+            }
+        }
+    };
+}
+pub(crate) use bit_flags;
+
+/// `as_bytes`, `as_str`, and the `Debug` (`Name("…")`), `Display` and `defmt` forms of a name
+/// newtype `$ty<'a>(&'a [u8])` that travels in a NUL-terminated field (a CMAP key, a qdevice
+/// name). The bytes never include the NUL.
+macro_rules! wire_name {
+    ($ty:ident) => {
+        impl<'a> $ty<'a> {
+            /// The bytes, without a NUL.
+            pub fn as_bytes(&self) -> &'a [u8] {
+                self.0
+            }
+
+            /// The bytes as UTF-8, if they are.
+            pub fn as_str(&self) -> Option<&'a str> {
+                core::str::from_utf8(self.0).ok()
+            }
+        }
+
+        impl core::fmt::Debug for $ty<'_> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, concat!(stringify!($ty), "(\"{}\")"), self.0.escape_ascii())
+            }
+        }
+
+        impl core::fmt::Display for $ty<'_> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "{}", self.0.escape_ascii())
+            }
+        }
+
+        #[cfg(feature = "defmt")]
+        impl defmt::Format for $ty<'_> {
+            fn format(&self, f: defmt::Formatter<'_>) {
+                defmt::write!(f, "{=[u8]}", self.0)
+            }
+        }
+    };
+}
+pub(crate) use wire_name;

@@ -20,8 +20,8 @@ mod client;
 pub use client::Votequorum;
 
 use crate::codec::{
-    self, check_name, cstr, exact, expect_empty, layout, put_cstr, request_msg, response_msg, take, wire_ids,
-    MAX_TAIL,
+    self, bit_flags, check_name, cstr, exact, expect_empty, layout, put_cstr, request_msg, response_msg,
+    take, wire_ids, wire_name, MAX_TAIL,
 };
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::qb::{RequestHeader, ResponseHeader};
@@ -85,6 +85,7 @@ wire_ids! {
 /// A quorum device name: 1 to 254 bytes, no NUL. Names decoded from the wire borrow the frame.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QdeviceName<'a>(&'a [u8]);
+wire_name!(QdeviceName);
 
 impl<'a> QdeviceName<'a> {
     /// A name, checked as libvotequorum checks it: not empty, shorter than 255 bytes, and
@@ -95,16 +96,6 @@ impl<'a> QdeviceName<'a> {
         }
         check_name(name, QDEVICE_NAME_LEN)?;
         Ok(Self(name))
-    }
-
-    /// The name's bytes, without a NUL.
-    pub fn as_bytes(&self) -> &'a [u8] {
-        self.0
-    }
-
-    /// The name as UTF-8, if it is.
-    pub fn as_str(&self) -> Option<&'a str> {
-        core::str::from_utf8(self.0).ok()
     }
 
     /// Length in bytes.
@@ -131,29 +122,11 @@ impl<'a> QdeviceName<'a> {
     }
 }
 
-impl fmt::Debug for QdeviceName<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "QdeviceName(\"{}\")", self.0.escape_ascii())
-    }
-}
-
-impl fmt::Display for QdeviceName<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.escape_ascii())
-    }
-}
-
-#[cfg(feature = "defmt")]
-impl defmt::Format for QdeviceName<'_> {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "{=[u8]}", self.0)
-    }
-}
-
 /// `CS_TRACK_*`: what TRACKSTART asks for. Combine with `|`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TrackFlags(pub u32);
+bit_flags!(TrackFlags);
 
 impl TrackFlags {
     /// 1: send the current node list and quorum state now.
@@ -162,18 +135,6 @@ impl TrackFlags {
     pub const CHANGES: Self = Self(2);
     /// 4: send changes only, from now on.
     pub const CHANGES_ONLY: Self = Self(4);
-
-    /// Whether every bit of `other` is set.
-    pub fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-}
-
-impl core::ops::BitOr for TrackFlags {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
 }
 
 /// `struct mar_votequorum_ring_id`: a membership ring.
@@ -214,6 +175,7 @@ impl NodeState {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InfoFlags(pub u32);
+bit_flags!(InfoFlags);
 
 impl InfoFlags {
     /// 1: `two_node` mode is configured.
@@ -236,18 +198,6 @@ impl InfoFlags {
     pub const QDEVICE_CAST_VOTE: Self = Self(256);
     /// 512: the quorum device set master-wins mode.
     pub const QDEVICE_MASTER_WINS: Self = Self(512);
-
-    /// Whether every bit of `other` is set.
-    pub fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-}
-
-impl core::ops::BitOr for InfoFlags {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
 }
 
 /// A votequorum request.
