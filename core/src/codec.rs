@@ -168,17 +168,19 @@ pub(crate) fn cstr<'a>(
     Ok(&field_bytes[..end])
 }
 
+/// A fixed-size message layout from [`crate::wire`] that encoders write in place.
+pub(crate) trait Layout: FromBytes + IntoBytes + KnownLayout + Unaligned {}
+impl<T: FromBytes + IntoBytes + KnownLayout + Unaligned> Layout for T {}
+
 /// Prepares `out` for a message of `size_of::<T>() + tail_len` bytes: checks room (leaving
-/// `out` untouched on error), zeroes the message, lets `header` write the message's first bytes
-/// (given them and the total length), and returns its fixed part, tail and length.
-fn prepare_with<T>(
+/// `out` untouched on error), zeroes the message, writes `header(total length)` at its start
+/// (every message layout starts with its libqb header), and returns its fixed part, tail and
+/// length.
+fn prepare_with<T: Layout, H: IntoBytes + Immutable>(
     out: &mut [u8],
     tail_len: usize,
-    header: impl FnOnce(&mut [u8], usize),
-) -> Result<(&mut T, &mut [u8], usize), EncodeError>
-where
-    T: FromBytes + IntoBytes + KnownLayout + Unaligned,
-{
+    header: impl FnOnce(usize) -> H,
+) -> Result<(&mut T, &mut [u8], usize), EncodeError> {
     let total = size_of::<T>().saturating_add(tail_len);
     if i32::try_from(total).is_err() {
         return Err(EncodeError::MessageTooLarge { len: total });
@@ -188,43 +190,33 @@ where
     }
     let msg = &mut out[..total];
     msg.fill(0);
-    header(msg, total);
+    header(total)
+        .write_to_prefix(msg)
+        .map_err(|_| EncodeError::BufferTooSmall { required: size_of::<H>(), available: total })?;
     let (fixed, tail) = T::mut_from_prefix(msg)
         .map_err(|_| EncodeError::BufferTooSmall { required: total, available: total })?;
     Ok((fixed, tail, total))
 }
 
-/// Prepares `out` for the request `T` with id `id` and `tail_len` bytes after its fixed part:
-/// as [`prepare_with`], with the request header (`id`, the total size) already written.
-pub(crate) fn request_msg<T>(
+/// Prepares `out` for the request `T` with id `id` and `tail_len` bytes after its fixed part,
+/// its request header written (see [`prepare_with`]).
+pub(crate) fn request_msg<T: Layout>(
     out: &mut [u8],
     id: i32,
     tail_len: usize,
-) -> Result<(&mut T, &mut [u8], usize), EncodeError>
-where
-    T: FromBytes + IntoBytes + KnownLayout + Unaligned,
-{
-    prepare_with(out, tail_len, |msg, n| {
-        // Cannot fail: every request layout starts with its header.
-        let _ = request_header(id, n).write_to_prefix(msg);
-    })
+) -> Result<(&mut T, &mut [u8], usize), EncodeError> {
+    prepare_with(out, tail_len, |n| request_header(id, n))
 }
 
 /// Prepares `out` for the reply or notification `T` with id `id` and the raw `cs_error_t`
-/// `error`: as [`request_msg`], with a response header.
-pub(crate) fn response_msg<T>(
+/// `error`, its response header written (see [`prepare_with`]).
+pub(crate) fn response_msg<T: Layout>(
     out: &mut [u8],
     id: i32,
     error: i32,
     tail_len: usize,
-) -> Result<(&mut T, &mut [u8], usize), EncodeError>
-where
-    T: FromBytes + IntoBytes + KnownLayout + Unaligned,
-{
-    prepare_with(out, tail_len, |msg, n| {
-        // Cannot fail: every response layout starts with its header.
-        let _ = response_header(id, n, error).write_to_prefix(msg);
-    })
+) -> Result<(&mut T, &mut [u8], usize), EncodeError> {
+    prepare_with(out, tail_len, |n| response_header(id, n, error))
 }
 
 /// A request header for `id` and a message of `size` bytes (checked by [`prepare_with`]).
