@@ -22,7 +22,7 @@
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
-use crate::codec::{self, exact, layout, request_msg, response_msg, take, wire_ids, MAX_TAIL};
+use crate::codec::{self, exact, layout, message, request_msg, response_msg, take, wire_ids, MAX_TAIL};
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::cfg::{ReqGetNodeAddrs, ResGetNodeAddrs, ResLocalGet, ADDR_LEN};
 use crate::wire::qb::RequestHeader;
@@ -52,6 +52,11 @@ wire_ids! {
         /// 6: the local node id.
         LocalGet = 6 => RESPONSE_LOCAL_GET,
     }
+}
+
+message! {
+    Request: m => m.kind().id(),
+    Reply<'a>: m => m.body.id(),
 }
 
 /// A libcfg request.

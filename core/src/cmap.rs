@@ -15,8 +15,8 @@ mod client;
 pub use client::{Cmap, CmapEvent, CmapState, Track};
 
 use crate::codec::{
-    self, bit_flags, check_name, cstr, exact, expect_empty, layout, put_cstr, request_msg, response_msg,
-    take, u16_len, wire_ids, wire_name, MAX_TAIL,
+    self, bit_flags, check_name, cstr, exact, expect_empty, layout, message, put_cstr, request_msg,
+    response_msg, take, u16_len, wire_ids, wire_name, MAX_TAIL,
 };
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::cmap::{
@@ -60,6 +60,12 @@ wire_ids! {
         /// 9: switch between the default and the stats map.
         SetCurrentMap = 9 => RESPONSE_SET_CURRENT_MAP,
     }
+}
+
+message! {
+    Request<'a>: m => m.kind().id(),
+    Reply<'a>: m => m.body.id(),
+    Notification<'a>: _m => NOTIFY_ID,
 }
 
 /// Response id of the reply to SET_CURRENT_MAP.

@@ -25,6 +25,54 @@ impl<B> Reply<B> {
     }
 }
 
+/// One message of a service, either direction: its id, and the exact length, encoding and
+/// borrowing decoding of its frame. Every `Request`, `Reply` and notification type of the
+/// service modules implements it (with the `message!` table in its module), so generic code
+/// (the connection, tests, fuzz targets) handles all of them alike.
+pub trait Message<'a>: Sized {
+    /// The id in the frame's header (`hdr.id`).
+    fn id(&self) -> i32;
+    /// The exact number of bytes [`Message::encode`] writes, computed without encoding
+    /// (saturating for a message too large to encode).
+    fn encoded_len(&self) -> usize;
+    /// Encodes the message into the start of `out` and returns its length.
+    ///
+    /// # Errors
+    /// [`EncodeError::BufferTooSmall`] (and `out` is untouched), or a field that cannot be
+    /// sent.
+    fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError>;
+    /// Decodes one frame; `buf` must hold exactly the frame.
+    ///
+    /// # Errors
+    /// [`DecodeError::Incomplete`] for too few bytes, another [`DecodeError`] for a malformed
+    /// frame.
+    fn decode(buf: &'a [u8]) -> Result<Self, DecodeError>;
+}
+
+/// Implements [`Message`] for message types by their inherent `encoded_len`, `encode` and
+/// `decode`, each with the expression that gives its id: `message! { Request<'a>: m =>
+/// m.kind().id(), ... }`.
+macro_rules! message {
+    ($($ty:ty: $this:ident => $id:expr),+ $(,)?) => {$(
+        impl<'a> $crate::codec::Message<'a> for $ty {
+            fn id(&self) -> i32 {
+                let $this = self;
+                $id
+            }
+            fn encoded_len(&self) -> usize {
+                Self::encoded_len(self)
+            }
+            fn encode(&self, out: &mut [u8]) -> Result<usize, $crate::error::EncodeError> {
+                Self::encode(self, out)
+            }
+            fn decode(buf: &'a [u8]) -> Result<Self, $crate::error::DecodeError> {
+                Self::decode(buf)
+            }
+        }
+    )+};
+}
+pub(crate) use message;
+
 /// The answer of a push parser: a complete item, or how many bytes in all are needed first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

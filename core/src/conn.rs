@@ -3,7 +3,7 @@
 //!
 //! See the crate documentation for the driving contract an adapter follows.
 
-use crate::codec::Status;
+use crate::codec::{Message, Status};
 use crate::error::{CsError, DecodeError, EncodeError, SetupError};
 use crate::qb::{ConnectRequest, ConnectResponse, ConnectionType, ReplyHeader};
 use crate::time::{Duration, Instant};
@@ -49,8 +49,8 @@ pub trait Service {
     const NAME: &'static str;
     /// The request kinds.
     type Kind: Copy + PartialEq + fmt::Debug;
-    /// A request.
-    type Request<'a>;
+    /// A request; [`Message`] gives its id, exact length, encoding and decoding.
+    type Request<'a>: Message<'a>;
     /// A successful reply's body.
     type Response<'a>;
     /// A routed event, as delivered to the application.
@@ -69,11 +69,16 @@ pub trait Service {
     /// Whether nothing may be sent behind this request until its reply arrives.
     fn is_barrier(kind: Self::Kind) -> bool;
     /// The exact number of bytes [`Service::encode`] writes for `req`, computed without
-    /// encoding (saturating for requests too large to encode).
-    fn encoded_len(req: &Self::Request<'_>) -> usize;
+    /// encoding (saturating for requests too large to encode). Default:
+    /// [`Message::encoded_len`].
+    fn encoded_len(req: &Self::Request<'_>) -> usize {
+        req.encoded_len()
+    }
     /// Encodes a request into the start of `out`, after `on_submit` has accepted it; returns
-    /// its length.
-    fn encode(req: &Self::Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError>;
+    /// its length. Default: [`Message::encode`].
+    fn encode(req: &Self::Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
+        req.encode(out)
+    }
     /// Records what a request does to client-side state before it is sent; `ctx` is the
     /// caller's context for it. On error nothing may have changed.
     fn on_submit(

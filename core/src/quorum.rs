@@ -14,7 +14,7 @@
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
-use crate::codec::{self, exact, expect_empty, request_msg, response_msg, take, wire_ids};
+use crate::codec::{self, exact, expect_empty, message, request_msg, response_msg, take, wire_ids};
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::qb::{RequestHeader, ResponseHeader};
 use crate::wire::quorum::{ReqTrackStart, ResNotification, ResU32, NOTIFICATION_TAIL_PAD};
@@ -54,6 +54,12 @@ wire_ids! {
         /// 3: whether a quorum provider is configured (sent by `quorum_initialize`).
         GetType = 3 => RESPONSE_GETTYPE,
     }
+}
+
+message! {
+    Request: m => m.kind().id(),
+    Reply: m => m.body.id(),
+    Notification<'a>: _m => NOTIFY_QUORUM,
 }
 
 /// A libquorum request.

@@ -20,8 +20,8 @@ mod client;
 pub use client::Votequorum;
 
 use crate::codec::{
-    self, bit_flags, check_name, cstr, exact, expect_empty, layout, put_cstr, request_msg, response_msg,
-    take, wire_ids, wire_name, MAX_TAIL,
+    self, bit_flags, check_name, cstr, exact, expect_empty, layout, message, put_cstr, request_msg,
+    response_msg, take, wire_ids, wire_name, MAX_TAIL,
 };
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::qb::{RequestHeader, ResponseHeader};
@@ -80,6 +80,12 @@ wire_ids! {
         /// 9: set the quorum device's master-wins mode.
         QdeviceMasterWins = 9 => RESPONSE_STATUS,
     }
+}
+
+message! {
+    Request<'a>: m => m.kind().id(),
+    Reply<'a>: m => m.body.id(),
+    Notification<'a>: m => m.id(),
 }
 
 /// A quorum device name: 1 to 254 bytes, no NUL. Names decoded from the wire borrow the frame.

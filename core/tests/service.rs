@@ -3,10 +3,11 @@
 //! qdevice names of every length), and the track context travels through `on_submit`.
 
 use corowire::cmap::{self, Key, Map, TrackType, Value};
+use corowire::codec::Message;
 use corowire::conn::{Cmap, Connection, Service, Votequorum};
 use corowire::qb::{ConnectResponse, ConnectionType};
 use corowire::votequorum::{self as vq, QdeviceName, RingId, TrackFlags};
-use corowire::Instant;
+use corowire::{cfg, quorum, CsError, Instant};
 use proptest::prelude::*;
 
 /// Encodes `req` through the service into a buffer one byte larger than `encoded_len` says,
@@ -112,4 +113,43 @@ fn submit_with_context_reaches_the_track_table() {
     let tracks: Vec<(u64, u64)> =
         conn.service_state().tracks().iter().map(|t| (t.cookie, t.context)).collect();
     assert_eq!(tracks, [(40, 0xfeed), (41, 7)]);
+}
+
+/// `Message` of one message: `encoded_len` is what `encode` writes, `id` is the id in the
+/// written header, and decoding gives the message back.
+fn check_message<'a, M: Message<'a> + PartialEq + core::fmt::Debug>(m: &M, buf: &'a mut Vec<u8>) {
+    buf.resize(m.encoded_len() + 1, 0xa5);
+    assert_eq!(m.encode(buf), Ok(m.encoded_len()));
+    assert_eq!(buf[m.encoded_len()], 0xa5, "wrote past encoded_len");
+    buf.truncate(m.encoded_len());
+    assert_eq!(i32::from_ne_bytes(buf[..4].try_into().unwrap()), m.id());
+    assert_eq!(M::decode(buf).as_ref(), Ok(m));
+}
+
+#[test]
+fn every_reply_and_notification_is_a_message() {
+    let key = Key::new(b"a.key").unwrap();
+    let cmap_reply =
+        cmap::Reply { result: Err(CsError::NotExist), body: cmap::Response::TrackAdd { track_handle: 9 } };
+    check_message(&cmap_reply, &mut Vec::new());
+    let note = cmap::Notification {
+        track_inst_handle: 1,
+        key,
+        event: cmap::TrackEvent::Add,
+        new_value: Some(Value::UInt8(1)),
+        old_value: None,
+    };
+    check_message(&note, &mut Vec::new());
+    check_message(&vq::Reply { result: Ok(()), body: vq::Response::Status }, &mut Vec::new());
+    check_message(&vq::Notification::ExpectedVotes { context: 3, expected_votes: 2 }, &mut Vec::new());
+    let members = [1, 2];
+    let qnote =
+        quorum::Notification { quorate: true, ring_seq: 4, members: quorum::NodeIds::from_slice(&members) };
+    check_message(&qnote, &mut Vec::new());
+    check_message(&quorum::Reply { result: Ok(()), body: quorum::Response::TrackStop }, &mut Vec::new());
+    check_message(
+        &cfg::Reply { result: Ok(()), body: cfg::Response::LocalGet { nodeid: 1 } },
+        &mut Vec::new(),
+    );
+    check_message(&cfg::Request::LocalGet, &mut Vec::new());
 }

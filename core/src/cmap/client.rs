@@ -4,7 +4,7 @@
 
 use super::{Key, Notification, Reply, Request, RequestKind, Response, TrackType, SERVICE_NAME};
 use crate::conn::{Connection, Service, SubmitError, Submitted, Token};
-use crate::error::{CsError, DecodeError, EncodeError};
+use crate::error::{CsError, DecodeError};
 use crate::time::{Duration, Instant};
 use heapless::Vec;
 
@@ -83,14 +83,6 @@ impl<const TRACKS: usize> Service for Cmap<TRACKS> {
 
     fn is_barrier(_: RequestKind) -> bool {
         false
-    }
-
-    fn encoded_len(req: &Request<'_>) -> usize {
-        req.encoded_len()
-    }
-
-    fn encode(req: &Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
-        req.encode(out)
     }
 
     fn on_submit(

@@ -3,7 +3,7 @@
 
 use super::{Notification, Reply, Request, RequestKind, Response, SERVICE_NAME};
 use crate::conn::{Service, SubmitError, Token};
-use crate::error::{CsError, DecodeError, EncodeError};
+use crate::error::{CsError, DecodeError};
 
 /// The votequorum service.
 #[derive(Debug)]
@@ -29,14 +29,6 @@ impl Service for Votequorum {
     /// QDEVICE_REGISTER: libvotequorum's callers wait for it before polling the device.
     fn is_barrier(kind: RequestKind) -> bool {
         kind == RequestKind::QdeviceRegister
-    }
-
-    fn encoded_len(req: &Request<'_>) -> usize {
-        req.encoded_len()
-    }
-
-    fn encode(req: &Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
-        req.encode(out)
     }
 
     fn on_submit(_: &mut (), _: &Request<'_>, _: (), _: Token) -> Result<(), SubmitError> {
