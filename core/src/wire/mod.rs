@@ -12,6 +12,7 @@ pub mod cfg;
 pub mod cmap;
 pub mod qb;
 pub mod quorum;
+pub mod socket;
 pub mod votequorum;
 
 use zerocopy::byteorder::NativeEndian;
