@@ -408,7 +408,7 @@ fn demo(mut cmap: Cmap, target: &Target) -> Result<(), String> {
     let options =
         VotequorumOptions { service_name: target.votequorum.clone(), ..VotequorumOptions::default() };
     let mut vq = Votequorum::connect_with(options).map_err(|e| failed("connect to votequorum", &e))?;
-    let info = vq.getinfo(0).map_err(|e| failed("votequorum getinfo", &e))?;
+    let info = vq.get_info(0).map_err(|e| failed("votequorum getinfo", &e))?;
     out::print(&format!(
         "node {}: votes {}, expected {}, total {}, quorum {}, quorate: {}\n",
         info.nodeid,
@@ -439,7 +439,7 @@ fn demo(mut cmap: Cmap, target: &Target) -> Result<(), String> {
             q.push(text);
         }
     });
-    vq.trackstart(0, TrackFlags::CURRENT).map_err(|e| failed("votequorum trackstart", &e))?;
+    vq.track_start(0, TrackFlags::CURRENT).map_err(|e| failed("votequorum trackstart", &e))?;
     while notes.lock().map_or(0, |q| q.len()) < 2 {
         vq.dispatch(DispatchMode::One).map_err(|e| failed("votequorum dispatch", &e))?;
     }

@@ -208,7 +208,7 @@ fn serve_under_a_prefix_then_sigterm() {
     cmap.set_str("test.serve.text", "hello").expect("set str");
     assert_eq!(cmap.get_string("test.serve.text").expect("get str"), "hello");
     let mut vq = votequorum_at(&format!("{prefix}-votequorum"));
-    let info = vq.getinfo(0).expect("getinfo");
+    let info = vq.get_info(0).expect("getinfo");
     assert!(info.is_quorate(), "{info:?}");
 
     // The connections' rings exist while they are open (when /dev/shm is where they go).
@@ -253,7 +253,7 @@ fn serve_with_a_config_file_and_sigint() {
     assert_eq!(cmap.get_string("totem.cluster_name").expect("cluster name"), "demo cluster");
     assert_eq!(cmap.get_string("app.greeting").expect("greeting"), "hello, world");
     let mut vq = votequorum_at(&format!("{prefix}-votequorum"));
-    let info = vq.getinfo(0).expect("getinfo");
+    let info = vq.get_info(0).expect("getinfo");
     assert_eq!((info.nodeid, info.expected_votes, info.total_votes), (1, 3, 3), "{info:?}");
     assert!(info.is_quorate(), "{info:?}");
     drop((cmap, vq));

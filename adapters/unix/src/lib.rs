@@ -4,15 +4,16 @@
 //! Clients (see the README for an overview):
 //! - [`cmap::Cmap`]: get/set/delete/inc/dec, typed accessors, iteration, tracking with
 //!   callbacks, the four dispatch modes, pipelined [`cmap::Cmap::get_many`];
-//! - [`votequorum::Votequorum`]: getinfo, expected votes, votes, tracking, qdevice calls.
+//! - [`votequorum::Votequorum`]: get_info, expected votes, votes, tracking, qdevice calls.
 //!
 //! Server: [`server::Server`], a libqb-compatible CMAP and votequorum listener over the core's
 //! sans-IO engines, which the stock corosync tools and libraries accept.
 //!
 //! Transport:
-//! - [`transport::Transport`]: the setup handshake, then [`transport::ShmTransport`] (the three
-//!   shared-memory rings) or [`socket_transport::SocketTransport`] (datagram sockets), as the
-//!   server chose;
+//! - [`transport::handshake`]: the setup handshake's bytes, then [`transport::open`]:
+//!   [`transport::ShmTransport`] (the three shared-memory rings) or
+//!   [`transport::SocketTransport`] (datagram sockets), as the server chose; both implement
+//!   the core's `Transport` trait, under its generic client driver;
 //! - [`ring::ShmRing`]: one libqb ring, opened as the client, with every shared value validated.
 //!
 //! OS layer:
@@ -37,12 +38,22 @@ mod options;
 pub mod ring;
 pub mod sem;
 pub mod server;
-pub mod socket_transport;
 pub mod sys;
 pub mod transport;
 pub mod votequorum;
 
-pub use error::{ConnectError, Error, Result};
+pub use client::Control;
+pub use cmap::{
+    Cmap, Map, OwnedTrackEvent, OwnedValue, TrackEvent, TrackEventKind, TrackHandle, TrackType, Value,
+    ValueType,
+};
+pub use corowire::{CsError, DispatchMode};
+pub use error::{CheckError, ConnectError, Error, Result};
+pub use options::Options;
+pub use votequorum::{
+    InfoFlags, NodeEntry, NodeInfo, NodeState, Notification, OwnedNotification, RingId, TrackFlags,
+    Votequorum,
+};
 
 /// Compiles the README's examples as doctests.
 #[cfg(doctest)]

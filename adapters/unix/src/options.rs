@@ -4,7 +4,7 @@ use core::time::Duration;
 
 use corowire::cmap::Map;
 
-use crate::client::Retry;
+use corowire::transport::Retry;
 
 /// Connection options for [`Cmap::connect_with`](crate::cmap::Cmap::connect_with) and
 /// [`Votequorum::connect_with`](crate::votequorum::Votequorum::connect_with).

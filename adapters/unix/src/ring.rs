@@ -57,6 +57,13 @@ pub enum ShmError {
         /// Bytes free.
         free: usize,
     },
+    /// A chunk is larger than the buffer it was to be read into; it was left in the ring.
+    BufferTooSmall {
+        /// Payload length.
+        len: usize,
+        /// Bytes the buffer has.
+        available: usize,
+    },
     /// The chunk can never fit in this ring.
     TooLarge {
         /// Payload length.
@@ -77,6 +84,9 @@ impl fmt::Display for ShmError {
             }
             Self::TooLarge { len, max } => {
                 write!(f, "chunk of {len} bytes exceeds the ring's maximum of {max}")
+            }
+            Self::BufferTooSmall { len, available } => {
+                write!(f, "chunk of {len} bytes does not fit a {available}-byte buffer")
             }
         }
     }
@@ -308,18 +318,44 @@ impl ShmRing {
     /// [`ShmError::Ring`] if the chunk is not LIVE or its size or position is out of range;
     /// the ring is then unusable.
     pub fn read_chunk(&self, out: &mut Vec<u8>) -> Result<(), ShmError> {
+        let (p, len) = self.front()?;
+        out.clear();
+        out.resize(len, 0);
+        self.take(p, out)
+    }
+
+    /// [`ShmRing::read_chunk`] into the start of `out`, returning the chunk's length.
+    ///
+    /// # Errors
+    /// As [`ShmRing::read_chunk`]; [`ShmError::BufferTooSmall`] for a chunk larger than
+    /// `out`, which is then left in the ring.
+    pub fn read_chunk_into(&self, out: &mut [u8]) -> Result<usize, ShmError> {
+        let (p, len) = self.front()?;
+        let available = out.len();
+        let dst = out.get_mut(..len).ok_or(ShmError::BufferTooSmall { len, available })?;
+        self.take(p, dst)?;
+        Ok(len)
+    }
+
+    /// The oldest chunk's position and payload length, once its magic is LIVE.
+    fn front(&self) -> Result<(u32, usize), ShmError> {
         let p = self.geometry.position(self.read_pt()?)?;
-        let magic_word = self.data_u32(self.geometry.magic_word(p))?;
-        let magic = magic_word.load(Acquire);
+        let magic = self.data_u32(self.geometry.magic_word(p))?.load(Acquire);
         if magic != MAGIC_LIVE {
             return Err(RingError::BadMagic { magic, position: p }.into());
         }
+        let len = self.geometry.chunk_size(self.data_u32(p)?.load(Relaxed))?;
+        Ok((p, len))
+    }
+
+    /// Copies the chunk at `p` (of `out.len()` bytes, as [`ShmRing::front`] found) into `out`
+    /// and reclaims it.
+    fn take(&self, p: u32, out: &mut [u8]) -> Result<(), ShmError> {
+        let len = out.len();
+        let magic_word = self.data_u32(self.geometry.magic_word(p))?;
         let size_word = self.data_u32(p)?;
-        let len = self.geometry.chunk_size(size_word.load(Relaxed))?;
         let next = self.geometry.next(p, len)?;
         let [first, second] = self.geometry.payload_ranges(p, len);
-        out.clear();
-        out.resize(len, 0);
         let (a, b) = out.split_at_mut(first.len());
         self.data.read_bytes(first.start, a).map_err(|_| ShmError::Header("payload out of bounds"))?;
         self.data.read_bytes(second.start, b).map_err(|_| ShmError::Header("payload out of bounds"))?;

@@ -21,7 +21,7 @@ use corowire_unix::cmap::{self, Cmap, OwnedValue};
 use corowire_unix::server::{IpcType, Server, ServerConfig};
 use corowire_unix::sys::shm::SharedMapping;
 use corowire_unix::sys::sock::{poll_readable, send_all, PollState};
-use corowire_unix::transport::{ShmTransport, Transport};
+use corowire_unix::transport::{handshake, ShmTransport};
 use corowire_unix::votequorum::{self, Votequorum};
 use corowire_unix::Error;
 
@@ -83,10 +83,16 @@ impl TestServer {
     /// A raw connection to the CMAP service asking for `max` bytes.
     fn raw(&self, max: u32) -> Raw {
         let mut conn = Connection::<corowire::Cmap>::new(max);
-        let transport = Transport::connect_to(&mut conn, &self.cmap_name, Some(Duration::from_secs(10)));
-        let Ok(Transport::Shm(transport)) = transport else {
-            panic!("no shared-memory connection: {transport:?}")
-        };
+        let mut request = [0u8; 64];
+        let n = conn.encode_setup(&mut request).unwrap();
+        let (sock, response) =
+            handshake::exchange(&self.cmap_name, &request[..n], Some(Duration::from_secs(10))).unwrap();
+        let names = conn.handle_setup(&response).unwrap();
+        assert_eq!(names.connection_type, corowire::qb::ConnectionType::Shm);
+        let path = |b: &[u8]| PathBuf::from(core::str::from_utf8(b).unwrap());
+        let transport =
+            ShmTransport::open(sock, &path(names.request), &path(names.response), &path(names.event))
+                .unwrap();
         Raw { transport }
     }
 
@@ -142,9 +148,11 @@ impl Raw {
         send_all(&self.transport, &[frame.len() as u8]).unwrap();
     }
 
-    fn recv(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.transport.recv_response(Some(Instant::now() + Duration::from_secs(5)), &mut out).unwrap();
+    fn recv(&mut self) -> Vec<u8> {
+        let mut out = vec![0; 65536];
+        let n =
+            self.transport.recv_response(Some(Instant::now() + Duration::from_secs(5)), &mut out).unwrap();
+        out.truncate(n);
         out
     }
 
@@ -327,7 +335,7 @@ fn socket_transport_serves_requests_and_events() {
     assert!(values.iter().enumerate().all(|(i, v)| *v == Ok(OwnedValue::UInt64(i as u64))), "{values:?}");
     assert_eq!(writer.dump(Some("test.sock.many.")).unwrap().len(), 100);
     let mut vq = server.votequorum();
-    assert!(vq.getinfo(0).unwrap().is_quorate());
+    assert!(vq.get_info(0).unwrap().is_quorate());
     drop((tracker, writer, vq, control));
     server.wait_dirs(0);
 }
@@ -376,7 +384,7 @@ fn pipelined_get_many() {
 fn full_response_ring_holds_replies() {
     let server = TestServer::start("respfull");
     server.cmap().set_str("test.resp", "v").unwrap();
-    let raw = server.raw(8192);
+    let mut raw = server.raw(8192);
     // 50 requests fit the 16 KiB request ring; their 1040-byte replies are three times the
     // 16 KiB response ring.
     let n = 50;
@@ -398,19 +406,19 @@ fn votequorum_getinfo_and_tracking() {
         cfg.nodes.push((2, 1, corowire::votequorum::NodeState::MEMBER));
     });
     let mut vq = server.votequorum();
-    let info = vq.getinfo(0).unwrap();
+    let info = vq.get_info(0).unwrap();
     assert_eq!((info.nodeid, info.votes, info.expected_votes, info.total_votes), (1, 1, 2, 2));
     assert!(info.is_quorate());
-    assert_eq!(vq.getinfo(2).unwrap().nodeid, 2);
-    assert_eq!(vq.getinfo(9).unwrap_err(), Error::Cs(CsError::NotExist));
+    assert_eq!(vq.get_info(2).unwrap().nodeid, 2);
+    assert_eq!(vq.get_info(9).unwrap_err(), Error::Cs(CsError::NotExist));
     let seen: Arc<Mutex<Vec<i32>>> = Arc::default();
     let record = Arc::clone(&seen);
     vq.set_callback(move |n: &Notification<'_>| record.lock().unwrap().push(n.id()));
-    vq.trackstart(7, TrackFlags::CHANGES).unwrap();
+    vq.track_start(7, TrackFlags::CHANGES).unwrap();
     vq.dispatch(DispatchMode::All).unwrap();
     // TRACKSTART with CHANGES sends the node list and the quorum state first.
     assert_eq!(*seen.lock().unwrap(), vec![5, 3]);
-    vq.setexpected(3).unwrap();
+    vq.set_expected(3).unwrap();
     wait_until(
         || {
             vq.dispatch(DispatchMode::All).unwrap();
@@ -419,7 +427,7 @@ fn votequorum_getinfo_and_tracking() {
         || format!("{:?}", seen.lock().unwrap()),
     );
     assert_eq!(seen.lock().unwrap()[2], 4, "EXPECTEDVOTES notification");
-    vq.trackstop().unwrap();
+    vq.track_stop().unwrap();
 }
 
 #[test]
@@ -430,7 +438,7 @@ fn malformed_frames_only_hurt_their_sender() {
 
     // Unknown id: corosync's generic reply (id 0, 24 bytes, CS_ERR_INVALID_PARAM); the
     // connection stays up.
-    let survivor = server.raw(16384);
+    let mut survivor = server.raw(16384);
     survivor.send(&raw_frame(99, 16, 0));
     let reply = survivor.recv();
     assert_eq!((reply.len(), i32_at(&reply, 0), i32_at(&reply, 16)), (24, 0, 7));
@@ -613,7 +621,7 @@ fn many_clients_at_once() {
 fn random_frames_get_replies() {
     let server = TestServer::start("random");
     let mut good = server.cmap();
-    let raw = server.raw(16384);
+    let mut raw = server.raw(16384);
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         state ^= state << 13;
@@ -705,8 +713,8 @@ fn config_file_sets_keys_and_quorum() {
     let mut cmap = server.cmap();
     assert_eq!(cmap.get_string("totem.cluster_name").unwrap(), "three nodes");
     assert_eq!(cmap.get_u8("uidgid.uid.4242").unwrap(), 1);
-    let info = server.votequorum().getinfo(0).unwrap();
+    let info = server.votequorum().get_info(0).unwrap();
     assert_eq!((info.nodeid, info.votes, info.expected_votes, info.total_votes), (2, 2, 4, 4));
     assert_eq!((info.quorum, info.is_quorate()), (3, true));
-    assert_eq!(server.votequorum().getinfo(3).unwrap().votes, 1);
+    assert_eq!(server.votequorum().get_info(3).unwrap().votes, 1);
 }

@@ -16,9 +16,10 @@ use nix::sys::stat::Mode;
 use nix::unistd::{chown, mkdtemp, Gid, Uid};
 
 use crate::ring::{ShmError, ShmRing};
-use crate::socket_transport::{channel_name, count, CONTROL_LEN, EVENT_SENT, REQUEST_SENT, RESPONSE_SENT};
 use crate::sys::shm::SharedMapping;
 use crate::sys::sock::{bind_dgram, connect_dgram, errno_of, recv_dgram, send_dgram, PeerCred};
+use crate::transport::socket::{channel_name, count};
+use corowire::wire::socket::{CONTROL_LEN, EVENT_SENT, REQUEST_SENT, RESPONSE_SENT};
 
 /// Largest backlog of undelivered events (bytes) one connection may have before it is
 /// dropped. corosync's queue is unbounded; a client that tracks keys and never reads its

@@ -14,25 +14,16 @@ use corowire::ring::FlowControl;
 use nix::errno::Errno;
 use nix::sys::socket::{recv, shutdown, MsgFlags, Shutdown};
 
+use corowire::transport::BufferTooSmall;
+use corowire::wire::socket::{CONTROL_LEN, EVENT_SENT, REQUEST_FLOW_CONTROL, REQUEST_SENT, RESPONSE_SENT};
+
+use super::clock::{far_future, wait_readable, Clock, MAX_WAIT_SLICE};
+use super::error::TransportError;
 use crate::sys::shm::SharedMapping;
 use crate::sys::sock::{
-    bind_dgram, connect_dgram, poll_either, poll_readable, poll_writable, recv_dgram, send_dgram, PollState,
+    bind_dgram, connect_dgram, poll_either, poll_readable, poll_writable, recv_dgram_into, send_dgram,
+    PollState,
 };
-use crate::transport::TransportError;
-
-/// Size of the control file: `{i32 sent; i32 flow_control}` for request, response, event.
-pub const CONTROL_LEN: usize = 24;
-/// Offset of the request channel's `sent` counter in the control file.
-pub const REQUEST_SENT: usize = 0;
-/// Offset of the request channel's flow-control value.
-pub const REQUEST_FLOW_CONTROL: usize = 4;
-/// Offset of the response channel's `sent` counter.
-pub const RESPONSE_SENT: usize = 8;
-/// Offset of the event channel's `sent` counter.
-pub const EVENT_SENT: usize = 16;
-
-/// libqb's longest single wait before it checks that the server is alive.
-const MAX_WAIT_SLICE: Duration = Duration::from_secs(2);
 
 /// The abstract name `<base>-<suffix>` of one of the connection's datagram sockets.
 pub fn channel_name(base: &Path, suffix: &str) -> Vec<u8> {
@@ -60,6 +51,7 @@ pub struct SocketTransport {
     request: OwnedFd,
     event: OwnedFd,
     max_msg_size: usize,
+    clock: Clock,
 }
 
 impl SocketTransport {
@@ -88,7 +80,15 @@ impl SocketTransport {
         };
         let request = pair("response", "request").map_err(TransportError::Io)?;
         let event = pair("event", "event-tx").map_err(TransportError::Io)?;
-        Ok(Self { setup, control, control_path: control_path.to_path_buf(), request, event, max_msg_size })
+        Ok(Self {
+            setup,
+            control,
+            control_path: control_path.to_path_buf(),
+            request,
+            event,
+            max_msg_size,
+            clock: Clock::start(),
+        })
     }
 
     /// The negotiated maximum message size: the largest request or event.
@@ -161,19 +161,25 @@ impl SocketTransport {
 
     /// Receives one datagram from `fd` into `out`, waiting until `deadline` (`None`: for as
     /// long as the server is alive, checked every 2 s and whenever the setup socket stirs),
-    /// and uncounts it at `sent`. `Ok(false)` when the deadline passed.
+    /// and uncounts it at `sent`; its length, or `None` when the deadline passed.
     fn recv_on(
         &self,
         fd: &OwnedFd,
         sent: usize,
         deadline: Option<Instant>,
-        out: &mut Vec<u8>,
-    ) -> Result<bool, TransportError> {
+        out: &mut [u8],
+    ) -> Result<Option<usize>, TransportError> {
         loop {
-            match recv_dgram(fd, out) {
-                Ok(()) => {
+            match recv_dgram_into(fd, out) {
+                Ok(len) if len > out.len() => {
+                    return Err(TransportError::BufferTooSmall(BufferTooSmall {
+                        needed: len,
+                        available: out.len(),
+                    }))
+                }
+                Ok(len) => {
                     count(&self.control, sent, -1);
-                    return Ok(true);
+                    return Ok(Some(len));
                 }
                 Err(Errno::EAGAIN) => {}
                 Err(Errno::ECONNREFUSED | Errno::ENOTCONN | Errno::ECONNRESET) => {
@@ -186,7 +192,7 @@ impl SocketTransport {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Ok(false);
+                        return Ok(None);
                     }
                     left.min(MAX_WAIT_SLICE)
                 }
@@ -199,33 +205,81 @@ impl SocketTransport {
     }
 
     /// Waits for the next reply (until `deadline`; `None`: for as long as the server is
-    /// alive) and copies it into `out`.
+    /// alive) and copies it into `out`; returns its length.
     ///
     /// # Errors
-    /// [`TransportError::Timeout`], [`TransportError::Disconnected`], [`TransportError::Io`].
-    pub fn recv_response(&self, deadline: Option<Instant>, out: &mut Vec<u8>) -> Result<(), TransportError> {
-        if self.recv_on(&self.request, RESPONSE_SENT, deadline, out)? {
-            Ok(())
-        } else {
-            Err(TransportError::Timeout)
-        }
+    /// [`TransportError::Timeout`], [`TransportError::Disconnected`],
+    /// [`TransportError::BufferTooSmall`], [`TransportError::Io`].
+    pub fn recv_response(
+        &mut self,
+        deadline: Option<Instant>,
+        out: &mut [u8],
+    ) -> Result<usize, TransportError> {
+        self.recv_on(&self.request, RESPONSE_SENT, deadline, out)?.ok_or(TransportError::Timeout)
     }
 
-    /// Reads one event into `out` if one is pending, waiting for one as `wait` says. Returns
-    /// `false` when a [`Wait::Never`] read found none.
+    /// Reads one event into `out` if one is pending, waiting for one as `wait` says; its
+    /// length, or `None` when a [`Wait::Never`] read found none.
     ///
     /// # Errors
-    /// [`TransportError::Disconnected`], [`TransportError::Io`].
-    pub fn recv_event(&self, wait: Wait, out: &mut Vec<u8>) -> Result<bool, TransportError> {
+    /// [`TransportError::Disconnected`], [`TransportError::BufferTooSmall`],
+    /// [`TransportError::Io`].
+    pub fn recv_event(&mut self, wait: Wait, out: &mut [u8]) -> Result<Option<usize>, TransportError> {
         let deadline = match wait {
             Wait::Never => Some(Instant::now()),
             Wait::Forever => None,
         };
         let got = self.recv_on(&self.event, EVENT_SENT, deadline, out)?;
-        if !got {
+        if got.is_none() {
             self.check_alive()?;
         }
         Ok(got)
+    }
+}
+
+impl corowire::transport::Transport for SocketTransport {
+    type Error = TransportError;
+
+    fn now(&self) -> corowire::Instant {
+        self.clock.now()
+    }
+
+    fn check_send(&mut self, len: usize) -> Result<(), TransportError> {
+        Self::check_send(self, len)
+    }
+
+    /// Datagrams need no announcement: the request goes out at once.
+    fn write_request(&mut self, request: &[u8]) -> Result<(), TransportError> {
+        self.send(request)
+    }
+
+    fn flush(&mut self, _written: usize) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    fn recv_response(
+        &mut self,
+        deadline: Option<corowire::Instant>,
+        out: &mut [u8],
+    ) -> Result<usize, TransportError> {
+        let deadline = deadline.and_then(|d| self.clock.to_std(d));
+        Self::recv_response(self, deadline, out)
+    }
+
+    fn recv_event(&mut self, wait: Wait, out: &mut [u8]) -> Result<Option<usize>, TransportError> {
+        Self::recv_event(self, wait, out)
+    }
+
+    fn wait_event(&mut self, deadline: corowire::Instant) -> Result<bool, TransportError> {
+        let deadline = self.clock.to_std(deadline).unwrap_or_else(far_future);
+        wait_readable(&self.event, deadline, || self.check_alive())
+    }
+
+    /// Datagrams carry no doorbells to settle.
+    fn settle_events(&mut self) {}
+
+    fn pause(&mut self, duration: Duration) {
+        std::thread::sleep(duration);
     }
 }
 
