@@ -21,10 +21,34 @@ use crate::transport::{handshake, ClientTransport, TransportError};
 pub(crate) type Client<S, const P: usize, const E: usize, const EB: usize> =
     Box<Driver<S, Box<dyn ClientTransport>, Vec<u8>, P, E, EB>>;
 
-/// The handle plumbing every blocking client shares: finalize on drop, `Send`, and the fd to
-/// poll for `POLLIN` before dispatching (`cmap_fd_get`, `votequorum_fd_get`).
+/// The handle plumbing every blocking client shares: finalize on drop, `Send`, the fd to poll
+/// for `POLLIN` before dispatching (`cmap_fd_get`, `votequorum_fd_get`), the application
+/// context (`cmap_context_set`, ...) and the callbacks' [`Control`]. `$c` is the C library's
+/// prefix.
 macro_rules! client_handle {
-    ($handle:ty) => {
+    ($handle:ident, $c:literal) => {
+        impl $handle {
+            /// A handle a callback can use to stop a dispatch or finalize this connection.
+            pub fn control(&self) -> $crate::Control {
+                self.control.clone()
+            }
+
+            #[doc = concat!("Stores an application value with the handle (`", $c, "_context_set`).")]
+            pub fn context_set<T: core::any::Any + Send>(&mut self, value: T) {
+                self.context.set(value);
+            }
+
+            #[doc = concat!("The value stored with [`", stringify!($handle), "::context_set`], if it is a `T` (`", $c, "_context_get`).")]
+            pub fn context_get<T: core::any::Any>(&self) -> Option<&T> {
+                self.context.get()
+            }
+
+            /// The stored value, mutably.
+            pub fn context_get_mut<T: core::any::Any>(&mut self) -> Option<&mut T> {
+                self.context.get_mut()
+            }
+        }
+
         impl Drop for $handle {
             fn drop(&mut self) {
                 self.client.connection_mut().finalize();

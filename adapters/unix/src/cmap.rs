@@ -14,7 +14,6 @@
 //! # Ok::<(), corowire_unix::Error>(())
 //! ```
 
-use core::any::Any;
 use core::time::Duration;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -696,26 +695,6 @@ impl Cmap {
             OwnedTrackEvent::from(&TrackEvent::from(&e))
         })
     }
-
-    /// A handle a callback can use to stop a dispatch or finalize this connection.
-    pub fn control(&self) -> Control {
-        self.control.clone()
-    }
-
-    /// Stores an application value with the handle (`cmap_context_set`).
-    pub fn context_set<T: Any + Send>(&mut self, value: T) {
-        self.context.set(value);
-    }
-
-    /// The value stored with [`Cmap::context_set`], if it is a `T` (`cmap_context_get`).
-    pub fn context_get<T: Any>(&self) -> Option<&T> {
-        self.context.get()
-    }
-
-    /// The stored value, mutably.
-    pub fn context_get_mut<T: Any>(&mut self) -> Option<&mut T> {
-        self.context.get_mut()
-    }
 }
 
 impl<'a> From<&CmapEvent<'a>> for TrackEvent<'a> {
@@ -777,7 +756,7 @@ fn get_value(r: Response<'_>) -> Result<OwnedValue> {
     }
 }
 
-crate::client::client_handle!(Cmap);
+crate::client::client_handle!(Cmap, "cmap");
 
 /// An iteration over keys ([`Cmap::iter`]); finalized on drop.
 #[derive(Debug)]

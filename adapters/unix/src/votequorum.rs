@@ -9,7 +9,6 @@
 //! # Ok::<(), corowire_unix::Error>(())
 //! ```
 
-use core::any::Any;
 use core::time::Duration;
 
 use corowire::conn::Votequorum as VotequorumService;
@@ -244,27 +243,6 @@ impl Votequorum {
     pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedNotification>> {
         crate::client::next_event(&mut self.client, timeout, |n| OwnedNotification::from(&n))
     }
-
-    /// A handle a callback can use to stop a dispatch or finalize this connection.
-    pub fn control(&self) -> Control {
-        self.control.clone()
-    }
-
-    /// Stores an application value with the handle (`votequorum_context_set`).
-    pub fn context_set<T: Any + Send>(&mut self, value: T) {
-        self.context.set(value);
-    }
-
-    /// The value stored with [`Votequorum::context_set`], if it is a `T`
-    /// (`votequorum_context_get`).
-    pub fn context_get<T: Any>(&self) -> Option<&T> {
-        self.context.get()
-    }
-
-    /// The stored value, mutably.
-    pub fn context_get_mut<T: Any>(&mut self) -> Option<&mut T> {
-        self.context.get_mut()
-    }
 }
 
 /// A votequorum notification, owned ([`Votequorum::next_event`]).
@@ -314,4 +292,4 @@ impl From<&Notification<'_>> for OwnedNotification {
     }
 }
 
-crate::client::client_handle!(Votequorum);
+crate::client::client_handle!(Votequorum, "votequorum");

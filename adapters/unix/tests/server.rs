@@ -4,13 +4,12 @@
 //! its ring directories in a private folder under `/dev/shm`, so the tests run in parallel,
 //! on any Linux machine, next to a real corosync or not.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 use core::time::Duration;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use corowire::cmap::{Key, Request, TrackEvent as Ev, TrackType, Value, ValueType};
@@ -22,64 +21,12 @@ use corowire_unix::server::{IpcType, Server, ServerConfig};
 use corowire_unix::sys::shm::SharedMapping;
 use corowire_unix::sys::sock::{poll_readable, send_all, PollState};
 use corowire_unix::transport::{handshake, ShmTransport};
-use corowire_unix::votequorum::{self, Votequorum};
 use corowire_unix::Error;
 
-/// A server on its own thread, stopped and cleaned up on drop.
-struct TestServer {
-    cmap_name: String,
-    vq_name: String,
-    shm_dir: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+mod builtin;
+use builtin::TestServer;
 
 impl TestServer {
-    fn start(tag: &str) -> Self {
-        Self::start_with(tag, |_| {})
-    }
-
-    fn start_with(tag: &str, adjust: impl FnOnce(&mut ServerConfig)) -> Self {
-        let base = format!("corowire-test-{}-{tag}", std::process::id());
-        let shm_dir = PathBuf::from(format!("/dev/shm/{base}"));
-        let _ = std::fs::remove_dir_all(&shm_dir);
-        std::fs::create_dir(&shm_dir).unwrap();
-        let mut cfg = ServerConfig {
-            cmap_name: format!("{base}-cmap"),
-            votequorum_name: Some(format!("{base}-votequorum")),
-            quorum_name: Some(format!("{base}-quorum")),
-            cfg_name: Some(format!("{base}-cfg")),
-            shm_dir: shm_dir.clone(),
-            ..ServerConfig::default()
-        };
-        adjust(&mut cfg);
-        let (cmap_name, vq_name) = (cfg.cmap_name.clone(), cfg.votequorum_name.clone().unwrap_or_default());
-        let mut server = Server::bind(cfg).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || server.run_until(&flag).unwrap());
-        Self { cmap_name, vq_name, shm_dir, stop, thread: Some(thread) }
-    }
-
-    fn cmap(&self) -> Cmap {
-        self.cmap_with(cmap::Options::default())
-    }
-
-    fn cmap_with(&self, options: cmap::Options) -> Cmap {
-        let timeout = Some(Duration::from_secs(10));
-        Cmap::connect_with(cmap::Options { service_name: Some(self.cmap_name.clone()), timeout, ..options })
-            .unwrap()
-    }
-
-    fn votequorum(&self) -> Votequorum {
-        Votequorum::connect_with(votequorum::Options {
-            service_name: Some(self.vq_name.clone()),
-            timeout: Some(Duration::from_secs(10)),
-            ..votequorum::Options::default()
-        })
-        .unwrap()
-    }
-
     /// A raw connection to the CMAP service asking for `max` bytes.
     fn raw(&self, max: u32) -> Raw {
         let mut conn = Connection::<corowire::Cmap>::new(max);
@@ -105,26 +52,6 @@ impl TestServer {
     fn wait_dirs(&self, n: usize) -> Vec<PathBuf> {
         wait_until(|| self.dirs().len() == n, || format!("{:?}", self.dirs()));
         self.dirs()
-    }
-}
-
-impl TestServer {
-    /// Stops the server and waits for its thread (which drops the server).
-    fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let joined = t.join();
-            if !std::thread::panicking() {
-                joined.unwrap();
-            }
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.shm_dir);
     }
 }
 

@@ -59,3 +59,62 @@ pub(crate) fn wait_readable(
         }
     }
 }
+
+/// Implements [`corowire::transport::Transport`] for a Unix transport `$t` over its inherent
+/// calls of the same names, which wait on the monotonic clock: the core's instants are
+/// converted with the transport's `clock`, and pauses sleep the thread.
+macro_rules! clocked_transport {
+    ($t:ty) => {
+        impl corowire::transport::Transport for $t {
+            type Error = $crate::transport::TransportError;
+
+            fn now(&self) -> corowire::Instant {
+                self.clock.now()
+            }
+
+            fn check_send(&mut self, len: usize) -> Result<(), Self::Error> {
+                <$t>::check_send(self, len)
+            }
+
+            fn write_request(&mut self, request: &[u8]) -> Result<(), Self::Error> {
+                <$t>::write_request(self, request)
+            }
+
+            fn flush(&mut self, written: usize) -> Result<(), Self::Error> {
+                <$t>::flush(self, written)
+            }
+
+            fn recv_response(
+                &mut self,
+                deadline: Option<corowire::Instant>,
+                out: &mut [u8],
+            ) -> Result<usize, Self::Error> {
+                let deadline = deadline.and_then(|d| self.clock.to_std(d));
+                <$t>::recv_response(self, deadline, out)
+            }
+
+            fn recv_event(
+                &mut self,
+                wait: corowire::Wait,
+                out: &mut [u8],
+            ) -> Result<Option<usize>, Self::Error> {
+                <$t>::recv_event(self, wait, out)
+            }
+
+            fn wait_event(&mut self, deadline: corowire::Instant) -> Result<bool, Self::Error> {
+                let deadline =
+                    self.clock.to_std(deadline).unwrap_or_else($crate::transport::clock::far_future);
+                <$t>::wait_event(self, deadline)
+            }
+
+            fn settle_events(&mut self) {
+                <$t>::settle_events(self);
+            }
+
+            fn pause(&mut self, duration: core::time::Duration) {
+                std::thread::sleep(duration);
+            }
+        }
+    };
+}
+pub(crate) use clocked_transport;

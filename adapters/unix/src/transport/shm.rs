@@ -12,7 +12,7 @@ use corowire::ring::FlowControl;
 use nix::errno::Errno;
 use nix::sys::socket::{recv, shutdown, MsgFlags, Shutdown};
 
-use super::clock::{far_future, wait_readable, Clock, MAX_WAIT_SLICE};
+use super::clock::{wait_readable, Clock, MAX_WAIT_SLICE};
 use super::error::{disconnected, TransportError};
 use super::spin::{spin_take, Spin};
 use crate::ring::{ShmError, ShmRing};
@@ -25,10 +25,24 @@ const DOORBELL_BATCH: usize = 256;
 /// A connected libqb shared-memory transport. Dropping it shuts the setup socket down and
 /// releases the rings; the server then removes the ring files.
 ///
-/// Its bookkeeping (the event doorbell bytes owed, the adaptive spin's statistics) are plain
-/// counters changed only through `&mut self`: sharing a `&ShmTransport` between threads
-/// allows only the read-only calls ([`ShmTransport::check_send`],
-/// [`ShmTransport::check_alive`], the ring accessors), so no update can be lost.
+/// Its bookkeeping (the event doorbell bytes owed, the adaptive spin's statistics) is plain
+/// counters changed only through `&mut self`, never through a shared reference: the type is
+/// `Send` and `Sync`, and a `&ShmTransport` shared between threads allows only the calls that
+/// change nothing of it ([`ShmTransport::check_send`], [`ShmTransport::check_alive`],
+/// [`ShmTransport::send`], the ring accessors), so no update can be lost. Reading events
+/// needs exclusive access:
+///
+/// ```compile_fail
+/// fn shared(t: &corowire_unix::transport::ShmTransport, out: &mut [u8]) {
+///     let _ = t.recv_event(corowire::Wait::Never, out);
+/// }
+/// ```
+///
+/// ```
+/// fn exclusive(t: &mut corowire_unix::transport::ShmTransport, out: &mut [u8]) {
+///     let _ = t.recv_event(corowire::Wait::Never, out);
+/// }
+/// ```
 #[derive(Debug)]
 pub struct ShmTransport {
     sock: OwnedFd,
@@ -120,15 +134,15 @@ impl ShmTransport {
     /// As [`ShmTransport::check_send`]; [`TransportError::Disconnected`] if the socket is gone.
     pub fn send(&self, msg: &[u8]) -> Result<(), TransportError> {
         self.check_send(msg.len())?;
-        self.write(msg)?;
+        self.write_request(msg)?;
         // libqb sends the low byte of the message length; the value does not matter.
         send_all(&self.sock, &[msg.len() as u8]).map_err(disconnected)
     }
 
     /// Commits one request to the request ring without its doorbell byte;
-    /// [`ShmTransport::ring_doorbells`] must follow at once, because the server, once woken,
+    /// [`ShmTransport::flush`] must follow at once, because the server, once woken,
     /// reads one byte per request it served.
-    fn write(&self, msg: &[u8]) -> Result<(), TransportError> {
+    fn write_request(&self, msg: &[u8]) -> Result<(), TransportError> {
         if self.request.ref_count() != 2 {
             return Err(TransportError::Disconnected);
         }
@@ -138,7 +152,7 @@ impl ShmTransport {
 
     /// Sends the doorbell bytes of `n` requests, in one `send()` (libqb's server serves up to
     /// `min(queued, 50)` requests per wake-up and then reads that many bytes).
-    fn ring_doorbells(&self, mut n: usize) -> Result<(), TransportError> {
+    fn flush(&self, mut n: usize) -> Result<(), TransportError> {
         let bytes = [0u8; DOORBELL_BATCH];
         while n > 0 {
             let k = n.min(DOORBELL_BATCH);
@@ -310,51 +324,13 @@ fn wait_token(
     }
 }
 
-impl corowire::transport::Transport for ShmTransport {
-    type Error = TransportError;
+super::clock::clocked_transport!(ShmTransport);
 
-    fn now(&self) -> corowire::Instant {
-        self.clock.now()
-    }
-
-    fn check_send(&mut self, len: usize) -> Result<(), TransportError> {
-        Self::check_send(self, len)
-    }
-
-    fn write_request(&mut self, request: &[u8]) -> Result<(), TransportError> {
-        self.write(request)
-    }
-
-    fn flush(&mut self, written: usize) -> Result<(), TransportError> {
-        self.ring_doorbells(written)
-    }
-
-    fn recv_response(
-        &mut self,
-        deadline: Option<corowire::Instant>,
-        out: &mut [u8],
-    ) -> Result<usize, TransportError> {
-        let deadline = deadline.and_then(|d| self.clock.to_std(d));
-        Self::recv_response(self, deadline, out)
-    }
-
-    fn recv_event(&mut self, wait: Wait, out: &mut [u8]) -> Result<Option<usize>, TransportError> {
-        Self::recv_event(self, wait, out)
-    }
-
-    fn wait_event(&mut self, deadline: corowire::Instant) -> Result<bool, TransportError> {
-        let deadline = self.clock.to_std(deadline).unwrap_or_else(far_future);
-        Self::wait_event(self, deadline)
-    }
-
-    fn settle_events(&mut self) {
-        Self::settle_events(self);
-    }
-
-    fn pause(&mut self, duration: Duration) {
-        std::thread::sleep(duration);
-    }
-}
+// Shared references to it may cross threads (nothing it changes is behind one).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ShmTransport>();
+};
 
 impl Drop for ShmTransport {
     fn drop(&mut self) {

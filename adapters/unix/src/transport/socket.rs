@@ -17,7 +17,7 @@ use nix::sys::socket::{recv, shutdown, MsgFlags, Shutdown};
 use corowire::transport::BufferTooSmall;
 use corowire::wire::socket::{CONTROL_LEN, EVENT_SENT, REQUEST_FLOW_CONTROL, REQUEST_SENT, RESPONSE_SENT};
 
-use super::clock::{far_future, wait_readable, Clock, MAX_WAIT_SLICE};
+use super::clock::{wait_readable, Clock, MAX_WAIT_SLICE};
 use super::error::TransportError;
 use crate::sys::shm::SharedMapping;
 use crate::sys::sock::{
@@ -138,6 +138,28 @@ impl SocketTransport {
         }
     }
 
+    /// Requests go out at once ([`SocketTransport::send`]).
+    fn write_request(&self, msg: &[u8]) -> Result<(), TransportError> {
+        self.send(msg)
+    }
+
+    /// Datagrams need no announcement.
+    fn flush(&self, _written: usize) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    /// Datagrams carry no doorbells to settle.
+    fn settle_events(&mut self) {}
+
+    /// Waits until an event is readable or `deadline` passes (`false`), checking every 2 s
+    /// that the server is alive.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], or [`TransportError::Io`] if polling fails.
+    pub fn wait_event(&mut self, deadline: Instant) -> Result<bool, TransportError> {
+        wait_readable(&self.event, deadline, || self.check_alive())
+    }
+
     /// Checks that the server is still there: no hang-up or end of file on the setup socket
     /// (which carries nothing after the handshake; stray bytes are read and dropped, so that
     /// they do not keep waking a wait).
@@ -237,51 +259,7 @@ impl SocketTransport {
     }
 }
 
-impl corowire::transport::Transport for SocketTransport {
-    type Error = TransportError;
-
-    fn now(&self) -> corowire::Instant {
-        self.clock.now()
-    }
-
-    fn check_send(&mut self, len: usize) -> Result<(), TransportError> {
-        Self::check_send(self, len)
-    }
-
-    /// Datagrams need no announcement: the request goes out at once.
-    fn write_request(&mut self, request: &[u8]) -> Result<(), TransportError> {
-        self.send(request)
-    }
-
-    fn flush(&mut self, _written: usize) -> Result<(), TransportError> {
-        Ok(())
-    }
-
-    fn recv_response(
-        &mut self,
-        deadline: Option<corowire::Instant>,
-        out: &mut [u8],
-    ) -> Result<usize, TransportError> {
-        let deadline = deadline.and_then(|d| self.clock.to_std(d));
-        Self::recv_response(self, deadline, out)
-    }
-
-    fn recv_event(&mut self, wait: Wait, out: &mut [u8]) -> Result<Option<usize>, TransportError> {
-        Self::recv_event(self, wait, out)
-    }
-
-    fn wait_event(&mut self, deadline: corowire::Instant) -> Result<bool, TransportError> {
-        let deadline = self.clock.to_std(deadline).unwrap_or_else(far_future);
-        wait_readable(&self.event, deadline, || self.check_alive())
-    }
-
-    /// Datagrams carry no doorbells to settle.
-    fn settle_events(&mut self) {}
-
-    fn pause(&mut self, duration: Duration) {
-        std::thread::sleep(duration);
-    }
-}
+super::clock::clocked_transport!(SocketTransport);
 
 impl Drop for SocketTransport {
     fn drop(&mut self) {
