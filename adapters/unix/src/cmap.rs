@@ -607,8 +607,9 @@ impl Cmap {
     }
 
     /// Starts tracking `key` (or, with [`TrackType::PREFIX`], every key under it; `None` is
-    /// the root). `callback` runs from [`Cmap::dispatch`] for each change; it cannot use this
-    /// handle (share state with it through what it captures instead).
+    /// the root). `callback` runs from [`Cmap::dispatch`] for each change. It cannot call this
+    /// handle (share state with it through what it captures instead), but it can stop the
+    /// dispatch or finalize the connection through a [`Cmap::control`] it captured.
     ///
     /// # Errors
     /// `CS_ERR_INVALID_PARAM` for a bad track type; `CS_ERR_NO_RESOURCES` with 64 tracks

@@ -1,31 +1,4 @@
-//! Linux OS layer for `corowire`, and blocking CMAP and votequorum clients built on it that
-//! talk to a stock corosync daemon without libqb, libcmap or libvotequorum.
-//!
-//! Clients (see the README for an overview):
-//! - [`cmap::Cmap`]: get/set/delete/inc/dec, typed accessors, iteration, tracking with
-//!   callbacks, the four dispatch modes, pipelined [`cmap::Cmap::get_many`];
-//! - [`votequorum::Votequorum`]: get_info, expected votes, votes, tracking, qdevice calls.
-//!
-//! Server: [`server::Server`], a libqb-compatible CMAP and votequorum listener over the core's
-//! sans-IO engines, which the stock corosync tools and libraries accept.
-//!
-//! Transport:
-//! - [`transport::handshake`]: the setup handshake's bytes, then [`transport::open`]:
-//!   [`transport::ShmTransport`] (the three shared-memory rings) or
-//!   [`transport::SocketTransport`] (datagram sockets), as the server chose; both implement
-//!   the core's `Transport` trait, under its generic client driver;
-//! - [`ring::ShmRing`]: one libqb ring, opened as the client, with every shared value validated.
-//!
-//! OS layer:
-//! - [`sys::shm`]: safe, bounds-checked access to `MAP_SHARED` file mappings (the ring files);
-//! - [`sys::futex`]: shared futex wait/wake;
-//! - [`sem`]: glibc's process-shared `sem_t` algorithm, which is part of the wire format;
-//! - [`sys::sock`]: the setup socket (libqb's padded abstract names, credentials, polling).
-//!
-//! All `unsafe` code lives in `sys::shm` and `sys::futex`.
-//!
-//! Only 64-bit Linux is supported: the glibc `sem_t` layout used on the wire is the 64-bit one.
-
+#![doc = include_str!("../README.md")]
 #![deny(unsafe_code)]
 
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
@@ -54,8 +27,3 @@ pub use votequorum::{
     InfoFlags, NodeEntry, NodeInfo, NodeState, Notification, OwnedNotification, RingId, TrackFlags,
     Votequorum,
 };
-
-/// Compiles the README's examples as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
