@@ -15,6 +15,10 @@ pub mod sys;
 pub mod transport;
 pub mod votequorum;
 
+/// The core crate, for what the re-exports below do not cover (e.g. the sans-IO
+/// `Connection` under [`transport`]).
+pub use corowire;
+
 pub use client::Control;
 pub use cmap::{
     Cmap, Map, OwnedTrackEvent, OwnedValue, TrackEvent, TrackEventKind, TrackHandle, TrackType, Value,

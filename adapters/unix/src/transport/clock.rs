@@ -66,7 +66,7 @@ pub(crate) fn wait_readable(
 macro_rules! clocked_transport {
     ($t:ty) => {
         impl corowire::transport::Transport for $t {
-            type Error = $crate::transport::TransportError;
+            type Error = $crate::transport::error::TransportError;
 
             fn now(&self) -> corowire::Instant {
                 self.clock.now()
