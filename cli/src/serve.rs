@@ -21,7 +21,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use corowire_unix::cmap::OwnedValue;
+use corowire::value::OwnedValue;
 use corowire_unix::server::{config, IpcType, Server, ServerConfig, ServerStartError};
 
 use crate::out;

@@ -17,6 +17,7 @@ pub mod quorum;
 pub mod ring;
 pub mod server;
 pub mod time;
+pub mod value;
 pub mod votequorum;
 pub mod wire;
 

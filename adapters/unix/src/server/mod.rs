@@ -100,11 +100,11 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::cmap::OwnedValue;
 use crate::sys::sock::{
     accept_with_passcred, errno_of, listen_abstract, listen_path, recv_with_creds, send_all, PeerCred,
     FORCE_FILESYSTEM_SOCKETS, SOCKET_DIR,
 };
+use corowire::value::OwnedValue;
 use session::{Channels, Phase, Rings, ServiceKind, Session, ShmDir, Sockets, Take};
 
 /// Connections per service at once.
