@@ -575,8 +575,8 @@ impl Cmap {
     /// `CS_ERR_TRY_AGAIN`), [`DispatchMode::Blocking`] runs until an error.
     ///
     /// # Errors
-    /// `CS_ERR_TRY_AGAIN` (see above), [`Error::Disconnected`], `CS_ERR_LIBRARY` for an
-    /// unknown event.
+    /// `CS_ERR_TRY_AGAIN` (see above), [`Error::Disconnected`], `CS_ERR_LIBRARY` for a
+    /// malformed event (an event with an unknown id is skipped).
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
         let callbacks = &mut self.callbacks;
         self.client.dispatch(mode, |e: CmapEvent<'_>| {

@@ -203,7 +203,8 @@ impl Votequorum {
     ///
     /// # Errors
     /// `CS_ERR_TRY_AGAIN` for [`DispatchMode::OneNonBlocking`] with nothing pending,
-    /// [`Error::Disconnected`], `CS_ERR_LIBRARY` for an unknown event.
+    /// [`Error::Disconnected`], `CS_ERR_LIBRARY` for a malformed event (an event with an
+    /// unknown id, such as notification 7 of corosync after 3.1.10, is skipped).
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
         let callback = &mut self.callback;
         self.client.dispatch(mode, |n| {
