@@ -88,8 +88,8 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E,
         let mut attempt = 0;
         loop {
             let mut conn = Box::new(Connection::<S, P, E, B>::new(max_msg_size));
-            let name = service_name.unwrap_or(S::NAME);
-            match Transport::connect_to(&mut conn, name, timeout) {
+            let name = crate::options::service_name(service_name, S::NAME);
+            match Transport::connect_to(&mut conn, &name, timeout) {
                 Ok(mut transport) => {
                     transport.set_spin(spin);
                     // Sized by the rings actually mapped, not by the size the server claims.

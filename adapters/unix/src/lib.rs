@@ -43,6 +43,7 @@ pub mod transport;
 pub mod votequorum;
 
 pub use error::{ConnectError, Error, Result};
+pub use options::NAME_PREFIX_ENV;
 
 /// Compiles the README's examples as doctests.
 #[cfg(doctest)]
