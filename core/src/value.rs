@@ -10,7 +10,7 @@
 //!   not UTF-8 become U+FFFD, and a binary prints as `corosync-cmapctl -b` shows it (printable
 //!   ASCII as is, `\` doubled, other bytes `\xNN`) but without the C tool's sign extension of bytes
 //!   from 0x80 up (`\x80`, where the C tool prints `\xFFFFFF80`).
-//! - [`OwnedValue`] (feature `alloc`) is the owned counterpart of [`Value`], shared by the
+//! - `OwnedValue` (feature `alloc`) is the owned counterpart of [`Value`], shared by the
 //!   blocking client (`corowire_unix::cmap::OwnedValue` re-exports it), the built-in server's
 //!   configuration and the command-line tool. Its `Debug` and `Display` are [`Value`]'s.
 

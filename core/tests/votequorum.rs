@@ -1,4 +1,4 @@
-//! votequorum codec: golden frames from the protocol specification (§6), round trips, and
+//! votequorum codec: golden frames from docs/protocol.md §6, round trips, and
 //! robustness against arbitrary input.
 
 use corowire::votequorum::{

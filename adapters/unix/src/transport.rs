@@ -1,6 +1,6 @@
-//! The libqb transports, client side: the setup handshake (spec §1), then either the
-//! shared-memory rings ([`ShmTransport`], spec §2, appendix A) or the datagram sockets
-//! ([`SocketTransport`], spec §3), as the server chose ([`Transport`]).
+//! The libqb transports, client side: the setup handshake (docs/protocol.md §1), then either the
+//! shared-memory rings ([`ShmTransport`], docs/protocol.md §2, appendix A) or the datagram sockets
+//! ([`SocketTransport`], docs/protocol.md §3), as the server chose ([`Transport`]).
 //!
 //! The transports move bytes; the protocol state (what was sent, what a reply answers) lives
 //! in [`corowire::conn::Connection`], which [`Transport::connect`] drives through the setup
@@ -196,7 +196,7 @@ struct SetupNames {
     event: PathBuf,
 }
 
-/// The setup handshake (spec §1): connect the setup socket to `name`, `SO_PASSCRED` on, send
+/// The setup handshake (docs/protocol.md §1): connect the setup socket to `name`, `SO_PASSCRED` on, send
 /// the setup request, read the 12328-byte response (waiting at most `timeout`), hand it to
 /// `conn`, `SO_PASSCRED` off.
 fn handshake<S: Service, const P: usize, const E: usize, const B: usize>(
@@ -401,7 +401,7 @@ impl ShmTransport {
 
     /// Waits for the next reply and copies it into `out`, then reclaims it. Spins briefly on
     /// the response ring's semaphore, then sleeps on its futex in slices of at most 2 s,
-    /// checking between slices that the server is alive (spec §2.10). `deadline` `None` waits
+    /// checking between slices that the server is alive (docs/protocol.md §2.10). `deadline` `None` waits
     /// for as long as the connection is up.
     ///
     /// # Errors
@@ -573,9 +573,9 @@ impl AsRawFd for ShmTransport {
 /// same calls.
 #[derive(Debug)]
 pub enum Transport {
-    /// Shared-memory rings (spec §2).
+    /// Shared-memory rings (docs/protocol.md §2).
     Shm(ShmTransport),
-    /// Datagram sockets (spec §3).
+    /// Datagram sockets (docs/protocol.md §3).
     Socket(SocketTransport),
 }
 

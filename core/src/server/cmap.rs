@@ -25,7 +25,7 @@
 //!
 //! # Behaviour
 //!
-//! The checks run in corosync's order (see the protocol specification §5.5):
+//! The checks run in corosync's order (see docs/protocol.md §5.5):
 //! - SET: read-only key → `CS_ERR_ACCESS`; `value_len` > 16384 → `CS_ERR_INVALID_PARAM`; a
 //!   fixed-size type with another length → `INVALID_PARAM`; a STRING whose `value_len` exceeds
 //!   its `strlen + 1` → `INVALID_PARAM`; an identical value → `CS_OK` without events; a new key

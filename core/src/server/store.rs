@@ -2,7 +2,7 @@
 //! iteration in lexicographic byte order from a prefix (the order of corosync's trie).
 //!
 //! [`FixedStore`] keeps values in their wire form ([`Value::wire_len`] bytes: a string with its
-//! final NUL); `BTreeStore` (feature `alloc`) keeps [`crate::value::OwnedValue`]s. Both hand out
+//! final NUL); `BTreeStore` (feature `alloc`) keeps `crate::value::OwnedValue`s. Both hand out
 //! borrowed [`Value`]s.
 
 use crate::cmap::{Value, ValueType};
