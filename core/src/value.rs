@@ -136,30 +136,30 @@ mod owned {
     /// ```
     #[derive(Clone, PartialEq)]
     pub enum OwnedValue {
-        /// `i8`.
+        /// `CMAP_VALUETYPE_INT8` (1).
         Int8(i8),
-        /// `u8`.
+        /// `CMAP_VALUETYPE_UINT8` (2).
         UInt8(u8),
-        /// `i16`.
+        /// `CMAP_VALUETYPE_INT16` (3).
         Int16(i16),
-        /// `u16`.
+        /// `CMAP_VALUETYPE_UINT16` (4).
         UInt16(u16),
-        /// `i32`.
+        /// `CMAP_VALUETYPE_INT32` (5).
         Int32(i32),
-        /// `u32`.
+        /// `CMAP_VALUETYPE_UINT32` (6).
         UInt32(u32),
-        /// `i64`.
+        /// `CMAP_VALUETYPE_INT64` (7).
         Int64(i64),
-        /// `u64`.
+        /// `CMAP_VALUETYPE_UINT64` (8).
         UInt64(u64),
-        /// `f32`.
+        /// `CMAP_VALUETYPE_FLOAT` (9).
         Float(f32),
-        /// `f64`.
+        /// `CMAP_VALUETYPE_DOUBLE` (10).
         Double(f64),
-        /// A string: its bytes as corosync stores them (not necessarily UTF-8), without the
-        /// trailing NUL. [`OwnedValue::as_str`] reads it as UTF-8.
+        /// `CMAP_VALUETYPE_STRING` (11): the bytes as corosync stores them (not necessarily
+        /// UTF-8), without the trailing NUL. [`OwnedValue::as_str`] reads it as UTF-8.
         String(Vec<u8>),
-        /// Bytes.
+        /// `CMAP_VALUETYPE_BINARY` (12).
         Binary(Vec<u8>),
     }
 
