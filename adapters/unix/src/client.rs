@@ -81,7 +81,8 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> core::fmt::Debu
 }
 
 impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E, B> {
-    /// Connects to `options.service_name`, or to the service's standard name if `None`.
+    /// Connects to `options.service_name`, or if `None` to the service's standard name (or the
+    /// `COROWIRE_NAME_PREFIX` one, see [`crate::NAME_PREFIX_ENV`]).
     pub(crate) fn connect(options: &Options) -> Result<Self> {
         let Options { max_msg_size, timeout, spin, .. } = *options;
         let (retry, service_name) = (options.retry(), options.service_name.as_deref());
