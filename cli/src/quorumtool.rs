@@ -690,19 +690,9 @@ fn padded(s: &str) -> String {
     format!("{s:>10} ")
 }
 
-/// The words of the `Flags:` line.
+/// The words of the `Flags:` line: every set flag but the quorum-device states, which the C
+/// tool prints per node instead.
 fn flag_words(flags: InfoFlags) -> Vec<&'static str> {
-    [
-        (InfoFlags::TWONODE, "2Node"),
-        (InfoFlags::QUORATE, "Quorate"),
-        (InfoFlags::WAIT_FOR_ALL, "WaitForAll"),
-        (InfoFlags::LAST_MAN_STANDING, "LastManStanding"),
-        (InfoFlags::AUTO_TIE_BREAKER, "AutoTieBreaker"),
-        (InfoFlags::ALLOW_DOWNSCALE, "AllowDownscale"),
-        (InfoFlags::QDEVICE_REGISTERED, "Qdevice"),
-    ]
-    .into_iter()
-    .filter(|(f, _)| flags.contains(*f))
-    .map(|(_, w)| w)
-    .collect()
+    let per_node = InfoFlags::QDEVICE_ALIVE | InfoFlags::QDEVICE_CAST_VOTE | InfoFlags::QDEVICE_MASTER_WINS;
+    InfoFlags(flags.0 & !per_node.0).words().collect()
 }

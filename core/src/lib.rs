@@ -19,6 +19,7 @@ pub mod ring;
 pub mod server;
 pub mod time;
 pub mod transport;
+pub mod value;
 pub mod votequorum;
 pub mod wire;
 

@@ -78,18 +78,19 @@ macro_rules! client_handle {
 }
 pub(crate) use client_handle;
 
-/// Connects to `options.service_name`, or to the service's standard name if `None`: sends
-/// the setup request, decodes the response, opens the transport it names; retries
-/// `CS_ERR_TRY_AGAIN` (daemon not ready) per `options.retry_try_again`.
+/// Connects to `options.service_name`, or if `None` to the service's standard name (or the
+/// `COROWIRE_NAME_PREFIX` one, see [`crate::NAME_PREFIX_ENV`]): sends the setup request,
+/// decodes the response, opens the transport it names; retries `CS_ERR_TRY_AGAIN` (daemon
+/// not ready) per `options.retry_try_again`.
 pub(crate) fn connect<S: Service, const P: usize, const E: usize, const EB: usize>(
     options: &Options,
 ) -> Result<Client<S, P, E, EB>> {
     let Options { max_msg_size, timeout, spin, .. } = *options;
     let retry = options.retry();
-    let name = options.service_name.as_deref().unwrap_or(S::NAME);
+    let name = crate::options::service_name(options.service_name.as_deref(), S::NAME);
     let mut attempt = 0;
     loop {
-        match open::<S, P, E, EB>(max_msg_size, name, timeout) {
+        match open::<S, P, E, EB>(max_msg_size, &name, timeout) {
             Ok((conn, mut transport)) => {
                 transport.set_spin(spin);
                 // Sized by the channels actually opened, not by the size the server claims.
@@ -102,7 +103,7 @@ pub(crate) fn connect<S: Service, const P: usize, const E: usize, const EB: usiz
                 return Ok(Box::new(Driver::new(conn, transport, buffers, timeout, retry)));
             }
             Err(e) => {
-                let e = Error::from_transport(name, e);
+                let e = Error::from_transport(&name, e);
                 match Retry::next_pause(retry, &mut attempt) {
                     Some(pause) if e.cs_error() == CsError::TryAgain => std::thread::sleep(pause),
                     _ => return Err(e),

@@ -51,88 +51,8 @@ const RING_MARGIN: usize = 256;
 
 type Conn = Client<CmapService<TRACKS>, PENDING, EVENTS, EVENT_BYTES>;
 
-/// A CMAP value, owned.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OwnedValue {
-    /// `i8`.
-    Int8(i8),
-    /// `u8`.
-    UInt8(u8),
-    /// `i16`.
-    Int16(i16),
-    /// `u16`.
-    UInt16(u16),
-    /// `i32`.
-    Int32(i32),
-    /// `u32`.
-    UInt32(u32),
-    /// `i64`.
-    Int64(i64),
-    /// `u64`.
-    UInt64(u64),
-    /// `f32`.
-    Float(f32),
-    /// `f64`.
-    Double(f64),
-    /// A string: its bytes as corosync stores them (not necessarily UTF-8), without the
-    /// trailing NUL. [`OwnedValue::as_str`] reads it as UTF-8.
-    String(Vec<u8>),
-    /// Bytes.
-    Binary(Vec<u8>),
-}
-
-impl OwnedValue {
-    /// The value's type.
-    pub fn value_type(&self) -> ValueType {
-        self.as_value().value_type()
-    }
-
-    /// A string value as `&str`: `None` for another type or for bytes that are not UTF-8
-    /// (the bytes are in [`OwnedValue::String`]).
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Self::String(b) => core::str::from_utf8(b).ok(),
-            _ => None,
-        }
-    }
-
-    /// The value borrowed as the codec's [`Value`] (e.g. to [`Cmap::set`] it).
-    pub fn as_value(&self) -> Value<'_> {
-        match self {
-            Self::Int8(v) => Value::Int8(*v),
-            Self::UInt8(v) => Value::UInt8(*v),
-            Self::Int16(v) => Value::Int16(*v),
-            Self::UInt16(v) => Value::UInt16(*v),
-            Self::Int32(v) => Value::Int32(*v),
-            Self::UInt32(v) => Value::UInt32(*v),
-            Self::Int64(v) => Value::Int64(*v),
-            Self::UInt64(v) => Value::UInt64(*v),
-            Self::Float(v) => Value::Float(*v),
-            Self::Double(v) => Value::Double(*v),
-            Self::String(s) => Value::String(s),
-            Self::Binary(b) => Value::Binary(b),
-        }
-    }
-}
-
-impl From<Value<'_>> for OwnedValue {
-    fn from(v: Value<'_>) -> Self {
-        match v {
-            Value::Int8(v) => Self::Int8(v),
-            Value::UInt8(v) => Self::UInt8(v),
-            Value::Int16(v) => Self::Int16(v),
-            Value::UInt16(v) => Self::UInt16(v),
-            Value::Int32(v) => Self::Int32(v),
-            Value::UInt32(v) => Self::UInt32(v),
-            Value::Int64(v) => Self::Int64(v),
-            Value::UInt64(v) => Self::UInt64(v),
-            Value::Float(v) => Self::Float(v),
-            Value::Double(v) => Self::Double(v),
-            Value::String(s) => Self::String(s.to_vec()),
-            Value::Binary(b) => Self::Binary(b.to_vec()),
-        }
-    }
-}
+/// A CMAP value, owned: the core's [`corowire::value::OwnedValue`], re-exported here.
+pub use corowire::value::OwnedValue;
 
 /// A track registered with [`Cmap::track_add`]: the server's track handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -660,7 +580,8 @@ impl Cmap {
     ///
     /// # Errors
     /// `CS_ERR_TRY_AGAIN` (see above), `CS_ERR_BAD_HANDLE` once finalized,
-    /// [`Error::Disconnected`], `CS_ERR_LIBRARY` for an unknown event.
+    /// [`Error::Disconnected`], `CS_ERR_LIBRARY` for a malformed event (an event with an
+    /// unknown id is skipped).
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
         self.dispatch_within(mode, None)
     }

@@ -26,7 +26,7 @@ pub use cmap::{
 };
 pub use corowire::{CsError, DispatchMode};
 pub use error::{CheckError, ConnectError, Error, Result};
-pub use options::Options;
+pub use options::{Options, NAME_PREFIX_ENV};
 pub use votequorum::{
     InfoFlags, NodeEntry, NodeInfo, NodeState, Notification, OwnedNotification, RingId, TrackFlags,
     Votequorum,

@@ -1,4 +1,4 @@
-//! One libqb shared-memory ring, opened as the client (spec §2).
+//! One libqb shared-memory ring, opened as the client (docs/protocol.md §2).
 //!
 //! A ring is two files the server created: `<base>-header` (write/read pointers, `word_size`,
 //! the data file's path, `ref_count`, a glibc semaphore and a user area) and the data file it
@@ -167,7 +167,7 @@ impl ShmRing {
         Ok(ring)
     }
 
-    /// Creates the ring at `base` as a libqb server does (spec §2.1–§2.3): `<base>-header`
+    /// Creates the ring at `base` as a libqb server does (docs/protocol.md §2.1–§2.3): `<base>-header`
     /// (8252 bytes: pointers 0, `word_size`, both paths, `ref_count` 1, a process-shared
     /// semaphore at 0, flow control 0) and `<base>-data` (`word_size * 4` zero bytes, where
     /// `word_size = round_up(max_msg_size + 13, page_size) / 4`). Both files are created
@@ -262,7 +262,7 @@ impl ShmRing {
         FlowControl::from_raw(raw)
     }
 
-    /// Checks that a chunk of `len` payload bytes can be written now (spec §2.6): it must fit
+    /// Checks that a chunk of `len` payload bytes can be written now (docs/protocol.md §2.6): it must fit
     /// the ring at all, and the free space (with the semaphore deciding whether equal pointers
     /// mean empty or full) must hold it plus 12 bytes.
     ///
@@ -283,7 +283,7 @@ impl ShmRing {
         Ok(())
     }
 
-    /// Writes and commits one chunk, then posts the semaphore (spec §2.6): size 0, magic
+    /// Writes and commits one chunk, then posts the semaphore (docs/protocol.md §2.6): size 0, magic
     /// ALLOC, payload (wrapping), size, `write_pt`, magic LIVE (release), post. The setup-socket
     /// doorbell byte is the caller's job.
     ///

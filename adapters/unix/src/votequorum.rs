@@ -209,8 +209,9 @@ impl Votequorum {
     ///
     /// # Errors
     /// `CS_ERR_TRY_AGAIN` for [`DispatchMode::OneNonBlocking`] with nothing pending,
-    /// `CS_ERR_BAD_HANDLE` once finalized, [`Error::Disconnected`], `CS_ERR_LIBRARY` for an
-    /// unknown event.
+    /// `CS_ERR_BAD_HANDLE` once finalized, [`Error::Disconnected`], `CS_ERR_LIBRARY` for a
+    /// malformed event (an event with an unknown id, such as notification 7 of corosync after
+    /// 3.1.10, is skipped).
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
         self.dispatch_within(mode, None)
     }

@@ -249,7 +249,7 @@ fn dispatch_modes() {
     other.inc(&format!("{prefix}0")).unwrap();
     dispatch_until(&mut cmap, &seen, 5);
     assert_eq!(seen.lock().unwrap()[4].2, Some(OwnedValue::UInt32(1)));
-    // Setting the value a key already has is CS_OK and reports nothing (spec §5.5).
+    // Setting the value a key already has is CS_OK and reports nothing (docs/protocol.md §5.5).
     cmap.set_u32(&format!("{prefix}0"), 1).unwrap();
     assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking), Err(Error::Cs(CsError::TryAgain)));
     for i in 0..4u32 {
@@ -366,7 +366,7 @@ fn several_connections_and_clean_shm() {
         files.sort();
         assert_eq!(files.len(), 6, "{files:?}");
         assert!(files[0].starts_with("qb-event-") && files[0].ends_with("-data"), "{files:?}");
-        // Spec §2.1/§2.3: 8252-byte headers; data = round_up(65536 + 13, page) bytes.
+        // docs/protocol.md §2.1/§2.3: 8252-byte headers; data = round_up(65536 + 13, page) bytes.
         for file in &files {
             let meta = std::fs::metadata(format!("/dev/shm/{dir}/{file}")).unwrap();
             let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).unwrap().unwrap() as usize;

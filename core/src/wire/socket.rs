@@ -1,4 +1,4 @@
-//! The libqb socket transport's control file (connection type 0, spec §3): three
+//! The libqb socket transport's control file (connection type 0, docs/protocol.md §3): three
 //! `{i32 sent; i32 flow_control}` pairs, for the request, response and event channels, in a
 //! file both sides map. `sent` counts datagrams sent and not yet received.
 

@@ -111,7 +111,7 @@ pub(super) struct Rings {
 }
 
 impl Rings {
-    /// Creates the three rings for a client in its directory, as libqb does (spec §2.1 and
+    /// Creates the three rings for a client in its directory, as libqb does (docs/protocol.md §2.1 and
     /// appendix B), owned by the client's uid and gid.
     pub(super) fn create(mut dir: ShmDir, max_msg_size: u32, page_size: usize) -> Result<Self, Errno> {
         let mut rings = Vec::with_capacity(RING_KINDS.len());
@@ -148,7 +148,7 @@ impl Drop for Rings {
     }
 }
 
-/// The socket side of an established connection (spec §3): the control file and the two
+/// The socket side of an established connection (docs/protocol.md §3): the control file and the two
 /// datagram sockets, connected to the client's on their first send.
 #[derive(Debug)]
 pub(super) struct Sockets {

@@ -1,5 +1,5 @@
 //! The libqb setup socket: `AF_UNIX` `SOCK_STREAM` on libqb's zero-padded abstract names, with
-//! kernel-attached credentials (`SO_PASSCRED`) and liveness polling (spec §1).
+//! kernel-attached credentials (`SO_PASSCRED`) and liveness polling (docs/protocol.md §1).
 
 use core::time::Duration;
 use std::io::{self, IoSliceMut};
@@ -239,7 +239,7 @@ pub fn poll_readable(fd: impl AsFd, timeout: Option<Duration>) -> Result<PollSta
 
 /// A non-blocking, close-on-exec `SOCK_DGRAM` socket bound to the libqb abstract name `local`
 /// (zero-padded, as [`abstract_addr`]), with `SO_SNDBUF`/`SO_RCVBUF` raised to at least
-/// `max_msg_size` (spec §3). The socket transport's datagram sockets are made this way.
+/// `max_msg_size` (docs/protocol.md §3). The socket transport's datagram sockets are made this way.
 ///
 /// # Errors
 /// `socket`/`bind` failures (e.g. `EADDRINUSE`); `ENAMETOOLONG`.

@@ -1,6 +1,6 @@
-//! The libqb transports, client side: the setup handshake's I/O ([`handshake`], spec §1),
-//! then the transport the server chose: the shared-memory rings ([`ShmTransport`], spec §2,
-//! appendix A) or the datagram sockets ([`SocketTransport`], spec §3).
+//! The libqb transports, client side: the setup handshake's I/O ([`handshake`], docs/protocol.md §1),
+//! then the transport the server chose: the shared-memory rings ([`ShmTransport`], docs/protocol.md §2,
+//! appendix A) or the datagram sockets ([`SocketTransport`], docs/protocol.md §3).
 //!
 //! Both implement [`corowire::transport::Transport`], under the core's generic client driver
 //! ([`corowire::driver::Driver`]); the protocol state (what was sent, what a reply answers)

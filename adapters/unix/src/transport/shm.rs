@@ -1,4 +1,4 @@
-//! The libqb shared-memory transport, client side (connection type 1, spec §2, appendix A):
+//! The libqb shared-memory transport, client side (connection type 1, docs/protocol.md §2, appendix A):
 //! three rings (request, response, event) with a glibc semaphore each, and the setup socket
 //! as doorbell and liveness channel.
 
@@ -194,7 +194,7 @@ impl ShmTransport {
 
     /// Waits for the next reply and copies it into `out`, then reclaims it; returns its
     /// length. Spins briefly on the response ring's semaphore, then sleeps on its futex in
-    /// slices of at most 2 s, checking between slices that the server is alive (spec §2.10).
+    /// slices of at most 2 s, checking between slices that the server is alive (docs/protocol.md §2.10).
     /// `deadline` `None` waits for as long as the connection is up.
     ///
     /// # Errors

@@ -1,4 +1,4 @@
-//! The libqb socket transport, client side (connection type 0, spec §3): after the setup
+//! The libqb socket transport, client side (connection type 0, docs/protocol.md §3): after the setup
 //! handshake, a 24-byte control file and two datagram sockets on abstract names derived from
 //! the base name the server sent. Used when corosync runs with `qb_ipc_type: socket`.
 
