@@ -10,18 +10,6 @@ pub(crate) fn cs_strerror(e: CsError) -> &'static str {
     e.name().unwrap_or("unknown error")
 }
 
-/// `printf("%f", x)` (also `%lf`): six decimals, `inf`, `nan` and their signed forms.
-pub(crate) fn fmt_f(x: f64) -> String {
-    if x.is_nan() {
-        return if x.is_sign_negative() { "-nan".into() } else { "nan".into() };
-    }
-    if x.is_infinite() {
-        return if x < 0.0 { "-inf".into() } else { "inf".into() };
-    }
-    // Rust rounds the exact binary value half-to-even, as glibc does.
-    format!("{x:.6}")
-}
-
 /// `corosync-cmapctl`'s escaping of a binary value: printable ASCII as is, `\` doubled, other
 /// bytes as `\xNN`. The C code passes a (signed) `char` to `%02X`, so bytes from 0x80 up print
 /// sign-extended, e.g. `\xFFFFFF80`; that is kept.
@@ -229,18 +217,6 @@ pub(crate) fn strerror(e: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn floats_print_like_printf() {
-        assert_eq!(fmt_f(0.0), "0.000000");
-        assert_eq!(fmt_f(-0.0), "-0.000000");
-        assert_eq!(fmt_f(0.0078125), "0.007812");
-        assert_eq!(fmt_f(0.0234375), "0.023438");
-        assert_eq!(fmt_f(f64::from(2.71f32)), "2.710000");
-        assert_eq!(fmt_f(1e20), "100000000000000000000.000000");
-        assert_eq!(fmt_f(f64::NAN), "nan");
-        assert_eq!(fmt_f(-f64::INFINITY), "-inf");
-    }
 
     #[test]
     fn binary_escapes() {

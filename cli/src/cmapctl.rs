@@ -19,13 +19,14 @@ use std::sync::{Arc, Mutex};
 
 use corowire::cmap::{Map, TrackEvent as Event, TrackType, ValueType};
 use corowire::dispatch::DispatchMode;
+use corowire::value::OwnedValue;
 use corowire::CsError;
 use corowire_unix::cmap::{Cmap, Options};
 use serde_json::{json, Value as Json};
 
 use crate::cformat::{self, cs_strerror};
 use crate::getopt::{self, Opt};
-use crate::json::{self, Payload, Typed};
+use crate::json;
 use crate::out;
 
 const PROG: &str = "corosync-cmapctl";
@@ -252,14 +253,14 @@ struct Tool {
 impl Tool {
     /// Reads `key`, expected to be of type `ty`, as `print_key` does with `value == NULL`:
     /// `Ok(None)` for a binary value that is not to be shown.
-    fn fetch(&mut self, key: &str, ty: ValueType) -> Result<Option<Typed>, CsError> {
+    fn fetch(&mut self, key: &str, ty: ValueType) -> Result<Option<OwnedValue>, CsError> {
         if ty == ValueType::Binary && !self.show_binary {
             return Ok(None);
         }
         let mut retries = 0;
         loop {
             match self.cmap.get(key) {
-                Ok(v) if v.value_type() == ty => return Ok(Some(Typed::from(&v))),
+                Ok(v) if v.value_type() == ty => return Ok(Some(v)),
                 Ok(_) => return Err(CsError::InvalidParam),
                 Err(e) if e.cs_error() == CsError::TryAgain => {
                     std::thread::sleep(Duration::from_secs(1));
@@ -284,7 +285,7 @@ impl Tool {
     }
 
     /// The line `print_key` prints (or, with `--json`, records the key).
-    fn print_key(&mut self, key: &[u8], ty: ValueType, value: Option<&Typed>) {
+    fn print_key(&mut self, key: &[u8], ty: ValueType, value: Option<&OwnedValue>) {
         if self.json {
             if let Some(v) = value {
                 self.keys.push(json::entry(&String::from_utf8_lossy(key), v));
@@ -407,10 +408,10 @@ impl Tool {
                 let range_error =
                     || invalid(format!(" is not valid {} integer", ty.cmapctl_name()).as_bytes());
                 match ty {
-                    ValueType::Int8 => Payload::Signed(i8::try_from(x).map_err(|_| range_error())?.into()),
-                    ValueType::Int16 => Payload::Signed(i16::try_from(x).map_err(|_| range_error())?.into()),
-                    ValueType::Int32 => Payload::Signed(i32::try_from(x).map_err(|_| range_error())?.into()),
-                    _ => Payload::Signed(x),
+                    ValueType::Int8 => OwnedValue::Int8(i8::try_from(x).map_err(|_| range_error())?),
+                    ValueType::Int16 => OwnedValue::Int16(i16::try_from(x).map_err(|_| range_error())?),
+                    ValueType::Int32 => OwnedValue::Int32(i32::try_from(x).map_err(|_| range_error())?),
+                    _ => OwnedValue::Int64(x),
                 }
             }
             ValueType::UInt8 | ValueType::UInt16 | ValueType::UInt32 | ValueType::UInt64 => {
@@ -418,25 +419,21 @@ impl Tool {
                 let range_error =
                     || invalid(format!(" is not valid {} integer", ty.cmapctl_name()).as_bytes());
                 match ty {
-                    ValueType::UInt8 => Payload::Unsigned(u8::try_from(x).map_err(|_| range_error())?.into()),
-                    ValueType::UInt16 => {
-                        Payload::Unsigned(u16::try_from(x).map_err(|_| range_error())?.into())
-                    }
-                    ValueType::UInt32 => {
-                        Payload::Unsigned(u32::try_from(x).map_err(|_| range_error())?.into())
-                    }
-                    _ => Payload::Unsigned(x),
+                    ValueType::UInt8 => OwnedValue::UInt8(u8::try_from(x).map_err(|_| range_error())?),
+                    ValueType::UInt16 => OwnedValue::UInt16(u16::try_from(x).map_err(|_| range_error())?),
+                    ValueType::UInt32 => OwnedValue::UInt32(u32::try_from(x).map_err(|_| range_error())?),
+                    _ => OwnedValue::UInt64(x),
                 }
             }
-            ValueType::Float => Payload::Float(cformat::scan_f32(value).ok_or_else(not_valid_type)?.into()),
-            ValueType::Double => Payload::Float(cformat::scan_f64(value).ok_or_else(not_valid_type)?),
-            ValueType::String => Payload::Bytes(value.to_vec()),
-            ValueType::Binary => Payload::Bytes(read_bin(value)?),
+            ValueType::Float => OwnedValue::Float(cformat::scan_f32(value).ok_or_else(not_valid_type)?),
+            ValueType::Double => OwnedValue::Double(cformat::scan_f64(value).ok_or_else(not_valid_type)?),
+            ValueType::String => OwnedValue::String(value.to_vec()),
+            ValueType::Binary => OwnedValue::Binary(read_bin(value)?),
         };
-        let result = match (ty, &v) {
+        let result = match &v {
             // cmap_set refuses a NULL value, which is what an empty input gives.
-            (ValueType::Binary, Payload::Bytes(b)) if b.is_empty() => Err(CsError::InvalidParam),
-            _ => self.cmap.set(key, wire_value(ty, &v)).map_err(|e| e.cs_error()),
+            OwnedValue::Binary(b) if b.is_empty() => Err(CsError::InvalidParam),
+            _ => self.cmap.set(key, v.as_value()).map_err(|e| e.cs_error()),
         };
         if let Err(e) = result {
             out::eprint(&format!("Failed to set key {key}. Error {}\n", cs_strerror(e)));
@@ -508,8 +505,8 @@ impl Tool {
                 let ev = TrackedEvent {
                     event: e.event,
                     key: e.key_bytes.to_vec(),
-                    new: e.new_value.map(Typed::from),
-                    old: e.old_value.map(Typed::from),
+                    new: e.new_value.map(OwnedValue::from),
+                    old: e.old_value.map(OwnedValue::from),
                 };
                 if let Ok(mut q) = sink.lock() {
                     q.push(ev);
@@ -573,11 +570,11 @@ impl Tool {
                 Event::Delete => "delete",
             }, "key": String::from_utf8_lossy(&ev.key)});
             if let Some(v) = &ev.new {
-                doc["type"] = v.ty.cmapctl_name().into();
+                doc["type"] = v.value_type().cmapctl_name().into();
                 doc["value"] = json::value(v);
             }
             if let Some(v) = &ev.old {
-                doc["old_type"] = v.ty.cmapctl_name().into();
+                doc["old_type"] = v.value_type().cmapctl_name().into();
                 doc["old_value"] = json::value(v);
             }
             json::print_line(&doc);
@@ -591,8 +588,9 @@ impl Tool {
         out::print(label);
         if let Some(v) = value {
             // A notified value is printed as is; a binary one is shown only with -b.
-            let shown = (v.ty != ValueType::Binary || self.show_binary).then_some(v);
-            out::stdout(&key_line(&ev.key, v.ty, shown, self.quiet, self.show_binary));
+            let ty = v.value_type();
+            let shown = (ty != ValueType::Binary || self.show_binary).then_some(v);
+            out::stdout(&key_line(&ev.key, ty, shown, self.quiet, self.show_binary));
         }
     }
 }
@@ -602,30 +600,8 @@ impl Tool {
 struct TrackedEvent {
     event: Event,
     key: Vec<u8>,
-    new: Option<Typed>,
-    old: Option<Typed>,
-}
-
-/// The wire value for a parsed `-s` value.
-fn wire_value(ty: ValueType, v: &Payload) -> corowire::cmap::Value<'_> {
-    use corowire::cmap::Value as V;
-    match (ty, v) {
-        (ValueType::Int8, Payload::Signed(x)) => V::Int8(*x as i8),
-        (ValueType::Int16, Payload::Signed(x)) => V::Int16(*x as i16),
-        (ValueType::Int32, Payload::Signed(x)) => V::Int32(*x as i32),
-        (ValueType::UInt8, Payload::Unsigned(x)) => V::UInt8(*x as u8),
-        (ValueType::UInt16, Payload::Unsigned(x)) => V::UInt16(*x as u16),
-        (ValueType::UInt32, Payload::Unsigned(x)) => V::UInt32(*x as u32),
-        (ValueType::UInt64, Payload::Unsigned(x)) => V::UInt64(*x),
-        (ValueType::Float, Payload::Float(x)) => V::Float(*x as f32),
-        (ValueType::Double, Payload::Float(x)) => V::Double(*x),
-        (ValueType::String, Payload::Bytes(b)) => V::String(b),
-        (ValueType::Binary, Payload::Bytes(b)) => V::Binary(b),
-        (_, Payload::Signed(x)) => V::Int64(*x),
-        (_, Payload::Unsigned(x)) => V::UInt64(*x),
-        (_, Payload::Float(x)) => V::Double(*x),
-        (_, Payload::Bytes(b)) => V::Binary(b),
-    }
+    new: Option<OwnedValue>,
+    old: Option<OwnedValue>,
 }
 
 /// `set_key_bin`'s input: the file `name`, or stdin for `-`.
@@ -651,7 +627,7 @@ fn read_bin(name: &[u8]) -> Res<Vec<u8>> {
 pub(crate) fn key_line(
     key: &[u8],
     ty: ValueType,
-    value: Option<&Typed>,
+    value: Option<&OwnedValue>,
     quiet: bool,
     show_binary: bool,
 ) -> Vec<u8> {
@@ -666,7 +642,7 @@ pub(crate) fn key_line(
         if show_binary {
             line.extend_from_slice(b" = ");
             match value {
-                Some(Typed { payload: Payload::Bytes(b), .. }) => cformat::escape_binary(b, &mut line),
+                Some(OwnedValue::Binary(b)) => cformat::escape_binary(b, &mut line),
                 _ => line.extend_from_slice(b"*empty*"),
             }
         }
@@ -675,11 +651,11 @@ pub(crate) fn key_line(
             line.extend_from_slice(ty.cmapctl_name().as_bytes());
             line.extend_from_slice(b") = ");
         }
-        match value.map(|v| &v.payload) {
-            Some(Payload::Signed(x)) => line.extend_from_slice(x.to_string().as_bytes()),
-            Some(Payload::Unsigned(x)) => line.extend_from_slice(x.to_string().as_bytes()),
-            Some(Payload::Float(x)) => line.extend_from_slice(cformat::fmt_f(*x).as_bytes()),
-            Some(Payload::Bytes(b)) => line.extend_from_slice(cformat::c_str(b)),
+        // Strings go out as their raw bytes, as the C tool's `%s`; numbers as `Display` prints
+        // them (`%d`, `%u`, `%f`).
+        match value {
+            Some(OwnedValue::String(b) | OwnedValue::Binary(b)) => line.extend_from_slice(cformat::c_str(b)),
+            Some(v) => line.extend_from_slice(v.to_string().as_bytes()),
             None => {}
         }
     }
@@ -743,14 +719,14 @@ mod tests {
 
     #[test]
     fn lines_like_the_c_tool() {
-        let s = Typed { ty: ValueType::String, payload: Payload::Bytes(b"corowire-test".to_vec()) };
+        let s = OwnedValue::String(b"corowire-test".to_vec());
         assert_eq!(
             key_line(b"totem.cluster_name", ValueType::String, Some(&s), false, false),
             b"totem.cluster_name (str) = corowire-test\n"
         );
         assert_eq!(key_line(b"k.b", ValueType::Binary, None, false, false), b"k.b (bin)\n");
         assert_eq!(key_line(b"k.b", ValueType::Binary, None, true, false), b"bin)\n");
-        let f = Typed { ty: ValueType::Float, payload: Payload::Float(1.5) };
+        let f = OwnedValue::Float(1.5);
         assert_eq!(key_line(b"k.f", ValueType::Float, Some(&f), true, false), b"1.500000\n");
     }
 

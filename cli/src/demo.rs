@@ -27,8 +27,8 @@ use corowire_unix::votequorum::{Options as VotequorumOptions, Votequorum};
 use corowire_unix::{ConnectError, Error};
 
 use crate::cmapctl::key_line;
-use crate::json::Typed;
 use crate::out;
+use corowire::value::OwnedValue;
 
 const PREFIX: &str = "demo.";
 
@@ -257,17 +257,17 @@ fn failed(step: &str, e: &Error) -> String {
     }
 }
 
-fn line(key: &str, v: &Typed) -> String {
-    String::from_utf8_lossy(&key_line(key.as_bytes(), v.ty, Some(v), false, true)).into_owned()
+fn line(key: &str, v: &OwnedValue) -> String {
+    String::from_utf8_lossy(&key_line(key.as_bytes(), v.value_type(), Some(v), false, true)).into_owned()
 }
 
 /// `VALUE (TYPE)`, the value printed as `corosync-cmapctl -q -b` does.
-fn value_text(v: &Typed) -> String {
-    let quiet = key_line(b"", v.ty, Some(v), true, true);
+fn value_text(v: &OwnedValue) -> String {
+    let quiet = key_line(b"", v.value_type(), Some(v), true, true);
     let text = String::from_utf8_lossy(&quiet);
     let text = text.trim_end_matches('\n');
     let text = text.strip_prefix("bin) = ").unwrap_or(text);
-    format!("{text} ({})", v.ty.cmapctl_name())
+    format!("{text} ({})", v.value_type().cmapctl_name())
 }
 
 fn step(title: &str) {
@@ -307,14 +307,13 @@ fn demo(mut cmap: Cmap, target: &Target) -> Result<(), String> {
     ];
     for (key, value) in &samples {
         cmap.set(key, *value).map_err(|e| failed(&format!("set {key}"), &e))?;
-        out::print(&format!("set  {}", line(key, &Typed::from(*value))));
+        out::print(&format!("set  {}", line(key, &OwnedValue::from(*value))));
     }
 
     step("Reading them back");
     for (key, value) in &samples {
         let got = cmap.get(key).map_err(|e| failed(&format!("get {key}"), &e))?;
-        let got = Typed::from(&got);
-        if got != Typed::from(*value) {
+        if got != OwnedValue::from(*value) {
             return Err(format!("get {key}: read back {got:?}, expected {value:?}"));
         }
         out::print(&format!("get  {}", line(key, &got)));
@@ -343,7 +342,7 @@ fn demo(mut cmap: Cmap, target: &Target) -> Result<(), String> {
                 corowire::cmap::TrackEvent::Modify => "modify",
                 corowire::cmap::TrackEvent::Delete => "delete",
             };
-            let show = |v: Option<Value<'_>>| v.map_or("-".to_owned(), |v| value_text(&Typed::from(v)));
+            let show = |v: Option<Value<'_>>| v.map_or("-".to_owned(), |v| value_text(&OwnedValue::from(v)));
             let text = format!(
                 "notification: {what} {} new: {} old: {}\n",
                 e.key(),
@@ -408,7 +407,7 @@ fn demo(mut cmap: Cmap, target: &Target) -> Result<(), String> {
     let options =
         VotequorumOptions { service_name: target.votequorum.clone(), ..VotequorumOptions::default() };
     let mut vq = Votequorum::connect_with(options).map_err(|e| failed("connect to votequorum", &e))?;
-    let info = vq.getinfo(0).map_err(|e| failed("votequorum getinfo", &e))?;
+    let info = vq.get_info(0).map_err(|e| failed("votequorum getinfo", &e))?;
     out::print(&format!(
         "node {}: votes {}, expected {}, total {}, quorum {}, quorate: {}\n",
         info.nodeid,
@@ -439,7 +438,7 @@ fn demo(mut cmap: Cmap, target: &Target) -> Result<(), String> {
             q.push(text);
         }
     });
-    vq.trackstart(0, TrackFlags::CURRENT).map_err(|e| failed("votequorum trackstart", &e))?;
+    vq.track_start(0, TrackFlags::CURRENT).map_err(|e| failed("votequorum trackstart", &e))?;
     while notes.lock().map_or(0, |q| q.len()) < 2 {
         vq.dispatch(DispatchMode::One).map_err(|e| failed("votequorum dispatch", &e))?;
     }

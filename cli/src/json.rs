@@ -1,4 +1,4 @@
-//! The `--json` output, and the owned CMAP value both output formats print from.
+//! The `--json` output.
 //!
 //! Every document is one line of JSON. Object members are emitted in alphabetical order
 //! (the examples below are spread out for reading).
@@ -47,76 +47,33 @@
 //! `Qdevice`). `votes` is `null` if the node's info could not be read. The exit status is as
 //! for the text output (0 quorate, 2 not quorate, 1 error).
 
-use corowire::cmap::{Value, ValueType};
-use corowire_unix::cmap::OwnedValue;
+use corowire::value::OwnedValue;
 use serde_json::{json, Map, Value as Json};
 
-/// A CMAP value's payload, owned, keeping strings as bytes (as the C tools do).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Payload {
-    /// Any signed integer type.
-    Signed(i64),
-    /// Any unsigned integer type.
-    Unsigned(u64),
-    /// `flt` (widened, as C's varargs do) or `dbl`.
-    Float(f64),
-    /// `str` (without its trailing NUL) or `bin`.
-    Bytes(Vec<u8>),
-}
-
-/// A typed CMAP value.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Typed {
-    /// The CMAP type.
-    pub(crate) ty: ValueType,
-    /// The value.
-    pub(crate) payload: Payload,
-}
-
-impl From<Value<'_>> for Typed {
-    fn from(v: Value<'_>) -> Self {
-        let ty = v.value_type();
-        let payload = match v {
-            Value::Int8(x) => Payload::Signed(x.into()),
-            Value::Int16(x) => Payload::Signed(x.into()),
-            Value::Int32(x) => Payload::Signed(x.into()),
-            Value::Int64(x) => Payload::Signed(x),
-            Value::UInt8(x) => Payload::Unsigned(x.into()),
-            Value::UInt16(x) => Payload::Unsigned(x.into()),
-            Value::UInt32(x) => Payload::Unsigned(x.into()),
-            Value::UInt64(x) => Payload::Unsigned(x),
-            Value::Float(x) => Payload::Float(x.into()),
-            Value::Double(x) => Payload::Float(x),
-            Value::String(b) | Value::Binary(b) => Payload::Bytes(b.to_vec()),
-        };
-        Self { ty, payload }
-    }
-}
-
-impl From<&OwnedValue> for Typed {
-    fn from(v: &OwnedValue) -> Self {
-        v.as_value().into()
-    }
-}
-
 /// The JSON form of a value (see the module documentation).
-pub(crate) fn value(v: &Typed) -> Json {
-    match &v.payload {
-        Payload::Signed(x) => json!(x),
-        Payload::Unsigned(x) => json!(x),
-        Payload::Float(x) => serde_json::Number::from_f64(*x).map_or(Json::Null, Json::Number),
-        Payload::Bytes(b) if v.ty == ValueType::String => {
-            Json::String(String::from_utf8_lossy(crate::cformat::c_str(b)).into_owned())
-        }
-        Payload::Bytes(b) => Json::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+pub(crate) fn value(v: &OwnedValue) -> Json {
+    let float = |x: f64| serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number);
+    match v {
+        OwnedValue::Int8(x) => json!(x),
+        OwnedValue::UInt8(x) => json!(x),
+        OwnedValue::Int16(x) => json!(x),
+        OwnedValue::UInt16(x) => json!(x),
+        OwnedValue::Int32(x) => json!(x),
+        OwnedValue::UInt32(x) => json!(x),
+        OwnedValue::Int64(x) => json!(x),
+        OwnedValue::UInt64(x) => json!(x),
+        OwnedValue::Float(x) => float((*x).into()),
+        OwnedValue::Double(x) => float(*x),
+        OwnedValue::String(b) => Json::String(String::from_utf8_lossy(crate::cformat::c_str(b)).into_owned()),
+        OwnedValue::Binary(b) => Json::String(b.iter().map(|x| format!("{x:02x}")).collect()),
     }
 }
 
 /// `{"key":…,"type":…,"value":…}`.
-pub(crate) fn entry(key: &str, v: &Typed) -> Json {
+pub(crate) fn entry(key: &str, v: &OwnedValue) -> Json {
     let mut m = Map::new();
     m.insert("key".into(), key.into());
-    m.insert("type".into(), v.ty.cmapctl_name().into());
+    m.insert("type".into(), v.value_type().cmapctl_name().into());
     m.insert("value".into(), value(v));
     Json::Object(m)
 }

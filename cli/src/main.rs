@@ -6,6 +6,7 @@
 //! corowire demo  [--builtin | --corosync]
 //! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket]
 //!                [--verbose]
+//! corowire --help | --version
 //! ```
 //!
 //! `cmap` and `quorum` are work-alikes of corosync's `corosync-cmapctl` and
@@ -13,7 +14,10 @@
 //! `quorumtool.rs` for the documented differences). `--json` switches the read commands to a
 //! machine-readable output (see `json.rs`). `demo` exercises the cmap and votequorum clients
 //! against corosync, or against the built-in server when no corosync runs (`demo.rs`); `serve`
-//! runs the built-in server as a foreground daemon (`serve.rs`).
+//! runs the built-in server as a foreground daemon (`serve.rs`). `COROWIRE_NAME_PREFIX=P`
+//! points every client at a server under the names `P-cmap`, `P-votequorum` (the names
+//! `corowire serve --name-prefix P` serves); `corowire --help` lists every command, option
+//! and environment variable.
 
 mod cformat;
 mod cmapctl;
@@ -30,18 +34,64 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: corowire <command> [options]
+       corowire --help | --version
 
 commands:
-  cmap [options]     corosync-cmapctl work-alike (same options and output)
-  quorum [options]   corosync-quorumtool work-alike (same options and output)
-  demo [--builtin]   exercise the cmap and votequorum clients against corosync, or
-                     against the built-in server when no corosync runs (or with --builtin)
-  serve [options]    run the built-in cmap/votequorum server until SIGINT/SIGTERM
-                     (`corowire serve --help` lists its options)
-  help               show this text
+  cmap [options] [--json] [params...]
+        corosync-cmapctl work-alike: same options, output and exit statuses
+          -b             show binary values
+          -q             quiet: print values only (with -g)
+          -g KEY...      get keys
+          -s KEY TYPE VALUE
+                         set a key; TYPE is i8 u8 i16 u16 i32 u32 i64 u64 flt dbl str bin
+                         (for bin, VALUE is a file name, or - for stdin)
+          -d KEY...      delete keys
+          -D PREFIX...   delete the keys under each prefix
+          -t KEY         track changes of a key (type q and Enter to finish)
+          -T PREFIX      track changes of the keys under a prefix
+          -p FILE        load settings from FILE ([^[^]]key[ type value] lines)
+          -m MAP         use map icmap (default) or stats
+          -C WHAT        clear statistics: knet, ipc, totem, schedmiss or all
+          -h             corosync-cmapctl's own help
+          PREFIX...      without an action: list the keys (all, or under each prefix)
+  quorum [options] [--json]
+        corosync-quorumtool work-alike: same options, output and exit statuses
+          -s             show quorum status
+          -m             monitor quorum status
+          -l             list nodes
+          -a             show all names or addresses of each node
+          -p             machine-parsable output (with -s or -l)
+          -v VOTES       change the votes of a node (with -n NODEID, else this node)
+          -n NODEID      the node for -v
+          -e EXPECTED    change the expected votes of the cluster
+          -H             node ids in hexadecimal
+          -i             show node IP addresses instead of names
+          -o a|n|i       order by IP address (default), name or node id
+          -f             forcefully unregister a quorum device (dangerous)
+          -h             corosync-quorumtool's own help
+          -V             show the version
+  demo [--builtin | --corosync]
+        a tour of the cmap and votequorum clients: against corosync when one answers,
+        else (or with --builtin) against the built-in server; --corosync fails without one
+  serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
+        run the built-in cmap/votequorum/quorum/cfg server until SIGINT or SIGTERM
+          --config FILE         add the CMAP keys of FILE (`key type value` lines)
+          --name-prefix PREFIX  serve as PREFIX-cmap, PREFIX-votequorum, PREFIX-quorum and
+                                PREFIX-cfg (default: $COROWIRE_NAME_PREFIX, else corowire)
+          --standard-names      serve as cmap, votequorum, quorum and cfg (corosync's names)
+          --socket              offer libqb's socket transport instead of shared memory
+          --verbose             log connections and faults to standard error
+  help, --help, -h    show this text
+  --version, -V       print `corowire <version>`
 
-`cmap` and `quorum` also take --json (before any `--`) for machine-readable output
-of the commands that read: cmap list/-g/-t/-T, quorum -s/-l.
+--json (cmap and quorum, anywhere before a `--`) switches the reading commands to one-line
+JSON documents: cmap listing, -g, -t, -T; quorum -s, -l.
+
+environment:
+  COROWIRE_NAME_PREFIX=P   cmap, quorum and demo connect to P-cmap and P-votequorum (the
+                           names `corowire serve --name-prefix P` serves) instead of
+                           corosync's cmap and votequorum; serve's default prefix
+  COROWIRE_DEMO_BACKEND    demo's backend when no option picks one: builtin or corosync
 ";
 
 fn main() -> ExitCode {
@@ -57,7 +107,11 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&rest),
         Some("serve") => serve::run(&rest),
         Some("help" | "-h" | "--help") => {
-            print!("{USAGE}");
+            out::print(USAGE);
+            0
+        }
+        Some("--version" | "-V") => {
+            out::print(&format!("corowire {}\n", env!("CARGO_PKG_VERSION")));
             0
         }
         _ => {

@@ -171,7 +171,7 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
         Command::ShowStatus => tool.show_status(fmt),
         Command::SetVotes => {
             let nodeid = nodeid.unwrap_or(tool.our_nodeid);
-            match tool.vq.setvotes(nodeid, votes as u32) {
+            match tool.vq.set_votes(nodeid, votes as u32) {
                 Ok(()) => 0,
                 Err(e) => {
                     out::eprint(&format!(
@@ -182,7 +182,7 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
                 }
             }
         }
-        Command::SetExpected => match tool.vq.setexpected(votes as u32) {
+        Command::SetExpected => match tool.vq.set_expected(votes as u32) {
             Ok(()) => 0,
             Err(e) => {
                 out::eprint(&format!("Unable to set expected votes: {}\n", cs_strerror(e.cs_error())));
@@ -292,7 +292,7 @@ impl Tool {
     /// The current state, as `quorum_getquorate` + `quorum_trackstart(CS_TRACK_CURRENT)` and
     /// `votequorum_trackstart(CS_TRACK_CURRENT)` give it to the C tool.
     fn current(&mut self) -> Result<(), CsError> {
-        self.vq.trackstart(0, TrackFlags::CURRENT).map_err(|e| e.cs_error())?;
+        self.vq.track_start(0, TrackFlags::CURRENT).map_err(|e| e.cs_error())?;
         let (mut got_list, mut got_quorum) = (false, false);
         while !(got_list && got_quorum) {
             match self.next_note()? {
@@ -342,7 +342,7 @@ impl Tool {
     /// notification exactly when it sends a votequorum quorum notification, so both queues
     /// are replayed from the one votequorum stream.
     fn monitor(&mut self, fmt: Format) -> u8 {
-        if let Err(e) = self.vq.trackstart(0, TrackFlags::CHANGES) {
+        if let Err(e) = self.vq.track_start(0, TrackFlags::CHANGES) {
             out::eprint(&format!(
                 "Unable to start votequorum status tracking: {}\n",
                 cs_strerror(e.cs_error())
@@ -411,7 +411,7 @@ impl Tool {
     }
 
     fn unregister_qdevice(&mut self) -> u8 {
-        let info = match self.vq.getinfo(self.our_nodeid) {
+        let info = match self.vq.get_info(self.our_nodeid) {
             Ok(i) => i,
             Err(e) => {
                 out::eprint(&format!("Unable to get quorum device info: {}\n", cs_strerror(e.cs_error())));
@@ -460,7 +460,7 @@ impl Tool {
             "ring_id": {"nodeid": self.ring_rep_node, "seq": self.ring_seq, "text": ring},
             "quorate": quorate,
         });
-        let result = match self.vq.getinfo(self.our_nodeid) {
+        let result = match self.vq.get_info(self.our_nodeid) {
             Ok(info) => {
                 let flags = flag_words(info.flags);
                 text.push_str("\nVotequorum information\n----------------------\n");
@@ -514,7 +514,7 @@ impl Tool {
         // that order even when it sorts the entries, which is mirrored below).
         let mut infos: Vec<Option<NodeInfo>> = Vec::new();
         for &id in &self.view.clone() {
-            match self.vq.getinfo(id) {
+            match self.vq.get_info(id) {
                 Ok(info) => {
                     display_qdevice |= info.flags.contains(InfoFlags::QDEVICE_REGISTERED);
                     infos.push(Some(info));
@@ -690,19 +690,9 @@ fn padded(s: &str) -> String {
     format!("{s:>10} ")
 }
 
-/// The words of the `Flags:` line.
+/// The words of the `Flags:` line: every set flag but the quorum-device states, which the C
+/// tool prints per node instead.
 fn flag_words(flags: InfoFlags) -> Vec<&'static str> {
-    [
-        (InfoFlags::TWONODE, "2Node"),
-        (InfoFlags::QUORATE, "Quorate"),
-        (InfoFlags::WAIT_FOR_ALL, "WaitForAll"),
-        (InfoFlags::LAST_MAN_STANDING, "LastManStanding"),
-        (InfoFlags::AUTO_TIE_BREAKER, "AutoTieBreaker"),
-        (InfoFlags::ALLOW_DOWNSCALE, "AllowDownscale"),
-        (InfoFlags::QDEVICE_REGISTERED, "Qdevice"),
-    ]
-    .into_iter()
-    .filter(|(f, _)| flags.contains(*f))
-    .map(|(_, w)| w)
-    .collect()
+    let per_node = InfoFlags::QDEVICE_ALIVE | InfoFlags::QDEVICE_CAST_VOTE | InfoFlags::QDEVICE_MASTER_WINS;
+    InfoFlags(flags.0 & !per_node.0).words().collect()
 }

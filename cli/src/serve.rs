@@ -5,10 +5,12 @@
 //! ```
 //!
 //! By default it listens on `corowire-cmap` and `corowire-votequorum` (`PREFIX-cmap` and
-//! `PREFIX-votequorum` with `--name-prefix`), so that it never collides with a corosync
-//! running on the same machine; clients reach it through `Options::service_name`. The
-//! `quorum` and `cfg` services that `corosync-quorumtool` also needs are served under the same
-//! prefix. `--standard-names` serves on corosync's own names (`cmap`, `votequorum`, `quorum`,
+//! `PREFIX-votequorum` with `--name-prefix PREFIX`, or with `COROWIRE_NAME_PREFIX=PREFIX` in
+//! the environment when the option is absent), so that it never collides with a corosync
+//! running on the same machine. Clients reach it through `Options::service_name`, or by
+//! setting `COROWIRE_NAME_PREFIX` to the same prefix (read by `Options::default`, hence by
+//! `corowire cmap` and `corowire quorum`). The `quorum` and `cfg` services that
+//! `corosync-quorumtool` also needs are served under the same prefix. `--standard-names` serves on corosync's own names (`cmap`, `votequorum`, `quorum`,
 //! `cfg`), for a private network namespace (`unshare --net`) where the unmodified C tools and
 //! libraries connect to it. `SIGINT` and `SIGTERM` stop it: the connections are closed, their
 //! `/dev/shm` ring directories removed, and it exits with status 0.
@@ -21,8 +23,9 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use corowire_unix::cmap::OwnedValue;
+use corowire::value::OwnedValue;
 use corowire_unix::server::{config, IpcType, Server, ServerConfig, ServerStartError};
+use corowire_unix::NAME_PREFIX_ENV;
 
 use crate::out;
 
@@ -33,7 +36,8 @@ usage: corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-name
 Runs the built-in CMAP and votequorum server in the foreground until SIGINT or SIGTERM.
 
   --config FILE         add the CMAP keys of FILE (one `key type value` per line)
-  --name-prefix PREFIX  serve as PREFIX-cmap and PREFIX-votequorum (default prefix: corowire)
+  --name-prefix PREFIX  serve as PREFIX-cmap, PREFIX-votequorum, PREFIX-quorum and PREFIX-cfg
+                        (default: $COROWIRE_NAME_PREFIX if set, else corowire)
   --standard-names      serve as cmap and votequorum, corosync's own names (for a private
                         network namespace, where the corosync tools then connect to it)
   --socket              offer libqb's socket transport instead of shared memory (as corosync
@@ -76,12 +80,7 @@ fn parse(args: &[OsString]) -> Result<Args, String> {
             "--name-prefix" => {
                 let prefix = value("--name-prefix")?;
                 let prefix = prefix.to_str().ok_or("--name-prefix: not valid UTF-8")?;
-                if prefix.is_empty() || prefix.len() > MAX_PREFIX || prefix.contains(['/', '\0']) {
-                    return Err(format!(
-                        "--name-prefix {prefix:?}: want 1 to {MAX_PREFIX} bytes, without '/'"
-                    ));
-                }
-                parsed.prefix = Some(prefix.to_owned());
+                parsed.prefix = Some(checked_prefix("--name-prefix", prefix)?);
             }
             "--standard-names" if inline.is_none() => parsed.standard = true,
             "--socket" if inline.is_none() => parsed.socket = true,
@@ -93,6 +92,27 @@ fn parse(args: &[OsString]) -> Result<Args, String> {
         return Err("--name-prefix and --standard-names exclude each other".into());
     }
     Ok(parsed)
+}
+
+/// `prefix` if it makes valid libqb names; `what` names its source in the error.
+fn checked_prefix(what: &str, prefix: &str) -> Result<String, String> {
+    if prefix.is_empty() || prefix.len() > MAX_PREFIX || prefix.contains(['/', '\0']) {
+        return Err(format!("{what} {prefix:?}: want 1 to {MAX_PREFIX} bytes, without '/'"));
+    }
+    Ok(prefix.to_owned())
+}
+
+/// The prefix to serve under: `--name-prefix`, else a non-empty `COROWIRE_NAME_PREFIX` (the
+/// variable the clients read), else [`DEFAULT_PREFIX`]; `None` with `--standard-names`.
+fn prefix(args: &Args, env: Option<&str>) -> Result<Option<String>, String> {
+    if args.standard {
+        return Ok(None);
+    }
+    match (&args.prefix, env.filter(|p| !p.is_empty())) {
+        (Some(p), _) => Ok(Some(p.clone())),
+        (None, Some(p)) => checked_prefix(NAME_PREFIX_ENV, p).map(Some),
+        (None, None) => Ok(Some(DEFAULT_PREFIX.to_owned())),
+    }
 }
 
 /// The CMAP and votequorum names for `prefix` (`None`: corosync's standard names).
@@ -192,7 +212,9 @@ pub(crate) fn run(args: &[OsString]) -> u8 {
 
 fn serve(args: &Args) -> Result<(), String> {
     let mut cfg = ServerConfig::default();
-    let prefix = if args.standard { None } else { Some(args.prefix.as_deref().unwrap_or(DEFAULT_PREFIX)) };
+    let env = std::env::var(NAME_PREFIX_ENV).ok();
+    let prefix = prefix(args, env.as_deref())?;
+    let prefix = prefix.as_deref();
     let (cmap_name, votequorum_name) = service_names(prefix);
     cfg.cmap_name = cmap_name.clone();
     cfg.votequorum_name = Some(votequorum_name.clone());
@@ -249,6 +271,14 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(service_names(None), ("cmap".into(), "votequorum".into()));
+        let named = Args { prefix: Some("a".into()), ..Args::default() };
+        assert_eq!(prefix(&named, Some("env")), Ok(Some("a".into())));
+        assert_eq!(prefix(&Args::default(), Some("env")), Ok(Some("env".into())));
+        assert_eq!(prefix(&Args::default(), Some("")), Ok(Some(DEFAULT_PREFIX.into())));
+        assert_eq!(prefix(&Args::default(), None), Ok(Some(DEFAULT_PREFIX.into())));
+        assert!(prefix(&Args::default(), Some("a/b")).is_err());
+        let standard = Args { standard: true, ..Args::default() };
+        assert_eq!(prefix(&standard, Some("env")), Ok(None));
         assert_eq!(service_names(Some("t")), ("t-cmap".into(), "t-votequorum".into()));
     }
 }

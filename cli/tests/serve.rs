@@ -2,7 +2,8 @@
 //!
 //! These need no root and no corosync: the demo is forced onto the built-in server
 //! (`COROWIRE_DEMO_BACKEND=builtin` / `--builtin`), and `serve` runs under private names
-//! (`--name-prefix`), which the Rust clients reach with `Options::service_name`.
+//! (`--name-prefix`, or `COROWIRE_NAME_PREFIX`), which the Rust clients reach with
+//! `Options::service_name` and the CLI with `COROWIRE_NAME_PREFIX`.
 
 use core::time::Duration;
 use std::io::{BufRead, BufReader, Read};
@@ -93,7 +94,16 @@ struct Served {
 
 impl Served {
     fn start(args: &[&str]) -> Self {
-        let mut child = corowire()
+        Self::start_with(args, None)
+    }
+
+    /// As [`Served::start`], with `COROWIRE_NAME_PREFIX` set to `prefix_var` if given.
+    fn start_with(args: &[&str], prefix_var: Option<&str>) -> Self {
+        let mut command = corowire();
+        if let Some(p) = prefix_var {
+            command.env("COROWIRE_NAME_PREFIX", p);
+        }
+        let mut child = command
             .arg("serve")
             .args(args)
             .stdin(Stdio::null())
@@ -208,7 +218,7 @@ fn serve_under_a_prefix_then_sigterm() {
     cmap.set_str("test.serve.text", "hello").expect("set str");
     assert_eq!(cmap.get_string("test.serve.text").expect("get str"), "hello");
     let mut vq = votequorum_at(&format!("{prefix}-votequorum"));
-    let info = vq.getinfo(0).expect("getinfo");
+    let info = vq.get_info(0).expect("getinfo");
     assert!(info.is_quorate(), "{info:?}");
 
     // The connections' rings exist while they are open (when /dev/shm is where they go).
@@ -253,7 +263,7 @@ fn serve_with_a_config_file_and_sigint() {
     assert_eq!(cmap.get_string("totem.cluster_name").expect("cluster name"), "demo cluster");
     assert_eq!(cmap.get_string("app.greeting").expect("greeting"), "hello, world");
     let mut vq = votequorum_at(&format!("{prefix}-votequorum"));
-    let info = vq.getinfo(0).expect("getinfo");
+    let info = vq.get_info(0).expect("getinfo");
     assert_eq!((info.nodeid, info.expected_votes, info.total_votes), (1, 3, 3), "{info:?}");
     assert!(info.is_quorate(), "{info:?}");
     drop((cmap, vq));
@@ -287,4 +297,36 @@ fn serve_rejects_bad_options() {
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(text(&out.stderr).starts_with("corowire serve: "), "{args:?}: {}", text(&out.stderr));
     }
+}
+
+#[test]
+fn the_name_prefix_variable_points_the_clients_and_serve_at_the_same_names() {
+    let prefix = format!("test-{}-d", std::process::id());
+    // serve takes its default prefix from the variable the clients read.
+    let mut served = Served::start_with(&[], Some(&prefix));
+    assert!(served.banner.contains(&format!("serving cmap as '{prefix}-cmap'")), "{}", served.banner);
+
+    // `corowire cmap` (Options::default) and `corowire quorum` (cmap and votequorum) follow it.
+    let cmap = corowire()
+        .args(["cmap", "-g", "totem.cluster_name"])
+        .env("COROWIRE_NAME_PREFIX", &prefix)
+        .output()
+        .expect("run corowire cmap");
+    assert_eq!(text(&cmap.stdout), "totem.cluster_name (str) = corowire\n", "{}", text(&cmap.stderr));
+    let quorum =
+        corowire().args(["quorum", "-s"]).env("COROWIRE_NAME_PREFIX", &prefix).output().expect("run quorum");
+    assert_eq!(quorum.status.code(), Some(0), "{}{}", text(&quorum.stdout), text(&quorum.stderr));
+    assert!(text(&quorum.stdout).contains("Quorate:          Yes"), "{}", text(&quorum.stdout));
+
+    // A prefix nobody serves: the client reports that nothing listens there.
+    let nobody = corowire()
+        .args(["cmap", "-g", "totem.cluster_name"])
+        .env("COROWIRE_NAME_PREFIX", format!("{prefix}-nobody"))
+        .output()
+        .expect("run corowire cmap");
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(nobody.stdout.is_empty());
+
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(Duration::from_secs(10)).code(), Some(0), "{}", served.stderr());
 }

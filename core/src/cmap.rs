@@ -212,7 +212,10 @@ impl ValueType {
 }
 
 /// A typed CMAP value, in host byte order. Strings and binaries borrow their bytes.
-#[derive(Clone, Copy, Debug, PartialEq)]
+///
+/// `Debug` shows a string as text and `Display` prints the value as `corosync-cmapctl` does
+/// (both in [`crate::value`]).
+#[derive(Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Value<'a> {
     /// `i8`.

@@ -305,7 +305,7 @@ impl FailureReason {
     }
 }
 
-/// An event taken from the queue.
+/// An event taken from the queue, or routed with [`Connection::route`].
 #[derive(Debug)]
 pub enum Polled<E> {
     /// An event for the application.
@@ -313,8 +313,19 @@ pub enum Polled<E> {
     /// A notification for a track this client no longer has; libcmap skips these silently,
     /// but they still count as the message of a `DispatchMode::One` dispatch.
     Skipped,
-    /// An event with an id this service does not define (or malformed); dispatch reports
-    /// `CS_ERR_LIBRARY`, as libcmap does.
+    /// A well-formed frame whose id this service does not define (e.g. the qdevice extra-info
+    /// notification, id 7, that corosync's development branch after 3.1.10 sends to every
+    /// votequorum tracker). Counted in [`Connection::unknown_events`] and skipped: it never
+    /// reaches the application and does not count as the message of a `DispatchMode::One`
+    /// dispatch. libvotequorum and libcmap 3.1.x end the dispatch with `CS_ERR_LIBRARY`
+    /// instead (the `default:` branch of `votequorum_dispatch` / `cmap_dispatch`).
+    /// [`Connection::poll_event`] skips these itself; only [`Connection::route`] returns it.
+    Unknown {
+        /// The frame's id.
+        id: i32,
+    },
+    /// A frame that is malformed (a bad size, or a known id with a body that does not decode);
+    /// dispatch reports `CS_ERR_LIBRARY`, as libcmap does.
     Invalid(DecodeError),
 }
 
@@ -346,6 +357,8 @@ pub struct Connection<
     failures: Deque<Failure, PENDING>,
     event_lens: Deque<u32, EVENTS>,
     event_bytes: Vec<u8, EVENT_BYTES>,
+    /// Events skipped because their id is unknown ([`Polled::Unknown`]).
+    unknown_events: u64,
     service: S::State,
 }
 
@@ -379,6 +392,7 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
             failures: Deque::new(),
             event_lens: Deque::new(),
             event_bytes: Vec::new(),
+            unknown_events: 0,
             service: S::State::default(),
         }
     }
@@ -532,13 +546,15 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
     }
 
     /// Takes the oldest queued event, copying its frame into `scratch`, and routes it.
-    /// `None` when the queue is empty. A frame larger than `scratch` stays queued and is
-    /// reported as `Err(EncodeError::BufferTooSmall)`.
+    /// `None` when the queue is empty. Events with an unknown id are skipped and counted
+    /// ([`Polled::Unknown`]), so this never returns that variant. A frame larger than `scratch`
+    /// stays queued and is reported as `Err(EncodeError::BufferTooSmall)`.
     #[must_use = "a taken event is gone from the queue"]
     pub fn poll_event<'o>(
         &mut self,
         scratch: &'o mut [u8],
     ) -> Option<Result<Polled<S::Event<'o>>, EncodeError>> {
+        self.drop_front_events(false);
         let len = *self.event_lens.front()? as usize;
         let Some(dst) = scratch.get_mut(..len) else {
             return Some(Err(EncodeError::BufferTooSmall { required: len, available: scratch.len() }));
@@ -548,13 +564,20 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
         Some(Ok(self.route(&scratch[..len])))
     }
 
-    /// Drops queued notifications at the front of the queue that are for tracks this client no
-    /// longer has.
+    /// Drops queued events at the front of the queue that are for tracks this client no
+    /// longer has, or have an unknown id (counted in [`Connection::unknown_events`]).
     pub fn drop_skipped_events(&mut self) {
+        self.drop_front_events(true);
+    }
+
+    /// Drops the front events with an unknown id, and with `tracks` those for deleted tracks.
+    fn drop_front_events(&mut self, tracks: bool) {
         while let Some(&len) = self.event_lens.front() {
             let len = len as usize;
-            if !matches!(S::route(&self.service, &self.event_bytes[..len]), Ok(None)) {
-                break;
+            match S::route(&self.service, &self.event_bytes[..len]) {
+                Err(DecodeError::UnknownId { .. }) => self.unknown_events += 1,
+                Ok(None) if tracks => {}
+                _ => break,
             }
             self.pop_event(len);
         }
@@ -567,14 +590,26 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
     }
 
     /// Routes one event frame without queueing it: for adapters that read events straight
-    /// from their own buffer during dispatch.
-    #[must_use = "routing has no effect besides its result"]
-    pub fn route<'o>(&self, frame: &'o [u8]) -> Polled<S::Event<'o>> {
+    /// from their own buffer during dispatch. An unknown id is counted (see
+    /// [`Connection::unknown_events`]); skip such a frame and read the next.
+    #[must_use = "an unknown event is counted; the result says what the frame was"]
+    pub fn route<'o>(&mut self, frame: &'o [u8]) -> Polled<S::Event<'o>> {
         match S::route(&self.service, frame) {
             Ok(Some(e)) => Polled::Event(e),
             Ok(None) => Polled::Skipped,
+            Err(DecodeError::UnknownId { id }) => {
+                self.unknown_events += 1;
+                Polled::Unknown { id }
+            }
             Err(e) => Polled::Invalid(e),
         }
+    }
+
+    /// Events skipped so far because their id is not one this service defines
+    /// ([`Polled::Unknown`]): nonzero when a newer daemon sends notifications this library
+    /// does not know.
+    pub fn unknown_events(&self) -> u64 {
+        self.unknown_events
     }
 
     /// Events queued.

@@ -18,9 +18,15 @@
 //! | `OneNonBlocking` (4) | never | one message | `CS_ERR_TRY_AGAIN` |
 //!
 //! In every mode: finalizing the connection (also from inside a callback) ends the dispatch
-//! with `CS_ERR_BAD_HANDLE`; a lost connection or an event with an unknown id ends it with
+//! with `CS_ERR_BAD_HANDLE`; a lost connection or a malformed event ends it with
 //! `CS_ERR_LIBRARY`. A notification for a track deleted locally is skipped but still counts as
 //! the one message of `One` and `OneNonBlocking`, as in libcmap.
+//!
+//! An event with an id the service does not define is skipped without a trace but a count
+//! ([`Connection::unknown_events`]), and does not count as the message of `One`: a newer daemon
+//! (corosync's development branch after 3.1.10 sends votequorum notification 7 to every
+//! tracker) keeps working. Here corowire differs from libvotequorum and libcmap 3.1.x, whose
+//! dispatch returns `CS_ERR_LIBRARY` for such an event.
 
 use crate::conn::{Connection, Polled, Service, State};
 use crate::error::CsError;
@@ -133,7 +139,8 @@ impl Dispatch {
                 self.empty = false;
                 return match polled {
                     Polled::Event(e) => Step::Deliver(e),
-                    Polled::Skipped => Step::Done(Ok(())),
+                    // `poll_event` skips unknown ids itself, so only `Skipped` comes here.
+                    Polled::Skipped | Polled::Unknown { .. } => Step::Done(Ok(())),
                     Polled::Invalid(_) => Step::Done(Err(CsError::Library)),
                 };
             }

@@ -11,12 +11,15 @@ pub mod cmap;
 pub mod codec;
 pub mod conn;
 pub mod dispatch;
+pub mod driver;
 pub mod error;
 pub mod qb;
 pub mod quorum;
 pub mod ring;
 pub mod server;
 pub mod time;
+pub mod transport;
+pub mod value;
 pub mod votequorum;
 pub mod wire;
 

@@ -206,6 +206,61 @@ impl InfoFlags {
     pub const QDEVICE_MASTER_WINS: Self = Self(512);
 }
 
+/// The word for the state: `Member`, `Dead`, `Leaving` (the `VOTEQUORUM_NODESTATE_*` names),
+/// or the number for a state corosync does not define.
+impl fmt::Display for NodeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::MEMBER => f.write_str("Member"),
+            Self::DEAD => f.write_str("Dead"),
+            Self::LEAVING => f.write_str("Leaving"),
+            Self(other) => write!(f, "{other}"),
+        }
+    }
+}
+
+impl InfoFlags {
+    /// Every defined flag with its word, in bit order. The first seven are the words
+    /// `corosync-quorumtool` prints on its `Flags:` line (`display_quorum_data` in corosync's
+    /// `tools/corosync-quorumtool.c`); the three quorum-device states it shows per node instead
+    /// (`A`/`NA`, `V`/`NV`, `MW`/`NMW`) are named after the constants.
+    pub const WORDS: [(Self, &'static str); 10] = [
+        (Self::TWONODE, "2Node"),
+        (Self::QUORATE, "Quorate"),
+        (Self::WAIT_FOR_ALL, "WaitForAll"),
+        (Self::LAST_MAN_STANDING, "LastManStanding"),
+        (Self::AUTO_TIE_BREAKER, "AutoTieBreaker"),
+        (Self::ALLOW_DOWNSCALE, "AllowDownscale"),
+        (Self::QDEVICE_REGISTERED, "Qdevice"),
+        (Self::QDEVICE_ALIVE, "QdeviceAlive"),
+        (Self::QDEVICE_CAST_VOTE, "QdeviceCastVote"),
+        (Self::QDEVICE_MASTER_WINS, "QdeviceMasterWins"),
+    ];
+
+    /// The words of the flags that are set, in bit order (see [`InfoFlags::WORDS`]).
+    pub fn words(self) -> impl Iterator<Item = &'static str> {
+        Self::WORDS.into_iter().filter(move |(f, _)| self.contains(*f)).map(|(_, w)| w)
+    }
+}
+
+/// The words of the set flags separated by spaces ([`InfoFlags::words`]), e.g.
+/// `Quorate WaitForAll`, then any bits corosync does not define as one hex number
+/// (`0x400`); no flags print nothing, as `corosync-quorumtool`'s `Flags:` line.
+impl fmt::Display for InfoFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        for w in self.words() {
+            write!(f, "{sep}{w}")?;
+            sep = " ";
+        }
+        let known = Self::WORDS.iter().fold(0, |acc, (flag, _)| acc | flag.0);
+        match self.0 & !known {
+            0 => Ok(()),
+            unknown => write!(f, "{sep}{unknown:#x}"),
+        }
+    }
+}
+
 /// A votequorum request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

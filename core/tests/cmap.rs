@@ -1,4 +1,4 @@
-//! CMAP codec: golden frames and byte offsets from the specification (§5.2–§5.4), round
+//! CMAP codec: golden frames and byte offsets from docs/protocol.md §5.2–§5.4, round
 //! trips of every request, reply and notification, every value type with edge values,
 //! encoding into short buffers, and robustness against arbitrary and mutated input.
 
@@ -19,7 +19,7 @@ fn config() -> ProptestConfig {
 
 // --- helpers --------------------------------------------------------------------------------
 
-/// A frame built field by field at the offsets of the specification's tables.
+/// A frame built field by field at the offsets of the tables in docs/protocol.md §5.
 struct Frame(Vec<u8>);
 
 impl Frame {

@@ -3,7 +3,7 @@
 
 use corowire::cmap::{self, Key, Notification, Reply, Request, Response, TrackEvent, TrackType, Value};
 use corowire::conn::{
-    Cmap, CmapEvent, Connection, FailureReason, HandleError, State, SubmitError, Votequorum,
+    Cmap, CmapEvent, Connection, FailureReason, HandleError, Polled, State, SubmitError, Votequorum,
 };
 use corowire::qb::{ConnectResponse, ConnectionType};
 use corowire::{
@@ -441,13 +441,32 @@ fn lost_connection_mid_dispatch_is_cs_err_library() {
 }
 
 #[test]
-fn an_event_with_an_unknown_id_is_cs_err_library() {
+fn an_event_with_an_unknown_id_is_skipped_and_counted() {
     let mut conn: CmapConn = ready();
+    let cookie = tracked(&mut conn, 5, 0x10);
     // A well-formed frame, but id 3 is not an event of CMAP.
-    let frame = reply(Ok(()), Response::AdjustInt);
+    conn.handle_event(&reply(Ok(()), Response::AdjustInt)).unwrap();
+    conn.handle_event(&notification(cookie, b"a.b", TrackEvent::Add, Some(Value::UInt8(1)), None)).unwrap();
+    // ONE skips it without counting it as its message, and delivers the notification.
+    let (r, seen, _) = run_dispatch(&mut conn, DispatchMode::One, &mut vec![], |_, _| {});
+    assert_eq!((r, seen), (Ok(()), vec![("a.b".to_string(), 5)]));
+    assert_eq!(conn.unknown_events(), 1);
+    // Routed directly, it is reported and counted too.
+    assert!(matches!(conn.route(&reply(Ok(()), Response::AdjustInt)), Polled::Unknown { id: 3 }));
+    assert_eq!(conn.unknown_events(), 2);
+}
+
+#[test]
+fn a_malformed_event_of_a_known_id_is_cs_err_library() {
+    let mut conn: CmapConn = ready();
+    let cookie = tracked(&mut conn, 5, 0x10);
+    let mut frame = notification(cookie, b"a.b", TrackEvent::Add, Some(Value::UInt8(1)), None);
+    // An event type corosync does not define.
+    frame[296..300].copy_from_slice(&99i32.to_ne_bytes());
     conn.handle_event(&frame).unwrap();
     let (r, seen, _) = run_dispatch(&mut conn, DispatchMode::All, &mut vec![], |_, _| {});
     assert_eq!((r, seen.len()), (Err(CsError::Library), 0));
+    assert_eq!(conn.unknown_events(), 0);
 }
 
 #[test]
@@ -542,4 +561,40 @@ fn an_abandoned_iteration_is_finalized_on_the_daemon() {
     let done = conn.handle_response(&frame).unwrap().unwrap();
     assert_eq!(it.handle_reply(done.result), Err(CsError::InvalidParam));
     assert_eq!(it.next_request(), None);
+}
+
+/// A votequorum quorum notification frame for `context`, quorate or not.
+fn vq_quorum(quorate: bool, context: u64) -> Vec<u8> {
+    let nodes = [vq::NodeEntry { nodeid: 1, state: vq::NodeState::MEMBER }];
+    let n = vq::Notification::Quorum { quorate, context, nodes: vq::NodeList::from_slice(&nodes) };
+    let mut frame = vec![0u8; n.encoded_len()];
+    n.encode(&mut frame).unwrap();
+    frame
+}
+
+#[test]
+fn a_newer_daemons_votequorum_notification_7_is_skipped_and_counted() {
+    // corosync after 3.1.10 sends notification 7 (qdevice extra info) to every tracker. Its
+    // body is not known here: any well-formed frame with that id stands for it.
+    let mut id7 = vq_quorum(true, 0);
+    id7[0..4].copy_from_slice(&7i32.to_ne_bytes());
+    for mode in [DispatchMode::All, DispatchMode::One] {
+        let mut conn: VqConn = ready();
+        for frame in [vq_quorum(false, 1), id7.clone(), vq_quorum(true, 2)] {
+            conn.handle_event(&frame).unwrap();
+        }
+        let mut scratch = [0u8; 256];
+        let mut delivered = Vec::new();
+        while delivered.len() < 2 {
+            match Dispatch::new(mode).poll(&mut conn, &mut scratch) {
+                Step::Deliver(vq::Notification::Quorum { quorate, context, .. }) => {
+                    delivered.push((quorate, context));
+                }
+                other => panic!("{mode:?}: expected a quorum notification, got {other:?}"),
+            }
+        }
+        assert_eq!(delivered, [(false, 1), (true, 2)], "{mode:?}");
+        assert_eq!(conn.unknown_events(), 1, "{mode:?}");
+        assert_eq!(conn.queued_events(), 0, "{mode:?}");
+    }
 }

@@ -1,5 +1,5 @@
 //! `cs_error_t`, the setup errno domain and the codec error types: every number of the
-//! specification's table (§5.8), lossless conversion, and messages that name the C constant.
+//! table of docs/protocol.md §5.8, lossless conversion, and messages that name the C constant.
 
 use corowire::{CsError, DecodeError, EncodeError, SetupError};
 use proptest::prelude::*;

@@ -1,4 +1,4 @@
-//! The libqb handshake and framing: golden bytes from the specification (§1.3, §1.4, §4.1,
+//! The libqb handshake and framing: golden bytes from docs/protocol.md (§1.3, §1.4, §4.1,
 //! §5.1), round trips, encoding into short buffers, and robustness against arbitrary and
 //! mutated input (truncation is always `Incomplete`, never "malformed").
 

@@ -1,4 +1,4 @@
-//! Ring arithmetic against the formulas of the specification (§2.3, §2.4, §2.6): chunk
+//! Ring arithmetic against the formulas of docs/protocol.md §2.3, §2.4, §2.6: chunk
 //! positions, wrap-around, free space, data-area sizes, and a model ring driven by the pure
 //! functions that must never lose or corrupt a chunk.
 

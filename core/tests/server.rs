@@ -935,8 +935,9 @@ fn store_contract<S: Store>(mut s: S) {
     s.insert(b"b.1", Value::Binary(b"\0\x01")).unwrap();
     s.insert(b"c", Value::Double(1.5)).unwrap();
     assert_eq!(s.len(), 4);
-    assert_eq!(s.get(b"a.1").unwrap().bytes, b"x\0");
-    assert_eq!(s.get(b"b.1").unwrap().value(), Some(Value::Binary(b"\0\x01")));
+    assert_eq!(s.get(b"a.1"), Some(Value::String(b"x")));
+    assert_eq!(s.get(b"a.1").unwrap().wire_len(), 2);
+    assert_eq!(s.get(b"b.1"), Some(Value::Binary(b"\0\x01")));
     let mut keys = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     while let Some((k, _)) = s.next_after(b"b.", after.as_deref()) {
@@ -947,11 +948,11 @@ fn store_contract<S: Store>(mut s: S) {
     // A cursor before the prefix starts at the prefix.
     assert_eq!(s.next_after(b"b.", Some(b"a")).unwrap().0, b"b.1");
     s.insert(b"b.1", Value::UInt64(7)).unwrap();
-    assert_eq!(s.get(b"b.1").unwrap().value(), Some(Value::UInt64(7)));
+    assert_eq!(s.get(b"b.1"), Some(Value::UInt64(7)));
     assert!(s.remove(b"b.1"));
     assert!(!s.remove(b"b.1"));
-    assert_eq!(s.get(b"b.2").unwrap().value(), Some(Value::UInt8(2)));
-    assert_eq!(s.get(b"c").unwrap().value(), Some(Value::Double(1.5)));
+    assert_eq!(s.get(b"b.2"), Some(Value::UInt8(2)));
+    assert_eq!(s.get(b"c"), Some(Value::Double(1.5)));
     assert_eq!(s.len(), 3);
 }
 
@@ -963,7 +964,7 @@ fn fixed_store_contract() {
     s.insert(b"j", Value::Binary(&[2; 100])).unwrap();
     assert!(s.remove(b"k"));
     assert_eq!(s.bytes_used(), 101);
-    assert_eq!(s.get(b"j").unwrap().bytes, &[2; 100][..]);
+    assert_eq!(s.get(b"j"), Some(Value::Binary(&[2; 100])));
 }
 
 #[cfg(feature = "alloc")]

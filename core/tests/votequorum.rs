@@ -1,4 +1,4 @@
-//! votequorum codec: golden frames from the protocol specification (§6), round trips, and
+//! votequorum codec: golden frames from docs/protocol.md §6, round trips, and
 //! robustness against arbitrary input.
 
 use corowire::votequorum::{
@@ -715,4 +715,22 @@ proptest! {
         }
         decode_all(&buf);
     }
+}
+
+#[test]
+fn node_state_and_flags_read_as_corosync_quorumtool() {
+    use corowire::votequorum::{InfoFlags, NodeState};
+    assert_eq!(NodeState::MEMBER.to_string(), "Member");
+    assert_eq!(NodeState::DEAD.to_string(), "Dead");
+    assert_eq!(NodeState::LEAVING.to_string(), "Leaving");
+    assert_eq!(NodeState(9).to_string(), "9");
+    assert_eq!((InfoFlags::QUORATE | InfoFlags::WAIT_FOR_ALL).to_string(), "Quorate WaitForAll");
+    assert_eq!(InfoFlags(0).to_string(), "");
+    assert_eq!(
+        InfoFlags(0x7ff).to_string(),
+        "2Node Quorate WaitForAll LastManStanding AutoTieBreaker AllowDownscale Qdevice \
+         QdeviceAlive QdeviceCastVote QdeviceMasterWins 0x400"
+    );
+    assert_eq!(InfoFlags(0x1000).to_string(), "0x1000");
+    assert_eq!(InfoFlags::TWONODE.words().collect::<Vec<_>>(), ["2Node"]);
 }

@@ -1,25 +1,57 @@
-//! The blocking request/reply and dispatch plumbing shared by the CMAP and votequorum clients:
-//! a [`Connection`] (the protocol state) driven over a [`Transport`] with a monotonic clock.
+//! How the CMAP and votequorum clients connect: the setup handshake in bytes, the transport
+//! the server chose, and the core's generic [`Driver`] over it (which holds the collect loop,
+//! the batched announcements, the `TRY_AGAIN` retries and the dispatch loop).
 
-use core::time::Duration;
-use std::time::Instant;
+use core::any::Any;
+use core::sync::atomic::AtomicU8;
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+use std::sync::Arc;
 
-use corowire::conn::{Connection, Service, SubmitError, Submitted, Token};
-use corowire::dispatch::{Dispatch, DispatchMode, Step};
-use corowire::CsError;
+use corowire::conn::{Connection, Service};
+use corowire::driver::{Buffers, Driver, Error as DriverError, Flow};
+use corowire::transport::{Retry, Transport};
+use corowire::{CsError, DispatchMode};
 
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{handshake, ClientTransport, TransportError};
 
-/// The handle plumbing every blocking client shares: finalize on drop, `Send`, and the setup
-/// socket as the fd to poll for `POLLIN` before dispatching (`cmap_fd_get`,
-/// `votequorum_fd_get`).
+/// A blocking client of one service: the core driver over the transport the server chose,
+/// with `Vec` buffers; boxed, as the connection's queues are stored inline.
+pub(crate) type Client<S, const P: usize, const E: usize, const EB: usize> =
+    Box<Driver<S, Box<dyn ClientTransport>, Vec<u8>, P, E, EB>>;
+
+/// The handle plumbing every blocking client shares: finalize on drop, `Send`, the fd to poll
+/// for `POLLIN` before dispatching (`cmap_fd_get`, `votequorum_fd_get`), the application
+/// context (`cmap_context_set`, ...) and the callbacks' [`Control`]. `$c` is the C library's
+/// prefix.
 macro_rules! client_handle {
-    ($handle:ty) => {
+    ($handle:ident, $c:literal) => {
+        impl $handle {
+            /// A handle a callback can use to stop a dispatch or finalize this connection.
+            pub fn control(&self) -> $crate::Control {
+                self.control.clone()
+            }
+
+            #[doc = concat!("Stores an application value with the handle (`", $c, "_context_set`).")]
+            pub fn context_set<T: core::any::Any + Send>(&mut self, value: T) {
+                self.context.set(value);
+            }
+
+            #[doc = concat!("The value stored with [`", stringify!($handle), "::context_set`], if it is a `T` (`", $c, "_context_get`).")]
+            pub fn context_get<T: core::any::Any>(&self) -> Option<&T> {
+                self.context.get()
+            }
+
+            /// The stored value, mutably.
+            pub fn context_get_mut<T: core::any::Any>(&mut self) -> Option<&mut T> {
+                self.context.get_mut()
+            }
+        }
+
         impl Drop for $handle {
             fn drop(&mut self) {
-                self.client.conn.finalize();
+                self.client.connection_mut().finalize();
             }
         }
 
@@ -30,343 +62,171 @@ macro_rules! client_handle {
         };
 
         impl std::os::fd::AsFd for $handle {
-            /// The setup socket: poll it for `POLLIN`, then dispatch with `DispatchMode::All`.
+            /// The setup socket (shared memory) or the event socket: poll it for `POLLIN`,
+            /// then dispatch with `DispatchMode::All`.
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                std::os::fd::AsFd::as_fd(&self.client.transport)
+                self.client.transport().as_fd()
             }
         }
 
         impl std::os::fd::AsRawFd for $handle {
             fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                std::os::fd::AsRawFd::as_raw_fd(&self.client.transport)
+                std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(self))
             }
         }
     };
 }
 pub(crate) use client_handle;
 
-/// Retry policy for `CS_ERR_TRY_AGAIN` from the transport (flow control, a full request
-/// ring) and from the connection handshake (daemon not ready).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Retry {
-    /// Attempts after the first.
-    pub(crate) attempts: u32,
-    /// Sleep between attempts.
-    pub(crate) backoff: Duration,
-}
-
-/// A blocking client of one service.
-pub(crate) struct Client<S: Service, const P: usize, const E: usize, const B: usize> {
-    pub(crate) conn: Box<Connection<S, P, E, B>>,
-    pub(crate) transport: Transport,
-    /// Encoded requests.
-    out: Vec<u8>,
-    /// The reply being handled.
-    reply: Vec<u8>,
-    /// The event being read.
-    event: Vec<u8>,
-    /// Events being delivered.
-    scratch: Vec<u8>,
-    epoch: Instant,
-    pub(crate) timeout: Option<Duration>,
-    retry: Option<Retry>,
-    /// Requests written to the request ring whose doorbell bytes are not sent yet.
-    unrung: usize,
-}
-
-impl<S: Service, const P: usize, const E: usize, const B: usize> core::fmt::Debug for Client<S, P, E, B> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Client").field("conn", &self.conn).field("transport", &self.transport).finish()
-    }
-}
-
-impl<S: Service, const P: usize, const E: usize, const B: usize> Client<S, P, E, B> {
-    /// Connects to `options.service_name`, or to the service's standard name if `None`.
-    pub(crate) fn connect(options: &Options) -> Result<Self> {
-        let Options { max_msg_size, timeout, spin, .. } = *options;
-        let (retry, service_name) = (options.retry(), options.service_name.as_deref());
-        let mut attempt = 0;
-        loop {
-            let mut conn = Box::new(Connection::<S, P, E, B>::new(max_msg_size));
-            let name = service_name.unwrap_or(S::NAME);
-            match Transport::connect_to(&mut conn, name, timeout) {
-                Ok(mut transport) => {
-                    transport.set_spin(spin);
-                    // Sized by the rings actually mapped, not by the size the server claims.
-                    let out = conn.max_msg_size().min(transport.max_request_len());
-                    let event = transport.max_event_len();
-                    return Ok(Self {
-                        conn,
-                        transport,
-                        out: vec![0; out],
-                        reply: Vec::new(),
-                        event: Vec::new(),
-                        scratch: vec![0; event],
-                        epoch: Instant::now(),
-                        timeout,
-                        retry,
-                        unrung: 0,
-                    });
-                }
-                Err(e) => {
-                    let e = Error::from_transport(S::NAME, e);
-                    if e.cs_error() != CsError::TryAgain || !backoff(retry, &mut attempt) {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-    }
-
-    fn now(&self) -> corowire::Instant {
-        corowire::Instant::from_nanos(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
-    }
-
-    /// The clock's instant for a core instant; `None` if it cannot be represented (so far in
-    /// the future that it never comes).
-    fn to_std(&self, t: corowire::Instant) -> Option<Instant> {
-        self.epoch.checked_add(Duration::from_nanos(t.0))
-    }
-
-    /// Checks the transport can take `len` bytes now, retrying `TRY_AGAIN` per the policy.
-    pub(crate) fn wait_send_ready(&self, len: usize) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            match self.transport.check_send(len) {
-                Ok(()) => return Ok(()),
-                Err(TransportError::TryAgain) if backoff(self.retry, &mut attempt) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// Submits one request of `len` encoded bytes through `submit` and sends it (with the
-    /// doorbells of any deferred requests).
-    pub(crate) fn submit_with(
-        &mut self,
-        len: usize,
-        submit: impl FnOnce(
-            &mut Connection<S, P, E, B>,
-            corowire::Instant,
-            Option<Duration>,
-            &mut [u8],
-        ) -> core::result::Result<Submitted, SubmitError>,
-    ) -> Result<Token> {
-        let token = self.submit_deferred_with(len, submit)?;
-        self.flush()?;
-        Ok(token)
-    }
-
-    /// Sends the doorbell bytes of the deferred requests, in one `send()`.
-    pub(crate) fn flush(&mut self) -> Result<()> {
-        let n = core::mem::take(&mut self.unrung);
-        if n == 0 {
-            return Ok(());
-        }
-        self.transport.ring_doorbells(n).map_err(|e| self.out_of_step(e))
-    }
-
-    /// A request is recorded but was not sent: the connection is out of step.
-    fn out_of_step(&mut self, e: TransportError) -> Error {
-        self.unrung = 0;
-        self.conn.handle_closed();
-        while self.conn.poll_failure().is_some() {}
-        match e {
-            TransportError::TryAgain => Error::Disconnected,
-            e => e.into(),
-        }
-    }
-
-    /// Submits one request and writes it to the request ring; its doorbell byte goes out
-    /// with the next [`Client::flush`] (or [`Client::collect`], which flushes first).
-    pub(crate) fn submit_deferred(&mut self, req: &S::Request<'_>, len: usize) -> Result<Token> {
-        self.submit_deferred_with(len, |conn, now, timeout, out| conn.submit(req, now, timeout, out))
-    }
-
-    fn submit_deferred_with(
-        &mut self,
-        len: usize,
-        submit: impl FnOnce(
-            &mut Connection<S, P, E, B>,
-            corowire::Instant,
-            Option<Duration>,
-            &mut [u8],
-        ) -> core::result::Result<Submitted, SubmitError>,
-    ) -> Result<Token> {
-        if len > self.conn.max_msg_size() {
-            self.flush()?;
-            return Err(Error::Cs(CsError::TooBig));
-        }
-        if self.unrung > 0 && self.transport.check_send(len).is_err() {
-            // The server drains the ring only once it hears the doorbells.
-            self.flush()?;
-        }
-        if let Err(e) = self.wait_send_ready(len) {
-            self.flush()?;
-            return Err(e);
-        }
-        let now = self.now();
-        let sub = match submit(&mut self.conn, now, self.timeout, &mut self.out) {
-            Ok(sub) => sub,
-            Err(e) => {
-                // Wake the server for the requests already written.
-                self.flush()?;
-                return Err(e.into());
-            }
-        };
-        if let Err(e) = self.transport.write_request(&self.out[..sub.len]) {
-            return Err(self.out_of_step(e));
-        }
-        self.unrung += 1;
-        Ok(sub.token)
-    }
-
-    /// Submits and sends one request.
-    pub(crate) fn submit(&mut self, req: &S::Request<'_>, len: usize) -> Result<Token> {
-        self.submit_with(len, |conn, now, timeout, out| conn.submit(req, now, timeout, out))
-    }
-
-    /// Reads replies until `until` completes or fails, handing every completion or failure
-    /// (also of other pipelined requests) to `on`.
-    pub(crate) fn collect(
-        &mut self,
-        until: Token,
-        mut on: impl FnMut(Token, core::result::Result<S::Response<'_>, Error>),
-    ) -> Result<()> {
-        if self.unrung > 0 {
-            let n = core::mem::take(&mut self.unrung);
-            if let Err(e) = self.transport.ring_doorbells(n) {
-                self.conn.handle_closed();
-                self.drain_failures(&mut on);
-                return Err(e.into());
-            }
-        }
-        loop {
-            let mut done = false;
-            while let Some(f) = self.conn.poll_failure() {
-                done |= f.token == until;
-                let e = match f.reason {
-                    corowire::conn::FailureReason::TimedOut => Error::Timeout,
-                    corowire::conn::FailureReason::ConnectionLost => Error::Disconnected,
+/// Connects to `options.service_name`, or if `None` to the service's standard name (or the
+/// `COROWIRE_NAME_PREFIX` one, see [`crate::NAME_PREFIX_ENV`]): sends the setup request,
+/// decodes the response, opens the transport it names; retries `CS_ERR_TRY_AGAIN` (daemon
+/// not ready) per `options.retry_try_again`.
+pub(crate) fn connect<S: Service, const P: usize, const E: usize, const EB: usize>(
+    options: &Options,
+) -> Result<Client<S, P, E, EB>> {
+    let Options { max_msg_size, timeout, spin, .. } = *options;
+    let retry = options.retry();
+    let name = crate::options::service_name(options.service_name.as_deref(), S::NAME);
+    let mut attempt = 0;
+    loop {
+        match open::<S, P, E, EB>(max_msg_size, &name, timeout) {
+            Ok((conn, mut transport)) => {
+                transport.set_spin(spin);
+                // Sized by the channels actually opened, not by the size the server claims.
+                let buffers = Buffers {
+                    request: vec![0; conn.max_msg_size().min(transport.max_request_len())],
+                    reply: vec![0; transport.max_response_len()],
+                    event: vec![0; transport.max_event_len()],
+                    scratch: vec![0; transport.max_event_len()],
                 };
-                on(f.token, Err(e));
+                return Ok(Box::new(Driver::new(conn, transport, buffers, timeout, retry)));
             }
-            if done || !self.conn.is_waiting(until) {
-                return Ok(());
-            }
-            let deadline = self.conn.poll_timeout().and_then(|t| self.to_std(t));
-            match self.transport.recv_response(deadline, &mut self.reply) {
-                Ok(()) => {
-                    let broken = match self.conn.handle_response(&self.reply) {
-                        Ok(Some(c)) => {
-                            let done = c.token == until;
-                            on(c.token, c.result.map_err(Error::Cs));
-                            if done {
-                                return Ok(());
-                            }
-                            None
-                        }
-                        Ok(None) => None,
-                        Err(e) => Some(e),
-                    };
-                    if let Some(e) = broken {
-                        self.drain_failures(&mut on);
-                        return Err(Error::Protocol(e));
-                    }
-                }
-                Err(TransportError::Timeout) => {
-                    let now = self.now();
-                    self.conn.handle_timeout(now);
-                }
-                Err(TransportError::Disconnected) => {
-                    self.conn.handle_closed();
-                }
-                Err(e) => {
-                    self.conn.handle_closed();
-                    self.drain_failures(&mut on);
-                    return Err(e.into());
-                }
-            }
-        }
-    }
-
-    fn drain_failures(&mut self, on: &mut impl FnMut(Token, core::result::Result<S::Response<'_>, Error>)) {
-        while let Some(f) = self.conn.poll_failure() {
-            on(f.token, Err(Error::Disconnected));
-        }
-    }
-
-    /// One request, one reply: `f` turns the reply into the call's result.
-    pub(crate) fn call<T>(
-        &mut self,
-        req: &S::Request<'_>,
-        len: usize,
-        f: impl FnOnce(S::Response<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let token = self.submit(req, len)?;
-        self.finish(token, f)
-    }
-
-    /// Waits for the reply to `token` and converts it with `f`.
-    pub(crate) fn finish<T>(
-        &mut self,
-        token: Token,
-        f: impl FnOnce(S::Response<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut f = Some(f);
-        let mut out = None;
-        self.collect(token, |t, r| {
-            if t == token {
-                out = Some(r.and_then(|body| f.take().map_or(Err(Error::Disconnected), |f| f(body))));
-            }
-        })?;
-        out.unwrap_or(Err(Error::Disconnected))
-    }
-
-    /// Runs `dispatch(mode)`, handing each event to `deliver`.
-    pub(crate) fn dispatch(
-        &mut self,
-        mode: DispatchMode,
-        mut deliver: impl FnMut(S::Event<'_>),
-    ) -> Result<()> {
-        let mut d = Dispatch::new(mode);
-        loop {
-            match d.poll(&mut self.conn, &mut self.scratch) {
-                Step::Deliver(e) => deliver(e),
-                Step::Recv(wait) => match self.transport.recv_event(wait, &mut self.event) {
-                    Ok(true) => self.conn.handle_event(&self.event).map_err(Error::Protocol)?,
-                    Ok(false) => d.handle_empty(),
-                    Err(TransportError::Disconnected) => self.conn.handle_closed(),
-                    Err(e) => {
-                        self.transport.settle_events();
-                        self.conn.handle_closed();
-                        return Err(e.into());
-                    }
-                },
-                Step::Done(r) => {
-                    self.transport.settle_events();
-                    let closed = self.conn.state() == corowire::conn::State::Closed;
-                    return r.map_err(|e| {
-                        if e == CsError::Library && closed {
-                            Error::Disconnected
-                        } else {
-                            Error::Cs(e)
-                        }
-                    });
+            Err(e) => {
+                let e = Error::from_transport(&name, e);
+                match Retry::next_pause(retry, &mut attempt) {
+                    Some(pause) if e.cs_error() == CsError::TryAgain => std::thread::sleep(pause),
+                    _ => return Err(e),
                 }
             }
         }
     }
 }
 
-/// Sleeps before the next attempt if the policy allows one.
-fn backoff(retry: Option<Retry>, attempt: &mut u32) -> bool {
-    match retry {
-        Some(r) if *attempt < r.attempts => {
-            *attempt += 1;
-            std::thread::sleep(r.backoff);
-            true
+/// The next event, converted by `own`, without running callbacks: waits at most `timeout`
+/// (`None`: for as long as the daemon lives); `None` if none came. Events that are skipped
+/// (a deleted track's) are not counted.
+pub(crate) fn next_event<S: Service, const P: usize, const E: usize, const EB: usize, O>(
+    client: &mut Client<S, P, E, EB>,
+    timeout: Option<core::time::Duration>,
+    mut own: impl FnMut(S::Event<'_>) -> O,
+) -> Result<Option<O>> {
+    let deadline = timeout.map(|t| client.transport().now().saturating_add(t));
+    loop {
+        let mut got = None;
+        let r = client.dispatch(DispatchMode::One, deadline, |e| {
+            got = Some(own(e));
+            Flow::Stop
+        });
+        match (r, got) {
+            (_, Some(event)) => return Ok(Some(event)),
+            (Err(DriverError::Timeout), None) => return Ok(None),
+            (Err(e), None) => return Err(e.into()),
+            // A skipped notification: wait for the next.
+            (Ok(()), None) => {}
         }
-        _ => false,
+    }
+}
+
+/// `dispatch(mode)` with the events handed to `deliver`, and `control` asked after each
+/// one; waiting at most `timeout` in all if given.
+pub(crate) fn dispatch<S: Service, const P: usize, const E: usize, const EB: usize>(
+    client: &mut Client<S, P, E, EB>,
+    mode: DispatchMode,
+    timeout: Option<core::time::Duration>,
+    control: &Control,
+    mut deliver: impl FnMut(S::Event<'_>),
+) -> Result<()> {
+    let deadline = timeout.map(|t| client.transport().now().saturating_add(t));
+    client.dispatch(mode, deadline, |e| {
+        deliver(e);
+        control.take()
+    })?;
+    Ok(())
+}
+
+/// One connection attempt: the handshake (bytes out, bytes in), then the transport.
+fn open<S: Service, const P: usize, const E: usize, const EB: usize>(
+    max_msg_size: u32,
+    name: &str,
+    timeout: Option<core::time::Duration>,
+) -> core::result::Result<(Connection<S, P, E, EB>, Box<dyn ClientTransport>), TransportError> {
+    let mut conn = Connection::<S, P, E, EB>::new(max_msg_size);
+    let mut request = [0u8; 64];
+    let n = conn.encode_setup(&mut request).map_err(|_| TransportError::Io(nix::errno::Errno::EINVAL))?;
+    let (sock, response) = handshake::exchange(name, &request[..n], timeout)?;
+    let names = conn.handle_setup(&response).map_err(TransportError::Handshake)?;
+    let transport = crate::transport::open(sock, &names)?;
+    Ok((conn, transport))
+}
+
+/// An application value stored with a handle (`cmap_context_set`, `votequorum_context_set`).
+#[derive(Default)]
+pub(crate) struct Context(Option<Box<dyn Any + Send>>);
+
+impl core::fmt::Debug for Context {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(if self.0.is_some() { "Context(Some(..))" } else { "Context(None)" })
+    }
+}
+
+impl Context {
+    pub(crate) fn set<T: Any + Send>(&mut self, value: T) {
+        self.0 = Some(Box::new(value));
+    }
+
+    pub(crate) fn get<T: Any>(&self) -> Option<&T> {
+        self.0.as_ref()?.downcast_ref()
+    }
+
+    pub(crate) fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.0.as_mut()?.downcast_mut()
+    }
+}
+
+/// Lets a callback end the dispatch that runs it ([`Control::stop`]) or finalize its own
+/// connection ([`Control::finalize`], `cmap_finalize` / `votequorum_finalize` inside a
+/// callback). Get one from `Cmap::control` or `Votequorum::control` and move a clone into
+/// the callback. A request takes effect when the running callback returns; one made outside
+/// a dispatch takes effect after the first callback of the next one.
+#[derive(Debug, Clone, Default)]
+pub struct Control(Arc<AtomicU8>);
+
+/// [`Control`] states.
+const GO_ON: u8 = 0;
+const STOP: u8 = 1;
+const FINALIZE: u8 = 2;
+
+impl Control {
+    /// Ends the running dispatch after this callback with `Ok(())`, also a
+    /// [`DispatchMode::Blocking`](corowire::DispatchMode::Blocking) one.
+    pub fn stop(&self) {
+        let _ = self.0.compare_exchange(GO_ON, STOP, AcqRel, Acquire);
+    }
+
+    /// Finalizes the connection after this callback: the dispatch returns
+    /// `CS_ERR_BAD_HANDLE` (as libcmap's after `cmap_finalize` in a callback), and so does
+    /// every later call on the handle. The connection is closed when the handle is dropped.
+    pub fn finalize(&self) {
+        self.0.store(FINALIZE, Release);
+    }
+
+    /// Takes the request made since the last call, as the driver's [`Flow`].
+    pub(crate) fn take(&self) -> Flow {
+        match self.0.swap(GO_ON, AcqRel) {
+            STOP => Flow::Stop,
+            FINALIZE => Flow::Finalize,
+            _ => Flow::Continue,
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! A blocking CMAP client, wire-compatible with libcmap, talking to corosync over libqb's
-//! shared-memory IPC.
+//! A blocking CMAP client, wire-compatible with libcmap, talking to corosync over libqb IPC
+//! (shared memory or sockets, as the daemon chooses).
 //!
 //! ```no_run
 //! use corowire_unix::cmap::Cmap;
@@ -14,18 +14,18 @@
 //! # Ok::<(), corowire_unix::Error>(())
 //! ```
 
-use core::any::Any;
+use core::time::Duration;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
-use corowire::cmap::{self as wire, Key, Map, Request, Response, TrackType, Value, ValueType};
+use corowire::cmap::{Key, Request, Response};
 use corowire::conn::{Cmap as CmapService, CmapEvent, Token};
-use corowire::dispatch::DispatchMode;
-use corowire::CsError;
 
-use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::client::{Client, Context, Control};
+use crate::error::{CheckError, Error, Result};
 pub use crate::options::Options;
+pub use corowire::cmap::{Map, TrackEvent as TrackEventKind, TrackType, Value, ValueType, VALUE_MAX_LEN};
+pub use corowire::{CsError, DispatchMode};
 
 /// Tracks one connection can hold.
 const TRACKS: usize = 64;
@@ -51,88 +51,8 @@ const RING_MARGIN: usize = 256;
 
 type Conn = Client<CmapService<TRACKS>, PENDING, EVENTS, EVENT_BYTES>;
 
-/// A CMAP value, owned.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OwnedValue {
-    /// `i8`.
-    Int8(i8),
-    /// `u8`.
-    UInt8(u8),
-    /// `i16`.
-    Int16(i16),
-    /// `u16`.
-    UInt16(u16),
-    /// `i32`.
-    Int32(i32),
-    /// `u32`.
-    UInt32(u32),
-    /// `i64`.
-    Int64(i64),
-    /// `u64`.
-    UInt64(u64),
-    /// `f32`.
-    Float(f32),
-    /// `f64`.
-    Double(f64),
-    /// A string: its bytes as corosync stores them (not necessarily UTF-8), without the
-    /// trailing NUL. [`OwnedValue::as_str`] reads it as UTF-8.
-    String(Vec<u8>),
-    /// Bytes.
-    Binary(Vec<u8>),
-}
-
-impl OwnedValue {
-    /// The value's type.
-    pub fn value_type(&self) -> ValueType {
-        self.as_value().value_type()
-    }
-
-    /// A string value as `&str`: `None` for another type or for bytes that are not UTF-8
-    /// (the bytes are in [`OwnedValue::String`]).
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Self::String(b) => core::str::from_utf8(b).ok(),
-            _ => None,
-        }
-    }
-
-    /// The value borrowed as the codec's [`Value`] (e.g. to [`Cmap::set`] it).
-    pub fn as_value(&self) -> Value<'_> {
-        match self {
-            Self::Int8(v) => Value::Int8(*v),
-            Self::UInt8(v) => Value::UInt8(*v),
-            Self::Int16(v) => Value::Int16(*v),
-            Self::UInt16(v) => Value::UInt16(*v),
-            Self::Int32(v) => Value::Int32(*v),
-            Self::UInt32(v) => Value::UInt32(*v),
-            Self::Int64(v) => Value::Int64(*v),
-            Self::UInt64(v) => Value::UInt64(*v),
-            Self::Float(v) => Value::Float(*v),
-            Self::Double(v) => Value::Double(*v),
-            Self::String(s) => Value::String(s),
-            Self::Binary(b) => Value::Binary(b),
-        }
-    }
-}
-
-impl From<Value<'_>> for OwnedValue {
-    fn from(v: Value<'_>) -> Self {
-        match v {
-            Value::Int8(v) => Self::Int8(v),
-            Value::UInt8(v) => Self::UInt8(v),
-            Value::Int16(v) => Self::Int16(v),
-            Value::UInt16(v) => Self::UInt16(v),
-            Value::Int32(v) => Self::Int32(v),
-            Value::UInt32(v) => Self::UInt32(v),
-            Value::Int64(v) => Self::Int64(v),
-            Value::UInt64(v) => Self::UInt64(v),
-            Value::Float(v) => Self::Float(v),
-            Value::Double(v) => Self::Double(v),
-            Value::String(s) => Self::String(s.to_vec()),
-            Value::Binary(b) => Self::Binary(b.to_vec()),
-        }
-    }
-}
+/// A CMAP value, owned: the core's [`corowire::value::OwnedValue`], re-exported here.
+pub use corowire::value::OwnedValue;
 
 /// A track registered with [`Cmap::track_add`]: the server's track handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -144,7 +64,7 @@ pub struct TrackEvent<'a> {
     /// The track that reported it.
     pub track: TrackHandle,
     /// What happened.
-    pub event: wire::TrackEvent,
+    pub event: TrackEventKind,
     /// The key that changed, as bytes.
     pub key_bytes: &'a [u8],
     /// The new value (`None` for a delete).
@@ -171,7 +91,8 @@ pub struct Cmap {
     /// Context of each track, by server handle.
     contexts: HashMap<u64, u64>,
     next_context: u64,
-    context: Option<Box<dyn Any + Send>>,
+    context: Context,
+    control: Control,
 }
 
 impl core::fmt::Debug for Cmap {
@@ -195,7 +116,7 @@ macro_rules! typed {
                 // Exactly the type's size, as libcmap asks.
                 match self.get_sized(key, core::mem::size_of::<$ty>())? {
                     OwnedValue::$variant(v) => Ok(v),
-                    _ => Err(Error::Cs(CsError::InvalidParam)),
+                    other => Err(wrong_type(key, ValueType::$variant, &other)),
                 }
             }
 
@@ -228,13 +149,14 @@ impl Cmap {
     /// # Errors
     /// As [`Cmap::connect`], and the result of the map switch.
     pub fn connect_with(options: Options) -> Result<Self> {
-        let client = Conn::connect(&options)?;
+        let client = crate::client::connect(&options)?;
         let mut cmap = Self {
             client,
             callbacks: HashMap::new(),
             contexts: HashMap::new(),
             next_context: 1,
-            context: None,
+            context: Context::default(),
+            control: Control::default(),
         };
         if options.map != Map::Default {
             cmap.set_current_map(options.map)?;
@@ -244,13 +166,13 @@ impl Cmap {
 
     /// The negotiated maximum message size.
     pub fn max_msg_size(&self) -> usize {
-        self.client.conn.max_msg_size()
+        self.client.connection().max_msg_size()
     }
 
     /// The largest value buffer a GET may ask for: every CMAP value (at most 16384 bytes)
     /// unless the rings are smaller.
     fn get_buffer(&self) -> usize {
-        wire::VALUE_MAX_LEN.min(self.max_msg_size().saturating_sub(GET_REPLY_OVERHEAD + 12))
+        VALUE_MAX_LEN.min(self.max_msg_size().saturating_sub(GET_REPLY_OVERHEAD + 12))
     }
 
     fn simple(&mut self, req: &Request<'_>) -> Result<()> {
@@ -276,7 +198,7 @@ impl Cmap {
                 Err(Error::Cs(CsError::InvalidParam)) => {
                     let need = usize::try_from(self.get_type(name)?.1).unwrap_or(usize::MAX);
                     if need > max {
-                        return Err(Error::Cs(CsError::TooBig));
+                        return Err(CheckError::TooBig { key: Some(name.to_owned()), len: need, max }.into());
                     }
                     if need <= len && len == max {
                         return Err(Error::Cs(CsError::InvalidParam));
@@ -333,7 +255,7 @@ impl Cmap {
                 Ok(s) => s,
                 Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
             }),
-            _ => Err(Error::Cs(CsError::InvalidParam)),
+            other => Err(wrong_type(key, ValueType::String, &other)),
         }
     }
 
@@ -344,7 +266,7 @@ impl Cmap {
     pub fn get_binary(&mut self, key: &str) -> Result<Vec<u8>> {
         match self.get(key)? {
             OwnedValue::Binary(b) => Ok(b),
-            _ => Err(Error::Cs(CsError::InvalidParam)),
+            other => Err(wrong_type(key, ValueType::Binary, &other)),
         }
     }
 
@@ -354,7 +276,7 @@ impl Cmap {
     /// `CS_ERR_ACCESS` for a read-only key, `CS_ERR_INVALID_PARAM` for a value over 16384
     /// bytes, `CS_ERR_NAME_TOO_LONG` for an invalid new key name; the connection errors.
     pub fn set(&mut self, name: &str, value: Value<'_>) -> Result<()> {
-        self.simple(&Request::Set { key: key(name)?, value })
+        self.simple(&Request::Set { key: key(name)?, value }).map_err(|e| e.for_key(name))
     }
 
     /// Sets a string value.
@@ -426,7 +348,7 @@ impl Cmap {
         let max = self.get_buffer();
         // Ring bytes one reply takes: size and magic words, then the payload in whole words.
         let reply_bytes = |len: usize| 8 + (GET_REPLY_OVERHEAD + len.min(max)).div_ceil(4) * 4;
-        let ring = self.client.transport.reply_budget();
+        let ring = self.client.transport().reply_budget();
         let budget = ring.saturating_sub(RING_MARGIN);
         let mut results: Vec<Option<Result<OwnedValue>>> = (0..items.len()).map(|_| None).collect();
         let mut in_flight: VecDeque<(Token, usize, usize)> = VecDeque::new();
@@ -450,7 +372,7 @@ impl Cmap {
                     }
                 };
                 // A full request ring: collect a reply first (unless nothing is in flight).
-                if !in_flight.is_empty() && self.client.transport.check_send(req.encoded_len()).is_err() {
+                if !in_flight.is_empty() && !self.client.can_send(req.encoded_len()) {
                     break;
                 }
                 let token = self.client.submit_deferred(&req, req.encoded_len())?;
@@ -469,7 +391,7 @@ impl Cmap {
                         let (_, index, bytes) = flight.remove(pos).unwrap_or((t, usize::MAX, 0));
                         *fb -= bytes;
                         if let Some(slot) = res.get_mut(index) {
-                            *slot = Some(r.and_then(get_value));
+                            *slot = Some(r.map_err(Error::from).and_then(get_value));
                         }
                     }
                 })?;
@@ -524,19 +446,19 @@ impl Cmap {
             Response::IterInit { iter_handle } => Ok(iter_handle),
             _ => Err(Error::Cs(CsError::MessageError)),
         })?;
-        let ring = self.client.transport.reply_budget();
+        let ring = self.client.transport().reply_budget();
         let window = (ring.saturating_sub(RING_MARGIN) / ITER_REPLY_BYTES).clamp(1, ITER_WINDOW.min(PENDING));
         let next = Request::IterNext { iter_handle: handle };
         let mut keys = Vec::new();
         let mut in_flight: VecDeque<Token> = VecDeque::new();
         let mut ended = false;
-        let mut failed = None;
+        let mut failed: Option<Error> = None;
         while !ended || !in_flight.is_empty() {
             while !ended && in_flight.len() < window {
                 match self.client.submit_deferred(&next, next.encoded_len()) {
                     Ok(token) => in_flight.push_back(token),
                     Err(e) => {
-                        failed.get_or_insert(e);
+                        failed.get_or_insert(e.into());
                         ended = true;
                     }
                 }
@@ -546,7 +468,7 @@ impl Cmap {
                 let (keys, end, failed) = (&mut keys, &mut ended, &mut failed);
                 let r = self.client.collect(front, |t, r| {
                     flight.retain(|&tok| tok != t);
-                    match r {
+                    match r.map_err(Error::from) {
                         // ITER_NEXT past the end answers CS_ERR_NO_SECTIONS again (checked
                         // against corosync 3.1.7); an item there means the iterator restarted.
                         Ok(_) if *end => {
@@ -605,8 +527,9 @@ impl Cmap {
     }
 
     /// Starts tracking `key` (or, with [`TrackType::PREFIX`], every key under it; `None` is
-    /// the root). `callback` runs from [`Cmap::dispatch`] for each change; it cannot use this
-    /// handle (share state with it through what it captures instead).
+    /// the root). `callback` runs from [`Cmap::dispatch`] for each change. It cannot call this
+    /// handle (share state with it through what it captures instead), but it can stop the
+    /// dispatch or finalize the connection through a [`Cmap::control`] it captured.
     ///
     /// # Errors
     /// `CS_ERR_INVALID_PARAM` for a bad track type; `CS_ERR_NO_RESOURCES` with 64 tracks
@@ -620,7 +543,7 @@ impl Cmap {
         let track_key = key_name.map(key).transpose()?;
         let context = self.next_context;
         let len = Request::TrackAdd { key: track_key, track_type, track_inst_handle: 0 }.encoded_len();
-        let token = self.client.submit_with(len, |conn, now, timeout, out| {
+        let token = self.client.submit_with(len, &mut |conn, now, timeout, out| {
             conn.track_add(track_key, track_type, context, now, timeout, out)
         })?;
         self.next_context += 1;
@@ -641,8 +564,8 @@ impl Cmap {
         let len = Request::TrackDelete { track_handle: track.0 }.encoded_len();
         let token = self
             .client
-            .submit_with(len, |conn, now, timeout, out| conn.track_delete(track.0, now, timeout, out))?;
-        self.client.finish(token, |_| Ok(()))?;
+            .submit_with(len, &mut |conn, now, timeout, out| conn.track_delete(track.0, now, timeout, out))?;
+        self.client.finish(token, |_| Ok::<_, Error>(()))?;
         if let Some(context) = self.contexts.remove(&track.0) {
             self.callbacks.remove(&context);
         }
@@ -652,41 +575,100 @@ impl Cmap {
     /// Delivers pending notifications to the tracks' callbacks, as `cmap_dispatch` does:
     /// [`DispatchMode::One`] waits for one, [`DispatchMode::All`] handles all pending ones
     /// without waiting, [`DispatchMode::OneNonBlocking`] handles one if pending (else
-    /// `CS_ERR_TRY_AGAIN`), [`DispatchMode::Blocking`] runs until an error.
+    /// `CS_ERR_TRY_AGAIN`), [`DispatchMode::Blocking`] runs until an error, a callback's
+    /// [`Control::stop`], or its [`Control::finalize`] (then `CS_ERR_BAD_HANDLE`).
     ///
     /// # Errors
-    /// `CS_ERR_TRY_AGAIN` (see above), [`Error::Disconnected`], `CS_ERR_LIBRARY` for an
-    /// unknown event.
+    /// `CS_ERR_TRY_AGAIN` (see above), `CS_ERR_BAD_HANDLE` once finalized,
+    /// [`Error::Disconnected`], `CS_ERR_LIBRARY` for a malformed event (an event with an
+    /// unknown id is skipped).
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
+        self.dispatch_within(mode, None)
+    }
+
+    /// [`Cmap::dispatch`], waiting for notifications at most `timeout` in all (the waiting
+    /// modes [`DispatchMode::One`] and [`DispatchMode::Blocking`] end with [`Error::Timeout`]
+    /// then; the others never wait).
+    ///
+    /// # Errors
+    /// As [`Cmap::dispatch`], and [`Error::Timeout`].
+    pub fn dispatch_timeout(&mut self, mode: DispatchMode, timeout: Duration) -> Result<()> {
+        self.dispatch_within(mode, Some(timeout))
+    }
+
+    fn dispatch_within(&mut self, mode: DispatchMode, timeout: Option<Duration>) -> Result<()> {
         let callbacks = &mut self.callbacks;
-        self.client.dispatch(mode, |e: CmapEvent<'_>| {
+        crate::client::dispatch(&mut self.client, mode, timeout, &self.control, |e: CmapEvent<'_>| {
             if let Some(cb) = callbacks.get_mut(&e.context) {
-                let n = e.notification;
-                cb(&TrackEvent {
-                    track: TrackHandle(e.track_handle),
-                    event: n.event,
-                    key_bytes: n.key.as_bytes(),
-                    new_value: n.new_value,
-                    old_value: n.old_value,
-                });
+                cb(&TrackEvent::from(&e));
             }
         })
     }
 
-    /// Stores an application value with the handle (`cmap_context_set`).
-    pub fn context_set<T: Any + Send>(&mut self, value: T) {
-        self.context = Some(Box::new(value));
+    /// The next notification of any track, owned, without running the tracks' callbacks
+    /// (pull style, beside [`Cmap::dispatch`]): waits at most `timeout` (`None`: for as long
+    /// as the daemon lives) and returns `None` if none came.
+    ///
+    /// # Errors
+    /// `CS_ERR_BAD_HANDLE` once finalized, [`Error::Disconnected`], `CS_ERR_LIBRARY` for an
+    /// unknown event.
+    pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedTrackEvent>> {
+        crate::client::next_event(&mut self.client, timeout, |e: CmapEvent<'_>| {
+            OwnedTrackEvent::from(&TrackEvent::from(&e))
+        })
     }
+}
 
-    /// The value stored with [`Cmap::context_set`], if it is a `T` (`cmap_context_get`).
-    pub fn context_get<T: Any>(&self) -> Option<&T> {
-        self.context.as_ref()?.downcast_ref()
+impl<'a> From<&CmapEvent<'a>> for TrackEvent<'a> {
+    fn from(e: &CmapEvent<'a>) -> Self {
+        let n = &e.notification;
+        TrackEvent {
+            track: TrackHandle(e.track_handle),
+            event: n.event,
+            key_bytes: n.key.as_bytes(),
+            new_value: n.new_value,
+            old_value: n.old_value,
+        }
     }
+}
 
-    /// The stored value, mutably.
-    pub fn context_get_mut<T: Any>(&mut self) -> Option<&mut T> {
-        self.context.as_mut()?.downcast_mut()
+/// A change notification, owned ([`Cmap::next_event`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedTrackEvent {
+    /// The track that reported it.
+    pub track: TrackHandle,
+    /// What happened.
+    pub event: TrackEventKind,
+    /// The key that changed, as bytes.
+    pub key_bytes: Vec<u8>,
+    /// The new value (`None` for a delete).
+    pub new_value: Option<OwnedValue>,
+    /// The old value (`None` for an add).
+    pub old_value: Option<OwnedValue>,
+}
+
+impl OwnedTrackEvent {
+    /// The key that changed (keys are ASCII in practice; anything else is replaced lossily).
+    pub fn key(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.key_bytes)
     }
+}
+
+impl From<&TrackEvent<'_>> for OwnedTrackEvent {
+    fn from(e: &TrackEvent<'_>) -> Self {
+        Self {
+            track: e.track,
+            event: e.event,
+            key_bytes: e.key_bytes.to_vec(),
+            new_value: e.new_value.map(OwnedValue::from),
+            old_value: e.old_value.map(OwnedValue::from),
+        }
+    }
+}
+
+/// A typed getter's error for a value of another type.
+fn wrong_type(key: &str, expected: ValueType, found: &OwnedValue) -> Error {
+    CheckError::WrongType { key: key.to_owned(), expected, actual: found.value_type() }.into()
 }
 
 fn get_value(r: Response<'_>) -> Result<OwnedValue> {
@@ -696,7 +678,7 @@ fn get_value(r: Response<'_>) -> Result<OwnedValue> {
     }
 }
 
-crate::client::client_handle!(Cmap);
+crate::client::client_handle!(Cmap, "cmap");
 
 /// An iteration over keys ([`Cmap::iter`]); finalized on drop.
 #[derive(Debug)]
@@ -740,6 +722,6 @@ impl Drop for Iter<'_> {
     fn drop(&mut self) {
         let req = Request::IterFinalize { iter_handle: self.handle };
         // Errors cannot be reported from drop; a lost connection frees the iterator anyway.
-        let _ = self.cmap.client.call(&req, req.encoded_len(), |_| Ok(()));
+        let _ = self.cmap.client.call(&req, req.encoded_len(), |_| Ok::<_, Error>(()));
     }
 }

@@ -1,10 +1,11 @@
 //! Connection options shared by the CMAP and votequorum clients.
 
 use core::time::Duration;
+use std::borrow::Cow;
 
 use corowire::cmap::Map;
 
-use crate::client::Retry;
+use corowire::transport::Retry;
 
 /// Connection options for [`Cmap::connect_with`](crate::cmap::Cmap::connect_with) and
 /// [`Votequorum::connect_with`](crate::votequorum::Votequorum::connect_with).
@@ -28,8 +29,10 @@ pub struct Options {
     /// Retry `CS_ERR_TRY_AGAIN` from the transport (flow control, full ring, daemon not
     /// ready at connect): `(attempts, backoff)`. `None` (the default) reports it at once.
     pub retry_try_again: Option<(u32, Duration)>,
-    /// The libqb socket name to connect to instead of the service's standard one (`None`, the
-    /// default), e.g. a test server's private name.
+    /// The libqb socket name to connect to instead of the service's standard one, e.g. a test
+    /// server's private name. `None` (the default): `cmap` or `votequorum`, or
+    /// `PREFIX-cmap` / `PREFIX-votequorum` if [`NAME_PREFIX_ENV`] is set (see
+    /// [`Options::default`]).
     pub service_name: Option<String>,
     /// How long a call spins on the reply semaphore before it sleeps in the kernel. `None`
     /// (the default) adapts: about twice the recent reply latency, at most 30 µs, yielding
@@ -38,7 +41,26 @@ pub struct Options {
     pub spin: Option<Duration>,
 }
 
+/// The environment variable that points clients at a server under other names:
+/// `COROWIRE_NAME_PREFIX=P` makes a client whose [`Options::service_name`] is `None` connect
+/// to `P-cmap` or `P-votequorum`, the names `corowire serve --name-prefix P` serves (it also
+/// serves `P-quorum` and `P-cfg`). Unset or empty: corosync's standard names.
+pub const NAME_PREFIX_ENV: &str = "COROWIRE_NAME_PREFIX";
+
+/// The libqb name to connect to for `service` (`"cmap"`, `"votequorum"`): `explicit` if given,
+/// else `$COROWIRE_NAME_PREFIX-service`, else `service`.
+pub(crate) fn service_name<'a>(explicit: Option<&'a str>, service: &'a str) -> Cow<'a, str> {
+    match (explicit, std::env::var(NAME_PREFIX_ENV)) {
+        (Some(name), _) => Cow::Borrowed(name),
+        (None, Ok(prefix)) if !prefix.is_empty() => Cow::Owned(format!("{prefix}-{service}")),
+        (None, _) => Cow::Borrowed(service),
+    }
+}
+
 impl Default for Options {
+    /// 64 KiB rings, no timeout, the default map, no retries, adaptive spinning, and
+    /// `service_name: None`: the standard service name, or the one [`NAME_PREFIX_ENV`]
+    /// (`COROWIRE_NAME_PREFIX`) gives when set, read at connect time.
     fn default() -> Self {
         Self {
             max_msg_size: 65536,

@@ -1,4 +1,4 @@
-//! One libqb shared-memory ring, opened as the client (spec §2).
+//! One libqb shared-memory ring, opened as the client (docs/protocol.md §2).
 //!
 //! A ring is two files the server created: `<base>-header` (write/read pointers, `word_size`,
 //! the data file's path, `ref_count`, a glibc semaphore and a user area) and the data file it
@@ -45,6 +45,13 @@ pub enum ShmError {
         /// Bytes free.
         free: usize,
     },
+    /// A chunk is larger than the buffer it was to be read into; it was left in the ring.
+    BufferTooSmall {
+        /// Payload length.
+        len: usize,
+        /// Bytes the buffer has.
+        available: usize,
+    },
     /// The chunk can never fit in this ring.
     TooLarge {
         /// Payload length.
@@ -65,6 +72,9 @@ impl fmt::Display for ShmError {
             }
             Self::TooLarge { len, max } => {
                 write!(f, "chunk of {len} bytes exceeds the ring's maximum of {max}")
+            }
+            Self::BufferTooSmall { len, available } => {
+                write!(f, "chunk of {len} bytes does not fit a {available}-byte buffer")
             }
         }
     }
@@ -145,7 +155,7 @@ impl ShmRing {
         Ok(ring)
     }
 
-    /// Creates the ring at `base` as a libqb server does (spec §2.1–§2.3): `<base>-header`
+    /// Creates the ring at `base` as a libqb server does (docs/protocol.md §2.1–§2.3): `<base>-header`
     /// (8252 bytes: pointers 0, `word_size`, both paths, `ref_count` 1, a process-shared
     /// semaphore at 0, flow control 0) and `<base>-data` (`word_size * 4` zero bytes, where
     /// `word_size = round_up(max_msg_size + 13, page_size) / 4`). Both files are created
@@ -240,7 +250,7 @@ impl ShmRing {
         FlowControl::from_raw(raw)
     }
 
-    /// Checks that a chunk of `len` payload bytes can be written now (spec §2.6): it must fit
+    /// Checks that a chunk of `len` payload bytes can be written now (docs/protocol.md §2.6): it must fit
     /// the ring at all, and the free space (with the semaphore deciding whether equal pointers
     /// mean empty or full) must hold it plus 12 bytes.
     ///
@@ -261,7 +271,7 @@ impl ShmRing {
         Ok(())
     }
 
-    /// Writes and commits one chunk, then posts the semaphore (spec §2.6): size 0, magic
+    /// Writes and commits one chunk, then posts the semaphore (docs/protocol.md §2.6): size 0, magic
     /// ALLOC, payload (wrapping), size, `write_pt`, magic LIVE (release), post. The setup-socket
     /// doorbell byte is the caller's job.
     ///
@@ -296,18 +306,44 @@ impl ShmRing {
     /// [`ShmError::Ring`] if the chunk is not LIVE or its size or position is out of range;
     /// the ring is then unusable.
     pub fn read_chunk(&self, out: &mut Vec<u8>) -> Result<(), ShmError> {
+        let (p, len) = self.front()?;
+        out.clear();
+        out.resize(len, 0);
+        self.take(p, out)
+    }
+
+    /// [`ShmRing::read_chunk`] into the start of `out`, returning the chunk's length.
+    ///
+    /// # Errors
+    /// As [`ShmRing::read_chunk`]; [`ShmError::BufferTooSmall`] for a chunk larger than
+    /// `out`, which is then left in the ring.
+    pub fn read_chunk_into(&self, out: &mut [u8]) -> Result<usize, ShmError> {
+        let (p, len) = self.front()?;
+        let available = out.len();
+        let dst = out.get_mut(..len).ok_or(ShmError::BufferTooSmall { len, available })?;
+        self.take(p, dst)?;
+        Ok(len)
+    }
+
+    /// The oldest chunk's position and payload length, once its magic is LIVE.
+    fn front(&self) -> Result<(u32, usize), ShmError> {
         let p = self.geometry.position(self.read_pt()?)?;
-        let magic_word = self.data_u32(self.geometry.magic_word(p))?;
-        let magic = magic_word.load(Acquire);
+        let magic = self.data_u32(self.geometry.magic_word(p))?.load(Acquire);
         if magic != MAGIC_LIVE {
             return Err(RingError::BadMagic { magic, position: p }.into());
         }
+        let len = self.geometry.chunk_size(self.data_u32(p)?.load(Relaxed))?;
+        Ok((p, len))
+    }
+
+    /// Copies the chunk at `p` (of `out.len()` bytes, as [`ShmRing::front`] found) into `out`
+    /// and reclaims it.
+    fn take(&self, p: u32, out: &mut [u8]) -> Result<(), ShmError> {
+        let len = out.len();
+        let magic_word = self.data_u32(self.geometry.magic_word(p))?;
         let size_word = self.data_u32(p)?;
-        let len = self.geometry.chunk_size(size_word.load(Relaxed))?;
         let next = self.geometry.next(p, len)?;
         let [first, second] = self.geometry.payload_ranges(p, len);
-        out.clear();
-        out.resize(len, 0);
         let (a, b) = out.split_at_mut(first.len());
         self.data.read_bytes(first.start, a).map_err(|_| ShmError::Header("payload out of bounds"))?;
         self.data.read_bytes(second.start, b).map_err(|_| ShmError::Header("payload out of bounds"))?;

@@ -1,6 +1,6 @@
 //! glibc's process-shared POSIX semaphore (`sem_t`), which libqb keeps in each ring header.
 //!
-//! The semaphore is part of the wire format (spec §2.5): the peer runs glibc's `sem_post` and
+//! The semaphore is part of the wire format (docs/protocol.md §2.5): the peer runs glibc's `sem_post` and
 //! `sem_timedwait` on the same memory, so this module follows glibc's 64-bit algorithm exactly.
 //! The 32-byte `sem_t` starts with a `u64` whose low 32 bits are the value and whose high 32
 //! bits count the registered waiters; the futex word is the value half; the `u32` after it is

@@ -1,28 +1,30 @@
 //! A blocking votequorum client, wire-compatible with libvotequorum, talking to corosync over
-//! libqb's shared-memory IPC.
+//! libqb IPC (shared memory or sockets, as the daemon chooses).
 //!
 //! ```no_run
 //! use corowire_unix::votequorum::Votequorum;
 //! let mut vq = Votequorum::connect()?;
-//! let info = vq.getinfo(0)?;
+//! let info = vq.get_info(0)?;
 //! println!("node {} quorate: {}", info.nodeid, info.is_quorate());
 //! # Ok::<(), corowire_unix::Error>(())
 //! ```
 
-use corowire::conn::Votequorum as VotequorumService;
-use corowire::dispatch::DispatchMode;
-use corowire::votequorum::{
-    InfoFlags, NodeState, Notification, QdeviceName, Request, Response, RingId, TrackFlags,
-};
-use corowire::CsError;
+use core::time::Duration;
 
-use crate::client::Client;
+use corowire::conn::Votequorum as VotequorumService;
+use corowire::votequorum::{QdeviceName, Request, Response};
+
+use crate::client::{Client, Context, Control};
 use crate::error::{Error, Result};
 pub use crate::options::Options;
+pub use corowire::votequorum::{
+    InfoFlags, NodeEntry, NodeIds, NodeList, NodeState, Notification, RingId, TrackFlags, QDEVICE_NODEID,
+};
+pub use corowire::{CsError, DispatchMode};
 
 type Conn = Client<VotequorumService, 8, 16, 65536>;
 
-/// The answer to [`Votequorum::getinfo`], owned.
+/// The answer to [`Votequorum::get_info`], owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeInfo {
     /// Node id.
@@ -61,6 +63,8 @@ type Callback = Box<dyn FnMut(&Notification<'_>) + Send>;
 pub struct Votequorum {
     client: Conn,
     callback: Option<Callback>,
+    context: Context,
+    control: Control,
 }
 
 impl core::fmt::Debug for Votequorum {
@@ -88,8 +92,8 @@ impl Votequorum {
     /// # Errors
     /// As [`Votequorum::connect`].
     pub fn connect_with(options: Options) -> Result<Self> {
-        let client = Conn::connect(&options)?;
-        Ok(Self { client, callback: None })
+        let client = crate::client::connect(&options)?;
+        Ok(Self { client, callback: None, context: Context::default(), control: Control::default() })
     }
 
     /// Sets the callback [`Votequorum::dispatch`] hands notifications to (quorum, node list,
@@ -102,11 +106,11 @@ impl Votequorum {
         self.client.call(req, req.encoded_len(), |_| Ok(()))
     }
 
-    /// Information about node `nodeid` (0: the local node).
+    /// Information about node `nodeid` (0: the local node) (`votequorum_getinfo`).
     ///
     /// # Errors
     /// `CS_ERR_NOT_EXIST` for an unknown node; the connection errors.
-    pub fn getinfo(&mut self, nodeid: u32) -> Result<NodeInfo> {
+    pub fn get_info(&mut self, nodeid: u32) -> Result<NodeInfo> {
         let req = Request::GetInfo { nodeid };
         self.client.call(&req, req.encoded_len(), |r| match r {
             Response::GetInfo(i) => Ok(NodeInfo {
@@ -125,36 +129,37 @@ impl Votequorum {
         })
     }
 
-    /// Sets the cluster's expected votes.
+    /// Sets the cluster's expected votes (`votequorum_setexpected`).
     ///
     /// # Errors
     /// `CS_ERR_INVALID_PARAM` if the value would make a quorate cluster inquorate.
-    pub fn setexpected(&mut self, expected_votes: u32) -> Result<()> {
+    pub fn set_expected(&mut self, expected_votes: u32) -> Result<()> {
         self.status(&Request::SetExpected { expected_votes })
     }
 
-    /// Sets the votes of node `nodeid` (0: the quorum device).
+    /// Sets the votes of node `nodeid` (0: the quorum device) (`votequorum_setvotes`).
     ///
     /// # Errors
     /// `CS_ERR_NAME_NOT_FOUND` for an unknown node, `CS_ERR_INVALID_PARAM`.
-    pub fn setvotes(&mut self, nodeid: u32, votes: u32) -> Result<()> {
+    pub fn set_votes(&mut self, nodeid: u32, votes: u32) -> Result<()> {
         self.status(&Request::SetVotes { nodeid, votes })
     }
 
-    /// Starts tracking; notifications carry `context`. With [`TrackFlags::CURRENT`] or
-    /// [`TrackFlags::CHANGES`] the current node list and quorum state are queued at once.
+    /// Starts tracking; notifications carry `context` (`votequorum_trackstart`). With
+    /// [`TrackFlags::CURRENT`] or [`TrackFlags::CHANGES`] the current node list and quorum
+    /// state are queued at once.
     ///
     /// # Errors
     /// `CS_ERR_EXIST` if tracking is already on.
-    pub fn trackstart(&mut self, context: u64, flags: TrackFlags) -> Result<()> {
+    pub fn track_start(&mut self, context: u64, flags: TrackFlags) -> Result<()> {
         self.status(&Request::TrackStart { context, flags })
     }
 
-    /// Stops tracking.
+    /// Stops tracking (`votequorum_trackstop`).
     ///
     /// # Errors
     /// `CS_ERR_NOT_EXIST` when not tracking.
-    pub fn trackstop(&mut self) -> Result<()> {
+    pub fn track_stop(&mut self) -> Result<()> {
         self.status(&Request::TrackStop)
     }
 
@@ -199,19 +204,93 @@ impl Votequorum {
         self.status(&Request::QdeviceMasterWins { name: qdevice(name)?, allow })
     }
 
-    /// Delivers pending notifications to the callback, with `votequorum_dispatch`'s modes.
+    /// Delivers pending notifications to the callback, with `votequorum_dispatch`'s modes;
+    /// the callback may end it with [`Control::stop`] or [`Control::finalize`].
     ///
     /// # Errors
     /// `CS_ERR_TRY_AGAIN` for [`DispatchMode::OneNonBlocking`] with nothing pending,
-    /// [`Error::Disconnected`], `CS_ERR_LIBRARY` for an unknown event.
+    /// `CS_ERR_BAD_HANDLE` once finalized, [`Error::Disconnected`], `CS_ERR_LIBRARY` for a
+    /// malformed event (an event with an unknown id, such as notification 7 of corosync after
+    /// 3.1.10, is skipped).
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
+        self.dispatch_within(mode, None)
+    }
+
+    /// [`Votequorum::dispatch`], waiting for notifications at most `timeout` in all
+    /// ([`Error::Timeout`] then).
+    ///
+    /// # Errors
+    /// As [`Votequorum::dispatch`], and [`Error::Timeout`].
+    pub fn dispatch_timeout(&mut self, mode: DispatchMode, timeout: Duration) -> Result<()> {
+        self.dispatch_within(mode, Some(timeout))
+    }
+
+    fn dispatch_within(&mut self, mode: DispatchMode, timeout: Option<Duration>) -> Result<()> {
         let callback = &mut self.callback;
-        self.client.dispatch(mode, |n| {
+        crate::client::dispatch(&mut self.client, mode, timeout, &self.control, |n| {
             if let Some(cb) = callback.as_mut() {
                 cb(&n);
             }
         })
     }
+
+    /// The next notification, owned, without running the callback (pull style, beside
+    /// [`Votequorum::dispatch`]): waits at most `timeout` (`None`: for as long as the daemon
+    /// lives) and returns `None` if none came.
+    ///
+    /// # Errors
+    /// `CS_ERR_BAD_HANDLE` once finalized, [`Error::Disconnected`], `CS_ERR_LIBRARY` for an
+    /// unknown event.
+    pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedNotification>> {
+        crate::client::next_event(&mut self.client, timeout, |n| OwnedNotification::from(&n))
+    }
 }
 
-crate::client::client_handle!(Votequorum);
+/// A votequorum notification, owned ([`Votequorum::next_event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OwnedNotification {
+    /// The quorum state and the nodes with their states.
+    Quorum {
+        /// Whether the cluster is quorate.
+        quorate: bool,
+        /// The context given at [`Votequorum::track_start`].
+        context: u64,
+        /// The nodes (the quorum device as node [`QDEVICE_NODEID`] when one is registered).
+        nodes: Vec<NodeEntry>,
+    },
+    /// The members of a new ring.
+    NodeList {
+        /// The context given at [`Votequorum::track_start`].
+        context: u64,
+        /// The ring.
+        ring_id: RingId,
+        /// The member node ids.
+        nodes: Vec<u32>,
+    },
+    /// The expected votes changed.
+    ExpectedVotes {
+        /// The context given at [`Votequorum::track_start`].
+        context: u64,
+        /// New expected votes.
+        expected_votes: u32,
+    },
+}
+
+impl From<&Notification<'_>> for OwnedNotification {
+    fn from(n: &Notification<'_>) -> Self {
+        match *n {
+            Notification::Quorum { quorate, context, nodes } => {
+                Self::Quorum { quorate, context, nodes: nodes.iter().collect() }
+            }
+            Notification::NodeList { context, ring_id, nodes } => {
+                Self::NodeList { context, ring_id, nodes: nodes.iter().collect() }
+            }
+            Notification::ExpectedVotes { context, expected_votes } => {
+                Self::ExpectedVotes { context, expected_votes }
+            }
+        }
+    }
+}
+
+crate::client::client_handle!(Votequorum, "votequorum");

@@ -91,7 +91,7 @@ fn votequorum_and_cleanup() {
     drop(first);
     eventually("no libqb files before the test", || ring_dirs().is_empty());
     let mut vq = Votequorum::connect().unwrap();
-    let info = vq.getinfo(0).unwrap();
+    let info = vq.get_info(0).unwrap();
     assert!(info.is_quorate(), "{info:?}");
     let cmaps: Vec<Cmap> = (0..4).map(|_| Cmap::connect().unwrap()).collect();
     assert!(!ring_dirs().is_empty(), "the control files live in /dev/shm");

@@ -4,13 +4,12 @@
 //! its ring directories in a private folder under `/dev/shm`, so the tests run in parallel,
 //! on any Linux machine, next to a real corosync or not.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 use core::time::Duration;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use corowire::cmap::{Key, Request, TrackEvent as Ev, TrackType, Value, ValueType};
@@ -21,72 +20,26 @@ use corowire_unix::cmap::{self, Cmap, OwnedValue};
 use corowire_unix::server::{IpcType, Server, ServerConfig};
 use corowire_unix::sys::shm::SharedMapping;
 use corowire_unix::sys::sock::{poll_readable, send_all, PollState};
-use corowire_unix::transport::{ShmTransport, Transport};
-use corowire_unix::votequorum::{self, Votequorum};
+use corowire_unix::transport::{handshake, ShmTransport};
 use corowire_unix::Error;
 
-/// A server on its own thread, stopped and cleaned up on drop.
-struct TestServer {
-    cmap_name: String,
-    vq_name: String,
-    shm_dir: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+mod builtin;
+use builtin::TestServer;
 
 impl TestServer {
-    fn start(tag: &str) -> Self {
-        Self::start_with(tag, |_| {})
-    }
-
-    fn start_with(tag: &str, adjust: impl FnOnce(&mut ServerConfig)) -> Self {
-        let base = format!("corowire-test-{}-{tag}", std::process::id());
-        let shm_dir = PathBuf::from(format!("/dev/shm/{base}"));
-        let _ = std::fs::remove_dir_all(&shm_dir);
-        std::fs::create_dir(&shm_dir).unwrap();
-        let mut cfg = ServerConfig {
-            cmap_name: format!("{base}-cmap"),
-            votequorum_name: Some(format!("{base}-votequorum")),
-            quorum_name: Some(format!("{base}-quorum")),
-            cfg_name: Some(format!("{base}-cfg")),
-            shm_dir: shm_dir.clone(),
-            ..ServerConfig::default()
-        };
-        adjust(&mut cfg);
-        let (cmap_name, vq_name) = (cfg.cmap_name.clone(), cfg.votequorum_name.clone().unwrap_or_default());
-        let mut server = Server::bind(cfg).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || server.run_until(&flag).unwrap());
-        Self { cmap_name, vq_name, shm_dir, stop, thread: Some(thread) }
-    }
-
-    fn cmap(&self) -> Cmap {
-        self.cmap_with(cmap::Options::default())
-    }
-
-    fn cmap_with(&self, options: cmap::Options) -> Cmap {
-        let timeout = Some(Duration::from_secs(10));
-        Cmap::connect_with(cmap::Options { service_name: Some(self.cmap_name.clone()), timeout, ..options })
-            .unwrap()
-    }
-
-    fn votequorum(&self) -> Votequorum {
-        Votequorum::connect_with(votequorum::Options {
-            service_name: Some(self.vq_name.clone()),
-            timeout: Some(Duration::from_secs(10)),
-            ..votequorum::Options::default()
-        })
-        .unwrap()
-    }
-
     /// A raw connection to the CMAP service asking for `max` bytes.
     fn raw(&self, max: u32) -> Raw {
         let mut conn = Connection::<corowire::Cmap>::new(max);
-        let transport = Transport::connect_to(&mut conn, &self.cmap_name, Some(Duration::from_secs(10)));
-        let Ok(Transport::Shm(transport)) = transport else {
-            panic!("no shared-memory connection: {transport:?}")
-        };
+        let mut request = [0u8; 64];
+        let n = conn.encode_setup(&mut request).unwrap();
+        let (sock, response) =
+            handshake::exchange(&self.cmap_name, &request[..n], Some(Duration::from_secs(10))).unwrap();
+        let names = conn.handle_setup(&response).unwrap();
+        assert_eq!(names.connection_type, corowire::qb::ConnectionType::Shm);
+        let path = |b: &[u8]| PathBuf::from(core::str::from_utf8(b).unwrap());
+        let transport =
+            ShmTransport::open(sock, &path(names.request), &path(names.response), &path(names.event))
+                .unwrap();
         Raw { transport }
     }
 
@@ -99,26 +52,6 @@ impl TestServer {
     fn wait_dirs(&self, n: usize) -> Vec<PathBuf> {
         wait_until(|| self.dirs().len() == n, || format!("{:?}", self.dirs()));
         self.dirs()
-    }
-}
-
-impl TestServer {
-    /// Stops the server and waits for its thread (which drops the server).
-    fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let joined = t.join();
-            if !std::thread::panicking() {
-                joined.unwrap();
-            }
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.shm_dir);
     }
 }
 
@@ -142,9 +75,11 @@ impl Raw {
         send_all(&self.transport, &[frame.len() as u8]).unwrap();
     }
 
-    fn recv(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.transport.recv_response(Some(Instant::now() + Duration::from_secs(5)), &mut out).unwrap();
+    fn recv(&mut self) -> Vec<u8> {
+        let mut out = vec![0; 65536];
+        let n =
+            self.transport.recv_response(Some(Instant::now() + Duration::from_secs(5)), &mut out).unwrap();
+        out.truncate(n);
         out
     }
 
@@ -327,7 +262,7 @@ fn socket_transport_serves_requests_and_events() {
     assert!(values.iter().enumerate().all(|(i, v)| *v == Ok(OwnedValue::UInt64(i as u64))), "{values:?}");
     assert_eq!(writer.dump(Some("test.sock.many.")).unwrap().len(), 100);
     let mut vq = server.votequorum();
-    assert!(vq.getinfo(0).unwrap().is_quorate());
+    assert!(vq.get_info(0).unwrap().is_quorate());
     drop((tracker, writer, vq, control));
     server.wait_dirs(0);
 }
@@ -376,7 +311,7 @@ fn pipelined_get_many() {
 fn full_response_ring_holds_replies() {
     let server = TestServer::start("respfull");
     server.cmap().set_str("test.resp", "v").unwrap();
-    let raw = server.raw(8192);
+    let mut raw = server.raw(8192);
     // 50 requests fit the 16 KiB request ring; their 1040-byte replies are three times the
     // 16 KiB response ring.
     let n = 50;
@@ -398,19 +333,19 @@ fn votequorum_getinfo_and_tracking() {
         cfg.nodes.push((2, 1, corowire::votequorum::NodeState::MEMBER));
     });
     let mut vq = server.votequorum();
-    let info = vq.getinfo(0).unwrap();
+    let info = vq.get_info(0).unwrap();
     assert_eq!((info.nodeid, info.votes, info.expected_votes, info.total_votes), (1, 1, 2, 2));
     assert!(info.is_quorate());
-    assert_eq!(vq.getinfo(2).unwrap().nodeid, 2);
-    assert_eq!(vq.getinfo(9).unwrap_err(), Error::Cs(CsError::NotExist));
+    assert_eq!(vq.get_info(2).unwrap().nodeid, 2);
+    assert_eq!(vq.get_info(9).unwrap_err(), Error::Cs(CsError::NotExist));
     let seen: Arc<Mutex<Vec<i32>>> = Arc::default();
     let record = Arc::clone(&seen);
     vq.set_callback(move |n: &Notification<'_>| record.lock().unwrap().push(n.id()));
-    vq.trackstart(7, TrackFlags::CHANGES).unwrap();
+    vq.track_start(7, TrackFlags::CHANGES).unwrap();
     vq.dispatch(DispatchMode::All).unwrap();
     // TRACKSTART with CHANGES sends the node list and the quorum state first.
     assert_eq!(*seen.lock().unwrap(), vec![5, 3]);
-    vq.setexpected(3).unwrap();
+    vq.set_expected(3).unwrap();
     wait_until(
         || {
             vq.dispatch(DispatchMode::All).unwrap();
@@ -419,7 +354,7 @@ fn votequorum_getinfo_and_tracking() {
         || format!("{:?}", seen.lock().unwrap()),
     );
     assert_eq!(seen.lock().unwrap()[2], 4, "EXPECTEDVOTES notification");
-    vq.trackstop().unwrap();
+    vq.track_stop().unwrap();
 }
 
 #[test]
@@ -430,7 +365,7 @@ fn malformed_frames_only_hurt_their_sender() {
 
     // Unknown id: corosync's generic reply (id 0, 24 bytes, CS_ERR_INVALID_PARAM); the
     // connection stays up.
-    let survivor = server.raw(16384);
+    let mut survivor = server.raw(16384);
     survivor.send(&raw_frame(99, 16, 0));
     let reply = survivor.recv();
     assert_eq!((reply.len(), i32_at(&reply, 0), i32_at(&reply, 16)), (24, 0, 7));
@@ -613,7 +548,7 @@ fn many_clients_at_once() {
 fn random_frames_get_replies() {
     let server = TestServer::start("random");
     let mut good = server.cmap();
-    let raw = server.raw(16384);
+    let mut raw = server.raw(16384);
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         state ^= state << 13;
@@ -705,8 +640,8 @@ fn config_file_sets_keys_and_quorum() {
     let mut cmap = server.cmap();
     assert_eq!(cmap.get_string("totem.cluster_name").unwrap(), "three nodes");
     assert_eq!(cmap.get_u8("uidgid.uid.4242").unwrap(), 1);
-    let info = server.votequorum().getinfo(0).unwrap();
+    let info = server.votequorum().get_info(0).unwrap();
     assert_eq!((info.nodeid, info.votes, info.expected_votes, info.total_votes), (2, 2, 4, 4));
     assert_eq!((info.quorum, info.is_quorate()), (3, true));
-    assert_eq!(server.votequorum().getinfo(3).unwrap().votes, 1);
+    assert_eq!(server.votequorum().get_info(3).unwrap().votes, 1);
 }

@@ -25,7 +25,7 @@
 //!
 //! # Behaviour
 //!
-//! The checks run in corosync's order (see the protocol specification §5.5):
+//! The checks run in corosync's order (see docs/protocol.md §5.5):
 //! - SET: read-only key → `CS_ERR_ACCESS`; `value_len` > 16384 → `CS_ERR_INVALID_PARAM`; a
 //!   fixed-size type with another length → `INVALID_PARAM`; a STRING whose `value_len` exceeds
 //!   its `strlen + 1` → `INVALID_PARAM`; an identical value → `CS_OK` without events; a new key
@@ -71,7 +71,7 @@
 
 use super::outbox::Outbox;
 use super::session::{handle_request_method, notification_methods, Sessions};
-use super::store::{Store, Stored};
+use super::store::Store;
 use super::{
     forward_engine_methods, make_handle, split_handle, ConnId, Engine, HandleRng, Served, ServerError,
 };
@@ -237,17 +237,20 @@ fn cstr(field: &[u8]) -> Option<&[u8]> {
     field.iter().position(|&b| b == 0).map(|end| &field[..end])
 }
 
-/// Whether `stored` holds exactly the wire form of `value`.
-fn same_value(stored: &Stored<'_>, value: &Value<'_>) -> bool {
-    if stored.value_type != value.value_type() {
-        return false;
-    }
-    match value {
-        Value::String(s) => stored.bytes.len() == s.len() + 1 && stored.bytes.starts_with(s),
-        Value::Binary(b) => stored.bytes == *b,
+/// Whether `stored` and `value` have the same type and wire bytes (corosync compares the bytes,
+/// so setting a NaN again is no change).
+fn same_value(stored: &Value<'_>, value: &Value<'_>) -> bool {
+    let (mut a, mut b) = ([0u8; 8], [0u8; 8]);
+    stored.value_type() == value.value_type() && wire_bytes(stored, &mut a) == wire_bytes(value, &mut b)
+}
+
+/// The wire bytes of `value`, a fixed-size one written into `buf`; a string's without its NUL.
+fn wire_bytes<'a>(value: &Value<'a>, buf: &'a mut [u8; 8]) -> &'a [u8] {
+    match *value {
+        Value::String(s) | Value::Binary(s) => s,
         fixed => {
-            let mut buf = [0u8; 8];
-            fixed.write_to(&mut buf).is_some_and(|n| stored.bytes == &buf[..n])
+            let n = fixed.write_to(buf).unwrap_or(0);
+            &buf[..n]
         }
     }
 }
@@ -417,7 +420,7 @@ impl<
 
     /// A default-map value.
     pub fn get(&self, key: &[u8]) -> Option<Value<'_>> {
-        self.icmap.get(key)?.value()
+        self.icmap.get(key)
     }
 
     /// Sets a statistics-map value (no events; clients cannot write the statistics map).
@@ -428,7 +431,7 @@ impl<
 
     /// A statistics-map value.
     pub fn stat(&self, key: &[u8]) -> Option<Value<'_>> {
-        self.stats.get(key)?.value()
+        self.stats.get(key)
     }
 
     /// The default map.
@@ -557,7 +560,7 @@ impl<
     }
 
     fn bump_stat(&mut self, key: &[u8], delta: i64) {
-        if let Some(Value::UInt64(v)) = self.stats.get(key).and_then(|s| s.value()) {
+        if let Some(Value::UInt64(v)) = self.stats.get(key) {
             let v = if delta < 0 {
                 v.saturating_sub(delta.unsigned_abs())
             } else {
@@ -625,7 +628,7 @@ impl<
         }
         let mark = self.outbox.mark();
         let (event, old) = match existing {
-            Some(s) => (TrackEvent::Modify, s.value()),
+            Some(s) => (TrackEvent::Modify, Some(s)),
             None => (TrackEvent::Add, None),
         };
         if !queue_events(&self.conns, &mut self.outbox, key, event, Some(value), old)? {
@@ -653,7 +656,7 @@ impl<
         let Some(old) = self.icmap.get(key) else {
             return Ok(Err(CsError::NotExist));
         };
-        if !queue_events(&self.conns, &mut self.outbox, key, TrackEvent::Delete, None, old.value())? {
+        if !queue_events(&self.conns, &mut self.outbox, key, TrackEvent::Delete, None, Some(old))? {
             return Ok(Err(CsError::NoResources));
         }
         self.icmap.remove(key);
@@ -670,7 +673,7 @@ impl<
         let Some(old) = self.icmap.get(key) else {
             return Ok(Err(CsError::NotExist));
         };
-        let Some(new) = old.value().and_then(|v| adjusted(v, step)) else {
+        let Some(new) = adjusted(old, step) else {
             return Ok(Err(CsError::InvalidParam));
         };
         self.apply_set(key, new)
@@ -689,18 +692,21 @@ impl<
         let Some(stored) = self.map(ci).get(key) else {
             return error_reply(kind, CsError::NotExist, out);
         };
-        let actual = stored.bytes.len() as u64;
+        let actual = stored.wire_len() as u64;
+        let value_type = Some(stored.value_type());
+        let mut fixed = [0u8; 8];
         let reply = if value_len == 0 {
-            GetReply { value_type: Some(stored.value_type), value_len: actual, value: &[], buffer_len: 0 }
+            GetReply { value_type, value_len: actual, value: &[], buffer_len: 0 }
         } else if value_len < actual {
             return error_reply(kind, CsError::InvalidParam, out);
         } else if value_len > (out.len() - GET_FIXED_LEN) as u64 {
             return error_reply(kind, CsError::NoMemory, out);
         } else {
+            // A string's NUL comes from the zero-filled value buffer (`buffer_len >= actual`).
             GetReply {
-                value_type: Some(stored.value_type),
+                value_type,
                 value_len: actual,
-                value: stored.bytes,
+                value: wire_bytes(&stored, &mut fixed),
                 buffer_len: value_len,
             }
         };
@@ -741,8 +747,8 @@ impl<
         };
         let body = Response::IterNext {
             key,
-            value_len: stored.bytes.len() as u64,
-            value_type: Some(stored.value_type),
+            value_len: stored.wire_len() as u64,
+            value_type: Some(stored.value_type()),
         };
         Ok(Reply { result: Ok(()), body }.encode(out)?)
     }

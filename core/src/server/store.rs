@@ -1,7 +1,9 @@
 //! Key/value storage for the CMAP engine: an ordered map from key bytes to a typed value, with
 //! iteration in lexicographic byte order from a prefix (the order of corosync's trie).
 //!
-//! Values are kept in their wire form ([`Value::wire_len`] bytes: a string with its final NUL).
+//! [`FixedStore`] keeps values in their wire form ([`Value::wire_len`] bytes: a string with its
+//! final NUL); `BTreeStore` (feature `alloc`) keeps `crate::value::OwnedValue`s. Both hand out
+//! borrowed [`Value`]s.
 
 use crate::cmap::{Value, ValueType};
 use core::fmt;
@@ -20,30 +22,13 @@ impl fmt::Display for StoreFull {
 
 impl core::error::Error for StoreFull {}
 
-/// A stored value: its type and wire bytes (strings include their NUL).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Stored<'a> {
-    /// The type.
-    pub value_type: ValueType,
-    /// The wire bytes.
-    pub bytes: &'a [u8],
-}
-
-impl<'a> Stored<'a> {
-    /// The typed value (`None` only if the bytes do not fit the type, which a store never does).
-    pub fn value(&self) -> Option<Value<'a>> {
-        Value::from_wire(self.value_type, self.bytes)
-    }
-}
-
 /// An ordered key → typed value map.
 ///
 /// Keys compare as byte strings. Implementations must leave the store unchanged when
 /// [`Store::insert`] fails.
 pub trait Store {
     /// The value stored at `key`.
-    fn get(&self, key: &[u8]) -> Option<Stored<'_>>;
+    fn get(&self, key: &[u8]) -> Option<Value<'_>>;
 
     /// Inserts or replaces `key`'s value.
     fn insert(&mut self, key: &[u8], value: Value<'_>) -> Result<(), StoreFull>;
@@ -53,7 +38,7 @@ pub trait Store {
 
     /// The first key, in byte order, that starts with `prefix` and is greater than `after`
     /// (or the first at all if `after` is `None`), with its value.
-    fn next_after(&self, prefix: &[u8], after: Option<&[u8]>) -> Option<(&[u8], Stored<'_>)>;
+    fn next_after(&self, prefix: &[u8], after: Option<&[u8]>) -> Option<(&[u8], Value<'_>)>;
 
     /// Number of keys.
     fn len(&self) -> usize;
@@ -89,7 +74,7 @@ impl Entry {
 /// let mut s = FixedStore::<8, 256>::new();
 /// s.insert(b"totem.token", Value::UInt32(3000))?;
 /// s.insert(b"totem.cluster_name", Value::String(b"test"))?;
-/// assert_eq!(s.get(b"totem.cluster_name").unwrap().bytes, b"test\0");
+/// assert_eq!(s.get(b"totem.cluster_name"), Some(Value::String(b"test")));
 /// assert_eq!(s.next_after(b"totem.", None).unwrap().0, b"totem.cluster_name");
 /// # Ok::<(), corowire::server::store::StoreFull>(())
 /// ```
@@ -120,9 +105,12 @@ impl<const KEYS: usize, const BYTES: usize> FixedStore<KEYS, BYTES> {
         &self.arena[e.offset..e.offset + e.key_len]
     }
 
-    fn stored(&self, e: &Entry) -> Stored<'_> {
+    fn stored(&self, e: &Entry) -> Value<'_> {
         let start = e.offset + e.key_len;
-        Stored { value_type: e.value_type, bytes: &self.arena[start..start + e.value_len] }
+        let bytes = &self.arena[start..start + e.value_len];
+        // `insert` wrote exactly the wire form of a value of this type, so this cannot fail;
+        // the empty binary keeps the lookup total without a panic.
+        Value::from_wire(e.value_type, bytes).unwrap_or(Value::Binary(&[]))
     }
 
     fn find(&self, key: &[u8]) -> Result<usize, usize> {
@@ -143,7 +131,7 @@ impl<const KEYS: usize, const BYTES: usize> FixedStore<KEYS, BYTES> {
 }
 
 impl<const KEYS: usize, const BYTES: usize> Store for FixedStore<KEYS, BYTES> {
-    fn get(&self, key: &[u8]) -> Option<Stored<'_>> {
+    fn get(&self, key: &[u8]) -> Option<Value<'_>> {
         self.find(key).ok().map(|i| self.stored(&self.index[i]))
     }
 
@@ -184,7 +172,7 @@ impl<const KEYS: usize, const BYTES: usize> Store for FixedStore<KEYS, BYTES> {
         }
     }
 
-    fn next_after(&self, prefix: &[u8], after: Option<&[u8]>) -> Option<(&[u8], Stored<'_>)> {
+    fn next_after(&self, prefix: &[u8], after: Option<&[u8]>) -> Option<(&[u8], Value<'_>)> {
         let first = self.find(prefix).unwrap_or_else(|i| i);
         let start = match after {
             None => first,
@@ -211,16 +199,17 @@ pub use self::btree::BTreeStore;
 mod btree {
     extern crate alloc;
 
-    use super::{Store, StoreFull, Stored};
-    use crate::cmap::{Value, ValueType};
+    use super::{Store, StoreFull};
+    use crate::cmap::Value;
+    use crate::value::OwnedValue;
     use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
     use core::ops::Bound;
 
-    /// An allocating store over a `BTreeMap`: no capacity limit but memory.
+    /// An allocating store over a `BTreeMap` of [`OwnedValue`]s: no capacity limit but memory.
     #[derive(Debug, Default, Clone)]
     pub struct BTreeStore {
-        map: BTreeMap<Vec<u8>, (ValueType, Vec<u8>)>,
+        map: BTreeMap<Vec<u8>, OwnedValue>,
     }
 
     impl BTreeStore {
@@ -231,14 +220,12 @@ mod btree {
     }
 
     impl Store for BTreeStore {
-        fn get(&self, key: &[u8]) -> Option<Stored<'_>> {
-            self.map.get(key).map(|(t, v)| Stored { value_type: *t, bytes: v })
+        fn get(&self, key: &[u8]) -> Option<Value<'_>> {
+            self.map.get(key).map(OwnedValue::as_value)
         }
 
         fn insert(&mut self, key: &[u8], value: Value<'_>) -> Result<(), StoreFull> {
-            let mut bytes = alloc::vec![0u8; value.wire_len()];
-            value.write_to(&mut bytes).ok_or(StoreFull)?;
-            self.map.insert(key.to_vec(), (value.value_type(), bytes));
+            self.map.insert(key.to_vec(), value.into());
             Ok(())
         }
 
@@ -246,13 +233,13 @@ mod btree {
             self.map.remove(key).is_some()
         }
 
-        fn next_after(&self, prefix: &[u8], after: Option<&[u8]>) -> Option<(&[u8], Stored<'_>)> {
+        fn next_after(&self, prefix: &[u8], after: Option<&[u8]>) -> Option<(&[u8], Value<'_>)> {
             let lower = match after {
                 Some(a) if a >= prefix => Bound::Excluded(a),
                 _ => Bound::Included(prefix),
             };
-            let (k, (t, v)) = self.map.range::<[u8], _>((lower, Bound::Unbounded)).next()?;
-            k.starts_with(prefix).then_some((k.as_slice(), Stored { value_type: *t, bytes: v.as_slice() }))
+            let (k, v) = self.map.range::<[u8], _>((lower, Bound::Unbounded)).next()?;
+            k.starts_with(prefix).then(|| (k.as_slice(), v.as_value()))
         }
 
         fn len(&self) -> usize {

@@ -3,7 +3,7 @@
 //! The fields use zerocopy's unaligned native-endian integers, so a layout can be read from any
 //! `&[u8]` (a ring chunk starts on a 4-byte boundary only) and the padding corosync gets from
 //! `__attribute__((aligned(8)))` is spelled out as `_pad` fields. Sizes and offsets are checked at
-//! compile time against the tables of the protocol specification.
+//! compile time against the tables of docs/protocol.md (§4–§6, §10, §11).
 //!
 //! The typed, validated meaning of these layouts lives in [`crate::qb`], [`crate::cmap`] and
 //! [`crate::votequorum`]; most users never touch this module.
@@ -13,6 +13,7 @@ pub mod cmap;
 pub mod qb;
 pub mod quorum;
 pub mod ring;
+pub mod socket;
 pub mod votequorum;
 
 use zerocopy::byteorder::NativeEndian;

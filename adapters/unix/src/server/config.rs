@@ -38,7 +38,7 @@ use std::path::Path;
 use corowire::cmap::ValueType;
 use corowire::server::votequorum::QuorumConfig;
 
-use crate::cmap::OwnedValue;
+use corowire::value::OwnedValue;
 
 /// A configuration line that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]

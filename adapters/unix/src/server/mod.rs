@@ -3,7 +3,7 @@
 //! and this crate's clients accept.
 //!
 //! The protocol is the core's sans-IO engines ([`corowire::server`]); this module is their
-//! I/O: libqb's setup sockets and shared-memory rings, or its datagram sockets (spec §1, §2,
+//! I/O: libqb's setup sockets and shared-memory rings, or its datagram sockets (docs/protocol.md §1, §2,
 //! §3, §8 and appendix B), in one single-threaded `poll` loop, as corosync runs.
 //!
 //! ```no_run
@@ -30,7 +30,7 @@
 //!   the client). With [`IpcType::Socket`] that directory holds the 24-byte control file
 //!   `qb-control-<service>` instead, the server binds the datagram sockets
 //!   `\0<dir>/qb-<service>-request` and `-event-tx`, and connects them to the client's
-//!   `-response` and `-event` on its first send (spec §3).
+//!   `-response` and `-event` on its first send (docs/protocol.md §3).
 //! - **Requests**: one per doorbell byte (shared memory) or datagram (sockets), in order
 //!   (pipelining works). A chunk that is not LIVE, or whose `hdr.size` is ≤ 0 or above the
 //!   negotiated maximum (libqb ≥ 2.0.10), or that is shorter than a request header, drops
@@ -100,11 +100,11 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::cmap::OwnedValue;
 use crate::sys::sock::{
     accept_with_passcred, errno_of, listen_abstract, listen_path, recv_with_creds, send_all, PeerCred,
     FORCE_FILESYSTEM_SOCKETS, SOCKET_DIR,
 };
+use corowire::value::OwnedValue;
 use session::{Channels, Phase, Rings, Session, ShmDir, Sockets, Take};
 
 /// Connections per service at once.
@@ -171,7 +171,7 @@ pub struct ServerConfig {
     pub transport: IpcType,
 }
 
-/// The libqb transport the server offers (it alone chooses; spec §1.4).
+/// The libqb transport the server offers (it alone chooses; docs/protocol.md §1.4).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum IpcType {
     /// Shared-memory rings (connection type 1; corosync's default).

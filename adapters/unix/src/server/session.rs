@@ -16,9 +16,10 @@ use nix::sys::stat::Mode;
 use nix::unistd::{chown, mkdtemp, Gid, Uid};
 
 use crate::ring::{ShmError, ShmRing};
-use crate::socket_transport::{channel_name, count, CONTROL_LEN, EVENT_SENT, REQUEST_SENT, RESPONSE_SENT};
 use crate::sys::shm::SharedMapping;
 use crate::sys::sock::{bind_dgram, connect_dgram, errno_of, recv_dgram, send_dgram, PeerCred};
+use crate::transport::socket::{channel_name, count};
+use corowire::wire::socket::{CONTROL_LEN, EVENT_SENT, REQUEST_SENT, RESPONSE_SENT};
 
 /// Largest backlog of undelivered events (bytes) one connection may have before it is
 /// dropped. corosync's queue is unbounded; a client that tracks keys and never reads its
@@ -97,7 +98,7 @@ pub(super) struct Rings {
 }
 
 impl Rings {
-    /// Creates the three rings for a client in its directory, as libqb does (spec §2.1 and
+    /// Creates the three rings for a client in its directory, as libqb does (docs/protocol.md §2.1 and
     /// appendix B), owned by the client's uid and gid.
     pub(super) fn create(mut dir: ShmDir, max_msg_size: u32, page_size: usize) -> Result<Self, Errno> {
         let mut rings = Vec::with_capacity(RING_KINDS.len());
@@ -134,7 +135,7 @@ impl Drop for Rings {
     }
 }
 
-/// The socket side of an established connection (spec §3): the control file and the two
+/// The socket side of an established connection (docs/protocol.md §3): the control file and the two
 /// datagram sockets, connected to the client's on their first send.
 #[derive(Debug)]
 pub(super) struct Sockets {

@@ -1,5 +1,5 @@
 //! The libqb setup socket: `AF_UNIX` `SOCK_STREAM` on libqb's zero-padded abstract names, with
-//! kernel-attached credentials (`SO_PASSCRED`) and liveness polling (spec §1).
+//! kernel-attached credentials (`SO_PASSCRED`) and liveness polling (docs/protocol.md §1).
 
 use core::time::Duration;
 use std::io::{self, IoSliceMut};
@@ -239,7 +239,7 @@ pub fn poll_readable(fd: impl AsFd, timeout: Option<Duration>) -> Result<PollSta
 
 /// A non-blocking, close-on-exec `SOCK_DGRAM` socket bound to the libqb abstract name `local`
 /// (zero-padded, as [`abstract_addr`]), with `SO_SNDBUF`/`SO_RCVBUF` raised to at least
-/// `max_msg_size` (spec §3). The socket transport's datagram sockets are made this way.
+/// `max_msg_size` (docs/protocol.md §3). The socket transport's datagram sockets are made this way.
 ///
 /// # Errors
 /// `socket`/`bind` failures (e.g. `EADDRINUSE`); `ENAMETOOLONG`.
@@ -302,21 +302,39 @@ pub fn send_dgram(fd: impl AsFd, msg: &[u8]) -> Result<(), Errno> {
 /// # Errors
 /// `EAGAIN` when none is queued; other `recv` failures.
 pub fn recv_dgram(fd: impl AsFd, out: &mut Vec<u8>) -> Result<(), Errno> {
-    let raw = fd.as_fd().as_raw_fd();
+    let fd = fd.as_fd();
+    let len = peek_dgram_len(fd)?;
+    out.resize(len, 0);
+    let n = recv_dgram_into(fd, out)?;
+    out.truncate(n);
+    Ok(())
+}
+
+/// Receives one datagram into the start of `out` without blocking, returning its length; a
+/// datagram longer than `out` is left queued and its length returned (check it against
+/// `out.len()`). `EAGAIN` when none is queued.
+pub fn recv_dgram_into(fd: impl AsFd, out: &mut [u8]) -> Result<usize, Errno> {
+    let fd = fd.as_fd();
+    let len = peek_dgram_len(fd)?;
+    if len > out.len() {
+        return Ok(len);
+    }
+    loop {
+        match recv(fd.as_raw_fd(), out, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The length of the next queued datagram, without consuming it (`EAGAIN` when none is).
+fn peek_dgram_len(fd: BorrowedFd<'_>) -> Result<usize, Errno> {
     let peek = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT;
     loop {
         let mut probe = [0u8; 16];
-        let len = match recv(raw, &mut probe, peek) {
-            Ok(len) => len,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-        };
-        out.resize(len, 0);
-        match recv(raw, out, MsgFlags::MSG_DONTWAIT) {
-            Ok(n) => {
-                out.truncate(n);
-                return Ok(());
-            }
+        match recv(fd.as_raw_fd(), &mut probe, peek) {
+            Ok(len) => return Ok(len),
             Err(Errno::EINTR) => {}
             Err(e) => return Err(e),
         }

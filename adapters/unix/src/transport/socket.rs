@@ -1,4 +1,4 @@
-//! The libqb socket transport, client side (connection type 0, spec §3): after the setup
+//! The libqb socket transport, client side (connection type 0, docs/protocol.md §3): after the setup
 //! handshake, a 24-byte control file and two datagram sockets on abstract names derived from
 //! the base name the server sent. Used when corosync runs with `qb_ipc_type: socket`.
 
@@ -14,25 +14,16 @@ use corowire::ring::FlowControl;
 use nix::errno::Errno;
 use nix::sys::socket::{recv, shutdown, MsgFlags, Shutdown};
 
+use corowire::transport::BufferTooSmall;
+use corowire::wire::socket::{CONTROL_LEN, EVENT_SENT, REQUEST_FLOW_CONTROL, REQUEST_SENT, RESPONSE_SENT};
+
+use super::clock::{wait_readable, Clock, MAX_WAIT_SLICE};
+use super::error::TransportError;
 use crate::sys::shm::SharedMapping;
 use crate::sys::sock::{
-    bind_dgram, connect_dgram, poll_either, poll_readable, poll_writable, recv_dgram, send_dgram, PollState,
+    bind_dgram, connect_dgram, poll_either, poll_readable, poll_writable, recv_dgram_into, send_dgram,
+    PollState,
 };
-use crate::transport::TransportError;
-
-/// Size of the control file: `{i32 sent; i32 flow_control}` for request, response, event.
-pub const CONTROL_LEN: usize = 24;
-/// Offset of the request channel's `sent` counter in the control file.
-pub const REQUEST_SENT: usize = 0;
-/// Offset of the request channel's flow-control value.
-pub const REQUEST_FLOW_CONTROL: usize = 4;
-/// Offset of the response channel's `sent` counter.
-pub const RESPONSE_SENT: usize = 8;
-/// Offset of the event channel's `sent` counter.
-pub const EVENT_SENT: usize = 16;
-
-/// libqb's longest single wait before it checks that the server is alive.
-const MAX_WAIT_SLICE: Duration = Duration::from_secs(2);
 
 /// The abstract name `<base>-<suffix>` of one of the connection's datagram sockets.
 pub fn channel_name(base: &Path, suffix: &str) -> Vec<u8> {
@@ -60,6 +51,7 @@ pub struct SocketTransport {
     request: OwnedFd,
     event: OwnedFd,
     max_msg_size: usize,
+    clock: Clock,
 }
 
 impl SocketTransport {
@@ -88,7 +80,15 @@ impl SocketTransport {
         };
         let request = pair("response", "request").map_err(TransportError::Io)?;
         let event = pair("event", "event-tx").map_err(TransportError::Io)?;
-        Ok(Self { setup, control, control_path: control_path.to_path_buf(), request, event, max_msg_size })
+        Ok(Self {
+            setup,
+            control,
+            control_path: control_path.to_path_buf(),
+            request,
+            event,
+            max_msg_size,
+            clock: Clock::start(),
+        })
     }
 
     /// The negotiated maximum message size: the largest request or event.
@@ -138,6 +138,28 @@ impl SocketTransport {
         }
     }
 
+    /// Requests go out at once ([`SocketTransport::send`]).
+    fn write_request(&self, msg: &[u8]) -> Result<(), TransportError> {
+        self.send(msg)
+    }
+
+    /// Datagrams need no announcement.
+    fn flush(&self, _written: usize) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    /// Datagrams carry no doorbells to settle.
+    fn settle_events(&mut self) {}
+
+    /// Waits until an event is readable or `deadline` passes (`false`), checking every 2 s
+    /// that the server is alive.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], or [`TransportError::Io`] if polling fails.
+    pub fn wait_event(&mut self, deadline: Instant) -> Result<bool, TransportError> {
+        wait_readable(&self.event, deadline, || self.check_alive())
+    }
+
     /// Checks that the server is still there: no hang-up or end of file on the setup socket
     /// (which carries nothing after the handshake; stray bytes are read and dropped, so that
     /// they do not keep waking a wait).
@@ -161,19 +183,25 @@ impl SocketTransport {
 
     /// Receives one datagram from `fd` into `out`, waiting until `deadline` (`None`: for as
     /// long as the server is alive, checked every 2 s and whenever the setup socket stirs),
-    /// and uncounts it at `sent`. `Ok(false)` when the deadline passed.
+    /// and uncounts it at `sent`; its length, or `None` when the deadline passed.
     fn recv_on(
         &self,
         fd: &OwnedFd,
         sent: usize,
         deadline: Option<Instant>,
-        out: &mut Vec<u8>,
-    ) -> Result<bool, TransportError> {
+        out: &mut [u8],
+    ) -> Result<Option<usize>, TransportError> {
         loop {
-            match recv_dgram(fd, out) {
-                Ok(()) => {
+            match recv_dgram_into(fd, out) {
+                Ok(len) if len > out.len() => {
+                    return Err(TransportError::BufferTooSmall(BufferTooSmall {
+                        needed: len,
+                        available: out.len(),
+                    }))
+                }
+                Ok(len) => {
                     count(&self.control, sent, -1);
-                    return Ok(true);
+                    return Ok(Some(len));
                 }
                 Err(Errno::EAGAIN) => {}
                 Err(Errno::ECONNREFUSED | Errno::ENOTCONN | Errno::ECONNRESET) => {
@@ -186,7 +214,7 @@ impl SocketTransport {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Ok(false);
+                        return Ok(None);
                     }
                     left.min(MAX_WAIT_SLICE)
                 }
@@ -199,35 +227,39 @@ impl SocketTransport {
     }
 
     /// Waits for the next reply (until `deadline`; `None`: for as long as the server is
-    /// alive) and copies it into `out`.
+    /// alive) and copies it into `out`; returns its length.
     ///
     /// # Errors
-    /// [`TransportError::Timeout`], [`TransportError::Disconnected`], [`TransportError::Io`].
-    pub fn recv_response(&self, deadline: Option<Instant>, out: &mut Vec<u8>) -> Result<(), TransportError> {
-        if self.recv_on(&self.request, RESPONSE_SENT, deadline, out)? {
-            Ok(())
-        } else {
-            Err(TransportError::Timeout)
-        }
+    /// [`TransportError::Timeout`], [`TransportError::Disconnected`],
+    /// [`TransportError::BufferTooSmall`], [`TransportError::Io`].
+    pub fn recv_response(
+        &mut self,
+        deadline: Option<Instant>,
+        out: &mut [u8],
+    ) -> Result<usize, TransportError> {
+        self.recv_on(&self.request, RESPONSE_SENT, deadline, out)?.ok_or(TransportError::Timeout)
     }
 
-    /// Reads one event into `out` if one is pending, waiting for one as `wait` says. Returns
-    /// `false` when a [`Wait::Never`] read found none.
+    /// Reads one event into `out` if one is pending, waiting for one as `wait` says; its
+    /// length, or `None` when a [`Wait::Never`] read found none.
     ///
     /// # Errors
-    /// [`TransportError::Disconnected`], [`TransportError::Io`].
-    pub fn recv_event(&self, wait: Wait, out: &mut Vec<u8>) -> Result<bool, TransportError> {
+    /// [`TransportError::Disconnected`], [`TransportError::BufferTooSmall`],
+    /// [`TransportError::Io`].
+    pub fn recv_event(&mut self, wait: Wait, out: &mut [u8]) -> Result<Option<usize>, TransportError> {
         let deadline = match wait {
             Wait::Never => Some(Instant::now()),
             Wait::Forever => None,
         };
         let got = self.recv_on(&self.event, EVENT_SENT, deadline, out)?;
-        if !got {
+        if got.is_none() {
             self.check_alive()?;
         }
         Ok(got)
     }
 }
+
+super::clock::clocked_transport!(SocketTransport);
 
 impl Drop for SocketTransport {
     fn drop(&mut self) {

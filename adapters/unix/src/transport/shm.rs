@@ -1,0 +1,353 @@
+//! The libqb shared-memory transport, client side (connection type 1, docs/protocol.md §2, appendix A):
+//! three rings (request, response, event) with a glibc semaphore each, and the setup socket
+//! as doorbell and liveness channel.
+
+use core::time::Duration;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::Instant;
+
+use corowire::dispatch::Wait;
+use corowire::ring::FlowControl;
+use nix::errno::Errno;
+use nix::sys::socket::{recv, shutdown, MsgFlags, Shutdown};
+
+use super::clock::{wait_readable, Clock, MAX_WAIT_SLICE};
+use super::error::{disconnected, TransportError};
+use super::spin::{spin_take, Spin};
+use crate::ring::{ShmError, ShmRing};
+use crate::sem::{GlibcSem, SemError};
+use crate::sys::sock::{poll_readable, send_all, PollState};
+
+/// Doorbell bytes consumed per `recv` when events are read in bulk.
+const DOORBELL_BATCH: usize = 256;
+
+/// A connected libqb shared-memory transport. Dropping it shuts the setup socket down and
+/// releases the rings; the server then removes the ring files.
+///
+/// Its bookkeeping (the event doorbell bytes owed, the adaptive spin's statistics) is plain
+/// counters changed only through `&mut self`, never through a shared reference: the type is
+/// `Send` and `Sync`, and a `&ShmTransport` shared between threads allows only the calls that
+/// change nothing of it ([`ShmTransport::check_send`], [`ShmTransport::check_alive`],
+/// [`ShmTransport::send`], the ring accessors), so no update can be lost. Reading events
+/// needs exclusive access:
+///
+/// ```compile_fail
+/// fn shared(t: &corowire_unix::transport::ShmTransport, out: &mut [u8]) {
+///     let _ = t.recv_event(corowire::Wait::Never, out);
+/// }
+/// ```
+///
+/// ```
+/// fn exclusive(t: &mut corowire_unix::transport::ShmTransport, out: &mut [u8]) {
+///     let _ = t.recv_event(corowire::Wait::Never, out);
+/// }
+/// ```
+#[derive(Debug)]
+pub struct ShmTransport {
+    sock: OwnedFd,
+    request: ShmRing,
+    response: ShmRing,
+    event: ShmRing,
+    spin: Spin,
+    /// Event-ring tokens taken minus event doorbell bytes consumed: positive when bytes are
+    /// still to be read off the socket, negative when a byte was read before its token was
+    /// taken.
+    owed: isize,
+    clock: Clock,
+}
+
+impl ShmTransport {
+    /// Opens the three rings the setup response named, over the connected setup socket
+    /// `sock`. On failure the socket is shut down.
+    ///
+    /// # Errors
+    /// [`TransportError::Ring`] / [`TransportError::Io`] for a ring that cannot be opened.
+    pub fn open(
+        sock: OwnedFd,
+        request: &Path,
+        response: &Path,
+        event: &Path,
+    ) -> Result<Self, TransportError> {
+        let opened = (|| {
+            Ok::<_, ShmError>((ShmRing::open(request)?, ShmRing::open(response)?, ShmRing::open(event)?))
+        })();
+        match opened {
+            Ok((request, response, event)) => Ok(Self {
+                sock,
+                request,
+                response,
+                event,
+                spin: Spin::new(None),
+                owed: 0,
+                clock: Clock::start(),
+            }),
+            Err(e) => {
+                let _ = shutdown(sock.as_raw_fd(), Shutdown::Both);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Sets how long a reply wait spins before it sleeps: `None` (the default) adapts to the
+    /// recent reply latencies (see `Options::spin`), `Some(Duration::ZERO)` never spins.
+    pub fn set_spin(&mut self, spin: Option<Duration>) {
+        self.spin = Spin::new(spin);
+    }
+
+    /// The request ring.
+    pub fn request_ring(&self) -> &ShmRing {
+        &self.request
+    }
+
+    /// The response ring.
+    pub fn response_ring(&self) -> &ShmRing {
+        &self.response
+    }
+
+    /// The event ring.
+    pub fn event_ring(&self) -> &ShmRing {
+        &self.event
+    }
+
+    /// Checks that a request of `len` bytes could be sent now, as libqb does before a send:
+    /// the request ring's `ref_count` is 2, flow control is not 1, and the ring has room.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], [`TransportError::TryAgain`], or
+    /// [`TransportError::Ring`] for a request the ring can never hold.
+    pub fn check_send(&self, len: usize) -> Result<(), TransportError> {
+        if self.request.ref_count() != 2 {
+            return Err(TransportError::Disconnected);
+        }
+        if self.request.flow_control() == FlowControl::Off {
+            return Err(TransportError::TryAgain);
+        }
+        self.request.check_space(len)?;
+        Ok(())
+    }
+
+    /// Sends one request: [`ShmTransport::check_send`], commit the chunk to the request ring,
+    /// post its semaphore, then write the 1-byte doorbell on the setup socket.
+    ///
+    /// # Errors
+    /// As [`ShmTransport::check_send`]; [`TransportError::Disconnected`] if the socket is gone.
+    pub fn send(&self, msg: &[u8]) -> Result<(), TransportError> {
+        self.check_send(msg.len())?;
+        self.write_request(msg)?;
+        // libqb sends the low byte of the message length; the value does not matter.
+        send_all(&self.sock, &[msg.len() as u8]).map_err(disconnected)
+    }
+
+    /// Commits one request to the request ring without its doorbell byte;
+    /// [`ShmTransport::flush`] must follow at once, because the server, once woken,
+    /// reads one byte per request it served.
+    fn write_request(&self, msg: &[u8]) -> Result<(), TransportError> {
+        if self.request.ref_count() != 2 {
+            return Err(TransportError::Disconnected);
+        }
+        self.request.write_chunk(msg)?;
+        Ok(())
+    }
+
+    /// Sends the doorbell bytes of `n` requests, in one `send()` (libqb's server serves up to
+    /// `min(queued, 50)` requests per wake-up and then reads that many bytes).
+    fn flush(&self, mut n: usize) -> Result<(), TransportError> {
+        let bytes = [0u8; DOORBELL_BATCH];
+        while n > 0 {
+            let k = n.min(DOORBELL_BATCH);
+            send_all(&self.sock, &bytes[..k]).map_err(disconnected)?;
+            n -= k;
+        }
+        Ok(())
+    }
+
+    /// Checks that the server is still there: no hang-up or EOF on the setup socket (pending
+    /// event bytes are fine) and the request ring still referenced by both sides.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], or [`TransportError::Io`] if polling fails.
+    pub fn check_alive(&self) -> Result<(), TransportError> {
+        match poll_readable(&self.sock, Some(Duration::ZERO)).map_err(TransportError::Io)? {
+            PollState::Hup => return Err(TransportError::Disconnected),
+            PollState::Readable if !self.event_byte_pending()? => return Err(TransportError::Disconnected),
+            PollState::Readable | PollState::Timeout => {}
+        }
+        if self.request.ref_count() != 2 {
+            return Err(TransportError::Disconnected);
+        }
+        Ok(())
+    }
+
+    /// Whether an event byte is waiting (`false` means end of file).
+    fn event_byte_pending(&self) -> Result<bool, TransportError> {
+        let mut byte = [0u8; 1];
+        loop {
+            match recv(self.sock.as_raw_fd(), &mut byte, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return Ok(false),
+                Ok(_) | Err(Errno::EAGAIN) => return Ok(true),
+                Err(Errno::EINTR) => {}
+                Err(_) => return Err(TransportError::Disconnected),
+            }
+        }
+    }
+
+    /// Waits for the next reply and copies it into `out`, then reclaims it; returns its
+    /// length. Spins briefly on the response ring's semaphore, then sleeps on its futex in
+    /// slices of at most 2 s, checking between slices that the server is alive (docs/protocol.md §2.10).
+    /// `deadline` `None` waits for as long as the connection is up.
+    ///
+    /// # Errors
+    /// [`TransportError::Timeout`] once `deadline` passes, [`TransportError::Disconnected`],
+    /// [`TransportError::Ring`] for a corrupt ring, [`TransportError::BufferTooSmall`].
+    pub fn recv_response(
+        &mut self,
+        deadline: Option<Instant>,
+        out: &mut [u8],
+    ) -> Result<usize, TransportError> {
+        let sem = self.response.sem()?;
+        if !sem.try_wait() {
+            let start = Instant::now();
+            let limit = self.spin.limit();
+            let spun = !limit.is_zero() && spin_take(&sem, start, limit);
+            if !spun {
+                wait_token(&sem, deadline, || self.check_alive())?;
+            }
+            self.spin.record(start.elapsed(), spun);
+        }
+        Ok(self.response.read_chunk_into(out)?)
+    }
+
+    /// Reads one event into `out` if one is pending, waiting for one as `wait` says, and
+    /// reclaims it; returns its length, or `None` when a [`Wait::Never`] read found none.
+    ///
+    /// The event ring's semaphore is tried first; the event's doorbell byte is then consumed
+    /// with a plain `recv` at once for [`Wait::Forever`], and in bulk by
+    /// [`ShmTransport::settle_events`] (or the next wait) for [`Wait::Never`]. Only when no
+    /// event is ready is the setup socket polled and read (without `MSG_PEEK`, which walks
+    /// every queued byte): EOF or hang-up there means the server is gone.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`] on hang-up or EOF; [`TransportError::Ring`] for a
+    /// corrupt ring; [`TransportError::BufferTooSmall`].
+    pub fn recv_event(&mut self, wait: Wait, out: &mut [u8]) -> Result<Option<usize>, TransportError> {
+        let timeout = match wait {
+            Wait::Never => Some(Duration::ZERO),
+            Wait::Forever => None,
+        };
+        loop {
+            let owed = self.owed;
+            let sem = self.event.sem()?;
+            let token = sem.try_wait();
+            if token || owed < 0 {
+                if !token {
+                    // A byte was read before its token was taken; the server posts before it
+                    // sends the byte, so the token is there. Wait anyway, with liveness checks.
+                    wait_token(&sem, None, || self.check_alive())?;
+                }
+                let len = self.event.read_chunk_into(out)?;
+                self.owed += 1;
+                if wait == Wait::Forever || self.owed >= DOORBELL_BATCH as isize {
+                    self.settle_events();
+                }
+                return Ok(Some(len));
+            }
+            match poll_readable(&self.sock, timeout).map_err(TransportError::Io)? {
+                PollState::Timeout => return Ok(None),
+                PollState::Hup => return Err(TransportError::Disconnected),
+                PollState::Readable => {}
+            }
+            let mut bytes = [0u8; DOORBELL_BATCH];
+            let want = usize::try_from(owed).unwrap_or(0).saturating_add(1).min(DOORBELL_BATCH);
+            match recv(self.sock.as_raw_fd(), &mut bytes[..want], MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return Err(TransportError::Disconnected),
+                Ok(n) => self.owed -= n as isize,
+                Err(Errno::EAGAIN | Errno::EINTR) if wait == Wait::Forever => {}
+                Err(Errno::EAGAIN | Errno::EINTR) => return Ok(None),
+                Err(_) => return Err(TransportError::Disconnected),
+            }
+        }
+    }
+
+    /// Waits until an event may be ready or `deadline` passes (`false`), checking every 2 s
+    /// that the server is alive.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`], or [`TransportError::Io`] if polling fails.
+    pub fn wait_event(&mut self, deadline: Instant) -> Result<bool, TransportError> {
+        if self.owed < 0 {
+            return Ok(true);
+        }
+        wait_readable(&self.sock, deadline, || self.check_alive())
+    }
+
+    /// Consumes the doorbell bytes of events already read, without waiting. Bytes the server
+    /// has not sent yet are left for the next [`ShmTransport::recv_event`]; EOF is left for
+    /// it to report.
+    pub fn settle_events(&mut self) {
+        let mut bytes = [0u8; DOORBELL_BATCH];
+        while self.owed > 0 {
+            let want = usize::try_from(self.owed).unwrap_or(0).min(DOORBELL_BATCH);
+            match recv(self.sock.as_raw_fd(), &mut bytes[..want], MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return,
+                Ok(n) => self.owed -= n as isize,
+                Err(Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Sleeps on `sem` until a token is taken, in slices of at most 2 s, calling `alive` between
+/// slices; gives up at `deadline`.
+fn wait_token(
+    sem: &GlibcSem<'_>,
+    deadline: Option<Instant>,
+    alive: impl Fn() -> Result<(), TransportError>,
+) -> Result<(), TransportError> {
+    loop {
+        let slice = match deadline {
+            None => MAX_WAIT_SLICE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return if sem.try_wait() { Ok(()) } else { Err(TransportError::Timeout) };
+                }
+                left.min(MAX_WAIT_SLICE)
+            }
+        };
+        match sem.wait(Some(slice)) {
+            Ok(()) => return Ok(()),
+            Err(SemError::TimedOut) => alive()?,
+            Err(e) => return Err(ShmError::from(e).into()),
+        }
+    }
+}
+
+super::clock::clocked_transport!(ShmTransport);
+
+// Shared references to it may cross threads (nothing it changes is behind one).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ShmTransport>();
+};
+
+impl Drop for ShmTransport {
+    fn drop(&mut self) {
+        // libqb closes the socket first; the server sees the hang-up and removes the files.
+        let _ = shutdown(self.sock.as_raw_fd(), Shutdown::Both);
+    }
+}
+
+impl AsFd for ShmTransport {
+    /// The setup socket: readable when an event is pending or the server hung up.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl AsRawFd for ShmTransport {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}

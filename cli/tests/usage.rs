@@ -1,0 +1,77 @@
+//! `corowire --version` and `corowire --help`: the top-level help names every command, every
+//! option each command's own help documents, `--json` and the environment variables.
+
+use std::process::{Command, Output};
+
+fn corowire(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_corowire")).args(args).output().expect("run corowire")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn version_prints_name_and_version() {
+    for flag in ["--version", "-V"] {
+        let out = corowire(&[flag]);
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert_eq!(stdout(&out), format!("corowire {}\n", env!("CARGO_PKG_VERSION")), "{flag}");
+        assert!(out.stderr.is_empty(), "{flag}");
+    }
+}
+
+/// The options a help text mentions: `-x` and `--word` tokens.
+fn options_in(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || "[]|(),=".contains(c))
+        .map(|t| t.trim_end_matches(['.', ':']))
+        .filter(|t| {
+            let long = t
+                .strip_prefix("--")
+                .is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '-'));
+            let short = t.len() == 2 && t.starts_with('-') && t.as_bytes()[1].is_ascii_alphabetic();
+            long || short
+        })
+        .map(str::to_owned)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[test]
+fn help_lists_every_command_option_and_variable() {
+    let help = corowire(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let help = stdout(&help);
+    assert_eq!(stdout(&corowire(&["help"])), help);
+    let words: Vec<&str> = help.split(|c: char| c.is_whitespace() || "[]|,".contains(c)).collect();
+    for expected in [
+        "cmap",
+        "quorum",
+        "demo",
+        "serve",
+        "--json",
+        "--version",
+        "COROWIRE_NAME_PREFIX=P",
+        "COROWIRE_DEMO_BACKEND",
+    ] {
+        assert!(words.contains(&expected), "{expected:?} missing from:\n{help}");
+    }
+    // Every option a command's own help documents is in the top-level help.
+    for (command, own_help) in [
+        ("cmap", &["cmap", "-h"][..]),
+        ("quorum", &["quorum", "-h"]),
+        ("serve", &["serve", "--help"]),
+        ("demo", &["demo", "--help"]),
+    ] {
+        let own = corowire(own_help);
+        let own = format!("{}{}", stdout(&own), String::from_utf8_lossy(&own.stderr));
+        let options = options_in(&own);
+        assert!(options.len() >= 2, "{command}: no options found in:\n{own}");
+        for option in options {
+            assert!(words.contains(&option.as_str()), "{command} {option} missing from:\n{help}");
+        }
+    }
+}
