@@ -598,3 +598,17 @@ fn a_newer_daemons_votequorum_notification_7_is_skipped_and_counted() {
         assert_eq!(conn.queued_events(), 0, "{mode:?}");
     }
 }
+
+#[test]
+fn submit_with_context_reaches_the_track_table() {
+    let mut conn: CmapConn = ready();
+    let mut buf = vec![0u8; 512];
+    let req =
+        Request::TrackAdd { key: Some(key("a.key")), track_type: TrackType::ADD, track_inst_handle: 40 };
+    conn.submit_with_context(&req, 0xfeed, T0, None, &mut buf).unwrap();
+    // track_add takes the cookie after the highest one sent.
+    conn.track_add(Some(key("a.key")), TrackType::ADD, 7, T0, None, &mut buf).unwrap();
+    let tracks: Vec<(u64, u64)> =
+        conn.service_state().tracks().iter().map(|t| (t.cookie, t.context)).collect();
+    assert_eq!(tracks, [(40, 0xfeed), (41, 7)]);
+}

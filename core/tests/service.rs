@@ -1,13 +1,12 @@
 //! The `Service` plug-in contract of the two built-in client services: `encoded_len` is
 //! exactly what `encode` writes, for every request kind (and, by proptest, for CMAP values and
-//! qdevice names of every length), and the track context travels through `on_submit`.
+//! qdevice names of every length), and every message implements `codec::Message`.
 
 use corowire::cmap::{self, Key, Map, TrackType, Value};
 use corowire::codec::Message;
-use corowire::conn::{Cmap, Connection, Service, Votequorum};
-use corowire::qb::{ConnectResponse, ConnectionType};
+use corowire::conn::{Cmap, Service, Votequorum};
 use corowire::votequorum::{self as vq, QdeviceName, RingId, TrackFlags};
-use corowire::{cfg, quorum, CsError, Instant};
+use corowire::{cfg, quorum, CsError};
 use proptest::prelude::*;
 
 /// Encodes `req` through the service into a buffer one byte larger than `encoded_len` says,
@@ -89,30 +88,6 @@ proptest! {
             check_len::<Votequorum>(&r);
         }
     }
-}
-
-#[test]
-fn submit_with_context_reaches_the_track_table() {
-    let mut conn: Connection<Cmap<2>, 4, 4, 1024> = Connection::new(8192);
-    let mut buf = vec![0u8; 12328];
-    let setup = ConnectResponse {
-        connection_type: ConnectionType::Shm,
-        max_msg_size: 8192,
-        connection: 1,
-        request: b"r",
-        response: b"s",
-        event: b"e",
-    };
-    let n = setup.encode(&mut buf).unwrap();
-    conn.handle_setup(&buf[..n]).unwrap();
-    let key = Key::new(b"a.key").unwrap();
-    let req = cmap::Request::TrackAdd { key: Some(key), track_type: TrackType::ADD, track_inst_handle: 40 };
-    conn.submit_with_context(&req, 0xfeed, Instant::from_millis(0), None, &mut buf).unwrap();
-    // A plain submit carries the default context; track_add picks the next cookie.
-    conn.track_add(Some(key), TrackType::ADD, 7, Instant::from_millis(0), None, &mut buf).unwrap();
-    let tracks: Vec<(u64, u64)> =
-        conn.service_state().tracks().iter().map(|t| (t.cookie, t.context)).collect();
-    assert_eq!(tracks, [(40, 0xfeed), (41, 7)]);
 }
 
 /// `Message` of one message: `encoded_len` is what `encode` writes, `id` is the id in the
