@@ -36,7 +36,7 @@ const EVENTS: usize = 64;
 /// Bytes of queued events.
 const EVENT_BYTES: usize = 65536;
 /// Bytes of a GET reply's header before the value.
-const GET_REPLY_OVERHEAD: usize = 40;
+const GET_REPLY_OVERHEAD: usize = size_of::<corowire::wire::cmap::ResGet>();
 /// Value buffer of the pipelined GETs of [`Cmap::get_many`], and the first buffer of
 /// [`Cmap::get`]: most values fit.
 const GET_MANY_BUFFER: usize = 256;
@@ -172,7 +172,7 @@ impl Cmap {
     /// The largest value buffer a GET may ask for: every CMAP value (at most 16384 bytes)
     /// unless the rings are smaller.
     fn get_buffer(&self) -> usize {
-        VALUE_MAX_LEN.min(self.max_msg_size().saturating_sub(GET_REPLY_OVERHEAD + 12))
+        VALUE_MAX_LEN.min(self.max_msg_size().saturating_sub(GET_REPLY_OVERHEAD + corowire::wire::ring::CHUNK_OVERHEAD))
     }
 
     fn simple(&mut self, req: &Request<'_>) -> Result<()> {
