@@ -15,6 +15,7 @@
 //! ```
 
 use core::time::Duration;
+use corowire::wire::ring::CHUNK_OVERHEAD;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
@@ -172,7 +173,7 @@ impl Cmap {
     /// The largest value buffer a GET may ask for: every CMAP value (at most 16384 bytes)
     /// unless the rings are smaller.
     fn get_buffer(&self) -> usize {
-        VALUE_MAX_LEN.min(self.max_msg_size().saturating_sub(GET_REPLY_OVERHEAD + corowire::wire::ring::CHUNK_OVERHEAD))
+        VALUE_MAX_LEN.min(self.max_msg_size().saturating_sub(GET_REPLY_OVERHEAD + CHUNK_OVERHEAD))
     }
 
     fn simple(&mut self, req: &Request<'_>) -> Result<()> {
