@@ -211,38 +211,47 @@ impl ValueType {
     }
 }
 
-/// A typed CMAP value, in host byte order. Strings and binaries borrow their bytes.
+/// A typed CMAP value, in host byte order, generic over what holds the bytes of a string or a
+/// binary: [`Value`] borrows them (the codec's form), `OwnedValue` (feature `alloc`, in
+/// [`crate::value`]) owns them.
 ///
-/// `Debug` shows a string as text and `Display` prints the value as `corosync-cmapctl` does
-/// (both in [`crate::value`]).
+/// The variants mirror `cmap_value_types_t` (`CMAP_VALUETYPE_*` in corosync's
+/// `include/corosync/cmap.h`). `Debug` shows a string as text and `Display` prints the value as
+/// `corosync-cmapctl` does (both in [`crate::value`]).
 #[derive(Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Value<'a> {
-    /// `i8`.
+pub enum TypedValue<B> {
+    /// `CMAP_VALUETYPE_INT8` (1): `i8`.
     Int8(i8),
-    /// `u8`.
+    /// `CMAP_VALUETYPE_UINT8` (2): `u8`.
     UInt8(u8),
-    /// `i16`.
+    /// `CMAP_VALUETYPE_INT16` (3): `i16`.
     Int16(i16),
-    /// `u16`.
+    /// `CMAP_VALUETYPE_UINT16` (4): `u16`.
     UInt16(u16),
-    /// `i32`.
+    /// `CMAP_VALUETYPE_INT32` (5): `i32`.
     Int32(i32),
-    /// `u32`.
+    /// `CMAP_VALUETYPE_UINT32` (6): `u32`.
     UInt32(u32),
-    /// `i64`.
+    /// `CMAP_VALUETYPE_INT64` (7): `i64`.
     Int64(i64),
-    /// `u64`.
+    /// `CMAP_VALUETYPE_UINT64` (8): `u64`.
     UInt64(u64),
-    /// `f32`.
+    /// `CMAP_VALUETYPE_FLOAT` (9): `f32`.
     Float(f32),
-    /// `f64`.
+    /// `CMAP_VALUETYPE_DOUBLE` (10): `f64`.
     Double(f64),
-    /// A string's bytes, without the trailing NUL (on the wire it is sent with the NUL).
-    String(&'a [u8]),
-    /// Bytes.
-    Binary(&'a [u8]),
+    /// `CMAP_VALUETYPE_STRING` (11): the bytes as corosync stores them (not necessarily UTF-8),
+    /// without the trailing NUL (on the wire it is sent with the NUL).
+    /// [`TypedValue::as_str`] reads them as UTF-8.
+    String(B),
+    /// `CMAP_VALUETYPE_BINARY` (12): bytes.
+    Binary(B),
 }
+
+/// A typed CMAP value whose string and binary bytes are borrowed: what the codec decodes and
+/// encodes.
+pub type Value<'a> = TypedValue<&'a [u8]>;
 
 /// Native-endian bytes of a fixed-size value, with its length.
 type FixedBytes = ([u8; 8], usize);
@@ -253,7 +262,7 @@ fn ne_bytes<const N: usize>(b: [u8; N]) -> FixedBytes {
     (out, N)
 }
 
-impl<'a> Value<'a> {
+impl<B: AsRef<[u8]>> TypedValue<B> {
     /// The value's type.
     pub fn value_type(&self) -> ValueType {
         match self {
@@ -292,12 +301,64 @@ impl<'a> Value<'a> {
     pub fn wire_len(&self) -> usize {
         match (self, self.fixed_bytes()) {
             (_, Some((_, n))) => n,
-            (Self::String(s), None) => s.len() + 1,
-            (Self::Binary(b), None) => b.len(),
+            (Self::String(s), None) => s.as_ref().len() + 1,
+            (Self::Binary(b), None) => b.as_ref().len(),
             _ => 0,
         }
     }
 
+    /// The value as an `i64`, for any integer type that fits.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Self::Int8(v) => Some(v.into()),
+            Self::UInt8(v) => Some(v.into()),
+            Self::Int16(v) => Some(v.into()),
+            Self::UInt16(v) => Some(v.into()),
+            Self::Int32(v) => Some(v.into()),
+            Self::UInt32(v) => Some(v.into()),
+            Self::Int64(v) => Some(v),
+            Self::UInt64(v) => i64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// A string value as `&str`: `None` for another type or for bytes that are not UTF-8 (the
+    /// bytes are in [`TypedValue::String`]).
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::String(b) => core::str::from_utf8(b.as_ref()).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value borrowed as the codec's [`Value`] (e.g. to SET an owned value).
+    pub fn as_value(&self) -> Value<'_> {
+        self.map_bytes(AsRef::as_ref)
+    }
+}
+
+impl<B> TypedValue<B> {
+    /// The same value with the bytes of a string or binary passed through `f`; numbers are
+    /// copied.
+    pub(crate) fn map_bytes<'s, C>(&'s self, f: impl FnOnce(&'s B) -> C) -> TypedValue<C> {
+        match *self {
+            Self::Int8(v) => TypedValue::Int8(v),
+            Self::UInt8(v) => TypedValue::UInt8(v),
+            Self::Int16(v) => TypedValue::Int16(v),
+            Self::UInt16(v) => TypedValue::UInt16(v),
+            Self::Int32(v) => TypedValue::Int32(v),
+            Self::UInt32(v) => TypedValue::UInt32(v),
+            Self::Int64(v) => TypedValue::Int64(v),
+            Self::UInt64(v) => TypedValue::UInt64(v),
+            Self::Float(v) => TypedValue::Float(v),
+            Self::Double(v) => TypedValue::Double(v),
+            Self::String(ref b) => TypedValue::String(f(b)),
+            Self::Binary(ref b) => TypedValue::Binary(f(b)),
+        }
+    }
+}
+
+impl<'a> Value<'a> {
     /// Writes the wire bytes into `dst`, which is exactly [`Value::wire_len`] long and zeroed.
     fn write(&self, dst: &mut [u8]) {
         match (self, self.fixed_bytes()) {
@@ -359,21 +420,6 @@ impl<'a> Value<'a> {
                 offset: len_offset,
                 value: bytes.len() as u64,
             }),
-        }
-    }
-
-    /// The value as an `i64`, for any integer type that fits.
-    pub fn as_i64(&self) -> Option<i64> {
-        match *self {
-            Self::Int8(v) => Some(v.into()),
-            Self::UInt8(v) => Some(v.into()),
-            Self::Int16(v) => Some(v.into()),
-            Self::UInt16(v) => Some(v.into()),
-            Self::Int32(v) => Some(v.into()),
-            Self::UInt32(v) => Some(v.into()),
-            Self::Int64(v) => Some(v),
-            Self::UInt64(v) => i64::try_from(v).ok(),
-            _ => None,
         }
     }
 }

@@ -12,13 +12,13 @@
 //!   from 0x80 up (`\x80`, where the C tool prints `\xFFFFFF80`).
 //! - `OwnedValue` (feature `alloc`) is the owned counterpart of [`Value`], shared by the
 //!   blocking client (`corowire_unix::cmap::OwnedValue` re-exports it), the built-in server's
-//!   configuration and the command-line tool. Its `Debug` and `Display` are [`Value`]'s.
+//!   configuration and the command-line tool. Both are [`TypedValue`], so they share their
+//!   methods, `Debug` and `Display`.
 
+use crate::cmap::TypedValue;
+#[cfg(doc)]
 use crate::cmap::Value;
 use core::fmt::{self, Write as _};
-
-#[cfg(feature = "alloc")]
-pub use self::owned::OwnedValue;
 
 /// Bytes shown as a Rust string literal: valid UTF-8 escaped as `str`'s `Debug` does, anything
 /// else as `\xNN`.
@@ -43,7 +43,7 @@ impl fmt::Debug for DebugText<'_> {
     }
 }
 
-impl fmt::Debug for Value<'_> {
+impl<B: AsRef<[u8]>> fmt::Debug for TypedValue<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Int8(v) => f.debug_tuple("Int8").field(v).finish(),
@@ -56,8 +56,8 @@ impl fmt::Debug for Value<'_> {
             Self::UInt64(v) => f.debug_tuple("UInt64").field(v).finish(),
             Self::Float(v) => f.debug_tuple("Float").field(v).finish(),
             Self::Double(v) => f.debug_tuple("Double").field(v).finish(),
-            Self::String(s) => f.debug_tuple("String").field(&DebugText(s)).finish(),
-            Self::Binary(b) => f.debug_tuple("Binary").field(b).finish(),
+            Self::String(s) => f.debug_tuple("String").field(&DebugText(s.as_ref())).finish(),
+            Self::Binary(b) => f.debug_tuple("Binary").field(&b.as_ref()).finish(),
         }
     }
 }
@@ -75,20 +75,20 @@ fn c_float(x: f64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     }
 }
 
-impl fmt::Display for Value<'_> {
+impl<B: AsRef<[u8]>> fmt::Display for TypedValue<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::Int8(v) => write!(f, "{v}"),
-            Self::UInt8(v) => write!(f, "{v}"),
-            Self::Int16(v) => write!(f, "{v}"),
-            Self::UInt16(v) => write!(f, "{v}"),
-            Self::Int32(v) => write!(f, "{v}"),
-            Self::UInt32(v) => write!(f, "{v}"),
-            Self::Int64(v) => write!(f, "{v}"),
-            Self::UInt64(v) => write!(f, "{v}"),
-            Self::Float(v) => c_float(v.into(), f),
-            Self::Double(v) => c_float(v, f),
-            Self::String(s) => {
+        match self.as_value() {
+            TypedValue::Int8(v) => write!(f, "{v}"),
+            TypedValue::UInt8(v) => write!(f, "{v}"),
+            TypedValue::Int16(v) => write!(f, "{v}"),
+            TypedValue::UInt16(v) => write!(f, "{v}"),
+            TypedValue::Int32(v) => write!(f, "{v}"),
+            TypedValue::UInt32(v) => write!(f, "{v}"),
+            TypedValue::Int64(v) => write!(f, "{v}"),
+            TypedValue::UInt64(v) => write!(f, "{v}"),
+            TypedValue::Float(v) => c_float(v.into(), f),
+            TypedValue::Double(v) => c_float(v, f),
+            TypedValue::String(s) => {
                 let text = s.iter().position(|&b| b == 0).map_or(s, |n| &s[..n]);
                 for chunk in text.utf8_chunks() {
                     f.write_str(chunk.valid())?;
@@ -98,7 +98,7 @@ impl fmt::Display for Value<'_> {
                 }
                 Ok(())
             }
-            Self::Binary(b) => {
+            TypedValue::Binary(b) => {
                 for &byte in b {
                     match byte {
                         b'\\' => f.write_str("\\\\")?,
@@ -113,118 +113,27 @@ impl fmt::Display for Value<'_> {
 }
 
 #[cfg(feature = "alloc")]
-mod owned {
-    extern crate alloc;
+extern crate alloc;
 
-    use crate::cmap::{Value, ValueType};
-    use alloc::vec::Vec;
-    use core::fmt;
+/// A CMAP value that owns its bytes: what a GET returns, what a configuration file sets.
+///
+/// It is [`TypedValue`] with `Vec<u8>` bytes, so it has [`Value`]'s variants and methods.
+/// Convert with [`TypedValue::as_value`] and `From<Value<'_>>`.
+///
+/// ```
+/// use corowire::cmap::{Value, ValueType};
+/// use corowire::value::OwnedValue;
+/// let v = OwnedValue::from(Value::String(b"corowire"));
+/// assert_eq!(v.as_str(), Some("corowire"));
+/// assert_eq!(v.value_type(), ValueType::String);
+/// assert_eq!(format!("{v:?} {v}"), r#"String("corowire") corowire"#);
+/// ```
+#[cfg(feature = "alloc")]
+pub type OwnedValue = TypedValue<alloc::vec::Vec<u8>>;
 
-    /// A CMAP value that owns its bytes: what a GET returns, what a configuration file sets.
-    ///
-    /// The variants mirror `cmap_value_types_t` (`CMAP_VALUETYPE_*` in corosync's
-    /// `include/corosync/cmap.h`) and [`Value`]'s. Convert with [`OwnedValue::as_value`] and
-    /// `From<Value<'_>>`.
-    ///
-    /// ```
-    /// use corowire::cmap::{Value, ValueType};
-    /// use corowire::value::OwnedValue;
-    /// let v = OwnedValue::from(Value::String(b"corowire"));
-    /// assert_eq!(v.as_str(), Some("corowire"));
-    /// assert_eq!(v.value_type(), ValueType::String);
-    /// assert_eq!(format!("{v:?} {v}"), r#"String("corowire") corowire"#);
-    /// ```
-    #[derive(Clone, PartialEq)]
-    pub enum OwnedValue {
-        /// `CMAP_VALUETYPE_INT8` (1).
-        Int8(i8),
-        /// `CMAP_VALUETYPE_UINT8` (2).
-        UInt8(u8),
-        /// `CMAP_VALUETYPE_INT16` (3).
-        Int16(i16),
-        /// `CMAP_VALUETYPE_UINT16` (4).
-        UInt16(u16),
-        /// `CMAP_VALUETYPE_INT32` (5).
-        Int32(i32),
-        /// `CMAP_VALUETYPE_UINT32` (6).
-        UInt32(u32),
-        /// `CMAP_VALUETYPE_INT64` (7).
-        Int64(i64),
-        /// `CMAP_VALUETYPE_UINT64` (8).
-        UInt64(u64),
-        /// `CMAP_VALUETYPE_FLOAT` (9).
-        Float(f32),
-        /// `CMAP_VALUETYPE_DOUBLE` (10).
-        Double(f64),
-        /// `CMAP_VALUETYPE_STRING` (11): the bytes as corosync stores them (not necessarily
-        /// UTF-8), without the trailing NUL. [`OwnedValue::as_str`] reads it as UTF-8.
-        String(Vec<u8>),
-        /// `CMAP_VALUETYPE_BINARY` (12).
-        Binary(Vec<u8>),
-    }
-
-    impl OwnedValue {
-        /// The value's type.
-        pub fn value_type(&self) -> ValueType {
-            self.as_value().value_type()
-        }
-
-        /// A string value as `&str`: `None` for another type or for bytes that are not UTF-8
-        /// (the bytes are in [`OwnedValue::String`]).
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Self::String(b) => core::str::from_utf8(b).ok(),
-                _ => None,
-            }
-        }
-
-        /// The value borrowed as the codec's [`Value`] (e.g. to SET it).
-        pub fn as_value(&self) -> Value<'_> {
-            match self {
-                Self::Int8(v) => Value::Int8(*v),
-                Self::UInt8(v) => Value::UInt8(*v),
-                Self::Int16(v) => Value::Int16(*v),
-                Self::UInt16(v) => Value::UInt16(*v),
-                Self::Int32(v) => Value::Int32(*v),
-                Self::UInt32(v) => Value::UInt32(*v),
-                Self::Int64(v) => Value::Int64(*v),
-                Self::UInt64(v) => Value::UInt64(*v),
-                Self::Float(v) => Value::Float(*v),
-                Self::Double(v) => Value::Double(*v),
-                Self::String(s) => Value::String(s),
-                Self::Binary(b) => Value::Binary(b),
-            }
-        }
-    }
-
-    impl From<Value<'_>> for OwnedValue {
-        fn from(v: Value<'_>) -> Self {
-            match v {
-                Value::Int8(v) => Self::Int8(v),
-                Value::UInt8(v) => Self::UInt8(v),
-                Value::Int16(v) => Self::Int16(v),
-                Value::UInt16(v) => Self::UInt16(v),
-                Value::Int32(v) => Self::Int32(v),
-                Value::UInt32(v) => Self::UInt32(v),
-                Value::Int64(v) => Self::Int64(v),
-                Value::UInt64(v) => Self::UInt64(v),
-                Value::Float(v) => Self::Float(v),
-                Value::Double(v) => Self::Double(v),
-                Value::String(s) => Self::String(s.to_vec()),
-                Value::Binary(b) => Self::Binary(b.to_vec()),
-            }
-        }
-    }
-
-    impl fmt::Debug for OwnedValue {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Debug::fmt(&self.as_value(), f)
-        }
-    }
-
-    impl fmt::Display for OwnedValue {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&self.as_value(), f)
-        }
+#[cfg(feature = "alloc")]
+impl From<TypedValue<&[u8]>> for OwnedValue {
+    fn from(v: TypedValue<&[u8]>) -> Self {
+        v.map_bytes(|b| b.to_vec())
     }
 }
