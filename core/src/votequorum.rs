@@ -466,13 +466,17 @@ impl<'a> Request<'a> {
     }
 }
 
-/// The body of a GETINFO reply.
+/// The body of a GETINFO reply (`struct res_lib_votequorum_getinfo` in corosync's
+/// `include/corosync/ipc_votequorum.h`, `votequorum_info` in `votequorum.h`), generic over what
+/// holds the quorum device's name: the codec's [`NodeInfo`] borrows its bytes, the blocking
+/// client's `corowire_unix::votequorum::NodeInfo` owns a `String`. [`NodeInfoOf::map_name`]
+/// converts one into the other.
 ///
 /// On an error reply corosync leaves the body uninitialised, so decoding never fails on its
 /// contents: every field is taken as it is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct NodeInfo<'a> {
+pub struct NodeInfoOf<N> {
     /// Node id.
     pub nodeid: u32,
     /// Node state.
@@ -493,7 +497,34 @@ pub struct NodeInfo<'a> {
     pub qdevice_votes: u32,
     /// Name of the quorum device, up to its NUL (all 255 bytes if there is none); empty when no
     /// device is registered. At most 255 bytes, without a NUL, for encoding.
-    pub qdevice_name: &'a [u8],
+    pub qdevice_name: N,
+}
+
+/// The body of a GETINFO reply as the codec reads and writes it: the quorum device's name
+/// borrows its bytes.
+pub type NodeInfo<'a> = NodeInfoOf<&'a [u8]>;
+
+impl<N> NodeInfoOf<N> {
+    /// Whether the cluster is quorate (`VOTEQUORUM_INFO_QUORATE` in [`NodeInfoOf::flags`]).
+    pub fn is_quorate(&self) -> bool {
+        self.flags.contains(InfoFlags::QUORATE)
+    }
+
+    /// The same answer with the quorum device's name passed through `f` (e.g. to own it).
+    pub fn map_name<M>(self, f: impl FnOnce(N) -> M) -> NodeInfoOf<M> {
+        NodeInfoOf {
+            nodeid: self.nodeid,
+            state: self.state,
+            votes: self.votes,
+            expected_votes: self.expected_votes,
+            highest_expected: self.highest_expected,
+            total_votes: self.total_votes,
+            quorum: self.quorum,
+            flags: self.flags,
+            qdevice_votes: self.qdevice_votes,
+            qdevice_name: f(self.qdevice_name),
+        }
+    }
 }
 
 impl<'a> NodeInfo<'a> {

@@ -18,43 +18,16 @@ use crate::client::{Client, Context, Control};
 use crate::error::{Error, Result};
 pub use crate::options::Options;
 pub use corowire::votequorum::{
-    InfoFlags, NodeEntry, NodeIds, NodeList, NodeState, Notification, RingId, TrackFlags, QDEVICE_NODEID,
+    InfoFlags, NodeEntry, NodeIds, NodeInfoOf, NodeList, NodeState, Notification, RingId, TrackFlags,
+    QDEVICE_NODEID,
 };
 pub use corowire::{CsError, DispatchMode};
 
 type Conn = Client<VotequorumService, 8, 16, 65536>;
 
-/// The answer to [`Votequorum::get_info`], owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
-    /// Node id.
-    pub nodeid: u32,
-    /// Node state.
-    pub state: NodeState,
-    /// Votes of the node.
-    pub votes: u32,
-    /// Expected votes of the node.
-    pub expected_votes: u32,
-    /// Highest expected votes in the cluster.
-    pub highest_expected: u32,
-    /// Total votes in the cluster.
-    pub total_votes: u32,
-    /// Votes needed for quorum.
-    pub quorum: u32,
-    /// `VOTEQUORUM_INFO_*` flags.
-    pub flags: InfoFlags,
-    /// Votes of the quorum device.
-    pub qdevice_votes: u32,
-    /// Name of the quorum device (empty if none).
-    pub qdevice_name: String,
-}
-
-impl NodeInfo {
-    /// Whether the cluster is quorate (`VOTEQUORUM_INFO_QUORATE`).
-    pub fn is_quorate(&self) -> bool {
-        self.flags.contains(InfoFlags::QUORATE)
-    }
-}
+/// The answer to [`Votequorum::get_info`], owned: the quorum device's name is a `String`
+/// (bytes that are not UTF-8 become U+FFFD).
+pub type NodeInfo = NodeInfoOf<String>;
 
 /// A notification callback.
 type Callback = Box<dyn FnMut(&Notification<'_>) + Send>;
@@ -113,18 +86,7 @@ impl Votequorum {
     pub fn get_info(&mut self, nodeid: u32) -> Result<NodeInfo> {
         let req = Request::GetInfo { nodeid };
         self.client.call(&req, req.encoded_len(), |r| match r {
-            Response::GetInfo(i) => Ok(NodeInfo {
-                nodeid: i.nodeid,
-                state: i.state,
-                votes: i.votes,
-                expected_votes: i.expected_votes,
-                highest_expected: i.highest_expected,
-                total_votes: i.total_votes,
-                quorum: i.quorum,
-                flags: i.flags,
-                qdevice_votes: i.qdevice_votes,
-                qdevice_name: String::from_utf8_lossy(i.qdevice_name).into_owned(),
-            }),
+            Response::GetInfo(i) => Ok(i.map_name(|n| String::from_utf8_lossy(n).into_owned())),
             Response::Status => Err(Error::Cs(CsError::MessageError)),
         })
     }
