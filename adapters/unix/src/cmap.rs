@@ -439,14 +439,19 @@ impl Cmap {
         Ok(out)
     }
 
-    /// All of an iteration's items, with the ITER_NEXT requests pipelined; finalizes it.
-    fn iter_pipelined(&mut self, prefix: Option<&str>) -> Result<Vec<(String, ValueType, u64)>> {
+    /// Starts an iteration over the keys under `prefix` (ITER_INIT); returns its handle.
+    fn iter_init(&mut self, prefix: Option<&str>) -> Result<u64> {
         let prefix = prefix.map(key).transpose()?;
         let req = Request::IterInit { prefix };
-        let handle = self.client.call(&req, req.encoded_len(), |r| match r {
+        self.client.call(&req, req.encoded_len(), |r| match r {
             Response::IterInit { iter_handle } => Ok(iter_handle),
             _ => Err(Error::Cs(CsError::MessageError)),
-        })?;
+        })
+    }
+
+    /// All of an iteration's items, with the ITER_NEXT requests pipelined; finalizes it.
+    fn iter_pipelined(&mut self, prefix: Option<&str>) -> Result<Vec<(String, ValueType, u64)>> {
+        let handle = self.iter_init(prefix)?;
         let ring = self.client.transport().reply_budget();
         let window = (ring.saturating_sub(RING_MARGIN) / ITER_REPLY_BYTES).clamp(1, ITER_WINDOW.min(PENDING));
         let next = Request::IterNext { iter_handle: handle };
@@ -518,12 +523,7 @@ impl Cmap {
     /// # Errors
     /// Errors of ITER_INIT; each item carries the errors of its ITER_NEXT.
     pub fn iter(&mut self, prefix: Option<&str>) -> Result<Iter<'_>> {
-        let prefix = prefix.map(key).transpose()?;
-        let req = Request::IterInit { prefix };
-        let handle = self.client.call(&req, req.encoded_len(), |r| match r {
-            Response::IterInit { iter_handle } => Ok(iter_handle),
-            _ => Err(Error::Cs(CsError::MessageError)),
-        })?;
+        let handle = self.iter_init(prefix)?;
         Ok(Iter { cmap: self, handle, done: false })
     }
 
