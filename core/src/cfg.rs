@@ -96,7 +96,7 @@ impl Request {
         match *self {
             Self::GetNodeAddrs { nodeid } => {
                 let (m, _, n) = request_msg::<ReqGetNodeAddrs>(out, id, 0)?;
-                m.nodeid = U32::new(nodeid);
+                m.value = U32::new(nodeid);
                 Ok(n)
             }
             Self::LocalGet => {
@@ -111,7 +111,7 @@ impl Request {
         let id = codec::request_frame(buf)?;
         match RequestKind::from_id(id).ok_or(DecodeError::UnknownId { id })? {
             RequestKind::GetNodeAddrs => {
-                Ok(Self::GetNodeAddrs { nodeid: exact::<ReqGetNodeAddrs>(buf, id)?.nodeid.get() })
+                Ok(Self::GetNodeAddrs { nodeid: exact::<ReqGetNodeAddrs>(buf, id)?.value.get() })
             }
             RequestKind::LocalGet => {
                 exact::<RequestHeader>(buf, id)?;
@@ -292,7 +292,7 @@ impl<'a> Reply<'a> {
             }
             Response::LocalGet { nodeid } => {
                 let (m, _, n) = response_msg::<ResLocalGet>(out, id, err, 0)?;
-                m.local_nodeid = U32::new(nodeid);
+                m.value = U32::new(nodeid);
                 Ok(n)
             }
         }
@@ -311,9 +311,7 @@ impl<'a> Reply<'a> {
                 codec::expect_empty(tail, id, buf.len())?;
                 Response::GetNodeAddrs(NodeAddrs(Addrs::Wire { family: m.family.get(), bytes }))
             }
-            RESPONSE_LOCAL_GET => {
-                Response::LocalGet { nodeid: exact::<ResLocalGet>(buf, id)?.local_nodeid.get() }
-            }
+            RESPONSE_LOCAL_GET => Response::LocalGet { nodeid: exact::<ResLocalGet>(buf, id)?.value.get() },
             _ => return Err(DecodeError::UnknownId { id }),
         };
         Ok(Self { result, body })

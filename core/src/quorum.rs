@@ -105,7 +105,7 @@ impl Request {
         match *self {
             Self::TrackStart { flags } => {
                 let (m, _, n) = request_msg::<ReqTrackStart>(out, id, 0)?;
-                m.track_flags = U32::new(flags.0);
+                m.value = U32::new(flags.0);
                 Ok(n)
             }
             _ => {
@@ -121,7 +121,7 @@ impl Request {
         let kind = RequestKind::from_id(id).ok_or(DecodeError::UnknownId { id })?;
         if kind == RequestKind::TrackStart {
             let m = exact::<ReqTrackStart>(buf, id)?;
-            return Ok(Self::TrackStart { flags: TrackFlags(m.track_flags.get()) });
+            return Ok(Self::TrackStart { flags: TrackFlags(m.value.get()) });
         }
         exact::<RequestHeader>(buf, id)?;
         Ok(match kind {

@@ -46,6 +46,35 @@ pub struct ResponseHeader {
 }
 assert_layout!(ResponseHeader, 24, id @ 0, size @ 8, error @ 16);
 
+/// A request header and one `u32` (24): every request whose body is a single 32-bit field
+/// (`req_lib_votequorum_getinfo` and `_setexpected`, `req_lib_quorum_trackstart`,
+/// `req_lib_cfg_get_node_addrs`).
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct ReqU32 {
+    /// Header.
+    pub hdr: RequestHeader,
+    /// The field (`nodeid`, `expected_votes`, `track_flags`, ...).
+    pub value: U32,
+    /// Tail padding.
+    pub _pad: [u8; 4],
+}
+assert_layout!(ReqU32, 24, value @ 16);
+
+/// A response header and one `u32` (32): every reply whose body is a single 32-bit field
+/// (`res_lib_quorum_getquorate` and `_gettype`, `res_lib_cfg_local_get`).
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct ResU32 {
+    /// Header.
+    pub hdr: ResponseHeader,
+    /// The field (`quorate`, `quorum_type`, `local_nodeid`, ...).
+    pub value: U32,
+    /// Tail padding.
+    pub _pad: [u8; 4],
+}
+assert_layout!(ResU32, 32, value @ 24);
+
 /// `struct qb_ipc_connection_request`: 24 bytes.
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]

@@ -5,38 +5,19 @@
 //! corosync sizes the frame as `sizeof(struct) + 4 * entries`, and the struct is 48 bytes (its
 //! 8-byte alignment pads it): every notification ends with 4 bytes after the last entry.
 
-use super::qb::{RequestHeader, ResponseHeader};
+use super::qb::ResponseHeader;
 use super::{assert_layout, I32, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Bytes after the last `view_list` entry of a notification (the C struct's tail padding).
 pub const NOTIFICATION_TAIL_PAD: usize = 4;
 
-/// `req_lib_quorum_trackstart` (24).
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub struct ReqTrackStart {
-    /// Header.
-    pub hdr: RequestHeader,
-    /// `CS_TRACK_*` flags.
-    pub track_flags: U32,
-    /// Tail padding.
-    pub _pad: [u8; 4],
-}
-assert_layout!(ReqTrackStart, 24, track_flags @ 16);
+/// `req_lib_quorum_trackstart` (24): the `u32` is the `CS_TRACK_*` flags.
+pub type ReqTrackStart = super::qb::ReqU32;
 
-/// `res_lib_quorum_getquorate` and `res_lib_quorum_gettype` (32): a header and one `u32`.
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub struct ResU32 {
-    /// Header.
-    pub hdr: ResponseHeader,
-    /// `quorate` (getquorate) or `quorum_type` (gettype).
-    pub value: U32,
-    /// Tail padding.
-    pub _pad: [u8; 4],
-}
-assert_layout!(ResU32, 32, value @ 24);
+/// `res_lib_quorum_getquorate` and `res_lib_quorum_gettype` (32): the `u32` is `quorate`
+/// (getquorate) or `quorum_type` (gettype).
+pub use super::qb::ResU32;
 
 /// `res_lib_quorum_notification` up to its `view_list` (44; the C struct is 48).
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]

@@ -10,18 +10,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 /// Size of a qdevice name field (`VOTEQUORUM_QDEVICE_MAX_NAME_LEN`).
 pub const QDEVICE_NAME_LEN: usize = 255;
 
-/// `req_lib_votequorum_getinfo` (24); also `setexpected` (the u32 is `expected_votes`).
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub struct ReqU32 {
-    /// Header.
-    pub hdr: RequestHeader,
-    /// `nodeid` (getinfo) or `expected_votes` (setexpected).
-    pub value: U32,
-    /// Tail padding.
-    pub _pad: [u8; 4],
-}
-assert_layout!(ReqU32, 24, value @ 16);
+/// `req_lib_votequorum_getinfo` (24); also `setexpected`: the `u32` is `nodeid` (getinfo) or
+/// `expected_votes` (setexpected).
+pub use super::qb::ReqU32;
 
 /// `req_lib_votequorum_setvotes` (24).
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
