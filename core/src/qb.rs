@@ -63,7 +63,7 @@ impl ConnectRequest {
     /// Encodes the 24 bytes into the start of `out`.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
         let (m, _, n) = request_msg::<ConnectionRequest>(out, MSG_AUTHENTICATE, 0)?;
-        m.max_msg_size = U32::new(self.max_msg_size);
+        m.value = U32::new(self.max_msg_size);
         Ok(n)
     }
 
@@ -74,7 +74,7 @@ impl ConnectRequest {
             return Err(DecodeError::UnknownId { id });
         }
         let (m, _) = layout::<ConnectionRequest>(buf, id, 0)?;
-        Ok(Self { max_msg_size: m.max_msg_size.get() })
+        Ok(Self { max_msg_size: m.value.get() })
     }
 }
 

@@ -47,14 +47,14 @@ pub struct ResponseHeader {
 assert_layout!(ResponseHeader, 24, id @ 0, size @ 8, error @ 16);
 
 /// A request header and one `u32` (24): every request whose body is a single 32-bit field
-/// (`req_lib_votequorum_getinfo` and `_setexpected`, `req_lib_quorum_trackstart`,
-/// `req_lib_cfg_get_node_addrs`).
+/// (`qb_ipc_connection_request`, `req_lib_votequorum_getinfo` and `_setexpected`,
+/// `req_lib_quorum_trackstart`, `req_lib_cfg_get_node_addrs`).
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct ReqU32 {
     /// Header.
     pub hdr: RequestHeader,
-    /// The field (`nodeid`, `expected_votes`, `track_flags`, ...).
+    /// The field (`max_msg_size`, `nodeid`, `expected_votes`, `track_flags`, ...).
     pub value: U32,
     /// Tail padding.
     pub _pad: [u8; 4],
@@ -75,18 +75,9 @@ pub struct ResU32 {
 }
 assert_layout!(ResU32, 32, value @ 24);
 
-/// `struct qb_ipc_connection_request`: 24 bytes.
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub struct ConnectionRequest {
-    /// Header with id −1 and size 24.
-    pub hdr: RequestHeader,
-    /// Requested maximum message size.
-    pub max_msg_size: U32,
-    /// Tail padding (the struct is 8-aligned).
-    pub _pad: [u8; 4],
-}
-assert_layout!(ConnectionRequest, 24, hdr @ 0, max_msg_size @ 16);
+/// `struct qb_ipc_connection_request` (24): a header with id −1 and size 24; the `u32` is the
+/// requested maximum message size.
+pub type ConnectionRequest = ReqU32;
 
 /// `struct qb_ipc_connection_response`: 12328 bytes.
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
