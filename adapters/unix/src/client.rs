@@ -23,11 +23,27 @@ pub(crate) type Client<S, const P: usize, const E: usize, const EB: usize> =
 
 /// The handle plumbing every blocking client shares: finalize on drop, `Send`, the fd to poll
 /// for `POLLIN` before dispatching (`cmap_fd_get`, `votequorum_fd_get`), the application
-/// context (`cmap_context_set`, ...) and the callbacks' [`Control`]. `$c` is the C library's
-/// prefix.
+/// context (`cmap_context_set`, ...), the callbacks' [`Control`] and the dispatch with a
+/// deadline. `$c` is the C library's prefix; the handle has `dispatch` and a private
+/// `dispatch_within(mode, Option<Duration>)`.
 macro_rules! client_handle {
     ($handle:ident, $c:literal) => {
         impl $handle {
+            #[doc = concat!("[`", stringify!($handle), "::dispatch`], waiting for notifications at most `timeout` in all")]
+            /// (the waiting modes [`DispatchMode::One`](corowire::DispatchMode::One) and
+            /// [`DispatchMode::Blocking`](corowire::DispatchMode::Blocking) end with
+            /// [`Error::Timeout`](crate::Error::Timeout) then; the others never wait).
+            ///
+            /// # Errors
+            #[doc = concat!("As [`", stringify!($handle), "::dispatch`], and [`Error::Timeout`](crate::Error::Timeout).")]
+            pub fn dispatch_timeout(
+                &mut self,
+                mode: corowire::DispatchMode,
+                timeout: core::time::Duration,
+            ) -> $crate::Result<()> {
+                self.dispatch_within(mode, Some(timeout))
+            }
+
             /// A handle a callback can use to stop a dispatch or finalize this connection.
             pub fn control(&self) -> $crate::Control {
                 self.control.clone()

@@ -587,16 +587,6 @@ impl Cmap {
         self.dispatch_within(mode, None)
     }
 
-    /// [`Cmap::dispatch`], waiting for notifications at most `timeout` in all (the waiting
-    /// modes [`DispatchMode::One`] and [`DispatchMode::Blocking`] end with [`Error::Timeout`]
-    /// then; the others never wait).
-    ///
-    /// # Errors
-    /// As [`Cmap::dispatch`], and [`Error::Timeout`].
-    pub fn dispatch_timeout(&mut self, mode: DispatchMode, timeout: Duration) -> Result<()> {
-        self.dispatch_within(mode, Some(timeout))
-    }
-
     fn dispatch_within(&mut self, mode: DispatchMode, timeout: Option<Duration>) -> Result<()> {
         let callbacks = &mut self.callbacks;
         crate::client::dispatch(&mut self.client, mode, timeout, &self.control, |e: CmapEvent<'_>| {

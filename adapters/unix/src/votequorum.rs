@@ -178,15 +178,6 @@ impl Votequorum {
         self.dispatch_within(mode, None)
     }
 
-    /// [`Votequorum::dispatch`], waiting for notifications at most `timeout` in all
-    /// ([`Error::Timeout`] then).
-    ///
-    /// # Errors
-    /// As [`Votequorum::dispatch`], and [`Error::Timeout`].
-    pub fn dispatch_timeout(&mut self, mode: DispatchMode, timeout: Duration) -> Result<()> {
-        self.dispatch_within(mode, Some(timeout))
-    }
-
     fn dispatch_within(&mut self, mode: DispatchMode, timeout: Option<Duration>) -> Result<()> {
         let callback = &mut self.callback;
         crate::client::dispatch(&mut self.client, mode, timeout, &self.control, |n| {
