@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// A fuzz target's body.
 type Target = fn(&[u8]);
 
-/// The fuzz targets, by directory name.
+/// The fuzz targets over single frames, by directory name.
 const TARGETS: [(&str, Target); 5] = [
     ("client_response", targets::client_response),
     ("client_notification", targets::client_notification),
@@ -19,6 +19,9 @@ const TARGETS: [(&str, Target); 5] = [
     ("server_request", targets::server_request),
     ("roundtrip", targets::roundtrip),
 ];
+
+/// The fuzz target over operation sequences (its seeds are not frames).
+const OPS: (&str, Target) = ("ops", targets::ops);
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
@@ -37,7 +40,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 #[cfg_attr(miri, ignore = "reads the file system, which miri's isolation forbids")]
 fn replay_seed_corpus() {
-    for (target, run) in TARGETS {
+    for (target, run) in TARGETS.into_iter().chain([OPS]) {
         let files = files(&corpus_dir(target));
         assert!(!files.is_empty(), "no seeds for {target}");
         for file in &files {
@@ -105,7 +108,7 @@ fn targets_survive_built_in_inputs() {
     get[32] = 11;
     get[40..47].copy_from_slice(b"debian\0");
     let inputs: [&[u8]; 5] = [&[], &[0xff; 7], &[0; 24], &get, &get[..50]];
-    for (_, run) in TARGETS {
+    for (_, run) in TARGETS.into_iter().chain([OPS]) {
         for input in inputs {
             run(input);
         }
