@@ -17,6 +17,8 @@ pub mod qb;
 pub mod quorum;
 pub mod ring;
 pub mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod transport;
 pub mod value;
