@@ -986,6 +986,7 @@ mod ops {
                     }
                     Polled::Skipped => assert!(routed.is_none(), "skipped an event for a known track"),
                     Polled::Invalid(e) => panic!("invalid event: {e}"),
+                    Polled::Unknown { id } => panic!("poll_event skips unknown ids, yet gave {id}"),
                 }
             }
             taken
@@ -1001,7 +1002,9 @@ mod ops {
             assert_eq!(icmap.len(), self.store.len());
             for (k, v) in &self.store {
                 let stored = icmap.get(k).expect("a key the model has");
-                assert_eq!((stored.value_type, stored.bytes), (v.0, &v.1[..]));
+                let mut bytes = vec![0; stored.wire_len()];
+                stored.write_to(&mut bytes);
+                assert_eq!((stored.value_type(), &bytes[..]), (v.0, &v.1[..]));
             }
         }
     }
