@@ -58,59 +58,13 @@ extern crate alloc;
 use crate::conn::{Connection, HandleError, Service, SubmitError, Submitted, Token};
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::qb::{ConnectRequest, ConnectResponse, ConnectionType, CONNECTION_RESPONSE_LEN};
-use crate::server::cmap::CmapEngine;
-use crate::server::store::Store;
-use crate::server::votequorum::QuorumEngine;
-use crate::server::{ConnId, ServerError};
+use crate::server::{ConnId, Engine, ServerError};
 use crate::time::{Duration, Instant};
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 use core::marker::PhantomData;
-
-/// The engine calls of the server driving contract (see [`crate::server`]) that the pair makes.
-/// Implemented for [`CmapEngine`] and [`QuorumEngine`]; each method is the engine's own method
-/// of the same name.
-pub trait Engine {
-    /// Registers a new connection.
-    fn connect(&mut self, conn: ConnId) -> Result<(), ServerError>;
-    /// Forgets a connection, its handles and its queued notifications.
-    fn disconnect(&mut self, conn: ConnId);
-    /// Handles one request frame; writes the reply into `out` and returns its length.
-    fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError>;
-    /// Moves the oldest queued notification into `out`: its connection and length.
-    fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError>;
-}
-
-/// Implements [`Engine`] for an engine type by calling its inherent methods.
-macro_rules! engine_impl {
-    ([$($gen:tt)*] $ty:ty) => {
-        impl<$($gen)*> Engine for $ty {
-            fn connect(&mut self, conn: ConnId) -> Result<(), ServerError> {
-                Self::connect(self, conn)
-            }
-
-            fn disconnect(&mut self, conn: ConnId) {
-                Self::disconnect(self, conn);
-            }
-
-            fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError> {
-                Self::handle_request(self, conn, frame, out)
-            }
-
-            fn poll_notification(&mut self, out: &mut [u8]) -> Result<Option<(ConnId, usize)>, ServerError> {
-                Self::poll_notification(self, out)
-            }
-        }
-    };
-}
-
-engine_impl!(
-    [S: Store, const C: usize, const I: usize, const T: usize, const E: usize, const B: usize]
-    CmapEngine<S, C, I, T, E, B>
-);
-engine_impl!([const C: usize, const N: usize, const E: usize, const B: usize] QuorumEngine<C, N, E, B>);
 
 /// A client connection of a [`Pair`]: its index, which is also the engine's [`ConnId`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
