@@ -2,7 +2,8 @@
 //! an OS, root or a daemon (feature `testing`, which needs `alloc`).
 //!
 //! A [`Pair`] connects client [`Connection`]s to one server engine (e.g.
-//! [`CmapEngine`] or [`QuorumEngine`]) and plays the adapters of both
+//! [`CmapEngine`](crate::server::cmap::CmapEngine) or
+//! [`QuorumEngine`](crate::server::votequorum::QuorumEngine); any [`Engine`]) and plays the adapters of both
 //! sides, following both driving contracts literally:
 //!
 //! - [`Pair::connect`] does the libqb setup handshake in memory (`encode_setup` → a
