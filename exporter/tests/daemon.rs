@@ -12,12 +12,12 @@
 
 mod common;
 
+use core::time::Duration;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
-use std::time::Duration;
 
 use common::{get, once, parse, try_get, value, Exporter, SampleKey};
 
@@ -74,7 +74,9 @@ fn quorate() -> bool {
 fn ensure_corosync() {
     if corosync_pid().is_none() {
         let conf = std::env::var("COROWIRE_COROSYNC_CONF").expect("run inside tests/harness/with-corosync");
-        Command::new("corosync").args(["-f", "-c", &conf]).spawn().expect("start corosync");
+        // Without -f corosync forks into the background once it is set up.
+        let started = Command::new("corosync").args(["-c", &conf]).status().expect("start corosync");
+        assert!(started.success(), "corosync did not start");
     }
     assert!(eventually(150, quorate), "corosync is not serving");
 }
