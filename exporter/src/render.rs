@@ -529,7 +529,9 @@ const LINK_RX_RETRIES: Metric<'static> =
 
 const PACKET_TYPES: [&str; 4] = ["data", "ping", "pong", "pmtu"];
 /// knet latencies are in microseconds.
-const MICROSECOND: f64 = 1e-6;
+const MICROSECONDS_PER_SECOND: f64 = 1e6;
+/// Totem times and schedule misses are in milliseconds.
+const MILLISECONDS_PER_SECOND: f64 = 1e3;
 
 impl Cluster<'_> {
     fn knet(&self, out: &mut Out) {
@@ -561,7 +563,7 @@ impl Cluster<'_> {
                     (&LINK_LATENCY_MAX, "latency_max"),
                 ] {
                     if let Some(v) = get(field) {
-                        out.gauge(metric, &labels, v * MICROSECOND);
+                        out.gauge(metric, &labels, v / MICROSECONDS_PER_SECOND);
                     }
                 }
             }
@@ -613,7 +615,7 @@ const SRP_COUNTERS: [(&str, &str); 23] = [
     ("token_hold_cancel_tx", "Token-hold-cancel messages sent"),
 ];
 
-/// `stats.*` gauges: (CMAP key, metric, scale to the metric's unit).
+/// `stats.*` gauges: (CMAP key, metric, what to divide the value by for the metric's unit).
 const STAT_GAUGES: [(&str, Metric<'static>, f64); 9] = [
     (
         "stats.srp.avg_backlog_calc",
@@ -652,7 +654,7 @@ const STAT_GAUGES: [(&str, Metric<'static>, f64); 9] = [
             "corosync_srp_mean_token_rotation_seconds",
             "Mean time between token receipts (mtt_rx_token, milliseconds on the wire)",
         ),
-        1e-3,
+        MILLISECONDS_PER_SECOND,
     ),
     (
         "stats.srp.time_since_token_last_received",
@@ -660,7 +662,7 @@ const STAT_GAUGES: [(&str, Metric<'static>, f64); 9] = [
             "corosync_srp_time_since_token_last_received_seconds",
             "Time since the token was last received (milliseconds on the wire)",
         ),
-        1e-3,
+        MILLISECONDS_PER_SECOND,
     ),
     (
         "stats.pg.msg_queue_avail",
@@ -684,9 +686,9 @@ impl Cluster<'_> {
                 out.counter(&Metric { name: &format!("corosync_srp_{key}"), help }, &[], v);
             }
         }
-        for (key, metric, scale) in &STAT_GAUGES {
+        for (key, metric, divisor) in &STAT_GAUGES {
             if let Some(v) = self.stats.number(key) {
-                out.gauge(metric, &[], v * scale);
+                out.gauge(metric, &[], v / divisor);
             }
         }
     }
@@ -772,10 +774,10 @@ impl Cluster<'_> {
         }
         out.gauge(&SCHEDMISS_COUNT, &[], count.into());
         if let Some(t) = last {
-            out.gauge(&SCHEDMISS_LAST, &[], t * 1e-3);
+            out.gauge(&SCHEDMISS_LAST, &[], t / MILLISECONDS_PER_SECOND);
         }
         if let Some(d) = max_delay {
-            out.gauge(&SCHEDMISS_MAX, &[], d * 1e-3);
+            out.gauge(&SCHEDMISS_MAX, &[], d / MILLISECONDS_PER_SECOND);
         }
     }
 }
