@@ -3,10 +3,10 @@
 //!
 //! The pieces, in the order a scrape goes through them:
 //! - [`snapshot`]: one scrape's worth of data read from corosync over long-lived connections
-//!   ([`snapshot::Corosync`]): a few CMAP dumps (`nodelist.`, `totem.`, `runtime.members.`,
-//!   `runtime.services.` and the whole stats map) and votequorum `getinfo` calls, plus the
-//!   ring id and member list that votequorum tracking keeps current. Nothing is written to
-//!   CMAP.
+//!   ([`snapshot::Corosync`]): a few CMAP dumps and pipelined gets (`nodelist.`,
+//!   `runtime.members.`, `totem.*`, and the knet, srp, pg, schedmiss and global IPC stats)
+//!   and votequorum `getinfo` calls, plus the ring id and member list that votequorum
+//!   tracking keeps current. Nothing is written to CMAP.
 //! - [`scraper`]: a worker thread that owns the connections, reconnects when corosync
 //!   restarts, and a [`scraper::Scraper::scrape`] that waits at most a bound for it (a scrape
 //!   that takes longer answers `corosync_up 0` instead of hanging).

@@ -702,12 +702,6 @@ const IPCS_CLOSED: Metric<'static> = m(
     "corosync_ipcs_connections_closed",
     "IPC client connections closed since corosync started (stats.ipcs.global.closed)",
 );
-const IPCS_SERVICE: Metric<'static> =
-    m("corosync_ipcs_service_connections", "Open IPC client connections per service");
-const IPCS_FLOW: Metric<'static> = m(
-    "corosync_ipcs_service_flow_controlled_connections",
-    "IPC client connections under flow control, per service",
-);
 const SCHEDMISS_COUNT: Metric<'static> = m(
     "corosync_schedule_misses_recorded",
     "Schedule misses corosync keeps a record of (stats.schedmiss.*; it keeps the last 10)",
@@ -720,37 +714,12 @@ const SCHEDMISS_MAX: Metric<'static> =
     m("corosync_schedule_miss_max_delay_seconds", "The longest delay among the recorded schedule misses");
 
 impl Cluster<'_> {
-    /// Service names by service id, from `runtime.services.<name>.service_id`.
-    fn services(&self) -> BTreeMap<u32, &str> {
-        self.config
-            .under("runtime.services.")
-            .filter_map(|(rest, v)| Some((number(v)? as u32, rest.strip_suffix(".service_id")?)))
-            .collect()
-    }
-
     fn ipcs(&self, out: &mut Out) {
         if let Some(v) = self.stats.number("stats.ipcs.global.active") {
             out.gauge(&IPCS_ACTIVE, &[], v);
         }
         if let Some(v) = self.stats.number("stats.ipcs.global.closed") {
             out.counter(&IPCS_CLOSED, &[], v);
-        }
-        // stats.ipcs.service<id>.<pid>.<pointer>.<field>
-        let services = self.services();
-        let mut per_service: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
-        for (rest, v) in self.stats.under("stats.ipcs.service") {
-            let Some((id, rest)) = leading_number(rest) else { continue };
-            let entry = per_service.entry(id).or_default();
-            if rest.ends_with(".procname") {
-                entry.0 += 1;
-            } else if rest.ends_with(".flow_control") && number(v).is_some_and(|f| f != 0.0) {
-                entry.1 += 1;
-            }
-        }
-        for (id, name) in &services {
-            let (connections, flow) = per_service.get(id).copied().unwrap_or_default();
-            out.gauge(&IPCS_SERVICE, &[("service", name)], connections.into());
-            out.gauge(&IPCS_FLOW, &[("service", name)], flow.into());
         }
     }
 

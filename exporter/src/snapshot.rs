@@ -1,14 +1,19 @@
 //! What one scrape reads from corosync, and the long-lived connections it reads it over.
 //!
-//! Reads only: CMAP dumps and gets (the default map, then the stats map selected with
-//! `cmap_initialize_map`'s request, which changes no key) and votequorum `getinfo`. The ring
+//! Reads only: CMAP dumps and gets (over one connection to the default map and one to the
+//! stats map, opened as `cmap_initialize_map` does) and votequorum `getinfo`. The ring
 //! id and member list come from votequorum tracking (`votequorum_trackstart` with
-//! `CS_TRACK_CHANGES`), as `corosync-quorumtool` gets them.
+//! `CS_TRACK_CHANGES`), as `corosync-quorumtool` gets them. The default-map part
+//! ([`CONFIG_PREFIXES`], [`CONFIG_KEYS`]) changes rarely: it is read at the first scrape and
+//! again only after CMAP tracking (`cmap_track_add` on those prefixes) reported a change, so
+//! a scrape mostly reads the stats map. (Corosync refuses to switch the map of a connection
+//! that tracks keys, with `CS_ERR_BUSY`: hence two CMAP connections.)
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use corowire::cmap::Map;
+use corowire::cmap::{Map, TrackType};
 use corowire::dispatch::DispatchMode;
 use corowire::votequorum::{Notification, RingId, TrackFlags};
 use corowire::CsError;
@@ -16,20 +21,37 @@ use corowire_unix::cmap::{Cmap, OwnedValue};
 use corowire_unix::votequorum::{NodeInfo, Options, Votequorum};
 use corowire_unix::Error;
 
-/// The default-map prefixes a scrape dumps.
-pub const CONFIG_PREFIXES: [&str; 5] =
-    ["nodelist.", "totem.", "runtime.members.", "runtime.services.", "runtime.votequorum."];
+/// The default-map prefixes a scrape dumps (when they changed).
+pub const CONFIG_PREFIXES: [&str; 2] = ["nodelist.", "runtime.members."];
 
-/// The stats-map prefixes a scrape dumps. The per-connection IPC stats
-/// (`stats.ipcs.serviceN.PID.HANDLE.*`) are not dumped: a scrape lists their keys and gets
-/// only the `flow_control` values. Their `procname` strings are not read at all: corosync
-/// 3.1.7 answers a GET of one with a `value_len` longer than the value it sends when the
-/// name has 8 bytes or more, which the client rightly rejects as a malformed frame.
-pub const STATS_PREFIXES: [&str; 5] =
-    ["stats.knet.", "stats.srp.", "stats.pg.", "stats.schedmiss.", "stats.ipcs.global."];
+/// The default-map keys a scrape gets (in one pipelined batch, when they changed).
+pub const CONFIG_KEYS: [&str; 3] = ["totem.cluster_name", "totem.transport", "totem.version"];
 
-/// The stats-map prefix of the per-connection IPC stats.
-pub const IPCS_CONNECTIONS: &str = "stats.ipcs.service";
+/// The default-map prefixes tracked for changes: those of [`CONFIG_PREFIXES`] and
+/// [`CONFIG_KEYS`].
+const TRACKED_PREFIXES: [&str; 3] = ["nodelist.", "runtime.members.", "totem."];
+
+/// The stats-map prefixes whose keys are fixed by the configuration: they are listed (dumped)
+/// at the first scrape and again after a change of the default-map part or when a key went
+/// away; other scrapes get the listed keys in pipelined batches, which saves the iteration.
+pub const STATS_PREFIXES: [&str; 2] = ["stats.knet.", "stats.srp."];
+
+/// The stats-map prefix whose keys come and go (corosync records the last 10 schedule
+/// misses): dumped at every scrape.
+pub const SCHEDMISS_PREFIX: &str = "stats.schedmiss.";
+
+/// The stats-map keys a scrape gets (in one pipelined batch).
+///
+/// The per-connection IPC stats (`stats.ipcs.serviceN.PID.HANDLE.*`) are not read: walking
+/// them costs a round trip per key (a third of a scrape), and they cannot be dumped because
+/// corosync 3.1.7 answers a GET of a `procname` of 8 bytes or more with a `value_len` longer
+/// than the value it sends, which this client rejects as a malformed frame.
+pub const STATS_KEYS: [&str; 4] = [
+    "stats.pg.msg_queue_avail",
+    "stats.pg.msg_reserved",
+    "stats.ipcs.global.active",
+    "stats.ipcs.global.closed",
+];
 
 /// One scrape's data, as read from corosync. [`crate::render`] turns it into metrics; tests
 /// build it by hand.
@@ -42,11 +64,11 @@ pub struct Snapshot {
     /// The current ring's members with their `votequorum_getinfo` (in the order of the
     /// node-list notification); `None` when no node-list notification has come yet.
     pub members: Option<Vec<NodeInfo>>,
-    /// Keys under [`CONFIG_PREFIXES`] of the default map, with their values.
+    /// Keys under [`CONFIG_PREFIXES`] and the [`CONFIG_KEYS`] that exist, of the default
+    /// map, with their values.
     pub config: Vec<(String, OwnedValue)>,
-    /// The keys under [`STATS_PREFIXES`] of the stats map with their values, then the keys
-    /// under [`IPCS_CONNECTIONS`] ending in `.procname` (with an empty string as the value)
-    /// and `.flow_control` (with their values).
+    /// Keys under [`STATS_PREFIXES`] and [`SCHEDMISS_PREFIX`], and the [`STATS_KEYS`] that
+    /// exist, of the stats map, with their values.
     pub stats: Vec<(String, OwnedValue)>,
 }
 
@@ -57,26 +79,44 @@ struct Tracked {
     members: Option<Vec<u32>>,
 }
 
-/// Long-lived CMAP and votequorum connections to the local corosync.
+/// Long-lived CMAP (default and stats map) and votequorum connections to the local corosync.
 #[derive(Debug)]
 pub struct Corosync {
+    /// The default map, tracked under [`TRACKED_PREFIXES`].
     cmap: Cmap,
+    /// The stats map.
+    stats: Cmap,
     votequorum: Votequorum,
     tracked: Arc<Mutex<Tracked>>,
+    /// The default-map part of the last snapshot; `None` until read, and again after CMAP
+    /// tracking reported a change under [`TRACKED_PREFIXES`].
+    config: Option<Vec<(String, OwnedValue)>>,
+    /// Set by the CMAP track callback.
+    config_changed: Arc<AtomicBool>,
+    /// The keys under [`STATS_PREFIXES`] as last listed; `None` when they are to be listed.
+    stats_keys: Option<Vec<String>>,
 }
 
 /// Context of our votequorum tracking (any value; corosync hands it back).
 const TRACK_CONTEXT: u64 = 0x636f_726f_7769_7265;
 
 impl Corosync {
-    /// Connects to CMAP and votequorum (`cmap_initialize`, `votequorum_initialize`) and starts
-    /// votequorum tracking, each call waiting at most `timeout`.
+    /// Connects to CMAP twice (`cmap_initialize`, `cmap_initialize_map(CMAP_MAP_STATS)`) and
+    /// to votequorum (`votequorum_initialize`), and starts tracking (`cmap_track_add`,
+    /// `votequorum_trackstart`), each call waiting at most `timeout`.
     ///
     /// # Errors
-    /// The connect and `votequorum_trackstart` errors (no daemon, refused, timeout).
+    /// The connect and tracking errors (no daemon, refused, timeout).
     pub fn connect(timeout: Duration) -> Result<Self, Error> {
         let options = Options { timeout: Some(timeout), ..Options::default() };
-        let cmap = Cmap::connect_with(options.clone())?;
+        let mut cmap = Cmap::connect_with(options.clone())?;
+        let stats = Cmap::connect_with(Options { map: Map::Stats, ..options.clone() })?;
+        let config_changed = Arc::new(AtomicBool::new(false));
+        for prefix in TRACKED_PREFIXES {
+            let flag = Arc::clone(&config_changed);
+            let track = TrackType::ADD | TrackType::DELETE | TrackType::MODIFY | TrackType::PREFIX;
+            cmap.track_add(Some(prefix), track, move |_| flag.store(true, Ordering::Relaxed))?;
+        }
         let mut votequorum = Votequorum::connect_with(options)?;
         let tracked = Arc::new(Mutex::new(Tracked::default()));
         let sink = Arc::clone(&tracked);
@@ -88,7 +128,7 @@ impl Corosync {
             }
         });
         votequorum.trackstart(TRACK_CONTEXT, TrackFlags::CHANGES)?;
-        Ok(Self { cmap, votequorum, tracked })
+        Ok(Self { cmap, stats, votequorum, tracked, config: None, config_changed, stats_keys: None })
     }
 
     /// Reads one [`Snapshot`].
@@ -123,34 +163,63 @@ impl Corosync {
             }
             None => None,
         };
-        self.cmap.set_current_map(Map::Default)?;
-        let mut config = Vec::new();
-        for prefix in CONFIG_PREFIXES {
-            config.extend(self.cmap.dump(Some(prefix))?);
+        // Deliver the CMAP change notifications: a change drops the cached default-map part.
+        match self.cmap.dispatch(DispatchMode::All) {
+            Ok(()) | Err(Error::Cs(CsError::TryAgain)) => {}
+            Err(e) => return Err(e),
         }
-        self.cmap.set_current_map(Map::Stats)?;
-        let mut stats = Vec::new();
-        for prefix in STATS_PREFIXES {
-            stats.extend(self.cmap.dump(Some(prefix))?);
+        if self.config_changed.swap(false, Ordering::Relaxed) {
+            self.config = None;
+            self.stats_keys = None;
         }
-        let mut flow_control = Vec::new();
-        for entry in self.cmap.iter(Some(IPCS_CONNECTIONS))? {
-            let (key, _, _) = entry?;
-            if key.ends_with(".procname") {
-                stats.push((key, OwnedValue::String(Vec::new())));
-            } else if key.ends_with(".flow_control") {
-                flow_control.push(key);
+        let config = match self.config.take() {
+            Some(config) => config,
+            None => read(&mut self.cmap, &CONFIG_PREFIXES, &CONFIG_KEYS)?,
+        };
+        self.config = Some(config.clone());
+        let mut stats = match self.stats_keys.take() {
+            Some(keys) => {
+                let (values, complete) = get_existing(&mut self.stats, &keys)?;
+                // A key went away (a node left the configuration): list them again next time.
+                self.stats_keys = complete.then_some(keys);
+                values
             }
-        }
-        let keys: Vec<&str> = flow_control.iter().map(String::as_str).collect();
-        for (key, value) in flow_control.iter().zip(self.cmap.get_many(&keys)?) {
-            // A connection that closed in between is left out.
-            match value {
-                Ok(v) => stats.push((key.clone(), v)),
-                Err(Error::Cs(CsError::NotExist)) => {}
-                Err(e) => return Err(e),
+            None => {
+                let values = read(&mut self.stats, &STATS_PREFIXES, &[])?;
+                self.stats_keys = Some(values.iter().map(|(k, _)| k.clone()).collect());
+                values
             }
-        }
+        };
+        stats.extend(read(&mut self.stats, &[SCHEDMISS_PREFIX], &STATS_KEYS)?);
         Ok(Snapshot { local: Some(local), ring_id, members, config, stats })
     }
+}
+
+/// Dumps `prefixes` and gets `keys` (those that exist) over `cmap`.
+fn read(cmap: &mut Cmap, prefixes: &[&str], keys: &[&str]) -> Result<Vec<(String, OwnedValue)>, Error> {
+    let mut out = Vec::new();
+    for prefix in prefixes {
+        out.extend(cmap.dump(Some(prefix))?);
+    }
+    out.extend(get_existing(cmap, keys)?.0);
+    Ok(out)
+}
+
+/// Gets `keys` over `cmap` in pipelined batches: those that exist with their values, and
+/// whether all did.
+fn get_existing<K: AsRef<str>>(
+    cmap: &mut Cmap,
+    keys: &[K],
+) -> Result<(Vec<(String, OwnedValue)>, bool), Error> {
+    let names: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+    let mut out = Vec::with_capacity(names.len());
+    let mut complete = true;
+    for (key, value) in names.iter().zip(cmap.get_many(&names)?) {
+        match value {
+            Ok(v) => out.push(((*key).to_owned(), v)),
+            Err(Error::Cs(CsError::NotExist)) => complete = false,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((out, complete))
 }

@@ -16,18 +16,26 @@ use std::thread::sleep;
 
 use core::time::Duration;
 
-use common::{parse, value, SampleKey, EXPORTER};
+use common::{parse, value, Exporter, SampleKey, EXPORTER};
+
+fn cluster_ctl() -> String {
+    std::env::var("CLUSTER_CTL").expect("run inside tests/harness/with-cluster")
+}
 
 fn ctl(args: &[&str]) -> std::process::Output {
-    let ctl = std::env::var("CLUSTER_CTL").expect("run inside tests/harness/with-cluster");
-    let out = Command::new(ctl).args(args).output().expect("run cluster-ctl");
+    let out = Command::new(cluster_ctl()).args(args).output().expect("run cluster-ctl");
     assert!(out.status.success(), "cluster-ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
-/// `corowire-exporter --once` on node `node`.
-fn scrape(node: &str) -> BTreeMap<SampleKey, f64> {
-    let out = ctl(&["exec", node, EXPORTER, "--once"]);
+/// A scrape of node 1: of the long-running `exporter` there (through curl, in node 1's
+/// network namespace), or with `corowire-exporter --once` (fresh connections).
+fn scrape(exporter: Option<&Exporter>) -> BTreeMap<SampleKey, f64> {
+    let url = exporter.map(|e| format!("http://127.0.0.1:{}/metrics", e.port));
+    let out = match &url {
+        Some(url) => ctl(&["exec", "1", "curl", "-sS", url]),
+        None => ctl(&["exec", "1", EXPORTER, "--once"]),
+    };
     parse(&String::from_utf8(out.stdout).expect("UTF-8"))
 }
 
@@ -50,7 +58,10 @@ fn member_votes(s: &BTreeMap<SampleKey, f64>) -> Vec<String> {
 #[ignore = "needs the 3-node cluster harness (tests/harness/with-cluster)"]
 fn a_killed_node_shows_in_the_next_scrape() {
     ctl(&["wait-members", "1", "3"]);
-    let s = scrape("1");
+    let ctl_path = cluster_ctl();
+    // Long-lived connections (the cached nodelist and stats keys must follow the change).
+    let exporter = Exporter::start_in(&[&ctl_path, "exec", "1"], &[]);
+    let s = scrape(Some(&exporter));
     assert_eq!(value(&s, "corosync_up", &[]), Some(1.0));
     assert_eq!(value(&s, "corosync_members", &[]), Some(3.0));
     assert_eq!(value(&s, "ha_cluster_corosync_quorum_votes", &[("type", "total_votes")]), Some(3.0));
@@ -61,7 +72,7 @@ fn a_killed_node_shows_in_the_next_scrape() {
 
     ctl(&["kill", "3"]);
     ctl(&["wait-members", "1", "2"]);
-    let mut s = scrape("1");
+    let mut s = scrape(Some(&exporter));
     // knet declares the link down on its own schedule (pong timeout), which may come after
     // the membership change: give it a bounded number of scrapes.
     for _ in 0..50 {
@@ -69,7 +80,7 @@ fn a_killed_node_shows_in_the_next_scrape() {
             break;
         }
         sleep(Duration::from_millis(200));
-        s = scrape("1");
+        s = scrape(Some(&exporter));
     }
     assert_eq!(link_connected(&s, "3"), Some(0.0));
     assert_eq!(value(&s, "corosync_members", &[]), Some(2.0));
@@ -80,8 +91,12 @@ fn a_killed_node_shows_in_the_next_scrape() {
     assert!(value(&s, "corosync_ring_id_sequence", &[]).is_some_and(|seq| seq > ring_seq));
     // Node 3 is no member any more, so its dead link faults no ring.
     assert_eq!(value(&s, "ha_cluster_corosync_ring_errors", &[]), Some(0.0));
+    // Fresh connections see the same.
+    let fresh = scrape(None);
+    assert_eq!(value(&fresh, "corosync_members", &[]), Some(2.0));
+    assert_eq!(member_votes(&fresh), ["1", "2"]);
 
     ctl(&["start", "3"]);
     ctl(&["wait-members", "1", "3"]);
-    assert_eq!(value(&scrape("1"), "corosync_members", &[]), Some(3.0));
+    assert_eq!(value(&scrape(Some(&exporter)), "corosync_members", &[]), Some(3.0));
 }

@@ -47,8 +47,6 @@ fn cluster() -> Snapshot {
         ("totem.cluster_name".to_owned(), s("alpha")),
         ("totem.transport".to_owned(), s("knet")),
         ("totem.version".to_owned(), OwnedValue::UInt32(2)),
-        ("runtime.services.cmap.service_id".to_owned(), OwnedValue::UInt16(0)),
-        ("runtime.services.votequorum.service_id".to_owned(), OwnedValue::UInt16(5)),
     ];
     for (pos, id) in [(0, 1u32), (1, 2), (2, 3)] {
         config.push((format!("nodelist.node.{pos}.nodeid"), OwnedValue::UInt32(id)));
@@ -66,10 +64,6 @@ fn cluster() -> Snapshot {
         ("stats.pg.msg_reserved".to_owned(), OwnedValue::UInt32(2)),
         ("stats.ipcs.global.active".to_owned(), OwnedValue::UInt64(2)),
         ("stats.ipcs.global.closed".to_owned(), OwnedValue::UInt64(9)),
-        ("stats.ipcs.service0.63.0x55.procname".to_owned(), s("")),
-        ("stats.ipcs.service0.63.0x55.flow_control".to_owned(), OwnedValue::UInt32(1)),
-        ("stats.ipcs.service5.63.0x56.procname".to_owned(), s("")),
-        ("stats.ipcs.service5.63.0x56.flow_control".to_owned(), OwnedValue::UInt32(0)),
         ("stats.schedmiss.0.timestamp".to_owned(), OwnedValue::UInt64(1_700_000_000_000)),
         ("stats.schedmiss.0.delay".to_owned(), OwnedValue::Float(1500.0)),
         ("stats.schedmiss.1.timestamp".to_owned(), OwnedValue::UInt64(1_700_000_100_000)),
@@ -207,11 +201,7 @@ fn native_metrics() {
     assert_eq!(value(&m, "corosync_srp_orf_token_rx_total", &[]), Some(41.0));
     assert_eq!(value(&m, "corosync_srp_mean_token_rotation_seconds", &[]), Some(0.25));
     assert_eq!(value(&m, "corosync_ipcs_connections_closed_total", &[]), Some(9.0));
-    assert_eq!(value(&m, "corosync_ipcs_service_connections", &[("service", "votequorum")]), Some(1.0));
-    assert_eq!(
-        value(&m, "corosync_ipcs_service_flow_controlled_connections", &[("service", "cmap")]),
-        Some(1.0)
-    );
+    assert_eq!(value(&m, "corosync_ipcs_connections", &[]), Some(2.0));
     assert_eq!(value(&m, "corosync_schedule_misses_recorded", &[]), Some(2.0));
     assert_eq!(value(&m, "corosync_schedule_miss_max_delay_seconds", &[]), Some(3.25));
     assert_eq!(value(&m, "corosync_schedule_miss_last_timestamp_seconds", &[]), Some(1_700_000_100.0));

@@ -22,7 +22,20 @@ impl Exporter {
     /// Starts the exporter on a port the system picks (127.0.0.1:0) with `args` added, and
     /// reads the port from its "serving" line.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(EXPORTER)
+        Self::start_in(&[], args)
+    }
+
+    /// As [`Exporter::start`], run through `wrapper` (a command and its arguments that run
+    /// the rest, e.g. `cluster-ctl exec 1`).
+    pub fn start_in(wrapper: &[&str], args: &[&str]) -> Self {
+        let (program, wrapper_args) = match wrapper.split_first() {
+            Some((program, rest)) => (*program, rest),
+            None => (EXPORTER, &[][..]),
+        };
+        let exporter = if wrapper.is_empty() { None } else { Some(EXPORTER) };
+        let mut child = Command::new(program)
+            .args(wrapper_args)
+            .args(exporter)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stderr(Stdio::piped())
