@@ -48,6 +48,20 @@ fn scratch(name: &str) -> PathBuf {
 /// A child process killed on drop.
 struct Killed(Child);
 
+impl Killed {
+    /// Starts `program` with `args`, its output discarded; `package` is the Debian package
+    /// that ships it (for the message when it is missing).
+    fn spawn(program: &str, args: &[String], package: &str) -> Self {
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {program} (Debian package {package}): {e}"));
+        Self(child)
+    }
+}
+
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -204,16 +218,12 @@ fn a_real_prometheus_scrapes_the_exporter() {
     )
     .expect("write the config");
     let port = free_port();
-    let _prometheus = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run prometheus (Debian package prometheus)"),
-    );
+    let args = [
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", dir.join("data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+    ];
+    let _prometheus = Killed::spawn("prometheus", &args, "prometheus");
     let mut quorate = Vec::new();
     assert!(
         eventually(150, || {
@@ -260,14 +270,8 @@ fn side_by_side_with_ha_cluster_exporter() {
     ensure_corosync();
     let ours = Exporter::start(&[]);
     let port = free_port();
-    let _theirs = Killed(
-        Command::new("ha_cluster_exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run ha_cluster_exporter (Debian package prometheus-hacluster-exporter)"),
-    );
+    let args = [format!("--web.listen-address=127.0.0.1:{port}")];
+    let _theirs = Killed::spawn("ha_cluster_exporter", &args, "prometheus-hacluster-exporter");
     let mut theirs = BTreeMap::new();
     assert!(
         eventually(150, || {
