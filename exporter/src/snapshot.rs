@@ -32,9 +32,13 @@ pub const CONFIG_KEYS: [&str; 3] = ["totem.cluster_name", "totem.transport", "to
 const TRACKED_PREFIXES: [&str; 3] = ["nodelist.", "runtime.members.", "totem."];
 
 /// The stats-map prefixes whose keys are fixed by the configuration: they are listed (dumped)
-/// at the first scrape and again after a change of the default-map part or when a key went
-/// away; other scrapes get the listed keys in pipelined batches, which saves the iteration.
+/// at the first scrape, again after a change of the default-map part or when a key went
+/// away, and every [`RELIST_EVERY`] scrapes in case a key came without either; other scrapes
+/// get the listed keys in pipelined batches, which saves the iteration.
 pub const STATS_PREFIXES: [&str; 2] = ["stats.knet.", "stats.srp."];
+
+/// Scrapes after which the keys under [`STATS_PREFIXES`] are listed again anyway.
+pub const RELIST_EVERY: u32 = 60;
 
 /// The stats-map prefix whose keys come and go (corosync records the last 10 schedule
 /// misses): dumped at every scrape.
@@ -95,6 +99,8 @@ pub struct Corosync {
     config_changed: Arc<AtomicBool>,
     /// The keys under [`STATS_PREFIXES`] as last listed; `None` when they are to be listed.
     stats_keys: Option<Vec<String>>,
+    /// Scrapes since the keys were listed.
+    since_listed: u32,
 }
 
 /// Context of our votequorum tracking (any value; corosync hands it back).
@@ -128,7 +134,16 @@ impl Corosync {
             }
         });
         votequorum.trackstart(TRACK_CONTEXT, TrackFlags::CHANGES)?;
-        Ok(Self { cmap, stats, votequorum, tracked, config: None, config_changed, stats_keys: None })
+        Ok(Self {
+            cmap,
+            stats,
+            votequorum,
+            tracked,
+            config: None,
+            config_changed,
+            stats_keys: None,
+            since_listed: 0,
+        })
     }
 
     /// Reads one [`Snapshot`].
@@ -172,6 +187,10 @@ impl Corosync {
             self.config = None;
             self.stats_keys = None;
         }
+        self.since_listed += 1;
+        if self.since_listed >= RELIST_EVERY {
+            self.stats_keys = None;
+        }
         let config = match self.config.take() {
             Some(config) => config,
             None => read(&mut self.cmap, &CONFIG_PREFIXES, &CONFIG_KEYS)?,
@@ -187,6 +206,7 @@ impl Corosync {
             None => {
                 let values = read(&mut self.stats, &STATS_PREFIXES, &[])?;
                 self.stats_keys = Some(values.iter().map(|(k, _)| k.clone()).collect());
+                self.since_listed = 0;
                 values
             }
         };
