@@ -47,9 +47,10 @@ pub const SCHEDMISS_PREFIX: &str = "stats.schedmiss.";
 /// The stats-map keys a scrape gets (in one pipelined batch).
 ///
 /// The per-connection IPC stats (`stats.ipcs.serviceN.PID.HANDLE.*`) are not read: walking
-/// them costs a round trip per key (a third of a scrape), and they cannot be dumped because
-/// corosync 3.1.7 answers a GET of a `procname` of 8 bytes or more with a `value_len` longer
-/// than the value it sends, which this client rejects as a malformed frame.
+/// them costs a round trip per key (a third of a scrape). They cannot be dumped either:
+/// corosync 3.1.7's ITER_NEXT reports length 0 for a `procname`, and its reply to a GET
+/// with a shorter buffer than the name carries the full `value_len` but only the buffer's
+/// bytes, which `Cmap::dump` rejects as a malformed frame (libcmap copies the short part).
 pub const STATS_KEYS: [&str; 4] = [
     "stats.pg.msg_queue_avail",
     "stats.pg.msg_reserved",
