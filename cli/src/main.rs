@@ -6,6 +6,7 @@
 //! corowire demo  [--builtin | --corosync]
 //! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket]
 //!                [--verbose]
+//! corowire exporter [--listen ADDR] [--allow-remote] [--timeout SECS] [--once [--openmetrics]]
 //! ```
 //!
 //! `cmap` and `quorum` are work-alikes of corosync's `corosync-cmapctl` and
@@ -38,6 +39,7 @@ commands:
                      against the built-in server when no corosync runs (or with --builtin)
   serve [options]    run the built-in cmap/votequorum server until SIGINT/SIGTERM
                      (`corowire serve --help` lists its options)
+  exporter [options] Prometheus metrics for corosync (`corowire exporter --help`)
   help               show this text
 
 `cmap` and `quorum` also take --json (before any `--`) for machine-readable output
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Some("quorum") => quorumtool::run(rest),
         Some("demo") => demo::run(&rest),
         Some("serve") => serve::run(&rest),
+        Some("exporter") => corowire_exporter::cli::run("corowire exporter", rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             0

@@ -16,8 +16,12 @@
 //! - [`http`]: the `/metrics` endpoint (tiny_http), with content negotiation, bound to
 //!   loopback unless told otherwise.
 //!
+//! - [`cli`]: the command line, shared by the `corowire-exporter` binary and
+//!   `corowire exporter`.
+//!
 //! `docs/metrics.md` lists every metric.
 
+pub mod cli;
 pub mod http;
 pub mod render;
 pub mod scraper;
