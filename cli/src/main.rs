@@ -6,6 +6,7 @@
 //! corowire demo  [--builtin | --corosync]
 //! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket]
 //!                [--verbose]
+//! corowire exporter [--listen ADDR] [--allow-remote] [--timeout SECS] [--once [--openmetrics]]
 //! corowire --help | --version
 //! ```
 //!
@@ -81,6 +82,8 @@ commands:
           --standard-names      serve as cmap, votequorum, quorum and cfg (corosync's names)
           --socket              offer libqb's socket transport instead of shared memory
           --verbose             log connections and faults to standard error
+  exporter [--listen ADDR] [--allow-remote] [--timeout SECS] [--once [--openmetrics]]
+        Prometheus metrics for corosync over /metrics (`corowire exporter --help` for details)
   help, --help, -h    show this text
   --version, -V       print `corowire <version>`
 
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Some("quorum") => quorumtool::run(rest),
         Some("demo") => demo::run(&rest),
         Some("serve") => serve::run(&rest),
+        Some("exporter") => corowire_exporter::cli::run("corowire exporter", rest),
         Some("help" | "-h" | "--help") => {
             out::print(USAGE);
             0
