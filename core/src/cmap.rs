@@ -725,7 +725,9 @@ pub struct GetReply<'a> {
     pub value_type: Option<ValueType>,
     /// Actual length of the stored value.
     pub value_len: u64,
-    /// The value bytes carried (empty when the request asked for the length only).
+    /// The value bytes carried (empty when the request asked for the length only): at most
+    /// `value_len` bytes, and fewer when the stored value did not fit the requested buffer
+    /// ([`GetReply::is_truncated`]).
     pub value: &'a [u8],
     /// The buffer size the request asked for: the reply carries that many value bytes,
     /// zero-padded after the value.
@@ -733,7 +735,13 @@ pub struct GetReply<'a> {
 }
 
 impl<'a> GetReply<'a> {
-    /// The typed value, if the reply carries it.
+    /// Whether the stored value is longer than the bytes carried: corosync filled a smaller
+    /// buffer than the value needs (ask again with `value_len` bytes).
+    pub fn is_truncated(&self) -> bool {
+        (self.value.len() as u64) < self.value_len
+    }
+
+    /// The typed value, if the reply carries it whole.
     pub fn typed(&self) -> Option<Value<'a>> {
         if self.value.len() as u64 != self.value_len || self.buffer_len == 0 {
             return None;
@@ -879,8 +887,11 @@ impl<'a> Reply<'a> {
             RequestKind::Get => {
                 let (m, tail) = layout::<ResGet>(buf, id, MAX_TAIL)?;
                 let value_len = m.value_len.get();
-                let value =
-                    if tail.is_empty() { tail } else { take(&mut { tail }, value_len, "value_len", 24)? };
+                // corosync may report a stored length larger than the buffer it was asked to
+                // fill (stats.ipcs.*.procname, whose ITER_NEXT length is 0): the reply then
+                // carries only the buffer's bytes, as libcmap copies them (docs/protocol.md §5.3).
+                let carried = usize::try_from(value_len).map_or(tail.len(), |n| n.min(tail.len()));
+                let value = &tail[..carried];
                 Response::Get(GetReply {
                     value_type: ValueType::read(m.value_type.value, "type", 32)?,
                     value_len,
