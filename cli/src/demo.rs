@@ -359,7 +359,7 @@ fn demo(mut cmap: Cmap, target: &Target) -> Result<(), String> {
     out::print("changed demo.u32 to 42\n");
     cmap.inc("demo.u32").map_err(|e| failed("inc demo.u32", &e))?;
     out::print("incremented demo.u32\n");
-    cmap.set_str("demo.added", "new key").map_err(|e| failed("set demo.added", &e))?;
+    cmap.set_string("demo.added", "new key").map_err(|e| failed("set demo.added", &e))?;
     out::print("added demo.added\n");
     let want = 3;
     let mut seen = 0;

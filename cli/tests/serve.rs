@@ -215,7 +215,7 @@ fn serve_under_a_prefix_then_sigterm() {
     cmap.set_u32("test.serve.counter", 41).expect("set");
     cmap.inc("test.serve.counter").expect("inc");
     assert_eq!(cmap.get_u32("test.serve.counter").expect("get"), 42);
-    cmap.set_str("test.serve.text", "hello").expect("set str");
+    cmap.set_string("test.serve.text", "hello").expect("set str");
     assert_eq!(cmap.get_string("test.serve.text").expect("get str"), "hello");
     let mut vq = votequorum_at(&format!("{prefix}-votequorum"));
     let info = vq.get_info(0).expect("getinfo");

@@ -32,10 +32,10 @@ macro_rules! client_handle {
             #[doc = concat!("[`", stringify!($handle), "::dispatch`], waiting for notifications at most `timeout` in all")]
             /// (the waiting modes [`DispatchMode::One`](corowire::DispatchMode::One) and
             /// [`DispatchMode::Blocking`](corowire::DispatchMode::Blocking) end with
-            /// [`Error::Timeout`](crate::Error::Timeout) then; the others never wait).
+            /// [`Error::EventTimeout`](crate::Error::EventTimeout) then; the others never wait).
             ///
             /// # Errors
-            #[doc = concat!("As [`", stringify!($handle), "::dispatch`], and [`Error::Timeout`](crate::Error::Timeout).")]
+            #[doc = concat!("As [`", stringify!($handle), "::dispatch`], and [`Error::EventTimeout`](crate::Error::EventTimeout).")]
             pub fn dispatch_timeout(
                 &mut self,
                 mode: corowire::DispatchMode,
@@ -147,7 +147,7 @@ pub(crate) fn next_event<S: Service, const P: usize, const E: usize, const EB: u
         match (r, got) {
             (_, Some(event)) => return Ok(Some(event)),
             (Err(DriverError::Timeout), None) => return Ok(None),
-            (Err(e), None) => return Err(e.into()),
+            (Err(e), None) => return Err(Error::from_dispatch(e, DispatchMode::One)),
             // A skipped notification: wait for the next.
             (Ok(()), None) => {}
         }
@@ -164,11 +164,12 @@ pub(crate) fn dispatch<S: Service, const P: usize, const E: usize, const EB: usi
     mut deliver: impl FnMut(S::Event<'_>),
 ) -> Result<()> {
     let deadline = timeout.map(|t| client.transport().now().saturating_add(t));
-    client.dispatch(mode, deadline, |e| {
-        deliver(e);
-        control.take()
-    })?;
-    Ok(())
+    client
+        .dispatch(mode, deadline, |e| {
+            deliver(e);
+            control.take()
+        })
+        .map_err(|e| Error::from_dispatch(e, mode))
 }
 
 /// One connection attempt: the handshake (bytes out, bytes in), then the transport.

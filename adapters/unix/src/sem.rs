@@ -48,14 +48,8 @@ impl fmt::Display for SemError {
     }
 }
 
-impl core::error::Error for SemError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            Self::Futex(e) => Some(e),
-            Self::TimedOut | Self::Overflow => None,
-        }
-    }
-}
+/// The cause is part of the `Display` text, so `source()` is `None`.
+impl core::error::Error for SemError {}
 
 /// A glibc process-shared `sem_t` living in a [`SharedMapping`].
 #[derive(Debug, Clone, Copy)]

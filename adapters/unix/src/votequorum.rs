@@ -15,7 +15,7 @@ use corowire::conn::Votequorum as VotequorumService;
 use corowire::votequorum::{QdeviceName, Request, Response};
 
 use crate::client::{Client, Context, Control};
-use crate::error::{Error, Result};
+use crate::error::{CheckError, Error, Result};
 pub use crate::options::Options;
 pub use corowire::votequorum::{
     InfoFlags, NodeEntry, NodeIds, NodeInfoOf, NodeList, NodeState, Notification, RingId, TrackFlags,
@@ -48,7 +48,8 @@ impl core::fmt::Debug for Votequorum {
 
 fn qdevice(name: &str) -> Result<QdeviceName<'_>> {
     // libvotequorum rejects an empty or too long name before sending.
-    QdeviceName::new(name.as_bytes()).map_err(|_| Error::Cs(CsError::InvalidParam))
+    QdeviceName::new(name.as_bytes())
+        .map_err(|error| CheckError::QdeviceName { name: name.to_owned(), error }.into())
 }
 
 impl Votequorum {
@@ -170,10 +171,12 @@ impl Votequorum {
     /// the callback may end it with [`Control::stop`] or [`Control::finalize`].
     ///
     /// # Errors
-    /// `CS_ERR_TRY_AGAIN` for [`DispatchMode::OneNonBlocking`] with nothing pending,
-    /// `CS_ERR_BAD_HANDLE` once finalized, [`Error::Disconnected`], `CS_ERR_LIBRARY` for a
-    /// malformed event (an event with an unknown id, such as notification 7 of corosync after
-    /// 3.1.10, is skipped).
+    /// [`CheckError::NothingPending`] (`CS_ERR_TRY_AGAIN`) for
+    /// [`DispatchMode::OneNonBlocking`] with nothing pending, [`CheckError::Finalized`]
+    /// (`CS_ERR_BAD_HANDLE`) once finalized, [`Error::Disconnected`],
+    /// [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed event. An event with an
+    /// unknown id (such as notification 7 of corosync after 3.1.10) is skipped and counted,
+    /// not reported.
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
         self.dispatch_within(mode, None)
     }
@@ -189,11 +192,13 @@ impl Votequorum {
 
     /// The next notification, owned, without running the callback (pull style, beside
     /// [`Votequorum::dispatch`]): waits at most `timeout` (`None`: for as long as the daemon
-    /// lives) and returns `None` if none came.
+    /// lives) and returns `None` if none came. An event with an unknown id is skipped,
+    /// counted as the dispatch counts it, and the wait goes on.
     ///
     /// # Errors
-    /// `CS_ERR_BAD_HANDLE` once finalized, [`Error::Disconnected`], `CS_ERR_LIBRARY` for an
-    /// unknown event.
+    /// [`CheckError::Finalized`] (`CS_ERR_BAD_HANDLE`) once finalized,
+    /// [`Error::Disconnected`], [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed
+    /// event.
     pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedNotification>> {
         crate::client::next_event(&mut self.client, timeout, |n| OwnedNotification::from(&n))
     }
