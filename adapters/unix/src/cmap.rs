@@ -53,7 +53,7 @@ const RING_MARGIN: usize = 256;
 
 type Conn = Client<CmapService<TRACKS>, PENDING, EVENTS, EVENT_BYTES>;
 
-/// A CMAP value, owned: the core's [`corowire::value::OwnedValue`], re-exported here.
+/// A CMAP value, owned: the core's `corowire::value::OwnedValue`, re-exported here.
 pub use corowire::value::OwnedValue;
 
 /// A track registered with [`Cmap::track_add`]: the server's track handle.
@@ -121,6 +121,8 @@ type Callback = Box<dyn FnMut(&TrackNotification<'_>) + Send>;
 /// A connection to corosync's CMAP service. Finalized (the connection closed) on drop.
 pub struct Cmap {
     client: Conn,
+    /// The libqb service name connected to.
+    service: String,
     /// Callbacks by the context given to the core's track table.
     callbacks: HashMap<u64, Callback>,
     /// Context of each track, by server handle.
@@ -132,7 +134,11 @@ pub struct Cmap {
 
 impl fmt::Debug for Cmap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cmap").field("client", &self.client).field("tracks", &self.contexts.len()).finish()
+        f.debug_struct("Cmap")
+            .field("service", &self.service)
+            .field("client", &self.client)
+            .field("tracks", &self.contexts.len())
+            .finish()
     }
 }
 
@@ -184,9 +190,10 @@ impl Cmap {
     /// # Errors
     /// As [`Cmap::connect`], and the result of the map switch.
     pub fn connect_with(options: Options) -> Result<Self> {
-        let client = crate::client::connect(&options)?;
+        let (client, service) = crate::client::connect(&options)?;
         let mut cmap = Self {
             client,
+            service,
             callbacks: HashMap::new(),
             contexts: HashMap::new(),
             next_context: 1,

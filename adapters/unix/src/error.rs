@@ -111,7 +111,7 @@ pub enum CheckError {
         /// What is wrong with it.
         error: EncodeError,
     },
-    /// [`DispatchMode::OneNonBlocking`](corowire::DispatchMode::OneNonBlocking) found no
+    /// [`DispatchMode::OneNonBlocking`](crate::DispatchMode::OneNonBlocking) found no
     /// pending event (`CS_ERR_TRY_AGAIN`, as `cmap_dispatch`).
     NothingPending,
     /// The handle was finalized by a callback's [`Control::finalize`](crate::Control::finalize)

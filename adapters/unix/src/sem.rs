@@ -21,7 +21,7 @@ use crate::sys::futex::{futex_wait, futex_wake, WaitResult};
 use crate::sys::shm::SharedMapping;
 use crate::sys::Deadline;
 
-/// Size of glibc's `sem_t` on 64-bit targets (the layout is in [`corowire::wire::ring`]).
+/// Size of glibc's `sem_t` on 64-bit targets (the layout is in `corowire::wire::ring`).
 pub use corowire::wire::ring::SEM_SIZE;
 
 const VALUE_MASK: u64 = 0xffff_ffff;

@@ -35,6 +35,8 @@ type Callback = Box<dyn FnMut(&Notification<'_>) + Send>;
 /// A connection to corosync's votequorum service. Finalized (the connection closed) on drop.
 pub struct Votequorum {
     client: Conn,
+    /// The libqb service name connected to.
+    service: String,
     callback: Option<Callback>,
     context: Context,
     control: Control,
@@ -42,7 +44,7 @@ pub struct Votequorum {
 
 impl core::fmt::Debug for Votequorum {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Votequorum").field("client", &self.client).finish()
+        f.debug_struct("Votequorum").field("service", &self.service).field("client", &self.client).finish()
     }
 }
 
@@ -66,8 +68,8 @@ impl Votequorum {
     /// # Errors
     /// As [`Votequorum::connect`].
     pub fn connect_with(options: Options) -> Result<Self> {
-        let client = crate::client::connect(&options)?;
-        Ok(Self { client, callback: None, context: Context::default(), control: Control::default() })
+        let (client, service) = crate::client::connect(&options)?;
+        Ok(Self { client, service, callback: None, context: Context::default(), control: Control::default() })
     }
 
     /// Sets the callback [`Votequorum::dispatch`] hands notifications to (quorum, node list,
