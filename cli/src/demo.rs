@@ -24,7 +24,7 @@ use corowire::votequorum::{Notification, TrackFlags};
 use corowire_unix::cmap::{Cmap, Options as CmapOptions};
 use corowire_unix::server::{Server, ServerConfig};
 use corowire_unix::votequorum::{Options as VotequorumOptions, Votequorum};
-use corowire_unix::{ConnectError, Error};
+use corowire_unix::{ConnectError, Error, NAME_PREFIX_ENV};
 
 use crate::cmapctl::key_line;
 use crate::out;
@@ -175,12 +175,12 @@ fn with_backend(choice: Choice) -> Result<String, String> {
         Choice::Daemon => Some(Cmap::connect().map_err(|e| failed("connect to cmap", &e))?),
         Choice::Auto => match Cmap::connect() {
             Ok(cmap) => Some(cmap),
-            Err(Error::Connect { reason: ConnectError::NoDaemon(_), .. }) => {
-                out::print("no corosync daemon answers on the standard `cmap` IPC socket\n");
+            Err(Error::Connect { service, reason: ConnectError::NoDaemon(_) }) => {
+                out::print(&format!("no server answers on the libqb socket `{service}`\n"));
                 None
             }
-            Err(e @ Error::Connect { reason: ConnectError::Refused(_), .. }) => {
-                out::print(&format!("the daemon on the standard `cmap` IPC socket refused us ({e})\n"));
+            Err(Error::Connect { service, reason: reason @ ConnectError::Refused(_) }) => {
+                out::print(&format!("the server on the libqb socket `{service}` refused us ({reason})\n"));
                 None
             }
             Err(e) => return Err(failed("connect to cmap", &e)),
@@ -230,8 +230,8 @@ fn ring_dirs_left() -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// What answers on the standard names: corosync (it has `runtime.config.` keys) or another
-/// server (such as `corowire serve --standard-names`).
+/// What answers on the name `cmap` connected to: corosync (it has `runtime.config.` keys) or
+/// another server (such as `corowire serve --standard-names` or `--name-prefix`).
 fn describe_daemon(cmap: &mut Cmap) -> Result<String, String> {
     let cluster = cmap.get_string("totem.cluster_name").map_err(|e| failed("get totem.cluster_name", &e))?;
     let runtime = cmap
@@ -242,7 +242,7 @@ fn describe_daemon(cmap: &mut Cmap) -> Result<String, String> {
     Ok(if runtime {
         format!("corosync (cluster {cluster:?})")
     } else {
-        format!("a cmap server on the standard names, not corosync (cluster {cluster:?})")
+        format!("a cmap server on `{}`, not corosync (cluster {cluster:?})", cmap.service_name())
     })
 }
 
@@ -250,8 +250,9 @@ fn describe_daemon(cmap: &mut Cmap) -> Result<String, String> {
 fn failed(step: &str, e: &Error) -> String {
     match e {
         Error::Connect { service, reason: ConnectError::NoDaemon(_) } => format!(
-            "{step}: no corosync daemon is running here (nothing listens on the `{service}` IPC \
-             socket); start corosync, or run `corowire demo --builtin` to use the built-in server"
+            "{step}: no server listens on the libqb socket `{service}`; start corosync, run \
+             `corowire demo --builtin` to use the built-in server, or for `corowire serve \
+             --name-prefix P` set {NAME_PREFIX_ENV}=P"
         ),
         _ => format!("{step}: {e} ({})", crate::cformat::cs_strerror(e.cs_error())),
     }
@@ -337,14 +338,10 @@ fn demo(mut cmap: Cmap, target: &Target) -> Result<(), String> {
     let sink = Arc::clone(&events);
     let track = cmap
         .track_add(Some(PREFIX), TrackType(TrackType::ALL.0), move |e| {
-            let what = match e.event {
-                corowire::cmap::TrackEvent::Add => "create",
-                corowire::cmap::TrackEvent::Modify => "modify",
-                corowire::cmap::TrackEvent::Delete => "delete",
-            };
             let show = |v: Option<Value<'_>>| v.map_or("-".to_owned(), |v| value_text(&OwnedValue::from(v)));
             let text = format!(
-                "notification: {what} {} new: {} old: {}\n",
+                "notification: {} {} new: {} old: {}\n",
+                e.event,
                 e.key(),
                 show(e.new_value),
                 show(e.old_value)
@@ -359,7 +356,7 @@ fn demo(mut cmap: Cmap, target: &Target) -> Result<(), String> {
     out::print("changed demo.u32 to 42\n");
     cmap.inc("demo.u32").map_err(|e| failed("inc demo.u32", &e))?;
     out::print("incremented demo.u32\n");
-    cmap.set_str("demo.added", "new key").map_err(|e| failed("set demo.added", &e))?;
+    cmap.set_string("demo.added", "new key").map_err(|e| failed("set demo.added", &e))?;
     out::print("added demo.added\n");
     let want = 3;
     let mut seen = 0;

@@ -94,12 +94,15 @@ environment:
   COROWIRE_NAME_PREFIX=P   cmap, quorum and demo connect to P-cmap and P-votequorum (the
                            names `corowire serve --name-prefix P` serves) instead of
                            corosync's cmap and votequorum; serve's default prefix
-  COROWIRE_DEMO_BACKEND    demo's backend when no option picks one: builtin or corosync
+  COROWIRE_DEMO_BACKEND    demo's backend when no option picks one: builtin,
+                           corosync, or auto (the default: corosync if it
+                           answers, else builtin)
 ";
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let Some(command) = args.next() else {
+        eprintln!("corowire: a command is missing (cmap, quorum, demo, serve or help)");
         eprint!("{USAGE}");
         return ExitCode::from(1);
     };

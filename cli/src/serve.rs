@@ -220,8 +220,9 @@ fn serve(args: &Args) -> Result<(), String> {
     cfg.votequorum_name = Some(votequorum_name.clone());
     // corosync-quorumtool also needs libquorum and libcfg, under the same prefix.
     let name = |service: &str| prefix.map_or_else(|| service.to_owned(), |p| format!("{p}-{service}"));
-    cfg.quorum_name = Some(name("quorum"));
-    cfg.cfg_name = Some(name("cfg"));
+    let (quorum_name, cfg_name) = (name("quorum"), name("cfg"));
+    cfg.quorum_name = Some(quorum_name.clone());
+    cfg.cfg_name = Some(cfg_name.clone());
     cfg.verbose = args.verbose;
     if args.socket {
         cfg.transport = IpcType::Socket;
@@ -234,8 +235,8 @@ fn serve(args: &Args) -> Result<(), String> {
     block_stop_signals()?;
     let mut server = Server::bind(cfg).map_err(|e| bind_error(&e, args.standard))?;
     out::print(&format!(
-        "corowire serve: serving cmap as '{cmap_name}' and votequorum as '{votequorum_name}' \
-         (pid {}); SIGINT or SIGTERM stops it\n",
+        "corowire serve: serving cmap as '{cmap_name}', votequorum as '{votequorum_name}', \
+         quorum as '{quorum_name}' and cfg as '{cfg_name}' (pid {}); SIGINT or SIGTERM stops it\n",
         std::process::id()
     ));
     out::flush();

@@ -203,9 +203,10 @@ fn serve_under_a_prefix_then_sigterm() {
     let prefix = format!("test-{}-a", std::process::id());
     let mut served = Served::start(&["--name-prefix", &prefix]);
     assert!(
-        served
-            .banner
-            .contains(&format!("serving cmap as '{prefix}-cmap' and votequorum as '{prefix}-votequorum'")),
+        served.banner.contains(&format!(
+            "serving cmap as '{prefix}-cmap', votequorum as '{prefix}-votequorum', quorum as \
+                 '{prefix}-quorum' and cfg as '{prefix}-cfg'"
+        )),
         "{}",
         served.banner
     );
@@ -215,7 +216,7 @@ fn serve_under_a_prefix_then_sigterm() {
     cmap.set_u32("test.serve.counter", 41).expect("set");
     cmap.inc("test.serve.counter").expect("inc");
     assert_eq!(cmap.get_u32("test.serve.counter").expect("get"), 42);
-    cmap.set_str("test.serve.text", "hello").expect("set str");
+    cmap.set_string("test.serve.text", "hello").expect("set str");
     assert_eq!(cmap.get_string("test.serve.text").expect("get str"), "hello");
     let mut vq = votequorum_at(&format!("{prefix}-votequorum"));
     let info = vq.get_info(0).expect("getinfo");
@@ -317,6 +318,15 @@ fn the_name_prefix_variable_points_the_clients_and_serve_at_the_same_names() {
         corowire().args(["quorum", "-s"]).env("COROWIRE_NAME_PREFIX", &prefix).output().expect("run quorum");
     assert_eq!(quorum.status.code(), Some(0), "{}{}", text(&quorum.stdout), text(&quorum.stderr));
     assert!(text(&quorum.stdout).contains("Quorate:          Yes"), "{}", text(&quorum.stdout));
+    // `corowire demo` too, and names the socket it used.
+    let demo = corowire()
+        .args(["demo", "--corosync"])
+        .env("COROWIRE_NAME_PREFIX", &prefix)
+        .output()
+        .expect("run demo");
+    assert_eq!(demo.status.code(), Some(0), "{}{}", text(&demo.stdout), text(&demo.stderr));
+    let backend = format!("backend: a cmap server on `{prefix}-cmap`, not corosync");
+    assert!(text(&demo.stdout).contains(&backend), "{}", text(&demo.stdout));
 
     // A prefix nobody serves: the client reports that nothing listens there.
     let nobody = corowire()

@@ -75,3 +75,21 @@ fn help_lists_every_command_option_and_variable() {
         }
     }
 }
+
+#[test]
+fn no_command_says_one_is_missing() {
+    let out = corowire(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("corowire: a command is missing"), "{stderr}");
+    assert!(stderr.contains("usage: corowire <command>"), "{stderr}");
+}
+
+#[test]
+fn help_names_every_demo_backend() {
+    let help = stdout(&corowire(&["--help"]));
+    let line = help.split("COROWIRE_DEMO_BACKEND").nth(1).expect("the variable is documented");
+    for backend in ["builtin", "corosync", "auto"] {
+        assert!(line.contains(backend), "{backend} missing from:\n{help}");
+    }
+}

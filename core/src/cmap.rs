@@ -14,6 +14,8 @@
 mod client;
 pub use client::{Cmap, CmapEvent, CmapState, Track};
 
+use core::fmt;
+
 use crate::codec::{
     self, bit_flags, check_name, cstr, exact, expect_empty, layout, message, put_cstr, request_msg,
     response_msg, take, u16_len, wire_ids, wire_name, MAX_TAIL,
@@ -181,7 +183,7 @@ impl ValueType {
         !matches!(self, Self::Float | Self::Double | Self::String | Self::Binary)
     }
 
-    /// The name `corosync-cmapctl` prints (`u32`, `str`, …).
+    /// The name `corosync-cmapctl` prints (`u32`, `str`, …); also the `Display` form.
     pub fn cmapctl_name(self) -> &'static str {
         match self {
             Self::Int8 => "i8",
@@ -459,6 +461,24 @@ pub enum TrackEvent {
     Modify = 2,
     /// 4: the key was added.
     Add = 4,
+}
+
+/// The word `corosync-cmapctl` prints for the event: `create`, `modify`, `delete`.
+impl fmt::Display for TrackEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Add => "create",
+            Self::Modify => "modify",
+            Self::Delete => "delete",
+        })
+    }
+}
+
+/// [`ValueType::cmapctl_name`]: `u32`, `str`, ….
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.cmapctl_name())
+    }
 }
 
 impl TrackEvent {

@@ -117,7 +117,8 @@ extern crate alloc;
 
 /// A CMAP value that owns its bytes: what a GET returns, what a configuration file sets.
 ///
-/// It is [`TypedValue`] with `Vec<u8>` bytes, so it has [`Value`]'s variants and methods.
+/// It is [`TypedValue`] with `Vec<u8>` bytes, so it has `Value`'s variants and
+/// methods.
 /// Convert with [`TypedValue::as_value`] and `From<Value<'_>>`.
 ///
 /// ```

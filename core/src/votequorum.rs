@@ -143,7 +143,9 @@ impl TrackFlags {
     pub const CHANGES_ONLY: Self = Self(4);
 }
 
-/// `struct mar_votequorum_ring_id`: a membership ring.
+/// `struct mar_votequorum_ring_id`: a membership ring. `Display` prints it as
+/// `corosync-quorumtool`'s `Ring ID:` line does (`CS_PRI_RING_ID`: both numbers in hex,
+/// `1.2c`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RingId {
@@ -164,7 +166,9 @@ impl RingId {
 }
 
 /// `VOTEQUORUM_NODESTATE_*`. Any number is kept as it is, so the conversion is lossless.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// `Debug` and `Display` give the word (`Member`); `Debug` shows an undefined state as
+/// `NodeState(5)`.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NodeState(pub u32);
 
@@ -177,8 +181,9 @@ impl NodeState {
     pub const LEAVING: Self = Self(3);
 }
 
-/// `VOTEQUORUM_INFO_*`: the flags of a GETINFO reply. Combine with `|`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// `VOTEQUORUM_INFO_*`: the flags of a GETINFO reply. Combine with `|`. `Debug` joins the
+/// words of [`InfoFlags::WORDS`] with `|` (`Quorate|WaitForAll`).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InfoFlags(pub u32);
 bit_flags!(InfoFlags);
@@ -219,6 +224,21 @@ impl fmt::Display for NodeState {
     }
 }
 
+impl fmt::Debug for NodeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::MEMBER | Self::DEAD | Self::LEAVING => fmt::Display::fmt(self, f),
+            Self(other) => write!(f, "NodeState({other})"),
+        }
+    }
+}
+
+impl fmt::Display for RingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}.{:x}", self.nodeid, self.seq)
+    }
+}
+
 impl InfoFlags {
     /// Every defined flag with its word, in bit order. The first seven are the words
     /// `corosync-quorumtool` prints on its `Flags:` line (`display_quorum_data` in corosync's
@@ -243,21 +263,39 @@ impl InfoFlags {
     }
 }
 
+impl InfoFlags {
+    /// The words of the set flags separated by `sep`, then any bits corosync does not define
+    /// as one hex number (`0x400`); nothing for no flags.
+    fn write_words(self, f: &mut fmt::Formatter<'_>, sep: &str) -> fmt::Result {
+        let mut before = "";
+        for w in self.words() {
+            write!(f, "{before}{w}")?;
+            before = sep;
+        }
+        let known = Self::WORDS.iter().fold(0, |acc, (flag, _)| acc | flag.0);
+        match self.0 & !known {
+            0 => Ok(()),
+            unknown => write!(f, "{before}{unknown:#x}"),
+        }
+    }
+}
+
 /// The words of the set flags separated by spaces ([`InfoFlags::words`]), e.g.
 /// `Quorate WaitForAll`, then any bits corosync does not define as one hex number
 /// (`0x400`); no flags print nothing, as `corosync-quorumtool`'s `Flags:` line.
 impl fmt::Display for InfoFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut sep = "";
-        for w in self.words() {
-            write!(f, "{sep}{w}")?;
-            sep = " ";
+        self.write_words(f, " ")
+    }
+}
+
+/// `Quorate|WaitForAll`, `0x400` for undefined bits, `(empty)` for no flags.
+impl fmt::Debug for InfoFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("(empty)");
         }
-        let known = Self::WORDS.iter().fold(0, |acc, (flag, _)| acc | flag.0);
-        match self.0 & !known {
-            0 => Ok(()),
-            unknown => write!(f, "{sep}{unknown:#x}"),
-        }
+        self.write_words(f, "|")
     }
 }
 

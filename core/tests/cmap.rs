@@ -460,6 +460,16 @@ fn key_limits() {
 }
 
 #[test]
+fn value_types_and_track_events_display_as_corosync_cmapctl() {
+    assert_eq!(ValueType::UInt32.to_string(), "u32");
+    assert_eq!(ValueType::String.to_string(), "str");
+    assert_eq!(ValueType::Double.to_string(), ValueType::Double.cmapctl_name());
+    assert_eq!(TrackEvent::Add.to_string(), "create");
+    assert_eq!(TrackEvent::Modify.to_string(), "modify");
+    assert_eq!(TrackEvent::Delete.to_string(), "delete");
+}
+
+#[test]
 fn an_empty_optional_key_is_none() {
     // `Some(empty)` cannot be told apart from `None` on the wire (length 0), and a frame with
     // a non-zero length but an empty name decodes as `None` too, so decoding is stable.

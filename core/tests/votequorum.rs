@@ -734,3 +734,16 @@ fn node_state_and_flags_read_as_corosync_quorumtool() {
     assert_eq!(InfoFlags(0x1000).to_string(), "0x1000");
     assert_eq!(InfoFlags::TWONODE.words().collect::<Vec<_>>(), ["2Node"]);
 }
+
+#[test]
+fn debug_of_states_flags_and_ring_ids_is_readable() {
+    use corowire::votequorum::{InfoFlags, NodeState, RingId};
+    assert_eq!(format!("{:?}", NodeState::MEMBER), "Member");
+    assert_eq!(format!("{:?}", NodeState(9)), "NodeState(9)");
+    assert_eq!(format!("{:?}", InfoFlags::QUORATE | InfoFlags::WAIT_FOR_ALL), "Quorate|WaitForAll");
+    assert_eq!(format!("{:?}", InfoFlags(0x402)), "Quorate|0x400");
+    assert_eq!(format!("{:?}", InfoFlags(0)), "(empty)");
+    // As corosync-quorumtool's `Ring ID:` line (CS_PRI_RING_ID, hex).
+    assert_eq!(RingId { nodeid: 1, seq: 0x2c }.to_string(), "1.2c");
+    assert_eq!(RingId { nodeid: 255, seq: 16 }.to_string(), "ff.10");
+}

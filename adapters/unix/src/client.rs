@@ -30,18 +30,24 @@ macro_rules! client_handle {
     ($handle:ident, $c:literal) => {
         impl $handle {
             #[doc = concat!("[`", stringify!($handle), "::dispatch`], waiting for notifications at most `timeout` in all")]
-            /// (the waiting modes [`DispatchMode::One`](corowire::DispatchMode::One) and
-            /// [`DispatchMode::Blocking`](corowire::DispatchMode::Blocking) end with
-            /// [`Error::Timeout`](crate::Error::Timeout) then; the others never wait).
+            /// (the waiting modes [`DispatchMode::One`](crate::DispatchMode::One) and
+            /// [`DispatchMode::Blocking`](crate::DispatchMode::Blocking) end with
+            /// [`Error::EventTimeout`](crate::Error::EventTimeout) then; the others never wait).
             ///
             /// # Errors
-            #[doc = concat!("As [`", stringify!($handle), "::dispatch`], and [`Error::Timeout`](crate::Error::Timeout).")]
+            #[doc = concat!("As [`", stringify!($handle), "::dispatch`], and [`Error::EventTimeout`](crate::Error::EventTimeout).")]
             pub fn dispatch_timeout(
                 &mut self,
                 mode: corowire::DispatchMode,
                 timeout: core::time::Duration,
             ) -> $crate::Result<()> {
                 self.dispatch_within(mode, Some(timeout))
+            }
+
+            /// The libqb service name this handle connected to: `Options::service_name`, or
+            /// the standard name (or the one [`NAME_PREFIX_ENV`](crate::NAME_PREFIX_ENV) gave).
+            pub fn service_name(&self) -> &str {
+                &self.service
             }
 
             /// A handle a callback can use to stop a dispatch or finalize this connection.
@@ -97,10 +103,10 @@ pub(crate) use client_handle;
 /// Connects to `options.service_name`, or if `None` to the service's standard name (or the
 /// `COROWIRE_NAME_PREFIX` one, see [`crate::NAME_PREFIX_ENV`]): sends the setup request,
 /// decodes the response, opens the transport it names; retries `CS_ERR_TRY_AGAIN` (daemon
-/// not ready) per `options.retry_try_again`.
+/// not ready) per `options.retry_try_again`. Also gives the service name used.
 pub(crate) fn connect<S: Service, const P: usize, const E: usize, const EB: usize>(
     options: &Options,
-) -> Result<Client<S, P, E, EB>> {
+) -> Result<(Client<S, P, E, EB>, String)> {
     let Options { max_msg_size, timeout, spin, .. } = *options;
     let retry = options.retry();
     let name = crate::options::service_name(options.service_name.as_deref(), S::NAME);
@@ -116,7 +122,8 @@ pub(crate) fn connect<S: Service, const P: usize, const E: usize, const EB: usiz
                     event: vec![0; transport.max_event_len()],
                     scratch: vec![0; transport.max_event_len()],
                 };
-                return Ok(Box::new(Driver::new(conn, transport, buffers, timeout, retry)));
+                let client = Box::new(Driver::new(conn, transport, buffers, timeout, retry));
+                return Ok((client, name.into_owned()));
             }
             Err(e) => {
                 let e = Error::from_transport(&name, e);
@@ -147,7 +154,7 @@ pub(crate) fn next_event<S: Service, const P: usize, const E: usize, const EB: u
         match (r, got) {
             (_, Some(event)) => return Ok(Some(event)),
             (Err(DriverError::Timeout), None) => return Ok(None),
-            (Err(e), None) => return Err(e.into()),
+            (Err(e), None) => return Err(Error::from_dispatch(e, DispatchMode::One)),
             // A skipped notification: wait for the next.
             (Ok(()), None) => {}
         }
@@ -164,11 +171,12 @@ pub(crate) fn dispatch<S: Service, const P: usize, const E: usize, const EB: usi
     mut deliver: impl FnMut(S::Event<'_>),
 ) -> Result<()> {
     let deadline = timeout.map(|t| client.transport().now().saturating_add(t));
-    client.dispatch(mode, deadline, |e| {
-        deliver(e);
-        control.take()
-    })?;
-    Ok(())
+    client
+        .dispatch(mode, deadline, |e| {
+            deliver(e);
+            control.take()
+        })
+        .map_err(|e| Error::from_dispatch(e, mode))
 }
 
 /// One connection attempt: the handshake (bytes out, bytes in), then the transport.
@@ -225,7 +233,7 @@ const FINALIZE: u8 = 2;
 
 impl Control {
     /// Ends the running dispatch after this callback with `Ok(())`, also a
-    /// [`DispatchMode::Blocking`](corowire::DispatchMode::Blocking) one.
+    /// [`DispatchMode::Blocking`](crate::DispatchMode::Blocking) one.
     pub fn stop(&self) {
         let _ = self.0.compare_exchange(GO_ON, STOP, AcqRel, Acquire);
     }

@@ -14,6 +14,7 @@
 //! # Ok::<(), corowire_unix::Error>(())
 //! ```
 
+use core::fmt;
 use core::time::Duration;
 use corowire::wire::ring::CHUNK_OVERHEAD;
 use std::borrow::Cow;
@@ -23,9 +24,9 @@ use corowire::cmap::{Key, Request, Response};
 use corowire::conn::{Cmap as CmapService, CmapEvent, Token};
 
 use crate::client::{Client, Context, Control};
-use crate::error::{CheckError, Error, Result};
+use crate::error::{CheckError, Error, KeyOp, Result};
 pub use crate::options::Options;
-pub use corowire::cmap::{Map, TrackEvent as TrackEventKind, TrackType, Value, ValueType, VALUE_MAX_LEN};
+pub use corowire::cmap::{Map, TrackEvent, TrackType, Value, ValueType, VALUE_MAX_LEN};
 pub use corowire::{CsError, DispatchMode};
 
 /// Tracks one connection can hold.
@@ -52,20 +53,20 @@ const RING_MARGIN: usize = 256;
 
 type Conn = Client<CmapService<TRACKS>, PENDING, EVENTS, EVENT_BYTES>;
 
-/// A CMAP value, owned: the core's [`corowire::value::OwnedValue`], re-exported here.
+/// A CMAP value, owned: the core's `corowire::value::OwnedValue`, re-exported here.
 pub use corowire::value::OwnedValue;
 
 /// A track registered with [`Cmap::track_add`]: the server's track handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TrackHandle(pub u64);
 
-/// A change notification, as handed to a track's callback.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TrackEvent<'a> {
+/// A change notification, as handed to a track's callback (`cmap_notify_fn_t`'s arguments).
+#[derive(Clone, Copy, PartialEq)]
+pub struct TrackNotification<'a> {
     /// The track that reported it.
     pub track: TrackHandle,
     /// What happened.
-    pub event: TrackEventKind,
+    pub event: TrackEvent,
     /// The key that changed, as bytes.
     pub key_bytes: &'a [u8],
     /// The new value (`None` for a delete).
@@ -74,19 +75,54 @@ pub struct TrackEvent<'a> {
     pub old_value: Option<Value<'a>>,
 }
 
-impl TrackEvent<'_> {
+impl TrackNotification<'_> {
     /// The key that changed (keys are ASCII in practice; anything else is replaced lossily).
     pub fn key(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(self.key_bytes)
     }
+
+    /// `Debug` under the struct name `name`, with the key as text.
+    fn debug_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("track", &self.track)
+            .field("event", &self.event)
+            .field("key", &self.key())
+            .field("new_value", &self.new_value)
+            .field("old_value", &self.old_value)
+            .finish()
+    }
+}
+
+/// The key as text (lossily), e.g. `TrackNotification { track: .., event: Add, key: "a.b", .. }`.
+impl fmt::Debug for TrackNotification<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.debug_as("TrackNotification", f)
+    }
+}
+
+/// As `corosync-cmapctl -t` words it: `modify a.b = 2 (was 1)`, `create a.b = 1`,
+/// `delete a.b (was 1)`; values as `corosync-cmapctl` prints them.
+impl fmt::Display for TrackNotification<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.event, self.key())?;
+        if let Some(new) = &self.new_value {
+            write!(f, " = {new}")?;
+        }
+        match &self.old_value {
+            Some(old) => write!(f, " (was {old})"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A track's callback.
-type Callback = Box<dyn FnMut(&TrackEvent<'_>) + Send>;
+type Callback = Box<dyn FnMut(&TrackNotification<'_>) + Send>;
 
 /// A connection to corosync's CMAP service. Finalized (the connection closed) on drop.
 pub struct Cmap {
     client: Conn,
+    /// The libqb service name connected to.
+    service: String,
     /// Callbacks by the context given to the core's track table.
     callbacks: HashMap<u64, Callback>,
     /// Context of each track, by server handle.
@@ -96,26 +132,30 @@ pub struct Cmap {
     control: Control,
 }
 
-impl core::fmt::Debug for Cmap {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Cmap").field("client", &self.client).field("tracks", &self.contexts.len()).finish()
+impl fmt::Debug for Cmap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cmap")
+            .field("service", &self.service)
+            .field("client", &self.client)
+            .field("tracks", &self.contexts.len())
+            .finish()
     }
 }
 
 fn key(name: &str) -> Result<Key<'_>> {
-    Key::new(name.as_bytes()).map_err(|e| Error::Cs(corowire::conn::SubmitError::Encode(e).cs_error()))
+    Key::new(name.as_bytes()).map_err(|error| CheckError::KeyName { key: name.to_owned(), error }.into())
 }
 
 macro_rules! typed {
     ($(($get:ident, $set:ident, $ty:ty, $variant:ident)),* $(,)?) => {
         $(
-            #[doc = concat!("Gets a `", stringify!($ty), "` value; another type is `CS_ERR_INVALID_PARAM`, as in libcmap.")]
+            #[doc = concat!("Gets a `", stringify!($ty), "` value (`cmap_get_", stringify!($ty), "`).")]
             ///
             /// # Errors
-            /// As [`Cmap::get`], and `CS_ERR_INVALID_PARAM` for a value of another type.
+            /// As [`Cmap::get`], and [`CheckError::WrongType`] for a value of another type
+            /// (`CS_ERR_INVALID_PARAM`, as libcmap).
             pub fn $get(&mut self, key: &str) -> Result<$ty> {
-                // Exactly the type's size, as libcmap asks.
-                match self.get_sized(key, core::mem::size_of::<$ty>())? {
+                match self.get_typed(key, ValueType::$variant, core::mem::size_of::<$ty>())? {
                     OwnedValue::$variant(v) => Ok(v),
                     other => Err(wrong_type(key, ValueType::$variant, &other)),
                 }
@@ -150,9 +190,10 @@ impl Cmap {
     /// # Errors
     /// As [`Cmap::connect`], and the result of the map switch.
     pub fn connect_with(options: Options) -> Result<Self> {
-        let client = crate::client::connect(&options)?;
+        let (client, service) = crate::client::connect(&options)?;
         let mut cmap = Self {
             client,
+            service,
             callbacks: HashMap::new(),
             contexts: HashMap::new(),
             next_context: 1,
@@ -191,6 +232,11 @@ impl Cmap {
     /// `CS_ERR_TRY_AGAIN` if the value kept growing while it was fetched; the connection
     /// errors.
     pub fn get(&mut self, name: &str) -> Result<OwnedValue> {
+        self.get_fitting(name).map_err(|e| e.for_key(KeyOp::Get, name))
+    }
+
+    /// [`Cmap::get`] without the key in the daemon's answers.
+    fn get_fitting(&mut self, name: &str) -> Result<OwnedValue> {
         let max = self.get_buffer();
         let mut len = GET_MANY_BUFFER.min(max);
         for _ in 0..GET_ATTEMPTS {
@@ -214,6 +260,21 @@ impl Cmap {
         Err(Error::Cs(CsError::TryAgain))
     }
 
+    /// One GET with exactly the `size` bytes of `ty`, as libcmap's typed getters ask. corosync
+    /// answers `CS_ERR_INVALID_PARAM` for a larger value; a value of another type is then
+    /// reported as [`CheckError::WrongType`], as a smaller one is by the caller.
+    fn get_typed(&mut self, name: &str, ty: ValueType, size: usize) -> Result<OwnedValue> {
+        match self.get_sized(name, size) {
+            Err(Error::Cs(CsError::InvalidParam)) => match self.get_type(name)? {
+                (actual, _) if actual != ty => {
+                    Err(CheckError::WrongType { key: name.to_owned(), expected: ty, actual }.into())
+                }
+                _ => Err(Error::Cs(CsError::InvalidParam).for_key(KeyOp::Get, name)),
+            },
+            r => r.map_err(|e| e.for_key(KeyOp::Get, name)),
+        }
+    }
+
     /// One GET with a `len`-byte value buffer.
     fn get_sized(&mut self, name: &str, len: usize) -> Result<OwnedValue> {
         let req = Request::Get { key: key(name)?, value_len: len as u64 };
@@ -226,10 +287,12 @@ impl Cmap {
     /// As [`Cmap::get`].
     pub fn get_type(&mut self, name: &str) -> Result<(ValueType, u64)> {
         let req = Request::Get { key: key(name)?, value_len: 0 };
-        self.client.call(&req, req.encoded_len(), |r| match r {
-            Response::Get(g) => Ok((g.value_type.ok_or(Error::Cs(CsError::MessageError))?, g.value_len)),
-            _ => Err(Error::Cs(CsError::MessageError)),
-        })
+        self.client
+            .call(&req, req.encoded_len(), |r| match r {
+                Response::Get(g) => Ok((g.value_type.ok_or(Error::Cs(CsError::MessageError))?, g.value_len)),
+                _ => Err(Error::Cs(CsError::MessageError)),
+            })
+            .map_err(|e| e.for_key(KeyOp::Get, name))
     }
 
     typed!(
@@ -249,7 +312,7 @@ impl Cmap {
     /// [`Cmap::get`] gives the bytes as corosync stores them ([`OwnedValue::String`]).
     ///
     /// # Errors
-    /// As [`Cmap::get`], and `CS_ERR_INVALID_PARAM` for a value of another type.
+    /// As [`Cmap::get`], and [`CheckError::WrongType`] for a value of another type.
     pub fn get_string(&mut self, key: &str) -> Result<String> {
         match self.get(key)? {
             OwnedValue::String(s) => Ok(match String::from_utf8(s) {
@@ -263,7 +326,7 @@ impl Cmap {
     /// Gets a binary value.
     ///
     /// # Errors
-    /// As [`Cmap::get`], and `CS_ERR_INVALID_PARAM` for a value of another type.
+    /// As [`Cmap::get`], and [`CheckError::WrongType`] for a value of another type.
     pub fn get_binary(&mut self, key: &str) -> Result<Vec<u8>> {
         match self.get(key)? {
             OwnedValue::Binary(b) => Ok(b),
@@ -277,14 +340,14 @@ impl Cmap {
     /// `CS_ERR_ACCESS` for a read-only key, `CS_ERR_INVALID_PARAM` for a value over 16384
     /// bytes, `CS_ERR_NAME_TOO_LONG` for an invalid new key name; the connection errors.
     pub fn set(&mut self, name: &str, value: Value<'_>) -> Result<()> {
-        self.simple(&Request::Set { key: key(name)?, value }).map_err(|e| e.for_key(name))
+        self.simple(&Request::Set { key: key(name)?, value }).map_err(|e| e.for_key(KeyOp::Set, name))
     }
 
-    /// Sets a string value.
+    /// Sets a string value (sent with its NUL, as `cmap_set_string`).
     ///
     /// # Errors
     /// As [`Cmap::set`].
-    pub fn set_str(&mut self, key: &str, value: &str) -> Result<()> {
+    pub fn set_string(&mut self, key: &str, value: &str) -> Result<()> {
         self.set(key, Value::String(value.as_bytes()))
     }
 
@@ -301,7 +364,7 @@ impl Cmap {
     /// # Errors
     /// `CS_ERR_NOT_EXIST`, `CS_ERR_ACCESS`; the connection errors.
     pub fn delete(&mut self, name: &str) -> Result<()> {
-        self.simple(&Request::Delete { key: key(name)? })
+        self.simple(&Request::Delete { key: key(name)? }).map_err(|e| e.for_key(KeyOp::Delete, name))
     }
 
     /// Adds 1 to the integer at `key` (wrapping).
@@ -309,7 +372,7 @@ impl Cmap {
     /// # Errors
     /// `CS_ERR_INVALID_PARAM` for a non-integer, `CS_ERR_NOT_EXIST`; the connection errors.
     pub fn inc(&mut self, name: &str) -> Result<()> {
-        self.simple(&Request::AdjustInt { key: key(name)?, step: 1 })
+        self.simple(&Request::AdjustInt { key: key(name)?, step: 1 }).map_err(|e| e.for_key(KeyOp::Inc, name))
     }
 
     /// Subtracts 1 from the integer at `key` (wrapping).
@@ -318,6 +381,7 @@ impl Cmap {
     /// As [`Cmap::inc`].
     pub fn dec(&mut self, name: &str) -> Result<()> {
         self.simple(&Request::AdjustInt { key: key(name)?, step: -1 })
+            .map_err(|e| e.for_key(KeyOp::Dec, name))
     }
 
     /// Switches this connection to `map` (`CS_ERR_BUSY` while iterations or tracks are open).
@@ -402,10 +466,11 @@ impl Cmap {
             }
         }
         // GET answers CS_ERR_INVALID_PARAM only for a buffer smaller than the value.
-        for (i, slot) in results.iter_mut().enumerate() {
-            if matches!(slot, Some(Err(Error::Cs(CsError::InvalidParam)))) {
-                *slot = Some(self.get(items[i].0));
-            }
+        for (slot, &(name, _)) in results.iter_mut().zip(items) {
+            *slot = match slot.take() {
+                Some(Err(Error::Cs(CsError::InvalidParam))) => Some(self.get(name)),
+                other => other.map(|r| r.map_err(|e| e.for_key(KeyOp::Get, name))),
+            };
         }
         Ok(results.into_iter().map(|r| r.unwrap_or(Err(Error::Disconnected))).collect())
     }
@@ -432,7 +497,7 @@ impl Cmap {
         for ((k, _, _), v) in keys.into_iter().zip(values) {
             match v {
                 Ok(v) => out.push((k, v)),
-                Err(Error::Cs(CsError::NotExist)) => {}
+                Err(Error::Key { error: CsError::NotExist, .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -539,7 +604,7 @@ impl Cmap {
         &mut self,
         key_name: Option<&str>,
         track_type: TrackType,
-        callback: impl FnMut(&TrackEvent<'_>) + Send + 'static,
+        callback: impl FnMut(&TrackNotification<'_>) + Send + 'static,
     ) -> Result<TrackHandle> {
         let track_key = key_name.map(key).transpose()?;
         let context = self.next_context;
@@ -580,9 +645,10 @@ impl Cmap {
     /// [`Control::stop`], or its [`Control::finalize`] (then `CS_ERR_BAD_HANDLE`).
     ///
     /// # Errors
-    /// `CS_ERR_TRY_AGAIN` (see above), `CS_ERR_BAD_HANDLE` once finalized,
-    /// [`Error::Disconnected`], `CS_ERR_LIBRARY` for a malformed event (an event with an
-    /// unknown id is skipped).
+    /// [`CheckError::NothingPending`] (`CS_ERR_TRY_AGAIN`, see above),
+    /// [`CheckError::Finalized`] (`CS_ERR_BAD_HANDLE`) once finalized,
+    /// [`Error::Disconnected`], [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed
+    /// event. An event with an unknown id is skipped and counted, not reported.
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
         self.dispatch_within(mode, None)
     }
@@ -591,7 +657,7 @@ impl Cmap {
         let callbacks = &mut self.callbacks;
         crate::client::dispatch(&mut self.client, mode, timeout, &self.control, |e: CmapEvent<'_>| {
             if let Some(cb) = callbacks.get_mut(&e.context) {
-                cb(&TrackEvent::from(&e));
+                cb(&TrackNotification::from(&e));
             }
         })
     }
@@ -600,20 +666,24 @@ impl Cmap {
     /// (pull style, beside [`Cmap::dispatch`]): waits at most `timeout` (`None`: for as long
     /// as the daemon lives) and returns `None` if none came.
     ///
+    /// An event with an unknown id (or of a deleted track) is skipped, counted as the
+    /// dispatch counts it, and the wait goes on.
+    ///
     /// # Errors
-    /// `CS_ERR_BAD_HANDLE` once finalized, [`Error::Disconnected`], `CS_ERR_LIBRARY` for an
-    /// unknown event.
-    pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedTrackEvent>> {
+    /// [`CheckError::Finalized`] (`CS_ERR_BAD_HANDLE`) once finalized,
+    /// [`Error::Disconnected`], [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed
+    /// event.
+    pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedTrackNotification>> {
         crate::client::next_event(&mut self.client, timeout, |e: CmapEvent<'_>| {
-            OwnedTrackEvent::from(&TrackEvent::from(&e))
+            OwnedTrackNotification::from(&TrackNotification::from(&e))
         })
     }
 }
 
-impl<'a> From<&CmapEvent<'a>> for TrackEvent<'a> {
+impl<'a> From<&CmapEvent<'a>> for TrackNotification<'a> {
     fn from(e: &CmapEvent<'a>) -> Self {
         let n = &e.notification;
-        TrackEvent {
+        TrackNotification {
             track: TrackHandle(e.track_handle),
             event: n.event,
             key_bytes: n.key.as_bytes(),
@@ -624,12 +694,12 @@ impl<'a> From<&CmapEvent<'a>> for TrackEvent<'a> {
 }
 
 /// A change notification, owned ([`Cmap::next_event`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OwnedTrackEvent {
+#[derive(Clone, PartialEq)]
+pub struct OwnedTrackNotification {
     /// The track that reported it.
     pub track: TrackHandle,
     /// What happened.
-    pub event: TrackEventKind,
+    pub event: TrackEvent,
     /// The key that changed, as bytes.
     pub key_bytes: Vec<u8>,
     /// The new value (`None` for a delete).
@@ -638,15 +708,40 @@ pub struct OwnedTrackEvent {
     pub old_value: Option<OwnedValue>,
 }
 
-impl OwnedTrackEvent {
+impl OwnedTrackNotification {
     /// The key that changed (keys are ASCII in practice; anything else is replaced lossily).
     pub fn key(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.key_bytes)
     }
+
+    /// The notification, borrowed.
+    pub fn as_notification(&self) -> TrackNotification<'_> {
+        TrackNotification {
+            track: self.track,
+            event: self.event,
+            key_bytes: &self.key_bytes,
+            new_value: self.new_value.as_ref().map(OwnedValue::as_value),
+            old_value: self.old_value.as_ref().map(OwnedValue::as_value),
+        }
+    }
 }
 
-impl From<&TrackEvent<'_>> for OwnedTrackEvent {
-    fn from(e: &TrackEvent<'_>) -> Self {
+/// As [`TrackNotification`]'s: the key as text.
+impl fmt::Debug for OwnedTrackNotification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_notification().debug_as("OwnedTrackNotification", f)
+    }
+}
+
+/// As [`TrackNotification`]'s.
+impl fmt::Display for OwnedTrackNotification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_notification().fmt(f)
+    }
+}
+
+impl From<&TrackNotification<'_>> for OwnedTrackNotification {
+    fn from(e: &TrackNotification<'_>) -> Self {
         Self {
             track: e.track,
             event: e.event,

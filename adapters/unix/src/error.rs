@@ -5,7 +5,7 @@ use core::fmt;
 use corowire::cmap::ValueType;
 use corowire::conn::{HandleError, SubmitError};
 use corowire::driver::Error as DriverError;
-use corowire::{CsError, SetupError};
+use corowire::{CsError, DispatchMode, EncodeError, SetupError};
 use nix::errno::Errno;
 
 use crate::ring::ShmError;
@@ -15,9 +15,11 @@ use crate::transport::TransportError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// No daemon listens on the service's socket (`ECONNREFUSED`, `ENOENT`): corosync is not
-    /// running, runs in another network namespace, or does not provide the service (e.g. no
-    /// votequorum without `quorum.provider: corosync_votequorum`).
+    /// No server listens on the service's libqb socket (`ECONNREFUSED`, `ENOENT`): corosync
+    /// is not running, runs in another network namespace, or does not provide the service
+    /// (e.g. no votequorum without `quorum.provider: corosync_votequorum`); or the client
+    /// looked for corosync's names while a `corowire serve --name-prefix P` serves `P-…`
+    /// ([`NAME_PREFIX_ENV`](crate::NAME_PREFIX_ENV)).
     NoDaemon(Errno),
     /// The daemon refused the connection: `EACCES` (not root and no `uidgid` entry),
     /// `ENOSYS` (service not loaded), `EAGAIN` (not ready yet), ….
@@ -27,18 +29,50 @@ pub enum ConnectError {
     Handshake(HandleError),
 }
 
-impl core::error::Error for ConnectError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+/// The cause is part of the `Display` text, so `source()` is `None` (as for [`Error`]).
+impl core::error::Error for ConnectError {}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoDaemon(e) => Some(e),
-            Self::Refused(e) => Some(e),
-            Self::Handshake(e) => Some(e),
+            Self::NoDaemon(e) => write!(f, "no server listens on the service's libqb socket ({e})"),
+            Self::Refused(e) => e.fmt(f),
+            Self::Handshake(e) => write!(f, "handshake failed: {e}"),
         }
     }
 }
 
-/// A check the client made itself: corosync was not asked, or its answer was fine but not
-/// what the call needs.
+/// A key operation of [`Cmap`](crate::cmap::Cmap), named in [`Error::Key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyOp {
+    /// `get`, the typed getters, `get_type`, `get_many`, `dump` (`cmap_get`).
+    Get,
+    /// `set` and the typed setters (`cmap_set`).
+    Set,
+    /// `delete` (`cmap_delete`).
+    Delete,
+    /// `inc` (`cmap_inc`).
+    Inc,
+    /// `dec` (`cmap_dec`).
+    Dec,
+}
+
+impl fmt::Display for KeyOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Get => "get",
+            Self::Set => "set",
+            Self::Delete => "delete",
+            Self::Inc => "inc",
+            Self::Dec => "dec",
+        })
+    }
+}
+
+/// A check the client made itself: corosync was not asked (nothing was sent), or its answer
+/// was fine but not what the call needs. Each has the `cs_error_t` libcmap or libvotequorum
+/// returns for the same case ([`CheckError::cs_error`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CheckError {
@@ -61,14 +95,50 @@ pub enum CheckError {
         /// Bytes allowed.
         max: usize,
     },
+    /// A key name that cannot be sent: 256 bytes or longer (`CS_ERR_NAME_TOO_LONG`, as
+    /// libcmap), or with a NUL byte (`CS_ERR_INVALID_PARAM`).
+    KeyName {
+        /// The key, lossily if it is not UTF-8.
+        key: String,
+        /// What is wrong with it.
+        error: EncodeError,
+    },
+    /// A quorum device name that is empty or too long (libvotequorum's
+    /// `CS_ERR_INVALID_PARAM`).
+    QdeviceName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        error: EncodeError,
+    },
+    /// [`DispatchMode::OneNonBlocking`](crate::DispatchMode::OneNonBlocking) found no
+    /// pending event (`CS_ERR_TRY_AGAIN`, as `cmap_dispatch`).
+    NothingPending,
+    /// The handle was finalized by a callback's [`Control::finalize`](crate::Control::finalize)
+    /// (`CS_ERR_BAD_HANDLE`, as libcmap after `cmap_finalize`).
+    Finalized,
+    /// The request ring is full, or the daemon asked clients to back off (flow control);
+    /// nothing was sent (`CS_ERR_TRY_AGAIN`). `Options::retry_try_again` retries it.
+    Busy,
+    /// The connection refused a request before sending it (an unknown track handle, too
+    /// many tracks, ...).
+    Refused(SubmitError),
+    /// A dispatch ended because an event could not be read (malformed, or larger than the
+    /// event buffer), with the `cs_error_t` libcmap's dispatch returns for it.
+    Dispatch(CsError),
 }
 
 impl CheckError {
-    /// The `cs_error_t` libcmap returns for the same check.
+    /// The `cs_error_t` libcmap / libvotequorum returns for the same check.
     pub fn cs_error(&self) -> CsError {
         match self {
-            Self::WrongType { .. } => CsError::InvalidParam,
+            Self::WrongType { .. } | Self::QdeviceName { .. } => CsError::InvalidParam,
             Self::TooBig { .. } => CsError::TooBig,
+            Self::KeyName { error, .. } => SubmitError::Encode(*error).cs_error(),
+            Self::NothingPending | Self::Busy => CsError::TryAgain,
+            Self::Finalized => CsError::BadHandle,
+            Self::Refused(e) => e.cs_error(),
+            Self::Dispatch(e) => *e,
         }
     }
 }
@@ -76,12 +146,9 @@ impl CheckError {
 impl fmt::Display for CheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::WrongType { key, expected, actual } => write!(
-                f,
-                "{key} holds a value of type {}, not {} (checked by the client)",
-                actual.cmapctl_name(),
-                expected.cmapctl_name()
-            ),
+            Self::WrongType { key, expected, actual } => {
+                write!(f, "{key} holds a value of type {actual}, not {expected} (checked by the client)")
+            }
             Self::TooBig { key, len, max } => {
                 f.write_str("request")?;
                 if let Some(key) = key {
@@ -93,43 +160,71 @@ impl fmt::Display for CheckError {
                      (checked by the client, not sent)"
                 )
             }
+            Self::KeyName { key, error } => {
+                write!(f, "invalid key {key:?}: {error} (checked by the client, not sent)")
+            }
+            Self::QdeviceName { name, error } => {
+                write!(f, "invalid quorum device name {name:?}: {error} (checked by the client, not sent)")
+            }
+            Self::NothingPending => f.write_str("no event is pending (non-blocking dispatch)"),
+            Self::Finalized => f.write_str("the handle was finalized (by Control::finalize)"),
+            Self::Busy => f.write_str(
+                "the daemon's request ring is full or it asked clients to back off (flow control); \
+                 not sent, try again",
+            ),
+            Self::Refused(e) => write!(f, "the client refused the request: {e} (not sent)"),
+            Self::Dispatch(e) => write!(f, "the dispatch could not read an event: {e}"),
         }
     }
 }
 
+/// The cause is part of the `Display` text, so `source()` is `None` (as for [`Error`]).
 impl core::error::Error for CheckError {}
-
-impl fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NoDaemon(e) => write!(f, "no corosync daemon is listening ({e})"),
-            Self::Refused(e) => e.fmt(f),
-            Self::Handshake(e) => write!(f, "handshake failed: {e}"),
-        }
-    }
-}
 
 /// An error of a [`Cmap`](crate::cmap::Cmap) or [`Votequorum`](crate::votequorum::Votequorum)
 /// call.
+///
+/// What the daemon answered is [`Error::Cs`], or [`Error::Key`] for a CMAP key operation;
+/// what the client found itself is [`Error::Check`]; the rest are connection failures.
+/// [`Error::cs_error`] gives the `cs_error_t` libcmap / libvotequorum would return in every
+/// case, and [`Error::answered`] the code the daemon answered, key or not.
+///
+/// Each variant's `Display` text includes its cause, so `source()` is always `None`: printing
+/// a chain (anyhow's `{:#}`) shows each part once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// The daemon answered with this `cs_error_t` (or the request failed a client-side check
-    /// libcmap also makes, such as a key name's length, with the code libcmap returns).
+    /// The daemon answered a call that names no key with this `cs_error_t`.
     Cs(CsError),
-    /// A check the client made itself ([`CheckError`]).
+    /// The daemon answered the key operation `op` on `key` with `error` (e.g.
+    /// `CS_ERR_NOT_EXIST` for a missing key). Match it with
+    /// `Error::Key { error: CsError::NotExist, .. }` or through [`Error::answered`].
+    Key {
+        /// The operation.
+        op: KeyOp,
+        /// The key.
+        key: String,
+        /// The daemon's answer.
+        error: CsError,
+    },
+    /// A check the client made itself ([`CheckError`]); nothing was sent, or the answer did
+    /// not fit the call.
     Check(CheckError),
     /// Connecting to `service` failed.
     Connect {
         /// The libqb service name that was used (the service's standard one, or
-        /// `Options::service_name`).
+        /// `Options::service_name`, or the one `COROWIRE_NAME_PREFIX` gave).
         service: String,
         /// Why.
         reason: ConnectError,
     },
-    /// The call's timeout (or a dispatch's time limit) passed first. A reply that comes later
-    /// is discarded.
+    /// The call's timeout passed before the reply came. A reply that comes later is
+    /// discarded.
     Timeout,
+    /// No event came within [`Cmap::dispatch_timeout`](crate::cmap::Cmap::dispatch_timeout)'s
+    /// (or [`Votequorum::dispatch_timeout`](crate::votequorum::Votequorum::dispatch_timeout)'s)
+    /// time limit.
+    EventTimeout,
     /// The daemon closed the connection (or died); the handle is unusable.
     Disconnected,
     /// The daemon sent something that breaks the protocol; the handle is unusable.
@@ -144,13 +239,13 @@ impl Error {
     /// The `cs_error_t` libcmap / libvotequorum would report for this error.
     pub fn cs_error(&self) -> CsError {
         match self {
-            Self::Cs(e) => *e,
+            Self::Cs(e) | Self::Key { error: e, .. } => *e,
             Self::Check(e) => e.cs_error(),
             Self::Connect { reason: ConnectError::NoDaemon(_), .. } => CsError::Library,
             Self::Connect { reason: ConnectError::Refused(e), .. } => e.cs_error(),
             Self::Connect { reason: ConnectError::Handshake(e), .. } | Self::Protocol(e) => e.cs_error(),
             // libqb reports ETIMEDOUT, which qb_to_cs_error maps to CS_ERR_TRY_AGAIN.
-            Self::Timeout => CsError::TryAgain,
+            Self::Timeout | Self::EventTimeout => CsError::TryAgain,
             Self::Disconnected => CsError::Library,
             Self::Ring(ShmError::Full { .. }) => CsError::TryAgain,
             Self::Ring(ShmError::BufferTooSmall { .. }) => CsError::TooBig,
@@ -160,13 +255,37 @@ impl Error {
         }
     }
 
-    /// Names `key` in a client-side size check that did not know it.
-    pub(crate) fn for_key(self, key: &str) -> Self {
+    /// The `cs_error_t` the daemon answered ([`Error::Cs`] or [`Error::Key`]); `None` for
+    /// the client's checks and connection failures.
+    pub fn answered(&self) -> Option<CsError> {
         match self {
+            Self::Cs(e) | Self::Key { error: e, .. } => Some(*e),
+            _ => None,
+        }
+    }
+
+    /// Names `key` and `op` in the daemon's answer to a key operation, and `key` in a
+    /// client-side size check that did not know it.
+    pub(crate) fn for_key(self, op: KeyOp, key: &str) -> Self {
+        match self {
+            Self::Cs(error) => Self::Key { op, key: key.to_owned(), error },
             Self::Check(CheckError::TooBig { key: None, len, max }) => {
                 Self::Check(CheckError::TooBig { key: Some(key.to_owned()), len, max })
             }
             e => e,
+        }
+    }
+
+    /// The error a dispatch ended with: its `cs_error_t` is the client's own finding.
+    pub(crate) fn from_dispatch(e: DriverError<TransportError>, mode: DispatchMode) -> Self {
+        match e {
+            DriverError::Cs(CsError::BadHandle) => CheckError::Finalized.into(),
+            DriverError::Cs(CsError::TryAgain) if mode == DispatchMode::OneNonBlocking => {
+                CheckError::NothingPending.into()
+            }
+            DriverError::Cs(e) => CheckError::Dispatch(e).into(),
+            DriverError::Timeout => Self::EventTimeout,
+            e => e.into(),
         }
     }
 
@@ -193,7 +312,7 @@ impl From<TransportError> for Error {
             TransportError::Handshake(h) => Self::Protocol(h),
             TransportError::Timeout => Self::Timeout,
             TransportError::Disconnected => Self::Disconnected,
-            TransportError::TryAgain => Self::Cs(CsError::TryAgain),
+            TransportError::TryAgain => Self::Check(CheckError::Busy),
             TransportError::BufferTooSmall(b) => {
                 Self::Ring(ShmError::BufferTooSmall { len: b.needed, available: b.available })
             }
@@ -215,7 +334,7 @@ impl From<DriverError<TransportError>> for Error {
             DriverError::Transport(e) => e.into(),
             // A kind of driver error this version does not know: what libcmap reports for
             // an error of its own.
-            _ => Self::Cs(CsError::Library),
+            _ => Self::Check(CheckError::Dispatch(CsError::Library)),
         }
     }
 }
@@ -230,27 +349,36 @@ impl From<SubmitError> for Error {
     fn from(e: SubmitError) -> Self {
         match e {
             SubmitError::Closed => Self::Disconnected,
-            e => Self::Cs(e.cs_error()),
+            SubmitError::Finalized => Self::Check(CheckError::Finalized),
+            e => Self::Check(CheckError::Refused(e)),
         }
     }
 }
 
-impl From<CsError> for Error {
-    fn from(e: CsError) -> Self {
-        Self::Cs(e)
+/// A failed system call, e.g. of [`sys::sock::poll_readable`](crate::sys::sock::poll_readable),
+/// is [`Error::Io`].
+impl From<Errno> for Error {
+    fn from(e: Errno) -> Self {
+        Self::Io(e)
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Cs(e) => write!(f, "corosync returned {e}"),
+            Self::Cs(e) => write!(f, "the daemon answered {e}"),
+            Self::Key { op, key, error } => write!(f, "{op} {key}: the daemon answered {error}"),
             Self::Check(e) => e.fmt(f),
-            Self::Connect { service, reason } => {
-                write!(f, "cannot connect to corosync service {service}: {reason}")
-            }
-            Self::Timeout => f.write_str("timed out waiting for corosync's reply"),
-            Self::Disconnected => f.write_str("the connection to corosync was lost"),
+            Self::Connect { service, reason: ConnectError::NoDaemon(e) } => write!(
+                f,
+                "cannot connect to {service}: no server listens on the libqb socket `{service}` ({e}); \
+                 is corosync running? for `corowire serve --name-prefix P` set {}=P",
+                crate::NAME_PREFIX_ENV
+            ),
+            Self::Connect { service, reason } => write!(f, "cannot connect to {service}: {reason}"),
+            Self::Timeout => f.write_str("timed out waiting for the daemon's reply"),
+            Self::EventTimeout => f.write_str("no event came within the dispatch's time limit"),
+            Self::Disconnected => f.write_str("the connection to the daemon was lost"),
             Self::Protocol(e) => write!(f, "protocol error: {e}"),
             Self::Ring(e) => e.fmt(f),
             Self::Io(e) => write!(f, "system call failed: {e}"),
@@ -258,19 +386,8 @@ impl fmt::Display for Error {
     }
 }
 
-impl core::error::Error for Error {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            Self::Cs(e) => Some(e),
-            Self::Check(e) => Some(e),
-            Self::Connect { reason, .. } => Some(reason),
-            Self::Protocol(e) => Some(e),
-            Self::Ring(e) => Some(e),
-            Self::Io(e) => Some(e),
-            Self::Timeout | Self::Disconnected => None,
-        }
-    }
-}
+/// The cause is part of the `Display` text, so `source()` is `None`.
+impl core::error::Error for Error {}
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -21,13 +21,15 @@ pub use corowire;
 
 pub use client::Control;
 pub use cmap::{
-    Cmap, Map, OwnedTrackEvent, OwnedValue, TrackEvent, TrackEventKind, TrackHandle, TrackType, Value,
-    ValueType,
+    Cmap, Iter, Map, OwnedTrackNotification, OwnedValue, TrackEvent, TrackHandle, TrackNotification,
+    TrackType, Value, ValueType, VALUE_MAX_LEN,
 };
-pub use corowire::{CsError, DispatchMode};
-pub use error::{CheckError, ConnectError, Error, Result};
+pub use corowire::{CsError, DispatchMode, EncodeError};
+pub use error::{CheckError, ConnectError, Error, KeyOp, Result};
+/// The `errno` of [`Error::Io`] and [`ConnectError::NoDaemon`] (nix's).
+pub use nix::errno::Errno;
 pub use options::{Options, NAME_PREFIX_ENV};
 pub use votequorum::{
-    InfoFlags, NodeEntry, NodeInfo, NodeState, Notification, OwnedNotification, RingId, TrackFlags,
-    Votequorum,
+    InfoFlags, NodeEntry, NodeIds, NodeInfo, NodeInfoOf, NodeList, NodeState, Notification,
+    OwnedNotification, RingId, TrackFlags, Votequorum, QDEVICE_NODEID,
 };

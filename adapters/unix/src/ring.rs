@@ -3,7 +3,7 @@
 //! A ring is two files the server created: `<base>-header` (write/read pointers, `word_size`,
 //! the data file's path, `ref_count`, a glibc semaphore and a user area) and the data file it
 //! names. [`ShmRing`] maps both without resizing them, validates every value it reads from
-//! shared memory with [`corowire::ring::Geometry`], and implements libqb's chunk commit and
+//! shared memory with `corowire::ring::Geometry`, and implements libqb's chunk commit and
 //! reclaim orders. A corrupt pointer, size or magic is reported as [`ShmError::Ring`]; it never
 //! causes a panic, an out-of-bounds access or an endless loop.
 

@@ -21,7 +21,7 @@ use crate::sys::futex::{futex_wait, futex_wake, WaitResult};
 use crate::sys::shm::SharedMapping;
 use crate::sys::Deadline;
 
-/// Size of glibc's `sem_t` on 64-bit targets (the layout is in [`corowire::wire::ring`]).
+/// Size of glibc's `sem_t` on 64-bit targets (the layout is in `corowire::wire::ring`).
 pub use corowire::wire::ring::SEM_SIZE;
 
 const VALUE_MASK: u64 = 0xffff_ffff;
@@ -48,14 +48,8 @@ impl fmt::Display for SemError {
     }
 }
 
-impl core::error::Error for SemError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            Self::Futex(e) => Some(e),
-            Self::TimedOut | Self::Overflow => None,
-        }
-    }
-}
+/// The cause is part of the `Display` text, so `source()` is `None`.
+impl core::error::Error for SemError {}
 
 /// A glibc process-shared `sem_t` living in a [`SharedMapping`].
 #[derive(Debug, Clone, Copy)]

@@ -15,7 +15,7 @@ use corowire::conn::Votequorum as VotequorumService;
 use corowire::votequorum::{QdeviceName, Request, Response};
 
 use crate::client::{Client, Context, Control};
-use crate::error::{Error, Result};
+use crate::error::{CheckError, Error, Result};
 pub use crate::options::Options;
 pub use corowire::votequorum::{
     InfoFlags, NodeEntry, NodeIds, NodeInfoOf, NodeList, NodeState, Notification, RingId, TrackFlags,
@@ -35,6 +35,8 @@ type Callback = Box<dyn FnMut(&Notification<'_>) + Send>;
 /// A connection to corosync's votequorum service. Finalized (the connection closed) on drop.
 pub struct Votequorum {
     client: Conn,
+    /// The libqb service name connected to.
+    service: String,
     callback: Option<Callback>,
     context: Context,
     control: Control,
@@ -42,13 +44,14 @@ pub struct Votequorum {
 
 impl core::fmt::Debug for Votequorum {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Votequorum").field("client", &self.client).finish()
+        f.debug_struct("Votequorum").field("service", &self.service).field("client", &self.client).finish()
     }
 }
 
 fn qdevice(name: &str) -> Result<QdeviceName<'_>> {
     // libvotequorum rejects an empty or too long name before sending.
-    QdeviceName::new(name.as_bytes()).map_err(|_| Error::Cs(CsError::InvalidParam))
+    QdeviceName::new(name.as_bytes())
+        .map_err(|error| CheckError::QdeviceName { name: name.to_owned(), error }.into())
 }
 
 impl Votequorum {
@@ -65,8 +68,8 @@ impl Votequorum {
     /// # Errors
     /// As [`Votequorum::connect`].
     pub fn connect_with(options: Options) -> Result<Self> {
-        let client = crate::client::connect(&options)?;
-        Ok(Self { client, callback: None, context: Context::default(), control: Control::default() })
+        let (client, service) = crate::client::connect(&options)?;
+        Ok(Self { client, service, callback: None, context: Context::default(), control: Control::default() })
     }
 
     /// Sets the callback [`Votequorum::dispatch`] hands notifications to (quorum, node list,
@@ -170,10 +173,12 @@ impl Votequorum {
     /// the callback may end it with [`Control::stop`] or [`Control::finalize`].
     ///
     /// # Errors
-    /// `CS_ERR_TRY_AGAIN` for [`DispatchMode::OneNonBlocking`] with nothing pending,
-    /// `CS_ERR_BAD_HANDLE` once finalized, [`Error::Disconnected`], `CS_ERR_LIBRARY` for a
-    /// malformed event (an event with an unknown id, such as notification 7 of corosync after
-    /// 3.1.10, is skipped).
+    /// [`CheckError::NothingPending`] (`CS_ERR_TRY_AGAIN`) for
+    /// [`DispatchMode::OneNonBlocking`] with nothing pending, [`CheckError::Finalized`]
+    /// (`CS_ERR_BAD_HANDLE`) once finalized, [`Error::Disconnected`],
+    /// [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed event. An event with an
+    /// unknown id (such as notification 7 of corosync after 3.1.10) is skipped and counted,
+    /// not reported.
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
         self.dispatch_within(mode, None)
     }
@@ -189,11 +194,13 @@ impl Votequorum {
 
     /// The next notification, owned, without running the callback (pull style, beside
     /// [`Votequorum::dispatch`]): waits at most `timeout` (`None`: for as long as the daemon
-    /// lives) and returns `None` if none came.
+    /// lives) and returns `None` if none came. An event with an unknown id is skipped,
+    /// counted as the dispatch counts it, and the wait goes on.
     ///
     /// # Errors
-    /// `CS_ERR_BAD_HANDLE` once finalized, [`Error::Disconnected`], `CS_ERR_LIBRARY` for an
-    /// unknown event.
+    /// [`CheckError::Finalized`] (`CS_ERR_BAD_HANDLE`) once finalized,
+    /// [`Error::Disconnected`], [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed
+    /// event.
     pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedNotification>> {
         crate::client::next_event(&mut self.client, timeout, |n| OwnedNotification::from(&n))
     }

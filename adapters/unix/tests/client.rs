@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use corowire_unix::server::IpcType;
 use corowire_unix::{
-    CheckError, Cmap, CsError, DispatchMode, Error, Options, OwnedNotification, OwnedValue, TrackEventKind,
-    TrackFlags, TrackType, ValueType,
+    CheckError, Cmap, CsError, DispatchMode, Error, KeyOp, Options, OwnedNotification, OwnedValue,
+    TrackEvent, TrackFlags, TrackType, ValueType,
 };
 
 mod builtin;
@@ -63,11 +63,17 @@ fn a_callback_finalizes_its_connection() {
     // As libcmap after cmap_finalize in a callback: CS_ERR_BAD_HANDLE, then for every call.
     assert_eq!(
         tracker.dispatch_timeout(DispatchMode::Blocking, Duration::from_secs(10)),
-        Err(Error::Cs(CsError::BadHandle))
+        Err(Error::Check(CheckError::Finalized))
     );
     assert_eq!(seen.load(Ordering::SeqCst), 1);
-    assert_eq!(tracker.dispatch(DispatchMode::All), Err(Error::Cs(CsError::BadHandle)));
-    assert_eq!(tracker.get_u32("test.fin.a").unwrap_err().cs_error(), CsError::BadHandle);
+    let e = tracker.dispatch(DispatchMode::All).unwrap_err();
+    assert_eq!(e, Error::Check(CheckError::Finalized));
+    assert_eq!(e.cs_error(), CsError::BadHandle, "libcmap's code");
+    assert_eq!(e.answered(), None, "not the daemon's answer");
+    assert!(e.to_string().contains("finalized"), "{e}");
+    let e = tracker.get_u32("test.fin.a").unwrap_err();
+    assert_eq!(e, Error::Check(CheckError::Finalized));
+    assert_eq!(e.cs_error(), CsError::BadHandle);
 }
 
 #[test]
@@ -78,7 +84,7 @@ fn next_event_pulls_owned_events_without_callbacks() {
     writer.set_u32("test.pull.x", 7).unwrap();
     let event = tracker.next_event(Some(Duration::from_secs(10))).unwrap().expect("an event");
     assert_eq!(event.key(), "test.pull.x");
-    assert_eq!(event.event, TrackEventKind::Add);
+    assert_eq!(event.event, TrackEvent::Add);
     assert_eq!(event.new_value, Some(OwnedValue::UInt32(7)));
     assert_eq!(seen.load(Ordering::SeqCst), 0, "next_event runs no callback");
     // Nothing more is pending.
@@ -91,7 +97,9 @@ fn dispatch_timeout_ends_a_waiting_dispatch() {
         let server = TestServer::start_with(tag, |cfg| cfg.transport = ipc);
         let (mut tracker, seen) = counting_tracker(&server, "test.quiet.", |_, _| {});
         let e = tracker.dispatch_timeout(DispatchMode::One, Duration::from_millis(10)).unwrap_err();
-        assert_eq!(e, Error::Timeout, "{tag}");
+        assert_eq!(e, Error::EventTimeout, "{tag}");
+        assert_eq!(e.cs_error(), CsError::TryAgain, "{tag}");
+        assert!(e.to_string().contains("no event came"), "{e}");
         // The modes that never wait are unaffected.
         assert_eq!(tracker.dispatch_timeout(DispatchMode::All, Duration::ZERO), Ok(()), "{tag}");
         // An event that comes within the limit is delivered.
@@ -125,7 +133,7 @@ fn client_side_checks_say_so() {
     let server = TestServer::start("checks");
     let mut cmap = server.cmap();
     // Three bytes with the NUL: the 4-byte GET of get_u32 succeeds, the type does not match.
-    cmap.set_str("test.check.str", "ab").unwrap();
+    cmap.set_string("test.check.str", "ab").unwrap();
     let e = cmap.get_u32("test.check.str").unwrap_err();
     assert_eq!(
         e,
@@ -157,6 +165,110 @@ fn connect_errors_name_the_service_used() {
         Cmap::connect_with(Options { service_name: Some(name.clone()), ..Options::default() }).unwrap_err();
     assert!(matches!(&e, Error::Connect { service, .. } if *service == name), "{e:?}");
     assert!(e.to_string().contains(&name), "{e}");
-    assert!(e.source().is_some(), "the reason is the source");
+    assert!(e.to_string().contains("COROWIRE_NAME_PREFIX="), "points at the prefix: {e}");
+    assert!(!e.to_string().contains("corosync daemon"), "{e}");
+    assert!(e.source().is_none(), "the reason is in the text, not repeated as the source");
     assert_eq!(e.cs_error(), CsError::Library);
+}
+
+#[test]
+fn typed_getters_report_a_larger_value_of_another_type_as_wrong_type() {
+    let server = TestServer::start("larger");
+    let mut cmap = server.cmap();
+    cmap.set_string("test.larger.str", "abcd").unwrap();
+    cmap.set_u32("test.larger.u32", 7).unwrap();
+    for (e, key, expected, actual) in [
+        (
+            cmap.get_u32("test.larger.str").unwrap_err(),
+            "test.larger.str",
+            ValueType::UInt32,
+            ValueType::String,
+        ),
+        (cmap.get_u8("test.larger.u32").unwrap_err(), "test.larger.u32", ValueType::UInt8, ValueType::UInt32),
+        (
+            cmap.get_i16("test.larger.str").unwrap_err(),
+            "test.larger.str",
+            ValueType::Int16,
+            ValueType::String,
+        ),
+    ] {
+        assert_eq!(e, Error::Check(CheckError::WrongType { key: key.into(), expected, actual }));
+        assert_eq!(e.cs_error(), CsError::InvalidParam, "libcmap's code");
+    }
+    // The right type still reads.
+    assert_eq!(cmap.get_u32("test.larger.u32"), Ok(7));
+}
+
+#[test]
+fn errors_of_key_operations_name_the_key_and_the_operation() {
+    let server = TestServer::start("keyerr");
+    let mut cmap = server.cmap();
+    let key = "test.keyerr.missing";
+    for (e, op) in [
+        (cmap.get(key).unwrap_err(), KeyOp::Get),
+        (cmap.get_u32(key).unwrap_err(), KeyOp::Get),
+        (cmap.delete(key).unwrap_err(), KeyOp::Delete),
+        (cmap.inc(key).unwrap_err(), KeyOp::Inc),
+        (cmap.dec(key).unwrap_err(), KeyOp::Dec),
+    ] {
+        assert_eq!(e, Error::Key { op, key: key.into(), error: CsError::NotExist });
+        assert_eq!(e.cs_error(), CsError::NotExist);
+        assert_eq!(e.answered(), Some(CsError::NotExist));
+        let text = e.to_string();
+        assert!(text.starts_with(&format!("{op} {key}: the daemon answered")), "{text}");
+    }
+    let many = cmap.get_many(&[key]).unwrap();
+    assert_eq!(many[0], Err(Error::Key { op: KeyOp::Get, key: key.into(), error: CsError::NotExist }));
+    let e = cmap.set_u32("totem.cluster_name", 1).unwrap_err();
+    assert_eq!(e, Error::Key { op: KeyOp::Set, key: "totem.cluster_name".into(), error: CsError::Access });
+}
+
+#[test]
+fn errors_the_client_found_itself_are_worded_as_checks() {
+    let server = TestServer::start("own");
+    let mut cmap = server.cmap();
+    let long = "k".repeat(300);
+    let e = cmap.get(&long).unwrap_err();
+    assert!(matches!(&e, Error::Check(CheckError::KeyName { key, .. }) if *key == long), "{e:?}");
+    assert_eq!(e.cs_error(), CsError::NameTooLong, "libcmap's code");
+    assert_eq!(e.answered(), None);
+    assert!(e.to_string().contains("checked by the client"), "{e}");
+    cmap.track_add(Some("test.own."), TrackType::ALL | TrackType::PREFIX, |_| {}).unwrap();
+    let e = cmap.dispatch(DispatchMode::OneNonBlocking).unwrap_err();
+    assert_eq!(e, Error::Check(CheckError::NothingPending));
+    assert_eq!(e.cs_error(), CsError::TryAgain, "libcmap's code");
+    assert!(!e.to_string().contains("corosync"), "{e}");
+    let mut vq = server.votequorum();
+    let e = vq.qdevice_register("").unwrap_err();
+    assert!(matches!(e, Error::Check(CheckError::QdeviceName { .. })), "{e:?}");
+    assert_eq!(e.cs_error(), CsError::InvalidParam, "libvotequorum's code");
+}
+
+#[test]
+fn debug_and_display_are_readable() {
+    let server = TestServer::start("fmt");
+    let (mut tracker, _) = counting_tracker(&server, "test.fmt.", |_, _| {});
+    server.cmap().set_u32("test.fmt.k", 5).unwrap();
+    let event = tracker.next_event(Some(Duration::from_secs(10))).unwrap().expect("an event");
+    let debug = format!("{event:?}");
+    assert!(debug.contains(r#"key: "test.fmt.k""#), "{debug}");
+    assert_eq!(event.to_string(), "create test.fmt.k = 5");
+    let info = server.votequorum().get_info(0).unwrap();
+    let debug = format!("{info:?}");
+    assert!(debug.contains("state: Member"), "{debug}");
+    assert!(!debug.contains("InfoFlags("), "{debug}");
+}
+
+#[test]
+fn a_poll_loop_needs_only_this_crates_error() -> corowire_unix::Result<()> {
+    use corowire_unix::sys::sock::{poll_readable, PollState};
+    let server = TestServer::start("poll");
+    let (mut tracker, seen) = counting_tracker(&server, "test.poll.", |_, _| {});
+    server.cmap().set_u8("test.poll.a", 1)?;
+    while seen.load(Ordering::SeqCst) == 0 {
+        if poll_readable(&tracker, Some(Duration::from_secs(10)))? == PollState::Readable {
+            tracker.dispatch(DispatchMode::All)?;
+        }
+    }
+    Ok(())
 }

@@ -36,8 +36,8 @@ fn get_cluster_name() {
     assert_eq!(cmap.get_string("totem.cluster_name").unwrap(), "corowire-test");
     assert_eq!(cmap.get("totem.cluster_name").unwrap(), OwnedValue::String("corowire-test".into()));
     assert_eq!(cmap.get_type("totem.cluster_name").unwrap(), (ValueType::String, 14));
-    assert_eq!(cmap.get("corowire.no.such.key").unwrap_err(), Error::Cs(CsError::NotExist));
-    assert_eq!(cmap.get_u32("totem.cluster_name").unwrap_err(), Error::Cs(CsError::InvalidParam));
+    assert_eq!(cmap.get("corowire.no.such.key").unwrap_err().cs_error(), CsError::NotExist);
+    assert_eq!(cmap.get_u32("totem.cluster_name").unwrap_err().cs_error(), CsError::InvalidParam);
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn set_get_every_type() {
     cmap.set_u64(&key, u64::MAX - 1).unwrap();
     assert_eq!(cmap.get_u64(&key).unwrap(), u64::MAX - 1);
     assert_eq!(cmap.get_i64(&key).unwrap_err().cs_error(), CsError::InvalidParam);
-    cmap.set_str(&key, "now a string").unwrap();
+    cmap.set_string(&key, "now a string").unwrap();
     assert_eq!(cmap.get_string(&key).unwrap(), "now a string");
     assert_eq!(cmap.get_type(&key).unwrap(), (ValueType::String, 13));
     cmap.set_f64(&key, -0.25).unwrap();
@@ -88,10 +88,10 @@ fn set_get_every_type() {
     cmap.delete(&key).unwrap();
     // Server-side checks.
     let too_big = vec![0u8; 16385];
-    assert_eq!(cmap.set_binary(&k("big"), &too_big).unwrap_err(), Error::Cs(CsError::InvalidParam));
-    assert_eq!(cmap.set_u8("x!", 1).unwrap_err(), Error::Cs(CsError::NameTooLong));
-    assert_eq!(cmap.set_u32("runtime.config.totem.token", 1).unwrap_err(), Error::Cs(CsError::Access));
-    assert_eq!(cmap.get(&"k".repeat(256)).unwrap_err(), Error::Cs(CsError::NameTooLong));
+    assert_eq!(cmap.set_binary(&k("big"), &too_big).unwrap_err().cs_error(), CsError::InvalidParam);
+    assert_eq!(cmap.set_u8("x!", 1).unwrap_err().cs_error(), CsError::NameTooLong);
+    assert_eq!(cmap.set_u32("runtime.config.totem.token", 1).unwrap_err().cs_error(), CsError::Access);
+    assert_eq!(cmap.get(&"k".repeat(256)).unwrap_err().cs_error(), CsError::NameTooLong);
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn corowire_writes_cmapctl_reads() {
     let mut cmap = Cmap::connect().unwrap();
     let (a, b, c) = (k("ctl.u32"), k("ctl.str"), k("ctl.i16"));
     cmap.set_u32(&a, 4_000_000_000).unwrap();
-    cmap.set_str(&b, "written by corowire").unwrap();
+    cmap.set_string(&b, "written by corowire").unwrap();
     cmap.set_i16(&c, -12345).unwrap();
     assert_eq!(cmapctl(&["-g", &a]).trim(), format!("{a} (u32) = 4000000000"));
     assert_eq!(cmapctl(&["-g", &b]).trim(), format!("{b} (str) = written by corowire"));
@@ -124,7 +124,7 @@ fn cmapctl_writes_corowire_reads() {
     assert_eq!(cmap.get_string(&b).unwrap(), "from cmapctl");
     assert_eq!(cmap.get_i8(&c).unwrap(), i8::MAX);
     cmapctl(&["-d", &a]);
-    assert_eq!(cmap.get(&a).unwrap_err(), Error::Cs(CsError::NotExist));
+    assert_eq!(cmap.get(&a).unwrap_err().cs_error(), CsError::NotExist);
     cmap.delete(&b).unwrap();
     cmap.delete(&c).unwrap();
 }
@@ -145,12 +145,12 @@ fn delete_inc_dec() {
     cmap.set_i64(&key, i64::MIN).unwrap();
     cmap.dec(&key).unwrap();
     assert_eq!(cmap.get_i64(&key).unwrap(), i64::MAX);
-    cmap.set_str(&key, "text").unwrap();
-    assert_eq!(cmap.inc(&key).unwrap_err(), Error::Cs(CsError::InvalidParam));
+    cmap.set_string(&key, "text").unwrap();
+    assert_eq!(cmap.inc(&key).unwrap_err().cs_error(), CsError::InvalidParam);
     cmap.delete(&key).unwrap();
-    assert_eq!(cmap.get(&key).unwrap_err(), Error::Cs(CsError::NotExist));
-    assert_eq!(cmap.delete(&key).unwrap_err(), Error::Cs(CsError::NotExist));
-    assert_eq!(cmap.inc(&key).unwrap_err(), Error::Cs(CsError::NotExist));
+    assert_eq!(cmap.get(&key).unwrap_err().cs_error(), CsError::NotExist);
+    assert_eq!(cmap.delete(&key).unwrap_err().cs_error(), CsError::NotExist);
+    assert_eq!(cmap.inc(&key).unwrap_err().cs_error(), CsError::NotExist);
 }
 
 #[test]
@@ -160,7 +160,7 @@ fn iterate_with_prefix() {
     let mut cmap = Cmap::connect().unwrap();
     let prefix = k("iter.");
     cmap.set_u32(&format!("{prefix}b"), 2).unwrap();
-    cmap.set_str(&format!("{prefix}a"), "xyz").unwrap();
+    cmap.set_string(&format!("{prefix}a"), "xyz").unwrap();
     cmap.set_binary(&format!("{prefix}c"), &[1, 2, 3, 4, 5]).unwrap();
     let all: Vec<_> = cmap.iter(Some(&prefix)).unwrap().map(Result::unwrap).collect();
     assert_eq!(
@@ -213,7 +213,7 @@ fn track_changes_made_by_cmapctl() {
         ]
     );
     cmap.track_delete(track).unwrap();
-    assert_eq!(cmap.track_delete(track).unwrap_err(), Error::Cs(CsError::BadHandle));
+    assert_eq!(cmap.track_delete(track).unwrap_err().cs_error(), CsError::BadHandle);
     cmapctl(&["-s", &key, "u32", "3"]);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(cmap.dispatch(DispatchMode::All), Ok(()));
@@ -226,7 +226,7 @@ fn track_changes_made_by_cmapctl() {
 fn dispatch_modes() {
     daemon();
     let mut cmap = Cmap::connect().unwrap();
-    assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking), Err(Error::Cs(CsError::TryAgain)));
+    assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking).map_err(|e| e.cs_error()), Err(CsError::TryAgain));
     assert_eq!(cmap.dispatch(DispatchMode::All), Ok(()));
     let prefix = k("modes.");
     let seen: Seen = Arc::default();
@@ -241,7 +241,7 @@ fn dispatch_modes() {
     assert_eq!(seen.lock().unwrap().len(), 2);
     assert_eq!(cmap.dispatch(DispatchMode::All), Ok(()));
     assert_eq!(seen.lock().unwrap().len(), 4);
-    assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking), Err(Error::Cs(CsError::TryAgain)));
+    assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking).map_err(|e| e.cs_error()), Err(CsError::TryAgain));
     let keys: Vec<String> = seen.lock().unwrap().iter().map(|e| e.1.clone()).collect();
     assert_eq!(keys, (0..4).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>());
     // Changes by the same connection and by another one are both reported, in order.
@@ -251,7 +251,7 @@ fn dispatch_modes() {
     assert_eq!(seen.lock().unwrap()[4].2, Some(OwnedValue::UInt32(1)));
     // Setting the value a key already has is CS_OK and reports nothing (docs/protocol.md §5.5).
     cmap.set_u32(&format!("{prefix}0"), 1).unwrap();
-    assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking), Err(Error::Cs(CsError::TryAgain)));
+    assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking).map_err(|e| e.cs_error()), Err(CsError::TryAgain));
     for i in 0..4u32 {
         cmap.delete(&format!("{prefix}{i}")).unwrap();
     }
@@ -280,7 +280,7 @@ fn get_many_pipelined() {
     assert_eq!(got.len(), 203);
     for (i, r) in got.iter().enumerate() {
         match i {
-            57 => assert_eq!(r, &Err(Error::Cs(CsError::NotExist))),
+            57 => assert_eq!(r.as_ref().map_err(Error::cs_error), Err(CsError::NotExist)),
             201 => assert_eq!(r, &Ok(OwnedValue::String("corowire-test".into()))),
             202 => assert_eq!(r, &Ok(OwnedValue::Binary(big.clone()))),
             _ => assert_eq!(r, &Ok(OwnedValue::UInt32((i - usize::from(i > 57)) as u32))),
@@ -309,9 +309,9 @@ fn votequorum_getinfo_and_tracking() {
     assert!(info.is_quorate(), "{info:?}");
     assert_eq!((info.votes, info.expected_votes, info.total_votes, info.quorum), (1, 1, 1, 1));
     assert_eq!(vq.get_info(1).unwrap(), info);
-    assert_eq!(vq.get_info(999).unwrap_err(), Error::Cs(CsError::NotExist));
-    assert_eq!(vq.track_stop().unwrap_err(), Error::Cs(CsError::NotExist));
-    assert_eq!(vq.dispatch(DispatchMode::OneNonBlocking), Err(Error::Cs(CsError::TryAgain)));
+    assert_eq!(vq.get_info(999).unwrap_err().cs_error(), CsError::NotExist);
+    assert_eq!(vq.track_stop().unwrap_err().cs_error(), CsError::NotExist);
+    assert_eq!(vq.dispatch(DispatchMode::OneNonBlocking).map_err(|e| e.cs_error()), Err(CsError::TryAgain));
 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
@@ -337,12 +337,12 @@ fn votequorum_getinfo_and_tracking() {
         *seen.lock().unwrap(),
         vec!["nodelist 0xc0ffee [1]".to_string(), "quorum true 0xc0ffee [(1, 1)]".to_string()]
     );
-    assert_eq!(vq.track_start(1, TrackFlags::CHANGES).unwrap_err(), Error::Cs(CsError::Exist));
+    assert_eq!(vq.track_start(1, TrackFlags::CHANGES).unwrap_err().cs_error(), CsError::Exist);
     vq.track_stop().unwrap();
-    assert_eq!(vq.set_expected(0).unwrap_err(), Error::Cs(CsError::InvalidParam));
-    assert_eq!(vq.set_votes(999, 1).unwrap_err(), Error::Cs(CsError::NameNotFound));
-    assert_eq!(vq.qdevice_unregister("dev").unwrap_err(), Error::Cs(CsError::NotExist));
-    assert_eq!(vq.qdevice_register("").unwrap_err(), Error::Cs(CsError::InvalidParam));
+    assert_eq!(vq.set_expected(0).unwrap_err().cs_error(), CsError::InvalidParam);
+    assert_eq!(vq.set_votes(999, 1).unwrap_err().cs_error(), CsError::NameNotFound);
+    assert_eq!(vq.qdevice_unregister("dev").unwrap_err().cs_error(), CsError::NotExist);
+    assert_eq!(vq.qdevice_register("").unwrap_err().cs_error(), CsError::InvalidParam);
 }
 
 #[test]
@@ -625,10 +625,10 @@ fn dump_pipelined_matches_iteration() {
     assert_eq!(cmap.get_string(&raw_key).unwrap(), "caf\u{fffd}");
     // A large string is fetched with its exact size after the first small buffer.
     let long = "x".repeat(5000);
-    cmap.set_str(&big_key, &long).unwrap();
+    cmap.set_string(&big_key, &long).unwrap();
     assert_eq!(cmap.get_string(&big_key).unwrap(), long);
     // Typed getters ask for exactly the type's size; another type is INVALID_PARAM.
-    assert_eq!(cmap.get_u64(&big_key), Err(Error::Cs(CsError::InvalidParam)));
+    assert_eq!(cmap.get_u64(&big_key).map_err(|e| e.cs_error()), Err(CsError::InvalidParam));
     cmap.delete(&big_key).unwrap();
     cmap.delete(&raw_key).unwrap();
     // The connection still works.
@@ -651,7 +651,7 @@ fn event_backlog_drains_without_peeking() {
     }
     dispatch_until(&mut cmap, &seen, 1000);
     // Nothing is left: no event, and no stray doorbell byte keeping the fd readable.
-    assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking), Err(Error::Cs(CsError::TryAgain)));
+    assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking).map_err(|e| e.cs_error()), Err(CsError::TryAgain));
     let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&cmap), nix::poll::PollFlags::POLLIN)];
     assert_eq!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u8)).unwrap(), 0);
     let last = seen.lock().unwrap().last().cloned().unwrap();

@@ -13,7 +13,6 @@ use corowire::dispatch::DispatchMode;
 use corowire::CsError;
 use corowire_unix::cmap::{Cmap, OwnedValue};
 use corowire_unix::votequorum::Votequorum;
-use corowire_unix::Error;
 
 mod common;
 use common::{cmapctl, dispatch_until, eventually, k, recorder, ring_dirs, Seen};
@@ -44,7 +43,7 @@ fn get_set_delete_over_sockets() {
     let big: Vec<u8> = (0..16000u32).map(|i| (i % 251) as u8).collect();
     cmap.set_binary(&k("big"), &big).unwrap();
     assert_eq!(cmap.get(&k("big")).unwrap(), OwnedValue::Binary(big));
-    assert_eq!(cmap.get("corowire.no.such.key").unwrap_err(), Error::Cs(CsError::NotExist));
+    assert_eq!(cmap.get("corowire.no.such.key").unwrap_err().cs_error(), CsError::NotExist);
     let names: Vec<String> = (0..40).map(|i| k(&format!("many.{i}"))).collect();
     for (i, name) in names.iter().enumerate() {
         cmap.set_u32(name, i as u32).unwrap();
@@ -80,7 +79,7 @@ fn track_notifications_over_the_event_socket() {
             (Ev::Delete, format!("{prefix}a"), None, Some(OwnedValue::UInt32(1))),
         ]
     );
-    assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking), Err(Error::Cs(CsError::TryAgain)));
+    assert_eq!(cmap.dispatch(DispatchMode::OneNonBlocking).map_err(|e| e.cs_error()), Err(CsError::TryAgain));
     other.delete(&format!("{prefix}b")).unwrap();
 }
 

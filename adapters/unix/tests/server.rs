@@ -139,8 +139,8 @@ fn set_get_every_type() {
     }
     assert_eq!(cmap.get_type("test.types.11").unwrap(), (ValueType::String, 14), "with the NUL");
     assert_eq!(cmap.get_string("totem.cluster_name").unwrap(), "corowire");
-    assert_eq!(cmap.get("test.no.such.key").unwrap_err(), Error::Cs(CsError::NotExist));
-    assert_eq!(cmap.set_u32("totem.cluster_name", 1).unwrap_err(), Error::Cs(CsError::Access));
+    assert_eq!(cmap.get("test.no.such.key").unwrap_err().cs_error(), CsError::NotExist);
+    assert_eq!(cmap.set_u32("totem.cluster_name", 1).unwrap_err().cs_error(), CsError::Access);
     cmap.inc("test.types.6").unwrap();
     assert_eq!(cmap.get_u32("test.types.6").unwrap(), 0, "wraps");
 }
@@ -157,7 +157,7 @@ fn iterate_and_delete() {
     for i in (0..20).step_by(2) {
         cmap.delete(&format!("test.iter.{i:02}")).unwrap();
     }
-    assert_eq!(cmap.delete("test.iter.00").unwrap_err(), Error::Cs(CsError::NotExist));
+    assert_eq!(cmap.delete("test.iter.00").unwrap_err().cs_error(), CsError::NotExist);
     let left = cmap.iter(Some("test.iter.")).unwrap().count();
     assert_eq!(left, 10);
     let all: Vec<String> = cmap.iter(None).unwrap().map(|r| r.unwrap().0).collect();
@@ -167,7 +167,7 @@ fn iterate_and_delete() {
 type Seen = Arc<Mutex<Vec<(Ev, String, Option<OwnedValue>)>>>;
 
 /// A track callback that appends (event, key, new value) to `seen`.
-fn recorder(seen: &Seen) -> impl FnMut(&cmap::TrackEvent<'_>) + Send + 'static {
+fn recorder(seen: &Seen) -> impl FnMut(&cmap::TrackNotification<'_>) + Send + 'static {
     let seen = Arc::clone(seen);
     move |e| seen.lock().unwrap().push((e.event, e.key().into_owned(), e.new_value.map(OwnedValue::from)))
 }
@@ -195,7 +195,7 @@ fn tracking_delivers_notifications() {
     writer.set_u32("test.other", 2).unwrap();
     writer.delete("test.track.a").unwrap();
     // A change by the tracker itself: its event precedes its reply.
-    tracker.set_str("test.track.b", "x").unwrap();
+    tracker.set_string("test.track.b", "x").unwrap();
     assert_eq!(tracker.dispatch(DispatchMode::OneNonBlocking), Ok(()));
     dispatch_until(&mut tracker, &seen, 4);
     assert_eq!(
@@ -229,7 +229,7 @@ fn socket_transport_serves_requests_and_events() {
     let mut writer = server.cmap();
     writer.set_u32("test.sock.a", 1).unwrap();
     assert_eq!(writer.get_u32("test.sock.a").unwrap(), 1);
-    writer.set_str("test.sock.b", "x").unwrap();
+    writer.set_string("test.sock.b", "x").unwrap();
     writer.delete("test.sock.a").unwrap();
     // Far more events than the event socket holds at once, while the tracker reads none.
     let n = 2000u32;
@@ -298,7 +298,7 @@ fn pipelined_get_many() {
     let results = cmap.get_many(&refs).unwrap();
     for (i, r) in results.into_iter().enumerate() {
         if i % 3 == 0 {
-            assert_eq!(r, Err(Error::Cs(CsError::NotExist)));
+            assert_eq!(r.map_err(|e| e.cs_error()), Err(CsError::NotExist));
         } else {
             assert_eq!(r, Ok(OwnedValue::UInt64(i as u64)));
         }
@@ -310,7 +310,7 @@ fn pipelined_get_many() {
 #[test]
 fn full_response_ring_holds_replies() {
     let server = TestServer::start("respfull");
-    server.cmap().set_str("test.resp", "v").unwrap();
+    server.cmap().set_string("test.resp", "v").unwrap();
     let mut raw = server.raw(8192);
     // 50 requests fit the 16 KiB request ring; their 1040-byte replies are three times the
     // 16 KiB response ring.
@@ -337,7 +337,7 @@ fn votequorum_getinfo_and_tracking() {
     assert_eq!((info.nodeid, info.votes, info.expected_votes, info.total_votes), (1, 1, 2, 2));
     assert!(info.is_quorate());
     assert_eq!(vq.get_info(2).unwrap().nodeid, 2);
-    assert_eq!(vq.get_info(9).unwrap_err(), Error::Cs(CsError::NotExist));
+    assert_eq!(vq.get_info(9).unwrap_err().cs_error(), CsError::NotExist);
     let seen: Arc<Mutex<Vec<i32>>> = Arc::default();
     let record = Arc::clone(&seen);
     vq.set_callback(move |n: &Notification<'_>| record.lock().unwrap().push(n.id()));

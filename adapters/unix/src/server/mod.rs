@@ -2,7 +2,7 @@
 //! tools and libraries (`corosync-cmapctl`, `corosync-quorumtool`, libcmap, libvotequorum)
 //! and this crate's clients accept.
 //!
-//! The protocol is the core's sans-IO engines ([`corowire::server`]); this module is their
+//! The protocol is the core's sans-IO engines (`corowire::server`); this module is their
 //! I/O: libqb's setup sockets and shared-memory rings, or its datagram sockets (docs/protocol.md §1, §2,
 //! §3, §8 and appendix B), in one single-threaded `poll` loop, as corosync runs.
 //!
@@ -50,14 +50,14 @@
 //! # Differences from corosync
 //!
 //! Only the CMAP, votequorum, libquorum (`quorum`) and libcfg (`cfg`) services exist, and of
-//! the latter two only what `corosync-quorumtool` uses (see [`corowire::server::quorum`] and
-//! [`corowire::server::cfg`]); the cfg service's node addresses come from the node list's
+//! the latter two only what `corosync-quorumtool` uses (see `corowire::server::quorum` and
+//! `corowire::server::cfg`); the cfg service's node addresses come from the node list's
 //! `ring<N>_addr` keys. The server offers one transport, [`ServerConfig::transport`]:
 //! shared memory (corosync's default) or sockets (`system.qb_ipc_type: socket`). There is no
 //! flow control (the value in the request ring or the control file is always 0). The
-//! engines' own differences are listed in [`corowire::server::cmap`],
-//! [`corowire::server::votequorum`], [`corowire::server::quorum`] and
-//! [`corowire::server::cfg`].
+//! engines' own differences are listed in `corowire::server::cmap`,
+//! `corowire::server::votequorum`, `corowire::server::quorum` and
+//! `corowire::server::cfg`.
 //!
 //! # Limits
 //!

@@ -1,4 +1,4 @@
-//! The transports' clock (the monotonic clock, as the core's [`corowire::Instant`]s) and
+//! The transports' clock (the monotonic clock, as the core's `corowire::Instant`s) and
 //! their waits with liveness checks.
 
 use core::time::Duration;
@@ -60,7 +60,7 @@ pub(crate) fn wait_readable(
     }
 }
 
-/// Implements [`corowire::transport::Transport`] for a Unix transport `$t` over its inherent
+/// Implements `corowire::transport::Transport` for a Unix transport `$t` over its inherent
 /// calls of the same names, which wait on the monotonic clock: the core's instants are
 /// converted with the transport's `clock`, and pauses sleep the thread.
 macro_rules! clocked_transport {

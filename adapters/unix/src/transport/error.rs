@@ -47,17 +47,9 @@ impl fmt::Display for TransportError {
     }
 }
 
-impl core::error::Error for TransportError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            Self::Handshake(e) => Some(e),
-            Self::BufferTooSmall(e) => Some(e),
-            Self::Ring(e) => Some(e),
-            Self::NoDaemon(e) | Self::Io(e) => Some(e),
-            Self::Timeout | Self::Disconnected | Self::TryAgain => None,
-        }
-    }
-}
+/// The cause is part of the `Display` text, so `source()` is `None` (as for
+/// [`crate::Error`]).
+impl core::error::Error for TransportError {}
 
 impl corowire::transport::TransportError for TransportError {
     fn kind(&self) -> ErrorKind {

@@ -1,7 +1,7 @@
 //! The setup handshake's I/O (docs/protocol.md §1), in bytes: connect the setup socket, `SO_PASSCRED`
 //! on, send the setup request, read the response, `SO_PASSCRED` off. Encoding the request and
 //! decoding the response is the core connection's job
-//! ([`corowire::Connection::encode_setup`], [`corowire::Connection::handle_setup`]).
+//! (`corowire::Connection::encode_setup`, `corowire::Connection::handle_setup`).
 
 use core::time::Duration;
 use std::os::fd::OwnedFd;

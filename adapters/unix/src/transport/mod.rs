@@ -2,9 +2,9 @@
 //! then the transport the server chose: the shared-memory rings ([`ShmTransport`], docs/protocol.md §2,
 //! appendix A) or the datagram sockets ([`SocketTransport`], docs/protocol.md §3).
 //!
-//! Both implement [`corowire::transport::Transport`], under the core's generic client driver
-//! ([`corowire::driver::Driver`]); the protocol state (what was sent, what a reply answers)
-//! lives in [`corowire::Connection`].
+//! Both implement `corowire::transport::Transport`, under the core's generic client driver
+//! (`corowire::driver::Driver`); the protocol state (what was sent, what a reply answers)
+//! lives in `corowire::Connection`.
 
 mod clock;
 mod error;

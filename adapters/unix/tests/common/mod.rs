@@ -49,7 +49,9 @@ pub(crate) fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 pub(crate) type Seen = Arc<Mutex<Vec<(Ev, String, Option<OwnedValue>, Option<OwnedValue>)>>>;
 
 /// A track callback that appends to `seen`.
-pub(crate) fn recorder(seen: &Seen) -> impl FnMut(&corowire_unix::cmap::TrackEvent<'_>) + Send + 'static {
+pub(crate) fn recorder(
+    seen: &Seen,
+) -> impl FnMut(&corowire_unix::cmap::TrackNotification<'_>) + Send + 'static {
     let seen = Arc::clone(seen);
     move |e| {
         seen.lock().unwrap().push((
