@@ -254,7 +254,7 @@ fn failed(step: &str, e: &Error) -> String {
              `corowire demo --builtin` to use the built-in server, or for `corowire serve \
              --name-prefix P` set {NAME_PREFIX_ENV}=P"
         ),
-        _ => format!("{step}: {e} ({})", crate::cformat::cs_strerror(e.cs_error())),
+        _ => format!("{step}: {} ({})", e.report(), crate::cformat::cs_strerror(e.cs_error())),
     }
 }
 

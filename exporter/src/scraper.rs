@@ -76,7 +76,7 @@ impl Scraper {
                 Scrape { outcome: Outcome::Ok(snapshot), connects: Some(connects) }
             }
             Ok((Err(e), connects)) => {
-                Scrape { outcome: Outcome::Failed(e.to_string()), connects: Some(connects) }
+                Scrape { outcome: Outcome::Failed(e.report().to_string()), connects: Some(connects) }
             }
             Err(RecvTimeoutError::Timeout) => Scrape { outcome: Outcome::TimedOut, connects: None },
             Err(RecvTimeoutError::Disconnected) => {

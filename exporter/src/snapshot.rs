@@ -47,10 +47,9 @@ pub const SCHEDMISS_PREFIX: &str = "stats.schedmiss.";
 /// The stats-map keys a scrape gets (in one pipelined batch).
 ///
 /// The per-connection IPC stats (`stats.ipcs.serviceN.PID.HANDLE.*`) are not read: walking
-/// them costs a round trip per key (a third of a scrape). They cannot be dumped either:
-/// corosync 3.1.7's ITER_NEXT reports length 0 for a `procname`, and its reply to a GET
-/// with a shorter buffer than the name carries the full `value_len` but only the buffer's
-/// bytes, which `Cmap::dump` rejects as a malformed frame (libcmap copies the short part).
+/// them costs a round trip per key (a third of a scrape), and a dump of them a second GET
+/// per `procname` (corosync 3.1.7's ITER_NEXT reports length 0 for it, and its reply to a
+/// GET with a shorter buffer carries only the buffer's bytes, so `Cmap::dump` asks again).
 pub const STATS_KEYS: [&str; 4] = [
     "stats.pg.msg_queue_avail",
     "stats.pg.msg_reserved",
@@ -220,7 +219,9 @@ impl Corosync {
 fn read(cmap: &mut Cmap, prefixes: &[&str], keys: &[&str]) -> Result<Vec<(String, OwnedValue)>, Error> {
     let mut out = Vec::new();
     for prefix in prefixes {
-        out.extend(cmap.dump(Some(prefix))?);
+        for (key, value) in cmap.dump(Some(prefix))? {
+            out.push((key, value?));
+        }
     }
     out.extend(get_existing(cmap, keys)?.0);
     Ok(out)
@@ -238,7 +239,7 @@ fn get_existing<K: AsRef<str>>(
     for (key, value) in names.iter().zip(cmap.get_many(&names)?) {
         match value {
             Ok(v) => out.push(((*key).to_owned(), v)),
-            Err(Error::Cs(CsError::NotExist)) => complete = false,
+            Err(e) if e.answered() == Some(CsError::NotExist) => complete = false,
             Err(e) => return Err(e),
         }
     }

@@ -50,6 +50,15 @@ macro_rules! client_handle {
                 &self.service
             }
 
+            /// Notifications skipped so far because their id is not one this client knows
+            /// (the core's `Connection::unknown_events`): nonzero when a newer daemon sends
+            /// notifications this library does not decode. The C library ends its dispatch
+            #[doc = concat!("with `CS_ERR_LIBRARY` on such a message (`", $c, "_dispatch`'s `default:` branch);")]
+            /// this client skips it, counts it here, and goes on.
+            pub fn unknown_events(&self) -> u64 {
+                self.client.connection().unknown_events()
+            }
+
             /// A handle a callback can use to stop a dispatch or finalize this connection.
             pub fn control(&self) -> $crate::Control {
                 self.control.clone()
@@ -171,6 +180,7 @@ pub(crate) fn dispatch<S: Service, const P: usize, const E: usize, const EB: usi
     mut deliver: impl FnMut(S::Event<'_>),
 ) -> Result<()> {
     let deadline = timeout.map(|t| client.transport().now().saturating_add(t));
+    control.begin_dispatch();
     client
         .dispatch(mode, deadline, |e| {
             deliver(e);
@@ -221,8 +231,11 @@ impl Context {
 /// Lets a callback end the dispatch that runs it ([`Control::stop`]) or finalize its own
 /// connection ([`Control::finalize`], `cmap_finalize` / `votequorum_finalize` inside a
 /// callback). Get one from `Cmap::control` or `Votequorum::control` and move a clone into
-/// the callback. A request takes effect when the running callback returns; one made outside
-/// a dispatch takes effect after the first callback of the next one.
+/// the callback. A request takes effect when the running callback returns.
+///
+/// A [`Control::stop`] made outside a dispatch is dropped when the next dispatch starts (it
+/// has no dispatch to end, and must not cut the next one short); a [`Control::finalize`]
+/// made outside a dispatch takes effect after the first callback of the next one.
 #[derive(Debug, Clone, Default)]
 pub struct Control(Arc<AtomicU8>);
 
@@ -233,7 +246,8 @@ const FINALIZE: u8 = 2;
 
 impl Control {
     /// Ends the running dispatch after this callback with `Ok(())`, also a
-    /// [`DispatchMode::Blocking`](crate::DispatchMode::Blocking) one.
+    /// [`DispatchMode::Blocking`](crate::DispatchMode::Blocking) one. Outside a dispatch it
+    /// has no effect.
     pub fn stop(&self) {
         let _ = self.0.compare_exchange(GO_ON, STOP, AcqRel, Acquire);
     }
@@ -243,6 +257,11 @@ impl Control {
     /// every later call on the handle. The connection is closed when the handle is dropped.
     pub fn finalize(&self) {
         self.0.store(FINALIZE, Release);
+    }
+
+    /// Drops a stop asked for outside a dispatch; a finalize stays.
+    pub(crate) fn begin_dispatch(&self) {
+        let _ = self.0.compare_exchange(STOP, GO_ON, AcqRel, Acquire);
     }
 
     /// Takes the request made since the last call, as the driver's [`Flow`].

@@ -24,7 +24,7 @@ use corowire::cmap::{Key, Request, Response};
 use corowire::conn::{Cmap as CmapService, CmapEvent, Token};
 
 use crate::client::{Client, Context, Control};
-use crate::error::{CheckError, Error, KeyOp, Result};
+use crate::error::{CheckError, Error, KeyOp, Result, BAD_VALUE, OTHER_KIND};
 pub use crate::options::Options;
 pub use corowire::cmap::{Map, TrackEvent, TrackType, Value, ValueType, VALUE_MAX_LEN};
 pub use corowire::{CsError, DispatchMode};
@@ -224,13 +224,15 @@ impl Cmap {
     /// Gets the value of `key`.
     ///
     /// Asks for a 256-byte buffer first (corosync allocates the buffer a GET asks for); a
-    /// larger value is fetched again with its exact length.
+    /// larger value is fetched again with its exact length, and so is a value corosync carried
+    /// short (the stats map's `stats.ipcs.*.procname`, docs/protocol.md §5.3). At most 4 GETs
+    /// are sent.
     ///
     /// # Errors
     /// `CS_ERR_NOT_EXIST` for a missing key, `CS_ERR_NAME_TOO_LONG` for a key of 256 bytes or
     /// more, `CS_ERR_TOO_BIG` if the value does not fit the negotiated message size,
-    /// `CS_ERR_TRY_AGAIN` if the value kept growing while it was fetched; the connection
-    /// errors.
+    /// [`CheckError::ValueKeptChanging`] (`CS_ERR_TRY_AGAIN`) if the value changed size at
+    /// each attempt; the connection errors.
     pub fn get(&mut self, name: &str) -> Result<OwnedValue> {
         self.get_fitting(name).map_err(|e| e.for_key(KeyOp::Get, name))
     }
@@ -240,45 +242,53 @@ impl Cmap {
         let max = self.get_buffer();
         let mut len = GET_MANY_BUFFER.min(max);
         for _ in 0..GET_ATTEMPTS {
-            match self.get_sized(name, len) {
+            let need = match self.get_sized(name, len) {
+                Ok(Fetched::Whole(v)) => return Ok(v),
+                Ok(Fetched::Truncated(stored)) => stored,
                 // GET answers CS_ERR_INVALID_PARAM for a buffer smaller than the value.
                 Err(Error::Cs(CsError::InvalidParam)) => {
-                    let need = usize::try_from(self.get_type(name)?.1).unwrap_or(usize::MAX);
-                    if need > max {
-                        return Err(CheckError::TooBig { key: Some(name.to_owned()), len: need, max }.into());
-                    }
-                    if need <= len && len == max {
+                    let need = self.get_type(name)?.1;
+                    if need <= len as u64 && len == max {
                         return Err(Error::Cs(CsError::InvalidParam));
                     }
-                    // The value grew (or shrank) in between: ask again, for at least as
-                    // much as before.
-                    len = need.max(len.saturating_add(1)).min(max);
+                    need
                 }
-                other => return other,
+                Err(e) => return Err(e),
+            };
+            let need = usize::try_from(need).unwrap_or(usize::MAX);
+            if need > max {
+                return Err(CheckError::TooBig { key: Some(name.to_owned()), len: need, max }.into());
             }
+            // The value grew (or shrank) in between: ask again, for at least as much as
+            // before.
+            len = need.max(len.saturating_add(1)).min(max);
         }
-        Err(Error::Cs(CsError::TryAgain))
+        Err(CheckError::ValueKeptChanging { key: name.to_owned(), attempts: GET_ATTEMPTS }.into())
     }
 
     /// One GET with exactly the `size` bytes of `ty`, as libcmap's typed getters ask. corosync
-    /// answers `CS_ERR_INVALID_PARAM` for a larger value; a value of another type is then
-    /// reported as [`CheckError::WrongType`], as a smaller one is by the caller.
+    /// answers `CS_ERR_INVALID_PARAM` for a larger value (and may carry a computed string
+    /// short); a value of another type is then reported as [`CheckError::WrongType`], as a
+    /// smaller one is by the caller.
     fn get_typed(&mut self, name: &str, ty: ValueType, size: usize) -> Result<OwnedValue> {
-        match self.get_sized(name, size) {
-            Err(Error::Cs(CsError::InvalidParam)) => match self.get_type(name)? {
-                (actual, _) if actual != ty => {
-                    Err(CheckError::WrongType { key: name.to_owned(), expected: ty, actual }.into())
-                }
-                _ => Err(Error::Cs(CsError::InvalidParam).for_key(KeyOp::Get, name)),
-            },
-            r => r.map_err(|e| e.for_key(KeyOp::Get, name)),
+        let reply = self.get_sized(name, size);
+        if matches!(reply, Ok(Fetched::Truncated(_)) | Err(Error::Cs(CsError::InvalidParam))) {
+            let (actual, _) = self.get_type(name)?;
+            if actual != ty {
+                return Err(CheckError::WrongType { key: name.to_owned(), expected: ty, actual }.into());
+            }
+        }
+        match reply {
+            Ok(Fetched::Whole(v)) => Ok(v),
+            Ok(Fetched::Truncated(_)) => Err(BAD_VALUE),
+            Err(e) => Err(e.for_key(KeyOp::Get, name)),
         }
     }
 
     /// One GET with a `len`-byte value buffer.
-    fn get_sized(&mut self, name: &str, len: usize) -> Result<OwnedValue> {
+    fn get_sized(&mut self, name: &str, len: usize) -> Result<Fetched> {
         let req = Request::Get { key: key(name)?, value_len: len as u64 };
-        self.client.call(&req, req.encoded_len(), get_value)
+        self.client.call(&req, req.encoded_len(), fetched)
     }
 
     /// The type and length of `key`'s value (a GET with no buffer).
@@ -289,8 +299,8 @@ impl Cmap {
         let req = Request::Get { key: key(name)?, value_len: 0 };
         self.client
             .call(&req, req.encoded_len(), |r| match r {
-                Response::Get(g) => Ok((g.value_type.ok_or(Error::Cs(CsError::MessageError))?, g.value_len)),
-                _ => Err(Error::Cs(CsError::MessageError)),
+                Response::Get(g) => Ok((g.value_type.ok_or(BAD_VALUE)?, g.value_len)),
+                _ => Err(OTHER_KIND),
             })
             .map_err(|e| e.for_key(KeyOp::Get, name))
     }
@@ -398,7 +408,8 @@ impl Cmap {
     /// The pipelined GETs ask for small buffers, so that all their replies fit the response
     /// ring at once (corosync drops a reply that does not fit); a value larger than that
     /// buffer is fetched again on its own. Each batch of requests is written to the request
-    /// ring first and then announced with one `send()` of all their doorbell bytes.
+    /// ring first and then announced with one `send()` of all their doorbell bytes. A value
+    /// corosync carried short (docs/protocol.md §5.3) is fetched again too.
     ///
     /// # Errors
     /// Connection errors; per-key errors (e.g. `CS_ERR_NOT_EXIST`) are in the inner results.
@@ -415,7 +426,7 @@ impl Cmap {
         let reply_bytes = |len: usize| 8 + (GET_REPLY_OVERHEAD + len.min(max)).div_ceil(4) * 4;
         let ring = self.client.transport().reply_budget();
         let budget = ring.saturating_sub(RING_MARGIN);
-        let mut results: Vec<Option<Result<OwnedValue>>> = (0..items.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Result<Fetched>>> = (0..items.len()).map(|_| None).collect();
         let mut in_flight: VecDeque<(Token, usize, usize)> = VecDeque::new();
         let mut flight_bytes = 0;
         let mut next = 0;
@@ -456,7 +467,7 @@ impl Cmap {
                         let (_, index, bytes) = flight.remove(pos).unwrap_or((t, usize::MAX, 0));
                         *fb -= bytes;
                         if let Some(slot) = res.get_mut(index) {
-                            *slot = Some(r.map_err(Error::from).and_then(get_value));
+                            *slot = Some(r.map_err(Error::from).and_then(fetched));
                         }
                     }
                 })?;
@@ -465,14 +476,18 @@ impl Cmap {
                 }
             }
         }
-        // GET answers CS_ERR_INVALID_PARAM only for a buffer smaller than the value.
-        for (slot, &(name, _)) in results.iter_mut().zip(items) {
-            *slot = match slot.take() {
-                Some(Err(Error::Cs(CsError::InvalidParam))) => Some(self.get(name)),
-                other => other.map(|r| r.map_err(|e| e.for_key(KeyOp::Get, name))),
-            };
+        let mut values = Vec::with_capacity(items.len());
+        for (slot, &(name, _)) in results.into_iter().zip(items) {
+            values.push(match slot {
+                Some(Ok(Fetched::Whole(v))) => Ok(v),
+                // A value larger than the buffer (GET answers CS_ERR_INVALID_PARAM only
+                // then), or one corosync carried short: fetched again on its own.
+                Some(Ok(Fetched::Truncated(_)) | Err(Error::Cs(CsError::InvalidParam))) => self.get(name),
+                Some(Err(e)) => Err(e.for_key(KeyOp::Get, name)),
+                None => Err(Error::Disconnected),
+            });
         }
-        Ok(results.into_iter().map(|r| r.unwrap_or(Err(Error::Disconnected))).collect())
+        Ok(values)
     }
 
     /// Every key under `prefix` (all keys for `None`) with its value, in corosync's order: a
@@ -480,28 +495,29 @@ impl Cmap {
     ///
     /// The ITER_NEXT requests are pipelined (up to 16 in flight; the ones sent past the end
     /// answer `CS_ERR_NO_SECTIONS`), the iteration is finalized, and the values are then
-    /// fetched with pipelined GETs of the exact lengths the iteration reported. A key deleted
-    /// in between is left out; a value that grew in between is fetched again.
+    /// fetched with pipelined GETs of the lengths the iteration reported. A key deleted in
+    /// between (`CS_ERR_NOT_EXIST`) is left out; a value that grew in between, or that
+    /// corosync carried short, is fetched again.
+    ///
+    /// One key whose value cannot be read does not fail the dump: as `corosync-cmapctl`
+    /// (which prints `Can't get value of KEY. Error ...` and goes on), its entry holds the
+    /// GET's error (e.g. [`Error::Key`] with the daemon's answer) and the other keys follow.
     ///
     /// # Errors
-    /// Errors of the iteration; a GET's error other than `CS_ERR_NOT_EXIST`; the connection
-    /// errors.
-    pub fn dump(&mut self, prefix: Option<&str>) -> Result<Vec<(String, OwnedValue)>> {
+    /// Errors of the iteration; the connection errors.
+    pub fn dump(&mut self, prefix: Option<&str>) -> Result<Vec<(String, Result<OwnedValue>)>> {
         let keys = self.iter_pipelined(prefix)?;
         let items: Vec<(&str, usize)> = keys
             .iter()
             .map(|(k, _, len)| (k.as_str(), usize::try_from(*len).unwrap_or(usize::MAX).max(8)))
             .collect();
         let values = self.get_pipelined(&items)?;
-        let mut out = Vec::with_capacity(keys.len());
-        for ((k, _, _), v) in keys.into_iter().zip(values) {
-            match v {
-                Ok(v) => out.push((k, v)),
-                Err(Error::Key { error: CsError::NotExist, .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .filter(|(_, v)| v.as_ref().err().and_then(Error::answered) != Some(CsError::NotExist))
+            .map(|((k, _, _), v)| (k, v))
+            .collect())
     }
 
     /// Starts an iteration over the keys under `prefix` (ITER_INIT); returns its handle.
@@ -510,7 +526,7 @@ impl Cmap {
         let req = Request::IterInit { prefix };
         self.client.call(&req, req.encoded_len(), |r| match r {
             Response::IterInit { iter_handle } => Ok(iter_handle),
-            _ => Err(Error::Cs(CsError::MessageError)),
+            _ => Err(OTHER_KIND),
         })
     }
 
@@ -543,7 +559,9 @@ impl Cmap {
                         // ITER_NEXT past the end answers CS_ERR_NO_SECTIONS again (checked
                         // against corosync 3.1.7); an item there means the iterator restarted.
                         Ok(_) if *end => {
-                            failed.get_or_insert(Error::Cs(CsError::MessageError));
+                            failed.get_or_insert(Error::UnexpectedReply {
+                                what: "an item after the end of the iteration",
+                            });
                         }
                         Ok(Response::IterNext { key, value_len, value_type }) => match value_type {
                             Some(ty) => keys.push((
@@ -552,12 +570,12 @@ impl Cmap {
                                 value_len,
                             )),
                             None => {
-                                failed.get_or_insert(Error::Cs(CsError::MessageError));
+                                failed.get_or_insert(BAD_VALUE);
                                 *end = true;
                             }
                         },
                         Ok(_) => {
-                            failed.get_or_insert(Error::Cs(CsError::MessageError));
+                            failed.get_or_insert(OTHER_KIND);
                             *end = true;
                         }
                         Err(Error::Cs(CsError::NoSections)) => *end = true,
@@ -615,7 +633,7 @@ impl Cmap {
         self.next_context += 1;
         let handle = self.client.finish(token, |r| match r {
             Response::TrackAdd { track_handle } => Ok(track_handle),
-            _ => Err(Error::Cs(CsError::MessageError)),
+            _ => Err(OTHER_KIND),
         })?;
         self.callbacks.insert(context, Box::new(callback));
         self.contexts.insert(handle, context);
@@ -757,10 +775,20 @@ fn wrong_type(key: &str, expected: ValueType, found: &OwnedValue) -> Error {
     CheckError::WrongType { key: key.to_owned(), expected, actual: found.value_type() }.into()
 }
 
-fn get_value(r: Response<'_>) -> Result<OwnedValue> {
+/// What a GET reply carried.
+enum Fetched {
+    /// The whole value.
+    Whole(OwnedValue),
+    /// Fewer bytes than the stored length given here (docs/protocol.md §5.3): ask again with
+    /// that length.
+    Truncated(u64),
+}
+
+fn fetched(r: Response<'_>) -> Result<Fetched> {
     match r {
-        Response::Get(g) => g.typed().map(OwnedValue::from).ok_or(Error::Cs(CsError::MessageError)),
-        _ => Err(Error::Cs(CsError::MessageError)),
+        Response::Get(g) if g.is_truncated() => Ok(Fetched::Truncated(g.value_len)),
+        Response::Get(g) => g.typed().map(|v| Fetched::Whole(v.into())).ok_or(BAD_VALUE),
+        _ => Err(OTHER_KIND),
     }
 }
 
@@ -785,10 +813,10 @@ impl Iterator for Iter<'_> {
         let item = self.cmap.client.call(&req, req.encoded_len(), |r| match r {
             Response::IterNext { key, value_len, value_type } => Ok((
                 String::from_utf8_lossy(key.as_bytes()).into_owned(),
-                value_type.ok_or(Error::Cs(CsError::MessageError))?,
+                value_type.ok_or(BAD_VALUE)?,
                 value_len,
             )),
-            _ => Err(Error::Cs(CsError::MessageError)),
+            _ => Err(OTHER_KIND),
         });
         match item {
             Err(Error::Cs(CsError::NoSections)) => {

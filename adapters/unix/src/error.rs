@@ -27,17 +27,38 @@ pub enum ConnectError {
     /// The handshake went wrong otherwise: a malformed response, or a transport this client
     /// does not implement (POSIX or SysV message queues, which corosync never picks).
     Handshake(HandleError),
+    /// The connection failed otherwise: a system call (e.g. `ENAMETOOLONG` for a service
+    /// name too long for a socket address), the call's timeout, the server hanging up, or a
+    /// malformed ring.
+    Transport(TransportError),
 }
 
-/// The cause is part of the `Display` text, so `source()` is `None` (as for [`Error`]).
-impl core::error::Error for ConnectError {}
+/// [`ConnectError::Refused`] and [`ConnectError::Transport`] are transparent (their
+/// `Display` and `source()` are the inner error's); the others say what failed and give the
+/// cause as the `source()`.
+impl core::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::NoDaemon(e) => Some(e),
+            Self::Refused(e) => e.source(),
+            Self::Handshake(e) => Some(e),
+            Self::Transport(e) => e.source(),
+        }
+    }
+}
 
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoDaemon(e) => write!(f, "no server listens on the service's libqb socket ({e})"),
+            Self::NoDaemon(_) => write!(
+                f,
+                "no server listens on its libqb socket (is corosync running? for `corowire serve \
+                 --name-prefix P` set {}=P)",
+                crate::NAME_PREFIX_ENV
+            ),
             Self::Refused(e) => e.fmt(f),
-            Self::Handshake(e) => write!(f, "handshake failed: {e}"),
+            Self::Handshake(_) => f.write_str("the handshake failed"),
+            Self::Transport(e) => e.fmt(f),
         }
     }
 }
@@ -126,6 +147,15 @@ pub enum CheckError {
     /// A dispatch ended because an event could not be read (malformed, or larger than the
     /// event buffer), with the `cs_error_t` libcmap's dispatch returns for it.
     Dispatch(CsError),
+    /// [`Cmap::get`](crate::cmap::Cmap::get) asked for the value `attempts` times with the
+    /// length corosync reported, and each time it had changed size again
+    /// (`CS_ERR_TRY_AGAIN`; the client gave up, the daemon did not refuse).
+    ValueKeptChanging {
+        /// The key.
+        key: String,
+        /// GETs sent.
+        attempts: usize,
+    },
 }
 
 impl CheckError {
@@ -135,7 +165,7 @@ impl CheckError {
             Self::WrongType { .. } | Self::QdeviceName { .. } => CsError::InvalidParam,
             Self::TooBig { .. } => CsError::TooBig,
             Self::KeyName { error, .. } => SubmitError::Encode(*error).cs_error(),
-            Self::NothingPending | Self::Busy => CsError::TryAgain,
+            Self::NothingPending | Self::Busy | Self::ValueKeptChanging { .. } => CsError::TryAgain,
             Self::Finalized => CsError::BadHandle,
             Self::Refused(e) => e.cs_error(),
             Self::Dispatch(e) => *e,
@@ -160,11 +190,11 @@ impl fmt::Display for CheckError {
                      (checked by the client, not sent)"
                 )
             }
-            Self::KeyName { key, error } => {
-                write!(f, "invalid key {key:?}: {error} (checked by the client, not sent)")
+            Self::KeyName { key, .. } => {
+                write!(f, "invalid key {key:?} (checked by the client, not sent)")
             }
-            Self::QdeviceName { name, error } => {
-                write!(f, "invalid quorum device name {name:?}: {error} (checked by the client, not sent)")
+            Self::QdeviceName { name, .. } => {
+                write!(f, "invalid quorum device name {name:?} (checked by the client, not sent)")
             }
             Self::NothingPending => f.write_str("no event is pending (non-blocking dispatch)"),
             Self::Finalized => f.write_str("the handle was finalized (by Control::finalize)"),
@@ -172,14 +202,29 @@ impl fmt::Display for CheckError {
                 "the daemon's request ring is full or it asked clients to back off (flow control); \
                  not sent, try again",
             ),
-            Self::Refused(e) => write!(f, "the client refused the request: {e} (not sent)"),
-            Self::Dispatch(e) => write!(f, "the dispatch could not read an event: {e}"),
+            Self::Refused(_) => f.write_str("the client refused the request (not sent)"),
+            Self::Dispatch(_) => f.write_str("the dispatch could not read an event"),
+            Self::ValueKeptChanging { key, attempts } => write!(
+                f,
+                "the value of {key} changed size each of the {attempts} times it was fetched \
+                 (the client gave up; try again)"
+            ),
         }
     }
 }
 
-/// The cause is part of the `Display` text, so `source()` is `None` (as for [`Error`]).
-impl core::error::Error for CheckError {}
+/// The variants with a cause (a bad name, a refused request, a dispatch's `cs_error_t`) say
+/// what failed and give the cause as the `source()`.
+impl core::error::Error for CheckError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::KeyName { error, .. } | Self::QdeviceName { error, .. } => Some(error),
+            Self::Refused(e) => Some(e),
+            Self::Dispatch(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// An error of a [`Cmap`](crate::cmap::Cmap) or [`Votequorum`](crate::votequorum::Votequorum)
 /// call.
@@ -189,12 +234,15 @@ impl core::error::Error for CheckError {}
 /// [`Error::cs_error`] gives the `cs_error_t` libcmap / libvotequorum would return in every
 /// case, and [`Error::answered`] the code the daemon answered, key or not.
 ///
-/// Each variant's `Display` text includes its cause, so `source()` is always `None`: printing
-/// a chain (anyhow's `{:#}`) shows each part once.
+/// As the Rust API guidelines ask, each part of a chain is printed once: a variant that only
+/// wraps another error ([`Error::Check`], [`Error::Ring`]) is transparent (its `Display` and
+/// `source()` are the inner error's); a variant with context ([`Error::Key`],
+/// [`Error::Connect`], ...) displays the context only and gives the cause as the `source()`.
+/// So `{}` prints the outermost part; [`Error::report`] (or anyhow's `{:#}`) the whole chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// The daemon answered a call that names no key with this `cs_error_t`.
+    /// The daemon answered a call that names no key with this `cs_error_t` (the `source()`).
     Cs(CsError),
     /// The daemon answered the key operation `op` on `key` with `error` (e.g.
     /// `CS_ERR_NOT_EXIST` for a missing key). Match it with
@@ -204,7 +252,7 @@ pub enum Error {
         op: KeyOp,
         /// The key.
         key: String,
-        /// The daemon's answer.
+        /// The daemon's answer (the `source()`).
         error: CsError,
     },
     /// A check the client made itself ([`CheckError`]); nothing was sent, or the answer did
@@ -215,11 +263,13 @@ pub enum Error {
         /// The libqb service name that was used (the service's standard one, or
         /// `Options::service_name`, or the one `COROWIRE_NAME_PREFIX` gave).
         service: String,
-        /// Why.
+        /// Why (the `source()`).
         reason: ConnectError,
     },
     /// The call's timeout passed before the reply came. A reply that comes later is
-    /// discarded.
+    /// discarded, but the request may still have been applied: a SET that timed out while
+    /// the daemon was stopped (`SIGSTOP`) is stored once it runs again. Read the key back
+    /// before retrying an operation that is not idempotent (`inc`, `dec`).
     Timeout,
     /// No event came within [`Cmap::dispatch_timeout`](crate::cmap::Cmap::dispatch_timeout)'s
     /// (or [`Votequorum::dispatch_timeout`](crate::votequorum::Votequorum::dispatch_timeout)'s)
@@ -227,15 +277,29 @@ pub enum Error {
     EventTimeout,
     /// The daemon closed the connection (or died); the handle is unusable.
     Disconnected,
-    /// The daemon sent something that breaks the protocol; the handle is unusable.
+    /// The daemon sent something that breaks the protocol (the `source()`); the handle is
+    /// unusable.
     Protocol(HandleError),
+    /// A well-formed reply that does not fit the request: a reply of another kind, a value
+    /// type this client does not know, an item after the end of an iteration.
+    UnexpectedReply {
+        /// What did not match.
+        what: &'static str,
+    },
     /// A shared-memory ring is malformed or corrupt; the handle is unusable.
     Ring(ShmError),
-    /// A system call failed.
+    /// A system call failed (the `source()`).
     Io(Errno),
 }
 
 impl Error {
+    /// The whole chain, this error's `Display` and each `source()`'s, joined with `": "`;
+    /// e.g. `the daemon refused to get a.b: Not exist (CS_ERR_NOT_EXIST, 12)`. `{}` prints
+    /// only the first part.
+    pub fn report(&self) -> impl fmt::Display + '_ {
+        report(self)
+    }
+
     /// The `cs_error_t` libcmap / libvotequorum would report for this error.
     pub fn cs_error(&self) -> CsError {
         match self {
@@ -251,7 +315,8 @@ impl Error {
             Self::Ring(ShmError::BufferTooSmall { .. }) => CsError::TooBig,
             Self::Ring(ShmError::TooLarge { .. }) => CsError::TooBig,
             Self::Ring(ShmError::Io(e)) | Self::Io(e) => CsError::from_errno(*e as i32),
-            Self::Ring(_) => CsError::MessageError,
+            Self::Ring(_) | Self::UnexpectedReply { .. } => CsError::MessageError,
+            Self::Connect { reason: ConnectError::Transport(e), .. } => Self::from(e.clone()).cs_error(),
         }
     }
 
@@ -300,7 +365,7 @@ impl Error {
                 Self::Connect { service, reason: ConnectError::Refused(s) }
             }
             TransportError::Handshake(h) => Self::Connect { service, reason: ConnectError::Handshake(h) },
-            e => e.into(),
+            e => Self::Connect { service, reason: ConnectError::Transport(e) },
         }
     }
 }
@@ -366,28 +431,68 @@ impl From<Errno> for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Cs(e) => write!(f, "the daemon answered {e}"),
-            Self::Key { op, key, error } => write!(f, "{op} {key}: the daemon answered {error}"),
+            Self::Cs(_) => f.write_str("the daemon refused the call"),
+            Self::Key { op, key, .. } => write!(f, "the daemon refused to {op} {key}"),
             Self::Check(e) => e.fmt(f),
-            Self::Connect { service, reason: ConnectError::NoDaemon(e) } => write!(
-                f,
-                "cannot connect to {service}: no server listens on the libqb socket `{service}` ({e}); \
-                 is corosync running? for `corowire serve --name-prefix P` set {}=P",
-                crate::NAME_PREFIX_ENV
-            ),
-            Self::Connect { service, reason } => write!(f, "cannot connect to {service}: {reason}"),
+            Self::Connect { service, .. } => write!(f, "cannot connect to the libqb service `{service}`"),
             Self::Timeout => f.write_str("timed out waiting for the daemon's reply"),
             Self::EventTimeout => f.write_str("no event came within the dispatch's time limit"),
             Self::Disconnected => f.write_str("the connection to the daemon was lost"),
-            Self::Protocol(e) => write!(f, "protocol error: {e}"),
+            Self::Protocol(_) => f.write_str("protocol error"),
+            Self::UnexpectedReply { what } => {
+                write!(f, "protocol error: the daemon's reply did not match the request ({what})")
+            }
             Self::Ring(e) => e.fmt(f),
-            Self::Io(e) => write!(f, "system call failed: {e}"),
+            Self::Io(_) => f.write_str("system call failed"),
         }
     }
 }
 
-/// The cause is part of the `Display` text, so `source()` is `None`.
-impl core::error::Error for Error {}
+/// [`Error::Check`] and [`Error::Ring`] are transparent; the other variants with a cause give
+/// it here (see [`Error`]).
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Cs(e) | Self::Key { error: e, .. } => Some(e),
+            Self::Check(e) => e.source(),
+            Self::Connect { reason, .. } => Some(reason),
+            Self::Protocol(e) => Some(e),
+            Self::Ring(e) => e.source(),
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// `e`'s chain (its `Display`, then each `source()`'s) joined with `": "`, for
+/// [`Error::report`] and the server's messages about the crate's other errors.
+pub(crate) fn report(e: &dyn core::error::Error) -> impl fmt::Display + '_ {
+    Report(e)
+}
+
+/// [`report`]'s text.
+struct Report<'a>(&'a dyn core::error::Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+/// A reply of another kind than the request's.
+pub(crate) const OTHER_KIND: Error = Error::UnexpectedReply { what: "a reply of another kind" };
+
+/// A reply whose value (or item) has a type this client does not know, or a length that does
+/// not fit its type.
+pub(crate) const BAD_VALUE: Error = Error::UnexpectedReply {
+    what: "a value type this client does not know, or a length that does not fit it",
+};
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;

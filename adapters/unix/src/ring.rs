@@ -64,9 +64,9 @@ pub enum ShmError {
 impl fmt::Display for ShmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Io(e) => write!(f, "ring system call failed: {e}"),
+            Self::Io(_) => f.write_str("ring system call failed"),
             Self::Header(what) => write!(f, "malformed ring header: {what}"),
-            Self::Ring(e) => write!(f, "corrupt ring: {e}"),
+            Self::Ring(_) => f.write_str("corrupt ring"),
             Self::Full { needed, free } => {
                 write!(f, "ring full: {needed} bytes needed, {free} free")
             }
@@ -80,7 +80,17 @@ impl fmt::Display for ShmError {
     }
 }
 
-impl core::error::Error for ShmError {}
+/// As [`crate::Error`]: [`ShmError::Io`] and [`ShmError::Ring`] give their cause as the
+/// `source()`.
+impl core::error::Error for ShmError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            Self::Ring(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<RingError> for ShmError {
     fn from(e: RingError) -> Self {

@@ -43,13 +43,20 @@ impl fmt::Display for SemError {
         match self {
             Self::TimedOut => f.write_str("semaphore wait timed out"),
             Self::Overflow => f.write_str("semaphore value would overflow"),
-            Self::Futex(e) => write!(f, "futex call failed: {e}"),
+            Self::Futex(_) => f.write_str("futex call failed"),
         }
     }
 }
 
-/// The cause is part of the `Display` text, so `source()` is `None`.
-impl core::error::Error for SemError {}
+/// As [`crate::Error`]: [`SemError::Futex`] gives the errno as the `source()`.
+impl core::error::Error for SemError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Futex(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// A glibc process-shared `sem_t` living in a [`SharedMapping`].
 #[derive(Debug, Clone, Copy)]

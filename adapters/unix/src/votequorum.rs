@@ -15,7 +15,7 @@ use corowire::conn::Votequorum as VotequorumService;
 use corowire::votequorum::{QdeviceName, Request, Response};
 
 use crate::client::{Client, Context, Control};
-use crate::error::{CheckError, Error, Result};
+use crate::error::{CheckError, Result};
 pub use crate::options::Options;
 pub use corowire::votequorum::{
     InfoFlags, NodeEntry, NodeIds, NodeInfoOf, NodeList, NodeState, Notification, RingId, TrackFlags,
@@ -90,7 +90,7 @@ impl Votequorum {
         let req = Request::GetInfo { nodeid };
         self.client.call(&req, req.encoded_len(), |r| match r {
             Response::GetInfo(i) => Ok(i.map_name(|n| String::from_utf8_lossy(n).into_owned())),
-            Response::Status => Err(Error::Cs(CsError::MessageError)),
+            Response::Status => Err(crate::error::OTHER_KIND),
         })
     }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use corowire_unix::server::IpcType;
 use corowire_unix::{
-    CheckError, Cmap, CsError, DispatchMode, Error, KeyOp, Options, OwnedNotification, OwnedValue,
-    TrackEvent, TrackFlags, TrackType, ValueType,
+    CheckError, Cmap, ConnectError, CsError, DispatchMode, Errno, Error, KeyOp, Options, OwnedNotification,
+    OwnedValue, TrackEvent, TrackFlags, TrackType, ValueType,
 };
 
 mod builtin;
@@ -50,6 +50,24 @@ fn a_callback_stops_a_blocking_dispatch() {
     assert_eq!(tracker.dispatch_timeout(DispatchMode::Blocking, Duration::from_secs(10)), Ok(()));
     assert_eq!(seen.load(Ordering::SeqCst), 2);
     tracker.dispatch(DispatchMode::One).unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_stop_outside_a_dispatch_does_not_cut_the_next_one_short() {
+    let server = TestServer::start("stopout");
+    let (mut tracker, seen) = counting_tracker(&server, "test.stopout.", |n, control| {
+        if n == 3 {
+            control.stop();
+        }
+    });
+    tracker.control().stop();
+    let mut writer = server.cmap();
+    for i in 0..3 {
+        writer.set_u32(&format!("test.stopout.{i}"), i).unwrap();
+    }
+    // Ended by the callback's stop at the third event, not by the earlier one after the first.
+    assert_eq!(tracker.dispatch_timeout(DispatchMode::Blocking, Duration::from_secs(10)), Ok(()));
     assert_eq!(seen.load(Ordering::SeqCst), 3);
 }
 
@@ -158,17 +176,60 @@ fn client_side_checks_say_so() {
     assert_eq!(small.get_string("test.check.str").unwrap(), "ab");
 }
 
+/// The `Display` texts of `e` and of each `source()` below it.
+fn chain(e: &Error) -> Vec<String> {
+    let mut texts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        texts.push(c.to_string());
+        cause = c.source();
+    }
+    texts
+}
+
+/// `e`'s chain has `parts` parts, none repeats a later one's text, and `report()` joins them.
+fn assert_chain(e: &Error, parts: usize) {
+    let texts = chain(e);
+    assert_eq!(texts.len(), parts, "{texts:?}");
+    for (i, outer) in texts.iter().enumerate() {
+        for inner in &texts[i + 1..] {
+            assert!(!outer.contains(inner.as_str()), "{outer:?} repeats {inner:?}");
+        }
+    }
+    assert_eq!(e.report().to_string(), texts.join(": "));
+}
+
 #[test]
 fn connect_errors_name_the_service_used() {
     let name = format!("corowire-client-{}-nobody", std::process::id());
     let e =
         Cmap::connect_with(Options { service_name: Some(name.clone()), ..Options::default() }).unwrap_err();
-    assert!(matches!(&e, Error::Connect { service, .. } if *service == name), "{e:?}");
-    assert!(e.to_string().contains(&name), "{e}");
-    assert!(e.to_string().contains("COROWIRE_NAME_PREFIX="), "points at the prefix: {e}");
-    assert!(!e.to_string().contains("corosync daemon"), "{e}");
-    assert!(e.source().is_none(), "the reason is in the text, not repeated as the source");
+    assert!(
+        matches!(&e, Error::Connect { service, reason: ConnectError::NoDaemon(_) } if *service == name),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), format!("cannot connect to the libqb service `{name}`"));
+    // Error::Connect → ConnectError::NoDaemon → the errno.
+    assert_chain(&e, 3);
+    assert!(e.source().is_some_and(|c| c.to_string().contains("COROWIRE_NAME_PREFIX=")), "{}", e.report());
+    assert!(!e.report().to_string().contains("corosync daemon"), "{}", e.report());
     assert_eq!(e.cs_error(), CsError::Library);
+}
+
+#[test]
+fn a_service_name_too_long_for_a_socket_is_a_connect_error() {
+    let name = "s".repeat(200);
+    let e =
+        Cmap::connect_with(Options { service_name: Some(name.clone()), ..Options::default() }).unwrap_err();
+    assert!(
+        matches!(&e, Error::Connect { service, reason: ConnectError::Transport(_) } if *service == name),
+        "{e:?}"
+    );
+    // Error::Connect → (the transparent ConnectError::Transport) TransportError::Io → ENAMETOOLONG.
+    assert_chain(&e, 3);
+    let texts = chain(&e);
+    assert_eq!(texts[1], "system call failed");
+    assert_eq!(texts[2], Errno::ENAMETOOLONG.to_string());
 }
 
 #[test]
@@ -214,8 +275,13 @@ fn errors_of_key_operations_name_the_key_and_the_operation() {
         assert_eq!(e, Error::Key { op, key: key.into(), error: CsError::NotExist });
         assert_eq!(e.cs_error(), CsError::NotExist);
         assert_eq!(e.answered(), Some(CsError::NotExist));
-        let text = e.to_string();
-        assert!(text.starts_with(&format!("{op} {key}: the daemon answered")), "{text}");
+        // The context, then the daemon's answer as the source.
+        assert_eq!(e.to_string(), format!("the daemon refused to {op} {key}"));
+        assert_eq!(
+            e.report().to_string(),
+            format!("the daemon refused to {op} {key}: {}", CsError::NotExist)
+        );
+        assert_chain(&e, 2);
     }
     let many = cmap.get_many(&[key]).unwrap();
     assert_eq!(many[0], Err(Error::Key { op: KeyOp::Get, key: key.into(), error: CsError::NotExist }));
@@ -233,6 +299,13 @@ fn errors_the_client_found_itself_are_worded_as_checks() {
     assert_eq!(e.cs_error(), CsError::NameTooLong, "libcmap's code");
     assert_eq!(e.answered(), None);
     assert!(e.to_string().contains("checked by the client"), "{e}");
+    // The transparent Error::Check, the key, then what is wrong with it.
+    assert_chain(&e, 2);
+    assert!(
+        e.report().to_string().ends_with("name of 300 bytes is too long (at most 255)"),
+        "{}",
+        e.report()
+    );
     cmap.track_add(Some("test.own."), TrackType::ALL | TrackType::PREFIX, |_| {}).unwrap();
     let e = cmap.dispatch(DispatchMode::OneNonBlocking).unwrap_err();
     assert_eq!(e, Error::Check(CheckError::NothingPending));
@@ -271,4 +344,31 @@ fn a_poll_loop_needs_only_this_crates_error() -> corowire_unix::Result<()> {
         }
     }
     Ok(())
+}
+
+#[test]
+fn skipped_unknown_events_are_counted() {
+    use corowire_unix::ring::ShmRing;
+    let server = TestServer::start("unknown");
+    let (mut tracker, seen) = counting_tracker(&server, "test.unknown.", |_, _| {});
+    assert_eq!(tracker.unknown_events(), 0);
+    // The tracker is the server's only client: its ring directory is the only one. Write a
+    // well-formed event with an id CMAP does not define (1000) into its event ring, as a
+    // newer daemon would.
+    let dirs: Vec<_> = std::fs::read_dir(&server.shm_dir).unwrap().map(|d| d.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let base = dirs[0].join(format!("qb-event-{}", server.cmap_name));
+    let ring = ShmRing::open(&base).unwrap();
+    let mut frame = [0u8; 24];
+    frame[0..4].copy_from_slice(&1000i32.to_le_bytes());
+    frame[8..12].copy_from_slice(&24i32.to_le_bytes());
+    frame[16..20].copy_from_slice(&1i32.to_le_bytes());
+    ring.write_chunk(&frame).unwrap();
+    drop(ring);
+    // Then a real change: the dispatch skips the unknown event, counts it, and delivers the
+    // change.
+    server.cmap().set_u8("test.unknown.k", 1).unwrap();
+    tracker.dispatch_timeout(DispatchMode::One, Duration::from_secs(10)).unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert_eq!(tracker.unknown_events(), 1);
 }

@@ -258,7 +258,7 @@ fn ring_put(ring: &str, e: ShmError) -> Put {
     match e {
         ShmError::Full { .. } => Put::Full,
         ShmError::TooLarge { .. } => Put::TooLarge,
-        e => Put::Fault(format!("{ring} ring: {e}")),
+        e => Put::Fault(format!("{ring} ring: {}", crate::error::report(&e))),
     }
 }
 
@@ -392,7 +392,10 @@ impl Session {
                 if !sem.try_wait() {
                     return Ok(Take::StrayDoorbell);
                 }
-                rings.request.read_chunk(frame).map_err(|e| format!("request ring: {e}"))?;
+                rings
+                    .request
+                    .read_chunk(frame)
+                    .map_err(|e| format!("request ring: {}", crate::error::report(&e)))?;
                 Ok(Take::Request)
             }
             Phase::Ready(Channels::Socket(sockets)) => match recv_dgram(&sockets.request, frame) {

@@ -35,21 +35,31 @@ pub enum TransportError {
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoDaemon(e) => write!(f, "no daemon listens on the service socket ({e})"),
-            Self::Handshake(e) => write!(f, "connection setup failed: {e}"),
+            Self::NoDaemon(_) => f.write_str("no daemon listens on the service socket"),
+            Self::Handshake(_) => f.write_str("connection setup failed"),
             Self::Timeout => f.write_str("timed out"),
             Self::Disconnected => f.write_str("the daemon closed the connection"),
             Self::TryAgain => f.write_str("the daemon asked to try again later (flow control)"),
             Self::BufferTooSmall(e) => e.fmt(f),
             Self::Ring(e) => e.fmt(f),
-            Self::Io(e) => write!(f, "system call failed: {e}"),
+            Self::Io(_) => f.write_str("system call failed"),
         }
     }
 }
 
-/// The cause is part of the `Display` text, so `source()` is `None` (as for
-/// [`crate::Error`]).
-impl core::error::Error for TransportError {}
+/// As [`crate::Error`]: [`TransportError::BufferTooSmall`] and [`TransportError::Ring`] are
+/// transparent; the other variants with a cause give it as the `source()`.
+impl core::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::NoDaemon(e) | Self::Io(e) => Some(e),
+            Self::Handshake(e) => Some(e),
+            Self::BufferTooSmall(e) => e.source(),
+            Self::Ring(e) => e.source(),
+            _ => None,
+        }
+    }
+}
 
 impl corowire::transport::TransportError for TransportError {
     fn kind(&self) -> ErrorKind {
