@@ -294,7 +294,7 @@ pub enum Error {
 
 impl Error {
     /// The whole chain, this error's `Display` and each `source()`'s, joined with `": "`;
-    /// e.g. `the daemon refused to get a.b: Not exist (CS_ERR_NOT_EXIST, 12)`. `{}` prints
+    /// e.g. `the daemon refused to get a.b: does not exist (CS_ERR_NOT_EXIST, 12)`. `{}` prints
     /// only the first part.
     pub fn report(&self) -> impl fmt::Display + '_ {
         report(self)

@@ -658,3 +658,42 @@ fn event_backlog_drains_without_peeking() {
     assert_eq!(last.2, Some(OwnedValue::UInt32(999)));
     setter.delete(&key).unwrap();
 }
+
+/// corosync computes `stats.ipcs.*.procname` when asked: ITER_NEXT reports its length as 0,
+/// and a GET with a shorter buffer answers CS_OK with the full length but only the buffer's
+/// bytes (docs/protocol.md §5.3). `dump` asks for 8 bytes first, so a process name longer
+/// than that (this test binary's, `interop-<hash>`, 15 bytes in `comm`) comes back short and
+/// must be fetched again, not fail the dump.
+#[test]
+#[ignore = "needs a corosync daemon: run via tests/harness/with-corosync"]
+fn dump_of_the_stats_map_fetches_short_procnames_again() {
+    use corowire_unix::cmap::{Map, Options};
+    daemon();
+    // A connection of this process, whose procname is long, besides the dumping one.
+    let _other = Cmap::connect().unwrap();
+    let mut stats = Cmap::connect_with(Options { map: Map::Stats, ..Options::default() }).unwrap();
+    let dumped = stats.dump(Some("stats.ipcs.")).unwrap();
+    let procnames: Vec<(&str, &Vec<u8>)> = dumped
+        .iter()
+        .filter(|(key, _)| key.ends_with(".procname"))
+        .map(|(key, value)| match value {
+            Ok(OwnedValue::String(name)) => (key.as_str(), name),
+            other => panic!("{key}: {other:?}"),
+        })
+        .collect();
+    for (key, value) in &dumped {
+        assert!(value.is_ok(), "{key}: {value:?}");
+    }
+    // This process's connections (other processes' may come and go).
+    let pid = std::process::id().to_string();
+    let ours: Vec<(&str, &Vec<u8>)> =
+        procnames.into_iter().filter(|(key, _)| key.split('.').nth(3) == Some(pid.as_str())).collect();
+    assert!(ours.len() >= 2, "both connections of this process: {ours:?}");
+    assert!(ours.iter().all(|(_, name)| name.len() > 8), "longer than the first buffer: {ours:?}");
+    // get and get_many read the same values.
+    let keys: Vec<&str> = ours.iter().map(|(key, _)| *key).collect();
+    for ((key, name), got) in ours.iter().zip(stats.get_many(&keys).unwrap()) {
+        assert_eq!(got.as_ref(), Ok(&OwnedValue::String(name.to_vec())), "{key}");
+        assert_eq!(stats.get(key), Ok(OwnedValue::String(name.to_vec())), "{key}");
+    }
+}
