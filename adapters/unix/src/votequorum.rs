@@ -58,7 +58,8 @@ impl Votequorum {
     /// Connects with the default [`Options`].
     ///
     /// # Errors
-    /// [`Error::Connect`] if no daemon (or no votequorum provider) listens, or it refuses.
+    /// [`Error::Connect`](crate::Error::Connect) if no daemon (or no votequorum provider)
+    /// listens, or it refuses.
     pub fn connect() -> Result<Self> {
         Self::connect_with(Options::default())
     }
@@ -175,7 +176,7 @@ impl Votequorum {
     /// # Errors
     /// [`CheckError::NothingPending`] (`CS_ERR_TRY_AGAIN`) for
     /// [`DispatchMode::OneNonBlocking`] with nothing pending, [`CheckError::Finalized`]
-    /// (`CS_ERR_BAD_HANDLE`) once finalized, [`Error::Disconnected`],
+    /// (`CS_ERR_BAD_HANDLE`) once finalized, [`Error::Disconnected`](crate::Error::Disconnected),
     /// [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed event. An event with an
     /// unknown id (such as notification 7 of corosync after 3.1.10) is skipped and counted,
     /// not reported.
@@ -199,8 +200,8 @@ impl Votequorum {
     ///
     /// # Errors
     /// [`CheckError::Finalized`] (`CS_ERR_BAD_HANDLE`) once finalized,
-    /// [`Error::Disconnected`], [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed
-    /// event.
+    /// [`Error::Disconnected`](crate::Error::Disconnected), [`CheckError::Dispatch`]
+    /// (`CS_ERR_LIBRARY`) for a malformed event.
     pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedNotification>> {
         crate::client::next_event(&mut self.client, timeout, |n| OwnedNotification::from(&n))
     }

@@ -34,20 +34,34 @@ fn counting_tracker(
     (cmap, seen)
 }
 
-#[test]
-fn a_callback_stops_a_blocking_dispatch() {
-    let server = TestServer::start("stop");
-    let (mut tracker, seen) = counting_tracker(&server, "test.stop.", |n, control| {
-        if n == 2 {
+/// A tracker whose callback stops the dispatch at the `stop_at`-th change under
+/// `test.<tag>.`, with `before` run on its control first; then three changes and a blocking
+/// dispatch, which must end with `Ok`. Gives the server, the tracker and its count.
+fn blocking_dispatch_stopped_at(
+    tag: &str,
+    stop_at: usize,
+    before: impl FnOnce(&corowire_unix::Control),
+) -> (TestServer, Cmap, Arc<AtomicUsize>) {
+    let server = TestServer::start(tag);
+    let prefix = format!("test.{tag}.");
+    let (mut tracker, seen) = counting_tracker(&server, &prefix, move |n, control| {
+        if n == stop_at {
             control.stop();
         }
     });
+    before(&tracker.control());
     let mut writer = server.cmap();
     for i in 0..3 {
-        writer.set_u32(&format!("test.stop.{i}"), i).unwrap();
+        writer.set_u32(&format!("{prefix}{i}"), i).unwrap();
     }
     // Bounded, so that a stop that is ignored fails instead of hanging.
     assert_eq!(tracker.dispatch_timeout(DispatchMode::Blocking, Duration::from_secs(10)), Ok(()));
+    (server, tracker, seen)
+}
+
+#[test]
+fn a_callback_stops_a_blocking_dispatch() {
+    let (_server, mut tracker, seen) = blocking_dispatch_stopped_at("stop", 2, |_| {});
     assert_eq!(seen.load(Ordering::SeqCst), 2);
     tracker.dispatch(DispatchMode::One).unwrap();
     assert_eq!(seen.load(Ordering::SeqCst), 3);
@@ -55,19 +69,8 @@ fn a_callback_stops_a_blocking_dispatch() {
 
 #[test]
 fn a_stop_outside_a_dispatch_does_not_cut_the_next_one_short() {
-    let server = TestServer::start("stopout");
-    let (mut tracker, seen) = counting_tracker(&server, "test.stopout.", |n, control| {
-        if n == 3 {
-            control.stop();
-        }
-    });
-    tracker.control().stop();
-    let mut writer = server.cmap();
-    for i in 0..3 {
-        writer.set_u32(&format!("test.stopout.{i}"), i).unwrap();
-    }
+    let (_server, _tracker, seen) = blocking_dispatch_stopped_at("stopout", 3, corowire_unix::Control::stop);
     // Ended by the callback's stop at the third event, not by the earlier one after the first.
-    assert_eq!(tracker.dispatch_timeout(DispatchMode::Blocking, Duration::from_secs(10)), Ok(()));
     assert_eq!(seen.load(Ordering::SeqCst), 3);
 }
 
