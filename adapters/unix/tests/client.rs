@@ -375,3 +375,19 @@ fn skipped_unknown_events_are_counted() {
     assert_eq!(seen.load(Ordering::SeqCst), 1);
     assert_eq!(tracker.unknown_events(), 1);
 }
+
+#[test]
+fn client_decisions_are_not_worded_as_daemon_answers() {
+    let gave_up = Error::from(CheckError::ValueKeptChanging { key: "a.b".into(), attempts: 4 });
+    assert_eq!(gave_up.cs_error(), CsError::TryAgain, "libcmap's code");
+    assert_eq!(gave_up.answered(), None);
+    assert_chain(&gave_up, 1);
+    assert!(gave_up.to_string().contains("the client gave up"), "{gave_up}");
+    let mismatch = Error::UnexpectedReply { what: "a reply of another kind" };
+    assert_eq!(mismatch.answered(), None);
+    assert_eq!(mismatch.cs_error(), CsError::MessageError);
+    assert_eq!(
+        mismatch.report().to_string(),
+        "protocol error: the daemon's reply did not match the request (a reply of another kind)"
+    );
+}
