@@ -240,16 +240,18 @@ where
         }
     }
 
-    /// Submits `req` (of `len` encoded bytes) and sends it at once.
+    /// Submits `req` and sends it at once.
     ///
     /// # Errors
     /// As [`Driver::submit_deferred`], and the flush's.
-    pub fn submit(&mut self, req: &S::Request<'_>, len: usize) -> Result<Token, T::Error> {
+    pub fn submit(&mut self, req: &S::Request<'_>) -> Result<Token, T::Error> {
+        let len = S::encoded_len(req);
         self.submit_with(len, &mut |conn, now, timeout, out| conn.submit(req, now, timeout, out))
     }
 
     /// [`Driver::submit`] with the connection's submit call chosen by the caller (e.g.
-    /// [`Connection::track_add`]).
+    /// [`Connection::track_add`]) for a request of `len` encoded bytes
+    /// ([`Service::encoded_len`]).
     ///
     /// # Errors
     /// As [`Driver::submit`].
@@ -269,7 +271,8 @@ where
     /// # Errors
     /// [`Error::TooBig`] for a request over the negotiated size; [`Error::Submit`];
     /// a transport error that the retry policy did not absorb.
-    pub fn submit_deferred(&mut self, req: &S::Request<'_>, len: usize) -> Result<Token, T::Error> {
+    pub fn submit_deferred(&mut self, req: &S::Request<'_>) -> Result<Token, T::Error> {
+        let len = S::encoded_len(req);
         self.submit_deferred_with(len, &mut |conn, now, timeout, out| conn.submit(req, now, timeout, out))
     }
 
@@ -392,10 +395,9 @@ where
     pub fn call<R, X: From<Error<T::Error>>>(
         &mut self,
         req: &S::Request<'_>,
-        len: usize,
         f: impl FnOnce(S::Response<'_>) -> core::result::Result<R, X>,
     ) -> core::result::Result<R, X> {
-        let token = self.submit(req, len)?;
+        let token = self.submit(req)?;
         self.finish(token, f)
     }
 

@@ -104,11 +104,21 @@ fn copy(frame: &[u8], out: &mut [u8]) -> usize {
 type VqDriver = Driver<Votequorum, Script, Vec<u8>, 8, 8, 4096>;
 
 fn driver(script: Script, timeout: Option<Duration>, retry: Option<Retry>) -> VqDriver {
+    driver_max(script, timeout, retry, 8192)
+}
+
+/// A driver whose server negotiated `max_msg_size`.
+fn driver_max(
+    script: Script,
+    timeout: Option<Duration>,
+    retry: Option<Retry>,
+    max_msg_size: u32,
+) -> VqDriver {
     let mut conn = Connection::new(8192);
     let mut setup = vec![0u8; 12328];
     let n = ConnectResponse {
         connection_type: ConnectionType::Shm,
-        max_msg_size: 8192,
+        max_msg_size,
         connection: 1,
         request: b"/dev/shm/q/request",
         response: b"/dev/shm/q/response",
@@ -146,7 +156,7 @@ const SET: Request<'static> = Request::SetExpected { expected_votes: 3 };
 fn a_batch_is_announced_once_and_every_completion_is_handed_over() {
     let replies = [status(Ok(())), status(Err(CsError::InvalidParam)), status(Ok(()))].into();
     let mut d = driver(Script { replies, ..Script::default() }, None, None);
-    let tokens: Vec<_> = (0..3).map(|_| d.submit_deferred(&SET, SET.encoded_len()).unwrap()).collect();
+    let tokens: Vec<_> = (0..3).map(|_| d.submit_deferred(&SET).unwrap()).collect();
     assert_eq!(d.transport().written.len(), 3);
     assert!(d.transport().flushes.is_empty(), "nothing announced before the collect");
     let mut seen = Vec::new();
@@ -163,11 +173,11 @@ fn try_again_is_retried_with_pauses_until_the_policy_is_spent() {
     let retry = Retry { attempts: 2, backoff: Duration::from_millis(5) };
     let mut d =
         driver(Script { busy: 2, replies: [status(Ok(()))].into(), ..Script::default() }, None, Some(retry));
-    d.call(&SET, SET.encoded_len(), |_| Ok::<_, Error<Fault>>(())).unwrap();
+    d.call(&SET, |_| Ok::<_, Error<Fault>>(())).unwrap();
     assert_eq!(d.transport().pauses, [retry.backoff; 2]);
 
     let mut d = driver(Script { busy: 3, ..Script::default() }, None, Some(retry));
-    let e = d.submit(&SET, SET.encoded_len()).unwrap_err();
+    let e = d.submit(&SET).unwrap_err();
     assert_eq!(e, Error::Transport(Fault(ErrorKind::TryAgain)));
     assert_eq!(d.transport().pauses.len(), 2);
     assert!(d.transport().written.is_empty());
@@ -176,16 +186,17 @@ fn try_again_is_retried_with_pauses_until_the_policy_is_spent() {
 #[test]
 fn a_call_times_out_on_the_transport_clock() {
     let mut d = driver(Script::default(), Some(Duration::from_secs(1)), None);
-    let e = d.call(&SET, SET.encoded_len(), |_| Ok::<_, Error<Fault>>(())).unwrap_err();
+    let e = d.call(&SET, |_| Ok::<_, Error<Fault>>(())).unwrap_err();
     assert_eq!(e, Error::Timeout);
     assert_eq!(d.transport().now, Instant::from_millis(1000));
 }
 
 #[test]
 fn a_request_over_the_negotiated_size_is_refused_unsent() {
-    let mut d = driver(Script::default(), None, None);
-    let e = d.submit(&SET, 9000).unwrap_err();
-    assert_eq!(e, Error::TooBig { len: 9000, max: 8192 });
+    // A server that negotiated less than the 24-byte SETEXPECTED request.
+    let mut d = driver_max(Script::default(), None, None, 20);
+    let e = d.submit(&SET).unwrap_err();
+    assert_eq!(e, Error::TooBig { len: SET.encoded_len(), max: 20 });
     assert!(d.transport().written.is_empty());
 }
 
@@ -207,10 +218,7 @@ fn a_callback_stops_or_finalizes_a_blocking_dispatch() {
     );
     assert_eq!(seen, [1, 2]);
     assert_eq!(d.dispatch(DispatchMode::All, None, |_| Flow::Continue), Err(Error::Cs(CsError::BadHandle)));
-    assert_eq!(
-        d.submit(&SET, SET.encoded_len()).unwrap_err(),
-        Error::Submit(corowire::conn::SubmitError::Finalized)
-    );
+    assert_eq!(d.submit(&SET).unwrap_err(), Error::Submit(corowire::conn::SubmitError::Finalized));
 }
 
 #[test]

@@ -218,7 +218,7 @@ impl Cmap {
     }
 
     fn simple(&mut self, req: &Request<'_>) -> Result<()> {
-        self.client.call(req, req.encoded_len(), |_| Ok(()))
+        self.client.call(req, |_| Ok(()))
     }
 
     /// Gets the value of `key`.
@@ -288,7 +288,7 @@ impl Cmap {
     /// One GET with a `len`-byte value buffer.
     fn get_sized(&mut self, name: &str, len: usize) -> Result<Fetched> {
         let req = Request::Get { key: key(name)?, value_len: len as u64 };
-        self.client.call(&req, req.encoded_len(), fetched)
+        self.client.call(&req, fetched)
     }
 
     /// The type and length of `key`'s value (a GET with no buffer).
@@ -298,7 +298,7 @@ impl Cmap {
     pub fn get_type(&mut self, name: &str) -> Result<(ValueType, u64)> {
         let req = Request::Get { key: key(name)?, value_len: 0 };
         self.client
-            .call(&req, req.encoded_len(), |r| match r {
+            .call(&req, |r| match r {
                 Response::Get(g) => Ok((g.value_type.ok_or(BAD_VALUE)?, g.value_len)),
                 _ => Err(OTHER_KIND),
             })
@@ -451,7 +451,7 @@ impl Cmap {
                 if !in_flight.is_empty() && !self.client.can_send(req.encoded_len()) {
                     break;
                 }
-                let token = self.client.submit_deferred(&req, req.encoded_len())?;
+                let token = self.client.submit_deferred(&req)?;
                 in_flight.push_back((token, next, bytes));
                 flight_bytes += bytes;
                 next += 1;
@@ -524,7 +524,7 @@ impl Cmap {
     fn iter_init(&mut self, prefix: Option<&str>) -> Result<u64> {
         let prefix = prefix.map(key).transpose()?;
         let req = Request::IterInit { prefix };
-        self.client.call(&req, req.encoded_len(), |r| match r {
+        self.client.call(&req, |r| match r {
             Response::IterInit { iter_handle } => Ok(iter_handle),
             _ => Err(OTHER_KIND),
         })
@@ -542,7 +542,7 @@ impl Cmap {
         let mut failed: Option<Error> = None;
         while !ended || !in_flight.is_empty() {
             while !ended && in_flight.len() < window {
-                match self.client.submit_deferred(&next, next.encoded_len()) {
+                match self.client.submit_deferred(&next) {
                     Ok(token) => in_flight.push_back(token),
                     Err(e) => {
                         failed.get_or_insert(e.into());
@@ -593,7 +593,7 @@ impl Cmap {
             }
         }
         let fin = Request::IterFinalize { iter_handle: handle };
-        let finalized = self.client.call(&fin, fin.encoded_len(), |_| Ok(()));
+        let finalized = self.client.call(&fin, |_| Ok(()));
         match failed {
             Some(e) => Err(e),
             None => finalized.map(|()| keys),
@@ -810,7 +810,7 @@ impl Iterator for Iter<'_> {
             return None;
         }
         let req = Request::IterNext { iter_handle: self.handle };
-        let item = self.cmap.client.call(&req, req.encoded_len(), |r| match r {
+        let item = self.cmap.client.call(&req, |r| match r {
             Response::IterNext { key, value_len, value_type } => Ok((
                 String::from_utf8_lossy(key.as_bytes()).into_owned(),
                 value_type.ok_or(BAD_VALUE)?,
@@ -836,6 +836,6 @@ impl Drop for Iter<'_> {
     fn drop(&mut self) {
         let req = Request::IterFinalize { iter_handle: self.handle };
         // Errors cannot be reported from drop; a lost connection frees the iterator anyway.
-        let _ = self.cmap.client.call(&req, req.encoded_len(), |_| Ok::<_, Error>(()));
+        let _ = self.cmap.client.call(&req, |_| Ok::<_, Error>(()));
     }
 }

@@ -80,7 +80,7 @@ impl Votequorum {
     }
 
     fn status(&mut self, req: &Request<'_>) -> Result<()> {
-        self.client.call(req, req.encoded_len(), |_| Ok(()))
+        self.client.call(req, |_| Ok(()))
     }
 
     /// Information about node `nodeid` (0: the local node) (`votequorum_getinfo`).
@@ -89,7 +89,7 @@ impl Votequorum {
     /// `CS_ERR_NOT_EXIST` for an unknown node; the connection errors.
     pub fn get_info(&mut self, nodeid: u32) -> Result<NodeInfo> {
         let req = Request::GetInfo { nodeid };
-        self.client.call(&req, req.encoded_len(), |r| match r {
+        self.client.call(&req, |r| match r {
             Response::GetInfo(i) => Ok(i.map_name(|n| String::from_utf8_lossy(n).into_owned())),
             Response::Status => Err(crate::error::OTHER_KIND),
         })
