@@ -131,6 +131,30 @@ fn cmapctl_writes_corowire_reads() {
 
 #[test]
 #[ignore = "needs a corosync daemon: run via tests/harness/with-corosync"]
+fn longest_string_both_ways() {
+    // 16384 characters, the most corosync accepts: stored as 16385 bytes with the NUL.
+    daemon();
+    let mut cmap = Cmap::connect().unwrap();
+    let long = "s".repeat(corowire::cmap::VALUE_MAX_LEN);
+    let (ours, theirs) = (k("long.ours"), k("long.theirs"));
+    cmap.set_string(&ours, &long).unwrap();
+    assert_eq!(cmapctl(&["-g", &ours]).trim(), format!("{ours} (str) = {long}"));
+    cmapctl(&["-s", &theirs, "str", &long]);
+    assert_eq!(cmap.get_type(&theirs).unwrap(), (ValueType::String, 16385));
+    assert_eq!(cmap.get_string(&theirs).unwrap(), long);
+    let prefix = k("long.");
+    let dumped = cmap.dump(Some(&prefix)).unwrap();
+    let want = OwnedValue::String(long.clone().into_bytes());
+    assert_eq!(dumped, [(ours.clone(), want.clone()), (theirs.clone(), want)]);
+    // One more character is refused, as libcmap's cmap_set_string is.
+    let err = cmap.set_string(&ours, &format!("{long}s")).unwrap_err();
+    assert_eq!(err.cs_error(), CsError::InvalidParam);
+    cmap.delete(&ours).unwrap();
+    cmap.delete(&theirs).unwrap();
+}
+
+#[test]
+#[ignore = "needs a corosync daemon: run via tests/harness/with-corosync"]
 fn delete_inc_dec() {
     daemon();
     let mut cmap = Cmap::connect().unwrap();
