@@ -118,7 +118,7 @@ impl SocketTransport {
     ///
     /// # Errors
     /// [`TransportError::Disconnected`] once the server is gone; [`TransportError::Io`].
-    pub fn send(&self, msg: &[u8]) -> Result<(), TransportError> {
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
         loop {
             match send_dgram(&self.request, msg) {
                 Ok(()) => {
@@ -139,7 +139,7 @@ impl SocketTransport {
     }
 
     /// Requests go out at once ([`SocketTransport::send`]).
-    fn write_request(&self, msg: &[u8]) -> Result<(), TransportError> {
+    fn write_request(&mut self, msg: &[u8]) -> Result<(), TransportError> {
         self.send(msg)
     }
 
