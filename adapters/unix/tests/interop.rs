@@ -17,7 +17,9 @@ use corowire_unix::cmap::{Cmap, OwnedValue};
 use corowire_unix::Error;
 
 mod common;
-use common::{cmapctl, dispatch_until, eventually, k, recorder, ring_dirs, Seen};
+use common::{
+    cmapctl, dispatch_until, eventually, k, recorder, ring_dirs, run_child, run_child_with_own_daemon, Seen,
+};
 
 const IGNORE: &str = "needs a corosync daemon: run via tests/harness/with-corosync";
 
@@ -522,21 +524,7 @@ fn child_daemon_dies() {
 #[ignore = "needs a corosync daemon: run via tests/harness/with-corosync"]
 fn daemon_death_is_reported() {
     daemon();
-    let harness = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/harness/with-corosync");
-    let out = Command::new(harness)
-        .arg("--")
-        .arg(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_daemon_dies", "--nocapture", "--test-threads=1"])
-        .env("COROWIRE_INTEROP_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("CHILD-DONE"),
-        "nested run failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_child_with_own_daemon(&[], "child_daemon_dies");
 }
 
 /// Not a test on its own: runs as uid/gid 65534 for `unprivileged_client_is_refused`.
@@ -564,20 +552,9 @@ fn child_unprivileged() {
 fn unprivileged_client_is_refused() {
     use std::os::unix::process::CommandExt;
     daemon();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_unprivileged", "--nocapture", "--test-threads=1"])
-        .env("COROWIRE_INTEROP_CHILD", "1")
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("CHILD-DONE"),
-        "child failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut runner = Command::new(std::env::current_exe().unwrap());
+    runner.uid(65534).gid(65534);
+    run_child(runner, "child_unprivileged");
     eventually("no ring directories left by the refused client", || ring_dirs().is_empty());
 }
 

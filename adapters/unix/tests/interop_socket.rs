@@ -6,6 +6,7 @@
 //! Every test first asserts that the harness runs corosync in socket mode, so that running
 //! them elsewhere fails loudly instead of passing silently.
 
+use core::time::Duration;
 use std::sync::Arc;
 
 use corowire::cmap::{TrackEvent as Ev, TrackType};
@@ -15,7 +16,7 @@ use corowire_unix::cmap::{Cmap, OwnedValue};
 use corowire_unix::votequorum::Votequorum;
 
 mod common;
-use common::{cmapctl, dispatch_until, eventually, k, recorder, ring_dirs, Seen};
+use common::{cmapctl, dispatch_until, eventually, k, recorder, ring_dirs, run_child_with_own_daemon, Seen};
 
 const IGNORE: &str =
     "needs corosync in socket mode: run via tests/harness/with-corosync --qb-ipc-type socket";
@@ -97,4 +98,34 @@ fn votequorum_and_cleanup() {
     drop(cmaps);
     drop(vq);
     eventually("every control file and directory removed", || ring_dirs().is_empty());
+}
+
+/// Not a test on its own: runs next to its own socket-mode daemon (a nested harness) for
+/// `daemon_death_shows_on_the_fd`, and kills that daemon.
+#[test]
+#[ignore = "needs corosync in socket mode: run via tests/harness/with-corosync --qb-ipc-type socket"]
+fn child_daemon_dies() {
+    use corowire_unix::sys::sock::{poll_readable, PollState};
+    use corowire_unix::Error;
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let mut cmap = connect_in_socket_mode();
+    if std::env::var("COROWIRE_INTEROP_CHILD").is_err() {
+        return;
+    }
+    let corosync = Pid::from_raw(std::env::var("COROWIRE_COROSYNC_PID").unwrap().parse().unwrap());
+    cmap.track_add(None, TrackType::ALL | TrackType::PREFIX, |_| {}).unwrap();
+    assert_eq!(poll_readable(&cmap, Some(Duration::ZERO)), Ok(PollState::Timeout), "ready while idle");
+    kill(corosync, Signal::SIGKILL).unwrap();
+    // The bound is only there so that a regression fails instead of hanging.
+    assert_eq!(poll_readable(&cmap, Some(Duration::from_secs(30))), Ok(PollState::Readable));
+    assert_eq!(cmap.dispatch(DispatchMode::All), Err(Error::Disconnected));
+    println!("CHILD-DONE");
+}
+
+#[test]
+#[ignore = "needs corosync in socket mode: run via tests/harness/with-corosync --qb-ipc-type socket"]
+fn daemon_death_shows_on_the_fd() {
+    drop(connect_in_socket_mode());
+    run_child_with_own_daemon(&["--qb-ipc-type", "socket"], "child_daemon_dies");
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use nix::cmsg_space;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{
     bind, connect, getsockopt, listen, recv, recvmsg, send, setsockopt, socket, sockopt, AddressFamily,
     Backlog, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, UnixCredentials,
@@ -251,6 +252,21 @@ fn poll_timeout(left: Option<Duration>) -> PollTimeout {
     })
 }
 
+/// An epoll instance (close-on-exec) watching each of `fds` for input: its own fd is readable
+/// while one of them is readable, at end of file or hung up (epoll always reports
+/// `EPOLLHUP`/`EPOLLERR`), so one fd stands for several in a caller's `poll`. Level-triggered:
+/// it stays readable until what made it so is consumed.
+///
+/// # Errors
+/// `epoll_create1`/`epoll_ctl` failures.
+pub fn readiness_fd(fds: &[BorrowedFd<'_>]) -> Result<OwnedFd, Errno> {
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    for (i, fd) in fds.iter().enumerate() {
+        epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, i as u64))?;
+    }
+    Ok(epoll.0)
+}
+
 /// A non-blocking, close-on-exec `SOCK_DGRAM` socket bound to the libqb abstract name `local`
 /// (zero-padded, as [`abstract_addr`]), with `SO_SNDBUF`/`SO_RCVBUF` raised to at least
 /// `max_msg_size` (docs/protocol.md §3). The socket transport's datagram sockets are made this way.
@@ -416,5 +432,19 @@ mod tests {
         }
         drop(b);
         assert_eq!(poll_readable(&a, Some(Duration::from_secs(60))), Ok(PollState::Hup));
+    }
+
+    #[test]
+    fn a_readiness_fd_shows_input_and_hang_up_of_each() {
+        let ((a, a_peer), (b, b_peer)) = (UnixStream::pair().unwrap(), UnixStream::pair().unwrap());
+        let ready = readiness_fd(&[a.as_fd(), b.as_fd()]).unwrap();
+        assert_eq!(poll_readable(&ready, Some(Duration::ZERO)), Ok(PollState::Timeout));
+        send_all(&a_peer, b"x").unwrap();
+        assert_eq!(poll_readable(&ready, Some(Duration::from_secs(60))), Ok(PollState::Readable));
+        let mut byte = [0u8; 1];
+        assert_eq!(recv(a.as_raw_fd(), &mut byte, MsgFlags::empty()), Ok(1));
+        assert_eq!(poll_readable(&ready, Some(Duration::ZERO)), Ok(PollState::Timeout));
+        drop(b_peer);
+        assert_eq!(poll_readable(&ready, Some(Duration::from_secs(60))), Ok(PollState::Readable));
     }
 }
