@@ -40,6 +40,10 @@ pub const VALUE_MAX_LEN: usize = 16384;
 /// [`VALUE_MAX_LEN`] characters is sent with value_len = strlen (as libcmap's
 /// `cmap_set_string` does) and stored with its NUL, 16385 bytes.
 pub const STORED_MAX_LEN: usize = VALUE_MAX_LEN + 1;
+/// Longest CMAP notification: 336 bytes of `res_lib_cmap_notify_callback` and a new and an
+/// old value of [`STORED_MAX_LEN`] each (33106 bytes). A client's event buffer (its
+/// `max_msg_size`) must hold it to receive every change of every key.
+pub const NOTIFICATION_MAX_LEN: usize = size_of::<ResNotify>() + 2 * STORED_MAX_LEN;
 
 wire_ids! {
     /// Request ids (`MESSAGE_REQ_CMAP_*`) and their reply ids: the same, except that 9 is

@@ -4,8 +4,8 @@
 
 use corowire::cmap::{
     encode_status, GetReply, Key, Map, Notification, Reply, Request, RequestKind, Response, TrackEvent,
-    TrackType, Value, ValueType, KEY_MAX_LEN, NOTIFY_ID, RESPONSE_SET_CURRENT_MAP, STORED_MAX_LEN,
-    VALUE_MAX_LEN,
+    TrackType, Value, ValueType, KEY_MAX_LEN, NOTIFICATION_MAX_LEN, NOTIFY_ID, RESPONSE_SET_CURRENT_MAP,
+    STORED_MAX_LEN, VALUE_MAX_LEN,
 };
 use corowire::{CsError, DecodeError, EncodeError};
 use proptest::prelude::*;
@@ -393,6 +393,16 @@ fn set_requests_are_296_plus_value() {
     assert_eq!(&bytes[280..288], &(VALUE_MAX_LEN as u64).to_ne_bytes());
     assert_eq!(bytes.last(), Some(&0));
     assert_eq!(Request::decode(&bytes), Ok(req));
+    // Replacing it with another such string is the longest notification.
+    let n = Notification {
+        track_inst_handle: 1,
+        key: key(k),
+        event: TrackEvent::Modify,
+        new_value: Some(Value::String(&long)),
+        old_value: Some(Value::String(&long)),
+    };
+    assert_eq!(encode_notification(&n).len(), NOTIFICATION_MAX_LEN);
+    assert_eq!(NOTIFICATION_MAX_LEN, 33_106);
 }
 
 #[test]

@@ -5,6 +5,7 @@ use core::fmt;
 use corowire::cmap::ValueType;
 use corowire::conn::{HandleError, SubmitError};
 use corowire::driver::Error as DriverError;
+use corowire::transport::BufferTooSmall;
 use corowire::{CsError, DispatchMode, EncodeError, SetupError};
 use nix::errno::Errno;
 
@@ -229,6 +230,11 @@ pub enum Error {
     Disconnected,
     /// The daemon sent something that breaks the protocol; the handle is unusable.
     Protocol(HandleError),
+    /// A reply or event from the daemon was larger than the connection's buffer for it (on
+    /// either transport): it was left unread and the handle is unusable. Events need a
+    /// `max_msg_size` of at least `corowire::cmap::NOTIFICATION_MAX_LEN` (see
+    /// [`Options::max_msg_size`](crate::Options::max_msg_size)).
+    MessageTooLarge(BufferTooSmall),
     /// A shared-memory ring is malformed or corrupt; the handle is unusable.
     Ring(ShmError),
     /// A system call failed.
@@ -248,7 +254,7 @@ impl Error {
             Self::Timeout | Self::EventTimeout => CsError::TryAgain,
             Self::Disconnected => CsError::Library,
             Self::Ring(ShmError::Full { .. }) => CsError::TryAgain,
-            Self::Ring(ShmError::BufferTooSmall { .. }) => CsError::TooBig,
+            Self::MessageTooLarge(_) | Self::Ring(ShmError::BufferTooSmall { .. }) => CsError::TooBig,
             Self::Ring(ShmError::TooLarge { .. }) => CsError::TooBig,
             Self::Ring(ShmError::Io(e)) | Self::Io(e) => CsError::from_errno(*e as i32),
             Self::Ring(_) => CsError::MessageError,
@@ -313,9 +319,7 @@ impl From<TransportError> for Error {
             TransportError::Timeout => Self::Timeout,
             TransportError::Disconnected => Self::Disconnected,
             TransportError::TryAgain => Self::Check(CheckError::Busy),
-            TransportError::BufferTooSmall(b) => {
-                Self::Ring(ShmError::BufferTooSmall { len: b.needed, available: b.available })
-            }
+            TransportError::BufferTooSmall(b) => Self::MessageTooLarge(b),
             TransportError::Ring(r) => Self::Ring(r),
             TransportError::Io(e) => Self::Io(e),
         }
@@ -380,6 +384,12 @@ impl fmt::Display for Error {
             Self::EventTimeout => f.write_str("no event came within the dispatch's time limit"),
             Self::Disconnected => f.write_str("the connection to the daemon was lost"),
             Self::Protocol(e) => write!(f, "protocol error: {e}"),
+            Self::MessageTooLarge(b) => write!(
+                f,
+                "a {}-byte message from the daemon does not fit the connection's {}-byte buffer \
+                 (raise Options::max_msg_size)",
+                b.needed, b.available
+            ),
             Self::Ring(e) => e.fmt(f),
             Self::Io(e) => write!(f, "system call failed: {e}"),
         }

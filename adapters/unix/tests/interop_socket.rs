@@ -70,7 +70,7 @@ fn track_notifications_over_the_event_socket() {
     let mut other = Cmap::connect().unwrap();
     other.set_u32(&format!("{prefix}b"), 2).unwrap();
     other.delete(&format!("{prefix}a")).unwrap();
-    // It polls the fd the handle gives: the event socket.
+    // It polls the fd the handle gives: an epoll fd over the event and setup sockets.
     dispatch_until(&mut cmap, &seen, 3);
     assert_eq!(
         *seen.lock().unwrap(),
@@ -98,6 +98,28 @@ fn votequorum_and_cleanup() {
     drop(cmaps);
     drop(vq);
     eventually("every control file and directory removed", || ring_dirs().is_empty());
+}
+
+#[test]
+#[ignore = "needs corosync in socket mode: run via tests/harness/with-corosync --qb-ipc-type socket"]
+fn an_event_larger_than_max_msg_size_is_reported() {
+    use corowire_unix::{Error, Options};
+    drop(connect_in_socket_mode());
+    let small = Options { max_msg_size: 1024, ..Options::default() };
+    let mut cmap = Cmap::connect_with(small).unwrap();
+    let key = k("big.event");
+    cmap.track_add(Some(&key), TrackType::ALL, |_| {}).unwrap();
+    let long = "e".repeat(corowire::cmap::VALUE_MAX_LEN);
+    Cmap::connect().unwrap().set_string(&key, &long).unwrap();
+    // 336 bytes and the new value with its NUL.
+    match cmap.dispatch(DispatchMode::Blocking) {
+        Err(e @ Error::MessageTooLarge(b)) if b.needed == 336 + long.len() + 1 => {
+            assert_eq!(e.cs_error(), CsError::TooBig);
+            assert!(e.to_string().contains("max_msg_size"), "{e}");
+        }
+        other => panic!("dispatch of a {}-byte event: {other:?}", 336 + long.len() + 1),
+    }
+    cmapctl(&["-d", &key]);
 }
 
 /// Not a test on its own: runs next to its own socket-mode daemon (a nested harness) for
