@@ -207,6 +207,30 @@ fn cmap_get_every_type() {
 
 #[test]
 #[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn cmap_longest_string() {
+    // 16384 characters is the most corosync accepts (stored as 16385 bytes); one more is not.
+    require_daemon();
+    let p = "cmplong.";
+    let long = "l".repeat(16384);
+    let longer = format!("{long}l");
+    for value in [&long, &longer] {
+        let c_set = c_cmap(&["-s", "cmplong.key", "str", value]);
+        let c_list = c_cmap(&[p]);
+        cleanup(p);
+        let r_set = rs_cmap(&["-s", "cmplong.key", "str", value]);
+        let r_list = c_cmap(&[p]);
+        assert_eq!(c_set, r_set, "-s of {} characters: set output", value.len());
+        assert_eq!(c_list, r_list, "-s of {} characters: value stored", value.len());
+        // Reading it: a listing, -g and -b.
+        same_cmap(&[p]);
+        same_cmap(&["-g", "cmplong.key"]);
+        same_cmap(&["-b", p]);
+        cleanup(p);
+    }
+}
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
 fn cmap_set_every_type() {
     require_daemon();
     let key = "cmpset.key";

@@ -34,8 +34,16 @@ pub const SERVICE_NAME: &str = "cmap";
 pub const KEY_MAX_LEN: usize = NAME_VALUE_LEN - 1;
 /// Shortest key name the server accepts for a new key.
 pub const KEY_MIN_LEN: usize = 3;
-/// Largest value the server stores (`ICMAP_MAX_VALUE_LEN`).
+/// Largest value_len the server accepts in a SET (`ICMAP_MAX_VALUE_LEN`).
 pub const VALUE_MAX_LEN: usize = 16384;
+/// Largest value the server stores, and so the largest GET buffer a client needs: a string of
+/// [`VALUE_MAX_LEN`] characters is sent with value_len = strlen (as libcmap's
+/// `cmap_set_string` does) and stored with its NUL, 16385 bytes.
+pub const STORED_MAX_LEN: usize = VALUE_MAX_LEN + 1;
+/// Longest CMAP notification: 336 bytes of `res_lib_cmap_notify_callback` and a new and an
+/// old value of [`STORED_MAX_LEN`] each (33106 bytes). A client's event buffer (its
+/// `max_msg_size`) must hold it to receive every change of every key.
+pub const NOTIFICATION_MAX_LEN: usize = size_of::<ResNotify>() + 2 * STORED_MAX_LEN;
 
 wire_ids! {
     /// Request ids (`MESSAGE_REQ_CMAP_*`) and their reply ids: the same, except that 9 is
@@ -244,7 +252,7 @@ pub enum TypedValue<B> {
     /// `CMAP_VALUETYPE_DOUBLE` (10): `f64`.
     Double(f64),
     /// `CMAP_VALUETYPE_STRING` (11): the bytes as corosync stores them (not necessarily UTF-8),
-    /// without the trailing NUL (on the wire it is sent with the NUL).
+    /// without the trailing NUL (stored with the NUL; a SET sends it after value_len).
     /// [`TypedValue::as_str`] reads them as UTF-8.
     String(B),
     /// `CMAP_VALUETYPE_BINARY` (12): bytes.
@@ -299,13 +307,25 @@ impl<B: AsRef<[u8]>> TypedValue<B> {
         })
     }
 
-    /// Length on the wire: strings count their NUL, as corosync stores them.
+    /// Length as corosync stores it (and as GET replies and notifications carry it): strings
+    /// count their NUL. A SET sends the NUL after its value_len, which is one less.
     pub fn wire_len(&self) -> usize {
         match (self, self.fixed_bytes()) {
             (_, Some((_, n))) => n,
             (Self::String(s), None) => s.as_ref().len() + 1,
             (Self::Binary(b), None) => b.as_ref().len(),
             _ => 0,
+        }
+    }
+
+    /// The value_len a SET of this value carries (`req_lib_cmap_set.value_len`): a string's
+    /// length without its NUL, as libcmap's `cmap_set_string` sends it (the NUL follows in
+    /// the frame); [`TypedValue::wire_len`] for the other types. corosync refuses more than
+    /// [`VALUE_MAX_LEN`].
+    pub fn set_value_len(&self) -> usize {
+        match self {
+            Self::String(s) => s.as_ref().len(),
+            _ => self.wire_len(),
         }
     }
 
@@ -637,7 +657,9 @@ impl<'a> Request<'a> {
             Self::Set { key, value } => {
                 let (m, tail, n) = request_msg::<ReqSet>(out, id, value.wire_len())?;
                 key.write(&mut m.key_name);
-                m.value_len = U64::new(tail.len() as u64);
+                // A string's NUL follows value_len in the frame, so corosync's `strlen` on the
+                // ring stays within it.
+                m.value_len = U64::new(value.set_value_len() as u64);
                 m.value_type.value = value.value_type() as u8;
                 value.write(tail);
                 Ok(n)
@@ -688,9 +710,16 @@ impl<'a> Request<'a> {
             RequestKind::Set => {
                 let (m, mut tail) = layout::<ReqSet>(buf, id, MAX_TAIL)?;
                 let bytes = take(&mut tail, m.value_len.get(), "value_len", 280)?;
-                expect_empty(tail, id, buf.len())?;
-                let value = Value::read(m.value_type.value, bytes, "type", 288, 280)?
-                    .ok_or(DecodeError::BadField { field: "type", offset: 288, value: 0 })?;
+                // A string as corowire sends it: value_len = strlen, then the NUL. Without the
+                // NUL after it (libcmap's form, or the NUL inside value_len) it is read as
+                // any value.
+                let value = if m.value_type.value == ValueType::String as u8 && tail == [0] {
+                    Value::String(bytes)
+                } else {
+                    expect_empty(tail, id, buf.len())?;
+                    Value::read(m.value_type.value, bytes, "type", 288, 280)?
+                        .ok_or(DecodeError::BadField { field: "type", offset: 288, value: 0 })?
+                };
                 Self::Set { key: Key::read(&m.key_name, 16)?, value }
             }
             RequestKind::Delete => Self::Delete { key: Key::read(&exact::<ReqKey>(buf, id)?.key_name, 16)? },

@@ -4,7 +4,8 @@
 
 use corowire::cmap::{
     encode_status, GetReply, Key, Map, Notification, Reply, Request, RequestKind, Response, TrackEvent,
-    TrackType, Value, ValueType, KEY_MAX_LEN, NOTIFY_ID, RESPONSE_SET_CURRENT_MAP, VALUE_MAX_LEN,
+    TrackType, Value, ValueType, KEY_MAX_LEN, NOTIFICATION_MAX_LEN, NOTIFY_ID, RESPONSE_SET_CURRENT_MAP,
+    STORED_MAX_LEN, VALUE_MAX_LEN,
 };
 use corowire::{CsError, DecodeError, EncodeError};
 use proptest::prelude::*;
@@ -338,11 +339,12 @@ fn get_request_header_bytes() {
 #[test]
 fn set_requests_are_296_plus_value() {
     let k = b"test.key";
-    // Strings carry their NUL inside value_len.
+    // Strings: value_len = strlen, as libcmap's cmap_set_string sends it, and the NUL after it
+    // in the frame.
     let req = Request::Set { key: key(k), value: Value::String(b"debian") };
     let bytes = encode_request(&req);
     let mut f = Frame::request(0, 303);
-    f.name(16, k).u64(280, 7).bytes(288, &[11]).bytes(296, b"debian\0");
+    f.name(16, k).u64(280, 6).bytes(288, &[11]).bytes(296, b"debian\0");
     assert_eq!(bytes, f.0);
     assert_eq!(Request::decode(&bytes), Ok(req));
     // Every fixed type: length from §5.4, native bytes at 296.
@@ -383,6 +385,24 @@ fn set_requests_are_296_plus_value() {
     let bytes = encode_request(&req);
     assert_eq!(bytes.len(), 296 + 16_384);
     assert_eq!(Request::decode(&bytes), Ok(req));
+    // The longest string corosync accepts: value_len 16384, 16385 bytes stored.
+    let long = vec![b'x'; VALUE_MAX_LEN];
+    let req = Request::Set { key: key(k), value: Value::String(&long) };
+    let bytes = encode_request(&req);
+    assert_eq!(bytes.len(), 296 + STORED_MAX_LEN);
+    assert_eq!(&bytes[280..288], &(VALUE_MAX_LEN as u64).to_ne_bytes());
+    assert_eq!(bytes.last(), Some(&0));
+    assert_eq!(Request::decode(&bytes), Ok(req));
+    // Replacing it with another such string is the longest notification.
+    let n = Notification {
+        track_inst_handle: 1,
+        key: key(k),
+        event: TrackEvent::Modify,
+        new_value: Some(Value::String(&long)),
+        old_value: Some(Value::String(&long)),
+    };
+    assert_eq!(encode_notification(&n).len(), NOTIFICATION_MAX_LEN);
+    assert_eq!(NOTIFICATION_MAX_LEN, 33_106);
 }
 
 #[test]

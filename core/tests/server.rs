@@ -273,6 +273,16 @@ fn strings_are_stored_with_one_final_nul() {
     assert_eq!(set(&mut e, C1, b"a.s", Value::String(b"")).result(), Ok(()));
     assert_eq!(get_value(&mut e, b"a.s"), b"\0");
     untrack(&mut e, C1, id);
+    // corowire's form (value_len = strlen, the NUL after it) of the longest string corosync
+    // accepts: stored as 16385 bytes. One more character is refused.
+    let mut long = vec![b'l'; cmap::VALUE_MAX_LEN];
+    assert_eq!(set(&mut e, C1, b"a.s", Value::String(&long)).result(), Ok(()));
+    let g = get(&mut e, C1, b"a.s", cmap::STORED_MAX_LEN as u64);
+    let r = get_reply(&g);
+    assert_eq!(r.value_len, cmap::STORED_MAX_LEN as u64);
+    assert_eq!(&r.value[..cmap::STORED_MAX_LEN], [&long[..], b"\0"].concat());
+    long.push(b'l');
+    assert_eq!(set(&mut e, C1, b"a.s", Value::String(&long)).result(), Err(CsError::InvalidParam));
 }
 
 #[test]

@@ -600,7 +600,7 @@ mod ops {
             if read_only(key) {
                 return Err(CsError::Access);
             }
-            if value.wire_len() > VALUE_MAX_LEN {
+            if value.set_value_len() > VALUE_MAX_LEN {
                 return Err(CsError::InvalidParam);
             }
             if matches!(value, Value::String(s) if s.contains(&0)) {

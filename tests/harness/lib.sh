@@ -46,9 +46,22 @@ apt_install() {
 reexec_in_namespaces() {
     local marker=$1 template=$2
     shift 2
+    # Bash starts background jobs of a non-interactive shell with SIGINT
+    # ignored, and a signal ignored on entry cannot be trapped: the trap below
+    # would be a no-op and a `kill -INT` of a backgrounded harness would be
+    # dropped.  Start over (as the same outer copy) with SIGINT back to its
+    # default, which lets the trap take it.
+    if sigint_ignored; then
+        exec env --default-signal=INT -- "$BASH" "$@"
+    fi
     local workdir
     workdir=$(mktemp -d "${TMPDIR:-/tmp}/$template")
     export "$marker=$workdir"
+    # Whatever ends this shell from here on (the end below, a failure under
+    # set -e, a signal the traps below turn into an exit), the scratch
+    # directory goes with it.  Only a SIGKILL leaves it behind.
+    # shellcheck disable=SC2064  # expand the path now
+    trap "remove_workdir '$workdir'" EXIT
     local pdeathsig=()
     if setpriv --help 2>/dev/null | grep -q -- --pdeathsig; then
         pdeathsig=(setpriv --pdeathsig KILL --)
@@ -73,10 +86,23 @@ reexec_in_namespaces() {
     while kill -0 "$unshare_pid" 2>/dev/null; do
         wait "$unshare_pid" && status=0 || status=$?
     done
-    if [[ ${COROWIRE_KEEP_WORKDIR:-0} == 1 ]]; then
-        echo "$PROG: kept $workdir" >&2
-    else
-        rm -rf --one-file-system -- "$workdir"
-    fi
     exit "$status"
+}
+
+# remove_workdir DIR: the EXIT trap of reexec_in_namespaces; keeps DIR if
+# COROWIRE_KEEP_WORKDIR=1.
+remove_workdir() {
+    if [[ ${COROWIRE_KEEP_WORKDIR:-0} == 1 ]]; then
+        echo "$PROG: kept $1" >&2
+    else
+        rm -rf --one-file-system -- "$1"
+    fi
+}
+
+# sigint_ignored: whether this shell started with SIGINT ignored (bit 2 of
+# the SigIgn mask in /proc/$$/status).
+sigint_ignored() {
+    local mask
+    mask=$(awk '$1 == "SigIgn:" { print $2 }' "/proc/$$/status" 2>/dev/null) || return 1
+    [[ -n $mask ]] && (((16#$mask & 2) != 0))
 }

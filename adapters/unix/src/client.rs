@@ -93,8 +93,9 @@ macro_rules! client_handle {
         };
 
         impl std::os::fd::AsFd for $handle {
-            /// The setup socket (shared memory) or the event socket: poll it for `POLLIN`,
-            /// then dispatch with `DispatchMode::All`.
+            /// The setup socket (shared memory) or an epoll fd over the event and setup sockets:
+            /// readable on an event or a hang-up; poll it for `POLLIN`, then dispatch with
+            /// `DispatchMode::All`, which tells which.
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
                 self.client.transport().as_fd()
             }

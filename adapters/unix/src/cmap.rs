@@ -211,10 +211,11 @@ impl Cmap {
         self.client.connection().max_msg_size()
     }
 
-    /// The largest value buffer a GET may ask for: every CMAP value (at most 16384 bytes)
+    /// The largest value buffer a GET may ask for: every CMAP value (at most 16385 bytes)
     /// unless the rings are smaller.
     fn get_buffer(&self) -> usize {
-        VALUE_MAX_LEN.min(self.max_msg_size().saturating_sub(GET_REPLY_OVERHEAD + CHUNK_OVERHEAD))
+        corowire::cmap::STORED_MAX_LEN
+            .min(self.max_msg_size().saturating_sub(GET_REPLY_OVERHEAD + CHUNK_OVERHEAD))
     }
 
     fn simple(&mut self, req: &Request<'_>) -> Result<()> {
@@ -353,7 +354,7 @@ impl Cmap {
         self.simple(&Request::Set { key: key(name)?, value }).map_err(|e| e.for_key(KeyOp::Set, name))
     }
 
-    /// Sets a string value (sent with its NUL, as `cmap_set_string`).
+    /// Sets a string value (value_len = strlen, as `cmap_set_string`; at most 16384 bytes).
     ///
     /// # Errors
     /// As [`Cmap::set`].

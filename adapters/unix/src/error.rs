@@ -5,6 +5,7 @@ use core::fmt;
 use corowire::cmap::ValueType;
 use corowire::conn::{HandleError, SubmitError};
 use corowire::driver::Error as DriverError;
+use corowire::transport::BufferTooSmall;
 use corowire::{CsError, DispatchMode, EncodeError, SetupError};
 use nix::errno::Errno;
 
@@ -286,6 +287,11 @@ pub enum Error {
         /// What did not match.
         what: &'static str,
     },
+    /// A reply or event from the daemon was larger than the connection's buffer for it (on
+    /// either transport): it was left unread and the handle is unusable. Events need a
+    /// `max_msg_size` of at least `corowire::cmap::NOTIFICATION_MAX_LEN` (see
+    /// [`Options::max_msg_size`](crate::Options::max_msg_size)).
+    MessageTooLarge(BufferTooSmall),
     /// A shared-memory ring is malformed or corrupt; the handle is unusable.
     Ring(ShmError),
     /// A system call failed (the `source()`).
@@ -312,7 +318,7 @@ impl Error {
             Self::Timeout | Self::EventTimeout => CsError::TryAgain,
             Self::Disconnected => CsError::Library,
             Self::Ring(ShmError::Full { .. }) => CsError::TryAgain,
-            Self::Ring(ShmError::BufferTooSmall { .. }) => CsError::TooBig,
+            Self::MessageTooLarge(_) | Self::Ring(ShmError::BufferTooSmall { .. }) => CsError::TooBig,
             Self::Ring(ShmError::TooLarge { .. }) => CsError::TooBig,
             Self::Ring(ShmError::Io(e)) | Self::Io(e) => CsError::from_errno(*e as i32),
             Self::Ring(_) | Self::UnexpectedReply { .. } => CsError::MessageError,
@@ -378,9 +384,7 @@ impl From<TransportError> for Error {
             TransportError::Timeout => Self::Timeout,
             TransportError::Disconnected => Self::Disconnected,
             TransportError::TryAgain => Self::Check(CheckError::Busy),
-            TransportError::BufferTooSmall(b) => {
-                Self::Ring(ShmError::BufferTooSmall { len: b.needed, available: b.available })
-            }
+            TransportError::BufferTooSmall(b) => Self::MessageTooLarge(b),
             TransportError::Ring(r) => Self::Ring(r),
             TransportError::Io(e) => Self::Io(e),
         }
@@ -442,6 +446,12 @@ impl fmt::Display for Error {
             Self::UnexpectedReply { what } => {
                 write!(f, "protocol error: the daemon's reply did not match the request ({what})")
             }
+            Self::MessageTooLarge(b) => write!(
+                f,
+                "a {}-byte message from the daemon does not fit the connection's {}-byte buffer \
+                 (raise Options::max_msg_size)",
+                b.needed, b.available
+            ),
             Self::Ring(e) => e.fmt(f),
             Self::Io(_) => f.write_str("system call failed"),
         }

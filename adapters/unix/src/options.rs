@@ -15,10 +15,22 @@ use corowire::transport::Retry;
 /// short-lived calls, but its event ring holds only about 200 notifications; past that
 /// corosync queues them in its own outq and delivers them slowly. Connections that track
 /// keys should use [`Options::for_tracking`] (1 MiB).
+///
+/// A `max_msg_size` below [`NOTIFICATION_MAX_LEN`](corowire::cmap::NOTIFICATION_MAX_LEN) (33106 bytes: a notification of a
+/// 16384-character string replaced by another) cannot receive every CMAP notification; see
+/// [`Options::max_msg_size`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// The maximum message size to ask for; it sizes the shared-memory rings. libcmap asks
     /// for 1 MiB; 64 KiB (the default) holds every CMAP message and sets up faster.
+    ///
+    /// The smallest size that holds every CMAP notification is [`NOTIFICATION_MAX_LEN`](corowire::cmap::NOTIFICATION_MAX_LEN)
+    /// (33106 bytes = 336 + 2 × 16385: a 16384-character string replaced by another). Below
+    /// it, a larger notification is never received: on shared memory corosync cannot put it
+    /// into the event ring and keeps it (and every later event of the connection) queued,
+    /// so events stop silently while calls still work; on sockets the dispatch that meets
+    /// it fails with [`Error::MessageTooLarge`](crate::Error::MessageTooLarge) and the
+    /// handle is unusable. Connections that only make calls may go lower.
     pub max_msg_size: u32,
     /// How long each call (and the connect) waits for its reply; `None` (the default) waits
     /// as long as the daemon is alive, as libcmap does.
@@ -77,7 +89,8 @@ impl Options {
     /// Options for a connection that tracks keys: 1 MiB rings (as libcmap), so that a burst
     /// of notifications fits the event ring instead of backing up in corosync (with 64 KiB
     /// rings about 200 `u32` notifications fit). Connecting costs about as much as
-    /// libcmap's.
+    /// libcmap's. Keep `max_msg_size` at least [`NOTIFICATION_MAX_LEN`](corowire::cmap::NOTIFICATION_MAX_LEN) if you change it,
+    /// or the largest notifications are never received (see [`Options::max_msg_size`]).
     pub fn for_tracking() -> Self {
         Self { max_msg_size: 1 << 20, ..Self::default() }
     }

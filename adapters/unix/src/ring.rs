@@ -110,6 +110,23 @@ impl From<SemError> for ShmError {
 
 /// A libqb ring opened by the client: header and data mappings. Dropping it releases the
 /// reference taken on open and unmaps both files (the server unlinks them).
+///
+/// A ring has one writer and one reader (libqb's single-producer, single-consumer chunk
+/// protocol), so writing and reading a chunk take `&mut self`: a `&ShmRing` shared between
+/// threads allows only the calls that change no chunk (the queries, the semaphore,
+/// [`ShmRing::mark_closed`]), and two threads cannot write or read the ring at once:
+///
+/// ```compile_fail
+/// fn shared(ring: &corowire_unix::ring::ShmRing) {
+///     let _ = ring.write_chunk(b"request");
+/// }
+/// ```
+///
+/// ```
+/// fn exclusive(ring: &mut corowire_unix::ring::ShmRing) {
+///     let _ = ring.write_chunk(b"request");
+/// }
+/// ```
 #[derive(Debug)]
 pub struct ShmRing {
     header: SharedMapping,
@@ -287,7 +304,7 @@ impl ShmRing {
     ///
     /// # Errors
     /// As [`ShmRing::check_space`]; [`ShmError::Io`] if the wake-up fails.
-    pub fn write_chunk(&self, payload: &[u8]) -> Result<(), ShmError> {
+    pub fn write_chunk(&mut self, payload: &[u8]) -> Result<(), ShmError> {
         self.check_space(payload.len())?;
         let p = self.geometry.position(self.write_pt()?)?;
         let next = self.geometry.next(p, payload.len())?;
@@ -315,7 +332,7 @@ impl ShmRing {
     /// # Errors
     /// [`ShmError::Ring`] if the chunk is not LIVE or its size or position is out of range;
     /// the ring is then unusable.
-    pub fn read_chunk(&self, out: &mut Vec<u8>) -> Result<(), ShmError> {
+    pub fn read_chunk(&mut self, out: &mut Vec<u8>) -> Result<(), ShmError> {
         let (p, len) = self.front()?;
         out.clear();
         out.resize(len, 0);
@@ -327,7 +344,7 @@ impl ShmRing {
     /// # Errors
     /// As [`ShmRing::read_chunk`]; [`ShmError::BufferTooSmall`] for a chunk larger than
     /// `out`, which is then left in the ring.
-    pub fn read_chunk_into(&self, out: &mut [u8]) -> Result<usize, ShmError> {
+    pub fn read_chunk_into(&mut self, out: &mut [u8]) -> Result<usize, ShmError> {
         let (p, len) = self.front()?;
         let available = out.len();
         let dst = out.get_mut(..len).ok_or(ShmError::BufferTooSmall { len, available })?;
@@ -348,7 +365,7 @@ impl ShmRing {
 
     /// Copies the chunk at `p` (of `out.len()` bytes, as [`ShmRing::front`] found) into `out`
     /// and reclaims it.
-    fn take(&self, p: u32, out: &mut [u8]) -> Result<(), ShmError> {
+    fn take(&mut self, p: u32, out: &mut [u8]) -> Result<(), ShmError> {
         let len = out.len();
         let magic_word = self.data_u32(self.geometry.magic_word(p))?;
         let size_word = self.data_u32(p)?;
@@ -467,8 +484,8 @@ mod tests {
     #[test]
     fn chunks_round_trip_across_the_wrap() {
         let server = FakeServer::new("wrap", 64);
-        let writer = ShmRing::open(&server.base).unwrap();
-        let reader = ShmRing::open(&server.base).unwrap();
+        let mut writer = ShmRing::open(&server.base).unwrap();
+        let mut reader = ShmRing::open(&server.base).unwrap();
         // Start near the end so the payload wraps.
         server.set(WRITE_PT_OFFSET, 60);
         server.set(READ_PT_OFFSET, 60);
@@ -502,7 +519,7 @@ mod tests {
     #[test]
     fn corrupt_chunks_are_errors() {
         let server = FakeServer::new("corrupt", 64);
-        let ring = ShmRing::open(&server.base).unwrap();
+        let mut ring = ShmRing::open(&server.base).unwrap();
         let mut out = Vec::new();
         assert!(matches!(
             ring.read_chunk(&mut out),

@@ -361,7 +361,7 @@ fn skipped_unknown_events_are_counted() {
     let dirs: Vec<_> = std::fs::read_dir(&server.shm_dir).unwrap().map(|d| d.unwrap().path()).collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     let base = dirs[0].join(format!("qb-event-{}", server.cmap_name));
-    let ring = ShmRing::open(&base).unwrap();
+    let mut ring = ShmRing::open(&base).unwrap();
     let mut frame = [0u8; 24];
     frame[0..4].copy_from_slice(&1000i32.to_le_bytes());
     frame[8..12].copy_from_slice(&24i32.to_le_bytes());

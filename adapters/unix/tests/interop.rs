@@ -17,7 +17,9 @@ use corowire_unix::cmap::{Cmap, OwnedValue};
 use corowire_unix::Error;
 
 mod common;
-use common::{cmapctl, dispatch_until, eventually, k, recorder, ring_dirs, Seen};
+use common::{
+    cmapctl, dispatch_until, eventually, k, recorder, ring_dirs, run_child, run_child_with_own_daemon, Seen,
+};
 
 const IGNORE: &str = "needs a corosync daemon: run via tests/harness/with-corosync";
 
@@ -127,6 +129,31 @@ fn cmapctl_writes_corowire_reads() {
     assert_eq!(cmap.get(&a).unwrap_err().cs_error(), CsError::NotExist);
     cmap.delete(&b).unwrap();
     cmap.delete(&c).unwrap();
+}
+
+#[test]
+#[ignore = "needs a corosync daemon: run via tests/harness/with-corosync"]
+fn longest_string_both_ways() {
+    // 16384 characters, the most corosync accepts: stored as 16385 bytes with the NUL.
+    daemon();
+    let mut cmap = Cmap::connect().unwrap();
+    let long = "s".repeat(corowire::cmap::VALUE_MAX_LEN);
+    let (ours, theirs) = (k("long.ours"), k("long.theirs"));
+    cmap.set_string(&ours, &long).unwrap();
+    assert_eq!(cmapctl(&["-g", &ours]).trim(), format!("{ours} (str) = {long}"));
+    cmapctl(&["-s", &theirs, "str", &long]);
+    assert_eq!(cmap.get_type(&theirs).unwrap(), (ValueType::String, 16385));
+    assert_eq!(cmap.get_string(&theirs).unwrap(), long);
+    let prefix = k("long.");
+    let dumped: Vec<_> =
+        cmap.dump(Some(&prefix)).unwrap().into_iter().map(|(key, value)| (key, value.unwrap())).collect();
+    let want = OwnedValue::String(long.clone().into_bytes());
+    assert_eq!(dumped, [(ours.clone(), want.clone()), (theirs.clone(), want)]);
+    // One more character is refused, as libcmap's cmap_set_string is.
+    let err = cmap.set_string(&ours, &format!("{long}s")).unwrap_err();
+    assert_eq!(err.cs_error(), CsError::InvalidParam);
+    cmap.delete(&ours).unwrap();
+    cmap.delete(&theirs).unwrap();
 }
 
 #[test]
@@ -498,21 +525,7 @@ fn child_daemon_dies() {
 #[ignore = "needs a corosync daemon: run via tests/harness/with-corosync"]
 fn daemon_death_is_reported() {
     daemon();
-    let harness = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/harness/with-corosync");
-    let out = Command::new(harness)
-        .arg("--")
-        .arg(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_daemon_dies", "--nocapture", "--test-threads=1"])
-        .env("COROWIRE_INTEROP_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("CHILD-DONE"),
-        "nested run failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_child_with_own_daemon(&[], "child_daemon_dies");
 }
 
 /// Not a test on its own: runs as uid/gid 65534 for `unprivileged_client_is_refused`.
@@ -540,20 +553,9 @@ fn child_unprivileged() {
 fn unprivileged_client_is_refused() {
     use std::os::unix::process::CommandExt;
     daemon();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_unprivileged", "--nocapture", "--test-threads=1"])
-        .env("COROWIRE_INTEROP_CHILD", "1")
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("CHILD-DONE"),
-        "child failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut runner = Command::new(std::env::current_exe().unwrap());
+    runner.uid(65534).gid(65534);
+    run_child(runner, "child_unprivileged");
     eventually("no ring directories left by the refused client", || ring_dirs().is_empty());
 }
 

@@ -6,6 +6,7 @@
 //! Every test first asserts that the harness runs corosync in socket mode, so that running
 //! them elsewhere fails loudly instead of passing silently.
 
+use core::time::Duration;
 use std::sync::Arc;
 
 use corowire::cmap::{TrackEvent as Ev, TrackType};
@@ -15,7 +16,7 @@ use corowire_unix::cmap::{Cmap, OwnedValue};
 use corowire_unix::votequorum::Votequorum;
 
 mod common;
-use common::{cmapctl, dispatch_until, eventually, k, recorder, ring_dirs, Seen};
+use common::{cmapctl, dispatch_until, eventually, k, recorder, ring_dirs, run_child_with_own_daemon, Seen};
 
 const IGNORE: &str =
     "needs corosync in socket mode: run via tests/harness/with-corosync --qb-ipc-type socket";
@@ -69,7 +70,7 @@ fn track_notifications_over_the_event_socket() {
     let mut other = Cmap::connect().unwrap();
     other.set_u32(&format!("{prefix}b"), 2).unwrap();
     other.delete(&format!("{prefix}a")).unwrap();
-    // It polls the fd the handle gives: the event socket.
+    // It polls the fd the handle gives: an epoll fd over the event and setup sockets.
     dispatch_until(&mut cmap, &seen, 3);
     assert_eq!(
         *seen.lock().unwrap(),
@@ -97,4 +98,56 @@ fn votequorum_and_cleanup() {
     drop(cmaps);
     drop(vq);
     eventually("every control file and directory removed", || ring_dirs().is_empty());
+}
+
+#[test]
+#[ignore = "needs corosync in socket mode: run via tests/harness/with-corosync --qb-ipc-type socket"]
+fn an_event_larger_than_max_msg_size_is_reported() {
+    use corowire_unix::{Error, Options};
+    drop(connect_in_socket_mode());
+    let small = Options { max_msg_size: 1024, ..Options::default() };
+    let mut cmap = Cmap::connect_with(small).unwrap();
+    let key = k("big.event");
+    cmap.track_add(Some(&key), TrackType::ALL, |_| {}).unwrap();
+    let long = "e".repeat(corowire::cmap::VALUE_MAX_LEN);
+    Cmap::connect().unwrap().set_string(&key, &long).unwrap();
+    // 336 bytes and the new value with its NUL.
+    match cmap.dispatch(DispatchMode::Blocking) {
+        Err(e @ Error::MessageTooLarge(b)) if b.needed == 336 + long.len() + 1 => {
+            assert_eq!(e.cs_error(), CsError::TooBig);
+            assert!(e.to_string().contains("max_msg_size"), "{e}");
+        }
+        other => panic!("dispatch of a {}-byte event: {other:?}", 336 + long.len() + 1),
+    }
+    cmapctl(&["-d", &key]);
+}
+
+/// Not a test on its own: runs next to its own socket-mode daemon (a nested harness) for
+/// `daemon_death_shows_on_the_fd`, and kills that daemon.
+#[test]
+#[ignore = "needs corosync in socket mode: run via tests/harness/with-corosync --qb-ipc-type socket"]
+fn child_daemon_dies() {
+    use corowire_unix::sys::sock::{poll_readable, PollState};
+    use corowire_unix::Error;
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let mut cmap = connect_in_socket_mode();
+    if std::env::var("COROWIRE_INTEROP_CHILD").is_err() {
+        return;
+    }
+    let corosync = Pid::from_raw(std::env::var("COROWIRE_COROSYNC_PID").unwrap().parse().unwrap());
+    cmap.track_add(None, TrackType::ALL | TrackType::PREFIX, |_| {}).unwrap();
+    assert_eq!(poll_readable(&cmap, Some(Duration::ZERO)), Ok(PollState::Timeout), "ready while idle");
+    kill(corosync, Signal::SIGKILL).unwrap();
+    // The bound is only there so that a regression fails instead of hanging.
+    assert_eq!(poll_readable(&cmap, Some(Duration::from_secs(30))), Ok(PollState::Readable));
+    assert_eq!(cmap.dispatch(DispatchMode::All), Err(Error::Disconnected));
+    println!("CHILD-DONE");
+}
+
+#[test]
+#[ignore = "needs corosync in socket mode: run via tests/harness/with-corosync --qb-ipc-type socket"]
+fn daemon_death_shows_on_the_fd() {
+    drop(connect_in_socket_mode());
+    run_child_with_own_daemon(&["--qb-ipc-type", "socket"], "child_daemon_dies");
 }

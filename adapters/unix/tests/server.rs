@@ -70,8 +70,8 @@ struct Raw {
 
 impl Raw {
     /// Commits `frame` and rings the doorbell.
-    fn send(&self, frame: &[u8]) {
-        self.transport.request_ring().write_chunk(frame).unwrap();
+    fn send(&mut self, frame: &[u8]) {
+        self.transport.request_ring_mut().write_chunk(frame).unwrap();
         send_all(&self.transport, &[frame.len() as u8]).unwrap();
     }
 
@@ -385,15 +385,15 @@ fn malformed_frames_only_hurt_their_sender() {
         ("hdr.size above max", bad_size(16385)),
         ("shorter than a header", vec![1u8; 8]),
     ] {
-        let raw = server.raw(16384);
+        let mut raw = server.raw(16384);
         raw.send(&frame);
         assert!(raw.closed(), "{what}: connection not closed");
     }
     // A chunk whose magic is not LIVE.
     let before = server.dirs();
-    let raw = server.raw(16384);
+    let mut raw = server.raw(16384);
     let dir = server.dirs().into_iter().find(|d| !before.contains(d)).unwrap();
-    raw.transport.request_ring().write_chunk(&get_request("test.good", 4)).unwrap();
+    raw.transport.request_ring_mut().write_chunk(&get_request("test.good", 4)).unwrap();
     let data = dir.join(format!("qb-request-{}-data", server.cmap_name));
     SharedMapping::open(&data).unwrap().atomic_u32(4).unwrap().store(0xDEAD_BEEF, Ordering::Release);
     send_all(&raw.transport, &[1]).unwrap();

@@ -402,8 +402,9 @@ impl<
     /// `Err` is [`ServerError::OutboxFull`] (drain, then retry); the inner one is the status a
     /// client would get (`CS_ERR_NAME_TOO_LONG`, `CS_ERR_NO_MEMORY`, `CS_ERR_NO_RESOURCES`).
     pub fn update(&mut self, key: &[u8], value: Value<'_>) -> Result<Result<(), CsError>, ServerError> {
+        // As icmap_set_string: value_len = strlen, at most ICMAP_MAX_VALUE_LEN; stored with its NUL.
         if let Value::String(s) = value {
-            if s.contains(&0) || s.len() >= VALUE_MAX_LEN {
+            if s.contains(&0) || s.len() > VALUE_MAX_LEN {
                 return Ok(Err(CsError::InvalidParam));
             }
         } else if value.wire_len() > VALUE_MAX_LEN {

@@ -376,7 +376,7 @@ impl Session {
     /// # Errors
     /// Why the connection must be closed.
     pub(super) fn take_request(&mut self, frame: &mut Vec<u8>) -> Result<Take, String> {
-        match &self.phase {
+        match &mut self.phase {
             Phase::Ready(Channels::Shm(rings)) => {
                 let mut byte = [0u8; 1];
                 loop {

@@ -10,6 +10,7 @@ use std::path::Path;
 use nix::cmsg_space;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{
     bind, connect, getsockopt, listen, recv, recvmsg, send, setsockopt, socket, sockopt, AddressFamily,
     Backlog, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, UnixCredentials,
@@ -213,28 +214,57 @@ pub enum PollState {
 }
 
 /// Waits for at most `timeout` (`None`: forever) until `fd` is readable or hung up, retrying
-/// after `EINTR` with the time left. Millisecond resolution: shorter remainders poll once.
+/// after `EINTR` with the time left. Never returns [`PollState::Timeout`] before `timeout`
+/// has passed: `poll`'s milliseconds are rounded up.
 ///
 /// # Errors
 /// `poll` failures other than `EINTR`.
 pub fn poll_readable(fd: impl AsFd, timeout: Option<Duration>) -> Result<PollState, Errno> {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    if !poll_until(&mut fds, timeout)? {
+        return Ok(PollState::Timeout);
+    }
+    let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+    let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+    Ok(if revents.intersects(gone) { PollState::Hup } else { PollState::Readable })
+}
+
+/// `poll`s `fds` until one is ready (`true`) or `timeout` (`None`: forever) has passed
+/// (`false`), retrying after `EINTR` and after an early return with the time left.
+fn poll_until(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> Result<bool, Errno> {
     let deadline = Deadline::after(timeout);
     loop {
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        let wait = deadline
-            .remaining()
-            .map_or(PollTimeout::NONE, |left| PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX));
-        match poll(&mut fds, wait) {
-            Ok(0) => return Ok(PollState::Timeout),
-            Ok(_) => {
-                let revents = fds[0].revents().unwrap_or(PollFlags::empty());
-                let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
-                return Ok(if revents.intersects(gone) { PollState::Hup } else { PollState::Readable });
-            }
-            Err(Errno::EINTR) => {}
+        let left = deadline.remaining();
+        match poll(fds, poll_timeout(left)) {
+            Ok(0) if left.is_some_and(|l| l.is_zero()) => return Ok(false),
+            Ok(0) | Err(Errno::EINTR) => {}
+            Ok(_) => return Ok(true),
             Err(e) => return Err(e),
         }
     }
+}
+
+/// `left` (`None`: no limit) as a `poll` timeout: whole milliseconds rounded up, so that a
+/// timeout of 1 µs waits 1 ms instead of not at all; at most `PollTimeout::MAX`.
+fn poll_timeout(left: Option<Duration>) -> PollTimeout {
+    left.map_or(PollTimeout::NONE, |left| {
+        PollTimeout::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(PollTimeout::MAX)
+    })
+}
+
+/// An epoll instance (close-on-exec) watching each of `fds` for input: its own fd is readable
+/// while one of them is readable, at end of file or hung up (epoll always reports
+/// `EPOLLHUP`/`EPOLLERR`), so one fd stands for several in a caller's `poll`. Level-triggered:
+/// it stays readable until what made it so is consumed.
+///
+/// # Errors
+/// `epoll_create1`/`epoll_ctl` failures.
+pub fn readiness_fd(fds: &[BorrowedFd<'_>]) -> Result<OwnedFd, Errno> {
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    for (i, fd) in fds.iter().enumerate() {
+        epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, i as u64))?;
+    }
+    Ok(epoll.0)
 }
 
 /// A non-blocking, close-on-exec `SOCK_DGRAM` socket bound to the libqb abstract name `local`
@@ -352,20 +382,12 @@ pub fn poll_either(
     setup: impl AsFd,
     timeout: Option<Duration>,
 ) -> Result<Option<bool>, Errno> {
-    let deadline = Deadline::after(timeout);
-    loop {
-        let mut fds =
-            [PollFd::new(data.as_fd(), PollFlags::POLLIN), PollFd::new(setup.as_fd(), PollFlags::POLLIN)];
-        let wait = deadline
-            .remaining()
-            .map_or(PollTimeout::NONE, |left| PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX));
-        match poll(&mut fds, wait) {
-            Ok(0) => return Ok(None),
-            Ok(_) => return Ok(Some(fds[0].revents().is_some_and(|r| !r.is_empty()))),
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
+    let mut fds =
+        [PollFd::new(data.as_fd(), PollFlags::POLLIN), PollFd::new(setup.as_fd(), PollFlags::POLLIN)];
+    if !poll_until(&mut fds, timeout)? {
+        return Ok(None);
     }
+    Ok(Some(fds[0].revents().is_some_and(|r| !r.is_empty())))
 }
 
 /// Waits at most `timeout` until a datagram can be sent on `fd`; `false` on timeout.
@@ -374,9 +396,55 @@ pub fn poll_either(
 /// `poll` failures other than `EINTR`.
 pub fn poll_writable(fd: impl AsFd, timeout: Duration) -> Result<bool, Errno> {
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
-    match poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX)) {
+    match poll(&mut fds, poll_timeout(Some(timeout))) {
         Ok(n) => Ok(n > 0),
         Err(Errno::EINTR) => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::time::Instant;
+
+    #[test]
+    fn poll_timeouts_round_up_to_milliseconds() {
+        assert_eq!(poll_timeout(None), PollTimeout::NONE);
+        assert_eq!(poll_timeout(Some(Duration::ZERO)), PollTimeout::ZERO);
+        assert_eq!(poll_timeout(Some(Duration::from_nanos(1))), PollTimeout::from(1u8));
+        assert_eq!(poll_timeout(Some(Duration::from_micros(1500))), PollTimeout::from(2u8));
+        assert_eq!(poll_timeout(Some(Duration::from_millis(3))), PollTimeout::from(3u8));
+        assert_eq!(poll_timeout(Some(Duration::MAX)), PollTimeout::MAX);
+    }
+
+    #[test]
+    fn a_poll_timeout_is_never_early() {
+        let (a, b) = UnixStream::pair().unwrap();
+        for timeout in [Duration::from_micros(1), Duration::from_micros(1500)] {
+            let start = Instant::now();
+            assert_eq!(poll_readable(&a, Some(timeout)), Ok(PollState::Timeout));
+            assert!(start.elapsed() >= timeout, "{timeout:?}: returned after {:?}", start.elapsed());
+            let start = Instant::now();
+            assert_eq!(poll_either(&a, &b, Some(timeout)), Ok(None));
+            assert!(start.elapsed() >= timeout, "{timeout:?}: returned after {:?}", start.elapsed());
+        }
+        drop(b);
+        assert_eq!(poll_readable(&a, Some(Duration::from_secs(60))), Ok(PollState::Hup));
+    }
+
+    #[test]
+    fn a_readiness_fd_shows_input_and_hang_up_of_each() {
+        let ((a, a_peer), (b, b_peer)) = (UnixStream::pair().unwrap(), UnixStream::pair().unwrap());
+        let ready = readiness_fd(&[a.as_fd(), b.as_fd()]).unwrap();
+        assert_eq!(poll_readable(&ready, Some(Duration::ZERO)), Ok(PollState::Timeout));
+        send_all(&a_peer, b"x").unwrap();
+        assert_eq!(poll_readable(&ready, Some(Duration::from_secs(60))), Ok(PollState::Readable));
+        let mut byte = [0u8; 1];
+        assert_eq!(recv(a.as_raw_fd(), &mut byte, MsgFlags::empty()), Ok(1));
+        assert_eq!(poll_readable(&ready, Some(Duration::ZERO)), Ok(PollState::Timeout));
+        drop(b_peer);
+        assert_eq!(poll_readable(&ready, Some(Duration::from_secs(60))), Ok(PollState::Readable));
     }
 }

@@ -2,7 +2,7 @@
 //! their waits with liveness checks.
 
 use core::time::Duration;
-use std::os::fd::OwnedFd;
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use super::error::TransportError;
@@ -44,18 +44,19 @@ pub(crate) fn far_future() -> Instant {
 }
 
 /// Waits until `fd` is readable (or hung up: the caller's next read reports it) or `deadline`
-/// passes (`false`), in slices of at most 2 s, calling `alive` between slices.
+/// has passed (`false`), in slices of at most 2 s, calling `alive` after each full slice.
 pub(crate) fn wait_readable(
-    fd: &OwnedFd,
+    fd: impl AsFd,
     deadline: Instant,
     alive: impl Fn() -> Result<(), TransportError>,
 ) -> Result<bool, TransportError> {
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match poll_readable(fd, Some(left.min(MAX_WAIT_SLICE))).map_err(TransportError::Io)? {
+        let slice = deadline.saturating_duration_since(Instant::now()).min(MAX_WAIT_SLICE);
+        match poll_readable(&fd, Some(slice)).map_err(TransportError::Io)? {
             PollState::Readable | PollState::Hup => return Ok(true),
-            PollState::Timeout if left <= MAX_WAIT_SLICE => return Ok(false),
-            PollState::Timeout => alive()?,
+            PollState::Timeout if Instant::now() >= deadline => return Ok(false),
+            PollState::Timeout if slice == MAX_WAIT_SLICE => alive()?,
+            PollState::Timeout => {}
         }
     }
 }
@@ -118,3 +119,19 @@ macro_rules! clocked_transport {
     };
 }
 pub(crate) use clocked_transport;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn wait_readable_waits_until_the_deadline() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let deadline = Instant::now() + Duration::from_micros(1500);
+        assert!(!wait_readable(&a, deadline, || Ok(())).unwrap());
+        assert!(Instant::now() >= deadline);
+        drop(b);
+        assert!(wait_readable(&a, far_future(), || Ok(())).unwrap());
+    }
+}

@@ -77,6 +77,10 @@ impl From<ShmError> for TransportError {
         match e {
             ShmError::Full { .. } => Self::TryAgain,
             ShmError::Io(e) => Self::Io(e),
+            // The same error as on sockets: it is not the ring's fault.
+            ShmError::BufferTooSmall { len, available } => {
+                Self::BufferTooSmall(BufferTooSmall { needed: len, available })
+            }
             e => Self::Ring(e),
         }
     }

@@ -25,12 +25,18 @@ const DOORBELL_BATCH: usize = 256;
 /// A connected libqb shared-memory transport. Dropping it shuts the setup socket down and
 /// releases the rings; the server then removes the ring files.
 ///
-/// Its bookkeeping (the event doorbell bytes owed, the adaptive spin's statistics) is plain
-/// counters changed only through `&mut self`, never through a shared reference: the type is
-/// `Send` and `Sync`, and a `&ShmTransport` shared between threads allows only the calls that
-/// change nothing of it ([`ShmTransport::check_send`], [`ShmTransport::check_alive`],
-/// [`ShmTransport::send`], the ring accessors), so no update can be lost. Reading events
-/// needs exclusive access:
+/// Everything it changes (the rings' chunks, the event doorbell bytes owed, the adaptive
+/// spin's statistics) is changed only through `&mut self`, never through a shared reference:
+/// the type is `Send` and `Sync`, and a `&ShmTransport` shared between threads allows only
+/// the calls that change nothing ([`ShmTransport::check_send`], [`ShmTransport::check_alive`],
+/// the ring accessors, whose chunk writes and reads need `&mut ShmRing`), so no chunk can be
+/// torn and no update lost. Sending and reading need exclusive access:
+///
+/// ```compile_fail
+/// fn shared(t: &corowire_unix::transport::ShmTransport) {
+///     let _ = t.send(b"request");
+/// }
+/// ```
 ///
 /// ```compile_fail
 /// fn shared(t: &corowire_unix::transport::ShmTransport, out: &mut [u8]) {
@@ -40,6 +46,7 @@ const DOORBELL_BATCH: usize = 256;
 ///
 /// ```
 /// fn exclusive(t: &mut corowire_unix::transport::ShmTransport, out: &mut [u8]) {
+///     let _ = t.send(b"request");
 ///     let _ = t.recv_event(corowire::Wait::Never, out);
 /// }
 /// ```
@@ -100,6 +107,12 @@ impl ShmTransport {
         &self.request
     }
 
+    /// The request ring for writing by hand, e.g. a test that drives a server with raw
+    /// chunks: the doorbell byte (`send_all` on [`AsFd`]) is then the caller's.
+    pub fn request_ring_mut(&mut self) -> &mut ShmRing {
+        &mut self.request
+    }
+
     /// The response ring.
     pub fn response_ring(&self) -> &ShmRing {
         &self.response
@@ -132,7 +145,7 @@ impl ShmTransport {
     ///
     /// # Errors
     /// As [`ShmTransport::check_send`]; [`TransportError::Disconnected`] if the socket is gone.
-    pub fn send(&self, msg: &[u8]) -> Result<(), TransportError> {
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
         self.check_send(msg.len())?;
         self.write_request(msg)?;
         // libqb sends the low byte of the message length; the value does not matter.
@@ -142,7 +155,7 @@ impl ShmTransport {
     /// Commits one request to the request ring without its doorbell byte;
     /// [`ShmTransport::flush`] must follow at once, because the server, once woken,
     /// reads one byte per request it served.
-    fn write_request(&self, msg: &[u8]) -> Result<(), TransportError> {
+    fn write_request(&mut self, msg: &[u8]) -> Result<(), TransportError> {
         if self.request.ref_count() != 2 {
             return Err(TransportError::Disconnected);
         }
@@ -237,13 +250,12 @@ impl ShmTransport {
         };
         loop {
             let owed = self.owed;
-            let sem = self.event.sem()?;
-            let token = sem.try_wait();
+            let token = self.event.sem()?.try_wait();
             if token || owed < 0 {
                 if !token {
                     // A byte was read before its token was taken; the server posts before it
                     // sends the byte, so the token is there. Wait anyway, with liveness checks.
-                    wait_token(&sem, None, || self.check_alive())?;
+                    wait_token(&self.event.sem()?, None, || self.check_alive())?;
                 }
                 let len = self.event.read_chunk_into(out)?;
                 self.owed += 1;
@@ -326,7 +338,8 @@ fn wait_token(
 
 super::clock::clocked_transport!(ShmTransport);
 
-// Shared references to it may cross threads (nothing it changes is behind one).
+// Shared references to it may cross threads: every change (a chunk written or read, the
+// doorbell and spin bookkeeping) needs `&mut self`.
 const _: fn() = || {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<ShmTransport>();

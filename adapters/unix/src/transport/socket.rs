@@ -21,8 +21,8 @@ use super::clock::{wait_readable, Clock, MAX_WAIT_SLICE};
 use super::error::TransportError;
 use crate::sys::shm::SharedMapping;
 use crate::sys::sock::{
-    bind_dgram, connect_dgram, poll_either, poll_readable, poll_writable, recv_dgram_into, send_dgram,
-    PollState,
+    bind_dgram, connect_dgram, poll_either, poll_readable, poll_writable, readiness_fd, recv_dgram_into,
+    send_dgram, PollState,
 };
 
 /// The abstract name `<base>-<suffix>` of one of the connection's datagram sockets.
@@ -50,6 +50,9 @@ pub struct SocketTransport {
     /// Requests go out and responses come in on this socket.
     request: OwnedFd,
     event: OwnedFd,
+    /// An epoll fd over `event` and `setup`: what [`AsFd`] gives, readable on an event or a
+    /// hang-up, as the shared-memory transport's setup socket is.
+    ready: OwnedFd,
     max_msg_size: usize,
     clock: Clock,
 }
@@ -80,12 +83,14 @@ impl SocketTransport {
         };
         let request = pair("response", "request").map_err(TransportError::Io)?;
         let event = pair("event", "event-tx").map_err(TransportError::Io)?;
+        let ready = readiness_fd(&[event.as_fd(), setup.as_fd()]).map_err(TransportError::Io)?;
         Ok(Self {
             setup,
             control,
             control_path: control_path.to_path_buf(),
             request,
             event,
+            ready,
             max_msg_size,
             clock: Clock::start(),
         })
@@ -118,7 +123,7 @@ impl SocketTransport {
     ///
     /// # Errors
     /// [`TransportError::Disconnected`] once the server is gone; [`TransportError::Io`].
-    pub fn send(&self, msg: &[u8]) -> Result<(), TransportError> {
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), TransportError> {
         loop {
             match send_dgram(&self.request, msg) {
                 Ok(()) => {
@@ -139,7 +144,7 @@ impl SocketTransport {
     }
 
     /// Requests go out at once ([`SocketTransport::send`]).
-    fn write_request(&self, msg: &[u8]) -> Result<(), TransportError> {
+    fn write_request(&mut self, msg: &[u8]) -> Result<(), TransportError> {
         self.send(msg)
     }
 
@@ -275,8 +280,10 @@ impl Drop for SocketTransport {
 }
 
 impl AsFd for SocketTransport {
-    /// The event socket: readable when an event is pending (`qb_ipcc_fd_get`).
+    /// An epoll fd over the event socket and the setup socket: readable when an event is
+    /// pending or the server hung up (the next dispatch tells which). libqb's
+    /// `qb_ipcc_fd_get` gives the event socket alone, which never shows a hang-up.
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.event.as_fd()
+        self.ready.as_fd()
     }
 }

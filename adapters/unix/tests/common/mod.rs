@@ -21,6 +21,32 @@ pub(crate) fn cmapctl(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// Runs the test `child` of this test binary through `runner` (which starts this binary
+/// with what it adds), with `COROWIRE_INTEROP_CHILD` set; panics unless it succeeds and
+/// prints `CHILD-DONE`.
+pub(crate) fn run_child(mut runner: Command, child: &str) {
+    let out = runner
+        .args(["--ignored", "--exact", child, "--nocapture", "--test-threads=1"])
+        .env("COROWIRE_INTEROP_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("CHILD-DONE"),
+        "child {child} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// [`run_child`] next to its own daemon: a nested `tests/harness/with-corosync`, with
+/// `harness_args` before its `--`.
+pub(crate) fn run_child_with_own_daemon(harness_args: &[&str], child: &str) {
+    let mut runner = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/harness/with-corosync"));
+    runner.args(harness_args).arg("--").arg(std::env::current_exe().unwrap());
+    run_child(runner, child);
+}
+
 /// A key unique to this process, so that reruns against one daemon do not collide.
 pub(crate) fn k(name: &str) -> String {
     format!("corowire.test.{}.{name}", std::process::id())
