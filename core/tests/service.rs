@@ -67,7 +67,18 @@ fn encoded_len_is_exact_for_every_request_kind() {
     }
 }
 
+/// Fewer cases under miri, which runs each about a thousand times slower.
+fn config() -> ProptestConfig {
+    let mut config = ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 });
+    if cfg!(miri) {
+        config.failure_persistence = None;
+    }
+    config
+}
+
 proptest! {
+    #![proptest_config(config())]
+
     #[test]
     fn cmap_encoded_len_is_exact(
         name in proptest::collection::vec(1u8..=255, 1..=cmap::KEY_MAX_LEN),
