@@ -115,9 +115,7 @@ pub fn render(scrape: &Scrape, duration: Duration, format: Format) -> String {
     };
     out.flag(&UP, &[], snapshot.is_some());
     out.gauge(&SCRAPE_DURATION, &[], duration.as_secs_f64());
-    if let Some(n) = scrape.connects {
-        out.counter(&CONNECTS, &[], n as f64);
-    }
+    out.counter(&CONNECTS, &[], scrape.connects as f64);
     out.gauge(&BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
     if let Some(s) = snapshot {
         Cluster::new(s).render(&mut out);
