@@ -15,7 +15,7 @@ use core::net::SocketAddr;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
-use std::io;
+use std::io::{self, Write as _};
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::Instant;
@@ -264,7 +264,11 @@ async fn accept_loop(listener: TcpListener, limits: Limits, collector: Arc<dyn C
                 stream
             }
             Err(e) if transient(&e) => {
-                eprintln!("corowire-exporter: cannot accept a connection ({e}); retrying in {pause:?}");
+                // Logging must not fail the server (stderr may be closed).
+                let _ = writeln!(
+                    io::stderr(),
+                    "corowire-exporter: cannot accept a connection ({e}); retrying in {pause:?}"
+                );
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
                 continue;
