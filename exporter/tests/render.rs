@@ -281,3 +281,11 @@ fn only_loopback_without_allow_remote() {
     let named = Endpoint::bind("localhost:0", false).expect("a name resolving to loopback binds");
     assert!(named.local_addr().ip().is_loopback());
 }
+
+#[test]
+fn series_keep_their_order_from_scrape_to_scrape() {
+    let first = rendered(Format::Prometheus);
+    for _ in 0..20 {
+        assert_eq!(rendered(Format::Prometheus), first);
+    }
+}
