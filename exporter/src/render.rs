@@ -153,7 +153,7 @@ impl Out {
 const UP: Metric<'static> = m("corosync_up", "Whether corosync answered this scrape (1) or not (0: not running, refused, or no answer within the scrape bound)");
 const SCRAPE_DURATION: Metric<'static> =
     m("corosync_scrape_duration_seconds", "How long this scrape took to read corosync");
-const CONNECTS: Metric<'static> = m("corosync_exporter_connects", "Connections made to corosync's CMAP and votequorum services since the exporter started (one per restart of corosync seen)");
+const CONNECTS: Metric<'static> = m("corosync_exporter_connects", "Connections made to corosync's CMAP and votequorum services since the exporter started (one more whenever they are made anew: after a restart of corosync, or after a scrape that failed or timed out, e.g. while corosync was stopped)");
 const BUILD_INFO: Metric<'static> =
     m("corosync_exporter_build_info", "The exporter's version, as a label; the value is 1");
 
@@ -538,11 +538,11 @@ const LINK_LATENCY_AVG: Metric<'static> = m(
 );
 const LINK_LATENCY_MIN: Metric<'static> = m(
     "corosync_knet_link_latency_min_seconds",
-    "Lowest latency of the knet link over knet's recent samples (latency_min)",
+    "Lowest latency of the knet link over knet's recent samples (latency_min, microseconds on the wire)",
 );
 const LINK_LATENCY_MAX: Metric<'static> = m(
     "corosync_knet_link_latency_max_seconds",
-    "Highest latency of the knet link over knet's recent samples (latency_max)",
+    "Highest latency of the knet link over knet's recent samples (latency_max, microseconds on the wire)",
 );
 const LINK_LATENCY_SAMPLES: Metric<'static> = m(
     "corosync_knet_link_latency_samples",
