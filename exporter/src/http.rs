@@ -128,7 +128,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 64,
-            header_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             write_timeout: Duration::from_secs(10),
         }
@@ -251,7 +251,9 @@ fn transient(e: &io::Error) -> bool {
 async fn accept_loop(listener: TcpListener, limits: Limits, collector: Arc<dyn Collect>) -> ServeError {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
+    // half_close: a client that shuts its write side after the request still gets the answer.
     http.timer(TokioTimer::new())
+        .half_close(true)
         .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes.max(8192));

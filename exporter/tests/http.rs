@@ -212,3 +212,15 @@ fn running_out_of_file_descriptors_does_not_end_the_server() {
     drop(idle);
     assert!(answered(exporter.port));
 }
+
+#[test]
+fn a_client_that_shuts_its_write_side_still_gets_the_answer() {
+    let port = serve(Limits::default(), Arc::default());
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    s.write_all(GET).expect("write");
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut response = String::new();
+    s.read_to_string(&mut response).expect("read");
+    assert!(response.starts_with("HTTP/1.1 200") && response.contains("corosync_up 0"), "{response:?}");
+}
