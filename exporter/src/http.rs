@@ -3,8 +3,7 @@
 //!
 //! HTTP/1.1 with hyper on a current-thread tokio runtime; the collection over corosync stays
 //! on the scraper's thread and each request asks it with a bound. The server defends itself
-//! ([`Limits`]): at most so many connections at a time (one more is accepted and closed at
-//! once), a deadline for a request's headers (idle keep-alive connections included), a cap
+//! ([`Limits`]): at most so many connections at a time (more wait to be accepted), a deadline for a request's headers (idle keep-alive connections included), a cap
 //! on their size, and a deadline for every write, so a client that stops reading loses its
 //! connection instead of holding anyone else up. Failed accepts (out of file descriptors)
 //! are logged and retried after a short pause; the server never stops on its own.
@@ -112,7 +111,8 @@ pub fn scrape_bound(bound: Duration, header: Option<&str>) -> Duration {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Connections served at a time; one more is accepted and closed at once.
+    /// Connections served at a time; at the cap, accepting pauses (new connections wait in
+    /// the kernel's backlog) until one ends.
     pub max_connections: usize,
     /// How long a connection may take to send a request's headers, counted from when the
     /// server starts waiting for them (so an idle keep-alive connection is closed after it).
@@ -260,6 +260,10 @@ async fn accept_loop(listener: TcpListener, limits: Limits, collector: Arc<dyn C
     let http = Arc::new(http);
     let mut pause = Duration::from_millis(10);
     loop {
+        // At the cap, accepting pauses: new connections wait in the kernel's backlog.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return ServeError::Listen("the connection slots were closed".into());
+        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => {
                 pause = Duration::from_millis(10);
@@ -277,8 +281,6 @@ async fn accept_loop(listener: TcpListener, limits: Limits, collector: Arc<dyn C
             }
             Err(e) => return ServeError::Listen(format!("accepting connections failed: {e}")),
         };
-        // Beyond the cap the connection is closed at once: the client sees it end.
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else { continue };
         let (http, collector) = (Arc::clone(&http), Arc::clone(&collector));
         tokio::spawn(async move {
             let io = TokioIo::new(WriteDeadline::new(stream, limits.write_timeout));
