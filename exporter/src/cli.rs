@@ -1,8 +1,8 @@
 //! The command line: `corowire-exporter [OPTIONS]` (and `corowire exporter [OPTIONS]`).
 
-use core::net::SocketAddr;
 use core::time::Duration;
 use std::ffi::OsString;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
@@ -15,15 +15,19 @@ use crate::scraper::{Outcome, Scraper};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Address to listen on. Only loopback addresses are accepted without --allow-remote.
-    #[arg(long, default_value = "127.0.0.1:9664")]
-    listen: SocketAddr,
+    /// Address to listen on, `host:port` (the host an IP address or a name). Only loopback
+    /// addresses are accepted without --allow-remote. 9664 is ha_cluster_exporter's port
+    /// too: pick another to run both on one node.
+    #[arg(long, default_value = "127.0.0.1:9664", conflicts_with = "once")]
+    listen: String,
     /// Accept a --listen address that is not loopback (corosync's state is then open to the
     /// network).
     #[arg(long)]
     allow_remote: bool,
-    /// The scrape bound, in seconds: a scrape that takes longer answers `corosync_up 0`.
-    #[arg(long, default_value_t = 2.0, value_parser = parse_bound)]
+    /// The scrape bound, in seconds (0.01 to 60): a scrape that takes longer answers
+    /// `corosync_up 0`. A Prometheus scrape that sends a shorter
+    /// X-Prometheus-Scrape-Timeout-Seconds is bounded below that instead.
+    #[arg(long, default_value_t = 2.0, value_parser = parse_bound, allow_negative_numbers = true)]
     timeout: f64,
     /// Print the metrics once to stdout and exit (status 1 if corosync did not answer).
     #[arg(long)]
@@ -35,15 +39,16 @@ struct Args {
 
 fn parse_bound(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a number of seconds in (0, 3600]")),
+        Ok(v) if (0.01..=60.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds from 0.01 to 60")),
     }
 }
 
 /// Runs the exporter with the command line `args` (without the program name), as
 /// `corowire-exporter` and `corowire exporter` do; `name` is the name usage and messages
-/// show. Returns the exit status: 0, 1 if `--once` found corosync not answering (or the
-/// scraper thread could not start), 2 for a usage error or an address that cannot be served.
+/// show. Returns the exit status: 0, 1 if `--once` found corosync not answering, the
+/// scraper thread could not start or the server could not serve any more, 2 for a usage
+/// error or an address that cannot be served.
 pub fn run(name: &str, args: impl IntoIterator<Item = OsString>) -> u8 {
     let command = core::iter::once(OsString::from(name)).chain(args);
     let args = match Args::try_parse_from(command) {
@@ -78,16 +83,15 @@ pub fn run(name: &str, args: impl IntoIterator<Item = OsString>) -> u8 {
             }
         };
     }
-    let endpoint = match Endpoint::bind(args.listen, args.allow_remote) {
+    let endpoint = match Endpoint::bind(&args.listen, args.allow_remote) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("{name}: {e}");
             return 2;
         }
     };
-    if let Some(addr) = endpoint.local_addr() {
-        eprintln!("{name}: serving http://{addr}/metrics");
-    }
-    endpoint.serve(&scraper);
-    0
+    eprintln!("{name}: serving http://{}/metrics", endpoint.local_addr());
+    let stopped = endpoint.serve(Arc::new(scraper));
+    eprintln!("{name}: {stopped}");
+    1
 }

@@ -17,14 +17,15 @@ use core::ops::Bound;
 use core::sync::atomic::AtomicU64;
 use core::time::Duration;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use corowire::votequorum::InfoFlags;
 use corowire_unix::cmap::OwnedValue;
 use corowire_unix::votequorum::NodeInfo;
-use prometheus_client::encoding::{prometheus_text, text};
+use prometheus_client::encoding::{prometheus_text, text, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::scraper::{Outcome, Scrape};
@@ -60,8 +61,54 @@ const fn m(name: &'static str, help: &'static str) -> Metric<'static> {
 }
 
 type Labels = Vec<(String, String)>;
-type GaugeFamily = Family<Labels, Gauge<f64, AtomicU64>>;
-type CounterFamily = Family<Labels, Counter<f64, AtomicU64>>;
+type GaugeFamily = Series<Gauge<f64, AtomicU64>>;
+type CounterFamily = Series<Counter<f64, AtomicU64>>;
+
+/// A family's series, encoded in the order they were first set, so every scrape lists them
+/// alike (prometheus-client's `Family` keeps them in a `HashMap`, whose order changes).
+#[derive(Debug)]
+struct Series<M>(Arc<Mutex<Vec<(Labels, M)>>>);
+
+impl<M> Default for Series<M> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<M> Clone for Series<M> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<M: Default> Series<M> {
+    /// Applies `f` to the series with `labels`, adding it first if it is new.
+    fn with(&self, labels: Labels, f: impl FnOnce(&M)) {
+        let mut series = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match series.iter().position(|(l, _)| *l == labels) {
+            Some(i) => f(&series[i].1),
+            None => {
+                let metric = M::default();
+                f(&metric);
+                series.push((labels, metric));
+            }
+        }
+    }
+}
+
+impl<M: EncodeMetric + TypedMetric + core::fmt::Debug + Send + Sync> EncodeMetric for Series<M> {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> core::fmt::Result {
+        let series = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for (labels, metric) in series.iter() {
+            metric.encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
+}
 
 /// The registry of one response: families are registered on first use, in that order.
 #[derive(Default)]
@@ -82,7 +129,9 @@ impl Out {
             self.registry.register(metric.name, metric.help, family.clone());
             family
         });
-        family.get_or_create(&labels(pairs)).set(value);
+        family.with(labels(pairs), |g| {
+            g.set(value);
+        });
     }
 
     fn counter(&mut self, metric: &Metric<'_>, pairs: &[(&str, &str)], value: f64) {
@@ -91,7 +140,9 @@ impl Out {
             self.registry.register(metric.name, metric.help, family.clone());
             family
         });
-        family.get_or_create(&labels(pairs)).inc_by(value);
+        family.with(labels(pairs), |c| {
+            c.inc_by(value);
+        });
     }
 
     fn flag(&mut self, metric: &Metric<'_>, pairs: &[(&str, &str)], on: bool) {
@@ -102,7 +153,7 @@ impl Out {
 const UP: Metric<'static> = m("corosync_up", "Whether corosync answered this scrape (1) or not (0: not running, refused, or no answer within the scrape bound)");
 const SCRAPE_DURATION: Metric<'static> =
     m("corosync_scrape_duration_seconds", "How long this scrape took to read corosync");
-const CONNECTS: Metric<'static> = m("corosync_exporter_connects", "Connections made to corosync's CMAP and votequorum services since the exporter started (one per restart of corosync seen)");
+const CONNECTS: Metric<'static> = m("corosync_exporter_connects", "Connections made to corosync's CMAP and votequorum services since the exporter started (one more whenever they are made anew: after a restart of corosync, or after a scrape that failed or timed out, e.g. while corosync was stopped)");
 const BUILD_INFO: Metric<'static> =
     m("corosync_exporter_build_info", "The exporter's version, as a label; the value is 1");
 
@@ -115,9 +166,7 @@ pub fn render(scrape: &Scrape, duration: Duration, format: Format) -> String {
     };
     out.flag(&UP, &[], snapshot.is_some());
     out.gauge(&SCRAPE_DURATION, &[], duration.as_secs_f64());
-    if let Some(n) = scrape.connects {
-        out.counter(&CONNECTS, &[], n as f64);
-    }
+    out.counter(&CONNECTS, &[], scrape.connects as f64);
     out.gauge(&BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
     if let Some(s) = snapshot {
         Cluster::new(s).render(&mut out);
@@ -489,11 +538,11 @@ const LINK_LATENCY_AVG: Metric<'static> = m(
 );
 const LINK_LATENCY_MIN: Metric<'static> = m(
     "corosync_knet_link_latency_min_seconds",
-    "Lowest latency of the knet link over knet's recent samples (latency_min)",
+    "Lowest latency of the knet link over knet's recent samples (latency_min, microseconds on the wire)",
 );
 const LINK_LATENCY_MAX: Metric<'static> = m(
     "corosync_knet_link_latency_max_seconds",
-    "Highest latency of the knet link over knet's recent samples (latency_max)",
+    "Highest latency of the knet link over knet's recent samples (latency_max, microseconds on the wire)",
 );
 const LINK_LATENCY_SAMPLES: Metric<'static> = m(
     "corosync_knet_link_latency_samples",

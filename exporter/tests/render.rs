@@ -133,7 +133,7 @@ fn cluster() -> Snapshot {
 }
 
 fn rendered(format: Format) -> String {
-    render(&Scrape { outcome: Outcome::Ok(cluster()), connects: Some(1) }, Default::default(), format)
+    render(&Scrape { outcome: Outcome::Ok(cluster()), connects: 1 }, Default::default(), format)
 }
 
 #[test]
@@ -250,8 +250,9 @@ fn openmetrics_ends_with_eof() {
 #[test]
 fn no_answer_writes_only_up_0() {
     for outcome in [Outcome::TimedOut, Outcome::Failed("no daemon".into())] {
-        let m = parse(&render(&Scrape { outcome, connects: None }, Default::default(), Format::Prometheus));
+        let m = parse(&render(&Scrape { outcome, connects: 3 }, Default::default(), Format::Prometheus));
         assert_eq!(value(&m, "corosync_up", &[]), Some(0.0));
+        assert_eq!(value(&m, "corosync_exporter_connects_total", &[]), Some(3.0));
         assert!(m.keys().all(|(n, _)| !n.starts_with("ha_cluster_")), "{m:?}");
         assert!(
             m.keys().all(|(n, _)| n.starts_with("corosync_up")
@@ -274,8 +275,17 @@ fn negotiation() {
 
 #[test]
 fn only_loopback_without_allow_remote() {
-    let any = "0.0.0.0:0".parse().expect("addr");
-    assert!(matches!(Endpoint::bind(any, false), Err(ServeError::NotLoopback(_))));
-    let endpoint = Endpoint::bind("127.0.0.1:0".parse().expect("addr"), false).expect("loopback binds");
-    assert!(endpoint.local_addr().is_some_and(|a| a.ip().is_loopback()));
+    assert!(matches!(Endpoint::bind("0.0.0.0:0", false), Err(ServeError::NotLoopback(_))));
+    let endpoint = Endpoint::bind("127.0.0.1:0", false).expect("loopback binds");
+    assert!(endpoint.local_addr().ip().is_loopback());
+    let named = Endpoint::bind("localhost:0", false).expect("a name resolving to loopback binds");
+    assert!(named.local_addr().ip().is_loopback());
+}
+
+#[test]
+fn series_keep_their_order_from_scrape_to_scrape() {
+    let first = rendered(Format::Prometheus);
+    for _ in 0..20 {
+        assert_eq!(rendered(Format::Prometheus), first);
+    }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses a part
 
+use core::time::Duration;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -73,13 +74,22 @@ pub fn get(port: u16, path: &str, accept: Option<&str>) -> (String, String) {
 
 /// As [`get`]; `None` if nothing listens yet or the answer is not HTTP.
 pub fn try_get(port: u16, path: &str, accept: Option<&str>) -> Option<(String, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{accept}\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
+    let response =
+        exchange(port, format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{accept}\r\n").as_bytes())?;
     let (head, body) = response.split_once("\r\n\r\n")?;
     Some((head.to_owned(), body.to_owned()))
+}
+
+/// Sends `request` to 127.0.0.1:`port` and reads until the server closes (30 s at most);
+/// `None` if nothing listens, the connection fails or the answer is not UTF-8.
+pub fn exchange(port: u16, request: &[u8]) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    stream.write_all(request).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
 }
 
 /// One sample's identity: the metric name and its labels (sorted).
