@@ -19,13 +19,19 @@ const SPIN_MISSES_OFF: u32 = 4;
 /// Replies, while the adaptive spin is off, that came within the spin limit before it turns
 /// back on.
 const SPIN_HITS_ON: u32 = 2;
+/// While the adaptive spin is off, every this many waits spin anyway (a probe): a reply caught
+/// turns it back on. A sleeping wait's latency includes the client's own wake-up, which on
+/// some machines alone exceeds [`SPIN_MAX`], so without probes the spin could stay off for
+/// good even when the daemon answers within a few microseconds.
+const SPIN_PROBE_EVERY: u32 = 16;
 
 /// The reply-wait spin: fixed, or adaptive (the default).
 ///
 /// Adaptive: the limit is about twice the moving average of recent reply latencies, between
 /// [`SPIN_MIN`] and [`SPIN_MAX`]; after [`SPIN_MISSES_OFF`] consecutive spins that ran out it
 /// stops spinning, and it turns back on after [`SPIN_HITS_ON`] replies that came within the
-/// limit while it was off.
+/// limit while it was off, or when one of the probes it makes every [`SPIN_PROBE_EVERY`] waits
+/// while off catches the reply.
 ///
 /// Plain counters, updated through `&mut self`: the transport that owns it is driven by one
 /// owner at a time, so no update can be lost.
@@ -39,20 +45,27 @@ pub(crate) struct Spin {
     misses: u32,
     /// Hits counted while off.
     hits: u32,
+    /// Waits since the spin went off or since its last probe.
+    since_probe: u32,
 }
 
 impl Spin {
     pub(crate) fn new(fixed: Option<Duration>) -> Self {
-        Self { fixed, avg_ns: SPIN_MAX.as_nanos() as u64 / 2, misses: 0, hits: 0 }
+        Self { fixed, avg_ns: SPIN_MAX.as_nanos() as u64 / 2, misses: 0, hits: 0, since_probe: 0 }
     }
 
-    /// The limit of the next spin; zero when off.
-    pub(crate) fn limit(&self) -> Duration {
+    /// The limit of the next spin; zero when off, except for a probe every
+    /// [`SPIN_PROBE_EVERY`] waits.
+    pub(crate) fn limit(&mut self) -> Duration {
         if let Some(d) = self.fixed {
             return d;
         }
         if self.misses >= SPIN_MISSES_OFF {
-            return Duration::ZERO;
+            self.since_probe += 1;
+            if self.since_probe < SPIN_PROBE_EVERY {
+                return Duration::ZERO;
+            }
+            self.since_probe = 0;
         }
         self.adaptive_limit()
     }
@@ -124,6 +137,30 @@ mod tests {
         for _ in 0..SPIN_HITS_ON {
             spin.record(Duration::from_micros(1), false);
         }
+        assert!(!spin.limit().is_zero());
+    }
+
+    #[test]
+    fn while_off_a_probe_spins_and_a_caught_reply_turns_it_back_on() {
+        let mut spin = Spin::new(None);
+        for _ in 0..SPIN_MISSES_OFF {
+            spin.record(Duration::from_millis(1), false);
+        }
+        // Sleeping waits whose latency is the client's own slow wake-up never turn it on ...
+        let limits: Vec<Duration> = (0..SPIN_PROBE_EVERY)
+            .map(|_| {
+                let limit = spin.limit();
+                spin.record(Duration::from_micros(90), false);
+                limit
+            })
+            .collect();
+        let probes = limits.iter().filter(|l| !l.is_zero()).count();
+        assert_eq!(probes, 1, "one probe in {SPIN_PROBE_EVERY} waits: {limits:?}");
+        // ... but a probe that catches the reply does.
+        while spin.limit().is_zero() {
+            spin.record(Duration::from_micros(90), false);
+        }
+        spin.record(Duration::from_micros(3), true);
         assert!(!spin.limit().is_zero());
     }
 
