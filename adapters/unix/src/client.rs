@@ -110,6 +110,11 @@ macro_rules! client_handle {
 }
 pub(crate) use client_handle;
 
+/// The largest reply or event a client keeps room for: every CMAP and votequorum reply and
+/// event fits (the largest is a CMAP notification carrying two 16385-byte values,
+/// `corowire::cmap::NOTIFICATION_MAX_LEN`); a larger frame is `Error::MessageTooLarge`.
+const INBOUND_FRAME_MAX: usize = corowire::cmap::NOTIFICATION_MAX_LEN.next_power_of_two();
+
 /// Connects to `options.service_name`, or if `None` to the service's standard name (or the
 /// `COROWIRE_NAME_PREFIX` one, see [`crate::NAME_PREFIX_ENV`]): sends the setup request,
 /// decodes the response, opens the transport it names; retries `CS_ERR_TRY_AGAIN` (daemon
@@ -125,12 +130,16 @@ pub(crate) fn connect<S: Service, const P: usize, const E: usize, const EB: usiz
         match open::<S, P, E, EB>(max_msg_size, &name, timeout) {
             Ok((conn, mut transport)) => {
                 transport.set_spin(spin);
-                // Sized by the channels actually opened, not by the size the server claims.
+                // Sized by the channels actually opened, and never larger than the protocol needs
+                // (replies and events) or than this client asked for (requests): the size the
+                // server claims is the peer's word, and must not decide an allocation.
+                let inbound = |len: usize| vec![0; len.min(INBOUND_FRAME_MAX)];
+                let request = conn.max_msg_size().min(transport.max_request_len());
                 let buffers = Buffers {
-                    request: vec![0; conn.max_msg_size().min(transport.max_request_len())],
-                    reply: vec![0; transport.max_response_len()],
-                    event: vec![0; transport.max_event_len()],
-                    scratch: vec![0; transport.max_event_len()],
+                    request: vec![0; request.min((max_msg_size as usize).max(INBOUND_FRAME_MAX))],
+                    reply: inbound(transport.max_response_len()),
+                    event: inbound(transport.max_event_len()),
+                    scratch: inbound(transport.max_event_len()),
                 };
                 let client = Box::new(Driver::new(conn, transport, buffers, timeout, retry));
                 return Ok((client, name.into_owned()));
