@@ -28,7 +28,7 @@ pub use corowire::{CsError, DispatchMode, EncodeError};
 pub use error::{CheckError, ConnectError, Error, KeyOp, Result};
 /// The `errno` of [`Error::Io`] and [`ConnectError::NoDaemon`] (nix's).
 pub use nix::errno::Errno;
-pub use options::{Options, NAME_PREFIX_ENV};
+pub use options::{Options, Reconnect, NAME_PREFIX_ENV};
 pub use votequorum::{
     InfoFlags, NodeEntry, NodeIds, NodeInfo, NodeInfoOf, NodeList, NodeState, Notification,
     OwnedNotification, RingId, TrackFlags, Votequorum, QDEVICE_NODEID,

@@ -51,6 +51,37 @@ pub struct Options {
     /// the CPU after the first few µs, and no spinning after repeated misses until replies
     /// come fast again. `Some(Duration::ZERO)` never spins (as libcmap).
     pub spin: Option<Duration>,
+    /// Opt-in resilience: wait for the daemon at connect, and after losing it reconnect with
+    /// backoff and re-create the connection's tracking. `None` (the default) fails at once
+    /// and leaves the handle unusable after a loss, as libcmap and libvotequorum do.
+    pub reconnect: Option<Reconnect>,
+}
+
+/// How a resilient connection waits for the daemon and comes back after losing it
+/// (see [`Options::reconnect`]). Nothing in the C libraries mirrors it: every corosync
+/// application (sbd, pacemaker, corosync-notifyd) writes this loop by hand.
+///
+/// Backoff between attempts starts at `backoff_min` and doubles up to `backoff_max`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconnect {
+    /// How long the first connect waits for the daemon to come up before it fails.
+    pub start_wait: Duration,
+    /// The first pause between two connection attempts.
+    pub backoff_min: Duration,
+    /// The longest pause between two connection attempts.
+    pub backoff_max: Duration,
+}
+
+impl Default for Reconnect {
+    /// Wait up to 30 s at start; retry after 50 ms, doubling up to 2 s.
+    fn default() -> Self {
+        Self {
+            start_wait: Duration::from_secs(30),
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+        }
+    }
 }
 
 /// The environment variable that points clients at a server under other names:
@@ -70,7 +101,8 @@ pub(crate) fn service_name<'a>(explicit: Option<&'a str>, service: &'a str) -> C
 }
 
 impl Default for Options {
-    /// 64 KiB rings, no timeout, the default map, no retries, adaptive spinning, and
+    /// 64 KiB rings, no timeout, the default map, no retries, adaptive spinning, no
+    /// reconnecting, and
     /// `service_name: None`: the standard service name, or the one [`NAME_PREFIX_ENV`]
     /// (`COROWIRE_NAME_PREFIX`) gives when set, read at connect time.
     fn default() -> Self {
@@ -81,6 +113,7 @@ impl Default for Options {
             retry_try_again: None,
             service_name: None,
             spin: None,
+            reconnect: None,
         }
     }
 }
