@@ -22,6 +22,7 @@ use corowire::dispatch::DispatchMode;
 use corowire::value::OwnedValue;
 use corowire::CsError;
 use corowire_unix::cmap::{Cmap, Options};
+use corowire_unix::Error;
 use serde_json::{json, Value as Json};
 
 use crate::cformat::{self, cs_strerror};
@@ -112,7 +113,8 @@ type Res<T = ()> = Result<T, Exit>;
 /// Runs `corowire cmap ARGS…`; returns the exit status.
 pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
     let json = crate::take_json_flag(&mut args);
-    match main(args, json) {
+    let follow = crate::take_flag(&mut args, "--follow");
+    match main(args, json, follow) {
         Ok(()) => 0,
         Err(Exit(code)) => code,
     }
@@ -122,7 +124,7 @@ fn type_by_name(name: &[u8]) -> Option<ValueType> {
     ValueType::ALL.into_iter().find(|t| t.cmapctl_name().as_bytes() == name)
 }
 
-fn main(args: Vec<OsString>, json: bool) -> Res {
+fn main(args: Vec<OsString>, json: bool, follow: bool) -> Res {
     let parsed = getopt::parse(PROG, "m:hqgsdDtTbp:C:", &args);
     let mut action = Action::PrintPrefix;
     let mut track_prefix = true;
@@ -181,7 +183,9 @@ fn main(args: Vec<OsString>, json: bool) -> Res {
         return Err(Exit(1));
     }
 
-    let cmap = connect(map)?;
+    // --follow: only tracking survives a restart.
+    let base = if follow && action == Action::Track { crate::follow_options() } else { Options::default() };
+    let cmap = connect(Options { map, ..base })?;
     let mut tool = Tool { cmap, show_binary: show_binary || json, quiet, json, map, keys: Vec::new() };
     let result = match action {
         Action::PrintPrefix => tool.print_prefixes(&operands),
@@ -220,10 +224,10 @@ fn lossy(s: &OsStr) -> String {
 }
 
 /// `cmap_initialize_map`, retried on `CS_ERR_TRY_AGAIN` like the C tool.
-fn connect(map: Map) -> Res<Cmap> {
+fn connect(options: Options) -> Res<Cmap> {
     let mut retries = 0;
     loop {
-        match Cmap::connect_with(Options { map, ..Options::default() }) {
+        match Cmap::connect_with(options.clone()) {
             Ok(c) => return Ok(c),
             Err(e) if e.cs_error() == CsError::TryAgain && retries < MAX_TRY_AGAIN => {
                 retries += 1;
@@ -543,9 +547,14 @@ impl Tool {
                 }
             }
             if cmap_ready {
-                if let Err(e) = self.cmap.dispatch(DispatchMode::All) {
-                    out::eprint(&format!("Dispatch error {}\n", cs_strerror(e.cs_error())));
-                    quit = true;
+                match self.cmap.dispatch(DispatchMode::All) {
+                    // --follow: back after a loss, the tracks re-added.
+                    Err(Error::Resync) => crate::print_resync("resync> ", self.json),
+                    Err(e) => {
+                        out::eprint(&format!("Dispatch error {}\n", cs_strerror(e.cs_error())));
+                        quit = true;
+                    }
+                    Ok(()) => {}
                 }
                 let pending: Vec<TrackedEvent> =
                     events.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();

@@ -23,6 +23,7 @@ use corowire::votequorum::{InfoFlags, Notification, TrackFlags, QDEVICE_NODEID};
 use corowire::CsError;
 use corowire_unix::cmap::Cmap;
 use corowire_unix::votequorum::{NodeInfo, Votequorum};
+use corowire_unix::{Error, Options};
 use serde_json::{json, Value as Json};
 use std::sync::{Arc, Mutex};
 
@@ -92,6 +93,7 @@ fn usage() {
 /// Runs `corowire quorum ARGS…`; returns the exit status.
 pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
     let json = crate::take_json_flag(&mut args);
+    let follow = crate::take_flag(&mut args, "--follow");
     let parsed = getopt::parse(PROG, "VHaslpmfe:v:hin:o:", &args);
     let mut command = Command::ShowStatus;
     let mut fmt =
@@ -165,7 +167,8 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
         }
     }
 
-    let Some(mut tool) = Tool::init() else { return 1 };
+    // --follow: only monitoring survives a restart.
+    let Some(mut tool) = Tool::init(follow && command == Command::Monitor) else { return 1 };
     match command {
         Command::ShowNodes => tool.show_nodes(fmt),
         Command::ShowStatus => tool.show_status(fmt),
@@ -197,9 +200,17 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
 /// A notification copied out of the votequorum callback.
 #[derive(Debug, Clone)]
 enum Note {
-    Quorum { quorate: bool },
-    NodeList { rep_node: u32, seq: u64, members: Vec<u32> },
+    Quorum {
+        quorate: bool,
+    },
+    NodeList {
+        rep_node: u32,
+        seq: u64,
+        members: Vec<u32>,
+    },
     Other,
+    /// `--follow`: the connection came back after a loss, tracking started again.
+    Resync,
 }
 
 /// The state the C tool keeps in globals.
@@ -227,9 +238,11 @@ struct NodelistEntry {
 }
 
 impl Tool {
-    /// `init_all`; `None` after printing the C tool's message.
-    fn init() -> Option<Self> {
-        let Ok(mut cmap) = Cmap::connect() else {
+    /// `init_all`; `None` after printing the C tool's message. `follow`: connections that
+    /// wait for corosync and come back after losing it (`--follow`).
+    fn init(follow: bool) -> Option<Self> {
+        let options = if follow { crate::follow_options() } else { Options::default() };
+        let Ok(mut cmap) = Cmap::connect_with(options.clone()) else {
             out::eprint("Cannot initialize CMAP service\n");
             return None;
         };
@@ -242,7 +255,7 @@ impl Tool {
                 return None;
             }
         }
-        let Ok(mut vq) = Votequorum::connect() else {
+        let Ok(mut vq) = Votequorum::connect_with(options) else {
             out::eprint("Cannot initialise VOTEQUORUM service\n");
             return None;
         };
@@ -285,7 +298,10 @@ impl Tool {
             if let Some(n) = self.notes.lock().ok().and_then(|mut q| (!q.is_empty()).then(|| q.remove(0))) {
                 return Ok(n);
             }
-            self.vq.dispatch(DispatchMode::One).map_err(|e| e.cs_error())?;
+            match self.vq.dispatch(DispatchMode::One) {
+                Err(Error::Resync) => return Ok(Note::Resync),
+                r => r.map_err(|e| e.cs_error())?,
+            }
         }
     }
 
@@ -306,7 +322,7 @@ impl Tool {
                     self.view = members;
                     got_list = true;
                 }
-                Note::Other => {}
+                Note::Other | Note::Resync => {}
             }
         }
         Ok(())
@@ -352,7 +368,7 @@ impl Tool {
         let mut log: Vec<Note> = Vec::new();
         // The quorum queue's cursor and the votequorum queue's cursor into `log`.
         let (mut q_pos, mut vq_pos) = (0usize, 0usize);
-        loop {
+        'monitor: loop {
             // quorum_dispatch(ONE): the next quorum notification, with the membership of the
             // node list that came before it.
             let quorum_at = loop {
@@ -360,6 +376,11 @@ impl Tool {
                     break q_pos + i;
                 }
                 match self.next_note() {
+                    Ok(Note::Resync) => {
+                        crate::print_resync("Resync: ", fmt.json);
+                        (log, q_pos, vq_pos) = (Vec::new(), 0, 0);
+                        continue 'monitor;
+                    }
                     Ok(n) => log.push(n),
                     Err(e) => {
                         out::eprint(&format!("Unable to dispatch quorum status: {}\n", cs_strerror(e)));
@@ -381,6 +402,11 @@ impl Tool {
             loop {
                 while vq_pos >= log.len() {
                     match self.next_note() {
+                        Ok(Note::Resync) => {
+                            crate::print_resync("Resync: ", fmt.json);
+                            (log, q_pos, vq_pos) = (Vec::new(), 0, 0);
+                            continue 'monitor;
+                        }
                         Ok(n) => log.push(n),
                         Err(e) => {
                             out::eprint(&format!(

@@ -7,16 +7,15 @@
 //! or `next_event` reports as [`Error::Resync`].
 
 use core::time::Duration;
-use std::os::fd::AsFd;
 use std::time::Instant;
 
 use corowire::conn::{Service, State};
 use corowire::CsError;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::client::{connect, Client};
 use crate::error::{Error, Result};
 use crate::options::{Options, Reconnect};
+use crate::transport::TransportError;
 
 /// What a resilient handle keeps to come back after a loss.
 #[derive(Debug)]
@@ -74,15 +73,12 @@ fn connect_until<S: Service, const P: usize, const E: usize, const EB: usize>(
 }
 
 /// Whether the daemon went away: the connection is closed (not finalized by the
-/// application), or its fd reports a hang-up or an error (the shared-memory transport's setup
-/// socket after the daemon died, before a call noticed).
+/// application), or the transport's liveness check fails (a hang-up or end of file on the
+/// setup socket, the shared-memory ring no longer referenced by the daemon), as when the
+/// daemon died before a call noticed.
 fn lost<S: Service, const P: usize, const E: usize, const EB: usize>(client: &Client<S, P, E, EB>) -> bool {
-    if client.connection().state() == State::Closed {
-        return true;
-    }
-    let mut fds = [PollFd::new(client.transport().as_fd(), PollFlags::empty())];
-    matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(1..))
-        && fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+    client.connection().state() == State::Closed
+        || matches!(client.transport().check_alive(), Err(TransportError::Disconnected))
 }
 
 impl Resilience {
