@@ -70,7 +70,8 @@ pub struct Options {
     ///   tracking with the same context and flags; the next `dispatch` or `next_event` then
     ///   reports [`Error::Resync`](crate::Error::Resync) once: notifications of the time in
     ///   between are lost, re-read what you track. A dispatch that meets the loss waits for
-    ///   the daemon within its own time limit (without one, until it is back);
+    ///   the daemon within its own time limit (without one, until it is back), else fails
+    ///   with the connect error and tries again when called again;
     /// - a daemon stopped (`SIGSTOP`) longer than the call timeout is no loss: the call fails
     ///   with [`Error::Timeout`](crate::Error::Timeout) and later calls work once it runs.
     pub reconnect: Option<Reconnect>,
