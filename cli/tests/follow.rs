@@ -187,3 +187,25 @@ fn quorum_monitor_follows_a_restart() {
     // The status printed after the resync is the one the C tool prints against the new daemon.
     assert_eq!(last_block(&lines), expected);
 }
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn quorum_monitor_json_follows_a_restart() {
+    ensure_corosync();
+    let resync = r#"{"event":"resync"}"#;
+    let ours = Tool::ours(&["quorum", "--json", "--follow", "-m"]);
+    ours.wait_for("our first status", |l| !l.is_empty());
+    kill_and_restart_corosync();
+    let lines = ours.wait_for("a status after the resync", |l| {
+        l.iter().position(|l| l == resync).is_some_and(|at| l.len() > at + 1)
+    });
+    ours.stop();
+    let at = lines.iter().position(|l| l == resync).unwrap();
+    assert_eq!(lines.iter().filter(|l| l.contains("resync")).count(), 1, "{lines:?}");
+    // Status documents on both sides of the marker, the one after it from the new daemon.
+    for line in lines.iter().take(at).chain(&lines[at + 1..]) {
+        let doc: serde_json::Value = serde_json::from_str(line).expect("one JSON document per line");
+        assert_eq!(doc["quorum_provider"], "corosync_votequorum", "{line}");
+        assert!(doc["quorate"].is_boolean(), "{line}");
+    }
+}
