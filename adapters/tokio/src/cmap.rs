@@ -544,4 +544,10 @@ impl Cmap {
     pub fn idle_wakeups(&self) -> u64 {
         self.handle.stats.idle_wakeups.load(Ordering::Relaxed)
     }
+
+    /// The most requests this connection had in flight at once (for the pipelining proof).
+    #[doc(hidden)]
+    pub fn peak_in_flight(&self) -> u64 {
+        self.handle.stats.peak_in_flight.load(Ordering::Relaxed)
+    }
 }

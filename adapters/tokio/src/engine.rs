@@ -132,6 +132,8 @@ impl Wake {
 pub(crate) struct Stats {
     /// Times the thread returned from its idle `poll`.
     pub(crate) idle_wakeups: AtomicU64,
+    /// The most requests in flight at once.
+    pub(crate) peak_in_flight: AtomicU64,
 }
 
 /// The tasks' side of a connection: the request channel, the wake-up, the window.
@@ -401,6 +403,7 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
             }
             progressed = true;
         }
+        self.stats.peak_in_flight.fetch_max(self.inflight.len() as u64, Ordering::Relaxed);
         if conn.flush().is_err() {
             self.lost();
         }

@@ -121,6 +121,7 @@ fn two_hundred_tasks_share_one_pipelined_connection() {
         for t in tasks {
             t.await.unwrap();
         }
+        assert!(cmap.peak_in_flight() > 1, "the tasks' requests were never in flight together");
     });
 }
 
