@@ -270,8 +270,10 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
                 return;
             }
             let sent = self.submit_ready();
-            if let Some(oldest) = self.inflight.front().map(|i| i.token) {
-                self.collect(oldest);
+            // Wait for the whole batch in flight: each reply completes its task at once, and
+            // what the tasks send meanwhile goes out as the next batch, with one doorbell.
+            if let Some(newest) = self.inflight.back().map(|i| i.token) {
+                self.collect(newest);
                 self.dispatch();
                 continue;
             }
@@ -410,11 +412,11 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         progressed
     }
 
-    /// Reads replies until the oldest request in flight is answered.
-    fn collect(&mut self, oldest: Token) {
+    /// Reads replies until `until` (the newest request in flight) is answered.
+    fn collect(&mut self, until: Token) {
         let Some(conn) = self.conn.as_mut() else { return };
         let (inflight, weight, hooks) = (&mut self.inflight, &mut self.inflight_weight, &mut self.hooks);
-        let r = conn.collect(oldest, |token, result| {
+        let r = conn.collect(until, |token, result| {
             if let Some(i) = inflight.iter().position(|f| f.token == token) {
                 if let Some(f) = inflight.remove(i) {
                     *weight -= f.weight;
