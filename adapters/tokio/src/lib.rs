@@ -12,4 +12,4 @@ pub use corowire_unix::{
     OwnedValue, Reconnect, Result, RingId, TrackEvent, TrackFlags, TrackType, Value, ValueType,
 };
 pub use stream::{Subscription, Tracked, STREAM_CAPACITY};
-pub use votequorum::{Votequorum, VotequorumStream};
+pub use votequorum::{Votequorum, VotequorumStream, VotequorumStreams};

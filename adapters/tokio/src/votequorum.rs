@@ -18,12 +18,46 @@ const WEIGHT: usize = 512;
 /// expected-votes notifications in the daemon's order; dropping it stops tracking.
 pub type VotequorumStream = Subscription<OwnedNotification>;
 
-/// The tracking, as the connection thread keeps it.
+/// Which notifications a stream gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    All,
+    Quorum,
+    NodeList,
+    ExpectedVotes,
+}
+
+impl Kind {
+    fn wants(self, n: &OwnedNotification) -> bool {
+        match (self, n) {
+            (Self::All, _)
+            | (Self::Quorum, OwnedNotification::Quorum { .. })
+            | (Self::NodeList, OwnedNotification::NodeList { .. })
+            | (Self::ExpectedVotes, OwnedNotification::ExpectedVotes { .. }) => true,
+            (Self::Quorum | Self::NodeList | Self::ExpectedVotes, _) => false,
+        }
+    }
+}
+
+/// The tracking, as the connection thread keeps it: its streams, each with what it gets.
 #[derive(Debug)]
 struct Tracking {
     context: u64,
     flags: TrackFlags,
-    sink: Sink<OwnedNotification>,
+    sinks: Vec<(Kind, Sink<OwnedNotification>)>,
+}
+
+/// The three votequorum streams of [`Votequorum::track_each`]; tracking stops when all
+/// three are dropped.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct VotequorumStreams {
+    /// Quorum notifications (quorate or not, the nodes and their states).
+    pub quorum: VotequorumStream,
+    /// Node-list notifications (the members of a new ring).
+    pub node_list: VotequorumStream,
+    /// Expected-votes notifications.
+    pub expected_votes: VotequorumStream,
 }
 
 /// votequorum's subscription: the one tracking a connection may have.
@@ -35,12 +69,20 @@ pub(crate) struct VotequorumHooks {
 impl Hooks<Service> for VotequorumHooks {
     fn deliver(&mut self, event: Notification<'_>) {
         if let Some(t) = &mut self.tracking {
-            t.sink.push(OwnedNotification::from(&event));
+            let n = OwnedNotification::from(&event);
+            for (kind, sink) in &mut t.sinks {
+                if kind.wants(&n) {
+                    sink.push(n.clone());
+                }
+            }
         }
     }
 
     fn sweep(&mut self, out: &mut Vec<Call<Service, Self>>) {
-        if self.tracking.as_ref().is_some_and(|t| t.sink.is_closed()) {
+        if let Some(t) = &mut self.tracking {
+            t.sinks.retain(|(_, sink)| !sink.is_closed());
+        }
+        if self.tracking.as_ref().is_some_and(|t| t.sinks.is_empty()) {
             self.tracking = None;
             out.push(Call::detached(WEIGHT, Box::new(|conn| Ok(conn.submit_deferred(&Request::TrackStop)?))));
         }
@@ -50,7 +92,9 @@ impl Hooks<Service> for VotequorumHooks {
         if let Some(t) = &mut self.tracking {
             let req = Request::TrackStart { context: t.context, flags: t.flags };
             conn.call(&req, |_| Ok::<_, Error>(()))?;
-            t.sink.resync();
+            for (_, sink) in &mut t.sinks {
+                sink.resync();
+            }
         }
         Ok(())
     }
@@ -186,16 +230,41 @@ impl Votequorum {
     /// `CS_ERR_EXIST` if this connection tracks already; the connection errors.
     pub async fn track(&self, context: u64, flags: TrackFlags) -> Result<VotequorumStream> {
         let (stream, sink) = Subscription::new(self.handle.wake.clone());
+        self.track_start(context, flags, vec![(Kind::All, sink)]).await?;
+        Ok(stream)
+    }
+
+    /// [`Votequorum::track`] with one stream per kind of notification: quorum, node list,
+    /// expected votes. Tracking stops when the three streams are dropped.
+    ///
+    /// # Errors
+    /// As [`Votequorum::track`].
+    pub async fn track_each(&self, context: u64, flags: TrackFlags) -> Result<VotequorumStreams> {
+        let wake = &self.handle.wake;
+        let (quorum, q) = Subscription::new(wake.clone());
+        let (node_list, l) = Subscription::new(wake.clone());
+        let (expected_votes, e) = Subscription::new(wake.clone());
+        let sinks = vec![(Kind::Quorum, q), (Kind::NodeList, l), (Kind::ExpectedVotes, e)];
+        self.track_start(context, flags, sinks).await?;
+        Ok(VotequorumStreams { quorum, node_list, expected_votes })
+    }
+
+    /// TRACK_START, then the streams' sinks are registered.
+    async fn track_start(
+        &self,
+        context: u64,
+        flags: TrackFlags,
+        sinks: Vec<(Kind, Sink<OwnedNotification>)>,
+    ) -> Result<()> {
         self.call(
             move || Ok(Request::TrackStart { context, flags }),
             move |hooks, r| {
                 r?;
-                hooks.tracking = Some(Tracking { context, flags, sink });
+                hooks.tracking = Some(Tracking { context, flags, sinks });
                 Ok(())
             },
         )
-        .await?;
-        Ok(stream)
+        .await
     }
 
     /// Registers a quorum device called `name` (`votequorum_qdevice_register`). Corosync

@@ -270,3 +270,34 @@ fn a_reconnect_resyncs_the_streams_of_a_restarted_server() {
         assert_eq!(cmap.get_u8("r.after").await.unwrap(), 1);
     });
 }
+
+#[test]
+fn track_each_splits_the_votequorum_notifications_by_kind() {
+    let server = Built::start("each");
+    current().block_on(async {
+        let vq = Votequorum::connect_with(server.vq_options()).await.unwrap();
+        let mut streams = vq.track_each(5, TrackFlags::CURRENT | TrackFlags::CHANGES).await.unwrap();
+        let quorum = streams.quorum.next().await.unwrap();
+        assert!(
+            matches!(quorum, Tracked::Event(corowire_tokio::OwnedNotification::Quorum { .. })),
+            "{quorum:?}"
+        );
+        let list = streams.node_list.next().await.unwrap();
+        assert!(
+            matches!(list, Tracked::Event(corowire_tokio::OwnedNotification::NodeList { .. })),
+            "{list:?}"
+        );
+        let info = vq.get_info(0).await.unwrap();
+        let expected = info.expected_votes;
+        // More expected votes keep the cluster quorate only with more votes.
+        vq.set_votes(info.nodeid, info.votes + 1).await.unwrap();
+        vq.set_expected(expected + 1).await.unwrap();
+        let votes = streams.expected_votes.next().await.unwrap();
+        let want =
+            corowire_tokio::OwnedNotification::ExpectedVotes { context: 5, expected_votes: expected + 1 };
+        assert_eq!(votes, Tracked::Event(want));
+        // Dropping all three stops tracking: tracking can start again on this connection.
+        drop(streams);
+        let _again = vq.track(6, TrackFlags::CHANGES).await.unwrap();
+    });
+}
