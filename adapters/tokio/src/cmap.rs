@@ -224,6 +224,16 @@ impl Cmap {
         Ok(cmap)
     }
 
+    /// Sends one request (`submit`, on the connection thread) and converts its reply.
+    async fn request<R: Send + 'static>(
+        &self,
+        weight: usize,
+        submit: impl FnOnce(&mut Conn<Service>) -> Result<Token> + Send + 'static,
+        convert: impl for<'a> FnOnce(&mut CmapHooks, Result<Response<'a>>) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        self.handle.request(move || Call::answering(weight, Box::new(submit), convert)).await
+    }
+
     /// Sends the request `req` builds for `key` (on the connection thread) and converts its
     /// reply; the daemon's answer names the key (`op`).
     async fn on_key<R: Send + 'static>(
@@ -236,16 +246,13 @@ impl Cmap {
     ) -> Result<R> {
         checked_key(key)?;
         let name = key.to_owned();
-        self.handle
-            .request(move || {
-                Call::answering(
-                    weight + name.len(),
-                    Box::new(move |conn| submit(conn, checked_key(&name)?)),
-                    move |_, r| convert(r?),
-                )
-            })
-            .await
-            .map_err(|e| for_key(e, op, key))
+        self.request(
+            weight + key.len(),
+            move |conn| submit(conn, checked_key(&name)?),
+            move |_, r| convert(r?),
+        )
+        .await
+        .map_err(|e| for_key(e, op, key))
     }
 
     /// One GET with a `len`-byte value buffer.
@@ -418,19 +425,13 @@ impl Cmap {
     /// # Errors
     /// The connection errors.
     pub async fn set_current_map(&self, map: Map) -> Result<()> {
-        self.handle
-            .request(move || {
-                Call::answering(
-                    OVERHEAD,
-                    Box::new(move |conn| send(conn, &Request::SetCurrentMap { map })),
-                    move |hooks: &mut CmapHooks, r| {
-                        r?;
-                        hooks.map = map;
-                        Ok(())
-                    },
-                )
-            })
-            .await
+        let submit = move |conn: &mut Conn<Service>| send(conn, &Request::SetCurrentMap { map });
+        self.request(OVERHEAD, submit, move |hooks, r| {
+            r?;
+            hooks.map = map;
+            Ok(())
+        })
+        .await
     }
 
     /// The keys under `prefix` (all keys for `None`) with their types and value lengths, in
@@ -440,41 +441,29 @@ impl Cmap {
     /// ITER_INIT's and ITER_NEXT's errors; the connection errors.
     pub async fn keys(&self, prefix: Option<&str>) -> Result<Vec<(String, ValueType, u64)>> {
         let prefix = prefix.map(|p| checked_key(p).map(|_| p.to_owned())).transpose()?;
+        let init = move |conn: &mut Conn<Service>| {
+            let prefix = prefix.as_deref().map(checked_key).transpose()?;
+            send(conn, &Request::IterInit { prefix })
+        };
         let iter = self
-            .handle
-            .request(move || {
-                Call::answering(
-                    OVERHEAD,
-                    Box::new(move |conn| {
-                        let prefix = prefix.as_deref().map(checked_key).transpose()?;
-                        send(conn, &Request::IterInit { prefix })
-                    }),
-                    |_, r| match r? {
-                        Response::IterInit { iter_handle } => Ok(iter_handle),
-                        _ => Err(other_kind()),
-                    },
-                )
+            .request(OVERHEAD, init, |_, r| match r? {
+                Response::IterInit { iter_handle } => Ok(iter_handle),
+                _ => Err(other_kind()),
             })
             .await?;
         let mut keys = Vec::new();
         let result = loop {
+            let submit = move |conn: &mut Conn<Service>| send(conn, &Request::IterNext { iter_handle: iter });
             let next = self
-                .handle
-                .request(move || {
-                    Call::answering(
-                        OVERHEAD,
-                        Box::new(move |conn| send(conn, &Request::IterNext { iter_handle: iter })),
-                        |_, r| match r {
-                            Ok(Response::IterNext { key, value_len, value_type }) => Ok(Some((
-                                String::from_utf8_lossy(key.as_bytes()).into_owned(),
-                                value_type.ok_or(UNKNOWN_TYPE)?,
-                                value_len,
-                            ))),
-                            Err(Error::Cs(CsError::NoSections)) => Ok(None),
-                            Err(e) => Err(e),
-                            Ok(_) => Err(other_kind()),
-                        },
-                    )
+                .request(OVERHEAD, submit, |_, r| match r {
+                    Ok(Response::IterNext { key, value_len, value_type }) => Ok(Some((
+                        String::from_utf8_lossy(key.as_bytes()).into_owned(),
+                        value_type.ok_or(UNKNOWN_TYPE)?,
+                        value_len,
+                    ))),
+                    Err(Error::Cs(CsError::NoSections)) => Ok(None),
+                    Err(e) => Err(e),
+                    Ok(_) => Err(other_kind()),
                 })
                 .await;
             match next {
@@ -483,16 +472,8 @@ impl Cmap {
                 Err(e) => break Err(e),
             }
         };
-        let finalize = self
-            .handle
-            .request(move || {
-                Call::answering(
-                    OVERHEAD,
-                    Box::new(move |conn| send(conn, &Request::IterFinalize { iter_handle: iter })),
-                    |_, r| r.map(drop),
-                )
-            })
-            .await;
+        let submit = move |conn: &mut Conn<Service>| send(conn, &Request::IterFinalize { iter_handle: iter });
+        let finalize = self.request(OVERHEAD, submit, |_, r| r.map(drop)).await;
         let keys = result?;
         finalize.map(|()| keys)
     }
@@ -520,21 +501,16 @@ impl Cmap {
     pub async fn track(&self, key: Option<&str>, track_type: TrackType) -> Result<TrackStream> {
         let key = key.map(|k| checked_key(k).map(|_| k.to_owned())).transpose()?;
         let context = self.next_context.fetch_add(1, Ordering::Relaxed);
-        let (stream, sink) = Subscription::new(self.handle.wake.clone());
+        let (stream, sink) = Subscription::new(self.handle.closer());
         let name = key.clone();
-        self.handle
-            .request(move || {
-                Call::answering(
-                    OVERHEAD,
-                    Box::new(move |conn| submit_track_add(conn, name.as_deref(), track_type, context)),
-                    move |hooks: &mut CmapHooks, r| {
-                        let handle = track_handle(r)?;
-                        hooks.tracks.insert(context, TrackEntry { key, track_type, handle, sink });
-                        Ok(())
-                    },
-                )
-            })
-            .await?;
+        let submit =
+            move |conn: &mut Conn<Service>| submit_track_add(conn, name.as_deref(), track_type, context);
+        self.request(OVERHEAD, submit, move |hooks, r| {
+            let handle = track_handle(r)?;
+            hooks.tracks.insert(context, TrackEntry { key, track_type, handle, sink });
+            Ok(())
+        })
+        .await?;
         Ok(stream)
     }
 

@@ -92,6 +92,18 @@ impl<S: Service, H> Call<S, H> {
     }
 }
 
+/// A message to the connection thread, in the order the tasks sent them.
+pub(crate) enum Msg<S: Service, H> {
+    /// A request.
+    Call(Call<S, H>),
+    /// A stream was dropped: end its subscription before any request sent after the drop
+    /// (a TRACK_START right after dropping the tracking's stream must not meet `CS_ERR_EXIST`).
+    Sweep,
+}
+
+/// Tells the connection thread that a stream was dropped ([`Msg::Sweep`]).
+pub(crate) type Closer = Arc<dyn Fn() + Send + Sync>;
+
 /// What a service adds to the connection thread: its subscriptions.
 pub(crate) trait Hooks<S: Service>: Send + Sized + 'static {
     /// Hands an event to its subscription.
@@ -138,8 +150,8 @@ pub(crate) struct Stats {
 
 /// The tasks' side of a connection: the request channel, the wake-up, the window.
 pub(crate) struct Handle<S: Service, H> {
-    tx: mpsc::Sender<Call<S, H>>,
-    pub(crate) wake: Arc<Wake>,
+    tx: mpsc::Sender<Msg<S, H>>,
+    wake: Arc<Wake>,
     window: Arc<Semaphore>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) stats: Arc<Stats>,
@@ -216,8 +228,21 @@ where
     pub(crate) fn send(&self, call: Call<S, H>) {
         // A closed channel drops the call, and its oneshot with it: the caller sees
         // `Disconnected`.
-        let _ = self.tx.send(call);
+        let _ = self.tx.send(Msg::Call(call));
         self.wake.wake();
+    }
+
+    /// What a stream calls when it is dropped.
+    pub(crate) fn closer(&self) -> Closer
+    where
+        S: 'static,
+        H: 'static,
+    {
+        let (tx, wake) = (self.tx.clone(), self.wake.clone());
+        Arc::new(move || {
+            let _ = tx.send(Msg::Sweep);
+            wake.wake();
+        })
     }
 }
 
@@ -232,7 +257,7 @@ struct InFlight<S: Service, H> {
 struct Engine<S: Service, H> {
     conn: Option<Conn<S>>,
     options: Options,
-    rx: mpsc::Receiver<Call<S, H>>,
+    rx: mpsc::Receiver<Msg<S, H>>,
     /// Whether a handle may still send.
     rx_open: bool,
     wake: Arc<Wake>,
@@ -356,7 +381,12 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
     fn take_calls(&mut self) {
         loop {
             match self.rx.try_recv() {
-                Ok(call) => self.queue.push_back(call),
+                Ok(Msg::Call(call)) => self.queue.push_back(call),
+                Ok(Msg::Sweep) => {
+                    let mut swept = Vec::new();
+                    self.hooks.sweep(&mut swept);
+                    self.queue.extend(swept);
+                }
                 Err(mpsc::TryRecvError::Empty) => return,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     self.rx_open = false;

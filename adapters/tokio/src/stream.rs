@@ -4,12 +4,11 @@
 
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::sync::Arc;
 
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
-use crate::engine::Wake;
+use crate::engine::Closer;
 
 /// Items a subscription's buffer holds before the connection thread counts the next
 /// notifications as lost ([`Tracked::Lagged`]).
@@ -84,17 +83,22 @@ impl<T> Sink<T> {
 /// thread.
 ///
 /// Read it with [`Subscription::next`] or as a [`futures_core::Stream`].
-#[derive(Debug)]
 pub struct Subscription<T> {
     rx: mpsc::Receiver<Tracked<T>>,
-    wake: Arc<Wake>,
+    closer: Closer,
+}
+
+impl<T> core::fmt::Debug for Subscription<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Subscription").field("buffered", &self.rx.len()).finish_non_exhaustive()
+    }
 }
 
 impl<T> Subscription<T> {
     /// A subscription and the connection thread's end of it.
-    pub(crate) fn new(wake: Arc<Wake>) -> (Self, Sink<T>) {
+    pub(crate) fn new(closer: Closer) -> (Self, Sink<T>) {
         let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
-        (Self { rx, wake }, Sink { tx, lost: 0, resync: false })
+        (Self { rx, closer }, Sink { tx, lost: 0, resync: false })
     }
 
     /// The next item; `None` once the connection is gone for good.
@@ -119,6 +123,6 @@ impl<T> Stream for Subscription<T> {
 impl<T> Drop for Subscription<T> {
     fn drop(&mut self) {
         self.rx.close();
-        self.wake.wake();
+        (self.closer)();
     }
 }

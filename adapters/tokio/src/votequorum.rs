@@ -229,7 +229,7 @@ impl Votequorum {
     /// # Errors
     /// `CS_ERR_EXIST` if this connection tracks already; the connection errors.
     pub async fn track(&self, context: u64, flags: TrackFlags) -> Result<VotequorumStream> {
-        let (stream, sink) = Subscription::new(self.handle.wake.clone());
+        let (stream, sink) = Subscription::new(self.handle.closer());
         self.track_start(context, flags, vec![(Kind::All, sink)]).await?;
         Ok(stream)
     }
@@ -240,10 +240,9 @@ impl Votequorum {
     /// # Errors
     /// As [`Votequorum::track`].
     pub async fn track_each(&self, context: u64, flags: TrackFlags) -> Result<VotequorumStreams> {
-        let wake = &self.handle.wake;
-        let (quorum, q) = Subscription::new(wake.clone());
-        let (node_list, l) = Subscription::new(wake.clone());
-        let (expected_votes, e) = Subscription::new(wake.clone());
+        let (quorum, q) = Subscription::new(self.handle.closer());
+        let (node_list, l) = Subscription::new(self.handle.closer());
+        let (expected_votes, e) = Subscription::new(self.handle.closer());
         let sinks = vec![(Kind::Quorum, q), (Kind::NodeList, l), (Kind::ExpectedVotes, e)];
         self.track_start(context, flags, sinks).await?;
         Ok(VotequorumStreams { quorum, node_list, expected_votes })

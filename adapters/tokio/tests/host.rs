@@ -56,6 +56,23 @@ impl Drop for Built {
     }
 }
 
+/// A connection to `server`, after setting `PREFIX.0` .. `PREFIX.n-1` to their numbers.
+async fn with_keys(server: &Built, prefix: &str, n: u32) -> Cmap {
+    let cmap = Cmap::connect_with(server.cmap_options()).await.unwrap();
+    for i in 0..n {
+        cmap.set_u32(&format!("{prefix}.{i}"), i).await.unwrap();
+    }
+    cmap
+}
+
+/// A connection tracking every change under `prefix`, and another to make changes with.
+async fn tracking(server: &Built, prefix: &str) -> (Cmap, Cmap, corowire_tokio::TrackStream) {
+    let cmap = Cmap::connect_with(server.cmap_options()).await.unwrap();
+    let writer = Cmap::connect_with(server.cmap_options()).await.unwrap();
+    let stream = cmap.track(Some(prefix), TrackType::ALL | TrackType::PREFIX).await.unwrap();
+    (cmap, writer, stream)
+}
+
 fn multi() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap()
 }
@@ -103,10 +120,7 @@ fn calls_answer_as_the_blocking_client_does() {
 fn two_hundred_tasks_share_one_pipelined_connection() {
     let server = Built::start("pipeline");
     multi().block_on(async {
-        let cmap = Cmap::connect_with(server.cmap_options()).await.unwrap();
-        for i in 0..200u32 {
-            cmap.set_u32(&format!("p.{i}"), i).await.unwrap();
-        }
+        let cmap = with_keys(&server, "p", 200).await;
         let tasks: Vec<_> = (0..200u32)
             .map(|i| {
                 let cmap = cmap.clone();
@@ -129,10 +143,7 @@ fn two_hundred_tasks_share_one_pipelined_connection() {
 fn dropped_futures_leave_the_connection_in_step() {
     let server = Built::start("cancel");
     multi().block_on(async {
-        let cmap = Cmap::connect_with(server.cmap_options()).await.unwrap();
-        for i in 0..50u32 {
-            cmap.set_u32(&format!("c.{i}"), i).await.unwrap();
-        }
+        let cmap = with_keys(&server, "c", 50).await;
         // Futures dropped before, while and after their request is sent.
         for round in 0..2000u32 {
             let key = format!("c.{}", round % 50);
@@ -149,9 +160,7 @@ fn dropped_futures_leave_the_connection_in_step() {
 fn a_slow_track_consumer_gets_a_lagged_item_and_bounded_memory() {
     let server = Built::start("lagged");
     current().block_on(async {
-        let cmap = Cmap::connect_with(server.cmap_options()).await.unwrap();
-        let writer = Cmap::connect_with(server.cmap_options()).await.unwrap();
-        let mut stream = cmap.track(Some("l."), TrackType::ADD | TrackType::PREFIX).await.unwrap();
+        let (cmap, writer, mut stream) = tracking(&server, "l.").await;
         let changes = STREAM_CAPACITY + 500;
         for i in 0..changes {
             writer.set_u32(&format!("l.{i}"), 1).await.unwrap();
@@ -183,9 +192,7 @@ fn a_slow_track_consumer_gets_a_lagged_item_and_bounded_memory() {
 fn a_dropped_track_stream_deletes_the_track() {
     let server = Built::start("untrack");
     current().block_on(async {
-        let cmap = Cmap::connect_with(server.cmap_options()).await.unwrap();
-        let writer = Cmap::connect_with(server.cmap_options()).await.unwrap();
-        let mut first = cmap.track(Some("u."), TrackType::ALL | TrackType::PREFIX).await.unwrap();
+        let (cmap, writer, mut first) = tracking(&server, "u.").await;
         let second = cmap.track(Some("u."), TrackType::ALL | TrackType::PREFIX).await.unwrap();
         drop(second);
         writer.set_u8("u.a", 1).await.unwrap();
