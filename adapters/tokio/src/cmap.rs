@@ -4,6 +4,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
+
 use corowire::cmap::{Key, Request, Response, STORED_MAX_LEN};
 use corowire::conn::{Cmap as CmapService, Token};
 use corowire_unix::{
@@ -11,7 +13,7 @@ use corowire_unix::{
     TrackNotification, TrackType, Value, ValueType,
 };
 
-use crate::engine::{Call, Conn, Handle, Hooks};
+use crate::engine::{answer, Call, Conn, Handle, Hooks};
 use crate::stream::{Sink, Subscription, Tracked};
 
 /// Tracks one connection holds.
@@ -143,6 +145,19 @@ fn for_key(e: Error, op: KeyOp, key: &str) -> Error {
     }
 }
 
+/// A GET of `key` (checked by the caller) with a `len`-byte value buffer.
+fn get_call(key: &str, len: usize) -> (Call<Service, CmapHooks>, oneshot::Receiver<Result<Fetched>>) {
+    let name = key.to_owned();
+    let submit = move |conn: &mut Conn<Service>| {
+        send(conn, &Request::Get { key: checked_key(&name)?, value_len: len as u64 })
+    };
+    Call::answering(len + OVERHEAD + key.len(), Box::new(submit), |_, r| match r? {
+        Response::Get(g) if g.is_truncated() => Ok(Fetched::Truncated(g.value_len)),
+        Response::Get(g) => g.typed().map(|v| Fetched::Whole(v.into())).ok_or(UNKNOWN_TYPE),
+        _ => Err(other_kind()),
+    })
+}
+
 /// What a GET reply carried.
 enum Fetched {
     /// The whole value.
@@ -257,14 +272,19 @@ impl Cmap {
 
     /// One GET with a `len`-byte value buffer.
     async fn get_sized(&self, key: &str, len: usize) -> Result<Fetched> {
-        let req =
-            move |c: &mut Conn<Service>, key: Key<'_>| send(c, &Request::Get { key, value_len: len as u64 });
-        self.on_key(KeyOp::Get, key, len + OVERHEAD, req, |r| match r {
-            Response::Get(g) if g.is_truncated() => Ok(Fetched::Truncated(g.value_len)),
-            Response::Get(g) => g.typed().map(|v| Fetched::Whole(v.into())).ok_or(UNKNOWN_TYPE),
-            _ => Err(other_kind()),
-        })
-        .await
+        checked_key(key)?;
+        self.handle.request(|| get_call(key, len)).await.map_err(|e| for_key(e, KeyOp::Get, key))
+    }
+
+    /// What a first GET (256-byte buffer) answered: the value, or [`Cmap::get`]'s.
+    async fn complete_get(&self, key: &str, first: Result<Fetched>) -> Result<OwnedValue> {
+        match first.map_err(|e| for_key(e, KeyOp::Get, key)) {
+            Ok(Fetched::Whole(v)) => Ok(v),
+            Ok(Fetched::Truncated(_)) | Err(Error::Key { error: CsError::InvalidParam, .. }) => {
+                self.get(key).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Gets the value of `key` (`cmap_get`). Asks with a 256-byte buffer first, then with
@@ -321,11 +341,23 @@ impl Cmap {
     /// # Errors
     /// None of its own: each key has its result.
     pub async fn get_many(&self, keys: &[&str]) -> Vec<Result<OwnedValue>> {
+        let first = FIRST_GET.min(self.max_value);
+        // Send every first GET (as the window allows) before awaiting any answer.
+        let mut sent = Vec::with_capacity(keys.len());
+        for &key in keys {
+            let rx = match checked_key(key) {
+                Ok(_) => self.handle.within(self.handle.enqueue(|| get_call(key, first))).await,
+                Err(e) => Err(e),
+            };
+            sent.push(rx);
+        }
         let mut out = Vec::with_capacity(keys.len());
-        // Queue every first GET before awaiting any, so they share the pipeline.
-        let firsts: Vec<_> = keys.iter().map(|k| self.get(k)).collect();
-        for f in firsts {
-            out.push(f.await);
+        for (key, rx) in keys.iter().zip(sent) {
+            let fetched = match rx {
+                Ok(rx) => self.handle.within(answer(rx)).await,
+                Err(e) => Err(e),
+            };
+            out.push(self.complete_get(key, fetched).await);
         }
         out
     }

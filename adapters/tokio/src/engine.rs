@@ -4,6 +4,7 @@
 //! each through its own closure (which sends on the caller's oneshot), delivers events to the
 //! subscriptions ([`Hooks`]), and reconnects when the daemon goes away.
 
+use core::future::Future;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 use std::collections::VecDeque;
@@ -211,16 +212,27 @@ where
         &self,
         make: impl FnOnce() -> (Call<S, H>, oneshot::Receiver<Result<R, Error>>),
     ) -> Result<R, Error> {
-        let go = async {
-            let permit = self.window.clone().acquire_owned().await.map_err(|_| Error::Disconnected)?;
-            let (mut call, rx) = make();
-            call.permit = Some(permit);
-            self.send(call);
-            rx.await.map_err(|_| Error::Disconnected)?
-        };
+        self.within(async { answer(self.enqueue(make).await?).await }).await
+    }
+
+    /// Waits for a place in the window, then sends the call `make` builds; its answer comes
+    /// on the receiver ([`answer`]).
+    pub(crate) async fn enqueue<R>(
+        &self,
+        make: impl FnOnce() -> (Call<S, H>, oneshot::Receiver<Result<R, Error>>),
+    ) -> Result<oneshot::Receiver<Result<R, Error>>, Error> {
+        let permit = self.window.clone().acquire_owned().await.map_err(|_| Error::Disconnected)?;
+        let (mut call, rx) = make();
+        call.permit = Some(permit);
+        self.send(call);
+        Ok(rx)
+    }
+
+    /// `step` within the connection's timeout (`Error::Timeout` after it).
+    pub(crate) async fn within<R>(&self, step: impl Future<Output = Result<R, Error>>) -> Result<R, Error> {
         match self.timeout {
-            Some(t) => tokio::time::timeout(t, go).await.map_err(|_| Error::Timeout)?,
-            None => go.await,
+            Some(t) => tokio::time::timeout(t, step).await.map_err(|_| Error::Timeout)?,
+            None => step.await,
         }
     }
 
@@ -244,6 +256,11 @@ where
             wake.wake();
         })
     }
+}
+
+/// The answer of a call sent with [`Handle::enqueue`].
+pub(crate) async fn answer<R>(rx: oneshot::Receiver<Result<R, Error>>) -> Result<R, Error> {
+    rx.await.map_err(|_| Error::Disconnected)?
 }
 
 /// A request sent and not yet answered.

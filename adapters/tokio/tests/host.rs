@@ -100,6 +100,13 @@ fn calls_answer_as_the_blocking_client_does() {
         assert_eq!(keys, ["t.counter", "t.long"]);
         let dump = cmap.dump(Some("t.")).await.unwrap();
         assert_eq!(dump[0].1.as_ref().unwrap(), &OwnedValue::UInt32(41));
+        // get_many sends its GETs before it awaits any answer.
+        let fresh = with_keys(&server, "m", 50).await;
+        let names: Vec<String> = (0..50).map(|i| format!("m.{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let many = fresh.get_many(&names).await;
+        assert!(many.iter().enumerate().all(|(i, v)| v.as_ref().ok() == Some(&OwnedValue::UInt32(i as u32))));
+        assert!(fresh.peak_in_flight() > 1, "get_many sent one GET at a time");
         cmap.delete("t.counter").await.unwrap();
         let missing = cmap.get("t.counter").await.unwrap_err();
         assert_eq!(missing.answered(), Some(CsError::NotExist), "{missing}");
