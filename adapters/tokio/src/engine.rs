@@ -300,13 +300,11 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         if ready.send(Ok(())).is_err() {
             return;
         }
-        let mut swept = Vec::new();
         loop {
             self.wake.armed.store(false, Ordering::SeqCst);
             self.drain_wake();
             self.take_calls();
-            self.hooks.sweep(&mut swept);
-            self.queue.extend(swept.drain(..));
+            self.sweep();
             if self.conn.is_none() && !self.reconnect() {
                 self.shut_down();
                 return;
@@ -373,9 +371,8 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
             if !self.rx_open && self.hooks.is_idle() {
                 return false;
             }
-            self.sleep_for(Some(backoff));
-            self.wake.armed.store(false, Ordering::SeqCst);
-            self.drain_wake();
+            // The whole pause, whatever the tasks send meanwhile: no connect storm.
+            std::thread::sleep(backoff);
             backoff = (backoff * 2).min(policy.backoff_max);
         }
     }
@@ -390,6 +387,16 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         }
     }
 
+    /// Ends the subscriptions whose stream was dropped: on the daemon if connected (with no
+    /// connection, the next one is made without them).
+    fn sweep(&mut self) {
+        let mut swept = Vec::new();
+        self.hooks.sweep(&mut swept);
+        if self.conn.is_some() {
+            self.queue.extend(swept);
+        }
+    }
+
     fn drain_wake(&mut self) {
         let mut buf = [0u8; 64];
         while matches!(self.wake_rx.read(&mut buf), Ok(n) if n > 0) {}
@@ -399,11 +406,7 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         loop {
             match self.rx.try_recv() {
                 Ok(Msg::Call(call)) => self.queue.push_back(call),
-                Ok(Msg::Sweep) => {
-                    let mut swept = Vec::new();
-                    self.hooks.sweep(&mut swept);
-                    self.queue.extend(swept);
-                }
+                Ok(Msg::Sweep) => self.sweep(),
                 Err(mpsc::TryRecvError::Empty) => return,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     self.rx_open = false;
@@ -494,6 +497,9 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
     /// The connection broke: its requests in flight fail with `Disconnected`.
     fn lost(&mut self) {
         self.conn = None;
+        // Requests nobody waits for (a dropped stream's TRACK_DELETE or TRACK_STOP) name the
+        // lost connection's tracks: the next connection never has them.
+        self.queue.retain(|c| c.cancelled.is_some());
         self.inflight_weight = 0;
         for f in self.inflight.drain(..) {
             (f.complete)(&mut self.hooks, Err(Error::Disconnected));
@@ -502,25 +508,13 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
 
     /// Sleeps until an event, a hang-up or a wake-up: no timer, no CPU.
     fn sleep(&mut self) {
-        self.sleep_for(None);
+        if let Some(conn) = self.conn.as_ref() {
+            let wake = PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN);
+            let events = PollFd::new(conn.transport().as_fd(), PollFlags::POLLIN);
+            // EINTR and the like: the loop looks again.
+            let _ = poll(&mut [wake, events], PollTimeout::NONE);
+        }
         self.stats.idle_wakeups.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn sleep_for(&self, limit: Option<Duration>) {
-        let timeout = match limit {
-            Some(d) => PollTimeout::try_from(d).unwrap_or(PollTimeout::MAX),
-            None => PollTimeout::NONE,
-        };
-        let wake = PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN);
-        let r = match self.conn.as_ref() {
-            Some(conn) => {
-                let events = PollFd::new(conn.transport().as_fd(), PollFlags::POLLIN);
-                poll(&mut [wake, events], timeout)
-            }
-            None => poll(&mut [wake], timeout),
-        };
-        // EINTR and the like: the loop looks again.
-        let _ = r;
     }
 }
 
