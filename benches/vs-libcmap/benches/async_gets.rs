@@ -36,6 +36,8 @@ const GETS: usize = 20_000;
 const NOTIFICATIONS: usize = 5_000;
 /// Connections opened for the memory measurement.
 const CONNECTIONS: usize = 50;
+/// How long the idle measurement waits.
+const IDLE: Duration = Duration::from_secs(2);
 /// The prefix the notification measurement tracks.
 const PREFIX: &str = "corowire.bench.async.notify.";
 
@@ -208,6 +210,18 @@ fn run(scale: f64) -> Result<()> {
         us(async_cpu),
         us(blocking_cpu),
         us(async_cpu) / us(blocking_cpu)
+    );
+
+    // An idle connection with a track open: what its thread costs while nothing happens.
+    let idle_stream = rt.block_on(cmap.track(Some(PREFIX), TrackType::ALL | TrackType::PREFIX))?;
+    let before = process_cpu();
+    std::thread::sleep(IDLE);
+    let idle = process_cpu() - before;
+    drop(idle_stream);
+    println!(
+        "| CPU of the whole process over {} s idle, a track open (µs) | {:.0} | - | - |",
+        IDLE.as_secs(),
+        us(idle)
     );
 
     let base = rss();
