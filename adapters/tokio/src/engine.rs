@@ -309,7 +309,7 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
                 self.shut_down();
                 return;
             }
-            let sent = self.submit_ready();
+            self.submit_ready();
             // Wait for the whole batch in flight: each reply completes its task at once, and
             // what the tasks send meanwhile goes out as the next batch, with one doorbell.
             if let Some(newest) = self.inflight.back().map(|i| i.token) {
@@ -324,9 +324,9 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
             if self.conn.is_none() {
                 continue;
             }
-            if !self.queue.is_empty() && !sent {
-                // Flow control refused the next request and nothing is in flight to wait
-                // for: try again shortly.
+            if !self.queue.is_empty() {
+                // Nothing in flight, yet the next request was not sent: flow control refused
+                // it. Try again shortly.
                 std::thread::sleep(FLOW_CONTROL_PAUSE);
                 continue;
             }
@@ -416,21 +416,20 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         }
     }
 
-    /// Sends queued calls while the window and the rings have room; whether it sent or
-    /// skipped any.
-    fn submit_ready(&mut self) -> bool {
-        let Some(conn) = self.conn.as_mut() else { return false };
+    /// Sends queued calls while the window and the rings have room.
+    fn submit_ready(&mut self) {
+        let Some(conn) = self.conn.as_mut() else { return };
         let budget = conn.transport().reply_budget().saturating_sub(RING_MARGIN);
-        let mut progressed = false;
         while let Some(call) = self.queue.front() {
             if call.cancelled.as_ref().is_some_and(|c| c()) {
                 self.queue.pop_front();
-                progressed = true;
                 continue;
             }
             let fits = self.inflight.is_empty()
                 || (self.inflight.len() < PENDING && self.inflight_weight + call.weight <= budget);
-            if !fits {
+            // Flow control or a full request ring: wait (for the replies in flight, or a
+            // moment), never fail the call.
+            if !fits || !conn.can_send(call.weight.min(conn.transport().max_request_len())) {
                 break;
             }
             let Some(call) = self.queue.pop_front() else { break };
@@ -449,17 +448,15 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
                     (call.complete)(&mut self.hooks, Err(e));
                     if broken {
                         self.lost();
-                        return true;
+                        return;
                     }
                 }
             }
-            progressed = true;
         }
         self.stats.peak_in_flight.fetch_max(self.inflight.len() as u64, Ordering::Relaxed);
         if conn.flush().is_err() {
             self.lost();
         }
-        progressed
     }
 
     /// Reads replies until `until` (the newest request in flight) is answered.
