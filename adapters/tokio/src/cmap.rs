@@ -130,6 +130,11 @@ fn send(conn: &mut Conn<Service>, req: &Request<'_>) -> Result<Token> {
     Ok(conn.submit_deferred(req)?)
 }
 
+/// A typed getter's error for a value of another type.
+fn wrong_type(key: &str, expected: ValueType, found: &OwnedValue) -> Error {
+    CheckError::WrongType { key: key.to_owned(), expected, actual: found.value_type() }.into()
+}
+
 /// A reply carrying a value type this client does not know.
 const UNKNOWN_TYPE: Error = Error::UnexpectedReply { what: "a value of an unknown type" };
 
@@ -192,12 +197,7 @@ macro_rules! typed {
             pub async fn $get(&self, key: &str) -> Result<$ty> {
                 match self.get(key).await? {
                     OwnedValue::$variant(v) => Ok(v),
-                    other => Err(CheckError::WrongType {
-                        key: key.to_owned(),
-                        expected: ValueType::$variant,
-                        actual: other.value_type(),
-                    }
-                    .into()),
+                    other => Err(wrong_type(key, ValueType::$variant, &other)),
                 }
             }
 
@@ -388,20 +388,35 @@ impl Cmap {
         self.set(key, Value::String(value.as_bytes())).await
     }
 
-    /// Gets a string value (`cmap_get_string`).
+    /// Gets a string value (`cmap_get_string`), without its NUL; bytes that are not UTF-8
+    /// become U+FFFD.
     ///
     /// # Errors
     /// As [`Cmap::get`], and [`CheckError::WrongType`] for a value of another type.
     pub async fn get_string(&self, key: &str) -> Result<String> {
         match self.get(key).await? {
             OwnedValue::String(v) => Ok(String::from_utf8_lossy(&v).into_owned()),
-            other => Err(CheckError::WrongType {
-                key: key.to_owned(),
-                expected: ValueType::String,
-                actual: other.value_type(),
-            }
-            .into()),
+            other => Err(wrong_type(key, ValueType::String, &other)),
         }
+    }
+
+    /// Gets a binary value.
+    ///
+    /// # Errors
+    /// As [`Cmap::get`], and [`CheckError::WrongType`] for a value of another type.
+    pub async fn get_binary(&self, key: &str) -> Result<Vec<u8>> {
+        match self.get(key).await? {
+            OwnedValue::Binary(v) => Ok(v),
+            other => Err(wrong_type(key, ValueType::Binary, &other)),
+        }
+    }
+
+    /// Sets a binary value.
+    ///
+    /// # Errors
+    /// As [`Cmap::set`].
+    pub async fn set_binary(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.set(key, Value::Binary(value)).await
     }
 
     typed! {

@@ -111,6 +111,8 @@ fn calls_answer_as_the_blocking_client_does() {
         let missing = cmap.get("t.counter").await.unwrap_err();
         assert_eq!(missing.answered(), Some(CsError::NotExist), "{missing}");
         assert!(matches!(cmap.get_u8("t.long").await, Err(Error::Check(_))));
+        cmap.set_binary("t.bin", &[0, 1, 2]).await.unwrap();
+        assert_eq!(cmap.get_binary("t.bin").await.unwrap(), [0, 1, 2]);
 
         let vq = Votequorum::connect_with(server.vq_options()).await.unwrap();
         let info = vq.get_info(0).await.unwrap();
