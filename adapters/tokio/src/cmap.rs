@@ -561,11 +561,11 @@ impl Cmap {
         Ok(stream)
     }
 
-    /// Times the connection thread woke from its idle sleep (for the idle-CPU proof: an idle
-    /// connection does not wake).
+    /// Rounds of the connection thread's loop so far (for the idle-CPU proof: an idle
+    /// connection makes none).
     #[doc(hidden)]
-    pub fn idle_wakeups(&self) -> u64 {
-        self.handle.stats.idle_wakeups.load(Ordering::Relaxed)
+    pub fn rounds(&self) -> u64 {
+        self.handle.stats.rounds.load(Ordering::Relaxed)
     }
 
     /// The most requests this connection had in flight at once (for the pipelining proof).

@@ -143,8 +143,9 @@ impl Wake {
 /// Counters of one connection thread, for tests and the crate's idle proof.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
-    /// Times the thread returned from its idle `poll`.
-    pub(crate) idle_wakeups: AtomicU64,
+    /// Rounds of the thread's loop (each after a wake-up, a reply, an event or a pause):
+    /// none while the connection is idle.
+    pub(crate) rounds: AtomicU64,
     /// The most requests in flight at once.
     pub(crate) peak_in_flight: AtomicU64,
 }
@@ -301,6 +302,7 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
             return;
         }
         loop {
+            self.stats.rounds.fetch_add(1, Ordering::Relaxed);
             self.wake.armed.store(false, Ordering::SeqCst);
             self.drain_wake();
             self.take_calls();
@@ -511,7 +513,6 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
             // EINTR and the like: the loop looks again.
             let _ = poll(&mut [wake, events], PollTimeout::NONE);
         }
-        self.stats.idle_wakeups.fetch_add(1, Ordering::Relaxed);
     }
 }
 

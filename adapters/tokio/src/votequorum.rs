@@ -313,9 +313,10 @@ impl Votequorum {
         self.qdevice_call([name], move |[name]| Request::QdeviceMasterWins { name, allow }).await
     }
 
-    /// Times the connection thread woke from its idle sleep (for the idle-CPU proof).
+    /// Rounds of the connection thread's loop so far (for the idle-CPU proof: an idle
+    /// connection makes none).
     #[doc(hidden)]
-    pub fn idle_wakeups(&self) -> u64 {
-        self.handle.stats.idle_wakeups.load(Ordering::Relaxed)
+    pub fn rounds(&self) -> u64 {
+        self.handle.stats.rounds.load(Ordering::Relaxed)
     }
 }

@@ -191,3 +191,18 @@ fn streams_survive_a_sigkill_restart_and_a_sigstop() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+#[ignore = "needs corosync (tests/harness/with-corosync)"]
+fn an_idle_connection_with_open_streams_does_not_wake() {
+    runtime().block_on(async {
+        let cmap = Cmap::connect_with(Options::for_tracking()).await.unwrap();
+        let _track = cmap.track(Some(&k("idle.")), TrackType::ALL | TrackType::PREFIX).await.unwrap();
+        cmap.set_u8(&k("other"), 1).await.unwrap();
+        // The thread finishes its round after it answered the call: let it go to sleep.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let before = cmap.rounds();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(cmap.rounds(), before, "the connection thread went round its loop while idle");
+    });
+}
