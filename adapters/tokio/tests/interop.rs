@@ -46,6 +46,19 @@ fn rings() -> Vec<String> {
     names
 }
 
+/// Waits up to `secs` seconds for `check` to hold (a guard against a hang, not a timing).
+fn eventually(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not after {secs} s ({:?} in /dev/shm)",
+            rings()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The next event of `stream` within 10 s (skipping none).
 async fn next<T: core::fmt::Debug>(stream: &mut corowire_tokio::Subscription<T>) -> Tracked<T> {
     tokio::time::timeout(Duration::from_secs(10), stream.next())
@@ -102,13 +115,9 @@ fn ten_thousand_dropped_futures_leave_no_ring_and_the_connection_in_step() {
             assert_eq!(cmap.get_u32(&k(&format!("cancel.{i}"))).await.unwrap(), i);
         }
     });
-    // The connection thread ends with the handle, the daemon removes the rings.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    // (Rings of earlier tests' connections may still be going away.)
-    while !rings().iter().all(|r| before.contains(r)) {
-        assert!(std::time::Instant::now() < deadline, "rings left: {:?} (before: {before:?})", rings());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // The connection thread ends with the handle, the daemon removes the rings. (Rings of
+    // earlier tests' connections may still be going away.)
+    eventually("the rings are removed", 5, || rings().iter().all(|r| before.contains(r)));
 }
 
 #[test]
@@ -161,11 +170,9 @@ fn streams_survive_a_sigkill_restart_and_a_sigstop() {
         // The quorum stream first has the state TRACK_START queued (CHANGES implies it).
         while !matches!(next(&mut quorum).await, Tracked::Resync) {}
         // The daemon serves CMAP before it is quorate: retry the tool until it answers.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !Command::new("corosync-cmapctl").args(["-s", &key, "u32", "7"]).status().unwrap().success() {
-            assert!(std::time::Instant::now() < deadline, "corosync-cmapctl never answered");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("corosync-cmapctl answers", 30, || {
+            Command::new("corosync-cmapctl").args(["-s", &key, "u32", "7"]).status().unwrap().success()
+        });
         let Tracked::Event(e) = next(&mut track).await else { panic!("not an event") };
         assert_eq!(e.key(), key);
         assert_eq!(cmap.get_u32(&key).await.unwrap(), 7);
@@ -185,11 +192,9 @@ fn streams_survive_a_sigkill_restart_and_a_sigstop() {
         assert_eq!(cmap.get_u32(&key).await.unwrap(), 8);
     });
     // Leave a quorate daemon for the tests after this one.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !Command::new("corosync-quorumtool").arg("-s").output().unwrap().status.success() {
-        assert!(std::time::Instant::now() < deadline, "corosync did not become quorate again");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually("corosync is quorate again", 30, || {
+        Command::new("corosync-quorumtool").arg("-s").output().unwrap().status.success()
+    });
 }
 
 #[test]
