@@ -1,0 +1,79 @@
+//! The clients and the CLI when the daemon dies or stops under them, against a real corosync
+//! that the tests kill, pause and start again:
+//!
+//! ```sh
+//! cargo test -p corowire-cli --test daemon --no-run
+//! tests/harness/with-corosync -- cargo test --offline -p corowire-cli --test daemon -- --ignored --test-threads=1
+//! ```
+//!
+//! Every test first checks `COROWIRE_DAEMON` (set by the harness) and starts corosync again
+//! if an earlier test left it dead, and leaves it running.
+
+#[path = "../../tests/support/corosync.rs"]
+mod corosync;
+
+use corosync::{corosync_pid, ensure_corosync, eventually, signal};
+use corowire_unix::Cmap;
+
+fn require_daemon() {
+    assert!(
+        std::env::var("COROWIRE_DAEMON").is_ok(),
+        "COROWIRE_DAEMON is not set: run these tests via tests/harness/with-corosync"
+    );
+    ensure_corosync();
+}
+
+/// SIGKILLs corosync and waits until it is gone: reaped, or a zombie with no thread left
+/// (whose descriptors are closed; `pidof` stops listing a dying process, and its main thread
+/// turns zombie, while other threads still hold them).
+fn kill_corosync() {
+    let pid = corosync_pid().expect("corosync runs");
+    signal("-KILL", &pid);
+    let dead = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')) && threads <= 1
+        }
+        Err(_) => true,
+    };
+    assert!(eventually(100, dead), "corosync did not die");
+}
+
+/// What /dev/shm (private to the harness) holds of this process's connections: the
+/// per-connection directories `qb-<server pid>-<client pid>-...` and whatever is in them.
+fn our_shm_files() -> Vec<String> {
+    let infix = format!("-{}-", std::process::id());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/dev/shm").expect("read /dev/shm").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("qb-") else { continue };
+        // qb-<server pid>-<client pid>-<fd>-XXXXXX
+        if rest.split_once('-').is_some_and(|(_, tail)| tail.starts_with(&infix[1..])) {
+            if let Ok(files) = std::fs::read_dir(entry.path()) {
+                found.extend(files.flatten().map(|f| format!("{name}/{}", f.file_name().to_string_lossy())));
+            }
+            found.push(name);
+        }
+    }
+    found
+}
+
+#[test]
+#[ignore = "needs corosync (tests/harness/with-corosync)"]
+fn a_killed_daemon_leaves_none_of_our_files_in_dev_shm() {
+    // Both exit paths: a call that finds the daemon gone, and a drop before any call.
+    for call_first in [true, false] {
+        require_daemon();
+        let mut cmap = Cmap::connect().expect("connect");
+        assert!(cmap.get("totem.cluster_name").is_ok());
+        assert_eq!(our_shm_files().iter().filter(|f| f.contains('/')).count(), 6, "{:?}", our_shm_files());
+        kill_corosync();
+        if call_first {
+            assert!(cmap.get("totem.cluster_name").is_err(), "a dead daemon answered");
+            assert_eq!(our_shm_files(), Vec::<String>::new(), "left behind by the failed call");
+        }
+        drop(cmap);
+        assert_eq!(our_shm_files(), Vec::<String>::new(), "left behind after the drop");
+    }
+    ensure_corosync();
+}
