@@ -28,6 +28,7 @@ use crate::cformat::{self, cs_strerror};
 use crate::getopt::{self, Opt};
 use crate::json;
 use crate::out;
+use crate::timeout;
 
 const PROG: &str = "corosync-cmapctl";
 const MAX_TRY_AGAIN: u32 = 10;
@@ -205,7 +206,7 @@ fn main(args: Vec<OsString>, json: bool) -> Res {
         Action::ClearStats => {
             let what = clear_opt.unwrap_or_default();
             let key = format!("stats.clear.{}", what.to_string_lossy());
-            let _ = tool.cmap.set_u32(&key, 1);
+            let _ = timeout::ok(tool.cmap.set_u32(&key, 1));
             Ok(())
         }
     };
@@ -223,16 +224,16 @@ fn lossy(s: &OsStr) -> String {
 fn connect(map: Map) -> Res<Cmap> {
     let mut retries = 0;
     loop {
-        match Cmap::connect_with(Options { map, ..Options::default() }) {
+        match Cmap::connect_with(Options { map, timeout: timeout::get(), ..Options::default() }) {
             Ok(c) => return Ok(c),
-            Err(e) if e.cs_error() == CsError::TryAgain && retries < MAX_TRY_AGAIN => {
+            Err(e) if timeout::cs(&e) == CsError::TryAgain && retries < MAX_TRY_AGAIN => {
                 retries += 1;
                 std::thread::sleep(Duration::from_secs(1));
             }
             Err(e) => {
                 out::eprint(&format!(
                     "Failed to initialize the cmap API. Error {}\n",
-                    cs_strerror(e.cs_error())
+                    cs_strerror(timeout::cs(&e))
                 ));
                 return Err(Exit(1));
             }
@@ -262,14 +263,14 @@ impl Tool {
             match self.cmap.get(key) {
                 Ok(v) if v.value_type() == ty => return Ok(Some(v)),
                 Ok(_) => return Err(CsError::InvalidParam),
-                Err(e) if e.cs_error() == CsError::TryAgain => {
+                Err(e) if timeout::cs(&e) == CsError::TryAgain => {
                     std::thread::sleep(Duration::from_secs(1));
                     retries += 1;
                     if retries > MAX_TRY_AGAIN {
                         return Err(CsError::TryAgain);
                     }
                 }
-                Err(e) => return Err(e.cs_error()),
+                Err(e) => return Err(timeout::cs(&e)),
             }
         }
     }
@@ -302,13 +303,13 @@ impl Tool {
             Err(e) => {
                 out::eprint(&format!(
                     "Failed to initialize iteration. Error {}\n",
-                    cs_strerror(e.cs_error())
+                    cs_strerror(timeout::cs(&e))
                 ));
                 return Err(Exit(1));
             }
         };
         // The C tool stops silently at the first error of `cmap_iter_next`.
-        Ok(iter.map_while(Result::ok).map(|(k, ty, _)| (k, ty)).collect())
+        Ok(iter.map_while(timeout::ok).map(|(k, ty, _)| (k, ty)).collect())
     }
 
     /// `print_iter`: whether nothing was found.
@@ -341,7 +342,7 @@ impl Tool {
             match self.cmap.get_type(&key) {
                 Ok((ty, _)) => self.print_fetched(&key, ty),
                 Err(e) => {
-                    let e = e.cs_error();
+                    let e = timeout::cs(&e);
                     out::eprint(&format!("Can't get key {key}. Error {}\n", cs_strerror(e)));
                     if self.json {
                         self.keys.push(json!({"error": {"key": key, "error": cs_strerror(e)}}));
@@ -375,7 +376,7 @@ impl Tool {
         for key in keys {
             let key = lossy(key);
             if let Err(e) = self.cmap.delete(&key) {
-                out::eprint(&format!("Can't delete key {key}. Error {}\n", cs_strerror(e.cs_error())));
+                out::eprint(&format!("Can't delete key {key}. Error {}\n", cs_strerror(timeout::cs(&e))));
                 return Err(Exit(1));
             }
         }
@@ -385,7 +386,7 @@ impl Tool {
     fn delete_with_prefix(&mut self, prefix: &str) -> Res {
         for (key, _) in self.keys_under(Some(prefix))? {
             if let Err(e) = self.cmap.delete(&key) {
-                out::eprint(&format!("Can't delete key {key}. Error {}\n", cs_strerror(e.cs_error())));
+                out::eprint(&format!("Can't delete key {key}. Error {}\n", cs_strerror(timeout::cs(&e))));
             }
         }
         Ok(())
@@ -433,7 +434,7 @@ impl Tool {
         let result = match &v {
             // cmap_set refuses a NULL value, which is what an empty input gives.
             OwnedValue::Binary(b) if b.is_empty() => Err(CsError::InvalidParam),
-            _ => self.cmap.set(key, v.as_value()).map_err(|e| e.cs_error()),
+            _ => self.cmap.set(key, v.as_value()).map_err(|e| timeout::cs(&e)),
         };
         if let Err(e) = result {
             out::eprint(&format!("Failed to set key {key}. Error {}\n", cs_strerror(e)));
@@ -473,7 +474,7 @@ impl Tool {
                         if let Err(e) = self.cmap.delete(&k) {
                             out::eprint(&format!(
                                 "Can't delete key {k}. Error {}\n",
-                                cs_strerror(e.cs_error())
+                                cs_strerror(timeout::cs(&e))
                             ));
                         }
                     }
@@ -515,7 +516,7 @@ impl Tool {
             if let Err(e) = added {
                 out::eprint(&format!(
                     "Failed to add tracking function. Error {}\n",
-                    cs_strerror(e.cs_error())
+                    cs_strerror(timeout::cs(&e))
                 ));
                 return Err(Exit(1));
             }
@@ -544,7 +545,7 @@ impl Tool {
             }
             if cmap_ready {
                 if let Err(e) = self.cmap.dispatch(DispatchMode::All) {
-                    out::eprint(&format!("Dispatch error {}\n", cs_strerror(e.cs_error())));
+                    out::eprint(&format!("Dispatch error {}\n", cs_strerror(timeout::cs(&e))));
                     quit = true;
                 }
                 let pending: Vec<TrackedEvent> =

@@ -23,12 +23,14 @@ use corowire::votequorum::{InfoFlags, Notification, TrackFlags, QDEVICE_NODEID};
 use corowire::CsError;
 use corowire_unix::cmap::Cmap;
 use corowire_unix::votequorum::{NodeInfo, Votequorum};
+use corowire_unix::Options;
 use serde_json::{json, Value as Json};
 use std::sync::{Arc, Mutex};
 
 use crate::cformat::{cs_strerror, strtonum};
 use crate::getopt::{self, Opt};
 use crate::out;
+use crate::timeout;
 
 const PROG: &str = "corosync-quorumtool";
 /// The corosync version whose tool this mirrors (`-V`).
@@ -176,7 +178,7 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
                 Err(e) => {
                     out::eprint(&format!(
                         "Unable to set votes {votes} for nodeid: {nodeid}: {}\n",
-                        cs_strerror(e.cs_error())
+                        cs_strerror(timeout::cs(&e))
                     ));
                     1
                 }
@@ -185,7 +187,7 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
         Command::SetExpected => match tool.vq.set_expected(votes as u32) {
             Ok(()) => 0,
             Err(e) => {
-                out::eprint(&format!("Unable to set expected votes: {}\n", cs_strerror(e.cs_error())));
+                out::eprint(&format!("Unable to set expected votes: {}\n", cs_strerror(timeout::cs(&e))));
                 1
             }
         },
@@ -229,12 +231,13 @@ struct NodelistEntry {
 impl Tool {
     /// `init_all`; `None` after printing the C tool's message.
     fn init() -> Option<Self> {
-        let Ok(mut cmap) = Cmap::connect() else {
+        let options = Options { timeout: timeout::get(), ..Options::default() };
+        let Some(mut cmap) = timeout::ok(Cmap::connect_with(options.clone())) else {
             out::eprint("Cannot initialize CMAP service\n");
             return None;
         };
-        match cmap.get_string("quorum.provider") {
-            Ok(p) if p == "corosync_votequorum" => {}
+        match timeout::ok(cmap.get_string("quorum.provider")).as_deref() {
+            Some("corosync_votequorum") => {}
             _ => {
                 out::eprint(
                     "corowire: corosync does not use votequorum; only the votequorum provider is supported\n",
@@ -242,11 +245,11 @@ impl Tool {
                 return None;
             }
         }
-        let Ok(mut vq) = Votequorum::connect() else {
+        let Some(mut vq) = timeout::ok(Votequorum::connect_with(options)) else {
             out::eprint("Cannot initialise VOTEQUORUM service\n");
             return None;
         };
-        let Ok(our_nodeid) = cmap.get_u32("runtime.votequorum.this_node_id") else {
+        let Some(our_nodeid) = timeout::ok(cmap.get_u32("runtime.votequorum.this_node_id")) else {
             out::eprint("Unable to retrieve this_node_id\n");
             return None;
         };
@@ -285,14 +288,14 @@ impl Tool {
             if let Some(n) = self.notes.lock().ok().and_then(|mut q| (!q.is_empty()).then(|| q.remove(0))) {
                 return Ok(n);
             }
-            self.vq.dispatch(DispatchMode::One).map_err(|e| e.cs_error())?;
+            self.vq.dispatch(DispatchMode::One).map_err(|e| timeout::cs(&e))?;
         }
     }
 
     /// The current state, as `quorum_getquorate` + `quorum_trackstart(CS_TRACK_CURRENT)` and
     /// `votequorum_trackstart(CS_TRACK_CURRENT)` give it to the C tool.
     fn current(&mut self) -> Result<(), CsError> {
-        self.vq.track_start(0, TrackFlags::CURRENT).map_err(|e| e.cs_error())?;
+        self.vq.track_start(0, TrackFlags::CURRENT).map_err(|e| timeout::cs(&e))?;
         let (mut got_list, mut got_quorum) = (false, false);
         while !(got_list && got_quorum) {
             match self.next_note()? {
@@ -345,7 +348,7 @@ impl Tool {
         if let Err(e) = self.vq.track_start(0, TrackFlags::CHANGES) {
             out::eprint(&format!(
                 "Unable to start votequorum status tracking: {}\n",
-                cs_strerror(e.cs_error())
+                cs_strerror(timeout::cs(&e))
             ));
             return 1;
         }
@@ -414,7 +417,7 @@ impl Tool {
         let info = match self.vq.get_info(self.our_nodeid) {
             Ok(i) => i,
             Err(e) => {
-                out::eprint(&format!("Unable to get quorum device info: {}\n", cs_strerror(e.cs_error())));
+                out::eprint(&format!("Unable to get quorum device info: {}\n", cs_strerror(timeout::cs(&e))));
                 return 1;
             }
         };
@@ -424,7 +427,10 @@ impl Tool {
         match self.vq.qdevice_unregister(&info.qdevice_name) {
             Ok(()) => 0,
             Err(e) => {
-                out::eprint(&format!("Unable to unregister quorum device: {}\n", cs_strerror(e.cs_error())));
+                out::eprint(&format!(
+                    "Unable to unregister quorum device: {}\n",
+                    cs_strerror(timeout::cs(&e))
+                ));
                 1
             }
         }
@@ -488,7 +494,7 @@ impl Tool {
                 Ok(())
             }
             Err(e) => {
-                let e = e.cs_error();
+                let e = timeout::cs(&e);
                 out::eprint(&format!("Unable to get node info: {}\n", cs_strerror(e)));
                 doc["votequorum"] = Json::Null;
                 Err(e)
@@ -612,7 +618,7 @@ impl Tool {
         if self.nodelist.is_none() {
             let mut entries: Vec<(u32, NodelistEntry)> = Vec::new();
             let keys: Vec<String> = match self.cmap.iter(Some("nodelist.node.")) {
-                Ok(it) => it.map_while(Result::ok).map(|(k, ..)| k).collect(),
+                Ok(it) => it.map_while(timeout::ok).map(|(k, ..)| k).collect(),
                 Err(_) => Vec::new(),
             };
             for key in keys {
@@ -628,11 +634,12 @@ impl Tool {
                 };
                 let entry = &mut entries[idx].1;
                 if field == "nodeid" {
-                    entry.nodeid = self.cmap.get_u32(&key).ok();
+                    entry.nodeid = timeout::ok(self.cmap.get_u32(&key));
                 } else if field == "name" {
-                    entry.name = self.cmap.get_string(&key).ok();
+                    entry.name = timeout::ok(self.cmap.get_string(&key));
                 } else if let Some(n) = field.strip_prefix("ring").and_then(|f| f.strip_suffix("_addr")) {
-                    if let (Ok(n), Ok(addr)) = (n.parse::<usize>(), self.cmap.get_string(&key)) {
+                    if let (Ok(n), Some(addr)) = (n.parse::<usize>(), timeout::ok(self.cmap.get_string(&key)))
+                    {
                         if entry.addrs.len() <= n {
                             entry.addrs.resize(n + 1, String::new());
                         }

@@ -77,3 +77,75 @@ fn a_killed_daemon_leaves_none_of_our_files_in_dev_shm() {
     }
     ensure_corosync();
 }
+
+/// A stopped (`SIGSTOP`) corosync, continued on drop.
+struct Stopped(String);
+
+impl Stopped {
+    fn new() -> Self {
+        let pid = corosync_pid().expect("corosync runs");
+        signal("-STOP", &pid);
+        Self(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal("-CONT", &self.0);
+    }
+}
+
+/// Runs `corowire TOOL ARGS` with `COROWIRE_TIMEOUT=timeout`: (exit status, stdout, stderr).
+fn corowire_within(timeout: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corowire"))
+        .args(args)
+        .env("COROWIRE_TIMEOUT", timeout)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run corowire");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+#[ignore = "needs corosync (tests/harness/with-corosync)"]
+fn every_command_gives_up_on_a_stopped_daemon_within_corowire_timeout() {
+    require_daemon();
+    // With the daemon running the bound changes nothing.
+    let (code, stdout, _) = corowire_within("5", &["cmap", "-g", "totem.cluster_name"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), "totem.cluster_name (str) = corowire-test\n"));
+    let stopped = Stopped::new();
+    for args in [
+        &["cmap", "-g", "totem.cluster_name"][..],
+        &["cmap", "totem."],
+        &["cmap", "-s", "corowire.test.timeout", "u8", "1"],
+        &["quorum", "-s"],
+        &["quorum", "-l"],
+    ] {
+        let (code, _, stderr) = corowire_within("0.5", args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().last(),
+            Some("corowire: the daemon did not answer within 0.5 s (COROWIRE_TIMEOUT)"),
+            "{args:?}"
+        );
+    }
+    drop(stopped);
+    assert!(eventually(50, corosync::quorate), "corosync did not come back");
+    let _ = corowire_within("5", &["cmap", "-d", "corowire.test.timeout"]);
+}
+
+#[test]
+fn an_invalid_corowire_timeout_is_refused() {
+    for bad in ["0", "-2", "soon"] {
+        let (code, stdout, stderr) = corowire_within(bad, &["cmap", "-g", "totem.cluster_name"]);
+        assert_eq!((code, stdout.as_str()), (Some(1), ""), "{bad}");
+        assert_eq!(
+            stderr,
+            format!("corowire: COROWIRE_TIMEOUT must be a positive number of seconds, not '{bad}'\n")
+        );
+    }
+}
