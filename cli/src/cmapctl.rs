@@ -6,7 +6,11 @@
 //!
 //! Known differences from the C tool:
 //! - listing and `-D` read the key names first and then the values (the C tool interleaves
-//!   them on one iteration); the output only differs if keys change meanwhile;
+//!   them on one iteration); the output only differs if keys change meanwhile. Listing
+//!   pipelines both (`Cmap::dump`). A daemon lost while the values are read ends the listing
+//!   as the C tool's: the keys read so far, then one `Can't get value of KEY` line; lost
+//!   while the names are read, it prints `Failed to initialize iteration` and exits with 1,
+//!   where the C tool prints the keys it had and exits with 0;
 //! - tracking quits on end of input also when stdin is a pipe whose writer went away (the C
 //!   tool spins on `POLLHUP` there), and stdout is flushed after every event.
 
@@ -279,10 +283,13 @@ impl Tool {
     fn print_fetched(&mut self, key: &str, ty: ValueType) {
         match self.fetch(key, ty) {
             Ok(v) => self.print_key(key.as_bytes(), ty, v.as_ref()),
-            Err(e) => {
-                out::eprint(&format!("Can't get value of {key}. Error {}\n", cs_strerror(e)));
-            }
+            Err(e) => Self::value_error(key, e),
         }
+    }
+
+    /// The C tool's line for a key whose value could not be read.
+    fn value_error(key: &str, e: CsError) {
+        out::eprint(&format!("Can't get value of {key}. Error {}\n", cs_strerror(e)));
     }
 
     /// The line `print_key` prints (or, with `--json`, records the key).
@@ -312,13 +319,42 @@ impl Tool {
         Ok(iter.map_while(timeout::ok).map(|(k, ty, _)| (k, ty)).collect())
     }
 
-    /// `print_iter`: whether nothing was found.
+    /// `print_iter`, through the pipelined [`Cmap::dump`]: whether nothing was found.
+    ///
+    /// A key whose value cannot be read gets the C tool's `Can't get value of KEY. Error E`
+    /// line. When the connection is lost while the values are read, the keys read before are
+    /// printed and the first key without a value gets that line; the listing ends there, as
+    /// the C tool's does (its next `cmap_iter_next` fails, silently).
     fn print_iter(&mut self, prefix: Option<&str>) -> Res<bool> {
-        let keys = self.keys_under(prefix)?;
-        for (key, ty) in &keys {
-            self.print_fetched(key, *ty);
+        let entries = match self.cmap.dump(prefix) {
+            Ok(entries) => entries,
+            Err(e) => {
+                let e = timeout::cs(&e);
+                out::eprint(&format!("Failed to initialize iteration. Error {}\n", cs_strerror(e)));
+                return Err(Exit(1));
+            }
+        };
+        for (key, value) in &entries {
+            match value {
+                Ok(v) => {
+                    let ty = v.value_type();
+                    let shown = (ty != ValueType::Binary || self.show_binary).then_some(v);
+                    self.print_key(key.as_bytes(), ty, shown);
+                }
+                // The C tool retries a GET the daemon asked to retry.
+                Err(e) if e.answered() == Some(CsError::TryAgain) => match self.cmap.get_type(key) {
+                    Ok((ty, _)) => self.print_fetched(key, ty),
+                    Err(e) => Self::value_error(key, timeout::cs(&e)),
+                },
+                Err(e) => {
+                    Self::value_error(key, timeout::cs(e));
+                    if e.answered().is_none() {
+                        break;
+                    }
+                }
+            }
         }
-        Ok(keys.is_empty())
+        Ok(entries.is_empty())
     }
 
     fn print_prefixes(&mut self, prefixes: &[OsString]) -> Res {
