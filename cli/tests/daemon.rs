@@ -149,3 +149,69 @@ fn an_invalid_corowire_timeout_is_refused() {
         );
     }
 }
+
+/// Checks what a listing killed by the daemon's death printed: a prefix of the whole
+/// listing `full`, then at most one error line, the C tool's line for the next key (or, for
+/// a death before the listing began, one setup or iteration error).
+fn check_interrupted(tool: &str, full: &str, (code, stdout, stderr): &(Option<i32>, String, String)) {
+    assert!(full.starts_with(stdout.as_str()), "{tool}: printed something that is not in the listing");
+    assert!(stdout.is_empty() || stdout.ends_with('\n'), "{tool}: a line cut short");
+    let errors: Vec<&str> = stderr.lines().collect();
+    assert!(errors.len() <= 1, "{tool}: {} error lines, first {:?}", errors.len(), errors.first());
+    match errors.first() {
+        None => assert_eq!(*code, Some(0), "{tool}"),
+        Some(line) if line.starts_with("Can't get value of ") => {
+            let next = full[stdout.len()..].split(" (").next().unwrap_or_default();
+            assert_eq!(*line, format!("Can't get value of {next}. Error CS_ERR_LIBRARY"), "{tool}");
+        }
+        Some(line) => {
+            let known = ["Failed to initialize the cmap API", "Failed to initialize iteration"];
+            assert!(known.iter().any(|k| line.starts_with(k)), "{tool}: {line}");
+            assert_eq!((*code, stdout.as_str()), (Some(1), ""), "{tool}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs corosync (tests/harness/with-corosync)"]
+fn a_listing_cut_by_the_daemons_death_prints_what_it_had_and_one_error_line() {
+    require_daemon();
+    // 50,000 keys, so that the C tool's listing takes a while.
+    let dir = std::env::temp_dir().join(format!("corowire-daemon-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let load = dir.join("bulk.conf");
+    let lines: String = (0..50_000).map(|i| format!("corowire.bulk.k{i:05} u32 {i}\n")).collect();
+    std::fs::write(&load, lines).expect("write the load file");
+    let (code, _, stderr) = corowire_within("60", &["cmap", "-p", load.to_str().expect("utf-8 path")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let full = std::process::Command::new("corosync-cmapctl").output().expect("run corosync-cmapctl");
+    let full = String::from_utf8_lossy(&full.stdout).into_owned();
+    assert!(full.lines().count() > 50_000);
+
+    // Both tools list, the daemon dies under them (whenever that is, what they print must
+    // have the C tool's shape).
+    let spawn = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let c_tool = spawn("corosync-cmapctl", &[]);
+    let ours = spawn(env!("CARGO_BIN_EXE_corowire"), &["cmap"]);
+    std::thread::sleep(core::time::Duration::from_millis(300));
+    kill_corosync();
+    let result = |child: std::process::Child| {
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    check_interrupted("corosync-cmapctl", &full, &result(c_tool));
+    check_interrupted("corowire cmap", &full, &result(ours));
+    let _ = std::fs::remove_dir_all(&dir);
+    ensure_corosync();
+}
