@@ -11,9 +11,11 @@
 //!   the C tool's two-queue wait on that single stream, so it prints at the same moments;
 //! - node names come from the CMAP node list (`nodelist.node.X.name`, as in the C tool); the
 //!   addresses the C tool asks the cfg service for are taken from `nodelist.node.X.ringN_addr`
-//!   (resolved to an IP address for `-i`; without `-i`, a node without a `name` shows the
-//!   configured address, where the C tool would show its reverse-DNS name);
-//! - corosync without the votequorum provider is not supported (exit 1 with a message).
+//!   (resolved to an IP address, then shown as it with `-i`, else as the name `getnameinfo`
+//!   gives for it, as the C tool does: `localhost` for 127.0.0.1, nothing when the lookup
+//!   fails);
+//! - against a corosync without the votequorum provider, `-s`, `-l`, `-e`, `-v` and `-f`
+//!   print the C tool's messages and exit with its statuses (`-m` as `-s`).
 
 use std::ffi::OsString;
 use std::net::ToSocketAddrs;
@@ -22,6 +24,7 @@ use corowire::dispatch::DispatchMode;
 use corowire::votequorum::{InfoFlags, Notification, TrackFlags, QDEVICE_NODEID};
 use corowire::CsError;
 use corowire_unix::cmap::Cmap;
+use corowire_unix::sys::dns::name_of;
 use corowire_unix::votequorum::{NodeInfo, Votequorum};
 use corowire_unix::Options;
 use serde_json::{json, Value as Json};
@@ -167,7 +170,11 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
         }
     }
 
-    let Some(mut tool) = Tool::init() else { return 1 };
+    let mut tool = match Tool::init() {
+        Init::Ready(tool) => tool,
+        Init::Failed => return 1,
+        Init::NoVotequorum => return without_votequorum(command, fmt),
+    };
     match command {
         Command::ShowNodes => tool.show_nodes(fmt),
         Command::ShowStatus => tool.show_status(fmt),
@@ -193,6 +200,45 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
         },
         Command::Monitor => tool.monitor(fmt),
         Command::UnregisterQdevice => tool.unregister_qdevice(),
+    }
+}
+
+/// What [`Tool::init`] found.
+enum Init {
+    Ready(Box<Tool>),
+    /// corosync runs without `quorum { provider: corosync_votequorum }`.
+    NoVotequorum,
+    /// A message was printed.
+    Failed,
+}
+
+/// `command` against a corosync that does not use votequorum, as the C tool answers it:
+/// the changes are refused, `-s` cannot start tracking (its votequorum handle is not
+/// valid), `-l` prints the membership header without a votes column and no member.
+fn without_votequorum(command: Command, fmt: Format) -> u8 {
+    let refused = |what: &str| {
+        out::eprint(&format!("You cannot {what}, corosync is not using votequorum\n"));
+        1
+    };
+    match command {
+        Command::SetExpected => refused("change expected votes"),
+        Command::SetVotes => refused("change node votes"),
+        Command::UnregisterQdevice => refused("unregister quorum device"),
+        Command::ShowStatus | Command::Monitor => {
+            out::eprint("Unable to start votequorum status tracking: CS_ERR_BAD_HANDLE\n");
+            1
+        }
+        Command::ShowNodes if fmt.json => {
+            crate::json::print_line(&json!({"membership": [], "qdevice": Json::Null}));
+            0
+        }
+        Command::ShowNodes => {
+            out::print(&format!(
+                "\nMembership information\n----------------------\n{}Name\n",
+                padded("Nodeid")
+            ));
+            0
+        }
     }
 }
 
@@ -229,29 +275,24 @@ struct NodelistEntry {
 }
 
 impl Tool {
-    /// `init_all`; `None` after printing the C tool's message.
-    fn init() -> Option<Self> {
+    /// `init_all`: the connections, or what stopped them (after printing the C tool's
+    /// message).
+    fn init() -> Init {
         let options = Options { timeout: timeout::get(), ..Options::default() };
         let Some(mut cmap) = timeout::ok(Cmap::connect_with(options.clone())) else {
             out::eprint("Cannot initialize CMAP service\n");
-            return None;
+            return Init::Failed;
         };
-        match timeout::ok(cmap.get_string("quorum.provider")).as_deref() {
-            Some("corosync_votequorum") => {}
-            _ => {
-                out::eprint(
-                    "corowire: corosync does not use votequorum; only the votequorum provider is supported\n",
-                );
-                return None;
-            }
+        if timeout::ok(cmap.get_string("quorum.provider")).as_deref() != Some("corosync_votequorum") {
+            return Init::NoVotequorum;
         }
         let Some(mut vq) = timeout::ok(Votequorum::connect_with(options)) else {
             out::eprint("Cannot initialise VOTEQUORUM service\n");
-            return None;
+            return Init::Failed;
         };
         let Some(our_nodeid) = timeout::ok(cmap.get_u32("runtime.votequorum.this_node_id")) else {
             out::eprint("Unable to retrieve this_node_id\n");
-            return None;
+            return Init::Failed;
         };
         let notes: Arc<Mutex<Vec<Note>>> = Arc::default();
         let sink = Arc::clone(&notes);
@@ -269,7 +310,7 @@ impl Tool {
                 q.push(note);
             }
         });
-        Some(Self {
+        Init::Ready(Box::new(Self {
             cmap,
             vq,
             notes,
@@ -279,7 +320,7 @@ impl Tool {
             quorate: false,
             ring_rep_node: 0,
             nodelist: None,
-        })
+        }))
     }
 
     /// Waits for the next notification.
@@ -653,7 +694,7 @@ impl Tool {
     }
 
     /// `node_name`: the node list name (unless `-i`), then (all with `-a`, else the first)
-    /// addresses.
+    /// addresses: as IP addresses with `-i`, else as the names they resolve back to.
     fn node_name(&mut self, nodeid: u32, fmt: Format) -> String {
         let entry = self.nodelist().iter().find(|e| e.nodeid == Some(nodeid)).cloned().unwrap_or_default();
         let mut out = String::new();
@@ -670,10 +711,13 @@ impl Tool {
             if i > 0 {
                 out.push_str(", ");
             }
+            let ip = resolve(addr);
             if fmt.ip {
-                out.push_str(&resolve(addr));
-            } else {
-                out.push_str(addr);
+                out.push_str(&ip);
+            } else if let Some(name) = ip.parse().ok().and_then(name_of) {
+                // getnameinfo without NI_NUMERICHOST: the name the address resolves to (the
+                // numeric form when it has none), nothing when the lookup fails.
+                out.push_str(&name);
             }
         }
         out

@@ -23,20 +23,11 @@ fn require_daemon() {
     ensure_corosync();
 }
 
-/// SIGKILLs corosync and waits until it is gone: reaped, or a zombie with no thread left
-/// (whose descriptors are closed; `pidof` stops listing a dying process, and its main thread
-/// turns zombie, while other threads still hold them).
+/// SIGKILLs corosync and waits until it is [`gone`].
 fn kill_corosync() {
     let pid = corosync_pid().expect("corosync runs");
     signal("-KILL", &pid);
-    let dead = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
-            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')) && threads <= 1
-        }
-        Err(_) => true,
-    };
-    assert!(eventually(100, dead), "corosync did not die");
+    assert!(eventually(100, || gone(&pid)), "corosync did not die");
 }
 
 /// What /dev/shm (private to the harness) holds of this process's connections: the
@@ -95,19 +86,25 @@ impl Drop for Stopped {
     }
 }
 
-/// Runs `corowire TOOL ARGS` with `COROWIRE_TIMEOUT=timeout`: (exit status, stdout, stderr).
-fn corowire_within(timeout: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corowire"))
-        .args(args)
-        .env("COROWIRE_TIMEOUT", timeout)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run corowire");
+/// What a run gave: exit status, stdout, stderr.
+type Outcome = (Option<i32>, String, String);
+
+fn outcome(out: std::process::Output) -> Outcome {
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `corowire TOOL ARGS` with `COROWIRE_TIMEOUT=timeout`.
+fn corowire_within(timeout: &str, args: &[&str]) -> Outcome {
+    let cmd = std::process::Command::new(env!("CARGO_BIN_EXE_corowire"))
+        .args(args)
+        .env("COROWIRE_TIMEOUT", timeout)
+        .stdin(std::process::Stdio::null())
+        .output();
+    outcome(cmd.expect("run corowire"))
 }
 
 #[test]
@@ -153,7 +150,7 @@ fn an_invalid_corowire_timeout_is_refused() {
 /// Checks what a listing killed by the daemon's death printed: a prefix of the whole
 /// listing `full`, then at most one error line, the C tool's line for the next key (or, for
 /// a death before the listing began, one setup or iteration error).
-fn check_interrupted(tool: &str, full: &str, (code, stdout, stderr): &(Option<i32>, String, String)) {
+fn check_interrupted(tool: &str, full: &str, (code, stdout, stderr): &Outcome) {
     assert!(full.starts_with(stdout.as_str()), "{tool}: printed something that is not in the listing");
     assert!(stdout.is_empty() || stdout.ends_with('\n'), "{tool}: a line cut short");
     let errors: Vec<&str> = stderr.lines().collect();
@@ -202,16 +199,127 @@ fn a_listing_cut_by_the_daemons_death_prints_what_it_had_and_one_error_line() {
     let ours = spawn(env!("CARGO_BIN_EXE_corowire"), &["cmap"]);
     std::thread::sleep(core::time::Duration::from_millis(300));
     kill_corosync();
-    let result = |child: std::process::Child| {
-        let out = child.wait_with_output().expect("wait");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let result = |child: std::process::Child| outcome(child.wait_with_output().expect("wait"));
     check_interrupted("corosync-cmapctl", &full, &result(c_tool));
     check_interrupted("corowire cmap", &full, &result(ours));
     let _ = std::fs::remove_dir_all(&dir);
     ensure_corosync();
+}
+
+/// Whether process `pid` is gone: reaped, or a zombie with no thread left (whose descriptors
+/// are closed; `pidof` stops listing a dying process, and its main thread turns zombie,
+/// while other threads still hold them).
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')) && threads <= 1
+        }
+        Err(_) => true,
+    }
+}
+
+/// Stops corosync with SIGTERM and waits until it is gone.
+fn stop_corosync() {
+    if let Some(pid) = corosync_pid() {
+        signal("-TERM", &pid);
+        assert!(eventually(150, || gone(&pid)), "corosync did not stop");
+    }
+}
+
+/// Runs `check` against a corosync started from the harness's configuration as `edit`
+/// changes it, then goes back to the harness's own.
+/// `quorate`: whether to wait for a quorate membership (with a votequorum configuration).
+fn with_config(name: &str, quorate: bool, edit: impl Fn(&str) -> String, check: impl FnOnce()) {
+    require_daemon();
+    let conf = std::env::var("COROWIRE_COROSYNC_CONF").expect("run inside tests/harness/with-corosync");
+    let edited = edit(&std::fs::read_to_string(&conf).expect("read the harness's corosync.conf"));
+    let path = std::env::temp_dir().join(format!("corowire-{name}-{}.conf", std::process::id()));
+    std::fs::write(&path, edited).expect("write the edited configuration");
+    stop_corosync();
+    let started =
+        std::process::Command::new("corosync").arg("-c").arg(&path).status().expect("start corosync");
+    assert!(started.success(), "corosync refused the {name} configuration");
+    let serving = || {
+        std::process::Command::new("corosync-cmapctl")
+            .args(["-g", "runtime.services.cmap.service_id"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(eventually(150, serving), "corosync with the {name} configuration does not serve");
+    assert!(
+        !quorate || eventually(150, corosync::quorate),
+        "corosync with the {name} configuration is not quorate"
+    );
+    check();
+    stop_corosync();
+    let _ = std::fs::remove_file(&path);
+    ensure_corosync();
+}
+
+/// `corosync-quorumtool ARGS` and `corowire quorum ARGS` give the same output and status.
+fn same_quorum(args: &[&str]) {
+    let run = |program: &str, pre: &[&str]| {
+        let cmd = std::process::Command::new(program)
+            .args(pre)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output();
+        outcome(cmd.expect("run"))
+    };
+    let c = run("corosync-quorumtool", &[]);
+    let ours = run(env!("CARGO_BIN_EXE_corowire"), &["quorum"]);
+    assert_eq!(ours, c, "corowire quorum {args:?} differs from corosync-quorumtool");
+}
+
+#[test]
+#[ignore = "needs corosync (tests/harness/with-corosync)"]
+fn without_a_nodelist_name_nodes_are_shown_by_the_name_their_address_resolves_to() {
+    let unnamed =
+        |conf: &str| conf.lines().filter(|l| !l.contains("name: node1")).map(|l| format!("{l}\n")).collect();
+    with_config("unnamed", true, unnamed, || {
+        for args in [&["-l"][..], &["-l", "-a"], &["-l", "-i"], &["-s"], &["-l", "-p"], &["-l", "-o", "n"]] {
+            same_quorum(args);
+        }
+        // The loopback address resolves (through /etc/hosts) to a name, not to itself.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_corowire")).args(["quorum", "-l"]).output();
+        let text = String::from_utf8_lossy(&out.expect("run").stdout).into_owned();
+        assert!(!text.contains("127.0.0.1"), "{text}");
+    });
+    // Several links need names; the second address is looked up as well.
+    let two_links = |conf: &str| {
+        conf.replace("ring0_addr: 127.0.0.1", "ring0_addr: 127.0.0.1\n        ring1_addr: 127.0.0.2")
+    };
+    with_config("two-links", true, two_links, || {
+        for args in [&["-l", "-a"][..], &["-l", "-a", "-i"], &["-s", "-a"]] {
+            same_quorum(args);
+        }
+    });
+}
+
+#[test]
+#[ignore = "needs corosync (tests/harness/with-corosync)"]
+fn without_a_quorum_section_each_command_answers_as_the_c_tool() {
+    let no_quorum = |conf: &str| {
+        let mut out = String::new();
+        let mut skipping = false;
+        for line in conf.lines() {
+            skipping |= line.starts_with("quorum {");
+            if !skipping {
+                out.push_str(line);
+                out.push('\n');
+            }
+            skipping &= line != "}";
+        }
+        out
+    };
+    with_config("no-quorum", false, no_quorum, || {
+        for args in
+            [&["-s"][..], &[], &["-l"], &["-l", "-p"], &["-l", "-H"], &["-e", "2"], &["-v", "2"], &["-f"]]
+        {
+            same_quorum(args);
+        }
+    });
 }
