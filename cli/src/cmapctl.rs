@@ -186,7 +186,11 @@ fn main(args: Vec<OsString>, json: bool) -> Res {
         return Err(Exit(1));
     }
 
-    let cmap = connect(map)?;
+    // A value to set may need libcmap's request size (a 70,000-byte bin file must reach the
+    // daemon, which judges it, as from the C tool); the other commands set up faster with
+    // the default.
+    let large = matches!(action, Action::Set | Action::Load);
+    let cmap = connect(map, large)?;
     let mut tool = Tool { cmap, show_binary: show_binary || json, quiet, json, map, keys: Vec::new() };
     let result = match action {
         Action::PrintPrefix => tool.print_prefixes(&operands),
@@ -224,11 +228,19 @@ fn lossy(s: &OsStr) -> String {
     s.to_string_lossy().into_owned()
 }
 
-/// `cmap_initialize_map`, retried on `CS_ERR_TRY_AGAIN` like the C tool.
-fn connect(map: Map) -> Res<Cmap> {
+/// The maximum message size libcmap asks for (`IPC_REQUEST_SIZE`, 1 MiB).
+const LIBCMAP_MAX_MSG_SIZE: u32 = 1 << 20;
+
+/// `cmap_initialize_map`, retried on `CS_ERR_TRY_AGAIN` like the C tool; `large` asks for
+/// libcmap's maximum message size, so that every request the C tool can send fits.
+fn connect(map: Map, large: bool) -> Res<Cmap> {
     let mut retries = 0;
+    let mut options = Options { map, timeout: timeout::get(), ..Options::default() };
+    if large {
+        options.max_msg_size = options.max_msg_size.max(LIBCMAP_MAX_MSG_SIZE);
+    }
     loop {
-        match Cmap::connect_with(Options { map, timeout: timeout::get(), ..Options::default() }) {
+        match Cmap::connect_with(options.clone()) {
             Ok(c) => return Ok(c),
             Err(e) if timeout::cs(&e) == CsError::TryAgain && retries < MAX_TRY_AGAIN => {
                 retries += 1;
