@@ -13,7 +13,7 @@
 mod corosync;
 
 use corosync::{corosync_pid, ensure_corosync, eventually, signal};
-use corowire_unix::Cmap;
+use corowire_unix::{Cmap, DispatchMode};
 
 fn require_daemon() {
     assert!(
@@ -52,19 +52,30 @@ fn our_shm_files() -> Vec<String> {
 #[test]
 #[ignore = "needs corosync (tests/harness/with-corosync)"]
 fn a_killed_daemon_leaves_none_of_our_files_in_dev_shm() {
-    // Both exit paths: a call that finds the daemon gone, and a drop before any call.
-    for call_first in [true, false] {
+    /// How the client meets the dead daemon before it is dropped.
+    #[derive(Debug, Clone, Copy)]
+    enum Path {
+        Call,
+        Dispatch,
+        DropOnly,
+    }
+    for path in [Path::Call, Path::Dispatch, Path::DropOnly] {
         require_daemon();
         let mut cmap = Cmap::connect().expect("connect");
         assert!(cmap.get("totem.cluster_name").is_ok());
         assert_eq!(our_shm_files().iter().filter(|f| f.contains('/')).count(), 6, "{:?}", our_shm_files());
         kill_corosync();
-        if call_first {
-            assert!(cmap.get("totem.cluster_name").is_err(), "a dead daemon answered");
-            assert_eq!(our_shm_files(), Vec::<String>::new(), "left behind by the failed call");
+        let failed = match path {
+            Path::Call => cmap.get("totem.cluster_name").is_err(),
+            Path::Dispatch => cmap.dispatch(DispatchMode::All).is_err(),
+            Path::DropOnly => true,
+        };
+        assert!(failed, "{path:?}: the dead daemon went unnoticed");
+        if !matches!(path, Path::DropOnly) {
+            assert_eq!(our_shm_files(), Vec::<String>::new(), "{path:?}: left behind before the drop");
         }
         drop(cmap);
-        assert_eq!(our_shm_files(), Vec::<String>::new(), "left behind after the drop");
+        assert_eq!(our_shm_files(), Vec::<String>::new(), "{path:?}: left behind after the drop");
     }
     ensure_corosync();
 }
