@@ -15,7 +15,7 @@
 //!   gives for it, as the C tool does: `localhost` for 127.0.0.1, nothing when the lookup
 //!   fails);
 //! - against a corosync without the votequorum provider, `-s`, `-l`, `-e`, `-v` and `-f`
-//!   print the C tool's messages and exit with its statuses (`-m` as `-s`).
+//!   print the C tool's messages and exit with its statuses (`-m` too).
 
 use std::ffi::OsString;
 use std::net::ToSocketAddrs;
@@ -214,7 +214,8 @@ enum Init {
 
 /// `command` against a corosync that does not use votequorum, as the C tool answers it:
 /// the changes are refused, `-s` cannot start tracking (its votequorum handle is not
-/// valid), `-l` prints the membership header without a votes column and no member.
+/// valid; `-m` then says it cannot monitor), `-l` prints the membership header without a
+/// votes column and no member.
 fn without_votequorum(command: Command, fmt: Format) -> u8 {
     let refused = |what: &str| {
         out::eprint(&format!("You cannot {what}, corosync is not using votequorum\n"));
@@ -226,6 +227,9 @@ fn without_votequorum(command: Command, fmt: Format) -> u8 {
         Command::UnregisterQdevice => refused("unregister quorum device"),
         Command::ShowStatus | Command::Monitor => {
             out::eprint("Unable to start votequorum status tracking: CS_ERR_BAD_HANDLE\n");
+            if command == Command::Monitor {
+                out::print("\nQuorum is not configured - cannot monitor\n");
+            }
             1
         }
         Command::ShowNodes if fmt.json => {

@@ -327,9 +327,17 @@ fn without_a_quorum_section_each_command_answers_as_the_c_tool() {
         out
     };
     with_config("no-quorum", false, no_quorum, || {
-        for args in
-            [&["-s"][..], &[], &["-l"], &["-l", "-p"], &["-l", "-H"], &["-e", "2"], &["-v", "2"], &["-f"]]
-        {
+        for args in [
+            &["-s"][..],
+            &[],
+            &["-l"],
+            &["-l", "-p"],
+            &["-l", "-H"],
+            &["-e", "2"],
+            &["-v", "2"],
+            &["-f"],
+            &["-m"],
+        ] {
             same_quorum(args);
         }
     });
