@@ -29,6 +29,7 @@ mod out;
 mod quorumtool;
 mod serve;
 mod time;
+mod timeout;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -97,6 +98,13 @@ environment:
   COROWIRE_DEMO_BACKEND    demo's backend when no option picks one: builtin,
                            corosync, or auto (the default: corosync if it
                            answers, else builtin)
+  COROWIRE_TIMEOUT=SECS    cmap and quorum wait at most SECS seconds (a positive
+                           decimal number) for each answer of the daemon, the
+                           connect included; then they print what they had and
+                           one error line, and exit with status 1. Unset or
+                           empty: wait as long as the daemon lives, as the C
+                           tools do. Tracking (-t, -T, -m) still waits for
+                           events as long as it runs.
 ";
 
 fn main() -> ExitCode {

@@ -11,31 +11,20 @@
 //! (Debian package `prometheus-hacluster-exporter`).
 
 mod common;
+#[path = "../../tests/support/corosync.rs"]
+mod corosync;
 
-use core::time::Duration;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
 
 use common::{get, once, parse, try_get, value, Exporter, SampleKey};
+use corosync::{corosync_pid, ensure_corosync, eventually, signal};
 
 /// A port nobody listens on now (inside the harness's namespace nothing else runs).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// Polls `check` every 200 ms, at most `tries` times; whether it came true. A bound on the
-/// wait, not a timing assertion.
-fn eventually(tries: u32, mut check: impl FnMut() -> bool) -> bool {
-    for _ in 0..tries {
-        if check() {
-            return true;
-        }
-        sleep(Duration::from_millis(200));
-    }
-    false
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -67,36 +56,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn corosync_pid() -> Option<String> {
-    let out = Command::new("pidof").arg("corosync").output().ok()?;
-    let pid = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (!pid.is_empty()).then_some(pid)
-}
-
-fn quorate() -> bool {
-    Command::new("corosync-quorumtool")
-        .arg("-s")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Starts corosync again (after the restart test stopped it) if it is not running.
-fn ensure_corosync() {
-    if corosync_pid().is_none() {
-        let conf = std::env::var("COROWIRE_COROSYNC_CONF").expect("run inside tests/harness/with-corosync");
-        // Without -f corosync forks into the background once it is set up.
-        let started = Command::new("corosync").args(["-c", &conf]).status().expect("start corosync");
-        assert!(started.success(), "corosync did not start");
-    }
-    assert!(eventually(150, quorate), "corosync is not serving");
-}
-
-fn signal(sig: &str, pid: &str) {
-    assert!(Command::new("kill").args([sig, pid]).status().expect("kill").success());
 }
 
 #[test]
