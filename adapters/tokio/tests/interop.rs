@@ -6,6 +6,10 @@
 use core::time::Duration;
 use std::process::Command;
 
+#[path = "../../../tests/support/corosync.rs"]
+mod corosync;
+
+use corosync::{corosync_pid, ensure_corosync, eventually, signal};
 use corowire_tokio::{
     Cmap, Error, Options, Reconnect, TrackFlags, TrackType, Tracked, Votequorum, STREAM_CAPACITY,
 };
@@ -17,17 +21,6 @@ fn runtime() -> tokio::runtime::Runtime {
 /// A key unique to this process.
 fn k(name: &str) -> String {
     format!("corowire.tokio.{}.{name}", std::process::id())
-}
-
-fn corosync_pid() -> String {
-    let out = Command::new("pidof").arg("corosync").output().unwrap();
-    let pid = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert!(!pid.is_empty(), "corosync is not running");
-    pid
-}
-
-fn kill(sig: &str, pid: &str) {
-    assert!(Command::new("kill").args([sig, pid]).status().unwrap().success());
 }
 
 fn cmapctl_set(key: &str, value: u32) {
@@ -44,19 +37,6 @@ fn rings() -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// Waits up to `secs` seconds for `check` to hold (a guard against a hang, not a timing).
-fn eventually(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: not after {secs} s ({:?} in /dev/shm)",
-            rings()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The next event of `stream` within 10 s (skipping none).
@@ -117,7 +97,8 @@ fn ten_thousand_dropped_futures_leave_no_ring_and_the_connection_in_step() {
     });
     // The connection thread ends with the handle, the daemon removes the rings. (Rings of
     // earlier tests' connections may still be going away.)
-    eventually("the rings are removed", 5, || rings().iter().all(|r| before.contains(r)));
+    let gone = eventually(25, || rings().iter().all(|r| before.contains(r)));
+    assert!(gone, "rings left: {:?} (before: {before:?})", rings());
 }
 
 #[test]
@@ -161,28 +142,24 @@ fn streams_survive_a_sigkill_restart_and_a_sigstop() {
         let mut quorum = vq.track(1, TrackFlags::CHANGES).await.unwrap();
 
         // SIGKILL, then corosync started again as the harness starts it.
-        kill("-KILL", &corosync_pid());
-        let conf = std::env::var("COROWIRE_COROSYNC_CONF").expect("run inside tests/harness/with-corosync");
+        signal("-KILL", &corosync_pid().expect("corosync runs"));
         // A call made while the daemon is down waits for the reconnect (or its timeout).
         assert!(matches!(cmap.get_u32(&key).await, Err(Error::Timeout | Error::Disconnected)));
-        assert!(Command::new("corosync").args(["-c", &conf]).status().unwrap().success());
+        ensure_corosync();
         assert_eq!(next(&mut track).await, Tracked::Resync);
         // The quorum stream first has the state TRACK_START queued (CHANGES implies it).
         while !matches!(next(&mut quorum).await, Tracked::Resync) {}
-        // The daemon serves CMAP before it is quorate: retry the tool until it answers.
-        eventually("corosync-cmapctl answers", 30, || {
-            Command::new("corosync-cmapctl").args(["-s", &key, "u32", "7"]).status().unwrap().success()
-        });
+        cmapctl_set(&key, 7);
         let Tracked::Event(e) = next(&mut track).await else { panic!("not an event") };
         assert_eq!(e.key(), key);
         assert_eq!(cmap.get_u32(&key).await.unwrap(), 7);
 
         // SIGSTOP for longer than the call timeout: the call fails, the stream stays.
-        let pid = corosync_pid();
-        kill("-STOP", &pid);
+        let pid = corosync_pid().expect("corosync runs");
+        signal("-STOP", &pid);
         assert_eq!(cmap.get_u32(&key).await.unwrap_err(), Error::Timeout);
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        kill("-CONT", &pid);
+        signal("-CONT", &pid);
         cmapctl_set(&key, 8);
         let Tracked::Event(e) = next(&mut track).await else { panic!("not an event") };
         assert_eq!(
@@ -191,10 +168,8 @@ fn streams_survive_a_sigkill_restart_and_a_sigstop() {
         );
         assert_eq!(cmap.get_u32(&key).await.unwrap(), 8);
     });
-    // Leave a quorate daemon for the tests after this one.
-    eventually("corosync is quorate again", 30, || {
-        Command::new("corosync-quorumtool").arg("-s").output().unwrap().status.success()
-    });
+    // Leave a serving daemon for the tests after this one.
+    ensure_corosync();
 }
 
 #[test]
