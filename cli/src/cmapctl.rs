@@ -6,7 +6,11 @@
 //!
 //! Known differences from the C tool:
 //! - listing and `-D` read the key names first and then the values (the C tool interleaves
-//!   them on one iteration); the output only differs if keys change meanwhile;
+//!   them on one iteration); the output only differs if keys change meanwhile. Listing
+//!   pipelines both (`Cmap::dump`). A daemon lost while the values are read ends the listing
+//!   as the C tool's: the keys read so far, then one `Can't get value of KEY` line; lost
+//!   while the names are read, it prints `Failed to initialize iteration` and exits with 1,
+//!   where the C tool prints the keys it had and exits with 0;
 //! - tracking quits on end of input also when stdin is a pipe whose writer went away (the C
 //!   tool spins on `POLLHUP` there), and stdout is flushed after every event.
 
@@ -29,6 +33,7 @@ use crate::cformat::{self, cs_strerror};
 use crate::getopt::{self, Opt};
 use crate::json;
 use crate::out;
+use crate::timeout;
 
 const PROG: &str = "corosync-cmapctl";
 const MAX_TRY_AGAIN: u32 = 10;
@@ -183,9 +188,11 @@ fn main(args: Vec<OsString>, json: bool, follow: bool) -> Res {
         return Err(Exit(1));
     }
 
-    // --follow: only tracking survives a restart.
-    let base = if follow && action == Action::Track { crate::follow_options() } else { Options::default() };
-    let cmap = connect(Options { map, ..base })?;
+    // A value to set may need libcmap's request size (a 70,000-byte bin file must reach the
+    // daemon, which judges it, as from the C tool); the other commands set up faster with
+    // the default. --follow: only tracking survives a restart.
+    let large = matches!(action, Action::Set | Action::Load);
+    let cmap = connect(map, large, follow && action == Action::Track)?;
     let mut tool = Tool { cmap, show_binary: show_binary || json, quiet, json, map, keys: Vec::new() };
     let result = match action {
         Action::PrintPrefix => tool.print_prefixes(&operands),
@@ -209,7 +216,7 @@ fn main(args: Vec<OsString>, json: bool, follow: bool) -> Res {
         Action::ClearStats => {
             let what = clear_opt.unwrap_or_default();
             let key = format!("stats.clear.{}", what.to_string_lossy());
-            let _ = tool.cmap.set_u32(&key, 1);
+            let _ = timeout::ok(tool.cmap.set_u32(&key, 1));
             Ok(())
         }
     };
@@ -223,20 +230,30 @@ fn lossy(s: &OsStr) -> String {
     s.to_string_lossy().into_owned()
 }
 
-/// `cmap_initialize_map`, retried on `CS_ERR_TRY_AGAIN` like the C tool.
-fn connect(options: Options) -> Res<Cmap> {
+/// The maximum message size libcmap asks for (`IPC_REQUEST_SIZE`, 1 MiB).
+const LIBCMAP_MAX_MSG_SIZE: u32 = 1 << 20;
+
+/// `cmap_initialize_map`, retried on `CS_ERR_TRY_AGAIN` like the C tool; `large` asks for
+/// libcmap's maximum message size, so that every request the C tool can send fits; `follow`
+/// for a connection that waits for corosync and comes back after losing it (`--follow`).
+fn connect(map: Map, large: bool, follow: bool) -> Res<Cmap> {
     let mut retries = 0;
+    let reconnect = follow.then(crate::follow_reconnect);
+    let mut options = Options { map, timeout: timeout::get(), reconnect, ..Options::default() };
+    if large {
+        options.max_msg_size = options.max_msg_size.max(LIBCMAP_MAX_MSG_SIZE);
+    }
     loop {
         match Cmap::connect_with(options.clone()) {
             Ok(c) => return Ok(c),
-            Err(e) if e.cs_error() == CsError::TryAgain && retries < MAX_TRY_AGAIN => {
+            Err(e) if timeout::cs(&e) == CsError::TryAgain && retries < MAX_TRY_AGAIN => {
                 retries += 1;
                 std::thread::sleep(Duration::from_secs(1));
             }
             Err(e) => {
                 out::eprint(&format!(
                     "Failed to initialize the cmap API. Error {}\n",
-                    cs_strerror(e.cs_error())
+                    cs_strerror(timeout::cs(&e))
                 ));
                 return Err(Exit(1));
             }
@@ -266,14 +283,14 @@ impl Tool {
             match self.cmap.get(key) {
                 Ok(v) if v.value_type() == ty => return Ok(Some(v)),
                 Ok(_) => return Err(CsError::InvalidParam),
-                Err(e) if e.cs_error() == CsError::TryAgain => {
+                Err(e) if timeout::cs(&e) == CsError::TryAgain => {
                     std::thread::sleep(Duration::from_secs(1));
                     retries += 1;
                     if retries > MAX_TRY_AGAIN {
                         return Err(CsError::TryAgain);
                     }
                 }
-                Err(e) => return Err(e.cs_error()),
+                Err(e) => return Err(timeout::cs(&e)),
             }
         }
     }
@@ -282,10 +299,13 @@ impl Tool {
     fn print_fetched(&mut self, key: &str, ty: ValueType) {
         match self.fetch(key, ty) {
             Ok(v) => self.print_key(key.as_bytes(), ty, v.as_ref()),
-            Err(e) => {
-                out::eprint(&format!("Can't get value of {key}. Error {}\n", cs_strerror(e)));
-            }
+            Err(e) => Self::value_error(key, e),
         }
+    }
+
+    /// The C tool's line for a key whose value could not be read.
+    fn value_error(key: &str, e: CsError) {
+        out::eprint(&format!("Can't get value of {key}. Error {}\n", cs_strerror(e)));
     }
 
     /// The line `print_key` prints (or, with `--json`, records the key).
@@ -306,22 +326,51 @@ impl Tool {
             Err(e) => {
                 out::eprint(&format!(
                     "Failed to initialize iteration. Error {}\n",
-                    cs_strerror(e.cs_error())
+                    cs_strerror(timeout::cs(&e))
                 ));
                 return Err(Exit(1));
             }
         };
         // The C tool stops silently at the first error of `cmap_iter_next`.
-        Ok(iter.map_while(Result::ok).map(|(k, ty, _)| (k, ty)).collect())
+        Ok(iter.map_while(timeout::ok).map(|(k, ty, _)| (k, ty)).collect())
     }
 
-    /// `print_iter`: whether nothing was found.
+    /// `print_iter`, through the pipelined [`Cmap::dump`]: whether nothing was found.
+    ///
+    /// A key whose value cannot be read gets the C tool's `Can't get value of KEY. Error E`
+    /// line. When the connection is lost while the values are read, the keys read before are
+    /// printed and the first key without a value gets that line; the listing ends there, as
+    /// the C tool's does (its next `cmap_iter_next` fails, silently).
     fn print_iter(&mut self, prefix: Option<&str>) -> Res<bool> {
-        let keys = self.keys_under(prefix)?;
-        for (key, ty) in &keys {
-            self.print_fetched(key, *ty);
+        let entries = match self.cmap.dump(prefix) {
+            Ok(entries) => entries,
+            Err(e) => {
+                let e = timeout::cs(&e);
+                out::eprint(&format!("Failed to initialize iteration. Error {}\n", cs_strerror(e)));
+                return Err(Exit(1));
+            }
+        };
+        for (key, value) in &entries {
+            match value {
+                Ok(v) => {
+                    let ty = v.value_type();
+                    let shown = (ty != ValueType::Binary || self.show_binary).then_some(v);
+                    self.print_key(key.as_bytes(), ty, shown);
+                }
+                // The C tool retries a GET the daemon asked to retry.
+                Err(e) if e.answered() == Some(CsError::TryAgain) => match self.cmap.get_type(key) {
+                    Ok((ty, _)) => self.print_fetched(key, ty),
+                    Err(e) => Self::value_error(key, timeout::cs(&e)),
+                },
+                Err(e) => {
+                    Self::value_error(key, timeout::cs(e));
+                    if e.answered().is_none() {
+                        break;
+                    }
+                }
+            }
         }
-        Ok(keys.is_empty())
+        Ok(entries.is_empty())
     }
 
     fn print_prefixes(&mut self, prefixes: &[OsString]) -> Res {
@@ -345,7 +394,7 @@ impl Tool {
             match self.cmap.get_type(&key) {
                 Ok((ty, _)) => self.print_fetched(&key, ty),
                 Err(e) => {
-                    let e = e.cs_error();
+                    let e = timeout::cs(&e);
                     out::eprint(&format!("Can't get key {key}. Error {}\n", cs_strerror(e)));
                     if self.json {
                         self.keys.push(json!({"error": {"key": key, "error": cs_strerror(e)}}));
@@ -379,7 +428,7 @@ impl Tool {
         for key in keys {
             let key = lossy(key);
             if let Err(e) = self.cmap.delete(&key) {
-                out::eprint(&format!("Can't delete key {key}. Error {}\n", cs_strerror(e.cs_error())));
+                out::eprint(&format!("Can't delete key {key}. Error {}\n", cs_strerror(timeout::cs(&e))));
                 return Err(Exit(1));
             }
         }
@@ -389,7 +438,7 @@ impl Tool {
     fn delete_with_prefix(&mut self, prefix: &str) -> Res {
         for (key, _) in self.keys_under(Some(prefix))? {
             if let Err(e) = self.cmap.delete(&key) {
-                out::eprint(&format!("Can't delete key {key}. Error {}\n", cs_strerror(e.cs_error())));
+                out::eprint(&format!("Can't delete key {key}. Error {}\n", cs_strerror(timeout::cs(&e))));
             }
         }
         Ok(())
@@ -437,7 +486,7 @@ impl Tool {
         let result = match &v {
             // cmap_set refuses a NULL value, which is what an empty input gives.
             OwnedValue::Binary(b) if b.is_empty() => Err(CsError::InvalidParam),
-            _ => self.cmap.set(key, v.as_value()).map_err(|e| e.cs_error()),
+            _ => self.cmap.set(key, v.as_value()).map_err(|e| timeout::cs(&e)),
         };
         if let Err(e) = result {
             out::eprint(&format!("Failed to set key {key}. Error {}\n", cs_strerror(e)));
@@ -477,7 +526,7 @@ impl Tool {
                         if let Err(e) = self.cmap.delete(&k) {
                             out::eprint(&format!(
                                 "Can't delete key {k}. Error {}\n",
-                                cs_strerror(e.cs_error())
+                                cs_strerror(timeout::cs(&e))
                             ));
                         }
                     }
@@ -519,7 +568,7 @@ impl Tool {
             if let Err(e) = added {
                 out::eprint(&format!(
                     "Failed to add tracking function. Error {}\n",
-                    cs_strerror(e.cs_error())
+                    cs_strerror(timeout::cs(&e))
                 ));
                 return Err(Exit(1));
             }
@@ -551,7 +600,7 @@ impl Tool {
                     // --follow: back after a loss, the tracks re-added.
                     Err(Error::Resync) => crate::print_resync("resync> ", self.json),
                     Err(e) => {
-                        out::eprint(&format!("Dispatch error {}\n", cs_strerror(e.cs_error())));
+                        out::eprint(&format!("Dispatch error {}\n", cs_strerror(timeout::cs(&e))));
                         quit = true;
                     }
                     Ok(()) => {}

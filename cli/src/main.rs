@@ -29,6 +29,7 @@ mod out;
 mod quorumtool;
 mod serve;
 mod time;
+mod timeout;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -103,6 +104,13 @@ environment:
   COROWIRE_DEMO_BACKEND    demo's backend when no option picks one: builtin,
                            corosync, or auto (the default: corosync if it
                            answers, else builtin)
+  COROWIRE_TIMEOUT=SECS    cmap and quorum wait at most SECS seconds (a positive
+                           decimal number) for each answer of the daemon, the
+                           connect included; then they print what they had and
+                           one error line, and exit with status 1. Unset or
+                           empty: wait as long as the daemon lives, as the C
+                           tools do. Tracking (-t, -T, -m) still waits for
+                           events as long as it runs.
 ";
 
 fn main() -> ExitCode {
@@ -159,8 +167,8 @@ const RESYNC: &str = "reconnected to corosync, changes in between were not seen"
 
 /// The resilience `--follow` asks for: wait 30 s for corosync at start, then come back after
 /// every loss.
-fn follow_options() -> corowire_unix::Options {
-    corowire_unix::Options { reconnect: Some(corowire_unix::Reconnect::default()), ..Default::default() }
+fn follow_reconnect() -> corowire_unix::Reconnect {
+    corowire_unix::Reconnect::default()
 }
 
 /// Prints the `--follow` resync line: `LABEL` and [`RESYNC`], or `{"event":"resync"}` for

@@ -11,9 +11,11 @@
 //!   the C tool's two-queue wait on that single stream, so it prints at the same moments;
 //! - node names come from the CMAP node list (`nodelist.node.X.name`, as in the C tool); the
 //!   addresses the C tool asks the cfg service for are taken from `nodelist.node.X.ringN_addr`
-//!   (resolved to an IP address for `-i`; without `-i`, a node without a `name` shows the
-//!   configured address, where the C tool would show its reverse-DNS name);
-//! - corosync without the votequorum provider is not supported (exit 1 with a message).
+//!   (resolved to an IP address, then shown as it with `-i`, else as the name `getnameinfo`
+//!   gives for it, as the C tool does: `localhost` for 127.0.0.1, nothing when the lookup
+//!   fails);
+//! - against a corosync without the votequorum provider, `-s`, `-l`, `-e`, `-v` and `-f`
+//!   print the C tool's messages and exit with its statuses (`-m` too).
 
 use std::ffi::OsString;
 use std::net::ToSocketAddrs;
@@ -22,6 +24,7 @@ use corowire::dispatch::DispatchMode;
 use corowire::votequorum::{InfoFlags, Notification, TrackFlags, QDEVICE_NODEID};
 use corowire::CsError;
 use corowire_unix::cmap::Cmap;
+use corowire_unix::sys::dns::name_of;
 use corowire_unix::votequorum::{NodeInfo, Votequorum};
 use corowire_unix::{Error, Options};
 use serde_json::{json, Value as Json};
@@ -30,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use crate::cformat::{cs_strerror, strtonum};
 use crate::getopt::{self, Opt};
 use crate::out;
+use crate::timeout;
 
 const PROG: &str = "corosync-quorumtool";
 /// The corosync version whose tool this mirrors (`-V`).
@@ -168,7 +172,11 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
     }
 
     // --follow: only monitoring survives a restart.
-    let Some(mut tool) = Tool::init(follow && command == Command::Monitor) else { return 1 };
+    let mut tool = match Tool::init(follow && command == Command::Monitor) {
+        Init::Ready(tool) => tool,
+        Init::Failed => return 1,
+        Init::NoVotequorum => return without_votequorum(command, fmt),
+    };
     match command {
         Command::ShowNodes => tool.show_nodes(fmt),
         Command::ShowStatus => tool.show_status(fmt),
@@ -179,7 +187,7 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
                 Err(e) => {
                     out::eprint(&format!(
                         "Unable to set votes {votes} for nodeid: {nodeid}: {}\n",
-                        cs_strerror(e.cs_error())
+                        cs_strerror(timeout::cs(&e))
                     ));
                     1
                 }
@@ -188,12 +196,55 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
         Command::SetExpected => match tool.vq.set_expected(votes as u32) {
             Ok(()) => 0,
             Err(e) => {
-                out::eprint(&format!("Unable to set expected votes: {}\n", cs_strerror(e.cs_error())));
+                out::eprint(&format!("Unable to set expected votes: {}\n", cs_strerror(timeout::cs(&e))));
                 1
             }
         },
         Command::Monitor => tool.monitor(fmt),
         Command::UnregisterQdevice => tool.unregister_qdevice(),
+    }
+}
+
+/// What [`Tool::init`] found.
+enum Init {
+    Ready(Box<Tool>),
+    /// corosync runs without `quorum { provider: corosync_votequorum }`.
+    NoVotequorum,
+    /// A message was printed.
+    Failed,
+}
+
+/// `command` against a corosync that does not use votequorum, as the C tool answers it:
+/// the changes are refused, `-s` cannot start tracking (its votequorum handle is not
+/// valid; `-m` then says it cannot monitor), `-l` prints the membership header without a
+/// votes column and no member.
+fn without_votequorum(command: Command, fmt: Format) -> u8 {
+    let refused = |what: &str| {
+        out::eprint(&format!("You cannot {what}, corosync is not using votequorum\n"));
+        1
+    };
+    match command {
+        Command::SetExpected => refused("change expected votes"),
+        Command::SetVotes => refused("change node votes"),
+        Command::UnregisterQdevice => refused("unregister quorum device"),
+        Command::ShowStatus | Command::Monitor => {
+            out::eprint("Unable to start votequorum status tracking: CS_ERR_BAD_HANDLE\n");
+            if command == Command::Monitor {
+                out::print("\nQuorum is not configured - cannot monitor\n");
+            }
+            1
+        }
+        Command::ShowNodes if fmt.json => {
+            crate::json::print_line(&json!({"membership": [], "qdevice": Json::Null}));
+            0
+        }
+        Command::ShowNodes => {
+            out::print(&format!(
+                "\nMembership information\n----------------------\n{}Name\n",
+                padded("Nodeid")
+            ));
+            0
+        }
     }
 }
 
@@ -238,30 +289,26 @@ struct NodelistEntry {
 }
 
 impl Tool {
-    /// `init_all`; `None` after printing the C tool's message. `follow`: connections that
-    /// wait for corosync and come back after losing it (`--follow`).
-    fn init(follow: bool) -> Option<Self> {
-        let options = if follow { crate::follow_options() } else { Options::default() };
-        let Ok(mut cmap) = Cmap::connect_with(options.clone()) else {
+    /// `init_all`: the connections, or what stopped them (after printing the C tool's
+    /// message). `follow`: connections that wait for corosync and come back after losing it
+    /// (`--follow`).
+    fn init(follow: bool) -> Init {
+        let reconnect = follow.then(crate::follow_reconnect);
+        let options = Options { timeout: timeout::get(), reconnect, ..Options::default() };
+        let Some(mut cmap) = timeout::ok(Cmap::connect_with(options.clone())) else {
             out::eprint("Cannot initialize CMAP service\n");
-            return None;
+            return Init::Failed;
         };
-        match cmap.get_string("quorum.provider") {
-            Ok(p) if p == "corosync_votequorum" => {}
-            _ => {
-                out::eprint(
-                    "corowire: corosync does not use votequorum; only the votequorum provider is supported\n",
-                );
-                return None;
-            }
+        if timeout::ok(cmap.get_string("quorum.provider")).as_deref() != Some("corosync_votequorum") {
+            return Init::NoVotequorum;
         }
-        let Ok(mut vq) = Votequorum::connect_with(options) else {
+        let Some(mut vq) = timeout::ok(Votequorum::connect_with(options)) else {
             out::eprint("Cannot initialise VOTEQUORUM service\n");
-            return None;
+            return Init::Failed;
         };
-        let Ok(our_nodeid) = cmap.get_u32("runtime.votequorum.this_node_id") else {
+        let Some(our_nodeid) = timeout::ok(cmap.get_u32("runtime.votequorum.this_node_id")) else {
             out::eprint("Unable to retrieve this_node_id\n");
-            return None;
+            return Init::Failed;
         };
         let notes: Arc<Mutex<Vec<Note>>> = Arc::default();
         let sink = Arc::clone(&notes);
@@ -279,7 +326,7 @@ impl Tool {
                 q.push(note);
             }
         });
-        Some(Self {
+        Init::Ready(Box::new(Self {
             cmap,
             vq,
             notes,
@@ -289,7 +336,7 @@ impl Tool {
             quorate: false,
             ring_rep_node: 0,
             nodelist: None,
-        })
+        }))
     }
 
     /// Waits for the next notification.
@@ -300,7 +347,7 @@ impl Tool {
             }
             match self.vq.dispatch(DispatchMode::One) {
                 Err(Error::Resync) => return Ok(Note::Resync),
-                r => r.map_err(|e| e.cs_error())?,
+                r => r.map_err(|e| timeout::cs(&e))?,
             }
         }
     }
@@ -308,7 +355,7 @@ impl Tool {
     /// The current state, as `quorum_getquorate` + `quorum_trackstart(CS_TRACK_CURRENT)` and
     /// `votequorum_trackstart(CS_TRACK_CURRENT)` give it to the C tool.
     fn current(&mut self) -> Result<(), CsError> {
-        self.vq.track_start(0, TrackFlags::CURRENT).map_err(|e| e.cs_error())?;
+        self.vq.track_start(0, TrackFlags::CURRENT).map_err(|e| timeout::cs(&e))?;
         let (mut got_list, mut got_quorum) = (false, false);
         while !(got_list && got_quorum) {
             match self.next_note()? {
@@ -361,7 +408,7 @@ impl Tool {
         if let Err(e) = self.vq.track_start(0, TrackFlags::CHANGES) {
             out::eprint(&format!(
                 "Unable to start votequorum status tracking: {}\n",
-                cs_strerror(e.cs_error())
+                cs_strerror(timeout::cs(&e))
             ));
             return 1;
         }
@@ -440,7 +487,7 @@ impl Tool {
         let info = match self.vq.get_info(self.our_nodeid) {
             Ok(i) => i,
             Err(e) => {
-                out::eprint(&format!("Unable to get quorum device info: {}\n", cs_strerror(e.cs_error())));
+                out::eprint(&format!("Unable to get quorum device info: {}\n", cs_strerror(timeout::cs(&e))));
                 return 1;
             }
         };
@@ -450,7 +497,10 @@ impl Tool {
         match self.vq.qdevice_unregister(&info.qdevice_name) {
             Ok(()) => 0,
             Err(e) => {
-                out::eprint(&format!("Unable to unregister quorum device: {}\n", cs_strerror(e.cs_error())));
+                out::eprint(&format!(
+                    "Unable to unregister quorum device: {}\n",
+                    cs_strerror(timeout::cs(&e))
+                ));
                 1
             }
         }
@@ -514,7 +564,7 @@ impl Tool {
                 Ok(())
             }
             Err(e) => {
-                let e = e.cs_error();
+                let e = timeout::cs(&e);
                 out::eprint(&format!("Unable to get node info: {}\n", cs_strerror(e)));
                 doc["votequorum"] = Json::Null;
                 Err(e)
@@ -638,7 +688,7 @@ impl Tool {
         if self.nodelist.is_none() {
             let mut entries: Vec<(u32, NodelistEntry)> = Vec::new();
             let keys: Vec<String> = match self.cmap.iter(Some("nodelist.node.")) {
-                Ok(it) => it.map_while(Result::ok).map(|(k, ..)| k).collect(),
+                Ok(it) => it.map_while(timeout::ok).map(|(k, ..)| k).collect(),
                 Err(_) => Vec::new(),
             };
             for key in keys {
@@ -654,11 +704,12 @@ impl Tool {
                 };
                 let entry = &mut entries[idx].1;
                 if field == "nodeid" {
-                    entry.nodeid = self.cmap.get_u32(&key).ok();
+                    entry.nodeid = timeout::ok(self.cmap.get_u32(&key));
                 } else if field == "name" {
-                    entry.name = self.cmap.get_string(&key).ok();
+                    entry.name = timeout::ok(self.cmap.get_string(&key));
                 } else if let Some(n) = field.strip_prefix("ring").and_then(|f| f.strip_suffix("_addr")) {
-                    if let (Ok(n), Ok(addr)) = (n.parse::<usize>(), self.cmap.get_string(&key)) {
+                    if let (Ok(n), Some(addr)) = (n.parse::<usize>(), timeout::ok(self.cmap.get_string(&key)))
+                    {
                         if entry.addrs.len() <= n {
                             entry.addrs.resize(n + 1, String::new());
                         }
@@ -672,7 +723,7 @@ impl Tool {
     }
 
     /// `node_name`: the node list name (unless `-i`), then (all with `-a`, else the first)
-    /// addresses.
+    /// addresses: as IP addresses with `-i`, else as the names they resolve back to.
     fn node_name(&mut self, nodeid: u32, fmt: Format) -> String {
         let entry = self.nodelist().iter().find(|e| e.nodeid == Some(nodeid)).cloned().unwrap_or_default();
         let mut out = String::new();
@@ -689,10 +740,13 @@ impl Tool {
             if i > 0 {
                 out.push_str(", ");
             }
+            let ip = resolve(addr);
             if fmt.ip {
-                out.push_str(&resolve(addr));
-            } else {
-                out.push_str(addr);
+                out.push_str(&ip);
+            } else if let Some(name) = ip.parse().ok().and_then(name_of) {
+                // getnameinfo without NI_NUMERICHOST: the name the address resolves to (the
+                // numeric form when it has none), nothing when the lookup fails.
+                out.push_str(&name);
             }
         }
         out

@@ -646,3 +646,32 @@ fn demo_prefers_the_daemon() {
     assert!(r.stdout.contains("\nbackend: corosync (cluster \""), "{r:?}");
     assert!(!r.stdout.contains("built-in server"), "{r:?}");
 }
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn cmap_set_values_larger_than_the_default_ring() {
+    // The C tool's request (libcmap's 1 MiB ring) reaches the daemon, which judges the value;
+    // ours must too: 40,000 bytes are stored, 70,000 are refused by the daemon
+    // (CS_ERR_INVALID_PARAM), not by the client (CS_ERR_TOO_BIG).
+    require_daemon();
+    let p = "cmpbig.";
+    for len in [40_000usize, 70_000] {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let file = tmpfile(&format!("big-{len}"), &data);
+        let c_set = c_cmap(&["-s", "cmpbig.key", "bin", &file]);
+        let c_list = c_cmap(&["-b", p]);
+        cleanup(p);
+        let r_set = rs_cmap(&["-s", "cmpbig.key", "bin", &file]);
+        let r_list = c_cmap(&["-b", p]);
+        assert_eq!(c_set, r_set, "-s of a {len}-byte bin value: set output");
+        assert_eq!(c_list, r_list, "-s of a {len}-byte bin value: value stored");
+        // Piped through stdin as well.
+        cleanup(p);
+        let c_pipe = run(Command::new("corosync-cmapctl"), &["-s", "cmpbig.key", "bin", "-"], Some(&data));
+        cleanup(p);
+        let r_pipe = run(ours("cmap"), &["-s", "cmpbig.key", "bin", "-"], Some(&data));
+        assert_eq!(c_pipe, r_pipe, "-s of a {len}-byte bin value from stdin");
+        cleanup(p);
+        let _ = std::fs::remove_file(&file);
+    }
+}

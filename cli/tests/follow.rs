@@ -12,9 +12,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-#[path = "../../tests/harness/daemon.rs"]
-mod daemon;
-use daemon::{corosync_pid, ensure_corosync, eventually, signal};
+#[path = "../../tests/support/corosync.rs"]
+mod corosync;
+use corosync::{corosync_pid, ensure_corosync, eventually, signal};
 
 const CMAP_RESYNC: &str = "resync> reconnected to corosync, changes in between were not seen";
 const QUORUM_RESYNC: &str = "Resync: reconnected to corosync, changes in between were not seen";

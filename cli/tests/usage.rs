@@ -56,6 +56,7 @@ fn help_lists_every_command_option_and_variable() {
         "--version",
         "COROWIRE_NAME_PREFIX=P",
         "COROWIRE_DEMO_BACKEND",
+        "COROWIRE_TIMEOUT=SECS",
     ] {
         assert!(words.contains(&expected), "{expected:?} missing from:\n{help}");
     }

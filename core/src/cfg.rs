@@ -25,7 +25,7 @@
 use crate::codec::{self, exact, layout, message, request_msg, response_msg, take, wire_ids, MAX_TAIL};
 use crate::error::{CsError, DecodeError, EncodeError};
 use crate::wire::cfg::{ReqGetNodeAddrs, ResGetNodeAddrs, ResLocalGet, ADDR_LEN};
-use crate::wire::qb::RequestHeader;
+use crate::wire::qb::{RequestHeader, ResponseHeader};
 use crate::wire::U32;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -42,6 +42,8 @@ pub const AF_INET6: u32 = 10;
 pub const RESPONSE_GET_NODE_ADDRS: i32 = 11;
 /// Response id of the LOCAL_GET reply.
 pub const RESPONSE_LOCAL_GET: i32 = 12;
+/// Response id of corosync's generic reply to an unknown request ([`Response::Generic`]).
+pub const RESPONSE_GENERIC: i32 = 0;
 
 wire_ids! {
     /// Request ids (`MESSAGE_REQ_CFG_*`) of the requests this module knows, and their reply ids
@@ -243,6 +245,10 @@ pub enum Response<'a> {
         /// The local node id.
         nodeid: u32,
     },
+    /// Id 0 (24 bytes, the header alone): corosync's generic reply to a request its cfg
+    /// service does not know (`CS_ERR_INVALID_PARAM`), as every service sends it
+    /// ([`crate::qb::encode_generic_reply`]).
+    Generic,
 }
 
 impl Response<'_> {
@@ -251,6 +257,7 @@ impl Response<'_> {
         match self {
             Self::GetNodeAddrs(_) => RESPONSE_GET_NODE_ADDRS,
             Self::LocalGet { .. } => RESPONSE_LOCAL_GET,
+            Self::Generic => RESPONSE_GENERIC,
         }
     }
 }
@@ -266,6 +273,7 @@ impl<'a> Reply<'a> {
                 size_of::<ResGetNodeAddrs>().saturating_add(a.len().saturating_mul(ADDR_LEN))
             }
             Response::LocalGet { .. } => size_of::<ResLocalGet>(),
+            Response::Generic => size_of::<ResponseHeader>(),
         }
     }
 
@@ -295,6 +303,10 @@ impl<'a> Reply<'a> {
                 m.value = U32::new(nodeid);
                 Ok(n)
             }
+            Response::Generic => {
+                let (_, _, n) = response_msg::<ResponseHeader>(out, id, err, 0)?;
+                Ok(n)
+            }
         }
     }
 
@@ -312,6 +324,7 @@ impl<'a> Reply<'a> {
                 Response::GetNodeAddrs(NodeAddrs(Addrs::Wire { family: m.family.get(), bytes }))
             }
             RESPONSE_LOCAL_GET => Response::LocalGet { nodeid: exact::<ResLocalGet>(buf, id)?.value.get() },
+            RESPONSE_GENERIC => exact::<ResponseHeader>(buf, id).map(|_| Response::Generic)?,
             _ => return Err(DecodeError::UnknownId { id }),
         };
         Ok(Self { result, body })

@@ -378,3 +378,21 @@ mod engines {
         assert_eq!(cfg::Reply::decode(&local).unwrap().body, cfg::Response::LocalGet { nodeid: 1 });
     }
 }
+
+#[test]
+fn the_generic_reply_to_an_unknown_request_decodes() {
+    // What corosync (and our engines) answer to a cfg request they do not know: 24 bytes, id
+    // 0, CS_ERR_INVALID_PARAM. It used to be refused as `UnknownId { id: 0 }`.
+    let mut buf = [0u8; 24];
+    let n = corowire::qb::encode_generic_reply(CsError::InvalidParam, &mut buf).unwrap();
+    let reply = cfg::Reply::decode(&buf[..n]).unwrap();
+    assert_eq!(reply, cfg::Reply { result: Err(CsError::InvalidParam), body: cfg::Response::Generic });
+    let mut again = [0u8; 24];
+    assert_eq!(reply.encode(&mut again), Ok(24));
+    assert_eq!(again, buf);
+    // Only the bare header: a longer id-0 frame is malformed.
+    let mut long = [0u8; 28];
+    long[..24].copy_from_slice(&buf);
+    long[4..8].copy_from_slice(&28i32.to_ne_bytes());
+    assert!(cfg::Reply::decode(&long).is_err());
+}

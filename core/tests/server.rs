@@ -796,7 +796,7 @@ fn stats_map_tracking_rules() {
 #[test]
 fn unknown_ids_get_the_generic_reply() {
     let mut e = engine();
-    for id in [10i32, 11, 100, -1, -3, i32::MIN, i32::MAX] {
+    for id in [10i32, 11, 100, -1, -2, i32::MIN, i32::MAX] {
         let mut f = [0u8; 24];
         f[0..4].copy_from_slice(&id.to_ne_bytes());
         f[8..12].copy_from_slice(&24i32.to_ne_bytes());
@@ -1619,4 +1619,40 @@ fn daemon_side_updates_notify_trackers() {
         events,
         vec![(C1, TrackEvent::Add, Some(3000), None), (C1, TrackEvent::Delete, None, Some(3000)),]
     );
+}
+
+#[test]
+fn a_disconnect_request_closes_the_connection_of_every_engine_without_a_reply() {
+    use corowire::server::cfg::CfgEngine;
+    use corowire::server::quorum::QuorumLibEngine;
+    // QB_IPC_MSG_DISCONNECT: a bare 16-byte header with id -3.
+    let mut frame = [0u8; 16];
+    frame[..4].copy_from_slice(&(-3i32).to_ne_bytes());
+    frame[8..12].copy_from_slice(&16i32.to_ne_bytes());
+    let mut cmap = engine();
+    let mut votequorum: QuorumEngine<4, 8, 2, 1024> = QuorumEngine::new(QuorumConfig::default());
+    let mut quorum: QuorumLibEngine<4, 8, 1024> = QuorumLibEngine::new(true);
+    let mut cfg: CfgEngine<4, 2> = CfgEngine::new(1);
+    let engines: [&mut dyn corowire::server::Engine; 4] = [&mut cmap, &mut votequorum, &mut quorum, &mut cfg];
+    for e in engines {
+        let _ = e.connect(C2);
+        let mut out = [0u8; MIN_REPLY_LEN];
+        assert_eq!(e.handle_request(C2, &frame, &mut out), Err(ServerError::Disconnect), "{}", e.name());
+        // Any other unknown id still gets corosync's generic reply.
+        frame[..4].copy_from_slice(&(-4i32).to_ne_bytes());
+        assert_eq!(e.handle_request(C2, &frame, &mut out), Ok(24), "{}", e.name());
+        frame[..4].copy_from_slice(&(-3i32).to_ne_bytes());
+    }
+}
+
+#[test]
+fn setup_grants_the_floor_and_refuses_sizes_without_room_for_a_request() {
+    use corowire::server::{grant_max_msg_size, MIN_MAX_MSG_SIZE};
+    assert_eq!(grant_max_msg_size(12328, 0, 1 << 20), Ok(12328));
+    assert_eq!(grant_max_msg_size(8192, 65536, 1 << 20), Ok(65536));
+    assert_eq!(grant_max_msg_size(2 << 20, 0, 1 << 20).map_err(|e| e.errno), Err(12));
+    assert_eq!(grant_max_msg_size(MIN_MAX_MSG_SIZE, 0, 1 << 20), Ok(16));
+    for tiny in [0, 1, MIN_MAX_MSG_SIZE - 1] {
+        assert_eq!(grant_max_msg_size(tiny, 0, 1 << 20).map_err(|e| e.errno), Err(22), "{tiny}");
+    }
 }

@@ -11,8 +11,8 @@
 //! (Debian package `prometheus-hacluster-exporter`).
 
 mod common;
-#[path = "../../tests/harness/daemon.rs"]
-mod daemon;
+#[path = "../../tests/support/corosync.rs"]
+mod corosync;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use common::{get, once, parse, try_get, value, Exporter, SampleKey};
-use daemon::{corosync_pid, ensure_corosync, eventually, signal};
+use corosync::{corosync_pid, ensure_corosync, eventually, signal};
 
 /// A port nobody listens on now (inside the harness's namespace nothing else runs).
 fn free_port() -> u16 {

@@ -17,8 +17,9 @@ use crate::options::Options;
 use crate::transport::{handshake, ClientTransport, TransportError};
 
 /// A blocking client of one service: the core driver over the transport the server chose,
-/// with `Vec` buffers; boxed, as the connection's queues are stored inline.
-pub(crate) type Client<S, const P: usize, const E: usize, const EB: usize> =
+/// with `Vec` buffers; boxed, as the connection's queues are stored inline. Public (as
+/// `ClientDriver`) for other adapters (corowire-tokio) that drive it from their own thread.
+pub type Client<S, const P: usize, const E: usize, const EB: usize> =
     Box<Driver<S, Box<dyn ClientTransport>, Vec<u8>, P, E, EB>>;
 
 /// The handle plumbing every blocking client shares: finalize on drop, `Send`, the fd to poll
@@ -119,7 +120,11 @@ const INBOUND_FRAME_MAX: usize = corowire::cmap::NOTIFICATION_MAX_LEN.next_power
 /// `COROWIRE_NAME_PREFIX` one, see [`crate::NAME_PREFIX_ENV`]): sends the setup request,
 /// decodes the response, opens the transport it names; retries `CS_ERR_TRY_AGAIN` (daemon
 /// not ready) per `options.retry_try_again`. Also gives the service name used.
-pub(crate) fn connect<S: Service, const P: usize, const E: usize, const EB: usize>(
+///
+/// # Errors
+/// As `Cmap::connect_with`: [`Error::Connect`] if no daemon listens or it refuses, and the
+/// handshake's other errors.
+pub fn connect<S: Service, const P: usize, const E: usize, const EB: usize>(
     options: &Options,
 ) -> Result<(Client<S, P, E, EB>, String)> {
     let Options { max_msg_size, timeout, spin, .. } = *options;

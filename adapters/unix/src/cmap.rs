@@ -443,12 +443,17 @@ impl Cmap {
     pub fn get_many(&mut self, names: &[&str]) -> Result<Vec<Result<OwnedValue>>> {
         let buffer = self.get_buffer().min(GET_MANY_BUFFER);
         let items: Vec<(&str, usize)> = names.iter().map(|&n| (n, buffer)).collect();
-        self.get_pipelined(&items)
+        self.ready()?;
+        match self.get_pipelined(&items) {
+            (_, Some(lost)) => Err(lost),
+            (values, None) => Ok(values),
+        }
     }
 
-    /// [`Cmap::get_many`] with a value buffer per key.
-    fn get_pipelined(&mut self, items: &[(&str, usize)]) -> Result<Vec<Result<OwnedValue>>> {
-        self.ready()?;
+    /// [`Cmap::get_many`] with a value buffer per key. A connection error ends the pipeline:
+    /// it is returned beside the values (the keys answered before it hold their results,
+    /// the others the error).
+    fn get_pipelined(&mut self, items: &[(&str, usize)]) -> (Vec<Result<OwnedValue>>, Option<Error>) {
         let max = self.get_buffer();
         // Ring bytes one reply takes: size and magic words, then the payload in whole words.
         let reply_bytes = |len: usize| 8 + (GET_REPLY_OVERHEAD + len.min(max)).div_ceil(4) * 4;
@@ -458,7 +463,8 @@ impl Cmap {
         let mut in_flight: VecDeque<(Token, usize, usize)> = VecDeque::new();
         let mut flight_bytes = 0;
         let mut next = 0;
-        while next < items.len() || !in_flight.is_empty() {
+        let mut lost: Option<Error> = None;
+        'pipeline: while next < items.len() || !in_flight.is_empty() {
             while next < items.len() && in_flight.len() < PENDING {
                 let (name, len) = items[next];
                 let len = len.min(max);
@@ -479,7 +485,13 @@ impl Cmap {
                 if !in_flight.is_empty() && !self.client.can_send(req.encoded_len()) {
                     break;
                 }
-                let token = self.client.submit_deferred(&req)?;
+                let token = match self.client.submit_deferred(&req) {
+                    Ok(token) => token,
+                    Err(e) => {
+                        lost = Some(e.into());
+                        break 'pipeline;
+                    }
+                };
                 in_flight.push_back((token, next, bytes));
                 flight_bytes += bytes;
                 next += 1;
@@ -490,7 +502,7 @@ impl Cmap {
                 let flight = &mut in_flight;
                 let res = &mut results;
                 let fb = &mut flight_bytes;
-                self.client.collect(front, |t, r| {
+                let collected = self.client.collect(front, |t, r| {
                     if let Some(pos) = flight.iter().position(|&(tok, _, _)| tok == t) {
                         let (_, index, bytes) = flight.remove(pos).unwrap_or((t, usize::MAX, 0));
                         *fb -= bytes;
@@ -498,7 +510,11 @@ impl Cmap {
                             *slot = Some(r.map_err(Error::from).and_then(fetched));
                         }
                     }
-                })?;
+                });
+                if let Err(e) = collected {
+                    lost = Some(e.into());
+                    break 'pipeline;
+                }
                 if next < items.len() && in_flight.len() <= PENDING / 2 && flight_bytes <= budget / 2 {
                     break;
                 }
@@ -510,12 +526,16 @@ impl Cmap {
                 Some(Ok(Fetched::Whole(v))) => Ok(v),
                 // A value larger than the buffer (GET answers CS_ERR_INVALID_PARAM only
                 // then), or one corosync carried short: fetched again on its own.
-                Some(Ok(Fetched::Truncated(_)) | Err(Error::Cs(CsError::InvalidParam))) => self.get(name),
+                Some(Ok(Fetched::Truncated(_)) | Err(Error::Cs(CsError::InvalidParam))) if lost.is_none() => {
+                    self.get(name)
+                }
+                Some(Ok(Fetched::Truncated(_)) | Err(Error::Cs(CsError::InvalidParam))) | None => {
+                    Err(lost.clone().unwrap_or(Error::Disconnected))
+                }
                 Some(Err(e)) => Err(e.for_key(KeyOp::Get, name)),
-                None => Err(Error::Disconnected),
             });
         }
-        Ok(values)
+        (values, lost)
     }
 
     /// Every key under `prefix` (all keys for `None`) with its value, in corosync's order: a
@@ -530,16 +550,19 @@ impl Cmap {
     /// One key whose value cannot be read does not fail the dump: as `corosync-cmapctl`
     /// (which prints `Can't get value of KEY. Error ...` and goes on), its entry holds the
     /// GET's error (e.g. [`Error::Key`] with the daemon's answer) and the other keys follow.
+    /// A connection lost while the values are read does not fail it either: the keys whose
+    /// values came before hold them, every later key holds the connection error (e.g.
+    /// [`Error::Disconnected`]), so a caller can show what it had, as the C tool does.
     ///
     /// # Errors
-    /// Errors of the iteration; the connection errors.
+    /// Errors of the iteration, including a connection lost while the keys are read.
     pub fn dump(&mut self, prefix: Option<&str>) -> Result<Vec<(String, Result<OwnedValue>)>> {
         let keys = self.iter_pipelined(prefix)?;
         let items: Vec<(&str, usize)> = keys
             .iter()
             .map(|(k, _, len)| (k.as_str(), usize::try_from(*len).unwrap_or(usize::MAX).max(8)))
             .collect();
-        let values = self.get_pipelined(&items)?;
+        let (values, _lost) = self.get_pipelined(&items);
         Ok(keys
             .into_iter()
             .zip(values)

@@ -20,7 +20,7 @@ pub mod votequorum;
 /// `Connection` under [`transport`]).
 pub use corowire;
 
-pub use client::Control;
+pub use client::{connect as connect_driver, Client as ClientDriver, Control};
 pub use cmap::{
     Cmap, Iter, Map, OwnedTrackNotification, OwnedValue, TrackEvent, TrackHandle, TrackNotification,
     TrackType, Value, ValueType, VALUE_MAX_LEN,

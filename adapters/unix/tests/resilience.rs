@@ -15,9 +15,9 @@ use corowire_unix::cmap::{Cmap, OwnedTrackNotification, OwnedValue, TrackType};
 use corowire_unix::votequorum::{OwnedNotification, Votequorum};
 use corowire_unix::{Error, Options, Reconnect};
 
-#[path = "../../../tests/harness/daemon.rs"]
-mod daemon;
-use daemon::{corosync_pid, ensure_corosync, eventually, signal};
+#[path = "../../../tests/support/corosync.rs"]
+mod corosync;
+use corosync::{corosync_pid, ensure_corosync, eventually, signal};
 
 /// Resilient options: calls time out after 2 s, the daemon is waited for up to 60 s.
 fn resilient() -> Options {

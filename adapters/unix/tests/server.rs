@@ -384,6 +384,8 @@ fn malformed_frames_only_hurt_their_sender() {
         ("negative hdr.size", bad_size(-5)),
         ("hdr.size above max", bad_size(16385)),
         ("shorter than a header", vec![1u8; 8]),
+        // libqb's QB_IPC_MSG_DISCONNECT: closed as libqb closes it, without a reply.
+        ("DISCONNECT request", raw_frame(-3, 16, 0)),
     ] {
         let mut raw = server.raw(16384);
         raw.send(&frame);
@@ -426,6 +428,14 @@ fn bad_setup_requests_are_closed() {
     })
     .unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    // A size without room for a request header: refused with -EINVAL (libqb clients never ask
+    // for less than 12328 bytes; a hand-made request can).
+    let mut tiny = [0u8; 24];
+    let n = corowire::qb::ConnectRequest { max_msg_size: 15 }.encode(&mut tiny).unwrap();
+    let (_sock, response) =
+        handshake::exchange(&server.cmap_name, &tiny[..n], Some(Duration::from_secs(10))).unwrap();
+    let refused = corowire::qb::ConnectResponse::decode(&response).unwrap().map(|r| r.max_msg_size);
+    assert_eq!(refused, Err(corowire::error::SetupError { errno: 22 }));
     // The server's floor raises a smaller request.
     let floored = TestServer::start_with("setup-floor", |cfg| cfg.max_msg_size_floor = 65536 + 1000);
     let small = floored.cmap_with(cmap::Options { max_msg_size: 8192, ..cmap::Options::default() });

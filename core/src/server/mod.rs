@@ -80,6 +80,30 @@ use heapless::Vec;
 /// also larger than every fixed-size CMAP reply.
 pub const MIN_REPLY_LEN: usize = 320;
 
+/// The smallest maximum message size a server accepts at setup: a bare 16-byte request
+/// header, the smallest request of any service (e.g. libquorum's GETQUORATE). A client that
+/// asks for less could never send a request.
+pub const MIN_MAX_MSG_SIZE: u32 = 16;
+
+/// The maximum message size a server grants a client that asked for `requested` (libqb's
+/// setup, `handle_new_connection`): raised to the server's `floor`
+/// (`qb_ipcs_enforce_buffer_size`), then checked.
+///
+/// # Errors
+/// The `-errno` the setup response carries: `ENOMEM` (12) above `limit`, `EINVAL` (22) below
+/// [`MIN_MAX_MSG_SIZE`] (only possible with a `floor` below it: libqb clients never ask for
+/// less than 12328 bytes).
+pub fn grant_max_msg_size(requested: u32, floor: u32, limit: u32) -> Result<u32, crate::error::SetupError> {
+    let max = requested.max(floor);
+    if max > limit {
+        Err(crate::error::SetupError { errno: 12 })
+    } else if max < MIN_MAX_MSG_SIZE {
+        Err(crate::error::SetupError { errno: 22 })
+    } else {
+        Ok(max)
+    }
+}
+
 /// A connection, named by the adapter (e.g. an index into its own connection table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -127,8 +151,10 @@ pub trait Engine {
     /// drain them with [`Engine::poll_notification`] before sending the reply.
     ///
     /// # Errors
-    /// [`ServerError::UnknownConnection`], [`ServerError::BufferTooSmall`] (for `out`), and
-    /// [`ServerError::OutboxFull`] (nothing changed: drain the outbox, hand the frame in again).
+    /// [`ServerError::UnknownConnection`], [`ServerError::BufferTooSmall`] (for `out`),
+    /// [`ServerError::OutboxFull`] (nothing changed: drain the outbox, hand the frame in again),
+    /// and [`ServerError::Disconnect`] (libqb's DISCONNECT request: close the connection
+    /// without a reply).
     fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError>;
     /// Length of the next queued notification, to size the buffer for `poll_notification`.
     fn next_notification_len(&self) -> Option<usize>;
@@ -202,6 +228,10 @@ pub enum ServerError {
     /// A reply could not be encoded for another reason (an engine bug: the engines only
     /// encode values they have checked).
     Encode(EncodeError),
+    /// The client sent libqb's DISCONNECT request (`QB_IPC_MSG_DISCONNECT`, id −3): no reply;
+    /// the adapter closes the connection as libqb's server does (`qb_ipcs_disconnect`) and
+    /// calls [`Engine::disconnect`].
+    Disconnect,
 }
 
 impl fmt::Display for ServerError {
@@ -215,6 +245,7 @@ impl fmt::Display for ServerError {
                 write!(f, "buffer too small: {required} bytes needed, {available} available")
             }
             Self::Encode(e) => write!(f, "cannot encode the reply: {e}"),
+            Self::Disconnect => f.write_str("the client asked to disconnect (QB_IPC_MSG_DISCONNECT)"),
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::{check_out, frame_id, ConnId, ServerError};
 use crate::error::CsError;
 use crate::qb::encode_generic_reply;
+use crate::wire::qb::MSG_DISCONNECT;
 use core::ops::{Index, IndexMut};
 use heapless::Vec;
 
@@ -51,7 +52,8 @@ impl<T, const CONNS: usize> Sessions<T, CONNS> {
     /// The start of every engine's `handle_request`: checks `out` (at least
     /// [`super::MIN_REPLY_LEN`] bytes), finds the slot of `conn` and reads the request kind of
     /// `frame` with `from_id`. A frame without a known request id is answered at once with
-    /// corosync's generic reply (`CS_ERR_INVALID_PARAM`): `Ok(Err(reply length))`.
+    /// corosync's generic reply (`CS_ERR_INVALID_PARAM`): `Ok(Err(reply length))`; libqb's
+    /// DISCONNECT request (id −3) is not answered: [`ServerError::Disconnect`].
     pub(crate) fn begin_request<K>(
         &self,
         conn: ConnId,
@@ -61,6 +63,9 @@ impl<T, const CONNS: usize> Sessions<T, CONNS> {
     ) -> Result<Result<(usize, K), usize>, ServerError> {
         check_out(out)?;
         let ci = self.require(conn)?;
+        if frame_id(frame) == Some(MSG_DISCONNECT) {
+            return Err(ServerError::Disconnect);
+        }
         match frame_id(frame).and_then(from_id) {
             Some(kind) => Ok(Ok((ci, kind))),
             None => Ok(Err(encode_generic_reply(CsError::InvalidParam, out)?)),

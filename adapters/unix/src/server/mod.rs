@@ -24,8 +24,9 @@
 //!   as corosync does: uid 0 or gid 0, or a CMAP key `uidgid.uid.<uid>`, `uidgid.gid.<gid>`,
 //!   `uidgid.config.uid.<uid>` or `uidgid.config.gid.<gid>` of type `u8` and value 1;
 //!   otherwise the reply is `-EACCES`. The maximum message size is `max(requested,
-//!   floor)`; above [`ServerConfig::max_msg_size_limit`] the reply is `-ENOMEM`, and with a
-//!   full connection table `-EMFILE`. The rings live in
+//!   floor)`; above [`ServerConfig::max_msg_size_limit`] the reply is `-ENOMEM`, below the
+//!   16 bytes of a request header `-EINVAL` (`corowire::server::grant_max_msg_size`), and
+//!   with a full connection table `-EMFILE`. The rings live in
 //!   `<shm_dir>/qb-<server pid>-<client pid>-<fd>-XXXXXX` (mode 0770, files 0600, owned by
 //!   the client). With [`IpcType::Socket`] that directory holds the 24-byte control file
 //!   `qb-control-<service>` instead, the server binds the datagram sockets
@@ -90,7 +91,7 @@ use corowire::server::cmap::CmapEngine;
 use corowire::server::quorum::QuorumLibEngine;
 use corowire::server::store::BTreeStore;
 use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
-use corowire::server::{ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
+use corowire::server::{grant_max_msg_size, ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
 use corowire::votequorum::NodeState;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -688,10 +689,8 @@ impl Server {
         if !self.authorised(peer) {
             return Err(Errno::EACCES);
         }
-        let max = request.max_msg_size.max(self.max_msg_size_floor);
-        if max > self.max_msg_size_limit {
-            return Err(Errno::ENOMEM);
-        }
+        let max = grant_max_msg_size(request.max_msg_size, self.max_msg_size_floor, self.max_msg_size_limit)
+            .map_err(|e| Errno::from_raw(e.errno))?;
         let Some(s) = self.sessions.get(&id) else { return Err(Errno::ENOTCONN) };
         let service = s.service;
         let server_fd = s.sock.as_raw_fd();

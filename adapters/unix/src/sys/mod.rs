@@ -1,7 +1,10 @@
 //! Safe wrappers over the Linux calls the libqb IPC transport needs.
 //!
-//! `unsafe` code is allowed only in [`shm`] (mmap) and [`futex`] (the futex syscall).
+//! `unsafe` code is allowed only in [`shm`] (mmap), [`futex`] (the futex syscall) and
+//! [`dns`] (`getnameinfo`).
 
+#[allow(unsafe_code)]
+pub mod dns;
 #[allow(unsafe_code)]
 pub mod futex;
 #[allow(unsafe_code)]

@@ -105,6 +105,16 @@ impl ClientTransport for SocketTransport {
     fn set_spin(&mut self, _spin: Option<core::time::Duration>) {}
 }
 
+/// Removes the per-connection directory (`/dev/shm/qb-...`, docs/protocol.md §2.1) that holds
+/// the file at `path`, if it is empty; any other directory is left alone. Best effort: a
+/// directory already gone, or still holding files, stays as it is.
+fn remove_connection_dir(path: &Path) {
+    let dir = path.parent();
+    if let Some(dir) = dir.filter(|d| d.file_name().is_some_and(|n| n.as_bytes().starts_with(b"qb-"))) {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
 /// Opens the transport a decoded setup response names, over the connected setup socket
 /// `sock` ([`handshake::exchange`]): the three rings (shared memory, type 1), or the control
 /// file and datagram sockets (type 0).

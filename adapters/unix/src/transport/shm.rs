@@ -2,18 +2,22 @@
 //! three rings (request, response, event) with a glibc semaphore each, and the setup socket
 //! as doorbell and liveness channel.
 
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use core::time::Duration;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use corowire::dispatch::Wait;
 use corowire::ring::FlowControl;
 use nix::errno::Errno;
-use nix::sys::socket::{recv, shutdown, MsgFlags, Shutdown};
+use nix::sys::signal::kill;
+use nix::sys::socket::{getsockopt, recv, shutdown, sockopt, MsgFlags, Shutdown};
+use nix::unistd::Pid;
 
 use super::clock::{wait_readable, Clock, MAX_WAIT_SLICE};
 use super::error::{disconnected, TransportError};
+use super::remove_connection_dir;
 use super::spin::{spin_take, Spin};
 use crate::ring::{ShmError, ShmRing};
 use crate::sem::{GlibcSem, SemError};
@@ -22,8 +26,20 @@ use crate::sys::sock::{poll_readable, send_all, PollState};
 /// Doorbell bytes consumed per `recv` when events are read in bulk.
 const DOORBELL_BATCH: usize = 256;
 
+/// How often, and how far apart, a client that lost its server looks whether the server
+/// process is gone before it removes the ring files itself (libqb looks 4 times, 10 ms apart).
+const REAP_TRIES: u32 = 10;
+const REAP_PAUSE: Duration = Duration::from_millis(10);
+
 /// A connected libqb shared-memory transport. Dropping it shuts the setup socket down and
 /// releases the rings; the server then removes the ring files.
+///
+/// When the server dies without cleaning up (SIGKILL, a crash), the client removes what it
+/// may, as libqb's `qb_ipcc_shm_disconnect` does with `qb_rb_force_close`: the first call
+/// that finds the server gone (and the drop, if no call did) looks whether the server
+/// process still exists, and once it does not (or is a zombie, or its pid is not known),
+/// unlinks the six ring files and, unlike libqb, also the emptied connection directory,
+/// which the server made the client's own (docs/protocol.md §2.1, §2.9).
 ///
 /// Everything it changes (the rings' chunks, the event doorbell bytes owed, the adaptive
 /// spin's statistics) is changed only through `&mut self`, never through a shared reference:
@@ -62,6 +78,14 @@ pub struct ShmTransport {
     /// taken.
     owed: isize,
     clock: Clock,
+    /// The base paths of the three rings, as the setup response named them.
+    bases: [PathBuf; 3],
+    /// The server's pid from `SO_PEERCRED`, `None` if it is not visible from here.
+    server: Option<Pid>,
+    /// Whether a failed call already looked whether the server is gone.
+    looked: AtomicBool,
+    /// Whether the ring files were removed.
+    removed: AtomicBool,
 }
 
 impl ShmTransport {
@@ -72,23 +96,42 @@ impl ShmTransport {
     /// [`TransportError::Ring`] / [`TransportError::Io`] for a ring that cannot be opened.
     pub fn open(
         sock: OwnedFd,
-        request: &Path,
-        response: &Path,
-        event: &Path,
+        request_path: &Path,
+        response_path: &Path,
+        event_path: &Path,
     ) -> Result<Self, TransportError> {
         let opened = (|| {
-            Ok::<_, ShmError>((ShmRing::open(request)?, ShmRing::open(response)?, ShmRing::open(event)?))
+            Ok::<_, ShmError>((
+                ShmRing::open(request_path)?,
+                ShmRing::open(response_path)?,
+                ShmRing::open(event_path)?,
+            ))
         })();
         match opened {
-            Ok((request, response, event)) => Ok(Self {
-                sock,
-                request,
-                response,
-                event,
-                spin: Spin::new(None),
-                owed: 0,
-                clock: Clock::start(),
-            }),
+            Ok((request, response, event)) => {
+                let server = getsockopt(&sock, sockopt::PeerCredentials)
+                    .ok()
+                    .map(|c| c.pid())
+                    .filter(|&pid| pid > 0)
+                    .map(Pid::from_raw);
+                Ok(Self {
+                    sock,
+                    request,
+                    response,
+                    event,
+                    spin: Spin::new(None),
+                    owed: 0,
+                    clock: Clock::start(),
+                    bases: [
+                        request_path.to_path_buf(),
+                        response_path.to_path_buf(),
+                        event_path.to_path_buf(),
+                    ],
+                    server,
+                    looked: AtomicBool::new(false),
+                    removed: AtomicBool::new(false),
+                })
+            }
             Err(e) => {
                 let _ = shutdown(sock.as_raw_fd(), Shutdown::Both);
                 Err(e.into())
@@ -130,6 +173,10 @@ impl ShmTransport {
     /// [`TransportError::Disconnected`], [`TransportError::TryAgain`], or
     /// [`TransportError::Ring`] for a request the ring can never hold.
     pub fn check_send(&self, len: usize) -> Result<(), TransportError> {
+        self.after(self.room_for(len))
+    }
+
+    fn room_for(&self, len: usize) -> Result<(), TransportError> {
         if self.request.ref_count() != 2 {
             return Err(TransportError::Disconnected);
         }
@@ -149,7 +196,7 @@ impl ShmTransport {
         self.check_send(msg.len())?;
         self.write_request(msg)?;
         // libqb sends the low byte of the message length; the value does not matter.
-        send_all(&self.sock, &[msg.len() as u8]).map_err(disconnected)
+        self.after(send_all(&self.sock, &[msg.len() as u8]).map_err(disconnected))
     }
 
     /// Commits one request to the request ring without its doorbell byte;
@@ -157,7 +204,7 @@ impl ShmTransport {
     /// reads one byte per request it served.
     fn write_request(&mut self, msg: &[u8]) -> Result<(), TransportError> {
         if self.request.ref_count() != 2 {
-            return Err(TransportError::Disconnected);
+            return self.after(Err(TransportError::Disconnected));
         }
         self.request.write_chunk(msg)?;
         Ok(())
@@ -169,7 +216,7 @@ impl ShmTransport {
         let bytes = [0u8; DOORBELL_BATCH];
         while n > 0 {
             let k = n.min(DOORBELL_BATCH);
-            send_all(&self.sock, &bytes[..k]).map_err(disconnected)?;
+            self.after(send_all(&self.sock, &bytes[..k]).map_err(disconnected))?;
             n -= k;
         }
         Ok(())
@@ -181,6 +228,10 @@ impl ShmTransport {
     /// # Errors
     /// [`TransportError::Disconnected`], or [`TransportError::Io`] if polling fails.
     pub fn check_alive(&self) -> Result<(), TransportError> {
+        self.after(self.alive())
+    }
+
+    fn alive(&self) -> Result<(), TransportError> {
         match poll_readable(&self.sock, Some(Duration::ZERO)).map_err(TransportError::Io)? {
             PollState::Hup => return Err(TransportError::Disconnected),
             PollState::Readable if !self.event_byte_pending()? => return Err(TransportError::Disconnected),
@@ -218,6 +269,11 @@ impl ShmTransport {
         deadline: Option<Instant>,
         out: &mut [u8],
     ) -> Result<usize, TransportError> {
+        let got = self.wait_response(deadline, out);
+        self.after(got)
+    }
+
+    fn wait_response(&mut self, deadline: Option<Instant>, out: &mut [u8]) -> Result<usize, TransportError> {
         let sem = self.response.sem()?;
         if !sem.try_wait() {
             let start = Instant::now();
@@ -244,6 +300,11 @@ impl ShmTransport {
     /// [`TransportError::Disconnected`] on hang-up or EOF; [`TransportError::Ring`] for a
     /// corrupt ring; [`TransportError::BufferTooSmall`].
     pub fn recv_event(&mut self, wait: Wait, out: &mut [u8]) -> Result<Option<usize>, TransportError> {
+        let got = self.next_event(wait, out);
+        self.after(got)
+    }
+
+    fn next_event(&mut self, wait: Wait, out: &mut [u8]) -> Result<Option<usize>, TransportError> {
         let timeout = match wait {
             Wait::Never => Some(Duration::ZERO),
             Wait::Forever => None,
@@ -291,6 +352,45 @@ impl ShmTransport {
             return Ok(true);
         }
         wait_readable(&self.sock, deadline, || self.check_alive())
+    }
+
+    /// Passes `result` through; a [`TransportError::Disconnected`] first removes the ring
+    /// files if the server died without removing them (see the type's docs). Only the first
+    /// such result looks; the drop looks again if the files are still there.
+    fn after<T>(&self, result: Result<T, TransportError>) -> Result<T, TransportError> {
+        if matches!(result, Err(TransportError::Disconnected)) && !self.looked.swap(true, Relaxed) {
+            self.reap();
+        }
+        result
+    }
+
+    /// Removes the six ring files and the connection directory once the server process is
+    /// gone (looking [`REAP_TRIES`] times, [`REAP_PAUSE`] apart, as libqb does); leaves them
+    /// to a server that still runs, which removes them itself.
+    fn reap(&self) {
+        let gone = match self.server {
+            // Not visible from this pid namespace: as libqb where it has no pid, tidy up.
+            None => true,
+            Some(pid) => (0..REAP_TRIES).any(|i| {
+                if i > 0 {
+                    std::thread::sleep(REAP_PAUSE);
+                }
+                process_gone(pid)
+            }),
+        };
+        if gone {
+            for base in &self.bases {
+                for suffix in ["-header", "-data"] {
+                    let mut file = base.as_os_str().to_owned();
+                    file.push(suffix);
+                    // Best effort: a file already gone, or not ours to remove, stays as it is.
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+            // The per-connection `qb-...` directory, once empty (never anything else).
+            remove_connection_dir(&self.bases[0]);
+            self.removed.store(true, Relaxed);
+        }
     }
 
     /// Consumes the doorbell bytes of events already read, without waiting. Bytes the server
@@ -345,10 +445,27 @@ const _: fn() = || {
     send_sync::<ShmTransport>();
 };
 
+/// Whether process `pid` no longer runs: no such process, or only its zombie is left (its
+/// descriptors are closed and it will never remove anything).
+fn process_gone(pid: Pid) -> bool {
+    if kill(pid, None) == Err(Errno::ESRCH) {
+        return true;
+    }
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // `pid (comm) S ...`: the state follows the last `)`, since comm may hold one.
+    let state = stat.iter().rposition(|&b| b == b')').and_then(|i| stat.get(i + 2));
+    matches!(state, Some(b'Z' | b'X'))
+}
+
 impl Drop for ShmTransport {
     fn drop(&mut self) {
-        // libqb closes the socket first; the server sees the hang-up and removes the files.
+        // A server that died before any call noticed: the drop is the last chance to tidy.
+        let dead = !self.removed.load(Relaxed) && self.alive() == Err(TransportError::Disconnected);
+        // libqb closes the socket first; a living server sees the hang-up and removes the files.
         let _ = shutdown(self.sock.as_raw_fd(), Shutdown::Both);
+        if dead {
+            self.reap();
+        }
     }
 }
 

@@ -274,10 +274,7 @@ impl Drop for SocketTransport {
         // As libqb's client: remove the control file, then try the directory (the server
         // removes it too; whoever is second fails harmlessly).
         let _ = std::fs::remove_file(&self.control_path);
-        let dir = self.control_path.parent();
-        if let Some(dir) = dir.filter(|d| d.file_name().is_some_and(|n| n.as_bytes().starts_with(b"qb-"))) {
-            let _ = std::fs::remove_dir(dir);
-        }
+        super::remove_connection_dir(&self.control_path);
     }
 }
 

@@ -1,6 +1,7 @@
-//! Controlling the private corosync of `tests/harness/with-corosync` from a Rust test: find
-//! it, signal it, start it again after a test stopped it. Included by the test crates that
-//! restart the daemon (`#[path = ".../tests/harness/daemon.rs"] mod daemon;`).
+//! Helpers for tests that stop, kill or pause the corosync that `tests/harness/with-corosync`
+//! started, and start it again: shared by test suites of several crates, each of which
+//! includes this file with `#[path = "../../tests/support/corosync.rs"] mod corosync;`.
+//! Inside the harness's namespaces the only corosync is the harness's own.
 
 use core::time::Duration;
 use std::process::{Command, Stdio};
@@ -18,14 +19,14 @@ pub(crate) fn eventually(tries: u32, mut check: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// The daemon's pid, if one runs (the harness's private PID namespace holds only it).
+/// The pid of the running corosync, if one runs.
 pub(crate) fn corosync_pid() -> Option<String> {
     let out = Command::new("pidof").arg("corosync").output().ok()?;
     let pid = String::from_utf8(out.stdout).ok()?.trim().to_owned();
     (!pid.is_empty()).then_some(pid)
 }
 
-/// Whether the daemon answers and the node is quorate (`corosync-quorumtool -s`).
+/// Whether corosync answers and its node is quorate (`corosync-quorumtool -s` exits 0).
 pub(crate) fn quorate() -> bool {
     Command::new("corosync-quorumtool")
         .arg("-s")
@@ -35,8 +36,8 @@ pub(crate) fn quorate() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Starts corosync again (after a test stopped it) if it is not running, and waits (at most
-/// 30 s) until it serves.
+/// Starts corosync again (after a test stopped or killed it) if it is not running, and waits
+/// until it serves.
 pub(crate) fn ensure_corosync() {
     if corosync_pid().is_none() {
         let conf = std::env::var("COROWIRE_COROSYNC_CONF").expect("run inside tests/harness/with-corosync");
@@ -47,7 +48,7 @@ pub(crate) fn ensure_corosync() {
     assert!(eventually(150, quorate), "corosync is not serving");
 }
 
-/// Sends `sig` (as `kill` spells it: `-STOP`) to `pid`.
+/// Sends `sig` (as `kill` takes it: `-STOP`, `-KILL`, ...) to `pid`.
 pub(crate) fn signal(sig: &str, pid: &str) {
     assert!(Command::new("kill").args([sig, pid]).status().expect("kill").success());
 }
