@@ -26,6 +26,7 @@ use corowire::dispatch::DispatchMode;
 use corowire::value::OwnedValue;
 use corowire::CsError;
 use corowire_unix::cmap::{Cmap, Options};
+use corowire_unix::Error;
 use serde_json::{json, Value as Json};
 
 use crate::cformat::{self, cs_strerror};
@@ -117,7 +118,8 @@ type Res<T = ()> = Result<T, Exit>;
 /// Runs `corowire cmap ARGS…`; returns the exit status.
 pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
     let json = crate::take_json_flag(&mut args);
-    match main(args, json) {
+    let follow = crate::take_flag(&mut args, "--follow");
+    match main(args, json, follow) {
         Ok(()) => 0,
         Err(Exit(code)) => code,
     }
@@ -127,7 +129,7 @@ fn type_by_name(name: &[u8]) -> Option<ValueType> {
     ValueType::ALL.into_iter().find(|t| t.cmapctl_name().as_bytes() == name)
 }
 
-fn main(args: Vec<OsString>, json: bool) -> Res {
+fn main(args: Vec<OsString>, json: bool, follow: bool) -> Res {
     let parsed = getopt::parse(PROG, "m:hqgsdDtTbp:C:", &args);
     let mut action = Action::PrintPrefix;
     let mut track_prefix = true;
@@ -188,9 +190,9 @@ fn main(args: Vec<OsString>, json: bool) -> Res {
 
     // A value to set may need libcmap's request size (a 70,000-byte bin file must reach the
     // daemon, which judges it, as from the C tool); the other commands set up faster with
-    // the default.
+    // the default. --follow: only tracking survives a restart.
     let large = matches!(action, Action::Set | Action::Load);
-    let cmap = connect(map, large)?;
+    let cmap = connect(map, large, follow && action == Action::Track)?;
     let mut tool = Tool { cmap, show_binary: show_binary || json, quiet, json, map, keys: Vec::new() };
     let result = match action {
         Action::PrintPrefix => tool.print_prefixes(&operands),
@@ -232,10 +234,12 @@ fn lossy(s: &OsStr) -> String {
 const LIBCMAP_MAX_MSG_SIZE: u32 = 1 << 20;
 
 /// `cmap_initialize_map`, retried on `CS_ERR_TRY_AGAIN` like the C tool; `large` asks for
-/// libcmap's maximum message size, so that every request the C tool can send fits.
-fn connect(map: Map, large: bool) -> Res<Cmap> {
+/// libcmap's maximum message size, so that every request the C tool can send fits; `follow`
+/// for a connection that waits for corosync and comes back after losing it (`--follow`).
+fn connect(map: Map, large: bool, follow: bool) -> Res<Cmap> {
     let mut retries = 0;
-    let mut options = Options { map, timeout: timeout::get(), ..Options::default() };
+    let reconnect = follow.then(crate::follow_reconnect);
+    let mut options = Options { map, timeout: timeout::get(), reconnect, ..Options::default() };
     if large {
         options.max_msg_size = options.max_msg_size.max(LIBCMAP_MAX_MSG_SIZE);
     }
@@ -592,9 +596,14 @@ impl Tool {
                 }
             }
             if cmap_ready {
-                if let Err(e) = self.cmap.dispatch(DispatchMode::All) {
-                    out::eprint(&format!("Dispatch error {}\n", cs_strerror(timeout::cs(&e))));
-                    quit = true;
+                match self.cmap.dispatch(DispatchMode::All) {
+                    // --follow: back after a loss, the tracks re-added.
+                    Err(Error::Resync) => crate::print_resync("resync> ", self.json),
+                    Err(e) => {
+                        out::eprint(&format!("Dispatch error {}\n", cs_strerror(timeout::cs(&e))));
+                        quit = true;
+                    }
+                    Ok(()) => {}
                 }
                 let pending: Vec<TrackedEvent> =
                     events.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();

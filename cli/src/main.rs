@@ -91,6 +91,12 @@ commands:
 --json (cmap and quorum, anywhere before a `--`) switches the reading commands to one-line
 JSON documents: cmap listing, -g, -t, -T; quorum -s, -l.
 
+--follow (cmap -t, -T and quorum -m, anywhere before a `--`) survives a corosync restart:
+the command waits up to 30 s for corosync at start, and after losing it waits until it is
+back, tracks again and prints one line, `resync> reconnected to corosync, changes in between
+were not seen` (cmap) or `Resync: reconnected to corosync, changes in between were not seen`
+(quorum), or `{\"event\":\"resync\"}` with --json; the other output is the C tool's.
+
 environment:
   COROWIRE_NAME_PREFIX=P   cmap, quorum and demo connect to P-cmap and P-votequorum (the
                            names `corowire serve --name-prefix P` serves) instead of
@@ -141,14 +147,39 @@ fn main() -> ExitCode {
 
 /// Removes every `--json` that comes before a `--` terminator; whether there was one.
 fn take_json_flag(args: &mut Vec<OsString>) -> bool {
+    take_flag(args, "--json")
+}
+
+/// Removes every `flag` that comes before a `--` terminator; whether there was one.
+fn take_flag(args: &mut Vec<OsString>, flag: &str) -> bool {
     let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
     let before = args.len();
     let mut index = 0;
     args.retain(|a| {
         index += 1;
-        !(index <= end && a == "--json")
+        !(index <= end && a == flag)
     });
     args.len() != before
+}
+
+/// What `--follow` prints after reconnecting, after a label (`resync> `, `Resync: `).
+const RESYNC: &str = "reconnected to corosync, changes in between were not seen";
+
+/// The resilience `--follow` asks for: wait 30 s for corosync at start, then come back after
+/// every loss.
+fn follow_reconnect() -> corowire_unix::Reconnect {
+    corowire_unix::Reconnect::default()
+}
+
+/// Prints the `--follow` resync line: `LABEL` and [`RESYNC`], or `{"event":"resync"}` for
+/// `--json`.
+fn print_resync(label: &str, json: bool) {
+    if json {
+        json::print_line(&serde_json::json!({"event": "resync"}));
+    } else {
+        out::print(&format!("{label}{RESYNC}\n"));
+    }
+    out::flush();
 }
 
 #[cfg(test)]

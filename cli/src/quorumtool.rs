@@ -26,7 +26,7 @@ use corowire::CsError;
 use corowire_unix::cmap::Cmap;
 use corowire_unix::sys::dns::name_of;
 use corowire_unix::votequorum::{NodeInfo, Votequorum};
-use corowire_unix::Options;
+use corowire_unix::{Error, Options};
 use serde_json::{json, Value as Json};
 use std::sync::{Arc, Mutex};
 
@@ -97,6 +97,7 @@ fn usage() {
 /// Runs `corowire quorum ARGS…`; returns the exit status.
 pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
     let json = crate::take_json_flag(&mut args);
+    let follow = crate::take_flag(&mut args, "--follow");
     let parsed = getopt::parse(PROG, "VHaslpmfe:v:hin:o:", &args);
     let mut command = Command::ShowStatus;
     let mut fmt =
@@ -170,7 +171,8 @@ pub(crate) fn run(mut args: Vec<OsString>) -> u8 {
         }
     }
 
-    let mut tool = match Tool::init() {
+    // --follow: only monitoring survives a restart.
+    let mut tool = match Tool::init(follow && command == Command::Monitor) {
         Init::Ready(tool) => tool,
         Init::Failed => return 1,
         Init::NoVotequorum => return without_votequorum(command, fmt),
@@ -249,9 +251,17 @@ fn without_votequorum(command: Command, fmt: Format) -> u8 {
 /// A notification copied out of the votequorum callback.
 #[derive(Debug, Clone)]
 enum Note {
-    Quorum { quorate: bool },
-    NodeList { rep_node: u32, seq: u64, members: Vec<u32> },
+    Quorum {
+        quorate: bool,
+    },
+    NodeList {
+        rep_node: u32,
+        seq: u64,
+        members: Vec<u32>,
+    },
     Other,
+    /// `--follow`: the connection came back after a loss, tracking started again.
+    Resync,
 }
 
 /// The state the C tool keeps in globals.
@@ -280,9 +290,11 @@ struct NodelistEntry {
 
 impl Tool {
     /// `init_all`: the connections, or what stopped them (after printing the C tool's
-    /// message).
-    fn init() -> Init {
-        let options = Options { timeout: timeout::get(), ..Options::default() };
+    /// message). `follow`: connections that wait for corosync and come back after losing it
+    /// (`--follow`).
+    fn init(follow: bool) -> Init {
+        let reconnect = follow.then(crate::follow_reconnect);
+        let options = Options { timeout: timeout::get(), reconnect, ..Options::default() };
         let Some(mut cmap) = timeout::ok(Cmap::connect_with(options.clone())) else {
             out::eprint("Cannot initialize CMAP service\n");
             return Init::Failed;
@@ -333,7 +345,10 @@ impl Tool {
             if let Some(n) = self.notes.lock().ok().and_then(|mut q| (!q.is_empty()).then(|| q.remove(0))) {
                 return Ok(n);
             }
-            self.vq.dispatch(DispatchMode::One).map_err(|e| timeout::cs(&e))?;
+            match self.vq.dispatch(DispatchMode::One) {
+                Err(Error::Resync) => return Ok(Note::Resync),
+                r => r.map_err(|e| timeout::cs(&e))?,
+            }
         }
     }
 
@@ -354,7 +369,7 @@ impl Tool {
                     self.view = members;
                     got_list = true;
                 }
-                Note::Other => {}
+                Note::Other | Note::Resync => {}
             }
         }
         Ok(())
@@ -400,7 +415,7 @@ impl Tool {
         let mut log: Vec<Note> = Vec::new();
         // The quorum queue's cursor and the votequorum queue's cursor into `log`.
         let (mut q_pos, mut vq_pos) = (0usize, 0usize);
-        loop {
+        'monitor: loop {
             // quorum_dispatch(ONE): the next quorum notification, with the membership of the
             // node list that came before it.
             let quorum_at = loop {
@@ -408,6 +423,11 @@ impl Tool {
                     break q_pos + i;
                 }
                 match self.next_note() {
+                    Ok(Note::Resync) => {
+                        crate::print_resync("Resync: ", fmt.json);
+                        (log, q_pos, vq_pos) = (Vec::new(), 0, 0);
+                        continue 'monitor;
+                    }
                     Ok(n) => log.push(n),
                     Err(e) => {
                         out::eprint(&format!("Unable to dispatch quorum status: {}\n", cs_strerror(e)));
@@ -429,6 +449,11 @@ impl Tool {
             loop {
                 while vq_pos >= log.len() {
                     match self.next_note() {
+                        Ok(Note::Resync) => {
+                            crate::print_resync("Resync: ", fmt.json);
+                            (log, q_pos, vq_pos) = (Vec::new(), 0, 0);
+                            continue 'monitor;
+                        }
                         Ok(n) => log.push(n),
                         Err(e) => {
                             out::eprint(&format!(

@@ -26,6 +26,7 @@ use corowire::conn::{Cmap as CmapService, CmapEvent, Token};
 use crate::client::{Client, Context, Control};
 use crate::error::{CheckError, Error, KeyOp, Result, BAD_VALUE, OTHER_KIND};
 pub use crate::options::Options;
+use crate::resilient::{Resilience, Resilient};
 pub use corowire::cmap::{Map, TrackEvent, TrackType, Value, ValueType, VALUE_MAX_LEN};
 pub use corowire::{CsError, DispatchMode};
 
@@ -56,7 +57,9 @@ type Conn = Client<CmapService<TRACKS>, PENDING, EVENTS, EVENT_BYTES>;
 /// A CMAP value, owned: the core's `corowire::value::OwnedValue`, re-exported here.
 pub use corowire::value::OwnedValue;
 
-/// A track registered with [`Cmap::track_add`]: the server's track handle.
+/// A track registered with [`Cmap::track_add`]: the server's track handle. A handle
+/// connected with [`Options::reconnect`] keeps it across reconnects (the daemon's handle of
+/// the re-created track is mapped to it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TrackHandle(pub u64);
 
@@ -118,18 +121,32 @@ impl fmt::Display for TrackNotification<'_> {
 /// A track's callback.
 type Callback = Box<dyn FnMut(&TrackNotification<'_>) + Send>;
 
+/// A track as [`Cmap::track_add`] made it, to re-create after a reconnect.
+struct Track {
+    /// The handle the application was given.
+    user: TrackHandle,
+    /// The daemon's handle of the track on the current connection.
+    daemon: u64,
+    /// What is tracked.
+    key: Option<String>,
+    track_type: TrackType,
+    callback: Callback,
+}
+
 /// A connection to corosync's CMAP service. Finalized (the connection closed) on drop.
 pub struct Cmap {
     client: Conn,
     /// The libqb service name connected to.
     service: String,
-    /// Callbacks by the context given to the core's track table.
-    callbacks: HashMap<u64, Callback>,
-    /// Context of each track, by server handle.
-    contexts: HashMap<u64, u64>,
+    /// The tracks, by the context given to the core's track table.
+    tracks: HashMap<u64, Track>,
     next_context: u64,
     context: Context,
     control: Control,
+    /// The map this connection works on (restored after a reconnect).
+    map: Map,
+    /// Reconnecting, with [`Options::reconnect`].
+    resilience: Option<Resilience>,
 }
 
 impl fmt::Debug for Cmap {
@@ -137,7 +154,7 @@ impl fmt::Debug for Cmap {
         f.debug_struct("Cmap")
             .field("service", &self.service)
             .field("client", &self.client)
-            .field("tracks", &self.contexts.len())
+            .field("tracks", &self.tracks.len())
             .finish()
     }
 }
@@ -189,16 +206,20 @@ impl Cmap {
     ///
     /// # Errors
     /// As [`Cmap::connect`], and the result of the map switch.
+    ///
+    /// With [`Options::reconnect`], a daemon that is not (yet) there is waited for up to its
+    /// `start_wait`; see [`Options::reconnect`] for what the handle then does on a loss.
     pub fn connect_with(options: Options) -> Result<Self> {
-        let (client, service) = crate::client::connect(&options)?;
+        let (client, service, resilience) = crate::resilient::connect_resilient(&options)?;
         let mut cmap = Self {
             client,
             service,
-            callbacks: HashMap::new(),
-            contexts: HashMap::new(),
+            tracks: HashMap::new(),
             next_context: 1,
             context: Context::default(),
             control: Control::default(),
+            map: Map::Default,
+            resilience,
         };
         if options.map != Map::Default {
             cmap.set_current_map(options.map)?;
@@ -219,6 +240,7 @@ impl Cmap {
     }
 
     fn simple(&mut self, req: &Request<'_>) -> Result<()> {
+        self.ready()?;
         self.client.call(req, |_| Ok(()))
     }
 
@@ -289,6 +311,7 @@ impl Cmap {
     /// One GET with a `len`-byte value buffer.
     fn get_sized(&mut self, name: &str, len: usize) -> Result<Fetched> {
         let req = Request::Get { key: key(name)?, value_len: len as u64 };
+        self.ready()?;
         self.client.call(&req, fetched)
     }
 
@@ -298,6 +321,7 @@ impl Cmap {
     /// As [`Cmap::get`].
     pub fn get_type(&mut self, name: &str) -> Result<(ValueType, u64)> {
         let req = Request::Get { key: key(name)?, value_len: 0 };
+        self.ready()?;
         self.client
             .call(&req, |r| match r {
                 Response::Get(g) => Ok((g.value_type.ok_or(BAD_VALUE)?, g.value_len)),
@@ -400,7 +424,9 @@ impl Cmap {
     /// # Errors
     /// `CS_ERR_BUSY`, `CS_ERR_NOT_EXIST` for an unknown map; the connection errors.
     pub fn set_current_map(&mut self, map: Map) -> Result<()> {
-        self.simple(&Request::SetCurrentMap { map })
+        self.simple(&Request::SetCurrentMap { map })?;
+        self.map = map;
+        Ok(())
     }
 
     /// Gets many keys with the requests pipelined (up to 32 in flight): one result per key,
@@ -417,6 +443,7 @@ impl Cmap {
     pub fn get_many(&mut self, names: &[&str]) -> Result<Vec<Result<OwnedValue>>> {
         let buffer = self.get_buffer().min(GET_MANY_BUFFER);
         let items: Vec<(&str, usize)> = names.iter().map(|&n| (n, buffer)).collect();
+        self.ready()?;
         match self.get_pipelined(&items) {
             (_, Some(lost)) => Err(lost),
             (values, None) => Ok(values),
@@ -548,6 +575,7 @@ impl Cmap {
     fn iter_init(&mut self, prefix: Option<&str>) -> Result<u64> {
         let prefix = prefix.map(key).transpose()?;
         let req = Request::IterInit { prefix };
+        self.ready()?;
         self.client.call(&req, |r| match r {
             Response::IterInit { iter_handle } => Ok(iter_handle),
             _ => Err(OTHER_KIND),
@@ -650,18 +678,23 @@ impl Cmap {
     ) -> Result<TrackHandle> {
         let track_key = key_name.map(key).transpose()?;
         let context = self.next_context;
-        let len = Request::TrackAdd { key: track_key, track_type, track_inst_handle: 0 }.encoded_len();
-        let token = self.client.submit_with(len, &mut |conn, now, timeout, out| {
-            conn.track_add(track_key, track_type, context, now, timeout, out)
-        })?;
         self.next_context += 1;
-        let handle = self.client.finish(token, |r| match r {
-            Response::TrackAdd { track_handle } => Ok(track_handle),
-            _ => Err(OTHER_KIND),
-        })?;
-        self.callbacks.insert(context, Box::new(callback));
-        self.contexts.insert(handle, context);
-        Ok(TrackHandle(handle))
+        self.ready()?;
+        let daemon = add_track(&mut self.client, track_key, track_type, context)?;
+        // The daemon's handle, unless an earlier track kept that value across a reconnect.
+        let mut user = daemon;
+        while self.tracks.values().any(|t| t.user.0 == user) {
+            user = user.wrapping_add(1);
+        }
+        let track = Track {
+            user: TrackHandle(user),
+            daemon,
+            key: key_name.map(str::to_owned),
+            track_type,
+            callback: Box::new(callback),
+        };
+        self.tracks.insert(context, track);
+        Ok(TrackHandle(user))
     }
 
     /// Stops a track. Notifications already queued for it are skipped.
@@ -669,13 +702,18 @@ impl Cmap {
     /// # Errors
     /// `CS_ERR_BAD_HANDLE` for a track this connection does not have; the connection errors.
     pub fn track_delete(&mut self, track: TrackHandle) -> Result<()> {
-        let len = Request::TrackDelete { track_handle: track.0 }.encoded_len();
+        self.ready()?;
+        let found = self.tracks.iter().find(|(_, t)| t.user == track).map(|(&c, t)| (c, t.daemon));
+        // A handle this connection does not know goes to the daemon as is (it answers
+        // CS_ERR_BAD_HANDLE, as to libcmap).
+        let daemon = found.map_or(track.0, |(_, d)| d);
+        let len = Request::TrackDelete { track_handle: daemon }.encoded_len();
         let token = self
             .client
-            .submit_with(len, &mut |conn, now, timeout, out| conn.track_delete(track.0, now, timeout, out))?;
+            .submit_with(len, &mut |conn, now, timeout, out| conn.track_delete(daemon, now, timeout, out))?;
         self.client.finish(token, |_| Ok::<_, Error>(()))?;
-        if let Some(context) = self.contexts.remove(&track.0) {
-            self.callbacks.remove(&context);
+        if let Some((context, _)) = found {
+            self.tracks.remove(&context);
         }
         Ok(())
     }
@@ -691,16 +729,22 @@ impl Cmap {
     /// [`CheckError::Finalized`] (`CS_ERR_BAD_HANDLE`) once finalized,
     /// [`Error::Disconnected`], [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed
     /// event. An event with an unknown id is skipped and counted, not reported.
+    ///
+    /// With [`Options::reconnect`], a lost connection is re-established first (waiting at
+    /// most the dispatch's time limit, or until the daemon is back) and the dispatch ends
+    /// with [`Error::Resync`] once; the tracks keep their handles and callbacks.
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
         self.dispatch_within(mode, None)
     }
 
     fn dispatch_within(&mut self, mode: DispatchMode, timeout: Option<Duration>) -> Result<()> {
-        let callbacks = &mut self.callbacks;
-        crate::client::dispatch(&mut self.client, mode, timeout, &self.control, |e: CmapEvent<'_>| {
-            if let Some(cb) = callbacks.get_mut(&e.context) {
-                cb(&TrackNotification::from(&e));
-            }
+        self.watched(timeout, |cmap| {
+            let tracks = &mut cmap.tracks;
+            crate::client::dispatch(&mut cmap.client, mode, timeout, &cmap.control, |e: CmapEvent<'_>| {
+                if let Some(t) = tracks.get_mut(&e.context) {
+                    (t.callback)(&TrackNotification { track: t.user, ..TrackNotification::from(&e) });
+                }
+            })
         })
     }
 
@@ -715,11 +759,57 @@ impl Cmap {
     /// [`CheckError::Finalized`] (`CS_ERR_BAD_HANDLE`) once finalized,
     /// [`Error::Disconnected`], [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed
     /// event.
+    ///
+    /// With [`Options::reconnect`], [`Error::Resync`] once after each reconnect (as
+    /// [`Cmap::dispatch`]).
     pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedTrackNotification>> {
-        crate::client::next_event(&mut self.client, timeout, |e: CmapEvent<'_>| {
-            OwnedTrackNotification::from(&TrackNotification::from(&e))
+        self.watched(timeout, |cmap| {
+            let tracks = &cmap.tracks;
+            crate::client::next_event(&mut cmap.client, timeout, |e: CmapEvent<'_>| {
+                let track = tracks.get(&e.context).map_or(TrackHandle(e.track_handle), |t| t.user);
+                OwnedTrackNotification::from(&TrackNotification { track, ..TrackNotification::from(&e) })
+            })
         })
     }
+}
+
+impl Resilient for Cmap {
+    fn resilience(&mut self) -> Option<&mut Resilience> {
+        self.resilience.as_mut()
+    }
+
+    /// Reconnects; then switches to the map in use and re-adds every track with its context.
+    fn revive(&mut self, wait: Option<Duration>) -> Result<()> {
+        let Some(r) = self.resilience.as_mut() else { return Ok(()) };
+        let (map, tracks) = (self.map, &mut self.tracks);
+        r.revive(&mut self.client, wait, |client| {
+            if map != Map::Default {
+                client.call(&Request::SetCurrentMap { map }, |_| Ok::<_, Error>(()))?;
+            }
+            for (&context, t) in tracks.iter_mut() {
+                let track_key = t.key.as_deref().map(key).transpose()?;
+                t.daemon = add_track(client, track_key, t.track_type, context)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Sends TRACK_ADD with `context` for the core's track table; the daemon's track handle.
+fn add_track(
+    client: &mut Conn,
+    track_key: Option<Key<'_>>,
+    track_type: TrackType,
+    context: u64,
+) -> Result<u64> {
+    let len = Request::TrackAdd { key: track_key, track_type, track_inst_handle: 0 }.encoded_len();
+    let token = client.submit_with(len, &mut |conn, now, timeout, out| {
+        conn.track_add(track_key, track_type, context, now, timeout, out)
+    })?;
+    client.finish(token, |r| match r {
+        Response::TrackAdd { track_handle } => Ok(track_handle),
+        _ => Err(OTHER_KIND),
+    })
 }
 
 impl<'a> From<&CmapEvent<'a>> for TrackNotification<'a> {

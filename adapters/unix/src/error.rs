@@ -276,8 +276,19 @@ pub enum Error {
     /// (or [`Votequorum::dispatch_timeout`](crate::votequorum::Votequorum::dispatch_timeout)'s)
     /// time limit.
     EventTimeout,
-    /// The daemon closed the connection (or died); the handle is unusable.
+    /// The daemon closed the connection (or died); the handle is unusable, unless it was
+    /// connected with [`Options::reconnect`](crate::Options::reconnect): then this call
+    /// failed (it may or may not have been applied) and the next one reconnects.
     Disconnected,
+    /// Not a failure: the resync marker of a handle connected with
+    /// [`Options::reconnect`](crate::Options::reconnect). The daemon went away and the handle
+    /// connected again and re-created its tracking (the CMAP tracks under the same
+    /// `TrackHandle`s, the votequorum `track_start` with the same context and flags);
+    /// notifications of the time in between are lost, so re-read what you track. `dispatch`
+    /// and `next_event` report it once after each reconnect, as tokio's broadcast reports
+    /// `Lagged`; call them again to go on. Its `cs_error` is `CS_ERR_LIBRARY`, what
+    /// libcmap reports on the loss.
+    Resync,
     /// The daemon sent something that breaks the protocol (the `source()`); the handle is
     /// unusable.
     Protocol(HandleError),
@@ -316,7 +327,7 @@ impl Error {
             Self::Connect { reason: ConnectError::Handshake(e), .. } | Self::Protocol(e) => e.cs_error(),
             // libqb reports ETIMEDOUT, which qb_to_cs_error maps to CS_ERR_TRY_AGAIN.
             Self::Timeout | Self::EventTimeout => CsError::TryAgain,
-            Self::Disconnected => CsError::Library,
+            Self::Disconnected | Self::Resync => CsError::Library,
             Self::Ring(ShmError::Full { .. }) => CsError::TryAgain,
             Self::MessageTooLarge(_) | Self::Ring(ShmError::BufferTooSmall { .. }) => CsError::TooBig,
             Self::Ring(ShmError::TooLarge { .. }) => CsError::TooBig,
@@ -442,6 +453,10 @@ impl fmt::Display for Error {
             Self::Timeout => f.write_str("timed out waiting for the daemon's reply"),
             Self::EventTimeout => f.write_str("no event came within the dispatch's time limit"),
             Self::Disconnected => f.write_str("the connection to the daemon was lost"),
+            Self::Resync => f.write_str(
+                "reconnected to the daemon after losing it: tracking was re-created, notifications \
+                 in between may be lost",
+            ),
             Self::Protocol(_) => f.write_str("protocol error"),
             Self::UnexpectedReply { what } => {
                 write!(f, "protocol error: the daemon's reply did not match the request ({what})")

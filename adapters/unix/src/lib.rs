@@ -8,6 +8,7 @@ mod client;
 pub mod cmap;
 mod error;
 mod options;
+mod resilient;
 pub mod ring;
 pub mod sem;
 pub mod server;

@@ -54,6 +54,26 @@ pub struct Options {
     /// Opt-in resilience: wait for the daemon at connect, and after losing it reconnect with
     /// backoff and re-create the connection's tracking. `None` (the default) fails at once
     /// and leaves the handle unusable after a loss, as libcmap and libvotequorum do.
+    ///
+    /// With it:
+    /// - connecting retries (with the backoff) while no daemon listens, it refuses with
+    ///   `CS_ERR_TRY_AGAIN` or `CS_ERR_LIBRARY`, or goes away during the attempt, for at most
+    ///   `start_wait`; then it fails with the last attempt's error;
+    /// - a loss (the daemon killed or restarted, a hang-up, end of file on a socket, a
+    ///   protocol break) fails the call that was waiting with
+    ///   [`Error::Disconnected`](crate::Error::Disconnected) (it may or may not have been
+    ///   applied), never a hang; a call made once the loss is seen (also a hang-up seen before
+    ///   sending) first reconnects, waiting at most its [`Options::timeout`] (without one,
+    ///   `start_wait`), else fails with the connect error;
+    /// - after reconnecting, the handle switches to the map it used, re-adds every CMAP track
+    ///   (the application keeps its `TrackHandle`s and callbacks) and restarts votequorum
+    ///   tracking with the same context and flags; the next `dispatch` or `next_event` then
+    ///   reports [`Error::Resync`](crate::Error::Resync) once: notifications of the time in
+    ///   between are lost, re-read what you track. A dispatch that meets the loss waits for
+    ///   the daemon within its own time limit (without one, until it is back), else fails
+    ///   with the connect error and tries again when called again;
+    /// - a daemon stopped (`SIGSTOP`) longer than the call timeout is no loss: the call fails
+    ///   with [`Error::Timeout`](crate::Error::Timeout) and later calls work once it runs.
     pub reconnect: Option<Reconnect>,
 }
 

@@ -17,6 +17,7 @@ use corowire::votequorum::{QdeviceName, Request, Response};
 use crate::client::{Client, Context, Control};
 use crate::error::{CheckError, Result};
 pub use crate::options::Options;
+use crate::resilient::{Resilience, Resilient};
 pub use corowire::votequorum::{
     InfoFlags, NodeEntry, NodeIds, NodeInfoOf, NodeList, NodeState, Notification, RingId, TrackFlags,
     QDEVICE_NODEID,
@@ -40,6 +41,10 @@ pub struct Votequorum {
     callback: Option<Callback>,
     context: Context,
     control: Control,
+    /// The `track_start` in effect (context, flags), restored after a reconnect.
+    tracking: Option<(u64, TrackFlags)>,
+    /// Reconnecting, with [`Options::reconnect`].
+    resilience: Option<Resilience>,
 }
 
 impl core::fmt::Debug for Votequorum {
@@ -64,13 +69,23 @@ impl Votequorum {
         Self::connect_with(Options::default())
     }
 
-    /// Connects with `options`.
+    /// Connects with `options`. With [`Options::reconnect`], a daemon that is not (yet)
+    /// there is waited for up to its `start_wait`, and a lost connection comes back with
+    /// its tracking (see [`Votequorum::dispatch`]).
     ///
     /// # Errors
     /// As [`Votequorum::connect`].
     pub fn connect_with(options: Options) -> Result<Self> {
-        let (client, service) = crate::client::connect(&options)?;
-        Ok(Self { client, service, callback: None, context: Context::default(), control: Control::default() })
+        let (client, service, resilience) = crate::resilient::connect_resilient(&options)?;
+        Ok(Self {
+            client,
+            service,
+            callback: None,
+            context: Context::default(),
+            control: Control::default(),
+            tracking: None,
+            resilience,
+        })
     }
 
     /// Sets the callback [`Votequorum::dispatch`] hands notifications to (quorum, node list,
@@ -80,6 +95,7 @@ impl Votequorum {
     }
 
     fn status(&mut self, req: &Request<'_>) -> Result<()> {
+        self.ready()?;
         self.client.call(req, |_| Ok(()))
     }
 
@@ -89,6 +105,7 @@ impl Votequorum {
     /// `CS_ERR_NOT_EXIST` for an unknown node; the connection errors.
     pub fn get_info(&mut self, nodeid: u32) -> Result<NodeInfo> {
         let req = Request::GetInfo { nodeid };
+        self.ready()?;
         self.client.call(&req, |r| match r {
             Response::GetInfo(i) => Ok(i.map_name(|n| String::from_utf8_lossy(n).into_owned())),
             Response::Status => Err(crate::error::OTHER_KIND),
@@ -118,7 +135,9 @@ impl Votequorum {
     /// # Errors
     /// `CS_ERR_EXIST` if tracking is already on.
     pub fn track_start(&mut self, context: u64, flags: TrackFlags) -> Result<()> {
-        self.status(&Request::TrackStart { context, flags })
+        self.status(&Request::TrackStart { context, flags })?;
+        self.tracking = Some((context, flags));
+        Ok(())
     }
 
     /// Stops tracking (`votequorum_trackstop`).
@@ -126,7 +145,9 @@ impl Votequorum {
     /// # Errors
     /// `CS_ERR_NOT_EXIST` when not tracking.
     pub fn track_stop(&mut self) -> Result<()> {
-        self.status(&Request::TrackStop)
+        self.status(&Request::TrackStop)?;
+        self.tracking = None;
+        Ok(())
     }
 
     /// Registers a quorum device called `name`. Corosync answers only after a cluster-wide
@@ -180,16 +201,24 @@ impl Votequorum {
     /// [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed event. An event with an
     /// unknown id (such as notification 7 of corosync after 3.1.10) is skipped and counted,
     /// not reported.
+    ///
+    /// With [`Options::reconnect`], a lost connection is re-established first (waiting at
+    /// most the dispatch's time limit, or until the daemon is back), tracking is started
+    /// again with the same context and flags, and the dispatch ends with
+    /// [`Error::Resync`](crate::Error::Resync) once. With [`TrackFlags::CURRENT`] or
+    /// [`TrackFlags::CHANGES`] the current state follows at once.
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
         self.dispatch_within(mode, None)
     }
 
     fn dispatch_within(&mut self, mode: DispatchMode, timeout: Option<Duration>) -> Result<()> {
-        let callback = &mut self.callback;
-        crate::client::dispatch(&mut self.client, mode, timeout, &self.control, |n| {
-            if let Some(cb) = callback.as_mut() {
-                cb(&n);
-            }
+        self.watched(timeout, |vq| {
+            let callback = &mut vq.callback;
+            crate::client::dispatch(&mut vq.client, mode, timeout, &vq.control, |n| {
+                if let Some(cb) = callback.as_mut() {
+                    cb(&n);
+                }
+            })
         })
     }
 
@@ -202,8 +231,29 @@ impl Votequorum {
     /// [`CheckError::Finalized`] (`CS_ERR_BAD_HANDLE`) once finalized,
     /// [`Error::Disconnected`](crate::Error::Disconnected), [`CheckError::Dispatch`]
     /// (`CS_ERR_LIBRARY`) for a malformed event.
+    ///
+    /// With [`Options::reconnect`], [`Error::Resync`](crate::Error::Resync) once after each
+    /// reconnect (as [`Votequorum::dispatch`]).
     pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<OwnedNotification>> {
-        crate::client::next_event(&mut self.client, timeout, |n| OwnedNotification::from(&n))
+        self.watched(timeout, |vq| {
+            crate::client::next_event(&mut vq.client, timeout, |n| OwnedNotification::from(&n))
+        })
+    }
+}
+
+impl Resilient for Votequorum {
+    fn resilience(&mut self) -> Option<&mut Resilience> {
+        self.resilience.as_mut()
+    }
+
+    /// Reconnects; then starts tracking again as it was.
+    fn revive(&mut self, wait: Option<Duration>) -> Result<()> {
+        let Some(r) = self.resilience.as_mut() else { return Ok(()) };
+        let tracking = self.tracking;
+        r.revive(&mut self.client, wait, |client| match tracking {
+            Some((context, flags)) => client.call(&Request::TrackStart { context, flags }, |_| Ok(())),
+            None => Ok(()),
+        })
     }
 }
 

@@ -47,9 +47,19 @@ pub trait ClientTransport: Transport<Error = TransportError> + AsFd + Send + Deb
     fn reply_budget(&self) -> usize;
     /// The reply-wait spin (see `Options::spin`); transports that sleep in `poll` ignore it.
     fn set_spin(&mut self, spin: Option<core::time::Duration>);
+    /// Checks, without waiting, that the server is still there (the transport's own
+    /// `check_alive`); a resilient client runs it before each call.
+    ///
+    /// # Errors
+    /// [`TransportError::Disconnected`] once the server is gone, [`TransportError::Io`].
+    fn check_alive(&self) -> Result<(), TransportError>;
 }
 
 impl ClientTransport for ShmTransport {
+    fn check_alive(&self) -> Result<(), TransportError> {
+        Self::check_alive(self)
+    }
+
     fn max_request_len(&self) -> usize {
         self.request_ring().geometry().max_chunk()
     }
@@ -72,6 +82,10 @@ impl ClientTransport for ShmTransport {
 }
 
 impl ClientTransport for SocketTransport {
+    fn check_alive(&self) -> Result<(), TransportError> {
+        Self::check_alive(self)
+    }
+
     fn max_request_len(&self) -> usize {
         self.max_msg_size()
     }

@@ -156,13 +156,15 @@ impl SocketTransport {
     /// Datagrams carry no doorbells to settle.
     fn settle_events(&mut self) {}
 
-    /// Waits until an event is readable or `deadline` passes (`false`), checking every 2 s
-    /// that the server is alive.
+    /// Waits until an event is readable, or the server hung up (`true`: the next
+    /// `recv_event` tells which), or `deadline` passes (`false`); checking every 2 s that the
+    /// server is alive.
     ///
     /// # Errors
     /// [`TransportError::Disconnected`], or [`TransportError::Io`] if polling fails.
     pub fn wait_event(&mut self, deadline: Instant) -> Result<bool, TransportError> {
-        wait_readable(&self.event, deadline, || self.check_alive())
+        // The epoll fd over the event and the setup socket: a hang-up ends a short wait too.
+        wait_readable(&self.ready, deadline, || self.check_alive())
     }
 
     /// Checks that the server is still there: no hang-up or end of file on the setup socket

@@ -1,0 +1,211 @@
+//! `--follow`: `corowire cmap -t/-T` and `corowire quorum -m` survive a corosync restart,
+//! print the resync line, and otherwise print what the C tools print. The tests kill and
+//! restart the daemon, so they run next to a private one of their own:
+//!
+//! ```sh
+//! cargo test --workspace --no-run --locked
+//! tests/harness/with-corosync -- cargo test --locked --offline -p corowire-cli --test follow \
+//!     -- --ignored --test-threads=1
+//! ```
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+#[path = "../../tests/support/corosync.rs"]
+mod corosync;
+use corosync::{corosync_pid, ensure_corosync, eventually, signal};
+
+const CMAP_RESYNC: &str = "resync> reconnected to corosync, changes in between were not seen";
+const QUORUM_RESYNC: &str = "Resync: reconnected to corosync, changes in between were not seen";
+
+/// A running tool whose stdout lines are collected as they come.
+struct Tool {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Tool {
+    /// Starts `program` with `args`, stdin and stdout piped.
+    fn spawn(program: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = Arc::clone(&lines);
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Ours: `corowire TOOL ARGS`.
+    fn ours(args: &[&str]) -> Self {
+        Self::spawn(env!("CARGO_BIN_EXE_corowire"), args)
+    }
+
+    /// The C tool, its stdout line-buffered.
+    fn c(args: &[&str]) -> Self {
+        let mut all = vec!["-oL"];
+        all.extend_from_slice(args);
+        Self::spawn("stdbuf", &all)
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits (at most 30 s) until the lines satisfy `check`; they then.
+    fn wait_for(&self, what: &str, mut check: impl FnMut(&[String]) -> bool) -> Vec<String> {
+        assert!(eventually(150, || check(&self.lines())), "{what}: got {:?}", self.lines());
+        self.lines()
+    }
+
+    /// Ends it: "q" for a tracker, a kill for a monitor; its lines.
+    fn stop(mut self) -> Vec<String> {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.write_all(b"q\n");
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader thread ends at end of file; take what it has.
+        std::thread::sleep(core::time::Duration::from_millis(100));
+        self.lines()
+    }
+}
+
+fn set_c(key: &str, ty: &str, value: &str) {
+    let ok = Command::new("corosync-cmapctl")
+        .args(["-s", "--", key, ty, value])
+        .status()
+        .expect("run corosync-cmapctl");
+    assert!(ok.success(), "corosync-cmapctl -s {key} {ty} {value}");
+}
+
+fn kill_and_restart_corosync() {
+    let pid = corosync_pid().expect("corosync runs");
+    signal("-KILL", &pid);
+    assert!(eventually(100, || corosync_pid().is_none()), "corosync did not die");
+    ensure_corosync();
+}
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn cmap_track_follows_a_restart() {
+    ensure_corosync();
+    let prefix = format!("follow.{}.", std::process::id());
+    let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
+    let header = |l: &[String]| l.first().is_some_and(|h| h == "Type \"q\" to finish");
+    let ours = Tool::ours(&["cmap", "--follow", "-T", &prefix]);
+    let before = Tool::c(&["corosync-cmapctl", "-T", &prefix]);
+    ours.wait_for("our tracker starts", header);
+    before.wait_for("the C tracker starts", header);
+    set_c(&a, "u32", "1");
+    set_c(&b, "str", "x");
+    let expected_before = before.wait_for("the C tracker sees both", |l| l.len() == 3);
+    ours.wait_for("our tracker sees both", |l| l.len() == 3);
+
+    kill_and_restart_corosync();
+    ours.wait_for("the resync line", |l| l.len() == 4);
+    let after = Tool::c(&["corosync-cmapctl", "-T", &prefix]);
+    after.wait_for("the second C tracker starts", header);
+    set_c(&a, "u32", "2");
+    set_c(&a, "u32", "3");
+    set_c(&b, "i8", "-1");
+    let expected_after = after.wait_for("the second C tracker sees all", |l| l.len() == 4);
+    ours.wait_for("our tracker sees all", |l| l.len() == 7);
+
+    let got = ours.stop();
+    after.stop();
+    before.stop();
+    let mut expected = expected_before;
+    expected.push(CMAP_RESYNC.to_owned());
+    expected.extend_from_slice(&expected_after[1..]);
+    assert_eq!(got, expected);
+}
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn cmap_track_json_follows_a_restart() {
+    ensure_corosync();
+    let key = format!("follow.{}.json", std::process::id());
+    let ours = Tool::ours(&["cmap", "--json", "--follow", "-t", &key]);
+    // Tracking is on once the first change shows (the daemon reports only real changes).
+    let mut value = 0;
+    ours.wait_for("our tracker starts", |l| {
+        value += 1;
+        set_c(&key, "u32", &value.to_string());
+        !l.is_empty()
+    });
+    kill_and_restart_corosync();
+    ours.wait_for("the resync line", |l| l.iter().any(|l| l == r#"{"event":"resync"}"#));
+    set_c(&key, "u32", "5");
+    let lines =
+        ours.wait_for("a change after the resync", |l| l.last().is_some_and(|l| l.contains("\"value\":5")));
+    ours.stop();
+    let resync = lines.iter().position(|l| l == r#"{"event":"resync"}"#).unwrap();
+    assert_eq!(lines.iter().filter(|l| l.contains("resync")).count(), 1, "{lines:?}");
+    assert!(lines[resync + 1..].iter().all(|l| l.starts_with("{\"event\":\"create\"")), "{lines:?}");
+}
+
+/// The lines of a monitor's last status block (from its last "Quorum information"), without
+/// the date; `None` until it is complete (its membership table ended with a blank line).
+fn last_block(lines: &[String]) -> Option<Vec<String>> {
+    let start = lines.iter().rposition(|l| l == "Quorum information")?;
+    let block = &lines[start..];
+    let table = block.iter().position(|l| l == "Membership information")?;
+    let end = table + block[table..].iter().position(String::is_empty)?;
+    Some(block[..end].iter().filter(|l| !l.starts_with("Date:")).cloned().collect())
+}
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn quorum_monitor_follows_a_restart() {
+    ensure_corosync();
+    let quorate = |l: &[String]| {
+        last_block(l).is_some_and(|b| b.iter().any(|l| l.starts_with("Quorate:") && l.ends_with("Yes")))
+    };
+    let ours = Tool::ours(&["quorum", "--follow", "-m"]);
+    ours.wait_for("our first status", quorate);
+    kill_and_restart_corosync();
+    let c = Tool::c(&["corosync-quorumtool", "-m"]);
+    let expected = last_block(&c.wait_for("the C tool's status", quorate));
+    assert!(expected.is_some());
+    let lines = ours.wait_for("our status after the resync", |l| {
+        l.iter().position(|l| l == QUORUM_RESYNC).is_some_and(|at| quorate(&l[at + 1..]))
+    });
+    c.stop();
+    ours.stop();
+    assert_eq!(lines.iter().filter(|l| l.contains("Resync")).count(), 1, "{lines:?}");
+    // The status printed after the resync is the one the C tool prints against the new daemon.
+    assert_eq!(last_block(&lines), expected);
+}
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn quorum_monitor_json_follows_a_restart() {
+    ensure_corosync();
+    let resync = r#"{"event":"resync"}"#;
+    let ours = Tool::ours(&["quorum", "--json", "--follow", "-m"]);
+    ours.wait_for("our first status", |l| !l.is_empty());
+    kill_and_restart_corosync();
+    let lines = ours.wait_for("a status after the resync", |l| {
+        l.iter().position(|l| l == resync).is_some_and(|at| l.len() > at + 1)
+    });
+    ours.stop();
+    let at = lines.iter().position(|l| l == resync).unwrap();
+    assert_eq!(lines.iter().filter(|l| l.contains("resync")).count(), 1, "{lines:?}");
+    // Status documents on both sides of the marker, the one after it from the new daemon.
+    for line in lines.iter().take(at).chain(&lines[at + 1..]) {
+        let doc: serde_json::Value = serde_json::from_str(line).expect("one JSON document per line");
+        assert_eq!(doc["quorum_provider"], "corosync_votequorum", "{line}");
+        assert!(doc["quorate"].is_boolean(), "{line}");
+    }
+}
