@@ -95,7 +95,7 @@ fn seeds_are_valid_frames() {
     }
     for file in files(&corpus_dir("stream")) {
         let d = std::fs::read(&file).unwrap();
-        let (max, mut rest) = (usize::from(d[0]) * 16 + 64, &d[1..]);
+        let (max, mut rest) = (targets::stream_max_payload(d[0]), &d[1..]);
         while !rest.is_empty() {
             match corowire::stream::decode(rest, max) {
                 Ok(corowire::Status::Complete((_, used))) => rest = &rest[used..],

@@ -322,11 +322,11 @@ fn streams() -> Vec<Seed> {
     let note = client_notifications();
     let (event, vq_event) = (&note[0].1, &note[note.len() - 1].1);
     vec![
-        ("client_side", frames(60, &[hello, msg(Channel::Cmap, Kind::Request, &get)])),
+        ("client_side", frames(255, &[hello, msg(Channel::Cmap, Kind::Request, &get)])),
         (
             "gateway_side",
             frames(
-                60,
+                255,
                 &[
                     accept,
                     msg(Channel::Cmap, Kind::Event, event),

@@ -1028,6 +1028,12 @@ mod ops {
     }
 }
 
+/// The maximum payload the first byte of a `stream` input picks: 64 to 1084 bytes, within the
+/// reader's 1200.
+pub fn stream_max_payload(pick: u8) -> usize {
+    usize::from(pick) * 4 + usize::from(corowire::stream::MIN_MAX_PAYLOAD)
+}
+
 /// Entry point of either end of the stream framing (`corowire::stream`): the bytes as one
 /// buffer through `stream::decode` (for every maximum payload the first byte picks), and the
 /// same bytes through a `FrameReader` in chunks whose sizes the data picks. Both must see the
@@ -1035,7 +1041,7 @@ mod ops {
 pub fn stream(data: &[u8]) {
     use corowire::stream::{self, FrameReader};
     let Some((&pick, data)) = data.split_first() else { return };
-    let max = usize::from(pick) * 16 + usize::from(stream::MIN_MAX_PAYLOAD);
+    let max = stream_max_payload(pick);
     let mut at = 0;
     let mut frames = 0usize;
     let end = loop {
