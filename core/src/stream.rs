@@ -536,6 +536,108 @@ impl<const N: usize> FrameReader<N> {
     }
 }
 
+/// What a gateway does with a frame from its client ([`GatewaySession::handle_frame`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FromClient<'a> {
+    /// The hello was negotiated: send this accept; if its `result` is an error, close the
+    /// stream after it. On success the gateway connects `services` upstream (before it
+    /// sends the accept, and refuses with `CS_ERR_TRY_AGAIN` if it cannot).
+    Accept(Accept),
+    /// A request of an accepted service: relay the libqb message upstream unchanged.
+    Request {
+        /// The service.
+        channel: Channel,
+        /// The libqb request.
+        payload: &'a [u8],
+    },
+}
+
+/// A client broke the gateway side of the protocol; the gateway closes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A frame only the gateway sends, a second hello, or a request before the hello.
+    Unexpected {
+        /// The frame's tag.
+        tag: u8,
+    },
+    /// A request of a service the accept did not grant.
+    NotAccepted {
+        /// The service.
+        channel: Channel,
+    },
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unexpected { tag } => write!(f, "frame {tag:#04x} is out of place from a client"),
+            Self::NotAccepted { channel } => {
+                write!(f, "request on the {channel:?} channel, which was not accepted")
+            }
+        }
+    }
+}
+
+impl core::error::Error for SessionError {}
+
+/// The gateway's end of one stream, sans-IO (`docs/protocol.md` §12.2): negotiates the
+/// hello, then lets through only requests of the accepted services. Decode the client's
+/// bytes with a [`FrameReader`] (or [`decode`]) bounded by [`GatewaySession::max_payload`];
+/// send replies and events as [`Frame::Message`]s and a lost upstream as [`Frame::Reset`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct GatewaySession {
+    offered: Services,
+    max_payload: u16,
+    accepted: Option<Accept>,
+}
+
+impl GatewaySession {
+    /// A session offering `offered` services and payloads of at most `max_payload` bytes.
+    pub const fn new(offered: Services, max_payload: u16) -> Self {
+        Self { offered, max_payload, accepted: None }
+    }
+
+    /// The largest payload to accept from the client now: a hello's before the accept, the
+    /// negotiated maximum after it.
+    pub fn max_payload(&self) -> usize {
+        match self.accepted {
+            Some(a) => usize::from(a.max_payload),
+            None => HELLO_LEN,
+        }
+    }
+
+    /// What was accepted (`None` before the hello, or if it was refused).
+    pub fn accepted(&self) -> Option<Accept> {
+        self.accepted.filter(|a| a.result.is_ok())
+    }
+
+    /// Hands in one frame from the client.
+    ///
+    /// # Errors
+    /// [`SessionError`]: close the client (nothing reaches the daemon).
+    pub fn handle_frame<'a>(&mut self, frame: Frame<'a>) -> Result<FromClient<'a>, SessionError> {
+        match (frame, self.accepted) {
+            (Frame::Hello(h), None) => {
+                let a = h.negotiate(self.offered, self.max_payload);
+                self.accepted = Some(a);
+                Ok(FromClient::Accept(a))
+            }
+            (Frame::Message { channel, kind: Kind::Request, payload }, Some(a)) if a.result.is_ok() => {
+                if a.services.contains(channel) {
+                    Ok(FromClient::Request { channel, payload })
+                } else {
+                    Err(SessionError::NotAccepted { channel })
+                }
+            }
+            (frame, _) => Err(SessionError::Unexpected { tag: frame.tag() }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,6 +690,27 @@ mod tests {
         );
         assert_eq!(hello.negotiate(Services::ALL, 10).result, Err(CsError::InvalidParam));
         assert_eq!(hello.negotiate(Services::NONE, 512).result, Err(CsError::NotExist));
+    }
+
+    #[test]
+    fn gateway_session() {
+        let mut g = GatewaySession::new(Channel::Cmap.services(), 512);
+        assert_eq!(g.max_payload(), HELLO_LEN);
+        let req = Frame::Message { channel: Channel::Cmap, kind: Kind::Request, payload: b"x" };
+        assert_eq!(g.handle_frame(req), Err(SessionError::Unexpected { tag: 0x10 }));
+        let hello = Frame::Hello(Hello { version: VERSION, services: Services::ALL, max_payload: 1024 });
+        let Ok(FromClient::Accept(a)) = g.handle_frame(hello) else { panic!("no accept") };
+        assert_eq!((a.services, a.max_payload, g.max_payload()), (Channel::Cmap.services(), 512, 512));
+        assert_eq!(g.handle_frame(hello), Err(SessionError::Unexpected { tag: 0x00 }));
+        assert_eq!(g.handle_frame(req), Ok(FromClient::Request { channel: Channel::Cmap, payload: b"x" }));
+        let vq = Frame::Message { channel: Channel::Votequorum, kind: Kind::Request, payload: b"x" };
+        assert_eq!(g.handle_frame(vq), Err(SessionError::NotAccepted { channel: Channel::Votequorum }));
+        let reply = Frame::Message { channel: Channel::Cmap, kind: Kind::Reply, payload: b"x" };
+        assert_eq!(g.handle_frame(reply), Err(SessionError::Unexpected { tag: 0x11 }));
+        let mut refused = GatewaySession::new(Services::NONE, 512);
+        assert!(matches!(refused.handle_frame(hello), Ok(FromClient::Accept(Accept { result: Err(_), .. }))));
+        assert_eq!(refused.accepted(), None);
+        assert_eq!(refused.handle_frame(req), Err(SessionError::Unexpected { tag: 0x10 }));
     }
 
     #[test]
