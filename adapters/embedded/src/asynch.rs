@@ -3,10 +3,7 @@
 //! call borrows the [`AsyncLink`], so a CMAP and a votequorum client share one stream
 //! without locks.
 //!
-//! The futures are not cancel-safe: a call dropped between sending its request and reading
-//! its reply leaves the reply on the link, and the next call of that client fails with a
-//! protocol error. Bound waits with a timer around the whole client instead, and drop the
-//! link with it.
+//! Cancel safety: see [`AsyncClient`].
 
 use core::fmt;
 
@@ -100,6 +97,11 @@ impl<IO: Read + Write, const RX: usize, const Q: usize> AsyncLink<IO, RX, Q> {
 /// An async client of service `S`: its connection (`P` requests in flight, which a
 /// sequential client never exceeds; `E` events in `EB` bytes) and three `BUF`-byte buffers
 /// (request, reply, event). Each call takes the link it runs on.
+///
+/// The calls are not cancel-safe while they write: a call dropped in the middle of writing
+/// its request leaves a partial frame on the stream, and the gateway closes it. A call
+/// dropped while it waits for its reply is harmless: the request stays outstanding in the
+/// connection, and the next call takes and discards its reply before its own.
 pub struct AsyncClient<S: Service, const BUF: usize, const P: usize, const E: usize, const EB: usize> {
     conn: Connection<S, P, E, EB>,
     request: [u8; BUF],
@@ -201,10 +203,11 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
         S::decode_reply(&self.reply[..n]).map_err(|e| Error::Protocol(HandleError::Decode(e)))
     }
 
-    fn lost<X>(&mut self, e: LinkError<X>) -> Error<X> {
+    /// The link failed under a call: the connection is out of step and closes.
+    fn lost<X: embedded_io::Error>(&mut self, e: LinkError<X>) -> Error<X> {
         self.conn.handle_closed();
         while self.conn.poll_failure().is_some() {}
-        Error::Transport(e)
+        Error::from_transport(e)
     }
 
     /// Waits for the next event and hands it to `f`.

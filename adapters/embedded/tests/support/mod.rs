@@ -5,8 +5,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 use core::cell::RefCell;
-use std::collections::VecDeque;
 use core::convert::Infallible;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use corowire::cmap::{Key, Request, Value};
