@@ -5,7 +5,7 @@ use core::cell::RefCell;
 use core::fmt;
 
 use corowire::cmap::{Key, Request, Response, TrackType, Value, ValueType};
-use corowire::conn::{CmapEvent, Connection, Service};
+use corowire::conn::{Connection, Service};
 use corowire::driver::{Buffers, Driver, Flow};
 use corowire::stream::Channel;
 use corowire::votequorum::{self, NodeInfo, TrackFlags};
@@ -20,6 +20,9 @@ pub type Error<E> = corowire::driver::Error<LinkError<E>>;
 
 /// `Result` of a client call over a stream whose errors are `E`.
 pub type Result<T, E> = core::result::Result<T, Error<E>>;
+
+#[cfg(doc)]
+use corowire::conn::CmapEvent;
 
 /// A blocking client of service `S` on a [`Link`]: the core's [`Driver`] with four `BUF`-byte
 /// buffers (request, reply, event read, event delivered), `P` requests in flight and an
@@ -149,6 +152,21 @@ where
         deliver: impl FnMut(S::Event<'_>) -> Flow,
     ) -> Result<(), IO::Error> {
         self.driver.dispatch(mode, None, deliver)
+    }
+
+    /// The next event (a CMAP [`CmapEvent`], a votequorum notification): waits for one (at
+    /// most the client's timeout) and hands it to `f`.
+    ///
+    /// # Errors
+    /// As [`Client::dispatch`].
+    pub fn next_event<R>(&mut self, f: impl FnOnce(&S::Event<'_>) -> R) -> Result<R, IO::Error> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.dispatch(DispatchMode::One, |e| {
+            out = f.take().map(|f| f(&e));
+            Flow::Stop
+        })?;
+        out.ok_or(Error::Disconnected)
     }
 
     /// `*_finalize`: the client refuses every later call with `CS_ERR_BAD_HANDLE`.
@@ -362,21 +380,6 @@ where
         })?;
         self.driver.finish(token, |_| Ok(()))
     }
-
-    /// The next tracked change: waits for one (at most the client's timeout) and hands it to
-    /// `f`.
-    ///
-    /// # Errors
-    /// As [`Client::dispatch`].
-    pub fn next_event<R>(&mut self, f: impl FnOnce(&CmapEvent<'_>) -> R) -> Result<R, IO::Error> {
-        let mut f = Some(f);
-        let mut out = None;
-        self.dispatch(DispatchMode::One, |e| {
-            out = f.take().map(|f| f(&e));
-            Flow::Stop
-        })?;
-        out.ok_or(Error::Disconnected)
-    }
 }
 
 impl<
@@ -413,23 +416,5 @@ where
     /// As [`VotequorumClient::get_info`].
     pub fn track_stop(&mut self) -> Result<(), IO::Error> {
         self.driver.call(&votequorum::Request::TrackStop, |_| Ok(()))
-    }
-
-    /// The next notification: waits for one (at most the client's timeout) and hands it to
-    /// `f`.
-    ///
-    /// # Errors
-    /// As [`Client::dispatch`].
-    pub fn next_event<R>(
-        &mut self,
-        f: impl FnOnce(&votequorum::Notification<'_>) -> R,
-    ) -> Result<R, IO::Error> {
-        let mut f = Some(f);
-        let mut out = None;
-        self.dispatch(DispatchMode::One, |e| {
-            out = f.take().map(|f| f(&e));
-            Flow::Stop
-        })?;
-        out.ok_or(Error::Disconnected)
     }
 }

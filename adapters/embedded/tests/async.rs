@@ -72,6 +72,11 @@ async fn serve(end: DuplexStream, gateway: &RefCell<Gateway>, cut: usize) {
     }
 }
 
+/// The client's link over its end of the duplex.
+async fn connect(end: DuplexStream) -> AsyncLink<Duplex, 1030, 1024> {
+    AsyncLink::connect(Duplex(end), Services::ALL).await.unwrap()
+}
+
 type Cmap = AsyncCmapClient<512>;
 type Vq = AsyncVotequorumClient<512>;
 
@@ -81,8 +86,7 @@ async fn calls_and_tracks_one_byte_at_a_time() {
     // A one-byte duplex: every read of either side gets at most one byte.
     let (client_end, gateway_end) = tokio::io::duplex(1);
     let client = async {
-        let mut link: AsyncLink<Duplex, 1030, 1024> =
-            AsyncLink::connect(Duplex(client_end), Services::ALL).await.unwrap();
+        let mut link = connect(client_end).await;
         let mut cmap = Cmap::new(&link).unwrap();
         let mut vq = Vq::new(&link).unwrap();
         let name = cmap.get(&mut link, "totem.cluster_name", |v| v == Value::String(b"embedded")).await;
@@ -114,8 +118,7 @@ async fn a_stream_dropped_mid_frame_fails_the_call() {
     let gateway = RefCell::new(Gateway::new(Services::ALL));
     let (client_end, gateway_end) = tokio::io::duplex(64);
     let client = async {
-        let mut link: AsyncLink<Duplex, 1030, 1024> =
-            AsyncLink::connect(Duplex(client_end), Services::ALL).await.unwrap();
+        let mut link = connect(client_end).await;
         let mut cmap = Cmap::new(&link).unwrap();
         // The accept is 14 bytes; the gateway stops 10 bytes into the GET's reply.
         assert_eq!(cmap.get(&mut link, "test.u32", |_| ()).await, Err(Error::Disconnected));
