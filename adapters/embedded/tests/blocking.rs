@@ -3,13 +3,14 @@
 mod support;
 
 use core::cell::RefCell;
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::rc::Rc;
 
 use corowire::cmap::{TrackType, Value};
 use corowire::driver::Error;
 use corowire::stream::{Frame, FrameError, Kind, Services};
 use corowire::votequorum::{Notification, TrackFlags};
-use corowire::CsError;
+use corowire::{CsError, Duration, Instant};
 use corowire_embedded::{no_clock, Channel, CmapClient, Link, LinkError, VotequorumClient};
 use support::{Gateway, Pipe};
 
@@ -158,4 +159,23 @@ fn the_gateway_closes_a_client_that_sends_garbage() {
     gateway.input(b"\xC5\x00\x40\x00");
     assert!(gateway.closed.as_deref().is_some_and(|e| e.contains("over the maximum of 4")));
     assert_eq!(gateway.relayed, 0);
+}
+
+/// A fake clock: every reading is a millisecond later than the one before.
+fn ticking() -> Instant {
+    static NOW: AtomicU64 = AtomicU64::new(0);
+    Instant::from_millis(NOW.fetch_add(1, Ordering::Relaxed))
+}
+
+#[test]
+fn a_call_to_a_silent_gateway_times_out_on_the_link_clock() {
+    let gateway = Rc::new(RefCell::new(Gateway::new(Services::ALL)));
+    let link = RefCell::new(
+        Link::<Pipe, 2048, 2048>::connect(Pipe::new(&gateway, 64), Services::ALL, ticking).unwrap(),
+    );
+    let timeout = Some(Duration::from_millis(50));
+    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, timeout).unwrap();
+    assert_eq!(cmap.get_u32("test.u32"), Ok(7));
+    gateway.borrow_mut().mute(Channel::Cmap.services());
+    assert_eq!(cmap.get_u32("test.u32"), Err(Error::Timeout));
 }

@@ -143,8 +143,13 @@ impl Gateway {
 
     /// The upstream of `services` is lost.
     pub fn reset(&mut self, services: Services) {
-        self.lost = self.lost.union(services);
+        self.mute(services);
         self.send(Frame::Reset(services));
+    }
+
+    /// Requests of `services` get no answer from now on (a stalled upstream).
+    pub fn mute(&mut self, services: Services) {
+        self.lost = self.lost.union(services);
     }
 
     /// Raw bytes for the client (garbage).
