@@ -449,6 +449,21 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
         outcome
     }
 
+    /// Marks the connection ready after a setup negotiated outside libqb (the stream
+    /// framing's hello and accept, [`crate::stream`]), with `max_msg_size` bytes granted for
+    /// each message.
+    ///
+    /// # Errors
+    /// [`HandleError::Unexpected`] unless the connection is still connecting.
+    pub fn handle_stream_setup(&mut self, max_msg_size: usize) -> Result<(), HandleError> {
+        if self.state != State::Connecting {
+            return Err(HandleError::Unexpected);
+        }
+        self.state = State::Ready;
+        self.max_msg_size = max_msg_size;
+        Ok(())
+    }
+
     fn check_ready(&self) -> Result<(), SubmitError> {
         match self.state {
             State::Connecting => Err(SubmitError::NotReady),

@@ -17,6 +17,7 @@ pub mod qb;
 pub mod quorum;
 pub mod ring;
 pub mod server;
+pub mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;

@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 type Target = fn(&[u8]);
 
 /// The fuzz targets over single frames, by directory name.
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("client_response", targets::client_response),
     ("client_notification", targets::client_notification),
     ("setup_response", targets::setup_response),
     ("server_request", targets::server_request),
     ("roundtrip", targets::roundtrip),
+    ("stream", targets::stream),
 ];
 
 /// The fuzz target over operation sequences (its seeds are not frames).
@@ -91,6 +92,16 @@ fn seeds_are_valid_frames() {
             "{} decodes as no notification",
             file.display()
         );
+    }
+    for file in files(&corpus_dir("stream")) {
+        let d = std::fs::read(&file).unwrap();
+        let (max, mut rest) = (targets::stream_max_payload(d[0]), &d[1..]);
+        while !rest.is_empty() {
+            match corowire::stream::decode(rest, max) {
+                Ok(corowire::Status::Complete((_, used))) => rest = &rest[used..],
+                other => panic!("{} holds no whole frames: {other:?}", file.display()),
+            }
+        }
     }
     for file in files(&corpus_dir("setup_response")) {
         let d = std::fs::read(&file).unwrap();

@@ -298,14 +298,68 @@ fn roundtrips() -> Vec<Seed> {
     seeds
 }
 
+/// Stream framing seeds: a first byte that picks the maximum payload (`stream` target), then
+/// a conversation of frames as each side sends it.
+fn streams() -> Vec<Seed> {
+    use corowire::stream::{Accept, Channel, Frame, Hello, Kind, Services, VERSION};
+    let frames = |pick: u8, frames: &[Frame<'_>]| {
+        let mut out = vec![pick];
+        for f in frames {
+            out.extend(enc(f.encoded_len(), |o| f.encode(o)));
+        }
+        out
+    };
+    let msg = |channel, kind, payload| Frame::Message { channel, kind, payload };
+    let hello = Frame::Hello(Hello { version: VERSION, services: Services::ALL, max_payload: 1024 });
+    let accept = Frame::Accept(Accept {
+        version: VERSION,
+        services: Services::ALL,
+        max_payload: 1024,
+        result: Ok(()),
+    });
+    let get = server_requests().into_iter().find(|(n, _)| *n == "cmap_get").expect("cmap_get seed").1;
+    let reply = client_responses().into_iter().find(|(n, _)| *n == "cmap_get_debian").expect("reply seed").1;
+    let note = client_notifications();
+    let (event, vq_event) = (&note[0].1, &note[note.len() - 1].1);
+    vec![
+        ("client_side", frames(255, &[hello, msg(Channel::Cmap, Kind::Request, &get)])),
+        (
+            "gateway_side",
+            frames(
+                255,
+                &[
+                    accept,
+                    msg(Channel::Cmap, Kind::Event, event),
+                    msg(Channel::Cmap, Kind::Reply, &reply),
+                    msg(Channel::Votequorum, Kind::Event, vq_event),
+                    Frame::Reset(Channel::Votequorum.services()),
+                ],
+            ),
+        ),
+        (
+            "refused",
+            frames(
+                0,
+                &[Frame::Accept(Accept {
+                    version: VERSION,
+                    services: Services::NONE,
+                    max_payload: 64,
+                    result: Err(CsError::NotExist),
+                })],
+            ),
+        ),
+    ]
+}
+
 fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let targets: [(&str, Vec<Seed>); 5] = [
+    let targets: [(&str, Vec<Seed>); 6] = [
         ("client_response", [client_responses(), quorum_cfg_replies()].concat()),
         ("client_notification", [client_notifications(), quorum_notifications()].concat()),
         ("setup_response", setup_responses()),
         ("server_request", [server_requests(), quorum_cfg_requests()].concat()),
         ("roundtrip", roundtrips()),
+        ("stream", streams()),
     ];
     let mut total = 0;
     for (target, seeds) in targets {

@@ -1027,3 +1027,58 @@ mod ops {
         run.finish();
     }
 }
+
+/// The maximum payload the first byte of a `stream` input picks: 64 to 1084 bytes, within the
+/// reader's 1200.
+pub fn stream_max_payload(pick: u8) -> usize {
+    usize::from(pick) * 4 + usize::from(corowire::stream::MIN_MAX_PAYLOAD)
+}
+
+/// Entry point of either end of the stream framing (`corowire::stream`): the bytes as one
+/// buffer through `stream::decode` (for every maximum payload the first byte picks), and the
+/// same bytes through a `FrameReader` in chunks whose sizes the data picks. Both must see the
+/// same frames and the same error; each decoded frame re-encodes to the bytes it came from.
+pub fn stream(data: &[u8]) {
+    use corowire::stream::{self, FrameReader};
+    let Some((&pick, data)) = data.split_first() else { return };
+    let max = stream_max_payload(pick);
+    let mut at = 0;
+    let mut frames = 0usize;
+    let end = loop {
+        let r = stream::decode(&data[at..], max);
+        show(&r);
+        match r {
+            Ok(Status::Complete((frame, used))) => {
+                let mut again = [0u8; 1200];
+                assert_eq!(frame.encode(&mut again), Ok(used));
+                assert_eq!(&again[..used], &data[at..at + used]);
+                at += used;
+                frames += 1;
+            }
+            Ok(Status::Partial { needed }) => break Ok(needed),
+            Err(e) => break Err(e),
+        }
+    };
+    let mut reader = FrameReader::<1200>::new();
+    reader.set_max_payload(max);
+    let (mut fed, mut seen) = (0, 0);
+    let got = loop {
+        match reader.next_frame() {
+            Ok(Some(_)) => {
+                seen += 1;
+                continue;
+            }
+            Ok(None) if fed == data.len() => break Ok(()),
+            Ok(None) => {}
+            Err(e) => break Err(e),
+        }
+        let chunk = 1 + usize::from(data[fed]) % 7;
+        let space = reader.space();
+        let n = chunk.min(space.len()).min(data.len() - fed);
+        space[..n].copy_from_slice(&data[fed..fed + n]);
+        reader.filled(n);
+        fed += n;
+    };
+    assert_eq!(seen, frames);
+    assert_eq!(got.err(), end.err());
+}

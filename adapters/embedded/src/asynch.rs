@@ -1,0 +1,332 @@
+//! The async link over `embedded_io_async::{Read, Write}` (for embassy, or tokio through an
+//! adapter) and its clients. A client owns its connection and buffers but not the link: each
+//! call borrows the [`AsyncLink`], so a CMAP and a votequorum client share one stream
+//! without locks.
+//!
+//! Cancel safety: see [`AsyncClient`].
+
+use core::fmt;
+
+use corowire::cmap::{Request, TrackType, Value};
+use corowire::conn::{CmapEvent, Connection, HandleError, Polled, Service};
+use corowire::stream::{Accept, Channel, Kind, Services};
+use corowire::votequorum::{self, NodeInfo, TrackFlags};
+use corowire::{Cmap, Votequorum};
+use embedded_io_async::{Read, Write};
+
+use crate::client::{get_request, get_value, key, node_info, track_handle, Error, OnStream, Result};
+use crate::mux::{frame_parts, LinkError, Mux};
+
+/// One stream to a gateway, async: `RX` bytes of frame reader, four `Q`-byte queues (see
+/// [`Link`](crate::Link)).
+pub struct AsyncLink<IO, const RX: usize = 1030, const Q: usize = 1024> {
+    io: IO,
+    mux: Mux<RX, Q>,
+}
+
+impl<IO, const RX: usize, const Q: usize> fmt::Debug for AsyncLink<IO, RX, Q> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncLink").field("accepted", &self.mux.accepted()).finish_non_exhaustive()
+    }
+}
+
+impl<IO: Read + Write, const RX: usize, const Q: usize> AsyncLink<IO, RX, Q> {
+    /// Sends the hello asking for `services` and waits for the gateway's accept.
+    ///
+    /// # Errors
+    /// [`LinkError::Refused`] with the gateway's `cs_error_t`; a stream or framing error.
+    pub async fn connect(io: IO, services: Services) -> core::result::Result<Self, LinkError<IO::Error>> {
+        let mut link = Self { io, mux: Mux::new() };
+        let hello = link.mux.hello(services);
+        let mut out = [0u8; 16];
+        let n = hello.encode(&mut out).map_err(LinkError::Encode)?;
+        link.io.write_all(&out[..n]).await.map_err(LinkError::Io)?;
+        link.io.flush().await.map_err(LinkError::Io)?;
+        while link.mux.accepted().is_none() {
+            link.read_some().await?;
+        }
+        Ok(link)
+    }
+
+    /// What the gateway granted.
+    pub fn accepted(&self) -> Option<Accept> {
+        self.mux.accepted()
+    }
+
+    /// The stream, e.g. to close it.
+    pub fn into_inner(self) -> IO {
+        self.io
+    }
+
+    async fn read_some(&mut self) -> core::result::Result<(), LinkError<IO::Error>> {
+        let n = self.io.read(self.mux.space()).await.map_err(LinkError::Io)?;
+        if n == 0 {
+            return Err(self.mux.closed());
+        }
+        self.mux.filled(n)
+    }
+
+    async fn recv(
+        &mut self,
+        channel: Channel,
+        kind: Kind,
+        out: &mut [u8],
+    ) -> core::result::Result<usize, LinkError<IO::Error>> {
+        loop {
+            if let Some(n) = self.mux.pop(channel, kind, out)? {
+                return Ok(n);
+            }
+            self.read_some().await?;
+        }
+    }
+
+    async fn send(
+        &mut self,
+        channel: Channel,
+        payload: &[u8],
+    ) -> core::result::Result<(), LinkError<IO::Error>> {
+        self.mux.check(channel)?;
+        let (header, trailer) = frame_parts(channel, payload)?;
+        for part in [&header[..], payload, &trailer[..]] {
+            self.io.write_all(part).await.map_err(LinkError::Io)?;
+        }
+        self.io.flush().await.map_err(LinkError::Io)
+    }
+}
+
+/// An async client of service `S`: its connection (`P` requests in flight, which a
+/// sequential client never exceeds; `E` events in `EB` bytes) and three `BUF`-byte buffers
+/// (request, reply, event). Each call takes the link it runs on.
+///
+/// The calls are not cancel-safe while they write: a call dropped in the middle of writing
+/// its request leaves a partial frame on the stream, and the gateway closes it. A call
+/// dropped while it waits for its reply is harmless: the request stays outstanding in the
+/// connection, and the next call takes and discards its reply before its own.
+pub struct AsyncClient<S: Service, const BUF: usize, const P: usize, const E: usize, const EB: usize> {
+    conn: Connection<S, P, E, EB>,
+    request: [u8; BUF],
+    reply: [u8; BUF],
+    event: [u8; BUF],
+}
+
+impl<S: Service, const BUF: usize, const P: usize, const E: usize, const EB: usize> fmt::Debug
+    for AsyncClient<S, BUF, P, E, EB>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncClient").field("conn", &self.conn).finish_non_exhaustive()
+    }
+}
+
+/// An async CMAP client with `TRACKS` tracks; see [`AsyncClient`] for the capacities.
+pub type AsyncCmapClient<
+    const BUF: usize = 1024,
+    const TRACKS: usize = 4,
+    const P: usize = 2,
+    const E: usize = 4,
+    const EB: usize = 1024,
+> = AsyncClient<Cmap<TRACKS>, BUF, P, E, EB>;
+
+/// An async votequorum client; see [`AsyncClient`] for the capacities.
+pub type AsyncVotequorumClient<
+    const BUF: usize = 1024,
+    const P: usize = 2,
+    const E: usize = 4,
+    const EB: usize = 1024,
+> = AsyncClient<Votequorum, BUF, P, E, EB>;
+
+impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: usize>
+    AsyncClient<S, BUF, P, E, EB>
+{
+    /// The client of its service on `link`.
+    ///
+    /// # Errors
+    /// [`LinkError::Refused`] (`CS_ERR_NOT_EXIST`) if the gateway did not accept the service.
+    pub fn new<IO: Read + Write, const RX: usize, const Q: usize>(
+        link: &AsyncLink<IO, RX, Q>,
+    ) -> Result<Self, IO::Error> {
+        let accepted = link.accepted().filter(|a| a.services.contains(S::CHANNEL));
+        let Some(accepted) = accepted else {
+            return Err(Error::Transport(LinkError::Refused(corowire::CsError::NotExist)));
+        };
+        let mut conn = Connection::new(0);
+        conn.handle_stream_setup(usize::from(accepted.max_payload).min(BUF)).map_err(Error::Protocol)?;
+        Ok(Self { conn, request: [0; BUF], reply: [0; BUF], event: [0; BUF] })
+    }
+
+    /// The protocol state.
+    pub fn connection(&self) -> &Connection<S, P, E, EB> {
+        &self.conn
+    }
+
+    /// One request, one reply: `f` turns the reply into the call's result.
+    ///
+    /// # Errors
+    /// The daemon's answer ([`Error::Cs`]), a refused request ([`Error::Submit`],
+    /// [`Error::TooBig`]), a link or protocol failure (the connection is then closed).
+    pub async fn call<IO: Read + Write, const RX: usize, const Q: usize, R>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        req: &S::Request<'_>,
+        f: impl FnOnce(S::Response<'_>) -> Result<R, IO::Error>,
+    ) -> Result<R, IO::Error> {
+        let len = S::encoded_len(req);
+        let max = self.conn.max_msg_size();
+        if len > max {
+            return Err(Error::TooBig { len, max });
+        }
+        let sub = self.conn.submit(req, corowire::Instant::from_millis(0), None, &mut self.request);
+        self.finish(link, sub).await.and_then(|r| r.map_or_else(|e| Err(Error::Cs(e)), f))
+    }
+
+    /// Sends a submitted request and reads replies until its own.
+    async fn finish<'s, IO: Read + Write, const RX: usize, const Q: usize>(
+        &'s mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        sub: core::result::Result<corowire::conn::Submitted, corowire::conn::SubmitError>,
+    ) -> Result<core::result::Result<S::Response<'s>, corowire::CsError>, IO::Error> {
+        let sub = sub.map_err(Error::Submit)?;
+        if let Err(e) = link.send(S::CHANNEL, &self.request[..sub.len]).await {
+            return Err(self.lost(e));
+        }
+        let n = loop {
+            let n = match link.recv(S::CHANNEL, Kind::Reply, &mut self.reply).await {
+                Ok(n) => n,
+                Err(e) => return Err(self.lost(e)),
+            };
+            match self.conn.handle_response(&self.reply[..n]) {
+                Ok(Some(c)) if c.token == sub.token => break n,
+                Ok(_) => {}
+                Err(e) => return Err(Error::Protocol(e)),
+            }
+        };
+        // Decoded once by `handle_response`; decoded again to lend it to the caller.
+        S::decode_reply(&self.reply[..n]).map_err(|e| Error::Protocol(HandleError::Decode(e)))
+    }
+
+    /// The link failed under a call: the connection is out of step and closes.
+    fn lost<X: embedded_io::Error>(&mut self, e: LinkError<X>) -> Error<X> {
+        self.conn.handle_closed();
+        while self.conn.poll_failure().is_some() {}
+        Error::from_transport(e)
+    }
+
+    /// Waits for the next event and hands it to `f`.
+    ///
+    /// # Errors
+    /// A link failure; an event that does not decode or overflows the queue.
+    pub async fn next_event<IO: Read + Write, const RX: usize, const Q: usize, R>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        f: impl FnOnce(S::Event<'_>) -> R,
+    ) -> Result<R, IO::Error> {
+        loop {
+            if !self.has_event() {
+                let n = match link.recv(S::CHANNEL, Kind::Event, &mut self.event).await {
+                    Ok(n) => n,
+                    Err(e) => return Err(self.lost(e)),
+                };
+                self.conn.handle_event(&self.event[..n]).map_err(Error::Protocol)?;
+            }
+            match self.conn.poll_event(&mut self.event) {
+                Some(Ok(Polled::Event(e))) => return Ok(f(e)),
+                Some(Ok(Polled::Invalid(e))) => return Err(Error::Protocol(HandleError::Decode(e))),
+                Some(Err(e)) => return Err(Error::Submit(corowire::conn::SubmitError::Encode(e))),
+                Some(Ok(_)) | None => {}
+            }
+        }
+    }
+
+    fn has_event(&self) -> bool {
+        self.conn.queued_events() > 0
+    }
+}
+
+impl<const BUF: usize, const T: usize, const P: usize, const E: usize, const EB: usize>
+    AsyncCmapClient<BUF, T, P, E, EB>
+{
+    /// `cmap_get`: hands the value under `key` to `f`.
+    ///
+    /// # Errors
+    /// As [`Client::get`](crate::Client::get).
+    pub async fn get<IO: Read + Write, const RX: usize, const Q: usize, R>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        key_name: &str,
+        f: impl FnOnce(Value<'_>) -> R,
+    ) -> Result<R, IO::Error> {
+        let req = get_request(key_name, self.conn.max_msg_size())?;
+        self.call(link, &req, |r| get_value(r, f)).await
+    }
+
+    /// `cmap_set`.
+    ///
+    /// # Errors
+    /// As [`Client::set`](crate::Client::set).
+    pub async fn set<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        key_name: &str,
+        value: Value<'_>,
+    ) -> Result<(), IO::Error> {
+        let req = Request::Set { key: key(key_name)?, value };
+        self.call(link, &req, |_| Ok(())).await
+    }
+
+    /// `cmap_track_add`: returns the track's handle; `context` comes back with each
+    /// [`CmapEvent`] ([`AsyncClient::next_event`]).
+    ///
+    /// # Errors
+    /// As [`Client::track_add`](crate::Client::track_add).
+    pub async fn track_add<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        key_name: &str,
+        track_type: TrackType,
+        context: u64,
+    ) -> Result<u64, IO::Error> {
+        let key = key(key_name)?;
+        let now = corowire::Instant::from_millis(0);
+        let sub = self.conn.track_add(Some(key), track_type, context, now, None, &mut self.request);
+        self.finish(link, sub).await?.map_or_else(|e| Err(Error::Cs(e)), track_handle)
+    }
+
+    /// The next tracked change, handed to `f`.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::next_event`].
+    pub async fn next_change<IO: Read + Write, const RX: usize, const Q: usize, R>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        f: impl FnOnce(&CmapEvent<'_>) -> R,
+    ) -> Result<R, IO::Error> {
+        self.next_event(link, |e| f(&e)).await
+    }
+}
+
+impl<const BUF: usize, const P: usize, const E: usize, const EB: usize> AsyncVotequorumClient<BUF, P, E, EB> {
+    /// `votequorum_getinfo`: hands the node's information (`nodeid` 0: the local node) to `f`.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
+    pub async fn get_info<IO: Read + Write, const RX: usize, const Q: usize, R>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        nodeid: u32,
+        f: impl FnOnce(&NodeInfo<'_>) -> R,
+    ) -> Result<R, IO::Error> {
+        self.call(link, &votequorum::Request::GetInfo { nodeid }, |r| node_info(r, f)).await
+    }
+
+    /// `votequorum_trackstart`.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
+    pub async fn track_start<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        context: u64,
+        flags: TrackFlags,
+    ) -> Result<(), IO::Error> {
+        self.call(link, &votequorum::Request::TrackStart { context, flags }, |_| Ok(())).await
+    }
+}

@@ -1,0 +1,295 @@
+//! The sans-IO half of a link: the frame reader, the setup, and per-channel queues that hold
+//! replies and events until the client of their channel asks for them. The blocking and the
+//! async link move bytes in and out of it; neither decides anything itself.
+
+use core::fmt;
+
+use corowire::stream::{self, Accept, Channel, Frame, FrameError, FrameReader, Hello, Kind, Services};
+use corowire::transport::{BufferTooSmall, ErrorKind, TransportError};
+use corowire::{CsError, EncodeError};
+
+/// Why a link failed. Every case but [`LinkError::Timeout`] and [`LinkError::Busy`] is final:
+/// the stream is no longer in step and the clients on it fail their requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum LinkError<E> {
+    /// The byte stream failed.
+    Io(E),
+    /// The byte stream ended (a read returned 0 bytes).
+    Closed,
+    /// The gateway sent a frame that does not decode (`docs/protocol.md` §12.3).
+    Frame(FrameError),
+    /// The gateway sent a frame that is valid but out of place (a request, a second accept, a
+    /// service frame before the accept or for a service not accepted), by its tag.
+    Unexpected {
+        /// The frame's tag.
+        tag: u8,
+    },
+    /// The gateway refused the hello with this `cs_error_t`.
+    Refused(CsError),
+    /// The gateway lost its upstream connection of this channel (a reset frame).
+    Reset,
+    /// A reply or event of `channel` arrived while its queue (`Q` bytes) was full: the
+    /// other client on the link does not take its frames. Nothing is dropped; the link fails.
+    QueueFull {
+        /// The channel.
+        channel: Channel,
+        /// Reply or event.
+        kind: Kind,
+    },
+    /// A frame did not fit the caller's buffer (it stays queued).
+    BufferTooSmall(BufferTooSmall),
+    /// A frame could not be encoded (larger than 65535 bytes).
+    Encode(EncodeError),
+    /// A deadline passed before the frame came.
+    Timeout,
+    /// The link was in use by the other client (a call from inside the other's callback).
+    Busy,
+}
+
+impl<E: fmt::Display> fmt::Display for LinkError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "stream error: {e}"),
+            Self::Closed => f.write_str("the gateway closed the stream"),
+            Self::Frame(e) => write!(f, "malformed frame from the gateway: {e}"),
+            Self::Unexpected { tag } => write!(f, "unexpected frame {tag:#04x} from the gateway"),
+            Self::Refused(e) => write!(f, "the gateway refused the link: {e}"),
+            Self::Reset => f.write_str("the gateway lost its connection to corosync"),
+            Self::QueueFull { channel, kind } => {
+                write!(f, "the {channel:?} {kind:?} queue is full (its client does not take its frames)")
+            }
+            Self::BufferTooSmall(e) => write!(f, "{e}"),
+            Self::Encode(e) => write!(f, "cannot frame: {e}"),
+            Self::Timeout => f.write_str("timed out waiting for the gateway"),
+            Self::Busy => f.write_str("the link is in use by the other client"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> core::error::Error for LinkError<E> {}
+
+impl<E: embedded_io::Error> TransportError for LinkError<E> {
+    fn kind(&self) -> ErrorKind {
+        use embedded_io::ErrorKind as Io;
+        match self {
+            Self::Closed | Self::Reset => ErrorKind::Disconnected,
+            Self::Timeout => ErrorKind::Timeout,
+            Self::Io(e) => match e.kind() {
+                Io::TimedOut => ErrorKind::Timeout,
+                Io::BrokenPipe | Io::ConnectionReset | Io::ConnectionAborted | Io::NotConnected => {
+                    ErrorKind::Disconnected
+                }
+                _ => ErrorKind::Other,
+            },
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// A FIFO of frames' payloads in `Q` bytes, each stored as a 2-byte length and the bytes.
+#[derive(Clone)]
+struct Queue<const Q: usize> {
+    buf: [u8; Q],
+    len: usize,
+}
+
+impl<const Q: usize> Queue<Q> {
+    const fn new() -> Self {
+        Self { buf: [0; Q], len: 0 }
+    }
+
+    /// Appends `bytes`; `false` (and nothing changed) if they do not fit.
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        let Ok(n) = u16::try_from(bytes.len()) else { return false };
+        let end = self.len + 2 + bytes.len();
+        if end > Q {
+            return false;
+        }
+        self.buf[self.len..self.len + 2].copy_from_slice(&n.to_le_bytes());
+        self.buf[self.len + 2..end].copy_from_slice(bytes);
+        self.len = end;
+        true
+    }
+
+    /// Moves the oldest payload into `out`.
+    fn pop(&mut self, out: &mut [u8]) -> Result<Option<usize>, BufferTooSmall> {
+        if self.len == 0 {
+            return Ok(None);
+        }
+        let n = usize::from(u16::from_le_bytes([self.buf[0], self.buf[1]]));
+        let Some(dst) = out.get_mut(..n) else {
+            return Err(BufferTooSmall { needed: n, available: out.len() });
+        };
+        dst.copy_from_slice(&self.buf[2..2 + n]);
+        self.buf.copy_within(2 + n..self.len, 0);
+        self.len -= 2 + n;
+        Ok(Some(n))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The queue index of a channel's replies or events.
+fn slot(channel: Channel, kind: Kind) -> Option<usize> {
+    let c = match channel {
+        Channel::Cmap => 0,
+        Channel::Votequorum => 2,
+    };
+    match kind {
+        Kind::Reply => Some(c),
+        Kind::Event => Some(c + 1),
+        Kind::Request => None,
+    }
+}
+
+/// The protocol state of a link: `RX` bytes of frame reader, four queues of `Q` bytes each.
+#[derive(Clone)]
+pub(crate) struct Mux<const RX: usize, const Q: usize> {
+    reader: FrameReader<RX>,
+    queues: [Queue<Q>; 4],
+    accepted: Option<Accept>,
+    lost: Services,
+    /// The final error, repeated to every later call.
+    broken: Option<LinkError<()>>,
+}
+
+impl<const RX: usize, const Q: usize> Mux<RX, Q> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            reader: FrameReader::new(),
+            queues: [Queue::new(), Queue::new(), Queue::new(), Queue::new()],
+            accepted: None,
+            lost: Services::NONE,
+            broken: None,
+        }
+    }
+
+    /// The hello asking for `services`, offering what the reader can hold.
+    pub(crate) fn hello(&self, services: Services) -> Frame<'static> {
+        let max_payload = u16::try_from(self.reader.max_payload()).unwrap_or(u16::MAX);
+        Frame::Hello(Hello { version: stream::VERSION, services, max_payload })
+    }
+
+    pub(crate) fn accepted(&self) -> Option<Accept> {
+        self.accepted
+    }
+
+    /// Where the next bytes read go.
+    pub(crate) fn space(&mut self) -> &mut [u8] {
+        self.reader.space()
+    }
+
+    /// Files the `n` bytes read into [`Mux::space`]: every complete frame goes to its queue.
+    pub(crate) fn filled<E>(&mut self, n: usize) -> Result<(), LinkError<E>> {
+        self.reader.filled(n);
+        self.pump().map_err(|e| {
+            #[cfg(feature = "defmt")]
+            defmt::warn!("corowire-embedded: link broken: {}", e);
+            self.broken = Some(e);
+            widen(e)
+        })
+    }
+
+    /// Records that the stream ended; later calls fail with [`LinkError::Closed`].
+    pub(crate) fn closed<E>(&mut self) -> LinkError<E> {
+        self.broken.get_or_insert(LinkError::Closed);
+        LinkError::Closed
+    }
+
+    fn pump(&mut self) -> Result<(), LinkError<()>> {
+        while let Some(frame) = self.reader.next_frame().map_err(LinkError::Frame)? {
+            let tag = frame.tag();
+            match (frame, self.accepted) {
+                (Frame::Accept(a), None) => {
+                    a.result.map_err(LinkError::Refused)?;
+                    self.reader.set_max_payload(usize::from(a.max_payload));
+                    self.accepted = Some(a);
+                    #[cfg(feature = "defmt")]
+                    defmt::info!("corowire-embedded: link up: {}", a);
+                }
+                (Frame::Reset(s), Some(_)) => self.lost = self.lost.union(s),
+                (Frame::Message { channel, kind, payload }, Some(a)) if a.services.contains(channel) => {
+                    let i = slot(channel, kind).ok_or(LinkError::Unexpected { tag })?;
+                    if !self.queues[i].push(payload) {
+                        return Err(LinkError::QueueFull { channel, kind });
+                    }
+                }
+                _ => return Err(LinkError::Unexpected { tag }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a frame of `channel` and `kind` is queued.
+    pub(crate) fn has(&self, channel: Channel, kind: Kind) -> bool {
+        slot(channel, kind).is_some_and(|i| !self.queues[i].is_empty())
+    }
+
+    /// Takes the oldest queued frame of `channel` and `kind` into `out`: its length, or `None`
+    /// if none is queued (read more).
+    ///
+    /// # Errors
+    /// The link's final error; [`LinkError::Reset`] once the channel was reset and its queue
+    /// is empty; [`LinkError::BufferTooSmall`].
+    pub(crate) fn pop<E>(
+        &mut self,
+        channel: Channel,
+        kind: Kind,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, LinkError<E>> {
+        let i =
+            slot(channel, kind).ok_or(LinkError::Unexpected { tag: stream::message_tag(channel, kind) })?;
+        match self.queues[i].pop(out).map_err(LinkError::BufferTooSmall)? {
+            Some(n) => Ok(Some(n)),
+            None => self.check(channel).map(|()| None),
+        }
+    }
+
+    /// The link's final error or the channel's reset, if any.
+    pub(crate) fn check<E>(&self, channel: Channel) -> Result<(), LinkError<E>> {
+        if let Some(e) = self.broken {
+            return Err(widen(e));
+        }
+        if self.lost.contains(channel) {
+            return Err(LinkError::Reset);
+        }
+        Ok(())
+    }
+}
+
+/// A stored error (which never holds an I/O error) as an error of any stream.
+fn widen<E>(e: LinkError<()>) -> LinkError<E> {
+    match e {
+        LinkError::Io(()) | LinkError::Closed => LinkError::Closed,
+        LinkError::Frame(f) => LinkError::Frame(f),
+        LinkError::Unexpected { tag } => LinkError::Unexpected { tag },
+        LinkError::Refused(c) => LinkError::Refused(c),
+        LinkError::Reset => LinkError::Reset,
+        LinkError::QueueFull { channel, kind } => LinkError::QueueFull { channel, kind },
+        LinkError::BufferTooSmall(b) => LinkError::BufferTooSmall(b),
+        LinkError::Encode(e) => LinkError::Encode(e),
+        LinkError::Timeout => LinkError::Timeout,
+        LinkError::Busy => LinkError::Busy,
+    }
+}
+
+/// The header and the CRC trailer of a service frame around `payload`, so that a link
+/// writes the payload from where the connection encoded it, without a copy.
+///
+/// # Errors
+/// [`LinkError::Encode`] for a payload over 65535 bytes.
+pub(crate) fn frame_parts<E>(
+    channel: Channel,
+    payload: &[u8],
+) -> Result<([u8; stream::HEADER_LEN], [u8; stream::TRAILER_LEN]), LinkError<E>> {
+    let len = u16::try_from(payload.len())
+        .map_err(|_| LinkError::Encode(EncodeError::MessageTooLarge { len: payload.len() }))?;
+    let [lo, hi] = len.to_le_bytes();
+    let tag = stream::message_tag(channel, Kind::Request);
+    let crc = stream::crc16(stream::crc16(stream::CRC_INIT, &[tag, lo, hi]), payload);
+    Ok(([stream::SYNC, tag, lo, hi], crc.to_le_bytes()))
+}

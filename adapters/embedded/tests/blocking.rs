@@ -1,0 +1,181 @@
+//! The blocking clients over an in-memory pipe to a gateway in front of the core's engines.
+
+mod support;
+
+use core::cell::RefCell;
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::rc::Rc;
+
+use corowire::cmap::{TrackType, Value};
+use corowire::driver::Error;
+use corowire::stream::{Frame, FrameError, Kind, Services};
+use corowire::votequorum::{Notification, TrackFlags};
+use corowire::{CsError, Duration, Instant};
+use corowire_embedded::{no_clock, Channel, CmapClient, Link, LinkError, VotequorumClient};
+use support::{Gateway, Pipe};
+
+type TestLink = Link<Pipe, 2048, 2048>;
+
+fn setup(offered: Services, chunk: usize) -> (Rc<RefCell<Gateway>>, RefCell<TestLink>) {
+    let gateway = Rc::new(RefCell::new(Gateway::new(offered)));
+    let link = Link::connect(Pipe::new(&gateway, chunk), Services::ALL, no_clock).unwrap();
+    (gateway, RefCell::new(link))
+}
+
+#[test]
+fn calls_at_every_chunk_size() {
+    for chunk in [1, 2, 5, 4096] {
+        let (gateway, link) = setup(Services::ALL, chunk);
+        assert_eq!(link.borrow().accepted().max_payload, 2042, "chunk {chunk}");
+        let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+        let mut buf = [0u8; 32];
+        assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("embedded"));
+        assert_eq!(cmap.get_u32("test.u32"), Ok(7));
+        assert_eq!(cmap.get_u8("test.u32"), Err(Error::Cs(CsError::InvalidParam)));
+        cmap.set_i64("test.i64", -5).unwrap();
+        assert_eq!(cmap.get_i64("test.i64"), Ok(-5));
+        let mut keys = Vec::new();
+        cmap.iter(Some("test."), |k, _, len| {
+            keys.push((k.to_owned(), len));
+            true
+        })
+        .unwrap();
+        assert_eq!(keys, [("test.i64".to_owned(), 8), ("test.u32".to_owned(), 4)]);
+        cmap.delete("test.i64").unwrap();
+        assert_eq!(cmap.get_i64("test.i64"), Err(Error::Cs(CsError::NotExist)));
+
+        let mut vq: VotequorumClient<'_, Pipe, 2048, 2048> = VotequorumClient::new(&link, None).unwrap();
+        let info = vq.get_info(0, |i| (i.nodeid, i.expected_votes, i.total_votes)).unwrap();
+        assert_eq!(info, (1, 3, 2));
+        assert_eq!(gateway.borrow().closed, None);
+    }
+}
+
+#[test]
+fn tracks_on_both_channels_of_one_stream() {
+    let (gateway, link) = setup(Services::ALL, 3);
+    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+    let mut vq: VotequorumClient<'_, Pipe, 2048, 2048> = VotequorumClient::new(&link, None).unwrap();
+    let track = cmap.track_add("test.", TrackType::PREFIX | TrackType::MODIFY | TrackType::ADD, 77).unwrap();
+    // The votequorum track's current state arrives while CMAP is idle; the CMAP change made
+    // by a local tool arrives between votequorum frames. Each waits in its channel's queue.
+    vq.track_start(9, TrackFlags::CURRENT | TrackFlags::CHANGES).unwrap();
+    gateway.borrow_mut().local_set("test.u32", Value::UInt32(8));
+    let mut kinds = Vec::new();
+    let quorate = loop {
+        let seen = vq
+            .next_event(|n| match n {
+                Notification::Quorum { quorate, context, .. } => Some((*quorate, *context)),
+                other => {
+                    kinds.push(format!("{other:?}"));
+                    None
+                }
+            })
+            .unwrap();
+        if seen.is_some() || kinds.len() > 2 {
+            break seen;
+        }
+    };
+    assert_eq!(quorate, Some((true, 9)), "{kinds:?}");
+    assert!(kinds.len() == 1 && kinds[0].starts_with("NodeList"), "{kinds:?}");
+    let change = cmap
+        .next_event(|e| {
+            let key = e.notification.key.as_bytes().to_vec();
+            (e.track_handle, e.context, key, e.notification.new_value == Some(Value::UInt32(8)))
+        })
+        .unwrap();
+    assert_eq!(change, (track, 77, b"test.u32".to_vec(), true));
+    cmap.track_delete(track).unwrap();
+}
+
+#[test]
+fn a_stream_cut_mid_frame_fails_the_call_and_every_later_one() {
+    let (gateway, link) = setup(Services::ALL, 4);
+    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+    // The reply to the next GET is 40 + 9 value bytes + 6 framing: cut it after 20.
+    link.borrow_mut().io_mut().budget = 20;
+    assert_eq!(cmap.get_u32("test.u32"), Err(Error::Disconnected));
+    assert_eq!(cmap.get_u32("test.u32"), Err(Error::Disconnected));
+    assert_eq!(gateway.borrow().relayed, 1);
+}
+
+#[test]
+fn garbage_from_the_gateway_is_a_typed_error_not_a_hang() {
+    let (gateway, link) = setup(Services::ALL, 1);
+    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+    gateway.borrow_mut().raw(b"\x00garbage");
+    assert_eq!(
+        cmap.get_u32("test.u32"),
+        Err(Error::Transport(LinkError::Frame(FrameError::BadSync { found: 0 })))
+    );
+    // A length over the negotiated maximum is refused from the header alone.
+    let (gateway, link) = setup(Services::ALL, 1);
+    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+    gateway.borrow_mut().raw(&[0xC5, 0x11, 0xff, 0xff]);
+    assert_eq!(
+        cmap.get_u32("test.u32"),
+        Err(Error::Transport(LinkError::Frame(FrameError::TooLarge { len: 0xffff, max: 2042 })))
+    );
+}
+
+#[test]
+fn refused_services_and_resets() {
+    let gateway = Rc::new(RefCell::new(Gateway::new(Services::NONE)));
+    let refused = Link::<Pipe, 2048, 2048>::connect(Pipe::new(&gateway, 7), Services::ALL, no_clock);
+    assert_eq!(refused.err(), Some(LinkError::Refused(CsError::NotExist)));
+
+    let (gateway, link) = setup(Channel::Cmap.services(), 4096);
+    let vq = VotequorumClient::<'_, Pipe, 2048, 2048>::new(&link, None);
+    assert_eq!(vq.err(), Some(Error::Transport(LinkError::Refused(CsError::NotExist))));
+    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+    assert_eq!(cmap.get_u32("test.u32"), Ok(7));
+    gateway.borrow_mut().reset(Channel::Cmap.services());
+    assert_eq!(cmap.get_u32("test.u32"), Err(Error::Disconnected));
+    // The request after the reset was written (the client had not read the reset yet) and
+    // dropped by the gateway.
+    assert_eq!(gateway.borrow().relayed, 1);
+}
+
+#[test]
+fn a_request_over_the_negotiated_size_is_not_sent() {
+    let (gateway, link) = setup(Services::ALL, 4096);
+    let mut cmap: CmapClient<'_, Pipe, 2048, 2048, 512> = CmapClient::new(&link, None).unwrap();
+    assert_eq!(cmap.max_msg_size(), 512);
+    let big = [b'x'; 600];
+    assert!(matches!(cmap.set("test.big", Value::Binary(&big)), Err(Error::TooBig { max: 512, .. })));
+    assert_eq!(gateway.borrow().relayed, 0);
+    assert_eq!(cmap.get_u32("test.u32"), Ok(7));
+}
+
+#[test]
+fn the_gateway_closes_a_client_that_sends_garbage() {
+    let mut gateway = Gateway::new(Services::ALL);
+    let request = Frame::Message { channel: Channel::Cmap, kind: Kind::Request, payload: &[] };
+    let mut bytes = [0u8; 6];
+    request.encode(&mut bytes).unwrap();
+    gateway.input(&bytes);
+    assert_eq!(gateway.closed.as_deref(), Some("frame 0x10 is out of place from a client"));
+    let mut gateway = Gateway::new(Services::ALL);
+    gateway.input(b"\xC5\x00\x40\x00");
+    assert!(gateway.closed.as_deref().is_some_and(|e| e.contains("over the maximum of 4")));
+    assert_eq!(gateway.relayed, 0);
+}
+
+/// A fake clock: every reading is a millisecond later than the one before.
+fn ticking() -> Instant {
+    static NOW: AtomicU64 = AtomicU64::new(0);
+    Instant::from_millis(NOW.fetch_add(1, Ordering::Relaxed))
+}
+
+#[test]
+fn a_call_to_a_silent_gateway_times_out_on_the_link_clock() {
+    let gateway = Rc::new(RefCell::new(Gateway::new(Services::ALL)));
+    let link = RefCell::new(
+        Link::<Pipe, 2048, 2048>::connect(Pipe::new(&gateway, 64), Services::ALL, ticking).unwrap(),
+    );
+    let timeout = Some(Duration::from_millis(50));
+    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, timeout).unwrap();
+    assert_eq!(cmap.get_u32("test.u32"), Ok(7));
+    gateway.borrow_mut().mute(Channel::Cmap.services());
+    assert_eq!(cmap.get_u32("test.u32"), Err(Error::Timeout));
+}
