@@ -27,7 +27,10 @@
 //!   floor)`; above [`ServerConfig::max_msg_size_limit`] the reply is `-ENOMEM`, and with a
 //!   full connection table `-EMFILE`. The rings live in
 //!   `<shm_dir>/qb-<server pid>-<client pid>-<fd>-XXXXXX` (mode 0770, files 0600, owned by
-//!   the client). With [`IpcType::Socket`] that directory holds the 24-byte control file
+//!   the client). Each file is created in the directory through its descriptor
+//!   (`openat` with `O_EXCL | O_NOFOLLOW`), given to the client and sized through its own
+//!   descriptor, and the directory is given to the client last: no path the client could
+//!   change is ever followed. With [`IpcType::Socket`] that directory holds the 24-byte control file
 //!   `qb-control-<service>` instead, the server binds the datagram sockets
 //!   `\0<dir>/qb-<service>-request` and `-event-tx`, and connects them to the client's
 //!   `-response` and `-event` on its first send (docs/protocol.md §3).

@@ -4,20 +4,21 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use corowire::qb::CONNECTION_REQUEST_LEN;
 use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
 use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
+use nix::sys::stat::fchmod;
 use nix::sys::stat::Mode;
-use nix::unistd::{chown, mkdtemp, Gid, Uid};
+use nix::unistd::{fchown, mkdtemp, unlinkat, Gid, Uid, UnlinkatFlags};
 
 use crate::ring::{ShmError, ShmRing};
-use crate::sys::shm::SharedMapping;
-use crate::sys::sock::{bind_dgram, connect_dgram, errno_of, recv_dgram, send_dgram, PeerCred};
+use crate::sys::shm::{Owner, SharedMapping};
+use crate::sys::sock::{bind_dgram, connect_dgram, recv_dgram, send_dgram, PeerCred};
 use crate::transport::socket::{channel_name, count};
 use corowire::wire::socket::{CONTROL_LEN, EVENT_SENT, REQUEST_SENT, RESPONSE_SENT};
 
@@ -29,19 +30,25 @@ const EVENT_BACKLOG_LIMIT: usize = 64 << 20;
 /// The three rings, in the order of the setup response.
 const RING_KINDS: [&str; 3] = ["request", "response", "event"];
 
-/// The per-connection directory `<shm_dir>/qb-<spid>-<cpid>-<fd>-XXXXXX` (mode 0770, owned by
-/// the client); dropping it unlinks the files made in it and removes it.
+/// The per-connection directory `<shm_dir>/qb-<spid>-<cpid>-<fd>-XXXXXX`. It stays the
+/// server's (mode 0700) while its files are made, through its descriptor, and is given to
+/// the client (mode 0770) only by [`ShmDir::hand_over`], after which the server never
+/// follows a path in it again (issue 13). Dropping it unlinks the files made in it (through
+/// the descriptor) and removes it.
 #[derive(Debug)]
 pub(super) struct ShmDir {
     path: PathBuf,
+    /// The directory, opened `O_DIRECTORY | O_NOFOLLOW` right after `mkdtemp` made it.
+    fd: OwnedFd,
     service: String,
-    owner: (Option<Uid>, Option<Gid>),
+    owner: Owner,
+    /// Names of the files made in it.
     files: Vec<PathBuf>,
 }
 
 impl ShmDir {
     /// Creates the directory for the client `cred` of `service` on the server's setup socket
-    /// `server_fd`, as libqb names it.
+    /// `server_fd`, as libqb names it; it is the server's until [`ShmDir::hand_over`].
     pub(super) fn create(
         shm_dir: &Path,
         service: &str,
@@ -49,11 +56,13 @@ impl ShmDir {
         cred: PeerCred,
     ) -> Result<Self, Errno> {
         let template = shm_dir.join(format!("qb-{}-{}-{server_fd}-XXXXXX", std::process::id(), cred.pid));
+        let path = mkdtemp(&template)?;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = open(&path, flags, Mode::empty()).inspect_err(|_| {
+            let _ = std::fs::remove_dir(&path);
+        })?;
         let owner = (Some(Uid::from_raw(cred.uid)), Some(Gid::from_raw(cred.gid)));
-        let dir = Self { path: mkdtemp(&template)?, service: service.to_owned(), owner, files: Vec::new() };
-        std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o770)).map_err(errno_of)?;
-        give_to(&dir.path, owner);
-        Ok(dir)
+        Ok(Self { path, fd, service: service.to_owned(), owner, files: Vec::new() })
     }
 
     /// `<dir>/qb-<kind>-<service>`.
@@ -61,19 +70,19 @@ impl ShmDir {
         self.path.join(format!("qb-{kind}-{}", self.service))
     }
 
-    /// The two files of a ring.
-    fn ring_files(&self, kind: &str) -> [PathBuf; 2] {
-        ["-header", "-data"].map(|suffix| {
-            let mut file = self.base(kind).into_os_string();
-            file.push(suffix);
-            PathBuf::from(file)
-        })
+    /// Records the file `name` made in the directory (removed on drop).
+    fn adopt(&mut self, name: String) {
+        self.files.push(PathBuf::from(name));
     }
 
-    /// Records a file made in the directory (removed on drop) and gives it to the client.
-    fn adopt(&mut self, file: PathBuf) {
-        give_to(&file, self.owner);
-        self.files.push(file);
+    /// Gives the directory to the client (mode 0770, its uid and gid), through its
+    /// descriptor, once everything in it is made. A failed chown is not fatal, as in libqb:
+    /// a server that is not root serving another user leaves the client unable to open the
+    /// files.
+    fn hand_over(&self) -> Result<(), Errno> {
+        fchmod(&self.fd, Mode::from_bits_truncate(0o770))?;
+        let _ = fchown(&self.fd, self.owner.0, self.owner.1);
+        Ok(())
     }
 }
 
@@ -81,8 +90,9 @@ impl Drop for ShmDir {
     fn drop(&mut self) {
         for file in &self.files {
             // Best effort: the client may have removed it already.
-            let _ = std::fs::remove_file(file);
+            let _ = unlinkat(&self.fd, file, UnlinkatFlags::NoRemoveDir);
         }
+        // Not a symbolic link: rmdir does not follow one in the last component.
         let _ = std::fs::remove_dir(&self.path);
     }
 }
@@ -103,10 +113,11 @@ impl Rings {
     pub(super) fn create(mut dir: ShmDir, max_msg_size: u32, page_size: usize) -> Result<Self, Errno> {
         let mut rings = Vec::with_capacity(RING_KINDS.len());
         for kind in RING_KINDS {
-            let created = ShmRing::create(&dir.base(kind), max_msg_size, page_size);
+            let created =
+                ShmRing::create(dir.fd.as_fd(), &dir.base(kind), max_msg_size, page_size, dir.owner);
             // Files of a ring that failed half-way are removed with the directory too.
-            for file in dir.ring_files(kind) {
-                dir.adopt(file);
+            for suffix in ["-header", "-data"] {
+                dir.adopt(format!("qb-{kind}-{}{suffix}", dir.service));
             }
             rings.push(created.map_err(|e| match e {
                 ShmError::Io(e) => e,
@@ -114,6 +125,7 @@ impl Rings {
                 _ => Errno::EINVAL,
             })?);
         }
+        dir.hand_over()?;
         let mut rings = rings.into_iter();
         match (rings.next(), rings.next(), rings.next()) {
             (Some(request), Some(response), Some(event)) => Ok(Self { request, response, event, dir }),
@@ -159,13 +171,16 @@ impl Sockets {
     /// sockets.
     pub(super) fn create(mut dir: ShmDir, max_msg_size: u32) -> Result<Self, Errno> {
         let service = dir.service.clone();
-        let control_path = dir.path.join(format!("qb-control-{service}"));
-        let control = SharedMapping::create(&control_path, CONTROL_LEN, Mode::from_bits_truncate(0o600))?;
-        dir.adopt(control_path.clone());
+        let control_name = format!("qb-control-{service}");
+        let control_path = dir.path.join(&control_name);
+        let control =
+            SharedMapping::create_at(dir.fd.as_fd(), Path::new(&control_name), CONTROL_LEN, dir.owner)?;
+        dir.adopt(control_name);
         let base = dir.path.join(format!("qb-{service}"));
         let max = max_msg_size as usize;
         let request = bind_dgram(&channel_name(&base, "request"), max)?;
         let event = bind_dgram(&channel_name(&base, "event-tx"), max)?;
+        dir.hand_over()?;
         Ok(Self {
             control,
             control_path,
@@ -271,12 +286,6 @@ pub(super) enum Take {
     Empty,
     /// A doorbell byte without a request (libqb consumes it with a warning).
     StrayDoorbell,
-}
-
-/// chown as libqb does: a failure (a server that is not root serving another user) is not
-/// fatal; the client then fails to open the files.
-fn give_to(path: &Path, (uid, gid): (Option<Uid>, Option<Gid>)) {
-    let _ = chown(path, uid, gid);
 }
 
 /// Where a connection is in its life.

@@ -1,0 +1,116 @@
+//! The built-in server against hostile local clients (issue 13, items 1 to 5): each test is
+//! an attack that succeeded against the server before its fix.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::time::Duration;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use corowire_unix::cmap::{self, Cmap, OwnedValue};
+
+// Shared with the `server` and `client` suites; this one uses part of it.
+#[allow(dead_code)]
+mod builtin;
+use builtin::TestServer;
+#[path = "common/unprivileged.rs"]
+mod unprivileged;
+use unprivileged::{run_as_nobody, NOBODY};
+
+/// Set in the environment of the `child_*` tests when their parent test runs them.
+const CHILD: &str = "COROWIRE_SECURITY_CHILD";
+
+/// A server that lets `nobody` in (`uidgid.uid.65534 = 1`), as a config may.
+fn server_allowing_nobody(tag: &str) -> TestServer {
+    TestServer::start_with(tag, |cfg| cfg.initial.push(("uidgid.uid.65534".into(), OwnedValue::UInt8(1))))
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap()
+}
+
+/// Asserts that the child run printed `CHILD-DONE` and succeeded.
+fn assert_child_done(out: &std::process::Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("CHILD-DONE"),
+        "child failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Item 1: a client that swaps a symbolic link in for a ring file while the server sets its
+/// connection up cannot make a root-owned file its own (the server used to chown by path).
+#[test]
+fn swapped_in_symlinks_do_not_give_files_away() {
+    let server = server_allowing_nobody("symlink");
+    let victim = server.shm_dir.join("victim");
+    std::fs::write(&victim, b"root's").unwrap();
+    let shm_dir = server.shm_dir.to_string_lossy().into_owned();
+    let out = run_as_nobody(
+        "child_swaps_symlinks_in",
+        &[
+            (CHILD, "1"),
+            ("SHM_DIR", &shm_dir),
+            ("CMAP", &server.cmap_name),
+            ("VICTIM", &victim.to_string_lossy()),
+        ],
+    );
+    let meta = std::fs::metadata(&victim).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0), "the victim was given away");
+    assert_child_done(&out);
+}
+
+/// The attacker of [`swapped_in_symlinks_do_not_give_files_away`], run as `nobody`: while it
+/// connects again and again with large rings (a long setup), a thread replaces each file of
+/// every connection directory it can write to by a link to the victim.
+#[test]
+#[ignore = "run as nobody by swapped_in_symlinks_do_not_give_files_away"]
+fn child_swaps_symlinks_in() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let (shm_dir, service, victim) =
+        (PathBuf::from(env("SHM_DIR")), env("CMAP"), PathBuf::from(env("VICTIM")));
+    let names: Vec<String> = ["request", "response", "event"]
+        .iter()
+        .flat_map(|kind| ["header", "data"].map(|part| format!("qb-{kind}-{service}-{part}")))
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacker = {
+        let (stop, shm_dir, victim) = (Arc::clone(&stop), shm_dir.clone(), victim.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(entries) = std::fs::read_dir(&shm_dir) else { continue };
+                for dir in entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+                    for name in &names {
+                        if std::fs::remove_file(dir.join(name)).is_ok() {
+                            let _ = std::os::unix::fs::symlink(&victim, dir.join(name));
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let owned = || std::fs::metadata(&victim).map(|m| m.uid()).unwrap_or(0) == NOBODY;
+    let options = |max_msg_size| cmap::Options {
+        service_name: Some(service.clone()),
+        timeout: Some(Duration::from_secs(10)),
+        max_msg_size,
+        ..cmap::Options::default()
+    };
+    for _ in 0..40 {
+        let _ = Cmap::connect_with(options(16 << 20));
+        if owned() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    attacker.join().unwrap();
+    assert!(!owned(), "nobody made the victim its own");
+    // Unprivileged clients are still served.
+    let mut cmap = Cmap::connect_with(options(65536)).unwrap();
+    cmap.get("totem.cluster_name").unwrap();
+    println!("CHILD-DONE");
+}
