@@ -3,11 +3,17 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use corowire::cmap::{Key, Request, Value};
 use corowire_unix::cmap::{self, Cmap, OwnedValue};
+use corowire_unix::server::IpcType;
+use corowire_unix::sys::sock::ABSTRACT_NAME_LEN;
+use corowire_unix::transport::socket::channel_name;
 
 // Shared with the `server` and `client` suites; this one uses part of it.
 #[allow(dead_code)]
@@ -112,5 +118,47 @@ fn child_swaps_symlinks_in() {
     // Unprivileged clients are still served.
     let mut cmap = Cmap::connect_with(options(65536)).unwrap();
     cmap.get("totem.cluster_name").unwrap();
+    println!("CHILD-DONE");
+}
+
+/// Item 2: on the socket transport another user's datagrams sent into a client's request
+/// socket (an abstract name anyone can reach) are not heard: before the fix, `nobody` could
+/// set keys (such as `uidgid.*`) through root's connection.
+#[test]
+fn foreign_datagrams_are_not_heard() {
+    let server = TestServer::start_with("foreign", |cfg| cfg.transport = IpcType::Socket);
+    let mut victim = server.cmap();
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&server.shm_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let [dir] = dirs.as_slice() else { panic!("one connection directory expected: {dirs:?}") };
+    let base = dir.join(format!("qb-{}", server.cmap_name));
+    let out = run_as_nobody(
+        "child_sends_into_a_request_socket",
+        &[(CHILD, "1"), ("BASE", &base.to_string_lossy())],
+    );
+    assert_child_done(&out);
+    // The victim's connection still works, and in order: its next reply is its own.
+    assert_eq!(victim.get("totem.cluster_name").unwrap(), OwnedValue::String("corowire".into()));
+    assert!(server.cmap().get(FOREIGN_KEY).is_err(), "the foreign request was served");
+}
+
+/// The key [`child_sends_into_a_request_socket`] tries to set.
+const FOREIGN_KEY: &str = "uidgid.uid.65534";
+
+/// The sender of [`foreign_datagrams_are_not_heard`], run as `nobody`: a CMAP set request
+/// into `\0<BASE>-request`.
+#[test]
+#[ignore = "run as nobody by foreign_datagrams_are_not_heard"]
+fn child_sends_into_a_request_socket() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let name = channel_name(Path::new(&env("BASE")), "request");
+    let mut frame = vec![0u8; 512];
+    let set = Request::Set { key: Key::new(FOREIGN_KEY.as_bytes()).unwrap(), value: Value::UInt8(1) };
+    let n = set.encode(&mut frame).unwrap();
+    let sock = UnixDatagram::unbound().unwrap();
+    let mut padded = [0u8; ABSTRACT_NAME_LEN];
+    padded[..name.len()].copy_from_slice(&name);
+    sock.send_to_addr(&frame[..n], &SocketAddr::from_abstract_name(padded).unwrap()).unwrap();
     println!("CHILD-DONE");
 }

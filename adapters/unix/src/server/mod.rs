@@ -33,7 +33,9 @@
 //!   change is ever followed. With [`IpcType::Socket`] that directory holds the 24-byte control file
 //!   `qb-control-<service>` instead, the server binds the datagram sockets
 //!   `\0<dir>/qb-<service>-request` and `-event-tx`, and connects them to the client's
-//!   `-response` and `-event` on its first send (docs/protocol.md §3).
+//!   `-response` and `-event` on its first send (docs/protocol.md §3). Anyone can send to
+//!   an abstract name, so the request socket has `SO_PASSCRED` set and a datagram whose
+//!   credentials (pid, uid, gid) are not the client's of the setup is discarded unread.
 //! - **Requests**: one per doorbell byte (shared memory) or datagram (sockets), in order
 //!   (pipelining works). A chunk that is not LIVE, or whose `hdr.size` is ≤ 0 or above the
 //!   negotiated maximum (libqb ≥ 2.0.10), or that is shorter than a request header, drops
@@ -786,6 +788,10 @@ impl Server {
                 Ok(Take::StrayDoorbell) => {
                     // libqb consumes such a byte with a warning.
                     self.log(id, format_args!("doorbell byte without a request"));
+                    continue;
+                }
+                Ok(Take::Foreign(sender)) => {
+                    self.log(id, format_args!("request datagram from another process ignored: {sender:?}"));
                     continue;
                 }
                 Err(why) => return s.kill(why),

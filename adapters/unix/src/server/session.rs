@@ -18,7 +18,9 @@ use nix::unistd::{fchown, mkdtemp, unlinkat, Gid, Uid, UnlinkatFlags};
 
 use crate::ring::{ShmError, ShmRing};
 use crate::sys::shm::{Owner, SharedMapping};
-use crate::sys::sock::{bind_dgram, connect_dgram, recv_dgram, send_dgram, PeerCred};
+use crate::sys::sock::{
+    bind_dgram, connect_dgram, recv_dgram_with_creds, send_dgram, set_passcred, PeerCred,
+};
 use crate::transport::socket::{channel_name, count};
 use corowire::wire::socket::{CONTROL_LEN, EVENT_SENT, REQUEST_SENT, RESPONSE_SENT};
 
@@ -179,6 +181,8 @@ impl Sockets {
         let base = dir.path.join(format!("qb-{service}"));
         let max = max_msg_size as usize;
         let request = bind_dgram(&channel_name(&base, "request"), max)?;
+        // Anyone may send to the abstract name: every request is checked against the client.
+        set_passcred(&request, true)?;
         let event = bind_dgram(&channel_name(&base, "event-tx"), max)?;
         dir.hand_over()?;
         Ok(Self {
@@ -286,6 +290,9 @@ pub(super) enum Take {
     Empty,
     /// A doorbell byte without a request (libqb consumes it with a warning).
     StrayDoorbell,
+    /// A datagram on the request socket from another process than the client (`None`:
+    /// without credentials); it was discarded unread.
+    Foreign(Option<PeerCred>),
 }
 
 /// Where a connection is in its life.
@@ -407,8 +414,9 @@ impl Session {
                     .map_err(|e| format!("request ring: {}", crate::error::report(&e)))?;
                 Ok(Take::Request)
             }
-            Phase::Ready(Channels::Socket(sockets)) => match recv_dgram(&sockets.request, frame) {
-                Ok(()) => {
+            Phase::Ready(Channels::Socket(sockets)) => match recv_dgram_with_creds(&sockets.request, frame) {
+                Ok(sender) if sender.is_none() || sender != self.cred => Ok(Take::Foreign(sender)),
+                Ok(_) => {
                     count(&sockets.control, REQUEST_SENT, -1);
                     Ok(Take::Request)
                 }
