@@ -24,8 +24,9 @@
 //!   as corosync does: uid 0 or gid 0, or a CMAP key `uidgid.uid.<uid>`, `uidgid.gid.<gid>`,
 //!   `uidgid.config.uid.<uid>` or `uidgid.config.gid.<gid>` of type `u8` and value 1;
 //!   otherwise the reply is `-EACCES`. The maximum message size is `max(requested,
-//!   floor)`; above [`ServerConfig::max_msg_size_limit`] the reply is `-ENOMEM`, and with a
-//!   full connection table `-EMFILE`. The rings live in
+//!   floor)`; above [`ServerConfig::max_msg_size_limit`] the reply is `-ENOMEM`, and
+//!   beyond a [`Limits`] connection bound or with a full connection table `-EBUSY`
+//!   (`CS_ERR_BUSY`). The rings live in
 //!   `<shm_dir>/qb-<server pid>-<client pid>-<fd>-XXXXXX` (mode 0770, files 0600, owned by
 //!   the client). Each file is created in the directory through its descriptor
 //!   (`openat` with `O_EXCL | O_NOFOLLOW`), given to the client and sized through its own
@@ -66,7 +67,9 @@
 //!
 //! # Limits
 //!
-//! - [`MAX_CONNECTIONS`] connections per service (more are refused with `-EMFILE`);
+//! - [`MAX_CONNECTIONS`] connections per service, of which one user or one process may
+//!   hold only a part and some are kept for root ([`Limits`]; more are refused with
+//!   `-EBUSY`, never dropping a connection already made);
 //!   [`MAX_ITERATORS`] iterators and [`MAX_TRACKS`] tracks per CMAP connection (more get
 //!   `CS_ERR_NO_MEMORY`).
 //! - A client may truncate its own ring files (they are its files, as in libqb); the server's
@@ -174,6 +177,32 @@ pub struct ServerConfig {
     pub verbose: bool,
     /// The transport offered to clients (corosync's `system.qb_ipc_type`).
     pub transport: IpcType,
+    /// What one client identity and all clients together may hold.
+    pub limits: Limits,
+}
+
+/// Bounds on what clients may hold, so that no client (nor one user's clients) can lock
+/// the others out or make the server grow without limit (issue 13). corosync has none of
+/// these; its clients never meet them in normal use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections one user (uid) other than root may hold per service. Beyond it the
+    /// setup is refused with `-EBUSY` (`CS_ERR_BUSY` for the C libraries).
+    pub per_uid: usize,
+    /// Connections one process (pid) other than root's may hold per service; `-EBUSY`
+    /// beyond.
+    pub per_pid: usize,
+    /// Connections of the [`MAX_CONNECTIONS`] of each service only root (uid 0) may take:
+    /// once the others hold `MAX_CONNECTIONS - reserved_for_root`, a non-root client is
+    /// refused with `-EBUSY`. Root is refused with `-EBUSY` only when the table is full.
+    pub reserved_for_root: usize,
+}
+
+impl Default for Limits {
+    /// 32 connections per uid and 16 per pid for each service, 16 kept for root.
+    fn default() -> Self {
+        Self { per_uid: 32, per_pid: 16, reserved_for_root: 16 }
+    }
 }
 
 /// The libqb transport the server offers (it alone chooses; docs/protocol.md §1.4).
@@ -207,6 +236,7 @@ impl Default for ServerConfig {
             nodes: Vec::new(),
             verbose: false,
             transport: IpcType::Shm,
+            limits: Limits::default(),
         }
     }
 }
@@ -339,6 +369,7 @@ pub struct Server {
     page_size: usize,
     verbose: bool,
     transport: IpcType,
+    limits: Limits,
     /// The listeners are not polled until then (after a failed `accept`).
     accept_backoff: Option<Instant>,
     /// Scratch buffers: the request being served, its reply, a notification.
@@ -441,6 +472,7 @@ impl Server {
             page_size,
             verbose: cfg.verbose,
             transport: cfg.transport,
+            limits: cfg.limits,
             accept_backoff: None,
             frame: Vec::new(),
             reply: Vec::new(),
@@ -699,6 +731,7 @@ impl Server {
         }
         let Some(s) = self.sessions.get(&id) else { return Err(Errno::ENOTCONN) };
         let service = s.service;
+        self.admit(service, peer)?;
         let server_fd = s.sock.as_raw_fd();
         let dir = ShmDir::create(&self.shm_dir, self.listener_name(service), server_fd, peer)?;
         let channels = match self.transport {
@@ -708,7 +741,7 @@ impl Server {
         let connected = self.engines.all().get_mut(service).map(|e| e.connect(ConnId(id)));
         match connected.unwrap_or(Err(ServerError::UnknownConnection(ConnId(id)))) {
             Ok(()) => {}
-            Err(ServerError::TooManyConnections) => return Err(Errno::EMFILE),
+            Err(ServerError::TooManyConnections) => return Err(Errno::EBUSY),
             Err(_) => return Err(Errno::EINVAL),
         }
         let Some(s) = self.sessions.get_mut(&id) else { return Err(Errno::ENOTCONN) };
@@ -747,6 +780,32 @@ impl Server {
             id,
             format_args!("connected, max message size {max}, {connection_type:?} files in {}", dir.display()),
         );
+        Ok(())
+    }
+
+    /// Whether the client `peer` may open one more connection to `service` ([`Limits`]):
+    /// counts the established connections of that service by uid and by pid.
+    ///
+    /// # Errors
+    /// `EBUSY` when a limit is reached.
+    fn admit(&self, service: usize, peer: PeerCred) -> Result<(), Errno> {
+        if peer.uid == 0 {
+            return Ok(());
+        }
+        let held = self.sessions.values().filter(|s| s.registered && s.service == service);
+        let (mut others, mut same_uid, mut same_pid) = (0, 0, 0);
+        for cred in held.filter_map(|s| s.cred) {
+            others += usize::from(cred.uid != 0);
+            same_uid += usize::from(cred.uid == peer.uid);
+            same_pid += usize::from(cred.pid == peer.pid);
+        }
+        let limits = self.limits;
+        if same_uid >= limits.per_uid
+            || same_pid >= limits.per_pid
+            || others >= MAX_CONNECTIONS.saturating_sub(limits.reserved_for_root)
+        {
+            return Err(Errno::EBUSY);
+        }
         Ok(())
     }
 
