@@ -180,7 +180,8 @@ fn one_user_holding_its_quota_locks_nobody_out() {
         for uid in [NOBODY, OTHER] {
             cfg.initial.push((format!("uidgid.uid.{uid}"), OwnedValue::UInt8(1)));
         }
-        cfg.limits = Limits { per_uid: 8, per_pid: 8, reserved_for_root: MAX_CONNECTIONS - 9 };
+        cfg.limits =
+            Limits { per_uid: 8, per_pid: 8, reserved_for_root: MAX_CONNECTIONS - 9, ..Limits::default() };
     });
     let copy = TestCopy::new("quota");
     let env = [(CHILD, "1"), ("CMAP", server.cmap_name.as_str())];
@@ -232,4 +233,102 @@ fn child_holds_connections() {
     println!("HOLDING");
     let _ = std::io::stdin().read_line(&mut String::new());
     println!("CHILD-DONE");
+}
+
+/// `VmHWM` (peak) or `VmRSS` of process `pid`, in KiB, from `/proc/<pid>/status`.
+fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Item 5: many trackers that never read, with a writer flooding them, keep the server's
+/// peak RSS under a bound (before, each could queue 64 MiB); a large request's scratch
+/// buffers are given back. The server runs in its own process to measure its memory.
+#[test]
+fn memory_stays_bounded_with_slow_consumers() {
+    let base = format!("corowire-test-{}-rss", std::process::id());
+    let shm_dir = PathBuf::from(format!("/dev/shm/{base}"));
+    let _ = std::fs::remove_dir_all(&shm_dir);
+    std::fs::create_dir(&shm_dir).unwrap();
+    let cmap_name = format!("{base}-cmap");
+    let mut server = Killed(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "child_serves", "--nocapture", "--test-threads=1"])
+            .envs([(CHILD, "1"), ("CMAP", &cmap_name), ("SHM_DIR", &shm_dir.to_string_lossy())])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let server_pid = server.0.id();
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.ends_with("READY")), "the server did not start");
+    let options = |max_msg_size| cmap::Options {
+        service_name: Some(cmap_name.clone()),
+        timeout: Some(Duration::from_secs(30)),
+        max_msg_size,
+        ..cmap::Options::default()
+    };
+    let mut trackers: Vec<Cmap> = (0..8).map(|_| Cmap::connect_with(options(65536)).unwrap()).collect();
+    for t in &mut trackers {
+        t.track_add(Some("test.flood."), cmap::TrackType::MODIFY | cmap::TrackType::PREFIX, |_| {}).unwrap();
+    }
+    let mut writer = Cmap::connect_with(options(65536)).unwrap();
+    let mut value = vec![7u8; 8 << 10];
+    // 8 trackers × 1280 × 16 KiB (old and new value): 160 MiB of events nobody reads.
+    for i in 0..1280u32 {
+        value[..4].copy_from_slice(&i.to_ne_bytes());
+        writer.set("test.flood.k", Value::Binary(&value)).unwrap();
+    }
+    let peak_mib = memory_kib(server_pid, "VmHWM:") / 1024;
+    // The server's bound is 16 MiB; its code, engines and rings need some more.
+    assert!(peak_mib < 80, "peak RSS {peak_mib} MiB");
+    // The trackers that did not read when the bound was reached were dropped (the last ones
+    // may stay within it).
+    let dropped = trackers.iter_mut().map(|t| t.get("totem.cluster_name")).filter(Result::is_err).count();
+    assert!(dropped > 0, "no slow tracker was dropped");
+    // One request with a 48 MiB reply buffer; the server gives it back after.
+    let before_mib = memory_kib(server_pid, "VmRSS:") / 1024;
+    let mut large = Cmap::connect_with(options(48 << 20)).unwrap();
+    large.get("totem.cluster_name").unwrap();
+    writer.get("totem.cluster_name").unwrap();
+    let after_mib = memory_kib(server_pid, "VmRSS:") / 1024;
+    assert!(
+        after_mib < before_mib + 16,
+        "RSS {before_mib} MiB before a large request, {after_mib} MiB after"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&shm_dir);
+}
+
+/// A child process killed (and waited for) on drop, also when the test fails.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The server of [`memory_stays_bounded_with_slow_consumers`], with 16 MiB for all queued
+/// events; runs until killed.
+#[test]
+#[ignore = "run by memory_stays_bounded_with_slow_consumers"]
+fn child_serves() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let mut cfg = corowire_unix::server::ServerConfig {
+        cmap_name: env("CMAP"),
+        votequorum_name: None,
+        quorum_name: None,
+        cfg_name: None,
+        shm_dir: PathBuf::from(env("SHM_DIR")),
+        ..corowire_unix::server::ServerConfig::default()
+    };
+    cfg.limits.queued_event_bytes = 16 << 20;
+    let mut server = corowire_unix::server::Server::bind(cfg).unwrap();
+    println!("READY");
+    server.run().unwrap();
 }

@@ -43,9 +43,10 @@
 //!   the connection. Every other frame goes to the service's engine, which answers malformed
 //!   and unknown requests as corosync does.
 //! - **Events** are written before the reply of the request that caused them. When a
-//!   client's event ring is full they wait (in order, up to 64 MiB per connection, then the
-//!   connection is dropped) and are retried every few milliseconds; nothing is dropped
-//!   silently. An event larger than the client's whole event ring can never be delivered
+//!   client's event ring is full they wait (in order, up to 64 MiB per connection and
+//!   [`Limits::queued_event_bytes`] for all connections together, beyond which the client
+//!   that does not read is dropped) and are retried every few milliseconds; nothing is
+//!   dropped silently. Scratch buffers a large request grew are given back after it. An event larger than the client's whole event ring can never be delivered
 //!   and is counted and logged (corosync drops it too).
 //! - **Replies** that do not fit into a full response ring (or socket) wait, and the
 //!   connection's requests are not read until it is sent.
@@ -141,6 +142,10 @@ const RETRY: Duration = Duration::from_millis(2);
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often [`Server::run_until`] looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
+/// Scratch buffers larger than this (bytes) are given back after the request that grew them
+/// (a client may negotiate up to [`ServerConfig::max_msg_size_limit`]); libcmap's 1 MiB
+/// messages stay within.
+const SCRATCH_KEEP: usize = 2 << 20;
 /// How long the listeners rest after `accept` failed for lack of resources (e.g. `EMFILE`),
 /// rather than waking the loop again at once for the connection still pending.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -196,12 +201,19 @@ pub struct Limits {
     /// once the others hold `MAX_CONNECTIONS - reserved_for_root`, a non-root client is
     /// refused with `-EBUSY`. Root is refused with `-EBUSY` only when the table is full.
     pub reserved_for_root: usize,
+    /// Bytes of events all connections together may have waiting for room in their event
+    /// rings (corosync's queue is unbounded). When an event would pass it, the client it is
+    /// for is disconnected if it already has events waiting (it does not read them), and its
+    /// queue is freed; the bound may be passed by at most one event per connection whose
+    /// ring was free. Each connection is also dropped beyond 64 MiB of its own.
+    pub queued_event_bytes: usize,
 }
 
 impl Default for Limits {
-    /// 32 connections per uid and 16 per pid for each service, 16 kept for root.
+    /// 32 connections per uid and 16 per pid for each service, 16 kept for root, 256 MiB
+    /// of queued events.
     fn default() -> Self {
-        Self { per_uid: 32, per_pid: 16, reserved_for_root: 16 }
+        Self { per_uid: 32, per_pid: 16, reserved_for_root: 16, queued_event_bytes: 256 << 20 }
     }
 }
 
@@ -879,16 +891,23 @@ impl Server {
             match engines.handle_request(service, ConnId(id), frame, &mut reply[..reply_cap]) {
                 Err(ServerError::OutboxFull) if !retried => {
                     retried = true;
-                    drain(engines, service, sessions, note);
+                    drain(engines, service, sessions, note, self.limits.queued_event_bytes);
                 }
                 other => break other,
             }
         };
-        drain(engines, service, sessions, note);
-        let Some(s) = sessions.get_mut(&id) else { return };
-        match outcome {
-            Ok(n) => s.send_reply(&reply[..n]),
-            Err(e) => s.kill(format!("engine: {e}")),
+        drain(engines, service, sessions, note, self.limits.queued_event_bytes);
+        if let Some(s) = sessions.get_mut(&id) {
+            match outcome {
+                Ok(n) => s.send_reply(&reply[..n]),
+                Err(e) => s.kill(format!("engine: {e}")),
+            }
+        }
+        for buf in [frame, reply, note] {
+            if buf.capacity() > SCRATCH_KEEP {
+                buf.truncate(SCRATCH_KEEP);
+                buf.shrink_to(SCRATCH_KEEP);
+            }
         }
     }
 
@@ -950,8 +969,16 @@ fn node_addrs(keys: &[(String, OwnedValue)]) -> Vec<(u32, IpAddr)> {
 }
 
 /// Moves every queued notification of engine `service` to the connection it is for (which
-/// writes what fits into its event ring).
-fn drain(engines: &mut Engines, service: usize, sessions: &mut BTreeMap<u32, Session>, buf: &mut Vec<u8>) {
+/// writes what fits into its event ring), keeping all queues together within `bound` bytes
+/// ([`Limits::queued_event_bytes`]).
+fn drain(
+    engines: &mut Engines,
+    service: usize,
+    sessions: &mut BTreeMap<u32, Session>,
+    buf: &mut Vec<u8>,
+    bound: usize,
+) {
+    let mut queued: usize = sessions.values().map(Session::queued_event_bytes).sum();
     let mut all = engines.all();
     let Some(engine) = all.get_mut(service) else { return };
     while let Some(len) = engine.next_notification_len() {
@@ -961,7 +988,9 @@ fn drain(engines: &mut Engines, service: usize, sessions: &mut BTreeMap<u32, Ses
         match engine.poll_notification(buf) {
             Ok(Some((conn, n))) => {
                 if let Some(s) = sessions.get_mut(&conn.0) {
-                    s.push_event(&buf[..n]);
+                    let before = s.queued_event_bytes();
+                    s.push_event(&buf[..n], bound.saturating_sub(queued));
+                    queued = queued - before + s.queued_event_bytes();
                 }
             }
             // Cannot happen: the buffer was sized for it. Stop rather than spin.

@@ -438,18 +438,36 @@ impl Session {
         }
     }
 
-    /// Queues one event and delivers what fits.
-    pub(super) fn push_event(&mut self, event: &[u8]) {
+    /// Bytes of events waiting for room in the client's event ring.
+    pub(super) fn queued_event_bytes(&self) -> usize {
+        self.event_bytes
+    }
+
+    /// Queues one event and delivers what fits. `room` is what the server's bound on all
+    /// queued events leaves ([`super::Limits::queued_event_bytes`]): a client that already
+    /// has events waiting and would queue more than that is dropped (its queue is freed).
+    pub(super) fn push_event(&mut self, event: &[u8], room: usize) {
         if self.channels().is_none() {
             return;
         }
         if self.event_bytes + event.len() > EVENT_BACKLOG_LIMIT {
-            self.kill(format!("more than {EVENT_BACKLOG_LIMIT} bytes of events not read"));
+            self.drop_events(format!("more than {EVENT_BACKLOG_LIMIT} bytes of events not read"));
+            return;
+        }
+        if !self.events.is_empty() && event.len() > room {
+            self.drop_events("events not read while the server's bound on queued events was reached".into());
             return;
         }
         self.event_bytes += event.len();
         self.events.push_back(event.to_vec());
         self.flush();
+    }
+
+    /// Drops the connection of a client that does not read its events, freeing its queue.
+    fn drop_events(&mut self, why: String) {
+        self.kill(why);
+        self.events = VecDeque::new();
+        self.event_bytes = 0;
     }
 
     /// Writes queued events (each followed by a doorbell byte on shared memory), sends
