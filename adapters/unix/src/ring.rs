@@ -243,6 +243,12 @@ impl ShmRing {
         }
     }
 
+    /// Whether one of the ring's files was truncated under the server's mapping
+    /// ([`SharedMapping::truncated`]): the peer is to be dropped.
+    pub fn truncated(&self) -> bool {
+        self.header.truncated() || self.data.truncated()
+    }
+
     /// The ring's size.
     pub fn geometry(&self) -> Geometry {
         self.geometry

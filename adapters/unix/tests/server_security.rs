@@ -4,19 +4,24 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{recv, MsgFlags};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
+use std::time::Instant;
 
 use corowire::cmap::{Key, Request, Value};
-use corowire::CsError;
+use corowire::{Connection, CsError};
 use corowire_unix::cmap::{self, Cmap, OwnedValue};
 use corowire_unix::server::{IpcType, Limits, MAX_CONNECTIONS};
-use corowire_unix::sys::sock::ABSTRACT_NAME_LEN;
+use corowire_unix::sys::sock::{poll_readable, send_all, PollState, ABSTRACT_NAME_LEN};
 use corowire_unix::transport::socket::channel_name;
+use corowire_unix::transport::{handshake, ShmTransport};
 use corowire_unix::Error;
 
 // Shared with the `server` and `client` suites; this one uses part of it.
@@ -331,4 +336,88 @@ fn child_serves() {
     let mut server = corowire_unix::server::Server::bind(cfg).unwrap();
     println!("READY");
     server.run().unwrap();
+}
+
+/// Item 3: a client that truncates one of its ring files (each of the six in turn) before
+/// the server touches it does not kill the server with `SIGBUS`: that client is dropped and
+/// the others are served. Before the fix the whole test process died of `SIGBUS`.
+#[test]
+fn truncated_ring_files_do_not_kill_the_server() {
+    let server = TestServer::start("truncate");
+    for kind in ["request", "response", "event"] {
+        for part in ["header", "data"] {
+            let file = format!("{kind}-{part}");
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "child_truncates_a_ring_file",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .envs([(CHILD, "1"), ("CMAP", server.cmap_name.as_str()), ("FILE", &file)])
+                .output()
+                .unwrap();
+            assert_child_done(&out);
+            let value = server.cmap().get("totem.cluster_name").unwrap();
+            assert_eq!(value, OwnedValue::String("corowire".into()), "after truncating {file}");
+        }
+    }
+}
+
+/// The client of [`truncated_ring_files_do_not_kill_the_server`]: tracks a key, writes a
+/// request setting it (so that the server reads the request ring and writes the event and
+/// response rings), truncates its ring file `FILE` to 0 bytes, rings the doorbell, and
+/// waits until the server drops it.
+#[test]
+#[ignore = "run by truncated_ring_files_do_not_kill_the_server"]
+fn child_truncates_a_ring_file() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let timeout = Some(Duration::from_secs(10));
+    let mut conn = Connection::<corowire::Cmap>::new(65536);
+    let mut setup = [0u8; 64];
+    let n = conn.encode_setup(&mut setup).unwrap();
+    let (sock, response) = handshake::exchange(&env("CMAP"), &setup[..n], timeout).unwrap();
+    let names = conn.handle_setup(&response).unwrap();
+    let path = |b: &[u8]| PathBuf::from(core::str::from_utf8(b).unwrap());
+    let bases = [path(names.request), path(names.response), path(names.event)];
+    let mut transport = ShmTransport::open(sock, &bases[0], &bases[1], &bases[2]).unwrap();
+    let file = env("FILE");
+    // A new key each time, so that the set adds it and makes an event.
+    let name = format!("test.truncate.{file}");
+    let key = Key::new(name.as_bytes()).unwrap();
+    let mut frame = vec![0u8; 512];
+    let track = Request::TrackAdd { key: Some(key), track_type: cmap::TrackType::ADD, track_inst_handle: 0 };
+    let n = track.encode(&mut frame).unwrap();
+    transport.request_ring_mut().write_chunk(&frame[..n]).unwrap();
+    send_all(&transport, &[0]).unwrap();
+    let mut reply = vec![0u8; 65536];
+    transport.recv_response(Some(Instant::now() + Duration::from_secs(10)), &mut reply).unwrap();
+    let n = Request::Set { key, value: Value::UInt8(1) }.encode(&mut frame).unwrap();
+    transport.request_ring_mut().write_chunk(&frame[..n]).unwrap();
+    let (kind, part) = file.split_once('-').unwrap();
+    let base = &bases[["request", "response", "event"].iter().position(|k| *k == kind).unwrap()];
+    let mut target = base.clone().into_os_string();
+    target.push(format!("-{part}"));
+    std::fs::OpenOptions::new().write(true).open(&target).unwrap().set_len(0).unwrap();
+    send_all(&transport, &[0]).unwrap();
+    // The client must not touch its truncated rings either: the setup socket tells.
+    let mut byte = [0u8; 1];
+    loop {
+        match poll_readable(&transport, Some(Duration::from_secs(10))).unwrap() {
+            PollState::Hup => break,
+            PollState::Readable
+                if recv(transport.as_raw_fd(), &mut byte, MsgFlags::empty()).unwrap_or(0) == 0 =>
+            {
+                break
+            }
+            PollState::Readable => {} // an event's doorbell byte
+            PollState::Timeout => panic!("the server did not drop the client after {file} was truncated"),
+        }
+    }
+    // Its drop would touch the truncated ring (the client dies of SIGBUS there).
+    core::mem::forget(transport);
+    println!("CHILD-DONE");
 }

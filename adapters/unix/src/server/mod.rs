@@ -75,7 +75,9 @@
 //!   `CS_ERR_NO_MEMORY`).
 //! - A client may truncate its own ring files (they are its files, as in libqb); the server's
 //!   next access to a page past the new end then raises `SIGBUS`, which kills corosync in the
-//!   same situation and kills this server too.
+//!   same situation. This server survives it (`corowire_unix::sys::sigbus`): the mapping is
+//!   replaced by zero pages and the client is dropped. A process embedding the server gets
+//!   its `SIGBUS` handler installed on the first connection.
 
 pub mod config;
 mod session;
@@ -747,7 +749,7 @@ impl Server {
         let server_fd = s.sock.as_raw_fd();
         let dir = ShmDir::create(&self.shm_dir, self.listener_name(service), server_fd, peer)?;
         let channels = match self.transport {
-            IpcType::Shm => Channels::Shm(Rings::create(dir, max, self.page_size)?),
+            IpcType::Shm => Channels::Shm(Box::new(Rings::create(dir, max, self.page_size)?)),
             IpcType::Socket => Channels::Socket(Sockets::create(dir, max)?),
         };
         let connected = self.engines.all().get_mut(service).map(|e| e.connect(ConnId(id)));
@@ -913,6 +915,9 @@ impl Server {
 
     /// Closes dead connections: engine, rings, files, socket.
     fn reap(&mut self) {
+        for s in self.sessions.values_mut().filter(|s| s.truncated()) {
+            s.kill("a file of the connection was truncated under the server (SIGBUS survived)");
+        }
         let dead: Vec<u32> =
             self.sessions.iter().filter(|(_, s)| s.dead.is_some()).map(|(&id, _)| id).collect();
         for id in dead {

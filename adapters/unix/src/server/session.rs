@@ -230,8 +230,8 @@ impl Sockets {
 /// How an established connection moves messages.
 #[derive(Debug)]
 pub(super) enum Channels {
-    /// Shared-memory rings plus doorbell bytes on the setup socket.
-    Shm(Rings),
+    /// Shared-memory rings plus doorbell bytes on the setup socket (boxed: six mappings).
+    Shm(Box<Rings>),
     /// Datagram sockets; the setup socket only tells that the client is alive.
     Socket(Sockets),
 }
@@ -363,6 +363,18 @@ impl Session {
         match &self.phase {
             Phase::Ready(c) if self.dead.is_none() => Some(c),
             _ => None,
+        }
+    }
+
+    /// Whether a file of the connection was truncated under the server's mapping (the
+    /// `SIGBUS` was survived; the client must be dropped).
+    pub(super) fn truncated(&self) -> bool {
+        match &self.phase {
+            Phase::Ready(Channels::Shm(r)) => {
+                [&r.request, &r.response, &r.event].iter().any(|r| r.truncated())
+            }
+            Phase::Ready(Channels::Socket(s)) => s.control.truncated(),
+            Phase::Setup { .. } => false,
         }
     }
 

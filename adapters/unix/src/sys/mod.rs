@@ -1,11 +1,14 @@
 //! Safe wrappers over the Linux calls the libqb IPC transport needs.
 //!
-//! `unsafe` code is allowed only in [`shm`] (mmap) and [`futex`] (the futex syscall).
+//! `unsafe` code is allowed only in [`shm`] (mmap), [`futex`] (the futex syscall) and
+//! [`sigbus`] (the `SIGBUS` handler).
 
 #[allow(unsafe_code)]
 pub mod futex;
 #[allow(unsafe_code)]
 pub mod shm;
+#[allow(unsafe_code)]
+pub mod sigbus;
 pub mod sock;
 
 use core::time::Duration;
