@@ -11,6 +11,7 @@ use core::fmt;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicI32, AtomicU32};
 use std::ffi::OsStr;
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -22,10 +23,10 @@ use corowire::wire::ring::{
     WRITE_PT_OFFSET,
 };
 use nix::errno::Errno;
-use nix::sys::stat::Mode;
+use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::sem::{GlibcSem, SemError};
-use crate::sys::shm::SharedMapping;
+use crate::sys::shm::{Owner, SharedMapping};
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,15 +186,24 @@ impl ShmRing {
     /// Creates the ring at `base` as a libqb server does (docs/protocol.md §2.1–§2.3): `<base>-header`
     /// (8252 bytes: pointers 0, `word_size`, both paths, `ref_count` 1, a process-shared
     /// semaphore at 0, flow control 0) and `<base>-data` (`word_size * 4` zero bytes, where
-    /// `word_size = round_up(max_msg_size + 13, page_size) / 4`). Both files are created
-    /// `O_EXCL` with mode 0600; their ownership is the caller's business. The creator holds
-    /// no reference to drop: a server ends the ring with [`ShmRing::mark_closed`].
+    /// `word_size = round_up(max_msg_size + 13, page_size) / 4`). `dir` is the directory
+    /// `base` names a file in: both files are created in it through that descriptor
+    /// ([`SharedMapping::create_at`]: `O_EXCL | O_NOFOLLOW`, mode 0600, given to `owner`
+    /// through their descriptors), so no path another user could change is followed. The
+    /// creator holds no reference to drop: a server ends the ring with
+    /// [`ShmRing::mark_closed`].
     ///
     /// # Errors
     /// [`ShmError::Io`] if a file cannot be created (nothing is left behind then);
-    /// [`ShmError::Header`] if a path does not fit `PATH_MAX`; [`ShmError::Ring`] for a
-    /// `max_msg_size` too large for a ring.
-    pub fn create(base: &Path, max_msg_size: u32, page_size: usize) -> Result<Self, ShmError> {
+    /// [`ShmError::Header`] if a path does not fit `PATH_MAX` or `base` names no file;
+    /// [`ShmError::Ring`] for a `max_msg_size` too large for a ring.
+    pub fn create(
+        dir: BorrowedFd<'_>,
+        base: &Path,
+        max_msg_size: u32,
+        page_size: usize,
+        owner: Owner,
+    ) -> Result<Self, ShmError> {
         let bytes = data_bytes(max_msg_size, page_size);
         let words = u32::try_from(bytes / 4).map_err(|_| RingError::BadWordSize { word_size: u32::MAX })?;
         let geometry = Geometry::new(words)?;
@@ -203,11 +213,12 @@ impl ShmRing {
         if hdr_raw.len().max(data_raw.len()) >= PATH_MAX {
             return Err(ShmError::Header("ring path longer than PATH_MAX"));
         }
-        let rw = Mode::S_IRUSR | Mode::S_IWUSR;
-        let header = SharedMapping::create(&header_path, HEADER_FILE_LEN, rw).map_err(ShmError::Io)?;
-        let data = SharedMapping::create(&data_path, geometry.bytes(), rw).map_err(|e| {
+        let (header_name, data_name) = (file_name(&header_path)?, file_name(&data_path)?);
+        let header =
+            SharedMapping::create_at(dir, header_name, HEADER_FILE_LEN, owner).map_err(ShmError::Io)?;
+        let data = SharedMapping::create_at(dir, data_name, geometry.bytes(), owner).map_err(|e| {
             // Best effort: the creation error matters more than a failed cleanup.
-            let _ = std::fs::remove_file(&header_path);
+            let _ = unlinkat(dir, header_name, UnlinkatFlags::NoRemoveDir);
             ShmError::Io(e)
         })?;
         let ring = Self { header, data, geometry, referenced: false };
@@ -230,6 +241,12 @@ impl ShmRing {
         if let Ok(w) = self.ref_count_word() {
             w.store(0, Release);
         }
+    }
+
+    /// Whether one of the ring's files was truncated under the server's mapping
+    /// ([`SharedMapping::truncated`]): the peer is to be dropped.
+    pub fn truncated(&self) -> bool {
+        self.header.truncated() || self.data.truncated()
     }
 
     /// The ring's size.
@@ -381,6 +398,11 @@ impl ShmRing {
     }
 }
 
+/// The last component of `path` (a ring file's name in its directory).
+fn file_name(path: &Path) -> Result<&Path, ShmError> {
+    path.file_name().map(Path::new).ok_or(ShmError::Header("ring base names no file"))
+}
+
 /// `<base><suffix>`: one of a ring's two files.
 fn ring_file(base: &Path, suffix: &str) -> PathBuf {
     let mut path = base.as_os_str().to_owned();
@@ -401,6 +423,7 @@ impl Drop for ShmRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::stat::Mode;
 
     /// A ring as a server would create it, in a private directory removed on drop.
     struct FakeServer {

@@ -26,21 +26,28 @@
 //!   otherwise the reply is `-EACCES`. The maximum message size is `max(requested,
 //!   floor)`; above [`ServerConfig::max_msg_size_limit`] the reply is `-ENOMEM`, below the
 //!   16 bytes of a request header `-EINVAL` (`corowire::server::grant_max_msg_size`), and
-//!   with a full connection table `-EMFILE`. The rings live in
+//!   beyond a [`Limits`] connection bound or with a full connection table `-EBUSY`
+//!   (`CS_ERR_BUSY`). The rings live in
 //!   `<shm_dir>/qb-<server pid>-<client pid>-<fd>-XXXXXX` (mode 0770, files 0600, owned by
-//!   the client). With [`IpcType::Socket`] that directory holds the 24-byte control file
+//!   the client). Each file is created in the directory through its descriptor
+//!   (`openat` with `O_EXCL | O_NOFOLLOW`), given to the client and sized through its own
+//!   descriptor, and the directory is given to the client last: no path the client could
+//!   change is ever followed. With [`IpcType::Socket`] that directory holds the 24-byte control file
 //!   `qb-control-<service>` instead, the server binds the datagram sockets
 //!   `\0<dir>/qb-<service>-request` and `-event-tx`, and connects them to the client's
-//!   `-response` and `-event` on its first send (docs/protocol.md §3).
+//!   `-response` and `-event` on its first send (docs/protocol.md §3). Anyone can send to
+//!   an abstract name, so the request socket has `SO_PASSCRED` set and a datagram whose
+//!   credentials (pid, uid, gid) are not the client's of the setup is discarded unread.
 //! - **Requests**: one per doorbell byte (shared memory) or datagram (sockets), in order
 //!   (pipelining works). A chunk that is not LIVE, or whose `hdr.size` is ≤ 0 or above the
 //!   negotiated maximum (libqb ≥ 2.0.10), or that is shorter than a request header, drops
 //!   the connection. Every other frame goes to the service's engine, which answers malformed
 //!   and unknown requests as corosync does.
 //! - **Events** are written before the reply of the request that caused them. When a
-//!   client's event ring is full they wait (in order, up to 64 MiB per connection, then the
-//!   connection is dropped) and are retried every few milliseconds; nothing is dropped
-//!   silently. An event larger than the client's whole event ring can never be delivered
+//!   client's event ring is full they wait (in order, up to 64 MiB per connection and
+//!   [`Limits::queued_event_bytes`] for all connections together, beyond which the client
+//!   that does not read is dropped) and are retried every few milliseconds; nothing is
+//!   dropped silently. Scratch buffers a large request grew are given back after it. An event larger than the client's whole event ring can never be delivered
 //!   and is counted and logged (corosync drops it too).
 //! - **Replies** that do not fit into a full response ring (or socket) wait, and the
 //!   connection's requests are not read until it is sent.
@@ -62,12 +69,16 @@
 //!
 //! # Limits
 //!
-//! - [`MAX_CONNECTIONS`] connections per service (more are refused with `-EMFILE`);
+//! - [`MAX_CONNECTIONS`] connections per service, of which one user or one process may
+//!   hold only a part and some are kept for root ([`Limits`]; more are refused with
+//!   `-EBUSY`, never dropping a connection already made);
 //!   [`MAX_ITERATORS`] iterators and [`MAX_TRACKS`] tracks per CMAP connection (more get
 //!   `CS_ERR_NO_MEMORY`).
 //! - A client may truncate its own ring files (they are its files, as in libqb); the server's
 //!   next access to a page past the new end then raises `SIGBUS`, which kills corosync in the
-//!   same situation and kills this server too.
+//!   same situation. This server survives it (`corowire_unix::sys::sigbus`): the mapping is
+//!   replaced by zero pages and the client is dropped. A process embedding the server gets
+//!   its `SIGBUS` handler installed on the first connection.
 
 pub mod config;
 mod session;
@@ -134,6 +145,10 @@ const RETRY: Duration = Duration::from_millis(2);
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often [`Server::run_until`] looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
+/// Scratch buffers larger than this (bytes) are given back after the request that grew them
+/// (a client may negotiate up to [`ServerConfig::max_msg_size_limit`]); libcmap's 1 MiB
+/// messages stay within.
+const SCRATCH_KEEP: usize = 2 << 20;
 /// How long the listeners rest after `accept` failed for lack of resources (e.g. `EMFILE`),
 /// rather than waking the loop again at once for the connection still pending.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -170,6 +185,39 @@ pub struct ServerConfig {
     pub verbose: bool,
     /// The transport offered to clients (corosync's `system.qb_ipc_type`).
     pub transport: IpcType,
+    /// What one client identity and all clients together may hold.
+    pub limits: Limits,
+}
+
+/// Bounds on what clients may hold, so that no client (nor one user's clients) can lock
+/// the others out or make the server grow without limit (issue 13). corosync has none of
+/// these; its clients never meet them in normal use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections one user (uid) other than root may hold per service. Beyond it the
+    /// setup is refused with `-EBUSY` (`CS_ERR_BUSY` for the C libraries).
+    pub per_uid: usize,
+    /// Connections one process (pid) other than root's may hold per service; `-EBUSY`
+    /// beyond.
+    pub per_pid: usize,
+    /// Connections of the [`MAX_CONNECTIONS`] of each service only root (uid 0) may take:
+    /// once the others hold `MAX_CONNECTIONS - reserved_for_root`, a non-root client is
+    /// refused with `-EBUSY`. Root is refused with `-EBUSY` only when the table is full.
+    pub reserved_for_root: usize,
+    /// Bytes of events all connections together may have waiting for room in their event
+    /// rings (corosync's queue is unbounded). When an event would pass it, the client it is
+    /// for is disconnected if it already has events waiting (it does not read them), and its
+    /// queue is freed; the bound may be passed by at most one event per connection whose
+    /// ring was free. Each connection is also dropped beyond 64 MiB of its own.
+    pub queued_event_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 32 connections per uid and 16 per pid for each service, 16 kept for root, 256 MiB
+    /// of queued events.
+    fn default() -> Self {
+        Self { per_uid: 32, per_pid: 16, reserved_for_root: 16, queued_event_bytes: 256 << 20 }
+    }
 }
 
 /// The libqb transport the server offers (it alone chooses; docs/protocol.md §1.4).
@@ -203,6 +251,7 @@ impl Default for ServerConfig {
             nodes: Vec::new(),
             verbose: false,
             transport: IpcType::Shm,
+            limits: Limits::default(),
         }
     }
 }
@@ -335,6 +384,7 @@ pub struct Server {
     page_size: usize,
     verbose: bool,
     transport: IpcType,
+    limits: Limits,
     /// The listeners are not polled until then (after a failed `accept`).
     accept_backoff: Option<Instant>,
     /// Scratch buffers: the request being served, its reply, a notification.
@@ -437,6 +487,7 @@ impl Server {
             page_size,
             verbose: cfg.verbose,
             transport: cfg.transport,
+            limits: cfg.limits,
             accept_backoff: None,
             frame: Vec::new(),
             reply: Vec::new(),
@@ -693,16 +744,17 @@ impl Server {
             .map_err(|e| Errno::from_raw(e.errno))?;
         let Some(s) = self.sessions.get(&id) else { return Err(Errno::ENOTCONN) };
         let service = s.service;
+        self.admit(service, peer)?;
         let server_fd = s.sock.as_raw_fd();
         let dir = ShmDir::create(&self.shm_dir, self.listener_name(service), server_fd, peer)?;
         let channels = match self.transport {
-            IpcType::Shm => Channels::Shm(Rings::create(dir, max, self.page_size)?),
+            IpcType::Shm => Channels::Shm(Box::new(Rings::create(dir, max, self.page_size)?)),
             IpcType::Socket => Channels::Socket(Sockets::create(dir, max)?),
         };
         let connected = self.engines.all().get_mut(service).map(|e| e.connect(ConnId(id)));
         match connected.unwrap_or(Err(ServerError::UnknownConnection(ConnId(id)))) {
             Ok(()) => {}
-            Err(ServerError::TooManyConnections) => return Err(Errno::EMFILE),
+            Err(ServerError::TooManyConnections) => return Err(Errno::EBUSY),
             Err(_) => return Err(Errno::EINVAL),
         }
         let Some(s) = self.sessions.get_mut(&id) else { return Err(Errno::ENOTCONN) };
@@ -741,6 +793,32 @@ impl Server {
             id,
             format_args!("connected, max message size {max}, {connection_type:?} files in {}", dir.display()),
         );
+        Ok(())
+    }
+
+    /// Whether the client `peer` may open one more connection to `service` ([`Limits`]):
+    /// counts the established connections of that service by uid and by pid.
+    ///
+    /// # Errors
+    /// `EBUSY` when a limit is reached.
+    fn admit(&self, service: usize, peer: PeerCred) -> Result<(), Errno> {
+        if peer.uid == 0 {
+            return Ok(());
+        }
+        let held = self.sessions.values().filter(|s| s.registered && s.service == service);
+        let (mut others, mut same_uid, mut same_pid) = (0, 0, 0);
+        for cred in held.filter_map(|s| s.cred) {
+            others += usize::from(cred.uid != 0);
+            same_uid += usize::from(cred.uid == peer.uid);
+            same_pid += usize::from(cred.pid == peer.pid);
+        }
+        let limits = self.limits;
+        if same_uid >= limits.per_uid
+            || same_pid >= limits.per_pid
+            || others >= MAX_CONNECTIONS.saturating_sub(limits.reserved_for_root)
+        {
+            return Err(Errno::EBUSY);
+        }
         Ok(())
     }
 
@@ -784,6 +862,10 @@ impl Server {
                     self.log(id, format_args!("doorbell byte without a request"));
                     continue;
                 }
+                Ok(Take::Foreign(sender)) => {
+                    self.log(id, format_args!("request datagram from another process ignored: {sender:?}"));
+                    continue;
+                }
                 Err(why) => return s.kill(why),
             }
             match corowire::codec::header_fields(&self.frame) {
@@ -810,21 +892,31 @@ impl Server {
             match engines.handle_request(service, ConnId(id), frame, &mut reply[..reply_cap]) {
                 Err(ServerError::OutboxFull) if !retried => {
                     retried = true;
-                    drain(engines, service, sessions, note);
+                    drain(engines, service, sessions, note, self.limits.queued_event_bytes);
                 }
                 other => break other,
             }
         };
-        drain(engines, service, sessions, note);
-        let Some(s) = sessions.get_mut(&id) else { return };
-        match outcome {
-            Ok(n) => s.send_reply(&reply[..n]),
-            Err(e) => s.kill(format!("engine: {e}")),
+        drain(engines, service, sessions, note, self.limits.queued_event_bytes);
+        if let Some(s) = sessions.get_mut(&id) {
+            match outcome {
+                Ok(n) => s.send_reply(&reply[..n]),
+                Err(e) => s.kill(format!("engine: {e}")),
+            }
+        }
+        for buf in [frame, reply, note] {
+            if buf.capacity() > SCRATCH_KEEP {
+                buf.truncate(SCRATCH_KEEP);
+                buf.shrink_to(SCRATCH_KEEP);
+            }
         }
     }
 
     /// Closes dead connections: engine, rings, files, socket.
     fn reap(&mut self) {
+        for s in self.sessions.values_mut().filter(|s| s.truncated()) {
+            s.kill("a file of the connection was truncated under the server (SIGBUS survived)");
+        }
         let dead: Vec<u32> =
             self.sessions.iter().filter(|(_, s)| s.dead.is_some()).map(|(&id, _)| id).collect();
         for id in dead {
@@ -881,8 +973,16 @@ fn node_addrs(keys: &[(String, OwnedValue)]) -> Vec<(u32, IpAddr)> {
 }
 
 /// Moves every queued notification of engine `service` to the connection it is for (which
-/// writes what fits into its event ring).
-fn drain(engines: &mut Engines, service: usize, sessions: &mut BTreeMap<u32, Session>, buf: &mut Vec<u8>) {
+/// writes what fits into its event ring), keeping all queues together within `bound` bytes
+/// ([`Limits::queued_event_bytes`]).
+fn drain(
+    engines: &mut Engines,
+    service: usize,
+    sessions: &mut BTreeMap<u32, Session>,
+    buf: &mut Vec<u8>,
+    bound: usize,
+) {
+    let mut queued: usize = sessions.values().map(Session::queued_event_bytes).sum();
     let mut all = engines.all();
     let Some(engine) = all.get_mut(service) else { return };
     while let Some(len) = engine.next_notification_len() {
@@ -892,7 +992,9 @@ fn drain(engines: &mut Engines, service: usize, sessions: &mut BTreeMap<u32, Ses
         match engine.poll_notification(buf) {
             Ok(Some((conn, n))) => {
                 if let Some(s) = sessions.get_mut(&conn.0) {
-                    s.push_event(&buf[..n]);
+                    let before = s.queued_event_bytes();
+                    s.push_event(&buf[..n], bound.saturating_sub(queued));
+                    queued = queued - before + s.queued_event_bytes();
                 }
             }
             // Cannot happen: the buffer was sized for it. Stop rather than spin.

@@ -4,20 +4,23 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use corowire::qb::CONNECTION_REQUEST_LEN;
 use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
 use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
+use nix::sys::stat::fchmod;
 use nix::sys::stat::Mode;
-use nix::unistd::{chown, mkdtemp, Gid, Uid};
+use nix::unistd::{fchown, mkdtemp, unlinkat, Gid, Uid, UnlinkatFlags};
 
 use crate::ring::{ShmError, ShmRing};
-use crate::sys::shm::SharedMapping;
-use crate::sys::sock::{bind_dgram, connect_dgram, errno_of, recv_dgram, send_dgram, PeerCred};
+use crate::sys::shm::{Owner, SharedMapping};
+use crate::sys::sock::{
+    bind_dgram, connect_dgram, recv_dgram_with_creds, send_dgram, set_passcred, PeerCred,
+};
 use crate::transport::socket::{channel_name, count};
 use corowire::wire::socket::{CONTROL_LEN, EVENT_SENT, REQUEST_SENT, RESPONSE_SENT};
 
@@ -29,19 +32,25 @@ const EVENT_BACKLOG_LIMIT: usize = 64 << 20;
 /// The three rings, in the order of the setup response.
 const RING_KINDS: [&str; 3] = ["request", "response", "event"];
 
-/// The per-connection directory `<shm_dir>/qb-<spid>-<cpid>-<fd>-XXXXXX` (mode 0770, owned by
-/// the client); dropping it unlinks the files made in it and removes it.
+/// The per-connection directory `<shm_dir>/qb-<spid>-<cpid>-<fd>-XXXXXX`. It stays the
+/// server's (mode 0700) while its files are made, through its descriptor, and is given to
+/// the client (mode 0770) only by [`ShmDir::hand_over`], after which the server never
+/// follows a path in it again (issue 13). Dropping it unlinks the files made in it (through
+/// the descriptor) and removes it.
 #[derive(Debug)]
 pub(super) struct ShmDir {
     path: PathBuf,
+    /// The directory, opened `O_DIRECTORY | O_NOFOLLOW` right after `mkdtemp` made it.
+    fd: OwnedFd,
     service: String,
-    owner: (Option<Uid>, Option<Gid>),
+    owner: Owner,
+    /// Names of the files made in it.
     files: Vec<PathBuf>,
 }
 
 impl ShmDir {
     /// Creates the directory for the client `cred` of `service` on the server's setup socket
-    /// `server_fd`, as libqb names it.
+    /// `server_fd`, as libqb names it; it is the server's until [`ShmDir::hand_over`].
     pub(super) fn create(
         shm_dir: &Path,
         service: &str,
@@ -49,11 +58,13 @@ impl ShmDir {
         cred: PeerCred,
     ) -> Result<Self, Errno> {
         let template = shm_dir.join(format!("qb-{}-{}-{server_fd}-XXXXXX", std::process::id(), cred.pid));
+        let path = mkdtemp(&template)?;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = open(&path, flags, Mode::empty()).inspect_err(|_| {
+            let _ = std::fs::remove_dir(&path);
+        })?;
         let owner = (Some(Uid::from_raw(cred.uid)), Some(Gid::from_raw(cred.gid)));
-        let dir = Self { path: mkdtemp(&template)?, service: service.to_owned(), owner, files: Vec::new() };
-        std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o770)).map_err(errno_of)?;
-        give_to(&dir.path, owner);
-        Ok(dir)
+        Ok(Self { path, fd, service: service.to_owned(), owner, files: Vec::new() })
     }
 
     /// `<dir>/qb-<kind>-<service>`.
@@ -61,19 +72,19 @@ impl ShmDir {
         self.path.join(format!("qb-{kind}-{}", self.service))
     }
 
-    /// The two files of a ring.
-    fn ring_files(&self, kind: &str) -> [PathBuf; 2] {
-        ["-header", "-data"].map(|suffix| {
-            let mut file = self.base(kind).into_os_string();
-            file.push(suffix);
-            PathBuf::from(file)
-        })
+    /// Records the file `name` made in the directory (removed on drop).
+    fn adopt(&mut self, name: String) {
+        self.files.push(PathBuf::from(name));
     }
 
-    /// Records a file made in the directory (removed on drop) and gives it to the client.
-    fn adopt(&mut self, file: PathBuf) {
-        give_to(&file, self.owner);
-        self.files.push(file);
+    /// Gives the directory to the client (mode 0770, its uid and gid), through its
+    /// descriptor, once everything in it is made. A failed chown is not fatal, as in libqb:
+    /// a server that is not root serving another user leaves the client unable to open the
+    /// files.
+    fn hand_over(&self) -> Result<(), Errno> {
+        fchmod(&self.fd, Mode::from_bits_truncate(0o770))?;
+        let _ = fchown(&self.fd, self.owner.0, self.owner.1);
+        Ok(())
     }
 }
 
@@ -81,8 +92,9 @@ impl Drop for ShmDir {
     fn drop(&mut self) {
         for file in &self.files {
             // Best effort: the client may have removed it already.
-            let _ = std::fs::remove_file(file);
+            let _ = unlinkat(&self.fd, file, UnlinkatFlags::NoRemoveDir);
         }
+        // Not a symbolic link: rmdir does not follow one in the last component.
         let _ = std::fs::remove_dir(&self.path);
     }
 }
@@ -103,10 +115,11 @@ impl Rings {
     pub(super) fn create(mut dir: ShmDir, max_msg_size: u32, page_size: usize) -> Result<Self, Errno> {
         let mut rings = Vec::with_capacity(RING_KINDS.len());
         for kind in RING_KINDS {
-            let created = ShmRing::create(&dir.base(kind), max_msg_size, page_size);
+            let created =
+                ShmRing::create(dir.fd.as_fd(), &dir.base(kind), max_msg_size, page_size, dir.owner);
             // Files of a ring that failed half-way are removed with the directory too.
-            for file in dir.ring_files(kind) {
-                dir.adopt(file);
+            for suffix in ["-header", "-data"] {
+                dir.adopt(format!("qb-{kind}-{}{suffix}", dir.service));
             }
             rings.push(created.map_err(|e| match e {
                 ShmError::Io(e) => e,
@@ -114,6 +127,7 @@ impl Rings {
                 _ => Errno::EINVAL,
             })?);
         }
+        dir.hand_over()?;
         let mut rings = rings.into_iter();
         match (rings.next(), rings.next(), rings.next()) {
             (Some(request), Some(response), Some(event)) => Ok(Self { request, response, event, dir }),
@@ -159,13 +173,18 @@ impl Sockets {
     /// sockets.
     pub(super) fn create(mut dir: ShmDir, max_msg_size: u32) -> Result<Self, Errno> {
         let service = dir.service.clone();
-        let control_path = dir.path.join(format!("qb-control-{service}"));
-        let control = SharedMapping::create(&control_path, CONTROL_LEN, Mode::from_bits_truncate(0o600))?;
-        dir.adopt(control_path.clone());
+        let control_name = format!("qb-control-{service}");
+        let control_path = dir.path.join(&control_name);
+        let control =
+            SharedMapping::create_at(dir.fd.as_fd(), Path::new(&control_name), CONTROL_LEN, dir.owner)?;
+        dir.adopt(control_name);
         let base = dir.path.join(format!("qb-{service}"));
         let max = max_msg_size as usize;
         let request = bind_dgram(&channel_name(&base, "request"), max)?;
+        // Anyone may send to the abstract name: every request is checked against the client.
+        set_passcred(&request, true)?;
         let event = bind_dgram(&channel_name(&base, "event-tx"), max)?;
+        dir.hand_over()?;
         Ok(Self {
             control,
             control_path,
@@ -211,8 +230,8 @@ impl Sockets {
 /// How an established connection moves messages.
 #[derive(Debug)]
 pub(super) enum Channels {
-    /// Shared-memory rings plus doorbell bytes on the setup socket.
-    Shm(Rings),
+    /// Shared-memory rings plus doorbell bytes on the setup socket (boxed: six mappings).
+    Shm(Box<Rings>),
     /// Datagram sockets; the setup socket only tells that the client is alive.
     Socket(Sockets),
 }
@@ -271,12 +290,9 @@ pub(super) enum Take {
     Empty,
     /// A doorbell byte without a request (libqb consumes it with a warning).
     StrayDoorbell,
-}
-
-/// chown as libqb does: a failure (a server that is not root serving another user) is not
-/// fatal; the client then fails to open the files.
-fn give_to(path: &Path, (uid, gid): (Option<Uid>, Option<Gid>)) {
-    let _ = chown(path, uid, gid);
+    /// A datagram on the request socket from another process than the client (`None`:
+    /// without credentials); it was discarded unread.
+    Foreign(Option<PeerCred>),
 }
 
 /// Where a connection is in its life.
@@ -350,6 +366,18 @@ impl Session {
         }
     }
 
+    /// Whether a file of the connection was truncated under the server's mapping (the
+    /// `SIGBUS` was survived; the client must be dropped).
+    pub(super) fn truncated(&self) -> bool {
+        match &self.phase {
+            Phase::Ready(Channels::Shm(r)) => {
+                [&r.request, &r.response, &r.event].iter().any(|r| r.truncated())
+            }
+            Phase::Ready(Channels::Socket(s)) => s.control.truncated(),
+            Phase::Setup { .. } => false,
+        }
+    }
+
     /// Whether requests may be read now (established, alive, no reply waiting).
     pub(super) fn can_serve(&self) -> bool {
         self.channels().is_some() && self.reply.is_none()
@@ -398,8 +426,9 @@ impl Session {
                     .map_err(|e| format!("request ring: {}", crate::error::report(&e)))?;
                 Ok(Take::Request)
             }
-            Phase::Ready(Channels::Socket(sockets)) => match recv_dgram(&sockets.request, frame) {
-                Ok(()) => {
+            Phase::Ready(Channels::Socket(sockets)) => match recv_dgram_with_creds(&sockets.request, frame) {
+                Ok(sender) if sender.is_none() || sender != self.cred => Ok(Take::Foreign(sender)),
+                Ok(_) => {
                     count(&sockets.control, REQUEST_SENT, -1);
                     Ok(Take::Request)
                 }
@@ -421,18 +450,36 @@ impl Session {
         }
     }
 
-    /// Queues one event and delivers what fits.
-    pub(super) fn push_event(&mut self, event: &[u8]) {
+    /// Bytes of events waiting for room in the client's event ring.
+    pub(super) fn queued_event_bytes(&self) -> usize {
+        self.event_bytes
+    }
+
+    /// Queues one event and delivers what fits. `room` is what the server's bound on all
+    /// queued events leaves ([`super::Limits::queued_event_bytes`]): a client that already
+    /// has events waiting and would queue more than that is dropped (its queue is freed).
+    pub(super) fn push_event(&mut self, event: &[u8], room: usize) {
         if self.channels().is_none() {
             return;
         }
         if self.event_bytes + event.len() > EVENT_BACKLOG_LIMIT {
-            self.kill(format!("more than {EVENT_BACKLOG_LIMIT} bytes of events not read"));
+            self.drop_events(format!("more than {EVENT_BACKLOG_LIMIT} bytes of events not read"));
+            return;
+        }
+        if !self.events.is_empty() && event.len() > room {
+            self.drop_events("events not read while the server's bound on queued events was reached".into());
             return;
         }
         self.event_bytes += event.len();
         self.events.push_back(event.to_vec());
         self.flush();
+    }
+
+    /// Drops the connection of a client that does not read its events, freeing its queue.
+    fn drop_events(&mut self, why: String) {
+        self.kill(why);
+        self.events = VecDeque::new();
+        self.event_bytes = 0;
     }
 
     /// Writes queued events (each followed by a doorbell byte on shared memory), sends

@@ -1,7 +1,7 @@
 //! Safe wrappers over the Linux calls the libqb IPC transport needs.
 //!
-//! `unsafe` code is allowed only in [`shm`] (mmap), [`futex`] (the futex syscall) and
-//! [`dns`] (`getnameinfo`).
+//! `unsafe` code is allowed only in [`shm`] (mmap), [`futex`] (the futex syscall),
+//! [`dns`] (`getnameinfo`) and [`sigbus`] (the `SIGBUS` handler).
 
 #[allow(unsafe_code)]
 pub mod dns;
@@ -9,6 +9,8 @@ pub mod dns;
 pub mod futex;
 #[allow(unsafe_code)]
 pub mod shm;
+#[allow(unsafe_code)]
+pub mod sigbus;
 pub mod sock;
 
 use core::time::Duration;

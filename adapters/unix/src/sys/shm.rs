@@ -5,14 +5,18 @@ use core::mem::size_of;
 use core::num::NonZeroUsize;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use crate::sys::sigbus::Guard;
 use nix::errno::Errno;
-use nix::fcntl::{open, posix_fallocate, OFlag};
+use nix::fcntl::{open, openat, posix_fallocate, OFlag};
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
-use nix::sys::stat::{fstat, Mode};
-use nix::unistd::{ftruncate, unlink};
+use nix::sys::stat::{fchmod, fstat, Mode};
+use nix::unistd::{fchown, ftruncate, unlink, unlinkat, Gid, Uid, UnlinkatFlags};
+
+/// The user and group a created file is given to (`None`: left as created).
+pub type Owner = (Option<Uid>, Option<Gid>);
 
 /// An access that does not fit inside the mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +50,9 @@ impl SharedAtomic for AtomicU64 {}
 pub struct SharedMapping {
     base: NonNull<u8>,
     len: usize,
+    /// Set for the files a server creates ([`SharedMapping::create_at`]): a `SIGBUS` in the
+    /// mapping is survived (see [`SharedMapping::truncated`]).
+    guard: Option<Guard>,
 }
 
 // SAFETY: the mapping is process-wide memory owned by this value, not tied to a thread.
@@ -66,26 +73,57 @@ impl SharedMapping {
     }
 
     /// Creates a new file (`O_CREAT | O_EXCL`, permission bits `mode` minus the umask), sizes it
-    /// to `len` zero bytes with `ftruncate` and `posix_fallocate`, and maps it. The server side
-    /// creates the ring files this way. On failure after the file was created it is unlinked.
+    /// to `len` zero bytes with `ftruncate` and `posix_fallocate`, and maps it. On failure
+    /// after the file was created it is unlinked. A server creates its files with
+    /// [`create_at`](Self::create_at) instead, which no other user can redirect.
     ///
     /// # Errors
     /// `EEXIST` if `path` exists; `EINVAL` for `len == 0`; other `open`, `ftruncate`,
     /// `posix_fallocate` or `mmap` failures.
     pub fn create(path: &Path, len: usize, mode: Mode) -> Result<Self, Errno> {
         let fd = open(path, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC, mode)?;
-        let mapped = libc::off_t::try_from(len)
-            .map_err(|_| Errno::EFBIG)
-            .and_then(|size| {
-                ftruncate(&fd, size)?;
-                posix_fallocate(&fd, 0, size)
-            })
-            .and_then(|()| Self::map(&fd, len));
-        if mapped.is_err() {
+        Self::size_and_map(&fd, len).inspect_err(|_| {
             // Best effort: the error being returned matters more than a failed cleanup.
             let _ = unlink(path);
-        }
-        mapped
+        })
+    }
+
+    /// Creates the file `name` in the directory `dir` (`openat` with `O_CREAT | O_EXCL |
+    /// O_NOFOLLOW`, so neither an existing file nor a symbolic link is ever opened), then,
+    /// all through its descriptor, gives it to `owner` (`fchown`; a failure is ignored as
+    /// libqb does: a server that is not root can only serve its own user), sets its mode to
+    /// exactly 0600 (`fchmod`, whatever the umask), sizes it to `len` zero bytes and maps it.
+    /// The server creates the ring files and the control file this way (issue 13): no path a
+    /// client could change is ever followed, and a client that truncates the file cannot
+    /// kill the server with `SIGBUS` ([`truncated`](Self::truncated)). On failure after the file was created it is
+    /// removed (`unlinkat` in `dir`).
+    ///
+    /// # Errors
+    /// `EEXIST` if `name` exists (as a file or a link); `EINVAL` for `len == 0`; `ENOMEM`
+    /// when too many such mappings exist; other `openat`, `fchmod`, `ftruncate`,
+    /// `posix_fallocate`, `mmap` or `sigaction` failures.
+    pub fn create_at(dir: BorrowedFd<'_>, name: &Path, len: usize, owner: Owner) -> Result<Self, Errno> {
+        let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(dir, name, flags, Mode::S_IRUSR | Mode::S_IWUSR)?;
+        let _ = fchown(&fd, owner.0, owner.1);
+        let guarded = fchmod(&fd, Mode::S_IRUSR | Mode::S_IWUSR)
+            .and_then(|()| Self::size_and_map(&fd, len))
+            .and_then(|mut map| {
+                map.guard = Some(Guard::register(map.base.as_ptr() as usize, map.len)?);
+                Ok(map)
+            });
+        guarded.inspect_err(|_| {
+            // Best effort, as in `create`.
+            let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+        })
+    }
+
+    /// Sizes the new file `fd` to `len` zero bytes and maps it.
+    fn size_and_map(fd: &OwnedFd, len: usize) -> Result<Self, Errno> {
+        let size = libc::off_t::try_from(len).map_err(|_| Errno::EFBIG)?;
+        ftruncate(fd, size)?;
+        posix_fallocate(fd, 0, size)?;
+        Self::map(fd, len)
     }
 
     fn map(fd: impl AsFd, len: usize) -> Result<Self, Errno> {
@@ -95,7 +133,15 @@ impl SharedMapping {
         let base = unsafe {
             mmap(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, fd, 0)
         }?;
-        Ok(Self { base: base.cast(), len })
+        Ok(Self { base: base.cast(), len, guard: None })
+    }
+
+    /// Whether the file was truncated under a mapping made by
+    /// [`create_at`](Self::create_at): an access past its new end raised `SIGBUS`, and the
+    /// mapping now holds private zero pages instead (see [`crate::sys::sigbus`]). The peer
+    /// that did it is to be dropped. Always `false` for other mappings.
+    pub fn truncated(&self) -> bool {
+        self.guard.as_ref().is_some_and(Guard::truncated)
     }
 
     /// Size of the mapping in bytes.
@@ -178,6 +224,8 @@ impl SharedMapping {
 
 impl Drop for SharedMapping {
     fn drop(&mut self) {
+        // Unregistered first: the SIGBUS handler must never remap a range once unmapped.
+        drop(self.guard.take());
         // SAFETY: `base` and `len` describe the mapping made in `map`, and `&mut self` proves
         // that no reference returned by the `atomic_*` accessors is still alive.
         // munmap can only fail for arguments that `map` never produces.

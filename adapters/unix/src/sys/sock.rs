@@ -340,6 +340,30 @@ pub fn recv_dgram(fd: impl AsFd, out: &mut Vec<u8>) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Receives one whole datagram into `out` without blocking, as [`recv_dgram`], with the
+/// sender's credentials (`SCM_CREDENTIALS`), which the kernel attaches to every datagram
+/// while `SO_PASSCRED` is set on `fd` (see [`set_passcred`]). A server checks them against
+/// its client's: anyone can send to an abstract name.
+///
+/// # Errors
+/// `EAGAIN` when none is queued; `ENOBUFS` if the control data was truncated; other
+/// `recvmsg` failures.
+pub fn recv_dgram_with_creds(fd: impl AsFd, out: &mut Vec<u8>) -> Result<Option<PeerCred>, Errno> {
+    let fd = fd.as_fd();
+    let len = peek_dgram_len(fd)?;
+    out.resize(len, 0);
+    loop {
+        match recv_once(fd, out, MsgFlags::MSG_DONTWAIT) {
+            Ok((n, cred)) => {
+                out.truncate(n);
+                return Ok(cred);
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Receives one datagram into the start of `out` without blocking, returning its length; a
 /// datagram longer than `out` is left queued and its length returned (check it against
 /// `out.len()`). `EAGAIN` when none is queued.
