@@ -30,7 +30,7 @@ mod builtin;
 use builtin::TestServer;
 #[path = "common/unprivileged.rs"]
 mod unprivileged;
-use unprivileged::{can_switch_users, run_as_nobody, TestCopy, NOBODY};
+use unprivileged::{run_as_nobody, TestCopy, NOBODY};
 
 /// Set in the environment of the `child_*` tests when their parent test runs them.
 const CHILD: &str = "COROWIRE_SECURITY_CHILD";
@@ -58,10 +58,8 @@ fn assert_child_done(out: &std::process::Output) {
 /// Item 1: a client that swaps a symbolic link in for a ring file while the server sets its
 /// connection up cannot make a root-owned file its own (the server used to chown by path).
 #[test]
-fn swapped_in_symlinks_do_not_give_files_away() {
-    if !can_switch_users() {
-        return;
-    }
+#[ignore = "needs root (runs clients as uid 65534): tests/run-all runs it"]
+fn as_root_swapped_in_symlinks_do_not_give_files_away() {
     let server = server_allowing_nobody("symlink");
     let victim = server.shm_dir.join("victim");
     std::fs::write(&victim, b"root's").unwrap();
@@ -80,11 +78,11 @@ fn swapped_in_symlinks_do_not_give_files_away() {
     assert_child_done(&out);
 }
 
-/// The attacker of [`swapped_in_symlinks_do_not_give_files_away`], run as `nobody`: while it
+/// The attacker of [`as_root_swapped_in_symlinks_do_not_give_files_away`], run as `nobody`: while it
 /// connects again and again with large rings (a long setup), a thread replaces each file of
 /// every connection directory it can write to by a link to the victim.
 #[test]
-#[ignore = "run as nobody by swapped_in_symlinks_do_not_give_files_away"]
+#[ignore = "run as nobody by as_root_swapped_in_symlinks_do_not_give_files_away"]
 fn child_swaps_symlinks_in() {
     if std::env::var_os(CHILD).is_none() {
         return;
@@ -137,10 +135,8 @@ fn child_swaps_symlinks_in() {
 /// socket (an abstract name anyone can reach) are not heard: before the fix, `nobody` could
 /// set keys (such as `uidgid.*`) through root's connection.
 #[test]
-fn foreign_datagrams_are_not_heard() {
-    if !can_switch_users() {
-        return;
-    }
+#[ignore = "needs root (runs clients as uid 65534): tests/run-all runs it"]
+fn as_root_foreign_datagrams_are_not_heard() {
     let server = TestServer::start_with("foreign", |cfg| cfg.transport = IpcType::Socket);
     let mut victim = server.cmap();
     let dirs: Vec<PathBuf> = std::fs::read_dir(&server.shm_dir).unwrap().map(|e| e.unwrap().path()).collect();
@@ -159,10 +155,10 @@ fn foreign_datagrams_are_not_heard() {
 /// The key [`child_sends_into_a_request_socket`] tries to set.
 const FOREIGN_KEY: &str = "uidgid.uid.65534";
 
-/// The sender of [`foreign_datagrams_are_not_heard`], run as `nobody`: a CMAP set request
+/// The sender of [`as_root_foreign_datagrams_are_not_heard`], run as `nobody`: a CMAP set request
 /// into `\0<BASE>-request`.
 #[test]
-#[ignore = "run as nobody by foreign_datagrams_are_not_heard"]
+#[ignore = "run as nobody by as_root_foreign_datagrams_are_not_heard"]
 fn child_sends_into_a_request_socket() {
     if std::env::var_os(CHILD).is_none() {
         return;
@@ -178,7 +174,7 @@ fn child_sends_into_a_request_socket() {
     println!("CHILD-DONE");
 }
 
-/// Another user allowed by [`one_user_holding_its_quota_locks_nobody_out`].
+/// Another user allowed by [`as_root_one_user_holding_its_quota_locks_nobody_out`].
 const OTHER: u32 = 65533;
 
 /// Item 4: one user holding all the connections it may hold does not lock out another user
@@ -186,10 +182,8 @@ const OTHER: u32 = 65533;
 /// may hold 8 and non-root users 9 together: `nobody` holds its 8 (the 9th is refused), the
 /// other user gets the last non-root one (its second is refused), and root still gets in.
 #[test]
-fn one_user_holding_its_quota_locks_nobody_out() {
-    if !can_switch_users() {
-        return;
-    }
+#[ignore = "needs root (runs clients as uid 65534): tests/run-all runs it"]
+fn as_root_one_user_holding_its_quota_locks_nobody_out() {
     let server = TestServer::start_with("quota", |cfg| {
         for uid in [NOBODY, OTHER] {
             cfg.initial.push((format!("uidgid.uid.{uid}"), OwnedValue::UInt8(1)));
@@ -221,11 +215,11 @@ fn one_user_holding_its_quota_locks_nobody_out() {
     assert!(holder.wait().unwrap().success() && rest.iter().any(|l| l.ends_with("CHILD-DONE")), "{rest:?}");
 }
 
-/// The clients of [`one_user_holding_its_quota_locks_nobody_out`]: `CONNECT` connections,
+/// The clients of [`as_root_one_user_holding_its_quota_locks_nobody_out`]: `CONNECT` connections,
 /// each served, then one more, refused with `CS_ERR_BUSY`; it holds them until its
 /// standard input closes.
 #[test]
-#[ignore = "run as other users by one_user_holding_its_quota_locks_nobody_out"]
+#[ignore = "run as other users by as_root_one_user_holding_its_quota_locks_nobody_out"]
 fn child_holds_connections() {
     if std::env::var_os(CHILD).is_none() {
         return;

@@ -69,13 +69,3 @@ impl Drop for TestCopy {
 pub(crate) fn run_as_nobody(name: &str, env: &[(&str, &str)]) -> Output {
     TestCopy::new(name).command(NOBODY, name, env).output().unwrap()
 }
-
-/// Whether this process may run tests as other users (it is root); when not, the tests
-/// that need it say so on standard error and pass without running.
-pub(crate) fn can_switch_users() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("skipped: running tests as other users needs root");
-    }
-    root
-}
