@@ -1027,3 +1027,111 @@ mod ops {
         run.finish();
     }
 }
+
+pub use engines::engines;
+
+/// The `engines` target: sequences of connects, disconnects, request frames and notification
+/// drains through all four server engines (CMAP, votequorum, libquorum, cfg), each observing
+/// the cluster view the others publish, as the Unix server drives them.
+mod engines {
+    use corowire::frame_len;
+    use corowire::server::cfg::CfgEngine;
+    use corowire::server::cmap::CmapEngine;
+    use corowire::server::quorum::QuorumLibEngine;
+    use corowire::server::store::BTreeStore;
+    use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+    use corowire::server::{ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
+    use corowire::Status;
+
+    /// Connection ids the input picks from (a small set, so that ops meet each other).
+    const CONNS: u32 = 4;
+    /// Request frames are cut to this many bytes (above the largest valid request).
+    const MAX_FRAME: usize = 20_000;
+    /// Reply and notification buffer: the largest frame an engine writes.
+    const OUT: usize = 70_000;
+
+    /// Each operation is one byte `op`, then for requests a little-endian `u16` length and
+    /// that many frame bytes. `op & 3` picks the engine, `(op >> 2) & 3` the connection and
+    /// `op >> 4` the action: 0 connect, 1 disconnect, 2 drain the outbox, 3 a request into a
+    /// buffer of only [`MIN_REPLY_LEN`] bytes, anything else a request.
+    pub fn engines(mut data: &[u8]) {
+        let mut cmap: CmapEngine<BTreeStore> = CmapEngine::new(BTreeStore::new(), BTreeStore::new(), 7);
+        let mut vq: QuorumEngine = QuorumEngine::new(QuorumConfig::default());
+        let mut quorum: QuorumLibEngine = QuorumLibEngine::new(true);
+        let mut cfg: CfgEngine = CfgEngine::new(1);
+        let mut out = vec![0u8; OUT];
+        while let Some((&op, rest)) = data.split_first() {
+            data = rest;
+            let engines: [&mut dyn Engine; 4] = [&mut cmap, &mut vq, &mut quorum, &mut cfg];
+            let mut view = ClusterView::default();
+            engines.iter().for_each(|e| e.publish(&mut view));
+            let engine = &mut *engines[usize::from(op & 3)];
+            let conn = ConnId(u32::from(op >> 2) % CONNS);
+            engine.observe(&view);
+            match op >> 4 {
+                0 => {
+                    let _ = engine.connect(conn);
+                }
+                1 => engine.disconnect(conn),
+                2 => drain(engine, &mut out),
+                action => {
+                    let Some((frame, rest)) = take_frame(data) else { return };
+                    data = rest;
+                    let len = if action == 3 { MIN_REPLY_LEN } else { OUT };
+                    request(engine, conn, frame, &mut out, len);
+                }
+            }
+        }
+    }
+
+    /// The next length-prefixed frame and what follows it, or `None` at the end of the input.
+    fn take_frame(data: &[u8]) -> Option<(&[u8], &[u8])> {
+        let (len, rest) = data.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_le_bytes(*len)).min(MAX_FRAME).min(rest.len());
+        Some(rest.split_at(len))
+    }
+
+    /// Hands `frame` in with the first `len` bytes of `out` for the reply; a reply must fit
+    /// and declare its own length, and the notifications it caused drain.
+    fn request(engine: &mut dyn Engine, conn: ConnId, frame: &[u8], out: &mut [u8], len: usize) {
+        let reply = &mut out[..len];
+        match engine.handle_request(conn, frame, reply) {
+            Ok(n) => {
+                assert!(n <= len, "{}: reply of {n} bytes into {len}", engine.name());
+                assert_eq!(
+                    frame_len(&reply[..n], 12),
+                    Ok(Status::Complete(n)),
+                    "{}: reply size",
+                    engine.name()
+                );
+            }
+            Err(e) => {
+                let _ = format!("{e} {e:?}");
+                assert!(
+                    !matches!(e, ServerError::BufferTooSmall { .. }) || len < OUT,
+                    "{}: {e} with the largest buffer",
+                    engine.name()
+                );
+            }
+        }
+        drain(engine, out);
+    }
+
+    /// Takes every queued notification; each must fit the buffer the engine announced.
+    fn drain(engine: &mut dyn Engine, out: &mut [u8]) {
+        while let Some(len) = engine.next_notification_len() {
+            match engine.poll_notification(&mut out[..len]) {
+                Ok(Some((_, n))) => {
+                    assert_eq!(n, len, "{}: announced {len}, wrote {n}", engine.name());
+                    assert_eq!(
+                        frame_len(&out[..n], 12),
+                        Ok(Status::Complete(n)),
+                        "{}: event size",
+                        engine.name()
+                    );
+                }
+                other => panic!("{}: announced a {len}-byte notification, got {other:?}", engine.name()),
+            }
+        }
+    }
+}
