@@ -151,3 +151,34 @@ pub fn sem_word(mut data: &[u8]) {
         }
     }
 }
+
+/// The `serve_config` target: `corowire serve --config` text (lossily UTF-8) through the
+/// server's parser, then what `Server::bind` does with the keys: the quorum settings, the node
+/// list, a votequorum engine on that configuration, and every key into a CMAP engine.
+pub fn serve_config(data: &[u8]) {
+    use corowire::server::cmap::CmapEngine;
+    use corowire::server::store::BTreeStore;
+    use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+    use corowire::server::{ClusterView, Engine};
+    use corowire_unix::server::config::{apply_quorum_keys, nodelist, parse_keys};
+
+    let text = String::from_utf8_lossy(data);
+    let keys = match parse_keys(&text) {
+        Ok(keys) => keys,
+        Err(e) => {
+            assert!(e.line >= 1 && e.line <= text.lines().count(), "{e}: no such line");
+            return show::<(), _>(&Err(e));
+        }
+    };
+    let mut cfg = QuorumConfig::default();
+    apply_quorum_keys(&keys, &mut cfg);
+    let nodes = nodelist(&keys);
+    let quorum: QuorumEngine = QuorumEngine::new(cfg);
+    let mut view = ClusterView::default();
+    quorum.publish(&mut view);
+    let mut cmap: CmapEngine<BTreeStore> = CmapEngine::new(BTreeStore::new(), BTreeStore::new(), 1);
+    for (key, value) in &keys {
+        show(&cmap.set_initial(key.as_bytes(), value.as_value()));
+    }
+    let _ = format!("{nodes:?} {view:?}");
+}

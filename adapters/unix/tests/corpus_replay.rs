@@ -1,5 +1,6 @@
 //! Replays the committed seed corpus of the fuzz targets over this crate's shared-memory
-//! parsers (`fuzz/corpus/shm_ring/`, `fuzz/corpus/sem_word/`) through the same target
+//! parsers (`fuzz/corpus/shm_ring/`, `fuzz/corpus/sem_word/`) and its `serve --config` parser
+//! (`fuzz/corpus/serve_config/`) through the same target
 //! functions the fuzzer runs, which this test includes from `fuzz/src/unix_targets.rs`.
 
 #[allow(unreachable_pub)]
@@ -13,8 +14,11 @@ type Target = fn(&[u8]);
 
 #[test]
 fn replay_seed_corpus() {
-    let targets: [(&str, Target); 2] =
-        [("shm_ring", unix_targets::shm_ring), ("sem_word", unix_targets::sem_word)];
+    let targets: [(&str, Target); 3] = [
+        ("shm_ring", unix_targets::shm_ring),
+        ("sem_word", unix_targets::sem_word),
+        ("serve_config", unix_targets::serve_config),
+    ];
     for (target, run) in targets {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
