@@ -57,20 +57,35 @@ fn unique(what: &str) -> String {
     format!("corowire-fault-{}-{}-{what}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Starts a fake server with `fault` on its own thread and returns the name to connect to.
-fn fake_server(fault: Fault) -> String {
+/// When the fake server's thread ends, even by a panic: removes its ring directory, then
+/// tells the test.
+struct Ended {
+    dir: PathBuf,
+    done: mpsc::Sender<()>,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = self.done.send(());
+    }
+}
+
+/// Starts a fake server with `fault` on its own thread and returns the name to connect to
+/// and a receiver that gets a message when the server has ended (once the client closed).
+fn fake_server(fault: Fault) -> (String, mpsc::Receiver<()>) {
     let name = unique("cmap");
     let listener = listen_abstract(name.as_bytes()).expect("listen");
-    let dir = PathBuf::from("/dev/shm").join(&name);
+    let (done, ended) = mpsc::channel();
+    let guard = Ended { dir: PathBuf::from("/dev/shm").join(&name), done };
     std::thread::spawn(move || {
         let sock = accept_with_passcred(&listener).expect("accept");
         let mut request = [0u8; CONNECTION_REQUEST_LEN];
         recv_exact_with_creds(&sock, &mut request).expect("setup request");
         let max = ConnectRequest::decode(&request).expect("a setup request").max_msg_size;
-        serve(fault, &sock, &dir, max);
-        let _ = std::fs::remove_dir_all(&dir);
+        serve(fault, &sock, &guard.dir, max);
     });
-    name
+    (name, ended)
 }
 
 /// The three rings of one connection, in `dir`.
@@ -208,9 +223,10 @@ const TIMEOUT: Duration = Duration::from_millis(300);
 const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// Connects to a fake server with `fault` and does one SET and one GET; returns the first
-/// error, from a thread the watchdog abandons (failing the test) if it hangs.
+/// error, from a thread the watchdog abandons (failing the test) if it hangs. Returns after
+/// the fake server ended, so that no ring directory outlives the test.
 fn run(fault: Fault) -> Result<(), Error> {
-    let name = fake_server(fault);
+    let (name, server_ended) = fake_server(fault);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let result = (|| -> Result<(), Error> {
@@ -224,6 +240,8 @@ fn run(fault: Fault) -> Result<(), Error> {
     });
     let result =
         rx.recv_timeout(WATCHDOG).unwrap_or_else(|_| panic!("{fault:?}: the client hung or panicked"));
+    // The client is gone: the server sees its socket closed and removes the ring directory.
+    server_ended.recv_timeout(WATCHDOG).unwrap_or_else(|_| panic!("{fault:?}: the fake server did not end"));
     if let Err(e) = &result {
         // Every error says what went wrong.
         assert!(!e.to_string().is_empty(), "{fault:?}: {e:?}");
