@@ -21,7 +21,8 @@ const TARGETS: [(&str, Target); 5] = [
 ];
 
 /// The fuzz targets over operation sequences (their seeds are not frames).
-const SEQUENCES: [(&str, Target); 2] = [("ops", targets::ops), ("engines", targets::engines)];
+const SEQUENCES: [(&str, Target); 3] =
+    [("ops", targets::ops), ("engines", targets::engines), ("client_conn", targets::client_conn)];
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)

@@ -1135,3 +1135,96 @@ mod engines {
         }
     }
 }
+
+pub use client_conn::client_conn;
+
+/// The `client_conn` target: the client state machine (`corowire::Connection`, CMAP and
+/// votequorum) fed arbitrary replies and events between requests it submitted, with time
+/// passing, failures polled, closes and finalizes, as a transport would drive it.
+mod client_conn {
+    use corowire::codec::Message;
+    use corowire::conn::Service;
+    use corowire::qb::{ConnectResponse, ConnectionType, CONNECTION_RESPONSE_LEN};
+    use corowire::{Cmap, Connection, Duration, Instant, Votequorum};
+
+    /// Input: a selector byte (bit 0: CMAP or votequorum; the rest: the negotiated maximum
+    /// message size in KiB), then operations: one byte `op`, and for the frame operations a
+    /// little-endian `u16` length and the frame. `op % 10`: 0 submit the frame as a request
+    /// (if it decodes as one), 1 a reply, 2 an event, 3 poll an event into a scratch buffer of
+    /// `op` bytes times 16, 4 drop skipped events, 5 advance the clock by `op` ms and time
+    /// out, 6 take the failures, 7 close, 8 finalize, 9 route the frame directly.
+    pub fn client_conn(data: &[u8]) {
+        let Some((&select, ops)) = data.split_first() else { return };
+        let max = 1024 * (u32::from(select >> 1) + 1);
+        if select & 1 == 0 {
+            run::<Cmap>(max, ops);
+        } else {
+            run::<Votequorum>(max, ops);
+        }
+    }
+
+    fn run<S: Service>(max: u32, mut data: &[u8]) {
+        let mut conn: Connection<S> = Connection::new(max);
+        let mut setup = [0u8; CONNECTION_RESPONSE_LEN];
+        let response = ConnectResponse {
+            connection_type: ConnectionType::Shm,
+            max_msg_size: max,
+            connection: 1,
+            request: b"/dev/shm/x/request",
+            response: b"/dev/shm/x/response",
+            event: b"/dev/shm/x/event",
+        };
+        let n = response.encode(&mut setup).expect("a setup response");
+        conn.handle_setup(&setup[..n]).expect("the setup is valid");
+        let mut now = Instant::from_millis(0);
+        let mut out = vec![0u8; max as usize];
+        let mut scratch = vec![0u8; 4096];
+        while let Some((&op, rest)) = data.split_first() {
+            data = rest;
+            let frame = if matches!(op % 10, 0..=2 | 9) {
+                let Some((len, rest)) = data.split_first_chunk::<2>() else { return };
+                let len = usize::from(u16::from_le_bytes(*len)).min(rest.len());
+                let (frame, rest) = rest.split_at(len);
+                data = rest;
+                frame
+            } else {
+                &[]
+            };
+            match op % 10 {
+                0 => {
+                    if let Ok(req) = S::Request::decode(frame) {
+                        let timeout = (op & 0x80 != 0).then(|| Duration::from_millis(u64::from(op)));
+                        if let Ok(sent) = conn.submit(&req, now, timeout, &mut out) {
+                            assert!(sent.len <= out.len());
+                        }
+                    }
+                }
+                1 => {
+                    let outstanding = conn.outstanding();
+                    if conn.handle_response(frame).is_ok() {
+                        assert_eq!(conn.outstanding() + 1, outstanding, "a reply completes one request");
+                    }
+                }
+                2 => {
+                    let _ = conn.handle_event(frame);
+                }
+                3 => {
+                    let len = (usize::from(op) * 16).min(scratch.len());
+                    let _ = conn.poll_event(&mut scratch[..len]).map(|r| r.map(drop));
+                }
+                4 => conn.drop_skipped_events(),
+                5 => {
+                    now = now.saturating_add(Duration::from_millis(u64::from(op)));
+                    if conn.poll_timeout().is_some_and(|t| t <= now) {
+                        conn.handle_timeout(now);
+                    }
+                }
+                6 => while conn.poll_failure().is_some() {},
+                7 => conn.handle_closed(),
+                8 => conn.finalize(),
+                _ => drop(conn.route(frame)),
+            }
+            let _ = (conn.state(), conn.queued_events(), conn.unknown_events());
+        }
+    }
+}
