@@ -12,29 +12,14 @@ mod cli_targets;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../src/loadfile.rs"]
 mod loadfile;
-
-use std::path::Path;
-
-/// A fuzz target's body.
-type Target = fn(&[u8]);
+#[allow(unreachable_pub)]
+#[path = "../../fuzz/src/replay.rs"]
+mod replay;
 
 #[test]
 fn replay_seed_corpus() {
-    let targets: [(&str, Target); 2] =
-        [("cli_load", cli_targets::cli_load), ("cli_value", cli_targets::cli_value)];
-    for (target, run) in targets {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|entry| entry.unwrap().path())
-            .collect();
-        files.sort();
-        assert!(!files.is_empty(), "no seeds for {target}");
-        for file in &files {
-            let data = std::fs::read(file).unwrap();
-            for k in 0..=data.len() {
-                run(&data[..k]);
-            }
-        }
-    }
+    replay::replay(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz"),
+        &[("cli_load", cli_targets::cli_load), ("cli_value", cli_targets::cli_value)],
+    );
 }
