@@ -1,8 +1,8 @@
-//! A fault-injecting peer for the blocking client: an in-process libqb shared-memory server,
-//! built from this crate's ring and setup-socket code and the core's CMAP engine, that
-//! misbehaves on purpose (issue 13). For each fault the client must not panic, must return
-//! within its `Options::timeout` (a watchdog fails the test if a call hangs), and must report
-//! the fault as a clear error.
+//! A fault-injecting peer for the blocking client: an in-process libqb server (shared memory,
+//! or the socket transport), built from this crate's ring, socket and setup-socket code and
+//! the core's CMAP engine, that misbehaves on purpose (issue 13). For each fault the client
+//! must not panic, must return within its `Options::timeout` (a watchdog fails the test if a
+//! call hangs), and must report the fault as a clear error.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
@@ -20,9 +20,13 @@ use corowire::server::store::BTreeStore;
 use corowire::server::ConnId;
 use corowire::wire::ring::{MAGIC_LIVE, READ_PT_OFFSET, WRITE_PT_OFFSET};
 use corowire_unix::ring::ShmRing;
-use corowire_unix::sys::sock::{accept_with_passcred, listen_abstract, recv_exact_with_creds};
+use corowire_unix::sys::sock::{
+    accept_with_passcred, bind_dgram, connect_dgram, listen_abstract, poll_readable, recv_dgram,
+    recv_exact_with_creds, send_dgram, PollState,
+};
+use corowire_unix::transport::socket::channel_name;
 use corowire_unix::transport::TransportError;
-use corowire_unix::{Cmap, ConnectError, Error, Options};
+use corowire_unix::{CheckError, Cmap, ConnectError, Error, Options};
 
 /// What the fake server does wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +53,10 @@ enum Fault {
     ChunkSizeLie,
     /// Closes the connection and its rings after reading a request, without a reply.
     CloseMidway,
+    /// Socket transport: sends each reply as datagrams of one byte each.
+    SocketByteByByte,
+    /// Socket transport: the control file says flow control is on (stop sending) forever.
+    SocketFlowControlOff,
 }
 
 /// A fresh private service name and ring directory base for one fake server.
@@ -119,6 +127,9 @@ fn serve(fault: Fault, sock: &OwnedFd, dir: &std::path::Path, max: u32) {
     if fault == Fault::SetupSilent {
         return wait_for_close(sock);
     }
+    if matches!(fault, Fault::SocketByteByByte | Fault::SocketFlowControlOff) {
+        return serve_socket(fault, sock, dir, max);
+    }
     let rings = create_rings(dir, max);
     let mut out = vec![0u8; CONNECTION_RESPONSE_LEN];
     let [request, response, event] = rings.bases.each_ref().map(|p| p.as_os_str().as_encoded_bytes());
@@ -177,6 +188,58 @@ fn serve_requests(fault: Fault, sock: &OwnedFd, mut rings: Rings, max: u32) {
         }
         .expect("lie");
         rings.response.sem().expect("response sem").post().expect("post");
+    }
+}
+
+/// The socket transport (docs/protocol.md §3): a 24-byte control file and datagram sockets
+/// on abstract names under `dir`, with `fault` applied.
+fn serve_socket(fault: Fault, sock: &OwnedFd, dir: &std::path::Path, max: u32) {
+    std::fs::create_dir(dir).expect("directory");
+    let control = dir.join("qb-control-cmap");
+    let mut words = [0u8; 24];
+    if fault == Fault::SocketFlowControlOff {
+        // request.flow_control = 1: the client must not send.
+        words[4..8].copy_from_slice(&1i32.to_ne_bytes());
+    }
+    std::fs::write(&control, words).expect("control file");
+    let base = dir.join("qb-cmap");
+    let request = bind_dgram(&channel_name(&base, "request"), max as usize).expect("bind request");
+    let _event = bind_dgram(&channel_name(&base, "event-tx"), max as usize).expect("bind event");
+    let mut out = vec![0u8; CONNECTION_RESPONSE_LEN];
+    let n = ConnectResponse {
+        connection_type: ConnectionType::Socket,
+        max_msg_size: max,
+        connection: 1,
+        request: control.as_os_str().as_encoded_bytes(),
+        response: base.as_os_str().as_encoded_bytes(),
+        event: b"",
+    }
+    .encode(&mut out)
+    .expect("setup response");
+    send(sock, &out[..n]);
+    let mut engine: CmapEngine<BTreeStore> = CmapEngine::new(BTreeStore::new(), BTreeStore::new(), 1);
+    engine.connect(ConnId(1)).expect("engine connect");
+    let (mut frame, mut reply) = (Vec::new(), vec![0u8; max as usize]);
+    let mut connected = false;
+    loop {
+        // The client is gone once the setup socket hangs up.
+        if !matches!(poll_readable(sock, Some(Duration::ZERO)), Ok(PollState::Timeout)) {
+            return;
+        }
+        if !matches!(poll_readable(&request, Some(Duration::from_millis(20))), Ok(PollState::Readable)) {
+            continue;
+        }
+        if recv_dgram(&request, &mut frame).is_err() {
+            continue;
+        }
+        let n = engine.handle_request(ConnId(1), &frame, &mut reply).expect("engine reply");
+        if !connected {
+            connect_dgram(&request, &channel_name(&base, "response")).expect("connect response");
+            connected = true;
+        }
+        for byte in &reply[..n] {
+            let _ = send_dgram(&request, core::slice::from_ref(byte));
+        }
     }
 }
 
@@ -309,6 +372,21 @@ fn lying_ring_header_is_reported() {
 fn lying_chunk_size_is_reported() {
     let e = run(Fault::ChunkSizeLie).unwrap_err();
     assert!(e.to_string().contains("ring") || e.to_string().contains("chunk"), "{e}");
+}
+
+/// On the socket transport a datagram is a whole message: one-byte datagrams are truncated
+/// replies.
+#[test]
+fn socket_reply_in_one_byte_datagrams_is_reported() {
+    let e = run(Fault::SocketByteByByte).unwrap_err();
+    assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+}
+
+/// libqb's client gives up at once (`EAGAIN`) while the server asks it to back off.
+#[test]
+fn socket_flow_control_off_is_busy() {
+    let e = run(Fault::SocketFlowControlOff).unwrap_err();
+    assert!(matches!(e, Error::Check(CheckError::Busy)), "{e:?}");
 }
 
 #[test]
