@@ -32,6 +32,7 @@ use serde_json::{json, Value as Json};
 use crate::cformat::{self, cs_strerror};
 use crate::getopt::{self, Opt};
 use crate::json;
+use crate::loadfile::{self, LoadLine};
 use crate::out;
 use crate::timeout;
 
@@ -507,37 +508,28 @@ impl Tool {
         let mut data = Vec::new();
         // A read error ends the input, as `fgets` returning NULL does.
         let _ = file.read_to_end(&mut data);
-        for chunk in fgets_chunks(&data, 1024) {
-            // Skip blanks; '#' or a newline make the line a comment, anything else starts it
-            // (including the terminating NUL, which yields an empty line, as in C).
-            let start = chunk.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(chunk.len());
-            if matches!(chunk.get(start), Some(b'#' | b'\n')) {
-                continue;
-            }
-            let line = cformat::c_str(&chunk[start..]);
-            let mut tokens = line.split(|&b| b == b' ' || b == b'\n').filter(|t| !t.is_empty());
-            let key = tokens.next();
-            match key {
-                Some(k) if k.first() == Some(&b'^') => {
-                    if let Some(prefix) = k.strip_prefix(b"^^") {
-                        self.delete_with_prefix(&String::from_utf8_lossy(prefix))?;
-                    } else {
-                        let k = String::from_utf8_lossy(&k[1..]).into_owned();
-                        if let Err(e) = self.cmap.delete(&k) {
-                            out::eprint(&format!(
-                                "Can't delete key {k}. Error {}\n",
-                                cs_strerror(timeout::cs(&e))
-                            ));
-                        }
+        for line in loadfile::lines(&data) {
+            match line {
+                LoadLine::Comment => {}
+                LoadLine::DeletePrefix(prefix) => {
+                    self.delete_with_prefix(&String::from_utf8_lossy(prefix))?
+                }
+                LoadLine::Delete(k) => {
+                    let k = String::from_utf8_lossy(k).into_owned();
+                    if let Err(e) = self.cmap.delete(&k) {
+                        out::eprint(&format!(
+                            "Can't delete key {k}. Error {}\n",
+                            cs_strerror(timeout::cs(&e))
+                        ));
                     }
                 }
-                _ => {
-                    let (Some(ty), Some(value)) = (tokens.next(), tokens.next()) else {
-                        let name = key.map_or("(null)".into(), String::from_utf8_lossy);
-                        out::eprint(&format!("Both type and value for key {name} are required\n"));
-                        return Err(Exit(1));
-                    };
-                    let key = String::from_utf8_lossy(key.unwrap_or_default()).into_owned();
+                LoadLine::Incomplete(key) => {
+                    let name = key.map_or("(null)".into(), String::from_utf8_lossy);
+                    out::eprint(&format!("Both type and value for key {name} are required\n"));
+                    return Err(Exit(1));
+                }
+                LoadLine::Set { key, ty, value } => {
+                    let key = String::from_utf8_lossy(key).into_owned();
                     self.set_key(&key, ty, value)?;
                 }
             }
@@ -721,22 +713,6 @@ pub(crate) fn key_line(
     line
 }
 
-/// Splits `data` as successive `fgets(buf, size, f)` calls would: pieces of at most
-/// `size - 1` bytes, each ending after a newline if one comes first.
-fn fgets_chunks(data: &[u8], size: usize) -> impl Iterator<Item = &[u8]> {
-    let mut rest = data;
-    core::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let max = rest.len().min(size - 1);
-        let end = rest[..max].iter().position(|&b| b == b'\n').map_or(max, |n| n + 1);
-        let (chunk, tail) = rest.split_at(end);
-        rest = tail;
-        Some(chunk)
-    })
-}
-
 /// `fgets(inbuf, 3, stdin)` on the (buffered) standard input: up to two bytes, stopping after
 /// a newline; `None` at end of input.
 fn fgets3(stdin: &mut std::io::StdinLock<'_>) -> Option<Vec<u8>> {
@@ -786,11 +762,5 @@ mod tests {
         assert_eq!(key_line(b"k.b", ValueType::Binary, None, true, false), b"bin)\n");
         let f = OwnedValue::Float(1.5);
         assert_eq!(key_line(b"k.f", ValueType::Float, Some(&f), true, false), b"1.500000\n");
-    }
-
-    #[test]
-    fn fgets_splits() {
-        let chunks: Vec<&[u8]> = fgets_chunks(b"ab\ncdefg\nh", 4).collect();
-        assert_eq!(chunks, vec![&b"ab\n"[..], b"cde", b"fg\n", b"h"]);
     }
 }

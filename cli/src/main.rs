@@ -25,6 +25,7 @@ mod cmapctl;
 mod demo;
 mod getopt;
 mod json;
+mod loadfile;
 mod out;
 mod quorumtool;
 mod serve;

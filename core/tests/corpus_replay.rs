@@ -21,8 +21,9 @@ const TARGETS: [(&str, Target); 6] = [
     ("stream", targets::stream),
 ];
 
-/// The fuzz target over operation sequences (its seeds are not frames).
-const OPS: (&str, Target) = ("ops", targets::ops);
+/// The fuzz targets over operation sequences (their seeds are not frames).
+const SEQUENCES: [(&str, Target); 3] =
+    [("ops", targets::ops), ("engines", targets::engines), ("client_conn", targets::client_conn)];
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
@@ -43,8 +44,8 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn replay_seed_corpus() {
     // Frame seeds with up to 64 prefixes each, as a stream reader would see the bytes arrive;
     // operation sequences with 4 (a prefix is a shorter sequence, ending in the final checks).
-    let ops = (OPS.0, OPS.1, 4);
-    for (target, run, prefixes) in TARGETS.map(|(t, r)| (t, r, 64)).into_iter().chain([ops]) {
+    let sequences = SEQUENCES.map(|(t, r)| (t, r, 4));
+    for (target, run, prefixes) in TARGETS.map(|(t, r)| (t, r, 64)).into_iter().chain(sequences) {
         let files = files(&corpus_dir(target));
         assert!(!files.is_empty(), "no seeds for {target}");
         for file in &files {
@@ -129,8 +130,10 @@ fn targets_survive_built_in_inputs() {
     // Not under miri, where one run of `ops` (its engine and connections hold 64 KiB and 40 KiB
     // buffers inline) takes many seconds; tests/pair.rs runs the same pair under miri.
     if !cfg!(miri) {
-        for input in inputs {
-            OPS.1(input);
+        for (_, run) in SEQUENCES {
+            for input in inputs {
+                run(input);
+            }
         }
     }
 }

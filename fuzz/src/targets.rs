@@ -1082,3 +1082,204 @@ pub fn stream(data: &[u8]) {
     assert_eq!(seen, frames);
     assert_eq!(got.err(), end.err());
 }
+
+pub use engines::engines;
+
+/// The `engines` target: sequences of connects, disconnects, request frames and notification
+/// drains through all four server engines (CMAP, votequorum, libquorum, cfg), each observing
+/// the cluster view the others publish, as the Unix server drives them.
+mod engines {
+    use corowire::frame_len;
+    use corowire::server::cfg::CfgEngine;
+    use corowire::server::cmap::CmapEngine;
+    use corowire::server::quorum::QuorumLibEngine;
+    use corowire::server::store::BTreeStore;
+    use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+    use corowire::server::{ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
+    use corowire::Status;
+
+    /// Connection ids the input picks from (a small set, so that ops meet each other).
+    const CONNS: u32 = 4;
+    /// Request frames are cut to this many bytes (above the largest valid request).
+    const MAX_FRAME: usize = 20_000;
+    /// Reply and notification buffer: the largest frame an engine writes.
+    const OUT: usize = 70_000;
+
+    /// Each operation is one byte `op`, then for requests a little-endian `u16` length and
+    /// that many frame bytes. `op & 3` picks the engine, `(op >> 2) & 3` the connection and
+    /// `op >> 4` the action: 0 connect, 1 disconnect, 2 drain the outbox, 3 a request into a
+    /// buffer of only [`MIN_REPLY_LEN`] bytes, anything else a request.
+    pub fn engines(mut data: &[u8]) {
+        let mut cmap: CmapEngine<BTreeStore> = CmapEngine::new(BTreeStore::new(), BTreeStore::new(), 7);
+        let mut vq: QuorumEngine = QuorumEngine::new(QuorumConfig::default());
+        let mut quorum: QuorumLibEngine = QuorumLibEngine::new(true);
+        let mut cfg: CfgEngine = CfgEngine::new(1);
+        let mut out = vec![0u8; OUT];
+        while let Some((&op, rest)) = data.split_first() {
+            data = rest;
+            let engines: [&mut dyn Engine; 4] = [&mut cmap, &mut vq, &mut quorum, &mut cfg];
+            let mut view = ClusterView::default();
+            engines.iter().for_each(|e| e.publish(&mut view));
+            let engine = &mut *engines[usize::from(op & 3)];
+            let conn = ConnId(u32::from(op >> 2) % CONNS);
+            engine.observe(&view);
+            match op >> 4 {
+                0 => {
+                    let _ = engine.connect(conn);
+                }
+                1 => engine.disconnect(conn),
+                2 => drain(engine, &mut out),
+                action => {
+                    let Some((frame, rest)) = take_frame(data) else { return };
+                    data = rest;
+                    let len = if action == 3 { MIN_REPLY_LEN } else { OUT };
+                    request(engine, conn, frame, &mut out, len);
+                }
+            }
+        }
+    }
+
+    /// The next length-prefixed frame and what follows it, or `None` at the end of the input.
+    fn take_frame(data: &[u8]) -> Option<(&[u8], &[u8])> {
+        let (len, rest) = data.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_le_bytes(*len)).min(MAX_FRAME).min(rest.len());
+        Some(rest.split_at(len))
+    }
+
+    /// Hands `frame` in with the first `len` bytes of `out` for the reply; a reply must fit
+    /// and declare its own length, and the notifications it caused drain.
+    fn request(engine: &mut dyn Engine, conn: ConnId, frame: &[u8], out: &mut [u8], len: usize) {
+        let reply = &mut out[..len];
+        match engine.handle_request(conn, frame, reply) {
+            Ok(n) => {
+                assert!(n <= len, "{}: reply of {n} bytes into {len}", engine.name());
+                assert_eq!(
+                    frame_len(&reply[..n], 12),
+                    Ok(Status::Complete(n)),
+                    "{}: reply size",
+                    engine.name()
+                );
+            }
+            Err(e) => {
+                let _ = format!("{e} {e:?}");
+                assert!(
+                    !matches!(e, ServerError::BufferTooSmall { .. }) || len < OUT,
+                    "{}: {e} with the largest buffer",
+                    engine.name()
+                );
+            }
+        }
+        drain(engine, out);
+    }
+
+    /// Takes every queued notification; each must fit the buffer the engine announced.
+    fn drain(engine: &mut dyn Engine, out: &mut [u8]) {
+        while let Some(len) = engine.next_notification_len() {
+            match engine.poll_notification(&mut out[..len]) {
+                Ok(Some((_, n))) => {
+                    assert_eq!(n, len, "{}: announced {len}, wrote {n}", engine.name());
+                    assert_eq!(
+                        frame_len(&out[..n], 12),
+                        Ok(Status::Complete(n)),
+                        "{}: event size",
+                        engine.name()
+                    );
+                }
+                other => panic!("{}: announced a {len}-byte notification, got {other:?}", engine.name()),
+            }
+        }
+    }
+}
+
+pub use client_conn::client_conn;
+
+/// The `client_conn` target: the client state machine (`corowire::Connection`, CMAP and
+/// votequorum) fed arbitrary replies and events between requests it submitted, with time
+/// passing, failures polled, closes and finalizes, as a transport would drive it.
+mod client_conn {
+    use corowire::codec::Message;
+    use corowire::conn::Service;
+    use corowire::qb::{ConnectResponse, ConnectionType, CONNECTION_RESPONSE_LEN};
+    use corowire::{Cmap, Connection, Duration, Instant, Votequorum};
+
+    /// Input: a selector byte (bit 0: CMAP or votequorum; the rest: the negotiated maximum
+    /// message size in KiB), then operations: one byte `op`, and for the frame operations a
+    /// little-endian `u16` length and the frame. `op % 10`: 0 submit the frame as a request
+    /// (if it decodes as one), 1 a reply, 2 an event, 3 poll an event into a scratch buffer of
+    /// `op` bytes times 16, 4 drop skipped events, 5 advance the clock by `op` ms and time
+    /// out, 6 take the failures, 7 close, 8 finalize, 9 route the frame directly.
+    pub fn client_conn(data: &[u8]) {
+        let Some((&select, ops)) = data.split_first() else { return };
+        let max = 1024 * (u32::from(select >> 1) + 1);
+        if select & 1 == 0 {
+            run::<Cmap>(max, ops);
+        } else {
+            run::<Votequorum>(max, ops);
+        }
+    }
+
+    fn run<S: Service>(max: u32, mut data: &[u8]) {
+        let mut conn: Connection<S> = Connection::new(max);
+        let mut setup = [0u8; CONNECTION_RESPONSE_LEN];
+        let response = ConnectResponse {
+            connection_type: ConnectionType::Shm,
+            max_msg_size: max,
+            connection: 1,
+            request: b"/dev/shm/x/request",
+            response: b"/dev/shm/x/response",
+            event: b"/dev/shm/x/event",
+        };
+        let n = response.encode(&mut setup).expect("a setup response");
+        conn.handle_setup(&setup[..n]).expect("the setup is valid");
+        let mut now = Instant::from_millis(0);
+        let mut out = vec![0u8; max as usize];
+        let mut scratch = vec![0u8; 4096];
+        while let Some((&op, rest)) = data.split_first() {
+            data = rest;
+            let frame = if matches!(op % 10, 0..=2 | 9) {
+                let Some((len, rest)) = data.split_first_chunk::<2>() else { return };
+                let len = usize::from(u16::from_le_bytes(*len)).min(rest.len());
+                let (frame, rest) = rest.split_at(len);
+                data = rest;
+                frame
+            } else {
+                &[]
+            };
+            match op % 10 {
+                0 => {
+                    if let Ok(req) = S::Request::decode(frame) {
+                        let timeout = (op & 0x80 != 0).then(|| Duration::from_millis(u64::from(op)));
+                        if let Ok(sent) = conn.submit(&req, now, timeout, &mut out) {
+                            assert!(sent.len <= out.len());
+                        }
+                    }
+                }
+                1 => {
+                    let outstanding = conn.outstanding();
+                    if conn.handle_response(frame).is_ok() {
+                        assert_eq!(conn.outstanding() + 1, outstanding, "a reply completes one request");
+                    }
+                }
+                2 => {
+                    let _ = conn.handle_event(frame);
+                }
+                3 => {
+                    let len = (usize::from(op) * 16).min(scratch.len());
+                    let _ = conn.poll_event(&mut scratch[..len]).map(|r| r.map(drop));
+                }
+                4 => conn.drop_skipped_events(),
+                5 => {
+                    now = now.saturating_add(Duration::from_millis(u64::from(op)));
+                    if conn.poll_timeout().is_some_and(|t| t <= now) {
+                        conn.handle_timeout(now);
+                    }
+                }
+                6 => while conn.poll_failure().is_some() {},
+                7 => conn.handle_closed(),
+                8 => conn.finalize(),
+                _ => drop(conn.route(frame)),
+            }
+            let _ = (conn.state(), conn.queued_events(), conn.unknown_events());
+        }
+    }
+}

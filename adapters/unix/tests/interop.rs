@@ -17,6 +17,8 @@ use corowire_unix::cmap::{Cmap, OwnedValue};
 use corowire_unix::Error;
 
 mod common;
+#[path = "common/world_exe.rs"]
+mod world_exe;
 use common::{
     cmapctl, dispatch_until, eventually, k, recorder, ring_dirs, run_child, run_child_with_own_daemon, Seen,
 };
@@ -553,7 +555,9 @@ fn child_unprivileged() {
 fn unprivileged_client_is_refused() {
     use std::os::unix::process::CommandExt;
     daemon();
-    let mut runner = Command::new(std::env::current_exe().unwrap());
+    // The checkout may sit where uid 65534 cannot enter: run a copy it can reach.
+    let exe = world_exe::WorldExe::new();
+    let mut runner = Command::new(exe.path());
     runner.uid(65534).gid(65534);
     run_child(runner, "child_unprivileged");
     eventually("no ring directories left by the refused client", || ring_dirs().is_empty());
