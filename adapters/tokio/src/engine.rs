@@ -290,8 +290,8 @@ struct Engine<S: Service, H> {
 }
 
 impl<S: Service, H: Hooks<S>> Engine<S, H> {
-    fn run(mut self, ready: oneshot::Sender<Result<(), Error>>) {
-        match self.connect_first() {
+    fn run(mut self, mut ready: oneshot::Sender<Result<(), Error>>) {
+        match self.connect_first(&mut ready) {
             Ok(conn) => self.conn = Some(conn),
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -337,15 +337,17 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
     }
 
     /// The first connection: at once, or with `options.reconnect` for up to its
-    /// `start_wait`, retrying with backoff.
-    fn connect_first(&mut self) -> Result<Conn<S>, Error> {
-        let Some(policy) = self.options.reconnect.clone() else { return self.open() };
+    /// `start_wait` in all (handshakes included), retrying with backoff; gives up early when
+    /// the connecting future is dropped.
+    fn connect_first(&mut self, ready: &mut oneshot::Sender<Result<(), Error>>) -> Result<Conn<S>, Error> {
+        let Some(policy) = self.options.reconnect.clone() else { return self.open(None) };
         let give_up = Instant::now() + policy.start_wait;
         let mut backoff = policy.backoff_min;
         loop {
-            match self.open() {
+            let left = give_up.saturating_duration_since(Instant::now());
+            match self.open(Some(left)) {
                 Ok(conn) => return Ok(conn),
-                Err(e) if Instant::now() + backoff >= give_up => return Err(e),
+                Err(e) if Instant::now() + backoff >= give_up || ready.is_closed() => return Err(e),
                 Err(_) => {}
             }
             std::thread::sleep(backoff);
@@ -353,8 +355,17 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         }
     }
 
-    fn open(&self) -> Result<Conn<S>, Error> {
-        corowire_unix::connect_driver(&self.options).map(|(conn, _name)| conn)
+    /// One connection attempt, its handshake bounded by `bound` as well as by the call
+    /// timeout (which the connection's calls keep).
+    fn open(&self, bound: Option<Duration>) -> Result<Conn<S>, Error> {
+        let handshake = match (self.options.timeout, bound) {
+            (Some(t), Some(b)) => Some(t.min(b)),
+            (t, b) => t.or(b),
+        };
+        let options = Options { timeout: handshake, ..self.options.clone() };
+        let (mut conn, _name) = corowire_unix::connect_driver(&options)?;
+        conn.set_timeout(self.options.timeout);
+        Ok(conn)
     }
 
     /// After a loss: reconnects with backoff (if `options.reconnect`) until it succeeds or
@@ -363,7 +374,9 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         let Some(policy) = self.options.reconnect.clone() else { return false };
         let mut backoff = policy.backoff_min;
         loop {
-            if let Ok(mut conn) = self.open() {
+            // A daemon that accepts and does not answer (stopped) holds an attempt up to
+            // `start_wait`, not for ever.
+            if let Ok(mut conn) = self.open(Some(policy.start_wait)) {
                 if self.hooks.restore(&mut conn).is_ok() {
                     self.conn = Some(conn);
                     return true;

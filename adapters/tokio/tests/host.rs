@@ -319,3 +319,25 @@ fn track_each_splits_the_votequorum_notifications_by_kind() {
         let _again = vq.track(6, TrackFlags::CHANGES).await.unwrap();
     });
 }
+
+#[test]
+fn connect_waits_at_most_start_wait_for_a_server_that_does_not_answer() {
+    // A listener on a libqb name that takes connections and never answers the handshake
+    // (a stopped daemon); `timeout: None`, the default.
+    let name = format!("corowire-tokio-silent-{}", std::process::id());
+    // libqb's abstract address: the name padded with zeros to 107 bytes.
+    let mut padded = name.clone().into_bytes();
+    padded.resize(107, 0);
+    let addr =
+        <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(padded)
+            .unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let mut reconnect = corowire_tokio::Reconnect::default();
+    reconnect.start_wait = Duration::from_secs(1);
+    let options = Options { service_name: Some(name), reconnect: Some(reconnect), ..Options::default() };
+    current().block_on(async {
+        // A guard, not a timing: without the bound the connect never ends.
+        let connected = tokio::time::timeout(Duration::from_secs(30), Cmap::connect_with(options)).await;
+        assert!(matches!(connected, Ok(Err(Error::Connect { .. }))), "{connected:?}");
+    });
+}
