@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use corowire::conn::{Service, Token};
 use corowire::driver::{Error as DriverError, Flow};
+use corowire::transport::{ErrorKind, Transport as _, TransportError as _};
 use corowire::DispatchMode;
 use corowire_unix::{ClientDriver, Error, Options};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -32,6 +33,13 @@ const RING_MARGIN: usize = 256;
 /// Pause before sending again when the daemon's flow control refuses a request and nothing
 /// is in flight to wait for.
 const FLOW_CONTROL_PAUSE: Duration = Duration::from_millis(1);
+/// How long the thread waits at a time for a late reply of a timed-out request, when only
+/// such requests hold the window and calls wait for a place: between two waits it takes new
+/// calls and delivers events.
+const LATE_REPLY_WAIT: Duration = Duration::from_millis(100);
+/// The largest reply read into [`Engine::await_late`]'s buffer (the driver's bound: a CMAP
+/// notification with two largest values is larger than any reply).
+const REPLY_MAX: usize = corowire::cmap::NOTIFICATION_MAX_LEN.next_power_of_two();
 
 /// The blocking client the connection thread drives.
 pub(crate) type Conn<S> = ClientDriver<S, PENDING, EVENTS, EVENT_BYTES>;
@@ -54,7 +62,7 @@ pub(crate) struct Call<S: Service, H> {
     pub(crate) cancelled: Option<Box<dyn Fn() -> bool + Send>>,
     /// Ring bytes it may take: the larger of its request and its reply, with their headers.
     pub(crate) weight: usize,
-    /// The caller's place in the window, given back when the reply is handled.
+    /// The caller's place in the window, given back when the core's slot is free again.
     pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -195,6 +203,7 @@ where
             queue: VecDeque::new(),
             inflight: VecDeque::new(),
             inflight_weight: 0,
+            late_reply: Vec::new(),
             hooks,
             stats: stats.clone(),
         };
@@ -264,10 +273,13 @@ pub(crate) async fn answer<R>(rx: oneshot::Receiver<Result<R, Error>>) -> Result
     rx.await.map_err(|_| Error::Disconnected)?
 }
 
-/// A request sent and not yet answered.
+/// A request sent whose slot in the core's pending table is still held: until its reply is
+/// read, also after it failed with `Timeout` (libqb replies carry no sequence number: the late
+/// reply must be read and discarded before the next one is the next request's).
 struct InFlight<S: Service, H> {
     token: Token,
-    complete: Complete<S, H>,
+    /// `None` once the caller has its answer (a timed-out request waiting for its late reply).
+    complete: Option<Complete<S, H>>,
     weight: usize,
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -283,8 +295,12 @@ struct Engine<S: Service, H> {
     window: Arc<Semaphore>,
     /// Calls received and not yet sent.
     queue: VecDeque<Call<S, H>>,
+    /// In the order of the core's pending table, which it mirrors entry for entry.
     inflight: VecDeque<InFlight<S, H>>,
     inflight_weight: usize,
+    /// Where a late reply is read when no request waits for one ([`Engine::await_late`]);
+    /// allocated at the first use.
+    late_reply: Vec<u8>,
     hooks: H,
     stats: Arc<Stats>,
 }
@@ -314,7 +330,8 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
             self.submit_ready();
             // Wait for the whole batch in flight: each reply completes its task at once, and
             // what the tasks send meanwhile goes out as the next batch, with one doorbell.
-            if let Some(newest) = self.inflight.back().map(|i| i.token) {
+            // Late replies of timed-out requests before it are read and discarded on the way.
+            if let Some(newest) = self.inflight.iter().rev().find(|f| f.complete.is_some()).map(|f| f.token) {
                 self.collect(newest);
                 self.dispatch();
                 continue;
@@ -324,6 +341,12 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
             }
             self.dispatch();
             if self.conn.is_none() {
+                continue;
+            }
+            if !self.inflight.is_empty() && (!self.queue.is_empty() || self.inflight.len() >= PENDING) {
+                // Only timed-out requests are in flight, and calls wait for their places (in
+                // the queue, or for the window, which they fill): their late replies free them.
+                self.await_late();
                 continue;
             }
             if !self.queue.is_empty() {
@@ -440,10 +463,11 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
                 self.queue.pop_front();
                 continue;
             }
-            let fits = self.inflight.is_empty()
-                || (self.inflight.len() < PENDING && self.inflight_weight + call.weight <= budget);
-            // Flow control or a full request ring: wait (for the replies in flight, or a
-            // moment), never fail the call.
+            // The core's table holds the timed-out requests too, until their late replies.
+            let fits = conn.connection().outstanding() < PENDING
+                && (self.inflight.is_empty() || self.inflight_weight + call.weight <= budget);
+            // A full window, flow control or a full request ring: wait (for the
+            // replies in flight, or a moment), never fail the call.
             if !fits || !conn.can_send(call.weight.min(conn.transport().max_request_len())) {
                 break;
             }
@@ -453,7 +477,7 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
                     self.inflight_weight += call.weight;
                     self.inflight.push_back(InFlight {
                         token,
-                        complete: call.complete,
+                        complete: Some(call.complete),
                         weight: call.weight,
                         _permit: call.permit,
                     });
@@ -474,20 +498,54 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         }
     }
 
-    /// Reads replies until `until` (the newest request in flight) is answered.
+    /// Reads replies until `until` (the newest request in flight still awaited) is answered
+    /// or fails. A request that times out keeps its place until its late reply is read.
     fn collect(&mut self, until: Token) {
         let Some(conn) = self.conn.as_mut() else { return };
-        let (inflight, weight, hooks) = (&mut self.inflight, &mut self.inflight_weight, &mut self.hooks);
+        let (inflight, hooks) = (&mut self.inflight, &mut self.hooks);
         let r = conn.collect(until, |token, result| {
-            if let Some(i) = inflight.iter().position(|f| f.token == token) {
-                if let Some(f) = inflight.remove(i) {
-                    *weight -= f.weight;
-                    (f.complete)(hooks, result.map_err(Error::from));
-                }
+            if let Some(complete) =
+                inflight.iter_mut().find(|f| f.token == token).and_then(|f| f.complete.take())
+            {
+                complete(hooks, result.map_err(Error::from));
             }
         });
+        self.release_answered();
         if r.is_err() {
             self.lost();
+        }
+    }
+
+    /// Waits a moment for a late reply of a timed-out request (none of the requests in flight
+    /// is awaited, and they hold the window): reads it and lets the core discard it. On a
+    /// daemon that is stopped (SIGSTOP) this waits in slices until it answers again, or its
+    /// hang-up shows.
+    fn await_late(&mut self) {
+        let Some(conn) = self.conn.as_mut() else { return };
+        if self.late_reply.is_empty() {
+            self.late_reply = vec![0; conn.transport().max_response_len().min(REPLY_MAX)];
+        }
+        let deadline = conn.transport().now().saturating_add(LATE_REPLY_WAIT);
+        let broken = match conn.transport_mut().recv_response(Some(deadline), &mut self.late_reply) {
+            Ok(n) => conn.connection_mut().handle_response(&self.late_reply[..n]).is_err(),
+            Err(e) => e.kind() != ErrorKind::Timeout,
+        };
+        self.release_answered();
+        if broken {
+            self.lost();
+        }
+    }
+
+    /// Frees the places of the requests the core no longer holds: the oldest ones, as replies
+    /// come in order (a late reply the core discarded is answered without a completion).
+    fn release_answered(&mut self) {
+        let held = self.conn.as_ref().map_or(0, |c| c.connection().outstanding());
+        while self.inflight.len() > held {
+            let Some(f) = self.inflight.pop_front() else { break };
+            self.inflight_weight -= f.weight;
+            if let Some(complete) = f.complete {
+                complete(&mut self.hooks, Err(Error::Disconnected));
+            }
         }
     }
 
@@ -512,10 +570,7 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         // Requests nobody waits for (a dropped stream's TRACK_DELETE or TRACK_STOP) name the
         // lost connection's tracks: the next connection never has them.
         self.queue.retain(|c| c.cancelled.is_some());
-        self.inflight_weight = 0;
-        for f in self.inflight.drain(..) {
-            (f.complete)(&mut self.hooks, Err(Error::Disconnected));
-        }
+        self.release_answered();
     }
 
     /// Sleeps until an event, a hang-up or a wake-up: no timer, no CPU.

@@ -12,11 +12,15 @@ use corowire_tokio::{
 use corowire_unix::server::{Server, ServerConfig};
 use corowire_unix::{CsError, TrackFlags};
 
-/// A built-in server on names unique to this test; stops when dropped.
+/// A built-in server on names unique to this test; stops when dropped (its connections
+/// hang up). [`Built::pause`] makes it stop answering, as a SIGSTOP would.
 struct Built {
     cmap: String,
     votequorum: String,
     stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
+    /// Whether the server thread has seen the pause (and answers nothing more).
+    idle: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -32,10 +36,30 @@ impl Built {
             ..ServerConfig::default()
         })
         .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || server.run_until(&flag).unwrap());
-        Self { cmap, votequorum, stop, thread: Some(thread) }
+        let (stop, paused) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let idle = Arc::new(AtomicBool::new(false));
+        let (flag, pause, seen) = (stop.clone(), paused.clone(), idle.clone());
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                let paused = pause.load(Ordering::SeqCst);
+                seen.store(paused, Ordering::SeqCst);
+                if paused {
+                    std::thread::sleep(Duration::from_millis(10));
+                } else {
+                    server.step(Some(Duration::from_millis(50))).unwrap();
+                }
+            }
+        });
+        Self { cmap, votequorum, stop, paused, idle, thread: Some(thread) }
+    }
+
+    /// Stops answering (`true`), once the server thread has seen it, or answers again
+    /// (`false`); connections stay open.
+    fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+        while paused && !self.idle.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn cmap_options(&self) -> Options {
@@ -317,6 +341,42 @@ fn track_each_splits_the_votequorum_notifications_by_kind() {
         // Dropping all three stops tracking: tracking can start again on this connection.
         drop(streams);
         let _again = vq.track(6, TrackFlags::CHANGES).await.unwrap();
+    });
+}
+
+#[test]
+fn timed_out_calls_keep_their_place_until_their_late_replies_come() {
+    // The breaker's SIGSTOP: more calls than the window while the server does not answer.
+    let server = Built::start("late");
+    let options = Options { timeout: Some(Duration::from_millis(500)), ..server.cmap_options() };
+    multi().block_on(async {
+        let cmap = Cmap::connect_with(options).await.unwrap();
+        cmap.set_u32("late.k", 7).await.unwrap();
+        server.pause(true);
+        let tasks: Vec<_> = (0..150)
+            .map(|_| {
+                let cmap = cmap.clone();
+                tokio::spawn(async move { [cmap.get_u32("late.k").await, cmap.get_u32("late.k").await] })
+            })
+            .collect();
+        // Each waits for a place (the timed-out ones hold theirs) and times out; none is
+        // refused with PipelineFull.
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), [Err(Error::Timeout), Err(Error::Timeout)]);
+        }
+        server.pause(false);
+        // The late replies are read and discarded; the connection answers again (a bounded
+        // poll: a call may still time out on a busy machine).
+        let mut answer = None;
+        for _ in 0..50 {
+            if let Ok(v) = cmap.get_u32("late.k").await {
+                answer = Some(v);
+                break;
+            }
+        }
+        assert_eq!(answer, Some(7));
+        cmap.set_u32("late.j", 8).await.unwrap();
+        assert_eq!((cmap.get_u32("late.j").await, cmap.get_u32("late.k").await), (Ok(8), Ok(7)));
     });
 }
 
