@@ -64,6 +64,9 @@ pub(crate) struct Call<S: Service, H> {
     pub(crate) weight: usize,
     /// The caller's place in the window, given back when the core's slot is free again.
     pub(crate) permit: Option<OwnedSemaphorePermit>,
+    /// Whether nothing may be sent behind it until it is answered (votequorum
+    /// QDEVICE_REGISTER, the core's `SubmitError::Barrier`).
+    pub(crate) barrier: bool,
 }
 
 impl<S: Service, H> Call<S, H> {
@@ -91,13 +94,19 @@ impl<S: Service, H> Call<S, H> {
             cancelled: Some(Box::new(cancelled)),
             weight,
             permit: None,
+            barrier: false,
         };
         (call, rx)
     }
 
+    /// The same call, marked as a barrier: later calls wait until it is answered.
+    pub(crate) fn barrier(self) -> Self {
+        Self { barrier: true, ..self }
+    }
+
     /// A request whose answer nobody waits for (e.g. a TRACK_DELETE for a dropped stream).
     pub(crate) fn detached(weight: usize, submit: Submit<S>) -> Self {
-        Self { submit, complete: Box::new(|_, _| {}), cancelled: None, weight, permit: None }
+        Self { submit, complete: Box::new(|_, _| {}), cancelled: None, weight, permit: None, barrier: false }
     }
 }
 
@@ -281,6 +290,7 @@ struct InFlight<S: Service, H> {
     /// `None` once the caller has its answer (a timed-out request waiting for its late reply).
     complete: Option<Complete<S, H>>,
     weight: usize,
+    barrier: bool,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -465,8 +475,9 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
             }
             // The core's table holds the timed-out requests too, until their late replies.
             let fits = conn.connection().outstanding() < PENDING
+                && !self.inflight.iter().any(|f| f.barrier)
                 && (self.inflight.is_empty() || self.inflight_weight + call.weight <= budget);
-            // A full window, flow control or a full request ring: wait (for the
+            // A full window, a barrier, flow control or a full request ring: wait (for the
             // replies in flight, or a moment), never fail the call.
             if !fits || !conn.can_send(call.weight.min(conn.transport().max_request_len())) {
                 break;
@@ -479,6 +490,7 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
                         token,
                         complete: Some(call.complete),
                         weight: call.weight,
+                        barrier: call.barrier,
                         _permit: call.permit,
                     });
                 }

@@ -381,6 +381,20 @@ fn timed_out_calls_keep_their_place_until_their_late_replies_come() {
 }
 
 #[test]
+fn calls_behind_a_qdevice_registration_wait_for_it() {
+    let server = Built::start("barrier");
+    current().block_on(async {
+        let vq = Votequorum::connect_with(server.vq_options()).await.unwrap();
+        // One batch: the registration, then calls the core may not send behind it.
+        let (registered, a, b, c) =
+            tokio::join!(vq.qdevice_register("Device"), vq.get_info(0), vq.get_info(0), vq.get_info(0));
+        registered.unwrap();
+        for info in [a, b, c] {
+            assert_eq!(info.unwrap().nodeid, vq.get_info(0).await.unwrap().nodeid);
+        }
+    });
+}
+#[test]
 fn connect_waits_at_most_start_wait_for_a_server_that_does_not_answer() {
     // A listener on a libqb name that takes connections and never answers the handshake
     // (a stopped daemon); `timeout: None`, the default.
