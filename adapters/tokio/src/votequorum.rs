@@ -271,7 +271,7 @@ impl Votequorum {
 
     /// Registers a quorum device called `name` (`votequorum_qdevice_register`). Corosync
     /// answers after a cluster-wide round trip; nothing else is sent on this connection until
-    /// then.
+    /// then: later calls wait (within their timeout) and are sent after the reply.
     ///
     /// # Errors
     /// [`CheckError::QdeviceName`] for an empty or too long name; `CS_ERR_EXIST` if a device

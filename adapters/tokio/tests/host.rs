@@ -415,3 +415,37 @@ fn connect_waits_at_most_start_wait_for_a_server_that_does_not_answer() {
         assert!(matches!(connected, Ok(Err(Error::Connect { .. }))), "{connected:?}");
     });
 }
+
+#[test]
+fn a_call_in_flight_at_the_loss_is_disconnected_and_one_during_the_reconnect_times_out() {
+    let server = Built::start("inflight");
+    let options = Options {
+        timeout: Some(Duration::from_secs(5)),
+        reconnect: Some(corowire_tokio::Reconnect::default()),
+        ..server.cmap_options()
+    };
+    multi().block_on(async {
+        let cmap = Cmap::connect_with(options).await.unwrap();
+        server.pause(true);
+        let call = tokio::spawn({
+            let cmap = cmap.clone();
+            async move { cmap.get_u32("f.k").await }
+        });
+        // It is sent (a bounded poll), then the server goes away.
+        for _ in 0..500 {
+            if cmap.peak_in_flight() >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(cmap.peak_in_flight(), 1);
+        drop(server);
+        assert_eq!(call.await.unwrap(), Err(Error::Disconnected));
+        // No server: a new call waits for the reconnect within its timeout.
+        assert_eq!(cmap.get_u32("f.k").await, Err(Error::Timeout));
+        let again = Built::start("inflight");
+        let writer = Cmap::connect_with(again.cmap_options()).await.unwrap();
+        writer.set_u32("f.k", 4).await.unwrap();
+        assert_eq!(cmap.get_u32("f.k").await, Ok(4));
+    });
+}
