@@ -329,8 +329,14 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         }
         loop {
             self.stats.rounds.fetch_add(1, Ordering::Relaxed);
-            self.wake.armed.store(false, Ordering::SeqCst);
+            // Drain, then re-arm, then look for calls: a wake-up after the re-arm leaves its
+            // byte for the next sleep, and the calls sent before one that found the flag still
+            // armed are seen (the swap acquires its release). Re-arming before the drain lost
+            // wake-ups: the drain ate the byte of a wake-up that had armed the flag again, the
+            // next one wrote none, and the thread slept with calls (and all the window's
+            // permits) in the channel.
             self.drain_wake();
+            self.wake.armed.swap(false, Ordering::AcqRel);
             self.take_calls();
             self.sweep();
             if self.conn.is_none() && !self.reconnect() {

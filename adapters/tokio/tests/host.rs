@@ -449,3 +449,45 @@ fn a_call_in_flight_at_the_loss_is_disconnected_and_one_during_the_reconnect_tim
         assert_eq!(cmap.get_u32("f.k").await, Ok(4));
     });
 }
+
+#[test]
+fn calls_after_a_storm_of_timeouts_wake_the_connection_thread() {
+    // The breaker's `short_real`: 200 tasks whose calls time out at random points. A lost
+    // wake-up left the thread asleep with calls (and the window's permits) in its channel.
+    let server = Built::start("storm");
+    let options = Options { timeout: Some(Duration::from_millis(2)), ..server.cmap_options() };
+    multi().block_on(async {
+        // The 2 ms bound the handshake too: a bounded retry.
+        let mut connected = None;
+        for _ in 0..500 {
+            if let Ok(cmap) = Cmap::connect_with(options.clone()).await {
+                connected = Some(cmap);
+                break;
+            }
+        }
+        let cmap = connected.unwrap();
+        while cmap.set_u32("s.a", 7).await.is_err() {}
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let cmap = cmap.clone();
+                tokio::spawn(async move {
+                    for _ in 0..100 {
+                        assert!(matches!(cmap.get_u32("s.a").await, Ok(7) | Err(Error::Timeout)));
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // Every call reaches the thread: some answer (a bounded poll: each may time out).
+        let mut answered = false;
+        for _ in 0..500 {
+            if cmap.get_u32("s.a").await == Ok(7) {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered);
+    });
+}
