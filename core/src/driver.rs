@@ -195,6 +195,12 @@ where
         self.timeout
     }
 
+    /// Sets the timeout of each call submitted from now on (`None`: wait as long as the
+    /// daemon lives); requests already outstanding keep their deadlines.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
     /// Whether a request of `len` bytes could be written now without waiting.
     pub fn can_send(&mut self, len: usize) -> bool {
         self.transport.check_send(len).is_ok()

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use corowire::conn::{Service, Token};
 use corowire::driver::{Error as DriverError, Flow};
+use corowire::transport::{ErrorKind, Transport as _, TransportError as _};
 use corowire::DispatchMode;
 use corowire_unix::{ClientDriver, Error, Options};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -32,6 +33,13 @@ const RING_MARGIN: usize = 256;
 /// Pause before sending again when the daemon's flow control refuses a request and nothing
 /// is in flight to wait for.
 const FLOW_CONTROL_PAUSE: Duration = Duration::from_millis(1);
+/// How long the thread waits at a time for a late reply of a timed-out request, when only
+/// such requests hold the window and calls wait for a place: between two waits it takes new
+/// calls and delivers events.
+const LATE_REPLY_WAIT: Duration = Duration::from_millis(100);
+/// The largest reply read into [`Engine::await_late`]'s buffer (the driver's bound: a CMAP
+/// notification with two largest values is larger than any reply).
+const REPLY_MAX: usize = corowire::cmap::NOTIFICATION_MAX_LEN.next_power_of_two();
 
 /// The blocking client the connection thread drives.
 pub(crate) type Conn<S> = ClientDriver<S, PENDING, EVENTS, EVENT_BYTES>;
@@ -54,8 +62,11 @@ pub(crate) struct Call<S: Service, H> {
     pub(crate) cancelled: Option<Box<dyn Fn() -> bool + Send>>,
     /// Ring bytes it may take: the larger of its request and its reply, with their headers.
     pub(crate) weight: usize,
-    /// The caller's place in the window, given back when the reply is handled.
+    /// The caller's place in the window, given back when the core's slot is free again.
     pub(crate) permit: Option<OwnedSemaphorePermit>,
+    /// Whether nothing may be sent behind it until it is answered (votequorum
+    /// QDEVICE_REGISTER, the core's `SubmitError::Barrier`).
+    pub(crate) barrier: bool,
 }
 
 impl<S: Service, H> Call<S, H> {
@@ -83,13 +94,19 @@ impl<S: Service, H> Call<S, H> {
             cancelled: Some(Box::new(cancelled)),
             weight,
             permit: None,
+            barrier: false,
         };
         (call, rx)
     }
 
+    /// The same call, marked as a barrier: later calls wait until it is answered.
+    pub(crate) fn barrier(self) -> Self {
+        Self { barrier: true, ..self }
+    }
+
     /// A request whose answer nobody waits for (e.g. a TRACK_DELETE for a dropped stream).
     pub(crate) fn detached(weight: usize, submit: Submit<S>) -> Self {
-        Self { submit, complete: Box::new(|_, _| {}), cancelled: None, weight, permit: None }
+        Self { submit, complete: Box::new(|_, _| {}), cancelled: None, weight, permit: None, barrier: false }
     }
 }
 
@@ -195,6 +212,7 @@ where
             queue: VecDeque::new(),
             inflight: VecDeque::new(),
             inflight_weight: 0,
+            late_reply: Vec::new(),
             hooks,
             stats: stats.clone(),
         };
@@ -264,11 +282,15 @@ pub(crate) async fn answer<R>(rx: oneshot::Receiver<Result<R, Error>>) -> Result
     rx.await.map_err(|_| Error::Disconnected)?
 }
 
-/// A request sent and not yet answered.
+/// A request sent whose slot in the core's pending table is still held: until its reply is
+/// read, also after it failed with `Timeout` (libqb replies carry no sequence number: the late
+/// reply must be read and discarded before the next one is the next request's).
 struct InFlight<S: Service, H> {
     token: Token,
-    complete: Complete<S, H>,
+    /// `None` once the caller has its answer (a timed-out request waiting for its late reply).
+    complete: Option<Complete<S, H>>,
     weight: usize,
+    barrier: bool,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -283,15 +305,19 @@ struct Engine<S: Service, H> {
     window: Arc<Semaphore>,
     /// Calls received and not yet sent.
     queue: VecDeque<Call<S, H>>,
+    /// In the order of the core's pending table, which it mirrors entry for entry.
     inflight: VecDeque<InFlight<S, H>>,
     inflight_weight: usize,
+    /// Where a late reply is read when no request waits for one ([`Engine::await_late`]);
+    /// allocated at the first use.
+    late_reply: Vec<u8>,
     hooks: H,
     stats: Arc<Stats>,
 }
 
 impl<S: Service, H: Hooks<S>> Engine<S, H> {
-    fn run(mut self, ready: oneshot::Sender<Result<(), Error>>) {
-        match self.connect_first() {
+    fn run(mut self, mut ready: oneshot::Sender<Result<(), Error>>) {
+        match self.connect_first(&mut ready) {
             Ok(conn) => self.conn = Some(conn),
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -303,8 +329,14 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         }
         loop {
             self.stats.rounds.fetch_add(1, Ordering::Relaxed);
-            self.wake.armed.store(false, Ordering::SeqCst);
+            // Drain, then re-arm, then look for calls: a wake-up after the re-arm leaves its
+            // byte for the next sleep, and the calls sent before one that found the flag still
+            // armed are seen (the swap acquires its release). Re-arming before the drain lost
+            // wake-ups: the drain ate the byte of a wake-up that had armed the flag again, the
+            // next one wrote none, and the thread slept with calls (and all the window's
+            // permits) in the channel.
             self.drain_wake();
+            self.wake.armed.swap(false, Ordering::AcqRel);
             self.take_calls();
             self.sweep();
             if self.conn.is_none() && !self.reconnect() {
@@ -314,7 +346,8 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
             self.submit_ready();
             // Wait for the whole batch in flight: each reply completes its task at once, and
             // what the tasks send meanwhile goes out as the next batch, with one doorbell.
-            if let Some(newest) = self.inflight.back().map(|i| i.token) {
+            // Late replies of timed-out requests before it are read and discarded on the way.
+            if let Some(newest) = self.inflight.iter().rev().find(|f| f.complete.is_some()).map(|f| f.token) {
                 self.collect(newest);
                 self.dispatch();
                 continue;
@@ -324,6 +357,12 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
             }
             self.dispatch();
             if self.conn.is_none() {
+                continue;
+            }
+            if !self.inflight.is_empty() && (!self.queue.is_empty() || self.inflight.len() >= PENDING) {
+                // Only timed-out requests are in flight, and calls wait for their places (in
+                // the queue, or for the window, which they fill): their late replies free them.
+                self.await_late();
                 continue;
             }
             if !self.queue.is_empty() {
@@ -337,15 +376,17 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
     }
 
     /// The first connection: at once, or with `options.reconnect` for up to its
-    /// `start_wait`, retrying with backoff.
-    fn connect_first(&mut self) -> Result<Conn<S>, Error> {
-        let Some(policy) = self.options.reconnect.clone() else { return self.open() };
+    /// `start_wait` in all (handshakes included), retrying with backoff; gives up early when
+    /// the connecting future is dropped.
+    fn connect_first(&mut self, ready: &mut oneshot::Sender<Result<(), Error>>) -> Result<Conn<S>, Error> {
+        let Some(policy) = self.options.reconnect.clone() else { return self.open(None) };
         let give_up = Instant::now() + policy.start_wait;
         let mut backoff = policy.backoff_min;
         loop {
-            match self.open() {
+            let left = give_up.saturating_duration_since(Instant::now());
+            match self.open(Some(left)) {
                 Ok(conn) => return Ok(conn),
-                Err(e) if Instant::now() + backoff >= give_up => return Err(e),
+                Err(e) if Instant::now() + backoff >= give_up || ready.is_closed() => return Err(e),
                 Err(_) => {}
             }
             std::thread::sleep(backoff);
@@ -353,8 +394,17 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         }
     }
 
-    fn open(&self) -> Result<Conn<S>, Error> {
-        corowire_unix::connect_driver(&self.options).map(|(conn, _name)| conn)
+    /// One connection attempt, its handshake bounded by `bound` as well as by the call
+    /// timeout (which the connection's calls keep).
+    fn open(&self, bound: Option<Duration>) -> Result<Conn<S>, Error> {
+        let handshake = match (self.options.timeout, bound) {
+            (Some(t), Some(b)) => Some(t.min(b)),
+            (t, b) => t.or(b),
+        };
+        let options = Options { timeout: handshake, ..self.options.clone() };
+        let (mut conn, _name) = corowire_unix::connect_driver(&options)?;
+        conn.set_timeout(self.options.timeout);
+        Ok(conn)
     }
 
     /// After a loss: reconnects with backoff (if `options.reconnect`) until it succeeds or
@@ -363,7 +413,9 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         let Some(policy) = self.options.reconnect.clone() else { return false };
         let mut backoff = policy.backoff_min;
         loop {
-            if let Ok(mut conn) = self.open() {
+            // A daemon that accepts and does not answer (stopped) holds an attempt up to
+            // `start_wait`, not for ever.
+            if let Ok(mut conn) = self.open(Some(policy.start_wait)) {
                 if self.hooks.restore(&mut conn).is_ok() {
                     self.conn = Some(conn);
                     return true;
@@ -427,10 +479,12 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
                 self.queue.pop_front();
                 continue;
             }
-            let fits = self.inflight.is_empty()
-                || (self.inflight.len() < PENDING && self.inflight_weight + call.weight <= budget);
-            // Flow control or a full request ring: wait (for the replies in flight, or a
-            // moment), never fail the call.
+            // The core's table holds the timed-out requests too, until their late replies.
+            let fits = conn.connection().outstanding() < PENDING
+                && !self.inflight.iter().any(|f| f.barrier)
+                && (self.inflight.is_empty() || self.inflight_weight + call.weight <= budget);
+            // A full window, a barrier, flow control or a full request ring: wait (for the
+            // replies in flight, or a moment), never fail the call.
             if !fits || !conn.can_send(call.weight.min(conn.transport().max_request_len())) {
                 break;
             }
@@ -440,8 +494,9 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
                     self.inflight_weight += call.weight;
                     self.inflight.push_back(InFlight {
                         token,
-                        complete: call.complete,
+                        complete: Some(call.complete),
                         weight: call.weight,
+                        barrier: call.barrier,
                         _permit: call.permit,
                     });
                 }
@@ -461,20 +516,54 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         }
     }
 
-    /// Reads replies until `until` (the newest request in flight) is answered.
+    /// Reads replies until `until` (the newest request in flight still awaited) is answered
+    /// or fails. A request that times out keeps its place until its late reply is read.
     fn collect(&mut self, until: Token) {
         let Some(conn) = self.conn.as_mut() else { return };
-        let (inflight, weight, hooks) = (&mut self.inflight, &mut self.inflight_weight, &mut self.hooks);
+        let (inflight, hooks) = (&mut self.inflight, &mut self.hooks);
         let r = conn.collect(until, |token, result| {
-            if let Some(i) = inflight.iter().position(|f| f.token == token) {
-                if let Some(f) = inflight.remove(i) {
-                    *weight -= f.weight;
-                    (f.complete)(hooks, result.map_err(Error::from));
-                }
+            if let Some(complete) =
+                inflight.iter_mut().find(|f| f.token == token).and_then(|f| f.complete.take())
+            {
+                complete(hooks, result.map_err(Error::from));
             }
         });
+        self.release_answered();
         if r.is_err() {
             self.lost();
+        }
+    }
+
+    /// Waits a moment for a late reply of a timed-out request (none of the requests in flight
+    /// is awaited, and they hold the window): reads it and lets the core discard it. On a
+    /// daemon that is stopped (SIGSTOP) this waits in slices until it answers again, or its
+    /// hang-up shows.
+    fn await_late(&mut self) {
+        let Some(conn) = self.conn.as_mut() else { return };
+        if self.late_reply.is_empty() {
+            self.late_reply = vec![0; conn.transport().max_response_len().min(REPLY_MAX)];
+        }
+        let deadline = conn.transport().now().saturating_add(LATE_REPLY_WAIT);
+        let broken = match conn.transport_mut().recv_response(Some(deadline), &mut self.late_reply) {
+            Ok(n) => conn.connection_mut().handle_response(&self.late_reply[..n]).is_err(),
+            Err(e) => e.kind() != ErrorKind::Timeout,
+        };
+        self.release_answered();
+        if broken {
+            self.lost();
+        }
+    }
+
+    /// Frees the places of the requests the core no longer holds: the oldest ones, as replies
+    /// come in order (a late reply the core discarded is answered without a completion).
+    fn release_answered(&mut self) {
+        let held = self.conn.as_ref().map_or(0, |c| c.connection().outstanding());
+        while self.inflight.len() > held {
+            let Some(f) = self.inflight.pop_front() else { break };
+            self.inflight_weight -= f.weight;
+            if let Some(complete) = f.complete {
+                complete(&mut self.hooks, Err(Error::Disconnected));
+            }
         }
     }
 
@@ -499,10 +588,7 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
         // Requests nobody waits for (a dropped stream's TRACK_DELETE or TRACK_STOP) name the
         // lost connection's tracks: the next connection never has them.
         self.queue.retain(|c| c.cancelled.is_some());
-        self.inflight_weight = 0;
-        for f in self.inflight.drain(..) {
-            (f.complete)(&mut self.hooks, Err(Error::Disconnected));
-        }
+        self.release_answered();
     }
 
     /// Sleeps until an event, a hang-up or a wake-up: no timer, no CPU.

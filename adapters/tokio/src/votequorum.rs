@@ -164,9 +164,11 @@ impl Votequorum {
         self.call(req, |_, r| r.map(drop)).await
     }
 
-    /// A quorum device request naming `names` (checked before anything is sent).
+    /// A quorum device request naming `names` (checked before anything is sent); a
+    /// `barrier` (QDEVICE_REGISTER) holds back every later call until it is answered.
     async fn qdevice_call<const N: usize>(
         &self,
+        barrier: bool,
         names: [&str; N],
         req: impl for<'n> FnOnce([QdeviceName<'n>; N]) -> Request<'n> + Send + 'static,
     ) -> Result<()> {
@@ -184,7 +186,8 @@ impl Votequorum {
                     let names = checked.map(|n| n.unwrap_or_else(|| unreachable!("every name was checked")));
                     Ok(conn.submit_deferred(&req(names))?)
                 };
-                Call::answering(WEIGHT, Box::new(submit), |_, r| r.map(drop))
+                let (call, rx) = Call::answering(WEIGHT, Box::new(submit), |_, r| r.map(drop));
+                (if barrier { call.barrier() } else { call }, rx)
             })
             .await
     }
@@ -268,13 +271,13 @@ impl Votequorum {
 
     /// Registers a quorum device called `name` (`votequorum_qdevice_register`). Corosync
     /// answers after a cluster-wide round trip; nothing else is sent on this connection until
-    /// then.
+    /// then: later calls wait (within their timeout) and are sent after the reply.
     ///
     /// # Errors
     /// [`CheckError::QdeviceName`] for an empty or too long name; `CS_ERR_EXIST` if a device
     /// is registered.
     pub async fn qdevice_register(&self, name: &str) -> Result<()> {
-        self.qdevice_call([name], |[name]| Request::QdeviceRegister { name }).await
+        self.qdevice_call(true, [name], |[name]| Request::QdeviceRegister { name }).await
     }
 
     /// Unregisters the quorum device `name` (`votequorum_qdevice_unregister`).
@@ -282,7 +285,7 @@ impl Votequorum {
     /// # Errors
     /// As [`Votequorum::qdevice_register`]; `CS_ERR_INVALID_PARAM` for another name.
     pub async fn qdevice_unregister(&self, name: &str) -> Result<()> {
-        self.qdevice_call([name], |[name]| Request::QdeviceUnregister { name }).await
+        self.qdevice_call(false, [name], |[name]| Request::QdeviceUnregister { name }).await
     }
 
     /// Renames the quorum device (`votequorum_qdevice_update`).
@@ -290,7 +293,7 @@ impl Votequorum {
     /// # Errors
     /// As [`Votequorum::qdevice_unregister`].
     pub async fn qdevice_update(&self, old_name: &str, new_name: &str) -> Result<()> {
-        self.qdevice_call([old_name, new_name], |[old_name, new_name]| Request::QdeviceUpdate {
+        self.qdevice_call(false, [old_name, new_name], |[old_name, new_name]| Request::QdeviceUpdate {
             old_name,
             new_name,
         })
@@ -302,7 +305,8 @@ impl Votequorum {
     /// # Errors
     /// As [`Votequorum::qdevice_unregister`]; `CS_ERR_MESSAGE_ERROR` for a stale `ring_id`.
     pub async fn qdevice_poll(&self, name: &str, cast_vote: bool, ring_id: RingId) -> Result<()> {
-        self.qdevice_call([name], move |[name]| Request::QdevicePoll { name, cast_vote, ring_id }).await
+        self.qdevice_call(false, [name], move |[name]| Request::QdevicePoll { name, cast_vote, ring_id })
+            .await
     }
 
     /// Sets whether the quorum device's master wins (`votequorum_qdevice_master_wins`).
@@ -310,7 +314,7 @@ impl Votequorum {
     /// # Errors
     /// As [`Votequorum::qdevice_unregister`].
     pub async fn qdevice_master_wins(&self, name: &str, allow: bool) -> Result<()> {
-        self.qdevice_call([name], move |[name]| Request::QdeviceMasterWins { name, allow }).await
+        self.qdevice_call(false, [name], move |[name]| Request::QdeviceMasterWins { name, allow }).await
     }
 
     /// Rounds of the connection thread's loop so far (for the idle-CPU proof: an idle

@@ -12,11 +12,15 @@ use corowire_tokio::{
 use corowire_unix::server::{Server, ServerConfig};
 use corowire_unix::{CsError, TrackFlags};
 
-/// A built-in server on names unique to this test; stops when dropped.
+/// A built-in server on names unique to this test; stops when dropped (its connections
+/// hang up). [`Built::pause`] makes it stop answering, as a SIGSTOP would.
 struct Built {
     cmap: String,
     votequorum: String,
     stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
+    /// Whether the server thread has seen the pause (and answers nothing more).
+    idle: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -32,10 +36,30 @@ impl Built {
             ..ServerConfig::default()
         })
         .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || server.run_until(&flag).unwrap());
-        Self { cmap, votequorum, stop, thread: Some(thread) }
+        let (stop, paused) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let idle = Arc::new(AtomicBool::new(false));
+        let (flag, pause, seen) = (stop.clone(), paused.clone(), idle.clone());
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                let paused = pause.load(Ordering::SeqCst);
+                seen.store(paused, Ordering::SeqCst);
+                if paused {
+                    std::thread::sleep(Duration::from_millis(10));
+                } else {
+                    server.step(Some(Duration::from_millis(50))).unwrap();
+                }
+            }
+        });
+        Self { cmap, votequorum, stop, paused, idle, thread: Some(thread) }
+    }
+
+    /// Stops answering (`true`), once the server thread has seen it, or answers again
+    /// (`false`); connections stay open.
+    fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+        while paused && !self.idle.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn cmap_options(&self) -> Options {
@@ -317,5 +341,153 @@ fn track_each_splits_the_votequorum_notifications_by_kind() {
         // Dropping all three stops tracking: tracking can start again on this connection.
         drop(streams);
         let _again = vq.track(6, TrackFlags::CHANGES).await.unwrap();
+    });
+}
+
+#[test]
+fn timed_out_calls_keep_their_place_until_their_late_replies_come() {
+    // The breaker's SIGSTOP: more calls than the window while the server does not answer.
+    let server = Built::start("late");
+    let options = Options { timeout: Some(Duration::from_millis(500)), ..server.cmap_options() };
+    multi().block_on(async {
+        let cmap = Cmap::connect_with(options).await.unwrap();
+        cmap.set_u32("late.k", 7).await.unwrap();
+        server.pause(true);
+        let tasks: Vec<_> = (0..150)
+            .map(|_| {
+                let cmap = cmap.clone();
+                tokio::spawn(async move { [cmap.get_u32("late.k").await, cmap.get_u32("late.k").await] })
+            })
+            .collect();
+        // Each waits for a place (the timed-out ones hold theirs) and times out; none is
+        // refused with PipelineFull.
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), [Err(Error::Timeout), Err(Error::Timeout)]);
+        }
+        server.pause(false);
+        // The late replies are read and discarded; the connection answers again (a bounded
+        // poll: a call may still time out on a busy machine).
+        let mut answer = None;
+        for _ in 0..50 {
+            if let Ok(v) = cmap.get_u32("late.k").await {
+                answer = Some(v);
+                break;
+            }
+        }
+        assert_eq!(answer, Some(7));
+        cmap.set_u32("late.j", 8).await.unwrap();
+        assert_eq!((cmap.get_u32("late.j").await, cmap.get_u32("late.k").await), (Ok(8), Ok(7)));
+    });
+}
+
+#[test]
+fn calls_behind_a_qdevice_registration_wait_for_it() {
+    let server = Built::start("barrier");
+    current().block_on(async {
+        let vq = Votequorum::connect_with(server.vq_options()).await.unwrap();
+        // One batch: the registration, then calls the core may not send behind it.
+        let (registered, a, b, c) =
+            tokio::join!(vq.qdevice_register("Device"), vq.get_info(0), vq.get_info(0), vq.get_info(0));
+        registered.unwrap();
+        for info in [a, b, c] {
+            assert_eq!(info.unwrap().nodeid, vq.get_info(0).await.unwrap().nodeid);
+        }
+    });
+}
+#[test]
+fn connect_waits_at_most_start_wait_for_a_server_that_does_not_answer() {
+    // A listener on a libqb name that takes connections and never answers the handshake
+    // (a stopped daemon); `timeout: None`, the default.
+    let name = format!("corowire-tokio-silent-{}", std::process::id());
+    // libqb's abstract address: the name padded with zeros to 107 bytes.
+    let mut padded = name.clone().into_bytes();
+    padded.resize(107, 0);
+    let addr =
+        <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(padded)
+            .unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let mut reconnect = corowire_tokio::Reconnect::default();
+    reconnect.start_wait = Duration::from_secs(1);
+    let options = Options { service_name: Some(name), reconnect: Some(reconnect), ..Options::default() };
+    current().block_on(async {
+        // A guard, not a timing: without the bound the connect never ends.
+        let connected = tokio::time::timeout(Duration::from_secs(30), Cmap::connect_with(options)).await;
+        assert!(matches!(connected, Ok(Err(Error::Connect { .. }))), "{connected:?}");
+    });
+}
+
+#[test]
+fn a_call_in_flight_at_the_loss_is_disconnected_and_one_during_the_reconnect_times_out() {
+    let server = Built::start("inflight");
+    let options = Options {
+        timeout: Some(Duration::from_secs(5)),
+        reconnect: Some(corowire_tokio::Reconnect::default()),
+        ..server.cmap_options()
+    };
+    multi().block_on(async {
+        let cmap = Cmap::connect_with(options).await.unwrap();
+        server.pause(true);
+        let call = tokio::spawn({
+            let cmap = cmap.clone();
+            async move { cmap.get_u32("f.k").await }
+        });
+        // It is sent (a bounded poll), then the server goes away.
+        for _ in 0..500 {
+            if cmap.peak_in_flight() >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(cmap.peak_in_flight(), 1);
+        drop(server);
+        assert_eq!(call.await.unwrap(), Err(Error::Disconnected));
+        // No server: a new call waits for the reconnect within its timeout.
+        assert_eq!(cmap.get_u32("f.k").await, Err(Error::Timeout));
+        let again = Built::start("inflight");
+        let writer = Cmap::connect_with(again.cmap_options()).await.unwrap();
+        writer.set_u32("f.k", 4).await.unwrap();
+        assert_eq!(cmap.get_u32("f.k").await, Ok(4));
+    });
+}
+
+#[test]
+fn calls_after_a_storm_of_timeouts_wake_the_connection_thread() {
+    // The breaker's `short_real`: 200 tasks whose calls time out at random points. A lost
+    // wake-up left the thread asleep with calls (and the window's permits) in its channel.
+    let server = Built::start("storm");
+    let options = Options { timeout: Some(Duration::from_millis(2)), ..server.cmap_options() };
+    multi().block_on(async {
+        // The 2 ms bound the handshake too: a bounded retry.
+        let mut connected = None;
+        for _ in 0..500 {
+            if let Ok(cmap) = Cmap::connect_with(options.clone()).await {
+                connected = Some(cmap);
+                break;
+            }
+        }
+        let cmap = connected.unwrap();
+        while cmap.set_u32("s.a", 7).await.is_err() {}
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let cmap = cmap.clone();
+                tokio::spawn(async move {
+                    for _ in 0..100 {
+                        assert!(matches!(cmap.get_u32("s.a").await, Ok(7) | Err(Error::Timeout)));
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // Every call reaches the thread: some answer (a bounded poll: each may time out).
+        let mut answered = false;
+        for _ in 0..500 {
+            if cmap.get_u32("s.a").await == Ok(7) {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered);
     });
 }

@@ -18,6 +18,15 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap()
 }
 
+/// Options of a connection that survives corosync restarts, with a 1 s call timeout.
+fn resilient() -> Options {
+    Options {
+        timeout: Some(Duration::from_secs(1)),
+        reconnect: Some(Reconnect::default()),
+        ..Options::for_tracking()
+    }
+}
+
 /// A key unique to this process.
 fn k(name: &str) -> String {
     format!("corowire.tokio.{}.{name}", std::process::id())
@@ -129,11 +138,7 @@ fn a_consumer_that_stops_reading_gets_a_lagged_item() {
 #[test]
 #[ignore = "needs corosync (tests/harness/with-corosync)"]
 fn streams_survive_a_sigkill_restart_and_a_sigstop() {
-    let options = Options {
-        timeout: Some(Duration::from_secs(1)),
-        reconnect: Some(Reconnect::default()),
-        ..Options::for_tracking()
-    };
+    let options = resilient();
     let key = k("restart");
     runtime().block_on(async {
         let cmap = Cmap::connect_with(options.clone()).await.unwrap();
@@ -170,6 +175,55 @@ fn streams_survive_a_sigkill_restart_and_a_sigstop() {
     });
     // Leave a serving daemon for the tests after this one.
     ensure_corosync();
+}
+
+#[test]
+#[ignore = "needs corosync (tests/harness/with-corosync)"]
+fn a_sigstop_longer_than_the_timeout_with_a_full_window_leaves_the_connection_working() {
+    // The breaker's wedge: more calls than the window while corosync is stopped; each times
+    // out and keeps its place until its late reply, nobody is refused, and after SIGCONT the
+    // same connection answers again.
+    let key = k("window");
+    runtime().block_on(async {
+        let cmap = Cmap::connect_with(resilient()).await.unwrap();
+        cmap.set_u32(&key, 5).await.unwrap();
+        let _track = cmap.track(Some(&key), TrackType::ALL).await.unwrap();
+        let pid = corosync_pid().expect("corosync runs");
+        signal("-STOP", &pid);
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let (cmap, key) = (cmap.clone(), key.clone());
+                tokio::spawn(async move { [cmap.get_u32(&key).await, cmap.get_u32(&key).await] })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.extend(t.await.unwrap());
+        }
+        signal("-CONT", &pid);
+        assert!(results.iter().all(|r| matches!(r, Ok(5) | Err(Error::Timeout))), "{results:?}");
+        let mut answer = None;
+        for _ in 0..50 {
+            if let Ok(v) = cmap.get_u32(&key).await {
+                answer = Some(v);
+                break;
+            }
+        }
+        assert_eq!(answer, Some(5));
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let (cmap, key) = (cmap.clone(), key.clone());
+                tokio::spawn(async move {
+                    for _ in 0..20 {
+                        assert_eq!(cmap.get_u32(&key).await.unwrap(), 5);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
 }
 
 #[test]
