@@ -50,6 +50,7 @@ fn main() -> Result<(), Box<dyn core::error::Error>> {
                         println!("config: {n} changes missed, re-reading");
                         read_all(&cmap, &prefix).await;
                     }
+                    Some(Tracked::Disconnected) => println!("config: corosync is gone, values may be stale"),
                     Some(Tracked::Resync) => {
                         println!("config: corosync restarted, re-reading");
                         read_all(&cmap, &prefix).await;
@@ -67,6 +68,11 @@ fn main() -> Result<(), Box<dyn core::error::Error>> {
                         println!("quorum: ring {ring_id:?}, members {nodes:?}");
                     }
                     Some(Tracked::Event(other)) => println!("quorum: {other:?}"),
+                    // Without corosync, no quorum is known: stop acting on the last state.
+                    Some(Tracked::Disconnected) => {
+                        println!("quorum: corosync is gone, NOT quorate, pausing");
+                        quorate = Some(false);
+                    }
                     Some(Tracked::Resync) => println!("quorum: corosync restarted, state follows"),
                     Some(Tracked::Lagged(n)) => println!("quorum: {n} notifications missed"),
                     Some(_) | None => break,

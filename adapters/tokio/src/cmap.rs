@@ -9,12 +9,12 @@ use tokio::sync::oneshot;
 use corowire::cmap::{Key, Request, Response, STORED_MAX_LEN};
 use corowire::conn::{Cmap as CmapService, Token};
 use corowire_unix::{
-    CheckError, CsError, Error, KeyOp, Map, Options, OwnedTrackNotification, OwnedValue, Result,
+    CheckError, CsError, Error, KeyOp, Map, Options, OwnedTrackNotification, OwnedValue, Result, TrackHandle,
     TrackNotification, TrackType, Value, ValueType,
 };
 
 use crate::engine::{answer, Call, Conn, Handle, Hooks};
-use crate::stream::{Sink, Subscription, Tracked};
+use crate::stream::{Link, Sink, Subscription, Tracked};
 
 /// Tracks one connection holds.
 const TRACKS: usize = 64;
@@ -40,6 +40,9 @@ struct TrackEntry {
     track_type: TrackType,
     /// The server's handle on the current connection.
     handle: u64,
+    /// The handle the stream's notifications carry: the server's first one, kept across
+    /// reconnects (as the blocking client keeps it).
+    shown: TrackHandle,
     sink: Sink<OwnedTrackNotification>,
 }
 
@@ -49,6 +52,7 @@ struct TrackEntry {
 pub(crate) struct CmapHooks {
     map: Map,
     tracks: HashMap<u64, TrackEntry>,
+    link: Link,
 }
 
 /// Sends a TRACK_ADD for `key` with `context` for its notifications.
@@ -75,13 +79,16 @@ fn track_handle(r: Result<Response<'_>>) -> Result<u64> {
 impl Hooks<Service> for CmapHooks {
     fn deliver(&mut self, event: corowire::conn::CmapEvent<'_>) {
         if let Some(t) = self.tracks.get_mut(&event.context) {
-            t.sink.push(OwnedTrackNotification::from(&TrackNotification::from(&event)));
+            let mut n = OwnedTrackNotification::from(&TrackNotification::from(&event));
+            n.track = t.shown;
+            t.sink.push(n);
         }
     }
 
     fn sweep(&mut self, out: &mut Vec<Call<Service, Self>>) {
         self.tracks.retain(|_, t| {
             if !t.sink.is_closed() {
+                t.sink.flush();
                 return true;
             }
             let handle = t.handle;
@@ -106,10 +113,18 @@ impl Hooks<Service> for CmapHooks {
             let token = submit_track_add(conn, t.key.as_deref(), t.track_type, context)?;
             t.handle = conn.finish(token, |r| track_handle(Ok(r)))?;
         }
+        self.link.set(true);
         for t in self.tracks.values_mut() {
             t.sink.resync();
         }
         Ok(())
+    }
+
+    fn disconnected(&mut self) {
+        self.link.set(false);
+        for t in self.tracks.values_mut() {
+            t.sink.disconnected();
+        }
     }
 
     fn is_idle(&self) -> bool {
@@ -179,6 +194,7 @@ pub struct Cmap {
     handle: Arc<Handle<Service, CmapHooks>>,
     next_context: Arc<AtomicU64>,
     max_value: usize,
+    link: Link,
 }
 
 impl core::fmt::Debug for Cmap {
@@ -230,9 +246,10 @@ impl Cmap {
     pub async fn connect_with(options: Options) -> Result<Self> {
         let map = options.map;
         let max_value = STORED_MAX_LEN.min((options.max_msg_size as usize).saturating_sub(OVERHEAD));
-        let hooks = CmapHooks { map: Map::Default, tracks: HashMap::new() };
+        let link = Link::up();
+        let hooks = CmapHooks { map: Map::Default, tracks: HashMap::new(), link: link.clone() };
         let handle = Arc::new(Handle::start(options, hooks).await?);
-        let cmap = Self { handle, next_context: Arc::new(AtomicU64::new(1)), max_value };
+        let cmap = Self { handle, next_context: Arc::new(AtomicU64::new(1)), max_value, link };
         if map != Map::Default {
             cmap.set_current_map(map).await?;
         }
@@ -554,11 +571,20 @@ impl Cmap {
             move |conn: &mut Conn<Service>| submit_track_add(conn, name.as_deref(), track_type, context);
         self.request(OVERHEAD, submit, move |hooks, r| {
             let handle = track_handle(r)?;
-            hooks.tracks.insert(context, TrackEntry { key, track_type, handle, sink });
+            let shown = TrackHandle(handle);
+            hooks.tracks.insert(context, TrackEntry { key, track_type, handle, shown, sink });
             Ok(())
         })
         .await?;
         Ok(stream)
+    }
+
+    /// Whether the connection to the daemon is up now: `false` from the moment the
+    /// connection thread sees a loss (when the streams get
+    /// [`Tracked::Disconnected`]) until it connected again (with `Options::reconnect`;
+    /// without it, for good). A snapshot: the daemon may die just after.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_up()
     }
 
     /// Rounds of the connection thread's loop so far (for the idle-CPU proof: an idle

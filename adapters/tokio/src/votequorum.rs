@@ -9,7 +9,7 @@ use corowire::votequorum::{Notification, QdeviceName, Request, Response};
 use corowire_unix::{CheckError, Error, NodeInfo, Options, OwnedNotification, Result, RingId, TrackFlags};
 
 use crate::engine::{Call, Conn, Handle, Hooks};
-use crate::stream::{Sink, Subscription};
+use crate::stream::{Link, Sink, Subscription};
 
 /// Ring bytes of a votequorum request or reply, at most (a GETINFO reply is 320 bytes).
 const WEIGHT: usize = 512;
@@ -61,9 +61,10 @@ pub struct VotequorumStreams {
 }
 
 /// votequorum's subscription: the one tracking a connection may have.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct VotequorumHooks {
     tracking: Option<Tracking>,
+    link: Link,
 }
 
 impl Hooks<Service> for VotequorumHooks {
@@ -80,7 +81,10 @@ impl Hooks<Service> for VotequorumHooks {
 
     fn sweep(&mut self, out: &mut Vec<Call<Service, Self>>) {
         if let Some(t) = &mut self.tracking {
-            t.sinks.retain(|(_, sink)| !sink.is_closed());
+            t.sinks.retain_mut(|(_, sink)| {
+                sink.flush();
+                !sink.is_closed()
+            });
         }
         if self.tracking.as_ref().is_some_and(|t| t.sinks.is_empty()) {
             self.tracking = None;
@@ -89,14 +93,22 @@ impl Hooks<Service> for VotequorumHooks {
     }
 
     fn restore(&mut self, conn: &mut Conn<Service>) -> Result<()> {
-        if let Some(t) = &mut self.tracking {
+        if let Some(t) = &self.tracking {
             let req = Request::TrackStart { context: t.context, flags: t.flags };
             conn.call(&req, |_| Ok::<_, Error>(()))?;
-            for (_, sink) in &mut t.sinks {
-                sink.resync();
-            }
+        }
+        self.link.set(true);
+        for (_, sink) in self.tracking.iter_mut().flat_map(|t| &mut t.sinks) {
+            sink.resync();
         }
         Ok(())
+    }
+
+    fn disconnected(&mut self) {
+        self.link.set(false);
+        for (_, sink) in self.tracking.iter_mut().flat_map(|t| &mut t.sinks) {
+            sink.disconnected();
+        }
     }
 
     fn is_idle(&self) -> bool {
@@ -119,6 +131,7 @@ fn qdevice(name: &str) -> Result<QdeviceName<'_>> {
 #[derive(Clone)]
 pub struct Votequorum {
     handle: Arc<Handle<Service, VotequorumHooks>>,
+    link: Link,
 }
 
 impl core::fmt::Debug for Votequorum {
@@ -142,8 +155,10 @@ impl Votequorum {
     /// # Errors
     /// As [`Votequorum::connect`].
     pub async fn connect_with(options: Options) -> Result<Self> {
-        let handle = Arc::new(Handle::start(options, VotequorumHooks::default()).await?);
-        Ok(Self { handle })
+        let link = Link::up();
+        let hooks = VotequorumHooks { tracking: None, link: link.clone() };
+        let handle = Arc::new(Handle::start(options, hooks).await?);
+        Ok(Self { handle, link })
     }
 
     /// Sends the request `req` builds (on the connection thread) and converts its reply.
@@ -311,6 +326,15 @@ impl Votequorum {
     /// As [`Votequorum::qdevice_unregister`].
     pub async fn qdevice_master_wins(&self, name: &str, allow: bool) -> Result<()> {
         self.qdevice_call([name], move |[name]| Request::QdeviceMasterWins { name, allow }).await
+    }
+
+    /// Whether the connection to the daemon is up now: `false` from the moment the
+    /// connection thread sees a loss (when the streams get
+    /// [`Tracked::Disconnected`](crate::Tracked::Disconnected)) until it connected again
+    /// (with `Options::reconnect`; without it, for good). A snapshot: the daemon may die
+    /// just after.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_up()
     }
 
     /// Rounds of the connection thread's loop so far (for the idle-CPU proof: an idle

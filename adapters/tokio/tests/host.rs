@@ -188,10 +188,12 @@ fn a_slow_track_consumer_gets_a_lagged_item_and_bounded_memory() {
                 other => panic!("{other:?} before the buffer was read"),
             }
         }
-        writer.set_u32("l.last", 2).await.unwrap();
-        let lagged = stream.next().await.unwrap();
+        // The lost changes are reported once the buffer is read, without waiting for
+        // another change (a guard, not a timing: without it a failure would hang).
+        let lagged = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.unwrap().unwrap();
         let Tracked::Lagged(lost) = lagged else { panic!("{lagged:?}") };
         assert_eq!(lost as usize + events, changes);
+        writer.set_u32("l.last", 2).await.unwrap();
         let Tracked::Event(last) = stream.next().await.unwrap() else { panic!("not the event") };
         assert_eq!(last.key(), "l.last");
     });
@@ -246,7 +248,11 @@ fn a_lost_connection_ends_the_streams_and_fails_the_calls() {
     drop(server);
     rt.block_on(async {
         // The idle connection thread sees the hang-up (a guard, not a timing: it must end).
-        let end = tokio::time::timeout(Duration::from_secs(20), stream.next()).await;
+        let guard = Duration::from_secs(20);
+        let loss = tokio::time::timeout(guard, stream.next()).await;
+        assert_eq!(loss, Ok(Some(Tracked::Disconnected)));
+        assert!(!cmap.is_connected());
+        let end = tokio::time::timeout(guard, stream.next()).await;
         assert!(matches!(end, Ok(None)), "{end:?}");
         assert_eq!(cmap.get_u8("x.a").await.unwrap_err(), Error::Disconnected);
     });
@@ -258,26 +264,35 @@ fn a_reconnect_resyncs_the_streams_of_a_restarted_server() {
     let options = Options { reconnect: Some(corowire_tokio::Reconnect::default()), ..server.cmap_options() };
     let vq_options = Options { reconnect: Some(corowire_tokio::Reconnect::default()), ..server.vq_options() };
     let rt = multi();
-    let (cmap, mut track, mut quorum) = rt.block_on(async {
+    let (cmap, vq, mut track, mut quorum, before) = rt.block_on(async {
         let cmap = Cmap::connect_with(options).await.unwrap();
         let vq = Votequorum::connect_with(vq_options).await.unwrap();
-        let track = cmap.track(Some("r."), TrackType::ALL | TrackType::PREFIX).await.unwrap();
+        let mut track = cmap.track(Some("r."), TrackType::ALL | TrackType::PREFIX).await.unwrap();
         let quorum = vq.track(3, TrackFlags::CHANGES).await.unwrap();
-        (cmap, track, quorum)
+        cmap.set_u8("r.before", 1).await.unwrap();
+        let Some(Tracked::Event(before)) = track.next().await else { panic!() };
+        (cmap, vq, track, quorum, before.track)
     });
     drop(server);
     let again = Built::start("resync");
     rt.block_on(async {
         let guard = Duration::from_secs(20);
+        // Each stream says at once that the connection is gone, then that it is back.
         let first = tokio::time::timeout(guard, track.next()).await.unwrap();
-        assert_eq!(first, Some(Tracked::Resync));
-        loop {
+        assert_eq!(first, Some(Tracked::Disconnected));
+        let second = tokio::time::timeout(guard, track.next()).await.unwrap();
+        assert_eq!(second, Some(Tracked::Resync));
+        assert!(cmap.is_connected());
+        let mut markers = Vec::new();
+        while markers.last() != Some(&Tracked::Resync) {
             match tokio::time::timeout(guard, quorum.next()).await.unwrap() {
-                Some(Tracked::Resync) => break,
                 Some(Tracked::Event(_)) => {}
-                other => panic!("{other:?}"),
+                Some(marker) => markers.push(marker),
+                None => panic!("the quorum stream ended"),
             }
         }
+        assert_eq!(markers, [Tracked::Disconnected, Tracked::Resync]);
+        assert!(vq.is_connected());
         // The same stream carries the new server's changes.
         let writer = Cmap::connect_with(again.cmap_options()).await.unwrap();
         writer.set_u8("r.after", 1).await.unwrap();
@@ -285,6 +300,8 @@ fn a_reconnect_resyncs_the_streams_of_a_restarted_server() {
             panic!()
         };
         assert_eq!(e.key(), "r.after");
+        // The track keeps its handle, as the blocking client's does.
+        assert_eq!(e.track, before);
         assert_eq!(cmap.get_u8("r.after").await.unwrap(), 1);
     });
 }
