@@ -588,14 +588,15 @@ impl Cmap {
     }
 
     /// Rounds of the connection thread's loop so far (for the idle-CPU proof: an idle
-    /// connection makes none).
-    #[doc(hidden)]
+    /// connection makes none). Only with the `testing` feature, for this crate's tests.
+    #[cfg(feature = "testing")]
     pub fn rounds(&self) -> u64 {
         self.handle.stats.rounds.load(Ordering::Relaxed)
     }
 
     /// The most requests this connection had in flight at once (for the pipelining proof).
-    #[doc(hidden)]
+    /// Only with the `testing` feature, for this crate's tests.
+    #[cfg(feature = "testing")]
     pub fn peak_in_flight(&self) -> u64 {
         self.handle.stats.peak_in_flight.load(Ordering::Relaxed)
     }

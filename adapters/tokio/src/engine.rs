@@ -160,6 +160,10 @@ pub(crate) struct Handle<S: Service, H> {
     wake: Arc<Wake>,
     window: Arc<Semaphore>,
     pub(crate) timeout: Option<Duration>,
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "read by the `testing` feature's counters")
+    )]
     pub(crate) stats: Arc<Stats>,
 }
 

@@ -1,7 +1,6 @@
 //! The async votequorum client ([`Votequorum`]), libvotequorum's calls as `async fn`s on a
 //! cloneable handle.
 
-use core::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use corowire::conn::Votequorum as Service;
@@ -335,12 +334,5 @@ impl Votequorum {
     /// just after.
     pub fn is_connected(&self) -> bool {
         self.link.is_up()
-    }
-
-    /// Rounds of the connection thread's loop so far (for the idle-CPU proof: an idle
-    /// connection makes none).
-    #[doc(hidden)]
-    pub fn rounds(&self) -> u64 {
-        self.handle.stats.rounds.load(Ordering::Relaxed)
     }
 }
