@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn core::error::Error>> {
         let cmap = Cmap::connect_with(options.clone()).await?;
         let vq = Votequorum::connect_with(options).await?;
         let mut config = cmap.track(Some(&prefix), TrackType::ALL | TrackType::PREFIX).await?;
-        let mut quorum = vq.track(0, TrackFlags::CURRENT | TrackFlags::CHANGES).await?;
+        let mut quorum = vq.track(TrackFlags::CURRENT | TrackFlags::CHANGES).await?;
         read_all(&cmap, &prefix).await;
         let mut quorate = None;
         loop {

@@ -23,5 +23,5 @@ const _: fn(&Cmap, &Votequorum) = |c, v| {
     send(c.dump(None));
     send(c.track(None, TrackType::ALL));
     send(v.get_info(0));
-    send(v.track_each(0, TrackFlags::CHANGES));
+    send(v.track_each(TrackFlags::CHANGES));
 };

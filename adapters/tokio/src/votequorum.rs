@@ -38,10 +38,13 @@ impl Kind {
     }
 }
 
+/// The context every TRACK_START of this client sends: libvotequorum passes it back in each
+/// notification so that one callback can tell trackings apart; a stream needs no such tag.
+const CONTEXT: u64 = 0;
+
 /// The tracking, as the connection thread keeps it: its streams, each with what it gets.
 #[derive(Debug)]
 struct Tracking {
-    context: u64,
     flags: TrackFlags,
     sinks: Vec<(Kind, Sink<OwnedNotification>)>,
 }
@@ -93,7 +96,7 @@ impl Hooks<Service> for VotequorumHooks {
 
     fn restore(&mut self, conn: &mut Conn<Service>) -> Result<()> {
         if let Some(t) = &self.tracking {
-            let req = Request::TrackStart { context: t.context, flags: t.flags };
+            let req = Request::TrackStart { context: CONTEXT, flags: t.flags };
             conn.call(&req, |_| Ok::<_, Error>(()))?;
         }
         self.link.set(true);
@@ -234,17 +237,22 @@ impl Votequorum {
         self.status(move || Ok(Request::SetVotes { nodeid, votes })).await
     }
 
-    /// Starts tracking (`votequorum_trackstart`); the notifications (carrying `context`)
-    /// come on the returned stream. With [`TrackFlags::CURRENT`] or [`TrackFlags::CHANGES`]
-    /// the current node list and quorum state come at once. Dropping the stream stops
-    /// tracking (`votequorum_trackstop`). After a reconnect tracking starts again with the
-    /// same flags and the stream gets [`Tracked::Resync`](crate::Tracked::Resync).
+    /// Starts tracking (`votequorum_trackstart`, corosync-quorumtool's `-m`); the
+    /// notifications come on the returned stream. With [`TrackFlags::CURRENT`] or
+    /// [`TrackFlags::CHANGES`] the current node list and quorum state come at once. Dropping
+    /// the stream stops tracking (`votequorum_trackstop`): there is no separate
+    /// `track_stop`. After a reconnect tracking starts again with the same flags and the
+    /// stream gets [`Tracked::Resync`](crate::Tracked::Resync).
+    ///
+    /// libvotequorum's `context` argument is not taken: it only comes back in each
+    /// notification for a callback to tell trackings apart, which a stream does not need.
+    /// This client sends 0, and the notifications' `context` fields are 0.
     ///
     /// # Errors
     /// `CS_ERR_EXIST` if this connection tracks already; the connection errors.
-    pub async fn track(&self, context: u64, flags: TrackFlags) -> Result<VotequorumStream> {
+    pub async fn track(&self, flags: TrackFlags) -> Result<VotequorumStream> {
         let (stream, sink) = Subscription::new(self.handle.closer());
-        self.track_start(context, flags, vec![(Kind::All, sink)]).await?;
+        self.track_start(flags, vec![(Kind::All, sink)]).await?;
         Ok(stream)
     }
 
@@ -253,27 +261,26 @@ impl Votequorum {
     ///
     /// # Errors
     /// As [`Votequorum::track`].
-    pub async fn track_each(&self, context: u64, flags: TrackFlags) -> Result<VotequorumStreams> {
+    pub async fn track_each(&self, flags: TrackFlags) -> Result<VotequorumStreams> {
         let (quorum, q) = Subscription::new(self.handle.closer());
         let (node_list, l) = Subscription::new(self.handle.closer());
         let (expected_votes, e) = Subscription::new(self.handle.closer());
         let sinks = vec![(Kind::Quorum, q), (Kind::NodeList, l), (Kind::ExpectedVotes, e)];
-        self.track_start(context, flags, sinks).await?;
+        self.track_start(flags, sinks).await?;
         Ok(VotequorumStreams { quorum, node_list, expected_votes })
     }
 
     /// TRACK_START, then the streams' sinks are registered.
     async fn track_start(
         &self,
-        context: u64,
         flags: TrackFlags,
         sinks: Vec<(Kind, Sink<OwnedNotification>)>,
     ) -> Result<()> {
         self.call(
-            move || Ok(Request::TrackStart { context, flags }),
+            move || Ok(Request::TrackStart { context: CONTEXT, flags }),
             move |hooks, r| {
                 r?;
-                hooks.tracking = Some(Tracking { context, flags, sinks });
+                hooks.tracking = Some(Tracking { flags, sinks });
                 Ok(())
             },
         )

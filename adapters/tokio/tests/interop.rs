@@ -139,7 +139,7 @@ fn streams_survive_a_sigkill_restart_and_a_sigstop() {
         let cmap = Cmap::connect_with(options.clone()).await.unwrap();
         let vq = Votequorum::connect_with(options.clone()).await.unwrap();
         let mut track = cmap.track(Some(&key), TrackType::ALL).await.unwrap();
-        let mut quorum = vq.track(1, TrackFlags::CHANGES).await.unwrap();
+        let mut quorum = vq.track(TrackFlags::CHANGES).await.unwrap();
 
         // SIGKILL, then corosync started again as the harness starts it.
         signal("-KILL", &corosync_pid().expect("corosync runs"));
