@@ -33,6 +33,16 @@ pub type TrackItem = Tracked<OwnedTrackNotification>;
 /// A CMAP track's stream ([`Cmap::track`]): dropping it deletes the track on the daemon.
 pub type TrackStream = Subscription<OwnedTrackNotification>;
 
+impl TrackStream {
+    /// The track's handle: the one its notifications carry in
+    /// [`OwnedTrackNotification::track`], the daemon's handle of the first TRACK_ADD, kept
+    /// across reconnects as the blocking client keeps it (the re-created track's new handle
+    /// is mapped to it).
+    pub fn track_handle(&self) -> TrackHandle {
+        TrackHandle(self.track)
+    }
+}
+
 /// One open track, as the connection thread keeps it.
 #[derive(Debug)]
 struct TrackEntry {
@@ -565,17 +575,19 @@ impl Cmap {
     pub async fn track(&self, key: Option<&str>, track_type: TrackType) -> Result<TrackStream> {
         let key = key.map(|k| checked_key(k).map(|_| k.to_owned())).transpose()?;
         let context = self.next_context.fetch_add(1, Ordering::Relaxed);
-        let (stream, sink) = Subscription::new(self.handle.closer());
+        let (mut stream, sink) = Subscription::new(self.handle.closer());
         let name = key.clone();
         let submit =
             move |conn: &mut Conn<Service>| submit_track_add(conn, name.as_deref(), track_type, context);
-        self.request(OVERHEAD, submit, move |hooks, r| {
-            let handle = track_handle(r)?;
-            let shown = TrackHandle(handle);
-            hooks.tracks.insert(context, TrackEntry { key, track_type, handle, shown, sink });
-            Ok(())
-        })
-        .await?;
+        let handle = self
+            .request(OVERHEAD, submit, move |hooks, r| {
+                let handle = track_handle(r)?;
+                let shown = TrackHandle(handle);
+                hooks.tracks.insert(context, TrackEntry { key, track_type, handle, shown, sink });
+                Ok(handle)
+            })
+            .await?;
+        stream.track = handle;
         Ok(stream)
     }
 

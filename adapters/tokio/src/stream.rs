@@ -166,6 +166,9 @@ pub struct Subscription<T> {
     closer: Closer,
     /// The sink's `owed`.
     owed: Arc<AtomicBool>,
+    /// A CMAP track's handle ([`TrackStream::track_handle`](crate::TrackStream)); 0 for
+    /// votequorum.
+    pub(crate) track: u64,
 }
 
 impl<T> core::fmt::Debug for Subscription<T> {
@@ -180,7 +183,7 @@ impl<T> Subscription<T> {
         let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
         let owed = Arc::new(AtomicBool::new(false));
         let sink = Sink { tx, lost: 0, disconnected: false, resync: false, owed: owed.clone() };
-        (Self { rx, closer, owed }, sink)
+        (Self { rx, closer, owed, track: 0 }, sink)
     }
 
     /// The next item; `None` once the connection is gone for good.

@@ -304,6 +304,7 @@ fn a_reconnect_resyncs_the_streams_of_a_restarted_server() {
         assert_eq!(e.key(), "r.after");
         // The track keeps its handle, as the blocking client's does.
         assert_eq!(e.track, before);
+        assert_eq!(track.track_handle(), before);
         assert_eq!(cmap.get_u8("r.after").await.unwrap(), 1);
     });
 }
