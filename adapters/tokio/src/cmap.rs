@@ -249,7 +249,11 @@ impl Cmap {
 
     /// Connects with `options`: `timeout` bounds every call, `reconnect` makes the
     /// connection wait for the daemon at start and survive its restarts, `map` is switched
-    /// to at once (and again after each reconnect).
+    /// to at once (and again after each reconnect). `max_msg_size` bounds the values this
+    /// handle gets and sets (less 512 bytes of headers); use [`Options::for_tracking`] for a
+    /// connection with tracks. There is no `max_msg_size()` accessor as the blocking
+    /// client's: the size is negotiated again at each reconnect, and the one asked for is
+    /// what bounds the calls.
     ///
     /// # Errors
     /// As [`Cmap::connect`] (after `reconnect.start_wait` if set), and the map switch's.
@@ -366,7 +370,10 @@ impl Cmap {
     /// `get_many`); each result as [`Cmap::get`]'s.
     ///
     /// # Errors
-    /// None of its own: each key has its result.
+    /// None of its own: each key has its result, the connection errors included (the
+    /// blocking `get_many` returns those once, as the outer `Result`; here a loss fails
+    /// the keys not answered yet with [`Error::Disconnected`] and the others keep their
+    /// values).
     pub async fn get_many(&self, keys: &[&str]) -> Vec<Result<OwnedValue>> {
         let first = FIRST_GET.min(self.max_value);
         // Send every first GET (as the window allows) before awaiting any answer.
@@ -511,6 +518,13 @@ impl Cmap {
     /// The keys under `prefix` (all keys for `None`) with their types and value lengths, in
     /// corosync's order (`cmap_iter_init`, `cmap_iter_next`, `cmap_iter_finalize`).
     ///
+    /// All at once, where the blocking client's `iter` yields them one by one: an
+    /// iteration holds an iterator handle on the daemon until ITER_FINALIZE, and an async
+    /// stream of keys would keep it open for as long as its consumer pauses (or leak it if
+    /// dropped while the connection thread is away), so this call walks the whole
+    /// iteration and finalizes it before it returns. Even corosync's whole map is a few
+    /// thousand keys; for a large subtree, narrow the `prefix`.
+    ///
     /// # Errors
     /// ITER_INIT's and ITER_NEXT's errors; the connection errors.
     pub async fn keys(&self, prefix: Option<&str>) -> Result<Vec<(String, ValueType, u64)>> {
@@ -566,8 +580,14 @@ impl Cmap {
 
     /// Starts tracking `key` (or with [`TrackType::PREFIX`] every key under it; `None` is the
     /// root) (`cmap_track_add`). The changes come on the returned stream, each with its old
-    /// and new value; dropping the stream deletes the track (`cmap_track_delete`). After a
-    /// reconnect the track is added again and the stream gets [`Tracked::Resync`].
+    /// and new value; dropping the stream deletes the track (`cmap_track_delete`: there is
+    /// no separate call). At a loss the stream gets [`Tracked::Disconnected`]; after a
+    /// reconnect the track is added again, under the same
+    /// [`track_handle`](TrackStream::track_handle), and the stream gets [`Tracked::Resync`].
+    ///
+    /// As corosync does, a SET that writes the value the key has already makes no
+    /// notification. Connect with [`Options::for_tracking`] (1 MiB rings): with the default
+    /// 64 KiB rings, a burst of changes backs up in corosync.
     ///
     /// # Errors
     /// `CS_ERR_INVALID_PARAM` for a bad track type; [`CheckError::Refused`] with 64 tracks
