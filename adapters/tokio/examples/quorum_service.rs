@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn core::error::Error>> {
         let cmap = Cmap::connect_with(options.clone()).await?;
         let vq = Votequorum::connect_with(options).await?;
         let mut config = cmap.track(Some(&prefix), TrackType::ALL | TrackType::PREFIX).await?;
-        let mut quorum = vq.track(0, TrackFlags::CURRENT | TrackFlags::CHANGES).await?;
+        let mut quorum = vq.track(TrackFlags::CURRENT | TrackFlags::CHANGES).await?;
         read_all(&cmap, &prefix).await;
         let mut quorate = None;
         loop {
@@ -50,6 +50,7 @@ fn main() -> Result<(), Box<dyn core::error::Error>> {
                         println!("config: {n} changes missed, re-reading");
                         read_all(&cmap, &prefix).await;
                     }
+                    Some(Tracked::Disconnected) => println!("config: corosync is gone, values may be stale"),
                     Some(Tracked::Resync) => {
                         println!("config: corosync restarted, re-reading");
                         read_all(&cmap, &prefix).await;
@@ -67,6 +68,11 @@ fn main() -> Result<(), Box<dyn core::error::Error>> {
                         println!("quorum: ring {ring_id:?}, members {nodes:?}");
                     }
                     Some(Tracked::Event(other)) => println!("quorum: {other:?}"),
+                    // Without corosync, no quorum is known: stop acting on the last state.
+                    Some(Tracked::Disconnected) => {
+                        println!("quorum: corosync is gone, NOT quorate, pausing");
+                        quorate = Some(false);
+                    }
                     Some(Tracked::Resync) => println!("quorum: corosync restarted, state follows"),
                     Some(Tracked::Lagged(n)) => println!("quorum: {n} notifications missed"),
                     Some(_) | None => break,

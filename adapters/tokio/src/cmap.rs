@@ -9,12 +9,12 @@ use tokio::sync::oneshot;
 use corowire::cmap::{Key, Request, Response, STORED_MAX_LEN};
 use corowire::conn::{Cmap as CmapService, Token};
 use corowire_unix::{
-    CheckError, CsError, Error, KeyOp, Map, Options, OwnedTrackNotification, OwnedValue, Result,
+    CheckError, CsError, Error, KeyOp, Map, Options, OwnedTrackNotification, OwnedValue, Result, TrackHandle,
     TrackNotification, TrackType, Value, ValueType,
 };
 
 use crate::engine::{answer, Call, Conn, Handle, Hooks};
-use crate::stream::{Sink, Subscription, Tracked};
+use crate::stream::{Link, Sink, Subscription, Tracked};
 
 /// Tracks one connection holds.
 const TRACKS: usize = 64;
@@ -33,6 +33,16 @@ pub type TrackItem = Tracked<OwnedTrackNotification>;
 /// A CMAP track's stream ([`Cmap::track`]): dropping it deletes the track on the daemon.
 pub type TrackStream = Subscription<OwnedTrackNotification>;
 
+impl TrackStream {
+    /// The track's handle: the one its notifications carry in
+    /// [`OwnedTrackNotification::track`], the daemon's handle of the first TRACK_ADD, kept
+    /// across reconnects as the blocking client keeps it (the re-created track's new handle
+    /// is mapped to it).
+    pub fn track_handle(&self) -> TrackHandle {
+        TrackHandle(self.track)
+    }
+}
+
 /// One open track, as the connection thread keeps it.
 #[derive(Debug)]
 struct TrackEntry {
@@ -40,6 +50,9 @@ struct TrackEntry {
     track_type: TrackType,
     /// The server's handle on the current connection.
     handle: u64,
+    /// The handle the stream's notifications carry: the server's first one, kept across
+    /// reconnects (as the blocking client keeps it).
+    shown: TrackHandle,
     sink: Sink<OwnedTrackNotification>,
 }
 
@@ -49,6 +62,7 @@ struct TrackEntry {
 pub(crate) struct CmapHooks {
     map: Map,
     tracks: HashMap<u64, TrackEntry>,
+    link: Link,
 }
 
 /// Sends a TRACK_ADD for `key` with `context` for its notifications.
@@ -75,13 +89,16 @@ fn track_handle(r: Result<Response<'_>>) -> Result<u64> {
 impl Hooks<Service> for CmapHooks {
     fn deliver(&mut self, event: corowire::conn::CmapEvent<'_>) {
         if let Some(t) = self.tracks.get_mut(&event.context) {
-            t.sink.push(OwnedTrackNotification::from(&TrackNotification::from(&event)));
+            let mut n = OwnedTrackNotification::from(&TrackNotification::from(&event));
+            n.track = t.shown;
+            t.sink.push(n);
         }
     }
 
     fn sweep(&mut self, out: &mut Vec<Call<Service, Self>>) {
         self.tracks.retain(|_, t| {
             if !t.sink.is_closed() {
+                t.sink.flush();
                 return true;
             }
             let handle = t.handle;
@@ -106,10 +123,18 @@ impl Hooks<Service> for CmapHooks {
             let token = submit_track_add(conn, t.key.as_deref(), t.track_type, context)?;
             t.handle = conn.finish(token, |r| track_handle(Ok(r)))?;
         }
+        self.link.set(true);
         for t in self.tracks.values_mut() {
             t.sink.resync();
         }
         Ok(())
+    }
+
+    fn disconnected(&mut self) {
+        self.link.set(false);
+        for t in self.tracks.values_mut() {
+            t.sink.disconnected();
+        }
     }
 
     fn is_idle(&self) -> bool {
@@ -179,6 +204,7 @@ pub struct Cmap {
     handle: Arc<Handle<Service, CmapHooks>>,
     next_context: Arc<AtomicU64>,
     max_value: usize,
+    link: Link,
 }
 
 impl core::fmt::Debug for Cmap {
@@ -223,16 +249,21 @@ impl Cmap {
 
     /// Connects with `options`: `timeout` bounds every call, `reconnect` makes the
     /// connection wait for the daemon at start and survive its restarts, `map` is switched
-    /// to at once (and again after each reconnect).
+    /// to at once (and again after each reconnect). `max_msg_size` bounds the values this
+    /// handle gets and sets (less 512 bytes of headers); use [`Options::for_tracking`] for a
+    /// connection with tracks. There is no `max_msg_size()` accessor as the blocking
+    /// client's: the size is negotiated again at each reconnect, and the one asked for is
+    /// what bounds the calls.
     ///
     /// # Errors
     /// As [`Cmap::connect`] (after `reconnect.start_wait` if set), and the map switch's.
     pub async fn connect_with(options: Options) -> Result<Self> {
         let map = options.map;
         let max_value = STORED_MAX_LEN.min((options.max_msg_size as usize).saturating_sub(OVERHEAD));
-        let hooks = CmapHooks { map: Map::Default, tracks: HashMap::new() };
+        let link = Link::up();
+        let hooks = CmapHooks { map: Map::Default, tracks: HashMap::new(), link: link.clone() };
         let handle = Arc::new(Handle::start(options, hooks).await?);
-        let cmap = Self { handle, next_context: Arc::new(AtomicU64::new(1)), max_value };
+        let cmap = Self { handle, next_context: Arc::new(AtomicU64::new(1)), max_value, link };
         if map != Map::Default {
             cmap.set_current_map(map).await?;
         }
@@ -339,7 +370,10 @@ impl Cmap {
     /// `get_many`); each result as [`Cmap::get`]'s.
     ///
     /// # Errors
-    /// None of its own: each key has its result.
+    /// None of its own: each key has its result, the connection errors included (the
+    /// blocking `get_many` returns those once, as the outer `Result`; here a loss fails
+    /// the keys not answered yet with [`Error::Disconnected`] and the others keep their
+    /// values).
     pub async fn get_many(&self, keys: &[&str]) -> Vec<Result<OwnedValue>> {
         let first = FIRST_GET.min(self.max_value);
         // Send every first GET (as the window allows) before awaiting any answer.
@@ -484,6 +518,13 @@ impl Cmap {
     /// The keys under `prefix` (all keys for `None`) with their types and value lengths, in
     /// corosync's order (`cmap_iter_init`, `cmap_iter_next`, `cmap_iter_finalize`).
     ///
+    /// All at once, where the blocking client's `iter` yields them one by one: an
+    /// iteration holds an iterator handle on the daemon until ITER_FINALIZE, and an async
+    /// stream of keys would keep it open for as long as its consumer pauses (or leak it if
+    /// dropped while the connection thread is away), so this call walks the whole
+    /// iteration and finalizes it before it returns. Even corosync's whole map is a few
+    /// thousand keys; for a large subtree, narrow the `prefix`.
+    ///
     /// # Errors
     /// ITER_INIT's and ITER_NEXT's errors; the connection errors.
     pub async fn keys(&self, prefix: Option<&str>) -> Result<Vec<(String, ValueType, u64)>> {
@@ -539,8 +580,14 @@ impl Cmap {
 
     /// Starts tracking `key` (or with [`TrackType::PREFIX`] every key under it; `None` is the
     /// root) (`cmap_track_add`). The changes come on the returned stream, each with its old
-    /// and new value; dropping the stream deletes the track (`cmap_track_delete`). After a
-    /// reconnect the track is added again and the stream gets [`Tracked::Resync`].
+    /// and new value; dropping the stream deletes the track (`cmap_track_delete`: there is
+    /// no separate call). At a loss the stream gets [`Tracked::Disconnected`]; after a
+    /// reconnect the track is added again, under the same
+    /// [`track_handle`](TrackStream::track_handle), and the stream gets [`Tracked::Resync`].
+    ///
+    /// As corosync does, a SET that writes the value the key has already makes no
+    /// notification. Connect with [`Options::for_tracking`] (1 MiB rings): with the default
+    /// 64 KiB rings, a burst of changes backs up in corosync.
     ///
     /// # Errors
     /// `CS_ERR_INVALID_PARAM` for a bad track type; [`CheckError::Refused`] with 64 tracks
@@ -548,28 +595,40 @@ impl Cmap {
     pub async fn track(&self, key: Option<&str>, track_type: TrackType) -> Result<TrackStream> {
         let key = key.map(|k| checked_key(k).map(|_| k.to_owned())).transpose()?;
         let context = self.next_context.fetch_add(1, Ordering::Relaxed);
-        let (stream, sink) = Subscription::new(self.handle.closer());
+        let (mut stream, sink) = Subscription::new(self.handle.closer());
         let name = key.clone();
         let submit =
             move |conn: &mut Conn<Service>| submit_track_add(conn, name.as_deref(), track_type, context);
-        self.request(OVERHEAD, submit, move |hooks, r| {
-            let handle = track_handle(r)?;
-            hooks.tracks.insert(context, TrackEntry { key, track_type, handle, sink });
-            Ok(())
-        })
-        .await?;
+        let handle = self
+            .request(OVERHEAD, submit, move |hooks, r| {
+                let handle = track_handle(r)?;
+                let shown = TrackHandle(handle);
+                hooks.tracks.insert(context, TrackEntry { key, track_type, handle, shown, sink });
+                Ok(handle)
+            })
+            .await?;
+        stream.track = handle;
         Ok(stream)
     }
 
+    /// Whether the connection to the daemon is up now: `false` from the moment the
+    /// connection thread sees a loss (when the streams get
+    /// [`Tracked::Disconnected`]) until it connected again (with `Options::reconnect`;
+    /// without it, for good). A snapshot: the daemon may die just after.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_up()
+    }
+
     /// Rounds of the connection thread's loop so far (for the idle-CPU proof: an idle
-    /// connection makes none).
-    #[doc(hidden)]
+    /// connection makes none). Only with the `testing` feature, for this crate's tests.
+    #[cfg(feature = "testing")]
     pub fn rounds(&self) -> u64 {
         self.handle.stats.rounds.load(Ordering::Relaxed)
     }
 
     /// The most requests this connection had in flight at once (for the pipelining proof).
-    #[doc(hidden)]
+    /// Only with the `testing` feature, for this crate's tests.
+    #[cfg(feature = "testing")]
     pub fn peak_in_flight(&self) -> u64 {
         self.handle.stats.peak_in_flight.load(Ordering::Relaxed)
     }

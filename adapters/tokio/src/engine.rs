@@ -116,17 +116,19 @@ pub(crate) enum Msg<S: Service, H> {
     Call(Call<S, H>),
     /// A stream was dropped: end its subscription before any request sent after the drop
     /// (a TRACK_START right after dropping the tracking's stream must not meet `CS_ERR_EXIST`).
+    /// Or a stream read its buffer empty and is owed a marker: send it.
     Sweep,
 }
 
-/// Tells the connection thread that a stream was dropped ([`Msg::Sweep`]).
+/// Tells the connection thread that a stream was dropped or is owed a marker ([`Msg::Sweep`]).
 pub(crate) type Closer = Arc<dyn Fn() + Send + Sync>;
 
 /// What a service adds to the connection thread: its subscriptions.
 pub(crate) trait Hooks<S: Service>: Send + Sized + 'static {
     /// Hands an event to its subscription.
     fn deliver(&mut self, event: S::Event<'_>);
-    /// Requests that end subscriptions whose stream was dropped (TRACK_DELETE, TRACK_STOP).
+    /// Requests that end subscriptions whose stream was dropped (TRACK_DELETE, TRACK_STOP);
+    /// the other streams get the markers they are owed.
     fn sweep(&mut self, out: &mut Vec<Call<S, Self>>);
     /// After a reconnect: registers every subscription again on `conn` (blocking) and owes
     /// each a resync marker.
@@ -134,6 +136,8 @@ pub(crate) trait Hooks<S: Service>: Send + Sized + 'static {
     /// # Errors
     /// The connection's; the thread then tries the next connection.
     fn restore(&mut self, conn: &mut Conn<S>) -> Result<(), Error>;
+    /// The connection just broke: every stream gets a loss marker.
+    fn disconnected(&mut self);
     /// Whether no subscription is open.
     fn is_idle(&self) -> bool;
     /// The connection is gone for good: ends every subscription's stream.
@@ -173,6 +177,10 @@ pub(crate) struct Handle<S: Service, H> {
     wake: Arc<Wake>,
     window: Arc<Semaphore>,
     pub(crate) timeout: Option<Duration>,
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "read by the `testing` feature's counters")
+    )]
     pub(crate) stats: Arc<Stats>,
 }
 
@@ -585,6 +593,7 @@ impl<S: Service, H: Hooks<S>> Engine<S, H> {
     /// The connection broke: its requests in flight fail with `Disconnected`.
     fn lost(&mut self) {
         self.conn = None;
+        self.hooks.disconnected();
         // Requests nobody waits for (a dropped stream's TRACK_DELETE or TRACK_STOP) name the
         // lost connection's tracks: the next connection never has them.
         self.queue.retain(|c| c.cancelled.is_some());

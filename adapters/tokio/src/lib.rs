@@ -9,7 +9,7 @@ mod votequorum;
 pub use cmap::{Cmap, TrackItem, TrackStream};
 pub use corowire_unix::{
     CheckError, CsError, Error, KeyOp, Map, NodeInfo, Options, OwnedNotification, OwnedTrackNotification,
-    OwnedValue, Reconnect, Result, RingId, TrackEvent, TrackFlags, TrackType, Value, ValueType,
+    OwnedValue, Reconnect, Result, RingId, TrackEvent, TrackFlags, TrackHandle, TrackType, Value, ValueType,
 };
 pub use stream::{Subscription, Tracked, STREAM_CAPACITY};
 pub use votequorum::{Votequorum, VotequorumStream, VotequorumStreams};
@@ -23,5 +23,5 @@ const _: fn(&Cmap, &Votequorum) = |c, v| {
     send(c.dump(None));
     send(c.track(None, TrackType::ALL));
     send(v.get_info(0));
-    send(v.track_each(0, TrackFlags::CHANGES));
+    send(v.track_each(TrackFlags::CHANGES));
 };

@@ -1,7 +1,6 @@
 //! The async votequorum client ([`Votequorum`]), libvotequorum's calls as `async fn`s on a
 //! cloneable handle.
 
-use core::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use corowire::conn::Votequorum as Service;
@@ -9,7 +8,7 @@ use corowire::votequorum::{Notification, QdeviceName, Request, Response};
 use corowire_unix::{CheckError, Error, NodeInfo, Options, OwnedNotification, Result, RingId, TrackFlags};
 
 use crate::engine::{Call, Conn, Handle, Hooks};
-use crate::stream::{Sink, Subscription};
+use crate::stream::{Link, Sink, Subscription};
 
 /// Ring bytes of a votequorum request or reply, at most (a GETINFO reply is 320 bytes).
 const WEIGHT: usize = 512;
@@ -39,10 +38,13 @@ impl Kind {
     }
 }
 
+/// The context every TRACK_START of this client sends: libvotequorum passes it back in each
+/// notification so that one callback can tell trackings apart; a stream needs no such tag.
+const CONTEXT: u64 = 0;
+
 /// The tracking, as the connection thread keeps it: its streams, each with what it gets.
 #[derive(Debug)]
 struct Tracking {
-    context: u64,
     flags: TrackFlags,
     sinks: Vec<(Kind, Sink<OwnedNotification>)>,
 }
@@ -61,9 +63,10 @@ pub struct VotequorumStreams {
 }
 
 /// votequorum's subscription: the one tracking a connection may have.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct VotequorumHooks {
     tracking: Option<Tracking>,
+    link: Link,
 }
 
 impl Hooks<Service> for VotequorumHooks {
@@ -80,7 +83,10 @@ impl Hooks<Service> for VotequorumHooks {
 
     fn sweep(&mut self, out: &mut Vec<Call<Service, Self>>) {
         if let Some(t) = &mut self.tracking {
-            t.sinks.retain(|(_, sink)| !sink.is_closed());
+            t.sinks.retain_mut(|(_, sink)| {
+                sink.flush();
+                !sink.is_closed()
+            });
         }
         if self.tracking.as_ref().is_some_and(|t| t.sinks.is_empty()) {
             self.tracking = None;
@@ -89,14 +95,22 @@ impl Hooks<Service> for VotequorumHooks {
     }
 
     fn restore(&mut self, conn: &mut Conn<Service>) -> Result<()> {
-        if let Some(t) = &mut self.tracking {
-            let req = Request::TrackStart { context: t.context, flags: t.flags };
+        if let Some(t) = &self.tracking {
+            let req = Request::TrackStart { context: CONTEXT, flags: t.flags };
             conn.call(&req, |_| Ok::<_, Error>(()))?;
-            for (_, sink) in &mut t.sinks {
-                sink.resync();
-            }
+        }
+        self.link.set(true);
+        for (_, sink) in self.tracking.iter_mut().flat_map(|t| &mut t.sinks) {
+            sink.resync();
         }
         Ok(())
+    }
+
+    fn disconnected(&mut self) {
+        self.link.set(false);
+        for (_, sink) in self.tracking.iter_mut().flat_map(|t| &mut t.sinks) {
+            sink.disconnected();
+        }
     }
 
     fn is_idle(&self) -> bool {
@@ -119,6 +133,7 @@ fn qdevice(name: &str) -> Result<QdeviceName<'_>> {
 #[derive(Clone)]
 pub struct Votequorum {
     handle: Arc<Handle<Service, VotequorumHooks>>,
+    link: Link,
 }
 
 impl core::fmt::Debug for Votequorum {
@@ -142,8 +157,10 @@ impl Votequorum {
     /// # Errors
     /// As [`Votequorum::connect`].
     pub async fn connect_with(options: Options) -> Result<Self> {
-        let handle = Arc::new(Handle::start(options, VotequorumHooks::default()).await?);
-        Ok(Self { handle })
+        let link = Link::up();
+        let hooks = VotequorumHooks { tracking: None, link: link.clone() };
+        let handle = Arc::new(Handle::start(options, hooks).await?);
+        Ok(Self { handle, link })
     }
 
     /// Sends the request `req` builds (on the connection thread) and converts its reply.
@@ -223,17 +240,22 @@ impl Votequorum {
         self.status(move || Ok(Request::SetVotes { nodeid, votes })).await
     }
 
-    /// Starts tracking (`votequorum_trackstart`); the notifications (carrying `context`)
-    /// come on the returned stream. With [`TrackFlags::CURRENT`] or [`TrackFlags::CHANGES`]
-    /// the current node list and quorum state come at once. Dropping the stream stops
-    /// tracking (`votequorum_trackstop`). After a reconnect tracking starts again with the
-    /// same flags and the stream gets [`Tracked::Resync`](crate::Tracked::Resync).
+    /// Starts tracking (`votequorum_trackstart`, corosync-quorumtool's `-m`); the
+    /// notifications come on the returned stream. With [`TrackFlags::CURRENT`] or
+    /// [`TrackFlags::CHANGES`] the current node list and quorum state come at once. Dropping
+    /// the stream stops tracking (`votequorum_trackstop`): there is no separate
+    /// `track_stop`. After a reconnect tracking starts again with the same flags and the
+    /// stream gets [`Tracked::Resync`](crate::Tracked::Resync).
+    ///
+    /// libvotequorum's `context` argument is not taken: it only comes back in each
+    /// notification for a callback to tell trackings apart, which a stream does not need.
+    /// This client sends 0, and the notifications' `context` fields are 0.
     ///
     /// # Errors
     /// `CS_ERR_EXIST` if this connection tracks already; the connection errors.
-    pub async fn track(&self, context: u64, flags: TrackFlags) -> Result<VotequorumStream> {
+    pub async fn track(&self, flags: TrackFlags) -> Result<VotequorumStream> {
         let (stream, sink) = Subscription::new(self.handle.closer());
-        self.track_start(context, flags, vec![(Kind::All, sink)]).await?;
+        self.track_start(flags, vec![(Kind::All, sink)]).await?;
         Ok(stream)
     }
 
@@ -242,27 +264,26 @@ impl Votequorum {
     ///
     /// # Errors
     /// As [`Votequorum::track`].
-    pub async fn track_each(&self, context: u64, flags: TrackFlags) -> Result<VotequorumStreams> {
+    pub async fn track_each(&self, flags: TrackFlags) -> Result<VotequorumStreams> {
         let (quorum, q) = Subscription::new(self.handle.closer());
         let (node_list, l) = Subscription::new(self.handle.closer());
         let (expected_votes, e) = Subscription::new(self.handle.closer());
         let sinks = vec![(Kind::Quorum, q), (Kind::NodeList, l), (Kind::ExpectedVotes, e)];
-        self.track_start(context, flags, sinks).await?;
+        self.track_start(flags, sinks).await?;
         Ok(VotequorumStreams { quorum, node_list, expected_votes })
     }
 
     /// TRACK_START, then the streams' sinks are registered.
     async fn track_start(
         &self,
-        context: u64,
         flags: TrackFlags,
         sinks: Vec<(Kind, Sink<OwnedNotification>)>,
     ) -> Result<()> {
         self.call(
-            move || Ok(Request::TrackStart { context, flags }),
+            move || Ok(Request::TrackStart { context: CONTEXT, flags }),
             move |hooks, r| {
                 r?;
-                hooks.tracking = Some(Tracking { context, flags, sinks });
+                hooks.tracking = Some(Tracking { flags, sinks });
                 Ok(())
             },
         )
@@ -317,10 +338,12 @@ impl Votequorum {
         self.qdevice_call(false, [name], move |[name]| Request::QdeviceMasterWins { name, allow }).await
     }
 
-    /// Rounds of the connection thread's loop so far (for the idle-CPU proof: an idle
-    /// connection makes none).
-    #[doc(hidden)]
-    pub fn rounds(&self) -> u64 {
-        self.handle.stats.rounds.load(Ordering::Relaxed)
+    /// Whether the connection to the daemon is up now: `false` from the moment the
+    /// connection thread sees a loss (when the streams get
+    /// [`Tracked::Disconnected`](crate::Tracked::Disconnected)) until it connected again
+    /// (with `Options::reconnect`; without it, for good). A snapshot: the daemon may die
+    /// just after.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_up()
     }
 }

@@ -141,9 +141,11 @@ fn calls_answer_as_the_blocking_client_does() {
         let vq = Votequorum::connect_with(server.vq_options()).await.unwrap();
         let info = vq.get_info(0).await.unwrap();
         assert!(info.nodeid != 0);
-        let mut stream = vq.track(7, TrackFlags::CURRENT | TrackFlags::CHANGES).await.unwrap();
+        let mut stream = vq.track(TrackFlags::CURRENT | TrackFlags::CHANGES).await.unwrap();
         match stream.next().await.unwrap() {
-            Tracked::Event(n) => assert!(format!("{n:?}").contains("context: 7"), "{n:?}"),
+            Tracked::Event(n) => {
+                assert!(matches!(n, corowire_tokio::OwnedNotification::NodeList { context: 0, .. }), "{n:?}")
+            }
             other => panic!("{other:?}"),
         }
     });
@@ -212,10 +214,12 @@ fn a_slow_track_consumer_gets_a_lagged_item_and_bounded_memory() {
                 other => panic!("{other:?} before the buffer was read"),
             }
         }
-        writer.set_u32("l.last", 2).await.unwrap();
-        let lagged = stream.next().await.unwrap();
+        // The lost changes are reported once the buffer is read, without waiting for
+        // another change (a guard, not a timing: without it a failure would hang).
+        let lagged = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.unwrap().unwrap();
         let Tracked::Lagged(lost) = lagged else { panic!("{lagged:?}") };
         assert_eq!(lost as usize + events, changes);
+        writer.set_u32("l.last", 2).await.unwrap();
         let Tracked::Event(last) = stream.next().await.unwrap() else { panic!("not the event") };
         assert_eq!(last.key(), "l.last");
     });
@@ -270,7 +274,11 @@ fn a_lost_connection_ends_the_streams_and_fails_the_calls() {
     drop(server);
     rt.block_on(async {
         // The idle connection thread sees the hang-up (a guard, not a timing: it must end).
-        let end = tokio::time::timeout(Duration::from_secs(20), stream.next()).await;
+        let guard = Duration::from_secs(20);
+        let loss = tokio::time::timeout(guard, stream.next()).await;
+        assert_eq!(loss, Ok(Some(Tracked::Disconnected)));
+        assert!(!cmap.is_connected());
+        let end = tokio::time::timeout(guard, stream.next()).await;
         assert!(matches!(end, Ok(None)), "{end:?}");
         assert_eq!(cmap.get_u8("x.a").await.unwrap_err(), Error::Disconnected);
     });
@@ -282,26 +290,35 @@ fn a_reconnect_resyncs_the_streams_of_a_restarted_server() {
     let options = Options { reconnect: Some(corowire_tokio::Reconnect::default()), ..server.cmap_options() };
     let vq_options = Options { reconnect: Some(corowire_tokio::Reconnect::default()), ..server.vq_options() };
     let rt = multi();
-    let (cmap, mut track, mut quorum) = rt.block_on(async {
+    let (cmap, vq, mut track, mut quorum, before) = rt.block_on(async {
         let cmap = Cmap::connect_with(options).await.unwrap();
         let vq = Votequorum::connect_with(vq_options).await.unwrap();
-        let track = cmap.track(Some("r."), TrackType::ALL | TrackType::PREFIX).await.unwrap();
-        let quorum = vq.track(3, TrackFlags::CHANGES).await.unwrap();
-        (cmap, track, quorum)
+        let mut track = cmap.track(Some("r."), TrackType::ALL | TrackType::PREFIX).await.unwrap();
+        let quorum = vq.track(TrackFlags::CHANGES).await.unwrap();
+        cmap.set_u8("r.before", 1).await.unwrap();
+        let Some(Tracked::Event(before)) = track.next().await else { panic!() };
+        (cmap, vq, track, quorum, before.track)
     });
     drop(server);
     let again = Built::start("resync");
     rt.block_on(async {
         let guard = Duration::from_secs(20);
+        // Each stream says at once that the connection is gone, then that it is back.
         let first = tokio::time::timeout(guard, track.next()).await.unwrap();
-        assert_eq!(first, Some(Tracked::Resync));
-        loop {
+        assert_eq!(first, Some(Tracked::Disconnected));
+        let second = tokio::time::timeout(guard, track.next()).await.unwrap();
+        assert_eq!(second, Some(Tracked::Resync));
+        assert!(cmap.is_connected());
+        let mut markers = Vec::new();
+        while markers.last() != Some(&Tracked::Resync) {
             match tokio::time::timeout(guard, quorum.next()).await.unwrap() {
-                Some(Tracked::Resync) => break,
                 Some(Tracked::Event(_)) => {}
-                other => panic!("{other:?}"),
+                Some(marker) => markers.push(marker),
+                None => panic!("the quorum stream ended"),
             }
         }
+        assert_eq!(markers, [Tracked::Disconnected, Tracked::Resync]);
+        assert!(vq.is_connected());
         // The same stream carries the new server's changes.
         let writer = Cmap::connect_with(again.cmap_options()).await.unwrap();
         writer.set_u8("r.after", 1).await.unwrap();
@@ -309,6 +326,9 @@ fn a_reconnect_resyncs_the_streams_of_a_restarted_server() {
             panic!()
         };
         assert_eq!(e.key(), "r.after");
+        // The track keeps its handle, as the blocking client's does.
+        assert_eq!(e.track, before);
+        assert_eq!(track.track_handle(), before);
         assert_eq!(cmap.get_u8("r.after").await.unwrap(), 1);
     });
 }
@@ -318,7 +338,7 @@ fn track_each_splits_the_votequorum_notifications_by_kind() {
     let server = Built::start("each");
     current().block_on(async {
         let vq = Votequorum::connect_with(server.vq_options()).await.unwrap();
-        let mut streams = vq.track_each(5, TrackFlags::CURRENT | TrackFlags::CHANGES).await.unwrap();
+        let mut streams = vq.track_each(TrackFlags::CURRENT | TrackFlags::CHANGES).await.unwrap();
         let quorum = streams.quorum.next().await.unwrap();
         assert!(
             matches!(quorum, Tracked::Event(corowire_tokio::OwnedNotification::Quorum { .. })),
@@ -336,11 +356,11 @@ fn track_each_splits_the_votequorum_notifications_by_kind() {
         vq.set_expected(expected + 1).await.unwrap();
         let votes = streams.expected_votes.next().await.unwrap();
         let want =
-            corowire_tokio::OwnedNotification::ExpectedVotes { context: 5, expected_votes: expected + 1 };
+            corowire_tokio::OwnedNotification::ExpectedVotes { context: 0, expected_votes: expected + 1 };
         assert_eq!(votes, Tracked::Event(want));
         // Dropping all three stops tracking: tracking can start again on this connection.
         drop(streams);
-        let _again = vq.track(6, TrackFlags::CHANGES).await.unwrap();
+        let _again = vq.track(TrackFlags::CHANGES).await.unwrap();
     });
 }
 

@@ -96,7 +96,8 @@ impl TrackNotification<'_> {
     }
 }
 
-/// The key as text (lossily), e.g. `TrackNotification { track: .., event: Add, key: "a.b", .. }`.
+/// The key as text (lossily), e.g. `TrackNotification { track: .., event: Add, key: "a.b", .. }`:
+/// `key` there is [`TrackNotification::key`], the text of the field `key_bytes`.
 impl fmt::Debug for TrackNotification<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.debug_as("TrackNotification", f)
@@ -859,6 +860,8 @@ impl OwnedTrackNotification {
 }
 
 /// As [`TrackNotification`]'s: the key as text.
+/// As [`TrackNotification`]'s: `key` is [`OwnedTrackNotification::key`], the text of the
+/// field `key_bytes`.
 impl fmt::Debug for OwnedTrackNotification {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.as_notification().debug_as("OwnedTrackNotification", f)

@@ -239,7 +239,12 @@ impl core::error::Error for CheckError {
 /// wraps another error ([`Error::Check`], [`Error::Ring`]) is transparent (its `Display` and
 /// `source()` are the inner error's); a variant with context ([`Error::Key`],
 /// [`Error::Connect`], ...) displays the context only and gives the cause as the `source()`.
-/// So `{}` prints the outermost part; [`Error::report`] (or anyhow's `{:#}`) the whole chain.
+/// So `{}` prints the outermost part; [`Error::report`] (or anyhow's `{:#}`) the whole chain:
+/// `{}` of a GET of a missing key says `the daemon refused to get a.b`, `report()` adds
+/// `: does not exist (CS_ERR_NOT_EXIST, 12)`.
+///
+/// corowire-tokio re-exports this type for its async clients: what is said here of a call
+/// holds for both crates, except where a variant names one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -270,15 +275,29 @@ pub enum Error {
     /// The call's timeout passed before the reply came. A reply that comes later is
     /// discarded, but the request may still have been applied: a SET that timed out while
     /// the daemon was stopped (`SIGSTOP`) is stored once it runs again. Read the key back
-    /// before retrying an operation that is not idempotent (`inc`, `dec`).
+    /// before retrying an operation that is not idempotent (`inc`, `dec`). Nothing tells
+    /// the client that such a late SET happened: a reader that must know re-reads after a
+    /// timeout (no resync marker comes, the connection never broke).
+    ///
+    /// With [`Options::reconnect`](crate::Options::reconnect), a call made while the daemon
+    /// is away waits for the new connection within the same timeout, so `Timeout` may also
+    /// mean that there is no daemon; corowire-tokio's `is_connected()` and its streams'
+    /// `Tracked::Disconnected` item tell the two apart. With no timeout
+    /// (`Options::timeout: None`) such a call waits until the daemon is back.
     Timeout,
-    /// No event came within [`Cmap::dispatch_timeout`](crate::cmap::Cmap::dispatch_timeout)'s
-    /// (or [`Votequorum::dispatch_timeout`](crate::votequorum::Votequorum::dispatch_timeout)'s)
+    /// Blocking clients only (corowire-tokio's streams have no time limit: wrap their
+    /// `next()` in `tokio::time::timeout`): no event came within
+    /// [`Cmap::dispatch_timeout`](crate::cmap::Cmap::dispatch_timeout)'s (or
+    /// [`Votequorum::dispatch_timeout`](crate::votequorum::Votequorum::dispatch_timeout)'s)
     /// time limit.
     EventTimeout,
-    /// The daemon closed the connection (or died); the handle is unusable, unless it was
-    /// connected with [`Options::reconnect`](crate::Options::reconnect): then this call
-    /// failed (it may or may not have been applied) and the next one reconnects.
+    /// The daemon closed the connection (or died) before this call was answered; it may or
+    /// may not have been applied. Without [`Options::reconnect`](crate::Options::reconnect)
+    /// the connection is gone for good: every later call fails the same way (and
+    /// corowire-tokio's streams end after their `Tracked::Disconnected` item). With it, the
+    /// handle connects again: a blocking client's next call reconnects; corowire-tokio's
+    /// connection thread reconnects in the background, with backoff, and later calls wait
+    /// for it (see [`Error::Timeout`]).
     Disconnected,
     /// Not a failure: the resync marker of a handle connected with
     /// [`Options::reconnect`](crate::Options::reconnect). The daemon went away and the handle
