@@ -10,7 +10,7 @@ use core::time::Duration;
 use std::time::Instant;
 
 use corowire::conn::{Service, State};
-use corowire::CsError;
+use corowire::{CsError, DispatchMode};
 
 use crate::client::{connect, Client};
 use crate::error::{Error, Result};
@@ -26,6 +26,9 @@ pub(crate) struct Resilience {
     policy: Reconnect,
     /// A reconnect happened that the application has not been told about.
     resync: bool,
+    /// The last reconnect could not restore the tracking: the connection is live but
+    /// incomplete, and is replaced as if lost.
+    broken: bool,
 }
 
 /// Connects with `options`; with [`Options::reconnect`] set, waits for the daemon up to its
@@ -38,7 +41,7 @@ pub(crate) fn connect_resilient<S: Service, const P: usize, const E: usize, cons
         return Ok((client, service, None));
     };
     let (client, service) = connect_until(options, &policy, Some(policy.start_wait))?;
-    Ok((client, service, Some(Resilience { options: options.clone(), policy, resync: false })))
+    Ok((client, service, Some(Resilience { options: options.clone(), policy, resync: false, broken: false })))
 }
 
 /// Whether a connection attempt failed in a way worth retrying: no daemon (yet), a daemon
@@ -88,28 +91,33 @@ impl Resilience {
         Some(self.options.timeout.unwrap_or(self.policy.start_wait))
     }
 
-    /// If `client`'s daemon went away: connects again, waiting at most `wait` (`None`: until
-    /// the daemon is back), then runs `restore` on the new connection (re-creating the
-    /// handle's tracking) and flags a resync. Nothing happens on a live connection.
+    /// If `client`'s daemon went away, or the last restore failed: connects again, waiting
+    /// at most `wait` (`None`: until the daemon is back), then runs `restore` on the new
+    /// connection (re-creating the handle's tracking) and flags a resync. Nothing happens on
+    /// a live, restored connection.
     ///
     /// # Errors
-    /// The last connection attempt's error once `wait` is over; `restore`'s error (the
-    /// resync is then flagged all the same: what was restored is live).
+    /// The last connection attempt's error once `wait` is over; `restore`'s error (then the
+    /// connection counts as lost: the next call or dispatch connects and restores again, so
+    /// that no track is left on the old daemon's handles).
     pub(crate) fn revive<S: Service, const P: usize, const E: usize, const EB: usize>(
         &mut self,
         client: &mut Client<S, P, E, EB>,
         wait: Option<Duration>,
         restore: impl FnOnce(&mut Client<S, P, E, EB>) -> Result<()>,
     ) -> Result<()> {
-        if !lost(client) {
+        if !self.broken && !lost(client) {
             return Ok(());
         }
         // The old connection (its rings and sockets) is dropped once the new one is up; until
         // then it stays closed, so that the next call tries again.
         let (fresh, _) = connect_until(&self.options, &self.policy, wait)?;
         *client = fresh;
+        self.broken = true;
+        restore(client)?;
+        self.broken = false;
         self.resync = true;
-        restore(client)
+        Ok(())
     }
 
     /// [`Error::Resync`] once after each reconnect, for the next dispatch or `next_event`.
@@ -118,6 +126,17 @@ impl Resilience {
             return Err(Error::Resync);
         }
         Ok(())
+    }
+}
+
+/// How long a dispatch in `mode` with time limit `timeout` waits for a lost daemon to come
+/// back: the modes that never wait for events ([`DispatchMode::All`],
+/// [`DispatchMode::OneNonBlocking`]) try to connect once and fail at once if it is down (the
+/// next dispatch tries again); the waiting ones wait within their time limit.
+pub(crate) fn dispatch_wait(mode: DispatchMode, timeout: Option<Duration>) -> Option<Duration> {
+    match mode {
+        DispatchMode::One | DispatchMode::Blocking => timeout,
+        DispatchMode::All | DispatchMode::OneNonBlocking => Some(Duration::ZERO),
     }
 }
 
