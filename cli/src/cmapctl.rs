@@ -37,9 +37,9 @@ use crate::timeout;
 
 const PROG: &str = "corosync-cmapctl";
 const MAX_TRY_AGAIN: u32 = 10;
-/// `--follow`: how long (ms) tracking waits on stdin alone before it tries again to reach a
-/// corosync that is gone.
-const DOWN_PAUSE_MS: i32 = 500;
+/// `--follow`: how long (ms) tracking (here and in `quorum -m`) waits without the lost
+/// connection before it tries again to reach a corosync that is gone.
+pub(crate) const DOWN_PAUSE_MS: i32 = 500;
 
 const HELP: &str = r#"
 usage:  corosync-cmapctl [-b] [-DdghsqTCt] [-p filename] [-m map] [params...]
@@ -774,7 +774,7 @@ fn fgets3(stdin: &mut std::io::StdinLock<'_>) -> Option<Vec<u8>> {
 
 /// Waits until `a` or `b` is readable, hung up or in error, at most `timeout_ms`
 /// milliseconds (`-1`: forever; neither ready then). A negative fd is not watched.
-fn poll2(a: i32, b: i32, timeout_ms: i32) -> std::io::Result<(bool, bool)> {
+pub(crate) fn poll2(a: i32, b: i32, timeout_ms: i32) -> std::io::Result<(bool, bool)> {
     let mut fds = [
         libc::pollfd { fd: a, events: libc::POLLIN, revents: 0 },
         libc::pollfd { fd: b, events: libc::POLLIN, revents: 0 },

@@ -92,12 +92,12 @@ commands:
 JSON documents: cmap listing, -g, -t, -T; quorum -s, -l.
 
 --follow (cmap -t, -T and quorum -m, anywhere before a `--`) survives a corosync restart:
-the command waits up to 30 s (at most COROWIRE_TIMEOUT) for corosync at start, and after
-losing it waits until it is back (cmap -t and -T still end on `q` or end of input, and say
-on stderr that corosync was lost), tracks again and prints one line, `resync> reconnected
-to corosync, changes in between were not seen` (cmap) or `Resync: reconnected to corosync,
-changes in between were not seen` (quorum), or `{\"event\":\"resync\"}` with --json; the
-other output is the C tool's.
+the command waits up to 30 s (at most COROWIRE_TIMEOUT) for corosync at start; after
+losing it, it says so once on stderr (`corowire: lost corosync, waiting for it to come
+back`) and waits until it is back (cmap -t and -T still end on `q` or end of input), then
+tracks again and prints one line, `resync> reconnected to corosync, changes in between
+were not seen` (cmap) or `Resync: reconnected to corosync, changes in between were not
+seen` (quorum), or `{\"event\":\"resync\"}` with --json; the other output is the C tool's.
 
 environment:
   COROWIRE_NAME_PREFIX=P   cmap, quorum and demo connect to P-cmap and P-votequorum (the

@@ -270,3 +270,30 @@ fn follow_waits_for_corosync_at_most_corowire_timeout() {
     assert_eq!(quorum_status.and_then(|s| s.code()), Some(1), "quorum: {:?}", quorum.stop());
     assert_eq!(cmap_status.and_then(|s| s.code()), Some(1), "cmap: {:?}", cmap.stop());
 }
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn quorum_monitor_removes_the_files_of_a_lost_corosync() {
+    ensure_corosync();
+    let ours = Tool::ours(&["quorum", "--follow", "-m"]);
+    ours.wait_for("our first status", |l| l.iter().any(String::is_empty));
+    let dead = corosync_pid().expect("corosync runs");
+    kill_corosync();
+    let lost = "corowire: lost corosync, waiting for it to come back";
+    let said = eventually(150, || ours.errors.lock().unwrap().iter().any(|l| l == lost));
+    // libqb's names: qb-SERVERPID-CLIENTPID-...
+    let ours_of_dead = format!("qb-{dead}-{}-", ours.child.id());
+    let left = || -> Vec<String> {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(&ours_of_dead))
+            .collect()
+    };
+    let clean = eventually(50, || left().is_empty());
+    let (still_there, errors) = (left(), ours.errors.lock().unwrap().clone());
+    ours.stop();
+    ensure_corosync();
+    assert!(clean, "files of the dead corosync stay: {still_there:?}");
+    assert!(said, "the loss is told on stderr: {errors:?}");
+}
