@@ -180,3 +180,83 @@ pub(crate) trait Resilient {
         self.resilience().map_or(Ok(()), Resilience::take_resync)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::{AtomicBool, Ordering};
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::thread::JoinHandle;
+
+    use corowire::conn::Votequorum as Vq;
+
+    use crate::server::{Server, ServerConfig};
+
+    type Conn = Client<Vq, 8, 16, 65536>;
+
+    /// The built-in server, serving votequorum as `NAME-vq` with its rings under `shm_dir`,
+    /// on a thread until `stop`.
+    fn serve(name: &str, shm_dir: &Path, stop: &Arc<AtomicBool>) -> JoinHandle<()> {
+        let cfg = ServerConfig {
+            cmap_name: format!("{name}-cmap"),
+            votequorum_name: Some(format!("{name}-vq")),
+            quorum_name: None,
+            cfg_name: None,
+            shm_dir: shm_dir.to_path_buf(),
+            ..ServerConfig::default()
+        };
+        let mut server = Server::bind(cfg).unwrap();
+        let flag = Arc::clone(stop);
+        std::thread::spawn(move || server.run_until(&flag).unwrap())
+    }
+
+    #[test]
+    fn a_failed_restore_counts_as_a_loss_and_is_tried_again() {
+        let name = format!("corowire-unit-{}-restore", std::process::id());
+        let shm_dir = PathBuf::from(format!("/dev/shm/{name}"));
+        let _ = std::fs::remove_dir_all(&shm_dir);
+        std::fs::create_dir(&shm_dir).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let first = serve(&name, &shm_dir, &stop);
+        let wait = Some(Duration::from_secs(10));
+        let options = Options {
+            service_name: Some(format!("{name}-vq")),
+            timeout: wait,
+            reconnect: Some(Reconnect::default()),
+            ..Options::default()
+        };
+        let (mut client, _, resilience) = connect_resilient::<Vq, 8, 16, 65536>(&options).unwrap();
+        let mut r = resilience.expect("resilient");
+        stop.store(true, Ordering::Relaxed);
+        first.join().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let second = serve(&name, &shm_dir, &stop);
+
+        let restores = &core::cell::Cell::new(0);
+        let restore = |ok: bool| {
+            move |_: &mut Conn| {
+                restores.set(restores.get() + 1);
+                if ok {
+                    Ok(())
+                } else {
+                    Err(Error::Timeout)
+                }
+            }
+        };
+        assert_eq!(r.revive(&mut client, wait, restore(false)), Err(Error::Timeout));
+        // No resync over a half-restored connection; the next revive connects and restores
+        // again.
+        assert_eq!(r.take_resync(), Ok(()));
+        assert_eq!(r.revive(&mut client, wait, restore(true)), Ok(()));
+        assert_eq!(r.take_resync(), Err(Error::Resync));
+        // Restored: nothing more to do.
+        assert_eq!(r.revive(&mut client, wait, restore(false)), Ok(()));
+        assert_eq!(restores.get(), 2);
+
+        drop(client);
+        stop.store(true, Ordering::Relaxed);
+        second.join().unwrap();
+        let _ = std::fs::remove_dir_all(&shm_dir);
+    }
+}
