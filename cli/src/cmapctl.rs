@@ -38,6 +38,9 @@ use crate::timeout;
 
 const PROG: &str = "corosync-cmapctl";
 const MAX_TRY_AGAIN: u32 = 10;
+/// `--follow`: how long (ms) tracking (here and in `quorum -m`) waits without the lost
+/// connection before it tries again to reach a corosync that is gone.
+pub(crate) const DOWN_PAUSE_MS: i32 = 500;
 
 const HELP: &str = r#"
 usage:  corosync-cmapctl [-b] [-DdghsqTCt] [-p filename] [-m map] [params...]
@@ -571,9 +574,14 @@ impl Tool {
         }
         let stdin = std::io::stdin();
         let mut stdin = stdin.lock();
+        // --follow: corosync is gone and did not answer the last try; meanwhile only stdin
+        // is watched (the lost connection's fd stays readable), and after a pause a dispatch
+        // tries again.
+        let mut down = false;
         loop {
-            let (cmap_ready, stdin_ready) = match poll2(self.cmap.as_raw_fd(), 0) {
-                Ok(r) => r,
+            let polled = if down { poll2(-1, 0, DOWN_PAUSE_MS) } else { poll2(self.cmap.as_raw_fd(), 0, -1) };
+            let (cmap_ready, stdin_ready) = match polled {
+                Ok((cmap_ready, stdin_ready)) => (cmap_ready || (down && !stdin_ready), stdin_ready),
                 Err(e) => {
                     out::eprint(&format!("poll: {}\n", cformat::strerror(&e)));
                     break;
@@ -588,9 +596,17 @@ impl Tool {
                 }
             }
             if cmap_ready {
-                match self.cmap.dispatch(DispatchMode::All) {
+                let r = self.cmap.dispatch(DispatchMode::All);
+                let was_down = core::mem::replace(&mut down, matches!(r, Err(Error::Connect { .. })));
+                match r {
                     // --follow: back after a loss, the tracks re-added.
                     Err(Error::Resync) => crate::print_resync("resync> ", self.json),
+                    // --follow: corosync is not back yet.
+                    Err(Error::Connect { .. }) => {
+                        if !was_down {
+                            crate::print_lost();
+                        }
+                    }
                     Err(e) => {
                         out::eprint(&format!("Dispatch error {}\n", cs_strerror(timeout::cs(&e))));
                         quit = true;
@@ -732,14 +748,15 @@ fn fgets3(stdin: &mut std::io::StdinLock<'_>) -> Option<Vec<u8>> {
     (!got.is_empty()).then_some(got)
 }
 
-/// Waits (forever) until `a` or `b` is readable, hung up or in error.
-fn poll2(a: i32, b: i32) -> std::io::Result<(bool, bool)> {
+/// Waits until `a` or `b` is readable, hung up or in error, at most `timeout_ms`
+/// milliseconds (`-1`: forever; neither ready then). A negative fd is not watched.
+pub(crate) fn poll2(a: i32, b: i32, timeout_ms: i32) -> std::io::Result<(bool, bool)> {
     let mut fds = [
         libc::pollfd { fd: a, events: libc::POLLIN, revents: 0 },
         libc::pollfd { fd: b, events: libc::POLLIN, revents: 0 },
     ];
     // SAFETY: `fds` is a live array of two `pollfd`s, and its length is passed with it.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
     if n < 0 {
         return Err(std::io::Error::last_os_error());
     }

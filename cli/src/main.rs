@@ -93,10 +93,12 @@ commands:
 JSON documents: cmap listing, -g, -t, -T; quorum -s, -l.
 
 --follow (cmap -t, -T and quorum -m, anywhere before a `--`) survives a corosync restart:
-the command waits up to 30 s for corosync at start, and after losing it waits until it is
-back, tracks again and prints one line, `resync> reconnected to corosync, changes in between
-were not seen` (cmap) or `Resync: reconnected to corosync, changes in between were not seen`
-(quorum), or `{\"event\":\"resync\"}` with --json; the other output is the C tool's.
+the command waits up to 30 s (at most COROWIRE_TIMEOUT) for corosync at start; after
+losing it, it says so once on stderr (`corowire: lost corosync, waiting for it to come
+back`) and waits until it is back (cmap -t and -T still end on `q` or end of input), then
+tracks again and prints one line, `resync> reconnected to corosync, changes in between
+were not seen` (cmap) or `Resync: reconnected to corosync, changes in between were not
+seen` (quorum), or `{\"event\":\"resync\"}` with --json; the other output is the C tool's.
 
 environment:
   COROWIRE_NAME_PREFIX=P   cmap, quorum and demo connect to P-cmap and P-votequorum (the
@@ -105,8 +107,8 @@ environment:
   COROWIRE_DEMO_BACKEND    demo's backend when no option picks one: builtin,
                            corosync, or auto (the default: corosync if it
                            answers, else builtin)
-  COROWIRE_TIMEOUT=SECS    cmap and quorum wait at most SECS seconds (a positive
-                           decimal number) for each answer of the daemon, the
+  COROWIRE_TIMEOUT=SECS    cmap and quorum wait at most SECS seconds (a decimal
+                           number, at least 0.001) for each answer of the daemon, the
                            connect included; then they print what they had and
                            one error line, and exit with status 1. Unset or
                            empty: wait as long as the daemon lives, as the C
@@ -166,10 +168,14 @@ fn take_flag(args: &mut Vec<OsString>, flag: &str) -> bool {
 /// What `--follow` prints after reconnecting, after a label (`resync> `, `Resync: `).
 const RESYNC: &str = "reconnected to corosync, changes in between were not seen";
 
-/// The resilience `--follow` asks for: wait 30 s for corosync at start, then come back after
-/// every loss.
+/// The resilience `--follow` asks for: wait 30 s for corosync at start (at most
+/// `COROWIRE_TIMEOUT` when that is less), then come back after every loss.
 fn follow_reconnect() -> corowire_unix::Reconnect {
-    corowire_unix::Reconnect::default()
+    let mut reconnect = corowire_unix::Reconnect::default();
+    if let Some(t) = timeout::get() {
+        reconnect.start_wait = reconnect.start_wait.min(t);
+    }
+    reconnect
 }
 
 /// Prints the `--follow` resync line: `LABEL` and [`RESYNC`], or `{"event":"resync"}` for
@@ -181,6 +187,12 @@ fn print_resync(label: &str, json: bool) {
         out::print(&format!("{label}{RESYNC}\n"));
     }
     out::flush();
+}
+
+/// Prints on stderr that `--follow` lost corosync and waits for it to come back.
+fn print_lost() {
+    out::flush();
+    out::eprint("corowire: lost corosync, waiting for it to come back\n");
 }
 
 #[cfg(test)]

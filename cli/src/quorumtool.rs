@@ -28,6 +28,7 @@ use corowire_unix::sys::dns::name_of;
 use corowire_unix::votequorum::{NodeInfo, Votequorum};
 use corowire_unix::{Error, Options};
 use serde_json::{json, Value as Json};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 
 use crate::cformat::{cs_strerror, strtonum};
@@ -278,6 +279,10 @@ struct Tool {
     ring_rep_node: u32,
     /// The nodes of the CMAP node list, for names and addresses.
     nodelist: Option<Vec<NodelistEntry>>,
+    /// `--follow`: the connections come back after a loss.
+    follow: bool,
+    /// `--follow`: corosync is gone and did not answer the last try.
+    down: bool,
 }
 
 /// One `nodelist.node.X.` entry.
@@ -336,6 +341,8 @@ impl Tool {
             quorate: false,
             ring_rep_node: 0,
             nodelist: None,
+            follow,
+            down: false,
         }))
     }
 
@@ -345,10 +352,40 @@ impl Tool {
             if let Some(n) = self.notes.lock().ok().and_then(|mut q| (!q.is_empty()).then(|| q.remove(0))) {
                 return Ok(n);
             }
-            match self.vq.dispatch(DispatchMode::One) {
-                Err(Error::Resync) => return Ok(Note::Resync),
-                r => r.map_err(|e| timeout::cs(&e))?,
+            if self.follow {
+                if let Some(n) = self.follow_once()? {
+                    return Ok(n);
+                }
+                continue;
             }
+            self.vq.dispatch(DispatchMode::One).map_err(|e| timeout::cs(&e))?;
+        }
+    }
+
+    /// `--follow`: waits until the votequorum or the CMAP connection is readable (while
+    /// corosync is down: a pause), then dispatches both without waiting, so that the idle
+    /// CMAP connection notices a loss (and removes its files) with the votequorum one, and
+    /// both come back when corosync does. The resync, if that dispatch reported one.
+    fn follow_once(&mut self) -> Result<Option<Note>, CsError> {
+        let polled = if self.down {
+            crate::cmapctl::poll2(-1, -1, crate::cmapctl::DOWN_PAUSE_MS)
+        } else {
+            crate::cmapctl::poll2(self.vq.as_raw_fd(), self.cmap.as_raw_fd(), -1)
+        };
+        polled.map_err(|_| CsError::Library)?;
+        // It tracks nothing: this only notices a loss, or reconnects (its resync is moot).
+        let _ = self.cmap.dispatch(DispatchMode::All);
+        let r = self.vq.dispatch(DispatchMode::All);
+        let was_down = core::mem::replace(&mut self.down, matches!(r, Err(Error::Connect { .. })));
+        match r {
+            Err(Error::Resync) => Ok(Some(Note::Resync)),
+            Err(Error::Connect { .. }) => {
+                if !was_down {
+                    crate::print_lost();
+                }
+                Ok(None)
+            }
+            r => r.map(|()| None).map_err(|e| timeout::cs(&e)),
         }
     }
 

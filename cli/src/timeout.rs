@@ -13,7 +13,7 @@ use corowire_unix::{ConnectError, Error};
 
 use crate::out;
 
-/// The environment variable: seconds, a positive decimal number (`5`, `0.5`).
+/// The environment variable: seconds, a decimal number from 0.001 on (`5`, `0.5`).
 pub(crate) const ENV: &str = "COROWIRE_TIMEOUT";
 
 /// The bound `COROWIRE_TIMEOUT` sets, `None` when unset or empty. An invalid value is
@@ -27,9 +27,9 @@ pub(crate) fn get() -> Option<Duration> {
             return None;
         }
         match parse(&text) {
-            Some(t) => Some(t),
-            None => {
-                out::eprint(&format!("corowire: {ENV} must be a positive number of seconds, not '{text}'\n"));
+            Ok(t) => Some(t),
+            Err(why) => {
+                out::eprint(&format!("corowire: {ENV} {why}, not '{text}'\n"));
                 out::flush();
                 std::process::exit(1);
             }
@@ -37,10 +37,22 @@ pub(crate) fn get() -> Option<Duration> {
     })
 }
 
-/// Seconds as `COROWIRE_TIMEOUT` takes them: a positive, finite decimal number.
-fn parse(text: &str) -> Option<Duration> {
-    let secs: f64 = text.trim().parse().ok()?;
-    (secs.is_finite() && secs > 0.0).then(|| Duration::try_from_secs_f64(secs).ok()).flatten()
+/// The least bound `COROWIRE_TIMEOUT` takes: below a millisecond no answer could arrive.
+const LEAST: Duration = Duration::from_millis(1);
+
+/// Seconds as `COROWIRE_TIMEOUT` takes them: a finite decimal number from [`LEAST`] on that
+/// fits a [`Duration`]; else what is wrong with it.
+fn parse(text: &str) -> Result<Duration, &'static str> {
+    const NOT_A_NUMBER: &str = "must be a positive number of seconds";
+    let secs: f64 = text.trim().parse().map_err(|_| NOT_A_NUMBER)?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(NOT_A_NUMBER);
+    }
+    let t = Duration::try_from_secs_f64(secs).map_err(|_| "is too large")?;
+    if t < LEAST {
+        return Err("must be at least 0.001 seconds");
+    }
+    Ok(t)
 }
 
 /// The `cs_error_t` the C tools would print for `e`; if `e` is the end of the
@@ -71,10 +83,17 @@ mod tests {
 
     #[test]
     fn seconds_are_positive_decimal_numbers() {
-        assert_eq!(parse("5"), Some(Duration::from_secs(5)));
-        assert_eq!(parse("0.25"), Some(Duration::from_millis(250)));
-        for bad in ["0", "-1", "x", "inf", "NaN", "1e30"] {
-            assert_eq!(parse(bad), None, "{bad}");
+        assert_eq!(parse("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse("0.001"), Ok(LEAST));
+        for bad in ["0", "-1", "x", "inf", "NaN"] {
+            assert_eq!(parse(bad), Err("must be a positive number of seconds"), "{bad}");
+        }
+        for big in ["1e30", "1e20", "99999999999999999999", "18446744073709551616"] {
+            assert_eq!(parse(big), Err("is too large"), "{big}");
+        }
+        for tiny in ["1e-9", "0.0009"] {
+            assert_eq!(parse(tiny), Err("must be at least 0.001 seconds"), "{tiny}");
         }
     }
 }

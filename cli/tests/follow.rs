@@ -19,36 +19,62 @@ use corosync::{corosync_pid, ensure_corosync, eventually, signal};
 const CMAP_RESYNC: &str = "resync> reconnected to corosync, changes in between were not seen";
 const QUORUM_RESYNC: &str = "Resync: reconnected to corosync, changes in between were not seen";
 
-/// A running tool whose stdout lines are collected as they come.
+/// A running tool whose stdout and stderr lines are collected as they come.
 struct Tool {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+/// The lines `from` gives, collected on a thread until its end of file.
+fn collect(from: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
 }
 
 impl Tool {
-    /// Starts `program` with `args`, stdin and stdout piped.
+    /// Starts `program` with `args`, stdin, stdout and stderr piped.
     fn spawn(program: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(program)
-            .args(args)
+        Self::start(Command::new(program).args(args))
+    }
+
+    /// Starts `command`, stdin, stdout and stderr piped.
+    fn start(command: &mut Command) -> Self {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let sink = Arc::clone(&lines);
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self { child, lines }
+        let lines = collect(child.stdout.take().expect("stdout"));
+        let errors = collect(child.stderr.take().expect("stderr"));
+        Self { child, lines, errors }
     }
 
     /// Ours: `corowire TOOL ARGS`.
     fn ours(args: &[&str]) -> Self {
         Self::spawn(env!("CARGO_BIN_EXE_corowire"), args)
+    }
+
+    /// Ours with `COROWIRE_TIMEOUT=1`.
+    fn ours_within_1s(args: &[&str]) -> Self {
+        Self::start(Command::new(env!("CARGO_BIN_EXE_corowire")).args(args).env("COROWIRE_TIMEOUT", "1"))
+    }
+
+    /// Whether it ends within 10 s (a bound on the wait, not a timing assertion); its status.
+    fn ends(&mut self) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        eventually(50, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status
     }
 
     /// The C tool, its stdout line-buffered.
@@ -89,10 +115,14 @@ fn set_c(key: &str, ty: &str, value: &str) {
     assert!(ok.success(), "corosync-cmapctl -s {key} {ty} {value}");
 }
 
-fn kill_and_restart_corosync() {
+fn kill_corosync() {
     let pid = corosync_pid().expect("corosync runs");
     signal("-KILL", &pid);
     assert!(eventually(100, || corosync_pid().is_none()), "corosync did not die");
+}
+
+fn kill_and_restart_corosync() {
+    kill_corosync();
     ensure_corosync();
 }
 
@@ -208,4 +238,62 @@ fn quorum_monitor_json_follows_a_restart() {
         assert_eq!(doc["quorum_provider"], "corosync_votequorum", "{line}");
         assert!(doc["quorate"].is_boolean(), "{line}");
     }
+}
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn cmap_track_ends_on_q_while_corosync_is_down() {
+    ensure_corosync();
+    let prefix = format!("follow.{}.down.", std::process::id());
+    let mut ours = Tool::ours(&["cmap", "--follow", "-T", &prefix]);
+    ours.wait_for("our tracker starts", |l| !l.is_empty());
+    kill_corosync();
+    let lost = "corowire: lost corosync, waiting for it to come back";
+    let said = eventually(150, || ours.errors.lock().unwrap().iter().any(|l| l == lost));
+    ours.child.stdin.as_mut().expect("stdin").write_all(b"q\n").unwrap();
+    let status = ours.ends();
+    ensure_corosync();
+    assert!(said, "the loss is told on stderr: {:?}", ours.errors.lock().unwrap());
+    assert!(status.is_some_and(|s| s.success()), "q ends it while corosync is down: {status:?}");
+    ours.stop();
+}
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn follow_waits_for_corosync_at_most_corowire_timeout() {
+    ensure_corosync();
+    kill_corosync();
+    let mut quorum = Tool::ours_within_1s(&["quorum", "--follow", "-m"]);
+    let mut cmap = Tool::ours_within_1s(&["cmap", "--follow", "-T", "follow.start."]);
+    let (quorum_status, cmap_status) = (quorum.ends(), cmap.ends());
+    ensure_corosync();
+    assert_eq!(quorum_status.and_then(|s| s.code()), Some(1), "quorum: {:?}", quorum.stop());
+    assert_eq!(cmap_status.and_then(|s| s.code()), Some(1), "cmap: {:?}", cmap.stop());
+}
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn quorum_monitor_removes_the_files_of_a_lost_corosync() {
+    ensure_corosync();
+    let ours = Tool::ours(&["quorum", "--follow", "-m"]);
+    ours.wait_for("our first status", |l| l.iter().any(String::is_empty));
+    let dead = corosync_pid().expect("corosync runs");
+    kill_corosync();
+    let lost = "corowire: lost corosync, waiting for it to come back";
+    let said = eventually(150, || ours.errors.lock().unwrap().iter().any(|l| l == lost));
+    // libqb's names: qb-SERVERPID-CLIENTPID-...
+    let ours_of_dead = format!("qb-{dead}-{}-", ours.child.id());
+    let left = || -> Vec<String> {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(&ours_of_dead))
+            .collect()
+    };
+    let clean = eventually(50, || left().is_empty());
+    let (still_there, errors) = (left(), ours.errors.lock().unwrap().clone());
+    ours.stop();
+    ensure_corosync();
+    assert!(clean, "files of the dead corosync stay: {still_there:?}");
+    assert!(said, "the loss is told on stderr: {errors:?}");
 }

@@ -731,15 +731,17 @@ impl Cmap {
     /// [`Error::Disconnected`], [`CheckError::Dispatch`] (`CS_ERR_LIBRARY`) for a malformed
     /// event. An event with an unknown id is skipped and counted, not reported.
     ///
-    /// With [`Options::reconnect`], a lost connection is re-established first (waiting at
-    /// most the dispatch's time limit, or until the daemon is back) and the dispatch ends
-    /// with [`Error::Resync`] once; the tracks keep their handles and callbacks.
+    /// With [`Options::reconnect`], a lost connection is re-established first (the waiting
+    /// modes wait at most the dispatch's time limit, or until the daemon is back;
+    /// [`DispatchMode::All`] and [`DispatchMode::OneNonBlocking`] try once and never wait)
+    /// and the dispatch ends with [`Error::Resync`] once; the tracks keep their handles and
+    /// callbacks. While the daemon is down it fails with [`Error::Connect`].
     pub fn dispatch(&mut self, mode: DispatchMode) -> Result<()> {
         self.dispatch_within(mode, None)
     }
 
     fn dispatch_within(&mut self, mode: DispatchMode, timeout: Option<Duration>) -> Result<()> {
-        self.watched(timeout, |cmap| {
+        self.watched(crate::resilient::dispatch_wait(mode, timeout), |cmap| {
             let tracks = &mut cmap.tracks;
             crate::client::dispatch(&mut cmap.client, mode, timeout, &cmap.control, |e: CmapEvent<'_>| {
                 if let Some(t) = tracks.get_mut(&e.context) {

@@ -69,9 +69,19 @@ pub struct Options {
     ///   (the application keeps its `TrackHandle`s and callbacks) and restarts votequorum
     ///   tracking with the same context and flags; the next `dispatch` or `next_event` then
     ///   reports [`Error::Resync`](crate::Error::Resync) once: notifications of the time in
-    ///   between are lost, re-read what you track. A dispatch that meets the loss waits for
-    ///   the daemon within its own time limit (without one, until it is back), else fails
-    ///   with the connect error and tries again when called again;
+    ///   between are lost, re-read what you track. A waiting dispatch
+    ///   ([`DispatchMode::One`](crate::DispatchMode::One),
+    ///   [`DispatchMode::Blocking`](crate::DispatchMode::Blocking)) or a `next_event` that
+    ///   meets the loss waits for the daemon within its own time limit (without one, until
+    ///   it is back); [`DispatchMode::All`](crate::DispatchMode::All) and
+    ///   [`DispatchMode::OneNonBlocking`](crate::DispatchMode::OneNonBlocking) never wait:
+    ///   they try to connect once (within the [`Options::timeout`] of a connect). If the
+    ///   daemon is not back they fail with the connect error, and the next dispatch tries
+    ///   again (an application polling the fd should then poll with a timeout: the fd of a
+    ///   lost connection stays readable);
+    /// - if re-creating the tracking fails after reconnecting (say a `CS_ERR_TRY_AGAIN` or a
+    ///   timeout from the new daemon), that error is returned and the connection counts as
+    ///   lost: the next call or dispatch connects and re-creates everything again;
     /// - a daemon stopped (`SIGSTOP`) longer than the call timeout is no loss: the call fails
     ///   with [`Error::Timeout`](crate::Error::Timeout) and later calls work once it runs.
     pub reconnect: Option<Reconnect>,

@@ -10,7 +10,7 @@ use core::time::Duration;
 use std::time::Instant;
 
 use corowire::conn::{Service, State};
-use corowire::CsError;
+use corowire::{CsError, DispatchMode};
 
 use crate::client::{connect, Client};
 use crate::error::{Error, Result};
@@ -26,6 +26,9 @@ pub(crate) struct Resilience {
     policy: Reconnect,
     /// A reconnect happened that the application has not been told about.
     resync: bool,
+    /// The last reconnect could not restore the tracking: the connection is live but
+    /// incomplete, and is replaced as if lost.
+    broken: bool,
 }
 
 /// Connects with `options`; with [`Options::reconnect`] set, waits for the daemon up to its
@@ -38,7 +41,7 @@ pub(crate) fn connect_resilient<S: Service, const P: usize, const E: usize, cons
         return Ok((client, service, None));
     };
     let (client, service) = connect_until(options, &policy, Some(policy.start_wait))?;
-    Ok((client, service, Some(Resilience { options: options.clone(), policy, resync: false })))
+    Ok((client, service, Some(Resilience { options: options.clone(), policy, resync: false, broken: false })))
 }
 
 /// Whether a connection attempt failed in a way worth retrying: no daemon (yet), a daemon
@@ -88,28 +91,33 @@ impl Resilience {
         Some(self.options.timeout.unwrap_or(self.policy.start_wait))
     }
 
-    /// If `client`'s daemon went away: connects again, waiting at most `wait` (`None`: until
-    /// the daemon is back), then runs `restore` on the new connection (re-creating the
-    /// handle's tracking) and flags a resync. Nothing happens on a live connection.
+    /// If `client`'s daemon went away, or the last restore failed: connects again, waiting
+    /// at most `wait` (`None`: until the daemon is back), then runs `restore` on the new
+    /// connection (re-creating the handle's tracking) and flags a resync. Nothing happens on
+    /// a live, restored connection.
     ///
     /// # Errors
-    /// The last connection attempt's error once `wait` is over; `restore`'s error (the
-    /// resync is then flagged all the same: what was restored is live).
+    /// The last connection attempt's error once `wait` is over; `restore`'s error (then the
+    /// connection counts as lost: the next call or dispatch connects and restores again, so
+    /// that no track is left on the old daemon's handles).
     pub(crate) fn revive<S: Service, const P: usize, const E: usize, const EB: usize>(
         &mut self,
         client: &mut Client<S, P, E, EB>,
         wait: Option<Duration>,
         restore: impl FnOnce(&mut Client<S, P, E, EB>) -> Result<()>,
     ) -> Result<()> {
-        if !lost(client) {
+        if !self.broken && !lost(client) {
             return Ok(());
         }
         // The old connection (its rings and sockets) is dropped once the new one is up; until
         // then it stays closed, so that the next call tries again.
         let (fresh, _) = connect_until(&self.options, &self.policy, wait)?;
         *client = fresh;
+        self.broken = true;
+        restore(client)?;
+        self.broken = false;
         self.resync = true;
-        restore(client)
+        Ok(())
     }
 
     /// [`Error::Resync`] once after each reconnect, for the next dispatch or `next_event`.
@@ -118,6 +126,17 @@ impl Resilience {
             return Err(Error::Resync);
         }
         Ok(())
+    }
+}
+
+/// How long a dispatch in `mode` with time limit `timeout` waits for a lost daemon to come
+/// back: the modes that never wait for events ([`DispatchMode::All`],
+/// [`DispatchMode::OneNonBlocking`]) try to connect once and fail at once if it is down (the
+/// next dispatch tries again); the waiting ones wait within their time limit.
+pub(crate) fn dispatch_wait(mode: DispatchMode, timeout: Option<Duration>) -> Option<Duration> {
+    match mode {
+        DispatchMode::One | DispatchMode::Blocking => timeout,
+        DispatchMode::All | DispatchMode::OneNonBlocking => Some(Duration::ZERO),
     }
 }
 
@@ -159,5 +178,85 @@ pub(crate) trait Resilient {
     /// [`Resilience::take_resync`]; `Ok` without resilience.
     fn take_resync(&mut self) -> Result<()> {
         self.resilience().map_or(Ok(()), Resilience::take_resync)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::{AtomicBool, Ordering};
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::thread::JoinHandle;
+
+    use corowire::conn::Votequorum as Vq;
+
+    use crate::server::{Server, ServerConfig};
+
+    type Conn = Client<Vq, 8, 16, 65536>;
+
+    /// The built-in server, serving votequorum as `NAME-vq` with its rings under `shm_dir`,
+    /// on a thread until `stop`.
+    fn serve(name: &str, shm_dir: &Path, stop: &Arc<AtomicBool>) -> JoinHandle<()> {
+        let cfg = ServerConfig {
+            cmap_name: format!("{name}-cmap"),
+            votequorum_name: Some(format!("{name}-vq")),
+            quorum_name: None,
+            cfg_name: None,
+            shm_dir: shm_dir.to_path_buf(),
+            ..ServerConfig::default()
+        };
+        let mut server = Server::bind(cfg).unwrap();
+        let flag = Arc::clone(stop);
+        std::thread::spawn(move || server.run_until(&flag).unwrap())
+    }
+
+    #[test]
+    fn a_failed_restore_counts_as_a_loss_and_is_tried_again() {
+        let name = format!("corowire-unit-{}-restore", std::process::id());
+        let shm_dir = PathBuf::from(format!("/dev/shm/{name}"));
+        let _ = std::fs::remove_dir_all(&shm_dir);
+        std::fs::create_dir(&shm_dir).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let first = serve(&name, &shm_dir, &stop);
+        let wait = Some(Duration::from_secs(10));
+        let options = Options {
+            service_name: Some(format!("{name}-vq")),
+            timeout: wait,
+            reconnect: Some(Reconnect::default()),
+            ..Options::default()
+        };
+        let (mut client, _, resilience) = connect_resilient::<Vq, 8, 16, 65536>(&options).unwrap();
+        let mut r = resilience.expect("resilient");
+        stop.store(true, Ordering::Relaxed);
+        first.join().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let second = serve(&name, &shm_dir, &stop);
+
+        let restores = &core::cell::Cell::new(0);
+        let restore = |ok: bool| {
+            move |_: &mut Conn| {
+                restores.set(restores.get() + 1);
+                if ok {
+                    Ok(())
+                } else {
+                    Err(Error::Timeout)
+                }
+            }
+        };
+        assert_eq!(r.revive(&mut client, wait, restore(false)), Err(Error::Timeout));
+        // No resync over a half-restored connection; the next revive connects and restores
+        // again.
+        assert_eq!(r.take_resync(), Ok(()));
+        assert_eq!(r.revive(&mut client, wait, restore(true)), Ok(()));
+        assert_eq!(r.take_resync(), Err(Error::Resync));
+        // Restored: nothing more to do.
+        assert_eq!(r.revive(&mut client, wait, restore(false)), Ok(()));
+        assert_eq!(restores.get(), 2);
+
+        drop(client);
+        stop.store(true, Ordering::Relaxed);
+        second.join().unwrap();
+        let _ = std::fs::remove_dir_all(&shm_dir);
     }
 }

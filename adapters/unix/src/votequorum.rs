@@ -202,8 +202,10 @@ impl Votequorum {
     /// unknown id (such as notification 7 of corosync after 3.1.10) is skipped and counted,
     /// not reported.
     ///
-    /// With [`Options::reconnect`], a lost connection is re-established first (waiting at
-    /// most the dispatch's time limit, or until the daemon is back), tracking is started
+    /// With [`Options::reconnect`], a lost connection is re-established first (the waiting
+    /// modes wait at most the dispatch's time limit, or until the daemon is back;
+    /// [`DispatchMode::All`] and [`DispatchMode::OneNonBlocking`] try once and never wait,
+    /// failing with [`Error::Connect`](crate::Error::Connect) while it is down), tracking is started
     /// again with the same context and flags, and the dispatch ends with
     /// [`Error::Resync`](crate::Error::Resync) once. With [`TrackFlags::CURRENT`] or
     /// [`TrackFlags::CHANGES`] the current state follows at once.
@@ -212,7 +214,7 @@ impl Votequorum {
     }
 
     fn dispatch_within(&mut self, mode: DispatchMode, timeout: Option<Duration>) -> Result<()> {
-        self.watched(timeout, |vq| {
+        self.watched(crate::resilient::dispatch_wait(mode, timeout), |vq| {
             let callback = &mut vq.callback;
             crate::client::dispatch(&mut vq.client, mode, timeout, &vq.control, |n| {
                 if let Some(cb) = callback.as_mut() {

@@ -75,3 +75,34 @@ fn a_call_after_the_loss_waits_for_the_server_within_its_timeout() {
     assert_eq!(cmap.get_u32("w.a").unwrap_err().cs_error(), corowire::CsError::NotExist);
     let _server = restart.join().unwrap();
 }
+
+/// Runs `run` on a thread; its result, or a failure if it has not returned within 20 s
+/// (instead of hanging the suite).
+fn returns<T: Send + 'static>(run: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(run()).unwrap());
+    rx.recv_timeout(Duration::from_secs(20)).expect("the call returns while the server is down")
+}
+
+#[test]
+fn a_dispatch_that_does_not_wait_returns_while_the_server_is_down() {
+    use corowire_unix::DispatchMode;
+    let tag = "resil-nowait";
+    let server = TestServer::start(tag);
+    let mut cmap = Cmap::connect_with(Options { timeout: None, ..resilient(&server.cmap_name) }).unwrap();
+    cmap.track_add(Some("n.a"), TrackType::ADD, |_| {}).unwrap();
+    let mut vq = Votequorum::connect_with(Options { timeout: None, ..resilient(&server.vq_name) }).unwrap();
+    vq.track_start(1, TrackFlags::CHANGES).unwrap();
+    drop(server);
+    let (mut cmap, mut vq) = returns(move || {
+        for mode in [DispatchMode::All, DispatchMode::OneNonBlocking, DispatchMode::All] {
+            assert!(matches!(cmap.dispatch(mode).unwrap_err(), Error::Connect { .. }));
+            assert!(matches!(vq.dispatch(mode).unwrap_err(), Error::Connect { .. }));
+        }
+        (cmap, vq)
+    });
+    // Back: the next dispatch reconnects and reports it.
+    let _server = TestServer::start(tag);
+    assert_eq!(cmap.dispatch(DispatchMode::All).unwrap_err(), Error::Resync);
+    assert_eq!(vq.dispatch(DispatchMode::All).unwrap_err(), Error::Resync);
+}
