@@ -1,0 +1,340 @@
+//! `corowire gateway` in front of `corowire serve` (private names, no root, no corosync), with
+//! `corowire-embedded`'s blocking client over a Unix stream as the test client, and raw frames
+//! where a client must misbehave.
+
+use core::cell::RefCell;
+use core::time::Duration;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use corowire::cmap::Value;
+use corowire::driver::Error;
+use corowire::stream::{decode, Channel, Frame, Hello, Kind, Services, VERSION};
+use corowire::votequorum::Request as VqRequest;
+use corowire::{CsError, Status};
+use corowire_embedded::{no_clock, CmapClient, Link, VotequorumClient};
+
+fn corowire() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_corowire"))
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `corowire serve` under `prefix`, once it serves (its banner line).
+fn serve(prefix: &str) -> Proc {
+    let mut child = corowire()
+        .args(["serve", "--name-prefix", prefix])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn corowire serve");
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut banner).expect("banner");
+    assert!(!banner.is_empty(), "corowire serve did not start");
+    Proc(child)
+}
+
+/// A test: a private server, a gateway in front of it on a socket in a private directory.
+struct Setup {
+    dir: PathBuf,
+    prefix: String,
+    server: Option<Proc>,
+    _gateway: Proc,
+}
+
+impl Setup {
+    fn new(tag: &str, flags: &[&str]) -> Self {
+        let prefix = format!("gwtest-{}-{tag}", std::process::id());
+        let dir = std::env::temp_dir().join(&prefix);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let server = serve(&prefix);
+        let sock = dir.join("gw.sock");
+        let gateway = corowire()
+            .arg("gateway")
+            .arg("--listen")
+            .arg(format!("unix:{}", sock.display()))
+            .args(flags)
+            .env("COROWIRE_NAME_PREFIX", &prefix)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn corowire gateway");
+        Self { dir, prefix, server: Some(server), _gateway: Proc(gateway) }
+    }
+
+    /// A new stream to the gateway (waits for it to listen).
+    fn stream(&self) -> UnixStream {
+        let path = self.dir.join("gw.sock");
+        for _ in 0..500 {
+            if let Ok(s) = UnixStream::connect(&path) {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the gateway does not listen on {}", path.display());
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `embedded_io` over a blocking `UnixStream`; `read_ready` reads one byte ahead.
+struct Io {
+    stream: UnixStream,
+    ahead: Option<u8>,
+    eof: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IoError(std::io::ErrorKind);
+
+impl core::fmt::Display for IoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl core::error::Error for IoError {}
+
+impl embedded_io::Error for IoError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        match self.0 {
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => embedded_io::ErrorKind::TimedOut,
+            _ => embedded_io::ErrorKind::Other,
+        }
+    }
+}
+
+fn io_error(e: &std::io::Error) -> IoError {
+    IoError(e.kind())
+}
+
+impl embedded_io::ErrorType for Io {
+    type Error = IoError;
+}
+
+impl embedded_io::Read for Io {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
+        match (self.ahead.take(), buf.first_mut()) {
+            (Some(b), Some(first)) => {
+                *first = b;
+                Ok(1)
+            }
+            (ahead, _) => {
+                self.ahead = ahead;
+                if self.eof {
+                    return Ok(0);
+                }
+                self.stream.read(buf).map_err(|e| io_error(&e))
+            }
+        }
+    }
+}
+
+impl embedded_io::ReadReady for Io {
+    fn read_ready(&mut self) -> Result<bool, IoError> {
+        if self.ahead.is_some() || self.eof {
+            return Ok(true);
+        }
+        self.stream.set_nonblocking(true).map_err(|e| io_error(&e))?;
+        let mut byte = [0u8];
+        let got = self.stream.read(&mut byte);
+        self.stream.set_nonblocking(false).map_err(|e| io_error(&e))?;
+        match got {
+            Ok(0) => self.eof = true,
+            Ok(_) => self.ahead = Some(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(io_error(&e)),
+        }
+        Ok(true)
+    }
+}
+
+impl embedded_io::Write for Io {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, IoError> {
+        self.stream.write(buf).map_err(|e| io_error(&e))
+    }
+
+    fn flush(&mut self) -> Result<(), IoError> {
+        Ok(())
+    }
+}
+
+type TestLink = Link<Io, 4096, 4096>;
+
+fn link(setup: &Setup) -> RefCell<TestLink> {
+    let stream = setup.stream();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    RefCell::new(
+        Link::connect(Io { stream, ahead: None, eof: false }, Services::ALL, no_clock).expect("hello"),
+    )
+}
+
+/// Sends `frames` raw and reads what comes back until the gateway closes the stream.
+fn raw_exchange(stream: &mut UnixStream, bytes: &[u8]) -> Vec<u8> {
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    stream.write_all(bytes).expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read: {e} after {got:?}"),
+        }
+    }
+}
+
+fn encode(frame: Frame<'_>) -> Vec<u8> {
+    let mut out = vec![0u8; frame.encoded_len()];
+    let n = frame.encode(&mut out).expect("encode");
+    out.truncate(n);
+    out
+}
+
+/// The frames in `bytes` (all complete), as (tag, payload).
+fn frames(mut bytes: &[u8]) -> Vec<Frame<'_>> {
+    let mut all = Vec::new();
+    while !bytes.is_empty() {
+        let Ok(Status::Complete((frame, used))) = decode(bytes, usize::from(u16::MAX)) else {
+            panic!("undecodable frames from the gateway: {bytes:?}");
+        };
+        all.push(frame);
+        bytes = &bytes[used..];
+    }
+    all
+}
+
+const HELLO: Hello = Hello { version: VERSION, services: Services::ALL, max_payload: 4096 };
+
+#[test]
+fn reads_pass_writes_only_under_the_allowed_prefix() {
+    let setup = Setup::new("policy", &["--allow-write", "test."]);
+    let link = link(&setup);
+    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
+    cmap.set_u32("test.allowed", 5).unwrap();
+    assert_eq!(cmap.get_u32("test.allowed"), Ok(5));
+    assert_eq!(cmap.set_u32("other.key", 5), Err(Error::Cs(CsError::Access)));
+    assert_eq!(cmap.delete("totem.cluster_name"), Err(Error::Cs(CsError::Access)));
+    assert_eq!(cmap.set("tes", Value::UInt8(1)), Err(Error::Cs(CsError::Access)));
+    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
+    assert_eq!(cmap.get_u32("other.key"), Err(Error::Cs(CsError::NotExist)));
+    cmap.delete("test.allowed").unwrap();
+
+    let mut vq: VotequorumClient<'_, Io, 4096, 4096> = VotequorumClient::new(&link, None).unwrap();
+    assert_eq!(vq.get_info(0, |i| i.nodeid), Ok(1));
+}
+
+#[test]
+fn votequorum_writes_need_their_flag() {
+    for (flags, expected) in
+        [(&[][..], CsError::Access), (&["--allow-votequorum-write"][..], CsError::InvalidParam)]
+    {
+        let setup = Setup::new(if flags.is_empty() { "vq-ro" } else { "vq-rw" }, flags);
+        let mut request = vec![0u8; 64];
+        let n = VqRequest::SetExpected { expected_votes: 0 }.encode(&mut request).unwrap();
+        let mut bytes = encode(Frame::Hello(HELLO));
+        bytes.extend(encode(Frame::Message {
+            channel: Channel::Votequorum,
+            kind: Kind::Request,
+            payload: &request[..n],
+        }));
+        let mut stream = setup.stream();
+        stream.write_all(&bytes).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let got = raw_exchange(&mut stream, &[]);
+        let got = frames(&got);
+        assert!(matches!(got[0], Frame::Accept(a) if a.result.is_ok()), "{got:?}");
+        let Frame::Message { channel: Channel::Votequorum, kind: Kind::Reply, payload } = got[1] else {
+            panic!("{got:?}");
+        };
+        let reply = corowire::votequorum::Reply::decode(payload).unwrap();
+        // Expected votes 0 reaches the server only with the flag, which refuses it itself.
+        assert_eq!(reply.result, Err(expected), "{flags:?}");
+    }
+}
+
+#[test]
+fn a_garbage_client_is_closed_and_a_good_one_is_not() {
+    let setup = Setup::new("garbage", &[]);
+    let link = link(&setup);
+    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
+
+    // Not a frame at all: closed without an answer.
+    assert_eq!(raw_exchange(&mut setup.stream(), b"GET / HTTP/1.0\r\n\r\n"), b"");
+    // A valid hello, then a CMAP request frame whose libqb message is garbage: accepted, then
+    // closed; the request never reaches the server.
+    let mut bytes = encode(Frame::Hello(HELLO));
+    bytes.extend(encode(Frame::Message {
+        channel: Channel::Cmap,
+        kind: Kind::Request,
+        payload: &[0xFF; 40],
+    }));
+    let got = raw_exchange(&mut setup.stream(), &bytes);
+    assert!(matches!(frames(&got)[..], [Frame::Accept(a)] if a.result.is_ok()), "{got:?}");
+    // A frame with a wrong CRC after the hello.
+    let mut bad = encode(Frame::Message { channel: Channel::Cmap, kind: Kind::Request, payload: &[0; 24] });
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let mut bytes = encode(Frame::Hello(HELLO));
+    bytes.extend(bad);
+    let got = raw_exchange(&mut setup.stream(), &bytes);
+    assert_eq!(frames(&got).len(), 1, "{got:?}");
+
+    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
+}
+
+#[test]
+fn a_client_stalled_mid_frame_is_closed() {
+    let setup = Setup::new("stall", &["--stall-timeout", "1"]);
+    let hello = encode(Frame::Hello(HELLO));
+    // Half a hello, then silence: the gateway closes the stream without an answer.
+    assert_eq!(raw_exchange(&mut setup.stream(), &hello[..3]), b"");
+}
+
+#[test]
+fn a_server_restart_resets_the_client_which_starts_over() {
+    let mut setup = Setup::new("restart", &[]);
+    let link1 = link(&setup);
+    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link1, None).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
+
+    drop(setup.server.take());
+    // The gateway notices and sends a reset (the stream stays open); the client's next call
+    // fails as on a lost connection.
+    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Err(Error::Disconnected));
+
+    setup.server = Some(serve(&setup.prefix));
+    let link2 = link(&setup);
+    let mut cmap2: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link2, None).unwrap();
+    assert_eq!(cmap2.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
+}
+
+#[test]
+fn a_non_loopback_tcp_bind_is_refused_without_the_flag() {
+    let out = corowire().args(["gateway", "--listen", "tcp:0.0.0.0:0"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a loopback address") && stderr.contains("--allow-remote"), "{stderr}");
+}
