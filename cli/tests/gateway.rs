@@ -9,7 +9,10 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use corowire::cmap::Value;
+#[path = "../../tests/support/corosync.rs"]
+mod corosync;
+
+use corowire::cmap::{TrackType, Value};
 use corowire::driver::Error;
 use corowire::stream::{decode, Channel, Frame, Hello, Kind, Services, VERSION};
 use corowire::votequorum::Request as VqRequest;
@@ -48,31 +51,43 @@ fn serve(prefix: &str) -> Proc {
 /// A test: a private server, a gateway in front of it on a socket in a private directory.
 struct Setup {
     dir: PathBuf,
-    prefix: String,
+    /// The private server's name prefix; `None`: the harness's corosync.
+    prefix: Option<String>,
     server: Option<Proc>,
     _gateway: Proc,
 }
 
 impl Setup {
+    /// A gateway in front of its own `corowire serve`.
     fn new(tag: &str, flags: &[&str]) -> Self {
         let prefix = format!("gwtest-{}-{tag}", std::process::id());
-        let dir = std::env::temp_dir().join(&prefix);
+        let server = serve(&prefix);
+        Self::start(tag, Some(prefix), Some(server), flags)
+    }
+
+    /// A gateway in front of corosync (the harness's).
+    fn corosync(tag: &str, flags: &[&str]) -> Self {
+        Self::start(tag, None, None, flags)
+    }
+
+    fn start(tag: &str, prefix: Option<String>, server: Option<Proc>, flags: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("gwtest-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let server = serve(&prefix);
         let sock = dir.join("gw.sock");
-        let gateway = corowire()
-            .arg("gateway")
-            .arg("--listen")
-            .arg(format!("unix:{}", sock.display()))
-            .args(flags)
-            .env("COROWIRE_NAME_PREFIX", &prefix)
+        let mut gateway = corowire();
+        gateway.arg("gateway").arg("--listen").arg(format!("unix:{}", sock.display())).args(flags);
+        match &prefix {
+            Some(p) => gateway.env("COROWIRE_NAME_PREFIX", p),
+            None => gateway.env_remove("COROWIRE_NAME_PREFIX"),
+        };
+        let gateway = gateway
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn corowire gateway");
-        Self { dir, prefix, server: Some(server), _gateway: Proc(gateway) }
+        Self { dir, prefix, server, _gateway: Proc(gateway) }
     }
 
     /// A new stream to the gateway (waits for it to listen).
@@ -325,7 +340,7 @@ fn a_server_restart_resets_the_client_which_starts_over() {
     // fails as on a lost connection.
     assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Err(Error::Disconnected));
 
-    setup.server = Some(serve(&setup.prefix));
+    setup.server = setup.prefix.as_deref().map(serve);
     let link2 = link(&setup);
     let mut cmap2: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link2, None).unwrap();
     assert_eq!(cmap2.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
@@ -337,4 +352,37 @@ fn a_non_loopback_tcp_bind_is_refused_without_the_flag() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a loopback address") && stderr.contains("--allow-remote"), "{stderr}");
+}
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn corosync_restart_under_a_tracking_client() {
+    corosync::ensure_corosync();
+    let setup = Setup::corosync("corosync", &[]);
+    let link1 = link(&setup);
+    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link1, None).unwrap();
+    let prefix = format!("gateway.{}.", std::process::id());
+    let key = format!("{prefix}a");
+    cmap.track_add(&prefix, TrackType::PREFIX | TrackType::ADD | TrackType::MODIFY, 5).unwrap();
+    let set = |value: &str| {
+        let ok = Command::new("corosync-cmapctl").args(["-s", &key, "u32", value]).status().expect("cmapctl");
+        assert!(ok.success());
+    };
+    set("1");
+    let seen = cmap.next_event(|e| (e.context, e.notification.key.as_bytes().to_vec())).unwrap();
+    assert_eq!(seen, (5, key.as_bytes().to_vec()));
+
+    let pid = corosync::corosync_pid().expect("corosync runs");
+    corosync::signal("-KILL", &pid);
+    // The reset reaches the tracking client while it waits for events.
+    assert_eq!(cmap.next_event(|_| ()), Err(Error::Disconnected));
+    corosync::ensure_corosync();
+
+    // A new stream, a new track: changes reach it again.
+    let link2 = link(&setup);
+    let mut cmap2: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link2, None).unwrap();
+    cmap2.track_add(&prefix, TrackType::PREFIX | TrackType::ADD | TrackType::MODIFY, 6).unwrap();
+    set("2");
+    let seen = cmap2.next_event(|e| e.notification.new_value == Some(Value::UInt32(2))).unwrap();
+    assert!(seen);
 }
