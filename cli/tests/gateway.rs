@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 
 #[path = "../../tests/support/corosync.rs"]
 mod corosync;
+#[path = "support/stream_io.rs"]
+mod stream_io;
 
 use corowire::cmap::{TrackType, Value};
 use corowire::driver::Error;
@@ -18,6 +20,7 @@ use corowire::stream::{decode, Channel, Frame, Hello, Kind, Services, VERSION};
 use corowire::votequorum::Request as VqRequest;
 use corowire::{CsError, Status};
 use corowire_embedded::{no_clock, CmapClient, Link, VotequorumClient};
+use stream_io::Io;
 
 fn corowire() -> Command {
     Command::new(env!("CARGO_BIN_EXE_corowire"))
@@ -109,96 +112,12 @@ impl Drop for Setup {
     }
 }
 
-/// `embedded_io` over a blocking `UnixStream`; `read_ready` reads one byte ahead.
-struct Io {
-    stream: UnixStream,
-    ahead: Option<u8>,
-    eof: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct IoError(std::io::ErrorKind);
-
-impl core::fmt::Display for IoError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl core::error::Error for IoError {}
-
-impl embedded_io::Error for IoError {
-    fn kind(&self) -> embedded_io::ErrorKind {
-        match self.0 {
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => embedded_io::ErrorKind::TimedOut,
-            _ => embedded_io::ErrorKind::Other,
-        }
-    }
-}
-
-fn io_error(e: &std::io::Error) -> IoError {
-    IoError(e.kind())
-}
-
-impl embedded_io::ErrorType for Io {
-    type Error = IoError;
-}
-
-impl embedded_io::Read for Io {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
-        match (self.ahead.take(), buf.first_mut()) {
-            (Some(b), Some(first)) => {
-                *first = b;
-                Ok(1)
-            }
-            (ahead, _) => {
-                self.ahead = ahead;
-                if self.eof {
-                    return Ok(0);
-                }
-                self.stream.read(buf).map_err(|e| io_error(&e))
-            }
-        }
-    }
-}
-
-impl embedded_io::ReadReady for Io {
-    fn read_ready(&mut self) -> Result<bool, IoError> {
-        if self.ahead.is_some() || self.eof {
-            return Ok(true);
-        }
-        self.stream.set_nonblocking(true).map_err(|e| io_error(&e))?;
-        let mut byte = [0u8];
-        let got = self.stream.read(&mut byte);
-        self.stream.set_nonblocking(false).map_err(|e| io_error(&e))?;
-        match got {
-            Ok(0) => self.eof = true,
-            Ok(_) => self.ahead = Some(byte[0]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(io_error(&e)),
-        }
-        Ok(true)
-    }
-}
-
-impl embedded_io::Write for Io {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, IoError> {
-        self.stream.write(buf).map_err(|e| io_error(&e))
-    }
-
-    fn flush(&mut self) -> Result<(), IoError> {
-        Ok(())
-    }
-}
-
 type TestLink = Link<Io, 4096, 4096>;
 
 fn link(setup: &Setup) -> RefCell<TestLink> {
     let stream = setup.stream();
     stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    RefCell::new(
-        Link::connect(Io { stream, ahead: None, eof: false }, Services::ALL, no_clock).expect("hello"),
-    )
+    RefCell::new(Link::connect(Io::new(stream), Services::ALL, no_clock).expect("hello"))
 }
 
 /// Sends `frames` raw and reads what comes back until the gateway closes the stream.
