@@ -26,12 +26,13 @@ fn corowire() -> Command {
     Command::new(env!("CARGO_BIN_EXE_corowire"))
 }
 
-/// A child process killed when dropped.
+/// A child process stopped with SIGTERM when dropped (`corowire serve` then removes its ring
+/// files).
 struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
         let _ = self.0.wait();
     }
 }
@@ -56,8 +57,9 @@ struct Setup {
     dir: PathBuf,
     /// The private server's name prefix; `None`: the harness's corosync.
     prefix: Option<String>,
-    server: Option<Proc>,
+    /// Dropped before the server: its upstream connections close first.
     _gateway: Proc,
+    server: Option<Proc>,
 }
 
 impl Setup {
@@ -90,7 +92,7 @@ impl Setup {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn corowire gateway");
-        Self { dir, prefix, server, _gateway: Proc(gateway) }
+        Self { dir, prefix, _gateway: Proc(gateway), server }
     }
 
     /// A new stream to the gateway (waits for it to listen).
