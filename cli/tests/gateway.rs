@@ -307,3 +307,71 @@ fn corosync_restart_under_a_tracking_client() {
     let seen = cmap2.next_event(|e| e.notification.new_value == Some(Value::UInt32(2))).unwrap();
     assert!(seen);
 }
+
+#[test]
+fn a_client_on_a_pty_gets_replies() {
+    let prefix = format!("gwtest-{}-pty", std::process::id());
+    let _server = serve(&prefix);
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pty.slave)))
+        .expect("the pty's name");
+    let _gateway = Proc(
+        corowire()
+            .arg("gateway")
+            .arg("--listen")
+            .arg(format!("serial:{}", slave.display()))
+            .env("COROWIRE_NAME_PREFIX", &prefix)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn corowire gateway"),
+    );
+    let mut line = std::fs::File::from(pty.master.try_clone().expect("dup"));
+    let mut request = vec![0u8; 300];
+    let key = corowire::cmap::Key::new(b"totem.cluster_name").unwrap();
+    let n = corowire::cmap::Request::Get { key, value_len: 64 }.encode(&mut request).unwrap();
+    let mut bytes = encode(Frame::Hello(HELLO));
+    bytes.extend(encode(Frame::Message {
+        channel: Channel::Cmap,
+        kind: Kind::Request,
+        payload: &request[..n],
+    }));
+    // Until the gateway has set the line to raw mode, the pty's line discipline would hold
+    // the bytes for a newline and echo them: wait for it (a bound, not a timing).
+    let raw = || {
+        nix::sys::termios::tcgetattr(&pty.slave)
+            .is_ok_and(|t| !t.local_flags.contains(nix::sys::termios::LocalFlags::ICANON))
+    };
+    for _ in 0..500 {
+        if raw() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(raw(), "the gateway did not set the pty to raw mode");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    line.write_all(&bytes).expect("write");
+    while frames_in(&got) < 2 {
+        let n = line.read(&mut buf).expect("read the pty");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let got = frames(&got);
+    assert!(matches!(got[0], Frame::Accept(a) if a.result.is_ok()), "{got:?}");
+    let Frame::Message { channel: Channel::Cmap, kind: Kind::Reply, payload } = got[1] else {
+        panic!("{got:?}");
+    };
+    let reply = corowire::cmap::Reply::decode(payload).unwrap();
+    assert_eq!(reply.result, Ok(()), "{reply:?}");
+}
+
+/// How many complete frames `bytes` starts with.
+fn frames_in(mut bytes: &[u8]) -> usize {
+    let mut count = 0;
+    while let Ok(Status::Complete((_, used))) = decode(bytes, usize::from(u16::MAX)) {
+        count += 1;
+        bytes = &bytes[used..];
+    }
+    count
+}
