@@ -6,6 +6,7 @@
 //! corowire demo  [--builtin | --corosync]
 //! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket]
 //!                [--verbose]
+//! corowire gateway --listen unix:PATH|tcp:ADDR:PORT|serial:DEVICE [policy and limit options]
 //! corowire exporter [--listen ADDR] [--allow-remote] [--timeout SECS] [--once [--openmetrics]]
 //! corowire --help | --version
 //! ```
@@ -23,6 +24,7 @@
 mod cformat;
 mod cmapctl;
 mod demo;
+mod gateway;
 mod getopt;
 mod json;
 mod loadfile;
@@ -84,6 +86,19 @@ commands:
           --standard-names      serve as cmap, votequorum, quorum and cfg (corosync's names)
           --socket              offer libqb's socket transport instead of shared memory
           --verbose             log connections and faults to standard error
+  gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE [options]
+        relay stream-framed clients (corowire-embedded) to the local cmap and votequorum
+        services (`corowire gateway --help` for details)
+          --listen SPEC            unix:PATH, tcp:ADDR:PORT (loopback only unless
+                                   --allow-remote) or serial:DEVICE (a tty or pty)
+          --allow-remote           accept a non-loopback TCP address
+          --allow-write PREFIX     allow CMAP set/delete/adjust under PREFIX (repeatable;
+                                   default: read-only)
+          --allow-votequorum-write allow setting expected votes and node votes
+          --allow-qdevice          allow the quorum device calls
+          --max-clients N, --max-tracks N, --max-in-flight N, --max-frame BYTES,
+          --stall-timeout SECS     limits (defaults 16, 16, 32, 16448, 10)
+          --verbose                log sessions to standard error
   exporter [--listen ADDR] [--allow-remote] [--timeout SECS] [--once [--openmetrics]]
         Prometheus metrics for corosync over /metrics (`corowire exporter --help` for details)
   help, --help, -h    show this text
@@ -129,6 +144,7 @@ fn main() -> ExitCode {
         Some("quorum") => quorumtool::run(rest),
         Some("demo") => demo::run(&rest),
         Some("serve") => serve::run(&rest),
+        Some("gateway") => gateway::run(&rest),
         Some("exporter") => corowire_exporter::cli::run("corowire exporter", rest),
         Some("help" | "-h" | "--help") => {
             out::print(USAGE);

@@ -1,0 +1,717 @@
+//! `corowire gateway`: relays stream-framed clients (`docs/protocol.md` §12, e.g. a
+//! microcontroller running `corowire-embedded`) to the local CMAP and votequorum services.
+//!
+//! ```text
+//! corowire gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE
+//!                  [--allow-remote] [--allow-write PREFIX]... [--allow-votequorum-write]
+//!                  [--allow-qdevice] [--max-clients N] [--max-tracks N] [--max-in-flight N]
+//!                  [--max-frame BYTES] [--stall-timeout SECS] [--verbose]
+//! ```
+//!
+//! Each client gets its own upstream libqb connections (`corowire_unix::connect_driver`) for
+//! the services its hello asked for, to corosync or to `corowire serve` (the names follow
+//! `COROWIRE_NAME_PREFIX` as every corowire client does). Requests and replies pass byte for
+//! byte; every request is decoded first (`corowire::cmap::Request::decode`,
+//! `corowire::votequorum::Request::decode`), so the daemon never sees a malformed one.
+//!
+//! Threads per client: one reads the client (frames, policy, hands requests on), one per
+//! accepted service owns its upstream connection (relays each request and its reply, and the
+//! events between them); writes to the client go through one lock, a frame at a time. So a
+//! client is read and written at the same time, and a slow service does not hold up the other.
+//!
+//! Policy (safe by default):
+//! - TCP listens on loopback addresses only, unless `--allow-remote`;
+//! - clients are read-only: CMAP get, iterate, track, set-current-map and votequorum
+//!   getinfo, track start/stop pass; a CMAP set, delete or adjust passes only for a key
+//!   under a `--allow-write` prefix; votequorum set-expected and set-votes need
+//!   `--allow-votequorum-write`; the qdevice calls need `--allow-qdevice`. A refused request
+//!   is answered by the gateway with `CS_ERR_ACCESS` and never reaches the daemon;
+//! - per client: at most `--max-tracks` tracks (more are answered `CS_ERR_NO_RESOURCES`),
+//!   `--max-in-flight` requests queued per service and `--max-frame` bytes of payload (the
+//!   most the gateway offers in the accept); a client that sends a frame that does not decode,
+//!   a request that does not decode, too many requests, or stalls (stops reading for
+//!   `--stall-timeout`, or stops in the middle of a frame for as long) is logged and closed.
+//!
+//! A daemon restart: the service thread that sees its upstream connection close sends the
+//! client a reset frame naming the client's services and drops all its upstream connections;
+//! the gateway re-creates nothing (no connection, no track). The client starts over with a new
+//! hello, on the same stream or a new one; while the daemon is down, hellos are answered with
+//! `CS_ERR_TRY_AGAIN`. Requests that arrive between the reset and the new hello are dropped.
+
+use core::net::SocketAddr;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::time::Duration;
+use std::ffi::OsString;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use corowire::cmap::{Request as CmapRequest, RequestKind as CmapKind, Response as CmapResponse};
+use corowire::codec::Reply;
+use corowire::conn::{Cmap as CmapService, Service, Votequorum as VotequorumService};
+use corowire::stream::{
+    Channel, Frame, FrameReader, FromClient, GatewaySession, Kind, Services, MIN_MAX_PAYLOAD, OVERHEAD,
+};
+use corowire::transport::Transport;
+use corowire::votequorum::{Request as VqRequest, RequestKind as VqKind};
+use corowire::{CsError, Wait};
+use corowire_unix::transport::{ClientTransport, TransportError};
+use corowire_unix::{ClientDriver, Options};
+
+const USAGE: &str = "\
+usage: corowire gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE
+                        [--allow-remote] [--allow-write PREFIX]... [--allow-votequorum-write]
+                        [--allow-qdevice] [--max-clients N] [--max-tracks N]
+                        [--max-in-flight N] [--max-frame BYTES] [--stall-timeout SECS]
+                        [--verbose]
+
+Relays stream-framed clients (docs/protocol.md section 12, e.g. corowire-embedded on a
+microcontroller) to the local cmap and votequorum services (corosync, or `corowire serve`
+under $COROWIRE_NAME_PREFIX). Runs until killed.
+
+  --listen unix:PATH       listen on a Unix stream socket at PATH (QEMU: -chardev
+                           socket,path=PATH,server=off)
+  --listen tcp:ADDR:PORT   listen on TCP (QEMU: -chardev socket,host=ADDR,port=PORT,server=off);
+                           ADDR must be a loopback address unless --allow-remote
+  --listen serial:DEVICE   one client on a serial device or pty, set to raw mode; a new hello
+                           on the line starts a new session
+  --allow-remote           accept a non-loopback TCP address
+  --allow-write PREFIX     let clients set, delete and adjust CMAP keys under PREFIX
+                           (repeatable; default: CMAP is read-only)
+  --allow-votequorum-write let clients set expected votes and node votes
+  --allow-qdevice          let clients register and drive a quorum device
+  --max-clients N          clients served at once, more wait (default 16)
+  --max-tracks N           CMAP and votequorum tracks per client (default 16)
+  --max-in-flight N        requests queued per client and service (default 32)
+  --max-frame BYTES        largest frame payload offered, 64..65535 (default 16448)
+  --stall-timeout SECS     close a client that stops reading, or stops mid-frame, this long
+                           (default 10)
+  --verbose                log sessions to standard error (refusals and closes always are)
+
+A refused request is answered with CS_ERR_ACCESS by the gateway; it never reaches the daemon.
+After a daemon restart each client gets a reset frame and starts over with a new hello.
+";
+
+/// Tracks one upstream CMAP connection can hold.
+const TRACKS: usize = 64;
+/// How often a service thread looks for events while no request comes.
+const EVENT_POLL: Duration = Duration::from_millis(5);
+/// The frame reader's capacity: the largest frame.
+const READER: usize = u16::MAX as usize + OVERHEAD;
+
+/// Where the gateway listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Listen {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+    Serial(PathBuf),
+}
+
+/// What clients may do and how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Policy {
+    write_prefixes: Vec<Vec<u8>>,
+    votequorum_write: bool,
+    qdevice: bool,
+    max_tracks: usize,
+    max_in_flight: usize,
+    max_frame: u16,
+    stall: Duration,
+    verbose: bool,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Args {
+    listen: Listen,
+    allow_remote: bool,
+    max_clients: usize,
+    policy: Policy,
+}
+
+/// Runs `corowire gateway`; the exit status.
+pub(crate) fn run(args: &[OsString]) -> u8 {
+    let args = match parse(args) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            crate::out::print(USAGE);
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("corowire gateway: {e}");
+            eprint!("{USAGE}");
+            return 1;
+        }
+    };
+    match serve(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("corowire gateway: {e}");
+            1
+        }
+    }
+}
+
+fn parse(args: &[OsString]) -> Result<Option<Args>, String> {
+    let mut listen = None;
+    let mut allow_remote = false;
+    let mut max_clients = 16;
+    let mut policy = Policy {
+        write_prefixes: Vec::new(),
+        votequorum_write: false,
+        qdevice: false,
+        max_tracks: 16,
+        max_in_flight: 32,
+        max_frame: 16448,
+        stall: Duration::from_secs(10),
+        verbose: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let arg = arg.to_str().ok_or_else(|| format!("argument {arg:?} is not UTF-8"))?;
+        let mut value = || {
+            it.next()
+                .and_then(|v| v.to_str())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{arg} needs a UTF-8 value"))
+        };
+        let number = |v: String, min: usize, max: usize| match v.parse::<usize>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(format!("{arg} takes a number from {min} to {max}, not {v:?}")),
+        };
+        match arg {
+            "--listen" => listen = Some(parse_listen(&value()?)?),
+            "--allow-remote" => allow_remote = true,
+            "--allow-write" => policy.write_prefixes.push(value()?.into_bytes()),
+            "--allow-votequorum-write" => policy.votequorum_write = true,
+            "--allow-qdevice" => policy.qdevice = true,
+            "--max-clients" => max_clients = number(value()?, 1, 4096)?,
+            "--max-tracks" => policy.max_tracks = number(value()?, 0, TRACKS)?,
+            "--max-in-flight" => policy.max_in_flight = number(value()?, 1, 4096)?,
+            "--max-frame" => {
+                let n = number(value()?, MIN_MAX_PAYLOAD.into(), u16::MAX.into())?;
+                policy.max_frame = u16::try_from(n).map_err(|e| e.to_string())?;
+            }
+            "--stall-timeout" => policy.stall = Duration::from_secs(number(value()?, 1, 86400)? as u64),
+            "--verbose" => policy.verbose = true,
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    let listen = listen.ok_or("--listen is missing")?;
+    if let Listen::Tcp(addr) = listen {
+        if !addr.ip().is_loopback() && !allow_remote {
+            return Err(format!(
+                "{addr} is not a loopback address: anyone who reaches it could read corosync's \
+                 state; add --allow-remote to listen there anyway"
+            ));
+        }
+    }
+    Ok(Some(Args { listen, allow_remote, max_clients, policy }))
+}
+
+fn parse_listen(spec: &str) -> Result<Listen, String> {
+    match spec.split_once(':') {
+        Some(("unix", path)) if !path.is_empty() => Ok(Listen::Unix(path.into())),
+        Some(("serial", path)) if !path.is_empty() => Ok(Listen::Serial(path.into())),
+        Some(("tcp", addr)) => {
+            addr.parse().map(Listen::Tcp).map_err(|e| format!("--listen tcp:{addr}: {e} (want ADDR:PORT)"))
+        }
+        _ => Err(format!("--listen {spec:?}: want unix:PATH, tcp:ADDR:PORT or serial:DEVICE")),
+    }
+}
+
+/// Logs one line to standard error.
+fn log(line: &str) {
+    eprintln!("corowire gateway: {line}");
+}
+
+fn serve(args: Args) -> Result<(), String> {
+    let policy = Arc::new(args.policy);
+    let slots = Arc::new(AtomicUsize::new(args.max_clients));
+    let mut next_id = 0u64;
+    let mut spawn = |reader: Box<dyn Read + Send>, writer: Box<dyn Write + Send>, peer: String| {
+        next_id += 1;
+        let (policy, slots, id) = (Arc::clone(&policy), Arc::clone(&slots), next_id);
+        while slots.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_err() {
+            thread::sleep(Duration::from_millis(50));
+        }
+        thread::spawn(move || {
+            let name = format!("client {id} ({peer})");
+            let why = Client::new(&name, writer, policy.clone()).run(reader);
+            log(&format!("{name} closed: {why}"));
+            slots.fetch_add(1, Ordering::AcqRel);
+        });
+    };
+    match args.listen {
+        Listen::Unix(path) => {
+            let listener =
+                UnixListener::bind(&path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
+            log(&format!("listening on unix:{}", path.display()));
+            for conn in listener.incoming() {
+                let conn = conn.map_err(|e| format!("accept: {e}"))?;
+                let set =
+                    conn.set_write_timeout(Some(policy.stall)).and(conn.set_read_timeout(Some(policy.stall)));
+                match (set, conn.try_clone()) {
+                    (Ok(()), Ok(r)) => spawn(Box::new(r), Box::new(conn), "unix".into()),
+                    (Err(e), _) | (_, Err(e)) => log(&format!("unix client dropped: {e}")),
+                }
+            }
+        }
+        Listen::Tcp(addr) => {
+            let listener = TcpListener::bind(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
+            log(&format!("listening on tcp:{}", listener.local_addr().map_err(|e| e.to_string())?));
+            for conn in listener.incoming() {
+                let conn: TcpStream = conn.map_err(|e| format!("accept: {e}"))?;
+                let peer = conn.peer_addr().map_or_else(|_| "tcp".into(), |a| a.to_string());
+                let set = conn
+                    .set_nodelay(true)
+                    .and(conn.set_write_timeout(Some(policy.stall)))
+                    .and(conn.set_read_timeout(Some(policy.stall)));
+                match (set, conn.try_clone()) {
+                    (Ok(()), Ok(r)) => spawn(Box::new(r), Box::new(conn), peer),
+                    (Err(e), _) | (_, Err(e)) => log(&format!("{peer} dropped: {e}")),
+                }
+            }
+        }
+        Listen::Serial(path) => {
+            let line = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| format!("open {}: {e}", path.display()))?;
+            raw_mode(&line).map_err(|e| format!("{}: raw mode: {e}", path.display()))?;
+            log(&format!("serving serial:{}", path.display()));
+            let reader = line.try_clone().map_err(|e| e.to_string())?;
+            let name = format!("serial:{}", path.display());
+            let why = Client::new(&name, Box::new(line), policy).run(Box::new(reader));
+            return Err(format!("{name} closed: {why}"));
+        }
+    }
+    Ok(())
+}
+
+/// Puts a terminal (a serial device, a pty) into raw mode: no echo, no line editing, no
+/// translation, 8 data bits (`cfmakeraw`).
+fn raw_mode(line: &std::fs::File) -> Result<(), String> {
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    let mut t = tcgetattr(line).map_err(|e| e.to_string())?;
+    cfmakeraw(&mut t);
+    tcsetattr(line, SetArg::TCSANOW, &t).map_err(|e| e.to_string())
+}
+
+/// The writing half of a client, shared by its threads: whole frames under the lock.
+struct Out {
+    writer: Mutex<Box<dyn Write + Send>>,
+    /// Set once a write failed (the client stalled or left): nothing more is written.
+    dead: AtomicBool,
+}
+
+impl Out {
+    /// Writes `frame`; `false` if the client is gone or stalled.
+    fn send(&self, frame: Frame<'_>) -> bool {
+        let mut buf = vec![0u8; frame.encoded_len()];
+        let Ok(n) = frame.encode(&mut buf) else { return false };
+        let Ok(mut w) = self.writer.lock() else { return false };
+        if self.dead.load(Ordering::Acquire) {
+            return false;
+        }
+        let ok = w.write_all(&buf[..n]).and_then(|()| w.flush()).is_ok();
+        if !ok {
+            self.dead.store(true, Ordering::Release);
+        }
+        ok
+    }
+}
+
+/// The upstream side of one session: one service thread per accepted channel.
+struct Upstream {
+    cmap: Option<SyncSender<Vec<u8>>>,
+    votequorum: Option<SyncSender<Vec<u8>>>,
+    /// Set by a service thread that lost its daemon: the session is over.
+    lost: Arc<AtomicBool>,
+}
+
+impl Upstream {
+    fn sender(&self, channel: Channel) -> Option<&SyncSender<Vec<u8>>> {
+        match channel {
+            Channel::Cmap => self.cmap.as_ref(),
+            Channel::Votequorum => self.votequorum.as_ref(),
+        }
+    }
+}
+
+/// One stream client.
+struct Client {
+    name: String,
+    out: Arc<Out>,
+    policy: Arc<Policy>,
+    session: GatewaySession,
+    upstream: Option<Upstream>,
+    tracks: usize,
+}
+
+impl Client {
+    fn new(name: &str, writer: Box<dyn Write + Send>, policy: Arc<Policy>) -> Self {
+        Self {
+            name: name.to_owned(),
+            out: Arc::new(Out { writer: Mutex::new(writer), dead: AtomicBool::new(false) }),
+            session: GatewaySession::new(Services::ALL, policy.max_frame),
+            policy,
+            upstream: None,
+            tracks: 0,
+        }
+    }
+
+    /// Serves the client until it leaves or is closed; why it ended.
+    fn run(mut self, mut reader: Box<dyn Read + Send>) -> String {
+        let mut frames: Box<FrameReader<READER>> = Box::new(FrameReader::new());
+        loop {
+            if self.out.dead.load(Ordering::Acquire) {
+                return "it stopped reading (or left) while the gateway wrote to it".into();
+            }
+            frames.set_max_payload(self.session.max_payload());
+            let got = reader.read(frames.space());
+            match got {
+                Ok(0) => return "end of stream".into(),
+                Ok(n) => frames.filled(n),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if frames.buffered() > 0 {
+                        return format!("stalled in the middle of a frame for {:?}", self.policy.stall);
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return format!("read error: {e}"),
+            }
+            loop {
+                let frame = match frames.next_frame() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => return format!("malformed frame: {e}"),
+                };
+                if let Err(why) = self.handle(frame) {
+                    return why;
+                }
+                frames.set_max_payload(self.session.max_payload());
+            }
+        }
+    }
+
+    /// One frame from the client.
+    fn handle(&mut self, frame: Frame<'_>) -> Result<(), String> {
+        if self.upstream.as_ref().is_some_and(|u| u.lost.load(Ordering::Acquire)) {
+            // After a reset: a new hello starts over, anything else is dropped.
+            if !matches!(frame, Frame::Hello(_)) {
+                return Ok(());
+            }
+            self.upstream = None;
+            self.tracks = 0;
+            self.session = GatewaySession::new(Services::ALL, self.policy.max_frame);
+        }
+        match self.session.handle_frame(frame).map_err(|e| e.to_string())? {
+            FromClient::Accept(mut accept) => {
+                if accept.result.is_ok() {
+                    match self.connect(accept.services) {
+                        Ok(up) => self.upstream = Some(up),
+                        Err(e) => {
+                            log(&format!("{}: upstream connect failed: {e}", self.name));
+                            accept.result = Err(CsError::TryAgain);
+                        }
+                    }
+                }
+                if self.policy.verbose || accept.result.is_err() {
+                    log(&format!("{}: hello, accept {accept:?}", self.name));
+                }
+                self.out.send(Frame::Accept(accept));
+                match accept.result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(format!("refused at hello: {e}")),
+                }
+            }
+            FromClient::Request { channel, payload } => self.request(channel, payload),
+        }
+    }
+
+    /// Opens the upstream connections and their service threads.
+    fn connect(&self, services: Services) -> Result<Upstream, corowire_unix::Error> {
+        let lost = Arc::new(AtomicBool::new(false));
+        let options = Options::default();
+        let mut up = Upstream { cmap: None, votequorum: None, lost: Arc::clone(&lost) };
+        if services.contains(Channel::Cmap) {
+            let (client, _) = corowire_unix::connect_driver::<CmapService<TRACKS>, 1, 1, 64>(&options)?;
+            up.cmap = Some(self.spawn_service(Channel::Cmap, services, client, &lost));
+        }
+        if services.contains(Channel::Votequorum) {
+            let (client, _) = corowire_unix::connect_driver::<VotequorumService, 1, 1, 64>(&options)?;
+            up.votequorum = Some(self.spawn_service(Channel::Votequorum, services, client, &lost));
+        }
+        Ok(up)
+    }
+
+    fn spawn_service<S: Service + Send + 'static>(
+        &self,
+        channel: Channel,
+        services: Services,
+        client: ClientDriver<S, 1, 1, 64>,
+        lost: &Arc<AtomicBool>,
+    ) -> SyncSender<Vec<u8>>
+    where
+        ClientDriver<S, 1, 1, 64>: Send,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(self.policy.max_in_flight);
+        let relay = Relay {
+            name: format!("{} {channel:?}", self.name),
+            channel,
+            services,
+            out: Arc::clone(&self.out),
+            lost: Arc::clone(lost),
+            max_payload: self.session.max_payload(),
+        };
+        thread::spawn(move || {
+            let mut client = client;
+            relay.run(client.transport_mut(), &rx);
+        });
+        tx
+    }
+
+    /// A request of an accepted channel: policy, limits, then upstream.
+    fn request(&mut self, channel: Channel, payload: &[u8]) -> Result<(), String> {
+        let verdict = match channel {
+            Channel::Cmap => self.cmap_verdict(payload)?,
+            Channel::Votequorum => self.votequorum_verdict(payload)?,
+        };
+        if let Some(reply) = verdict {
+            log(&format!("{}: {channel:?} request refused", self.name));
+            self.out.send(Frame::Message { channel, kind: Kind::Reply, payload: &reply });
+            return Ok(());
+        }
+        let Some(tx) = self.upstream.as_ref().and_then(|u| u.sender(channel)) else {
+            return Err(format!("{channel:?} request without an upstream connection"));
+        };
+        match tx.try_send(payload.to_vec()) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                Err(format!("more than {} {channel:?} requests in flight", self.policy.max_in_flight))
+            }
+            // The service thread ended: its daemon is gone and a reset is (being) sent.
+            Err(TrySendError::Disconnected(_)) => Ok(()),
+        }
+    }
+
+    /// `None` to relay a CMAP request, or the gateway's reply refusing it.
+    fn cmap_verdict(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let req = CmapRequest::decode(payload).map_err(|e| format!("malformed CMAP request: {e}"))?;
+        let kind = req.kind();
+        let key = match req {
+            CmapRequest::Set { key, .. }
+            | CmapRequest::Delete { key }
+            | CmapRequest::AdjustInt { key, .. } => Some(key),
+            _ => None,
+        };
+        if let Some(key) = key {
+            let allowed = self.policy.write_prefixes.iter().any(|p| key.as_bytes().starts_with(p));
+            return Ok((!allowed).then(|| status_reply(kind.response_id(), CsError::Access)));
+        }
+        match kind {
+            CmapKind::TrackAdd if self.tracks >= self.policy.max_tracks => {
+                let reply = Reply {
+                    result: Err(CsError::NoResources),
+                    body: CmapResponse::TrackAdd { track_handle: 0 },
+                };
+                let mut out = vec![0u8; reply.encoded_len()];
+                let n = reply.encode(&mut out).map_err(|e| e.to_string())?;
+                out.truncate(n);
+                Ok(Some(out))
+            }
+            CmapKind::TrackAdd => {
+                self.tracks += 1;
+                Ok(None)
+            }
+            CmapKind::TrackDelete => {
+                self.tracks = self.tracks.saturating_sub(1);
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `None` to relay a votequorum request, or the gateway's reply refusing it.
+    fn votequorum_verdict(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let req = VqRequest::decode(payload).map_err(|e| format!("malformed votequorum request: {e}"))?;
+        let kind = req.kind();
+        let refuse = |e| Ok(Some(status_reply(kind.response_id(), e)));
+        match kind {
+            VqKind::GetInfo | VqKind::TrackStop => {
+                if kind == VqKind::TrackStop {
+                    self.tracks = self.tracks.saturating_sub(1);
+                }
+                Ok(None)
+            }
+            VqKind::TrackStart if self.tracks >= self.policy.max_tracks => refuse(CsError::NoResources),
+            VqKind::TrackStart => {
+                self.tracks += 1;
+                Ok(None)
+            }
+            VqKind::SetExpected | VqKind::SetVotes if self.policy.votequorum_write => Ok(None),
+            VqKind::SetExpected | VqKind::SetVotes => refuse(CsError::Access),
+            _ if self.policy.qdevice => Ok(None),
+            _ => refuse(CsError::Access),
+        }
+    }
+}
+
+/// A bare status reply (`cs_error_t` in a 24-byte header), as corosync sends for a refused
+/// request of this shape.
+fn status_reply(id: i32, error: CsError) -> Vec<u8> {
+    let mut out = vec![0u8; 64];
+    let n = corowire::cmap::encode_status(&mut out, id, CsError::raw_of(Err(error))).unwrap_or(0);
+    out.truncate(n);
+    out
+}
+
+/// One service thread: relays the client's requests of one channel to its upstream
+/// connection, each reply back, and the events in between.
+struct Relay {
+    name: String,
+    channel: Channel,
+    services: Services,
+    out: Arc<Out>,
+    lost: Arc<AtomicBool>,
+    max_payload: usize,
+}
+
+impl Relay {
+    fn run(self, transport: &mut Box<dyn ClientTransport>, rx: &Receiver<Vec<u8>>) {
+        let mut buf = vec![0u8; transport.max_response_len().max(transport.max_event_len()).min(1 << 20)];
+        let result = loop {
+            match rx.recv_timeout(EVENT_POLL) {
+                Ok(request) => {
+                    if let Err(e) = self.relay(transport, &request, &mut buf) {
+                        break Err(e);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break Ok(()),
+            }
+            if let Err(e) = self.events(transport, &mut buf) {
+                break Err(e);
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(Fault::Upstream(e)) => {
+                log(&format!("{}: upstream lost ({e}); reset sent", self.name));
+                // The first service thread to see it tells the client, once.
+                if !self.lost.swap(true, Ordering::AcqRel) {
+                    self.out.send(Frame::Reset(self.services));
+                }
+            }
+            Err(Fault::TooLarge(len)) => {
+                log(&format!(
+                    "{}: a {len}-byte message does not fit the client's frames; closing",
+                    self.name
+                ));
+                self.out.dead.store(true, Ordering::Release);
+            }
+            Err(Fault::ClientGone) => {}
+        }
+    }
+
+    /// Relays one request and its reply.
+    fn relay(&self, t: &mut Box<dyn ClientTransport>, request: &[u8], buf: &mut [u8]) -> Result<(), Fault> {
+        loop {
+            match t.check_send(request.len()) {
+                Ok(()) => break,
+                Err(TransportError::Disconnected) => {
+                    return Err(Fault::Upstream(TransportError::Disconnected))
+                }
+                Err(e)
+                    if corowire::transport::TransportError::kind(&e)
+                        == corowire::transport::ErrorKind::TryAgain =>
+                {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(Fault::Upstream(e)),
+            }
+        }
+        t.write_request(request).map_err(Fault::Upstream)?;
+        t.flush(1).map_err(Fault::Upstream)?;
+        let n = t.recv_response(None, buf).map_err(Fault::Upstream)?;
+        self.deliver(Kind::Reply, &buf[..n])
+    }
+
+    /// Relays the events pending.
+    fn events(&self, t: &mut Box<dyn ClientTransport>, buf: &mut [u8]) -> Result<(), Fault> {
+        let mut any = false;
+        while let Some(n) = t.recv_event(Wait::Never, buf).map_err(Fault::Upstream)? {
+            any = true;
+            self.deliver(Kind::Event, &buf[..n])?;
+        }
+        if any {
+            t.settle_events();
+        }
+        // An idle check that notices a daemon gone while nothing moves.
+        t.check_alive().map_err(Fault::Upstream)
+    }
+
+    fn deliver(&self, kind: Kind, payload: &[u8]) -> Result<(), Fault> {
+        if payload.len() > self.max_payload {
+            return Err(Fault::TooLarge(payload.len()));
+        }
+        if self.out.send(Frame::Message { channel: self.channel, kind, payload }) {
+            Ok(())
+        } else {
+            Err(Fault::ClientGone)
+        }
+    }
+}
+
+/// Why a service thread ends.
+enum Fault {
+    Upstream(TransportError),
+    TooLarge(usize),
+    ClientGone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn listen_specs() {
+        assert_eq!(parse_listen("unix:/tmp/g"), Ok(Listen::Unix("/tmp/g".into())));
+        assert_eq!(parse_listen("serial:/dev/pts/3"), Ok(Listen::Serial("/dev/pts/3".into())));
+        assert_eq!(parse_listen("tcp:127.0.0.1:7000"), Ok(Listen::Tcp("127.0.0.1:7000".parse().unwrap())));
+        assert!(parse_listen("tcp:localhost").is_err());
+        assert!(parse_listen("udp:1").is_err());
+    }
+
+    #[test]
+    fn remote_bind_needs_the_flag() {
+        let e = parse(&args(&["--listen", "tcp:0.0.0.0:7000"])).unwrap_err();
+        assert!(e.contains("--allow-remote"), "{e}");
+        assert!(parse(&args(&["--listen", "tcp:0.0.0.0:7000", "--allow-remote"])).unwrap().is_some());
+        assert!(parse(&args(&["--listen", "tcp:[::1]:7000"])).unwrap().is_some());
+    }
+
+    #[test]
+    fn options() {
+        let a = parse(&args(&["--listen", "unix:/x", "--allow-write", "test.", "--max-frame", "512"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.policy.write_prefixes, [b"test.".to_vec()]);
+        assert_eq!(a.policy.max_frame, 512);
+        assert!(parse(&args(&["--listen", "unix:/x", "--max-frame", "10"])).is_err());
+        assert!(parse(&args(&[])).is_err());
+        assert_eq!(parse(&args(&["--help"])), Ok(None));
+    }
+}

@@ -1,0 +1,94 @@
+//! `embedded_io` over a blocking `UnixStream`, for `corowire-embedded`'s blocking client talking
+//! to `corowire gateway` (`cli/tests/gateway.rs`, `benches/benches/gateway.rs`).
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+
+/// `embedded_io` over a blocking `UnixStream`; `read_ready` reads one byte ahead.
+pub(crate) struct Io {
+    stream: UnixStream,
+    ahead: Option<u8>,
+    eof: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IoError(std::io::ErrorKind);
+
+impl core::fmt::Display for IoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl core::error::Error for IoError {}
+
+impl embedded_io::Error for IoError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        match self.0 {
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => embedded_io::ErrorKind::TimedOut,
+            _ => embedded_io::ErrorKind::Other,
+        }
+    }
+}
+
+fn io_error(e: &std::io::Error) -> IoError {
+    IoError(e.kind())
+}
+
+impl embedded_io::ErrorType for Io {
+    type Error = IoError;
+}
+
+impl embedded_io::Read for Io {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
+        match (self.ahead.take(), buf.first_mut()) {
+            (Some(b), Some(first)) => {
+                *first = b;
+                Ok(1)
+            }
+            (ahead, _) => {
+                self.ahead = ahead;
+                if self.eof {
+                    return Ok(0);
+                }
+                self.stream.read(buf).map_err(|e| io_error(&e))
+            }
+        }
+    }
+}
+
+impl embedded_io::ReadReady for Io {
+    fn read_ready(&mut self) -> Result<bool, IoError> {
+        if self.ahead.is_some() || self.eof {
+            return Ok(true);
+        }
+        self.stream.set_nonblocking(true).map_err(|e| io_error(&e))?;
+        let mut byte = [0u8];
+        let got = self.stream.read(&mut byte);
+        self.stream.set_nonblocking(false).map_err(|e| io_error(&e))?;
+        match got {
+            Ok(0) => self.eof = true,
+            Ok(_) => self.ahead = Some(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(io_error(&e)),
+        }
+        Ok(true)
+    }
+}
+
+impl embedded_io::Write for Io {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, IoError> {
+        self.stream.write(buf).map_err(|e| io_error(&e))
+    }
+
+    fn flush(&mut self) -> Result<(), IoError> {
+        Ok(())
+    }
+}
+
+impl Io {
+    /// Wraps a connected stream.
+    pub(crate) fn new(stream: UnixStream) -> Self {
+        Self { stream, ahead: None, eof: false }
+    }
+}
