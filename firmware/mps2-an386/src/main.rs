@@ -29,9 +29,11 @@ const CALL_TIMEOUT_MS: u32 = 10_000;
 const CHANGE_TIMEOUT_MS: u32 = 30_000;
 
 /// The receive buffer of the link (the negotiated payload is at most `RX - 6` bytes) and its
-/// four queues.
+/// four queues. corosync answers a GET with a reply as large as the value buffer the request
+/// offers (the client offers the whole negotiated payload), so a queue must hold a frame of
+/// the full payload plus its length: 512 bytes do not.
 const RX: usize = 518;
-const Q: usize = 512;
+const Q: usize = 1024;
 /// Each client's buffers: a CMAP request with its 264-byte key field and a short value fits.
 const BUF: usize = 512;
 
