@@ -6,7 +6,8 @@ use core::time::Duration;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{recv, MsgFlags};
+use nix::sys::socket::{recv, sendmsg, ControlMessage, MsgFlags};
+use std::io::IoSlice;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -19,7 +20,7 @@ use corowire::cmap::{Key, Request, Value};
 use corowire::{Connection, CsError};
 use corowire_unix::cmap::{self, Cmap, OwnedValue};
 use corowire_unix::server::{IpcType, Limits, MAX_CONNECTIONS};
-use corowire_unix::sys::sock::{poll_readable, send_all, PollState, ABSTRACT_NAME_LEN};
+use corowire_unix::sys::sock::{abstract_addr, poll_readable, send_all, PollState, ABSTRACT_NAME_LEN};
 use corowire_unix::transport::socket::channel_name;
 use corowire_unix::transport::{handshake, ShmTransport};
 use corowire_unix::Error;
@@ -150,6 +151,31 @@ fn as_root_foreign_datagrams_are_not_heard() {
     // The victim's connection still works, and in order: its next reply is its own.
     assert_eq!(victim.get("totem.cluster_name").unwrap(), OwnedValue::String("corowire".into()));
     assert!(server.cmap().get(FOREIGN_KEY).is_err(), "the foreign request was served");
+}
+
+/// Item 2, the breaker's way round it: a datagram carrying a descriptor (`SCM_RIGHTS`) sent
+/// into a client's request socket is discarded and its descriptor closed; the connection lives
+/// (before, the truncated control data made the server close the victim's connection). Any
+/// sender will do, so this one is the test itself.
+#[test]
+fn datagrams_carrying_descriptors_are_discarded() {
+    let server = TestServer::start_with("rights", |cfg| cfg.transport = IpcType::Socket);
+    let mut victim = server.cmap();
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&server.shm_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let [dir] = dirs.as_slice() else { panic!("one connection directory expected: {dirs:?}") };
+    let name = channel_name(&dir.join(format!("qb-{}", server.cmap_name)), "request");
+    let (pipe_r, pipe_w) = nix::unistd::pipe().unwrap();
+    let sock = UnixDatagram::unbound().unwrap();
+    let fds = [pipe_r.as_raw_fd()];
+    let rights = [ControlMessage::ScmRights(&fds)];
+    let addr = abstract_addr(&name).unwrap();
+    let payload = [0u8; 16];
+    sendmsg(sock.as_raw_fd(), &[IoSlice::new(&payload)], &rights, MsgFlags::empty(), Some(&addr)).unwrap();
+    drop(pipe_r);
+    assert_eq!(victim.get("totem.cluster_name").unwrap(), OwnedValue::String("corowire".into()));
+    // The server has read the datagram (it answered a later request) and closed the read end
+    // it was given: the pipe has no reader left.
+    assert_eq!(nix::unistd::write(&pipe_w, b"x"), Err(nix::errno::Errno::EPIPE));
 }
 
 /// The key [`child_sends_into_a_request_socket`] tries to set.
