@@ -20,7 +20,9 @@ use corowire::cmap::{Key, Request, Value};
 use corowire::{Connection, CsError};
 use corowire_unix::cmap::{self, Cmap, OwnedValue};
 use corowire_unix::server::{IpcType, Limits, MAX_CONNECTIONS};
-use corowire_unix::sys::sock::{abstract_addr, poll_readable, send_all, PollState, ABSTRACT_NAME_LEN};
+use corowire_unix::sys::sock::{
+    abstract_addr, connect_setup, poll_readable, send_all, PollState, ABSTRACT_NAME_LEN,
+};
 use corowire_unix::transport::socket::channel_name;
 use corowire_unix::transport::{handshake, ShmTransport};
 use corowire_unix::Error;
@@ -263,6 +265,71 @@ fn child_holds_connections() {
     match Cmap::connect_with(options()) {
         Err(e @ Error::Connect { .. }) if e.cs_error() == CsError::Busy => {}
         other => panic!("connection {} beyond the quota: {:?}", n + 1, other.map(|_| "accepted")),
+    }
+    println!("HOLDING");
+    let _ = std::io::stdin().read_line(&mut String::new());
+    println!("CHILD-DONE");
+}
+
+/// Breaker item 2: users that connect and never send a setup request cannot keep root out.
+/// Here a user may have 3 connections in setup and all non-root users 5: `nobody`'s 4th is
+/// closed while its first 3 wait, the other user's 3rd likewise, and root still gets in
+/// (before, nothing bounded them until the 10 s setup timeout: enough of them made `accept`
+/// run out of descriptors).
+#[test]
+#[ignore = "needs root (runs clients as uid 65534): tests/run-all runs it"]
+fn as_root_silent_connections_lock_nobody_out() {
+    let server = TestServer::start_with("silent", |cfg| {
+        cfg.limits = Limits { setup_per_uid: 3, setup_total: 5, ..Limits::default() };
+    });
+    let copy = TestCopy::new("silent");
+    let env = [(CHILD, "1"), ("CMAP", server.cmap_name.as_str())];
+    let holder_env = [env[0], env[1], ("CONNECT", "3")];
+    let mut holder = copy
+        .command(NOBODY, "child_holds_silent_connections", &holder_env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.ends_with("HOLDING")), "the holder was refused");
+    let other_env = [env[0], env[1], ("CONNECT", "2")];
+    let other = copy
+        .command(OTHER, "child_holds_silent_connections", &other_env)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_child_done(&other);
+    assert_eq!(server.cmap().get("totem.cluster_name").unwrap(), OwnedValue::String("corowire".into()));
+    drop(holder.stdin.take());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(holder.wait().unwrap().success() && rest.iter().any(|l| l.ends_with("CHILD-DONE")), "{rest:?}");
+}
+
+/// The clients of [`as_root_silent_connections_lock_nobody_out`]: `CONNECT` connections that
+/// send nothing, then one more, which the server closes while the others still wait; it
+/// holds them until its standard input closes.
+#[test]
+#[ignore = "run as other users by as_root_silent_connections_lock_nobody_out"]
+fn child_holds_silent_connections() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let n: usize = env("CONNECT").parse().unwrap();
+    let held: Vec<_> = (0..n).map(|_| connect_setup(&env("CMAP")).unwrap()).collect();
+    let extra = connect_setup(&env("CMAP")).unwrap();
+    assert_ne!(poll_readable(&extra, None).unwrap(), PollState::Timeout);
+    assert_eq!(
+        recv(extra.as_raw_fd(), &mut [0u8; 1], MsgFlags::empty()),
+        Ok(0),
+        "the extra one was not closed"
+    );
+    for fd in &held {
+        assert_eq!(
+            poll_readable(fd, Some(Duration::ZERO)).unwrap(),
+            PollState::Timeout,
+            "a waiting one was closed"
+        );
     }
     println!("HOLDING");
     let _ = std::io::stdin().read_line(&mut String::new());

@@ -71,7 +71,9 @@
 //!
 //! - [`MAX_CONNECTIONS`] connections per service, of which one user or one process may
 //!   hold only a part and some are kept for root ([`Limits`]; more are refused with
-//!   `-EBUSY`, never dropping a connection already made);
+//!   `-EBUSY`, never dropping a connection already made); connections accepted but not yet
+//!   set up are bounded per user and for all non-root users together, root exempt
+//!   ([`Limits::setup_per_uid`], [`Limits::setup_total`]; a newcomer beyond is closed);
 //!   [`MAX_ITERATORS`] iterators and [`MAX_TRACKS`] tracks per CMAP connection (more get
 //!   `CS_ERR_NO_MEMORY`).
 //! - A client may truncate its own ring files (they are its files, as in libqb); the server's
@@ -113,8 +115,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
 use crate::sys::sock::{
-    accept_with_passcred, errno_of, listen_abstract, listen_path, recv_with_creds, send_all, PeerCred,
-    FORCE_FILESYSTEM_SOCKETS, SOCKET_DIR,
+    accept_with_passcred, errno_of, listen_abstract, listen_path, peer_cred, recv_with_creds, send_all,
+    PeerCred, FORCE_FILESYSTEM_SOCKETS, SOCKET_DIR,
 };
 use corowire::value::OwnedValue;
 use session::{Channels, Phase, Rings, Session, ShmDir, Sockets, Take};
@@ -210,13 +212,31 @@ pub struct Limits {
     /// queue is freed; the bound may be passed by at most one event per connection whose
     /// ring was free. Each connection is also dropped beyond 64 MiB of its own.
     pub queued_event_bytes: usize,
+    /// Connections one user other than root may have accepted but not yet set up (no
+    /// complete setup request read), over all services. Its uid is known at accept
+    /// (`SO_PEERCRED`); a newcomer beyond it is closed at once, without a reply (there is
+    /// no request to answer yet; libqb clients report `CS_ERR_LIBRARY`), and logged. Those
+    /// already waiting are kept, each for 10 s at most.
+    pub setup_per_uid: usize,
+    /// Connections all users other than root together may have accepted but not yet set
+    /// up, over all services; a newcomer beyond it is closed as for
+    /// [`setup_per_uid`](Self::setup_per_uid). Root is never refused for it, so a crowd of
+    /// silent connections cannot keep root out (nor make `accept` run out of descriptors).
+    pub setup_total: usize,
 }
 
 impl Default for Limits {
     /// 32 connections per uid and 16 per pid for each service, 16 kept for root, 256 MiB
-    /// of queued events.
+    /// of queued events; 8 connections in setup per uid and 64 for all non-root users.
     fn default() -> Self {
-        Self { per_uid: 32, per_pid: 16, reserved_for_root: 16, queued_event_bytes: 256 << 20 }
+        Self {
+            per_uid: 32,
+            per_pid: 16,
+            reserved_for_root: 16,
+            queued_event_bytes: 256 << 20,
+            setup_per_uid: 8,
+            setup_total: 64,
+        }
     }
 }
 
@@ -668,6 +688,16 @@ impl Server {
                     return;
                 }
             };
+            let Ok(peer) = peer_cred(&fd) else { continue };
+            if !self.admit_setup(peer.uid) {
+                if self.verbose {
+                    eprintln!(
+                        "corowire server: connection of uid {} (pid {}) on '{}' closed: too many in setup",
+                        peer.uid, peer.pid, listener.name
+                    );
+                }
+                continue;
+            }
             let sock = UnixStream::from(fd);
             if sock.set_nonblocking(true).is_err() {
                 continue;
@@ -678,7 +708,7 @@ impl Server {
                 id = id.wrapping_add(1);
             }
             self.next_id = id.wrapping_add(1);
-            self.sessions.insert(id, Session::new(listener.service, sock));
+            self.sessions.insert(id, Session::new(listener.service, sock, peer.uid));
         }
     }
 
@@ -820,6 +850,21 @@ impl Server {
             return Err(Errno::EBUSY);
         }
         Ok(())
+    }
+
+    /// Whether a connection of user `uid` just accepted may wait for its setup request
+    /// ([`Limits::setup_per_uid`], [`Limits::setup_total`]; root always may).
+    fn admit_setup(&self, uid: libc::uid_t) -> bool {
+        if uid == 0 {
+            return true;
+        }
+        let waiting = self.sessions.values().filter_map(Session::setup_uid).filter(|&u| u != 0);
+        let (mut total, mut same_uid) = (0, 0);
+        for u in waiting {
+            total += 1;
+            same_uid += usize::from(u == uid);
+        }
+        same_uid < self.limits.setup_per_uid && total < self.limits.setup_total
     }
 
     /// corosync's check (`exec/ipc_glue.c`): root user or group, or a `uidgid` key.

@@ -298,8 +298,14 @@ pub(super) enum Take {
 /// Where a connection is in its life.
 #[derive(Debug)]
 pub(super) enum Phase {
-    /// Reading the 24-byte setup request.
-    Setup { buf: [u8; CONNECTION_REQUEST_LEN], filled: usize, cred: Option<PeerCred>, since: Instant },
+    /// Reading the 24-byte setup request from the user `uid` that connected (`SO_PEERCRED`).
+    Setup {
+        buf: [u8; CONNECTION_REQUEST_LEN],
+        filled: usize,
+        cred: Option<PeerCred>,
+        since: Instant,
+        uid: u32,
+    },
     /// Established.
     Ready(Channels),
 }
@@ -331,7 +337,8 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) fn new(service: usize, sock: UnixStream) -> Self {
+    /// A connection of user `uid` (as `connect`ed) to the `service`th listener, in setup.
+    pub(super) fn new(service: usize, sock: UnixStream, uid: u32) -> Self {
         Self {
             service,
             sock,
@@ -340,6 +347,7 @@ impl Session {
                 filled: 0,
                 cred: None,
                 since: Instant::now(),
+                uid,
             },
             cred: None,
             max_msg_size: 0,
@@ -350,6 +358,14 @@ impl Session {
             doorbells: 0,
             reply: None,
             oversized_events: 0,
+        }
+    }
+
+    /// The uid that connected, while the connection is in setup and not being closed.
+    pub(super) fn setup_uid(&self) -> Option<u32> {
+        match self.phase {
+            Phase::Setup { uid, .. } if self.dead.is_none() => Some(uid),
+            _ => None,
         }
     }
 

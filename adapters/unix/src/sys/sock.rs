@@ -103,6 +103,15 @@ pub fn accept_with_passcred(listener: &UnixListener) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
+/// The credentials of the process that connected `fd` (`SO_PEERCRED`), as of its `connect`:
+/// known at accept, before the client sent anything.
+///
+/// # Errors
+/// `getsockopt` failures (e.g. `ENOTCONN`).
+pub fn peer_cred(fd: impl AsFd) -> Result<PeerCred, Errno> {
+    getsockopt(&fd, sockopt::PeerCredentials).map(PeerCred::from)
+}
+
 /// The errno of an I/O error (`EIO` if it has none).
 pub(crate) fn errno_of(e: io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
