@@ -74,6 +74,9 @@
 //!   `-EBUSY`, never dropping a connection already made); connections accepted but not yet
 //!   set up are bounded per user and for all non-root users together, root exempt
 //!   ([`Limits::setup_per_uid`], [`Limits::setup_total`]; a newcomer beyond is closed);
+//!   the shared memory of ring files is bounded per user and for all non-root users
+//!   together, root exempt ([`Limits::shm_per_uid`], [`Limits::shm_total`]; a setup beyond
+//!   is refused with `-ENOMEM`);
 //!   [`MAX_ITERATORS`] iterators and [`MAX_TRACKS`] tracks per CMAP connection (more get
 //!   `CS_ERR_NO_MEMORY`).
 //! - A client may truncate its own ring files (they are its files, as in libqb); the server's
@@ -99,6 +102,7 @@ use std::time::Instant;
 use corowire::cmap::Value;
 use corowire::error::SetupError;
 use corowire::qb::{ConnectRequest, ConnectResponse, ConnectionType, CONNECTION_RESPONSE_LEN};
+use corowire::ring::data_bytes;
 use corowire::server::cfg::{CfgEngine, MAX_LINKS};
 use corowire::server::cmap::CmapEngine;
 use corowire::server::quorum::QuorumLibEngine;
@@ -106,6 +110,7 @@ use corowire::server::store::BTreeStore;
 use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
 use corowire::server::{grant_max_msg_size, ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
 use corowire::votequorum::NodeState;
+use corowire::wire::ring::HEADER_FILE_LEN;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -223,11 +228,22 @@ pub struct Limits {
     /// [`setup_per_uid`](Self::setup_per_uid). Root is never refused for it, so a crowd of
     /// silent connections cannot keep root out (nor make `accept` run out of descriptors).
     pub setup_total: usize,
+    /// Bytes of shared-memory ring files (in [`ServerConfig::shm_dir`]) the connections of
+    /// one user other than root may have, over all services. A connection's three rings take
+    /// `3 × (8252 + round_up(max_msg_size + 13, page size))` bytes, allocated at setup; a
+    /// setup that would pass the bound is refused with `-ENOMEM` (`CS_ERR_NO_MEMORY`). It
+    /// also bounds the allocation work one user's setups in flight cause at once.
+    pub shm_per_uid: usize,
+    /// Bytes of ring files all users other than root may have together; `-ENOMEM` beyond.
+    /// Root is never refused for it: keep it below the size of `shm_dir`'s file system
+    /// (by default half the RAM for `/dev/shm`) so that root's clients always find room.
+    pub shm_total: usize,
 }
 
 impl Default for Limits {
     /// 32 connections per uid and 16 per pid for each service, 16 kept for root, 256 MiB
-    /// of queued events; 8 connections in setup per uid and 64 for all non-root users.
+    /// of queued events; 8 connections in setup per uid and 64 for all non-root users;
+    /// 256 MiB of ring files per uid and 1 GiB for all non-root users.
     fn default() -> Self {
         Self {
             per_uid: 32,
@@ -236,6 +252,8 @@ impl Default for Limits {
             queued_event_bytes: 256 << 20,
             setup_per_uid: 8,
             setup_total: 64,
+            shm_per_uid: 256 << 20,
+            shm_total: 1 << 30,
         }
     }
 }
@@ -776,6 +794,11 @@ impl Server {
         let service = s.service;
         self.admit(service, peer)?;
         let server_fd = s.sock.as_raw_fd();
+        let shm_bytes = match self.transport {
+            IpcType::Shm => 3 * (HEADER_FILE_LEN + data_bytes(max, self.page_size)),
+            IpcType::Socket => 0,
+        };
+        self.admit_shm(peer.uid, shm_bytes)?;
         let dir = ShmDir::create(&self.shm_dir, self.listener_name(service), server_fd, peer)?;
         let channels = match self.transport {
             IpcType::Shm => Channels::Shm(Box::new(Rings::create(dir, max, self.page_size)?)),
@@ -790,6 +813,7 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&id) else { return Err(Errno::ENOTCONN) };
         s.registered = true;
         s.max_msg_size = max as usize;
+        s.shm_bytes = shm_bytes;
         let bases;
         let (connection_type, paths): (_, [&Path; 3]) = match &channels {
             Channels::Shm(rings) => {
@@ -865,6 +889,27 @@ impl Server {
             same_uid += usize::from(u == uid);
         }
         same_uid < self.limits.setup_per_uid && total < self.limits.setup_total
+    }
+
+    /// Whether user `uid` may have `bytes` more of ring files ([`Limits::shm_per_uid`],
+    /// [`Limits::shm_total`]; root always may).
+    ///
+    /// # Errors
+    /// `ENOMEM` when a bound would be passed.
+    fn admit_shm(&self, uid: libc::uid_t, bytes: usize) -> Result<(), Errno> {
+        if uid == 0 {
+            return Ok(());
+        }
+        let held = self.sessions.values().filter_map(|s| Some((s.cred?.uid, s.shm_bytes)));
+        let (mut total, mut same_uid) = (bytes, bytes);
+        for (u, b) in held.filter(|&(u, _)| u != 0) {
+            total += b;
+            same_uid += if u == uid { b } else { 0 };
+        }
+        if same_uid > self.limits.shm_per_uid || total > self.limits.shm_total {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
     }
 
     /// corosync's check (`exec/ipc_glue.c`): root user or group, or a `uidgid` key.

@@ -321,6 +321,8 @@ pub(super) struct Session {
     pub(super) cred: Option<PeerCred>,
     /// The negotiated maximum message size.
     pub(super) max_msg_size: usize,
+    /// Bytes of its ring files (0 on the socket transport), counted against [`super::Limits`].
+    pub(super) shm_bytes: usize,
     /// Whether the engine knows this connection (`connect` succeeded).
     pub(super) registered: bool,
     /// Why the connection is being closed; it is reaped at the end of the loop iteration.
@@ -351,6 +353,7 @@ impl Session {
             },
             cred: None,
             max_msg_size: 0,
+            shm_bytes: 0,
             registered: false,
             dead: None,
             events: VecDeque::new(),
