@@ -37,7 +37,14 @@
 //!   `\0<dir>/qb-<service>-request` and `-event-tx`, and connects them to the client's
 //!   `-response` and `-event` on its first send (docs/protocol.md §3). Anyone can send to
 //!   an abstract name, so the request socket has `SO_PASSCRED` set and a datagram whose
-//!   credentials (pid, uid, gid) are not the client's of the setup is discarded unread.
+//!   credentials (pid, uid, gid) are not the client's of the setup, or that carries
+//!   descriptors (they are closed), is discarded unread. What the server *sends* on the socket
+//!   transport is not protected: the client's `-response` and `-event` names are abstract,
+//!   any local user may bind them first (the client's `bind` then fails with `EADDRINUSE`),
+//!   and the server connects to whoever owns them; Linux gives no `SO_PEERCRED` for a
+//!   datagram peer, and a check by handshake would change what C clients see. libqb and
+//!   corosync share this weakness (docs/protocol.md §3). The shared-memory transport, the
+//!   default, has no such names: prefer it where other users are not trusted.
 //! - **Requests**: one per doorbell byte (shared memory) or datagram (sockets), in order
 //!   (pipelining works). A chunk that is not LIVE, or whose `hdr.size` is ≤ 0 or above the
 //!   negotiated maximum (libqb ≥ 2.0.10), or that is shorter than a request header, drops
