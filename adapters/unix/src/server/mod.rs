@@ -238,8 +238,14 @@ pub struct Limits {
     /// Bytes of shared-memory ring files (in [`ServerConfig::shm_dir`]) the connections of
     /// one user other than root may have, over all services. A connection's three rings take
     /// `3 × (8252 + round_up(max_msg_size + 13, page size))` bytes, allocated at setup; a
-    /// setup that would pass the bound is refused with `-ENOMEM` (`CS_ERR_NO_MEMORY`). It
-    /// also bounds the allocation work one user's setups in flight cause at once.
+    /// setup that would pass the bound is refused with `-ENOMEM` (`CS_ERR_NO_MEMORY`).
+    ///
+    /// It is also the bound on the work one user's setups put into the single-threaded loop:
+    /// the rings are created and sized (`posix_fallocate`) in it, so a user holding rings
+    /// of this many bytes has no more to size until it frees some. What it does not bound is
+    /// churn: a user that closes and reopens one large connection makes the server size its
+    /// rings again each time (about 0.2 s for 64 MiB rings on a loaded machine). Lower
+    /// [`ServerConfig::max_msg_size_limit`] where that matters; there is no per-user rate.
     pub shm_per_uid: usize,
     /// Bytes of ring files all users other than root may have together; `-ENOMEM` beyond.
     /// Root is never refused for it: keep it below the size of `shm_dir`'s file system
