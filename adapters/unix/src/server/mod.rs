@@ -244,7 +244,8 @@ pub struct Limits {
     /// the rings are created and sized (`posix_fallocate`) in it, so a user holding rings
     /// of this many bytes has no more to size until it frees some. What it does not bound is
     /// churn: a user that closes and reopens one large connection makes the server size its
-    /// rings again each time (about 0.2 s for 64 MiB rings on a loaded machine). Lower
+    /// rings again each time (four users doing so with 64 MiB rings took root's `cmapctl -g`
+    /// from under 0.1 s to about 1 s in the breaker's run, issue 13). Lower
     /// [`ServerConfig::max_msg_size_limit`] where that matters; there is no per-user rate.
     pub shm_per_uid: usize,
     /// Bytes of ring files all users other than root may have together; `-ENOMEM` beyond.
