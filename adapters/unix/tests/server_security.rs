@@ -6,7 +6,8 @@ use core::time::Duration;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{recv, MsgFlags};
+use nix::sys::socket::{recv, sendmsg, ControlMessage, MsgFlags};
+use std::io::IoSlice;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -19,7 +20,9 @@ use corowire::cmap::{Key, Request, Value};
 use corowire::{Connection, CsError};
 use corowire_unix::cmap::{self, Cmap, OwnedValue};
 use corowire_unix::server::{IpcType, Limits, MAX_CONNECTIONS};
-use corowire_unix::sys::sock::{poll_readable, send_all, PollState, ABSTRACT_NAME_LEN};
+use corowire_unix::sys::sock::{
+    abstract_addr, connect_setup, poll_readable, send_all, PollState, ABSTRACT_NAME_LEN,
+};
 use corowire_unix::transport::socket::channel_name;
 use corowire_unix::transport::{handshake, ShmTransport};
 use corowire_unix::Error;
@@ -152,6 +155,31 @@ fn as_root_foreign_datagrams_are_not_heard() {
     assert!(server.cmap().get(FOREIGN_KEY).is_err(), "the foreign request was served");
 }
 
+/// Item 2, the breaker's way round it: a datagram carrying a descriptor (`SCM_RIGHTS`) sent
+/// into a client's request socket is discarded and its descriptor closed; the connection lives
+/// (before, the truncated control data made the server close the victim's connection). Any
+/// sender will do, so this one is the test itself.
+#[test]
+fn datagrams_carrying_descriptors_are_discarded() {
+    let server = TestServer::start_with("rights", |cfg| cfg.transport = IpcType::Socket);
+    let mut victim = server.cmap();
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&server.shm_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let [dir] = dirs.as_slice() else { panic!("one connection directory expected: {dirs:?}") };
+    let name = channel_name(&dir.join(format!("qb-{}", server.cmap_name)), "request");
+    let (pipe_r, pipe_w) = nix::unistd::pipe().unwrap();
+    let sock = UnixDatagram::unbound().unwrap();
+    let fds = [pipe_r.as_raw_fd()];
+    let rights = [ControlMessage::ScmRights(&fds)];
+    let addr = abstract_addr(&name).unwrap();
+    let payload = [0u8; 16];
+    sendmsg(sock.as_raw_fd(), &[IoSlice::new(&payload)], &rights, MsgFlags::empty(), Some(&addr)).unwrap();
+    drop(pipe_r);
+    assert_eq!(victim.get("totem.cluster_name").unwrap(), OwnedValue::String("corowire".into()));
+    // The server has read the datagram (it answered a later request) and closed the read end
+    // it was given: the pipe has no reader left.
+    assert_eq!(nix::unistd::write(&pipe_w, b"x"), Err(nix::errno::Errno::EPIPE));
+}
+
 /// The key [`child_sends_into_a_request_socket`] tries to set.
 const FOREIGN_KEY: &str = "uidgid.uid.65534";
 
@@ -191,23 +219,63 @@ fn as_root_one_user_holding_its_quota_locks_nobody_out() {
         cfg.limits =
             Limits { per_uid: 8, per_pid: 8, reserved_for_root: MAX_CONNECTIONS - 9, ..Limits::default() };
     });
-    let copy = TestCopy::new("quota");
-    let env = [(CHILD, "1"), ("CMAP", server.cmap_name.as_str())];
-    let holder_env = [env[0], env[1], ("CONNECT", "8")];
+    nobody_holds_other_joins_root_gets_in(&server, "quota", "child_holds_connections", &[], ["8", "1"]);
+}
+
+/// Item 4 of the breaker: one user's rings cannot fill the shared memory root needs. Here
+/// a user may have the ring files of 2 connections and all non-root users of 3: `nobody`
+/// holds 2 (its 3rd is refused with `CS_ERR_NO_MEMORY`), the other user gets the last
+/// (its second is refused), and root still gets in (before, only the connection counts
+/// bounded them: 32 connections of 64 MiB rings per service and user).
+#[test]
+#[ignore = "needs root (runs clients as uid 65534): tests/run-all runs it"]
+fn as_root_one_user_filling_shared_memory_locks_nobody_out() {
+    let max = 1 << 20;
+    let conn = 3 * (corowire::wire::ring::HEADER_FILE_LEN + corowire::ring::data_bytes(max, 1 << 16));
+    let server = TestServer::start_with("shmquota", |cfg| {
+        for uid in [NOBODY, OTHER] {
+            cfg.initial.push((format!("uidgid.uid.{uid}"), OwnedValue::UInt8(1)));
+        }
+        // Every client gets `max` (none asks for more); a page is at most 64 KiB.
+        cfg.max_msg_size_floor = max;
+        cfg.max_msg_size_limit = max;
+        cfg.limits = Limits { shm_per_uid: 2 * conn, shm_total: 3 * conn, ..Limits::default() };
+    });
+    nobody_holds_other_joins_root_gets_in(
+        &server,
+        "shmquota",
+        "child_holds_connections",
+        &[("NOMEM", "1")],
+        ["2", "1"],
+    );
+}
+
+/// The course of the `as_root_*_locks_nobody_out` tests: `nobody` runs `child` (with `env`
+/// and `CONNECT` = `connect[0]`) until it holds what it may, then user [`OTHER`] runs it
+/// (`CONNECT` = `connect[1]`) to the end, then root's client is served, then `nobody`'s
+/// run ends well.
+fn nobody_holds_other_joins_root_gets_in(
+    server: &TestServer,
+    tag: &str,
+    child: &str,
+    env: &[(&str, &str)],
+    connect: [&str; 2],
+) {
+    let copy = TestCopy::new(tag);
+    let run_env = |n| {
+        let mut all = vec![(CHILD, "1"), ("CMAP", server.cmap_name.as_str()), ("CONNECT", n)];
+        all.extend_from_slice(env);
+        all
+    };
     let mut holder = copy
-        .command(NOBODY, "child_holds_connections", &holder_env)
+        .command(NOBODY, child, &run_env(connect[0]))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
-    assert!(
-        lines.by_ref().map_while(Result::ok).any(|l| l.ends_with("HOLDING")),
-        "the holder did not get its quota"
-    );
-    let other_env = [env[0], env[1], ("CONNECT", "1")];
-    let other =
-        copy.command(OTHER, "child_holds_connections", &other_env).stdin(Stdio::null()).output().unwrap();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.ends_with("HOLDING")), "the holder was refused");
+    let other = copy.command(OTHER, child, &run_env(connect[1])).stdin(Stdio::null()).output().unwrap();
     assert_child_done(&other);
     assert_eq!(server.cmap().get("totem.cluster_name").unwrap(), OwnedValue::String("corowire".into()));
     drop(holder.stdin.take());
@@ -215,9 +283,10 @@ fn as_root_one_user_holding_its_quota_locks_nobody_out() {
     assert!(holder.wait().unwrap().success() && rest.iter().any(|l| l.ends_with("CHILD-DONE")), "{rest:?}");
 }
 
-/// The clients of [`as_root_one_user_holding_its_quota_locks_nobody_out`]: `CONNECT` connections,
-/// each served, then one more, refused with `CS_ERR_BUSY`; it holds them until its
-/// standard input closes.
+/// The clients of [`as_root_one_user_holding_its_quota_locks_nobody_out`] and
+/// [`as_root_one_user_filling_shared_memory_locks_nobody_out`]: `CONNECT` connections, each
+/// served, then one more, refused with `CS_ERR_BUSY` (`CS_ERR_NO_MEMORY` if `NOMEM` is
+/// set); it holds them until its standard input closes.
 #[test]
 #[ignore = "run as other users by as_root_one_user_holding_its_quota_locks_nobody_out"]
 fn child_holds_connections() {
@@ -234,9 +303,60 @@ fn child_holds_connections() {
     for cmap in &mut held {
         cmap.get("totem.cluster_name").unwrap();
     }
+    let refusal = if std::env::var_os("NOMEM").is_some() { CsError::NoMemory } else { CsError::Busy };
     match Cmap::connect_with(options()) {
-        Err(e @ Error::Connect { .. }) if e.cs_error() == CsError::Busy => {}
+        Err(e @ Error::Connect { .. }) if e.cs_error() == refusal => {}
         other => panic!("connection {} beyond the quota: {:?}", n + 1, other.map(|_| "accepted")),
+    }
+    println!("HOLDING");
+    let _ = std::io::stdin().read_line(&mut String::new());
+    println!("CHILD-DONE");
+}
+
+/// Breaker item 2: users that connect and never send a setup request cannot keep root out.
+/// Here a user may have 3 connections in setup and all non-root users 5: `nobody`'s 4th is
+/// closed while its first 3 wait, the other user's 3rd likewise, and root still gets in
+/// (before, nothing bounded them until the 10 s setup timeout: enough of them made `accept`
+/// run out of descriptors).
+#[test]
+#[ignore = "needs root (runs clients as uid 65534): tests/run-all runs it"]
+fn as_root_silent_connections_lock_nobody_out() {
+    let server = TestServer::start_with("silent", |cfg| {
+        cfg.limits = Limits { setup_per_uid: 3, setup_total: 5, ..Limits::default() };
+    });
+    nobody_holds_other_joins_root_gets_in(
+        &server,
+        "silent",
+        "child_holds_silent_connections",
+        &[],
+        ["3", "2"],
+    );
+}
+
+/// The clients of [`as_root_silent_connections_lock_nobody_out`]: `CONNECT` connections that
+/// send nothing, then one more, which the server closes while the others still wait; it
+/// holds them until its standard input closes.
+#[test]
+#[ignore = "run as other users by as_root_silent_connections_lock_nobody_out"]
+fn child_holds_silent_connections() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let n: usize = env("CONNECT").parse().unwrap();
+    let held: Vec<_> = (0..n).map(|_| connect_setup(&env("CMAP")).unwrap()).collect();
+    let extra = connect_setup(&env("CMAP")).unwrap();
+    assert_ne!(poll_readable(&extra, None).unwrap(), PollState::Timeout);
+    assert_eq!(
+        recv(extra.as_raw_fd(), &mut [0u8; 1], MsgFlags::empty()),
+        Ok(0),
+        "the extra one was not closed"
+    );
+    for fd in &held {
+        assert_eq!(
+            poll_readable(fd, Some(Duration::ZERO)).unwrap(),
+            PollState::Timeout,
+            "a waiting one was closed"
+        );
     }
     println!("HOLDING");
     let _ = std::io::stdin().read_line(&mut String::new());

@@ -37,7 +37,14 @@
 //!   `\0<dir>/qb-<service>-request` and `-event-tx`, and connects them to the client's
 //!   `-response` and `-event` on its first send (docs/protocol.md §3). Anyone can send to
 //!   an abstract name, so the request socket has `SO_PASSCRED` set and a datagram whose
-//!   credentials (pid, uid, gid) are not the client's of the setup is discarded unread.
+//!   credentials (pid, uid, gid) are not the client's of the setup, or that carries
+//!   descriptors (they are closed), is discarded unread. What the server *sends* on the socket
+//!   transport is not protected: the client's `-response` and `-event` names are abstract,
+//!   any local user may bind them first (the client's `bind` then fails with `EADDRINUSE`),
+//!   and the server connects to whoever owns them; Linux gives no `SO_PEERCRED` for a
+//!   datagram peer, and a check by handshake would change what C clients see. libqb and
+//!   corosync share this weakness (docs/protocol.md §3). The shared-memory transport, the
+//!   default, has no such names: prefer it where other users are not trusted.
 //! - **Requests**: one per doorbell byte (shared memory) or datagram (sockets), in order
 //!   (pipelining works). A chunk that is not LIVE, or whose `hdr.size` is ≤ 0 or above the
 //!   negotiated maximum (libqb ≥ 2.0.10), or that is shorter than a request header, drops
@@ -71,7 +78,12 @@
 //!
 //! - [`MAX_CONNECTIONS`] connections per service, of which one user or one process may
 //!   hold only a part and some are kept for root ([`Limits`]; more are refused with
-//!   `-EBUSY`, never dropping a connection already made);
+//!   `-EBUSY`, never dropping a connection already made); connections accepted but not yet
+//!   set up are bounded per user and for all non-root users together, root exempt
+//!   ([`Limits::setup_per_uid`], [`Limits::setup_total`]; a newcomer beyond is closed);
+//!   the shared memory of ring files is bounded per user and for all non-root users
+//!   together, root exempt ([`Limits::shm_per_uid`], [`Limits::shm_total`]; a setup beyond
+//!   is refused with `-ENOMEM`);
 //!   [`MAX_ITERATORS`] iterators and [`MAX_TRACKS`] tracks per CMAP connection (more get
 //!   `CS_ERR_NO_MEMORY`).
 //! - A client may truncate its own ring files (they are its files, as in libqb); the server's
@@ -97,6 +109,7 @@ use std::time::Instant;
 use corowire::cmap::Value;
 use corowire::error::SetupError;
 use corowire::qb::{ConnectRequest, ConnectResponse, ConnectionType, CONNECTION_RESPONSE_LEN};
+use corowire::ring::data_bytes;
 use corowire::server::cfg::{CfgEngine, MAX_LINKS};
 use corowire::server::cmap::CmapEngine;
 use corowire::server::quorum::QuorumLibEngine;
@@ -104,6 +117,7 @@ use corowire::server::store::BTreeStore;
 use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
 use corowire::server::{grant_max_msg_size, ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
 use corowire::votequorum::NodeState;
+use corowire::wire::ring::HEADER_FILE_LEN;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -113,8 +127,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
 use crate::sys::sock::{
-    accept_with_passcred, errno_of, listen_abstract, listen_path, recv_with_creds, send_all, PeerCred,
-    FORCE_FILESYSTEM_SOCKETS, SOCKET_DIR,
+    accept_with_passcred, errno_of, listen_abstract, listen_path, peer_cred, recv_with_creds, send_all,
+    PeerCred, FORCE_FILESYSTEM_SOCKETS, SOCKET_DIR,
 };
 use corowire::value::OwnedValue;
 use session::{Channels, Phase, Rings, Session, ShmDir, Sockets, Take};
@@ -210,13 +224,51 @@ pub struct Limits {
     /// queue is freed; the bound may be passed by at most one event per connection whose
     /// ring was free. Each connection is also dropped beyond 64 MiB of its own.
     pub queued_event_bytes: usize,
+    /// Connections one user other than root may have accepted but not yet set up (no
+    /// complete setup request read), over all services. Its uid is known at accept
+    /// (`SO_PEERCRED`); a newcomer beyond it is closed at once, without a reply (there is
+    /// no request to answer yet; libqb clients report `CS_ERR_LIBRARY`), and logged. Those
+    /// already waiting are kept, each for 10 s at most.
+    pub setup_per_uid: usize,
+    /// Connections all users other than root together may have accepted but not yet set
+    /// up, over all services; a newcomer beyond it is closed as for
+    /// [`setup_per_uid`](Self::setup_per_uid). Root is never refused for it, so a crowd of
+    /// silent connections cannot keep root out (nor make `accept` run out of descriptors).
+    pub setup_total: usize,
+    /// Bytes of shared-memory ring files (in [`ServerConfig::shm_dir`]) the connections of
+    /// one user other than root may have, over all services. A connection's three rings take
+    /// `3 × (8252 + round_up(max_msg_size + 13, page size))` bytes, allocated at setup; a
+    /// setup that would pass the bound is refused with `-ENOMEM` (`CS_ERR_NO_MEMORY`).
+    ///
+    /// It is also the bound on the work one user's setups put into the single-threaded loop:
+    /// the rings are created and sized (`posix_fallocate`) in it, so a user holding rings
+    /// of this many bytes has no more to size until it frees some. What it does not bound is
+    /// churn: a user that closes and reopens one large connection makes the server size its
+    /// rings again each time (four users doing so with 64 MiB rings took root's `cmapctl -g`
+    /// from under 0.1 s to about 1 s in the breaker's run, issue 13). Lower
+    /// [`ServerConfig::max_msg_size_limit`] where that matters; there is no per-user rate.
+    pub shm_per_uid: usize,
+    /// Bytes of ring files all users other than root may have together; `-ENOMEM` beyond.
+    /// Root is never refused for it: keep it below the size of `shm_dir`'s file system
+    /// (by default half the RAM for `/dev/shm`) so that root's clients always find room.
+    pub shm_total: usize,
 }
 
 impl Default for Limits {
     /// 32 connections per uid and 16 per pid for each service, 16 kept for root, 256 MiB
-    /// of queued events.
+    /// of queued events; 8 connections in setup per uid and 64 for all non-root users;
+    /// 256 MiB of ring files per uid and 1 GiB for all non-root users.
     fn default() -> Self {
-        Self { per_uid: 32, per_pid: 16, reserved_for_root: 16, queued_event_bytes: 256 << 20 }
+        Self {
+            per_uid: 32,
+            per_pid: 16,
+            reserved_for_root: 16,
+            queued_event_bytes: 256 << 20,
+            setup_per_uid: 8,
+            setup_total: 64,
+            shm_per_uid: 256 << 20,
+            shm_total: 1 << 30,
+        }
     }
 }
 
@@ -668,6 +720,16 @@ impl Server {
                     return;
                 }
             };
+            let Ok(peer) = peer_cred(&fd) else { continue };
+            if !self.admit_setup(peer.uid) {
+                if self.verbose {
+                    eprintln!(
+                        "corowire server: connection of uid {} (pid {}) on '{}' closed: too many in setup",
+                        peer.uid, peer.pid, listener.name
+                    );
+                }
+                continue;
+            }
             let sock = UnixStream::from(fd);
             if sock.set_nonblocking(true).is_err() {
                 continue;
@@ -678,7 +740,7 @@ impl Server {
                 id = id.wrapping_add(1);
             }
             self.next_id = id.wrapping_add(1);
-            self.sessions.insert(id, Session::new(listener.service, sock));
+            self.sessions.insert(id, Session::new(listener.service, sock, peer.uid));
         }
     }
 
@@ -746,6 +808,11 @@ impl Server {
         let service = s.service;
         self.admit(service, peer)?;
         let server_fd = s.sock.as_raw_fd();
+        let shm_bytes = match self.transport {
+            IpcType::Shm => 3 * (HEADER_FILE_LEN + data_bytes(max, self.page_size)),
+            IpcType::Socket => 0,
+        };
+        self.admit_shm(peer.uid, shm_bytes)?;
         let dir = ShmDir::create(&self.shm_dir, self.listener_name(service), server_fd, peer)?;
         let channels = match self.transport {
             IpcType::Shm => Channels::Shm(Box::new(Rings::create(dir, max, self.page_size)?)),
@@ -760,6 +827,7 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&id) else { return Err(Errno::ENOTCONN) };
         s.registered = true;
         s.max_msg_size = max as usize;
+        s.shm_bytes = shm_bytes;
         let bases;
         let (connection_type, paths): (_, [&Path; 3]) = match &channels {
             Channels::Shm(rings) => {
@@ -818,6 +886,42 @@ impl Server {
             || others >= MAX_CONNECTIONS.saturating_sub(limits.reserved_for_root)
         {
             return Err(Errno::EBUSY);
+        }
+        Ok(())
+    }
+
+    /// Whether a connection of user `uid` just accepted may wait for its setup request
+    /// ([`Limits::setup_per_uid`], [`Limits::setup_total`]; root always may).
+    fn admit_setup(&self, uid: libc::uid_t) -> bool {
+        if uid == 0 {
+            return true;
+        }
+        let waiting = self.sessions.values().filter_map(Session::setup_uid).filter(|&u| u != 0);
+        let (mut total, mut same_uid) = (0, 0);
+        for u in waiting {
+            total += 1;
+            same_uid += usize::from(u == uid);
+        }
+        same_uid < self.limits.setup_per_uid && total < self.limits.setup_total
+    }
+
+    /// Whether user `uid` may have `bytes` more of ring files ([`Limits::shm_per_uid`],
+    /// [`Limits::shm_total`]; root always may).
+    ///
+    /// # Errors
+    /// `ENOMEM` when a bound would be passed.
+    fn admit_shm(&self, uid: libc::uid_t, bytes: usize) -> Result<(), Errno> {
+        if uid == 0 {
+            return Ok(());
+        }
+        let held = self.sessions.values().filter_map(|s| Some((s.cred?.uid, s.shm_bytes)));
+        let (mut total, mut same_uid) = (bytes, bytes);
+        for (u, b) in held.filter(|&(u, _)| u != 0) {
+            total += b;
+            same_uid += if u == uid { b } else { 0 };
+        }
+        if same_uid > self.limits.shm_per_uid || total > self.limits.shm_total {
+            return Err(Errno::ENOMEM);
         }
         Ok(())
     }

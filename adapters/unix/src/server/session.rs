@@ -298,8 +298,14 @@ pub(super) enum Take {
 /// Where a connection is in its life.
 #[derive(Debug)]
 pub(super) enum Phase {
-    /// Reading the 24-byte setup request.
-    Setup { buf: [u8; CONNECTION_REQUEST_LEN], filled: usize, cred: Option<PeerCred>, since: Instant },
+    /// Reading the 24-byte setup request from the user `uid` that connected (`SO_PEERCRED`).
+    Setup {
+        buf: [u8; CONNECTION_REQUEST_LEN],
+        filled: usize,
+        cred: Option<PeerCred>,
+        since: Instant,
+        uid: u32,
+    },
     /// Established.
     Ready(Channels),
 }
@@ -315,6 +321,8 @@ pub(super) struct Session {
     pub(super) cred: Option<PeerCred>,
     /// The negotiated maximum message size.
     pub(super) max_msg_size: usize,
+    /// Bytes of its ring files (0 on the socket transport), counted against [`super::Limits`].
+    pub(super) shm_bytes: usize,
     /// Whether the engine knows this connection (`connect` succeeded).
     pub(super) registered: bool,
     /// Why the connection is being closed; it is reaped at the end of the loop iteration.
@@ -331,7 +339,8 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) fn new(service: usize, sock: UnixStream) -> Self {
+    /// A connection of user `uid` (as `connect`ed) to the `service`th listener, in setup.
+    pub(super) fn new(service: usize, sock: UnixStream, uid: u32) -> Self {
         Self {
             service,
             sock,
@@ -340,9 +349,11 @@ impl Session {
                 filled: 0,
                 cred: None,
                 since: Instant::now(),
+                uid,
             },
             cred: None,
             max_msg_size: 0,
+            shm_bytes: 0,
             registered: false,
             dead: None,
             events: VecDeque::new(),
@@ -350,6 +361,14 @@ impl Session {
             doorbells: 0,
             reply: None,
             oversized_events: 0,
+        }
+    }
+
+    /// The uid that connected, while the connection is in setup and not being closed.
+    pub(super) fn setup_uid(&self) -> Option<u32> {
+        match self.phase {
+            Phase::Setup { uid, .. } if self.dead.is_none() => Some(uid),
+            _ => None,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 use std::io::{self, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
@@ -15,6 +15,7 @@ use nix::sys::socket::{
     bind, connect, getsockopt, listen, recv, recvmsg, send, setsockopt, socket, sockopt, AddressFamily,
     Backlog, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, UnixCredentials,
 };
+use nix::unistd::close;
 
 use crate::sys::Deadline;
 
@@ -102,6 +103,15 @@ pub fn accept_with_passcred(listener: &UnixListener) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
+/// The credentials of the process that connected `fd` (`SO_PEERCRED`), as of its `connect`:
+/// known at accept, before the client sent anything.
+///
+/// # Errors
+/// `getsockopt` failures (e.g. `ENOTCONN`).
+pub fn peer_cred(fd: impl AsFd) -> Result<PeerCred, Errno> {
+    getsockopt(&fd, sockopt::PeerCredentials).map(PeerCred::from)
+}
+
 /// The errno of an I/O error (`EIO` if it has none).
 pub(crate) fn errno_of(e: io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
@@ -152,8 +162,8 @@ impl From<UnixCredentials> for PeerCred {
 /// present when `SO_PASSCRED` is set on `fd` (see [`set_passcred`]).
 ///
 /// # Errors
-/// `ENOTCONN` on end of file before `buf` is full; `ENOBUFS` if the control data was
-/// truncated; other `recvmsg` failures.
+/// `ENOTCONN` on end of file before `buf` is full; other `recvmsg` failures. Data that came
+/// with descriptors (closed at once) or truncated control data carries no credentials.
 pub fn recv_exact_with_creds(fd: impl AsFd, buf: &mut [u8]) -> Result<Option<PeerCred>, Errno> {
     let mut cred = None;
     let mut filled = 0;
@@ -177,7 +187,8 @@ pub fn recv_exact_with_creds(fd: impl AsFd, buf: &mut [u8]) -> Result<Option<Pee
 /// read this is `EAGAIN`; a server reads a setup request piecewise this way.
 ///
 /// # Errors
-/// `ENOBUFS` if the control data was truncated; other `recvmsg` failures.
+/// `recvmsg` failures. Data that came with descriptors (closed at once) or truncated
+/// control data carries no credentials (`None`).
 pub fn recv_with_creds(fd: impl AsFd, buf: &mut [u8]) -> Result<(usize, Option<PeerCred>), Errno> {
     loop {
         match recv_once(fd.as_fd(), buf, MsgFlags::empty()) {
@@ -187,19 +198,42 @@ pub fn recv_with_creds(fd: impl AsFd, buf: &mut [u8]) -> Result<(usize, Option<P
     }
 }
 
+/// Most descriptors one message can carry (the kernel's `SCM_MAX_FD`): with room for them
+/// beside the credentials, a sender cannot make the control data overflow our buffer.
+const SCM_MAX_FD: usize = 253;
+
+/// One `recvmsg` into `buf`: the bytes received and the sender's credentials. Descriptors a
+/// peer attached (`SCM_RIGHTS`) are closed at once and the message counts as carrying no
+/// credentials (`None`), so a caller comparing them discards it; so does control data the
+/// kernel had to truncate. Neither is an error: a stranger must not be able to make a
+/// server close someone else's connection by attaching a descriptor.
 fn recv_once(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
     flags: MsgFlags,
 ) -> Result<(usize, Option<PeerCred>), Errno> {
-    let mut cmsg = cmsg_space!(UnixCredentials);
+    let mut cmsg = cmsg_space!(UnixCredentials, [RawFd; SCM_MAX_FD]);
     let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), flags)?;
-    let cred = msg.cmsgs()?.find_map(|c| match c {
-        ControlMessageOwned::ScmCredentials(c) => Some(PeerCred::from(c)),
-        _ => None,
-    });
-    Ok((msg.bytes, cred))
+    let msg = recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), flags | MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let Ok(cmsgs) = msg.cmsgs() else {
+        return Ok((msg.bytes, None));
+    };
+    let mut cred = None;
+    let mut carried_fds = false;
+    for c in cmsgs {
+        match c {
+            ControlMessageOwned::ScmCredentials(c) => cred = Some(PeerCred::from(c)),
+            ControlMessageOwned::ScmRights(fds) => {
+                carried_fds = true;
+                for fd in fds {
+                    // Ours now; nothing else refers to it. A failed close leaves nothing to do.
+                    let _ = close(fd);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((msg.bytes, if carried_fds { None } else { cred }))
 }
 
 /// What [`poll_readable`] saw.
@@ -346,8 +380,9 @@ pub fn recv_dgram(fd: impl AsFd, out: &mut Vec<u8>) -> Result<(), Errno> {
 /// its client's: anyone can send to an abstract name.
 ///
 /// # Errors
-/// `EAGAIN` when none is queued; `ENOBUFS` if the control data was truncated; other
-/// `recvmsg` failures.
+/// `EAGAIN` when none is queued; other `recvmsg` failures. A datagram that carried
+/// descriptors (closed at once) or whose control data was truncated has no credentials
+/// (`None`): a server discards it.
 pub fn recv_dgram_with_creds(fd: impl AsFd, out: &mut Vec<u8>) -> Result<Option<PeerCred>, Errno> {
     let fd = fd.as_fd();
     let len = peek_dgram_len(fd)?;
