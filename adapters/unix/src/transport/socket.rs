@@ -169,11 +169,30 @@ impl SocketTransport {
 
     /// Checks that the server is still there: no hang-up or end of file on the setup socket
     /// (which carries nothing after the handshake; stray bytes are read and dropped, so that
-    /// they do not keep waking a wait).
+    /// they do not keep waking a wait). Once it is gone, removes the control file and the
+    /// connection directory at once (as the drop does, and as libqb's client does when it
+    /// disconnects), so that a handle kept while the daemon is down (a resilient one waiting
+    /// to reconnect) leaves nothing of the dead daemon's behind.
     ///
     /// # Errors
     /// [`TransportError::Disconnected`], or [`TransportError::Io`] if polling fails.
     pub fn check_alive(&self) -> Result<(), TransportError> {
+        let alive = self.alive();
+        if matches!(alive, Err(TransportError::Disconnected)) {
+            self.remove_files();
+        }
+        alive
+    }
+
+    /// Removes the control file, then tries the directory (the server removes them too;
+    /// whoever is second fails harmlessly).
+    fn remove_files(&self) {
+        let _ = std::fs::remove_file(&self.control_path);
+        super::remove_connection_dir(&self.control_path);
+    }
+
+    /// [`SocketTransport::check_alive`] without the removal.
+    fn alive(&self) -> Result<(), TransportError> {
         match poll_readable(&self.setup, Some(Duration::ZERO)).map_err(TransportError::Io)? {
             PollState::Hup => Err(TransportError::Disconnected),
             PollState::Timeout => Ok(()),
@@ -271,10 +290,8 @@ super::clock::clocked_transport!(SocketTransport);
 impl Drop for SocketTransport {
     fn drop(&mut self) {
         let _ = shutdown(self.setup.as_raw_fd(), Shutdown::Both);
-        // As libqb's client: remove the control file, then try the directory (the server
-        // removes it too; whoever is second fails harmlessly).
-        let _ = std::fs::remove_file(&self.control_path);
-        super::remove_connection_dir(&self.control_path);
+        // As libqb's client.
+        self.remove_files();
     }
 }
 
