@@ -28,10 +28,7 @@ const DOORBELL_BATCH: usize = 256;
 
 /// How often, and how far apart, a client that lost its server looks whether the server
 /// process is gone before it removes the ring files itself (libqb looks 4 times, 10 ms apart).
-/// Up to 0.5 s: a SIGKILLed corosync's threads can take longer than libqb's 40 ms to go on a
-/// loaded machine (seen in tests/run-all), and a server that is not dying is rare here (it
-/// hung up on us), so the longer look costs an error path little.
-const REAP_TRIES: u32 = 50;
+const REAP_TRIES: u32 = 10;
 const REAP_PAUSE: Duration = Duration::from_millis(10);
 
 /// A connected libqb shared-memory transport. Dropping it shuts the setup socket down and
