@@ -4,27 +4,30 @@
 //! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
 //! ```
 //!
-//! By default it listens on `corowire-cmap` and `corowire-votequorum` (`PREFIX-cmap` and
-//! `PREFIX-votequorum` with `--name-prefix PREFIX`, or with `COROWIRE_NAME_PREFIX=PREFIX` in
-//! the environment when the option is absent), so that it never collides with a corosync
-//! running on the same machine. Clients reach it through `Options::service_name`, or by
-//! setting `COROWIRE_NAME_PREFIX` to the same prefix (read by `Options::default`, hence by
-//! `corowire cmap` and `corowire quorum`). The `quorum` and `cfg` services that
-//! `corosync-quorumtool` also needs are served under the same prefix. `--standard-names` serves on corosync's own names (`cmap`, `votequorum`, `quorum`,
-//! `cfg`), for a private network namespace (`unshare --net`) where the unmodified C tools and
-//! libraries connect to it. `SIGINT` and `SIGTERM` stop it: the connections are closed, their
+//! By default it serves corosync's own names (`cmap`, `votequorum`, `quorum`, `cfg`), so that
+//! the unmodified C tools and libraries reach it as they reach corosync; if one of them is
+//! taken (corosync or another server answers in this network namespace) it fails at once
+//! with a message saying so. With `--name-prefix PREFIX` (or `COROWIRE_NAME_PREFIX=PREFIX` in
+//! the environment when no naming option is given) it serves `PREFIX-cmap`,
+//! `PREFIX-votequorum`, `PREFIX-quorum` and `PREFIX-cfg` instead, beside a running corosync;
+//! corowire's clients reach it through `Options::service_name`, or by setting
+//! `COROWIRE_NAME_PREFIX` to the same prefix (read by `Options::default`, hence by
+//! `corowire cmap` and `corowire quorum`). `--standard-names` (the default) is accepted and
+//! overrides the variable. `SIGINT` and `SIGTERM` stop it: the connections are closed, their
 //! `/dev/shm` ring directories removed, and it exits with status 0.
 //!
-//! The configuration files hold CMAP keys, one `key type value` per line (see
-//! `corowire_unix::server::config` and the CLI's README). Besides them the server allows the
-//! user who runs it (`uidgid.uid.<uid>` and `uidgid.gid.<gid>`), as corosync allows root, and
-//! sets `runtime.votequorum.this_node_id` as corosync does, so that `corowire quorum` works.
+//! Without `--config` it looks like corosync 3.1.7 started with a minimal one-node
+//! configuration on loopback ([`one_node_keys`]: node `node1`, id 1, address `127.0.0.1`,
+//! votequorum with one expected vote). The configuration files hold CMAP keys instead, one
+//! `key type value` per line (see `corowire_unix::server::config` and the CLI's README), on
+//! top of `corowire_unix::server::ServerConfig`'s defaults. Besides them the server allows the
+//! user who runs it (`uidgid.uid.<uid>` and `uidgid.gid.<gid>`), as corosync allows root.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use corowire::value::OwnedValue;
-use corowire_unix::server::{config, IpcType, Server, ServerConfig, ServerStartError};
+use corowire_unix::server::{IpcType, Server, ServerConfig, ServerStartError};
 use corowire_unix::NAME_PREFIX_ENV;
 
 use crate::out;
@@ -34,19 +37,18 @@ usage: corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-name
                       [--verbose]
 
 Runs the built-in CMAP and votequorum server in the foreground until SIGINT or SIGTERM.
+Without --config it looks like a one-node corosync on loopback (node1, 127.0.0.1).
 
   --config FILE         add the CMAP keys of FILE (one `key type value` per line)
   --name-prefix PREFIX  serve as PREFIX-cmap, PREFIX-votequorum, PREFIX-quorum and PREFIX-cfg
-                        (default: $COROWIRE_NAME_PREFIX if set, else corowire)
-  --standard-names      serve as cmap and votequorum, corosync's own names (for a private
-                        network namespace, where the corosync tools then connect to it)
+                        (default: $COROWIRE_NAME_PREFIX if set, else corosync's own names)
+  --standard-names      serve as cmap, votequorum, quorum and cfg, corosync's own names, where
+                        the corosync tools connect (the default, unless $COROWIRE_NAME_PREFIX
+                        is set); fails at once if corosync or another server holds them
   --socket              offer libqb's socket transport instead of shared memory (as corosync
                         with `qb_ipc_type: socket`)
   --verbose             log connections and faults to standard error
 ";
-
-/// The default name prefix: `corowire-cmap`, `corowire-votequorum`.
-pub(crate) const DEFAULT_PREFIX: &str = "corowire";
 
 /// The longest name prefix (libqb's socket names are at most 107 bytes).
 const MAX_PREFIX: usize = 80;
@@ -103,7 +105,8 @@ fn checked_prefix(what: &str, prefix: &str) -> Result<String, String> {
 }
 
 /// The prefix to serve under: `--name-prefix`, else a non-empty `COROWIRE_NAME_PREFIX` (the
-/// variable the clients read), else [`DEFAULT_PREFIX`]; `None` with `--standard-names`.
+/// variable the clients read); `None` (corosync's names) without either or with
+/// `--standard-names`.
 fn prefix(args: &Args, env: Option<&str>) -> Result<Option<String>, String> {
     if args.standard {
         return Ok(None);
@@ -111,7 +114,7 @@ fn prefix(args: &Args, env: Option<&str>) -> Result<Option<String>, String> {
     match (&args.prefix, env.filter(|p| !p.is_empty())) {
         (Some(p), _) => Ok(Some(p.clone())),
         (None, Some(p)) => checked_prefix(NAME_PREFIX_ENV, p).map(Some),
-        (None, None) => Ok(Some(DEFAULT_PREFIX.to_owned())),
+        (None, None) => Ok(None),
     }
 }
 
@@ -124,25 +127,43 @@ pub(crate) fn service_names(prefix: Option<&str>) -> (String, String) {
 }
 
 /// Lets the user running the server connect to it (corosync lets only root in unless a
-/// `uidgid` entry allows more).
+/// `uidgid` entry allows more): adds `uidgid.uid.<uid>` and `uidgid.gid.<gid>` unless they
+/// are root's (0), who needs none, so that root's server shows corosync's keys.
 pub(crate) fn allow_own_user(cfg: &mut ServerConfig) {
     // SAFETY: getuid and getgid take no arguments, cannot fail and touch no memory of ours.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    cfg.initial.push((format!("uidgid.uid.{uid}"), OwnedValue::UInt8(1)));
-    cfg.initial.push((format!("uidgid.gid.{gid}"), OwnedValue::UInt8(1)));
+    for (kind, id) in [("uid", uid), ("gid", gid)] {
+        if id != 0 {
+            cfg.initial.push((format!("uidgid.{kind}.{id}"), OwnedValue::UInt8(1)));
+        }
+    }
 }
 
-/// Adds the key corosync's votequorum keeps and `corosync-quorumtool` / `corowire quorum`
-/// read first, `runtime.votequorum.this_node_id` (the local node id of the quorum model),
-/// unless the configuration sets it.
-pub(crate) fn add_runtime_keys(cfg: &mut ServerConfig) {
-    const THIS_NODE: &str = "runtime.votequorum.this_node_id";
-    if cfg.initial.iter().any(|(k, _)| k == THIS_NODE) {
-        return;
-    }
-    let mut quorum = cfg.quorum;
-    config::apply_quorum_keys(&cfg.initial, &mut quorum);
-    cfg.initial.push((THIS_NODE.into(), OwnedValue::UInt32(quorum.nodeid)));
+/// The keys corosync 3.1.7 shows (`corosync-cmapctl`) when started with a minimal one-node
+/// configuration on loopback (the harness's `tests/harness/with-corosync`: knet without crypto,
+/// node `node1` with id 1 at `127.0.0.1`, votequorum expecting one vote), except the
+/// cluster name (`corowire`), its live statistics, service table and logging keys. The
+/// server adds `runtime.votequorum.this_node_id` (`Server::bind`), and the cfg service
+/// answers `127.0.0.1` for node 1, so `corosync-quorumtool -l` prints `node1 (local)`.
+pub(crate) fn one_node_keys() -> Vec<(String, OwnedValue)> {
+    let s = |v: &str| OwnedValue::String(v.into());
+    [
+        ("nodelist.local_node_pos", OwnedValue::UInt32(0)),
+        ("nodelist.node.0.name", s("node1")),
+        ("nodelist.node.0.nodeid", OwnedValue::UInt32(1)),
+        ("nodelist.node.0.ring0_addr", s("127.0.0.1")),
+        ("quorum.expected_votes", OwnedValue::UInt32(1)),
+        ("quorum.provider", s("corosync_votequorum")),
+        ("totem.cluster_name", s("corowire")),
+        ("totem.crypto_cipher", s("none")),
+        ("totem.crypto_hash", s("none")),
+        ("totem.interface.0.bindnetaddr", s("127.0.0.1")),
+        ("totem.transport", s("knet")),
+        ("totem.version", OwnedValue::UInt32(2)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 /// Blocks `SIGINT` and `SIGTERM` in this (the main) thread, so that one arriving between
@@ -165,21 +186,22 @@ fn block_stop_signals() -> Result<(), String> {
     }
 }
 
-/// The message for a failed bind, explaining a taken name.
-fn bind_error(e: &ServerStartError, standard: bool) -> String {
+/// The message for a failed bind, explaining a taken name (`prefixed`: under a name prefix).
+fn bind_error(e: &ServerStartError, prefixed: bool) -> String {
     match e {
         ServerStartError::Listen { name, errno } if *errno as i32 == libc::EADDRINUSE => {
-            if standard {
-                format!(
-                    "the libqb name '{name}' is already taken in this network namespace: corosync \
-                     (or another server) is running here. Run without --standard-names to serve \
-                     under corowire's own names, or start it in a private network namespace \
-                     (e.g. `unshare --net --mount`)."
-                )
-            } else {
+            if prefixed {
                 format!(
                     "the libqb name '{name}' is already taken: another `corowire serve` with the \
                      same prefix is running. Choose another one with --name-prefix."
+                )
+            } else {
+                format!(
+                    "the libqb name '{name}' is already taken in this network namespace: corosync \
+                     (or another `corowire serve`) is running here. Serve beside it under other \
+                     names with --name-prefix PREFIX (corowire's clients then need \
+                     {NAME_PREFIX_ENV}=PREFIX; the corosync tools only reach the standard names), \
+                     or start it in a private network namespace (e.g. `unshare --net --mount`)."
                 )
             }
         }
@@ -227,13 +249,15 @@ fn serve(args: &Args) -> Result<(), String> {
     if args.socket {
         cfg.transport = IpcType::Socket;
     }
+    if args.configs.is_empty() {
+        cfg.initial = one_node_keys();
+    }
     allow_own_user(&mut cfg);
     for path in &args.configs {
         cfg.load_file(path).map_err(|e| format!("config {}: {e}", path.display()))?;
     }
-    add_runtime_keys(&mut cfg);
     block_stop_signals()?;
-    let mut server = Server::bind(cfg).map_err(|e| bind_error(&e, args.standard))?;
+    let mut server = Server::bind(cfg).map_err(|e| bind_error(&e, prefix.is_some()))?;
     out::print(&format!(
         "corowire serve: serving cmap as '{cmap_name}', votequorum as '{votequorum_name}', \
          quorum as '{quorum_name}' and cfg as '{cfg_name}' (pid {}); SIGINT or SIGTERM stops it\n",
@@ -275,8 +299,8 @@ mod tests {
         let named = Args { prefix: Some("a".into()), ..Args::default() };
         assert_eq!(prefix(&named, Some("env")), Ok(Some("a".into())));
         assert_eq!(prefix(&Args::default(), Some("env")), Ok(Some("env".into())));
-        assert_eq!(prefix(&Args::default(), Some("")), Ok(Some(DEFAULT_PREFIX.into())));
-        assert_eq!(prefix(&Args::default(), None), Ok(Some(DEFAULT_PREFIX.into())));
+        assert_eq!(prefix(&Args::default(), Some("")), Ok(None));
+        assert_eq!(prefix(&Args::default(), None), Ok(None));
         assert!(prefix(&Args::default(), Some("a/b")).is_err());
         let standard = Args { standard: true, ..Args::default() };
         assert_eq!(prefix(&standard, Some("env")), Ok(None));

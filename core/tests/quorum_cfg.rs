@@ -325,6 +325,27 @@ mod engines {
         assert_eq!((view.quorate, view.ring_id.seq, &view.members[..]), (true, 5, &[1][..]));
     }
 
+    /// Without a quorum provider corosync's libquorum says quorate, with no members and ring
+    /// sequence number 0, whatever votequorum's model would say (here: inquorate).
+    #[test]
+    fn without_a_provider_the_quorum_engine_is_quorate_with_no_members() {
+        let vq: QuorumEngine =
+            QuorumEngine::new(QuorumConfig { expected_votes: 3, ..QuorumConfig::default() });
+        let mut engine: QuorumLibEngine = QuorumLibEngine::new(false);
+        engine.connect(C).unwrap();
+        let req = |r: quorum::Request| encode(|b| r.encode(b));
+        let (reply, _) = quorum_call(&mut engine, &vq, &req(quorum::Request::GetQuorate));
+        assert_eq!(
+            quorum::Reply::decode(&reply).unwrap().body,
+            quorum::Response::GetQuorate { quorate: true }
+        );
+        let (reply, notes) =
+            quorum_call(&mut engine, &vq, &req(quorum::Request::TrackStart { flags: TrackFlags::CURRENT }));
+        assert_eq!(quorum::Reply::decode(&reply).unwrap().result, Ok(()));
+        let note = Notification::decode(&notes[0]).unwrap();
+        assert_eq!((note.quorate, note.ring_seq, note.members.len()), (true, 0, 0));
+    }
+
     #[test]
     fn the_quorum_engine_refuses_what_it_does_not_know() {
         let vq: QuorumEngine = QuorumEngine::new(QuorumConfig::default());

@@ -21,6 +21,7 @@ use corowire_unix::server::{IpcType, Server, ServerConfig};
 use corowire_unix::sys::shm::SharedMapping;
 use corowire_unix::sys::sock::{poll_readable, send_all, PollState};
 use corowire_unix::transport::{handshake, ShmTransport};
+use corowire_unix::votequorum::{self, Votequorum};
 use corowire_unix::Error;
 
 mod builtin;
@@ -639,7 +640,8 @@ fn config_file_sets_keys_and_quorum() {
          nodelist.node.1.nodeid u32 2\n\
          nodelist.node.1.quorum_votes u32 2\n\
          nodelist.node.2.nodeid u32 3\n\
-         uidgid.uid.4242 u8 1\n",
+         uidgid.uid.4242 u8 1\n\
+         quorum.provider str corosync_votequorum\n",
     )
     .unwrap();
     let server = TestServer::start_with("conffile", |cfg| {
@@ -654,4 +656,19 @@ fn config_file_sets_keys_and_quorum() {
     assert_eq!((info.nodeid, info.votes, info.expected_votes, info.total_votes), (2, 2, 4, 4));
     assert_eq!((info.quorum, info.is_quorate()), (3, true));
     assert_eq!(server.votequorum().get_info(3).unwrap().votes, 1);
+}
+
+/// Without `quorum.provider` (corosync without a quorum section) there is no votequorum: no
+/// service to connect to and no `runtime.votequorum.*` key.
+#[test]
+fn no_quorum_provider_no_votequorum() {
+    let server =
+        TestServer::start_with("noquorum", |cfg| cfg.initial.retain(|(k, _)| k != "quorum.provider"));
+    let mut cmap = server.cmap();
+    assert!(cmap.get_u32("runtime.votequorum.this_node_id").is_err());
+    let vq = Votequorum::connect_with(votequorum::Options {
+        service_name: Some(server.vq_name.clone()),
+        ..votequorum::Options::default()
+    });
+    assert!(vq.is_err(), "votequorum served without a quorum provider");
 }

@@ -1,10 +1,13 @@
 //! The libquorum (`quorum` service) server engine, sans IO: corosync 3.1.7's
 //! `exec/vsf_quorum.c` for model-v0 clients such as `corosync-quorumtool`.
 //!
-//! It has no quorum state of its own: it answers from the last [`ClusterView`] it observed
-//! ([`Engine::observe`]), which the votequorum engine ([`QuorumEngine`](super::votequorum::QuorumEngine))
-//! publishes. An adapter refreshes the view before every request (see [`super`]), so both
-//! services always agree; until the first view the cluster is inquorate with no members.
+//! It has no quorum state of its own: with a quorum provider it answers from the last
+//! [`ClusterView`] it observed ([`Engine::observe`]), which the votequorum engine
+//! ([`QuorumEngine`](super::votequorum::QuorumEngine)) publishes. An adapter refreshes the
+//! view before every request (see [`super`]), so both services always agree; until the first
+//! view the cluster is inquorate with no members. Without a provider (corosync without a
+//! `quorum { provider: ... }` section) it ignores the views and answers as corosync's
+//! `vsf_quorum.c` does then: quorate, no members, ring sequence number 0.
 //!
 //! ```
 //! use corowire::quorum::{Notification, Reply, Request, Response, TrackFlags};
@@ -33,7 +36,7 @@
 //! # Behaviour
 //!
 //! - GETTYPE: `QUORUM_SET` when a quorum provider is configured, else `QUORUM_FREE`.
-//! - GETQUORATE: the votequorum model's quorate state.
+//! - GETQUORATE: the votequorum model's quorate state; always quorate without a provider.
 //! - TRACKSTART: with CURRENT or CHANGES, a notification (quorate, ring sequence number,
 //!   member ids) is queued *before* the reply, also when the answer is `CS_ERR_EXIST`
 //!   (tracking already on); CHANGES or CHANGES_ONLY turn tracking on.
@@ -73,10 +76,14 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
     QuorumLibEngine<CONNS, EVENTS, EVENT_BYTES>
 {
     /// An engine; `provider_configured` is whether corosync would have a quorum provider
-    /// (`quorum.provider`), which GETTYPE reports.
+    /// (`quorum.provider`), which GETTYPE reports. Without one the engine answers quorate
+    /// with no members and ignores [`Engine::observe`] (corosync: `vsf_quorum.c` with
+    /// `quorum_type` 0).
     pub fn new(provider_configured: bool) -> Self {
-        let quorum_type = if provider_configured { QUORUM_SET } else { QUORUM_FREE };
-        Self { quorum_type, conns: Sessions::new(), outbox: Outbox::new(), view: ClusterView::default() }
+        let (quorum_type, quorate) =
+            if provider_configured { (QUORUM_SET, false) } else { (QUORUM_FREE, true) };
+        let view = ClusterView { quorate, ..ClusterView::default() };
+        Self { quorum_type, conns: Sessions::new(), outbox: Outbox::new(), view }
     }
 
     tracking_connection_methods!();
@@ -132,7 +139,7 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
     }
 }
 
-/// Answers from the votequorum state it observes.
+/// Answers from the votequorum state it observes (with a quorum provider).
 impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize> Engine
     for QuorumLibEngine<CONNS, EVENTS, EVENT_BYTES>
 {
@@ -143,7 +150,9 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize> Engine
     forward_engine_methods!();
 
     fn observe(&mut self, view: &ClusterView) {
-        self.view.clone_from(view);
+        if self.quorum_type == QUORUM_SET {
+            self.view.clone_from(view);
+        }
     }
 }
 

@@ -173,7 +173,8 @@ pub struct ServerConfig {
     /// The CMAP service's libqb name (corosync: `cmap`).
     pub cmap_name: String,
     /// The votequorum service's libqb name (corosync: `votequorum`); `None`: no votequorum
-    /// service (corosync without `quorum.provider: corosync_votequorum`).
+    /// service. Without a quorum provider in `initial` it is not served either
+    /// ([`ServerConfig::has_quorum_provider`]).
     pub votequorum_name: Option<String>,
     /// The libquorum service's libqb name (corosync: `quorum`); `None`: not served.
     pub quorum_name: Option<String>,
@@ -310,14 +311,23 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// The name each service listens on, in the order of [`Engines::all`] (`None`: not
-    /// served).
+    /// served). Without a quorum provider there is no votequorum service, as in corosync.
     fn names(&self) -> [Option<&str>; SERVICES] {
         [
             Some(&self.cmap_name),
-            self.votequorum_name.as_deref(),
+            self.votequorum_name.as_deref().filter(|_| self.has_quorum_provider()),
             self.quorum_name.as_deref(),
             self.cfg_name.as_deref(),
         ]
+    }
+
+    /// Whether `initial` configures a quorum provider (`quorum.provider`, corosync's
+    /// `quorum { provider: ... }`). Without one corosync loads no votequorum: [`Server::bind`]
+    /// then serves no votequorum service (libvotequorum gets `CS_ERR_LIBRARY`), sets no
+    /// `runtime.votequorum.*` key, and libquorum answers `QUORUM_FREE`, quorate, with no
+    /// members.
+    pub fn has_quorum_provider(&self) -> bool {
+        self.initial.iter().any(|(k, _)| k == "quorum.provider")
     }
 
     /// Adds the keys of a configuration file ([`config`] describes the format) to
@@ -498,7 +508,10 @@ impl Server {
         }
         // votequorum publishes the local node id; corosync-quorumtool reads it.
         let this_node = "runtime.votequorum.this_node_id";
-        if cfg.votequorum_name.is_some() && !cfg.initial.iter().any(|(k, _)| k == this_node) {
+        if cfg.votequorum_name.is_some()
+            && cfg.has_quorum_provider()
+            && !cfg.initial.iter().any(|(k, _)| k == this_node)
+        {
             cmap.set_initial(this_node.as_bytes(), Value::UInt32(quorum_cfg.nodeid))
                 .map_err(|e| ServerStartError::Config(format!("key {this_node}: {e}")))?;
         }
@@ -507,8 +520,7 @@ impl Server {
                 .add_node(nodeid, votes, state)
                 .map_err(|e| ServerStartError::Config(format!("node {nodeid}: {e}")))?;
         }
-        let provider = cfg.initial.iter().any(|(k, _)| k == "quorum.provider");
-        let quorum_lib = Box::new(QuorumLib::new(provider));
+        let quorum_lib = Box::new(QuorumLib::new(cfg.has_quorum_provider()));
         let mut cfg_engine = Box::new(Cfg::new(quorum_cfg.nodeid));
         for (nodeid, addr) in node_addrs(&cfg.initial) {
             cfg_engine
