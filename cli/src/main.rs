@@ -79,11 +79,13 @@ commands:
         a tour of the cmap and votequorum clients: against corosync when one answers,
         else (or with --builtin) against the built-in server; --corosync fails without one
   serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
-        run the built-in cmap/votequorum/quorum/cfg server until SIGINT or SIGTERM
+        run the built-in cmap/votequorum/quorum/cfg server until SIGINT or SIGTERM; without
+        --config it looks like a one-node corosync on loopback (node1, 127.0.0.1)
           --config FILE         add the CMAP keys of FILE (`key type value` lines)
           --name-prefix PREFIX  serve as PREFIX-cmap, PREFIX-votequorum, PREFIX-quorum and
-                                PREFIX-cfg (default: $COROWIRE_NAME_PREFIX, else corowire)
-          --standard-names      serve as cmap, votequorum, quorum and cfg (corosync's names)
+                                PREFIX-cfg (default: $COROWIRE_NAME_PREFIX, else corosync's names)
+          --standard-names      serve as cmap, votequorum, quorum and cfg (corosync's names,
+                                the default); fails at once if a daemon holds them
           --socket              offer libqb's socket transport instead of shared memory
           --verbose             log connections and faults to standard error
   gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE [options]
