@@ -67,7 +67,7 @@
 //! Only the CMAP, votequorum, libquorum (`quorum`) and libcfg (`cfg`) services exist, and of
 //! the latter two only what `corosync-quorumtool` uses (see `corowire::server::quorum` and
 //! `corowire::server::cfg`); the cfg service's node addresses come from the node list's
-//! `ring<N>_addr` keys. The server offers one transport, [`ServerConfig::transport`]:
+//! `ring<N>_addr` keys (host names resolved once, at start). The server offers one transport, [`ServerConfig::transport`]:
 //! shared memory (corosync's default) or sockets (`system.qb_ipc_type: socket`). There is no
 //! flow control (the value in the request ring or the control file is always 0). The
 //! engines' own differences are listed in `corowire::server::cmap`,
@@ -179,8 +179,8 @@ pub struct ServerConfig {
     /// The libquorum service's libqb name (corosync: `quorum`); `None`: not served.
     pub quorum_name: Option<String>,
     /// The libcfg service's libqb name (corosync: `cfg`); `None`: not served. Its node
-    /// addresses are the `nodelist.node.<i>.ring<N>_addr` keys of `initial` that are IP
-    /// addresses.
+    /// addresses are the `nodelist.node.<i>.ring<N>_addr` keys of `initial`, host names
+    /// resolved at [`Server::bind`] as corosync does (following `totem.ip_version`).
     pub cfg_name: Option<String>,
     /// Where the per-connection ring directories are created (libqb: `/dev/shm`).
     pub shm_dir: PathBuf,
@@ -1064,12 +1064,18 @@ impl Drop for Server {
 }
 
 /// The link addresses of the node list in `keys`: for each node `nodelist.node.<i>.nodeid`
-/// (`u32`), its `nodelist.node.<i>.ring<N>_addr` keys that are IP addresses (corosync also
-/// resolves host names; these are skipped), by node and link.
+/// (`u32`), its `nodelist.node.<i>.ring<N>_addr` keys, by node and link. An address that is
+/// not an IP address is a host name, resolved as corosync's `totemip_parse` does
+/// ([`resolve`]); one that does not resolve is skipped.
 fn node_addrs(keys: &[(String, OwnedValue)]) -> Vec<(u32, IpAddr)> {
-    let addr = |key: &str| match keys.iter().rev().find(|(k, _)| k == key)?.1.as_value() {
-        Value::String(bytes) => core::str::from_utf8(bytes).ok()?.parse::<IpAddr>().ok(),
+    let text = |key: &str| match keys.iter().rev().find(|(k, _)| k == key)?.1.as_value() {
+        Value::String(bytes) => core::str::from_utf8(bytes).ok().map(str::to_owned),
         _ => None,
+    };
+    let ip_version = text("totem.ip_version");
+    let addr = |key: &str| {
+        let text = text(key)?;
+        text.parse::<IpAddr>().ok().or_else(|| resolve(&text, ip_version.as_deref()))
     };
     let mut seen = Vec::new();
     let mut out = Vec::new();
@@ -1086,6 +1092,22 @@ fn node_addrs(keys: &[(String, OwnedValue)]) -> Vec<(u32, IpAddr)> {
         out.extend(links.map(|a| (nodeid, a)));
     }
     out
+}
+
+/// The address of host `name` as corosync 3.1.7 picks it (`totemip_parse` with
+/// `totem.ip_version`): `ipv4` or `ipv6` only that family; `ipv4-6` the first IPv4 address,
+/// else the first IPv6 one; `ipv6-4` (knet's default, also for an unknown value) IPv6 first.
+/// `None` when the name does not resolve (the system resolver, e.g. `/etc/hosts`).
+fn resolve(name: &str, ip_version: Option<&str>) -> Option<IpAddr> {
+    use std::net::ToSocketAddrs;
+    let found: Vec<IpAddr> = (name, 0).to_socket_addrs().ok()?.map(|a| a.ip()).collect();
+    let first = |v6: bool| found.iter().copied().find(|a| a.is_ipv6() == v6);
+    match ip_version {
+        Some("ipv4") => first(false),
+        Some("ipv6") => first(true),
+        Some("ipv4-6") => first(false).or_else(|| first(true)),
+        _ => first(true).or_else(|| first(false)),
+    }
 }
 
 /// Moves every queued notification of engine `service` to the connection it is for (which
@@ -1135,4 +1157,31 @@ fn listen(service: usize, name: &str) -> Result<Listener, ServerStartError> {
     };
     socket.set_nonblocking(true).map_err(|e| error(errno_of(e)))?;
     Ok(Listener { service, name: name.to_owned(), socket, path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    fn key(k: &str, v: &str) -> (String, OwnedValue) {
+        (k.into(), OwnedValue::String(v.into()))
+    }
+
+    #[test]
+    fn node_addresses_come_from_the_node_list_with_host_names_resolved() {
+        let keys = vec![
+            ("nodelist.node.0.nodeid".into(), OwnedValue::UInt32(1)),
+            key("nodelist.node.0.ring0_addr", "localhost"),
+            key("nodelist.node.0.ring1_addr", "10.0.0.1"),
+            ("nodelist.node.1.nodeid".into(), OwnedValue::UInt32(2)),
+            key("nodelist.node.1.ring0_addr", "no-such-host.invalid"),
+            key("totem.ip_version", "ipv4"),
+        ];
+        let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(node_addrs(&keys), [(1, local), (1, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))]);
+        assert_eq!(resolve("localhost", Some("ipv4-6")), Some(local));
+        assert!(resolve("localhost", None).is_some_and(|a| a.is_loopback()));
+        assert_eq!(resolve("no-such-host.invalid", None), None);
+    }
 }
