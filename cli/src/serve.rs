@@ -256,11 +256,17 @@ fn serve(args: &Args) -> Result<(), String> {
     for path in &args.configs {
         cfg.load_file(path).map_err(|e| format!("config {}: {e}", path.display()))?;
     }
+    // Without a quorum provider there is no votequorum service (as in corosync).
+    let votequorum = if cfg.has_quorum_provider() {
+        format!("votequorum as '{votequorum_name}'")
+    } else {
+        "no votequorum (no quorum.provider)".to_owned()
+    };
     block_stop_signals()?;
     let mut server = Server::bind(cfg).map_err(|e| bind_error(&e, prefix.is_some()))?;
     out::print(&format!(
-        "corowire serve: serving cmap as '{cmap_name}', votequorum as '{votequorum_name}', \
-         quorum as '{quorum_name}' and cfg as '{cfg_name}' (pid {}); SIGINT or SIGTERM stops it\n",
+        "corowire serve: serving cmap as '{cmap_name}', {votequorum}, quorum as '{quorum_name}' \
+         and cfg as '{cfg_name}' (pid {}); SIGINT or SIGTERM stops it\n",
         std::process::id()
     ));
     out::flush();
