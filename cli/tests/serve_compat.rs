@@ -55,8 +55,9 @@ fn one_node_default_config() {
         return;
     }
     require_daemon(true);
-    let taken = Command::new(env!("CARGO_BIN_EXE_corowire"))
-        .arg("serve")
+    // `timeout`: should it serve after all, it must not hang the test (status 124 then).
+    let taken = Command::new("timeout")
+        .args(["10", env!("CARGO_BIN_EXE_corowire"), "serve"])
         .env_remove("COROWIRE_NAME_PREFIX")
         .stdin(Stdio::null())
         .output()
