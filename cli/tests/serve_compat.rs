@@ -10,6 +10,8 @@
 //!     cargo test --offline -p corowire-cli --test serve_compat -- --ignored one_node
 //! tests/harness/with-corosync --config cli/tests/serve_compat/noquorum.conf -- \
 //!     cargo test --offline -p corowire-cli --test serve_compat -- --ignored no_quorum
+//! tests/harness/with-corosync --config cli/tests/serve_compat/hostname.conf -- \
+//!     cargo test --offline -p corowire-cli --test serve_compat -- --ignored host_name
 //! ```
 //!
 //! Each test first checks that it runs next to the daemon it expects (the harness's, with or
@@ -38,23 +40,9 @@ const PROBE: &str = "COROWIRE_SERVE_COMPAT_PROBE";
 #[ignore = "needs root and the harness's corosync: run by tests/run-all"]
 fn one_node_default_config() {
     if let Some((out, probe)) = inner_run() {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_corowire"))
-            .arg("serve")
-            .env_remove("COROWIRE_NAME_PREFIX")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn corowire serve");
-        let mut banner = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut banner).expect("banner");
-        assert!(banner.contains("serving cmap as 'cmap', votequorum as 'votequorum'"), "{banner:?}");
-        let report = collect(&probe);
-        stop(child);
-        std::fs::write(out, report).expect("write the report");
-        return;
+        return serve_and_collect(&[], &out, &probe);
     }
-    require_daemon(true);
+    require_daemon(&[("quorum.provider", Some("corosync_votequorum")), (RING0, Some("127.0.0.1"))]);
     // `timeout`: should it serve after all, it must not hang the test (status 124 then).
     let taken = Command::new("timeout")
         .args(["10", env!("CARGO_BIN_EXE_corowire"), "serve"])
@@ -91,8 +79,44 @@ fn no_quorum_section() {
         std::fs::write(out, report).expect("write the report");
         return;
     }
-    require_daemon(false);
+    require_daemon(&[("quorum.provider", None)]);
     compare("no_quorum_section");
+}
+
+/// A node list whose `ring0_addr` is a host name (`localhost`): corosync resolves it, and so
+/// does `corowire serve --config` for the cfg service (`corosync-quorumtool -l -i`).
+#[test]
+#[ignore = "needs root and the harness's corosync with cli/tests/serve_compat/hostname.conf: run by tests/run-all"]
+fn host_name_addresses() {
+    if let Some((out, probe)) = inner_run() {
+        let keys = data("hostname.keys");
+        return serve_and_collect(&["--config", keys.to_str().expect("a UTF-8 path")], &out, &probe);
+    }
+    require_daemon(&[("quorum.provider", Some("corosync_votequorum")), (RING0, Some("localhost"))]);
+    compare("host_name_addresses");
+}
+
+/// The first node's first address, which tells the harness's configurations apart.
+const RING0: &str = "nodelist.node.0.ring0_addr";
+
+/// In the namespaces: runs `corowire serve ARGS` on the standard names, the tools against it,
+/// and writes their report to `out`.
+fn serve_and_collect(args: &[&str], out: &Path, probe: &Path) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corowire"))
+        .arg("serve")
+        .args(args)
+        .env_remove("COROWIRE_NAME_PREFIX")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn corowire serve");
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut banner).expect("banner");
+    assert!(banner.contains("serving cmap as 'cmap', votequorum as 'votequorum'"), "{banner:?}");
+    let report = collect(probe);
+    stop(child);
+    std::fs::write(out, report).expect("write the report");
 }
 
 /// A file of this test's data directory.
@@ -100,23 +124,26 @@ fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve_compat").join(name)
 }
 
-/// Panics unless the harness's daemon runs here, with (`quorum`) or without a quorum provider.
-fn require_daemon(quorum: bool) {
+/// Panics unless the harness's daemon runs here with `keys`: each `(key, Some(value))` a
+/// `str` key of that value, each `(key, None)` absent.
+fn require_daemon(keys: &[(&str, Option<&str>)]) {
     assert!(
         std::env::var("COROWIRE_DAEMON").is_ok(),
         "COROWIRE_DAEMON is not set: run these tests via tests/harness/with-corosync"
     );
-    let provider = Command::new("corosync-cmapctl")
-        .args(["-g", "quorum.provider"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run corosync-cmapctl")
-        .status
-        .success();
-    assert_eq!(
-        provider, quorum,
-        "the daemon's quorum.provider is not as this test needs (see the module doc)"
-    );
+    for &(key, value) in keys {
+        let out = Command::new("corosync-cmapctl")
+            .args(["-g", key])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run corosync-cmapctl");
+        let want = value.map(|v| format!("{key} (str) = {v}\n"));
+        let got = out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned());
+        assert_eq!(
+            got, want,
+            "the daemon's configuration is not the one this test needs (see the module doc)"
+        );
+    }
 }
 
 /// In the run inside the namespaces: mounts a private `/dev/shm` and returns the output file
