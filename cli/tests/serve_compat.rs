@@ -1,5 +1,5 @@
 //! The unmodified C tools against a real corosync 3.1.7 and against the built-in server, side
-//! by side (issue 11, items 1, 2 and 6): `corosync-quorumtool -s`, `-l` and `-e 2`,
+//! by side (issue 11, items 1, 2 and 6): `corosync-quorumtool -s`, `-l`, `-l -i` and `-e 2`,
 //! `corosync-cmapctl` (the configuration's keys and `runtime.votequorum.this_node_id`) and a
 //! libquorum / libvotequorum program (`serve_compat/quorum_probe.c`) must print the same, after
 //! masking the date, the ring id and the cluster name.
