@@ -48,8 +48,9 @@ use core::time::Duration;
 use std::ffi::OsString;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -78,7 +79,8 @@ microcontroller) to the local cmap and votequorum services (corosync, or `corowi
 under $COROWIRE_NAME_PREFIX). Runs until killed.
 
   --listen unix:PATH       listen on a Unix stream socket at PATH (QEMU: -chardev
-                           socket,path=PATH,server=off)
+                           socket,path=PATH,server=off); a socket file there that nobody
+                           listens on (a killed gateway's) is replaced, anything else refused
   --listen tcp:ADDR:PORT   listen on TCP (QEMU: -chardev socket,host=ADDR,port=PORT,server=off);
                            ADDR must be a loopback address unless --allow-remote
   --listen serial:DEVICE   one client on a serial device or pty, set to raw mode; a new hello
@@ -251,8 +253,7 @@ fn serve(args: Args) -> Result<(), String> {
     };
     match args.listen {
         Listen::Unix(path) => {
-            let listener =
-                UnixListener::bind(&path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
+            let listener = bind_unix(&path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
             log(&format!("listening on unix:{}", path.display()));
             for conn in listener.incoming() {
                 let conn = conn.map_err(|e| format!("accept: {e}"))?;
@@ -295,6 +296,33 @@ fn serve(args: Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Binds a Unix stream socket at `path`. A socket file left there by a gateway that was
+/// killed (nobody listens: `connect` gets `ECONNREFUSED`) is removed first; a live listener,
+/// and anything that is not a socket (a regular file, a directory, a symbolic link, which is
+/// never followed), are left alone and refused. The look and the removal are not atomic: a
+/// user who can swap the entry in between can remove it anyway, and `unlink` never follows a
+/// link.
+fn bind_unix(path: &Path) -> Result<UnixListener, String> {
+    let in_use = match UnixListener::bind(path) {
+        Ok(listener) => return Ok(listener),
+        Err(e) if e.kind() == ErrorKind::AddrInUse => e,
+        Err(e) => return Err(e.to_string()),
+    };
+    let kind = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?.file_type();
+    if !kind.is_socket() {
+        return Err(format!("{in_use}, and it is not a socket (left alone)"));
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(format!("{in_use}: a listener is there")),
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+            log(&format!("removing the stale socket {} (nobody listens there)", path.display()));
+            std::fs::remove_file(path).map_err(|e| format!("remove the stale socket: {e}"))?;
+            UnixListener::bind(path).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(format!("{in_use}, and connecting to it fails: {e}")),
+    }
 }
 
 /// Puts a terminal (a serial device, a pty) into raw mode: no echo, no line editing, no
