@@ -472,3 +472,51 @@ fn tempdir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("mkdir");
     dir
 }
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn tcp_get_and_track_against_corosync() {
+    use std::net::TcpStream;
+    corosync::ensure_corosync();
+    let mut child = corowire()
+        .args(["gateway", "--listen", "tcp:127.0.0.1:0"])
+        .env_remove("COROWIRE_NAME_PREFIX")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn corowire gateway");
+    // Its first line names the bound address; the rest is drained, so that its logging never
+    // blocks or fails.
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let _gateway = Proc(child);
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).expect("banner");
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let addr = banner.trim().rsplit_once("listening on tcp:").map(|(_, a)| a.to_owned());
+    let addr = addr.unwrap_or_else(|| panic!("no address in {banner:?}"));
+    assert!(!addr.ends_with(":0"), "{addr}");
+
+    let stream = TcpStream::connect(&addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let link: RefCell<Link<Io<TcpStream>, 4096, 4096>> =
+        RefCell::new(Link::connect(Io::new(stream), Services::ALL, no_clock).expect("hello"));
+    let mut cmap: CmapClient<'_, Io<TcpStream>, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut buf = [0u8; 64];
+    let name = cmap.get_string("totem.cluster_name", &mut buf).expect("get").to_owned();
+    let out = Command::new("corosync-cmapctl").args(["-g", "totem.cluster_name"]).output().expect("cmapctl");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("= {name}")), "{out:?}");
+
+    let prefix = format!("gateway.tcp.{}.", std::process::id());
+    let key = format!("{prefix}a");
+    cmap.track_add(&prefix, TrackType::PREFIX | TrackType::ADD | TrackType::MODIFY, 9).unwrap();
+    let ok = Command::new("corosync-cmapctl").args(["-s", &key, "u32", "7"]).status().expect("cmapctl");
+    assert!(ok.success());
+    let seen = cmap
+        .next_event(|e| {
+            let value = e.notification.new_value == Some(Value::UInt32(7));
+            (e.context, e.notification.key.as_bytes().to_vec(), value)
+        })
+        .unwrap();
+    assert_eq!(seen, (9, key.as_bytes().to_vec(), true));
+}
