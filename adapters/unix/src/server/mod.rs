@@ -260,11 +260,12 @@ pub struct Limits {
     /// setups cost nothing). So a user that keeps closing and reopening large connections
     /// costs the server loop at most this many bytes of `posix_fallocate` per second. A
     /// setup is admitted when the bucket holds its bytes (or, for a setup larger than the
-    /// burst, is full), and may leave it in debt; otherwise it is refused with `-EAGAIN`,
-    /// which libqb's `qb_ipcc_connect` returns as `errno`, so that `cmap_initialize` and
-    /// `votequorum_initialize` give `CS_ERR_TRY_AGAIN` (`corosync-cmapctl` prints `Failed
-    /// to initialize the cmap API. Error CS_ERR_TRY_AGAIN`) and corowire's clients
-    /// `CsError::TryAgain`.
+    /// burst, is full), and may leave it in debt; otherwise it is refused with `-EAGAIN`
+    /// in the setup response's `hdr.error`, as corosync refuses a client while it is not
+    /// ready: libqb's `qb_ipcc_connect` fails with that `errno`, `qb_to_cs_error` makes it
+    /// `CS_ERR_TRY_AGAIN` for `cmap_initialize` and `votequorum_initialize` (so
+    /// `corosync-cmapctl` pauses and retries, as while corosync starts; docs/protocol.md
+    /// §1.4), and corowire's clients get `CsError::TryAgain`.
     pub setup_rate_per_uid: usize,
     /// The most a user's setup-rate bucket holds, in bytes: what it may set up at once after
     /// a quiet while ([`setup_rate_per_uid`](Self::setup_rate_per_uid)).
