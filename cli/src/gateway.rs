@@ -18,6 +18,10 @@
 //! accepted service owns its upstream connection (relays each request and its reply, and the
 //! events between them); writes to the client go through one lock, a frame at a time. So a
 //! client is read and written at the same time, and a slow service does not hold up the other.
+//! A service thread sleeps in `poll` on two fds: its upstream connection's (readable on an
+//! event or a hang-up: the shared-memory transport's setup socket, which carries a doorbell
+//! byte per event, or the socket transport's epoll fd over its event and setup sockets) and a
+//! doorbell the client thread rings after queueing a request. An idle gateway does not wake.
 //!
 //! Policy (safe by default):
 //! - TCP listens on loopback addresses only, unless `--allow-remote`;
@@ -44,9 +48,10 @@ use core::time::Duration;
 use std::ffi::OsString;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -74,7 +79,8 @@ microcontroller) to the local cmap and votequorum services (corosync, or `corowi
 under $COROWIRE_NAME_PREFIX). Runs until killed.
 
   --listen unix:PATH       listen on a Unix stream socket at PATH (QEMU: -chardev
-                           socket,path=PATH,server=off)
+                           socket,path=PATH,server=off); a socket file there that nobody
+                           listens on (a killed gateway's) is replaced, anything else refused
   --listen tcp:ADDR:PORT   listen on TCP (QEMU: -chardev socket,host=ADDR,port=PORT,server=off);
                            ADDR must be a loopback address unless --allow-remote
   --listen serial:DEVICE   one client on a serial device or pty, set to raw mode; a new hello
@@ -98,8 +104,6 @@ After a daemon restart each client gets a reset frame and starts over with a new
 
 /// Tracks one upstream CMAP connection can hold.
 const TRACKS: usize = 64;
-/// How often a service thread looks for events while no request comes.
-const EVENT_POLL: Duration = Duration::from_millis(5);
 /// The frame reader's capacity: the largest frame.
 const READER: usize = u16::MAX as usize + OVERHEAD;
 
@@ -249,8 +253,7 @@ fn serve(args: Args) -> Result<(), String> {
     };
     match args.listen {
         Listen::Unix(path) => {
-            let listener =
-                UnixListener::bind(&path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
+            let listener = bind_unix(&path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
             log(&format!("listening on unix:{}", path.display()));
             for conn in listener.incoming() {
                 let conn = conn.map_err(|e| format!("accept: {e}"))?;
@@ -295,6 +298,33 @@ fn serve(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Binds a Unix stream socket at `path`. A socket file left there by a gateway that was
+/// killed (nobody listens: `connect` gets `ECONNREFUSED`) is removed first; a live listener,
+/// and anything that is not a socket (a regular file, a directory, a symbolic link, which is
+/// never followed), are left alone and refused. The look and the removal are not atomic: a
+/// user who can swap the entry in between can remove it anyway, and `unlink` never follows a
+/// link.
+fn bind_unix(path: &Path) -> Result<UnixListener, String> {
+    let in_use = match UnixListener::bind(path) {
+        Ok(listener) => return Ok(listener),
+        Err(e) if e.kind() == ErrorKind::AddrInUse => e,
+        Err(e) => return Err(e.to_string()),
+    };
+    let kind = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?.file_type();
+    if !kind.is_socket() {
+        return Err(format!("{in_use}, and it is not a socket (left alone)"));
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(format!("{in_use}: a listener is there")),
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+            log(&format!("removing the stale socket {} (nobody listens there)", path.display()));
+            std::fs::remove_file(path).map_err(|e| format!("remove the stale socket: {e}"))?;
+            UnixListener::bind(path).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(format!("{in_use}, and connecting to it fails: {e}")),
+    }
+}
+
 /// Puts a terminal (a serial device, a pty) into raw mode: no echo, no line editing, no
 /// translation, 8 data bits (`cfmakeraw`).
 fn raw_mode(line: &std::fs::File) -> Result<(), String> {
@@ -328,16 +358,34 @@ impl Out {
     }
 }
 
+/// The client thread's end of a service thread's request queue.
+struct Requests {
+    queue: SyncSender<Vec<u8>>,
+    /// Non-blocking; a byte written after each request wakes the service thread's `poll`.
+    /// Dropped with the queue, which the service thread sees as end of file.
+    bell: UnixStream,
+}
+
+impl Requests {
+    /// Queues `request` and rings the bell.
+    fn send(&self, request: Vec<u8>) -> Result<(), TrySendError<Vec<u8>>> {
+        self.queue.try_send(request)?;
+        // A full bell already has bytes the service thread has yet to read: it wakes anyway.
+        let _ = (&self.bell).write(&[1]);
+        Ok(())
+    }
+}
+
 /// The upstream side of one session: one service thread per accepted channel.
 struct Upstream {
-    cmap: Option<SyncSender<Vec<u8>>>,
-    votequorum: Option<SyncSender<Vec<u8>>>,
+    cmap: Option<Requests>,
+    votequorum: Option<Requests>,
     /// Set by a service thread that lost its daemon: the session is over.
     lost: Arc<AtomicBool>,
 }
 
 impl Upstream {
-    fn sender(&self, channel: Channel) -> Option<&SyncSender<Vec<u8>>> {
+    fn sender(&self, channel: Channel) -> Option<&Requests> {
         match channel {
             Channel::Cmap => self.cmap.as_ref(),
             Channel::Votequorum => self.votequorum.as_ref(),
@@ -444,11 +492,11 @@ impl Client {
         let mut up = Upstream { cmap: None, votequorum: None, lost: Arc::clone(&lost) };
         if services.contains(Channel::Cmap) {
             let (client, _) = corowire_unix::connect_driver::<CmapService<TRACKS>, 1, 1, 64>(&options)?;
-            up.cmap = Some(self.spawn_service(Channel::Cmap, services, client, &lost));
+            up.cmap = Some(self.spawn_service(Channel::Cmap, services, client, &lost)?);
         }
         if services.contains(Channel::Votequorum) {
             let (client, _) = corowire_unix::connect_driver::<VotequorumService, 1, 1, 64>(&options)?;
-            up.votequorum = Some(self.spawn_service(Channel::Votequorum, services, client, &lost));
+            up.votequorum = Some(self.spawn_service(Channel::Votequorum, services, client, &lost)?);
         }
         Ok(up)
     }
@@ -459,11 +507,18 @@ impl Client {
         services: Services,
         client: ClientDriver<S, 1, 1, 64>,
         lost: &Arc<AtomicBool>,
-    ) -> SyncSender<Vec<u8>>
+    ) -> Result<Requests, corowire_unix::Error>
     where
         ClientDriver<S, 1, 1, 64>: Send,
     {
-        let (tx, rx) = std::sync::mpsc::sync_channel(self.policy.max_in_flight);
+        let (queue, rx) = std::sync::mpsc::sync_channel(self.policy.max_in_flight);
+        let io = |e: std::io::Error| {
+            corowire_unix::Error::Io(
+                e.raw_os_error().map_or(corowire_unix::Errno::EIO, corowire_unix::Errno::from_raw),
+            )
+        };
+        let (bell, wake) = UnixStream::pair().map_err(io)?;
+        bell.set_nonblocking(true).and(wake.set_nonblocking(true)).map_err(io)?;
         let relay = Relay {
             name: format!("{} {channel:?}", self.name),
             channel,
@@ -474,9 +529,9 @@ impl Client {
         };
         thread::spawn(move || {
             let mut client = client;
-            relay.run(client.transport_mut(), &rx);
+            relay.run(client.transport_mut(), &rx, &wake);
         });
-        tx
+        Ok(Requests { queue, bell })
     }
 
     /// A request of an accepted channel: policy, limits, then upstream.
@@ -493,7 +548,7 @@ impl Client {
         let Some(tx) = self.upstream.as_ref().and_then(|u| u.sender(channel)) else {
             return Err(format!("{channel:?} request without an upstream connection"));
         };
-        match tx.try_send(payload.to_vec()) {
+        match tx.send(payload.to_vec()) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 Err(format!("more than {} {channel:?} requests in flight", self.policy.max_in_flight))
@@ -586,23 +641,9 @@ struct Relay {
 }
 
 impl Relay {
-    fn run(self, transport: &mut Box<dyn ClientTransport>, rx: &Receiver<Vec<u8>>) {
+    fn run(self, transport: &mut Box<dyn ClientTransport>, rx: &Receiver<Vec<u8>>, wake: &UnixStream) {
         let mut buf = vec![0u8; transport.max_response_len().max(transport.max_event_len()).min(1 << 20)];
-        let result = loop {
-            match rx.recv_timeout(EVENT_POLL) {
-                Ok(request) => {
-                    if let Err(e) = self.relay(transport, &request, &mut buf) {
-                        break Err(e);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break Ok(()),
-            }
-            if let Err(e) = self.events(transport, &mut buf) {
-                break Err(e);
-            }
-        };
-        match result {
+        match self.serve(transport, rx, wake, &mut buf) {
             Ok(()) => {}
             Err(Fault::Upstream(e)) => {
                 log(&format!("{}: upstream lost ({e}); reset sent", self.name));
@@ -619,6 +660,35 @@ impl Relay {
                 self.out.dead.store(true, Ordering::Release);
             }
             Err(Fault::ClientGone) => {}
+        }
+    }
+
+    /// Relays requests, replies and events until the client thread drops the queue (`Ok`) or
+    /// something fails. Sleeps in `poll` until the upstream fd (an event, a hang-up) or the
+    /// bell (a request, or the queue dropped) is readable; no timeout, since both transports'
+    /// fds show a dead daemon as a hang-up.
+    fn serve(
+        &self,
+        transport: &mut Box<dyn ClientTransport>,
+        rx: &Receiver<Vec<u8>>,
+        wake: &UnixStream,
+        buf: &mut [u8],
+    ) -> Result<(), Fault> {
+        loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(request) => self.relay(transport, &request, buf)?,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return Ok(()),
+                }
+            }
+            self.events(transport, buf)?;
+            let polled = corowire_unix::sys::sock::poll_either(wake, transport.as_fd(), None);
+            polled.map_err(|e| Fault::Upstream(TransportError::Io(e)))?;
+            // Bells are only wake-ups: the queue above is what counts. End of file (the queue
+            // dropped) is found by `try_recv`.
+            let mut bells = [0u8; 64];
+            while matches!((&*wake).read(&mut bells), Ok(n) if n > 0) {}
         }
     }
 

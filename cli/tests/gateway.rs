@@ -76,10 +76,21 @@ impl Setup {
     }
 
     fn start(tag: &str, prefix: Option<String>, server: Option<Proc>, flags: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!("gwtest-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        Self::start_at(tag, prefix, server, flags, |_| ())
+    }
+
+    /// As [`Setup::start`], with `prepare` run on the socket's path (in a new, empty private
+    /// directory) before the gateway starts.
+    fn start_at(
+        tag: &str,
+        prefix: Option<String>,
+        server: Option<Proc>,
+        flags: &[&str],
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Self {
+        let dir = tempdir(tag);
         let sock = dir.join("gw.sock");
+        prepare(&sock);
         let mut gateway = corowire();
         gateway.arg("gateway").arg("--listen").arg(format!("unix:{}", sock.display())).args(flags);
         match &prefix {
@@ -374,4 +385,138 @@ fn frames_in(mut bytes: &[u8]) -> usize {
         bytes = &bytes[used..];
     }
     count
+}
+
+/// Runs a gateway listening at `path`, which must refuse to start; its standard error. A
+/// gateway that starts anyway is killed after 20 s (a bound, not a timing) and fails the test.
+fn refused_listen(path: &std::path::Path) -> String {
+    let mut child = corowire()
+        .arg("gateway")
+        .arg("--listen")
+        .arg(format!("unix:{}", path.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn corowire gateway");
+    for _ in 0..2000 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut stderr = String::new();
+            child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("stderr");
+            assert_eq!(status.code(), Some(1), "{stderr}");
+            return stderr;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    panic!("the gateway listens at {} anyway", path.display());
+}
+
+/// A socket file nobody listens on, as a gateway killed with SIGKILL leaves it (std's
+/// listener does not remove its file when dropped).
+fn stale_socket(path: &std::path::Path) {
+    drop(std::os::unix::net::UnixListener::bind(path).expect("bind"));
+}
+
+#[test]
+fn a_stale_socket_is_replaced() {
+    let prefix = format!("gwtest-{}-stale", std::process::id());
+    let server = serve(&prefix);
+    let setup = Setup::start_at("stale", Some(prefix), Some(server), &[], stale_socket);
+    let link = link(&setup);
+    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
+}
+
+#[test]
+fn a_live_listener_is_left_alone() {
+    let dir = tempdir("live");
+    let path = dir.join("gw.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    let stderr = refused_listen(&path);
+    assert!(stderr.contains("a listener is there"), "{stderr}");
+    // Still ours: a client reaches it.
+    let _client = UnixStream::connect(&path).expect("connect");
+    listener.accept().expect("accept");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_file_or_a_symlink_is_never_removed() {
+    let dir = tempdir("notsock");
+    let file = dir.join("file");
+    std::fs::write(&file, b"precious").expect("write");
+    let stderr = refused_listen(&file);
+    assert!(stderr.contains("not a socket"), "{stderr}");
+    assert_eq!(std::fs::read(&file).expect("the file is kept"), b"precious");
+
+    // A symlink to a stale socket: neither the link nor its target is removed or followed.
+    let target = dir.join("target.sock");
+    stale_socket(&target);
+    let link = dir.join("link.sock");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let stderr = refused_listen(&link);
+    assert!(stderr.contains("not a socket"), "{stderr}");
+    assert!(std::fs::symlink_metadata(&link).expect("the link is kept").file_type().is_symlink());
+    assert!(std::os::unix::fs::FileTypeExt::is_socket(
+        &std::fs::symlink_metadata(&target).expect("the target is kept").file_type()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A new, empty private directory for a test.
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gwtest-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+#[test]
+#[ignore = "needs corosync: run via tests/harness/with-corosync"]
+fn tcp_get_and_track_against_corosync() {
+    use std::net::TcpStream;
+    corosync::ensure_corosync();
+    let mut child = corowire()
+        .args(["gateway", "--listen", "tcp:127.0.0.1:0"])
+        .env_remove("COROWIRE_NAME_PREFIX")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn corowire gateway");
+    // Its first line names the bound address; the rest is drained, so that its logging never
+    // blocks or fails.
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let _gateway = Proc(child);
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).expect("banner");
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let addr = banner.trim().rsplit_once("listening on tcp:").map(|(_, a)| a.to_owned());
+    let addr = addr.unwrap_or_else(|| panic!("no address in {banner:?}"));
+    assert!(!addr.ends_with(":0"), "{addr}");
+
+    let stream = TcpStream::connect(&addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let link: RefCell<Link<Io<TcpStream>, 4096, 4096>> =
+        RefCell::new(Link::connect(Io::new(stream), Services::ALL, no_clock).expect("hello"));
+    let mut cmap: CmapClient<'_, Io<TcpStream>, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut buf = [0u8; 64];
+    let name = cmap.get_string("totem.cluster_name", &mut buf).expect("get").to_owned();
+    let out = Command::new("corosync-cmapctl").args(["-g", "totem.cluster_name"]).output().expect("cmapctl");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("= {name}")), "{out:?}");
+
+    let prefix = format!("gateway.tcp.{}.", std::process::id());
+    let key = format!("{prefix}a");
+    cmap.track_add(&prefix, TrackType::PREFIX | TrackType::ADD | TrackType::MODIFY, 9).unwrap();
+    let ok = Command::new("corosync-cmapctl").args(["-s", &key, "u32", "7"]).status().expect("cmapctl");
+    assert!(ok.success());
+    let seen = cmap
+        .next_event(|e| {
+            let value = e.notification.new_value == Some(Value::UInt32(7));
+            (e.context, e.notification.key.as_bytes().to_vec(), value)
+        })
+        .unwrap();
+    assert_eq!(seen, (9, key.as_bytes().to_vec(), true));
 }

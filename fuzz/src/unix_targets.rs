@@ -1,5 +1,6 @@
 //! The bodies of the fuzz targets over `corowire-unix`'s shared-memory parsers, as plain
-//! functions over `&[u8]`: a libqb ring and a glibc semaphore whose bytes the peer wrote.
+//! functions over `&[u8]`: a libqb ring, a glibc semaphore and a socket transport control file
+//! whose bytes the peer wrote.
 //!
 //! Shared like `targets.rs`: the cargo-fuzz binaries use it through this crate's library, and
 //! `adapters/unix/tests/corpus_replay.rs` includes it with `#[path]` to replay the committed
@@ -150,6 +151,41 @@ pub fn sem_word(mut data: &[u8]) {
             _ => show(&Ok::<_, SemError>((sem.value(), sem.waiters()))),
         }
     }
+}
+
+/// The `sock_control` target: a socket transport control file whose bytes the server wrote,
+/// decoded from the bytes (`parse_control`) and from a mapping of a file holding them, as
+/// `SocketTransport::open` reads it (`read_control`). Both must agree, decode exactly 24 or
+/// more bytes, and give each word as written.
+pub fn sock_control(data: &[u8]) {
+    use corowire::ring::FlowControl;
+    use corowire::wire::socket::{
+        CONTROL_LEN, EVENT_SENT, REQUEST_FLOW_CONTROL, REQUEST_SENT, RESPONSE_SENT,
+    };
+    use corowire_unix::transport::socket::{parse_control, read_control, ControlError};
+
+    let parsed = parse_control(data);
+    show(&parsed);
+    match parsed {
+        Ok(c) => {
+            let word = |at: usize| i32::from_ne_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+            assert!(data.len() >= CONTROL_LEN);
+            assert_eq!(c.request_sent, word(REQUEST_SENT));
+            assert_eq!(c.request_flow_control, FlowControl::from_raw(word(REQUEST_FLOW_CONTROL)));
+            assert_eq!(c.response_sent, word(RESPONSE_SENT));
+            assert_eq!(c.event_sent, word(EVENT_SENT));
+        }
+        Err(e) => assert_eq!(e, ControlError::TooShort { len: data.len() }),
+    }
+    if data.is_empty() {
+        // An empty file cannot be mapped (`open` fails before it reads).
+        return;
+    }
+    let scratch = Scratch::new();
+    let path: &Path = &scratch.0.join("control");
+    std::fs::write(path, data).expect("control file");
+    let map = SharedMapping::open(path).expect("map the control file");
+    assert_eq!(read_control(&map), parsed);
 }
 
 /// The `serve_config` target: `corowire serve --config` text (lossily UTF-8) through the

@@ -3,7 +3,7 @@
 //! call borrows the [`AsyncLink`], so a CMAP and a votequorum client share one stream
 //! without locks.
 //!
-//! Cancel safety: see [`AsyncClient`].
+//! Cancel safety and time bounds: see [`AsyncClient`].
 
 use core::fmt;
 
@@ -22,6 +22,9 @@ use crate::mux::{frame_parts, LinkError, Mux};
 pub struct AsyncLink<IO, const RX: usize = 1030, const Q: usize = 1024> {
     io: IO,
     mux: Mux<RX, Q>,
+    /// Set while a frame is written, cleared once it is all written and flushed: still set
+    /// at the next call if the call writing it was dropped or its write failed.
+    writing: bool,
 }
 
 impl<IO, const RX: usize, const Q: usize> fmt::Debug for AsyncLink<IO, RX, Q> {
@@ -36,7 +39,7 @@ impl<IO: Read + Write, const RX: usize, const Q: usize> AsyncLink<IO, RX, Q> {
     /// # Errors
     /// [`LinkError::Refused`] with the gateway's `cs_error_t`; a stream or framing error.
     pub async fn connect(io: IO, services: Services) -> core::result::Result<Self, LinkError<IO::Error>> {
-        let mut link = Self { io, mux: Mux::new() };
+        let mut link = Self { io, mux: Mux::new(), writing: false };
         let hello = link.mux.hello(services);
         let mut out = [0u8; 16];
         let n = hello.encode(&mut out).map_err(LinkError::Encode)?;
@@ -66,12 +69,21 @@ impl<IO: Read + Write, const RX: usize, const Q: usize> AsyncLink<IO, RX, Q> {
         self.mux.filled(n)
     }
 
+    /// [`LinkError::OutOfStep`] if a frame was left half-written (see [`AsyncClient`]).
+    fn in_step(&mut self) -> core::result::Result<(), LinkError<IO::Error>> {
+        if self.writing {
+            return Err(self.mux.out_of_step());
+        }
+        Ok(())
+    }
+
     async fn recv(
         &mut self,
         channel: Channel,
         kind: Kind,
         out: &mut [u8],
     ) -> core::result::Result<usize, LinkError<IO::Error>> {
+        self.in_step()?;
         loop {
             if let Some(n) = self.mux.pop(channel, kind, out)? {
                 return Ok(n);
@@ -85,12 +97,16 @@ impl<IO: Read + Write, const RX: usize, const Q: usize> AsyncLink<IO, RX, Q> {
         channel: Channel,
         payload: &[u8],
     ) -> core::result::Result<(), LinkError<IO::Error>> {
+        self.in_step()?;
         self.mux.check(channel)?;
         let (header, trailer) = frame_parts(channel, payload)?;
+        self.writing = true;
         for part in [&header[..], payload, &trailer[..]] {
             self.io.write_all(part).await.map_err(LinkError::Io)?;
         }
-        self.io.flush().await.map_err(LinkError::Io)
+        self.io.flush().await.map_err(LinkError::Io)?;
+        self.writing = false;
+        Ok(())
     }
 }
 
@@ -98,10 +114,38 @@ impl<IO: Read + Write, const RX: usize, const Q: usize> AsyncLink<IO, RX, Q> {
 /// sequential client never exceeds; `E` events in `EB` bytes) and three `BUF`-byte buffers
 /// (request, reply, event). Each call takes the link it runs on.
 ///
-/// The calls are not cancel-safe while they write: a call dropped in the middle of writing
-/// its request leaves a partial frame on the stream, and the gateway closes it. A call
-/// dropped while it waits for its reply is harmless: the request stays outstanding in the
-/// connection, and the next call takes and discards its reply before its own.
+/// # Cancel safety
+///
+/// A call's future may be dropped at any `.await` (by `embassy_time::with_timeout`, a
+/// `select`, or by the task being dropped). What then happens depends on where it was:
+///
+/// - **Waiting for its reply** (the request was written and flushed), or in
+///   [`next_event`](Self::next_event) waiting for an event: harmless, provided the stream's
+///   `read` is cancel-safe (a dropped `read` consumed no byte it did not return, as with
+///   tokio's streams and embassy's buffered UARTs). Frames read so far stay queued in the
+///   link. A request whose reply did not come yet stays outstanding in the connection: the
+///   next call takes and discards that reply before its own, so replies never go to the
+///   wrong call. A stream whose dropped `read` loses bytes (a DMA transfer cut short) breaks
+///   the framing: the next frame fails its CRC or sync check and the link fails with
+///   [`LinkError::Frame`].
+/// - **Writing its request** (the stream's `write` or `flush` had not finished): part of a
+///   frame may be on the stream, and anything written after it would be misread by the
+///   gateway. The link records this, and every later call on it, by either client, fails
+///   at once with [`LinkError::OutOfStep`] (as `Error::Transport`), writing and reading
+///   nothing; the connection of the dropped call is closed by the next call that meets it.
+///   The same holds after a `write` that failed. Open a new link (on a socket, a new
+///   connection; the gateway closes the old stream when it meets the broken frame, or after
+///   its `--stall-timeout`).
+///
+/// # Bounding a call in time
+///
+/// The async calls take no deadline: wrap them, e.g. with embassy's
+/// `embassy_time::with_timeout(Duration::from_secs(2), cmap.get(&mut link, key, f)).await`,
+/// which gives `Err(TimeoutError)` and drops the call. After a timeout while waiting for a
+/// reply (the usual case: the gateway or the daemon is slow), the link and both clients
+/// stay usable; after one while writing (the stream did not take the bytes), the next call
+/// reports [`LinkError::OutOfStep`]. The blocking clients take a timeout of their own
+/// ([`Client::new`](crate::Client::new)).
 pub struct AsyncClient<S: Service, const BUF: usize, const P: usize, const E: usize, const EB: usize> {
     conn: Connection<S, P, E, EB>,
     request: [u8; BUF],

@@ -46,6 +46,11 @@ pub enum LinkError<E> {
     Timeout,
     /// The link was in use by the other client (a call from inside the other's callback).
     Busy,
+    /// A frame was left half-written on the stream: the async call writing it was dropped
+    /// (cancelled, e.g. by a timeout) or its write failed. What follows on the stream would
+    /// not be in step with the gateway's reader, so nothing more is written or read; open a
+    /// new link.
+    OutOfStep,
 }
 
 impl<E: fmt::Display> fmt::Display for LinkError<E> {
@@ -64,6 +69,10 @@ impl<E: fmt::Display> fmt::Display for LinkError<E> {
             Self::Encode(e) => write!(f, "cannot frame: {e}"),
             Self::Timeout => f.write_str("timed out waiting for the gateway"),
             Self::Busy => f.write_str("the link is in use by the other client"),
+            Self::OutOfStep => f.write_str(
+                "a frame was left half-written (its call was dropped or its write failed); \
+                 the stream is out of step, open a new link",
+            ),
         }
     }
 }
@@ -200,6 +209,12 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
         LinkError::Closed
     }
 
+    /// Records that a frame was left half-written; later calls fail with
+    /// [`LinkError::OutOfStep`] (unless the link had failed already, for another reason).
+    pub(crate) fn out_of_step<E>(&mut self) -> LinkError<E> {
+        widen(*self.broken.get_or_insert(LinkError::OutOfStep))
+    }
+
     fn pump(&mut self) -> Result<(), LinkError<()>> {
         while let Some(frame) = self.reader.next_frame().map_err(LinkError::Frame)? {
             let tag = frame.tag();
@@ -274,6 +289,7 @@ fn widen<E>(e: LinkError<()>) -> LinkError<E> {
         LinkError::Encode(e) => LinkError::Encode(e),
         LinkError::Timeout => LinkError::Timeout,
         LinkError::Busy => LinkError::Busy,
+        LinkError::OutOfStep => LinkError::OutOfStep,
     }
 }
 

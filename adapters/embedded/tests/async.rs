@@ -3,13 +3,16 @@
 mod support;
 
 use core::cell::RefCell;
+use core::future::Future;
+use core::pin::pin;
+use core::task::{Context, Waker};
 
 use corowire::cmap::{TrackType, Value};
 use corowire::driver::Error;
 use corowire::stream::Services;
 use corowire::votequorum::TrackFlags;
 use corowire::CsError;
-use corowire_embedded::{AsyncCmapClient, AsyncLink, AsyncVotequorumClient};
+use corowire_embedded::{AsyncCmapClient, AsyncLink, AsyncVotequorumClient, LinkError};
 use embedded_io::ErrorKind;
 use support::Gateway;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -128,4 +131,69 @@ async fn a_stream_dropped_mid_frame_fails_the_call() {
         );
     };
     tokio::join!(client, serve(gateway_end, &gateway, 14 + 10));
+}
+
+/// Polls `call` once, with a waker that does nothing, and drops it: `true` if it was still
+/// pending, i.e. a call cancelled at the `.await` where it stopped.
+fn poll_once_and_drop(call: impl Future) -> bool {
+    pin!(call).as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending()
+}
+
+/// A link whose hello the test's gateway answered by hand; the gateway's end is returned
+/// unread beyond the hello.
+async fn accepted(
+    gateway: &RefCell<Gateway>,
+    capacity: usize,
+) -> (AsyncLink<Duplex, 1030, 1024>, DuplexStream) {
+    let (client_end, mut gateway_end) = tokio::io::duplex(capacity);
+    let accept = async {
+        let mut hello = [0u8; 10];
+        gateway_end.read_exact(&mut hello).await.unwrap();
+        gateway.borrow_mut().input(&hello);
+        let accept = gateway.borrow_mut().output(usize::MAX);
+        gateway_end.write_all(&accept).await.unwrap();
+    };
+    let (link, ()) = tokio::join!(connect(client_end), accept);
+    (link, gateway_end)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_dropped_mid_write_fails_every_later_call_out_of_step() {
+    let gateway = RefCell::new(Gateway::new(Services::ALL));
+    // 16 bytes of duplex, which the gateway does not read: a GET frame does not fit.
+    let (mut link, gateway_end) = accepted(&gateway, 16).await;
+    let mut cmap = Cmap::new(&link).unwrap();
+    let mut vq = Vq::new(&link).unwrap();
+    assert!(poll_once_and_drop(cmap.get(&mut link, "totem.cluster_name", |_| ())));
+    // Part of a frame is on the stream: nothing more is written or read, by either client.
+    let client = async {
+        let out_of_step = || Error::Transport(LinkError::OutOfStep);
+        assert_eq!(cmap.get(&mut link, "totem.cluster_name", |_| ()).await, Err(out_of_step()));
+        assert_eq!(vq.get_info(&mut link, 0, |_| ()).await, Err(out_of_step()));
+        assert_eq!(cmap.next_change(&mut link, |_| ()).await, Err(out_of_step()));
+        let said = out_of_step().to_string();
+        assert!(said.contains("half-written"), "{said}");
+        drop(link);
+    };
+    tokio::join!(client, serve(gateway_end, &gateway, usize::MAX));
+    // The gateway saw 16 bytes of a frame and nothing after them.
+    assert_eq!(gateway.borrow().closed, None);
+    assert_eq!(gateway.borrow().pending(), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_dropped_while_waiting_for_its_reply_leaves_the_link_in_step() {
+    let gateway = RefCell::new(Gateway::new(Services::ALL));
+    let (mut link, gateway_end) = accepted(&gateway, 4096).await;
+    let mut cmap = Cmap::new(&link).unwrap();
+    // The request is written whole; no reply has come yet.
+    assert!(poll_once_and_drop(cmap.get(&mut link, "test.none", |_| ())));
+    let client = async {
+        // The next call discards the dropped call's reply (NOT_EXIST) and gets its own.
+        let name = cmap.get(&mut link, "totem.cluster_name", |v| v == Value::String(b"embedded")).await;
+        assert_eq!(name, Ok(true));
+        drop(link);
+    };
+    tokio::join!(client, serve(gateway_end, &gateway, usize::MAX));
+    assert_eq!(gateway.borrow().closed, None);
 }

@@ -1,5 +1,6 @@
 //! Replays the committed seed corpus of the fuzz targets over this crate's shared-memory
-//! parsers (`fuzz/corpus/shm_ring/`, `fuzz/corpus/sem_word/`) and its `serve --config` parser
+//! parsers (`fuzz/corpus/shm_ring/`, `fuzz/corpus/sem_word/`), its socket control file reader
+//! (`fuzz/corpus/sock_control/`) and its `serve --config` parser
 //! (`fuzz/corpus/serve_config/`) through the same target functions the fuzzer runs, which
 //! this test includes from `fuzz/src/unix_targets.rs`.
 
@@ -18,6 +19,7 @@ fn replay_seed_corpus() {
             ("shm_ring", unix_targets::shm_ring),
             ("sem_word", unix_targets::sem_word),
             ("serve_config", unix_targets::serve_config),
+            ("sock_control", unix_targets::sock_control),
         ],
     );
 }

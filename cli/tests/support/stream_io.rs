@@ -1,12 +1,31 @@
-//! `embedded_io` over a blocking `UnixStream`, for `corowire-embedded`'s blocking client talking
-//! to `corowire gateway` (`cli/tests/gateway.rs`, `benches/benches/gateway.rs`).
+//! `embedded_io` over a blocking `UnixStream` or `TcpStream`, for `corowire-embedded`'s blocking
+//! client talking to `corowire gateway` (`cli/tests/gateway.rs`, `benches/benches/gateway.rs`).
 
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 
-/// `embedded_io` over a blocking `UnixStream`; `read_ready` reads one byte ahead.
-pub(crate) struct Io {
-    stream: UnixStream,
+/// A blocking byte stream that can be switched to non-blocking for a look ahead.
+pub(crate) trait Stream: Read + Write {
+    /// `set_nonblocking` of the std type.
+    fn set_nonblocking(&self, on: bool) -> std::io::Result<()>;
+}
+
+impl Stream for UnixStream {
+    fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
+        Self::set_nonblocking(self, on)
+    }
+}
+
+impl Stream for TcpStream {
+    fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
+        Self::set_nonblocking(self, on)
+    }
+}
+
+/// `embedded_io` over a blocking stream; `read_ready` reads one byte ahead.
+pub(crate) struct Io<S: Stream = UnixStream> {
+    stream: S,
     ahead: Option<u8>,
     eof: bool,
 }
@@ -35,11 +54,11 @@ fn io_error(e: &std::io::Error) -> IoError {
     IoError(e.kind())
 }
 
-impl embedded_io::ErrorType for Io {
+impl<S: Stream> embedded_io::ErrorType for Io<S> {
     type Error = IoError;
 }
 
-impl embedded_io::Read for Io {
+impl<S: Stream> embedded_io::Read for Io<S> {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
         match (self.ahead.take(), buf.first_mut()) {
             (Some(b), Some(first)) => {
@@ -57,7 +76,7 @@ impl embedded_io::Read for Io {
     }
 }
 
-impl embedded_io::ReadReady for Io {
+impl<S: Stream> embedded_io::ReadReady for Io<S> {
     fn read_ready(&mut self) -> Result<bool, IoError> {
         if self.ahead.is_some() || self.eof {
             return Ok(true);
@@ -76,7 +95,7 @@ impl embedded_io::ReadReady for Io {
     }
 }
 
-impl embedded_io::Write for Io {
+impl<S: Stream> embedded_io::Write for Io<S> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, IoError> {
         self.stream.write(buf).map_err(|e| io_error(&e))
     }
@@ -86,9 +105,9 @@ impl embedded_io::Write for Io {
     }
 }
 
-impl Io {
+impl<S: Stream> Io<S> {
     /// Wraps a connected stream.
-    pub(crate) fn new(stream: UnixStream) -> Self {
+    pub(crate) fn new(stream: S) -> Self {
         Self { stream, ahead: None, eof: false }
     }
 }

@@ -83,7 +83,8 @@
 //!   ([`Limits::setup_per_uid`], [`Limits::setup_total`]; a newcomer beyond is closed);
 //!   the shared memory of ring files is bounded per user and for all non-root users
 //!   together, root exempt ([`Limits::shm_per_uid`], [`Limits::shm_total`]; a setup beyond
-//!   is refused with `-ENOMEM`);
+//!   is refused with `-ENOMEM`), and so is the rate at which one user sets rings up
+//!   ([`Limits::setup_rate_per_uid`]; a setup beyond is refused with `-EAGAIN`);
 //!   [`MAX_ITERATORS`] iterators and [`MAX_TRACKS`] tracks per CMAP connection (more get
 //!   `CS_ERR_NO_MEMORY`).
 //! - A client may truncate its own ring files (they are its files, as in libqb); the server's
@@ -246,19 +247,37 @@ pub struct Limits {
     /// of this many bytes has no more to size until it frees some. What it does not bound is
     /// churn: a user that closes and reopens one large connection makes the server size its
     /// rings again each time (four users doing so with 64 MiB rings took root's `cmapctl -g`
-    /// from under 0.1 s to about 1 s in the breaker's run, issue 13). Lower
-    /// [`ServerConfig::max_msg_size_limit`] where that matters; there is no per-user rate.
+    /// from under 0.1 s to about 1 s in the breaker's run, issue 13). That is bounded by
+    /// [`setup_rate_per_uid`](Self::setup_rate_per_uid).
     pub shm_per_uid: usize,
     /// Bytes of ring files all users other than root may have together; `-ENOMEM` beyond.
     /// Root is never refused for it: keep it below the size of `shm_dir`'s file system
     /// (by default half the RAM for `/dev/shm`) so that root's clients always find room.
     pub shm_total: usize,
+    /// Bytes of shared-memory rings one user other than root may have set up per second:
+    /// a token bucket per uid, refilled at this rate up to
+    /// [`setup_burst_per_uid`](Self::setup_burst_per_uid) and emptied by each setup by its
+    /// ring bytes (as [`shm_per_uid`](Self::shm_per_uid) counts them; the socket transport's
+    /// setups cost nothing). So a user that keeps closing and reopening large connections
+    /// costs the server loop at most this many bytes of `posix_fallocate` per second. A
+    /// setup is admitted when the bucket holds its bytes (or, for a setup larger than the
+    /// burst, is full), and may leave it in debt; otherwise it is refused with `-EAGAIN`
+    /// in the setup response's `hdr.error`, as corosync refuses a client while it is not
+    /// ready: libqb's `qb_ipcc_connect` fails with that `errno`, `qb_to_cs_error` makes it
+    /// `CS_ERR_TRY_AGAIN` for `cmap_initialize` and `votequorum_initialize` (so
+    /// `corosync-cmapctl` pauses and retries, as while corosync starts; docs/protocol.md
+    /// §1.4), and corowire's clients get `CsError::TryAgain`.
+    pub setup_rate_per_uid: usize,
+    /// The most a user's setup-rate bucket holds, in bytes: what it may set up at once after
+    /// a quiet while ([`setup_rate_per_uid`](Self::setup_rate_per_uid)).
+    pub setup_burst_per_uid: usize,
 }
 
 impl Default for Limits {
     /// 32 connections per uid and 16 per pid for each service, 16 kept for root, 256 MiB
     /// of queued events; 8 connections in setup per uid and 64 for all non-root users;
-    /// 256 MiB of ring files per uid and 1 GiB for all non-root users.
+    /// 256 MiB of ring files per uid and 1 GiB for all non-root users; rings set up at
+    /// 64 MiB per second per uid, in bursts of up to 256 MiB.
     fn default() -> Self {
         Self {
             per_uid: 32,
@@ -269,6 +288,8 @@ impl Default for Limits {
             setup_total: 64,
             shm_per_uid: 256 << 20,
             shm_total: 1 << 30,
+            setup_rate_per_uid: 64 << 20,
+            setup_burst_per_uid: 256 << 20,
         }
     }
 }
@@ -449,6 +470,8 @@ pub struct Server {
     limits: Limits,
     /// The listeners are not polled until then (after a failed `accept`).
     accept_backoff: Option<Instant>,
+    /// Ring bytes each non-root user may still set up now ([`Limits::setup_rate_per_uid`]).
+    setup_rate: SetupRate,
     /// Scratch buffers: the request being served, its reply, a notification.
     frame: Vec<u8>,
     reply: Vec<u8>,
@@ -553,6 +576,7 @@ impl Server {
             transport: cfg.transport,
             limits: cfg.limits,
             accept_backoff: None,
+            setup_rate: SetupRate::default(),
             frame: Vec::new(),
             reply: Vec::new(),
             note: Vec::new(),
@@ -825,6 +849,10 @@ impl Server {
             IpcType::Socket => 0,
         };
         self.admit_shm(peer.uid, shm_bytes)?;
+        let (rate, burst) = (self.limits.setup_rate_per_uid, self.limits.setup_burst_per_uid);
+        if peer.uid != 0 && !self.setup_rate.take(peer.uid, shm_bytes, rate, burst, Instant::now()) {
+            return Err(Errno::EAGAIN);
+        }
         let dir = ShmDir::create(&self.shm_dir, self.listener_name(service), server_fd, peer)?;
         let channels = match self.transport {
             IpcType::Shm => Channels::Shm(Box::new(Rings::create(dir, max, self.page_size)?)),
@@ -1159,6 +1187,47 @@ fn listen(service: usize, name: &str) -> Result<Listener, ServerStartError> {
     Ok(Listener { service, name: name.to_owned(), socket, path })
 }
 
+/// Token buckets of ring bytes, one per user that set up recently ([`Limits::setup_rate_per_uid`]).
+#[derive(Debug, Default)]
+struct SetupRate {
+    buckets: BTreeMap<libc::uid_t, Bucket>,
+}
+
+/// A user's bucket: its level (negative: in debt) when last taken from.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    bytes: i128,
+    at: Instant,
+}
+
+impl Bucket {
+    /// The level at `now`: refilled at `rate` bytes per second since it was taken from, up to
+    /// `burst`.
+    fn level(self, rate: usize, burst: usize, now: Instant) -> i128 {
+        let refill =
+            now.saturating_duration_since(self.at).as_nanos().saturating_mul(rate as u128) / 1_000_000_000;
+        self.bytes.saturating_add(i128::try_from(refill).unwrap_or(i128::MAX)).min(burst as i128)
+    }
+}
+
+impl SetupRate {
+    /// Takes `bytes` from `uid`'s bucket at `now` (`rate` bytes per second, at most `burst`):
+    /// `true` if it held them, or was full (a setup larger than the burst then leaves it in
+    /// debt); `false`, taking nothing, otherwise. Buckets full again are forgotten, so the
+    /// map holds only users that set up within the last `burst / rate` seconds or so.
+    fn take(&mut self, uid: libc::uid_t, bytes: usize, rate: usize, burst: usize, now: Instant) -> bool {
+        let full = burst as i128;
+        self.buckets.retain(|_, b| b.level(rate, burst, now) < full);
+        let have = self.buckets.get(&uid).map_or(full, |b| b.level(rate, burst, now));
+        let bytes = bytes as i128;
+        if have < bytes.min(full) {
+            return false;
+        }
+        self.buckets.insert(uid, Bucket { bytes: have - bytes, at: now });
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1183,5 +1252,35 @@ mod tests {
         assert_eq!(resolve("localhost", Some("ipv4-6")), Some(local));
         assert!(resolve("localhost", None).is_some_and(|a| a.is_loopback()));
         assert_eq!(resolve("no-such-host.invalid", None), None);
+    }
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn setup_rate_bucket_refills_at_its_rate_per_uid() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut rate = SetupRate::default();
+        let take = |r: &mut SetupRate, uid, mib: usize, now| r.take(uid, mib * MIB, 64 * MIB, 256 * MIB, now);
+        // A full burst, then nothing left.
+        for _ in 0..4 {
+            assert!(take(&mut rate, 1000, 64, at(0)));
+        }
+        assert!(!take(&mut rate, 1000, 1, at(0)));
+        // Another user has its own bucket.
+        assert!(take(&mut rate, 1001, 200, at(0)));
+        // Refilled at 64 MiB/s: half a second gives 32 MiB, not 33.
+        assert!(!take(&mut rate, 1000, 33, at(500)));
+        assert!(take(&mut rate, 1000, 32, at(500)));
+        assert!(!take(&mut rate, 1000, 1, at(500)));
+        // Never above the burst, however long the pause; full buckets are forgotten.
+        assert!(take(&mut rate, 1000, 256, at(3_600_000)));
+        assert!(!take(&mut rate, 1000, 1, at(3_600_000)));
+        assert_eq!(rate.buckets.keys().collect::<Vec<_>>(), [&1000], "1001's full bucket is dropped");
+        // A setup larger than the burst passes from a full bucket and leaves it in debt.
+        let mut rate = SetupRate::default();
+        assert!(take(&mut rate, 7, 400, at(0)));
+        assert!(!take(&mut rate, 7, 1, at(2_000)), "144 MiB of debt, 128 MiB refilled");
+        assert!(take(&mut rate, 7, 1, at(2_300)));
     }
 }

@@ -40,6 +40,82 @@ pub(crate) fn count(control: &SharedMapping, offset: usize, delta: i32) {
     }
 }
 
+/// One reading of the control file (docs/protocol.md §3; libqb's `struct ipc_us_control`,
+/// lib/ipc_setup.c): for each channel the number of datagrams sent and not yet received, and
+/// the request channel's flow control, in host byte order as the server wrote them. The
+/// response and event channels' flow-control words (offsets 12 and 20) are the server's and
+/// are not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Control {
+    /// Requests sent and not yet received by the server (offset 0).
+    pub request_sent: i32,
+    /// Whether the client may send (offset 4).
+    pub request_flow_control: FlowControl,
+    /// Replies sent and not yet received by the client (offset 8).
+    pub response_sent: i32,
+    /// Events sent and not yet received by the client (offset 16).
+    pub event_sent: i32,
+}
+
+/// Why a control file's bytes are not a control file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// Fewer than [`CONTROL_LEN`] (24) bytes.
+    TooShort {
+        /// The bytes there were.
+        len: usize,
+    },
+}
+
+impl core::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::TooShort { len } => {
+                write!(f, "socket control file of {len} bytes, shorter than its {CONTROL_LEN}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ControlError {}
+
+/// Decodes the first [`CONTROL_LEN`] bytes of a control file (more are allowed and ignored, as
+/// libqb's client maps only its structure). Pure: any bytes give a value or an error.
+///
+/// # Errors
+/// [`ControlError::TooShort`] for fewer than 24 bytes.
+pub fn parse_control(bytes: &[u8]) -> Result<Control, ControlError> {
+    let Some(bytes) = bytes.get(..CONTROL_LEN) else {
+        return Err(ControlError::TooShort { len: bytes.len() });
+    };
+    let word = |offset: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&bytes[offset..offset + 4]);
+        i32::from_ne_bytes(w)
+    };
+    Ok(Control {
+        request_sent: word(REQUEST_SENT),
+        request_flow_control: FlowControl::from_raw(word(REQUEST_FLOW_CONTROL)),
+        response_sent: word(RESPONSE_SENT),
+        event_sent: word(EVENT_SENT),
+    })
+}
+
+/// Reads the control file mapped as `control` through [`parse_control`]: what
+/// [`SocketTransport::open`] checks before it uses the mapping.
+///
+/// # Errors
+/// [`ControlError::TooShort`] for a mapping shorter than 24 bytes.
+pub fn read_control(control: &SharedMapping) -> Result<Control, ControlError> {
+    let mut bytes = [0u8; CONTROL_LEN];
+    let len = control.len().min(CONTROL_LEN);
+    if control.read_bytes(0, &mut bytes[..len]).is_err() {
+        return Err(ControlError::TooShort { len: 0 });
+    }
+    parse_control(&bytes[..len])
+}
+
 /// A connected libqb socket transport. Dropping it shuts the setup socket down, unlinks the
 /// control file and tries to remove its directory.
 #[derive(Debug)]
@@ -64,8 +140,8 @@ impl SocketTransport {
     /// liveness.
     ///
     /// # Errors
-    /// [`TransportError::Io`] for a control file that cannot be mapped or is too short, or a
-    /// socket that cannot be bound or connected.
+    /// [`TransportError::Io`] for a control file that cannot be mapped or is too short
+    /// (`EINVAL`, [`read_control`]), or a socket that cannot be bound or connected.
     pub fn open(
         setup: OwnedFd,
         control_path: &Path,
@@ -73,9 +149,7 @@ impl SocketTransport {
         max_msg_size: usize,
     ) -> Result<Self, TransportError> {
         let control = SharedMapping::open(control_path).map_err(TransportError::Io)?;
-        if control.len() < CONTROL_LEN {
-            return Err(TransportError::Io(Errno::EINVAL));
-        }
+        read_control(&control).map_err(|_| TransportError::Io(Errno::EINVAL))?;
         let pair = |local: &str, remote: &str| -> Result<OwnedFd, Errno> {
             let fd = bind_dgram(&channel_name(base, local), max_msg_size)?;
             connect_dgram(&fd, &channel_name(base, remote))?;
@@ -301,5 +375,29 @@ impl AsFd for SocketTransport {
     /// `qb_ipcc_fd_get` gives the event socket alone, which never shows a hang-up.
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.ready.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_words_in_host_order_and_short_files_refused() {
+        let mut bytes = [0u8; CONTROL_LEN + 3];
+        for (at, v) in [(REQUEST_SENT, 3), (REQUEST_FLOW_CONTROL, 1), (RESPONSE_SENT, -2), (EVENT_SENT, 7)] {
+            bytes[at..at + 4].copy_from_slice(&i32::to_ne_bytes(v));
+        }
+        let control = Control {
+            request_sent: 3,
+            request_flow_control: FlowControl::Off,
+            response_sent: -2,
+            event_sent: 7,
+        };
+        assert_eq!(parse_control(&bytes), Ok(control));
+        assert_eq!(parse_control(&bytes[..CONTROL_LEN]), Ok(control));
+        let short = parse_control(&bytes[..CONTROL_LEN - 1]);
+        assert_eq!(short, Err(ControlError::TooShort { len: 23 }));
+        assert_eq!(short.unwrap_err().to_string(), "socket control file of 23 bytes, shorter than its 24");
     }
 }
