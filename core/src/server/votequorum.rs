@@ -322,6 +322,9 @@ struct Model<const NODES: usize> {
     wait_for_all_status: bool,
     /// Whether `runtime.votequorum.wait_for_all_status` exists (set once, never deleted).
     wait_for_all_key: bool,
+    /// Whether `runtime.votequorum.atb_type` exists (set with auto_tie_breaker and by every
+    /// run-time re-read).
+    atb_type_key: bool,
     ev_barrier: u32,
     ev_tracking_barrier: u32,
     /// Lowest and highest member id when last quorate (`None`: never quorate yet).
@@ -369,6 +372,7 @@ impl<const NODES: usize> Model<NODES> {
         if nodelist_votes == 0 && cfg.expected_votes == 0 {
             return Err(ConfigError::NoExpectedVotes);
         }
+        self.atb_type_key |= runtime || cfg.auto_tie_breaker;
         let r = &mut self.rules;
         if runtime {
             r.atb = r.initial_atb;
@@ -669,6 +673,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             quorate: false,
             wait_for_all_status: false,
             wait_for_all_key: false,
+            atb_type_key: false,
             ev_barrier: 0,
             ev_tracking_barrier: 0,
             lowest_node_id: None,
@@ -922,7 +927,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
 
     /// The `runtime.votequorum.*` CMAP keys corosync's votequorum keeps for this state (full
     /// key names, in key order), for the adapter to mirror into CMAP after every change:
-    /// `atb_type` (u32, with auto_tie_breaker configured), `ev_barrier` (u32),
+    /// `atb_type` (u32, with auto_tie_breaker configured or after a run-time re-read),
+    /// `ev_barrier` (u32),
     /// `ev_tracking_barrier` (u32, with allow_downscale or expected_votes_tracking),
     /// `highest_node_id` and `lowest_node_id` (u32, once quorate), `this_node_id` (u32),
     /// `two_node` (u8), `wait_for_all_status` (u8, with wait_for_all).
@@ -930,7 +936,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         let m = &self.model;
         let atb = m.rules.atb.map_or(0, |a| a.atb_type());
         [
-            ("runtime.votequorum.atb_type", m.cfg.auto_tie_breaker.then_some(Value::UInt32(atb))),
+            ("runtime.votequorum.atb_type", m.atb_type_key.then_some(Value::UInt32(atb))),
             ("runtime.votequorum.ev_barrier", Some(Value::UInt32(m.ev_barrier))),
             (
                 "runtime.votequorum.ev_tracking_barrier",

@@ -11,8 +11,10 @@
 //!   (default 1).
 //! - **Run-time changes** ([`QuorumSync::after_cmap_change`]): a change under `quorum.` or
 //!   `nodelist.` re-reads the configuration ([`Quorum::reconfigure`], corosync's
-//!   `votequorum_refresh_config`); `quorum.cancel_wait_for_all` set to 1 or more is reset to 0
-//!   and stops waiting for all nodes instead.
+//!   `votequorum_refresh_config`); `quorum.cancel_wait_for_all` set to 1 or more stops
+//!   waiting for all nodes and is reset to 0 (which re-reads the configuration too). A deleted key is still seen by that re-read
+//!   (corosync's icmap notifies before it removes the key), so deleting `quorum.expected_votes`
+//!   changes nothing until the next change, as with corosync 3.1.7.
 //! - **Quorum model -> keys** ([`mirror`]): the `runtime.votequorum.*` keys
 //!   ([`Quorum::runtime_keys`]) are written after every change, with their track events.
 //! - **Time** ([`QuorumSync::now`]): the core's clock is milliseconds since the server started.
@@ -170,14 +172,18 @@ impl QuorumSync {
             now.iter().any(|(k, v)| k == CANCEL_WFA && v.as_value().as_i64().is_some_and(|n| n >= 1));
         if cancel {
             quorum.cancel_wait_for_all()?;
-            // corosync resets the key with an ordinary icmap_set (trackers see it).
+            // corosync resets the key with an ordinary icmap_set (trackers see it), and that
+            // change re-reads the configuration in turn.
             let _ = cmap.update(CANCEL_WFA, Value::UInt8(0))?;
-        } else {
-            let keys = now.iter().map(|(k, v)| (k.as_slice(), v.as_value()));
-            let (cfg, nodelist) = quorum_setup(keys, QuorumConfig::default());
-            let verbose = self.verbose;
-            quorum.reconfigure(cfg, &nodelist, &mut |note| report(verbose, note))?;
         }
+        // corosync's track callback for a deleted key runs before the key is gone (libqb's
+        // map notifies first), so the re-read still sees it.
+        let deleted = self.seen.iter().any(|(k, _)| !now.iter().any(|(n, _)| n == k));
+        let read = if deleted { self.seen.clone() } else { watched(cmap) };
+        let keys = read.iter().map(|(k, v)| (k.as_slice(), v.as_value()));
+        let (cfg, nodelist) = quorum_setup(keys, QuorumConfig::default());
+        let verbose = self.verbose;
+        quorum.reconfigure(cfg, &nodelist, &mut |note| report(verbose, note))?;
         self.seen = watched(cmap);
         Ok(())
     }
