@@ -117,7 +117,7 @@ use corowire::server::quorum::QuorumLibEngine;
 use corowire::server::store::BTreeStore;
 use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
 use corowire::server::{grant_max_msg_size, ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
-use corowire::votequorum::NodeState;
+use corowire::votequorum::{NodeState, RingId};
 use corowire::wire::ring::HEADER_FILE_LEN;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -627,6 +627,22 @@ impl Server {
         &mut self.engines.quorum
     }
 
+    /// A new membership of the local node's partition (what corosync's totem and sync layers
+    /// hand votequorum; see [`Quorum::set_membership`]), applied at once: votequorum's
+    /// trackers get their notifications, the `runtime.votequorum.*` keys follow with their
+    /// track events, and everything is handed to the connections before this returns.
+    ///
+    /// # Errors
+    /// [`ServerError::OutboxFull`] if the notifications still do not fit after draining
+    /// (nothing changed); [`ServerError::TooManyNodes`].
+    pub fn set_membership(&mut self, members: &[u32], ring_id: RingId) -> Result<(), ServerError> {
+        let Self { engines, sessions, note, sync, .. } = self;
+        let now = sync.now();
+        sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
+            e.quorum.set_membership(members, ring_id, now)
+        })
+    }
+
     /// One round of the loop: waits at most `timeout` (`None`: until something happens) for
     /// a connection, a request or a hang-up, and handles all that is ready.
     ///
@@ -650,7 +666,8 @@ impl Server {
         if self.engines.quorum.poll_timeout().is_some_and(|at| at <= self.sync.now()) {
             let Self { engines, sessions, note, sync, .. } = self;
             let now = sync.now();
-            sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
+            // A full outbox leaves the timer due: tried again on the next round.
+            let _ = sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
                 e.quorum.handle_timeout(now)
             });
         }
@@ -1034,7 +1051,8 @@ impl Server {
         };
         drain(engines, service, sessions, note, self.limits.queued_event_bytes);
         let cmap_changed = service == CMAP_SERVICE;
-        sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |engines| {
+        // A full outbox leaves the change unseen until the next CMAP request.
+        let _ = sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |engines| {
             if cmap_changed {
                 self.sync.after_cmap_change(&mut engines.cmap, &mut engines.quorum)?;
             }
@@ -1119,23 +1137,26 @@ const CMAP_SERVICE: usize = 0;
 
 /// Runs `step` (a change to the engines), mirrors votequorum's runtime keys into CMAP and
 /// delivers every engine's notifications; a full outbox is drained and the whole retried
-/// once. A step that still fails is given up (the engines changed nothing).
+/// once. A step that still fails is given up and its error returned (the engines changed
+/// nothing).
 fn sync_quorum(
     engines: &mut Engines,
     sessions: &mut BTreeMap<u32, Session>,
     buf: &mut Vec<u8>,
     bound: usize,
     mut step: impl FnMut(&mut Engines) -> Result<(), ServerError>,
-) {
+) -> Result<(), ServerError> {
+    let mut done = Ok(());
     for _ in 0..2 {
-        let done = step(engines).and_then(|()| sync::mirror(&mut engines.cmap, &engines.quorum));
+        done = step(engines).and_then(|()| sync::mirror(&mut engines.cmap, &engines.quorum));
         for service in 0..SERVICES {
             drain(engines, service, sessions, buf, bound);
         }
         if done.is_ok() {
-            return;
+            break;
         }
     }
+    done
 }
 
 /// Moves every queued notification of engine `service` to the connection it is for (which
