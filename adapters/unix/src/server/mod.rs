@@ -95,6 +95,7 @@
 
 pub mod config;
 mod session;
+pub mod sync;
 
 use core::fmt;
 use core::hash::BuildHasher;
@@ -117,7 +118,7 @@ use corowire::server::quorum::QuorumLibEngine;
 use corowire::server::store::BTreeStore;
 use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
 use corowire::server::{grant_max_msg_size, ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
-use corowire::votequorum::NodeState;
+use corowire::votequorum::{NodeState, RingId};
 use corowire::wire::ring::HEADER_FILE_LEN;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -193,7 +194,7 @@ pub struct ServerConfig {
     /// Keys of the default CMAP map, set at start (see [`config`] for a file format).
     pub initial: Vec<(String, OwnedValue)>,
     /// The quorum model. [`Server::bind`] also applies the quorum keys and the node list of
-    /// `initial` ([`config::apply_quorum_keys`], [`config::nodelist`]).
+    /// `initial` ([`sync::quorum_setup`]); every node of that list is up.
     pub quorum: QuorumConfig,
     /// Other nodes of the quorum model: `(nodeid, votes, state)`.
     pub nodes: Vec<(u32, u32, NodeState)>,
@@ -472,6 +473,8 @@ pub struct Server {
     accept_backoff: Option<Instant>,
     /// Ring bytes each non-root user may still set up now ([`Limits::setup_rate_per_uid`]).
     setup_rate: SetupRate,
+    /// CMAP <-> votequorum.
+    sync: sync::QuorumSync,
     /// Scratch buffers: the request being served, its reply, a notification.
     frame: Vec<u8>,
     reply: Vec<u8>,
@@ -489,12 +492,21 @@ impl fmt::Debug for Server {
 
 /// Builds both engines on a thread with a large stack: they are over a megabyte of inline,
 /// fixed-capacity tables, which a debug build moves through the stack on the way to the heap.
-fn new_engines(quorum: QuorumConfig) -> (Box<Cmap>, Box<Quorum>) {
+/// The quorum engine is configured as corosync's votequorum ([`Quorum::configure`]); its
+/// configuration messages go to standard error when `verbose`.
+fn new_engines(
+    quorum: QuorumConfig,
+    nodelist: &[(u32, u32)],
+    verbose: bool,
+) -> Result<(Box<Cmap>, Box<Quorum>), ServerStartError> {
     let seed = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    let nodes = nodelist.to_vec();
     let build = move || {
-        (Box::new(Cmap::new(BTreeStore::new(), BTreeStore::new(), seed)), Box::new(Quorum::new(quorum)))
+        let cmap = Box::new(Cmap::new(BTreeStore::new(), BTreeStore::new(), seed));
+        let quorum = Quorum::configure(quorum, &nodes, &mut |note| sync::report(verbose, note));
+        quorum.map(|q| (cmap, Box::new(q))).map_err(|e| ServerStartError::Config(e.to_string()))
     };
-    match std::thread::Builder::new().stack_size(64 << 20).spawn(build) {
+    match std::thread::Builder::new().stack_size(64 << 20).spawn(build.clone()) {
         Ok(handle) => match handle.join() {
             Ok(engines) => engines,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -507,41 +519,43 @@ fn new_engines(quorum: QuorumConfig) -> (Box<Cmap>, Box<Quorum>) {
 impl Server {
     /// Creates the engines from `cfg` and listens on the services' libqb names: the padded
     /// abstract names, or `/tmp/<name>` when `/etc/libqb/force-filesystem-sockets` exists.
-    /// With votequorum served, the CMAP key `runtime.votequorum.this_node_id` is set to the
-    /// local node id (as corosync's votequorum does) unless `initial` sets it.
+    /// With votequorum served, the `runtime.votequorum.*` keys are set as corosync's
+    /// votequorum sets them ([`Quorum::runtime_keys`]) unless `initial` sets them, and kept
+    /// up to date ([`sync`]).
     ///
     /// # Errors
     /// [`ServerStartError::Listen`] (e.g. the name is taken: another server or corosync runs
     /// in this network namespace); [`ServerStartError::Config`] for a key the engine refuses.
     pub fn bind(cfg: ServerConfig) -> Result<Self, ServerStartError> {
-        let mut quorum_cfg = cfg.quorum;
-        config::apply_quorum_keys(&cfg.initial, &mut quorum_cfg);
-        let mut nodes = cfg.nodes.clone();
-        for (nodeid, votes) in config::nodelist(&cfg.initial) {
-            if nodeid == quorum_cfg.nodeid {
-                quorum_cfg.votes = votes;
-            } else if !nodes.iter().any(|n| n.0 == nodeid) {
-                nodes.push((nodeid, votes, NodeState::MEMBER));
-            }
-        }
-        let (mut cmap, mut quorum) = new_engines(quorum_cfg);
+        let (quorum_cfg, nodelist) = sync::quorum_setup(sync::owned_keys(&cfg.initial), cfg.quorum);
+        let verbose = cfg.verbose;
+        let (mut cmap, mut quorum) = new_engines(quorum_cfg, &nodelist, verbose)?;
         for (key, value) in &cfg.initial {
             cmap.set_initial(key.as_bytes(), value.as_value())
                 .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
         }
-        // votequorum publishes the local node id; corosync-quorumtool reads it.
-        let this_node = "runtime.votequorum.this_node_id";
-        if cfg.votequorum_name.is_some()
-            && cfg.has_quorum_provider()
-            && !cfg.initial.iter().any(|(k, _)| k == this_node)
-        {
-            cmap.set_initial(this_node.as_bytes(), Value::UInt32(quorum_cfg.nodeid))
-                .map_err(|e| ServerStartError::Config(format!("key {this_node}: {e}")))?;
+        // Every node of the nodelist is up.
+        if nodelist.len() > 1 {
+            let ids: Vec<u32> = nodelist.iter().map(|n| n.0).collect();
+            let now = corowire::time::Instant::from_millis(0);
+            quorum
+                .set_membership(&ids, quorum_cfg.ring_id, now)
+                .map_err(|e| ServerStartError::Config(format!("nodelist: {e}")))?;
         }
-        for &(nodeid, votes, state) in &nodes {
+        for &(nodeid, votes, state) in &cfg.nodes {
             quorum
                 .add_node(nodeid, votes, state)
                 .map_err(|e| ServerStartError::Config(format!("node {nodeid}: {e}")))?;
+        }
+        // votequorum publishes its runtime keys (corosync-quorumtool reads this_node_id),
+        // except those `initial` sets.
+        if cfg.votequorum_name.is_some() && cfg.has_quorum_provider() {
+            for (key, value) in quorum.runtime_keys() {
+                if !cfg.initial.iter().any(|(k, _)| k == key) {
+                    cmap.set_initial(key.as_bytes(), value)
+                        .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
+                }
+            }
         }
         let quorum_lib = Box::new(QuorumLib::new(cfg.has_quorum_provider()));
         let mut cfg_engine = Box::new(Cfg::new(quorum_cfg.nodeid));
@@ -550,6 +564,7 @@ impl Server {
                 .add_addr(nodeid, addr)
                 .map_err(|e| ServerStartError::Config(format!("address {addr} of node {nodeid}: {e}")))?;
         }
+        let sync = sync::QuorumSync::new(&cmap, verbose);
         let engines = Engines { cmap, quorum, quorum_lib, cfg: cfg_engine };
         let mut listeners = Vec::new();
         for (service, name) in cfg.names().into_iter().enumerate() {
@@ -577,6 +592,7 @@ impl Server {
             limits: cfg.limits,
             accept_backoff: None,
             setup_rate: SetupRate::default(),
+            sync,
             frame: Vec::new(),
             reply: Vec::new(),
             note: Vec::new(),
@@ -644,6 +660,22 @@ impl Server {
         &mut self.engines.quorum
     }
 
+    /// A new membership of the local node's partition (what corosync's totem and sync layers
+    /// hand votequorum; see [`Quorum::set_membership`]), applied at once: votequorum's
+    /// trackers get their notifications, the `runtime.votequorum.*` keys follow with their
+    /// track events, and everything is handed to the connections before this returns.
+    ///
+    /// # Errors
+    /// [`ServerError::OutboxFull`] if the notifications still do not fit after draining
+    /// (nothing changed); [`ServerError::TooManyNodes`].
+    pub fn set_membership(&mut self, members: &[u32], ring_id: RingId) -> Result<(), ServerError> {
+        let Self { engines, sessions, note, sync, .. } = self;
+        let now = sync.now();
+        sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
+            e.quorum.set_membership(members, ring_id, now)
+        })
+    }
+
     /// One round of the loop: waits at most `timeout` (`None`: until something happens) for
     /// a connection, a request or a hang-up, and handles all that is ready.
     ///
@@ -658,7 +690,20 @@ impl Server {
             (true, t) => Some(t.map_or(RETRY, |t| t.min(RETRY))),
             (false, t) => t,
         };
+        let due = self.sync.until_timeout(&self.engines.quorum);
+        let wait = match (wait, due) {
+            (Some(w), Some(d)) => Some(w.min(d)),
+            (w, d) => w.or(d),
+        };
         let (listening, ready) = self.wait(wait)?;
+        if self.engines.quorum.poll_timeout().is_some_and(|at| at <= self.sync.now()) {
+            let Self { engines, sessions, note, sync, .. } = self;
+            let now = sync.now();
+            // A full outbox leaves the timer due: tried again on the next round.
+            let _ = sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
+                e.quorum.handle_timeout(now)
+            });
+        }
         for i in listening {
             self.accept(i);
         }
@@ -1042,6 +1087,14 @@ impl Server {
             }
         };
         drain(engines, service, sessions, note, self.limits.queued_event_bytes);
+        let cmap_changed = service == CMAP_SERVICE;
+        // A full outbox leaves the change unseen until the next CMAP request.
+        let _ = sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |engines| {
+            if cmap_changed {
+                self.sync.after_cmap_change(&mut engines.cmap, &mut engines.quorum)?;
+            }
+            Ok(())
+        });
         if let Some(s) = sessions.get_mut(&id) {
             match outcome {
                 Ok(n) => s.send_reply(&reply[..n]),
@@ -1136,6 +1189,33 @@ fn resolve(name: &str, ip_version: Option<&str>) -> Option<IpAddr> {
         Some("ipv4-6") => first(false).or_else(|| first(true)),
         _ => first(true).or_else(|| first(false)),
     }
+}
+
+/// The index of CMAP in [`Engines::all`].
+const CMAP_SERVICE: usize = 0;
+
+/// Runs `step` (a change to the engines), mirrors votequorum's runtime keys into CMAP and
+/// delivers every engine's notifications; a full outbox is drained and the whole retried
+/// once. A step that still fails is given up and its error returned (the engines changed
+/// nothing).
+fn sync_quorum(
+    engines: &mut Engines,
+    sessions: &mut BTreeMap<u32, Session>,
+    buf: &mut Vec<u8>,
+    bound: usize,
+    mut step: impl FnMut(&mut Engines) -> Result<(), ServerError>,
+) -> Result<(), ServerError> {
+    let mut done = Ok(());
+    for _ in 0..2 {
+        done = step(engines).and_then(|()| sync::mirror(&mut engines.cmap, &engines.quorum));
+        for service in 0..SERVICES {
+            drain(engines, service, sessions, buf, bound);
+        }
+        if done.is_ok() {
+            break;
+        }
+    }
+    done
 }
 
 /// Moves every queued notification of engine `service` to the connection it is for (which
