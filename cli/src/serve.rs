@@ -1,7 +1,8 @@
 //! `corowire serve`: the built-in CMAP and votequorum server as a foreground daemon.
 //!
 //! ```text
-//! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
+//! corowire serve [--corosync-conf FILE [--nodeid N]] [--config FILE]...
+//!                [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
 //! ```
 //!
 //! By default it listens on `corowire-cmap` and `corowire-votequorum` (`PREFIX-cmap` and
@@ -15,6 +16,9 @@
 //! libraries connect to it. `SIGINT` and `SIGTERM` stop it: the connections are closed, their
 //! `/dev/shm` ring directories removed, and it exits with status 0.
 //!
+//! `--corosync-conf FILE` reads corosync's own configuration file and presents the keys
+//! corosync 3.1.7 presents for it (`corowire_unix::server::corosync_conf`), as the node whose
+//! address is local (or the node `--nodeid` names); `--config` files add keys after it.
 //! The configuration files hold CMAP keys, one `key type value` per line (see
 //! `corowire_unix::server::config` and the CLI's README). Besides them the server allows the
 //! user who runs it (`uidgid.uid.<uid>` and `uidgid.gid.<gid>`), as corosync allows root, and
@@ -30,11 +34,14 @@ use corowire_unix::NAME_PREFIX_ENV;
 use crate::out;
 
 const USAGE: &str = "\
-usage: corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket]
-                      [--verbose]
+usage: corowire serve [--corosync-conf FILE [--nodeid N]] [--config FILE]...
+                      [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
 
 Runs the built-in CMAP and votequorum server in the foreground until SIGINT or SIGTERM.
 
+  --corosync-conf FILE  read corosync.conf FILE and present the keys corosync presents for it
+  --nodeid N            with --corosync-conf: be node N of its nodelist (default: the node
+                        whose address is local, else the lowest node id)
   --config FILE         add the CMAP keys of FILE (one `key type value` per line)
   --name-prefix PREFIX  serve as PREFIX-cmap, PREFIX-votequorum, PREFIX-quorum and PREFIX-cfg
                         (default: $COROWIRE_NAME_PREFIX if set, else corowire)
@@ -54,6 +61,8 @@ const MAX_PREFIX: usize = 80;
 /// What the command line asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Args {
+    corosync_conf: Option<PathBuf>,
+    nodeid: Option<u32>,
     configs: Vec<PathBuf>,
     prefix: Option<String>,
     standard: bool,
@@ -77,6 +86,12 @@ fn parse(args: &[OsString]) -> Result<Args, String> {
         };
         match flag {
             "--config" | "-c" => parsed.configs.push(PathBuf::from(value("--config")?)),
+            "--corosync-conf" => parsed.corosync_conf = Some(PathBuf::from(value("--corosync-conf")?)),
+            "--nodeid" => {
+                let id = value("--nodeid")?;
+                let id = id.to_str().and_then(|t| t.parse().ok());
+                parsed.nodeid = Some(id.ok_or("--nodeid: want a node id (an unsigned 32-bit number)")?);
+            }
             "--name-prefix" => {
                 let prefix = value("--name-prefix")?;
                 let prefix = prefix.to_str().ok_or("--name-prefix: not valid UTF-8")?;
@@ -90,6 +105,9 @@ fn parse(args: &[OsString]) -> Result<Args, String> {
     }
     if parsed.standard && parsed.prefix.is_some() {
         return Err("--name-prefix and --standard-names exclude each other".into());
+    }
+    if parsed.nodeid.is_some() && parsed.corosync_conf.is_none() {
+        return Err("--nodeid needs --corosync-conf".into());
     }
     Ok(parsed)
 }
@@ -124,12 +142,17 @@ pub(crate) fn service_names(prefix: Option<&str>) -> (String, String) {
 }
 
 /// Lets the user running the server connect to it (corosync lets only root in unless a
-/// `uidgid` entry allows more).
+/// `uidgid` entry allows more). Root needs no key (it is always let in, and corosync shows
+/// none for it).
 pub(crate) fn allow_own_user(cfg: &mut ServerConfig) {
     // SAFETY: getuid and getgid take no arguments, cannot fail and touch no memory of ours.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    cfg.initial.push((format!("uidgid.uid.{uid}"), OwnedValue::UInt8(1)));
-    cfg.initial.push((format!("uidgid.gid.{gid}"), OwnedValue::UInt8(1)));
+    if uid != 0 {
+        cfg.initial.push((format!("uidgid.uid.{uid}"), OwnedValue::UInt8(1)));
+    }
+    if gid != 0 {
+        cfg.initial.push((format!("uidgid.gid.{gid}"), OwnedValue::UInt8(1)));
+    }
 }
 
 /// Adds the key corosync's votequorum keeps and `corosync-quorumtool` / `corowire quorum`
@@ -227,6 +250,9 @@ fn serve(args: &Args) -> Result<(), String> {
     if args.socket {
         cfg.transport = IpcType::Socket;
     }
+    if let Some(path) = &args.corosync_conf {
+        cfg.load_corosync_conf(path, args.nodeid).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     allow_own_user(&mut cfg);
     for path in &args.configs {
         cfg.load_file(path).map_err(|e| format!("config {}: {e}", path.display()))?;
@@ -258,6 +284,11 @@ mod tests {
     #[test]
     fn parses_options() {
         let a = parse(&args(&["--config", "a.conf", "--config=b.conf", "--name-prefix", "x", "-v"])).unwrap();
+        assert_eq!((a.corosync_conf.as_ref(), a.nodeid), (None, None));
+        let c = parse(&args(&["--corosync-conf", "c.conf", "--nodeid=3"])).unwrap();
+        assert_eq!((c.corosync_conf, c.nodeid), (Some(PathBuf::from("c.conf")), Some(3)));
+        assert!(parse(&args(&["--nodeid", "3"])).is_err());
+        assert!(parse(&args(&["--corosync-conf", "c.conf", "--nodeid", "x"])).is_err());
         assert_eq!(a.configs, [PathBuf::from("a.conf"), PathBuf::from("b.conf")]);
         assert_eq!(a.prefix.as_deref(), Some("x"));
         assert!(a.verbose && !a.standard);
