@@ -1,6 +1,6 @@
 //! Replays the committed seed corpus of the fuzz targets over this crate's shared-memory
-//! parsers (`fuzz/corpus/shm_ring/`, `fuzz/corpus/sem_word/`) and its `serve --config` parser
-//! (`fuzz/corpus/serve_config/`) through the same target functions the fuzzer runs, which
+//! parsers (`fuzz/corpus/shm_ring/`, `fuzz/corpus/sem_word/`), its `serve --config` parser
+//! (`fuzz/corpus/serve_config/`) and its corosync.conf parser (`fuzz/corpus/corosync_conf/`) through the same target functions the fuzzer runs, which
 //! this test includes from `fuzz/src/unix_targets.rs`.
 
 #[allow(unreachable_pub)]
@@ -18,6 +18,7 @@ fn replay_seed_corpus() {
             ("shm_ring", unix_targets::shm_ring),
             ("sem_word", unix_targets::sem_word),
             ("serve_config", unix_targets::serve_config),
+            ("corosync_conf", unix_targets::corosync_conf),
         ],
     );
 }
