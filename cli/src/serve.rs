@@ -251,7 +251,11 @@ fn serve(args: &Args) -> Result<(), String> {
         cfg.transport = IpcType::Socket;
     }
     if let Some(path) = &args.corosync_conf {
-        cfg.load_corosync_conf(path, args.nodeid).map_err(|e| format!("{}: {e}", path.display()))?;
+        cfg.load_corosync_conf(path, args.nodeid).map_err(|e| match e.line {
+            // corosync's words: `parser error: FILE:LINE: WHAT`.
+            0 => e.kind.to_string(),
+            line => format!("parser error: {}:{line}: {}", path.display(), e.kind),
+        })?;
     }
     allow_own_user(&mut cfg);
     for path in &args.configs {

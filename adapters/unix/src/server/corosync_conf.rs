@@ -173,13 +173,13 @@ pub struct ConfError {
 }
 
 impl fmt::Display for ConfError {
-    /// `parser error: line N: WHAT` as corosync's `parser error: FILE:N: WHAT`, or `WHAT`
-    /// alone for line 0.
+    /// `line N: WHAT`, or `WHAT` alone for line 0. corosync says `parser error: FILE:N: WHAT`
+    /// (`corowire serve` does too, with the path it read).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {
             write!(f, "{}", self.kind)
         } else {
-            write!(f, "parser error: line {}: {}", self.line, self.kind)
+            write!(f, "line {}: {}", self.line, self.kind)
         }
     }
 }
@@ -995,7 +995,7 @@ mod tests {
     #[test]
     fn errors_name_their_line_as_coroparse_does() {
         let err = |text: &str| parse(text).unwrap_err();
-        assert_eq!(err("totem {\n a: b\n").to_string(), "parser error: line 2: Missing closing brace");
+        assert_eq!(err("totem {\n a: b\n").to_string(), "line 2: Missing closing brace");
         assert_eq!(err("abc: b\n}\n").kind, ConfErrorKind::UnexpectedClosingBrace);
         assert_eq!(err("\n\nno colon here\n").line, 3);
         assert_eq!(err("{\n").kind, ConfErrorKind::MissingSectionName);
@@ -1003,7 +1003,7 @@ mod tests {
         assert_eq!(err("a {\n } x\n").kind, ConfErrorKind::ExtraAroundClosingBrace);
         assert_eq!(
             err("quorum {\n expected_votes: x3\n}\n").to_string(),
-            "parser error: line 2: Value of key \"quorum.expected_votes\" is expected to be integer \
+            "line 2: Value of key \"quorum.expected_votes\" is expected to be integer \
              in range (0..4294967295), but \"x3\" was given"
         );
         assert_eq!(err("quorum {\n two_node: 256\n}\n").line, 2);
