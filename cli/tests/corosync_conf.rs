@@ -1,7 +1,9 @@
 //! `corowire serve --corosync-conf FILE` against corosync 3.1.7 itself.
 //!
 //! For every file in `tests/corosync_conf/` (the harness's one-node config, three nodes with
-//! names, `two_node`, comments with `logger_subsys` and `uidgid`, two knet links), the
+//! names, `two_node`, comments with `logger_subsys` and `uidgid`, two knet links, `udpu` with
+//! four unnamed nodes, `logging_daemon` / per-link settings / `resources` / an unknown
+//! section, no `quorum` section), the
 //! listing `corosync-cmapctl` prints (`key (type) = value`) against a private corosync started
 //! with that file (`tests/harness/with-corosync --conf FILE`) and against `corowire serve
 //! --corosync-conf FILE` (in a private network namespace, under corosync's names) must be
@@ -98,7 +100,7 @@ fn every_key_type_and_value_matches_corosync() {
     for conf in configs() {
         let (real, ours) = (corosync_listing(&conf), corowire_listing(&conf));
         let (real, ours) = (masked(&real), masked(&ours));
-        assert!(real.len() > 60, "{}: corosync listed only {real:?}", conf.display());
+        assert!(real.len() > 50, "{}: corosync listed only {real:?}", conf.display());
         let missing: Vec<_> = real.iter().filter(|l| !ours.contains(l)).collect();
         let extra: Vec<_> = ours.iter().filter(|l| !real.contains(l)).collect();
         assert!(

@@ -777,7 +777,10 @@ impl CorosyncConf {
             keys.insert(key.to_owned(), value);
         };
         let services = ["cmap", "cfg", "cpg", "quorum", "pload", "votequorum", "mon", "wd"];
-        for (i, name) in services.iter().enumerate() {
+        // votequorum is loaded (and listed) only as the quorum provider; the others keep their
+        // numbers.
+        let votequorum = self.get_str("quorum.provider") == Some("corosync_votequorum");
+        for (i, name) in services.iter().enumerate().filter(|&(_, &n)| n != "votequorum" || votequorum) {
             put(&format!("internal_configuration.service.{i}.name"), str_value(&format!("corosync_{name}")));
             put(&format!("internal_configuration.service.{i}.ver"), OwnedValue::UInt32(0));
         }
@@ -798,8 +801,9 @@ impl CorosyncConf {
             let base = format!("resources.system.{resource}");
             put(&format!("{base}.current"), current);
             put(&format!("{base}.last_updated"), OwnedValue::UInt64(0));
-            let period = self.get(&format!("{base}.poll_period")).cloned();
-            put(&format!("{base}.poll_period"), period.unwrap_or(OwnedValue::UInt64(3000)));
+            // mon.c reads a configured poll_period as a string, finds coroparse's u64, and
+            // writes its default over it.
+            put(&format!("{base}.poll_period"), OwnedValue::UInt64(3000));
             put(&format!("{base}.state"), str_value("stopped"));
         }
         let watchdog = self.get_u32("resources.watchdog_timeout").unwrap_or(6);
