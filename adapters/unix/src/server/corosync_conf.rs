@@ -42,7 +42,8 @@
 //!
 //! Errors carry the line and coroparse's words (`Missing closing brace`, `Line is not opening
 //! or closing section or key value`, ...). Unlike corosync, the file must be UTF-8, at most
-//! [`MAX_FILE_LEN`] bytes; lines are at most 510 bytes and key names 255, as corosync's.
+//! [`MAX_FILE_LEN`] bytes; lines are at most 510 bytes and key names 255, as corosync's (which
+//! also bounds the nesting: a section path is a key name, so at most 127 levels deep).
 //! Not checked here (corosync checks them when it starts): `totem.crypto_model` and
 //! `totem.knet_compression_model` names, the totem timeouts' minimums, duplicate node ids.
 
