@@ -247,15 +247,16 @@ fn serve(args: &Args) -> Result<(), String> {
     cfg.quorum_name = Some(quorum_name.clone());
     cfg.cfg_name = Some(cfg_name.clone());
     cfg.verbose = args.verbose;
-    if args.socket {
-        cfg.transport = IpcType::Socket;
-    }
     if let Some(path) = &args.corosync_conf {
         cfg.load_corosync_conf(path, args.nodeid).map_err(|e| match e.line {
             // corosync's words: `parser error: FILE:LINE: WHAT`.
             0 => e.kind.to_string(),
             line => format!("parser error: {}:{line}: {}", path.display(), e.kind),
         })?;
+    }
+    // After the file, whose `system.qb_ipc_type` chooses too.
+    if args.socket {
+        cfg.transport = IpcType::Socket;
     }
     allow_own_user(&mut cfg);
     for path in &args.configs {

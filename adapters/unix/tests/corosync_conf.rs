@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use corowire_unix::server::corosync_conf::ConfErrorKind;
-use corowire_unix::server::ServerConfig;
+use corowire_unix::server::{IpcType, ServerConfig};
 
 #[allow(dead_code, reason = "shared support; this suite starts every server with a file")]
 mod builtin;
@@ -53,6 +53,20 @@ fn a_file_without_quorum_provider_serves_no_votequorum() {
     let mut cfg = ServerConfig::default();
     cfg.load_corosync_conf(&conf("two_node.conf"), None).unwrap();
     assert!(cfg.votequorum_name.is_some());
+}
+
+#[test]
+fn qb_ipc_type_chooses_the_transport() {
+    let dir = std::env::temp_dir().join(format!("corowire-conf-ipc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("socket.conf");
+    std::fs::write(&file, "system {\n    qb_ipc_type: socket\n}\n").unwrap();
+    let mut cfg = ServerConfig::default();
+    cfg.load_corosync_conf(&file, None).unwrap();
+    assert_eq!(cfg.transport, IpcType::Socket);
+    cfg.load_corosync_conf(&conf("comments.conf"), None).unwrap();
+    assert_eq!(cfg.transport, IpcType::Shm, "qb_ipc_type: native");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -336,7 +336,8 @@ impl ServerConfig {
     /// corosync.conf at `path` ([`corosync_conf::CorosyncConf::presented_keys`]), on the node
     /// with id `nodeid` (`None`: the node corosync would pick,
     /// [`corosync_conf::CorosyncConf::local_node_pos`]), and makes that node the quorum
-    /// model's local node. Without `quorum.provider` in the file, votequorum is not served.
+    /// model's local node. Without `quorum.provider` in the file, votequorum is not served;
+    /// `system.qb_ipc_type` sets [`ServerConfig::transport`] (`socket`, or `native` / `shm`).
     ///
     /// # Errors
     /// The file cannot be read or parsed (the line and what is wrong), or `nodeid` is not in
@@ -360,6 +361,11 @@ impl ServerConfig {
         let keys = conf.presented_keys(pos);
         if !keys.iter().any(|(k, _)| k == "quorum.provider") {
             self.votequorum_name = None;
+        }
+        match conf.file_keys().find(|&(k, _)| k == "system.qb_ipc_type").map(|(_, v)| v.as_value()) {
+            Some(Value::String(b"socket")) => self.transport = IpcType::Socket,
+            Some(Value::String(b"native" | b"shm")) => self.transport = IpcType::Shm,
+            _ => {}
         }
         self.initial = keys;
         Ok(())
