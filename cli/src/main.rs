@@ -4,7 +4,8 @@
 //! corowire cmap   [corosync-cmapctl options] [--json]
 //! corowire quorum [corosync-quorumtool options] [--json]
 //! corowire demo  [--builtin | --corosync]
-//! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket]
+//! corowire serve [--corosync-conf FILE [--nodeid N]] [--config FILE]...
+//!                [--name-prefix PREFIX | --standard-names] [--socket]
 //!                [--verbose]
 //! corowire gateway --listen unix:PATH|tcp:ADDR:PORT|serial:DEVICE [policy and limit options]
 //! corowire exporter [--listen ADDR] [--allow-remote] [--timeout SECS] [--once [--openmetrics]]
@@ -78,9 +79,13 @@ commands:
   demo [--builtin | --corosync]
         a tour of the cmap and votequorum clients: against corosync when one answers,
         else (or with --builtin) against the built-in server; --corosync fails without one
-  serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
+  serve [--corosync-conf FILE [--nodeid N]] [--config FILE]...
+        [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
         run the built-in cmap/votequorum/quorum/cfg server until SIGINT or SIGTERM; without
-        --config it looks like a one-node corosync on loopback (node1, 127.0.0.1)
+        --corosync-conf or --config it looks like a one-node corosync on loopback (node1, 127.0.0.1)
+          --corosync-conf FILE  present the keys corosync presents for corosync.conf FILE
+          --nodeid N            with --corosync-conf: be node N of its nodelist (default:
+                                the node whose address is local, else the lowest id)
           --config FILE         add the CMAP keys of FILE (`key type value` lines)
           --name-prefix PREFIX  serve as PREFIX-cmap, PREFIX-votequorum, PREFIX-quorum and
                                 PREFIX-cfg (default: $COROWIRE_NAME_PREFIX, else corosync's names)

@@ -1,7 +1,8 @@
 //! `corowire serve`: the built-in CMAP and votequorum server as a foreground daemon.
 //!
 //! ```text
-//! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
+//! corowire serve [--corosync-conf FILE [--nodeid N]] [--config FILE]...
+//!                [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
 //! ```
 //!
 //! By default it serves corosync's own names (`cmap`, `votequorum`, `quorum`, `cfg`), so that
@@ -16,12 +17,16 @@
 //! overrides the variable. `SIGINT` and `SIGTERM` stop it: the connections are closed, their
 //! `/dev/shm` ring directories removed, and it exits with status 0.
 //!
-//! Without `--config` it looks like corosync 3.1.7 started with a minimal one-node
-//! configuration on loopback ([`one_node_keys`]: node `node1`, id 1, address `127.0.0.1`,
-//! votequorum with one expected vote). The configuration files hold CMAP keys instead, one
-//! `key type value` per line (see `corowire_unix::server::config` and the CLI's README), on
-//! top of `corowire_unix::server::ServerConfig`'s defaults. Besides them the server allows the
-//! user who runs it (`uidgid.uid.<uid>` and `uidgid.gid.<gid>`), as corosync allows root.
+//! Without `--corosync-conf` or `--config` it looks like corosync 3.1.7 started with a minimal
+//! one-node configuration on loopback ([`one_node_keys`]: node `node1`, id 1, address
+//! `127.0.0.1`, votequorum with one expected vote).
+//! `--corosync-conf FILE` reads corosync's own configuration file and presents the keys
+//! corosync 3.1.7 presents for it (`corowire_unix::server::corosync_conf`), as the node whose
+//! address is local (or the node `--nodeid` names); `--config` files add keys after it.
+//! The configuration files hold CMAP keys, one `key type value` per line (see
+//! `corowire_unix::server::config` and the CLI's README). Besides them the server allows the
+//! user who runs it (`uidgid.uid.<uid>` and `uidgid.gid.<gid>`), as corosync allows root, and
+//! sets `runtime.votequorum.this_node_id` as corosync does, so that `corowire quorum` works.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -33,12 +38,15 @@ use corowire_unix::NAME_PREFIX_ENV;
 use crate::out;
 
 const USAGE: &str = "\
-usage: corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket]
-                      [--verbose]
+usage: corowire serve [--corosync-conf FILE [--nodeid N]] [--config FILE]...
+                      [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
 
 Runs the built-in CMAP and votequorum server in the foreground until SIGINT or SIGTERM.
 Without --config it looks like a one-node corosync on loopback (node1, 127.0.0.1).
 
+  --corosync-conf FILE  read corosync.conf FILE and present the keys corosync presents for it
+  --nodeid N            with --corosync-conf: be node N of its nodelist (default: the node
+                        whose address is local, else the lowest node id)
   --config FILE         add the CMAP keys of FILE (one `key type value` per line)
   --name-prefix PREFIX  serve as PREFIX-cmap, PREFIX-votequorum, PREFIX-quorum and PREFIX-cfg
                         (default: $COROWIRE_NAME_PREFIX if set, else corosync's own names)
@@ -56,6 +64,8 @@ const MAX_PREFIX: usize = 80;
 /// What the command line asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Args {
+    corosync_conf: Option<PathBuf>,
+    nodeid: Option<u32>,
     configs: Vec<PathBuf>,
     prefix: Option<String>,
     standard: bool,
@@ -79,6 +89,12 @@ fn parse(args: &[OsString]) -> Result<Args, String> {
         };
         match flag {
             "--config" | "-c" => parsed.configs.push(PathBuf::from(value("--config")?)),
+            "--corosync-conf" => parsed.corosync_conf = Some(PathBuf::from(value("--corosync-conf")?)),
+            "--nodeid" => {
+                let id = value("--nodeid")?;
+                let id = id.to_str().and_then(|t| t.parse().ok());
+                parsed.nodeid = Some(id.ok_or("--nodeid: want a node id (an unsigned 32-bit number)")?);
+            }
             "--name-prefix" => {
                 let prefix = value("--name-prefix")?;
                 let prefix = prefix.to_str().ok_or("--name-prefix: not valid UTF-8")?;
@@ -92,6 +108,9 @@ fn parse(args: &[OsString]) -> Result<Args, String> {
     }
     if parsed.standard && parsed.prefix.is_some() {
         return Err("--name-prefix and --standard-names exclude each other".into());
+    }
+    if parsed.nodeid.is_some() && parsed.corosync_conf.is_none() {
+        return Err("--nodeid needs --corosync-conf".into());
     }
     Ok(parsed)
 }
@@ -246,10 +265,18 @@ fn serve(args: &Args) -> Result<(), String> {
     cfg.quorum_name = Some(quorum_name.clone());
     cfg.cfg_name = Some(cfg_name.clone());
     cfg.verbose = args.verbose;
+    if let Some(path) = &args.corosync_conf {
+        cfg.load_corosync_conf(path, args.nodeid).map_err(|e| match e.line {
+            // corosync's words: `parser error: FILE:LINE: WHAT`.
+            0 => e.kind.to_string(),
+            line => format!("parser error: {}:{line}: {}", path.display(), e.kind),
+        })?;
+    }
+    // After the file, whose `system.qb_ipc_type` chooses too.
     if args.socket {
         cfg.transport = IpcType::Socket;
     }
-    if args.configs.is_empty() {
+    if args.configs.is_empty() && args.corosync_conf.is_none() {
         cfg.initial = one_node_keys();
     }
     allow_own_user(&mut cfg);
@@ -288,6 +315,11 @@ mod tests {
     #[test]
     fn parses_options() {
         let a = parse(&args(&["--config", "a.conf", "--config=b.conf", "--name-prefix", "x", "-v"])).unwrap();
+        assert_eq!((a.corosync_conf.as_ref(), a.nodeid), (None, None));
+        let c = parse(&args(&["--corosync-conf", "c.conf", "--nodeid=3"])).unwrap();
+        assert_eq!((c.corosync_conf, c.nodeid), (Some(PathBuf::from("c.conf")), Some(3)));
+        assert!(parse(&args(&["--nodeid", "3"])).is_err());
+        assert!(parse(&args(&["--corosync-conf", "c.conf", "--nodeid", "x"])).is_err());
         assert_eq!(a.configs, [PathBuf::from("a.conf"), PathBuf::from("b.conf")]);
         assert_eq!(a.prefix.as_deref(), Some("x"));
         assert!(a.verbose && !a.standard);

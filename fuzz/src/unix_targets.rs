@@ -218,3 +218,39 @@ pub fn serve_config(data: &[u8]) {
     }
     let _ = format!("{nodes:?} {view:?} {configured:?}");
 }
+
+/// The `corosync_conf` target: corosync.conf bytes through `serve --corosync-conf`'s parser
+/// (user and group names resolved by a fixed table, not the system's databases), then the
+/// keys corosync would present on the first node and without a node list position, each into
+/// a CMAP engine. An error names a line of the input (or line 0 for a file over the size
+/// limit); every key presented is one the engine stores.
+pub fn corosync_conf(data: &[u8]) {
+    use corowire::server::cmap::CmapEngine;
+    use corowire::server::store::BTreeStore;
+    use corowire_unix::server::corosync_conf::{Account, CorosyncConf, MAX_FILE_LEN};
+
+    let mut lookup = |kind: Account, name: &str| match (kind, name) {
+        (Account::User, "nobody") | (Account::Group, "nogroup") => Some(65534),
+        (_, "root") => Some(0),
+        _ => None,
+    };
+    let conf = match CorosyncConf::parse_with(data, &mut lookup) {
+        Ok(conf) => conf,
+        Err(e) => {
+            let lines = data.split_inclusive(|&b| b == b'\n').count();
+            assert!(
+                (1..=lines).contains(&e.line) || (e.line == 0 && data.len() > MAX_FILE_LEN),
+                "{e}: no such line in {lines}"
+            );
+            return show::<(), _>(&Err(e));
+        }
+    };
+    let first = conf.nodeid_at(0).and_then(|id| conf.position_of(id));
+    for pos in [first, None] {
+        let mut cmap: CmapEngine<BTreeStore> = CmapEngine::new(BTreeStore::new(), BTreeStore::new(), 1);
+        for (key, value) in conf.presented_keys(pos) {
+            let stored = cmap.set_initial(key.as_bytes(), value.as_value());
+            assert!(stored.is_ok(), "{key} = {value:?} not stored: {stored:?}");
+        }
+    }
+}

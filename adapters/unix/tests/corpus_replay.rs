@@ -1,7 +1,8 @@
 //! Replays the committed seed corpus of the fuzz targets over this crate's shared-memory
 //! parsers (`fuzz/corpus/shm_ring/`, `fuzz/corpus/sem_word/`), its socket control file reader
-//! (`fuzz/corpus/sock_control/`) and its `serve --config` parser
-//! (`fuzz/corpus/serve_config/`) through the same target functions the fuzzer runs, which
+//! (`fuzz/corpus/sock_control/`), its `serve --config` parser (`fuzz/corpus/serve_config/`)
+//! and its corosync.conf parser (`fuzz/corpus/corosync_conf/`) through the same target
+//! functions the fuzzer runs, which
 //! this test includes from `fuzz/src/unix_targets.rs`.
 
 #[allow(unreachable_pub)]
@@ -20,6 +21,7 @@ fn replay_seed_corpus() {
             ("sem_word", unix_targets::sem_word),
             ("serve_config", unix_targets::serve_config),
             ("sock_control", unix_targets::sock_control),
+            ("corosync_conf", unix_targets::corosync_conf),
         ],
     );
 }

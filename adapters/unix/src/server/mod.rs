@@ -94,6 +94,7 @@
 //!   its `SIGBUS` handler installed on the first connection.
 
 pub mod config;
+pub mod corosync_conf;
 mod session;
 pub mod sync;
 
@@ -360,6 +361,45 @@ impl ServerConfig {
     /// The file cannot be read, or a line is malformed.
     pub fn load_file(&mut self, path: &Path) -> Result<(), config::ConfigError> {
         self.initial.extend(config::load_keys(path)?);
+        Ok(())
+    }
+
+    /// Replaces [`ServerConfig::initial`] with the keys corosync 3.1.7 presents for the
+    /// corosync.conf at `path` ([`corosync_conf::CorosyncConf::presented_keys`]), on the node
+    /// with id `nodeid` (`None`: the node corosync would pick,
+    /// [`corosync_conf::CorosyncConf::local_node_pos`]), and makes that node the quorum
+    /// model's local node. Without `quorum.provider` in the file, votequorum is not served;
+    /// `system.qb_ipc_type` sets [`ServerConfig::transport`] (`socket`, or `native` / `shm`).
+    ///
+    /// # Errors
+    /// The file cannot be read or parsed (the line and what is wrong), or `nodeid` is not in
+    /// its node list ([`corosync_conf::ConfErrorKind::UnknownNode`]).
+    pub fn load_corosync_conf(
+        &mut self,
+        path: &Path,
+        nodeid: Option<u32>,
+    ) -> Result<(), corosync_conf::ConfError> {
+        let conf = corosync_conf::CorosyncConf::load(path)?;
+        let pos = match nodeid {
+            Some(id) => Some(conf.position_of(id).ok_or(corosync_conf::ConfError {
+                line: 0,
+                kind: corosync_conf::ConfErrorKind::UnknownNode(id),
+            })?),
+            None => conf.local_node_pos(),
+        };
+        if let Some(id) = pos.and_then(|p| conf.nodeid_at(p)) {
+            self.quorum.nodeid = id;
+        }
+        let keys = conf.presented_keys(pos);
+        if !keys.iter().any(|(k, _)| k == "quorum.provider") {
+            self.votequorum_name = None;
+        }
+        match conf.file_keys().find(|&(k, _)| k == "system.qb_ipc_type").map(|(_, v)| v.as_value()) {
+            Some(Value::String(b"socket")) => self.transport = IpcType::Socket,
+            Some(Value::String(b"native" | b"shm")) => self.transport = IpcType::Shm,
+            _ => {}
+        }
+        self.initial = keys;
         Ok(())
     }
 }
