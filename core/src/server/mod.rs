@@ -63,6 +63,7 @@
 //! the shared store, as in corosync.
 
 pub mod cfg;
+pub mod cluster;
 pub mod cmap;
 pub mod quorum;
 pub mod store;
