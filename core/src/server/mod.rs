@@ -233,6 +233,10 @@ pub enum ServerError {
     /// the adapter closes the connection as libqb's server does (`qb_ipcs_disconnect`) and
     /// calls [`Engine::disconnect`].
     Disconnect,
+    /// A membership ([`votequorum::QuorumEngine::set_membership`]) names more nodes than the
+    /// engine's node table holds (its `NODES` const generic, one slot kept for the quorum
+    /// device). Nothing changed.
+    TooManyNodes,
 }
 
 impl fmt::Display for ServerError {
@@ -247,6 +251,7 @@ impl fmt::Display for ServerError {
             }
             Self::Encode(e) => write!(f, "cannot encode the reply: {e}"),
             Self::Disconnect => f.write_str("the client asked to disconnect (QB_IPC_MSG_DISCONNECT)"),
+            Self::TooManyNodes => f.write_str("membership has more nodes than the node table holds"),
         }
     }
 }

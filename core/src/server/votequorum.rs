@@ -57,7 +57,9 @@
 use super::outbox::Outbox;
 use super::session::{handle_request_method, notification_methods, tracking_connection_methods, Sessions};
 use super::{forward_engine_methods, ClusterView, ConnId, Engine, Served, ServerError, MAX_MEMBERS};
+use crate::cmap::Value;
 use crate::error::CsError;
+use crate::time::Instant;
 use crate::votequorum::{
     InfoFlags, NodeEntry, NodeIds, NodeInfo, NodeList, NodeState, Notification, Reply, Request, RequestKind,
     Response, RingId, TrackFlags, QDEVICE_NAME_MAX_LEN, QDEVICE_NODEID,
@@ -145,6 +147,7 @@ struct Model<const NODES: usize> {
 /// What changed in a step, to notify trackers.
 #[derive(Clone, Copy, Debug, Default)]
 struct Changes {
+    nodelist: bool,
     expected_votes: bool,
     quorate: bool,
 }
@@ -370,6 +373,97 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         self.model.qdevice.registered.then_some(&self.model.qdevice.name[..])
     }
 
+    /// Sets the membership of the local node's partition, as corosync's totem/sync layer hands
+    /// it to votequorum (`votequorum_sync_init` / `quorum_callback` in `exec/votequorum.c`):
+    /// `members` are the node ids in the partition (the local node is always a member, listed or
+    /// not; order and duplicates do not matter), every other known node becomes dead. A node not
+    /// known yet joins with one vote and the local node's expected votes. `ring_id` becomes the
+    /// current ring id; `now` (the adapter's clock) starts the last-man-standing window.
+    ///
+    /// Trackers get a NODELIST notification (the new ring id and members), then EXPECTEDVOTES
+    /// if the expected votes changed and QUORUM if quorate-ness changed, each with its
+    /// tracking context.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::OutboxFull`]: the notifications do not fit now; nothing changed, drain
+    /// [`QuorumEngine::poll_notification`] and call again. [`ServerError::TooManyNodes`]: more
+    /// nodes than the table holds (`NODES - 1`); nothing changed.
+    pub fn set_membership(
+        &mut self,
+        members: &[u32],
+        ring_id: RingId,
+        now: Instant,
+    ) -> Result<(), ServerError> {
+        let _ = now;
+        let mut next = self.model.clone();
+        let local_id = next.local().nodeid;
+        for n in next.nodes.iter_mut() {
+            let member = n.nodeid == local_id || members.contains(&n.nodeid);
+            n.state = if member { NodeState::MEMBER } else { NodeState::DEAD };
+        }
+        let expected_votes = next.local().expected_votes;
+        for &nodeid in members {
+            if next.nodes.iter().any(|n| n.nodeid == nodeid) {
+                continue;
+            }
+            if next.nodes.len() + 1 >= NODES {
+                return Err(ServerError::TooManyNodes);
+            }
+            let node = Node { nodeid, votes: 1, expected_votes, state: NodeState::MEMBER };
+            next.nodes.push(node).map_err(|_| ServerError::TooManyNodes)?;
+        }
+        next.cfg.ring_id = ring_id;
+        let mut changes = Changes { nodelist: true, ..Changes::default() };
+        next.recalculate(true, &mut changes);
+        match self.commit(next.clone(), changes)? {
+            Ok(()) => Ok(()),
+            // The notifications could never fit the outbox: the cluster changed regardless.
+            Err(_) => {
+                self.model = next;
+                Ok(())
+            }
+        }
+    }
+
+    /// When [`QuorumEngine::handle_timeout`] wants to be called next (the end of the
+    /// last-man-standing window), or `None`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Applies what is due at `now` (corosync's last-man-standing timer,
+    /// `lms_timer_fn` in `exec/votequorum.c`), queueing the trackers' notifications.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::OutboxFull`]: the notifications do not fit now; nothing changed, drain
+    /// and call again.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ServerError> {
+        let _ = now;
+        Ok(())
+    }
+
+    /// The `runtime.votequorum.*` CMAP keys corosync's votequorum keeps for this state (full
+    /// key names), for the adapter to mirror into CMAP after every change.
+    pub fn runtime_keys(&self) -> impl Iterator<Item = (&'static str, Value<'static>)> + '_ {
+        let m = &self.model;
+        let ids = || m.nodes.iter().map(|n| n.nodeid);
+        [
+            ("runtime.votequorum.ev_barrier", Some(Value::UInt32(m.local().expected_votes))),
+            ("runtime.votequorum.highest_node_id", Some(Value::UInt32(ids().max().unwrap_or(0)))),
+            ("runtime.votequorum.lowest_node_id", Some(Value::UInt32(ids().min().unwrap_or(0)))),
+            ("runtime.votequorum.this_node_id", Some(Value::UInt32(m.local().nodeid))),
+            ("runtime.votequorum.two_node", Some(Value::UInt8(m.cfg.two_node.into()))),
+            (
+                "runtime.votequorum.wait_for_all_status",
+                m.cfg.wait_for_all.then_some(Value::UInt8(m.wait_for_all_status.into())),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+    }
+
     /// The tracking context of `conn`, if it tracks.
     pub fn tracking(&self, conn: ConnId) -> Option<u64> {
         *self.conns.get(conn)?
@@ -467,7 +561,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         }
         let mut next = self.model.clone();
         next.set_members_expected(expected);
-        let mut changes = Changes { expected_votes: true, quorate: false };
+        let mut changes = Changes { expected_votes: true, ..Changes::default() };
         next.recalculate(true, &mut changes);
         self.commit(next, changes)
     }
@@ -570,7 +664,10 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// Queues the trackers' notifications for `changes` and commits `next`, or changes nothing.
     fn commit(&mut self, next: Model<NODES>, changes: Changes) -> Result<Result<(), CsError>, ServerError> {
         let previous = core::mem::replace(&mut self.model, next);
-        let mut kinds: Vec<Kind, 2> = Vec::new();
+        let mut kinds: Vec<Kind, 3> = Vec::new();
+        if changes.nodelist {
+            let _ = kinds.push(Kind::NodeList);
+        }
         if changes.expected_votes {
             let _ = kinds.push(Kind::ExpectedVotes);
         }
