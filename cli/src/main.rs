@@ -5,7 +5,8 @@
 //! corowire quorum [corosync-quorumtool options] [--json]
 //! corowire demo  [--builtin | --corosync]
 //! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket]
-//!                [--verbose]
+//!                [--verbose] [--nodeid N] [--up N[,N..]] [--control PATH]
+//! corowire sim --control PATH CMD [ARGS...]
 //! corowire gateway --listen unix:PATH|tcp:ADDR:PORT|serial:DEVICE [policy and limit options]
 //! corowire exporter [--listen ADDR] [--allow-remote] [--timeout SECS] [--once [--openmetrics]]
 //! corowire --help | --version
@@ -16,7 +17,8 @@
 //! `quorumtool.rs` for the documented differences). `--json` switches the read commands to a
 //! machine-readable output (see `json.rs`). `demo` exercises the cmap and votequorum clients
 //! against corosync, or against the built-in server when no corosync runs (`demo.rs`); `serve`
-//! runs the built-in server as a foreground daemon (`serve.rs`). `COROWIRE_NAME_PREFIX=P`
+//! runs the built-in server as a foreground daemon (`serve.rs`), and `sim` changes the
+//! cluster it simulates (`sim.rs`). `COROWIRE_NAME_PREFIX=P`
 //! points every client at a server under the names `P-cmap`, `P-votequorum` (the names
 //! `corowire serve --name-prefix P` serves); `corowire --help` lists every command, option
 //! and environment variable.
@@ -31,6 +33,7 @@ mod loadfile;
 mod out;
 mod quorumtool;
 mod serve;
+mod sim;
 mod time;
 mod timeout;
 
@@ -86,6 +89,13 @@ commands:
           --standard-names      serve as cmap, votequorum, quorum and cfg (corosync's names)
           --socket              offer libqb's socket transport instead of shared memory
           --verbose             log connections and faults to standard error
+          --nodeid N            the node of the node list whose view is served
+          --up N[,N..]          the nodes up at start (default: all of the node list)
+          --control PATH        take `corowire sim` commands on a Unix socket at PATH
+  sim --control PATH CMD [ARGS...]
+        change the simulated cluster of `corowire serve --control PATH` with corosync-vqsim's
+        commands: up N[,N..], down N[,N..], split P:N[,N..]..., join P P..., qdevice on|off
+        N[,N..], show; exits 0 once every client's notifications are queued
   gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE [options]
         relay stream-framed clients (corowire-embedded) to the local cmap and votequorum
         services (`corowire gateway --help` for details)
@@ -134,7 +144,7 @@ environment:
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let Some(command) = args.next() else {
-        eprintln!("corowire: a command is missing (cmap, quorum, demo, serve or help)");
+        eprintln!("corowire: a command is missing (cmap, quorum, demo, serve, sim or help)");
         eprint!("{USAGE}");
         return ExitCode::from(1);
     };
@@ -144,6 +154,7 @@ fn main() -> ExitCode {
         Some("quorum") => quorumtool::run(rest),
         Some("demo") => demo::run(&rest),
         Some("serve") => serve::run(&rest),
+        Some("sim") => sim::run(&rest),
         Some("gateway") => gateway::run(&rest),
         Some("exporter") => corowire_exporter::cli::run("corowire exporter", rest),
         Some("help" | "-h" | "--help") => {

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! corowire serve [--config FILE]... [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
+//!                [--nodeid N] [--up N[,N..]] [--control PATH]
 //! ```
 //!
 //! By default it listens on `corowire-cmap` and `corowire-votequorum` (`PREFIX-cmap` and
@@ -20,7 +21,7 @@
 //! user who runs it (`uidgid.uid.<uid>` and `uidgid.gid.<gid>`), as corosync allows root, and
 //! sets `runtime.votequorum.this_node_id` as corosync does, so that `corowire quorum` works.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use corowire::value::OwnedValue;
@@ -43,6 +44,11 @@ Runs the built-in CMAP and votequorum server in the foreground until SIGINT or S
   --socket              offer libqb's socket transport instead of shared memory (as corosync
                         with `qb_ipc_type: socket`)
   --verbose             log connections and faults to standard error
+  --nodeid N            the node of the node list whose view is served (default: totem.nodeid
+                        if listed, else the lowest node id)
+  --up N[,N..]          the nodes of the node list up at start (default: all)
+  --control PATH        take simulated-cluster commands (`corowire sim --control PATH ...`)
+                        on a Unix socket at PATH (mode 0600, removed on exit)
 ";
 
 /// The default name prefix: `corowire-cmap`, `corowire-votequorum`.
@@ -59,6 +65,9 @@ struct Args {
     standard: bool,
     socket: bool,
     verbose: bool,
+    nodeid: Option<u32>,
+    up: Option<Vec<u32>>,
+    control: Option<PathBuf>,
 }
 
 fn parse(args: &[OsString]) -> Result<Args, String> {
@@ -85,6 +94,13 @@ fn parse(args: &[OsString]) -> Result<Args, String> {
             "--standard-names" if inline.is_none() => parsed.standard = true,
             "--socket" if inline.is_none() => parsed.socket = true,
             "--verbose" | "-v" if inline.is_none() => parsed.verbose = true,
+            "--nodeid" => parsed.nodeid = Some(node_id(&value("--nodeid")?)?),
+            "--up" => {
+                let list = value("--up")?;
+                let ids = list.to_str().unwrap_or("").split(',').map(|n| node_id(OsStr::new(n)));
+                parsed.up = Some(ids.collect::<Result<_, _>>()?);
+            }
+            "--control" => parsed.control = Some(PathBuf::from(value("--control")?)),
             _ => return Err(format!("unknown option {text:?}")),
         }
     }
@@ -92,6 +108,12 @@ fn parse(args: &[OsString]) -> Result<Args, String> {
         return Err("--name-prefix and --standard-names exclude each other".into());
     }
     Ok(parsed)
+}
+
+/// A node id of `--nodeid` or `--up`: a decimal `u32`.
+fn node_id(text: &OsStr) -> Result<u32, String> {
+    let text = text.to_str().unwrap_or("");
+    text.parse().map_err(|_| format!("{text:?} is not a node id (a decimal number)"))
 }
 
 /// `prefix` if it makes valid libqb names; `what` names its source in the error.
@@ -227,6 +249,9 @@ fn serve(args: &Args) -> Result<(), String> {
     if args.socket {
         cfg.transport = IpcType::Socket;
     }
+    cfg.nodeid = args.nodeid;
+    cfg.up.clone_from(&args.up);
+    cfg.control.clone_from(&args.control);
     allow_own_user(&mut cfg);
     for path in &args.configs {
         cfg.load_file(path).map_err(|e| format!("config {}: {e}", path.display()))?;
@@ -267,6 +292,13 @@ mod tests {
         assert!(parse(&args(&["--name-prefix", "a/b"])).is_err());
         assert!(parse(&args(&["--name-prefix"])).is_err());
         assert!(parse(&args(&["--bogus"])).is_err());
+        let sim = parse(&args(&["--nodeid", "2", "--up=1,2", "--control", "/tmp/c"])).unwrap();
+        assert_eq!(
+            (sim.nodeid, sim.up, sim.control),
+            (Some(2), Some(vec![1, 2]), Some(PathBuf::from("/tmp/c")))
+        );
+        assert!(parse(&args(&["--up", "1,x"])).is_err());
+        assert!(parse(&args(&["--nodeid", "-1"])).is_err());
     }
 
     #[test]

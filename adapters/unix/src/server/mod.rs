@@ -93,6 +93,7 @@
 //!   its `SIGBUS` handler installed on the first connection.
 
 pub mod config;
+mod control;
 mod session;
 
 use core::fmt;
@@ -201,6 +202,16 @@ pub struct ServerConfig {
     pub transport: IpcType,
     /// What one client identity and all clients together may hold.
     pub limits: Limits,
+    /// The local node of the simulated cluster (`corowire serve --nodeid`), overriding the
+    /// quorum keys' `totem.nodeid`; `None`: that node, or the lowest node id of the node
+    /// list when the node list does not have it.
+    pub nodeid: Option<u32>,
+    /// The nodes of the node list up at start (`--up`); `None`: all. The local node is
+    /// always up.
+    pub up: Option<Vec<u32>>,
+    /// Where to listen for simulated-cluster commands (`--control`; a Unix stream socket,
+    /// mode 0600, removed on drop; see `corowire sim`); `None`: no control socket.
+    pub control: Option<PathBuf>,
 }
 
 /// Bounds on what clients may hold, so that no client (nor one user's clients) can lock
@@ -304,6 +315,9 @@ impl Default for ServerConfig {
             verbose: false,
             transport: IpcType::Shm,
             limits: Limits::default(),
+            nodeid: None,
+            up: None,
+            control: None,
         }
     }
 }
@@ -401,9 +415,9 @@ impl Engines {
     }
 }
 
-/// What `poll` found: listeners that can accept, and connections with the events of their
-/// setup socket and of their request datagram socket (socket transport).
-type Readiness = (Vec<usize>, Vec<(u32, PollFlags, PollFlags)>);
+/// What `poll` found: listeners that can accept, connections with the events of their
+/// setup socket and of their request datagram socket (socket transport), and what the simulated cluster's descriptors saw.
+type Readiness = (Vec<usize>, Vec<(u32, PollFlags, PollFlags)>, Vec<PollFlags>);
 
 /// A listening setup socket.
 #[derive(Debug)]
@@ -439,6 +453,8 @@ pub struct Server {
     limits: Limits,
     /// The listeners are not polled until then (after a failed `accept`).
     accept_backoff: Option<Instant>,
+    /// The simulated cluster and its control socket (taken out while a command runs).
+    sim: Option<control::Sim>,
     /// Scratch buffers: the request being served, its reply, a notification.
     frame: Vec<u8>,
     reply: Vec<u8>,
@@ -483,8 +499,30 @@ impl Server {
     pub fn bind(cfg: ServerConfig) -> Result<Self, ServerStartError> {
         let mut quorum_cfg = cfg.quorum;
         config::apply_quorum_keys(&cfg.initial, &mut quorum_cfg);
+        let nodelist = config::nodelist(&cfg.initial);
+        quorum_cfg.nodeid = match (cfg.nodeid, nodelist.iter().map(|n| n.0).min()) {
+            (Some(nodeid), _) => nodeid,
+            (None, Some(lowest)) if !nodelist.iter().any(|n| n.0 == quorum_cfg.nodeid) => lowest,
+            (None, _) => quorum_cfg.nodeid,
+        };
+        let addrs = node_addrs(&cfg.initial);
+        // The simulated cluster: the node list and the configured nodes; by default those
+        // of the node list and the configured members are up.
+        let ids = nodelist.iter().map(|n| n.0).chain(cfg.nodes.iter().map(|n| n.0));
+        let sim_nodes: Vec<(u32, Vec<String>)> = ids
+            .map(|id| (id, addrs.iter().filter(|a| a.0 == id).map(|a| a.1.to_string()).collect()))
+            .collect();
+        let configured_up = cfg.nodes.iter().filter(|n| n.2 == NodeState::MEMBER).map(|n| n.0);
+        let default_up: Vec<u32> = nodelist.iter().map(|n| n.0).chain(configured_up).collect();
+        let sim = control::Sim::new(
+            quorum_cfg.nodeid,
+            &sim_nodes,
+            cfg.up.as_deref().unwrap_or(&default_up),
+            quorum_cfg.ring_id.seq,
+            cfg.control.as_deref(),
+        )?;
         let mut nodes = cfg.nodes.clone();
-        for (nodeid, votes) in config::nodelist(&cfg.initial) {
+        for (nodeid, votes) in nodelist {
             if nodeid == quorum_cfg.nodeid {
                 quorum_cfg.votes = votes;
             } else if !nodes.iter().any(|n| n.0 == nodeid) {
@@ -507,6 +545,14 @@ impl Server {
                 .add_node(nodeid, votes, state)
                 .map_err(|e| ServerStartError::Config(format!("node {nodeid}: {e}")))?;
         }
+        for (key, value) in sim.initial_keys() {
+            cmap.set_initial(key.as_bytes(), value.as_value())
+                .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
+        }
+        let (members, ring_id) = sim.initial_view();
+        quorum
+            .set_membership(members, ring_id, sim.now())
+            .map_err(|e| ServerStartError::Config(format!("initial membership: {e}")))?;
         let provider = cfg.initial.iter().any(|(k, _)| k == "quorum.provider");
         let quorum_lib = Box::new(QuorumLib::new(provider));
         let mut cfg_engine = Box::new(Cfg::new(quorum_cfg.nodeid));
@@ -541,6 +587,7 @@ impl Server {
             transport: cfg.transport,
             limits: cfg.limits,
             accept_backoff: None,
+            sim: Some(sim),
             frame: Vec::new(),
             reply: Vec::new(),
             note: Vec::new(),
@@ -622,10 +669,11 @@ impl Server {
             (true, t) => Some(t.map_or(RETRY, |t| t.min(RETRY))),
             (false, t) => t,
         };
-        let (listening, ready) = self.wait(wait)?;
+        let (listening, ready, control) = self.wait(wait)?;
         for i in listening {
             self.accept(i);
         }
+        self.control_ready(&control);
         for (id, revents, data) in ready {
             self.on_ready(id, revents, data);
         }
@@ -673,6 +721,8 @@ impl Server {
             });
             ids.push((id, setup_at, data_at));
         }
+        let control_at = fds.len();
+        fds.extend(self.sim.iter().flat_map(control::Sim::poll_fds).map(|(fd, ev)| PollFd::new(fd, ev)));
         let timeout =
             timeout.map_or(PollTimeout::NONE, |t| PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX));
         match poll(&mut fds, timeout) {
@@ -688,7 +738,8 @@ impl Server {
                 (id, revents(&fds[setup]), data.map_or(PollFlags::empty(), |i| revents(&fds[i])))
             })
             .filter(|(_, setup, data)| !setup.is_empty() || !data.is_empty());
-        Ok((listening, ready.collect()))
+        let control = fds[control_at..].iter().map(revents).collect();
+        Ok((listening, ready.collect(), control))
     }
 
     fn log(&self, id: u32, what: fmt::Arguments<'_>) {
