@@ -524,9 +524,10 @@ impl<const NODES: usize> fmt::Display for Cluster<NODES> {
 
 /// The `runtime.members.<nodeid>.*` keys corosync 3.1.7 sets (`exec/main.c`) when `node`
 /// joins (`joined`) or leaves the local view, in the order it sets them, as
-/// `(suffix after runtime.members.<nodeid>., value)`: a first join sets `config_version`
-/// (u64 0), `ip` (the `ip` argument: `r(0) ip(ADDR) ` per link), `join_count` (u32 1) and
-/// `status` (`joined`); a later join `join_count` and `status`; a leave `status` (`left`).
+/// `(suffix after runtime.members.<nodeid>., value)`: a first join sets `ip` (the `ip`
+/// argument: `r(0) ip(ADDR) ` per link), `join_count` (u32 1), `status` (`joined`) and
+/// `config_version` (u64 0), in that order (seen on corosync 3.1.7 by a `-T` tracker); a
+/// later join `join_count` and `status`; a leave `status` (`left`).
 /// `node.join_count` is the count after the change ([`Cluster::apply`] counts it).
 pub fn member_keys<'a>(
     node: &SimNode,
@@ -537,10 +538,10 @@ pub fn member_keys<'a>(
     let first = joined && node.join_count == 1;
     let status: &'static str = if joined { "joined" } else { "left" };
     let keys = [
-        (first, "config_version", Value::UInt64(0)),
         (first, "ip", Value::String(ip.as_bytes())),
         (joined, "join_count", Value::UInt32(node.join_count)),
         (true, "status", Value::String(status.as_bytes())),
+        (first, "config_version", Value::UInt64(0)),
     ];
     keys.into_iter().filter(|(on, ..)| *on).map(|(_, k, v)| (k, v))
 }
@@ -676,7 +677,7 @@ mod tests {
         let keys = |n: &SimNode, joined| {
             member_keys(n, joined, "r(0) ip(10.0.0.3) ").map(|(k, _)| k).collect::<Vec<_, 4>>()
         };
-        assert_eq!(keys(&node, true), ["config_version", "ip", "join_count", "status"]);
+        assert_eq!(keys(&node, true), ["ip", "join_count", "status", "config_version"]);
         assert_eq!(keys(&node, false), ["status"]);
         node.join_count = 2;
         assert_eq!(keys(&node, true), ["join_count", "status"]);

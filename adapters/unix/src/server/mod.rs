@@ -62,6 +62,18 @@
 //!   connection, `ref_count` of the three rings is set to 0, the six files (or the control
 //!   file) are unlinked and the directory removed. Other clients are not affected.
 //!
+//! - **Simulated cluster**: every node of the node list is modelled
+//!   (`corowire::server::cluster`), with [`ServerConfig::up`] up at start, and the server
+//!   shows the view of [`ServerConfig::nodeid`]'s node: `runtime.members.<id>.*` keys, the
+//!   votequorum members and ring id. With [`ServerConfig::control`] a Unix stream socket
+//!   (mode 0600; peers of another uid than the server's, by `SO_PEERCRED`, are closed
+//!   unanswered; removed on drop) takes corosync-vqsim's commands, one per line (`up`,
+//!   `down`, `split`/`move`, `join`, `qdevice`, `show`), and answers each with its output
+//!   lines and a status line, `ok` or `error: <why>`. A change of the local node's partition
+//!   reaches votequorum (`set_membership`: its trackers' notifications), libquorum trackers
+//!   (the new view) and the `runtime.members` keys (with their CMAP track events) before the
+//!   status line is written (`corowire sim` is its client).
+//!
 //! # Differences from corosync
 //!
 //! Only the CMAP, votequorum, libquorum (`quorum`) and libcfg (`cfg`) services exist, and of
