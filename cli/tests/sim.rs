@@ -227,6 +227,9 @@ fn checks(control: &Path) {
     tracker.expect(&["modify> runtime.members.2.status (str) = left"]);
     let (code, nodes, _, quorate) = quorum_status();
     assert_eq!((code, nodes.as_str(), quorate.as_str()), (2, "1", "No"));
+    let show = apply(control, &["show"]);
+    let want = "node 3: down\npartition 0: nodes [1], quorate no\npartition 1: nodes [2], quorate no\n";
+    assert!(show.ends_with(want), "{show}");
 
     // Refused commands change nothing and say why.
     let (code, _, err) = sim(control, &["down", "1"]);
@@ -253,7 +256,11 @@ fn checks(control: &Path) {
     assert_eq!(listed_nodes(), ["1", "2", "3"]);
     assert!(members().contains("runtime.members.2.join_count (u32) = 2\n"));
     let show = apply(control, &["show"]);
-    assert!(show.contains("node 1: up, partition 0") && show.contains("local node 1: quorate yes"), "{show}");
+    assert!(
+        show.contains("node 1: up, partition 0, ring 1.")
+            && show.ends_with("partition 0: nodes [1 2 3], quorate yes\n"),
+        "{show}"
+    );
     drop(tracker);
 
     // Another user may not drive the simulation, even where the socket's mode would let it.

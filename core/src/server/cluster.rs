@@ -492,33 +492,51 @@ fn up_node<const NODES: usize>(
     Ok(node)
 }
 
-/// `show`: one line per node (`node N: up, partition P, ring R.S[, qdevice][, local]` or
-/// `node N: down`), then one per partition with up nodes (`partition P: nodes [a b ..]`).
-impl<const NODES: usize> fmt::Display for Cluster<NODES> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl<const NODES: usize> Cluster<NODES> {
+    /// Writes the `show` text: one line per node (`node N: up, partition P, ring R.S[,
+    /// qdevice][, local]`, with the ring as corosync-quorumtool prints it, or `node N: down`),
+    /// then one per partition with up nodes (`partition P: nodes [a b ..]`, followed by
+    /// `, quorate yes|no` when `quorate` knows it for those members).
+    ///
+    /// # Errors
+    /// Those of `out`.
+    pub fn show<W: fmt::Write>(&self, out: &mut W, quorate: impl Fn(&[u32]) -> Option<bool>) -> fmt::Result {
         for n in &self.nodes {
-            write!(f, "node {}: ", n.nodeid)?;
+            write!(out, "node {}: ", n.nodeid)?;
             if n.up {
-                write!(f, "up, partition {}, ring {:x}", n.partition, n.seq)?;
+                let rep = self.partition_members(n.partition).first().copied().unwrap_or(n.nodeid);
+                write!(out, "up, partition {}, ring {rep}.{:x}", n.partition, n.seq)?;
                 if n.qdevice {
-                    f.write_str(", qdevice")?;
+                    out.write_str(", qdevice")?;
                 }
             } else {
-                f.write_str("down")?;
+                out.write_str("down")?;
             }
             if n.nodeid == self.local {
-                f.write_str(", local")?;
+                out.write_str(", local")?;
             }
-            f.write_str("\n")?;
+            out.write_str("\n")?;
         }
         for p in self.partitions() {
-            write!(f, "partition {p}: nodes [")?;
-            for (i, id) in self.partition_members(p).iter().enumerate() {
-                write!(f, "{}{id}", if i == 0 { "" } else { " " })?;
+            let members = self.partition_members(p);
+            write!(out, "partition {p}: nodes [")?;
+            for (i, id) in members.iter().enumerate() {
+                write!(out, "{}{id}", if i == 0 { "" } else { " " })?;
             }
-            f.write_str("]\n")?;
+            out.write_str("]")?;
+            if let Some(q) = quorate(&members) {
+                write!(out, ", quorate {}", if q { "yes" } else { "no" })?;
+            }
+            out.write_str("\n")?;
         }
         Ok(())
+    }
+}
+
+/// [`Cluster::show`] without quorum.
+impl<const NODES: usize> fmt::Display for Cluster<NODES> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.show(f, |_| None)
     }
 }
 
@@ -666,8 +684,14 @@ mod tests {
         fmt::write(&mut text, format_args!("{c}")).unwrap();
         assert_eq!(
             text,
-            "node 1: up, partition 0, ring c, local\nnode 2: up, partition 1, ring c\nnode 3: down\n\
+            "node 1: up, partition 0, ring 1.c, local\nnode 2: up, partition 1, ring 2.c\nnode 3: down\n\
              partition 0: nodes [1]\npartition 1: nodes [2]\n"
+        );
+        text.clear();
+        c.show(&mut text, |members| Some(members == [1])).unwrap();
+        assert!(
+            text.ends_with("partition 0: nodes [1], quorate yes\npartition 1: nodes [2], quorate no\n"),
+            "{text}"
         );
     }
 

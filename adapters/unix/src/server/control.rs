@@ -33,9 +33,11 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use corowire::server::cluster::{member_keys, Change, Cluster, Command, CommandError};
+use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
 use corowire::server::{ClusterView, ServerError};
 use corowire::time::Instant;
 use corowire::value::OwnedValue;
+use corowire::votequorum::{NodeState, RingId};
 use nix::poll::PollFlags;
 
 use super::{drain, Server, ServerStartError, MAX_NODES};
@@ -50,10 +52,20 @@ const CMAP: usize = 0;
 const VOTEQUORUM: usize = 1;
 const QUORUM: usize = 2;
 
+/// The votequorum state of another up node of the simulation (for `show`): nobody connects,
+/// so it has no room for connections or notifications.
+type Shadow = QuorumEngine<1, MAX_NODES, 1, 64>;
+
 /// The simulated cluster and its control socket.
 #[derive(Debug)]
 pub(super) struct Sim {
     cluster: Cluster<MAX_NODES>,
+    /// The local node's quorum configuration, and every node's votes, for the shadows.
+    quorum: QuorumConfig,
+    votes: Vec<(u32, u32)>,
+    /// The votequorum state of each other up node, as its own corosync would have it (a
+    /// node that comes up starts afresh).
+    shadows: BTreeMap<u32, Box<Shadow>>,
     /// `runtime.members.<id>.ip` of each node.
     ips: BTreeMap<u32, String>,
     socket: Option<ControlSocket>,
@@ -103,7 +115,60 @@ impl Sim {
         let cluster = Cluster::new(local, &ids, up, seq)
             .map_err(|e| ServerStartError::Config(format!("simulated cluster: {e}")))?;
         let socket = control.map(bind_control).transpose()?;
-        Ok(Self { cluster, ips, socket, peers: Vec::new(), origin: std::time::Instant::now() })
+        Ok(Self {
+            cluster,
+            quorum: QuorumConfig::default(),
+            votes: Vec::new(),
+            shadows: BTreeMap::new(),
+            ips,
+            socket,
+            peers: Vec::new(),
+            origin: std::time::Instant::now(),
+        })
+    }
+
+    /// Sets the quorum configuration the other nodes' votequorum states are built from:
+    /// the local node's, and the votes of each node (others have 1).
+    pub(super) fn set_quorum_model(&mut self, quorum: QuorumConfig, votes: Vec<(u32, u32)>) {
+        self.quorum = quorum;
+        self.votes = votes;
+        self.shadows.clear();
+        self.refresh_shadows();
+    }
+
+    /// Gives every other up node's votequorum state its partition's members when they
+    /// changed; forgets the down nodes' states.
+    fn refresh_shadows(&mut self) {
+        let now = self.now();
+        let local = self.cluster.local();
+        let up: Vec<_> = self.cluster.nodes().iter().filter(|n| n.up && n.nodeid != local).copied().collect();
+        self.shadows.retain(|id, _| up.iter().any(|n| n.nodeid == *id));
+        for node in up {
+            let members = self.cluster.partition_members(node.partition);
+            let shadow = match self.shadows.entry(node.nodeid) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(new_shadow(self.quorum, &self.votes, node.nodeid))
+                }
+            };
+            let mut known = shadow.member_ids();
+            known.sort_unstable();
+            if known != members {
+                let ring_id =
+                    RingId { nodeid: members.first().copied().unwrap_or(node.nodeid), seq: node.seq };
+                // Cannot be OutboxFull: nobody connects to a shadow, so nothing is queued.
+                let _ = shadow.set_membership(&members, ring_id, now);
+            }
+        }
+    }
+
+    /// Whether the partition of `members` is quorate: the local engine's answer for the local
+    /// node's partition (`local_quorate`), else its lowest node's shadow's.
+    fn quorate(&self, members: &[u32], local_quorate: bool) -> Option<bool> {
+        if members.contains(&self.cluster.local()) {
+            return Some(local_quorate);
+        }
+        self.shadows.get(members.first()?).map(|s| s.is_quorate())
     }
 
     /// The `runtime.members` keys of the initial view, to set at start.
@@ -119,7 +184,7 @@ impl Sim {
     }
 
     /// The initial members and ring id, for the votequorum engine.
-    pub(super) fn initial_view(&self) -> (&[u32], corowire::votequorum::RingId) {
+    pub(super) fn initial_view(&self) -> (&[u32], RingId) {
         (self.cluster.members(), self.cluster.ring_id())
     }
 
@@ -140,6 +205,19 @@ impl Sim {
         });
         listener.chain(peers).collect()
     }
+}
+
+/// A fresh votequorum state for node `nodeid`: the local configuration with its id and votes,
+/// every other node known and dead.
+fn new_shadow(quorum: QuorumConfig, votes: &[(u32, u32)], nodeid: u32) -> Box<Shadow> {
+    let votes_of = |id: u32| votes.iter().find(|v| v.0 == id).map_or(1, |v| v.1);
+    let cfg = QuorumConfig { nodeid, votes: votes_of(nodeid), ..quorum };
+    let mut shadow = Box::new(Shadow::new(cfg));
+    for &(id, v) in votes.iter().filter(|v| v.0 != nodeid) {
+        // A full table only leaves the node out: the shadow is for `show`.
+        let _ = shadow.add_node(id, v, NodeState::DEAD);
+    }
+    shadow
 }
 
 /// `r(N) ip(ADDR) ` for each link, as corosync's `totem_ifaces_print`.
@@ -251,6 +329,7 @@ impl Server {
         if let Some(change) = &outcome.membership {
             self.apply_membership(sim, change);
         }
+        sim.refresh_shadows();
         let mut out = String::new();
         if outcome.local_qdevice.is_some() {
             out.push_str(
@@ -259,9 +338,8 @@ impl Server {
             );
         }
         if cmd == Command::Show {
-            out.push_str(&sim.cluster.to_string());
-            let quorate = if self.engines.quorum.is_quorate() { "yes" } else { "no" };
-            let _ = writeln!(out, "local node {}: quorate {quorate}", sim.cluster.local());
+            let local_quorate = self.engines.quorum.is_quorate();
+            let _ = sim.cluster.show(&mut out, |members| sim.quorate(members, local_quorate));
         }
         out.push_str("ok\n");
         out

@@ -526,13 +526,15 @@ impl Server {
             .collect();
         let configured_up = cfg.nodes.iter().filter(|n| n.2 == NodeState::MEMBER).map(|n| n.0);
         let default_up: Vec<u32> = nodelist.iter().map(|n| n.0).chain(configured_up).collect();
-        let sim = control::Sim::new(
+        let mut sim = control::Sim::new(
             quorum_cfg.nodeid,
             &sim_nodes,
             cfg.up.as_deref().unwrap_or(&default_up),
             quorum_cfg.ring_id.seq,
             cfg.control.as_deref(),
         )?;
+        let votes = nodelist.iter().copied().chain(cfg.nodes.iter().map(|n| (n.0, n.1))).collect();
+        sim.set_quorum_model(quorum_cfg, votes);
         let mut nodes = cfg.nodes.clone();
         for (nodeid, votes) in nodelist {
             if nodeid == quorum_cfg.nodeid {
