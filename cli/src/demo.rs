@@ -85,7 +85,6 @@ impl Builtin {
             ..ServerConfig::default()
         };
         crate::serve::allow_own_user(&mut cfg);
-        crate::serve::add_runtime_keys(&mut cfg);
         let (cmap_name, votequorum_name) = (format!("{base}-cmap"), format!("{base}-votequorum"));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);

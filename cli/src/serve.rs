@@ -25,7 +25,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use corowire::value::OwnedValue;
-use corowire_unix::server::{config, IpcType, Server, ServerConfig, ServerStartError};
+use corowire_unix::server::{IpcType, Server, ServerConfig, ServerStartError};
 use corowire_unix::NAME_PREFIX_ENV;
 
 use crate::out;
@@ -154,19 +154,6 @@ pub(crate) fn allow_own_user(cfg: &mut ServerConfig) {
     cfg.initial.push((format!("uidgid.gid.{gid}"), OwnedValue::UInt8(1)));
 }
 
-/// Adds the key corosync's votequorum keeps and `corosync-quorumtool` / `corowire quorum`
-/// read first, `runtime.votequorum.this_node_id` (the local node id of the quorum model),
-/// unless the configuration sets it.
-pub(crate) fn add_runtime_keys(cfg: &mut ServerConfig) {
-    const THIS_NODE: &str = "runtime.votequorum.this_node_id";
-    if cfg.initial.iter().any(|(k, _)| k == THIS_NODE) {
-        return;
-    }
-    let mut quorum = cfg.quorum;
-    config::apply_quorum_keys(&cfg.initial, &mut quorum);
-    cfg.initial.push((THIS_NODE.into(), OwnedValue::UInt32(quorum.nodeid)));
-}
-
 /// Blocks `SIGINT` and `SIGTERM` in this (the main) thread, so that one arriving between
 /// binding and [`Server::run_until_signal`] waits to be read instead of killing the process
 /// before it cleaned up. Threads started later inherit the mask.
@@ -256,7 +243,6 @@ fn serve(args: &Args) -> Result<(), String> {
     for path in &args.configs {
         cfg.load_file(path).map_err(|e| format!("config {}: {e}", path.display()))?;
     }
-    add_runtime_keys(&mut cfg);
     block_stop_signals()?;
     let mut server = Server::bind(cfg).map_err(|e| bind_error(&e, args.standard))?;
     out::print(&format!(

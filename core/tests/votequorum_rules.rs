@@ -1,21 +1,63 @@
-//! votequorum's rules in the server engine: membership changes, quorum math over them, the
-//! `runtime.votequorum.*` keys.
+//! votequorum's rules in the server engine (corosync 3.1.7's `exec/votequorum.c`): the
+//! configuration rules, the quorum math over membership changes, last_man_standing's window,
+//! run-time reconfiguration and the `runtime.votequorum.*` keys. The expected values of the
+//! configuration table are what corosync 3.1.7 shows on node 1 with the other nodes of the
+//! nodelist down (`corosync-quorumtool -s`, `corosync-cmapctl -b runtime.votequorum`).
 
 use corowire::cmap::Value;
-use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+use corowire::server::votequorum::{ConfigError, ConfigNote, QuorumConfig, QuorumEngine, TieBreaker};
 use corowire::server::ConnId;
 use corowire::time::Instant;
-use corowire::votequorum::{NodeState, Notification, Request, RingId, TrackFlags};
+use corowire::votequorum::{Notification, Reply, Request, Response, RingId, TrackFlags};
 
 type Engine = QuorumEngine<4, 8, 16, 2048>;
 
-/// A three-node cluster seen from node 1, all members.
-fn three_nodes() -> Engine {
-    let mut e = Engine::new(QuorumConfig { expected_votes: 3, ..QuorumConfig::default() });
-    for id in [2, 3] {
-        e.add_node(id, 1, NodeState::MEMBER).unwrap();
-    }
+const T0: Instant = Instant::from_millis(1000);
+
+fn ring(seq: u64) -> RingId {
+    RingId { nodeid: 1, seq }
+}
+
+/// A cluster of nodes 1..=n with one vote each (no expected votes set) and `cfg`'s rules,
+/// seen from node 1; returns the engine and corosync's notes.
+fn cluster(n: u32, cfg: QuorumConfig) -> (Engine, Vec<ConfigNote>) {
+    let nodes: Vec<(u32, u32)> = (1..=n).map(|id| (id, 1)).collect();
+    let mut notes = Vec::new();
+    let e =
+        Engine::configure(QuorumConfig { expected_votes: 0, ..cfg }, &nodes, &mut |m| notes.push(m)).unwrap();
+    (e, notes)
+}
+
+/// [`cluster`] with all nodes up (ring 1.6).
+fn cluster_up(n: u32, cfg: QuorumConfig) -> Engine {
+    let (mut e, _) = cluster(n, cfg);
+    let all: Vec<u32> = (1..=n).collect();
+    e.set_membership(&all, ring(6), Instant::from_millis(0)).unwrap();
     e
+}
+
+/// `corosync-quorumtool -s`'s figures: (quorate, expected, total, quorum, flags).
+fn status(e: &mut Engine) -> (bool, u32, u32, u32, String) {
+    let conn = ConnId(99);
+    e.connect(conn).unwrap();
+    let (mut req, mut out) = ([0u8; 64], [0u8; 320]);
+    let n = Request::GetInfo { nodeid: 0 }.encode(&mut req).unwrap();
+    let m = e.handle_request(conn, &req[..n], &mut out).unwrap();
+    e.disconnect(conn);
+    let Response::GetInfo(info) = Reply::decode(&out[..m]).unwrap().body else { panic!("not GETINFO") };
+    let flags: Vec<_> = info.flags.words().collect();
+    (e.is_quorate(), info.expected_votes, info.total_votes, info.quorum, flags.join(" "))
+}
+
+/// `corosync-cmapctl -b runtime.votequorum`'s lines.
+fn keys(e: &Engine) -> Vec<String> {
+    e.runtime_keys()
+        .map(|(k, v)| match v {
+            Value::UInt32(n) => format!("{k} (u32) = {n}"),
+            Value::UInt8(n) => format!("{k} (u8) = {n}"),
+            other => panic!("{k}: unexpected {other:?}"),
+        })
+        .collect()
 }
 
 /// Starts tracking changes on `conn` and drains the initial notifications.
@@ -27,7 +69,7 @@ fn track(e: &mut Engine, conn: ConnId) {
     drain(e);
 }
 
-/// The queued notifications, decoded to (kind, ring id or quorate) descriptions.
+/// The queued notifications, described.
 fn drain(e: &mut Engine) -> Vec<String> {
     let mut buf = [0u8; 512];
     let mut out = Vec::new();
@@ -43,27 +85,299 @@ fn drain(e: &mut Engine) -> Vec<String> {
     out
 }
 
-#[test]
-fn losing_two_of_three_loses_quorum_and_notifies() {
-    let mut e = three_nodes();
-    track(&mut e, ConnId(1));
-    assert!(e.is_quorate());
-    let ring = RingId { nodeid: 1, seq: 8 };
-    e.set_membership(&[1, 2], ring, Instant::from_millis(0)).unwrap();
-    assert!(e.is_quorate());
-    assert_eq!(drain(&mut e), ["nodelist 1.8 [1, 2]"]);
-    let ring = RingId { nodeid: 1, seq: 12 };
-    e.set_membership(&[1], ring, Instant::from_millis(0)).unwrap();
-    assert!(!e.is_quorate());
-    assert_eq!((e.quorum(), e.ring_id(), e.member_ids().as_slice()), (2, ring, &[1][..]));
-    assert_eq!(drain(&mut e), ["nodelist 1.c [1]", "quorum false"]);
+fn k(name: &str, ty: &str, v: u32) -> String {
+    format!("runtime.votequorum.{name} ({ty}) = {v}")
 }
 
 #[test]
-fn runtime_keys_of_a_three_node_cluster() {
-    let e = three_nodes();
-    let keys: Vec<_> = e.runtime_keys().collect();
-    assert!(keys.contains(&("runtime.votequorum.this_node_id", Value::UInt32(1))));
-    assert!(keys.contains(&("runtime.votequorum.highest_node_id", Value::UInt32(3))));
-    assert!(keys.contains(&("runtime.votequorum.lowest_node_id", Value::UInt32(1))));
+fn configuration_rules_as_corosync_applies_them() {
+    let d = QuorumConfig::default();
+    let atb = QuorumConfig { auto_tie_breaker: true, ..d };
+    // (nodes, config, quorate, expected, quorum, flags, notes, keys besides this_node_id)
+    type Row = (u32, QuorumConfig, bool, u32, u32, &'static str, Vec<ConfigNote>, Vec<String>);
+    let rows: Vec<Row> = vec![
+        (
+            1,
+            d,
+            true,
+            1,
+            1,
+            "Quorate",
+            vec![],
+            vec![k("ev_barrier", "u32", 1), k("highest_node_id", "u32", 1)],
+        ),
+        (3, d, false, 3, 2, "", vec![], vec![k("ev_barrier", "u32", 3)]),
+        (
+            2,
+            QuorumConfig { two_node: true, ..d },
+            false,
+            2,
+            1,
+            "2Node WaitForAll",
+            vec![],
+            vec![k("ev_barrier", "u32", 2), k("two_node", "u8", 1), k("wait_for_all_status", "u8", 1)],
+        ),
+        (
+            2,
+            QuorumConfig { two_node: true, wait_for_all: Some(false), ..d },
+            true,
+            2,
+            1,
+            "2Node Quorate",
+            vec![],
+            vec![k("ev_barrier", "u32", 2), k("highest_node_id", "u32", 1), k("two_node", "u8", 1)],
+        ),
+        (
+            3,
+            atb,
+            false,
+            3,
+            2,
+            "",
+            vec![ConfigNote::AtbDroppedOddNodes],
+            vec![k("atb_type", "u32", 0), k("ev_barrier", "u32", 3)],
+        ),
+        (
+            3,
+            QuorumConfig {
+                wait_for_all: Some(true),
+                auto_tie_breaker_node: Some(TieBreaker::Highest),
+                ..atb
+            },
+            false,
+            3,
+            2,
+            "WaitForAll AutoTieBreaker",
+            vec![],
+            vec![k("atb_type", "u32", 2), k("ev_barrier", "u32", 3), k("wait_for_all_status", "u8", 1)],
+        ),
+        (
+            4,
+            QuorumConfig { two_node: true, ..atb },
+            false,
+            4,
+            3,
+            "WaitForAll AutoTieBreaker",
+            vec![ConfigNote::TwoNodeDropped],
+            vec![k("atb_type", "u32", 1), k("ev_barrier", "u32", 4), k("wait_for_all_status", "u8", 1)],
+        ),
+        (
+            4,
+            QuorumConfig { auto_tie_breaker_node: TieBreaker::parse("3 4"), ..atb },
+            false,
+            4,
+            3,
+            "AutoTieBreaker",
+            vec![],
+            vec![k("atb_type", "u32", 3), k("ev_barrier", "u32", 4)],
+        ),
+        (
+            1,
+            QuorumConfig { last_man_standing: true, wait_for_all: Some(true), ..d },
+            true,
+            1,
+            1,
+            "Quorate WaitForAll LastManStanding",
+            vec![],
+            vec![
+                k("ev_barrier", "u32", 1),
+                k("highest_node_id", "u32", 1),
+                k("wait_for_all_status", "u8", 0),
+            ],
+        ),
+        (
+            1,
+            QuorumConfig { allow_downscale: true, ..d },
+            true,
+            1,
+            1,
+            "Quorate AllowDownscale",
+            vec![],
+            vec![
+                k("ev_barrier", "u32", 1),
+                k("ev_tracking_barrier", "u32", 1),
+                k("highest_node_id", "u32", 1),
+            ],
+        ),
+    ];
+    for (i, (n, cfg, quorate, expected, quorum, flags, notes, mut want)) in rows.into_iter().enumerate() {
+        let (mut e, got_notes) = cluster(n, cfg);
+        e.set_membership(&[1], ring(5), T0).unwrap();
+        let (q, ev, total, qv, f) = status(&mut e);
+        assert_eq!((q, ev, total, qv, f.as_str()), (quorate, expected, 1, quorum, flags), "row {i}");
+        assert_eq!(got_notes, notes, "row {i}");
+        // Corosync's key order: lowest_node_id follows highest_node_id, this_node_id and
+        // two_node (0 unless said) follow.
+        if want.iter().any(|l| l.contains("highest_node_id")) {
+            let at = want.iter().position(|l| l.contains("highest_node_id")).unwrap() + 1;
+            want.insert(at, k("lowest_node_id", "u32", 1));
+        }
+        let at = want.iter().position(|l| l.as_str() > "runtime.votequorum.this").unwrap_or(want.len());
+        want.insert(at, k("this_node_id", "u32", 1));
+        if !want.iter().any(|l| l.contains("two_node")) {
+            let at = want.iter().position(|l| l.contains("wait_for_all")).unwrap_or(want.len());
+            want.insert(at, k("two_node", "u8", 0));
+        }
+        assert_eq!(keys(&e), want, "row {i}");
+    }
+}
+
+#[test]
+fn configuration_errors_corosync_refuses() {
+    let lms_atb = QuorumConfig { auto_tie_breaker: true, last_man_standing: true, ..QuorumConfig::default() };
+    let nodes = [(1, 1), (2, 1), (3, 1)];
+    assert_eq!(Engine::configure(lms_atb, &nodes, &mut |_| {}).err(), Some(ConfigError::AtbLmsOddNodes));
+    let none = QuorumConfig { expected_votes: 0, ..QuorumConfig::default() };
+    assert_eq!(Engine::configure(none, &[], &mut |_| {}).err(), Some(ConfigError::NoExpectedVotes));
+    let bad =
+        QuorumConfig { auto_tie_breaker: true, auto_tie_breaker_node: TieBreaker::parse("x"), ..lms_atb };
+    let mut notes = Vec::new();
+    Engine::configure(QuorumConfig { last_man_standing: false, ..bad }, &nodes, &mut |n| notes.push(n))
+        .unwrap();
+    assert_eq!(notes, [ConfigNote::AtbNodeInvalid]);
+    assert!(ConfigNote::AtbDroppedOddNodes
+        .to_string()
+        .starts_with("auto_tie_breaker is set and the cluster"));
+}
+
+#[test]
+fn tie_breaker_parsing() {
+    assert_eq!(TieBreaker::parse("lowest"), Some(TieBreaker::Lowest));
+    assert_eq!(TieBreaker::parse("highest"), Some(TieBreaker::Highest));
+    let Some(TieBreaker::List { ids, len }) = TieBreaker::parse("3 4 0 5") else { panic!() };
+    assert_eq!(&ids[..len], [3, 4]);
+    assert_eq!(TieBreaker::parse("0"), None);
+    assert_eq!(TieBreaker::parse(""), None);
+}
+
+#[test]
+fn node_losses_keep_quorum_until_votes_fall_below_it() {
+    let mut e = cluster_up(3, QuorumConfig::default());
+    track(&mut e, ConnId(1));
+    assert_eq!(status(&mut e), (true, 3, 3, 2, "Quorate".into()));
+    e.set_membership(&[1, 2], ring(8), T0).unwrap();
+    assert_eq!(drain(&mut e), ["nodelist 1.8 [1, 2]", "quorum true"]);
+    assert_eq!(status(&mut e), (true, 3, 2, 2, "Quorate".into()));
+    e.set_membership(&[1], ring(12), T0).unwrap();
+    assert_eq!(drain(&mut e), ["nodelist 1.c [1]", "quorum false"]);
+    assert_eq!(status(&mut e), (false, 3, 1, 2, "".into()));
+    assert_eq!(e.member_ids().as_slice(), [1]);
+    // Back to three: quorate again.
+    e.set_membership(&[1, 2, 3], ring(16), T0).unwrap();
+    assert_eq!(drain(&mut e), ["nodelist 1.10 [1, 2, 3]", "quorum true"]);
+    assert_eq!(status(&mut e), (true, 3, 3, 2, "Quorate".into()));
+}
+
+#[test]
+fn two_node_keeps_quorum_with_one_node_after_seeing_both() {
+    let (mut e, _) = cluster(2, QuorumConfig { two_node: true, ..QuorumConfig::default() });
+    e.set_membership(&[1], ring(5), T0).unwrap();
+    assert!(!status(&mut e).0, "wait_for_all holds the cold start");
+    e.set_membership(&[1, 2], ring(8), T0).unwrap();
+    assert_eq!(status(&mut e), (true, 2, 2, 1, "2Node Quorate WaitForAll".into()));
+    e.set_membership(&[1], ring(12), T0).unwrap();
+    assert_eq!(status(&mut e), (true, 2, 1, 1, "2Node Quorate WaitForAll".into()));
+}
+
+#[test]
+fn wait_for_all_cold_start_and_cancel() {
+    let (mut e, _) = cluster(3, QuorumConfig { wait_for_all: Some(true), ..QuorumConfig::default() });
+    track(&mut e, ConnId(1));
+    e.set_membership(&[1, 2], ring(8), T0).unwrap();
+    assert_eq!(status(&mut e), (false, 3, 2, 2, "WaitForAll".into()));
+    assert!(keys(&e).contains(&k("wait_for_all_status", "u8", 1)));
+    drain(&mut e);
+    e.cancel_wait_for_all().unwrap();
+    assert_eq!(drain(&mut e), ["quorum true"]);
+    assert_eq!(status(&mut e), (true, 3, 2, 2, "Quorate WaitForAll".into()));
+    assert!(keys(&e).contains(&k("wait_for_all_status", "u8", 0)));
+}
+
+#[test]
+fn auto_tie_breaker_lowest_decides_an_even_split() {
+    let cfg = QuorumConfig { auto_tie_breaker: true, ..QuorumConfig::default() };
+    // Node 1 (the lowest id) keeps quorum in a 2|2 split.
+    let mut e = cluster_up(4, cfg);
+    e.set_membership(&[1, 2], ring(8), T0).unwrap();
+    assert_eq!(status(&mut e), (true, 4, 2, 3, "Quorate AutoTieBreaker".into()));
+    // Seen from node 3, the other half loses it.
+    let nodes: Vec<(u32, u32)> = (1..=4).map(|id| (id, 1)).collect();
+    let cfg3 = QuorumConfig { nodeid: 3, expected_votes: 0, ..cfg };
+    let mut e3 = Engine::configure(cfg3, &nodes, &mut |_| {}).unwrap();
+    e3.set_membership(&[1, 2, 3, 4], RingId { nodeid: 1, seq: 6 }, T0).unwrap();
+    e3.set_membership(&[3, 4], RingId { nodeid: 3, seq: 8 }, T0).unwrap();
+    assert_eq!(status(&mut e3), (false, 4, 2, 3, "AutoTieBreaker".into()));
+}
+
+#[test]
+fn auto_tie_breaker_list_prefers_the_first_node_listed() {
+    let cfg = QuorumConfig {
+        auto_tie_breaker: true,
+        auto_tie_breaker_node: TieBreaker::parse("3 1"),
+        ..QuorumConfig::default()
+    };
+    let mut e = cluster_up(4, cfg);
+    e.set_membership(&[1, 2], ring(8), T0).unwrap();
+    assert!(!e.is_quorate(), "node 3 was in the previous partition and is not here");
+    let mut e = cluster_up(4, cfg);
+    e.set_membership(&[1, 3], ring(8), T0).unwrap();
+    assert!(e.is_quorate());
+}
+
+#[test]
+fn last_man_standing_lowers_expected_votes_after_its_window() {
+    let cfg =
+        QuorumConfig { last_man_standing: true, last_man_standing_window: 2000, ..QuorumConfig::default() };
+    let mut e = cluster_up(5, cfg);
+    track(&mut e, ConnId(1));
+    assert_eq!(e.poll_timeout(), None);
+    e.set_membership(&[1, 2, 3, 4], ring(8), T0).unwrap();
+    let deadline = Instant::from_millis(3000);
+    assert_eq!(e.poll_timeout(), Some(deadline));
+    drain(&mut e);
+    e.handle_timeout(Instant::from_millis(2999)).unwrap();
+    assert_eq!((e.expected_votes(), e.quorum()), (5, 3), "not due yet");
+    e.handle_timeout(deadline).unwrap();
+    assert_eq!(e.poll_timeout(), None);
+    assert_eq!((e.expected_votes(), e.quorum()), (4, 3));
+    assert_eq!(drain(&mut e), Vec::<String>::new(), "quorate all along; expected votes only lowered");
+    // Shrinking further, one window at a time, down to two nodes.
+    e.set_membership(&[1, 2, 3], ring(12), deadline).unwrap();
+    e.handle_timeout(Instant::from_millis(5000)).unwrap();
+    assert_eq!(status(&mut e), (true, 3, 3, 2, "Quorate LastManStanding".into()));
+    e.set_membership(&[1, 2], ring(16), Instant::from_millis(5000)).unwrap();
+    e.handle_timeout(Instant::from_millis(7000)).unwrap();
+    assert_eq!(status(&mut e), (true, 2, 2, 2, "Quorate LastManStanding".into()));
+    // Without the window, losing one more of two blocks.
+    e.set_membership(&[1], ring(20), Instant::from_millis(7000)).unwrap();
+    assert!(!status(&mut e).0);
+}
+
+#[test]
+fn run_time_expected_votes_block_a_one_node_cluster() {
+    let (mut e, _) = cluster(1, QuorumConfig::default());
+    track(&mut e, ConnId(1));
+    let nodes = [(1, 1)];
+    e.reconfigure(QuorumConfig { expected_votes: 3, ..QuorumConfig::default() }, &nodes, &mut |_| {})
+        .unwrap();
+    assert_eq!(drain(&mut e), ["quorum false", "expected 3"]);
+    assert_eq!(status(&mut e), (false, 3, 1, 2, "".into()));
+    assert!(keys(&e).contains(&k("ev_barrier", "u32", 3)));
+    // Unset again: the nodelist's expected votes, quorum allowed to decrease.
+    e.reconfigure(QuorumConfig { expected_votes: 0, ..QuorumConfig::default() }, &nodes, &mut |_| {})
+        .unwrap();
+    assert_eq!(drain(&mut e), ["expected 1", "quorum true"]);
+    assert_eq!(status(&mut e), (true, 1, 1, 1, "Quorate".into()));
+}
+
+#[test]
+fn run_time_two_node_switches_autoset_wait_for_all() {
+    let (mut e, _) = cluster(2, QuorumConfig::default());
+    e.set_membership(&[1], ring(5), T0).unwrap();
+    assert_eq!(status(&mut e), (false, 2, 1, 2, "".into()));
+    let nodes = [(1, 1), (2, 1)];
+    let cfg = QuorumConfig { two_node: true, expected_votes: 0, ..QuorumConfig::default() };
+    e.reconfigure(cfg, &nodes, &mut |_| {}).unwrap();
+    // corosync does not start waiting at run time: quorate at once.
+    assert_eq!(status(&mut e), (true, 2, 1, 1, "2Node Quorate WaitForAll".into()));
 }

@@ -160,7 +160,8 @@ pub fn serve_config(data: &[u8]) {
     use corowire::server::store::BTreeStore;
     use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
     use corowire::server::{ClusterView, Engine};
-    use corowire_unix::server::config::{apply_quorum_keys, nodelist, parse_keys};
+    use corowire_unix::server::config::parse_keys;
+    use corowire_unix::server::sync::{owned_keys, quorum_setup};
 
     let text = String::from_utf8_lossy(data);
     let keys = match parse_keys(&text) {
@@ -170,15 +171,14 @@ pub fn serve_config(data: &[u8]) {
             return show::<(), _>(&Err(e));
         }
     };
-    let mut cfg = QuorumConfig::default();
-    apply_quorum_keys(&keys, &mut cfg);
-    let nodes = nodelist(&keys);
+    let (cfg, nodes) = quorum_setup(owned_keys(&keys), QuorumConfig::default());
     let quorum: QuorumEngine = QuorumEngine::new(cfg);
+    let configured = QuorumEngine::<8, 16, 32, 4096>::configure(cfg, &nodes, &mut |_| {}).map(drop);
     let mut view = ClusterView::default();
     quorum.publish(&mut view);
     let mut cmap: CmapEngine<BTreeStore> = CmapEngine::new(BTreeStore::new(), BTreeStore::new(), 1);
     for (key, value) in &keys {
         show(&cmap.set_initial(key.as_bytes(), value.as_value()));
     }
-    let _ = format!("{nodes:?} {view:?}");
+    let _ = format!("{nodes:?} {view:?} {configured:?}");
 }

@@ -1,11 +1,22 @@
-//! The votequorum server engine: a static-membership model of corosync 3.1.7's
-//! `exec/votequorum.c`, sans IO.
+//! The votequorum server engine: a model of corosync 3.1.7's `exec/votequorum.c` as the local
+//! node runs it, sans IO.
 //!
-//! The model holds the local node plus any other nodes the adapter adds ([`QuorumEngine::add_node`]),
-//! each with votes, expected votes and a state; the ring id; the configured flags; and the quorum
-//! device. Quorum is computed as corosync does (`max((highest_expected + 2) / 2,
-//! (total_votes + 2) / 2)`, never decreasing unless allowed, 1 in two-node mode with at most two
-//! nodes; `wait_for_all` holds quorum back until all expected votes are present once).
+//! The model holds the local node and the nodes it has seen, each with votes, expected votes
+//! and a state; the ring id and the members of the current and previous ring; the rules in
+//! force; and the quorum device. [`QuorumEngine::configure`] applies corosync's configuration
+//! rules (`votequorum_readconfig`): expected votes from the nodelist unless
+//! `quorum.expected_votes` is set; `two_node` switches `wait_for_all` on unless it is set;
+//! `two_node` is dropped when `auto_tie_breaker` is on; `auto_tie_breaker` is dropped on an
+//! odd node count without `wait_for_all` (refused with `last_man_standing`), with corosync's
+//! messages ([`ConfigNote`]). Quorum is computed as corosync does (`max((highest_expected +
+//! 2) / 2, (total_votes + 2) / 2)`, never decreasing unless allowed, 1 in two-node mode with at
+//! most two nodes; `wait_for_all` holds quorum back until all expected votes are present once;
+//! `auto_tie_breaker` decides an even split; `last_man_standing` lowers the expected votes at
+//! the end of its window). Membership changes ([`QuorumEngine::set_membership`]), run-time
+//! configuration changes ([`QuorumEngine::reconfigure`],
+//! [`QuorumEngine::cancel_wait_for_all`]) and the window's timer
+//! ([`QuorumEngine::handle_timeout`]) queue the notifications corosync's trackers get, and
+//! [`QuorumEngine::runtime_keys`] gives the `runtime.votequorum.*` keys.
 //!
 //! ```
 //! use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
@@ -49,9 +60,15 @@
 //!   answers QDEVICE_REGISTER asynchronously and sends the notifications of SETEXPECTED /
 //!   SETVOTES *after* the reply; here they are queued with the reply (the adapter sends them
 //!   first). libvotequorum cannot tell: events and replies use different channels.
-//! - The quorum-device timer (a device that stops polling is never declared dead), the
-//!   expected-votes tracking barrier, last-man-standing, auto-tie-breaker and master-wins
-//!   quorum rules: their flags are reported but do not change the quorum.
+//! - The quorum-device timer (a device that stops polling is never declared dead) and the
+//!   master-wins rule; the quorum device's configuration checks (`qdevice_can_operate` is
+//!   taken as given, and its runtime key is not shown).
+//! - Other nodes' own state: corosync learns each node's expected votes and flags from its
+//!   messages; here every member is taken to share the local node's view. Scenarios where
+//!   partitions diverge (a quorate and an inquorate side with different expected votes,
+//!   `allow_downscale`'s leaving nodes) may notify differently when they heal.
+//! - The expected-votes tracking barrier lives in memory (corosync keeps it in
+//!   `/var/lib/corosync/ev_tracking`).
 //! - The quorum device's votes count only while it is registered and casting its vote.
 
 use super::outbox::Outbox;
@@ -59,33 +76,96 @@ use super::session::{handle_request_method, notification_methods, tracking_conne
 use super::{forward_engine_methods, ClusterView, ConnId, Engine, Served, ServerError, MAX_MEMBERS};
 use crate::cmap::Value;
 use crate::error::CsError;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::votequorum::{
     InfoFlags, NodeEntry, NodeIds, NodeInfo, NodeList, NodeState, Notification, Reply, Request, RequestKind,
     Response, RingId, TrackFlags, QDEVICE_NAME_MAX_LEN, QDEVICE_NODEID,
 };
 use heapless::Vec;
 
-/// Configuration of the quorum model.
+/// Most node ids an `auto_tie_breaker_node` list holds (corosync: `PROCESSOR_COUNT_MAX`,
+/// 384; a longer list is cut here).
+pub const ATB_NODES_MAX: usize = 16;
+
+/// `quorum.auto_tie_breaker_node`: which partition wins a tie (`parse_atb_string` in
+/// corosync's `exec/votequorum.c`). Its number is `runtime.votequorum.atb_type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TieBreaker {
+    /// `lowest` (the default): the partition with the lowest node id seen when last quorate.
+    #[default]
+    Lowest,
+    /// `highest`: the partition with the highest such node id.
+    Highest,
+    /// A list of node ids, most preferred first (`len` of `ids` used).
+    List {
+        /// The node ids.
+        ids: [u32; ATB_NODES_MAX],
+        /// How many of `ids` are used (1 or more).
+        len: usize,
+    },
+}
+
+impl TieBreaker {
+    /// Parses the key's string as corosync does: `lowest`, `highest`, or node ids separated
+    /// by blanks (read as C's `strtol` would, stopping at the first 0 or non-number).
+    /// `None`: not valid (corosync then disables auto_tie_breaker with a warning).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "lowest" => return Some(Self::Lowest),
+            "highest" => return Some(Self::Highest),
+            _ => {}
+        }
+        let (mut ids, mut len) = ([0u32; ATB_NODES_MAX], 0);
+        for word in text.split_ascii_whitespace() {
+            let Some(id) = word.parse::<u32>().ok().filter(|&id| id != 0) else { break };
+            if len < ATB_NODES_MAX {
+                ids[len] = id;
+                len += 1;
+            }
+        }
+        (len > 0).then_some(Self::List { ids, len })
+    }
+
+    /// `runtime.votequorum.atb_type`: 1 lowest, 2 highest, 3 list (0 is "none").
+    pub fn atb_type(&self) -> u32 {
+        match self {
+            Self::Lowest => 1,
+            Self::Highest => 2,
+            Self::List { .. } => 3,
+        }
+    }
+}
+
+/// Configuration of the quorum model: the `quorum.*` keys (and the local node's) as corosync's
+/// `votequorum_readconfig` reads them. The engine applies corosync's rules to them (see the
+/// [module documentation](self)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QuorumConfig {
     /// The local node id (`totem.nodeid` / the nodelist entry).
     pub nodeid: u32,
-    /// The local node's votes (`quorum_votes`).
+    /// The local node's votes (`quorum.votes`, or its nodelist entry's `quorum_votes`).
     pub votes: u32,
-    /// `quorum.expected_votes`.
+    /// `quorum.expected_votes`; 0: not set (then the sum of the nodelist's votes).
     pub expected_votes: u32,
     /// `quorum.two_node`.
     pub two_node: bool,
-    /// `quorum.wait_for_all`.
-    pub wait_for_all: bool,
-    /// `quorum.last_man_standing` (reported only).
+    /// `quorum.wait_for_all`; `None`: not set (it then follows `two_node`).
+    pub wait_for_all: Option<bool>,
+    /// `quorum.last_man_standing`.
     pub last_man_standing: bool,
-    /// `quorum.auto_tie_breaker` (reported only).
+    /// `quorum.last_man_standing_window`, milliseconds (corosync's default 10000).
+    pub last_man_standing_window: u32,
+    /// `quorum.auto_tie_breaker`.
     pub auto_tie_breaker: bool,
-    /// `quorum.allow_downscale` (reported only).
+    /// `quorum.auto_tie_breaker_node`, parsed ([`TieBreaker::parse`]); `None` when set but
+    /// not valid (auto_tie_breaker is then off).
+    pub auto_tie_breaker_node: Option<TieBreaker>,
+    /// `quorum.allow_downscale` (it switches expected-votes tracking on).
     pub allow_downscale: bool,
+    /// `quorum.expected_votes_tracking`.
+    pub expected_votes_tracking: bool,
     /// Whether a quorum device may register (corosync refuses when its configuration is
     /// incompatible).
     pub qdevice_can_operate: bool,
@@ -97,23 +177,104 @@ pub struct QuorumConfig {
 
 impl Default for QuorumConfig {
     /// The harness's single-node cluster: node 1, one vote, expected 1, ring (1, 5), no
-    /// quorum-device votes configured.
+    /// quorum-device votes configured, corosync's defaults otherwise.
     fn default() -> Self {
         Self {
             nodeid: 1,
             votes: 1,
             expected_votes: 1,
             two_node: false,
-            wait_for_all: false,
+            wait_for_all: None,
             last_man_standing: false,
+            last_man_standing_window: 10_000,
             auto_tie_breaker: false,
+            auto_tie_breaker_node: Some(TieBreaker::Lowest),
             allow_downscale: false,
+            expected_votes_tracking: false,
             qdevice_can_operate: true,
             qdevice_votes: 0,
             ring_id: RingId { nodeid: 1, seq: 5 },
         }
     }
 }
+
+/// What corosync logs while applying a configuration (`votequorum_readconfig`), in its words
+/// (one entry per message, without corosync's line breaks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ConfigNote {
+    /// `two_node` and `auto_tie_breaker` together: two_node is switched off (critical).
+    TwoNodeDropped,
+    /// auto_tie_breaker on an odd node count without wait_for_all: it is switched off
+    /// (critical).
+    AtbDroppedOddNodes,
+    /// `auto_tie_breaker_node` is not `lowest`, `highest` or a list of node ids: ATB is off
+    /// (warning).
+    AtbNodeInvalid,
+    /// `auto_tie_breaker_node` without `auto_tie_breaker` (warning).
+    AtbNodeMeaningless,
+}
+
+impl ConfigNote {
+    /// corosync's log lines for it.
+    pub fn lines(self) -> &'static [&'static str] {
+        match self {
+            Self::TwoNodeDropped => &[
+                "two_node and auto_tie_breaker are both specified but are not compatible.",
+                "two_node has been disabled, please fix your corosync.conf",
+            ],
+            Self::AtbDroppedOddNodes => &[
+                "auto_tie_breaker is set and the cluster has an odd number of nodes.",
+                "wait_for_all needs to be set for this configuration but it is missing",
+                "Therefore auto_tie_breaker has been disabled. Please fix your corosync.conf",
+            ],
+            Self::AtbNodeInvalid => &["auto_tie_breaker_nodes is not valid. It must be 'lowest', 'highest' or a space-separated list of node IDs. auto_tie_breaker is disabled"],
+            Self::AtbNodeMeaningless => &["auto_tie_breaker_node: is meaningless if auto_tie_breaker is set to 0"],
+        }
+    }
+}
+
+impl core::fmt::Display for ConfigNote {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, line) in self.lines().iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(line)?;
+        }
+        Ok(())
+    }
+}
+
+/// A configuration corosync refuses to start with (`votequorum_readconfig`'s errors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Neither a nodelist nor `quorum.expected_votes`.
+    NoExpectedVotes,
+    /// The nodelist has more nodes than the engine's node table holds (`NODES - 1`).
+    TooManyNodes,
+    /// auto_tie_breaker and last_man_standing on an odd node count without wait_for_all.
+    AtbLmsOddNodes,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::NoExpectedVotes => {
+                "configuration error: nodelist or quorum.expected_votes must be configured!"
+            }
+            Self::TooManyNodes => "the nodelist has more nodes than the quorum engine holds",
+            Self::AtbLmsOddNodes => {
+                "configuration error: auto_tie_breaker & last_man_standing not available in odd sized cluster"
+            }
+        })
+    }
+}
+
+impl core::error::Error for ConfigError {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Node {
@@ -132,24 +293,50 @@ struct Qdevice {
     name: Vec<u8, QDEVICE_NAME_MAX_LEN>,
 }
 
+/// The rules in force: the configuration after corosync's checks.
+#[derive(Clone, Copy, Debug, Default)]
+struct Rules {
+    two_node: bool,
+    wait_for_all: bool,
+    wait_for_all_autoset: bool,
+    last_man_standing: bool,
+    /// `None`: off.
+    atb: Option<TieBreaker>,
+    /// As configured at start (a run-time re-read goes back to it).
+    initial_atb: Option<TieBreaker>,
+    ev_tracking: bool,
+}
+
+/// Notifications a step queues, in order (more than this many are not queued).
+const STEP_EVENTS: usize = 8;
+
 /// The quorum state: cloned, changed and committed only when its notifications fit.
 #[derive(Clone, Debug)]
 struct Model<const NODES: usize> {
     cfg: QuorumConfig,
+    rules: Rules,
     /// The local node first.
     nodes: Vec<Node, NODES>,
     quorum: u32,
     quorate: bool,
     wait_for_all_status: bool,
+    /// Whether `runtime.votequorum.wait_for_all_status` exists (set once, never deleted).
+    wait_for_all_key: bool,
+    ev_barrier: u32,
+    ev_tracking_barrier: u32,
+    /// Lowest and highest member id when last quorate (`None`: never quorate yet).
+    lowest_node_id: Option<u32>,
+    highest_node_id: Option<u32>,
+    /// The members of the current and of the previous ring (`quorum_members`).
+    members: Vec<u32, NODES>,
+    previous_members: Vec<u32, NODES>,
+    /// The end of the last-man-standing window, when running.
+    lms_deadline: Option<Instant>,
+    /// The configured nodes and their votes (`nodelist.node.<i>`).
+    nodelist: Vec<(u32, u32), NODES>,
     qdevice: Qdevice,
-}
-
-/// What changed in a step, to notify trackers.
-#[derive(Clone, Copy, Debug, Default)]
-struct Changes {
-    nodelist: bool,
-    expected_votes: bool,
-    quorate: bool,
+    /// Notifications of the step in progress, in order.
+    events: Vec<Kind, STEP_EVENTS>,
 }
 
 impl<const NODES: usize> Model<NODES> {
@@ -165,8 +352,98 @@ impl<const NODES: usize> Model<NODES> {
         self.nodes.iter().filter(|n| n.state == NodeState::MEMBER)
     }
 
+    fn event(&mut self, kind: Kind) {
+        let _ = self.events.push(kind);
+    }
+
+    /// `votequorum_readconfig`: applies `cfg` (the nodelist's votes summed in
+    /// `nodelist_votes`, 0 without a nodelist) with corosync's rules. At run time only
+    /// `two_node`, the expected votes and the votes are re-read. Notes go to `note`.
+    fn readconfig(
+        &mut self,
+        cfg: QuorumConfig,
+        nodelist_votes: u32,
+        runtime: bool,
+        note: &mut impl FnMut(ConfigNote),
+    ) -> Result<(), ConfigError> {
+        if nodelist_votes == 0 && cfg.expected_votes == 0 {
+            return Err(ConfigError::NoExpectedVotes);
+        }
+        let r = &mut self.rules;
+        if runtime {
+            r.atb = r.initial_atb;
+        } else {
+            r.wait_for_all_autoset = cfg.wait_for_all.is_none();
+            r.wait_for_all = cfg.wait_for_all.unwrap_or(false);
+            r.last_man_standing = cfg.last_man_standing;
+            r.atb = None;
+            if cfg.auto_tie_breaker {
+                r.atb = cfg.auto_tie_breaker_node;
+                if r.atb.is_none() {
+                    note(ConfigNote::AtbNodeInvalid);
+                }
+            } else if cfg.auto_tie_breaker_node != Some(TieBreaker::Lowest) {
+                note(ConfigNote::AtbNodeMeaningless);
+            }
+            r.initial_atb = r.atb;
+            r.ev_tracking = cfg.allow_downscale || cfg.expected_votes_tracking;
+        }
+        r.two_node = cfg.two_node;
+        if r.wait_for_all_autoset {
+            r.wait_for_all = r.two_node;
+        }
+        if r.two_node && r.atb.is_some() {
+            note(ConfigNote::TwoNodeDropped);
+            r.two_node = false;
+        }
+        if r.atb.is_some() && nodelist_votes % 2 == 1 && !r.wait_for_all {
+            if r.last_man_standing {
+                return Err(ConfigError::AtbLmsOddNodes);
+            }
+            note(ConfigNote::AtbDroppedOddNodes);
+            r.atb = None;
+        }
+        let mut expected_votes = cfg.expected_votes;
+        if r.ev_tracking {
+            expected_votes = self.ev_tracking_barrier;
+        }
+        let local = &mut self.nodes[0];
+        local.votes = cfg.votes;
+        if nodelist_votes > 0 {
+            local.expected_votes = nodelist_votes;
+        }
+        if expected_votes > 0 {
+            local.expected_votes = expected_votes;
+        }
+        if runtime {
+            // Kept: the rules corosync reads only at start.
+            let first = self.cfg;
+            self.cfg = QuorumConfig { ring_id: first.ring_id, ..cfg };
+        } else {
+            self.cfg = cfg;
+        }
+        self.ev_barrier = self.nodes[0].expected_votes;
+        if self.rules.wait_for_all {
+            if !runtime {
+                self.set_wait_for_all_status(true);
+            }
+        } else if self.rules.wait_for_all_autoset && self.wait_for_all_status {
+            self.set_wait_for_all_status(false);
+        }
+        Ok(())
+    }
+
+    fn set_wait_for_all_status(&mut self, on: bool) {
+        self.wait_for_all_status = on;
+        self.wait_for_all_key = true;
+    }
+
     /// `calculate_quorum`: (new quorum, total votes).
     fn calculate(&self, allow_decrease: bool, max_expected: u32) -> (u32, u32) {
+        let mut max_expected = max_expected;
+        if self.cfg.allow_downscale && allow_decrease && max_expected > 0 {
+            max_expected = max_expected.max(self.ev_barrier);
+        }
         let mut total = self.members().fold(0u32, |a, n| a.saturating_add(n.votes));
         let mut highest = self.members().map(|n| n.expected_votes).max().unwrap_or(0);
         let mut count = self.members().count();
@@ -181,7 +458,7 @@ impl<const NODES: usize> Model<NODES> {
         if !allow_decrease {
             quorum = quorum.max(self.quorum);
         }
-        if self.cfg.two_node && count <= 2 {
+        if self.rules.two_node && count <= 2 {
             quorum = 1;
         }
         (quorum, total)
@@ -191,29 +468,74 @@ impl<const NODES: usize> Model<NODES> {
         &self.nodes[0]
     }
 
-    /// `recalculate_quorum` + `are_we_quorate`.
-    fn recalculate(&mut self, allow_decrease: bool, changes: &mut Changes) {
-        let total =
-            self.members().fold(0u32, |a, n| a.saturating_add(n.votes)).saturating_add(self.qdevice_votes());
+    /// `recalculate_quorum` + `are_we_quorate`; `notify`: queue a QUORUM notification when
+    /// quorate-ness changes (not during a membership change, which always sends one).
+    fn recalculate(&mut self, allow_decrease: bool, by_current_nodes: bool, notify: bool) {
+        let mut total = self.members().fold(0u32, |a, n| a.saturating_add(n.votes));
+        let mut count = self.members().count();
+        if self.qdevice_votes() > 0 {
+            total = total.saturating_add(self.qdevice_votes());
+            count += 1;
+        }
+        let count = if by_current_nodes { u32::try_from(count).unwrap_or(u32::MAX) } else { 0 };
         if total > self.local().expected_votes {
             self.nodes[0].expected_votes = total;
-            changes.expected_votes = true;
+            self.event(Kind::ExpectedVotes);
         }
-        let (quorum, total) = self.calculate(allow_decrease, 0);
+        if self.rules.ev_tracking {
+            self.ev_tracking_barrier = self.ev_tracking_barrier.max(self.local().expected_votes);
+        }
+        let (quorum, total) = self.calculate(allow_decrease, count);
         self.quorum = quorum;
-        if self.cfg.wait_for_all && self.wait_for_all_status {
+        self.set_members_expected(count);
+        self.are_we_quorate(total, notify);
+    }
+
+    fn are_we_quorate(&mut self, total: u32, notify: bool) {
+        if self.rules.wait_for_all && self.wait_for_all_status {
             if total != self.local().expected_votes {
                 return;
             }
-            self.wait_for_all_status = false;
+            self.set_wait_for_all_status(false);
         }
-        let quorate = quorum <= total;
-        if quorate != self.quorate {
-            changes.quorate = true;
+        let mut quorate = self.quorum <= total;
+        if quorate {
+            let lowest = self.members().map(|n| n.nodeid).min();
+            let highest = self.members().map(|n| n.nodeid).max();
+            (self.lowest_node_id, self.highest_node_id) = (lowest, highest);
         }
+        if let Some(atb) = self.rules.atb {
+            let lost = self.previous_members.len().saturating_sub(self.members.len());
+            if total == self.local().expected_votes / 2
+                && u32::try_from(lost).unwrap_or(u32::MAX) < self.quorum
+                && self.tie_breaker_here(atb)
+            {
+                quorate = true;
+            }
+        }
+        let changed = quorate != self.quorate;
         self.quorate = quorate;
-        if self.cfg.wait_for_all {
-            self.wait_for_all_status = !quorate;
+        if self.rules.wait_for_all {
+            self.set_wait_for_all_status(!quorate);
+        }
+        if changed && notify {
+            self.event(Kind::Quorum);
+        }
+    }
+
+    /// `check_auto_tie_breaker`: whether this partition wins a tie.
+    fn tie_breaker_here(&self, atb: TieBreaker) -> bool {
+        let member = |id: Option<u32>| self.members().any(|n| Some(n.nodeid) == id);
+        match atb {
+            TieBreaker::Lowest => member(self.lowest_node_id),
+            TieBreaker::Highest => member(self.highest_node_id),
+            TieBreaker::List { ids, len } => {
+                let ids = &ids[..len];
+                match ids.iter().position(|id| self.members.contains(id)) {
+                    Some(i) => !ids[..i].iter().any(|id| self.previous_members.contains(id)),
+                    None => false,
+                }
+            }
         }
     }
 
@@ -226,15 +548,15 @@ impl<const NODES: usize> Model<NODES> {
     }
 
     fn flags(&self, local: bool) -> InfoFlags {
-        let c = &self.cfg;
+        let r = &self.rules;
         let q = &self.qdevice;
         let bits = [
-            (c.two_node, InfoFlags::TWONODE),
+            (r.two_node, InfoFlags::TWONODE),
             (self.quorate, InfoFlags::QUORATE),
-            (c.wait_for_all, InfoFlags::WAIT_FOR_ALL),
-            (c.last_man_standing, InfoFlags::LAST_MAN_STANDING),
-            (c.auto_tie_breaker, InfoFlags::AUTO_TIE_BREAKER),
-            (c.allow_downscale, InfoFlags::ALLOW_DOWNSCALE),
+            (r.wait_for_all, InfoFlags::WAIT_FOR_ALL),
+            (r.last_man_standing, InfoFlags::LAST_MAN_STANDING),
+            (r.atb.is_some(), InfoFlags::AUTO_TIE_BREAKER),
+            (self.cfg.allow_downscale, InfoFlags::ALLOW_DOWNSCALE),
             (local && q.registered, InfoFlags::QDEVICE_REGISTERED),
             (local && q.alive, InfoFlags::QDEVICE_ALIVE),
             (local && q.cast_vote, InfoFlags::QDEVICE_CAST_VOTE),
@@ -294,28 +616,77 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     QuorumEngine<CONNS, NODES, EVENTS, EVENT_BYTES>
 {
     /// An engine for a cluster of the local node alone (add others with
-    /// [`QuorumEngine::add_node`]). `NODES` must be at least 2 (checked at compile time).
+    /// [`QuorumEngine::add_node`]), without a nodelist: `cfg.expected_votes` 0 counts as 1.
+    /// `NODES` must be at least 2 (checked at compile time). [`QuorumEngine::configure`]
+    /// also takes the nodelist and reports corosync's notes and errors.
     pub fn new(cfg: QuorumConfig) -> Self {
+        let cfg = QuorumConfig { expected_votes: cfg.expected_votes.max(1), ..cfg };
+        let (engine, _) = Self::build(cfg, &[], &mut |_| {});
+        engine
+    }
+
+    /// An engine for `cfg` and the cluster's nodelist (`(nodeid, votes)`; empty: none), as
+    /// corosync's votequorum starts (`votequorum_exec_init_fn`, `votequorum_readconfig`):
+    /// the local node's votes come from its entry, the expected votes from the sum of the
+    /// votes unless `cfg.expected_votes` is set. The local node starts alone (corosync's
+    /// first membership), in ring `cfg.ring_id`; [`QuorumEngine::set_membership`] brings the
+    /// others in (with their nodelist votes). corosync's configuration messages go to `note`
+    /// (the listener prints them).
+    ///
+    /// # Errors
+    /// [`ConfigError`]: corosync would not start with this configuration, or the nodelist
+    /// is longer than the node table (`NODES - 1`): [`ConfigError::TooManyNodes`].
+    pub fn configure(
+        cfg: QuorumConfig,
+        nodelist: &[(u32, u32)],
+        note: &mut impl FnMut(ConfigNote),
+    ) -> Result<Self, ConfigError> {
+        if nodelist.len() >= NODES {
+            return Err(ConfigError::TooManyNodes);
+        }
+        let (engine, result) = Self::build(cfg, nodelist, note);
+        result.map(|()| engine)
+    }
+
+    fn build(
+        cfg: QuorumConfig,
+        nodelist: &[(u32, u32)],
+        note: &mut impl FnMut(ConfigNote),
+    ) -> (Self, Result<(), ConfigError>) {
         const { assert!(NODES >= 2, "NODES must hold the local node and the quorum device") };
+        let votes = nodelist.iter().find(|n| n.0 == cfg.nodeid).map_or(cfg.votes, |n| n.1);
+        let cfg = QuorumConfig { votes, ..cfg };
         let mut nodes = Vec::new();
-        let local = Node {
-            nodeid: cfg.nodeid,
-            votes: cfg.votes,
-            expected_votes: cfg.expected_votes,
-            state: NodeState::MEMBER,
-        };
+        let local =
+            Node { nodeid: cfg.nodeid, votes, expected_votes: cfg.expected_votes, state: NodeState::MEMBER };
         // Cannot fail: `NODES >= 2` is checked at compile time above.
         let _ = nodes.push(local);
         let mut model = Model {
             cfg,
+            rules: Rules::default(),
             nodes,
             quorum: 0,
             quorate: false,
-            wait_for_all_status: cfg.wait_for_all,
+            wait_for_all_status: false,
+            wait_for_all_key: false,
+            ev_barrier: 0,
+            ev_tracking_barrier: 0,
+            lowest_node_id: None,
+            highest_node_id: None,
+            members: Vec::new(),
+            previous_members: Vec::new(),
+            lms_deadline: None,
+            nodelist: Vec::new(),
             qdevice: Qdevice::default(),
+            events: Vec::new(),
         };
-        model.recalculate(true, &mut Changes::default());
-        Self { model, conns: Sessions::new(), outbox: Outbox::new() }
+        let nodelist_votes = nodelist.iter().fold(0u32, |a, n| a.saturating_add(n.1));
+        let result = model.readconfig(cfg, nodelist_votes, false, note);
+        model.nodelist = nodelist.iter().copied().take(NODES - 1).collect();
+        model.members = model.member_ids();
+        model.recalculate(false, false, false);
+        model.events.clear();
+        (Self { model, conns: Sessions::new(), outbox: Outbox::new() }, result)
     }
 
     /// Adds (or updates) another node of the cluster and recomputes quorum without notifying
@@ -330,7 +701,9 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         } else {
             self.model.nodes.push(node).map_err(|_| CsError::NoMemory)?;
         }
-        self.model.recalculate(true, &mut Changes::default());
+        self.model.members = self.model.member_ids();
+        self.model.recalculate(true, false, false);
+        self.model.events.clear();
         Ok(())
     }
 
@@ -373,91 +746,203 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         self.model.qdevice.registered.then_some(&self.model.qdevice.name[..])
     }
 
-    /// Sets the membership of the local node's partition, as corosync's totem/sync layer hands
-    /// it to votequorum (`votequorum_sync_init` / `quorum_callback` in `exec/votequorum.c`):
-    /// `members` are the node ids in the partition (the local node is always a member, listed or
-    /// not; order and duplicates do not matter), every other known node becomes dead. A node not
-    /// known yet joins with one vote and the local node's expected votes. `ring_id` becomes the
-    /// current ring id; `now` (the adapter's clock) starts the last-man-standing window.
+    /// Sets the membership of the local node's partition, as corosync's sync layer hands it
+    /// to votequorum (`votequorum_sync_init`, `_sync_process`, `_sync_activate` in
+    /// `exec/votequorum.c`): `members` are the node ids in the partition (the local node is
+    /// always a member, listed or not; duplicates do not matter), every other known node
+    /// becomes dead. A node not known yet joins with its nodelist votes (1 if not listed). `ring_id` becomes the current
+    /// ring id; `now` (the adapter's clock) starts the last-man-standing window when corosync
+    /// would (see [`QuorumEngine::poll_timeout`]).
     ///
-    /// Trackers get a NODELIST notification (the new ring id and members), then EXPECTEDVOTES
-    /// if the expected votes changed and QUORUM if quorate-ness changed, each with its
-    /// tracking context.
+    /// The math is corosync's: quorum never decreases on a loss (only last_man_standing's
+    /// timer or a new expected-votes value lower it), wait_for_all holds quorum back until
+    /// all expected votes have been seen once, auto_tie_breaker lets the partition holding
+    /// the tie-breaker node keep quorum in an even split. Other nodes are assumed to hold the
+    /// local node's view (expected votes, flags): corosync learns theirs from their messages.
+    ///
+    /// Trackers get a NODELIST notification (new ring id and members), an EXPECTEDVOTES one
+    /// if the expected votes rose, and always a QUORUM one, each with its tracking context.
     ///
     /// # Errors
     ///
     /// [`ServerError::OutboxFull`]: the notifications do not fit now; nothing changed, drain
     /// [`QuorumEngine::poll_notification`] and call again. [`ServerError::TooManyNodes`]: more
-    /// nodes than the table holds (`NODES - 1`); nothing changed.
+    /// nodes than the table holds (`NODES - 1`); nothing changed. If the notifications could
+    /// never fit the outbox, the membership changes without them.
     pub fn set_membership(
         &mut self,
         members: &[u32],
         ring_id: RingId,
         now: Instant,
     ) -> Result<(), ServerError> {
-        let _ = now;
         let mut next = self.model.clone();
         let local_id = next.local().nodeid;
-        for n in next.nodes.iter_mut() {
-            let member = n.nodeid == local_id || members.contains(&n.nodeid);
-            n.state = if member { NodeState::MEMBER } else { NodeState::DEAD };
+        let listed = |id: u32| id == local_id || members.contains(&id);
+        // sync_init: the nodes that left are dead.
+        let left = next.members.iter().any(|&id| !listed(id));
+        for n in next.nodes.iter_mut().filter(|n| !listed(n.nodeid)) {
+            n.state = NodeState::DEAD;
         }
-        let expected_votes = next.local().expected_votes;
-        for &nodeid in members {
-            if next.nodes.iter().any(|n| n.nodeid == nodeid) {
-                continue;
+        let mut ids: Vec<u32, NODES> = Vec::new();
+        for id in core::iter::once(local_id).chain(members.iter().copied()) {
+            if !ids.contains(&id) {
+                ids.push(id).map_err(|_| ServerError::TooManyNodes)?;
             }
-            if next.nodes.len() + 1 >= NODES {
-                return Err(ServerError::TooManyNodes);
-            }
-            let node = Node { nodeid, votes: 1, expected_votes, state: NodeState::MEMBER };
-            next.nodes.push(node).map_err(|_| ServerError::TooManyNodes)?;
         }
+        ids.sort_unstable();
+        let count = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        if next.rules.last_man_standing {
+            let low_here = next.members().any(|n| Some(n.nodeid) == next.lowest_node_id);
+            if (count >= next.quorum && left)
+                || (count <= next.quorum && next.rules.atb.is_some() && low_here)
+            {
+                let window = Duration::from_millis(u64::from(next.cfg.last_man_standing_window));
+                next.lms_deadline = Some(now.saturating_add(window));
+            }
+        }
+        next.previous_members = core::mem::replace(&mut next.members, ids.clone());
         next.cfg.ring_id = ring_id;
-        let mut changes = Changes { nodelist: true, ..Changes::default() };
-        next.recalculate(true, &mut changes);
-        match self.commit(next.clone(), changes)? {
-            Ok(()) => Ok(()),
-            // The notifications could never fit the outbox: the cluster changed regardless.
-            Err(_) => {
-                self.model = next;
-                Ok(())
+        // sync_process: the NODELIST notification, then every member's node information.
+        next.event(Kind::NodeList);
+        let expected_votes = next.local().expected_votes;
+        for &id in &ids {
+            match next.nodes.iter_mut().find(|n| n.nodeid == id) {
+                Some(n) if n.nodeid == local_id => {}
+                Some(n) => {
+                    n.state = NodeState::MEMBER;
+                    n.expected_votes = expected_votes;
+                }
+                None => {
+                    if next.nodes.len() + 1 >= NODES {
+                        return Err(ServerError::TooManyNodes);
+                    }
+                    let votes = next.nodelist.iter().find(|n| n.0 == id).map_or(1, |n| n.1);
+                    let node = Node { nodeid: id, votes, expected_votes, state: NodeState::MEMBER };
+                    next.nodes.push(node).map_err(|_| ServerError::TooManyNodes)?;
+                }
             }
         }
+        next.recalculate(false, false, false);
+        // sync_activate: recalculate, then always a QUORUM notification.
+        next.recalculate(false, false, false);
+        next.event(Kind::Quorum);
+        self.commit_anyway(next)
     }
 
-    /// When [`QuorumEngine::handle_timeout`] wants to be called next (the end of the
+    /// Commits `next` with its notifications; if they could never fit, without them.
+    fn commit_anyway(&mut self, next: Model<NODES>) -> Result<(), ServerError> {
+        let mut quiet = next.clone();
+        if self.commit(next)?.is_err() {
+            quiet.events.clear();
+            self.model = quiet;
+        }
+        Ok(())
+    }
+
+    /// When [`QuorumEngine::handle_timeout`] wants to be called (the end of the
     /// last-man-standing window), or `None`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.model.lms_deadline
     }
 
-    /// Applies what is due at `now` (corosync's last-man-standing timer,
-    /// `lms_timer_fn` in `exec/votequorum.c`), queueing the trackers' notifications.
+    /// Applies what is due at `now`: at the end of the last-man-standing window
+    /// (`votequorum_last_man_standing_timer_fn`), a quorate partition recomputes quorum from
+    /// its current members, lowering the expected votes to their number; trackers get the
+    /// EXPECTEDVOTES / QUORUM notifications corosync's would.
     ///
     /// # Errors
     ///
     /// [`ServerError::OutboxFull`]: the notifications do not fit now; nothing changed, drain
     /// and call again.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ServerError> {
-        let _ = now;
-        Ok(())
+        if self.model.lms_deadline.is_none_or(|d| d > now) {
+            return Ok(());
+        }
+        let mut next = self.model.clone();
+        next.lms_deadline = None;
+        if next.quorate {
+            next.recalculate(true, true, true);
+        }
+        self.commit_anyway(next)
+    }
+
+    /// Re-reads the configuration at run time, as corosync does when a `quorum.` or
+    /// `nodelist.` key changes (`votequorum_refresh_config`): `two_node`, the expected votes
+    /// (from `cfg.expected_votes` or the nodelist) and the local node's votes take effect;
+    /// wait_for_all, last_man_standing, auto_tie_breaker and allow_downscale keep their
+    /// start-up values, as in corosync. Trackers get the notifications corosync's would. A
+    /// configuration corosync refuses is ignored, as corosync does at run time ("will
+    /// continue with current runtime data").
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::OutboxFull`]: drain and call again; nothing changed.
+    pub fn reconfigure(
+        &mut self,
+        cfg: QuorumConfig,
+        nodelist: &[(u32, u32)],
+        note: &mut impl FnMut(ConfigNote),
+    ) -> Result<(), ServerError> {
+        let mut next = self.model.clone();
+        let (old_votes, old_expected) = (next.local().votes, next.local().expected_votes);
+        let nodeid = next.local().nodeid;
+        let votes = nodelist.iter().find(|n| n.0 == nodeid).map_or(cfg.votes, |n| n.1);
+        let cfg = QuorumConfig { nodeid, votes, ..cfg };
+        let nodelist_votes = nodelist.iter().fold(0u32, |a, n| a.saturating_add(n.1));
+        if next.readconfig(cfg, nodelist_votes, true, note).is_err() {
+            return Ok(());
+        }
+        // Our own node information, then the reconfigure messages.
+        next.recalculate(false, false, true);
+        if next.local().votes != old_votes {
+            next.recalculate(true, false, true);
+        }
+        let expected = next.local().expected_votes;
+        if expected != old_expected {
+            next.set_members_expected(expected);
+            next.event(Kind::ExpectedVotes);
+            next.ev_barrier = expected;
+            next.recalculate(true, false, true);
+        }
+        self.commit_anyway(next)
+    }
+
+    /// `quorum.cancel_wait_for_all` set to 1 (corosync resets the key to 0): stops waiting
+    /// for all nodes and recomputes quorum (`VOTEQUORUM_RECONFIG_PARAM_CANCEL_WFA`).
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::OutboxFull`]: drain and call again; nothing changed.
+    pub fn cancel_wait_for_all(&mut self) -> Result<(), ServerError> {
+        let mut next = self.model.clone();
+        next.set_wait_for_all_status(false);
+        next.recalculate(false, false, true);
+        self.commit_anyway(next)
     }
 
     /// The `runtime.votequorum.*` CMAP keys corosync's votequorum keeps for this state (full
-    /// key names), for the adapter to mirror into CMAP after every change.
+    /// key names, in key order), for the adapter to mirror into CMAP after every change:
+    /// `atb_type` (u32, with auto_tie_breaker configured), `ev_barrier` (u32),
+    /// `ev_tracking_barrier` (u32, with allow_downscale or expected_votes_tracking),
+    /// `highest_node_id` and `lowest_node_id` (u32, once quorate), `this_node_id` (u32),
+    /// `two_node` (u8), `wait_for_all_status` (u8, with wait_for_all).
     pub fn runtime_keys(&self) -> impl Iterator<Item = (&'static str, Value<'static>)> + '_ {
         let m = &self.model;
-        let ids = || m.nodes.iter().map(|n| n.nodeid);
+        let atb = m.rules.atb.map_or(0, |a| a.atb_type());
         [
-            ("runtime.votequorum.ev_barrier", Some(Value::UInt32(m.local().expected_votes))),
-            ("runtime.votequorum.highest_node_id", Some(Value::UInt32(ids().max().unwrap_or(0)))),
-            ("runtime.votequorum.lowest_node_id", Some(Value::UInt32(ids().min().unwrap_or(0)))),
+            ("runtime.votequorum.atb_type", m.cfg.auto_tie_breaker.then_some(Value::UInt32(atb))),
+            ("runtime.votequorum.ev_barrier", Some(Value::UInt32(m.ev_barrier))),
+            (
+                "runtime.votequorum.ev_tracking_barrier",
+                m.rules.ev_tracking.then_some(Value::UInt32(m.ev_tracking_barrier)),
+            ),
+            ("runtime.votequorum.highest_node_id", m.highest_node_id.map(Value::UInt32)),
+            ("runtime.votequorum.lowest_node_id", m.lowest_node_id.map(Value::UInt32)),
             ("runtime.votequorum.this_node_id", Some(Value::UInt32(m.local().nodeid))),
-            ("runtime.votequorum.two_node", Some(Value::UInt8(m.cfg.two_node.into()))),
+            ("runtime.votequorum.two_node", Some(Value::UInt8(m.rules.two_node.into()))),
             (
                 "runtime.votequorum.wait_for_all_status",
-                m.cfg.wait_for_all.then_some(Value::UInt8(m.wait_for_all_status.into())),
+                m.wait_for_all_key.then_some(Value::UInt8(m.wait_for_all_status.into())),
             ),
         ]
         .into_iter()
@@ -561,9 +1046,10 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         }
         let mut next = self.model.clone();
         next.set_members_expected(expected);
-        let mut changes = Changes { expected_votes: true, ..Changes::default() };
-        next.recalculate(true, &mut changes);
-        self.commit(next, changes)
+        next.event(Kind::ExpectedVotes);
+        next.ev_barrier = expected;
+        next.recalculate(true, false, true);
+        self.commit(next)
     }
 
     fn set_votes(&mut self, nodeid: u32, votes: u32) -> Result<Result<(), CsError>, ServerError> {
@@ -579,9 +1065,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         if newquorum < total / 2 || newquorum > total {
             return Ok(Err(CsError::InvalidParam));
         }
-        let mut changes = Changes::default();
-        next.recalculate(true, &mut changes);
-        self.commit(next, changes)
+        next.recalculate(true, false, true);
+        self.commit(next)
     }
 
     fn track_start(
@@ -630,9 +1115,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             return Ok(Err(CsError::Exist));
         }
         next.qdevice.registered = true;
-        let mut changes = Changes::default();
-        next.recalculate(false, &mut changes);
-        self.commit(next, changes)
+        next.recalculate(false, false, true);
+        self.commit(next)
     }
 
     /// The common shape of UNREGISTER, UPDATE, POLL and MASTER_WINS.
@@ -656,24 +1140,14 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         if let Err(e) = apply(&mut next) {
             return Ok(Err(e));
         }
-        let mut changes = Changes::default();
-        next.recalculate(false, &mut changes);
-        self.commit(next, changes)
+        next.recalculate(false, false, true);
+        self.commit(next)
     }
 
-    /// Queues the trackers' notifications for `changes` and commits `next`, or changes nothing.
-    fn commit(&mut self, next: Model<NODES>, changes: Changes) -> Result<Result<(), CsError>, ServerError> {
+    /// Queues the trackers' notifications of `next`'s step and commits it, or changes nothing.
+    fn commit(&mut self, mut next: Model<NODES>) -> Result<Result<(), CsError>, ServerError> {
+        let kinds = core::mem::take(&mut next.events);
         let previous = core::mem::replace(&mut self.model, next);
-        let mut kinds: Vec<Kind, 3> = Vec::new();
-        if changes.nodelist {
-            let _ = kinds.push(Kind::NodeList);
-        }
-        if changes.expected_votes {
-            let _ = kinds.push(Kind::ExpectedVotes);
-        }
-        if changes.quorate {
-            let _ = kinds.push(Kind::Quorum);
-        }
         let trackers = self.conns.iter().filter(|(_, t)| t.is_some()).count();
         let per_tracker: usize = kinds.iter().map(|k| self.frame_len(*k)).sum();
         let fits = match self.outbox.reserve(trackers * kinds.len(), trackers * per_tracker) {

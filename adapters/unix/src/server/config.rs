@@ -20,14 +20,8 @@
 //!   after the blanks that follow the type (it may contain spaces; it may be empty).
 //! - Every entry becomes a key of the default CMAP map (configuration keys may be read-only
 //!   for clients, as in corosync).
-//! - These keys also set the quorum model (any integer type): `totem.nodeid` (the local node
-//!   id), `quorum.votes` (the local node's votes), `quorum.expected_votes`,
-//!   `quorum.two_node`, `quorum.wait_for_all`, `quorum.last_man_standing`,
-//!   `quorum.auto_tie_breaker`, `quorum.allow_downscale` (0 or not 0), and
-//!   `quorum.device.votes`.
-//! - corosync's node list keys `nodelist.node.<i>.nodeid` (and optionally
-//!   `nodelist.node.<i>.quorum_votes`, default 1) add the other nodes of the cluster to the
-//!   quorum model, as members; the entry with the local node id sets the local votes.
+//! - The `quorum.*`, `totem.nodeid` and `nodelist.node.<i>.*` keys also configure the quorum
+//!   model, as corosync reads them ([`super::sync::quorum_setup`]).
 //!
 //! Unlike `corosync-cmapctl -p`, whose `str` value is a single word, a `str` value here is
 //! the rest of the line, and there are no `^key` deletions.
@@ -36,7 +30,6 @@ use core::fmt;
 use std::path::Path;
 
 use corowire::cmap::ValueType;
-use corowire::server::votequorum::QuorumConfig;
 
 use corowire::value::OwnedValue;
 
@@ -125,52 +118,6 @@ pub fn load_keys(path: &Path) -> Result<Vec<(String, OwnedValue)>, ConfigError> 
     parse_keys(&text)
 }
 
-/// The integer value of a configured key, if it is an integer.
-fn integer(value: &OwnedValue) -> Option<u64> {
-    value.as_value().as_i64().and_then(|v| u64::try_from(v).ok())
-}
-
-/// Applies the quorum settings among `keys` (see the [module documentation](self)) to `cfg`.
-pub fn apply_quorum_keys(keys: &[(String, OwnedValue)], cfg: &mut QuorumConfig) {
-    for (key, value) in keys {
-        let Some(n) = integer(value) else { continue };
-        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
-        match key.as_str() {
-            "totem.nodeid" => cfg.nodeid = n32,
-            "quorum.votes" => cfg.votes = n32,
-            "quorum.expected_votes" => cfg.expected_votes = n32,
-            "quorum.two_node" => cfg.two_node = n != 0,
-            "quorum.wait_for_all" => cfg.wait_for_all = n != 0,
-            "quorum.last_man_standing" => cfg.last_man_standing = n != 0,
-            "quorum.auto_tie_breaker" => cfg.auto_tie_breaker = n != 0,
-            "quorum.allow_downscale" => cfg.allow_downscale = n != 0,
-            "quorum.device.votes" => cfg.qdevice_votes = n32,
-            _ => {}
-        }
-    }
-}
-
-/// The nodes of corosync's node list among `keys` (`nodelist.node.<i>.nodeid`, with
-/// `nodelist.node.<i>.quorum_votes`, default 1), in key order: `(nodeid, votes)`.
-pub fn nodelist(keys: &[(String, OwnedValue)]) -> Vec<(u32, u32)> {
-    let field = |index: &str, name: &str| {
-        let key = format!("nodelist.node.{index}.{name}");
-        keys.iter().rev().find(|(k, _)| *k == key).and_then(|(_, v)| integer(v))
-    };
-    let mut nodes: Vec<(u32, u32)> = Vec::new();
-    for (key, _) in keys {
-        let Some(index) = key.strip_prefix("nodelist.node.").and_then(|k| k.strip_suffix(".nodeid")) else {
-            continue;
-        };
-        let Some(nodeid) = field(index, "nodeid").and_then(|n| u32::try_from(n).ok()) else { continue };
-        let votes = field(index, "quorum_votes").map_or(1, |v| u32::try_from(v).unwrap_or(u32::MAX));
-        if !nodes.iter().any(|&(n, _)| n == nodeid) {
-            nodes.push((nodeid, votes));
-        }
-    }
-    nodes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,19 +148,6 @@ mod tests {
                 ("quorum.two_node".into(), OwnedValue::UInt8(1)),
             ]
         );
-        let mut cfg = QuorumConfig::default();
-        apply_quorum_keys(&keys, &mut cfg);
-        assert_eq!((cfg.expected_votes, cfg.two_node), (3, true));
-    }
-
-    #[test]
-    fn node_list_keys_name_the_nodes() {
-        let keys = parse_keys(
-            "nodelist.node.0.nodeid u32 1\nnodelist.node.0.ring0_addr str 10.0.0.1\n\
-             nodelist.node.1.nodeid u32 7\nnodelist.node.1.quorum_votes u32 3\nnodelist.node.2.name str x\n",
-        )
-        .unwrap();
-        assert_eq!(nodelist(&keys), vec![(1, 1), (7, 3)]);
     }
 
     #[test]

@@ -40,16 +40,14 @@ use corowire::value::OwnedValue;
 use corowire::votequorum::{NodeState, RingId};
 use nix::poll::PollFlags;
 
-use super::{drain, Server, ServerStartError, MAX_NODES};
+use super::{drain, Server, ServerStartError, CMAP_SERVICE, MAX_NODES};
 
 /// The longest command line.
 const MAX_LINE: usize = 4096;
 /// Replies a peer may leave unread before it is dropped.
 const MAX_OUTPUT: usize = 1 << 20;
 
-/// Indices of the services in `Engines::all`.
-const CMAP: usize = 0;
-const VOTEQUORUM: usize = 1;
+/// The index of libquorum in `Engines::all`.
 const QUORUM: usize = 2;
 
 /// The votequorum state of another up node of the simulation (for `show`): nobody connects,
@@ -70,8 +68,6 @@ pub(super) struct Sim {
     ips: BTreeMap<u32, String>,
     socket: Option<ControlSocket>,
     peers: Vec<Peer>,
-    /// The origin of the engines' clock.
-    origin: std::time::Instant,
 }
 
 #[derive(Debug)]
@@ -123,23 +119,21 @@ impl Sim {
             ips,
             socket,
             peers: Vec::new(),
-            origin: std::time::Instant::now(),
         })
     }
 
     /// Sets the quorum configuration the other nodes' votequorum states are built from:
     /// the local node's, and the votes of each node (others have 1).
-    pub(super) fn set_quorum_model(&mut self, quorum: QuorumConfig, votes: Vec<(u32, u32)>) {
+    pub(super) fn set_quorum_model(&mut self, quorum: QuorumConfig, votes: Vec<(u32, u32)>, now: Instant) {
         self.quorum = quorum;
         self.votes = votes;
         self.shadows.clear();
-        self.refresh_shadows();
+        self.refresh_shadows(now);
     }
 
     /// Gives every other up node's votequorum state its partition's members when they
     /// changed; forgets the down nodes' states.
-    fn refresh_shadows(&mut self) {
-        let now = self.now();
+    fn refresh_shadows(&mut self, now: Instant) {
         let local = self.cluster.local();
         let up: Vec<_> = self.cluster.nodes().iter().filter(|n| n.up && n.nodeid != local).copied().collect();
         self.shadows.retain(|id, _| up.iter().any(|n| n.nodeid == *id));
@@ -186,11 +180,6 @@ impl Sim {
     /// The initial members and ring id, for the votequorum engine.
     pub(super) fn initial_view(&self) -> (&[u32], RingId) {
         (self.cluster.members(), self.cluster.ring_id())
-    }
-
-    /// The engines' clock now.
-    pub(super) fn now(&self) -> Instant {
-        Instant::from_nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// The descriptors to poll and what for: the listener, then each peer.
@@ -329,7 +318,7 @@ impl Server {
         if let Some(change) = &outcome.membership {
             self.apply_membership(sim, change);
         }
-        sim.refresh_shadows();
+        sim.refresh_shadows(self.sync.now());
         let mut out = String::new();
         if outcome.local_qdevice.is_some() {
             out.push_str(
@@ -347,8 +336,12 @@ impl Server {
 
     /// Gives a new local view to the engines and queues every notification it causes.
     fn apply_membership(&mut self, sim: &Sim, change: &Change<MAX_NODES>) {
-        let now = sim.now();
-        self.retry(VOTEQUORUM, |s| s.engines.quorum.set_membership(&change.members, change.ring_id, now));
+        let now = self.sync.now();
+        let Self { engines, sessions, note, .. } = self;
+        // Also mirrors the runtime.votequorum keys into CMAP.
+        super::sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
+            e.quorum.set_membership(&change.members, change.ring_id, now)
+        });
         let mut view = ClusterView::default();
         self.engines.all().iter().for_each(|e| e.publish(&mut view));
         self.retry(QUORUM, |s| s.engines.quorum_lib.notify(&view));
@@ -359,7 +352,7 @@ impl Server {
             let ip = sim.ips.get(&nodeid).map_or("", String::as_str);
             for (suffix, value) in member_keys(node, joined, ip) {
                 let key = format!("runtime.members.{nodeid}.{suffix}");
-                self.retry(CMAP, |s| match s.engines.cmap.update(key.as_bytes(), value) {
+                self.retry(CMAP_SERVICE, |s| match s.engines.cmap.update(key.as_bytes(), value) {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => {
                         s.log_sim(format_args!("key {key}: {e}"));
@@ -369,7 +362,7 @@ impl Server {
                 });
             }
         }
-        for service in [CMAP, VOTEQUORUM, QUORUM] {
+        for service in [CMAP_SERVICE, QUORUM] {
             self.drain_service(service);
         }
     }

@@ -107,6 +107,7 @@
 pub mod config;
 mod control;
 mod session;
+pub mod sync;
 
 use core::fmt;
 use core::hash::BuildHasher;
@@ -204,7 +205,8 @@ pub struct ServerConfig {
     /// Keys of the default CMAP map, set at start (see [`config`] for a file format).
     pub initial: Vec<(String, OwnedValue)>,
     /// The quorum model. [`Server::bind`] also applies the quorum keys and the node list of
-    /// `initial` ([`config::apply_quorum_keys`], [`config::nodelist`]).
+    /// `initial` ([`sync::quorum_setup`]); every node of that list is up unless
+    /// [`ServerConfig::up`] says otherwise.
     pub quorum: QuorumConfig,
     /// Other nodes of the quorum model: `(nodeid, votes, state)`.
     pub nodes: Vec<(u32, u32, NodeState)>,
@@ -467,6 +469,8 @@ pub struct Server {
     accept_backoff: Option<Instant>,
     /// The simulated cluster and its control socket (taken out while a command runs).
     sim: Option<control::Sim>,
+    /// CMAP <-> votequorum.
+    sync: sync::QuorumSync,
     /// Scratch buffers: the request being served, its reply, a notification.
     frame: Vec<u8>,
     reply: Vec<u8>,
@@ -484,12 +488,21 @@ impl fmt::Debug for Server {
 
 /// Builds both engines on a thread with a large stack: they are over a megabyte of inline,
 /// fixed-capacity tables, which a debug build moves through the stack on the way to the heap.
-fn new_engines(quorum: QuorumConfig) -> (Box<Cmap>, Box<Quorum>) {
+/// The quorum engine is configured as corosync's votequorum ([`Quorum::configure`]); its
+/// configuration messages go to standard error when `verbose`.
+fn new_engines(
+    quorum: QuorumConfig,
+    nodelist: &[(u32, u32)],
+    verbose: bool,
+) -> Result<(Box<Cmap>, Box<Quorum>), ServerStartError> {
     let seed = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    let nodes = nodelist.to_vec();
     let build = move || {
-        (Box::new(Cmap::new(BTreeStore::new(), BTreeStore::new(), seed)), Box::new(Quorum::new(quorum)))
+        let cmap = Box::new(Cmap::new(BTreeStore::new(), BTreeStore::new(), seed));
+        let quorum = Quorum::configure(quorum, &nodes, &mut |note| sync::report(verbose, note));
+        quorum.map(|q| (cmap, Box::new(q))).map_err(|e| ServerStartError::Config(e.to_string()))
     };
-    match std::thread::Builder::new().stack_size(64 << 20).spawn(build) {
+    match std::thread::Builder::new().stack_size(64 << 20).spawn(build.clone()) {
         Ok(handle) => match handle.join() {
             Ok(engines) => engines,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -502,16 +515,16 @@ fn new_engines(quorum: QuorumConfig) -> (Box<Cmap>, Box<Quorum>) {
 impl Server {
     /// Creates the engines from `cfg` and listens on the services' libqb names: the padded
     /// abstract names, or `/tmp/<name>` when `/etc/libqb/force-filesystem-sockets` exists.
-    /// With votequorum served, the CMAP key `runtime.votequorum.this_node_id` is set to the
-    /// local node id (as corosync's votequorum does) unless `initial` sets it.
+    /// With votequorum served, the `runtime.votequorum.*` keys are set as corosync's
+    /// votequorum sets them ([`Quorum::runtime_keys`]) unless `initial` sets them, and kept
+    /// up to date ([`sync`]).
     ///
     /// # Errors
     /// [`ServerStartError::Listen`] (e.g. the name is taken: another server or corosync runs
     /// in this network namespace); [`ServerStartError::Config`] for a key the engine refuses.
     pub fn bind(cfg: ServerConfig) -> Result<Self, ServerStartError> {
-        let mut quorum_cfg = cfg.quorum;
-        config::apply_quorum_keys(&cfg.initial, &mut quorum_cfg);
-        let nodelist = config::nodelist(&cfg.initial);
+        let (mut quorum_cfg, nodelist) = sync::quorum_setup(sync::owned_keys(&cfg.initial), cfg.quorum);
+        // The local node: --nodeid, else the configured one if listed, else the lowest.
         quorum_cfg.nodeid = match (cfg.nodeid, nodelist.iter().map(|n| n.0).min()) {
             (Some(nodeid), _) => nodeid,
             (None, Some(lowest)) if !nodelist.iter().any(|n| n.0 == quorum_cfg.nodeid) => lowest,
@@ -534,27 +547,21 @@ impl Server {
             cfg.control.as_deref(),
         )?;
         let votes = nodelist.iter().copied().chain(cfg.nodes.iter().map(|n| (n.0, n.1))).collect();
-        sim.set_quorum_model(quorum_cfg, votes);
-        let mut nodes = cfg.nodes.clone();
-        for (nodeid, votes) in nodelist {
-            if nodeid == quorum_cfg.nodeid {
-                quorum_cfg.votes = votes;
-            } else if !nodes.iter().any(|n| n.0 == nodeid) {
-                nodes.push((nodeid, votes, NodeState::MEMBER));
-            }
-        }
-        let (mut cmap, mut quorum) = new_engines(quorum_cfg);
+        sim.set_quorum_model(quorum_cfg, votes, corowire::time::Instant::from_millis(0));
+        let verbose = cfg.verbose;
+        let (mut cmap, mut quorum) = new_engines(quorum_cfg, &nodelist, verbose)?;
         for (key, value) in &cfg.initial {
             cmap.set_initial(key.as_bytes(), value.as_value())
                 .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
         }
-        // votequorum publishes the local node id; corosync-quorumtool reads it.
-        let this_node = "runtime.votequorum.this_node_id";
-        if cfg.votequorum_name.is_some() && !cfg.initial.iter().any(|(k, _)| k == this_node) {
-            cmap.set_initial(this_node.as_bytes(), Value::UInt32(quorum_cfg.nodeid))
-                .map_err(|e| ServerStartError::Config(format!("key {this_node}: {e}")))?;
+        // The simulated cluster's initial view (by default every node of the nodelist is up).
+        let (members, ring_id) = sim.initial_view();
+        if members.len() > 1 {
+            quorum
+                .set_membership(members, ring_id, corowire::time::Instant::from_millis(0))
+                .map_err(|e| ServerStartError::Config(format!("initial membership: {e}")))?;
         }
-        for &(nodeid, votes, state) in &nodes {
+        for &(nodeid, votes, state) in &cfg.nodes {
             quorum
                 .add_node(nodeid, votes, state)
                 .map_err(|e| ServerStartError::Config(format!("node {nodeid}: {e}")))?;
@@ -563,10 +570,16 @@ impl Server {
             cmap.set_initial(key.as_bytes(), value.as_value())
                 .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
         }
-        let (members, ring_id) = sim.initial_view();
-        quorum
-            .set_membership(members, ring_id, sim.now())
-            .map_err(|e| ServerStartError::Config(format!("initial membership: {e}")))?;
+        // votequorum publishes its runtime keys (corosync-quorumtool reads this_node_id),
+        // except those `initial` sets.
+        if cfg.votequorum_name.is_some() {
+            for (key, value) in quorum.runtime_keys() {
+                if !cfg.initial.iter().any(|(k, _)| k == key) {
+                    cmap.set_initial(key.as_bytes(), value)
+                        .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
+                }
+            }
+        }
         let provider = cfg.initial.iter().any(|(k, _)| k == "quorum.provider");
         let quorum_lib = Box::new(QuorumLib::new(provider));
         let mut cfg_engine = Box::new(Cfg::new(quorum_cfg.nodeid));
@@ -575,6 +588,7 @@ impl Server {
                 .add_addr(nodeid, addr)
                 .map_err(|e| ServerStartError::Config(format!("address {addr} of node {nodeid}: {e}")))?;
         }
+        let sync = sync::QuorumSync::new(&cmap, verbose);
         let engines = Engines { cmap, quorum, quorum_lib, cfg: cfg_engine };
         let mut listeners = Vec::new();
         for (service, name) in cfg.names().into_iter().enumerate() {
@@ -602,6 +616,7 @@ impl Server {
             limits: cfg.limits,
             accept_backoff: None,
             sim: Some(sim),
+            sync,
             frame: Vec::new(),
             reply: Vec::new(),
             note: Vec::new(),
@@ -683,7 +698,19 @@ impl Server {
             (true, t) => Some(t.map_or(RETRY, |t| t.min(RETRY))),
             (false, t) => t,
         };
+        let due = self.sync.until_timeout(&self.engines.quorum);
+        let wait = match (wait, due) {
+            (Some(w), Some(d)) => Some(w.min(d)),
+            (w, d) => w.or(d),
+        };
         let (listening, ready, control) = self.wait(wait)?;
+        if self.engines.quorum.poll_timeout().is_some_and(|at| at <= self.sync.now()) {
+            let Self { engines, sessions, note, sync, .. } = self;
+            let now = sync.now();
+            sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
+                e.quorum.handle_timeout(now)
+            });
+        }
         for i in listening {
             self.accept(i);
         }
@@ -1067,6 +1094,13 @@ impl Server {
             }
         };
         drain(engines, service, sessions, note, self.limits.queued_event_bytes);
+        let cmap_changed = service == CMAP_SERVICE;
+        sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |engines| {
+            if cmap_changed {
+                self.sync.after_cmap_change(&mut engines.cmap, &mut engines.quorum)?;
+            }
+            Ok(())
+        });
         if let Some(s) = sessions.get_mut(&id) {
             match outcome {
                 Ok(n) => s.send_reply(&reply[..n]),
@@ -1139,6 +1173,30 @@ fn node_addrs(keys: &[(String, OwnedValue)]) -> Vec<(u32, IpAddr)> {
         out.extend(links.map(|a| (nodeid, a)));
     }
     out
+}
+
+/// The index of CMAP in [`Engines::all`].
+const CMAP_SERVICE: usize = 0;
+
+/// Runs `step` (a change to the engines), mirrors votequorum's runtime keys into CMAP and
+/// delivers every engine's notifications; a full outbox is drained and the whole retried
+/// once. A step that still fails is given up (the engines changed nothing).
+fn sync_quorum(
+    engines: &mut Engines,
+    sessions: &mut BTreeMap<u32, Session>,
+    buf: &mut Vec<u8>,
+    bound: usize,
+    mut step: impl FnMut(&mut Engines) -> Result<(), ServerError>,
+) {
+    for _ in 0..2 {
+        let done = step(engines).and_then(|()| sync::mirror(&mut engines.cmap, &engines.quorum));
+        for service in 0..SERVICES {
+            drain(engines, service, sessions, buf, bound);
+        }
+        if done.is_ok() {
+            return;
+        }
+    }
 }
 
 /// Moves every queued notification of engine `service` to the connection it is for (which
