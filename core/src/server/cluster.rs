@@ -695,6 +695,33 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 512, ..Default::default() })]
+
+        /// Any line, even of vqsim's words with odd numbers, is applied or refused, never a
+        /// panic; a refusal changes nothing; the local node stays up and in its own view.
+        #[test]
+        fn any_line_is_applied_or_refused(
+            lines in proptest::collection::vec("(up|down|split|move|join|qdevice on|qdevice off|show|x)( [0-9:,]{0,8}){0,3}", 1..12)
+        ) {
+            let mut c = cluster(&[1, 2]);
+            for line in &lines {
+                let before = c.clone();
+                match Command::parse(line).and_then(|cmd| c.apply(&cmd)) {
+                    Ok(_) => {}
+                    Err(e) => {
+                        proptest::prop_assert_eq!(&c, &before);
+                        let mut text = heapless::String::<256>::new();
+                        let written = fmt::write(&mut text, format_args!("{}", e)).is_ok();
+                        proptest::prop_assert!(written && !text.is_empty());
+                    }
+                }
+                proptest::prop_assert!(c.members().contains(&1));
+                proptest::prop_assert!(c.ring_id().seq >= before.ring_id().seq);
+            }
+        }
+    }
+
     #[test]
     fn member_keys_follow_corosync() {
         let mut node = SimNode { nodeid: 3, up: true, partition: 0, qdevice: false, join_count: 1, seq: 0 };
