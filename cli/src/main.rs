@@ -4,9 +4,10 @@
 //! corowire cmap   [corosync-cmapctl options] [--json]
 //! corowire quorum [corosync-quorumtool options] [--json]
 //! corowire demo  [--builtin | --corosync]
-//! corowire serve [--corosync-conf FILE [--nodeid N]] [--config FILE]...
-//!                [--name-prefix PREFIX | --standard-names] [--socket]
+//! corowire serve [--corosync-conf FILE] [--config FILE]... [--nodeid N] [--up N[,N..]]
+//!                [--control PATH] [--name-prefix PREFIX | --standard-names] [--socket]
 //!                [--verbose]
+//! corowire sim --control PATH CMD [ARGS...]
 //! corowire gateway --listen unix:PATH|tcp:ADDR:PORT|serial:DEVICE [policy and limit options]
 //! corowire exporter [--listen ADDR] [--allow-remote] [--timeout SECS] [--once [--openmetrics]]
 //! corowire --help | --version
@@ -17,7 +18,8 @@
 //! `quorumtool.rs` for the documented differences). `--json` switches the read commands to a
 //! machine-readable output (see `json.rs`). `demo` exercises the cmap and votequorum clients
 //! against corosync, or against the built-in server when no corosync runs (`demo.rs`); `serve`
-//! runs the built-in server as a foreground daemon (`serve.rs`). `COROWIRE_NAME_PREFIX=P`
+//! runs the built-in server as a foreground daemon (`serve.rs`), and `sim` changes the
+//! cluster it simulates (`sim.rs`). `COROWIRE_NAME_PREFIX=P`
 //! points every client at a server under the names `P-cmap`, `P-votequorum` (the names
 //! `corowire serve --name-prefix P` serves); `corowire --help` lists every command, option
 //! and environment variable.
@@ -32,6 +34,7 @@ mod loadfile;
 mod out;
 mod quorumtool;
 mod serve;
+mod sim;
 mod time;
 mod timeout;
 
@@ -79,13 +82,11 @@ commands:
   demo [--builtin | --corosync]
         a tour of the cmap and votequorum clients: against corosync when one answers,
         else (or with --builtin) against the built-in server; --corosync fails without one
-  serve [--corosync-conf FILE [--nodeid N]] [--config FILE]...
+  serve [--corosync-conf FILE] [--config FILE]... [--nodeid N] [--up N[,N..]] [--control PATH]
         [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
         run the built-in cmap/votequorum/quorum/cfg server until SIGINT or SIGTERM; without
         --corosync-conf or --config it looks like a one-node corosync on loopback (node1, 127.0.0.1)
           --corosync-conf FILE  present the keys corosync presents for corosync.conf FILE
-          --nodeid N            with --corosync-conf: be node N of its nodelist (default:
-                                the node whose address is local, else the lowest id)
           --config FILE         add the CMAP keys of FILE (`key type value` lines)
           --name-prefix PREFIX  serve as PREFIX-cmap, PREFIX-votequorum, PREFIX-quorum and
                                 PREFIX-cfg (default: $COROWIRE_NAME_PREFIX, else corosync's names)
@@ -93,6 +94,14 @@ commands:
                                 the default); fails at once if a daemon holds them
           --socket              offer libqb's socket transport instead of shared memory
           --verbose             log connections and faults to standard error
+          --nodeid N            the node of the node list whose view is served (default:
+                                with --corosync-conf the one whose address is local)
+          --up N[,N..]          the nodes up at start (default: all of the node list)
+          --control PATH        take `corowire sim` commands on a Unix socket at PATH
+  sim --control PATH CMD [ARGS...]
+        change the simulated cluster of `corowire serve --control PATH` with corosync-vqsim's
+        commands: up N[,N..], down N[,N..], split P:N[,N..]..., join P P..., qdevice on|off
+        N[,N..], show; exits 0 once every client's notifications are queued
   gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE [options]
         relay stream-framed clients (corowire-embedded) to the local cmap and votequorum
         services (`corowire gateway --help` for details)
@@ -141,7 +150,7 @@ environment:
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let Some(command) = args.next() else {
-        eprintln!("corowire: a command is missing (cmap, quorum, demo, serve or help)");
+        eprintln!("corowire: a command is missing (cmap, quorum, demo, serve, sim or help)");
         eprint!("{USAGE}");
         return ExitCode::from(1);
     };
@@ -151,6 +160,7 @@ fn main() -> ExitCode {
         Some("quorum") => quorumtool::run(rest),
         Some("demo") => demo::run(&rest),
         Some("serve") => serve::run(&rest),
+        Some("sim") => sim::run(&rest),
         Some("gateway") => gateway::run(&rest),
         Some("exporter") => corowire_exporter::cli::run("corowire exporter", rest),
         Some("help" | "-h" | "--help") => {

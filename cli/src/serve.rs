@@ -1,8 +1,8 @@
 //! `corowire serve`: the built-in CMAP and votequorum server as a foreground daemon.
 //!
 //! ```text
-//! corowire serve [--corosync-conf FILE [--nodeid N]] [--config FILE]...
-//!                [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
+//! corowire serve [--corosync-conf FILE] [--config FILE]... [--nodeid N] [--up N[,N..]]
+//!                [--control PATH] [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
 //! ```
 //!
 //! By default it serves corosync's own names (`cmap`, `votequorum`, `quorum`, `cfg`), so that
@@ -28,7 +28,7 @@
 //! user who runs it (`uidgid.uid.<uid>` and `uidgid.gid.<gid>`), as corosync allows root, and
 //! sets `runtime.votequorum.this_node_id` as corosync does, so that `corowire quorum` works.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use corowire::value::OwnedValue;
@@ -38,15 +38,14 @@ use corowire_unix::NAME_PREFIX_ENV;
 use crate::out;
 
 const USAGE: &str = "\
-usage: corowire serve [--corosync-conf FILE [--nodeid N]] [--config FILE]...
-                      [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
+usage: corowire serve [--corosync-conf FILE] [--config FILE]... [--nodeid N] [--up N[,N..]]
+                      [--control PATH] [--name-prefix PREFIX | --standard-names] [--socket]
+                      [--verbose]
 
 Runs the built-in CMAP and votequorum server in the foreground until SIGINT or SIGTERM.
-Without --config it looks like a one-node corosync on loopback (node1, 127.0.0.1).
+Without --corosync-conf or --config it looks like a one-node corosync on loopback (node1, 127.0.0.1).
 
   --corosync-conf FILE  read corosync.conf FILE and present the keys corosync presents for it
-  --nodeid N            with --corosync-conf: be node N of its nodelist (default: the node
-                        whose address is local, else the lowest node id)
   --config FILE         add the CMAP keys of FILE (one `key type value` per line)
   --name-prefix PREFIX  serve as PREFIX-cmap, PREFIX-votequorum, PREFIX-quorum and PREFIX-cfg
                         (default: $COROWIRE_NAME_PREFIX if set, else corosync's own names)
@@ -56,6 +55,12 @@ Without --config it looks like a one-node corosync on loopback (node1, 127.0.0.1
   --socket              offer libqb's socket transport instead of shared memory (as corosync
                         with `qb_ipc_type: socket`)
   --verbose             log connections and faults to standard error
+  --nodeid N            the node of the node list whose view is served (default: with
+                        --corosync-conf the node whose address is local, as corosync picks it;
+                        else totem.nodeid if listed; else the lowest node id)
+  --up N[,N..]          the nodes of the node list up at start (default: all)
+  --control PATH        take simulated-cluster commands (`corowire sim --control PATH ...`)
+                        on a Unix socket at PATH (mode 0600, removed on exit)
 ";
 
 /// The longest name prefix (libqb's socket names are at most 107 bytes).
@@ -65,12 +70,14 @@ const MAX_PREFIX: usize = 80;
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Args {
     corosync_conf: Option<PathBuf>,
-    nodeid: Option<u32>,
     configs: Vec<PathBuf>,
     prefix: Option<String>,
     standard: bool,
     socket: bool,
     verbose: bool,
+    nodeid: Option<u32>,
+    up: Option<Vec<u32>>,
+    control: Option<PathBuf>,
 }
 
 fn parse(args: &[OsString]) -> Result<Args, String> {
@@ -90,11 +97,6 @@ fn parse(args: &[OsString]) -> Result<Args, String> {
         match flag {
             "--config" | "-c" => parsed.configs.push(PathBuf::from(value("--config")?)),
             "--corosync-conf" => parsed.corosync_conf = Some(PathBuf::from(value("--corosync-conf")?)),
-            "--nodeid" => {
-                let id = value("--nodeid")?;
-                let id = id.to_str().and_then(|t| t.parse().ok());
-                parsed.nodeid = Some(id.ok_or("--nodeid: want a node id (an unsigned 32-bit number)")?);
-            }
             "--name-prefix" => {
                 let prefix = value("--name-prefix")?;
                 let prefix = prefix.to_str().ok_or("--name-prefix: not valid UTF-8")?;
@@ -103,16 +105,26 @@ fn parse(args: &[OsString]) -> Result<Args, String> {
             "--standard-names" if inline.is_none() => parsed.standard = true,
             "--socket" if inline.is_none() => parsed.socket = true,
             "--verbose" | "-v" if inline.is_none() => parsed.verbose = true,
+            "--nodeid" => parsed.nodeid = Some(node_id(&value("--nodeid")?)?),
+            "--up" => {
+                let list = value("--up")?;
+                let ids = list.to_str().unwrap_or("").split(',').map(|n| node_id(OsStr::new(n)));
+                parsed.up = Some(ids.collect::<Result<_, _>>()?);
+            }
+            "--control" => parsed.control = Some(PathBuf::from(value("--control")?)),
             _ => return Err(format!("unknown option {text:?}")),
         }
     }
     if parsed.standard && parsed.prefix.is_some() {
         return Err("--name-prefix and --standard-names exclude each other".into());
     }
-    if parsed.nodeid.is_some() && parsed.corosync_conf.is_none() {
-        return Err("--nodeid needs --corosync-conf".into());
-    }
     Ok(parsed)
+}
+
+/// A node id of `--nodeid` or `--up`: a decimal `u32`.
+fn node_id(text: &OsStr) -> Result<u32, String> {
+    let text = text.to_str().unwrap_or("");
+    text.parse().map_err(|_| format!("{text:?} is not a node id (a decimal number)"))
 }
 
 /// `prefix` if it makes valid libqb names; `what` names its source in the error.
@@ -279,6 +291,10 @@ fn serve(args: &Args) -> Result<(), String> {
     if args.configs.is_empty() && args.corosync_conf.is_none() {
         cfg.initial = one_node_keys();
     }
+    // `--corosync-conf` chose the node whose address is local, unless `--nodeid` says.
+    cfg.nodeid = args.nodeid.or(cfg.nodeid);
+    cfg.up.clone_from(&args.up);
+    cfg.control.clone_from(&args.control);
     allow_own_user(&mut cfg);
     for path in &args.configs {
         cfg.load_file(path).map_err(|e| format!("config {}: {e}", path.display()))?;
@@ -318,7 +334,6 @@ mod tests {
         assert_eq!((a.corosync_conf.as_ref(), a.nodeid), (None, None));
         let c = parse(&args(&["--corosync-conf", "c.conf", "--nodeid=3"])).unwrap();
         assert_eq!((c.corosync_conf, c.nodeid), (Some(PathBuf::from("c.conf")), Some(3)));
-        assert!(parse(&args(&["--nodeid", "3"])).is_err());
         assert!(parse(&args(&["--corosync-conf", "c.conf", "--nodeid", "x"])).is_err());
         assert_eq!(a.configs, [PathBuf::from("a.conf"), PathBuf::from("b.conf")]);
         assert_eq!(a.prefix.as_deref(), Some("x"));
@@ -329,6 +344,13 @@ mod tests {
         assert!(parse(&args(&["--name-prefix", "a/b"])).is_err());
         assert!(parse(&args(&["--name-prefix"])).is_err());
         assert!(parse(&args(&["--bogus"])).is_err());
+        let sim = parse(&args(&["--nodeid", "2", "--up=1,2", "--control", "/tmp/c"])).unwrap();
+        assert_eq!(
+            (sim.nodeid, sim.up, sim.control),
+            (Some(2), Some(vec![1, 2]), Some(PathBuf::from("/tmp/c")))
+        );
+        assert!(parse(&args(&["--up", "1,x"])).is_err());
+        assert!(parse(&args(&["--nodeid", "-1"])).is_err());
     }
 
     #[test]

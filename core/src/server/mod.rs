@@ -11,6 +11,11 @@
 //! - [`quorum::QuorumLibEngine`] (libquorum) and [`cfg::CfgEngine`] (libcfg's node identity):
 //!   what `corosync-quorumtool` needs besides CMAP and votequorum.
 //!
+//! Beside the engines, [`cluster::Cluster`] models every node of a simulated cluster
+//! (corosync-vqsim's commands) and computes the local node's membership changes, which an
+//! adapter hands to the votequorum engine (`set_membership`), the libquorum engine
+//! ([`quorum::QuorumLibEngine::notify`]) and CMAP ([`cluster::member_keys`]).
+//!
 //! # Services that read each other: the cluster view
 //!
 //! In corosync, libquorum's service answers from the state votequorum keeps. The engines do
@@ -63,6 +68,7 @@
 //! the shared store, as in corosync.
 
 pub mod cfg;
+pub mod cluster;
 pub mod cmap;
 pub mod quorum;
 pub mod store;

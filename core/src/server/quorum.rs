@@ -48,8 +48,10 @@
 //! # Not reproduced
 //!
 //! - MODEL_GETTYPE (id 4) and the model-v1 notifications: treated as an unknown request.
-//! - Change notifications: trackers are recorded, but a later change of the votequorum model
-//!   does not notify them (corosync sends a notification on every membership or quorum change).
+//! - Change notifications are sent when the adapter calls [`QuorumLibEngine::notify`] (the
+//!   listener does after each membership change of its simulated cluster); a quorum change a
+//!   request causes (e.g. votequorum's SETEXPECTED) does not notify libquorum trackers
+//!   (corosync sends a notification on every membership or quorum change).
 
 use super::outbox::Outbox;
 use super::session::{handle_request_method, notification_methods, tracking_connection_methods, Sessions};
@@ -95,6 +97,36 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
 
     notification_methods!();
 
+    /// Takes a new cluster state and queues it for every tracking connection (corosync's
+    /// `exec/vsf_quorum.c` sends on every quorum callback: each membership change, and each
+    /// change of quorate-ness). Call it after the votequorum engine changed (e.g. its
+    /// `set_membership`), with the view all engines publish.
+    ///
+    /// # Errors
+    /// [`ServerError::OutboxFull`]: nothing changed; drain the outbox and call again.
+    /// [`ServerError::BufferTooSmall`]: the notifications could not fit even into an empty
+    /// outbox (`EVENTS` frames, `EVENT_BYTES` bytes; `required` is their size); the view is
+    /// taken but nobody is notified.
+    pub fn notify(&mut self, view: &ClusterView) -> Result<(), ServerError> {
+        let note = notification_of(view);
+        let len = note.encoded_len();
+        let trackers = self.conns.iter().filter(|(_, tracking)| **tracking).count();
+        let fits = self.outbox.reserve(trackers, trackers.saturating_mul(len))?;
+        self.view.clone_from(view);
+        if !fits {
+            return Err(ServerError::BufferTooSmall {
+                required: trackers.saturating_mul(len),
+                available: EVENT_BYTES,
+            });
+        }
+        let ids: heapless::Vec<ConnId, CONNS> =
+            self.conns.iter().filter(|(_, tracking)| **tracking).map(|(id, _)| id).collect();
+        for id in ids {
+            self.outbox.push(id, len, |buf| note.encode(buf))?;
+        }
+        Ok(())
+    }
+
     handle_request_method! {
         /// Handles one request frame from `conn` against the last observed [`ClusterView`] and
         /// writes the reply into `out` (at least [`super::MIN_REPLY_LEN`] bytes); returns the
@@ -118,11 +150,7 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize>
 
     fn track_start(&mut self, ci: usize, flags: TrackFlags) -> Result<Result<(), CsError>, ServerError> {
         if flags.contains(TrackFlags::CURRENT) || flags.contains(TrackFlags::CHANGES) {
-            let note = Notification {
-                quorate: self.view.quorate,
-                ring_seq: self.view.ring_id.seq,
-                members: NodeIds::from_slice(&self.view.members),
-            };
+            let note = notification_of(&self.view);
             let len = note.encoded_len();
             if !self.outbox.reserve(1, len)? {
                 return Ok(Err(CsError::NoResources));
@@ -156,6 +184,15 @@ impl<const CONNS: usize, const EVENTS: usize, const EVENT_BYTES: usize> Engine
     }
 }
 
+/// The libquorum notification of `view`.
+fn notification_of(view: &ClusterView) -> Notification<'_> {
+    Notification {
+        quorate: view.quorate,
+        ring_seq: view.ring_id.seq,
+        members: NodeIds::from_slice(&view.members),
+    }
+}
+
 /// The reply shape of `kind` with a zero body (for an error reply).
 fn empty_body(kind: RequestKind) -> Response {
     match kind {
@@ -163,5 +200,36 @@ fn empty_body(kind: RequestKind) -> Response {
         RequestKind::TrackStart => Response::TrackStart,
         RequestKind::TrackStop => Response::TrackStop,
         RequestKind::GetType => Response::GetType { quorum_type: 0 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::votequorum::RingId;
+
+    #[test]
+    fn notify_reaches_only_trackers_and_waits_for_room() {
+        let mut engine: QuorumLibEngine<4, 2, 4096> = QuorumLibEngine::new(true);
+        let (mut req, mut out, mut note) = ([0u8; 64], [0u8; 320], [0u8; 64]);
+        for conn in [ConnId(1), ConnId(2)] {
+            engine.connect(conn).unwrap();
+        }
+        let n = Request::TrackStart { flags: TrackFlags::CHANGES_ONLY }.encode(&mut req).unwrap();
+        engine.handle_request(ConnId(2), &req[..n], &mut out).unwrap();
+        let mut view =
+            ClusterView { quorate: true, ring_id: RingId { nodeid: 1, seq: 12 }, ..Default::default() };
+        view.members.extend_from_slice(&[1, 2]).unwrap();
+        engine.notify(&view).unwrap();
+        engine.notify(&view).unwrap();
+        // The outbox holds two frames: a third waits until it is drained.
+        assert_eq!(engine.notify(&view), Err(ServerError::OutboxFull));
+        let (conn, len) = engine.poll_notification(&mut note).unwrap().unwrap();
+        assert_eq!(conn, ConnId(2));
+        let got = Notification::decode(&note[..len]).unwrap();
+        assert_eq!((got.quorate, got.ring_seq, got.members.get(1)), (true, 12, Some(2)));
+        let n = Request::GetQuorate.encode(&mut req).unwrap();
+        let m = engine.handle_request(ConnId(1), &req[..n], &mut out).unwrap();
+        assert_eq!(Reply::decode(&out[..m]).unwrap().body, Response::GetQuorate { quorate: true });
     }
 }

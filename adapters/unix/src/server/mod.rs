@@ -62,6 +62,18 @@
 //!   connection, `ref_count` of the three rings is set to 0, the six files (or the control
 //!   file) are unlinked and the directory removed. Other clients are not affected.
 //!
+//! - **Simulated cluster**: every node of the node list is modelled
+//!   (`corowire::server::cluster`), with [`ServerConfig::up`] up at start, and the server
+//!   shows the view of [`ServerConfig::nodeid`]'s node: `runtime.members.<id>.*` keys, the
+//!   votequorum members and ring id. With [`ServerConfig::control`] a Unix stream socket
+//!   (mode 0600; peers of another uid than the server's, by `SO_PEERCRED`, are closed
+//!   unanswered; removed on drop) takes corosync-vqsim's commands, one per line (`up`,
+//!   `down`, `split`/`move`, `join`, `qdevice`, `show`), and answers each with its output
+//!   lines and a status line, `ok` or `error: <why>`. A change of the local node's partition
+//!   reaches votequorum (`set_membership`: its trackers' notifications), libquorum trackers
+//!   (the new view) and the `runtime.members` keys (with their CMAP track events) before the
+//!   status line is written (`corowire sim` is its client).
+//!
 //! # Differences from corosync
 //!
 //! Only the CMAP, votequorum, libquorum (`quorum`) and libcfg (`cfg`) services exist, and of
@@ -94,6 +106,7 @@
 //!   its `SIGBUS` handler installed on the first connection.
 
 pub mod config;
+mod control;
 pub mod corosync_conf;
 mod session;
 pub mod sync;
@@ -195,7 +208,8 @@ pub struct ServerConfig {
     /// Keys of the default CMAP map, set at start (see [`config`] for a file format).
     pub initial: Vec<(String, OwnedValue)>,
     /// The quorum model. [`Server::bind`] also applies the quorum keys and the node list of
-    /// `initial` ([`sync::quorum_setup`]); every node of that list is up.
+    /// `initial` ([`sync::quorum_setup`]); every node of that list is up unless
+    /// [`ServerConfig::up`] says otherwise.
     pub quorum: QuorumConfig,
     /// Other nodes of the quorum model: `(nodeid, votes, state)`.
     pub nodes: Vec<(u32, u32, NodeState)>,
@@ -205,6 +219,16 @@ pub struct ServerConfig {
     pub transport: IpcType,
     /// What one client identity and all clients together may hold.
     pub limits: Limits,
+    /// The local node of the simulated cluster (`corowire serve --nodeid`), overriding the
+    /// quorum keys' `totem.nodeid`; `None`: that node, or the lowest node id of the node
+    /// list when the node list does not have it.
+    pub nodeid: Option<u32>,
+    /// The nodes of the node list up at start (`--up`); `None`: all. The local node is
+    /// always up.
+    pub up: Option<Vec<u32>>,
+    /// Where to listen for simulated-cluster commands (`--control`; a Unix stream socket,
+    /// mode 0600, removed on drop; see `corowire sim`); `None`: no control socket.
+    pub control: Option<PathBuf>,
 }
 
 /// Bounds on what clients may hold, so that no client (nor one user's clients) can lock
@@ -328,6 +352,9 @@ impl Default for ServerConfig {
             verbose: false,
             transport: IpcType::Shm,
             limits: Limits::default(),
+            nodeid: None,
+            up: None,
+            control: None,
         }
     }
 }
@@ -389,6 +416,7 @@ impl ServerConfig {
         };
         if let Some(id) = pos.and_then(|p| conf.nodeid_at(p)) {
             self.quorum.nodeid = id;
+            self.nodeid = Some(id);
         }
         let keys = conf.presented_keys(pos);
         if !keys.iter().any(|(k, _)| k == "quorum.provider") {
@@ -473,9 +501,9 @@ impl Engines {
     }
 }
 
-/// What `poll` found: listeners that can accept, and connections with the events of their
-/// setup socket and of their request datagram socket (socket transport).
-type Readiness = (Vec<usize>, Vec<(u32, PollFlags, PollFlags)>);
+/// What `poll` found: listeners that can accept, connections with the events of their
+/// setup socket and of their request datagram socket (socket transport), and what the simulated cluster's descriptors saw.
+type Readiness = (Vec<usize>, Vec<(u32, PollFlags, PollFlags)>, Vec<PollFlags>);
 
 /// A listening setup socket.
 #[derive(Debug)]
@@ -513,6 +541,8 @@ pub struct Server {
     accept_backoff: Option<Instant>,
     /// Ring bytes each non-root user may still set up now ([`Limits::setup_rate_per_uid`]).
     setup_rate: SetupRate,
+    /// The simulated cluster and its control socket (taken out while a command runs).
+    sim: Option<control::Sim>,
     /// CMAP <-> votequorum.
     sync: sync::QuorumSync,
     /// Scratch buffers: the request being served, its reply, a notification.
@@ -567,25 +597,52 @@ impl Server {
     /// [`ServerStartError::Listen`] (e.g. the name is taken: another server or corosync runs
     /// in this network namespace); [`ServerStartError::Config`] for a key the engine refuses.
     pub fn bind(cfg: ServerConfig) -> Result<Self, ServerStartError> {
-        let (quorum_cfg, nodelist) = sync::quorum_setup(sync::owned_keys(&cfg.initial), cfg.quorum);
+        let (mut quorum_cfg, nodelist) = sync::quorum_setup(sync::owned_keys(&cfg.initial), cfg.quorum);
+        // The local node: --nodeid, else the configured one if listed, else the lowest.
+        quorum_cfg.nodeid = match (cfg.nodeid, nodelist.iter().map(|n| n.0).min()) {
+            (Some(nodeid), _) => nodeid,
+            (None, Some(lowest)) if !nodelist.iter().any(|n| n.0 == quorum_cfg.nodeid) => lowest,
+            (None, _) => quorum_cfg.nodeid,
+        };
+        let addrs = node_addrs(&cfg.initial);
+        // The simulated cluster: the node list and the configured nodes; by default those
+        // of the node list and the configured members are up.
+        let ids = nodelist.iter().map(|n| n.0).chain(cfg.nodes.iter().map(|n| n.0));
+        let sim_nodes: Vec<(u32, Vec<String>)> = ids
+            .map(|id| (id, addrs.iter().filter(|a| a.0 == id).map(|a| a.1.to_string()).collect()))
+            .collect();
+        let configured_up = cfg.nodes.iter().filter(|n| n.2 == NodeState::MEMBER).map(|n| n.0);
+        let default_up: Vec<u32> = nodelist.iter().map(|n| n.0).chain(configured_up).collect();
+        let mut sim = control::Sim::new(
+            quorum_cfg.nodeid,
+            &sim_nodes,
+            cfg.up.as_deref().unwrap_or(&default_up),
+            quorum_cfg.ring_id.seq,
+            cfg.control.as_deref(),
+        )?;
+        let votes = nodelist.iter().copied().chain(cfg.nodes.iter().map(|n| (n.0, n.1))).collect();
+        sim.set_quorum_model(quorum_cfg, votes, corowire::time::Instant::from_millis(0));
         let verbose = cfg.verbose;
         let (mut cmap, mut quorum) = new_engines(quorum_cfg, &nodelist, verbose)?;
         for (key, value) in &cfg.initial {
             cmap.set_initial(key.as_bytes(), value.as_value())
                 .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
         }
-        // Every node of the nodelist is up.
-        if nodelist.len() > 1 {
-            let ids: Vec<u32> = nodelist.iter().map(|n| n.0).collect();
-            let now = corowire::time::Instant::from_millis(0);
+        // The simulated cluster's initial view (by default every node of the nodelist is up).
+        let (members, ring_id) = sim.initial_view();
+        if members.len() > 1 {
             quorum
-                .set_membership(&ids, quorum_cfg.ring_id, now)
-                .map_err(|e| ServerStartError::Config(format!("nodelist: {e}")))?;
+                .set_membership(members, ring_id, corowire::time::Instant::from_millis(0))
+                .map_err(|e| ServerStartError::Config(format!("initial membership: {e}")))?;
         }
         for &(nodeid, votes, state) in &cfg.nodes {
             quorum
                 .add_node(nodeid, votes, state)
                 .map_err(|e| ServerStartError::Config(format!("node {nodeid}: {e}")))?;
+        }
+        for (key, value) in sim.initial_keys() {
+            cmap.set_initial(key.as_bytes(), value.as_value())
+                .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
         }
         // votequorum publishes its runtime keys (corosync-quorumtool reads this_node_id),
         // except those `initial` sets.
@@ -632,6 +689,7 @@ impl Server {
             limits: cfg.limits,
             accept_backoff: None,
             setup_rate: SetupRate::default(),
+            sim: Some(sim),
             sync,
             frame: Vec::new(),
             reply: Vec::new(),
@@ -735,7 +793,7 @@ impl Server {
             (Some(w), Some(d)) => Some(w.min(d)),
             (w, d) => w.or(d),
         };
-        let (listening, ready) = self.wait(wait)?;
+        let (listening, ready, control) = self.wait(wait)?;
         if self.engines.quorum.poll_timeout().is_some_and(|at| at <= self.sync.now()) {
             let Self { engines, sessions, note, sync, .. } = self;
             let now = sync.now();
@@ -747,6 +805,7 @@ impl Server {
         for i in listening {
             self.accept(i);
         }
+        self.control_ready(&control);
         for (id, revents, data) in ready {
             self.on_ready(id, revents, data);
         }
@@ -794,6 +853,8 @@ impl Server {
             });
             ids.push((id, setup_at, data_at));
         }
+        let control_at = fds.len();
+        fds.extend(self.sim.iter().flat_map(control::Sim::poll_fds).map(|(fd, ev)| PollFd::new(fd, ev)));
         let timeout =
             timeout.map_or(PollTimeout::NONE, |t| PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX));
         match poll(&mut fds, timeout) {
@@ -809,7 +870,8 @@ impl Server {
                 (id, revents(&fds[setup]), data.map_or(PollFlags::empty(), |i| revents(&fds[i])))
             })
             .filter(|(_, setup, data)| !setup.is_empty() || !data.is_empty());
-        Ok((listening, ready.collect()))
+        let control = fds[control_at..].iter().map(revents).collect();
+        Ok((listening, ready.collect(), control))
     }
 
     fn log(&self, id: u32, what: fmt::Arguments<'_>) {

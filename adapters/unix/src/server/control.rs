@@ -1,0 +1,453 @@
+//! The simulated cluster's I/O: the model (`corowire::server::cluster`) applied to the
+//! engines, and its control socket (`corowire serve --control PATH`, driven by `corowire sim`).
+//!
+//! # The model
+//!
+//! [`Server::bind`] builds a cluster of every node of the node list (or of the local node
+//! alone), with [`ServerConfig::up`] up (default: all) in partition 0. Its local node is the
+//! one whose view the server shows. The initial view is given to the votequorum engine
+//! (`set_membership`) and to CMAP as the `runtime.members.<id>.*` keys corosync keeps
+//! (`config_version`, `ip` as `r(0) ip(ADDR) ` per link, `join_count`, `status`).
+//!
+//! After each command that changes the local node's partition, before the command's reply:
+//! the votequorum engine takes the new members and ring id (its trackers get their
+//! notifications), every libquorum tracker gets the new view, and the `runtime.members` keys
+//! of the nodes that joined or left change with their CMAP track events. All of them are
+//! queued to the clients' event channels before the reply is written.
+//!
+//! # The control socket
+//!
+//! A Unix stream socket at the path given, mode 0600, removed when the server is dropped. A
+//! peer whose uid (`SO_PEERCRED`) is not the server's is closed at once. A peer sends
+//! commands, one per line (corosync-vqsim's: `up`, `down`, `split`/`move`, `join`,
+//! `qdevice`, `show`; see `corowire::server::cluster`), at most 4096 bytes each; for each the
+//! server writes the command's output lines (only `show` has some) and then one status line:
+//! `ok`, or `error: ` and what was wrong. The peer may close after its last reply.
+
+use core::fmt::Write as _;
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use corowire::server::cluster::{member_keys, Change, Cluster, Command, CommandError};
+use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+use corowire::server::{ClusterView, ServerError};
+use corowire::time::Instant;
+use corowire::value::OwnedValue;
+use corowire::votequorum::{NodeState, RingId};
+use nix::poll::PollFlags;
+
+use super::{drain, Server, ServerStartError, CMAP_SERVICE, MAX_NODES};
+
+/// The longest command line.
+const MAX_LINE: usize = 4096;
+/// Replies a peer may leave unread before it is dropped.
+const MAX_OUTPUT: usize = 1 << 20;
+
+/// The index of libquorum in `Engines::all`.
+const QUORUM: usize = 2;
+
+/// The votequorum state of another up node of the simulation (for `show`): nobody connects,
+/// so it has no room for connections or notifications.
+type Shadow = QuorumEngine<1, MAX_NODES, 1, 64>;
+
+/// The simulated cluster and its control socket.
+#[derive(Debug)]
+pub(super) struct Sim {
+    cluster: Cluster<MAX_NODES>,
+    /// The local node's quorum configuration, and every node's votes, for the shadows.
+    quorum: QuorumConfig,
+    votes: Vec<(u32, u32)>,
+    /// The votequorum state of each other up node, as its own corosync would have it (a
+    /// node that comes up starts afresh).
+    shadows: BTreeMap<u32, Box<Shadow>>,
+    /// `runtime.members.<id>.ip` of each node.
+    ips: BTreeMap<u32, String>,
+    socket: Option<ControlSocket>,
+    peers: Vec<Peer>,
+}
+
+#[derive(Debug)]
+struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A connected `corowire sim`.
+#[derive(Debug)]
+struct Peer {
+    sock: UnixStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    /// The peer closed its side: close once the output is written.
+    eof: bool,
+    dead: bool,
+}
+
+impl Sim {
+    /// The model of `nodelist` (`(nodeid, ring addresses by link)`; the local node is added,
+    /// on loopback, when missing) seen from `local`, with `up` up, and the control socket at
+    /// `control`.
+    pub(super) fn new(
+        local: u32,
+        nodelist: &[(u32, Vec<String>)],
+        up: &[u32],
+        seq: u64,
+        control: Option<&Path>,
+    ) -> Result<Self, ServerStartError> {
+        let mut ips: BTreeMap<u32, String> =
+            nodelist.iter().map(|(id, addrs)| (*id, ip_text(addrs))).collect();
+        ips.entry(local).or_insert_with(|| ip_text(&["127.0.0.1".to_owned()]));
+        let ids: Vec<u32> = ips.keys().copied().collect();
+        let cluster = Cluster::new(local, &ids, up, seq)
+            .map_err(|e| ServerStartError::Config(format!("simulated cluster: {e}")))?;
+        let socket = control.map(bind_control).transpose()?;
+        Ok(Self {
+            cluster,
+            quorum: QuorumConfig::default(),
+            votes: Vec::new(),
+            shadows: BTreeMap::new(),
+            ips,
+            socket,
+            peers: Vec::new(),
+        })
+    }
+
+    /// Sets the quorum configuration the other nodes' votequorum states are built from:
+    /// the local node's, and the votes of each node (others have 1).
+    pub(super) fn set_quorum_model(&mut self, quorum: QuorumConfig, votes: Vec<(u32, u32)>, now: Instant) {
+        self.quorum = quorum;
+        self.votes = votes;
+        self.shadows.clear();
+        self.refresh_shadows(now);
+    }
+
+    /// Gives every other up node's votequorum state its partition's members when they
+    /// changed; forgets the down nodes' states.
+    fn refresh_shadows(&mut self, now: Instant) {
+        let local = self.cluster.local();
+        let up: Vec<_> = self.cluster.nodes().iter().filter(|n| n.up && n.nodeid != local).copied().collect();
+        self.shadows.retain(|id, _| up.iter().any(|n| n.nodeid == *id));
+        for node in up {
+            let members = self.cluster.partition_members(node.partition);
+            let shadow = match self.shadows.entry(node.nodeid) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(new_shadow(self.quorum, &self.votes, node.nodeid))
+                }
+            };
+            let mut known = shadow.member_ids();
+            known.sort_unstable();
+            if known != members {
+                let ring_id =
+                    RingId { nodeid: members.first().copied().unwrap_or(node.nodeid), seq: node.seq };
+                // Cannot be OutboxFull: nobody connects to a shadow, so nothing is queued.
+                let _ = shadow.set_membership(&members, ring_id, now);
+            }
+        }
+    }
+
+    /// Whether the partition of `members` is quorate: the local engine's answer for the local
+    /// node's partition (`local_quorate`), else its lowest node's shadow's.
+    fn quorate(&self, members: &[u32], local_quorate: bool) -> Option<bool> {
+        if members.contains(&self.cluster.local()) {
+            return Some(local_quorate);
+        }
+        self.shadows.get(members.first()?).map(|s| s.is_quorate())
+    }
+
+    /// The `runtime.members` keys of the initial view, to set at start.
+    pub(super) fn initial_keys(&self) -> Vec<(String, OwnedValue)> {
+        let mut out = Vec::new();
+        for node in self.cluster.nodes().iter().filter(|n| self.cluster.members().contains(&n.nodeid)) {
+            let ip = self.ips.get(&node.nodeid).map_or("", String::as_str);
+            for (suffix, value) in member_keys(node, true, ip) {
+                out.push((format!("runtime.members.{}.{suffix}", node.nodeid), OwnedValue::from(value)));
+            }
+        }
+        out
+    }
+
+    /// The initial members and ring id, for the votequorum engine.
+    pub(super) fn initial_view(&self) -> (&[u32], RingId) {
+        (self.cluster.members(), self.cluster.ring_id())
+    }
+
+    /// The descriptors to poll and what for: the listener, then each peer.
+    pub(super) fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
+        let listener = self.socket.iter().map(|s| (s.listener.as_fd(), PollFlags::POLLIN));
+        let peers = self.peers.iter().map(|p| {
+            let mut flags = if p.eof { PollFlags::empty() } else { PollFlags::POLLIN };
+            if !p.output.is_empty() {
+                flags |= PollFlags::POLLOUT;
+            }
+            (p.sock.as_fd(), flags)
+        });
+        listener.chain(peers).collect()
+    }
+}
+
+/// A fresh votequorum state for node `nodeid`: the local configuration with its id and votes,
+/// every other node known and dead.
+fn new_shadow(quorum: QuorumConfig, votes: &[(u32, u32)], nodeid: u32) -> Box<Shadow> {
+    let votes_of = |id: u32| votes.iter().find(|v| v.0 == id).map_or(1, |v| v.1);
+    let cfg = QuorumConfig { nodeid, votes: votes_of(nodeid), ..quorum };
+    let mut shadow = Box::new(Shadow::new(cfg));
+    for &(id, v) in votes.iter().filter(|v| v.0 != nodeid) {
+        // A full table only leaves the node out: the shadow is for `show`.
+        let _ = shadow.add_node(id, v, NodeState::DEAD);
+    }
+    shadow
+}
+
+/// `r(N) ip(ADDR) ` for each link, as corosync's `totem_ifaces_print`.
+fn ip_text(addrs: &[String]) -> String {
+    addrs.iter().enumerate().fold(String::new(), |mut s, (link, addr)| {
+        let _ = write!(s, "r({link}) ip({addr}) ");
+        s
+    })
+}
+
+/// Listens at `path` (mode 0600); a stale socket file nobody listens on is replaced.
+fn bind_control(path: &Path) -> Result<ControlSocket, ServerStartError> {
+    let error = |what: &str, e: std::io::Error| {
+        ServerStartError::Config(format!("control socket {}: {what}: {e}", path.display()))
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(ServerStartError::Config(format!(
+                "control socket {}: exists and is not a socket",
+                path.display()
+            )));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(ServerStartError::Config(format!(
+                "control socket {}: another server listens on it",
+                path.display()
+            )));
+        }
+        std::fs::remove_file(path).map_err(|e| error("cannot remove the stale socket", e))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| error("cannot bind", e))?;
+    let socket = ControlSocket { listener, path: path.to_owned() };
+    // Peers of another uid are refused at accept; the mode keeps them from connecting at all.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| error("chmod", e))?;
+    socket.listener.set_nonblocking(true).map_err(|e| error("cannot make it non-blocking", e))?;
+    Ok(socket)
+}
+
+impl Server {
+    /// Handles what `poll` saw on the simulation's descriptors (`revents`, in the order of
+    /// [`Sim::poll_fds`]).
+    pub(super) fn control_ready(&mut self, revents: &[PollFlags]) {
+        let Some(mut sim) = self.sim.take() else { return };
+        let mut events = revents.iter().copied();
+        if sim.socket.is_some() && events.next().is_some_and(|r| !r.is_empty()) {
+            self.accept_control(&mut sim);
+        }
+        let polled = revents.len().saturating_sub(usize::from(sim.socket.is_some()));
+        for i in 0..polled.min(sim.peers.len()) {
+            let flags = events.next().unwrap_or(PollFlags::empty());
+            if flags.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                read_peer(&mut sim.peers[i]);
+                while let Some(line) = next_line(&mut sim.peers[i]) {
+                    let reply = self.command(&mut sim, &line);
+                    let peer = &mut sim.peers[i];
+                    peer.output.extend_from_slice(reply.as_bytes());
+                    if peer.output.len() > MAX_OUTPUT {
+                        peer.dead = true;
+                    }
+                }
+            }
+            write_peer(&mut sim.peers[i]);
+        }
+        sim.peers.retain(|p| !(p.dead || p.eof && p.output.is_empty()));
+        self.sim = Some(sim);
+    }
+
+    fn accept_control(&self, sim: &mut Sim) {
+        let Some(socket) = &sim.socket else { return };
+        let me = nix::unistd::geteuid().as_raw();
+        loop {
+            let sock = match socket.listener.accept() {
+                Ok((sock, _)) => sock,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            match super::peer_cred(&sock) {
+                Ok(peer) if peer.uid == me => {}
+                Ok(peer) => {
+                    if self.verbose {
+                        eprintln!(
+                            "corowire server: control peer of uid {} (pid {}) refused",
+                            peer.uid, peer.pid
+                        );
+                    }
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            if sock.set_nonblocking(true).is_ok() {
+                sim.peers.push(Peer { sock, input: Vec::new(), output: Vec::new(), eof: false, dead: false });
+            }
+        }
+    }
+
+    /// Runs one command line: its output and status line.
+    fn command(&mut self, sim: &mut Sim, line: &[u8]) -> String {
+        let text = match core::str::from_utf8(line) {
+            Ok(t) if line.len() <= MAX_LINE => t,
+            Ok(_) => return format!("error: command longer than {MAX_LINE} bytes\n"),
+            Err(_) => return "error: command is not UTF-8\n".into(),
+        };
+        let outcome = match Command::parse(text).and_then(|cmd| Ok((sim.cluster.apply(&cmd)?, cmd))) {
+            Ok(o) => o,
+            Err(CommandError::Empty) => return "ok\n".into(),
+            Err(e) => return format!("error: {e}\n"),
+        };
+        let (outcome, cmd) = outcome;
+        if let Some(change) = &outcome.membership {
+            self.apply_membership(sim, change);
+        }
+        sim.refresh_shadows(self.sync.now());
+        let mut out = String::new();
+        if outcome.local_qdevice.is_some() {
+            out.push_str(
+                "note: the local node's quorum device is a client of the server (corosync-qdevice); \
+                          the model records the switch only\n",
+            );
+        }
+        if cmd == Command::Show {
+            let local_quorate = self.engines.quorum.is_quorate();
+            let _ = sim.cluster.show(&mut out, |members| sim.quorate(members, local_quorate));
+        }
+        out.push_str("ok\n");
+        out
+    }
+
+    /// Gives a new local view to the engines and queues every notification it causes.
+    fn apply_membership(&mut self, sim: &Sim, change: &Change<MAX_NODES>) {
+        let now = self.sync.now();
+        let Self { engines, sessions, note, .. } = self;
+        // Also mirrors the runtime.votequorum keys into CMAP.
+        let done = super::sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
+            e.quorum.set_membership(&change.members, change.ring_id, now)
+        });
+        if let Err(e) = done {
+            self.log_sim(format_args!("membership not applied: {e}"));
+        }
+        let mut view = ClusterView::default();
+        self.engines.all().iter().for_each(|e| e.publish(&mut view));
+        self.retry(QUORUM, |s| s.engines.quorum_lib.notify(&view));
+        let updates =
+            change.left.iter().map(|id| (*id, false)).chain(change.joined.iter().map(|id| (*id, true)));
+        for (nodeid, joined) in updates {
+            let Some(node) = sim.cluster.nodes().iter().find(|n| n.nodeid == nodeid) else { continue };
+            let ip = sim.ips.get(&nodeid).map_or("", String::as_str);
+            for (suffix, value) in member_keys(node, joined, ip) {
+                let key = format!("runtime.members.{nodeid}.{suffix}");
+                self.retry(CMAP_SERVICE, |s| match s.engines.cmap.update(key.as_bytes(), value) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => {
+                        s.log_sim(format_args!("key {key}: {e}"));
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                });
+            }
+        }
+        for service in [CMAP_SERVICE, QUORUM] {
+            self.drain_service(service);
+        }
+    }
+
+    /// Runs `step` on the engines; when the outbox of engine `service` is full, drains it and
+    /// runs `step` once more. Other failures are logged (an outbox too small for one change).
+    fn retry(&mut self, service: usize, mut step: impl FnMut(&mut Self) -> Result<(), ServerError>) {
+        let mut result = step(self);
+        if result == Err(ServerError::OutboxFull) {
+            self.drain_service(service);
+            result = step(self);
+        }
+        if let Err(e) = result {
+            self.log_sim(format_args!("applying the membership change: {e}"));
+        }
+    }
+
+    fn drain_service(&mut self, service: usize) {
+        let bound = self.limits.queued_event_bytes;
+        drain(&mut self.engines, service, &mut self.sessions, &mut self.note, bound);
+    }
+
+    fn log_sim(&self, what: core::fmt::Arguments<'_>) {
+        if self.verbose {
+            eprintln!("corowire server: simulated cluster: {what}");
+        }
+    }
+}
+
+/// Reads what the peer sent.
+fn read_peer(peer: &mut Peer) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match peer.sock.read(&mut buf) {
+            Ok(0) => {
+                peer.eof = true;
+                // A last line without its newline still counts.
+                if !peer.input.is_empty() {
+                    peer.input.push(b'\n');
+                }
+                return;
+            }
+            Ok(n) => {
+                peer.input.extend_from_slice(&buf[..n]);
+                if peer.input.len() > MAX_LINE && !peer.input[..=MAX_LINE].contains(&b'\n') {
+                    // Keep only enough to say the line is too long.
+                    peer.input.truncate(MAX_LINE + 1);
+                    peer.input.push(b'\n');
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(_) => {
+                peer.dead = true;
+                return;
+            }
+        }
+    }
+}
+
+/// The next complete line of the peer's input, without its newline.
+fn next_line(peer: &mut Peer) -> Option<Vec<u8>> {
+    if peer.dead {
+        return None;
+    }
+    let end = peer.input.iter().position(|&b| b == b'\n')?;
+    let mut line: Vec<u8> = peer.input.drain(..=end).collect();
+    line.pop();
+    Some(line)
+}
+
+/// Writes what is pending for the peer.
+fn write_peer(peer: &mut Peer) {
+    while !peer.output.is_empty() && !peer.dead {
+        match peer.sock.write(&peer.output) {
+            Ok(0) => peer.dead = true,
+            Ok(n) => {
+                peer.output.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(_) => peer.dead = true,
+        }
+    }
+}

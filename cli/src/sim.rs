@@ -1,0 +1,116 @@
+//! `corowire sim`: sends one simulated-cluster command to a `corowire serve --control PATH`.
+//!
+//! ```text
+//! corowire sim --control PATH CMD [ARGS...]
+//! ```
+//!
+//! The command's words are joined by spaces and sent as one line on the control socket
+//! (`corowire_unix::server`'s control module describes it); corosync-vqsim's commands: `up
+//! N[,N..]`, `down N[,N..]`, `split P:N[,N..]...` (or `move`), `join P P...`, `qdevice on|off
+//! N[,N..]`, `show`. The server answers after every connected client's notifications for the
+//! change are queued. Output lines are printed; exit status 0 when the command was applied,
+//! 1 with the server's message on standard error when it was refused or the server could not
+//! be reached, 2 on bad usage.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use crate::out;
+
+const USAGE: &str = "\
+usage: corowire sim --control PATH CMD [ARGS...]
+
+Changes the cluster that `corowire serve --control PATH` simulates, with corosync-vqsim's
+commands, and returns once every connected client's notifications are queued:
+
+  up [P:]N[,N..]...        start nodes (in partition P, default 0)
+  down N[,N..]             stop nodes (not the local node)
+  split P:N[,N..]...       move running nodes to partition P (also: move)
+  join P Q...              merge partitions Q... into P
+  qdevice on|off N[,N..]   switch nodes' quorum devices
+  show                     print every node, the partitions and the local node's quorum
+
+Exit status: 0 applied, 1 refused or no server, 2 bad usage.
+";
+
+/// Runs `corowire sim`; returns the exit status.
+pub(crate) fn run(args: &[OsString]) -> u8 {
+    if args.first().is_some_and(|a| a == "--help" || a == "-h") {
+        out::print(USAGE);
+        return 0;
+    }
+    let (path, words) = match parse(args) {
+        Ok(parsed) => parsed,
+        Err(msg) => {
+            out::eprint(&format!("corowire sim: {msg}\n{USAGE}"));
+            return 2;
+        }
+    };
+    match send(&path, &words.join(" ")) {
+        Ok(()) => 0,
+        Err(msg) => {
+            out::flush();
+            out::eprint(&format!("corowire sim: {msg}\n"));
+            1
+        }
+    }
+}
+
+fn parse(args: &[OsString]) -> Result<(PathBuf, Vec<String>), String> {
+    let mut it = args.iter();
+    let path = match it.next().and_then(|a| a.to_str()) {
+        Some("--control") => PathBuf::from(it.next().ok_or("--control needs a value")?),
+        Some(a) if a.starts_with("--control=") => PathBuf::from(&a["--control=".len()..]),
+        _ => return Err("--control PATH comes first".into()),
+    };
+    let words = it
+        .map(|a| a.to_str().map(str::to_owned).ok_or_else(|| format!("argument {a:?} is not UTF-8")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if words.is_empty() {
+        return Err("a command is missing".into());
+    }
+    if words.iter().any(|w| w.contains('\n')) {
+        return Err("a command is one line".into());
+    }
+    Ok((path, words))
+}
+
+/// Sends `line`, prints the output lines, and turns the status line into the result.
+fn send(path: &PathBuf, line: &str) -> Result<(), String> {
+    let where_ = || format!("control socket {}", path.display());
+    let mut sock = UnixStream::connect(path).map_err(|e| format!("{}: {e}", where_()))?;
+    sock.write_all(format!("{line}\n").as_bytes()).map_err(|e| format!("{}: {e}", where_()))?;
+    sock.shutdown(std::net::Shutdown::Write).map_err(|e| format!("{}: {e}", where_()))?;
+    for reply in BufReader::new(sock).lines() {
+        let reply = reply.map_err(|e| format!("{}: {e}", where_()))?;
+        if reply == "ok" {
+            return Ok(());
+        }
+        if let Some(msg) = reply.strip_prefix("error: ") {
+            return Err(msg.to_owned());
+        }
+        out::print(&format!("{reply}\n"));
+    }
+    Err(format!("{}: the server closed without an answer", where_()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_the_control_path_then_the_command() {
+        let (path, words) = parse(&args(&["--control", "/tmp/c", "down", "3"])).unwrap();
+        assert_eq!((path, words), (PathBuf::from("/tmp/c"), vec!["down".to_owned(), "3".to_owned()]));
+        assert_eq!(parse(&args(&["--control=/x", "show"])).unwrap().0, PathBuf::from("/x"));
+        assert!(parse(&args(&["down", "3"])).is_err());
+        assert!(parse(&args(&["--control", "/x"])).is_err());
+        assert!(parse(&args(&["--control", "/x", "down\n3"])).is_err());
+    }
+}
