@@ -1215,7 +1215,7 @@ fn qdevice_life_cycle_and_errors() {
     let vq::Notification::Quorum { quorate, context, nodes } = out.event(0) else { panic!() };
     assert_eq!((quorate, context), (true, 8));
     let entries: Vec<_> = nodes.iter().map(|n| (n.nodeid, n.state)).collect();
-    assert_eq!(entries, vec![(1, NodeState::MEMBER), (2, NodeState::DEAD), (0, NodeState::MEMBER)]);
+    assert_eq!(entries, vec![(2, NodeState::DEAD), (1, NodeState::MEMBER), (0, NodeState::MEMBER)]);
     let out = vq_send(&mut q, C1, vq::Request::GetInfo { nodeid: 0 });
     let vq::Response::GetInfo(info) = vq::Reply::decode(&out.reply).unwrap().body else { panic!() };
     assert_eq!(info.flags.0, 2 | 64 | 128 | 256);

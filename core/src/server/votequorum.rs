@@ -569,9 +569,15 @@ impl<const NODES: usize> Model<NODES> {
         bits.iter().filter(|(on, _)| *on).fold(InfoFlags(0), |a, (_, f)| a | *f)
     }
 
+    /// The nodes in the order of corosync's `cluster_members_list`, which a QUORUM notification
+    /// follows: the other nodes in ascending node id (`node_add_ordered`, filled from the nodelist
+    /// at start), then the local node (added after them), then the quorum device.
     fn quorum_entries(&self) -> Vec<NodeEntry, NODES> {
-        let mut v: Vec<NodeEntry, NODES> =
-            self.nodes.iter().map(|n| NodeEntry { nodeid: n.nodeid, state: n.state }).collect();
+        let entry = |n: &Node| NodeEntry { nodeid: n.nodeid, state: n.state };
+        let mut v: Vec<NodeEntry, NODES> = self.nodes.iter().skip(1).map(entry).collect();
+        v.sort_unstable_by_key(|e| e.nodeid);
+        // Cannot fail: `v` holds one node fewer than `nodes`.
+        let _ = v.push(entry(self.local()));
         if self.qdevice.registered {
             let state = if self.qdevice.alive { NodeState::MEMBER } else { NodeState::DEAD };
             // `add_node` keeps one slot free for the device.
