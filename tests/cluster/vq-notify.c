@@ -1,0 +1,153 @@
+/*
+ * vq-notify: print every libvotequorum notification in a stable text form.
+ *
+ *   cc -o vq-notify tests/cluster/vq-notify.c -lvotequorum
+ *   vq-notify < FIFO
+ *
+ * Connects to votequorum (corosync's or `corowire serve`'s, whichever holds
+ * the standard names), asks for the current state and every change
+ * (votequorum_trackstart with CS_TRACK_CHANGES, which also delivers the
+ * current state), and prints one line per notification on stdout, flushed at
+ * once:
+ *
+ *   ready
+ *   quorum quorate=yes|no nodes=ID:STATE,...
+ *   nodelist ring_id=NODEID.SEQ members=ID,...
+ *   expected_votes N
+ *
+ * STATE is member, dead, leaving or the number corosync sent; SEQ is
+ * hexadecimal, as corosync-quorumtool prints it.  `ready` is printed once the
+ * track is registered, before any notification.  Like `corosync-cmapctl -T`,
+ * it exits 0 when stdin reaches end of file, and 1 (with a message on stderr)
+ * when the daemon goes away or a call fails.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <corosync/corotypes.h>
+#include <corosync/votequorum.h>
+
+static const char *state_name(uint32_t state, char *buf, size_t len)
+{
+	switch (state) {
+	case VOTEQUORUM_NODESTATE_MEMBER:
+		return "member";
+	case VOTEQUORUM_NODESTATE_DEAD:
+		return "dead";
+	case VOTEQUORUM_NODESTATE_LEAVING:
+		return "leaving";
+	default:
+		snprintf(buf, len, "%" PRIu32, state);
+		return buf;
+	}
+}
+
+static void on_quorum(votequorum_handle_t handle, uint64_t context,
+		      uint32_t quorate, uint32_t entries,
+		      votequorum_node_t nodes[])
+{
+	char buf[16];
+	uint32_t i;
+
+	(void)handle;
+	(void)context;
+	printf("quorum quorate=%s nodes=", quorate ? "yes" : "no");
+	for (i = 0; i < entries; i++) {
+		printf("%s%" PRIu32 ":%s", i ? "," : "", nodes[i].nodeid,
+		       state_name(nodes[i].state, buf, sizeof(buf)));
+	}
+	printf("\n");
+}
+
+static void on_nodelist(votequorum_handle_t handle, uint64_t context,
+			votequorum_ring_id_t ring_id, uint32_t entries,
+			uint32_t nodes[])
+{
+	uint32_t i;
+
+	(void)handle;
+	(void)context;
+	printf("nodelist ring_id=%" PRIx32 ".%" PRIx64 " members=",
+	       ring_id.nodeid, ring_id.seq);
+	for (i = 0; i < entries; i++) {
+		printf("%s%" PRIu32, i ? "," : "", nodes[i]);
+	}
+	printf("\n");
+}
+
+static void on_expected(votequorum_handle_t handle, uint64_t context,
+			uint32_t expected_votes)
+{
+	(void)handle;
+	(void)context;
+	printf("expected_votes %" PRIu32 "\n", expected_votes);
+}
+
+static int failed(const char *what, cs_error_t err)
+{
+	fprintf(stderr, "vq-notify: %s failed: error %d\n", what, (int)err);
+	return 1;
+}
+
+int main(void)
+{
+	votequorum_callbacks_t callbacks = {
+		.votequorum_quorum_notify_fn = on_quorum,
+		.votequorum_expectedvotes_notify_fn = on_expected,
+		.votequorum_nodelist_notify_fn = on_nodelist,
+	};
+	votequorum_handle_t handle;
+	struct pollfd fds[2];
+	cs_error_t err;
+	int fd;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	err = votequorum_initialize(&handle, &callbacks);
+	if (err != CS_OK) {
+		return failed("votequorum_initialize", err);
+	}
+	err = votequorum_fd_get(handle, &fd);
+	if (err != CS_OK) {
+		return failed("votequorum_fd_get", err);
+	}
+	err = votequorum_trackstart(handle, 0, CS_TRACK_CHANGES);
+	if (err != CS_OK) {
+		return failed("votequorum_trackstart", err);
+	}
+	printf("ready\n");
+
+	fds[0].fd = fd;
+	fds[0].events = POLLIN;
+	fds[1].fd = STDIN_FILENO;
+	fds[1].events = POLLIN;
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			perror("vq-notify: poll");
+			return 1;
+		}
+		if (fds[0].revents) {
+			err = votequorum_dispatch(handle, CS_DISPATCH_ALL);
+			if (err != CS_OK) {
+				return failed("votequorum_dispatch", err);
+			}
+		}
+		if (fds[1].revents) {
+			char buf[256];
+			ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+				break;
+			}
+		}
+	}
+	votequorum_finalize(handle);
+	return 0;
+}
