@@ -30,6 +30,13 @@
 //!   under a `--allow-write` prefix; votequorum set-expected and set-votes need
 //!   `--allow-votequorum-write`; the qdevice calls need `--allow-qdevice`. A refused request
 //!   is answered by the gateway with `CS_ERR_ACCESS` and never reaches the daemon;
+//! - a request whose reply cannot fit the session's frames (a CMAP GET asking for more value
+//!   bytes than fit, or any reply of a fixed shape larger than a small negotiated frame) is
+//!   answered `CS_ERR_TOO_BIG` by the gateway in the shape corosync gives that reply, and
+//!   never reaches the daemon;
+//! - a daemon that does not answer a request within `--stall-timeout` ends the session (its
+//!   replies would come out of step); a client that leaves frees its threads and upstream
+//!   connections at once;
 //! - per client: at most `--max-tracks` tracks (more are answered `CS_ERR_NO_RESOURCES`),
 //!   `--max-in-flight` requests queued per service and `--max-frame` bytes of payload (the
 //!   most the gateway offers in the accept); a client that sends a frame that does not decode,
@@ -55,14 +62,18 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use corowire::cmap::{Request as CmapRequest, RequestKind as CmapKind, Response as CmapResponse};
-use corowire::codec::Reply;
+use corowire::cmap::{
+    GetReply, Key, Reply as CmapReply, Request as CmapRequest, RequestKind as CmapKind,
+    Response as CmapResponse,
+};
 use corowire::conn::{Cmap as CmapService, Service, Votequorum as VotequorumService};
 use corowire::stream::{
     Channel, Frame, FrameReader, FromClient, GatewaySession, Kind, Services, MIN_MAX_PAYLOAD, OVERHEAD,
 };
-use corowire::transport::Transport;
-use corowire::votequorum::{Request as VqRequest, RequestKind as VqKind};
+use corowire::transport::{ErrorKind as TransportErrorKind, Transport};
+use corowire::votequorum::{
+    NodeInfo, Reply as VqReply, Request as VqRequest, RequestKind as VqKind, Response as VqResponse,
+};
 use corowire::{CsError, Wait};
 use corowire_unix::transport::{ClientTransport, TransportError};
 use corowire_unix::{ClientDriver, Options};
@@ -98,7 +109,9 @@ under $COROWIRE_NAME_PREFIX). Runs until killed.
                            (default 10)
   --verbose                log sessions to standard error (refusals and closes always are)
 
-A refused request is answered with CS_ERR_ACCESS by the gateway; it never reaches the daemon.
+A refused request is answered with CS_ERR_ACCESS by the gateway, one whose reply could not
+fit the session's frames (a CMAP get asking for too many value bytes) with CS_ERR_TOO_BIG; it
+never reaches the daemon. A daemon that does not answer within --stall-timeout ends the session.
 After a daemon restart each client gets a reset frame and starts over with a new hello.
 ";
 
@@ -337,7 +350,8 @@ fn raw_mode(line: &std::fs::File) -> Result<(), String> {
 /// The writing half of a client, shared by its threads: whole frames under the lock.
 struct Out {
     writer: Mutex<Box<dyn Write + Send>>,
-    /// Set once a write failed (the client stalled or left): nothing more is written.
+    /// Set once a write failed (the client stalled or left), or the client's thread ended:
+    /// nothing more is written, and a service thread waiting for a reply gives up.
     dead: AtomicBool,
 }
 
@@ -401,6 +415,8 @@ struct Client {
     session: GatewaySession,
     upstream: Option<Upstream>,
     tracks: usize,
+    /// The client ended its sending half (end of stream); it may still read.
+    half_closed: bool,
 }
 
 impl Client {
@@ -412,11 +428,23 @@ impl Client {
             policy,
             upstream: None,
             tracks: 0,
+            half_closed: false,
         }
     }
 
-    /// Serves the client until it leaves or is closed; why it ended.
-    fn run(mut self, mut reader: Box<dyn Read + Send>) -> String {
+    /// Serves the client until it leaves or is closed; why it ended. Its service threads
+    /// see it gone at once (their queues end; one waiting for a reply sees `Out::dead`) and
+    /// close their upstream connections. A client that only ended its sending half (end of
+    /// stream) still gets the replies to the requests it sent, within the reply timeout.
+    fn run(mut self, reader: Box<dyn Read + Send>) -> String {
+        let why = self.serve(reader);
+        if !self.half_closed {
+            self.out.dead.store(true, Ordering::Release);
+        }
+        why
+    }
+
+    fn serve(&mut self, mut reader: Box<dyn Read + Send>) -> String {
         let mut frames: Box<FrameReader<READER>> = Box::new(FrameReader::new());
         loop {
             if self.out.dead.load(Ordering::Acquire) {
@@ -425,7 +453,10 @@ impl Client {
             frames.set_max_payload(self.session.max_payload());
             let got = reader.read(frames.space());
             match got {
-                Ok(0) => return "end of stream".into(),
+                Ok(0) => {
+                    self.half_closed = true;
+                    return "end of stream".into();
+                }
                 Ok(n) => frames.filled(n),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     if frames.buffered() > 0 {
@@ -526,6 +557,7 @@ impl Client {
             out: Arc::clone(&self.out),
             lost: Arc::clone(lost),
             max_payload: self.session.max_payload(),
+            reply_timeout: self.policy.stall,
         };
         thread::spawn(move || {
             let mut client = client;
@@ -562,6 +594,10 @@ impl Client {
     fn cmap_verdict(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let req = CmapRequest::decode(payload).map_err(|e| format!("malformed CMAP request: {e}"))?;
         let kind = req.kind();
+        let refuse = |e| Ok(Some(cmap_refusal(kind, e)));
+        if cmap_reply_bound(&req) > self.session.max_payload() {
+            return refuse(CsError::TooBig);
+        }
         let key = match req {
             CmapRequest::Set { key, .. }
             | CmapRequest::Delete { key }
@@ -570,19 +606,10 @@ impl Client {
         };
         if let Some(key) = key {
             let allowed = self.policy.write_prefixes.iter().any(|p| key.as_bytes().starts_with(p));
-            return Ok((!allowed).then(|| status_reply(kind.response_id(), CsError::Access)));
+            return if allowed { Ok(None) } else { refuse(CsError::Access) };
         }
         match kind {
-            CmapKind::TrackAdd if self.tracks >= self.policy.max_tracks => {
-                let reply = Reply {
-                    result: Err(CsError::NoResources),
-                    body: CmapResponse::TrackAdd { track_handle: 0 },
-                };
-                let mut out = vec![0u8; reply.encoded_len()];
-                let n = reply.encode(&mut out).map_err(|e| e.to_string())?;
-                out.truncate(n);
-                Ok(Some(out))
-            }
+            CmapKind::TrackAdd if self.tracks >= self.policy.max_tracks => refuse(CsError::NoResources),
             CmapKind::TrackAdd => {
                 self.tracks += 1;
                 Ok(None)
@@ -599,7 +626,10 @@ impl Client {
     fn votequorum_verdict(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let req = VqRequest::decode(payload).map_err(|e| format!("malformed votequorum request: {e}"))?;
         let kind = req.kind();
-        let refuse = |e| Ok(Some(status_reply(kind.response_id(), e)));
+        let refuse = |e| Ok(Some(votequorum_refusal(kind, e)));
+        if votequorum_reply(kind, Ok(())).encoded_len() > self.session.max_payload() {
+            return refuse(CsError::TooBig);
+        }
         match kind {
             VqKind::GetInfo | VqKind::TrackStop => {
                 if kind == VqKind::TrackStop {
@@ -620,6 +650,59 @@ impl Client {
     }
 }
 
+/// The largest reply the daemon can send to `req`: a GET's carries the `value_len` bytes it
+/// asks for (`res_lib_cmap_get` + `value_len`), every other reply has a fixed shape.
+fn cmap_reply_bound(req: &CmapRequest<'_>) -> usize {
+    let body = match *req {
+        CmapRequest::Get { value_len, .. } => {
+            CmapResponse::Get(GetReply { buffer_len: value_len, ..GetReply::default() })
+        }
+        CmapRequest::IterNext { .. } => match Key::new(b"any") {
+            Ok(key) => CmapResponse::IterNext { key, value_len: 0, value_type: None },
+            Err(_) => return usize::MAX,
+        },
+        _ => return cmap_refusal(req.kind(), CsError::Access).len(),
+    };
+    CmapReply { result: Ok(()), body }.encoded_len()
+}
+
+/// The gateway's reply refusing a CMAP request of `kind` with `error`: the shape corosync
+/// gives (`exec/cmap.c`): a handle reply's handle 0, a GET's empty value, the bare status
+/// header otherwise (as for ITER_NEXT, whose error reply has no key).
+fn cmap_refusal(kind: CmapKind, error: CsError) -> Vec<u8> {
+    let body = match kind {
+        CmapKind::Get => CmapResponse::Get(GetReply::default()),
+        CmapKind::IterInit => CmapResponse::IterInit { iter_handle: 0 },
+        CmapKind::TrackAdd => CmapResponse::TrackAdd { track_handle: 0 },
+        CmapKind::TrackDelete => CmapResponse::TrackDelete { track_inst_handle: 0 },
+        _ => return status_reply(kind.response_id(), error),
+    };
+    let reply = CmapReply { result: Err(error), body };
+    let mut out = vec![0u8; reply.encoded_len()];
+    let n = reply.encode(&mut out).unwrap_or(0);
+    out.truncate(n);
+    out
+}
+
+/// A votequorum reply to `kind`: GETINFO's 320-byte shape (zeroed), the status header
+/// otherwise (`exec/votequorum.c`).
+fn votequorum_reply(kind: VqKind, result: Result<(), CsError>) -> VqReply<'static> {
+    let body = match kind {
+        VqKind::GetInfo => VqResponse::GetInfo(NodeInfo::default()),
+        _ => VqResponse::Status,
+    };
+    VqReply { result, body }
+}
+
+/// The gateway's reply refusing a votequorum request of `kind` with `error`.
+fn votequorum_refusal(kind: VqKind, error: CsError) -> Vec<u8> {
+    let reply = votequorum_reply(kind, Err(error));
+    let mut out = vec![0u8; reply.encoded_len()];
+    let n = reply.encode(&mut out).unwrap_or(0);
+    out.truncate(n);
+    out
+}
+
 /// A bare status reply (`cs_error_t` in a 24-byte header), as corosync sends for a refused
 /// request of this shape.
 fn status_reply(id: i32, error: CsError) -> Vec<u8> {
@@ -638,7 +721,12 @@ struct Relay {
     out: Arc<Out>,
     lost: Arc<AtomicBool>,
     max_payload: usize,
+    /// The longest the daemon may take to answer a request (`--stall-timeout`).
+    reply_timeout: Duration,
 }
+
+/// How often a service thread waiting for a reply looks whether its client left.
+const SLICE: Duration = Duration::from_millis(100);
 
 impl Relay {
     fn run(self, transport: &mut Box<dyn ClientTransport>, rx: &Receiver<Vec<u8>>, wake: &UnixStream) {
@@ -651,6 +739,10 @@ impl Relay {
                 if !self.lost.swap(true, Ordering::AcqRel) {
                     self.out.send(Frame::Reset(self.services));
                 }
+            }
+            Err(Fault::NoReply(limit)) => {
+                log(&format!("{}: the daemon did not reply within {limit:?}; closing", self.name));
+                self.out.dead.store(true, Ordering::Release);
             }
             Err(Fault::TooLarge(len)) => {
                 log(&format!(
@@ -692,18 +784,26 @@ impl Relay {
         }
     }
 
-    /// Relays one request and its reply.
+    /// Relays one request and its reply. Every wait is bounded: by the client leaving (looked
+    /// at every [`SLICE`]) and by `reply_timeout` in all (a daemon that takes longer, e.g.
+    /// stopped, or a request it never answers, ends the session: its replies would come out
+    /// of step).
     fn relay(&self, t: &mut Box<dyn ClientTransport>, request: &[u8], buf: &mut [u8]) -> Result<(), Fault> {
+        let start = std::time::Instant::now();
+        let waited = || {
+            if self.out.dead.load(Ordering::Acquire) {
+                Err(Fault::ClientGone)
+            } else if start.elapsed() >= self.reply_timeout {
+                Err(Fault::NoReply(self.reply_timeout))
+            } else {
+                Ok(())
+            }
+        };
         loop {
             match t.check_send(request.len()) {
                 Ok(()) => break,
-                Err(TransportError::Disconnected) => {
-                    return Err(Fault::Upstream(TransportError::Disconnected))
-                }
-                Err(e)
-                    if corowire::transport::TransportError::kind(&e)
-                        == corowire::transport::ErrorKind::TryAgain =>
-                {
+                Err(e) if is_try_again(&e) => {
+                    waited()?;
                     thread::sleep(Duration::from_millis(1));
                 }
                 Err(e) => return Err(Fault::Upstream(e)),
@@ -711,8 +811,15 @@ impl Relay {
         }
         t.write_request(request).map_err(Fault::Upstream)?;
         t.flush(1).map_err(Fault::Upstream)?;
-        let n = t.recv_response(None, buf).map_err(Fault::Upstream)?;
-        self.deliver(Kind::Reply, &buf[..n])
+        loop {
+            match t.recv_response(Some(t.now().saturating_add(SLICE)), buf) {
+                Ok(n) => return self.deliver(Kind::Reply, &buf[..n]),
+                Err(e) if corowire::transport::TransportError::kind(&e) == TransportErrorKind::Timeout => {
+                    waited()?;
+                }
+                Err(e) => return Err(Fault::Upstream(e)),
+            }
+        }
     }
 
     /// Relays the events pending.
@@ -741,9 +848,16 @@ impl Relay {
     }
 }
 
+/// Whether `e` says "not now, try again" (a full request ring).
+fn is_try_again(e: &TransportError) -> bool {
+    corowire::transport::TransportError::kind(e) == TransportErrorKind::TryAgain
+}
+
 /// Why a service thread ends.
 enum Fault {
     Upstream(TransportError),
+    /// The daemon did not answer a request within this long.
+    NoReply(Duration),
     TooLarge(usize),
     ClientGone,
 }

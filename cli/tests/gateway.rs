@@ -30,6 +30,13 @@ fn corowire() -> Command {
 /// files).
 struct Proc(Child);
 
+impl Proc {
+    /// The threads the process runs (`/proc/PID/task`).
+    fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.0.id())).map_or(0, Iterator::count)
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
@@ -58,7 +65,7 @@ struct Setup {
     /// The private server's name prefix; `None`: the harness's corosync.
     prefix: Option<String>,
     /// Dropped before the server: its upstream connections close first.
-    _gateway: Proc,
+    gateway: Proc,
     server: Option<Proc>,
 }
 
@@ -103,7 +110,7 @@ impl Setup {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn corowire gateway");
-        Self { dir, prefix, _gateway: Proc(gateway), server }
+        Self { dir, prefix, gateway: Proc(gateway), server }
     }
 
     /// A new stream to the gateway (waits for it to listen).
@@ -249,6 +256,59 @@ fn a_garbage_client_is_closed_and_a_good_one_is_not() {
     assert_eq!(frames(&got).len(), 1, "{got:?}");
 
     assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
+}
+
+/// Sends a hello and `request` on `channel` and returns the reply's payload.
+fn request_reply(stream: &mut UnixStream, channel: Channel, request: &[u8]) -> Vec<u8> {
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let mut bytes = encode(Frame::Hello(HELLO));
+    bytes.extend(encode(Frame::Message { channel, kind: Kind::Request, payload: request }));
+    stream.write_all(&bytes).expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while frames_in(&got) < 2 {
+        let n = stream.read(&mut buf).unwrap_or_else(|e| panic!("read: {e} after {got:?}"));
+        assert!(n > 0, "closed after {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    match frames(&got)[..] {
+        [Frame::Accept(a), Frame::Message { channel: c, kind: Kind::Reply, payload }]
+            if a.result.is_ok() && c == channel =>
+        {
+            payload.to_vec()
+        }
+        ref other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_get_whose_reply_cannot_fit_is_refused_and_leaves_nothing_behind() {
+    let setup = Setup::new("toobig", &[]);
+    // Listening: its threads at rest.
+    drop(setup.stream());
+    let idle = setup.gateway.threads();
+    let key = corowire::cmap::Key::new(b"totem.cluster_name").unwrap();
+    for value_len in (0..60).map(|i| if i % 2 == 0 { 200_000 } else { 4096 - 39 }) {
+        let mut request = vec![0u8; 300];
+        let n = corowire::cmap::Request::Get { key, value_len }.encode(&mut request).unwrap();
+        let reply = request_reply(&mut setup.stream(), Channel::Cmap, &request[..n]);
+        let reply = corowire::cmap::Reply::decode(&reply).unwrap();
+        assert_eq!(reply.result, Err(CsError::TooBig), "{value_len}");
+    }
+    // A GET that fits passes.
+    let mut request = vec![0u8; 300];
+    let n = corowire::cmap::Request::Get { key, value_len: 4096 - 40 }.encode(&mut request).unwrap();
+    let reply = request_reply(&mut setup.stream(), Channel::Cmap, &request[..n]);
+    assert_eq!(corowire::cmap::Reply::decode(&reply).unwrap().result, Ok(()));
+    // Every client's threads (and with them its upstream connections) end: a bound, not a
+    // timing.
+    for _ in 0..2000 {
+        if setup.gateway.threads() <= idle {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(setup.gateway.threads(), idle);
 }
 
 #[test]
