@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! corowire gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE
-//!                  [--allow-remote] [--allow-write PREFIX]... [--allow-votequorum-write]
-//!                  [--allow-qdevice] [--max-clients N] [--max-tracks N] [--max-in-flight N]
+//!                  [--socket-mode OCTAL] [--allow-uid UID]... [--allow-remote]
+//!                  [--allow-write PREFIX]... [--allow-votequorum-write] [--allow-qdevice]
+//!                  [--max-clients N] [--max-tracks N] [--max-in-flight N]
 //!                  [--max-frame BYTES] [--stall-timeout SECS] [--verbose]
 //! ```
 //!
@@ -24,6 +25,14 @@
 //! doorbell the client thread rings after queueing a request. An idle gateway does not wake.
 //!
 //! Policy (safe by default):
+//! - the Unix socket is created owner-only (mode 0600, whatever the umask) unless
+//!   `--socket-mode`; its clients' credentials (`SO_PEERCRED`) are checked at accept: root
+//!   (user or group 0), the gateway's own user and the `--allow-uid` users are served, others
+//!   are logged and closed without a word. This is corosync's own rule (`exec/ipc_glue.c`:
+//!   root, or a `uidgid` entry) with the gateway's user standing in for the `uidgid` entries
+//!   the daemon applies to the gateway itself;
+//! - TCP has no such check: every local user can connect to a TCP listener, loopback or not
+//!   (the gateway says so on standard error when it starts);
 //! - TCP listens on loopback addresses only, unless `--allow-remote`;
 //! - clients are read-only: CMAP get, iterate, track, set-current-map and votequorum
 //!   getinfo, track start/stop pass; a CMAP set, delete or adjust passes only for a key
@@ -55,7 +64,7 @@ use core::time::Duration;
 use std::ffi::OsString;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
@@ -80,8 +89,8 @@ use corowire_unix::{ClientDriver, Options};
 
 const USAGE: &str = "\
 usage: corowire gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE
-                        [--allow-remote] [--allow-write PREFIX]... [--allow-votequorum-write]
-                        [--allow-qdevice] [--max-clients N] [--max-tracks N]
+                        [--socket-mode OCTAL] [--allow-uid UID]... [--allow-remote]
+                        [--allow-write PREFIX]... [--allow-votequorum-write] [--allow-qdevice] [--max-clients N] [--max-tracks N]
                         [--max-in-flight N] [--max-frame BYTES] [--stall-timeout SECS]
                         [--verbose]
 
@@ -91,11 +100,15 @@ under $COROWIRE_NAME_PREFIX). Runs until killed.
 
   --listen unix:PATH       listen on a Unix stream socket at PATH (QEMU: -chardev
                            socket,path=PATH,server=off); a socket file there that nobody
-                           listens on (a killed gateway's) is replaced, anything else refused
+                           listens on (a killed gateway's) is replaced, anything else refused;
+                           only root, the gateway's own user and --allow-uid users are served
   --listen tcp:ADDR:PORT   listen on TCP (QEMU: -chardev socket,host=ADDR,port=PORT,server=off);
-                           ADDR must be a loopback address unless --allow-remote
+                           ADDR must be a loopback address unless --allow-remote; a TCP
+                           listener, even on loopback, is open to every local user
   --listen serial:DEVICE   one client on a serial device or pty, set to raw mode; a new hello
                            on the line starts a new session
+  --socket-mode OCTAL      the Unix socket's permission bits (default 0600: owner only)
+  --allow-uid UID          also serve this user on the Unix socket (repeatable)
   --allow-remote           accept a non-loopback TCP address
   --allow-write PREFIX     let clients set, delete and adjust CMAP keys under PREFIX
                            (repeatable; default: CMAP is read-only)
@@ -147,6 +160,10 @@ struct Args {
     listen: Listen,
     allow_remote: bool,
     max_clients: usize,
+    /// The Unix socket's permission bits (`--socket-mode`, default owner-only).
+    socket_mode: u32,
+    /// Users let in on the Unix socket besides root and the gateway's own (`--allow-uid`).
+    allow_uids: Vec<u32>,
     policy: Policy,
 }
 
@@ -177,6 +194,8 @@ fn parse(args: &[OsString]) -> Result<Option<Args>, String> {
     let mut listen = None;
     let mut allow_remote = false;
     let mut max_clients = 16;
+    let mut socket_mode = 0o600;
+    let mut allow_uids = Vec::new();
     let mut policy = Policy {
         write_prefixes: Vec::new(),
         votequorum_write: false,
@@ -206,6 +225,18 @@ fn parse(args: &[OsString]) -> Result<Option<Args>, String> {
             "--allow-write" => policy.write_prefixes.push(value()?.into_bytes()),
             "--allow-votequorum-write" => policy.votequorum_write = true,
             "--allow-qdevice" => policy.qdevice = true,
+            "--socket-mode" => {
+                let v = value()?;
+                socket_mode = match u32::from_str_radix(&v, 8) {
+                    Ok(m) if m <= 0o777 => m,
+                    _ => return Err(format!("--socket-mode takes octal permission bits (0600), not {v:?}")),
+                };
+            }
+            "--allow-uid" => {
+                let v = value()?;
+                allow_uids
+                    .push(v.parse().map_err(|_| format!("--allow-uid takes a numeric uid, not {v:?}"))?);
+            }
             "--max-clients" => max_clients = number(value()?, 1, 4096)?,
             "--max-tracks" => policy.max_tracks = number(value()?, 0, TRACKS)?,
             "--max-in-flight" => policy.max_in_flight = number(value()?, 1, 4096)?,
@@ -228,7 +259,7 @@ fn parse(args: &[OsString]) -> Result<Option<Args>, String> {
             ));
         }
     }
-    Ok(Some(Args { listen, allow_remote, max_clients, policy }))
+    Ok(Some(Args { listen, allow_remote, max_clients, socket_mode, allow_uids, policy }))
 }
 
 fn parse_listen(spec: &str) -> Result<Listen, String> {
@@ -267,9 +298,28 @@ fn serve(args: Args) -> Result<(), String> {
     match args.listen {
         Listen::Unix(path) => {
             let listener = bind_unix(&path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
-            log(&format!("listening on unix:{}", path.display()));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(args.socket_mode))
+                .map_err(|e| format!("chmod {:o} {}: {e}", args.socket_mode, path.display()))?;
+            log(&format!("listening on unix:{} (mode {:04o})", path.display(), args.socket_mode));
+            // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
+            let own = unsafe { libc::geteuid() };
             for conn in listener.incoming() {
                 let conn = conn.map_err(|e| format!("accept: {e}"))?;
+                match corowire_unix::sys::sock::peer_cred(&conn) {
+                    Ok(c) if c.uid == 0 || c.gid == 0 || c.uid == own || args.allow_uids.contains(&c.uid) => {
+                    }
+                    Ok(c) => {
+                        log(&format!(
+                            "unix client of uid {} (pid {}) refused: only root, uid {own} and --allow-uid may connect",
+                            c.uid, c.pid
+                        ));
+                        continue;
+                    }
+                    Err(e) => {
+                        log(&format!("unix client dropped: its credentials: {e}"));
+                        continue;
+                    }
+                }
                 let set =
                     conn.set_write_timeout(Some(policy.stall)).and(conn.set_read_timeout(Some(policy.stall)));
                 match (set, conn.try_clone()) {
@@ -281,6 +331,12 @@ fn serve(args: Args) -> Result<(), String> {
         Listen::Tcp(addr) => {
             let listener = TcpListener::bind(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
             log(&format!("listening on tcp:{}", listener.local_addr().map_err(|e| e.to_string())?));
+            log(&format!(
+                "warning: a TCP listener has no peer check: every local user{} can read \
+                 corosync's state through it (and write what --allow-* allows); use a Unix socket \
+                 to restrict it",
+                if args.allow_remote { ", and every host that reaches it," } else { "" }
+            ));
             for conn in listener.incoming() {
                 let conn: TcpStream = conn.map_err(|e| format!("accept: {e}"))?;
                 let peer = conn.peer_addr().map_or_else(|_| "tcp".into(), |a| a.to_string());

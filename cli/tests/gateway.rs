@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 mod corosync;
 #[path = "support/stream_io.rs"]
 mod stream_io;
+#[path = "../../adapters/unix/tests/common/unprivileged.rs"]
+mod unprivileged;
 
 use corowire::cmap::{TrackType, Value};
 use corowire::driver::Error;
@@ -579,4 +581,56 @@ fn tcp_get_and_track_against_corosync() {
         })
         .unwrap();
     assert_eq!(seen, (9, key.as_bytes().to_vec(), true));
+}
+
+#[test]
+fn the_unix_socket_is_owner_only_unless_told() {
+    use std::os::unix::fs::PermissionsExt;
+    for (tag, flags, mode) in [("mode", &[][..], 0o600), ("mode-rw", &["--socket-mode", "0666"][..], 0o666)] {
+        let setup = Setup::new(tag, flags);
+        drop(setup.stream());
+        let meta = std::fs::metadata(setup.dir.join("gw.sock")).expect("stat");
+        assert_eq!(meta.permissions().mode() & 0o777, mode, "{flags:?}");
+    }
+}
+
+/// The socket path [`child_says_hello`] connects to.
+const CHILD_SOCKET: &str = "GWTEST_SOCKET";
+
+#[test]
+#[ignore = "needs root (runs a client as uid 65534): tests/run-all runs it"]
+fn as_root_other_users_need_allow_uid() {
+    use std::os::unix::fs::PermissionsExt;
+    for (tag, flags, expected) in [
+        ("uid-refused", &["--socket-mode", "0666"][..], "REFUSED"),
+        ("uid-allowed", &["--socket-mode", "0666", "--allow-uid", "65534"][..], "ACCEPTED"),
+    ] {
+        let setup = Setup::new(tag, flags);
+        drop(setup.stream());
+        std::fs::set_permissions(&setup.dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = setup.dir.join("gw.sock");
+        let out = unprivileged::run_as_nobody("child_says_hello", &[(CHILD_SOCKET, path.to_str().unwrap())]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && stdout.contains(expected), "{flags:?}: {out:?}");
+    }
+}
+
+/// The client of [`as_root_other_users_need_allow_uid`], run as `nobody`: a hello, then
+/// `ACCEPTED` if the gateway accepts it, `REFUSED` if it closes the stream without a word.
+#[test]
+#[ignore = "run as nobody by as_root_other_users_need_allow_uid"]
+fn child_says_hello() {
+    let Some(path) = std::env::var_os(CHILD_SOCKET) else { return };
+    let mut stream = UnixStream::connect(path).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    // The gateway may have closed a refused stream already: the write's error says nothing.
+    let _ = stream.write_all(&encode(Frame::Hello(HELLO)));
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got);
+    match frames(&got)[..] {
+        [Frame::Accept(a)] if a.result.is_ok() => println!("ACCEPTED"),
+        [] => println!("REFUSED"),
+        ref other => panic!("{other:?}"),
+    }
 }
