@@ -52,6 +52,14 @@
 //!   a request that does not decode, too many requests, or stalls (stops reading for
 //!   `--stall-timeout`, or stops in the middle of a frame for as long) is logged and closed.
 //!
+//! A serial line (`serial:DEVICE`) carries one client at a time, and the gateway serves it
+//! until killed: a hello at any time (the device rebooted) starts a new session, a refused
+//! hello (the daemon is down) leaves the line open for the next, and a fault (a frame or
+//! request that does not decode, a stall in either direction) closes the session, flushes
+//! the line both ways and serves it again; a line whose other end hung up (a closed pty) is
+//! reopened every second until it is back. The line is non-blocking and waited on with
+//! `poll`, so `--stall-timeout` applies to it as to sockets.
+//!
 //! A daemon restart: the service thread that sees its upstream connection close sends the
 //! client a reset frame naming the client's services and drops all its upstream connections;
 //! the gateway re-creates nothing (no connection, no track). The client starts over with a new
@@ -105,8 +113,10 @@ under $COROWIRE_NAME_PREFIX). Runs until killed.
   --listen tcp:ADDR:PORT   listen on TCP (QEMU: -chardev socket,host=ADDR,port=PORT,server=off);
                            ADDR must be a loopback address unless --allow-remote; a TCP
                            listener, even on loopback, is open to every local user
-  --listen serial:DEVICE   one client on a serial device or pty, set to raw mode; a new hello
-                           on the line starts a new session
+  --listen serial:DEVICE   one client on a serial device or pty, set to raw mode; a hello at
+                           any time starts a new session; a fault (garbage, a stall, a
+                           refused hello) closes the session, not the gateway: the line is
+                           flushed and served again (reopened every second once hung up)
   --socket-mode OCTAL      the Unix socket's permission bits (default 0600: owner only)
   --allow-uid UID          also serve this user on the Unix socket (repeatable)
   --allow-remote           accept a non-loopback TCP address
@@ -118,7 +128,8 @@ under $COROWIRE_NAME_PREFIX). Runs until killed.
   --max-tracks N           CMAP and votequorum tracks per client (default 16)
   --max-in-flight N        requests queued per client and service (default 32)
   --max-frame BYTES        largest frame payload offered, 64..65535 (default 16448)
-  --stall-timeout SECS     close a client that stops reading, or stops mid-frame, this long
+  --stall-timeout SECS     close a client (or serial session) that stops reading, or stops
+                           mid-frame, this long; also the longest a request's reply may take
                            (default 10)
   --verbose                log sessions to standard error (refusals and closes always are)
 
@@ -351,17 +362,25 @@ fn serve(args: Args) -> Result<(), String> {
             }
         }
         Listen::Serial(path) => {
-            let line = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(|e| format!("open {}: {e}", path.display()))?;
-            raw_mode(&line).map_err(|e| format!("{}: raw mode: {e}", path.display()))?;
-            log(&format!("serving serial:{}", path.display()));
-            let reader = line.try_clone().map_err(|e| e.to_string())?;
             let name = format!("serial:{}", path.display());
-            let why = Client::new(&name, Box::new(line), policy).run(Box::new(reader));
-            return Err(format!("{name} closed: {why}"));
+            let mut line = open_line(&path)?;
+            log(&format!("serving {name}"));
+            loop {
+                let (reader, writer) = (line.try_clone().map_err(|e| e.to_string())?, line.try_clone());
+                let writer = writer.map_err(|e| e.to_string())?;
+                let timeout = policy.stall;
+                let why = Client::new(&name, Box::new(Line { file: writer, timeout }), Arc::clone(&policy))
+                    .restart_on_hello()
+                    .run(Box::new(Line { file: reader, timeout }));
+                // What the client sent after the fault, and what it never read, are dropped:
+                // the next session starts on a clean line.
+                let flushed = nix::sys::termios::tcflush(&line, nix::sys::termios::FlushArg::TCIOFLUSH);
+                log(&format!("{name} closed: {why}; serving the line again"));
+                if flushed.is_err() || hung_up(&line) {
+                    line = reopen_line(&path);
+                    log(&format!("serving {name} again"));
+                }
+            }
         }
     }
     Ok(())
@@ -391,6 +410,100 @@ fn bind_unix(path: &Path) -> Result<UnixListener, String> {
             UnixListener::bind(path).map_err(|e| e.to_string())
         }
         Err(e) => Err(format!("{in_use}, and connecting to it fails: {e}")),
+    }
+}
+
+/// Opens a serial device or pty, non-blocking (the [`Line`] waits), without making it the
+/// controlling terminal, in raw mode.
+fn open_line(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let line = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("open {}: {e}", path.display()))?;
+    raw_mode(&line).map_err(|e| format!("{}: raw mode: {e}", path.display()))?;
+    Ok(line)
+}
+
+/// Whether the line's other end hung up (a pty whose other side closed).
+fn hung_up(line: &std::fs::File) -> bool {
+    corowire_unix::sys::sock::poll_readable(line, Some(Duration::ZERO))
+        .map_or(true, |p| p == corowire_unix::sys::sock::PollState::Hup)
+}
+
+/// Opens the line again after its other end hung up (a pty whose other side closed, a
+/// device gone): every second until it opens and is not hung up, logging the first failure.
+fn reopen_line(path: &Path) -> std::fs::File {
+    let mut logged = false;
+    loop {
+        thread::sleep(Duration::from_secs(1));
+        let line = open_line(path).and_then(|l| {
+            if hung_up(&l) {
+                Err(format!("{}: its other end is closed", path.display()))
+            } else {
+                Ok(l)
+            }
+        });
+        match line {
+            Ok(line) => return line,
+            Err(e) if !logged => {
+                log(&format!("{e}; trying again every second"));
+                logged = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// A non-blocking serial line read and written with a timeout: a read that waits longer
+/// fails with `TimedOut` (as a socket's read timeout), so does a write the other end does
+/// not take.
+struct Line {
+    file: std::fs::File,
+    timeout: Duration,
+}
+
+impl Line {
+    /// Runs `op` until it does not say `WouldBlock`, waiting for `ready` in between.
+    fn wait<T>(
+        &mut self,
+        mut op: impl FnMut(&mut std::fs::File) -> std::io::Result<T>,
+        ready: fn(&std::fs::File, Duration) -> Result<bool, corowire_unix::Errno>,
+    ) -> std::io::Result<T> {
+        loop {
+            match op(&mut self.file) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if !ready(&self.file, self.timeout)? {
+                        return Err(ErrorKind::TimedOut.into());
+                    }
+                }
+                done => return done,
+            }
+        }
+    }
+}
+
+impl Read for Line {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.wait(
+            |f| f.read(buf),
+            |f, t| {
+                let p = corowire_unix::sys::sock::poll_readable(f, Some(t))?;
+                Ok(p != corowire_unix::sys::sock::PollState::Timeout)
+            },
+        )
+    }
+}
+
+impl Write for Line {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.wait(|f| f.write(buf), |f, t| corowire_unix::sys::sock::poll_writable(f, t))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -473,6 +586,9 @@ struct Client {
     tracks: usize,
     /// The client ended its sending half (end of stream); it may still read.
     half_closed: bool,
+    /// A hello at any time starts a new session, and a refused hello does not end the
+    /// stream (a serial line: the device at its other end reboots, or asks again).
+    rehello: bool,
 }
 
 impl Client {
@@ -485,7 +601,14 @@ impl Client {
             upstream: None,
             tracks: 0,
             half_closed: false,
+            rehello: false,
         }
+    }
+
+    /// Lets a hello at any time start a new session (see `rehello`).
+    fn restart_on_hello(mut self) -> Self {
+        self.rehello = true;
+        self
     }
 
     /// Serves the client until it leaves or is closed; why it ended. Its service threads
@@ -539,11 +662,13 @@ impl Client {
 
     /// One frame from the client.
     fn handle(&mut self, frame: Frame<'_>) -> Result<(), String> {
-        if self.upstream.as_ref().is_some_and(|u| u.lost.load(Ordering::Acquire)) {
+        let lost = self.upstream.as_ref().is_some_and(|u| u.lost.load(Ordering::Acquire));
+        let hello = matches!(frame, Frame::Hello(_));
+        if lost && !hello {
             // After a reset: a new hello starts over, anything else is dropped.
-            if !matches!(frame, Frame::Hello(_)) {
-                return Ok(());
-            }
+            return Ok(());
+        }
+        if lost || (hello && self.rehello) {
             self.upstream = None;
             self.tracks = 0;
             self.session = GatewaySession::new(Services::ALL, self.policy.max_frame);
@@ -564,8 +689,8 @@ impl Client {
                 }
                 self.out.send(Frame::Accept(accept));
                 match accept.result {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(format!("refused at hello: {e}")),
+                    Err(e) if !self.rehello => Err(format!("refused at hello: {e}")),
+                    _ => Ok(()),
                 }
             }
             FromClient::Request { channel, payload } => self.request(channel, payload),

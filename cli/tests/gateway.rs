@@ -381,62 +381,130 @@ fn corosync_restart_under_a_tracking_client() {
     assert!(seen);
 }
 
-#[test]
-fn a_client_on_a_pty_gets_replies() {
-    let prefix = format!("gwtest-{}-pty", std::process::id());
-    let _server = serve(&prefix);
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let slave = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pty.slave)))
-        .expect("the pty's name");
-    let _gateway = Proc(
-        corowire()
+/// A gateway serving a pty (in front of its own `corowire serve`), its log lines, and the
+/// pty's other end.
+struct PtyGateway {
+    /// `None` once the test closed it.
+    line: Option<std::fs::File>,
+    /// Kept open: the gateway's end stays a pty until the test closes `line`.
+    _slave: std::fs::File,
+    log: std::sync::mpsc::Receiver<String>,
+    gateway: Proc,
+    _server: Proc,
+}
+
+impl PtyGateway {
+    fn new(tag: &str, flags: &[&str]) -> Self {
+        let prefix = format!("gwtest-{}-{tag}", std::process::id());
+        let server = serve(&prefix);
+        // Close-on-exec (unlike openpty's), so that no child of this test (another test's
+        // gateway) holds the test's end open.
+        use nix::fcntl::OFlag;
+        let master =
+            nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).expect("openpt");
+        nix::pty::grantpt(&master).and(nix::pty::unlockpt(&master)).expect("unlock the pty");
+        let slave = nix::pty::ptsname_r(&master).expect("the pty's name");
+        let slave_fd = std::fs::OpenOptions::new().read(true).write(true).open(&slave).expect("open the pty");
+        let mut child = corowire()
             .arg("gateway")
             .arg("--listen")
-            .arg(format!("serial:{}", slave.display()))
+            .arg(format!("serial:{slave}"))
+            .args(flags)
             .env("COROWIRE_NAME_PREFIX", &prefix)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn corowire gateway"),
-    );
-    let mut line = std::fs::File::from(pty.master.try_clone().expect("dup"));
-    let mut request = vec![0u8; 300];
-    let key = corowire::cmap::Key::new(b"totem.cluster_name").unwrap();
-    let n = corowire::cmap::Request::Get { key, value_len: 64 }.encode(&mut request).unwrap();
-    let mut bytes = encode(Frame::Hello(HELLO));
-    bytes.extend(encode(Frame::Message {
-        channel: Channel::Cmap,
-        kind: Kind::Request,
-        payload: &request[..n],
-    }));
-    // Until the gateway has set the line to raw mode, the pty's line discipline would hold
-    // the bytes for a newline and echo them: wait for it (a bound, not a timing).
-    let raw = || {
-        nix::sys::termios::tcgetattr(&pty.slave)
-            .is_ok_and(|t| !t.local_flags.contains(nix::sys::termios::LocalFlags::ICANON))
-    };
-    for _ in 0..500 {
-        if raw() {
-            break;
+            .expect("spawn corowire gateway");
+        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || stderr.lines().map_while(Result::ok).try_for_each(|l| tx.send(l)));
+        let gw = Self {
+            line: Some(std::fs::File::from(std::os::fd::OwnedFd::from(master))),
+            _slave: slave_fd,
+            log,
+            gateway: Proc(child),
+            _server: server,
+        };
+        // Until the gateway has set the line to raw mode, the pty's line discipline would
+        // hold the bytes for a newline and echo them: wait for its banner.
+        gw.wait_log("serving serial:");
+        gw
+    }
+
+    /// Waits (at most 20 s, a bound, not a timing) for a log line containing `text`.
+    fn wait_log(&self, text: &str) -> String {
+        let mut seen = Vec::new();
+        loop {
+            match self.log.recv_timeout(Duration::from_secs(20)) {
+                Ok(l) if l.contains(text) => return l,
+                Ok(l) => seen.push(l),
+                Err(e) => panic!("no log line with {text:?} ({e}) in {seen:?}"),
+            }
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(raw(), "the gateway did not set the pty to raw mode");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 512];
-    line.write_all(&bytes).expect("write");
-    while frames_in(&got) < 2 {
-        let n = line.read(&mut buf).expect("read the pty");
-        got.extend_from_slice(&buf[..n]);
+
+    fn line(&mut self) -> &mut std::fs::File {
+        self.line.as_mut().expect("the line is open")
     }
-    let got = frames(&got);
-    assert!(matches!(got[0], Frame::Accept(a) if a.result.is_ok()), "{got:?}");
-    let Frame::Message { channel: Channel::Cmap, kind: Kind::Reply, payload } = got[1] else {
-        panic!("{got:?}");
-    };
-    let reply = corowire::cmap::Reply::decode(payload).unwrap();
-    assert_eq!(reply.result, Ok(()), "{reply:?}");
+
+    /// Writes `bytes` to the line.
+    fn send(&mut self, bytes: &[u8]) {
+        self.line().write_all(bytes).expect("write the pty");
+    }
+
+    /// Sends a hello and a GET of `totem.cluster_name`; asserts the accept and the reply.
+    fn hello_and_get(&mut self) {
+        let mut request = vec![0u8; 300];
+        let key = corowire::cmap::Key::new(b"totem.cluster_name").unwrap();
+        let n = corowire::cmap::Request::Get { key, value_len: 64 }.encode(&mut request).unwrap();
+        let mut bytes = encode(Frame::Hello(HELLO));
+        bytes.extend(encode(Frame::Message {
+            channel: Channel::Cmap,
+            kind: Kind::Request,
+            payload: &request[..n],
+        }));
+        self.send(&bytes);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while frames_in(&got) < 2 {
+            let ready = corowire_unix::sys::sock::poll_readable(self.line(), Some(Duration::from_secs(20)));
+            assert_eq!(ready, Ok(corowire_unix::sys::sock::PollState::Readable), "after {got:?}");
+            let n = self.line().read(&mut buf).expect("read the pty");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let got = frames(&got);
+        assert!(matches!(got[0], Frame::Accept(a) if a.result.is_ok()), "{got:?}");
+        let Frame::Message { channel: Channel::Cmap, kind: Kind::Reply, payload } = got[1] else {
+            panic!("{got:?}");
+        };
+        let reply = corowire::cmap::Reply::decode(payload).unwrap();
+        assert_eq!(reply.result, Ok(()), "{reply:?}");
+    }
+}
+
+#[test]
+fn a_client_on_a_pty_gets_replies() {
+    PtyGateway::new("pty", &[]).hello_and_get();
+}
+
+#[test]
+fn serial_faults_close_the_session_and_the_line_is_served_again() {
+    let mut gw = PtyGateway::new("pty-faults", &["--stall-timeout", "1"]);
+    // Garbage: that session ends, the line is served again.
+    gw.send(b"GET / HTTP/1.0\r\n\r\n");
+    gw.wait_log("malformed frame");
+    gw.hello_and_get();
+    // A second hello (the device rebooted) starts a new session at once.
+    gw.hello_and_get();
+    // Half a frame, then silence: closed after --stall-timeout.
+    gw.send(&encode(Frame::Hello(HELLO))[..3]);
+    gw.wait_log("stalled in the middle of a frame");
+    gw.hello_and_get();
+    // The other end closes: the gateway waits for the line to come back, it does not exit.
+    drop(gw.line.take());
+    gw.wait_log("trying again every second");
+    assert!(gw.gateway.0.try_wait().expect("wait").is_none(), "the gateway exited");
 }
 
 /// How many complete frames `bytes` starts with.
