@@ -46,6 +46,11 @@
 //! - a daemon that does not answer a request within `--stall-timeout` ends the session (its
 //!   replies would come out of step); a client that leaves frees its threads and upstream
 //!   connections at once;
+//! - deadlines: a socket client must send its hello, and every client each whole frame,
+//!   within `--stall-timeout`, or is closed (an idle or trickling client holds no slot); the
+//!   upstream connect at a hello waits as long at most (a stopped daemon: the accept says
+//!   `CS_ERR_TRY_AGAIN`); a failed `accept` (out of file descriptors) is logged and tried
+//!   again after a pause that doubles up to a second, and never ends the gateway;
 //! - per client: at most `--max-tracks` tracks (more are answered `CS_ERR_NO_RESOURCES`),
 //!   `--max-in-flight` requests queued per service and `--max-frame` bytes of payload (the
 //!   most the gateway offers in the accept); a client that sends a frame that does not decode,
@@ -129,8 +134,9 @@ under $COROWIRE_NAME_PREFIX). Runs until killed.
   --max-in-flight N        requests queued per client and service (default 32)
   --max-frame BYTES        largest frame payload offered, 64..65535 (default 16448)
   --stall-timeout SECS     close a client (or serial session) that stops reading, or stops
-                           mid-frame, this long; also the longest a request's reply may take
-                           (default 10)
+                           mid-frame, this long, or takes longer for its hello (sockets) or
+                           a whole frame; also the longest the daemon may take to answer a
+                           connect or a request (default 10)
   --verbose                log sessions to standard error (refusals and closes always are)
 
 A refused request is answered with CS_ERR_ACCESS by the gateway, one whose reply could not
@@ -314,8 +320,9 @@ fn serve(args: Args) -> Result<(), String> {
             log(&format!("listening on unix:{} (mode {:04o})", path.display(), args.socket_mode));
             // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
             let own = unsafe { libc::geteuid() };
+            let mut pause = ACCEPT_PAUSE;
             for conn in listener.incoming() {
-                let conn = conn.map_err(|e| format!("accept: {e}"))?;
+                let Some(conn) = accepted(conn, &mut pause) else { continue };
                 match corowire_unix::sys::sock::peer_cred(&conn) {
                     Ok(c) if c.uid == 0 || c.gid == 0 || c.uid == own || args.allow_uids.contains(&c.uid) => {
                     }
@@ -348,8 +355,9 @@ fn serve(args: Args) -> Result<(), String> {
                  to restrict it",
                 if args.allow_remote { ", and every host that reaches it," } else { "" }
             ));
+            let mut pause = ACCEPT_PAUSE;
             for conn in listener.incoming() {
-                let conn: TcpStream = conn.map_err(|e| format!("accept: {e}"))?;
+                let Some(conn): Option<TcpStream> = accepted(conn, &mut pause) else { continue };
                 let peer = conn.peer_addr().map_or_else(|_| "tcp".into(), |a| a.to_string());
                 let set = conn
                     .set_nodelay(true)
@@ -384,6 +392,28 @@ fn serve(args: Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The first pause after a failed `accept`; it doubles while `accept` keeps failing, up to
+/// [`ACCEPT_PAUSE_MAX`].
+const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// The connection `accept` gave, or `None` after logging its failure (out of file
+/// descriptors, say) and pausing: a failed accept never ends the gateway.
+fn accepted<T>(conn: std::io::Result<T>, pause: &mut Duration) -> Option<T> {
+    match conn {
+        Ok(conn) => {
+            *pause = ACCEPT_PAUSE;
+            Some(conn)
+        }
+        Err(e) => {
+            log(&format!("accept: {e}; trying again in {pause:?}"));
+            thread::sleep(*pause);
+            *pause = (*pause * 2).min(ACCEPT_PAUSE_MAX);
+            None
+        }
+    }
 }
 
 /// Binds a Unix stream socket at `path`. A socket file left there by a gateway that was
@@ -586,6 +616,8 @@ struct Client {
     tracks: usize,
     /// The client ended its sending half (end of stream); it may still read.
     half_closed: bool,
+    /// The client sent a hello.
+    greeted: bool,
     /// A hello at any time starts a new session, and a refused hello does not end the
     /// stream (a serial line: the device at its other end reboots, or asks again).
     rehello: bool,
@@ -601,6 +633,7 @@ impl Client {
             upstream: None,
             tracks: 0,
             half_closed: false,
+            greeted: false,
             rehello: false,
         }
     }
@@ -625,9 +658,21 @@ impl Client {
 
     fn serve(&mut self, mut reader: Box<dyn Read + Send>) -> String {
         let mut frames: Box<FrameReader<READER>> = Box::new(FrameReader::new());
+        let start = std::time::Instant::now();
+        // When the frame in the reader (incomplete) began.
+        let mut partial_since = None;
         loop {
             if self.out.dead.load(Ordering::Acquire) {
                 return "it stopped reading (or left) while the gateway wrote to it".into();
+            }
+            // Deadlines: the hello (a socket's client must greet within --stall-timeout; a
+            // serial line may stay quiet), and each whole frame (a client trickling bytes).
+            let stall = self.policy.stall;
+            if !self.rehello && !self.greeted && start.elapsed() >= stall {
+                return format!("no hello within {stall:?}");
+            }
+            if partial_since.is_some_and(|t: std::time::Instant| t.elapsed() >= stall) {
+                return format!("a frame took longer than {stall:?} to arrive");
             }
             frames.set_max_payload(self.session.max_payload());
             let got = reader.read(frames.space());
@@ -657,6 +702,8 @@ impl Client {
                 }
                 frames.set_max_payload(self.session.max_payload());
             }
+            partial_since =
+                (frames.buffered() > 0).then(|| partial_since.unwrap_or_else(std::time::Instant::now));
         }
     }
 
@@ -664,6 +711,7 @@ impl Client {
     fn handle(&mut self, frame: Frame<'_>) -> Result<(), String> {
         let lost = self.upstream.as_ref().is_some_and(|u| u.lost.load(Ordering::Acquire));
         let hello = matches!(frame, Frame::Hello(_));
+        self.greeted |= hello;
         if lost && !hello {
             // After a reset: a new hello starts over, anything else is dropped.
             return Ok(());
@@ -700,7 +748,8 @@ impl Client {
     /// Opens the upstream connections and their service threads.
     fn connect(&self, services: Services) -> Result<Upstream, corowire_unix::Error> {
         let lost = Arc::new(AtomicBool::new(false));
-        let options = Options::default();
+        // A daemon that does not answer the connect (stopped) does not hold the session.
+        let options = Options { timeout: Some(self.policy.stall), ..Options::default() };
         let mut up = Upstream { cmap: None, votequorum: None, lost: Arc::clone(&lost) };
         if services.contains(Channel::Cmap) {
             let (client, _) = corowire_unix::connect_driver::<CmapService<TRACKS>, 1, 1, 64>(&options)?;

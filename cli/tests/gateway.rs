@@ -88,6 +88,17 @@ impl Setup {
         Self::start_at(tag, prefix, server, flags, |_| ())
     }
 
+    /// A gateway in front of its own `corowire serve`, allowed `nofile` open files.
+    fn start_limited(tag: &str, nofile: u32) -> Self {
+        let prefix = format!("gwtest-{}-{tag}", std::process::id());
+        let server = serve(&prefix);
+        let exe = env!("CARGO_BIN_EXE_corowire");
+        let mut gateway = Command::new("sh");
+        gateway.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), exe, "gateway"]);
+        gateway.args(["--max-clients", "100"]);
+        Self::spawn(tag, Some(prefix), Some(server), gateway, |_| ())
+    }
+
     /// As [`Setup::start`], with `prepare` run on the socket's path (in a new, empty private
     /// directory) before the gateway starts.
     fn start_at(
@@ -97,11 +108,23 @@ impl Setup {
         flags: &[&str],
         prepare: impl FnOnce(&std::path::Path),
     ) -> Self {
+        let mut gateway = corowire();
+        gateway.arg("gateway").args(flags);
+        Self::spawn(tag, prefix, server, gateway, prepare)
+    }
+
+    /// Runs `gateway` (a gateway's command line, without its `--listen`).
+    fn spawn(
+        tag: &str,
+        prefix: Option<String>,
+        server: Option<Proc>,
+        mut gateway: Command,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Self {
         let dir = tempdir(tag);
         let sock = dir.join("gw.sock");
         prepare(&sock);
-        let mut gateway = corowire();
-        gateway.arg("gateway").arg("--listen").arg(format!("unix:{}", sock.display())).args(flags);
+        gateway.arg("--listen").arg(format!("unix:{}", sock.display()));
         match &prefix {
             Some(p) => gateway.env("COROWIRE_NAME_PREFIX", p),
             None => gateway.env_remove("COROWIRE_NAME_PREFIX"),
@@ -319,6 +342,77 @@ fn a_client_stalled_mid_frame_is_closed() {
     let hello = encode(Frame::Hello(HELLO));
     // Half a hello, then silence: the gateway closes the stream without an answer.
     assert_eq!(raw_exchange(&mut setup.stream(), &hello[..3]), b"");
+}
+
+#[test]
+fn idle_and_trickling_clients_are_closed_at_the_deadline() {
+    let setup = Setup::new("deadline", &["--stall-timeout", "1", "--max-clients", "2"]);
+    // Two clients that never say hello hold both slots, until their deadline.
+    let idle = [setup.stream(), setup.stream()];
+    let link = link(&setup);
+    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
+    drop(idle);
+    // A hello a byte at a time, each within the stall timeout: the whole frame's deadline
+    // closes it before it completes.
+    let mut stream = setup.stream();
+    let mut writer = stream.try_clone().expect("clone");
+    let trickle = std::thread::spawn(move || {
+        for byte in encode(Frame::Hello(HELLO)) {
+            if writer.write_all(&[byte]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    });
+    assert_eq!(raw_exchange(&mut stream, &[]), b"");
+    trickle.join().expect("trickle");
+}
+
+#[test]
+fn a_hello_while_the_server_is_stopped_is_answered_try_again() {
+    let setup = Setup::new("stopped", &["--stall-timeout", "1"]);
+    let pid = setup.server.as_ref().expect("server").0.id().to_string();
+    /// Lets the server run again when dropped (a panic included): a stopped one never stops.
+    struct Cont<'a>(&'a str);
+    impl Drop for Cont<'_> {
+        fn drop(&mut self) {
+            corosync::signal("-CONT", self.0);
+        }
+    }
+    corosync::signal("-STOP", &pid);
+    let cont = Cont(&pid);
+    let got = raw_exchange(&mut setup.stream(), &encode(Frame::Hello(HELLO)));
+    drop(cont);
+    assert!(matches!(frames(&got)[..], [Frame::Accept(a)] if a.result == Err(CsError::TryAgain)), "{got:?}");
+}
+
+#[test]
+fn running_out_of_file_descriptors_does_not_end_the_gateway() {
+    // Each held client costs the gateway two descriptors: of two limits in a row, one makes
+    // accept itself fail (EMFILE) rather than what follows it.
+    for limit in [40, 41] {
+        let tag = format!("emfile-{limit}");
+        let setup = Setup::start_limited(&tag, limit);
+        let held: Vec<UnixStream> = (0..30).map(|_| setup.stream()).collect();
+        drop(held);
+        // The gateway closes the held clients as it gets to them: a client may be dropped
+        // until it has (a bound, not a timing).
+        let served = (0..200).any(|_| {
+            let stream = setup.stream();
+            stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+            let Ok(link) = Link::<Io, 4096, 4096>::connect(Io::new(stream), Services::ALL, no_clock) else {
+                std::thread::sleep(Duration::from_millis(10));
+                return false;
+            };
+            let link = RefCell::new(link);
+            let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+            let mut buf = [0u8; 64];
+            cmap.get_string("totem.cluster_name", &mut buf) == Ok("corowire")
+        });
+        assert!(served, "limit {limit}: the gateway serves no more");
+    }
 }
 
 #[test]
