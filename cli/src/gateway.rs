@@ -51,7 +51,10 @@
 //!   upstream connect at a hello waits as long at most (a stopped daemon: the accept says
 //!   `CS_ERR_TRY_AGAIN`); a failed `accept` (out of file descriptors) is logged and tried
 //!   again after a pause that doubles up to a second, and never ends the gateway;
-//! - per client: at most `--max-tracks` tracks (more are answered `CS_ERR_NO_RESOURCES`),
+//! - per client: at most `--max-tracks` CMAP tracks (more are answered
+//!   `CS_ERR_NO_RESOURCES`; a track counts from its TRACK_ADD until the daemon refuses it or
+//!   confirms its TRACK_DELETE), and no votequorum tracking at all with `--max-tracks 0`
+//!   (a connection tracks once: a new TRACK_START changes the flags),
 //!   `--max-in-flight` requests queued per service and `--max-frame` bytes of payload (the
 //!   most the gateway offers in the accept); a client that sends a frame that does not decode,
 //!   a request that does not decode, too many requests, or stalls (stops reading for
@@ -103,9 +106,9 @@ use corowire_unix::{ClientDriver, Options};
 const USAGE: &str = "\
 usage: corowire gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE
                         [--socket-mode OCTAL] [--allow-uid UID]... [--allow-remote]
-                        [--allow-write PREFIX]... [--allow-votequorum-write] [--allow-qdevice] [--max-clients N] [--max-tracks N]
-                        [--max-in-flight N] [--max-frame BYTES] [--stall-timeout SECS]
-                        [--verbose]
+                        [--allow-write PREFIX]... [--allow-votequorum-write] [--allow-qdevice]
+                        [--max-clients N] [--max-tracks N] [--max-in-flight N]
+                        [--max-frame BYTES] [--stall-timeout SECS] [--verbose]
 
 Relays stream-framed clients (docs/protocol.md section 12, e.g. corowire-embedded on a
 microcontroller) to the local cmap and votequorum services (corosync, or `corowire serve`
@@ -130,7 +133,8 @@ under $COROWIRE_NAME_PREFIX). Runs until killed.
   --allow-votequorum-write let clients set expected votes and node votes
   --allow-qdevice          let clients register and drive a quorum device
   --max-clients N          clients served at once, more wait (default 16)
-  --max-tracks N           CMAP and votequorum tracks per client (default 16)
+  --max-tracks N           CMAP tracks per client, counted until the daemon confirms their
+                           delete; 0 also refuses votequorum tracking (default 16)
   --max-in-flight N        requests queued per client and service (default 32)
   --max-frame BYTES        largest frame payload offered, 64..65535 (default 16448)
   --stall-timeout SECS     close a client (or serial session) that stops reading, or stops
@@ -613,7 +617,9 @@ struct Client {
     policy: Arc<Policy>,
     session: GatewaySession,
     upstream: Option<Upstream>,
-    tracks: usize,
+    /// The session's CMAP tracks: counted when a TRACK_ADD is relayed, uncounted by the
+    /// service thread when the daemon refuses it or confirms a TRACK_DELETE.
+    tracks: Arc<AtomicUsize>,
     /// The client ended its sending half (end of stream); it may still read.
     half_closed: bool,
     /// The client sent a hello.
@@ -631,7 +637,7 @@ impl Client {
             session: GatewaySession::new(Services::ALL, policy.max_frame),
             policy,
             upstream: None,
-            tracks: 0,
+            tracks: Arc::new(AtomicUsize::new(0)),
             half_closed: false,
             greeted: false,
             rehello: false,
@@ -718,7 +724,7 @@ impl Client {
         }
         if lost || (hello && self.rehello) {
             self.upstream = None;
-            self.tracks = 0;
+            self.tracks = Arc::new(AtomicUsize::new(0));
             self.session = GatewaySession::new(Services::ALL, self.policy.max_frame);
         }
         match self.session.handle_frame(frame).map_err(|e| e.to_string())? {
@@ -788,6 +794,7 @@ impl Client {
             lost: Arc::clone(lost),
             max_payload: self.session.max_payload(),
             reply_timeout: self.policy.stall,
+            tracks: (channel == Channel::Cmap).then(|| Arc::clone(&self.tracks)),
         };
         thread::spawn(move || {
             let mut client = client;
@@ -838,17 +845,13 @@ impl Client {
             let allowed = self.policy.write_prefixes.iter().any(|p| key.as_bytes().starts_with(p));
             return if allowed { Ok(None) } else { refuse(CsError::Access) };
         }
-        match kind {
-            CmapKind::TrackAdd if self.tracks >= self.policy.max_tracks => refuse(CsError::NoResources),
-            CmapKind::TrackAdd => {
-                self.tracks += 1;
-                Ok(None)
-            }
-            CmapKind::TrackDelete => {
-                self.tracks = self.tracks.saturating_sub(1);
-                Ok(None)
-            }
-            _ => Ok(None),
+        if kind != CmapKind::TrackAdd {
+            return Ok(None);
+        }
+        let max = self.policy.max_tracks;
+        match self.tracks.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)) {
+            Ok(_) => Ok(None),
+            Err(_) => refuse(CsError::NoResources),
         }
     }
 
@@ -861,17 +864,10 @@ impl Client {
             return refuse(CsError::TooBig);
         }
         match kind {
-            VqKind::GetInfo | VqKind::TrackStop => {
-                if kind == VqKind::TrackStop {
-                    self.tracks = self.tracks.saturating_sub(1);
-                }
-                Ok(None)
-            }
-            VqKind::TrackStart if self.tracks >= self.policy.max_tracks => refuse(CsError::NoResources),
-            VqKind::TrackStart => {
-                self.tracks += 1;
-                Ok(None)
-            }
+            // A votequorum connection holds one track at most: a TRACK_START while tracking
+            // changes its flags (`exec/votequorum.c`), so only `--max-tracks 0` refuses it.
+            VqKind::TrackStart if self.policy.max_tracks == 0 => refuse(CsError::NoResources),
+            VqKind::GetInfo | VqKind::TrackStop | VqKind::TrackStart => Ok(None),
             VqKind::SetExpected | VqKind::SetVotes if self.policy.votequorum_write => Ok(None),
             VqKind::SetExpected | VqKind::SetVotes => refuse(CsError::Access),
             _ if self.policy.qdevice => Ok(None),
@@ -953,6 +949,8 @@ struct Relay {
     max_payload: usize,
     /// The longest the daemon may take to answer a request (`--stall-timeout`).
     reply_timeout: Duration,
+    /// The CMAP channel's track count (see `Client::tracks`); `None` on votequorum.
+    tracks: Option<Arc<AtomicUsize>>,
 }
 
 /// How often a service thread waiting for a reply looks whether its client left.
@@ -1043,12 +1041,29 @@ impl Relay {
         t.flush(1).map_err(Fault::Upstream)?;
         loop {
             match t.recv_response(Some(t.now().saturating_add(SLICE)), buf) {
-                Ok(n) => return self.deliver(Kind::Reply, &buf[..n]),
+                Ok(n) => {
+                    self.count_tracks(&buf[..n]);
+                    return self.deliver(Kind::Reply, &buf[..n]);
+                }
                 Err(e) if corowire::transport::TransportError::kind(&e) == TransportErrorKind::Timeout => {
                     waited()?;
                 }
                 Err(e) => return Err(Fault::Upstream(e)),
             }
+        }
+    }
+
+    /// Uncounts a track the daemon refused to add or confirmed deleted.
+    fn count_tracks(&self, reply: &[u8]) {
+        let Some(tracks) = &self.tracks else { return };
+        let Ok(reply) = CmapReply::decode(reply) else { return };
+        let gone = match reply.body.kind() {
+            CmapKind::TrackAdd => reply.result.is_err(),
+            CmapKind::TrackDelete => reply.result.is_ok(),
+            _ => false,
+        };
+        if gone {
+            let _ = tracks.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         }
     }
 

@@ -283,27 +283,86 @@ fn a_garbage_client_is_closed_and_a_good_one_is_not() {
     assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
 }
 
-/// Sends a hello and `request` on `channel` and returns the reply's payload.
-fn request_reply(stream: &mut UnixStream, channel: Channel, request: &[u8]) -> Vec<u8> {
-    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    let mut bytes = encode(Frame::Hello(HELLO));
-    bytes.extend(encode(Frame::Message { channel, kind: Kind::Request, payload: request }));
-    stream.write_all(&bytes).expect("write");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while frames_in(&got) < 2 {
-        let n = stream.read(&mut buf).unwrap_or_else(|e| panic!("read: {e} after {got:?}"));
-        assert!(n > 0, "closed after {got:?}");
-        got.extend_from_slice(&buf[..n]);
+/// A client speaking raw frames: a hello, then one request at a time.
+struct RawClient {
+    stream: UnixStream,
+    got: Vec<u8>,
+}
+
+impl RawClient {
+    /// Sends the hello and checks the accept.
+    fn new(stream: UnixStream) -> Self {
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let mut client = Self { stream, got: Vec::new() };
+        client.stream.write_all(&encode(Frame::Hello(HELLO))).expect("write");
+        let accept = client.next_frame();
+        assert!(
+            matches!(decode(&accept, 1 << 16), Ok(Status::Complete((Frame::Accept(a), _))) if a.result.is_ok())
+        );
+        client
     }
-    match frames(&got)[..] {
-        [Frame::Accept(a), Frame::Message { channel: c, kind: Kind::Reply, payload }]
-            if a.result.is_ok() && c == channel =>
-        {
-            payload.to_vec()
+
+    /// The next frame's bytes.
+    fn next_frame(&mut self) -> Vec<u8> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Ok(Status::Complete((_, used))) = decode(&self.got, usize::from(u16::MAX)) {
+                return self.got.drain(..used).collect();
+            }
+            let n = self.stream.read(&mut buf).unwrap_or_else(|e| panic!("read: {e} after {:?}", self.got));
+            assert!(n > 0, "closed after {:?}", self.got);
+            self.got.extend_from_slice(&buf[..n]);
         }
-        ref other => panic!("{other:?}"),
     }
+
+    /// Sends `request` on `channel`; the reply's payload.
+    fn call(&mut self, channel: Channel, request: &[u8]) -> Vec<u8> {
+        let frame = encode(Frame::Message { channel, kind: Kind::Request, payload: request });
+        self.stream.write_all(&frame).expect("write");
+        let reply = self.next_frame();
+        match decode(&reply, usize::from(u16::MAX)) {
+            Ok(Status::Complete((Frame::Message { channel: c, kind: Kind::Reply, payload }, _)))
+                if c == channel =>
+            {
+                payload.to_vec()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Sends a CMAP `request`; the reply's status.
+    fn cmap(&mut self, request: corowire::cmap::Request<'_>) -> Result<(), CsError> {
+        let mut buf = vec![0u8; request.encoded_len()];
+        let n = request.encode(&mut buf).unwrap();
+        let reply = self.call(Channel::Cmap, &buf[..n]);
+        corowire::cmap::Reply::decode(&reply).unwrap().result
+    }
+
+    /// Sends a votequorum `request`; the reply's status.
+    fn votequorum(&mut self, request: VqRequest<'_>) -> Result<(), CsError> {
+        let mut buf = vec![0u8; request.encoded_len()];
+        let n = request.encode(&mut buf).unwrap();
+        let reply = self.call(Channel::Votequorum, &buf[..n]);
+        corowire::votequorum::Reply::decode(&reply).unwrap().result
+    }
+}
+
+#[test]
+fn the_track_limit_counts_what_the_daemon_holds() {
+    use corowire::cmap::Request as Cmap;
+    let setup = Setup::new("tracks", &["--max-tracks", "2"]);
+    let mut client = RawClient::new(setup.stream());
+    let add = |cookie| Cmap::TrackAdd { key: None, track_type: TrackType::ADD, track_inst_handle: cookie };
+    assert_eq!(client.cmap(add(1)), Ok(()));
+    assert_eq!(client.cmap(add(2)), Ok(()));
+    assert_eq!(client.cmap(add(3)), Err(CsError::NoResources));
+    // Neither a delete the daemon refuses nor votequorum track stops free a CMAP track.
+    assert_eq!(client.cmap(Cmap::TrackDelete { track_handle: 0xdead }), Err(CsError::BadHandle));
+    for _ in 0..20 {
+        // Not tracking: the daemon says so.
+        assert_eq!(client.votequorum(VqRequest::TrackStop), Err(CsError::NotExist));
+    }
+    assert_eq!(client.cmap(add(4)), Err(CsError::NoResources));
 }
 
 #[test]
@@ -313,18 +372,12 @@ fn a_get_whose_reply_cannot_fit_is_refused_and_leaves_nothing_behind() {
     drop(setup.stream());
     let idle = setup.gateway.threads();
     let key = corowire::cmap::Key::new(b"totem.cluster_name").unwrap();
+    let get = |value_len| corowire::cmap::Request::Get { key, value_len };
     for value_len in (0..60).map(|i| if i % 2 == 0 { 200_000 } else { 4096 - 39 }) {
-        let mut request = vec![0u8; 300];
-        let n = corowire::cmap::Request::Get { key, value_len }.encode(&mut request).unwrap();
-        let reply = request_reply(&mut setup.stream(), Channel::Cmap, &request[..n]);
-        let reply = corowire::cmap::Reply::decode(&reply).unwrap();
-        assert_eq!(reply.result, Err(CsError::TooBig), "{value_len}");
+        assert_eq!(RawClient::new(setup.stream()).cmap(get(value_len)), Err(CsError::TooBig), "{value_len}");
     }
     // A GET that fits passes.
-    let mut request = vec![0u8; 300];
-    let n = corowire::cmap::Request::Get { key, value_len: 4096 - 40 }.encode(&mut request).unwrap();
-    let reply = request_reply(&mut setup.stream(), Channel::Cmap, &request[..n]);
-    assert_eq!(corowire::cmap::Reply::decode(&reply).unwrap().result, Ok(()));
+    assert_eq!(RawClient::new(setup.stream()).cmap(get(4096 - 40)), Ok(()));
     // Every client's threads (and with them its upstream connections) end: a bound, not a
     // timing.
     for _ in 0..2000 {
