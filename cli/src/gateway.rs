@@ -36,9 +36,12 @@
 //! - TCP listens on loopback addresses only, unless `--allow-remote`;
 //! - clients are read-only: CMAP get, iterate, track, set-current-map and votequorum
 //!   getinfo, track start/stop pass; a CMAP set, delete or adjust passes only for a key
-//!   under a `--allow-write` prefix; votequorum set-expected and set-votes need
+//!   an `--allow-write` prefix covers (one ending in `.` covers the keys under it, any other
+//!   the key itself and the keys under `PREFIX.`; an empty prefix is refused); votequorum set-expected and set-votes need
 //!   `--allow-votequorum-write`; the qdevice calls need `--allow-qdevice`. A refused request
-//!   is answered by the gateway with `CS_ERR_ACCESS` and never reaches the daemon;
+//!   is answered by the gateway with `CS_ERR_ACCESS` and never reaches the daemon; the log
+//!   line names the request, the key and the rule (the client cannot tell the gateway's
+//!   refusal from corosync's);
 //! - a request whose reply cannot fit the session's frames (a CMAP GET asking for more value
 //!   bytes than fit, or any reply of a fixed shape larger than a small negotiated frame) is
 //!   answered `CS_ERR_TOO_BIG` by the gateway in the shape corosync gives that reply, and
@@ -119,7 +122,8 @@ under $COROWIRE_NAME_PREFIX). Runs until killed.
                            listens on (a killed gateway's) is replaced, anything else refused;
                            only root, the gateway's own user and --allow-uid users are served
   --listen tcp:ADDR:PORT   listen on TCP (QEMU: -chardev socket,host=ADDR,port=PORT,server=off);
-                           ADDR must be a loopback address unless --allow-remote; a TCP
+                           ADDR (a host name: its first address) must be a loopback
+                           address unless --allow-remote; a TCP
                            listener, even on loopback, is open to every local user
   --listen serial:DEVICE   one client on a serial device or pty, set to raw mode; a hello at
                            any time starts a new session; a fault (garbage, a stall, a
@@ -128,8 +132,10 @@ under $COROWIRE_NAME_PREFIX). Runs until killed.
   --socket-mode OCTAL      the Unix socket's permission bits (default 0600: owner only)
   --allow-uid UID          also serve this user on the Unix socket (repeatable)
   --allow-remote           accept a non-loopback TCP address
-  --allow-write PREFIX     let clients set, delete and adjust CMAP keys under PREFIX
-                           (repeatable; default: CMAP is read-only)
+  --allow-write PREFIX     let clients set, delete and adjust CMAP keys under PREFIX: a
+                           PREFIX ending in '.' covers the keys under it, any other the key
+                           PREFIX and the keys under PREFIX. (app.b: app.b, app.b.x, not
+                           app.bc); repeatable, never empty (default: CMAP is read-only)
   --allow-votequorum-write let clients set expected votes and node votes
   --allow-qdevice          let clients register and drive a quorum device
   --max-clients N          clients served at once, more wait (default 16)
@@ -197,8 +203,7 @@ pub(crate) fn run(args: &[OsString]) -> u8 {
             return 0;
         }
         Err(e) => {
-            eprintln!("corowire gateway: {e}");
-            eprint!("{USAGE}");
+            eprintln!("corowire gateway: {e} (see corowire gateway --help)");
             return 1;
         }
     };
@@ -243,7 +248,13 @@ fn parse(args: &[OsString]) -> Result<Option<Args>, String> {
         match arg {
             "--listen" => listen = Some(parse_listen(&value()?)?),
             "--allow-remote" => allow_remote = true,
-            "--allow-write" => policy.write_prefixes.push(value()?.into_bytes()),
+            "--allow-write" => {
+                let prefix = value()?;
+                if prefix.is_empty() {
+                    return Err("--allow-write \"\" would make every key writable: name a prefix".into());
+                }
+                policy.write_prefixes.push(prefix.into_bytes());
+            }
             "--allow-votequorum-write" => policy.votequorum_write = true,
             "--allow-qdevice" => policy.qdevice = true,
             "--socket-mode" => {
@@ -273,7 +284,7 @@ fn parse(args: &[OsString]) -> Result<Option<Args>, String> {
     }
     let listen = listen.ok_or("--listen is missing")?;
     if let Listen::Tcp(addr) = listen {
-        if !addr.ip().is_loopback() && !allow_remote {
+        if !is_loopback(addr.ip()) && !allow_remote {
             return Err(format!(
                 "{addr} is not a loopback address: anyone who reaches it could read corosync's \
                  state; add --allow-remote to listen there anyway"
@@ -283,12 +294,35 @@ fn parse(args: &[OsString]) -> Result<Option<Args>, String> {
     Ok(Some(Args { listen, allow_remote, max_clients, socket_mode, allow_uids, policy }))
 }
 
+/// Whether `ip` is a loopback address, an IPv4-mapped one (`::ffff:127.0.0.1`) included.
+fn is_loopback(ip: core::net::IpAddr) -> bool {
+    match ip {
+        core::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        core::net::IpAddr::V4(v4) => v4.is_loopback(),
+    }
+}
+
+/// Whether `prefix` (an `--allow-write` value) covers `key`: a prefix ending in `.` covers
+/// the keys under it; any other covers the key itself and the keys under `prefix.` (so
+/// `app.b` covers `app.b` and `app.b.x`, not `app.bc`).
+fn covers(prefix: &[u8], key: &[u8]) -> bool {
+    match key.strip_prefix(prefix) {
+        Some(rest) => prefix.ends_with(b".") || rest.is_empty() || rest.starts_with(b"."),
+        None => false,
+    }
+}
+
 fn parse_listen(spec: &str) -> Result<Listen, String> {
     match spec.split_once(':') {
         Some(("unix", path)) if !path.is_empty() => Ok(Listen::Unix(path.into())),
         Some(("serial", path)) if !path.is_empty() => Ok(Listen::Serial(path.into())),
         Some(("tcp", addr)) => {
-            addr.parse().map(Listen::Tcp).map_err(|e| format!("--listen tcp:{addr}: {e} (want ADDR:PORT)"))
+            // A host name (localhost) is resolved; its first address is the one listened on.
+            let mut all = std::net::ToSocketAddrs::to_socket_addrs(addr)
+                .map_err(|e| format!("--listen tcp:{addr}: {e} (want ADDR:PORT or HOST:PORT)"))?;
+            all.next().map(Listen::Tcp).ok_or_else(|| format!("--listen tcp:{addr}: no address"))
         }
         _ => Err(format!("--listen {spec:?}: want unix:PATH, tcp:ADDR:PORT or serial:DEVICE")),
     }
@@ -735,6 +769,8 @@ impl Client {
                         Err(e) => {
                             log(&format!("{}: upstream connect failed: {e}", self.name));
                             accept.result = Err(CsError::TryAgain);
+                            // Nothing is connected upstream: none of them is served.
+                            accept.services = Services::NONE;
                         }
                     }
                 }
@@ -810,7 +846,6 @@ impl Client {
             Channel::Votequorum => self.votequorum_verdict(payload)?,
         };
         if let Some(reply) = verdict {
-            log(&format!("{}: {channel:?} request refused", self.name));
             self.out.send(Frame::Message { channel, kind: Kind::Reply, payload: &reply });
             return Ok(());
         }
@@ -832,7 +867,13 @@ impl Client {
         let req = CmapRequest::decode(payload).map_err(|e| format!("malformed CMAP request: {e}"))?;
         let kind = req.kind();
         let refuse = |e| Ok(Some(cmap_refusal(kind, e)));
-        if cmap_reply_bound(&req) > self.session.max_payload() {
+        let (bound, max) = (cmap_reply_bound(&req), self.session.max_payload());
+        if bound > max {
+            log(&format!(
+                "{}: CMAP {kind:?} refused (CS_ERR_TOO_BIG): its reply (up to {bound} bytes) \
+                 exceeds the session's {max}-byte frames",
+                self.name
+            ));
             return refuse(CsError::TooBig);
         }
         let key = match req {
@@ -842,16 +883,32 @@ impl Client {
             _ => None,
         };
         if let Some(key) = key {
-            let allowed = self.policy.write_prefixes.iter().any(|p| key.as_bytes().starts_with(p));
-            return if allowed { Ok(None) } else { refuse(CsError::Access) };
+            if self.policy.write_prefixes.iter().any(|p| covers(p, key.as_bytes())) {
+                return Ok(None);
+            }
+            log(&format!(
+                "{}: CMAP {kind:?} of {:?} refused (CS_ERR_ACCESS): no --allow-write prefix covers it",
+                self.name,
+                String::from_utf8_lossy(key.as_bytes())
+            ));
+            return refuse(CsError::Access);
         }
         if kind != CmapKind::TrackAdd {
             return Ok(None);
         }
-        let max = self.policy.max_tracks;
-        match self.tracks.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)) {
+        let max_tracks = self.policy.max_tracks;
+        match self
+            .tracks
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max_tracks).then_some(n + 1))
+        {
             Ok(_) => Ok(None),
-            Err(_) => refuse(CsError::NoResources),
+            Err(_) => {
+                log(&format!(
+                    "{}: CMAP TrackAdd refused (CS_ERR_NO_RESOURCES): --max-tracks {max_tracks}",
+                    self.name
+                ));
+                refuse(CsError::NoResources)
+            }
         }
     }
 
@@ -859,19 +916,30 @@ impl Client {
     fn votequorum_verdict(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let req = VqRequest::decode(payload).map_err(|e| format!("malformed votequorum request: {e}"))?;
         let kind = req.kind();
-        let refuse = |e| Ok(Some(votequorum_refusal(kind, e)));
-        if votequorum_reply(kind, Ok(())).encoded_len() > self.session.max_payload() {
-            return refuse(CsError::TooBig);
+        let (bound, max) = (votequorum_reply(kind, Ok(())).encoded_len(), self.session.max_payload());
+        let refused = |e, why: &str| {
+            log(&format!("{}: votequorum {kind:?} refused ({e:?}): {why}", self.name));
+            Ok(Some(votequorum_refusal(kind, e)))
+        };
+        if bound > max {
+            return refused(
+                CsError::TooBig,
+                &format!("its {bound}-byte reply exceeds the {max}-byte frames"),
+            );
         }
         match kind {
             // A votequorum connection holds one track at most: a TRACK_START while tracking
             // changes its flags (`exec/votequorum.c`), so only `--max-tracks 0` refuses it.
-            VqKind::TrackStart if self.policy.max_tracks == 0 => refuse(CsError::NoResources),
+            VqKind::TrackStart if self.policy.max_tracks == 0 => {
+                refused(CsError::NoResources, "--max-tracks 0")
+            }
             VqKind::GetInfo | VqKind::TrackStop | VqKind::TrackStart => Ok(None),
             VqKind::SetExpected | VqKind::SetVotes if self.policy.votequorum_write => Ok(None),
-            VqKind::SetExpected | VqKind::SetVotes => refuse(CsError::Access),
+            VqKind::SetExpected | VqKind::SetVotes => {
+                refused(CsError::Access, "needs --allow-votequorum-write")
+            }
             _ if self.policy.qdevice => Ok(None),
-            _ => refuse(CsError::Access),
+            _ => refused(CsError::Access, "needs --allow-qdevice"),
         }
     }
 }
@@ -1111,6 +1179,16 @@ enum Fault {
 mod tests {
     use super::*;
 
+    #[test]
+    fn write_prefixes_stop_at_a_key_boundary() {
+        assert!(covers(b"app.", b"app.b"));
+        assert!(!covers(b"app.", b"app"));
+        assert!(covers(b"app.b", b"app.b"));
+        assert!(covers(b"app.b", b"app.b.c"));
+        assert!(!covers(b"app.b", b"app.bc"));
+        assert!(!covers(b"app.b", b"app"));
+    }
+
     fn args(list: &[&str]) -> Vec<OsString> {
         list.iter().map(OsString::from).collect()
     }
@@ -1121,6 +1199,8 @@ mod tests {
         assert_eq!(parse_listen("serial:/dev/pts/3"), Ok(Listen::Serial("/dev/pts/3".into())));
         assert_eq!(parse_listen("tcp:127.0.0.1:7000"), Ok(Listen::Tcp("127.0.0.1:7000".parse().unwrap())));
         assert!(parse_listen("tcp:localhost").is_err());
+        let Ok(Listen::Tcp(local)) = parse_listen("tcp:localhost:7000") else { panic!("localhost") };
+        assert!(is_loopback(local.ip()) && local.port() == 7000, "{local}");
         assert!(parse_listen("udp:1").is_err());
     }
 
@@ -1130,6 +1210,8 @@ mod tests {
         assert!(e.contains("--allow-remote"), "{e}");
         assert!(parse(&args(&["--listen", "tcp:0.0.0.0:7000", "--allow-remote"])).unwrap().is_some());
         assert!(parse(&args(&["--listen", "tcp:[::1]:7000"])).unwrap().is_some());
+        assert!(parse(&args(&["--listen", "tcp:[::ffff:127.0.0.1]:7000"])).unwrap().is_some());
+        assert!(parse(&args(&["--listen", "tcp:[::ffff:10.0.0.1]:7000"])).is_err());
     }
 
     #[test]
@@ -1141,6 +1223,8 @@ mod tests {
         assert_eq!(a.policy.max_frame, 512);
         assert!(parse(&args(&["--listen", "unix:/x", "--max-frame", "10"])).is_err());
         assert!(parse(&args(&[])).is_err());
+        let e = parse(&args(&["--listen", "unix:/x", "--allow-write", ""])).unwrap_err();
+        assert!(e.contains("every key"), "{e}");
         assert_eq!(parse(&args(&["--help"])), Ok(None));
     }
 }

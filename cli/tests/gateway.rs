@@ -493,6 +493,8 @@ fn a_non_loopback_tcp_bind_is_refused_without_the_flag() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a loopback address") && stderr.contains("--allow-remote"), "{stderr}");
+    // One line, not the whole usage.
+    assert!(stderr.lines().count() == 1 && stderr.contains("see corowire gateway --help"), "{stderr}");
 }
 
 #[test]
