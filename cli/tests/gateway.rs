@@ -540,6 +540,8 @@ struct PtyGateway {
     log: std::sync::mpsc::Receiver<String>,
     gateway: Proc,
     _server: Proc,
+    /// The server's name prefix.
+    prefix: String,
 }
 
 impl PtyGateway {
@@ -574,6 +576,7 @@ impl PtyGateway {
             log,
             gateway: Proc(child),
             _server: server,
+            prefix,
         };
         // Until the gateway has set the line to raw mode, the pty's line discipline would
         // hold the bytes for a newline and echo them: wait for its banner.
@@ -595,6 +598,16 @@ impl PtyGateway {
 
     fn line(&mut self) -> &mut std::fs::File {
         self.line.as_mut().expect("the line is open")
+    }
+
+    /// Discards what the line holds for the test (an old session's frames).
+    fn drain(&mut self) {
+        let mut buf = [0u8; 4096];
+        while corowire_unix::sys::sock::poll_readable(self.line(), Some(Duration::ZERO))
+            == Ok(corowire_unix::sys::sock::PollState::Readable)
+        {
+            let _ = self.line().read(&mut buf);
+        }
     }
 
     /// Writes `bytes` to the line.
@@ -649,6 +662,35 @@ fn serial_faults_close_the_session_and_the_line_is_served_again() {
     // Half a frame, then silence: closed after --stall-timeout.
     gw.send(&encode(Frame::Hello(HELLO))[..3]);
     gw.wait_log("stalled in the middle of a frame");
+    gw.hello_and_get();
+    // A session tracking keys whose events nobody reads: closed once a write stalls, and the
+    // line is served again.
+    let mut track = vec![0u8; 400];
+    let request = corowire::cmap::Request::TrackAdd {
+        key: Some(corowire::cmap::Key::new(b"flood.").unwrap()),
+        track_type: TrackType::PREFIX | TrackType::ADD | TrackType::MODIFY,
+        track_inst_handle: 1,
+    };
+    let n = request.encode(&mut track).unwrap();
+    let mut bytes = encode(Frame::Hello(HELLO));
+    bytes.extend(encode(Frame::Message {
+        channel: Channel::Cmap,
+        kind: Kind::Request,
+        payload: &track[..n],
+    }));
+    gw.send(&bytes);
+    let options = corowire_unix::Options {
+        service_name: Some(format!("{}-cmap", gw.prefix)),
+        ..corowire_unix::Options::default()
+    };
+    let mut cmap = corowire_unix::cmap::Cmap::connect_with(options).expect("connect the server");
+    let flooded = (0..100_000u32).any(|i| {
+        cmap.set(&format!("flood.{}", i % 64), Value::UInt32(i)).expect("set");
+        gw.log.try_recv().is_ok_and(|l| l.contains("stopped reading"))
+    });
+    // (That log line also says the line is served again.)
+    assert!(flooded, "the gateway never gave up on the unread line");
+    gw.drain();
     gw.hello_and_get();
     // The other end closes: the gateway waits for the line to come back, it does not exit.
     drop(gw.line.take());
