@@ -617,16 +617,8 @@ impl PtyGateway {
 
     /// Sends a hello and a GET of `totem.cluster_name`; asserts the accept and the reply.
     fn hello_and_get(&mut self) {
-        let mut request = vec![0u8; 300];
         let key = corowire::cmap::Key::new(b"totem.cluster_name").unwrap();
-        let n = corowire::cmap::Request::Get { key, value_len: 64 }.encode(&mut request).unwrap();
-        let mut bytes = encode(Frame::Hello(HELLO));
-        bytes.extend(encode(Frame::Message {
-            channel: Channel::Cmap,
-            kind: Kind::Request,
-            payload: &request[..n],
-        }));
-        self.send(&bytes);
+        self.send(&hello_and(corowire::cmap::Request::Get { key, value_len: 64 }));
         let mut got = Vec::new();
         let mut buf = [0u8; 512];
         while frames_in(&got) < 2 {
@@ -665,20 +657,11 @@ fn serial_faults_close_the_session_and_the_line_is_served_again() {
     gw.hello_and_get();
     // A session tracking keys whose events nobody reads: closed once a write stalls, and the
     // line is served again.
-    let mut track = vec![0u8; 400];
-    let request = corowire::cmap::Request::TrackAdd {
+    gw.send(&hello_and(corowire::cmap::Request::TrackAdd {
         key: Some(corowire::cmap::Key::new(b"flood.").unwrap()),
         track_type: TrackType::PREFIX | TrackType::ADD | TrackType::MODIFY,
         track_inst_handle: 1,
-    };
-    let n = request.encode(&mut track).unwrap();
-    let mut bytes = encode(Frame::Hello(HELLO));
-    bytes.extend(encode(Frame::Message {
-        channel: Channel::Cmap,
-        kind: Kind::Request,
-        payload: &track[..n],
     }));
-    gw.send(&bytes);
     let options = corowire_unix::Options {
         service_name: Some(format!("{}-cmap", gw.prefix)),
         ..corowire_unix::Options::default()
@@ -696,6 +679,19 @@ fn serial_faults_close_the_session_and_the_line_is_served_again() {
     drop(gw.line.take());
     gw.wait_log("trying again every second");
     assert!(gw.gateway.0.try_wait().expect("wait").is_none(), "the gateway exited");
+}
+
+/// A hello and a CMAP `request`, framed.
+fn hello_and(request: corowire::cmap::Request<'_>) -> Vec<u8> {
+    let mut payload = vec![0u8; request.encoded_len()];
+    let n = request.encode(&mut payload).unwrap();
+    let mut bytes = encode(Frame::Hello(HELLO));
+    bytes.extend(encode(Frame::Message {
+        channel: Channel::Cmap,
+        kind: Kind::Request,
+        payload: &payload[..n],
+    }));
+    bytes
 }
 
 /// How many complete frames `bytes` starts with.
