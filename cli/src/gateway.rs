@@ -46,8 +46,8 @@
 //!   bytes than fit, or any reply of a fixed shape larger than a small negotiated frame) is
 //!   answered `CS_ERR_TOO_BIG` by the gateway in the shape corosync gives that reply, and
 //!   never reaches the daemon;
-//! - a daemon that does not answer a request within `--stall-timeout` ends the session (its
-//!   replies would come out of step); a client that leaves frees its threads and upstream
+//! - a daemon that does not answer a request within `--stall-timeout` (stopped, say) ends
+//!   the session with a reset frame (its replies would come out of step); a client that leaves frees its threads and upstream
 //!   connections at once;
 //! - deadlines: a socket client must send its hello, and every client each whole frame,
 //!   within `--stall-timeout`, or is closed (an idle or trickling client holds no slot); the
@@ -1037,7 +1037,15 @@ impl Relay {
                 }
             }
             Err(Fault::NoReply(limit)) => {
-                log(&format!("{}: the daemon did not reply within {limit:?}; closing", self.name));
+                log(&format!(
+                    "{}: the daemon did not reply within {limit:?}; reset sent, closing",
+                    self.name
+                ));
+                // As after a restart, the client learns that its session is gone (a serial
+                // device sees no close), then the session ends.
+                if !self.lost.swap(true, Ordering::AcqRel) {
+                    self.out.send(Frame::Reset(self.services));
+                }
                 self.out.dead.store(true, Ordering::Release);
             }
             Err(Fault::TooLarge(len)) => {

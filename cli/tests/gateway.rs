@@ -424,7 +424,7 @@ fn idle_and_trickling_clients_are_closed_at_the_deadline() {
 }
 
 #[test]
-fn a_hello_while_the_server_is_stopped_is_answered_try_again() {
+fn a_stopped_server_resets_the_session_and_a_hello_is_answered_try_again() {
     let setup = Setup::new("stopped", &["--stall-timeout", "1"]);
     let pid = setup.server.as_ref().expect("server").0.id().to_string();
     /// Lets the server run again when dropped (a panic included): a stopped one never stops.
@@ -434,8 +434,23 @@ fn a_hello_while_the_server_is_stopped_is_answered_try_again() {
             corosync::signal("-CONT", self.0);
         }
     }
+    let mut client = RawClient::new(setup.stream());
     corosync::signal("-STOP", &pid);
     let cont = Cont(&pid);
+    // A request the stopped server never answers: the session ends with a reset.
+    let key = corowire::cmap::Key::new(b"totem.cluster_name").unwrap();
+    let mut get = vec![0u8; 300];
+    let n = corowire::cmap::Request::Get { key, value_len: 64 }.encode(&mut get).unwrap();
+    client
+        .stream
+        .write_all(&encode(Frame::Message {
+            channel: Channel::Cmap,
+            kind: Kind::Request,
+            payload: &get[..n],
+        }))
+        .unwrap();
+    let reset = client.next_frame();
+    assert!(matches!(frames(&reset)[..], [Frame::Reset(_)]), "{reset:?}");
     let got = raw_exchange(&mut setup.stream(), &encode(Frame::Hello(HELLO)));
     drop(cont);
     assert!(matches!(frames(&got)[..], [Frame::Accept(a)] if a.result == Err(CsError::TryAgain)), "{got:?}");
