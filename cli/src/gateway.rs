@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! corowire gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE
-//!                  [--allow-remote] [--allow-write PREFIX]... [--allow-votequorum-write]
-//!                  [--allow-qdevice] [--max-clients N] [--max-tracks N] [--max-in-flight N]
+//!                  [--socket-mode OCTAL] [--allow-uid UID]... [--allow-remote]
+//!                  [--allow-write PREFIX]... [--allow-votequorum-write] [--allow-qdevice]
+//!                  [--max-clients N] [--max-tracks N] [--max-in-flight N]
 //!                  [--max-frame BYTES] [--stall-timeout SECS] [--verbose]
 //! ```
 //!
@@ -24,17 +25,51 @@
 //! doorbell the client thread rings after queueing a request. An idle gateway does not wake.
 //!
 //! Policy (safe by default):
+//! - the Unix socket is created owner-only (mode 0600, whatever the umask) unless
+//!   `--socket-mode`; its clients' credentials (`SO_PEERCRED`) are checked at accept: root
+//!   (user or group 0), the gateway's own user and the `--allow-uid` users are served, others
+//!   are logged and closed without a word. This is corosync's own rule (`exec/ipc_glue.c`:
+//!   root, or a `uidgid` entry) with the gateway's user standing in for the `uidgid` entries
+//!   the daemon applies to the gateway itself;
+//! - TCP has no such check: every local user can connect to a TCP listener, loopback or not
+//!   (the gateway says so on standard error when it starts);
 //! - TCP listens on loopback addresses only, unless `--allow-remote`;
 //! - clients are read-only: CMAP get, iterate, track, set-current-map and votequorum
 //!   getinfo, track start/stop pass; a CMAP set, delete or adjust passes only for a key
-//!   under a `--allow-write` prefix; votequorum set-expected and set-votes need
+//!   an `--allow-write` prefix covers (one ending in `.` covers the keys under it, any other
+//!   the key itself and the keys under `PREFIX.`; an empty prefix is refused); votequorum set-expected and set-votes need
 //!   `--allow-votequorum-write`; the qdevice calls need `--allow-qdevice`. A refused request
-//!   is answered by the gateway with `CS_ERR_ACCESS` and never reaches the daemon;
-//! - per client: at most `--max-tracks` tracks (more are answered `CS_ERR_NO_RESOURCES`),
+//!   is answered by the gateway with `CS_ERR_ACCESS` and never reaches the daemon; the log
+//!   line names the request, the key and the rule (the client cannot tell the gateway's
+//!   refusal from corosync's);
+//! - a request whose reply cannot fit the session's frames (a CMAP GET asking for more value
+//!   bytes than fit, or any reply of a fixed shape larger than a small negotiated frame) is
+//!   answered `CS_ERR_TOO_BIG` by the gateway in the shape corosync gives that reply, and
+//!   never reaches the daemon;
+//! - a daemon that does not answer a request within `--stall-timeout` (stopped, say) ends
+//!   the session with a reset frame (its replies would come out of step); a client that leaves frees its threads and upstream
+//!   connections at once;
+//! - deadlines: a socket client must send its hello, and every client each whole frame,
+//!   within `--stall-timeout`, or is closed (an idle or trickling client holds no slot); the
+//!   upstream connect at a hello waits as long at most (a stopped daemon: the accept says
+//!   `CS_ERR_TRY_AGAIN`); a failed `accept` (out of file descriptors) is logged and tried
+//!   again after a pause that doubles up to a second, and never ends the gateway;
+//! - per client: at most `--max-tracks` CMAP tracks (more are answered
+//!   `CS_ERR_NO_RESOURCES`; a track counts from its TRACK_ADD until the daemon refuses it or
+//!   confirms its TRACK_DELETE), and no votequorum tracking at all with `--max-tracks 0`
+//!   (a connection tracks once: a new TRACK_START changes the flags),
 //!   `--max-in-flight` requests queued per service and `--max-frame` bytes of payload (the
 //!   most the gateway offers in the accept); a client that sends a frame that does not decode,
 //!   a request that does not decode, too many requests, or stalls (stops reading for
 //!   `--stall-timeout`, or stops in the middle of a frame for as long) is logged and closed.
+//!
+//! A serial line (`serial:DEVICE`) carries one client at a time, and the gateway serves it
+//! until killed: a hello at any time (the device rebooted) starts a new session, a refused
+//! hello (the daemon is down) leaves the line open for the next, and a fault (a frame or
+//! request that does not decode, a stall in either direction) closes the session, flushes
+//! the line both ways and serves it again; a line whose other end hung up (a closed pty) is
+//! reopened every second until it is back. The line is non-blocking and waited on with
+//! `poll`, so `--stall-timeout` applies to it as to sockets.
 //!
 //! A daemon restart: the service thread that sees its upstream connection close sends the
 //! client a reset frame naming the client's services and drops all its upstream connections;
@@ -48,31 +83,35 @@ use core::time::Duration;
 use std::ffi::OsString;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use corowire::cmap::{Request as CmapRequest, RequestKind as CmapKind, Response as CmapResponse};
-use corowire::codec::Reply;
+use corowire::cmap::{
+    GetReply, Key, Reply as CmapReply, Request as CmapRequest, RequestKind as CmapKind,
+    Response as CmapResponse,
+};
 use corowire::conn::{Cmap as CmapService, Service, Votequorum as VotequorumService};
 use corowire::stream::{
     Channel, Frame, FrameReader, FromClient, GatewaySession, Kind, Services, MIN_MAX_PAYLOAD, OVERHEAD,
 };
-use corowire::transport::Transport;
-use corowire::votequorum::{Request as VqRequest, RequestKind as VqKind};
+use corowire::transport::{ErrorKind as TransportErrorKind, Transport};
+use corowire::votequorum::{
+    NodeInfo, Reply as VqReply, Request as VqRequest, RequestKind as VqKind, Response as VqResponse,
+};
 use corowire::{CsError, Wait};
 use corowire_unix::transport::{ClientTransport, TransportError};
 use corowire_unix::{ClientDriver, Options};
 
 const USAGE: &str = "\
 usage: corowire gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE
-                        [--allow-remote] [--allow-write PREFIX]... [--allow-votequorum-write]
-                        [--allow-qdevice] [--max-clients N] [--max-tracks N]
-                        [--max-in-flight N] [--max-frame BYTES] [--stall-timeout SECS]
-                        [--verbose]
+                        [--socket-mode OCTAL] [--allow-uid UID]... [--allow-remote]
+                        [--allow-write PREFIX]... [--allow-votequorum-write] [--allow-qdevice]
+                        [--max-clients N] [--max-tracks N] [--max-in-flight N]
+                        [--max-frame BYTES] [--stall-timeout SECS] [--verbose]
 
 Relays stream-framed clients (docs/protocol.md section 12, e.g. corowire-embedded on a
 microcontroller) to the local cmap and votequorum services (corosync, or `corowire serve`
@@ -80,25 +119,39 @@ under $COROWIRE_NAME_PREFIX). Runs until killed.
 
   --listen unix:PATH       listen on a Unix stream socket at PATH (QEMU: -chardev
                            socket,path=PATH,server=off); a socket file there that nobody
-                           listens on (a killed gateway's) is replaced, anything else refused
+                           listens on (a killed gateway's) is replaced, anything else refused;
+                           only root, the gateway's own user and --allow-uid users are served
   --listen tcp:ADDR:PORT   listen on TCP (QEMU: -chardev socket,host=ADDR,port=PORT,server=off);
-                           ADDR must be a loopback address unless --allow-remote
-  --listen serial:DEVICE   one client on a serial device or pty, set to raw mode; a new hello
-                           on the line starts a new session
+                           ADDR (a host name: its first address) must be a loopback
+                           address unless --allow-remote; a TCP
+                           listener, even on loopback, is open to every local user
+  --listen serial:DEVICE   one client on a serial device or pty, set to raw mode; a hello at
+                           any time starts a new session; a fault (garbage, a stall, a
+                           refused hello) closes the session, not the gateway: the line is
+                           flushed and served again (reopened every second once hung up)
+  --socket-mode OCTAL      the Unix socket's permission bits (default 0600: owner only)
+  --allow-uid UID          also serve this user on the Unix socket (repeatable)
   --allow-remote           accept a non-loopback TCP address
-  --allow-write PREFIX     let clients set, delete and adjust CMAP keys under PREFIX
-                           (repeatable; default: CMAP is read-only)
+  --allow-write PREFIX     let clients set, delete and adjust CMAP keys under PREFIX: a
+                           PREFIX ending in '.' covers the keys under it, any other the key
+                           PREFIX and the keys under PREFIX. (app.b: app.b, app.b.x, not
+                           app.bc); repeatable, never empty (default: CMAP is read-only)
   --allow-votequorum-write let clients set expected votes and node votes
   --allow-qdevice          let clients register and drive a quorum device
   --max-clients N          clients served at once, more wait (default 16)
-  --max-tracks N           CMAP and votequorum tracks per client (default 16)
+  --max-tracks N           CMAP tracks per client, counted until the daemon confirms their
+                           delete; 0 also refuses votequorum tracking (default 16)
   --max-in-flight N        requests queued per client and service (default 32)
   --max-frame BYTES        largest frame payload offered, 64..65535 (default 16448)
-  --stall-timeout SECS     close a client that stops reading, or stops mid-frame, this long
-                           (default 10)
+  --stall-timeout SECS     close a client (or serial session) that stops reading, or stops
+                           mid-frame, this long, or takes longer for its hello (sockets) or
+                           a whole frame; also the longest the daemon may take to answer a
+                           connect or a request (default 10)
   --verbose                log sessions to standard error (refusals and closes always are)
 
-A refused request is answered with CS_ERR_ACCESS by the gateway; it never reaches the daemon.
+A refused request is answered with CS_ERR_ACCESS by the gateway, one whose reply could not
+fit the session's frames (a CMAP get asking for too many value bytes) with CS_ERR_TOO_BIG; it
+never reaches the daemon. A daemon that does not answer within --stall-timeout ends the session.
 After a daemon restart each client gets a reset frame and starts over with a new hello.
 ";
 
@@ -134,6 +187,10 @@ struct Args {
     listen: Listen,
     allow_remote: bool,
     max_clients: usize,
+    /// The Unix socket's permission bits (`--socket-mode`, default owner-only).
+    socket_mode: u32,
+    /// Users let in on the Unix socket besides root and the gateway's own (`--allow-uid`).
+    allow_uids: Vec<u32>,
     policy: Policy,
 }
 
@@ -146,8 +203,7 @@ pub(crate) fn run(args: &[OsString]) -> u8 {
             return 0;
         }
         Err(e) => {
-            eprintln!("corowire gateway: {e}");
-            eprint!("{USAGE}");
+            eprintln!("corowire gateway: {e} (see corowire gateway --help)");
             return 1;
         }
     };
@@ -164,6 +220,8 @@ fn parse(args: &[OsString]) -> Result<Option<Args>, String> {
     let mut listen = None;
     let mut allow_remote = false;
     let mut max_clients = 16;
+    let mut socket_mode = 0o600;
+    let mut allow_uids = Vec::new();
     let mut policy = Policy {
         write_prefixes: Vec::new(),
         votequorum_write: false,
@@ -190,9 +248,27 @@ fn parse(args: &[OsString]) -> Result<Option<Args>, String> {
         match arg {
             "--listen" => listen = Some(parse_listen(&value()?)?),
             "--allow-remote" => allow_remote = true,
-            "--allow-write" => policy.write_prefixes.push(value()?.into_bytes()),
+            "--allow-write" => {
+                let prefix = value()?;
+                if prefix.is_empty() {
+                    return Err("--allow-write \"\" would make every key writable: name a prefix".into());
+                }
+                policy.write_prefixes.push(prefix.into_bytes());
+            }
             "--allow-votequorum-write" => policy.votequorum_write = true,
             "--allow-qdevice" => policy.qdevice = true,
+            "--socket-mode" => {
+                let v = value()?;
+                socket_mode = match u32::from_str_radix(&v, 8) {
+                    Ok(m) if m <= 0o777 => m,
+                    _ => return Err(format!("--socket-mode takes octal permission bits (0600), not {v:?}")),
+                };
+            }
+            "--allow-uid" => {
+                let v = value()?;
+                allow_uids
+                    .push(v.parse().map_err(|_| format!("--allow-uid takes a numeric uid, not {v:?}"))?);
+            }
             "--max-clients" => max_clients = number(value()?, 1, 4096)?,
             "--max-tracks" => policy.max_tracks = number(value()?, 0, TRACKS)?,
             "--max-in-flight" => policy.max_in_flight = number(value()?, 1, 4096)?,
@@ -208,14 +284,34 @@ fn parse(args: &[OsString]) -> Result<Option<Args>, String> {
     }
     let listen = listen.ok_or("--listen is missing")?;
     if let Listen::Tcp(addr) = listen {
-        if !addr.ip().is_loopback() && !allow_remote {
+        if !is_loopback(addr.ip()) && !allow_remote {
             return Err(format!(
                 "{addr} is not a loopback address: anyone who reaches it could read corosync's \
                  state; add --allow-remote to listen there anyway"
             ));
         }
     }
-    Ok(Some(Args { listen, allow_remote, max_clients, policy }))
+    Ok(Some(Args { listen, allow_remote, max_clients, socket_mode, allow_uids, policy }))
+}
+
+/// Whether `ip` is a loopback address, an IPv4-mapped one (`::ffff:127.0.0.1`) included.
+fn is_loopback(ip: core::net::IpAddr) -> bool {
+    match ip {
+        core::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        core::net::IpAddr::V4(v4) => v4.is_loopback(),
+    }
+}
+
+/// Whether `prefix` (an `--allow-write` value) covers `key`: a prefix ending in `.` covers
+/// the keys under it; any other covers the key itself and the keys under `prefix.` (so
+/// `app.b` covers `app.b` and `app.b.x`, not `app.bc`).
+fn covers(prefix: &[u8], key: &[u8]) -> bool {
+    match key.strip_prefix(prefix) {
+        Some(rest) => prefix.ends_with(b".") || rest.is_empty() || rest.starts_with(b"."),
+        None => false,
+    }
 }
 
 fn parse_listen(spec: &str) -> Result<Listen, String> {
@@ -223,7 +319,10 @@ fn parse_listen(spec: &str) -> Result<Listen, String> {
         Some(("unix", path)) if !path.is_empty() => Ok(Listen::Unix(path.into())),
         Some(("serial", path)) if !path.is_empty() => Ok(Listen::Serial(path.into())),
         Some(("tcp", addr)) => {
-            addr.parse().map(Listen::Tcp).map_err(|e| format!("--listen tcp:{addr}: {e} (want ADDR:PORT)"))
+            // A host name (localhost) is resolved; its first address is the one listened on.
+            let mut all = std::net::ToSocketAddrs::to_socket_addrs(addr)
+                .map_err(|e| format!("--listen tcp:{addr}: {e} (want ADDR:PORT or HOST:PORT)"))?;
+            all.next().map(Listen::Tcp).ok_or_else(|| format!("--listen tcp:{addr}: no address"))
         }
         _ => Err(format!("--listen {spec:?}: want unix:PATH, tcp:ADDR:PORT or serial:DEVICE")),
     }
@@ -254,9 +353,29 @@ fn serve(args: Args) -> Result<(), String> {
     match args.listen {
         Listen::Unix(path) => {
             let listener = bind_unix(&path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
-            log(&format!("listening on unix:{}", path.display()));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(args.socket_mode))
+                .map_err(|e| format!("chmod {:o} {}: {e}", args.socket_mode, path.display()))?;
+            log(&format!("listening on unix:{} (mode {:04o})", path.display(), args.socket_mode));
+            // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
+            let own = unsafe { libc::geteuid() };
+            let mut pause = ACCEPT_PAUSE;
             for conn in listener.incoming() {
-                let conn = conn.map_err(|e| format!("accept: {e}"))?;
+                let Some(conn) = accepted(conn, &mut pause) else { continue };
+                match corowire_unix::sys::sock::peer_cred(&conn) {
+                    Ok(c) if c.uid == 0 || c.gid == 0 || c.uid == own || args.allow_uids.contains(&c.uid) => {
+                    }
+                    Ok(c) => {
+                        log(&format!(
+                            "unix client of uid {} (pid {}) refused: only root, uid {own} and --allow-uid may connect",
+                            c.uid, c.pid
+                        ));
+                        continue;
+                    }
+                    Err(e) => {
+                        log(&format!("unix client dropped: its credentials: {e}"));
+                        continue;
+                    }
+                }
                 let set =
                     conn.set_write_timeout(Some(policy.stall)).and(conn.set_read_timeout(Some(policy.stall)));
                 match (set, conn.try_clone()) {
@@ -268,8 +387,15 @@ fn serve(args: Args) -> Result<(), String> {
         Listen::Tcp(addr) => {
             let listener = TcpListener::bind(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
             log(&format!("listening on tcp:{}", listener.local_addr().map_err(|e| e.to_string())?));
+            log(&format!(
+                "warning: a TCP listener has no peer check: every local user{} can read \
+                 corosync's state through it (and write what --allow-* allows); use a Unix socket \
+                 to restrict it",
+                if args.allow_remote { ", and every host that reaches it," } else { "" }
+            ));
+            let mut pause = ACCEPT_PAUSE;
             for conn in listener.incoming() {
-                let conn: TcpStream = conn.map_err(|e| format!("accept: {e}"))?;
+                let Some(conn): Option<TcpStream> = accepted(conn, &mut pause) else { continue };
                 let peer = conn.peer_addr().map_or_else(|_| "tcp".into(), |a| a.to_string());
                 let set = conn
                     .set_nodelay(true)
@@ -282,20 +408,50 @@ fn serve(args: Args) -> Result<(), String> {
             }
         }
         Listen::Serial(path) => {
-            let line = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(|e| format!("open {}: {e}", path.display()))?;
-            raw_mode(&line).map_err(|e| format!("{}: raw mode: {e}", path.display()))?;
-            log(&format!("serving serial:{}", path.display()));
-            let reader = line.try_clone().map_err(|e| e.to_string())?;
             let name = format!("serial:{}", path.display());
-            let why = Client::new(&name, Box::new(line), policy).run(Box::new(reader));
-            return Err(format!("{name} closed: {why}"));
+            let mut line = open_line(&path)?;
+            log(&format!("serving {name}"));
+            loop {
+                let (reader, writer) = (line.try_clone().map_err(|e| e.to_string())?, line.try_clone());
+                let writer = writer.map_err(|e| e.to_string())?;
+                let timeout = policy.stall;
+                let why = Client::new(&name, Box::new(Line { file: writer, timeout }), Arc::clone(&policy))
+                    .restart_on_hello()
+                    .run(Box::new(Line { file: reader, timeout }));
+                // What the client sent after the fault, and what it never read, are dropped:
+                // the next session starts on a clean line.
+                let flushed = nix::sys::termios::tcflush(&line, nix::sys::termios::FlushArg::TCIOFLUSH);
+                log(&format!("{name} closed: {why}; serving the line again"));
+                if flushed.is_err() || hung_up(&line) {
+                    line = reopen_line(&path);
+                    log(&format!("serving {name} again"));
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// The first pause after a failed `accept`; it doubles while `accept` keeps failing, up to
+/// [`ACCEPT_PAUSE_MAX`].
+const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// The connection `accept` gave, or `None` after logging its failure (out of file
+/// descriptors, say) and pausing: a failed accept never ends the gateway.
+fn accepted<T>(conn: std::io::Result<T>, pause: &mut Duration) -> Option<T> {
+    match conn {
+        Ok(conn) => {
+            *pause = ACCEPT_PAUSE;
+            Some(conn)
+        }
+        Err(e) => {
+            log(&format!("accept: {e}; trying again in {pause:?}"));
+            thread::sleep(*pause);
+            *pause = (*pause * 2).min(ACCEPT_PAUSE_MAX);
+            None
+        }
+    }
 }
 
 /// Binds a Unix stream socket at `path`. A socket file left there by a gateway that was
@@ -325,6 +481,100 @@ fn bind_unix(path: &Path) -> Result<UnixListener, String> {
     }
 }
 
+/// Opens a serial device or pty, non-blocking (the [`Line`] waits), without making it the
+/// controlling terminal, in raw mode.
+fn open_line(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let line = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("open {}: {e}", path.display()))?;
+    raw_mode(&line).map_err(|e| format!("{}: raw mode: {e}", path.display()))?;
+    Ok(line)
+}
+
+/// Whether the line's other end hung up (a pty whose other side closed).
+fn hung_up(line: &std::fs::File) -> bool {
+    corowire_unix::sys::sock::poll_readable(line, Some(Duration::ZERO))
+        .map_or(true, |p| p == corowire_unix::sys::sock::PollState::Hup)
+}
+
+/// Opens the line again after its other end hung up (a pty whose other side closed, a
+/// device gone): every second until it opens and is not hung up, logging the first failure.
+fn reopen_line(path: &Path) -> std::fs::File {
+    let mut logged = false;
+    loop {
+        thread::sleep(Duration::from_secs(1));
+        let line = open_line(path).and_then(|l| {
+            if hung_up(&l) {
+                Err(format!("{}: its other end is closed", path.display()))
+            } else {
+                Ok(l)
+            }
+        });
+        match line {
+            Ok(line) => return line,
+            Err(e) if !logged => {
+                log(&format!("{e}; trying again every second"));
+                logged = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// A non-blocking serial line read and written with a timeout: a read that waits longer
+/// fails with `TimedOut` (as a socket's read timeout), so does a write the other end does
+/// not take.
+struct Line {
+    file: std::fs::File,
+    timeout: Duration,
+}
+
+impl Line {
+    /// Runs `op` until it does not say `WouldBlock`, waiting for `ready` in between.
+    fn wait<T>(
+        &mut self,
+        mut op: impl FnMut(&mut std::fs::File) -> std::io::Result<T>,
+        ready: fn(&std::fs::File, Duration) -> Result<bool, corowire_unix::Errno>,
+    ) -> std::io::Result<T> {
+        loop {
+            match op(&mut self.file) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if !ready(&self.file, self.timeout)? {
+                        return Err(ErrorKind::TimedOut.into());
+                    }
+                }
+                done => return done,
+            }
+        }
+    }
+}
+
+impl Read for Line {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.wait(
+            |f| f.read(buf),
+            |f, t| {
+                let p = corowire_unix::sys::sock::poll_readable(f, Some(t))?;
+                Ok(p != corowire_unix::sys::sock::PollState::Timeout)
+            },
+        )
+    }
+}
+
+impl Write for Line {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.wait(|f| f.write(buf), |f, t| corowire_unix::sys::sock::poll_writable(f, t))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Puts a terminal (a serial device, a pty) into raw mode: no echo, no line editing, no
 /// translation, 8 data bits (`cfmakeraw`).
 fn raw_mode(line: &std::fs::File) -> Result<(), String> {
@@ -337,7 +587,8 @@ fn raw_mode(line: &std::fs::File) -> Result<(), String> {
 /// The writing half of a client, shared by its threads: whole frames under the lock.
 struct Out {
     writer: Mutex<Box<dyn Write + Send>>,
-    /// Set once a write failed (the client stalled or left): nothing more is written.
+    /// Set once a write failed (the client stalled or left), or the client's thread ended:
+    /// nothing more is written, and a service thread waiting for a reply gives up.
     dead: AtomicBool,
 }
 
@@ -400,7 +651,16 @@ struct Client {
     policy: Arc<Policy>,
     session: GatewaySession,
     upstream: Option<Upstream>,
-    tracks: usize,
+    /// The session's CMAP tracks: counted when a TRACK_ADD is relayed, uncounted by the
+    /// service thread when the daemon refuses it or confirms a TRACK_DELETE.
+    tracks: Arc<AtomicUsize>,
+    /// The client ended its sending half (end of stream); it may still read.
+    half_closed: bool,
+    /// The client sent a hello.
+    greeted: bool,
+    /// A hello at any time starts a new session, and a refused hello does not end the
+    /// stream (a serial line: the device at its other end reboots, or asks again).
+    rehello: bool,
 }
 
 impl Client {
@@ -411,21 +671,56 @@ impl Client {
             session: GatewaySession::new(Services::ALL, policy.max_frame),
             policy,
             upstream: None,
-            tracks: 0,
+            tracks: Arc::new(AtomicUsize::new(0)),
+            half_closed: false,
+            greeted: false,
+            rehello: false,
         }
     }
 
-    /// Serves the client until it leaves or is closed; why it ended.
-    fn run(mut self, mut reader: Box<dyn Read + Send>) -> String {
+    /// Lets a hello at any time start a new session (see `rehello`).
+    fn restart_on_hello(mut self) -> Self {
+        self.rehello = true;
+        self
+    }
+
+    /// Serves the client until it leaves or is closed; why it ended. Its service threads
+    /// see it gone at once (their queues end; one waiting for a reply sees `Out::dead`) and
+    /// close their upstream connections. A client that only ended its sending half (end of
+    /// stream) still gets the replies to the requests it sent, within the reply timeout.
+    fn run(mut self, reader: Box<dyn Read + Send>) -> String {
+        let why = self.serve(reader);
+        if !self.half_closed {
+            self.out.dead.store(true, Ordering::Release);
+        }
+        why
+    }
+
+    fn serve(&mut self, mut reader: Box<dyn Read + Send>) -> String {
         let mut frames: Box<FrameReader<READER>> = Box::new(FrameReader::new());
+        let start = std::time::Instant::now();
+        // When the frame in the reader (incomplete) began.
+        let mut partial_since = None;
         loop {
             if self.out.dead.load(Ordering::Acquire) {
                 return "it stopped reading (or left) while the gateway wrote to it".into();
             }
+            // Deadlines: the hello (a socket's client must greet within --stall-timeout; a
+            // serial line may stay quiet), and each whole frame (a client trickling bytes).
+            let stall = self.policy.stall;
+            if !self.rehello && !self.greeted && start.elapsed() >= stall {
+                return format!("no hello within {stall:?}");
+            }
+            if partial_since.is_some_and(|t: std::time::Instant| t.elapsed() >= stall) {
+                return format!("a frame took longer than {stall:?} to arrive");
+            }
             frames.set_max_payload(self.session.max_payload());
             let got = reader.read(frames.space());
             match got {
-                Ok(0) => return "end of stream".into(),
+                Ok(0) => {
+                    self.half_closed = true;
+                    return "end of stream".into();
+                }
                 Ok(n) => frames.filled(n),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     if frames.buffered() > 0 {
@@ -447,18 +742,23 @@ impl Client {
                 }
                 frames.set_max_payload(self.session.max_payload());
             }
+            partial_since =
+                (frames.buffered() > 0).then(|| partial_since.unwrap_or_else(std::time::Instant::now));
         }
     }
 
     /// One frame from the client.
     fn handle(&mut self, frame: Frame<'_>) -> Result<(), String> {
-        if self.upstream.as_ref().is_some_and(|u| u.lost.load(Ordering::Acquire)) {
+        let lost = self.upstream.as_ref().is_some_and(|u| u.lost.load(Ordering::Acquire));
+        let hello = matches!(frame, Frame::Hello(_));
+        self.greeted |= hello;
+        if lost && !hello {
             // After a reset: a new hello starts over, anything else is dropped.
-            if !matches!(frame, Frame::Hello(_)) {
-                return Ok(());
-            }
+            return Ok(());
+        }
+        if lost || (hello && self.rehello) {
             self.upstream = None;
-            self.tracks = 0;
+            self.tracks = Arc::new(AtomicUsize::new(0));
             self.session = GatewaySession::new(Services::ALL, self.policy.max_frame);
         }
         match self.session.handle_frame(frame).map_err(|e| e.to_string())? {
@@ -469,6 +769,8 @@ impl Client {
                         Err(e) => {
                             log(&format!("{}: upstream connect failed: {e}", self.name));
                             accept.result = Err(CsError::TryAgain);
+                            // Nothing is connected upstream: none of them is served.
+                            accept.services = Services::NONE;
                         }
                     }
                 }
@@ -477,8 +779,8 @@ impl Client {
                 }
                 self.out.send(Frame::Accept(accept));
                 match accept.result {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(format!("refused at hello: {e}")),
+                    Err(e) if !self.rehello => Err(format!("refused at hello: {e}")),
+                    _ => Ok(()),
                 }
             }
             FromClient::Request { channel, payload } => self.request(channel, payload),
@@ -488,7 +790,8 @@ impl Client {
     /// Opens the upstream connections and their service threads.
     fn connect(&self, services: Services) -> Result<Upstream, corowire_unix::Error> {
         let lost = Arc::new(AtomicBool::new(false));
-        let options = Options::default();
+        // A daemon that does not answer the connect (stopped) does not hold the session.
+        let options = Options { timeout: Some(self.policy.stall), ..Options::default() };
         let mut up = Upstream { cmap: None, votequorum: None, lost: Arc::clone(&lost) };
         if services.contains(Channel::Cmap) {
             let (client, _) = corowire_unix::connect_driver::<CmapService<TRACKS>, 1, 1, 64>(&options)?;
@@ -526,6 +829,8 @@ impl Client {
             out: Arc::clone(&self.out),
             lost: Arc::clone(lost),
             max_payload: self.session.max_payload(),
+            reply_timeout: self.policy.stall,
+            tracks: (channel == Channel::Cmap).then(|| Arc::clone(&self.tracks)),
         };
         thread::spawn(move || {
             let mut client = client;
@@ -541,7 +846,6 @@ impl Client {
             Channel::Votequorum => self.votequorum_verdict(payload)?,
         };
         if let Some(reply) = verdict {
-            log(&format!("{}: {channel:?} request refused", self.name));
             self.out.send(Frame::Message { channel, kind: Kind::Reply, payload: &reply });
             return Ok(());
         }
@@ -562,6 +866,16 @@ impl Client {
     fn cmap_verdict(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let req = CmapRequest::decode(payload).map_err(|e| format!("malformed CMAP request: {e}"))?;
         let kind = req.kind();
+        let refuse = |e| Ok(Some(cmap_refusal(kind, e)));
+        let (bound, max) = (cmap_reply_bound(&req), self.session.max_payload());
+        if bound > max {
+            log(&format!(
+                "{}: CMAP {kind:?} refused (CS_ERR_TOO_BIG): its reply (up to {bound} bytes) \
+                 exceeds the session's {max}-byte frames",
+                self.name
+            ));
+            return refuse(CsError::TooBig);
+        }
         let key = match req {
             CmapRequest::Set { key, .. }
             | CmapRequest::Delete { key }
@@ -569,29 +883,32 @@ impl Client {
             _ => None,
         };
         if let Some(key) = key {
-            let allowed = self.policy.write_prefixes.iter().any(|p| key.as_bytes().starts_with(p));
-            return Ok((!allowed).then(|| status_reply(kind.response_id(), CsError::Access)));
+            if self.policy.write_prefixes.iter().any(|p| covers(p, key.as_bytes())) {
+                return Ok(None);
+            }
+            log(&format!(
+                "{}: CMAP {kind:?} of {:?} refused (CS_ERR_ACCESS): no --allow-write prefix covers it",
+                self.name,
+                String::from_utf8_lossy(key.as_bytes())
+            ));
+            return refuse(CsError::Access);
         }
-        match kind {
-            CmapKind::TrackAdd if self.tracks >= self.policy.max_tracks => {
-                let reply = Reply {
-                    result: Err(CsError::NoResources),
-                    body: CmapResponse::TrackAdd { track_handle: 0 },
-                };
-                let mut out = vec![0u8; reply.encoded_len()];
-                let n = reply.encode(&mut out).map_err(|e| e.to_string())?;
-                out.truncate(n);
-                Ok(Some(out))
+        if kind != CmapKind::TrackAdd {
+            return Ok(None);
+        }
+        let max_tracks = self.policy.max_tracks;
+        match self
+            .tracks
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max_tracks).then_some(n + 1))
+        {
+            Ok(_) => Ok(None),
+            Err(_) => {
+                log(&format!(
+                    "{}: CMAP TrackAdd refused (CS_ERR_NO_RESOURCES): --max-tracks {max_tracks}",
+                    self.name
+                ));
+                refuse(CsError::NoResources)
             }
-            CmapKind::TrackAdd => {
-                self.tracks += 1;
-                Ok(None)
-            }
-            CmapKind::TrackDelete => {
-                self.tracks = self.tracks.saturating_sub(1);
-                Ok(None)
-            }
-            _ => Ok(None),
         }
     }
 
@@ -599,25 +916,85 @@ impl Client {
     fn votequorum_verdict(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let req = VqRequest::decode(payload).map_err(|e| format!("malformed votequorum request: {e}"))?;
         let kind = req.kind();
-        let refuse = |e| Ok(Some(status_reply(kind.response_id(), e)));
+        let (bound, max) = (votequorum_reply(kind, Ok(())).encoded_len(), self.session.max_payload());
+        let refused = |e, why: &str| {
+            log(&format!("{}: votequorum {kind:?} refused ({e:?}): {why}", self.name));
+            Ok(Some(votequorum_refusal(kind, e)))
+        };
+        if bound > max {
+            return refused(
+                CsError::TooBig,
+                &format!("its {bound}-byte reply exceeds the {max}-byte frames"),
+            );
+        }
         match kind {
-            VqKind::GetInfo | VqKind::TrackStop => {
-                if kind == VqKind::TrackStop {
-                    self.tracks = self.tracks.saturating_sub(1);
-                }
-                Ok(None)
+            // A votequorum connection holds one track at most: a TRACK_START while tracking
+            // changes its flags (`exec/votequorum.c`), so only `--max-tracks 0` refuses it.
+            VqKind::TrackStart if self.policy.max_tracks == 0 => {
+                refused(CsError::NoResources, "--max-tracks 0")
             }
-            VqKind::TrackStart if self.tracks >= self.policy.max_tracks => refuse(CsError::NoResources),
-            VqKind::TrackStart => {
-                self.tracks += 1;
-                Ok(None)
-            }
+            VqKind::GetInfo | VqKind::TrackStop | VqKind::TrackStart => Ok(None),
             VqKind::SetExpected | VqKind::SetVotes if self.policy.votequorum_write => Ok(None),
-            VqKind::SetExpected | VqKind::SetVotes => refuse(CsError::Access),
+            VqKind::SetExpected | VqKind::SetVotes => {
+                refused(CsError::Access, "needs --allow-votequorum-write")
+            }
             _ if self.policy.qdevice => Ok(None),
-            _ => refuse(CsError::Access),
+            _ => refused(CsError::Access, "needs --allow-qdevice"),
         }
     }
+}
+
+/// The largest reply the daemon can send to `req`: a GET's carries the `value_len` bytes it
+/// asks for (`res_lib_cmap_get` + `value_len`), every other reply has a fixed shape.
+fn cmap_reply_bound(req: &CmapRequest<'_>) -> usize {
+    let body = match *req {
+        CmapRequest::Get { value_len, .. } => {
+            CmapResponse::Get(GetReply { buffer_len: value_len, ..GetReply::default() })
+        }
+        CmapRequest::IterNext { .. } => match Key::new(b"any") {
+            Ok(key) => CmapResponse::IterNext { key, value_len: 0, value_type: None },
+            Err(_) => return usize::MAX,
+        },
+        _ => return cmap_refusal(req.kind(), CsError::Access).len(),
+    };
+    CmapReply { result: Ok(()), body }.encoded_len()
+}
+
+/// The gateway's reply refusing a CMAP request of `kind` with `error`: the shape corosync
+/// gives (`exec/cmap.c`): a handle reply's handle 0, a GET's empty value, the bare status
+/// header otherwise (as for ITER_NEXT, whose error reply has no key).
+fn cmap_refusal(kind: CmapKind, error: CsError) -> Vec<u8> {
+    let body = match kind {
+        CmapKind::Get => CmapResponse::Get(GetReply::default()),
+        CmapKind::IterInit => CmapResponse::IterInit { iter_handle: 0 },
+        CmapKind::TrackAdd => CmapResponse::TrackAdd { track_handle: 0 },
+        CmapKind::TrackDelete => CmapResponse::TrackDelete { track_inst_handle: 0 },
+        _ => return status_reply(kind.response_id(), error),
+    };
+    let reply = CmapReply { result: Err(error), body };
+    let mut out = vec![0u8; reply.encoded_len()];
+    let n = reply.encode(&mut out).unwrap_or(0);
+    out.truncate(n);
+    out
+}
+
+/// A votequorum reply to `kind`: GETINFO's 320-byte shape (zeroed), the status header
+/// otherwise (`exec/votequorum.c`).
+fn votequorum_reply(kind: VqKind, result: Result<(), CsError>) -> VqReply<'static> {
+    let body = match kind {
+        VqKind::GetInfo => VqResponse::GetInfo(NodeInfo::default()),
+        _ => VqResponse::Status,
+    };
+    VqReply { result, body }
+}
+
+/// The gateway's reply refusing a votequorum request of `kind` with `error`.
+fn votequorum_refusal(kind: VqKind, error: CsError) -> Vec<u8> {
+    let reply = votequorum_reply(kind, Err(error));
+    let mut out = vec![0u8; reply.encoded_len()];
+    let n = reply.encode(&mut out).unwrap_or(0);
+    out.truncate(n);
+    out
 }
 
 /// A bare status reply (`cs_error_t` in a 24-byte header), as corosync sends for a refused
@@ -638,7 +1015,14 @@ struct Relay {
     out: Arc<Out>,
     lost: Arc<AtomicBool>,
     max_payload: usize,
+    /// The longest the daemon may take to answer a request (`--stall-timeout`).
+    reply_timeout: Duration,
+    /// The CMAP channel's track count (see `Client::tracks`); `None` on votequorum.
+    tracks: Option<Arc<AtomicUsize>>,
 }
+
+/// How often a service thread waiting for a reply looks whether its client left.
+const SLICE: Duration = Duration::from_millis(100);
 
 impl Relay {
     fn run(self, transport: &mut Box<dyn ClientTransport>, rx: &Receiver<Vec<u8>>, wake: &UnixStream) {
@@ -651,6 +1035,18 @@ impl Relay {
                 if !self.lost.swap(true, Ordering::AcqRel) {
                     self.out.send(Frame::Reset(self.services));
                 }
+            }
+            Err(Fault::NoReply(limit)) => {
+                log(&format!(
+                    "{}: the daemon did not reply within {limit:?}; reset sent, closing",
+                    self.name
+                ));
+                // As after a restart, the client learns that its session is gone (a serial
+                // device sees no close), then the session ends.
+                if !self.lost.swap(true, Ordering::AcqRel) {
+                    self.out.send(Frame::Reset(self.services));
+                }
+                self.out.dead.store(true, Ordering::Release);
             }
             Err(Fault::TooLarge(len)) => {
                 log(&format!(
@@ -692,18 +1088,26 @@ impl Relay {
         }
     }
 
-    /// Relays one request and its reply.
+    /// Relays one request and its reply. Every wait is bounded: by the client leaving (looked
+    /// at every [`SLICE`]) and by `reply_timeout` in all (a daemon that takes longer, e.g.
+    /// stopped, or a request it never answers, ends the session: its replies would come out
+    /// of step).
     fn relay(&self, t: &mut Box<dyn ClientTransport>, request: &[u8], buf: &mut [u8]) -> Result<(), Fault> {
+        let start = std::time::Instant::now();
+        let waited = || {
+            if self.out.dead.load(Ordering::Acquire) {
+                Err(Fault::ClientGone)
+            } else if start.elapsed() >= self.reply_timeout {
+                Err(Fault::NoReply(self.reply_timeout))
+            } else {
+                Ok(())
+            }
+        };
         loop {
             match t.check_send(request.len()) {
                 Ok(()) => break,
-                Err(TransportError::Disconnected) => {
-                    return Err(Fault::Upstream(TransportError::Disconnected))
-                }
-                Err(e)
-                    if corowire::transport::TransportError::kind(&e)
-                        == corowire::transport::ErrorKind::TryAgain =>
-                {
+                Err(e) if is_try_again(&e) => {
+                    waited()?;
                     thread::sleep(Duration::from_millis(1));
                 }
                 Err(e) => return Err(Fault::Upstream(e)),
@@ -711,8 +1115,32 @@ impl Relay {
         }
         t.write_request(request).map_err(Fault::Upstream)?;
         t.flush(1).map_err(Fault::Upstream)?;
-        let n = t.recv_response(None, buf).map_err(Fault::Upstream)?;
-        self.deliver(Kind::Reply, &buf[..n])
+        loop {
+            match t.recv_response(Some(t.now().saturating_add(SLICE)), buf) {
+                Ok(n) => {
+                    self.count_tracks(&buf[..n]);
+                    return self.deliver(Kind::Reply, &buf[..n]);
+                }
+                Err(e) if corowire::transport::TransportError::kind(&e) == TransportErrorKind::Timeout => {
+                    waited()?;
+                }
+                Err(e) => return Err(Fault::Upstream(e)),
+            }
+        }
+    }
+
+    /// Uncounts a track the daemon refused to add or confirmed deleted.
+    fn count_tracks(&self, reply: &[u8]) {
+        let Some(tracks) = &self.tracks else { return };
+        let Ok(reply) = CmapReply::decode(reply) else { return };
+        let gone = match reply.body.kind() {
+            CmapKind::TrackAdd => reply.result.is_err(),
+            CmapKind::TrackDelete => reply.result.is_ok(),
+            _ => false,
+        };
+        if gone {
+            let _ = tracks.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        }
     }
 
     /// Relays the events pending.
@@ -741,9 +1169,16 @@ impl Relay {
     }
 }
 
+/// Whether `e` says "not now, try again" (a full request ring).
+fn is_try_again(e: &TransportError) -> bool {
+    corowire::transport::TransportError::kind(e) == TransportErrorKind::TryAgain
+}
+
 /// Why a service thread ends.
 enum Fault {
     Upstream(TransportError),
+    /// The daemon did not answer a request within this long.
+    NoReply(Duration),
     TooLarge(usize),
     ClientGone,
 }
@@ -751,6 +1186,16 @@ enum Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_prefixes_stop_at_a_key_boundary() {
+        assert!(covers(b"app.", b"app.b"));
+        assert!(!covers(b"app.", b"app"));
+        assert!(covers(b"app.b", b"app.b"));
+        assert!(covers(b"app.b", b"app.b.c"));
+        assert!(!covers(b"app.b", b"app.bc"));
+        assert!(!covers(b"app.b", b"app"));
+    }
 
     fn args(list: &[&str]) -> Vec<OsString> {
         list.iter().map(OsString::from).collect()
@@ -762,6 +1207,8 @@ mod tests {
         assert_eq!(parse_listen("serial:/dev/pts/3"), Ok(Listen::Serial("/dev/pts/3".into())));
         assert_eq!(parse_listen("tcp:127.0.0.1:7000"), Ok(Listen::Tcp("127.0.0.1:7000".parse().unwrap())));
         assert!(parse_listen("tcp:localhost").is_err());
+        let Ok(Listen::Tcp(local)) = parse_listen("tcp:localhost:7000") else { panic!("localhost") };
+        assert!(is_loopback(local.ip()) && local.port() == 7000, "{local}");
         assert!(parse_listen("udp:1").is_err());
     }
 
@@ -771,6 +1218,8 @@ mod tests {
         assert!(e.contains("--allow-remote"), "{e}");
         assert!(parse(&args(&["--listen", "tcp:0.0.0.0:7000", "--allow-remote"])).unwrap().is_some());
         assert!(parse(&args(&["--listen", "tcp:[::1]:7000"])).unwrap().is_some());
+        assert!(parse(&args(&["--listen", "tcp:[::ffff:127.0.0.1]:7000"])).unwrap().is_some());
+        assert!(parse(&args(&["--listen", "tcp:[::ffff:10.0.0.1]:7000"])).is_err());
     }
 
     #[test]
@@ -782,6 +1231,8 @@ mod tests {
         assert_eq!(a.policy.max_frame, 512);
         assert!(parse(&args(&["--listen", "unix:/x", "--max-frame", "10"])).is_err());
         assert!(parse(&args(&[])).is_err());
+        let e = parse(&args(&["--listen", "unix:/x", "--allow-write", ""])).unwrap_err();
+        assert!(e.contains("every key"), "{e}");
         assert_eq!(parse(&args(&["--help"])), Ok(None));
     }
 }

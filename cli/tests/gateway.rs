@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 mod corosync;
 #[path = "support/stream_io.rs"]
 mod stream_io;
+#[path = "../../adapters/unix/tests/common/unprivileged.rs"]
+mod unprivileged;
 
 use corowire::cmap::{TrackType, Value};
 use corowire::driver::Error;
@@ -29,6 +31,13 @@ fn corowire() -> Command {
 /// A child process stopped with SIGTERM when dropped (`corowire serve` then removes its ring
 /// files).
 struct Proc(Child);
+
+impl Proc {
+    /// The threads the process runs (`/proc/PID/task`).
+    fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.0.id())).map_or(0, Iterator::count)
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -58,7 +67,7 @@ struct Setup {
     /// The private server's name prefix; `None`: the harness's corosync.
     prefix: Option<String>,
     /// Dropped before the server: its upstream connections close first.
-    _gateway: Proc,
+    gateway: Proc,
     server: Option<Proc>,
 }
 
@@ -79,6 +88,17 @@ impl Setup {
         Self::start_at(tag, prefix, server, flags, |_| ())
     }
 
+    /// A gateway in front of its own `corowire serve`, allowed `nofile` open files.
+    fn start_limited(tag: &str, nofile: u32) -> Self {
+        let prefix = format!("gwtest-{}-{tag}", std::process::id());
+        let server = serve(&prefix);
+        let exe = env!("CARGO_BIN_EXE_corowire");
+        let mut gateway = Command::new("sh");
+        gateway.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), exe, "gateway"]);
+        gateway.args(["--max-clients", "100"]);
+        Self::spawn(tag, Some(prefix), Some(server), gateway, |_| ())
+    }
+
     /// As [`Setup::start`], with `prepare` run on the socket's path (in a new, empty private
     /// directory) before the gateway starts.
     fn start_at(
@@ -88,11 +108,23 @@ impl Setup {
         flags: &[&str],
         prepare: impl FnOnce(&std::path::Path),
     ) -> Self {
+        let mut gateway = corowire();
+        gateway.arg("gateway").args(flags);
+        Self::spawn(tag, prefix, server, gateway, prepare)
+    }
+
+    /// Runs `gateway` (a gateway's command line, without its `--listen`).
+    fn spawn(
+        tag: &str,
+        prefix: Option<String>,
+        server: Option<Proc>,
+        mut gateway: Command,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Self {
         let dir = tempdir(tag);
         let sock = dir.join("gw.sock");
         prepare(&sock);
-        let mut gateway = corowire();
-        gateway.arg("gateway").arg("--listen").arg(format!("unix:{}", sock.display())).args(flags);
+        gateway.arg("--listen").arg(format!("unix:{}", sock.display()));
         match &prefix {
             Some(p) => gateway.env("COROWIRE_NAME_PREFIX", p),
             None => gateway.env_remove("COROWIRE_NAME_PREFIX"),
@@ -103,7 +135,7 @@ impl Setup {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn corowire gateway");
-        Self { dir, prefix, _gateway: Proc(gateway), server }
+        Self { dir, prefix, gateway: Proc(gateway), server }
     }
 
     /// A new stream to the gateway (waits for it to listen).
@@ -251,12 +283,204 @@ fn a_garbage_client_is_closed_and_a_good_one_is_not() {
     assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
 }
 
+/// A client speaking raw frames: a hello, then one request at a time.
+struct RawClient {
+    stream: UnixStream,
+    got: Vec<u8>,
+}
+
+impl RawClient {
+    /// Sends the hello and checks the accept.
+    fn new(stream: UnixStream) -> Self {
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let mut client = Self { stream, got: Vec::new() };
+        client.stream.write_all(&encode(Frame::Hello(HELLO))).expect("write");
+        let accept = client.next_frame();
+        assert!(
+            matches!(decode(&accept, 1 << 16), Ok(Status::Complete((Frame::Accept(a), _))) if a.result.is_ok())
+        );
+        client
+    }
+
+    /// The next frame's bytes.
+    fn next_frame(&mut self) -> Vec<u8> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Ok(Status::Complete((_, used))) = decode(&self.got, usize::from(u16::MAX)) {
+                return self.got.drain(..used).collect();
+            }
+            let n = self.stream.read(&mut buf).unwrap_or_else(|e| panic!("read: {e} after {:?}", self.got));
+            assert!(n > 0, "closed after {:?}", self.got);
+            self.got.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Sends `request` on `channel`; the reply's payload.
+    fn call(&mut self, channel: Channel, request: &[u8]) -> Vec<u8> {
+        let frame = encode(Frame::Message { channel, kind: Kind::Request, payload: request });
+        self.stream.write_all(&frame).expect("write");
+        let reply = self.next_frame();
+        match decode(&reply, usize::from(u16::MAX)) {
+            Ok(Status::Complete((Frame::Message { channel: c, kind: Kind::Reply, payload }, _)))
+                if c == channel =>
+            {
+                payload.to_vec()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Sends a CMAP `request`; the reply's status.
+    fn cmap(&mut self, request: corowire::cmap::Request<'_>) -> Result<(), CsError> {
+        let mut buf = vec![0u8; request.encoded_len()];
+        let n = request.encode(&mut buf).unwrap();
+        let reply = self.call(Channel::Cmap, &buf[..n]);
+        corowire::cmap::Reply::decode(&reply).unwrap().result
+    }
+
+    /// Sends a votequorum `request`; the reply's status.
+    fn votequorum(&mut self, request: VqRequest<'_>) -> Result<(), CsError> {
+        let mut buf = vec![0u8; request.encoded_len()];
+        let n = request.encode(&mut buf).unwrap();
+        let reply = self.call(Channel::Votequorum, &buf[..n]);
+        corowire::votequorum::Reply::decode(&reply).unwrap().result
+    }
+}
+
+#[test]
+fn the_track_limit_counts_what_the_daemon_holds() {
+    use corowire::cmap::Request as Cmap;
+    let setup = Setup::new("tracks", &["--max-tracks", "2"]);
+    let mut client = RawClient::new(setup.stream());
+    let add = |cookie| Cmap::TrackAdd { key: None, track_type: TrackType::ADD, track_inst_handle: cookie };
+    assert_eq!(client.cmap(add(1)), Ok(()));
+    assert_eq!(client.cmap(add(2)), Ok(()));
+    assert_eq!(client.cmap(add(3)), Err(CsError::NoResources));
+    // Neither a delete the daemon refuses nor votequorum track stops free a CMAP track.
+    assert_eq!(client.cmap(Cmap::TrackDelete { track_handle: 0xdead }), Err(CsError::BadHandle));
+    for _ in 0..20 {
+        // Not tracking: the daemon says so.
+        assert_eq!(client.votequorum(VqRequest::TrackStop), Err(CsError::NotExist));
+    }
+    assert_eq!(client.cmap(add(4)), Err(CsError::NoResources));
+}
+
+#[test]
+fn a_get_whose_reply_cannot_fit_is_refused_and_leaves_nothing_behind() {
+    let setup = Setup::new("toobig", &[]);
+    // Listening: its threads at rest.
+    drop(setup.stream());
+    let idle = setup.gateway.threads();
+    let key = corowire::cmap::Key::new(b"totem.cluster_name").unwrap();
+    let get = |value_len| corowire::cmap::Request::Get { key, value_len };
+    for value_len in (0..60).map(|i| if i % 2 == 0 { 200_000 } else { 4096 - 39 }) {
+        assert_eq!(RawClient::new(setup.stream()).cmap(get(value_len)), Err(CsError::TooBig), "{value_len}");
+    }
+    // A GET that fits passes.
+    assert_eq!(RawClient::new(setup.stream()).cmap(get(4096 - 40)), Ok(()));
+    // Every client's threads (and with them its upstream connections) end: a bound, not a
+    // timing.
+    for _ in 0..2000 {
+        if setup.gateway.threads() <= idle {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(setup.gateway.threads(), idle);
+}
+
 #[test]
 fn a_client_stalled_mid_frame_is_closed() {
     let setup = Setup::new("stall", &["--stall-timeout", "1"]);
     let hello = encode(Frame::Hello(HELLO));
     // Half a hello, then silence: the gateway closes the stream without an answer.
     assert_eq!(raw_exchange(&mut setup.stream(), &hello[..3]), b"");
+}
+
+#[test]
+fn idle_and_trickling_clients_are_closed_at_the_deadline() {
+    let setup = Setup::new("deadline", &["--stall-timeout", "1", "--max-clients", "2"]);
+    // Two clients that never say hello hold both slots, until their deadline.
+    let idle = [setup.stream(), setup.stream()];
+    let link = link(&setup);
+    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
+    drop(idle);
+    // A hello a byte at a time, each within the stall timeout: the whole frame's deadline
+    // closes it before it completes.
+    let mut stream = setup.stream();
+    let mut writer = stream.try_clone().expect("clone");
+    let trickle = std::thread::spawn(move || {
+        for byte in encode(Frame::Hello(HELLO)) {
+            if writer.write_all(&[byte]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    });
+    assert_eq!(raw_exchange(&mut stream, &[]), b"");
+    trickle.join().expect("trickle");
+}
+
+#[test]
+fn a_stopped_server_resets_the_session_and_a_hello_is_answered_try_again() {
+    let setup = Setup::new("stopped", &["--stall-timeout", "1"]);
+    let pid = setup.server.as_ref().expect("server").0.id().to_string();
+    /// Lets the server run again when dropped (a panic included): a stopped one never stops.
+    struct Cont<'a>(&'a str);
+    impl Drop for Cont<'_> {
+        fn drop(&mut self) {
+            corosync::signal("-CONT", self.0);
+        }
+    }
+    let mut client = RawClient::new(setup.stream());
+    corosync::signal("-STOP", &pid);
+    let cont = Cont(&pid);
+    // A request the stopped server never answers: the session ends with a reset.
+    let key = corowire::cmap::Key::new(b"totem.cluster_name").unwrap();
+    let mut get = vec![0u8; 300];
+    let n = corowire::cmap::Request::Get { key, value_len: 64 }.encode(&mut get).unwrap();
+    client
+        .stream
+        .write_all(&encode(Frame::Message {
+            channel: Channel::Cmap,
+            kind: Kind::Request,
+            payload: &get[..n],
+        }))
+        .unwrap();
+    let reset = client.next_frame();
+    assert!(matches!(frames(&reset)[..], [Frame::Reset(_)]), "{reset:?}");
+    let got = raw_exchange(&mut setup.stream(), &encode(Frame::Hello(HELLO)));
+    drop(cont);
+    assert!(matches!(frames(&got)[..], [Frame::Accept(a)] if a.result == Err(CsError::TryAgain)), "{got:?}");
+}
+
+#[test]
+fn running_out_of_file_descriptors_does_not_end_the_gateway() {
+    // Each held client costs the gateway two descriptors: of two limits in a row, one makes
+    // accept itself fail (EMFILE) rather than what follows it.
+    for limit in [40, 41] {
+        let tag = format!("emfile-{limit}");
+        let setup = Setup::start_limited(&tag, limit);
+        let held: Vec<UnixStream> = (0..30).map(|_| setup.stream()).collect();
+        drop(held);
+        // The gateway closes the held clients as it gets to them: a client may be dropped
+        // until it has (a bound, not a timing).
+        let served = (0..200).any(|_| {
+            let stream = setup.stream();
+            stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+            let Ok(link) = Link::<Io, 4096, 4096>::connect(Io::new(stream), Services::ALL, no_clock) else {
+                std::thread::sleep(Duration::from_millis(10));
+                return false;
+            };
+            let link = RefCell::new(link);
+            let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+            let mut buf = [0u8; 64];
+            cmap.get_string("totem.cluster_name", &mut buf) == Ok("corowire")
+        });
+        assert!(served, "limit {limit}: the gateway serves no more");
+    }
 }
 
 #[test]
@@ -284,6 +508,8 @@ fn a_non_loopback_tcp_bind_is_refused_without_the_flag() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a loopback address") && stderr.contains("--allow-remote"), "{stderr}");
+    // One line, not the whole usage.
+    assert!(stderr.lines().count() == 1 && stderr.contains("see corowire gateway --help"), "{stderr}");
 }
 
 #[test]
@@ -319,62 +545,168 @@ fn corosync_restart_under_a_tracking_client() {
     assert!(seen);
 }
 
-#[test]
-fn a_client_on_a_pty_gets_replies() {
-    let prefix = format!("gwtest-{}-pty", std::process::id());
-    let _server = serve(&prefix);
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let slave = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pty.slave)))
-        .expect("the pty's name");
-    let _gateway = Proc(
-        corowire()
+/// A gateway serving a pty (in front of its own `corowire serve`), its log lines, and the
+/// pty's other end.
+struct PtyGateway {
+    /// `None` once the test closed it.
+    line: Option<std::fs::File>,
+    /// Kept open: the gateway's end stays a pty until the test closes `line`.
+    _slave: std::fs::File,
+    log: std::sync::mpsc::Receiver<String>,
+    gateway: Proc,
+    _server: Proc,
+    /// The server's name prefix.
+    prefix: String,
+}
+
+impl PtyGateway {
+    fn new(tag: &str, flags: &[&str]) -> Self {
+        let prefix = format!("gwtest-{}-{tag}", std::process::id());
+        let server = serve(&prefix);
+        // Close-on-exec (unlike openpty's), so that no child of this test (another test's
+        // gateway) holds the test's end open.
+        use nix::fcntl::OFlag;
+        let master =
+            nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).expect("openpt");
+        nix::pty::grantpt(&master).and(nix::pty::unlockpt(&master)).expect("unlock the pty");
+        let slave = nix::pty::ptsname_r(&master).expect("the pty's name");
+        let slave_fd = std::fs::OpenOptions::new().read(true).write(true).open(&slave).expect("open the pty");
+        let mut child = corowire()
             .arg("gateway")
             .arg("--listen")
-            .arg(format!("serial:{}", slave.display()))
+            .arg(format!("serial:{slave}"))
+            .args(flags)
             .env("COROWIRE_NAME_PREFIX", &prefix)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn corowire gateway"),
-    );
-    let mut line = std::fs::File::from(pty.master.try_clone().expect("dup"));
-    let mut request = vec![0u8; 300];
-    let key = corowire::cmap::Key::new(b"totem.cluster_name").unwrap();
-    let n = corowire::cmap::Request::Get { key, value_len: 64 }.encode(&mut request).unwrap();
+            .expect("spawn corowire gateway");
+        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || stderr.lines().map_while(Result::ok).try_for_each(|l| tx.send(l)));
+        let gw = Self {
+            line: Some(std::fs::File::from(std::os::fd::OwnedFd::from(master))),
+            _slave: slave_fd,
+            log,
+            gateway: Proc(child),
+            _server: server,
+            prefix,
+        };
+        // Until the gateway has set the line to raw mode, the pty's line discipline would
+        // hold the bytes for a newline and echo them: wait for its banner.
+        gw.wait_log("serving serial:");
+        gw
+    }
+
+    /// Waits (at most 20 s, a bound, not a timing) for a log line containing `text`.
+    fn wait_log(&self, text: &str) -> String {
+        let mut seen = Vec::new();
+        loop {
+            match self.log.recv_timeout(Duration::from_secs(20)) {
+                Ok(l) if l.contains(text) => return l,
+                Ok(l) => seen.push(l),
+                Err(e) => panic!("no log line with {text:?} ({e}) in {seen:?}"),
+            }
+        }
+    }
+
+    fn line(&mut self) -> &mut std::fs::File {
+        self.line.as_mut().expect("the line is open")
+    }
+
+    /// Discards what the line holds for the test (an old session's frames).
+    fn drain(&mut self) {
+        let mut buf = [0u8; 4096];
+        while corowire_unix::sys::sock::poll_readable(self.line(), Some(Duration::ZERO))
+            == Ok(corowire_unix::sys::sock::PollState::Readable)
+        {
+            let _ = self.line().read(&mut buf);
+        }
+    }
+
+    /// Writes `bytes` to the line.
+    fn send(&mut self, bytes: &[u8]) {
+        self.line().write_all(bytes).expect("write the pty");
+    }
+
+    /// Sends a hello and a GET of `totem.cluster_name`; asserts the accept and the reply.
+    fn hello_and_get(&mut self) {
+        let key = corowire::cmap::Key::new(b"totem.cluster_name").unwrap();
+        self.send(&hello_and(corowire::cmap::Request::Get { key, value_len: 64 }));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while frames_in(&got) < 2 {
+            let ready = corowire_unix::sys::sock::poll_readable(self.line(), Some(Duration::from_secs(20)));
+            assert_eq!(ready, Ok(corowire_unix::sys::sock::PollState::Readable), "after {got:?}");
+            let n = self.line().read(&mut buf).expect("read the pty");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let got = frames(&got);
+        assert!(matches!(got[0], Frame::Accept(a) if a.result.is_ok()), "{got:?}");
+        let Frame::Message { channel: Channel::Cmap, kind: Kind::Reply, payload } = got[1] else {
+            panic!("{got:?}");
+        };
+        let reply = corowire::cmap::Reply::decode(payload).unwrap();
+        assert_eq!(reply.result, Ok(()), "{reply:?}");
+    }
+}
+
+#[test]
+fn a_client_on_a_pty_gets_replies() {
+    PtyGateway::new("pty", &[]).hello_and_get();
+}
+
+#[test]
+fn serial_faults_close_the_session_and_the_line_is_served_again() {
+    let mut gw = PtyGateway::new("pty-faults", &["--stall-timeout", "1"]);
+    // Garbage: that session ends, the line is served again.
+    gw.send(b"GET / HTTP/1.0\r\n\r\n");
+    gw.wait_log("malformed frame");
+    gw.hello_and_get();
+    // A second hello (the device rebooted) starts a new session at once.
+    gw.hello_and_get();
+    // Half a frame, then silence: closed after --stall-timeout.
+    gw.send(&encode(Frame::Hello(HELLO))[..3]);
+    gw.wait_log("stalled in the middle of a frame");
+    gw.hello_and_get();
+    // A session tracking keys whose events nobody reads: closed once a write stalls, and the
+    // line is served again.
+    gw.send(&hello_and(corowire::cmap::Request::TrackAdd {
+        key: Some(corowire::cmap::Key::new(b"flood.").unwrap()),
+        track_type: TrackType::PREFIX | TrackType::ADD | TrackType::MODIFY,
+        track_inst_handle: 1,
+    }));
+    let options = corowire_unix::Options {
+        service_name: Some(format!("{}-cmap", gw.prefix)),
+        ..corowire_unix::Options::default()
+    };
+    let mut cmap = corowire_unix::cmap::Cmap::connect_with(options).expect("connect the server");
+    let flooded = (0..100_000u32).any(|i| {
+        cmap.set(&format!("flood.{}", i % 64), Value::UInt32(i)).expect("set");
+        gw.log.try_recv().is_ok_and(|l| l.contains("stopped reading"))
+    });
+    // (That log line also says the line is served again.)
+    assert!(flooded, "the gateway never gave up on the unread line");
+    gw.drain();
+    gw.hello_and_get();
+    // The other end closes: the gateway waits for the line to come back, it does not exit.
+    drop(gw.line.take());
+    gw.wait_log("trying again every second");
+    assert!(gw.gateway.0.try_wait().expect("wait").is_none(), "the gateway exited");
+}
+
+/// A hello and a CMAP `request`, framed.
+fn hello_and(request: corowire::cmap::Request<'_>) -> Vec<u8> {
+    let mut payload = vec![0u8; request.encoded_len()];
+    let n = request.encode(&mut payload).unwrap();
     let mut bytes = encode(Frame::Hello(HELLO));
     bytes.extend(encode(Frame::Message {
         channel: Channel::Cmap,
         kind: Kind::Request,
-        payload: &request[..n],
+        payload: &payload[..n],
     }));
-    // Until the gateway has set the line to raw mode, the pty's line discipline would hold
-    // the bytes for a newline and echo them: wait for it (a bound, not a timing).
-    let raw = || {
-        nix::sys::termios::tcgetattr(&pty.slave)
-            .is_ok_and(|t| !t.local_flags.contains(nix::sys::termios::LocalFlags::ICANON))
-    };
-    for _ in 0..500 {
-        if raw() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(raw(), "the gateway did not set the pty to raw mode");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 512];
-    line.write_all(&bytes).expect("write");
-    while frames_in(&got) < 2 {
-        let n = line.read(&mut buf).expect("read the pty");
-        got.extend_from_slice(&buf[..n]);
-    }
-    let got = frames(&got);
-    assert!(matches!(got[0], Frame::Accept(a) if a.result.is_ok()), "{got:?}");
-    let Frame::Message { channel: Channel::Cmap, kind: Kind::Reply, payload } = got[1] else {
-        panic!("{got:?}");
-    };
-    let reply = corowire::cmap::Reply::decode(payload).unwrap();
-    assert_eq!(reply.result, Ok(()), "{reply:?}");
+    bytes
 }
 
 /// How many complete frames `bytes` starts with.
@@ -519,4 +851,56 @@ fn tcp_get_and_track_against_corosync() {
         })
         .unwrap();
     assert_eq!(seen, (9, key.as_bytes().to_vec(), true));
+}
+
+#[test]
+fn the_unix_socket_is_owner_only_unless_told() {
+    use std::os::unix::fs::PermissionsExt;
+    for (tag, flags, mode) in [("mode", &[][..], 0o600), ("mode-rw", &["--socket-mode", "0666"][..], 0o666)] {
+        let setup = Setup::new(tag, flags);
+        drop(setup.stream());
+        let meta = std::fs::metadata(setup.dir.join("gw.sock")).expect("stat");
+        assert_eq!(meta.permissions().mode() & 0o777, mode, "{flags:?}");
+    }
+}
+
+/// The socket path [`child_says_hello`] connects to.
+const CHILD_SOCKET: &str = "GWTEST_SOCKET";
+
+#[test]
+#[ignore = "needs root (runs a client as uid 65534): tests/run-all runs it"]
+fn as_root_other_users_need_allow_uid() {
+    use std::os::unix::fs::PermissionsExt;
+    for (tag, flags, expected) in [
+        ("uid-refused", &["--socket-mode", "0666"][..], "REFUSED"),
+        ("uid-allowed", &["--socket-mode", "0666", "--allow-uid", "65534"][..], "ACCEPTED"),
+    ] {
+        let setup = Setup::new(tag, flags);
+        drop(setup.stream());
+        std::fs::set_permissions(&setup.dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = setup.dir.join("gw.sock");
+        let out = unprivileged::run_as_nobody("child_says_hello", &[(CHILD_SOCKET, path.to_str().unwrap())]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && stdout.contains(expected), "{flags:?}: {out:?}");
+    }
+}
+
+/// The client of [`as_root_other_users_need_allow_uid`], run as `nobody`: a hello, then
+/// `ACCEPTED` if the gateway accepts it, `REFUSED` if it closes the stream without a word.
+#[test]
+#[ignore = "run as nobody by as_root_other_users_need_allow_uid"]
+fn child_says_hello() {
+    let Some(path) = std::env::var_os(CHILD_SOCKET) else { return };
+    let mut stream = UnixStream::connect(path).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    // The gateway may have closed a refused stream already: the write's error says nothing.
+    let _ = stream.write_all(&encode(Frame::Hello(HELLO)));
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got);
+    match frames(&got)[..] {
+        [Frame::Accept(a)] if a.result.is_ok() => println!("ACCEPTED"),
+        [] => println!("REFUSED"),
+        ref other => panic!("{other:?}"),
+    }
 }
