@@ -19,7 +19,7 @@ use crate::mux::{frame_parts, LinkError, Mux};
 
 /// One stream to a gateway, async: `RX` bytes of frame reader, four `Q`-byte queues (see
 /// [`Link`](crate::Link)).
-pub struct AsyncLink<IO, const RX: usize = 1030, const Q: usize = 1024> {
+pub struct AsyncLink<IO, const RX: usize = 1030, const Q: usize = 1026> {
     io: IO,
     mux: Mux<RX, Q>,
     /// Set while a frame is written, cleared once it is all written and flushed: still set

@@ -25,7 +25,7 @@ pub fn no_clock() -> Instant {
 /// through a `RefCell`. `RX` bytes hold the frame being received (it bounds the negotiated
 /// maximum payload: `RX - 6`); each of the four queues (CMAP and votequorum replies and
 /// events) holds `Q` bytes of frames their client has not taken yet.
-pub struct Link<IO, const RX: usize = 1030, const Q: usize = 1024> {
+pub struct Link<IO, const RX: usize = 1030, const Q: usize = 1026> {
     io: IO,
     mux: Mux<RX, Q>,
     clock: Clock,

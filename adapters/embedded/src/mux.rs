@@ -30,13 +30,19 @@ pub enum LinkError<E> {
     Refused(CsError),
     /// The gateway lost its upstream connection of this channel (a reset frame).
     Reset,
-    /// A reply or event of `channel` arrived while its queue (`Q` bytes) was full: the
-    /// other client on the link does not take its frames. Nothing is dropped; the link fails.
+    /// A reply or event of `channel` did not fit its queue of `capacity` (`Q`) bytes: either
+    /// the frame alone is larger than the queue (`len + 2 > capacity`: raise `Q`), or frames
+    /// already queued fill it (their client does not take them). Nothing is dropped; the link
+    /// fails.
     QueueFull {
         /// The channel.
         channel: Channel,
         /// Reply or event.
         kind: Kind,
+        /// The frame's payload bytes (it costs 2 more in the queue).
+        len: usize,
+        /// The queue's size in bytes (`Q`).
+        capacity: usize,
     },
     /// A frame did not fit the caller's buffer (it stays queued).
     BufferTooSmall(BufferTooSmall),
@@ -62,9 +68,14 @@ impl<E: fmt::Display> fmt::Display for LinkError<E> {
             Self::Unexpected { tag } => write!(f, "unexpected frame {tag:#04x} from the gateway"),
             Self::Refused(e) => write!(f, "the gateway refused the link: {e}"),
             Self::Reset => f.write_str("the gateway lost its connection to corosync"),
-            Self::QueueFull { channel, kind } => {
-                write!(f, "the {channel:?} {kind:?} queue is full (its client does not take its frames)")
-            }
+            Self::QueueFull { channel, kind, len, capacity } if len + QUEUE_ENTRY > *capacity => write!(
+                f,
+                "a {len}-byte {channel:?} {kind:?} frame does not fit its {capacity}-byte queue (raise Q)"
+            ),
+            Self::QueueFull { channel, kind, capacity, .. } => write!(
+                f,
+                "the {capacity}-byte {channel:?} {kind:?} queue is full: its client does not take its frames"
+            ),
             Self::BufferTooSmall(e) => write!(f, "{e}"),
             Self::Encode(e) => write!(f, "cannot frame: {e}"),
             Self::Timeout => f.write_str("timed out waiting for the gateway"),
@@ -97,6 +108,9 @@ impl<E: embedded_io::Error> TransportError for LinkError<E> {
     }
 }
 
+/// Bytes a queued payload costs besides its own: its length.
+const QUEUE_ENTRY: usize = 2;
+
 /// A FIFO of frames' payloads in `Q` bytes, each stored as a 2-byte length and the bytes.
 #[derive(Clone)]
 struct Queue<const Q: usize> {
@@ -112,7 +126,7 @@ impl<const Q: usize> Queue<Q> {
     /// Appends `bytes`; `false` (and nothing changed) if they do not fit.
     fn push(&mut self, bytes: &[u8]) -> bool {
         let Ok(n) = u16::try_from(bytes.len()) else { return false };
-        let end = self.len + 2 + bytes.len();
+        let end = self.len + QUEUE_ENTRY + bytes.len();
         if end > Q {
             return false;
         }
@@ -131,9 +145,10 @@ impl<const Q: usize> Queue<Q> {
         let Some(dst) = out.get_mut(..n) else {
             return Err(BufferTooSmall { needed: n, available: out.len() });
         };
-        dst.copy_from_slice(&self.buf[2..2 + n]);
-        self.buf.copy_within(2 + n..self.len, 0);
-        self.len -= 2 + n;
+        let end = QUEUE_ENTRY + n;
+        dst.copy_from_slice(&self.buf[QUEUE_ENTRY..end]);
+        self.buf.copy_within(end..self.len, 0);
+        self.len -= end;
         Ok(Some(n))
     }
 
@@ -167,7 +182,15 @@ pub(crate) struct Mux<const RX: usize, const Q: usize> {
 }
 
 impl<const RX: usize, const Q: usize> Mux<RX, Q> {
+    /// A link before its hello. `Q` must hold a frame of the smallest maximum payload a
+    /// hello may offer (checked at compile time).
     pub(crate) const fn new() -> Self {
+        const {
+            assert!(
+                Q >= QUEUE_ENTRY + stream::MIN_MAX_PAYLOAD as usize,
+                "a link's queues (Q) must hold a 64-byte frame"
+            )
+        };
         Self {
             reader: FrameReader::new(),
             queues: [Queue::new(), Queue::new(), Queue::new(), Queue::new()],
@@ -177,9 +200,12 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
         }
     }
 
-    /// The hello asking for `services`, offering what the reader can hold.
+    /// The hello asking for `services`, offering the largest payload both the reader
+    /// (`RX - 6`) and a queue (`Q - 2`) can hold, so that any frame the gateway may send
+    /// fits an empty queue.
     pub(crate) fn hello(&self, services: Services) -> Frame<'static> {
-        let max_payload = u16::try_from(self.reader.max_payload()).unwrap_or(u16::MAX);
+        let max = self.reader.max_payload().min(Q - QUEUE_ENTRY);
+        let max_payload = u16::try_from(max).unwrap_or(u16::MAX);
         Frame::Hello(Hello { version: stream::VERSION, services, max_payload })
     }
 
@@ -230,7 +256,7 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
                 (Frame::Message { channel, kind, payload }, Some(a)) if a.services.contains(channel) => {
                     let i = slot(channel, kind).ok_or(LinkError::Unexpected { tag })?;
                     if !self.queues[i].push(payload) {
-                        return Err(LinkError::QueueFull { channel, kind });
+                        return Err(LinkError::QueueFull { channel, kind, len: payload.len(), capacity: Q });
                     }
                 }
                 _ => return Err(LinkError::Unexpected { tag }),
@@ -284,7 +310,9 @@ fn widen<E>(e: LinkError<()>) -> LinkError<E> {
         LinkError::Unexpected { tag } => LinkError::Unexpected { tag },
         LinkError::Refused(c) => LinkError::Refused(c),
         LinkError::Reset => LinkError::Reset,
-        LinkError::QueueFull { channel, kind } => LinkError::QueueFull { channel, kind },
+        LinkError::QueueFull { channel, kind, len, capacity } => {
+            LinkError::QueueFull { channel, kind, len, capacity }
+        }
         LinkError::BufferTooSmall(b) => LinkError::BufferTooSmall(b),
         LinkError::Encode(e) => LinkError::Encode(e),
         LinkError::Timeout => LinkError::Timeout,
@@ -308,4 +336,40 @@ pub(crate) fn frame_parts<E>(
     let tag = stream::message_tag(channel, Kind::Request);
     let crc = stream::crc16(stream::crc16(stream::CRC_INIT, &[tag, lo, hi]), payload);
     Ok(([stream::SYNC, tag, lo, hi], crc.to_le_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::string::ToString;
+
+    use super::*;
+
+    #[test]
+    fn a_full_queue_says_whether_the_frame_or_the_client_is_at_fault() {
+        let full = |len| LinkError::<core::convert::Infallible>::QueueFull {
+            channel: Channel::Cmap,
+            kind: Kind::Reply,
+            len,
+            capacity: 1024,
+        };
+        assert_eq!(
+            full(1023).to_string(),
+            "a 1023-byte Cmap Reply frame does not fit its 1024-byte queue (raise Q)"
+        );
+        assert_eq!(
+            full(1022).to_string(),
+            "the 1024-byte Cmap Reply queue is full: its client does not take its frames"
+        );
+    }
+
+    #[test]
+    fn the_hello_offers_what_a_queue_holds() {
+        let hello = |frame| match frame {
+            Frame::Hello(h) => h.max_payload,
+            _ => 0,
+        };
+        assert_eq!(hello(Mux::<1030, 1024>::new().hello(Services::ALL)), 1022);
+        assert_eq!(hello(Mux::<1030, 1026>::new().hello(Services::ALL)), 1024);
+        assert_eq!(hello(Mux::<518, 2048>::new().hello(Services::ALL)), 512);
+    }
 }

@@ -179,3 +179,18 @@ fn a_call_to_a_silent_gateway_times_out_on_the_link_clock() {
     gateway.borrow_mut().mute(Channel::Cmap.services());
     assert_eq!(cmap.get_u32("test.u32"), Err(Error::Timeout));
 }
+
+#[test]
+fn the_default_sizes_take_a_full_size_get_reply() {
+    // corosync answers a GET with 40 bytes and the whole value buffer the request offers,
+    // which the client sizes to the negotiated payload: the largest reply there is.
+    let gateway = Rc::new(RefCell::new(Gateway::new(Services::ALL)));
+    let link = RefCell::new(Link::<_>::connect(Pipe::new(&gateway, 4096), Services::ALL, no_clock).unwrap());
+    let mut cmap: CmapClient<'_, Pipe> = CmapClient::new(&link, None).unwrap();
+    let mut vq: VotequorumClient<'_, Pipe> = VotequorumClient::new(&link, None).unwrap();
+    for _ in 0..3 {
+        assert_eq!(cmap.get_u32("test.u32"), Ok(7));
+        assert_eq!(vq.get_info(0, |i| i.nodeid), Ok(1));
+    }
+    assert_eq!(gateway.borrow().closed, None);
+}
