@@ -218,8 +218,25 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
         if len > max {
             return Err(Error::TooBig { len, max });
         }
+        self.make_room(link).await?;
         let sub = self.conn.submit(req, corowire::Instant::from_millis(0), None, &mut self.request);
         self.finish(link, sub).await.and_then(|r| r.map_or_else(|e| Err(Error::Cs(e)), f))
+    }
+
+    /// While the replies of dropped calls fill the pipeline (`P`), waits for them and
+    /// discards them, so that calls work again once the gateway answers.
+    async fn make_room<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+    ) -> Result<(), IO::Error> {
+        while self.conn.outstanding() == P {
+            let n = match link.recv(S::CHANNEL, Kind::Reply, &mut self.reply).await {
+                Ok(n) => n,
+                Err(e) => return Err(self.lost(e)),
+            };
+            self.conn.handle_response(&self.reply[..n]).map_err(Error::Protocol)?;
+        }
+        Ok(())
     }
 
     /// Sends a submitted request and reads replies until its own.
@@ -329,6 +346,7 @@ impl<const BUF: usize, const T: usize, const P: usize, const E: usize, const EB:
         context: u64,
     ) -> Result<u64, IO::Error> {
         let key = key(key_name)?;
+        self.make_room(link).await?;
         let now = corowire::Instant::from_millis(0);
         let sub = self.conn.track_add(Some(key), track_type, context, now, None, &mut self.request);
         self.finish(link, sub).await?.map_or_else(|e| Err(Error::Cs(e)), track_handle)

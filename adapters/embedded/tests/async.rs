@@ -197,3 +197,23 @@ async fn a_call_dropped_while_waiting_for_its_reply_leaves_the_link_in_step() {
     tokio::join!(client, serve(gateway_end, &gateway, usize::MAX));
     assert_eq!(gateway.borrow().closed, None);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn more_dropped_calls_than_requests_in_flight_leave_the_link_usable() {
+    let gateway = RefCell::new(Gateway::new(Services::ALL));
+    let (mut link, gateway_end) = accepted(&gateway, 4096).await;
+    let mut cmap = Cmap::new(&link).unwrap();
+    // Two calls (the pipeline, P = 2) dropped while waiting for their replies, and a third
+    // dropped while it waits for the first late reply to make room.
+    for _ in 0..3 {
+        assert!(poll_once_and_drop(cmap.get(&mut link, "test.none", |_| ())));
+    }
+    let client = async {
+        let name = cmap.get(&mut link, "totem.cluster_name", |v| v == Value::String(b"embedded")).await;
+        assert_eq!(name, Ok(true));
+        assert_eq!(cmap.connection().outstanding(), 0);
+        drop(link);
+    };
+    tokio::join!(client, serve(gateway_end, &gateway, usize::MAX));
+    assert_eq!(gateway.borrow().closed, None);
+}

@@ -194,3 +194,19 @@ fn the_default_sizes_take_a_full_size_get_reply() {
     }
     assert_eq!(gateway.borrow().closed, None);
 }
+
+#[test]
+fn late_replies_of_timed_out_calls_are_thrown_away() {
+    let gateway = Rc::new(RefCell::new(Gateway::new(Services::ALL)));
+    let link = RefCell::new(Link::<_>::connect(Pipe::new(&gateway, 64), Services::ALL, ticking).unwrap());
+    let mut cmap: CmapClient<'_, Pipe> = CmapClient::new(&link, Some(Duration::from_millis(20))).unwrap();
+    gateway.borrow_mut().stall(Services::ALL);
+    // More timeouts than requests may be in flight (2).
+    for _ in 0..3 {
+        assert_eq!(cmap.get_u32("test.u32"), Err(Error::Timeout));
+    }
+    gateway.borrow_mut().resume();
+    cmap.set_u32("test.u32", 8).unwrap();
+    assert_eq!(cmap.get_u32("test.u32"), Ok(8));
+    assert_eq!(cmap.driver().connection().outstanding(), 0);
+}

@@ -37,6 +37,10 @@ pub struct Gateway {
     /// Services whose upstream was lost: their requests are dropped, as a gateway does
     /// until the client reconnects.
     lost: Services,
+    /// Services whose upstream is stopped (a SIGSTOPped corosync): their requests wait here
+    /// until [`Gateway::resume`].
+    stalled: Services,
+    held: Vec<(Channel, Vec<u8>)>,
 }
 
 impl Gateway {
@@ -55,6 +59,8 @@ impl Gateway {
             closed: None,
             relayed: 0,
             lost: Services::NONE,
+            stalled: Services::NONE,
+            held: Vec::new(),
         }
     }
 
@@ -96,19 +102,41 @@ impl Gateway {
                     self.send(Frame::Accept(a));
                 }
                 FromClient::Request { channel, .. } if self.lost.contains(channel) => {}
+                FromClient::Request { channel, payload } if self.stalled.contains(channel) => {
+                    self.held.push((channel, payload.to_vec()));
+                }
                 FromClient::Request { channel, payload } => {
                     let payload = payload.to_vec();
-                    self.relayed += 1;
-                    let mut reply = vec![0u8; 8192];
-                    let engine: &mut dyn Engine = match channel {
-                        Channel::Cmap => &mut self.cmap,
-                        Channel::Votequorum => &mut self.votequorum,
-                    };
-                    let n = engine.handle_request(CLIENT, &payload, &mut reply).map_err(|e| e.to_string())?;
-                    self.drain(channel);
-                    self.send(Frame::Message { channel, kind: Kind::Reply, payload: &reply[..n] });
+                    self.answer(channel, &payload)?;
                 }
             }
+        }
+    }
+
+    /// Relays one request to its engine and sends the reply.
+    fn answer(&mut self, channel: Channel, payload: &[u8]) -> Result<(), String> {
+        self.relayed += 1;
+        let mut reply = vec![0u8; 8192];
+        let engine: &mut dyn Engine = match channel {
+            Channel::Cmap => &mut self.cmap,
+            Channel::Votequorum => &mut self.votequorum,
+        };
+        let n = engine.handle_request(CLIENT, payload, &mut reply).map_err(|e| e.to_string())?;
+        self.drain(channel);
+        self.send(Frame::Message { channel, kind: Kind::Reply, payload: &reply[..n] });
+        Ok(())
+    }
+
+    /// The upstream of `services` stops answering (SIGSTOP): requests are held.
+    pub fn stall(&mut self, services: Services) {
+        self.stalled = self.stalled.union(services);
+    }
+
+    /// The stopped upstream runs again (SIGCONT): the held requests are answered, late.
+    pub fn resume(&mut self) {
+        self.stalled = Services::NONE;
+        for (channel, payload) in core::mem::take(&mut self.held) {
+            self.answer(channel, &payload).unwrap();
         }
     }
 
