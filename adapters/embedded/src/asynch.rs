@@ -104,6 +104,7 @@ impl<IO: Read + Write, const RX: usize, const Q: usize> AsyncLink<IO, RX, Q> {
         for part in [&header[..], payload, &trailer[..]] {
             self.io.write_all(part).await.map_err(LinkError::Io)?;
         }
+        self.mux.sent(channel);
         self.io.flush().await.map_err(LinkError::Io)?;
         self.writing = false;
         Ok(())

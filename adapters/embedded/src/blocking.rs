@@ -127,6 +127,7 @@ impl<IO: Read + Write + ReadReady, const RX: usize, const Q: usize> Link<IO, RX,
         for part in [&header[..], payload, &trailer[..]] {
             self.io.write_all(part).map_err(LinkError::Io)?;
         }
+        self.mux.sent(channel);
         Ok(())
     }
 }

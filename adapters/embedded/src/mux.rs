@@ -26,6 +26,12 @@ pub enum LinkError<E> {
         /// The frame's tag.
         tag: u8,
     },
+    /// The gateway sent a reply of `channel` while none of its requests was waiting for one:
+    /// the replies would no longer match their requests, so the link fails.
+    UnsolicitedReply {
+        /// The channel.
+        channel: Channel,
+    },
     /// The gateway refused the hello with this `cs_error_t`.
     Refused(CsError),
     /// The gateway lost its upstream connection of this channel (a reset frame).
@@ -66,6 +72,9 @@ impl<E: fmt::Display> fmt::Display for LinkError<E> {
             Self::Closed => f.write_str("the gateway closed the stream"),
             Self::Frame(e) => write!(f, "malformed frame from the gateway: {e}"),
             Self::Unexpected { tag } => write!(f, "unexpected frame {tag:#04x} from the gateway"),
+            Self::UnsolicitedReply { channel } => {
+                write!(f, "the gateway sent a {channel:?} reply with no request outstanding")
+            }
             Self::Refused(e) => write!(f, "the gateway refused the link: {e}"),
             Self::Reset => f.write_str("the gateway lost its connection to corosync"),
             Self::QueueFull { channel, kind, len, capacity } if len + QUEUE_ENTRY > *capacity => write!(
@@ -177,6 +186,8 @@ pub(crate) struct Mux<const RX: usize, const Q: usize> {
     queues: [Queue<Q>; 4],
     accepted: Option<Accept>,
     lost: Services,
+    /// Per channel (CMAP, votequorum), requests written whose reply has not arrived.
+    awaiting: [usize; 2],
     /// The final error, repeated to every later call.
     broken: Option<LinkError<()>>,
 }
@@ -196,6 +207,7 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
             queues: [Queue::new(), Queue::new(), Queue::new(), Queue::new()],
             accepted: None,
             lost: Services::NONE,
+            awaiting: [0; 2],
             broken: None,
         }
     }
@@ -255,6 +267,10 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
                 (Frame::Reset(s), Some(_)) => self.lost = self.lost.union(s),
                 (Frame::Message { channel, kind, payload }, Some(a)) if a.services.contains(channel) => {
                     let i = slot(channel, kind).ok_or(LinkError::Unexpected { tag })?;
+                    if kind == Kind::Reply {
+                        let awaiting = &mut self.awaiting[i / 2];
+                        *awaiting = awaiting.checked_sub(1).ok_or(LinkError::UnsolicitedReply { channel })?;
+                    }
                     if !self.queues[i].push(payload) {
                         return Err(LinkError::QueueFull { channel, kind, len: payload.len(), capacity: Q });
                     }
@@ -263,6 +279,13 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
             }
         }
         Ok(())
+    }
+
+    /// Records that a request of `channel` was written: one more reply is due.
+    pub(crate) fn sent(&mut self, channel: Channel) {
+        if let Some(i) = slot(channel, Kind::Reply) {
+            self.awaiting[i / 2] += 1;
+        }
     }
 
     /// Whether a frame of `channel` and `kind` is queued.
@@ -308,6 +331,7 @@ fn widen<E>(e: LinkError<()>) -> LinkError<E> {
         LinkError::Io(()) | LinkError::Closed => LinkError::Closed,
         LinkError::Frame(f) => LinkError::Frame(f),
         LinkError::Unexpected { tag } => LinkError::Unexpected { tag },
+        LinkError::UnsolicitedReply { channel } => LinkError::UnsolicitedReply { channel },
         LinkError::Refused(c) => LinkError::Refused(c),
         LinkError::Reset => LinkError::Reset,
         LinkError::QueueFull { channel, kind, len, capacity } => {

@@ -210,3 +210,31 @@ fn late_replies_of_timed_out_calls_are_thrown_away() {
     assert_eq!(cmap.get_u32("test.u32"), Ok(8));
     assert_eq!(cmap.driver().connection().outstanding(), 0);
 }
+
+#[test]
+fn a_reply_with_no_request_outstanding_ends_the_link() {
+    let (gateway, link) = setup(Services::ALL, 4096);
+    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+    let mut vq: VotequorumClient<'_, Pipe, 2048, 2048> = VotequorumClient::new(&link, None).unwrap();
+    assert_eq!(cmap.get_u32("test.u32"), Ok(7));
+    // A reply nobody asked for, as if to a GET of 99.
+    let (mut reply, mut frame) = ([0u8; 64], [0u8; 80]);
+    let nine = 99u32.to_ne_bytes();
+    let get = corowire::cmap::GetReply {
+        value_type: Some(corowire::cmap::ValueType::UInt32),
+        value_len: 4,
+        value: &nine,
+        buffer_len: 4,
+    };
+    let n = corowire::cmap::Reply { result: Ok(()), body: corowire::cmap::Response::Get(get) }
+        .encode(&mut reply)
+        .unwrap();
+    let n = Frame::Message { channel: Channel::Cmap, kind: Kind::Reply, payload: &reply[..n] }
+        .encode(&mut frame)
+        .unwrap();
+    gateway.borrow_mut().raw(&frame[..n]);
+    let unsolicited = || Error::Transport(LinkError::UnsolicitedReply { channel: Channel::Cmap });
+    assert_eq!(cmap.get_u32("test.u32"), Err(unsolicited()));
+    assert_eq!(vq.get_info(0, |i| i.nodeid), Err(unsolicited()));
+    assert_eq!(cmap.get_u32("test.u32"), Err(unsolicited()));
+}
