@@ -14,7 +14,7 @@ use corowire::votequorum::{self, NodeInfo, TrackFlags};
 use corowire::{Cmap, Votequorum};
 use embedded_io_async::{Read, Write};
 
-use crate::client::{get_request, get_value, key, node_info, track_handle, Error, OnStream, Result};
+use crate::client::{fits, get_request, get_value, key, node_info, track_handle, Error, OnStream, Result};
 use crate::mux::{frame_parts, LinkError, Mux};
 
 /// One stream to a gateway, async: `RX` bytes of frame reader, four `Q`-byte queues (see
@@ -185,7 +185,9 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
     /// The client of its service on `link`.
     ///
     /// # Errors
-    /// [`LinkError::Refused`] (`CS_ERR_NOT_EXIST`) if the gateway did not accept the service.
+    /// As [`Client::new`](crate::Client::new): [`LinkError::Refused`] (`CS_ERR_NOT_EXIST`) if
+    /// the gateway did not accept the service; [`LinkError::BufferTooSmall`] if `BUF` is
+    /// smaller than the negotiated payload.
     pub fn new<IO: Read + Write, const RX: usize, const Q: usize>(
         link: &AsyncLink<IO, RX, Q>,
     ) -> Result<Self, IO::Error> {
@@ -194,7 +196,8 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
             return Err(Error::Transport(LinkError::Refused(corowire::CsError::NotExist)));
         };
         let mut conn = Connection::new(0);
-        conn.handle_stream_setup(usize::from(accepted.max_payload).min(BUF)).map_err(Error::Protocol)?;
+        conn.handle_stream_setup(fits::<BUF, _>(usize::from(accepted.max_payload))?)
+            .map_err(Error::Protocol)?;
         Ok(Self { conn, request: [0; BUF], reply: [0; BUF], event: [0; BUF] })
     }
 

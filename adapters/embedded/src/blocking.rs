@@ -121,7 +121,13 @@ impl<IO: Read + Write + ReadReady, const RX: usize, const Q: usize> Link<IO, RX,
         self.mux.pop(channel, Kind::Event, out)
     }
 
+    /// Writes a request frame. What the stream has is read first: a reply that came while
+    /// no request was outstanding ends the link here ([`LinkError::UnsolicitedReply`]),
+    /// before it could be taken for this request's.
     fn send(&mut self, channel: Channel, payload: &[u8]) -> Result<(), LinkError<IO::Error>> {
+        while self.io.read_ready().map_err(LinkError::Io)? {
+            self.read_some(None)?;
+        }
         self.mux.check(channel)?;
         let (header, trailer) = frame_parts(channel, payload)?;
         for part in [&header[..], payload, &trailer[..]] {

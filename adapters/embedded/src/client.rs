@@ -8,6 +8,7 @@ use corowire::cmap::{Key, Request, Response, TrackType, Value, ValueType};
 use corowire::conn::{Connection, Service};
 use corowire::driver::{Buffers, Driver, Flow};
 use corowire::stream::Channel;
+use corowire::transport::BufferTooSmall;
 use corowire::votequorum::{self, NodeInfo, TrackFlags};
 use corowire::{Cmap, CsError, DispatchMode, Duration, Votequorum};
 use embedded_io::{Read, ReadReady, Write};
@@ -26,8 +27,8 @@ use corowire::conn::CmapEvent;
 
 /// A blocking client of service `S` on a [`Link`]: the core's [`Driver`] with four `BUF`-byte
 /// buffers (request, reply, event read, event delivered), `P` requests in flight and an
-/// event queue of `E` events in `EB` bytes. Messages are at most the negotiated maximum
-/// payload and at most `BUF` bytes.
+/// event queue of `E` events in `EB` bytes. `BUF` must hold the negotiated maximum payload
+/// ([`Client::new`] checks), so every reply and event fits.
 pub struct Client<
     'l,
     S: Service,
@@ -121,12 +122,14 @@ where
     /// clock (`None`: as long as the gateway lives, as libcmap).
     ///
     /// # Errors
-    /// [`LinkError::Refused`] (`CS_ERR_NOT_EXIST`) if the gateway did not accept the service.
+    /// [`LinkError::Refused`] (`CS_ERR_NOT_EXIST`) if the gateway did not accept the service;
+    /// [`LinkError::BufferTooSmall`] if `BUF` is smaller than the negotiated payload (any
+    /// reply or event could be that large: size the link's `RX` to `BUF + 6` or less).
     pub fn new(link: &'l RefCell<Link<IO, RX, Q>>, timeout: Option<Duration>) -> Result<Self, IO::Error> {
         let port = Port::new(link, S::CHANNEL).map_err(Error::Transport)?;
         let mut conn = Connection::new(0);
         // A fresh connection is connecting, so this cannot fail.
-        conn.handle_stream_setup(port.max_payload().min(BUF)).map_err(Error::Protocol)?;
+        conn.handle_stream_setup(fits::<BUF, _>(port.max_payload())?).map_err(Error::Protocol)?;
         let buffers = Buffers { request: [0; BUF], reply: [0; BUF], event: [0; BUF], scratch: [0; BUF] };
         Ok(Self { driver: Driver::new(conn, port, buffers, timeout, None) })
     }
@@ -173,6 +176,17 @@ where
     pub fn finalize(&mut self) {
         self.driver.connection_mut().finalize();
     }
+}
+
+/// `max_payload`, if a client's `BUF`-byte buffers hold a frame that large.
+pub(crate) fn fits<const BUF: usize, E>(max_payload: usize) -> Result<usize, E> {
+    if max_payload > BUF {
+        return Err(Error::Transport(LinkError::BufferTooSmall(BufferTooSmall {
+            needed: max_payload,
+            available: BUF,
+        })));
+    }
+    Ok(max_payload)
 }
 
 /// A key by name (`CS_ERR_INVALID_PARAM` for an empty or too long one).

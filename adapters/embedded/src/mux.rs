@@ -27,7 +27,10 @@ pub enum LinkError<E> {
         tag: u8,
     },
     /// The gateway sent a reply of `channel` while none of its requests was waiting for one:
-    /// the replies would no longer match their requests, so the link fails.
+    /// the replies would no longer match their requests, so the link fails. The blocking
+    /// link reads what the stream has before each request, so it catches a reply that came
+    /// while idle before any call takes it; the async link cannot look without waiting and
+    /// notices at the next reply (the call waiting then may have taken the stray one).
     UnsolicitedReply {
         /// The channel.
         channel: Channel,

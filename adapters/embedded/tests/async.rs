@@ -76,7 +76,7 @@ async fn serve(end: DuplexStream, gateway: &RefCell<Gateway>, cut: usize) {
 }
 
 /// The client's link over its end of the duplex.
-async fn connect(end: DuplexStream) -> AsyncLink<Duplex, 1030, 1024> {
+async fn connect(end: DuplexStream) -> AsyncLink<Duplex, 518, 1024> {
     AsyncLink::connect(Duplex(end), Services::ALL).await.unwrap()
 }
 
@@ -144,7 +144,7 @@ fn poll_once_and_drop(call: impl Future) -> bool {
 async fn accepted(
     gateway: &RefCell<Gateway>,
     capacity: usize,
-) -> (AsyncLink<Duplex, 1030, 1024>, DuplexStream) {
+) -> (AsyncLink<Duplex, 518, 1024>, DuplexStream) {
     let (client_end, mut gateway_end) = tokio::io::duplex(capacity);
     let accept = async {
         let mut hello = [0u8; 10];

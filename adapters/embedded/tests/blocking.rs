@@ -14,7 +14,7 @@ use corowire::{CsError, Duration, Instant};
 use corowire_embedded::{no_clock, Channel, CmapClient, Link, LinkError, VotequorumClient};
 use support::{Gateway, Pipe};
 
-type TestLink = Link<Pipe, 2048, 2048>;
+type TestLink = Link<Pipe, 1030, 1026>;
 
 fn setup(offered: Services, chunk: usize) -> (Rc<RefCell<Gateway>>, RefCell<TestLink>) {
     let gateway = Rc::new(RefCell::new(Gateway::new(offered)));
@@ -26,8 +26,8 @@ fn setup(offered: Services, chunk: usize) -> (Rc<RefCell<Gateway>>, RefCell<Test
 fn calls_at_every_chunk_size() {
     for chunk in [1, 2, 5, 4096] {
         let (gateway, link) = setup(Services::ALL, chunk);
-        assert_eq!(link.borrow().accepted().max_payload, 2042, "chunk {chunk}");
-        let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+        assert_eq!(link.borrow().accepted().max_payload, 1024, "chunk {chunk}");
+        let mut cmap: CmapClient<'_, Pipe, 1030, 1026> = CmapClient::new(&link, None).unwrap();
         let mut buf = [0u8; 32];
         assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("embedded"));
         assert_eq!(cmap.get_u32("test.u32"), Ok(7));
@@ -44,7 +44,7 @@ fn calls_at_every_chunk_size() {
         cmap.delete("test.i64").unwrap();
         assert_eq!(cmap.get_i64("test.i64"), Err(Error::Cs(CsError::NotExist)));
 
-        let mut vq: VotequorumClient<'_, Pipe, 2048, 2048> = VotequorumClient::new(&link, None).unwrap();
+        let mut vq: VotequorumClient<'_, Pipe, 1030, 1026> = VotequorumClient::new(&link, None).unwrap();
         let info = vq.get_info(0, |i| (i.nodeid, i.expected_votes, i.total_votes)).unwrap();
         assert_eq!(info, (1, 3, 2));
         assert_eq!(gateway.borrow().closed, None);
@@ -54,8 +54,8 @@ fn calls_at_every_chunk_size() {
 #[test]
 fn tracks_on_both_channels_of_one_stream() {
     let (gateway, link) = setup(Services::ALL, 3);
-    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
-    let mut vq: VotequorumClient<'_, Pipe, 2048, 2048> = VotequorumClient::new(&link, None).unwrap();
+    let mut cmap: CmapClient<'_, Pipe, 1030, 1026> = CmapClient::new(&link, None).unwrap();
+    let mut vq: VotequorumClient<'_, Pipe, 1030, 1026> = VotequorumClient::new(&link, None).unwrap();
     let track = cmap.track_add("test.", TrackType::PREFIX | TrackType::MODIFY | TrackType::ADD, 77).unwrap();
     // The votequorum track's current state arrives while CMAP is idle; the CMAP change made
     // by a local tool arrives between votequorum frames. Each waits in its channel's queue.
@@ -91,7 +91,7 @@ fn tracks_on_both_channels_of_one_stream() {
 #[test]
 fn a_stream_cut_mid_frame_fails_the_call_and_every_later_one() {
     let (gateway, link) = setup(Services::ALL, 4);
-    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+    let mut cmap: CmapClient<'_, Pipe, 1030, 1026> = CmapClient::new(&link, None).unwrap();
     // The reply to the next GET is 40 + 9 value bytes + 6 framing: cut it after 20.
     link.borrow_mut().io_mut().budget = 20;
     assert_eq!(cmap.get_u32("test.u32"), Err(Error::Disconnected));
@@ -102,7 +102,7 @@ fn a_stream_cut_mid_frame_fails_the_call_and_every_later_one() {
 #[test]
 fn garbage_from_the_gateway_is_a_typed_error_not_a_hang() {
     let (gateway, link) = setup(Services::ALL, 1);
-    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+    let mut cmap: CmapClient<'_, Pipe, 1030, 1026> = CmapClient::new(&link, None).unwrap();
     gateway.borrow_mut().raw(b"\x00garbage");
     assert_eq!(
         cmap.get_u32("test.u32"),
@@ -110,24 +110,24 @@ fn garbage_from_the_gateway_is_a_typed_error_not_a_hang() {
     );
     // A length over the negotiated maximum is refused from the header alone.
     let (gateway, link) = setup(Services::ALL, 1);
-    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+    let mut cmap: CmapClient<'_, Pipe, 1030, 1026> = CmapClient::new(&link, None).unwrap();
     gateway.borrow_mut().raw(&[0xC5, 0x11, 0xff, 0xff]);
     assert_eq!(
         cmap.get_u32("test.u32"),
-        Err(Error::Transport(LinkError::Frame(FrameError::TooLarge { len: 0xffff, max: 2042 })))
+        Err(Error::Transport(LinkError::Frame(FrameError::TooLarge { len: 0xffff, max: 1024 })))
     );
 }
 
 #[test]
 fn refused_services_and_resets() {
     let gateway = Rc::new(RefCell::new(Gateway::new(Services::NONE)));
-    let refused = Link::<Pipe, 2048, 2048>::connect(Pipe::new(&gateway, 7), Services::ALL, no_clock);
+    let refused = Link::<Pipe, 1030, 1026>::connect(Pipe::new(&gateway, 7), Services::ALL, no_clock);
     assert_eq!(refused.err(), Some(LinkError::Refused(CsError::NotExist)));
 
     let (gateway, link) = setup(Channel::Cmap.services(), 4096);
-    let vq = VotequorumClient::<'_, Pipe, 2048, 2048>::new(&link, None);
+    let vq = VotequorumClient::<'_, Pipe, 1030, 1026>::new(&link, None);
     assert_eq!(vq.err(), Some(Error::Transport(LinkError::Refused(CsError::NotExist))));
-    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
+    let mut cmap: CmapClient<'_, Pipe, 1030, 1026> = CmapClient::new(&link, None).unwrap();
     assert_eq!(cmap.get_u32("test.u32"), Ok(7));
     gateway.borrow_mut().reset(Channel::Cmap.services());
     assert_eq!(cmap.get_u32("test.u32"), Err(Error::Disconnected));
@@ -138,8 +138,11 @@ fn refused_services_and_resets() {
 
 #[test]
 fn a_request_over_the_negotiated_size_is_not_sent() {
-    let (gateway, link) = setup(Services::ALL, 4096);
-    let mut cmap: CmapClient<'_, Pipe, 2048, 2048, 512> = CmapClient::new(&link, None).unwrap();
+    let gateway = Rc::new(RefCell::new(Gateway::new(Services::ALL)));
+    let link = RefCell::new(
+        Link::<_, 518, 2048>::connect(Pipe::new(&gateway, 4096), Services::ALL, no_clock).unwrap(),
+    );
+    let mut cmap: CmapClient<'_, Pipe, 518, 2048, 512> = CmapClient::new(&link, None).unwrap();
     assert_eq!(cmap.max_msg_size(), 512);
     let big = [b'x'; 600];
     assert!(matches!(cmap.set("test.big", Value::Binary(&big)), Err(Error::TooBig { max: 512, .. })));
@@ -171,10 +174,10 @@ fn ticking() -> Instant {
 fn a_call_to_a_silent_gateway_times_out_on_the_link_clock() {
     let gateway = Rc::new(RefCell::new(Gateway::new(Services::ALL)));
     let link = RefCell::new(
-        Link::<Pipe, 2048, 2048>::connect(Pipe::new(&gateway, 64), Services::ALL, ticking).unwrap(),
+        Link::<Pipe, 1030, 1026>::connect(Pipe::new(&gateway, 64), Services::ALL, ticking).unwrap(),
     );
     let timeout = Some(Duration::from_millis(50));
-    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, timeout).unwrap();
+    let mut cmap: CmapClient<'_, Pipe, 1030, 1026> = CmapClient::new(&link, timeout).unwrap();
     assert_eq!(cmap.get_u32("test.u32"), Ok(7));
     gateway.borrow_mut().mute(Channel::Cmap.services());
     assert_eq!(cmap.get_u32("test.u32"), Err(Error::Timeout));
@@ -214,8 +217,8 @@ fn late_replies_of_timed_out_calls_are_thrown_away() {
 #[test]
 fn a_reply_with_no_request_outstanding_ends_the_link() {
     let (gateway, link) = setup(Services::ALL, 4096);
-    let mut cmap: CmapClient<'_, Pipe, 2048, 2048> = CmapClient::new(&link, None).unwrap();
-    let mut vq: VotequorumClient<'_, Pipe, 2048, 2048> = VotequorumClient::new(&link, None).unwrap();
+    let mut cmap: CmapClient<'_, Pipe, 1030, 1026> = CmapClient::new(&link, None).unwrap();
+    let mut vq: VotequorumClient<'_, Pipe, 1030, 1026> = VotequorumClient::new(&link, None).unwrap();
     assert_eq!(cmap.get_u32("test.u32"), Ok(7));
     // A reply nobody asked for, as if to a GET of 99.
     let (mut reply, mut frame) = ([0u8; 64], [0u8; 80]);
@@ -237,4 +240,18 @@ fn a_reply_with_no_request_outstanding_ends_the_link() {
     assert_eq!(cmap.get_u32("test.u32"), Err(unsolicited()));
     assert_eq!(vq.get_info(0, |i| i.nodeid), Err(unsolicited()));
     assert_eq!(cmap.get_u32("test.u32"), Err(unsolicited()));
+}
+
+#[test]
+fn a_client_whose_buffers_cannot_hold_the_negotiated_payload_is_refused() {
+    // Else an event as large as the negotiated payload would not fit its buffers.
+    let gateway = Rc::new(RefCell::new(Gateway::new(Services::ALL)));
+    let link = RefCell::new(
+        Link::<_, 2048, 2048>::connect(Pipe::new(&gateway, 4096), Services::ALL, no_clock).unwrap(),
+    );
+    let small = CmapClient::<'_, Pipe, 2048, 2048, 512>::new(&link, None);
+    let too_small =
+        LinkError::BufferTooSmall(corowire::transport::BufferTooSmall { needed: 2042, available: 512 });
+    assert_eq!(small.err(), Some(Error::Transport(too_small)));
+    assert!(CmapClient::<'_, Pipe, 2048, 2048, 2042>::new(&link, None).is_ok());
 }
