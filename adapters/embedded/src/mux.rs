@@ -41,8 +41,9 @@ pub enum LinkError<E> {
     Reset,
     /// A reply or event of `channel` did not fit its queue of `capacity` (`Q`) bytes: either
     /// the frame alone is larger than the queue (`len + 2 > capacity`: raise `Q`), or frames
-    /// already queued fill it (their client does not take them). Nothing is dropped; the link
-    /// fails.
+    /// already queued fill it (their client does not take them, e.g. unread events). That
+    /// channel fails for good (its queued frames and every later one are discarded, its
+    /// client's calls get this error); the other channel's client carries on.
     QueueFull {
         /// The channel.
         channel: Channel,
@@ -191,6 +192,9 @@ pub(crate) struct Mux<const RX: usize, const Q: usize> {
     lost: Services,
     /// Per channel (CMAP, votequorum), requests written whose reply has not arrived.
     awaiting: [usize; 2],
+    /// Per channel, the error that failed it alone (a full queue): its frames are
+    /// discarded from then on, the other channel carries on.
+    failed: [Option<LinkError<()>>; 2],
     /// The final error, repeated to every later call.
     broken: Option<LinkError<()>>,
 }
@@ -211,6 +215,7 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
             accepted: None,
             lost: Services::NONE,
             awaiting: [0; 2],
+            failed: [None; 2],
             broken: None,
         }
     }
@@ -270,12 +275,19 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
                 (Frame::Reset(s), Some(_)) => self.lost = self.lost.union(s),
                 (Frame::Message { channel, kind, payload }, Some(a)) if a.services.contains(channel) => {
                     let i = slot(channel, kind).ok_or(LinkError::Unexpected { tag })?;
+                    let c = i / 2;
                     if kind == Kind::Reply {
-                        let awaiting = &mut self.awaiting[i / 2];
+                        let awaiting = &mut self.awaiting[c];
                         *awaiting = awaiting.checked_sub(1).ok_or(LinkError::UnsolicitedReply { channel })?;
                     }
-                    if !self.queues[i].push(payload) {
-                        return Err(LinkError::QueueFull { channel, kind, len: payload.len(), capacity: Q });
+                    if self.failed[c].is_none() && !self.queues[i].push(payload) {
+                        // Only this channel's client is behind: fail it, not the link.
+                        let e = LinkError::QueueFull { channel, kind, len: payload.len(), capacity: Q };
+                        #[cfg(feature = "defmt")]
+                        defmt::warn!("corowire-embedded: channel failed: {}", e);
+                        self.failed[c] = Some(e);
+                        self.queues[2 * c] = Queue::new();
+                        self.queues[2 * c + 1] = Queue::new();
                     }
                 }
                 _ => return Err(LinkError::Unexpected { tag }),
@@ -316,7 +328,7 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
         }
     }
 
-    /// The link's final error or the channel's reset, if any.
+    /// The link's final error, the channel's reset or the channel's own failure, if any.
     pub(crate) fn check<E>(&self, channel: Channel) -> Result<(), LinkError<E>> {
         if let Some(e) = self.broken {
             return Err(widen(e));
@@ -324,7 +336,8 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
         if self.lost.contains(channel) {
             return Err(LinkError::Reset);
         }
-        Ok(())
+        let c = slot(channel, Kind::Reply).map_or(0, |i| i / 2);
+        self.failed[c].map_or(Ok(()), |e| Err(widen(e)))
     }
 }
 

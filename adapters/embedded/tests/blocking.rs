@@ -255,3 +255,28 @@ fn a_client_whose_buffers_cannot_hold_the_negotiated_payload_is_refused() {
     assert_eq!(small.err(), Some(Error::Transport(too_small)));
     assert!(CmapClient::<'_, Pipe, 2048, 2048, 2042>::new(&link, None).is_ok());
 }
+
+#[test]
+fn unread_events_of_one_service_fail_only_its_client() {
+    let (gateway, link) = setup(Services::ALL, 4096);
+    let mut cmap: CmapClient<'_, Pipe, 1030, 1026> = CmapClient::new(&link, None).unwrap();
+    let mut vq: VotequorumClient<'_, Pipe, 1030, 1026> = VotequorumClient::new(&link, None).unwrap();
+    cmap.track_add("test.", TrackType::PREFIX | TrackType::MODIFY, 1).unwrap();
+    for i in 0..40 {
+        gateway.borrow_mut().local_set("test.u32", Value::UInt32(i));
+    }
+    // The CMAP events overflow their queue while votequorum calls read the stream.
+    for _ in 0..3 {
+        assert_eq!(vq.get_info(0, |i| i.nodeid), Ok(1));
+    }
+    let failed = cmap.next_event(|_| ()).unwrap_err();
+    assert!(
+        matches!(
+            failed,
+            Error::Transport(LinkError::QueueFull { channel: Channel::Cmap, kind: Kind::Event, .. })
+        ),
+        "{failed:?}"
+    );
+    assert!(failed.to_string().contains("does not take its frames"), "{failed}");
+    assert_eq!(vq.get_info(0, |i| i.nodeid), Ok(1));
+}
