@@ -34,24 +34,41 @@ impl<IO, const RX: usize, const Q: usize> fmt::Debug for AsyncLink<IO, RX, Q> {
 }
 
 impl<IO: Read + Write, const RX: usize, const Q: usize> AsyncLink<IO, RX, Q> {
-    /// Sends the hello asking for `services` and waits for the gateway's accept.
+    /// A link over `io`; nothing is sent until [`AsyncLink::connect`].
+    pub const fn new(io: IO) -> Self {
+        Self { io, mux: Mux::new(), writing: false }
+    }
+
+    /// Sends the hello asking for `services` and waits for the gateway's accept; returns it.
+    /// As [`Link::connect`](crate::Link::connect): it starts the link over (also the recovery
+    /// after [`LinkError::Reset`]), and the link keeps its stream whatever happens. It takes
+    /// no deadline: bound it with `embassy_time::with_timeout` (a connect dropped while
+    /// writing the hello leaves the link [`LinkError::OutOfStep`]).
     ///
     /// # Errors
     /// [`LinkError::Refused`] with the gateway's `cs_error_t`; a stream or framing error.
-    pub async fn connect(io: IO, services: Services) -> core::result::Result<Self, LinkError<IO::Error>> {
-        let mut link = Self { io, mux: Mux::new(), writing: false };
-        let hello = link.mux.hello(services);
+    pub async fn connect(
+        &mut self,
+        services: Services,
+    ) -> core::result::Result<Accept, LinkError<IO::Error>> {
+        self.in_step()?;
+        self.mux = Mux::new();
+        let hello = self.mux.hello(services);
         let mut out = [0u8; 16];
         let n = hello.encode(&mut out).map_err(LinkError::Encode)?;
-        link.io.write_all(&out[..n]).await.map_err(LinkError::Io)?;
-        link.io.flush().await.map_err(LinkError::Io)?;
-        while link.mux.accepted().is_none() {
-            link.read_some().await?;
+        self.writing = true;
+        self.io.write_all(&out[..n]).await.map_err(LinkError::Io)?;
+        self.io.flush().await.map_err(LinkError::Io)?;
+        self.writing = false;
+        loop {
+            if let Some(accepted) = self.mux.accepted() {
+                return Ok(accepted);
+            }
+            self.read_some().await?;
         }
-        Ok(link)
     }
 
-    /// What the gateway granted.
+    /// What the gateway granted; `None` before [`AsyncLink::connect`] succeeded.
     pub fn accepted(&self) -> Option<Accept> {
         self.mux.accepted()
     }

@@ -8,7 +8,7 @@ use corowire::cmap::{Key, Request, Response, TrackType, Value, ValueType};
 use corowire::conn::{Connection, Service};
 use corowire::driver::{Buffers, Driver, Flow};
 use corowire::stream::Channel;
-use corowire::transport::BufferTooSmall;
+use corowire::transport::{BufferTooSmall, Transport};
 use corowire::votequorum::{self, NodeInfo, TrackFlags};
 use corowire::{Cmap, CsError, DispatchMode, Duration, Votequorum};
 use embedded_io::{Read, ReadReady, Write};
@@ -158,14 +158,16 @@ where
     }
 
     /// The next event (a CMAP [`CmapEvent`], a votequorum notification): waits for one (at
-    /// most the client's timeout) and hands it to `f`.
+    /// most the client's timeout, on the link's clock) and hands it to `f`.
     ///
     /// # Errors
-    /// As [`Client::dispatch`].
+    /// `Error::Timeout` if none came in time (the client stays usable); as
+    /// [`Client::dispatch`].
     pub fn next_event<R>(&mut self, f: impl FnOnce(&S::Event<'_>) -> R) -> Result<R, IO::Error> {
         let mut f = Some(f);
         let mut out = None;
-        self.dispatch(DispatchMode::One, |e| {
+        let deadline = self.driver.timeout().map(|t| self.driver.transport().now().saturating_add(t));
+        self.driver.dispatch(DispatchMode::One, deadline, |e| {
             out = f.take().map(|f| f(&e));
             Flow::Stop
         })?;

@@ -37,7 +37,10 @@ pub enum LinkError<E> {
     },
     /// The gateway refused the hello with this `cs_error_t`.
     Refused(CsError),
-    /// The gateway lost its upstream connection of this channel (a reset frame).
+    /// The gateway lost its upstream connection of this channel (a reset frame: corosync
+    /// stopped or restarted). The channel's calls fail with this error (not
+    /// `Error::Disconnected`); recover with a new hello on the same stream
+    /// ([`Link::connect`](crate::Link::connect)) and new clients.
     Reset,
     /// A reply or event of `channel` did not fit its queue of `capacity` (`Q`) bytes: either
     /// the frame alone is larger than the queue (`len + 2 > capacity`: raise `Q`), or frames
@@ -107,7 +110,7 @@ impl<E: embedded_io::Error> TransportError for LinkError<E> {
     fn kind(&self) -> ErrorKind {
         use embedded_io::ErrorKind as Io;
         match self {
-            Self::Closed | Self::Reset => ErrorKind::Disconnected,
+            Self::Closed => ErrorKind::Disconnected,
             Self::Timeout => ErrorKind::Timeout,
             Self::Io(e) => match e.kind() {
                 Io::TimedOut => ErrorKind::Timeout,

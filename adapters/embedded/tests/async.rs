@@ -77,7 +77,9 @@ async fn serve(end: DuplexStream, gateway: &RefCell<Gateway>, cut: usize) {
 
 /// The client's link over its end of the duplex.
 async fn connect(end: DuplexStream) -> AsyncLink<Duplex, 518, 1024> {
-    AsyncLink::connect(Duplex(end), Services::ALL).await.unwrap()
+    let mut link = AsyncLink::new(Duplex(end));
+    link.connect(Services::ALL).await.unwrap();
+    link
 }
 
 type Cmap = AsyncCmapClient<512>;

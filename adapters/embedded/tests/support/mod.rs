@@ -41,6 +41,8 @@ pub struct Gateway {
     /// until [`Gateway::resume`].
     stalled: Services,
     held: Vec<(Channel, Vec<u8>)>,
+    /// A hello gets no answer (a gateway that does not answer).
+    deaf: bool,
 }
 
 impl Gateway {
@@ -61,6 +63,7 @@ impl Gateway {
             lost: Services::NONE,
             stalled: Services::NONE,
             held: Vec::new(),
+            deaf: false,
         }
     }
 
@@ -72,6 +75,9 @@ impl Gateway {
 
     /// Bytes from the client.
     pub fn input(&mut self, mut bytes: &[u8]) {
+        if self.deaf {
+            return;
+        }
         while !bytes.is_empty() && self.closed.is_none() {
             let space = self.reader.space();
             let n = space.len().min(bytes.len());
@@ -125,6 +131,21 @@ impl Gateway {
         self.drain(channel);
         self.send(Frame::Message { channel, kind: Kind::Reply, payload: &reply[..n] });
         Ok(())
+    }
+
+    /// The gateway reads nothing from now on (a silent gateway, a dead line).
+    pub fn stall_hello(&mut self) {
+        self.deaf = true;
+    }
+
+    /// corosync is back after a reset: the next hello starts a new session (as
+    /// `corowire gateway` does after a reset).
+    pub fn restart(&mut self) {
+        self.session = GatewaySession::new(Services::ALL, 4096);
+        self.lost = Services::NONE;
+        self.cmap.disconnect(CLIENT);
+        self.cmap.disconnect(LOCAL);
+        self.votequorum.disconnect(CLIENT);
     }
 
     /// The upstream of `services` stops answering (SIGSTOP): requests are held.
