@@ -19,7 +19,7 @@ use corowire::driver::Error;
 use corowire::stream::{decode, Channel, Frame, Hello, Kind, Services, VERSION};
 use corowire::votequorum::Request as VqRequest;
 use corowire::{CsError, Status};
-use corowire_embedded::{no_clock, CmapClient, Link, VotequorumClient};
+use corowire_embedded::{no_clock, CmapClient, Link, LinkError, VotequorumClient};
 use stream_io::Io;
 
 fn corowire() -> Command {
@@ -309,7 +309,7 @@ fn corosync_restart_under_a_tracking_client() {
     let pid = corosync::corosync_pid().expect("corosync runs");
     corosync::signal("-KILL", &pid);
     // The reset reaches the tracking client while it waits for events.
-    assert_eq!(cmap.next_event(|_| ()), Err(Error::Disconnected));
+    assert_eq!(cmap.next_event(|_| ()), Err(Error::Transport(LinkError::Reset)));
     corosync::ensure_corosync();
 
     // A new stream, a new track: changes reach it again.
