@@ -65,7 +65,8 @@ impl<IO: Read + Write + ReadReady, const RX: usize, const Q: usize> Link<IO, RX,
     /// Anything the link held from an earlier session is dropped first, so this is also how
     /// a client recovers after [`LinkError::Reset`] (the gateway lost corosync): a new hello
     /// on the same stream, then new clients. While corosync is down the gateway refuses it
-    /// with `CS_ERR_TRY_AGAIN`; try again later.
+    /// with `CS_ERR_TRY_AGAIN` and, as after every refusal, closes the stream: reopen it
+    /// (`into_inner`, a new socket) and try again later (`docs/protocol.md` §12.3).
     ///
     /// # Errors
     /// [`LinkError::Refused`] with the gateway's `cs_error_t`; [`LinkError::Timeout`] (the
