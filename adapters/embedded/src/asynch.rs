@@ -7,14 +7,18 @@
 
 use core::fmt;
 
-use corowire::cmap::{Request, TrackType, Value};
+use corowire::cmap::{Request, TrackType, Value, ValueType};
 use corowire::conn::{CmapEvent, Connection, HandleError, Polled, Service};
 use corowire::stream::{Accept, Channel, Kind, Services};
 use corowire::votequorum::{self, NodeInfo, TrackFlags};
+use corowire::CsError;
 use corowire::{Cmap, Votequorum};
 use embedded_io_async::{Read, Write};
 
-use crate::client::{fits, get_request, get_value, key, node_info, track_handle, Error, OnStream, Result};
+use crate::client::{
+    as_text, copy_string, fits, get_request, get_value, key, node_info, track_handle, type_of, type_request,
+    Error, OnStream, Result,
+};
 use crate::mux::{frame_parts, LinkError, Mux};
 
 /// One stream to a gateway, async: `RX` bytes of frame reader, four `Q`-byte queues (see
@@ -210,7 +214,7 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
     ) -> Result<Self, IO::Error> {
         let accepted = link.accepted().filter(|a| a.services.contains(S::CHANNEL));
         let Some(accepted) = accepted else {
-            return Err(Error::Transport(LinkError::Refused(corowire::CsError::NotExist)));
+            return Err(Error::Transport(LinkError::Refused(CsError::NotExist)));
         };
         let mut conn = Connection::new(0);
         conn.handle_stream_setup(fits::<BUF, _>(usize::from(accepted.max_payload))?)
@@ -265,7 +269,7 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
         &'s mut self,
         link: &mut AsyncLink<IO, RX, Q>,
         sub: core::result::Result<corowire::conn::Submitted, corowire::conn::SubmitError>,
-    ) -> Result<core::result::Result<S::Response<'s>, corowire::CsError>, IO::Error> {
+    ) -> Result<core::result::Result<S::Response<'s>, CsError>, IO::Error> {
         let sub = sub.map_err(Error::Submit)?;
         if let Err(e) = link.send(S::CHANNEL, &self.request[..sub.len]).await {
             return Err(self.lost(e));
@@ -299,7 +303,7 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
     pub async fn next_event<IO: Read + Write, const RX: usize, const Q: usize, R>(
         &mut self,
         link: &mut AsyncLink<IO, RX, Q>,
-        f: impl FnOnce(S::Event<'_>) -> R,
+        f: impl FnOnce(&S::Event<'_>) -> R,
     ) -> Result<R, IO::Error> {
         loop {
             if !self.has_event() {
@@ -310,7 +314,7 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
                 self.conn.handle_event(&self.event[..n]).map_err(Error::Protocol)?;
             }
             match self.conn.poll_event(&mut self.event) {
-                Some(Ok(Polled::Event(e))) => return Ok(f(e)),
+                Some(Ok(Polled::Event(e))) => return Ok(f(&e)),
                 Some(Ok(Polled::Invalid(e))) => return Err(Error::Protocol(HandleError::Decode(e))),
                 Some(Err(e)) => return Err(Error::Submit(corowire::conn::SubmitError::Encode(e))),
                 Some(Ok(_)) | None => {}
@@ -321,6 +325,23 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
     fn has_event(&self) -> bool {
         self.conn.queued_events() > 0
     }
+}
+
+macro_rules! async_typed_get {
+    ($($get:ident $ty:ty => $variant:ident;)*) => {$(
+        #[doc = concat!("`cmap_", stringify!($get), "`: the `", stringify!($ty), "` under `key` (`CS_ERR_INVALID_PARAM` for another type).")]
+        ///
+        /// # Errors
+        /// As [`AsyncCmapClient::get`].
+        pub async fn $get<IO: Read + Write, const RX: usize, const Q: usize>(
+            &mut self,
+            link: &mut AsyncLink<IO, RX, Q>,
+            key: &str,
+        ) -> Result<$ty, IO::Error> {
+            self.get(link, key, |v| if let Value::$variant(x) = v { Some(x) } else { None }).await?
+                .ok_or(Error::Cs(CsError::InvalidParam))
+        }
+    )*};
 }
 
 impl<const BUF: usize, const T: usize, const P: usize, const E: usize, const EB: usize>
@@ -338,6 +359,70 @@ impl<const BUF: usize, const T: usize, const P: usize, const E: usize, const EB:
     ) -> Result<R, IO::Error> {
         let req = get_request(key_name, self.conn.max_msg_size())?;
         self.call(link, &req, |r| get_value(r, f)).await
+    }
+
+    /// `cmap_get_string`: the string under `key`, copied into `buf` (without its NUL).
+    ///
+    /// # Errors
+    /// As [`Client::get_string`](crate::Client::get_string).
+    pub async fn get_string<'b, IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        key_name: &str,
+        buf: &'b mut [u8],
+    ) -> Result<&'b str, IO::Error> {
+        let copied = self.get(link, key_name, |v| copy_string(v, buf)).await?;
+        as_text(copied, buf)
+    }
+
+    /// `cmap_get` with no buffer: the type and length of the value under `key`.
+    ///
+    /// # Errors
+    /// As [`Client::get`](crate::Client::get).
+    pub async fn get_type<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        key_name: &str,
+    ) -> Result<(ValueType, u64), IO::Error> {
+        self.call(link, &type_request(key_name)?, type_of).await
+    }
+
+    async_typed_get! {
+        get_u8 u8 => UInt8;
+        get_i8 i8 => Int8;
+        get_u16 u16 => UInt16;
+        get_i16 i16 => Int16;
+        get_u32 u32 => UInt32;
+        get_i32 i32 => Int32;
+        get_u64 u64 => UInt64;
+        get_i64 i64 => Int64;
+    }
+
+    /// `cmap_delete`.
+    ///
+    /// # Errors
+    /// As [`Client::set`](crate::Client::set).
+    pub async fn delete<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        key_name: &str,
+    ) -> Result<(), IO::Error> {
+        self.call(link, &Request::Delete { key: key(key_name)? }, |_| Ok(())).await
+    }
+
+    /// `cmap_track_delete`.
+    ///
+    /// # Errors
+    /// As [`Client::track_delete`](crate::Client::track_delete).
+    pub async fn track_delete<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        track_handle: u64,
+    ) -> Result<(), IO::Error> {
+        self.make_room(link).await?;
+        let now = corowire::Instant::from_millis(0);
+        let sub = self.conn.track_delete(track_handle, now, None, &mut self.request);
+        self.finish(link, sub).await?.map_or_else(|e| Err(Error::Cs(e)), |_| Ok(()))
     }
 
     /// `cmap_set`.
@@ -382,7 +467,7 @@ impl<const BUF: usize, const T: usize, const P: usize, const E: usize, const EB:
         link: &mut AsyncLink<IO, RX, Q>,
         f: impl FnOnce(&CmapEvent<'_>) -> R,
     ) -> Result<R, IO::Error> {
-        self.next_event(link, |e| f(&e)).await
+        self.next_event(link, f).await
     }
 }
 
@@ -411,5 +496,16 @@ impl<const BUF: usize, const P: usize, const E: usize, const EB: usize> AsyncVot
         flags: TrackFlags,
     ) -> Result<(), IO::Error> {
         self.call(link, &votequorum::Request::TrackStart { context, flags }, |_| Ok(())).await
+    }
+
+    /// `votequorum_trackstop`.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
+    pub async fn track_stop<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+    ) -> Result<(), IO::Error> {
+        self.call(link, &votequorum::Request::TrackStop, |_| Ok(())).await
     }
 }

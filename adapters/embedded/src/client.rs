@@ -22,7 +22,6 @@ pub type Error<E> = corowire::driver::Error<LinkError<E>>;
 /// `Result` of a client call over a stream whose errors are `E`.
 pub type Result<T, E> = core::result::Result<T, Error<E>>;
 
-#[cfg(doc)]
 use corowire::conn::CmapEvent;
 
 /// A blocking client of service `S` on a [`Link`]: the core's [`Driver`] with four `BUF`-byte
@@ -218,6 +217,35 @@ pub(crate) fn get_value<R, E>(r: Response<'_>, f: impl FnOnce(Value<'_>) -> R) -
     }
 }
 
+/// A GET of `key_name` with no value buffer: corosync answers with the type and the length.
+pub(crate) fn type_request<E>(key_name: &str) -> Result<Request<'_>, E> {
+    Ok(Request::Get { key: key(key_name)?, value_len: 0 })
+}
+
+/// The type and length in a reply to [`type_request`].
+pub(crate) fn type_of<E>(r: Response<'_>) -> Result<(ValueType, u64), E> {
+    match r {
+        Response::Get(g) => g.value_type.map(|t| (t, g.value_len)).ok_or(Error::Cs(CsError::InvalidParam)),
+        _ => mismatch(),
+    }
+}
+
+/// A string value copied into `buf` (without its NUL): its length.
+pub(crate) fn copy_string(v: Value<'_>, buf: &mut [u8]) -> core::result::Result<usize, CsError> {
+    match v {
+        Value::String(s) => {
+            buf.get_mut(..s.len()).map(|d| d.copy_from_slice(s)).map(|()| s.len()).ok_or(CsError::NoSpace)
+        }
+        _ => Err(CsError::InvalidParam),
+    }
+}
+
+/// The first `n` bytes of `buf` (filled by [`copy_string`]) as text.
+pub(crate) fn as_text<E>(copied: core::result::Result<usize, CsError>, buf: &[u8]) -> Result<&str, E> {
+    let n = copied.map_err(Error::Cs)?;
+    core::str::from_utf8(&buf[..n]).map_err(|_| Error::Cs(CsError::InvalidParam))
+}
+
 /// A TRACK_ADD reply's track handle.
 pub(crate) fn track_handle<E>(r: Response<'_>) -> Result<u64, E> {
     match r {
@@ -244,10 +272,8 @@ macro_rules! typed_get {
         /// # Errors
         /// As [`Client::get`].
         pub fn $get(&mut self, key: &str) -> Result<$ty, IO::Error> {
-            match self.get(key, |v| if let Value::$variant(x) = v { Some(x) } else { None })? {
-                Some(x) => Ok(x),
-                None => Err(Error::Cs(CsError::InvalidParam)),
-            }
+            self.get(key, |v| if let Value::$variant(x) = v { Some(x) } else { None })?
+                .ok_or(Error::Cs(CsError::InvalidParam))
         }
 
         #[doc = concat!("`cmap_", stringify!($set), "`: stores a `", stringify!($ty), "` under `key`.")]
@@ -289,14 +315,56 @@ where
     /// As [`Client::get`]; `CS_ERR_INVALID_PARAM` for another type or a string that is not
     /// UTF-8; `CS_ERR_NO_SPACE` if `buf` is too small.
     pub fn get_string<'b>(&mut self, key: &str, buf: &'b mut [u8]) -> Result<&'b str, IO::Error> {
-        let n = self.get(key, |v| match v {
-            Value::String(s) => {
-                buf.get_mut(..s.len()).map(|d| d.copy_from_slice(s)).map(|()| s.len()).ok_or(CsError::NoSpace)
-            }
-            _ => Err(CsError::InvalidParam),
-        })?;
-        let n = n.map_err(Error::Cs)?;
-        core::str::from_utf8(&buf[..n]).map_err(|_| Error::Cs(CsError::InvalidParam))
+        let copied = self.get(key, |v| copy_string(v, buf))?;
+        as_text(copied, buf)
+    }
+
+    /// `cmap_get` with no buffer: the type and length of the value under `key`.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub fn get_type(&mut self, key_name: &str) -> Result<(ValueType, u64), IO::Error> {
+        self.driver.call(&type_request(key_name)?, type_of)
+    }
+
+    /// `cmap_set_string`: stores `value` under `key` (as corosync does, with a final NUL).
+    ///
+    /// # Errors
+    /// As [`Client::set`].
+    pub fn set_string(&mut self, key: &str, value: &str) -> Result<(), IO::Error> {
+        self.set(key, Value::String(value.as_bytes()))
+    }
+
+    /// `cmap_set` of a binary value.
+    ///
+    /// # Errors
+    /// As [`Client::set`].
+    pub fn set_binary(&mut self, key: &str, value: &[u8]) -> Result<(), IO::Error> {
+        self.set(key, Value::Binary(value))
+    }
+
+    /// `cmap_inc`: adds 1 to the integer under `key` (wrapping).
+    ///
+    /// # Errors
+    /// As [`Client::set`]; `CS_ERR_INVALID_PARAM` for a value that is not an integer.
+    pub fn inc(&mut self, key_name: &str) -> Result<(), IO::Error> {
+        self.driver.call(&Request::AdjustInt { key: key(key_name)?, step: 1 }, |_| Ok(()))
+    }
+
+    /// `cmap_dec`: subtracts 1 from the integer under `key` (wrapping).
+    ///
+    /// # Errors
+    /// As [`Client::inc`].
+    pub fn dec(&mut self, key_name: &str) -> Result<(), IO::Error> {
+        self.driver.call(&Request::AdjustInt { key: key(key_name)?, step: -1 }, |_| Ok(()))
+    }
+
+    /// The next tracked change ([`Client::next_event`] of a CMAP client).
+    ///
+    /// # Errors
+    /// As [`Client::next_event`].
+    pub fn next_change<R>(&mut self, f: impl FnOnce(&CmapEvent<'_>) -> R) -> Result<R, IO::Error> {
+        self.next_event(f)
     }
 
     typed_get! {
@@ -432,5 +500,22 @@ where
     /// As [`VotequorumClient::get_info`].
     pub fn track_stop(&mut self) -> Result<(), IO::Error> {
         self.driver.call(&votequorum::Request::TrackStop, |_| Ok(()))
+    }
+
+    /// `votequorum_setexpected`: the cluster's expected votes.
+    ///
+    /// # Errors
+    /// As [`VotequorumClient::get_info`] (`CS_ERR_ACCESS` from a gateway without
+    /// `--allow-votequorum-write`).
+    pub fn set_expected(&mut self, expected_votes: u32) -> Result<(), IO::Error> {
+        self.driver.call(&votequorum::Request::SetExpected { expected_votes }, |_| Ok(()))
+    }
+
+    /// `votequorum_setvotes`: the votes of node `nodeid`.
+    ///
+    /// # Errors
+    /// As [`VotequorumClient::set_expected`].
+    pub fn set_votes(&mut self, nodeid: u32, votes: u32) -> Result<(), IO::Error> {
+        self.driver.call(&votequorum::Request::SetVotes { nodeid, votes }, |_| Ok(()))
     }
 }

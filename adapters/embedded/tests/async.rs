@@ -219,3 +219,28 @@ async fn more_dropped_calls_than_requests_in_flight_leave_the_link_usable() {
     tokio::join!(client, serve(gateway_end, &gateway, usize::MAX));
     assert_eq!(gateway.borrow().closed, None);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_rest_of_the_async_calls() {
+    let gateway = RefCell::new(Gateway::new(Services::ALL));
+    let (client_end, gateway_end) = tokio::io::duplex(256);
+    let client = async {
+        let mut link = connect(client_end).await;
+        let mut cmap = Cmap::new(&link).unwrap();
+        let mut vq = Vq::new(&link).unwrap();
+        assert_eq!(cmap.get_u32(&mut link, "test.u32").await, Ok(7));
+        assert_eq!(cmap.get_u8(&mut link, "test.u32").await, Err(Error::Cs(CsError::InvalidParam)));
+        let mut buf = [0u8; 16];
+        assert_eq!(cmap.get_string(&mut link, "totem.cluster_name", &mut buf).await, Ok("embedded"));
+        assert_eq!(cmap.get_type(&mut link, "test.u32").await, Ok((corowire_embedded::ValueType::UInt32, 4)));
+        cmap.delete(&mut link, "test.u32").await.unwrap();
+        assert_eq!(cmap.get_u32(&mut link, "test.u32").await, Err(Error::Cs(CsError::NotExist)));
+        let track = cmap.track_add(&mut link, "test.", TrackType::PREFIX | TrackType::ADD, 1).await.unwrap();
+        cmap.track_delete(&mut link, track).await.unwrap();
+        vq.track_start(&mut link, 2, TrackFlags::CHANGES).await.unwrap();
+        vq.track_stop(&mut link).await.unwrap();
+        drop(link);
+    };
+    tokio::join!(client, serve(gateway_end, &gateway, usize::MAX));
+    assert_eq!(gateway.borrow().closed, None);
+}

@@ -331,3 +331,26 @@ fn after_a_reset_a_new_hello_on_the_same_stream_recovers() {
     let mut cmap: CmapClient<'_, Pipe, 1030, 1026> = CmapClient::new(&link, None).unwrap();
     assert_eq!(cmap.get_u32("test.u32"), Ok(7));
 }
+
+#[test]
+fn the_rest_of_the_blocking_calls() {
+    let (_gateway, link) = setup(Services::ALL, 4096);
+    let mut cmap: CmapClient<'_, Pipe> = CmapClient::new(&link, None).unwrap();
+    cmap.inc("test.u32").unwrap();
+    cmap.inc("test.u32").unwrap();
+    cmap.dec("test.u32").unwrap();
+    assert_eq!(cmap.get_u32("test.u32"), Ok(8));
+    assert_eq!(cmap.get_type("test.u32"), Ok((corowire_embedded::ValueType::UInt32, 4)));
+    cmap.set_string("test.s", "abc").unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(cmap.get_string("test.s", &mut buf), Ok("abc"));
+    cmap.set_binary("test.b", &[1, 2]).unwrap();
+    assert_eq!(cmap.get_type("test.b"), Ok((corowire_embedded::ValueType::Binary, 2)));
+
+    let mut vq: VotequorumClient<'_, Pipe> = VotequorumClient::new(&link, None).unwrap();
+    // corosync's checks answer: 4 expected votes would make the quorate cluster lose quorum.
+    assert_eq!(vq.set_expected(4), Err(Error::Cs(CsError::InvalidParam)));
+    vq.set_expected(2).unwrap();
+    assert_eq!(vq.get_info(0, |i| i.expected_votes), Ok(2));
+    vq.set_votes(1, 1).unwrap();
+}
