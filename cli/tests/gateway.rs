@@ -271,8 +271,8 @@ fn a_server_restart_resets_the_client_which_starts_over() {
 
     drop(setup.server.take());
     // The gateway notices and sends a reset (the stream stays open); the client's next call
-    // fails as on a lost connection.
-    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Err(Error::Disconnected));
+    // fails with the typed reset.
+    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Err(Error::Transport(LinkError::Reset)));
 
     setup.server = setup.prefix.as_deref().map(serve);
     let link2 = link(&setup);
