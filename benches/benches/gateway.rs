@@ -40,10 +40,10 @@ fn main() {
 
     let mut direct = corowire_unix::Cmap::connect().expect("connect to cmap");
     let stream = UnixStream::connect(&sock).expect("connect to the gateway");
-    let link: RefCell<Link<Io, 4096, 4096>> =
-        RefCell::new(Link::connect(Io::new(stream), Services::ALL, no_clock).expect("hello"));
-    let mut via: CmapClient<'_, Io, 4096, 4096> =
-        CmapClient::new(&link, None).expect("cmap over the gateway");
+    let mut link: Link<Io> = Link::new(Io::new(stream), no_clock);
+    link.connect(Services::ALL, None).expect("hello");
+    let link = RefCell::new(link);
+    let mut via: CmapClient<'_, Io> = CmapClient::new(&link, None).expect("cmap over the gateway");
     let mut buf = [0u8; 256];
     let expected = direct.get(KEY).expect("direct get");
     let name = via.get_string(KEY, &mut buf).expect("get through the gateway");

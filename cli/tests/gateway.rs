@@ -21,7 +21,7 @@ use corowire::driver::Error;
 use corowire::stream::{decode, Channel, Frame, Hello, Kind, Services, VERSION};
 use corowire::votequorum::Request as VqRequest;
 use corowire::{CsError, Status};
-use corowire_embedded::{no_clock, CmapClient, Link, VotequorumClient};
+use corowire_embedded::{no_clock, CmapClient, Link, LinkError, VotequorumClient};
 use stream_io::Io;
 
 fn corowire() -> Command {
@@ -162,7 +162,9 @@ type TestLink = Link<Io, 4096, 4096>;
 fn link(setup: &Setup) -> RefCell<TestLink> {
     let stream = setup.stream();
     stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    RefCell::new(Link::connect(Io::new(stream), Services::ALL, no_clock).expect("hello"))
+    let mut link = Link::new(Io::new(stream), no_clock);
+    link.connect(Services::ALL, None).expect("hello");
+    RefCell::new(link)
 }
 
 /// Sends `frames` raw and reads what comes back until the gateway closes the stream.
@@ -206,7 +208,7 @@ const HELLO: Hello = Hello { version: VERSION, services: Services::ALL, max_payl
 fn reads_pass_writes_only_under_the_allowed_prefix() {
     let setup = Setup::new("policy", &["--allow-write", "test."]);
     let link = link(&setup);
-    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut cmap: CmapClient<'_, Io, 4096, 4096, 4090> = CmapClient::new(&link, None).unwrap();
     let mut buf = [0u8; 64];
     assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
     cmap.set_u32("test.allowed", 5).unwrap();
@@ -218,7 +220,7 @@ fn reads_pass_writes_only_under_the_allowed_prefix() {
     assert_eq!(cmap.get_u32("other.key"), Err(Error::Cs(CsError::NotExist)));
     cmap.delete("test.allowed").unwrap();
 
-    let mut vq: VotequorumClient<'_, Io, 4096, 4096> = VotequorumClient::new(&link, None).unwrap();
+    let mut vq: VotequorumClient<'_, Io, 4096, 4096, 4090> = VotequorumClient::new(&link, None).unwrap();
     assert_eq!(vq.get_info(0, |i| i.nodeid), Ok(1));
 }
 
@@ -255,7 +257,7 @@ fn votequorum_writes_need_their_flag() {
 fn a_garbage_client_is_closed_and_a_good_one_is_not() {
     let setup = Setup::new("garbage", &[]);
     let link = link(&setup);
-    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut cmap: CmapClient<'_, Io, 4096, 4096, 4090> = CmapClient::new(&link, None).unwrap();
     let mut buf = [0u8; 64];
     assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
 
@@ -487,18 +489,18 @@ fn running_out_of_file_descriptors_does_not_end_the_gateway() {
 fn a_server_restart_resets_the_client_which_starts_over() {
     let mut setup = Setup::new("restart", &[]);
     let link1 = link(&setup);
-    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link1, None).unwrap();
+    let mut cmap: CmapClient<'_, Io, 4096, 4096, 4090> = CmapClient::new(&link1, None).unwrap();
     let mut buf = [0u8; 64];
     assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
 
     drop(setup.server.take());
     // The gateway notices and sends a reset (the stream stays open); the client's next call
-    // fails as on a lost connection.
-    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Err(Error::Disconnected));
+    // fails with the typed reset.
+    assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Err(Error::Transport(LinkError::Reset)));
 
     setup.server = setup.prefix.as_deref().map(serve);
     let link2 = link(&setup);
-    let mut cmap2: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link2, None).unwrap();
+    let mut cmap2: CmapClient<'_, Io, 4096, 4096, 4090> = CmapClient::new(&link2, None).unwrap();
     assert_eq!(cmap2.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
 }
 
@@ -518,7 +520,7 @@ fn corosync_restart_under_a_tracking_client() {
     corosync::ensure_corosync();
     let setup = Setup::corosync("corosync", &[]);
     let link1 = link(&setup);
-    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link1, None).unwrap();
+    let mut cmap: CmapClient<'_, Io, 4096, 4096, 4090> = CmapClient::new(&link1, None).unwrap();
     let prefix = format!("gateway.{}.", std::process::id());
     let key = format!("{prefix}a");
     cmap.track_add(&prefix, TrackType::PREFIX | TrackType::ADD | TrackType::MODIFY, 5).unwrap();
@@ -533,12 +535,12 @@ fn corosync_restart_under_a_tracking_client() {
     let pid = corosync::corosync_pid().expect("corosync runs");
     corosync::signal("-KILL", &pid);
     // The reset reaches the tracking client while it waits for events.
-    assert_eq!(cmap.next_event(|_| ()), Err(Error::Disconnected));
+    assert_eq!(cmap.next_event(|_| ()), Err(Error::Transport(LinkError::Reset)));
     corosync::ensure_corosync();
 
     // A new stream, a new track: changes reach it again.
     let link2 = link(&setup);
-    let mut cmap2: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link2, None).unwrap();
+    let mut cmap2: CmapClient<'_, Io, 4096, 4096, 4090> = CmapClient::new(&link2, None).unwrap();
     cmap2.track_add(&prefix, TrackType::PREFIX | TrackType::ADD | TrackType::MODIFY, 6).unwrap();
     set("2");
     let seen = cmap2.next_event(|e| e.notification.new_value == Some(Value::UInt32(2))).unwrap();
@@ -756,7 +758,7 @@ fn a_stale_socket_is_replaced() {
     let server = serve(&prefix);
     let setup = Setup::start_at("stale", Some(prefix), Some(server), &[], stale_socket);
     let link = link(&setup);
-    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut cmap: CmapClient<'_, Io, 4096, 4096, 4090> = CmapClient::new(&link, None).unwrap();
     let mut buf = [0u8; 64];
     assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
 }
@@ -831,9 +833,10 @@ fn tcp_get_and_track_against_corosync() {
 
     let stream = TcpStream::connect(&addr).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    let link: RefCell<Link<Io<TcpStream>, 4096, 4096>> =
-        RefCell::new(Link::connect(Io::new(stream), Services::ALL, no_clock).expect("hello"));
-    let mut cmap: CmapClient<'_, Io<TcpStream>, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut link: Link<Io<TcpStream>, 4096, 4096> = Link::new(Io::new(stream), no_clock);
+    link.connect(Services::ALL, None).expect("hello");
+    let link = RefCell::new(link);
+    let mut cmap: CmapClient<'_, Io<TcpStream>, 4096, 4096, 4090> = CmapClient::new(&link, None).unwrap();
     let mut buf = [0u8; 64];
     let name = cmap.get_string("totem.cluster_name", &mut buf).expect("get").to_owned();
     let out = Command::new("corosync-cmapctl").args(["-g", "totem.cluster_name"]).output().expect("cmapctl");

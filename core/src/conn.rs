@@ -657,6 +657,12 @@ impl<S: Service, const P: usize, const E: usize, const B: usize> Connection<S, P
         self.failures.pop_front()
     }
 
+    /// Whether the next reply answers a request that already failed (timed out): it will be
+    /// discarded by [`Connection::handle_response`].
+    pub fn next_reply_is_late(&self) -> bool {
+        self.pending.front().is_some_and(|p| p.failed)
+    }
+
     /// Whether `token` is still waiting for its reply (it has neither completed nor failed).
     pub fn is_waiting(&self, token: Token) -> bool {
         self.pending.iter().any(|p| p.token == token && !p.failed)

@@ -300,6 +300,9 @@ where
             self.flush()?;
             return Err(e);
         }
+        if self.conn.outstanding() == P {
+            self.discard_late()?;
+        }
         let now = self.transport.now();
         let sub = match submit(&mut self.conn, now, self.timeout, self.buffers.request.as_mut()) {
             Ok(sub) => sub,
@@ -318,6 +321,29 @@ where
         }
         self.unflushed += 1;
         Ok(sub.token)
+    }
+
+    /// While timed-out requests fill the pipeline, waits (at most the timeout) for their late
+    /// replies and discards them, so that calls work again once the daemon answers.
+    fn discard_late(&mut self) -> Result<(), T::Error> {
+        self.flush()?;
+        let deadline = self.timeout.map(|t| self.transport.now().saturating_add(t));
+        while self.conn.outstanding() == P && self.conn.next_reply_is_late() {
+            let reply = self.buffers.reply.as_mut();
+            match self.transport.recv_response(deadline, reply) {
+                Ok(n) => {
+                    self.conn.handle_response(&reply[..n]).map_err(Error::Protocol)?;
+                }
+                Err(e) => {
+                    if e.kind() != ErrorKind::Timeout {
+                        self.conn.handle_closed();
+                        while self.conn.poll_failure().is_some() {}
+                    }
+                    return Err(Error::from_transport(e));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads replies until `until` completes or fails, handing every completion or failure

@@ -7,19 +7,23 @@
 
 use core::fmt;
 
-use corowire::cmap::{Request, TrackType, Value};
+use corowire::cmap::{Request, TrackType, Value, ValueType};
 use corowire::conn::{CmapEvent, Connection, HandleError, Polled, Service};
 use corowire::stream::{Accept, Channel, Kind, Services};
 use corowire::votequorum::{self, NodeInfo, TrackFlags};
+use corowire::CsError;
 use corowire::{Cmap, Votequorum};
 use embedded_io_async::{Read, Write};
 
-use crate::client::{get_request, get_value, key, node_info, track_handle, Error, OnStream, Result};
+use crate::client::{
+    as_text, copy_string, fits, get_request, get_value, key, node_info, track_handle, type_of, type_request,
+    Error, OnStream, Result,
+};
 use crate::mux::{frame_parts, LinkError, Mux};
 
 /// One stream to a gateway, async: `RX` bytes of frame reader, four `Q`-byte queues (see
 /// [`Link`](crate::Link)).
-pub struct AsyncLink<IO, const RX: usize = 1030, const Q: usize = 1024> {
+pub struct AsyncLink<IO, const RX: usize = 1030, const Q: usize = 1026> {
     io: IO,
     mux: Mux<RX, Q>,
     /// Set while a frame is written, cleared once it is all written and flushed: still set
@@ -34,24 +38,41 @@ impl<IO, const RX: usize, const Q: usize> fmt::Debug for AsyncLink<IO, RX, Q> {
 }
 
 impl<IO: Read + Write, const RX: usize, const Q: usize> AsyncLink<IO, RX, Q> {
-    /// Sends the hello asking for `services` and waits for the gateway's accept.
+    /// A link over `io`; nothing is sent until [`AsyncLink::connect`].
+    pub const fn new(io: IO) -> Self {
+        Self { io, mux: Mux::new(), writing: false }
+    }
+
+    /// Sends the hello asking for `services` and waits for the gateway's accept; returns it.
+    /// As [`Link::connect`](crate::Link::connect): it starts the link over (also the recovery
+    /// after [`LinkError::Reset`]), and the link keeps its stream whatever happens. It takes
+    /// no deadline: bound it with `embassy_time::with_timeout` (a connect dropped while
+    /// writing the hello leaves the link [`LinkError::OutOfStep`]).
     ///
     /// # Errors
     /// [`LinkError::Refused`] with the gateway's `cs_error_t`; a stream or framing error.
-    pub async fn connect(io: IO, services: Services) -> core::result::Result<Self, LinkError<IO::Error>> {
-        let mut link = Self { io, mux: Mux::new(), writing: false };
-        let hello = link.mux.hello(services);
+    pub async fn connect(
+        &mut self,
+        services: Services,
+    ) -> core::result::Result<Accept, LinkError<IO::Error>> {
+        self.in_step()?;
+        self.mux = Mux::new();
+        let hello = self.mux.hello(services);
         let mut out = [0u8; 16];
         let n = hello.encode(&mut out).map_err(LinkError::Encode)?;
-        link.io.write_all(&out[..n]).await.map_err(LinkError::Io)?;
-        link.io.flush().await.map_err(LinkError::Io)?;
-        while link.mux.accepted().is_none() {
-            link.read_some().await?;
+        self.writing = true;
+        self.io.write_all(&out[..n]).await.map_err(LinkError::Io)?;
+        self.io.flush().await.map_err(LinkError::Io)?;
+        self.writing = false;
+        loop {
+            if let Some(accepted) = self.mux.accepted() {
+                return Ok(accepted);
+            }
+            self.read_some().await?;
         }
-        Ok(link)
     }
 
-    /// What the gateway granted.
+    /// What the gateway granted; `None` before [`AsyncLink::connect`] succeeded.
     pub fn accepted(&self) -> Option<Accept> {
         self.mux.accepted()
     }
@@ -104,6 +125,7 @@ impl<IO: Read + Write, const RX: usize, const Q: usize> AsyncLink<IO, RX, Q> {
         for part in [&header[..], payload, &trailer[..]] {
             self.io.write_all(part).await.map_err(LinkError::Io)?;
         }
+        self.mux.sent(channel);
         self.io.flush().await.map_err(LinkError::Io)?;
         self.writing = false;
         Ok(())
@@ -184,16 +206,19 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
     /// The client of its service on `link`.
     ///
     /// # Errors
-    /// [`LinkError::Refused`] (`CS_ERR_NOT_EXIST`) if the gateway did not accept the service.
+    /// As [`Client::new`](crate::Client::new): [`LinkError::Refused`] (`CS_ERR_NOT_EXIST`) if
+    /// the gateway did not accept the service; [`LinkError::BufferTooSmall`] if `BUF` is
+    /// smaller than the negotiated payload.
     pub fn new<IO: Read + Write, const RX: usize, const Q: usize>(
         link: &AsyncLink<IO, RX, Q>,
     ) -> Result<Self, IO::Error> {
         let accepted = link.accepted().filter(|a| a.services.contains(S::CHANNEL));
         let Some(accepted) = accepted else {
-            return Err(Error::Transport(LinkError::Refused(corowire::CsError::NotExist)));
+            return Err(Error::Transport(LinkError::Refused(CsError::NotExist)));
         };
         let mut conn = Connection::new(0);
-        conn.handle_stream_setup(usize::from(accepted.max_payload).min(BUF)).map_err(Error::Protocol)?;
+        conn.handle_stream_setup(fits::<BUF, _>(usize::from(accepted.max_payload))?)
+            .map_err(Error::Protocol)?;
         Ok(Self { conn, request: [0; BUF], reply: [0; BUF], event: [0; BUF] })
     }
 
@@ -218,8 +243,25 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
         if len > max {
             return Err(Error::TooBig { len, max });
         }
+        self.make_room(link).await?;
         let sub = self.conn.submit(req, corowire::Instant::from_millis(0), None, &mut self.request);
         self.finish(link, sub).await.and_then(|r| r.map_or_else(|e| Err(Error::Cs(e)), f))
+    }
+
+    /// While the replies of dropped calls fill the pipeline (`P`), waits for them and
+    /// discards them, so that calls work again once the gateway answers.
+    async fn make_room<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+    ) -> Result<(), IO::Error> {
+        while self.conn.outstanding() == P {
+            let n = match link.recv(S::CHANNEL, Kind::Reply, &mut self.reply).await {
+                Ok(n) => n,
+                Err(e) => return Err(self.lost(e)),
+            };
+            self.conn.handle_response(&self.reply[..n]).map_err(Error::Protocol)?;
+        }
+        Ok(())
     }
 
     /// Sends a submitted request and reads replies until its own.
@@ -227,7 +269,7 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
         &'s mut self,
         link: &mut AsyncLink<IO, RX, Q>,
         sub: core::result::Result<corowire::conn::Submitted, corowire::conn::SubmitError>,
-    ) -> Result<core::result::Result<S::Response<'s>, corowire::CsError>, IO::Error> {
+    ) -> Result<core::result::Result<S::Response<'s>, CsError>, IO::Error> {
         let sub = sub.map_err(Error::Submit)?;
         if let Err(e) = link.send(S::CHANNEL, &self.request[..sub.len]).await {
             return Err(self.lost(e));
@@ -261,7 +303,7 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
     pub async fn next_event<IO: Read + Write, const RX: usize, const Q: usize, R>(
         &mut self,
         link: &mut AsyncLink<IO, RX, Q>,
-        f: impl FnOnce(S::Event<'_>) -> R,
+        f: impl FnOnce(&S::Event<'_>) -> R,
     ) -> Result<R, IO::Error> {
         loop {
             if !self.has_event() {
@@ -272,7 +314,7 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
                 self.conn.handle_event(&self.event[..n]).map_err(Error::Protocol)?;
             }
             match self.conn.poll_event(&mut self.event) {
-                Some(Ok(Polled::Event(e))) => return Ok(f(e)),
+                Some(Ok(Polled::Event(e))) => return Ok(f(&e)),
                 Some(Ok(Polled::Invalid(e))) => return Err(Error::Protocol(HandleError::Decode(e))),
                 Some(Err(e)) => return Err(Error::Submit(corowire::conn::SubmitError::Encode(e))),
                 Some(Ok(_)) | None => {}
@@ -283,6 +325,23 @@ impl<S: OnStream, const BUF: usize, const P: usize, const E: usize, const EB: us
     fn has_event(&self) -> bool {
         self.conn.queued_events() > 0
     }
+}
+
+macro_rules! async_typed_get {
+    ($($get:ident $ty:ty => $variant:ident;)*) => {$(
+        #[doc = concat!("`cmap_", stringify!($get), "`: the `", stringify!($ty), "` under `key` (`CS_ERR_INVALID_PARAM` for another type).")]
+        ///
+        /// # Errors
+        /// As [`AsyncCmapClient::get`].
+        pub async fn $get<IO: Read + Write, const RX: usize, const Q: usize>(
+            &mut self,
+            link: &mut AsyncLink<IO, RX, Q>,
+            key: &str,
+        ) -> Result<$ty, IO::Error> {
+            self.get(link, key, |v| if let Value::$variant(x) = v { Some(x) } else { None }).await?
+                .ok_or(Error::Cs(CsError::InvalidParam))
+        }
+    )*};
 }
 
 impl<const BUF: usize, const T: usize, const P: usize, const E: usize, const EB: usize>
@@ -300,6 +359,70 @@ impl<const BUF: usize, const T: usize, const P: usize, const E: usize, const EB:
     ) -> Result<R, IO::Error> {
         let req = get_request(key_name, self.conn.max_msg_size())?;
         self.call(link, &req, |r| get_value(r, f)).await
+    }
+
+    /// `cmap_get_string`: the string under `key`, copied into `buf` (without its NUL).
+    ///
+    /// # Errors
+    /// As [`Client::get_string`](crate::Client::get_string).
+    pub async fn get_string<'b, IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        key_name: &str,
+        buf: &'b mut [u8],
+    ) -> Result<&'b str, IO::Error> {
+        let copied = self.get(link, key_name, |v| copy_string(v, buf)).await?;
+        as_text(copied, buf)
+    }
+
+    /// `cmap_get` with no buffer: the type and length of the value under `key`.
+    ///
+    /// # Errors
+    /// As [`Client::get`](crate::Client::get).
+    pub async fn get_type<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        key_name: &str,
+    ) -> Result<(ValueType, u64), IO::Error> {
+        self.call(link, &type_request(key_name)?, type_of).await
+    }
+
+    async_typed_get! {
+        get_u8 u8 => UInt8;
+        get_i8 i8 => Int8;
+        get_u16 u16 => UInt16;
+        get_i16 i16 => Int16;
+        get_u32 u32 => UInt32;
+        get_i32 i32 => Int32;
+        get_u64 u64 => UInt64;
+        get_i64 i64 => Int64;
+    }
+
+    /// `cmap_delete`.
+    ///
+    /// # Errors
+    /// As [`Client::set`](crate::Client::set).
+    pub async fn delete<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        key_name: &str,
+    ) -> Result<(), IO::Error> {
+        self.call(link, &Request::Delete { key: key(key_name)? }, |_| Ok(())).await
+    }
+
+    /// `cmap_track_delete`.
+    ///
+    /// # Errors
+    /// As [`Client::track_delete`](crate::Client::track_delete).
+    pub async fn track_delete<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+        track_handle: u64,
+    ) -> Result<(), IO::Error> {
+        self.make_room(link).await?;
+        let now = corowire::Instant::from_millis(0);
+        let sub = self.conn.track_delete(track_handle, now, None, &mut self.request);
+        self.finish(link, sub).await?.map_or_else(|e| Err(Error::Cs(e)), |_| Ok(()))
     }
 
     /// `cmap_set`.
@@ -329,6 +452,7 @@ impl<const BUF: usize, const T: usize, const P: usize, const E: usize, const EB:
         context: u64,
     ) -> Result<u64, IO::Error> {
         let key = key(key_name)?;
+        self.make_room(link).await?;
         let now = corowire::Instant::from_millis(0);
         let sub = self.conn.track_add(Some(key), track_type, context, now, None, &mut self.request);
         self.finish(link, sub).await?.map_or_else(|e| Err(Error::Cs(e)), track_handle)
@@ -343,7 +467,7 @@ impl<const BUF: usize, const T: usize, const P: usize, const E: usize, const EB:
         link: &mut AsyncLink<IO, RX, Q>,
         f: impl FnOnce(&CmapEvent<'_>) -> R,
     ) -> Result<R, IO::Error> {
-        self.next_event(link, |e| f(&e)).await
+        self.next_event(link, f).await
     }
 }
 
@@ -372,5 +496,16 @@ impl<const BUF: usize, const P: usize, const E: usize, const EB: usize> AsyncVot
         flags: TrackFlags,
     ) -> Result<(), IO::Error> {
         self.call(link, &votequorum::Request::TrackStart { context, flags }, |_| Ok(())).await
+    }
+
+    /// `votequorum_trackstop`.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
+    pub async fn track_stop<IO: Read + Write, const RX: usize, const Q: usize>(
+        &mut self,
+        link: &mut AsyncLink<IO, RX, Q>,
+    ) -> Result<(), IO::Error> {
+        self.call(link, &votequorum::Request::TrackStop, |_| Ok(())).await
     }
 }

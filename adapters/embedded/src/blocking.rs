@@ -21,14 +21,22 @@ pub fn no_clock() -> Instant {
     Instant::from_millis(0)
 }
 
+/// The default idle step: none.
+fn nothing() {}
+
 /// One stream to a gateway (`docs/protocol.md` §12), shared by a CMAP and a votequorum client
-/// through a `RefCell`. `RX` bytes hold the frame being received (it bounds the negotiated
-/// maximum payload: `RX - 6`); each of the four queues (CMAP and votequorum replies and
-/// events) holds `Q` bytes of frames their client has not taken yet.
-pub struct Link<IO, const RX: usize = 1030, const Q: usize = 1024> {
+/// through a `RefCell`. `RX` bytes hold the frame being received; each of the four queues
+/// (CMAP and votequorum replies and events) holds `Q` bytes of frames their client has not
+/// taken yet. The hello offers `min(RX - 6, Q - 2)` bytes of payload.
+///
+/// [`Link::new`] wraps the stream, [`Link::connect`] sends the hello and waits for the
+/// accept; the link keeps the stream whatever happens, so a refused or timed-out connect
+/// can be tried again and [`Link::into_inner`] gives the stream back.
+pub struct Link<IO, const RX: usize = 1030, const Q: usize = 1026> {
     io: IO,
     mux: Mux<RX, Q>,
     clock: Clock,
+    idle: fn(),
 }
 
 impl<IO, const RX: usize, const Q: usize> fmt::Debug for Link<IO, RX, Q> {
@@ -38,32 +46,56 @@ impl<IO, const RX: usize, const Q: usize> fmt::Debug for Link<IO, RX, Q> {
 }
 
 impl<IO: Read + Write + ReadReady, const RX: usize, const Q: usize> Link<IO, RX, Q> {
-    /// Sends the hello asking for `services` and waits for the gateway's accept.
-    ///
-    /// # Errors
-    /// [`LinkError::Refused`] with the gateway's `cs_error_t`; a stream or framing error.
-    pub fn connect(io: IO, services: Services, clock: Clock) -> Result<Self, LinkError<IO::Error>> {
-        let mut link = Self { io, mux: Mux::new(), clock };
-        let hello = link.mux.hello(services);
-        let mut out = [0u8; 16];
-        let n = hello.encode(&mut out).map_err(LinkError::Encode)?;
-        link.io.write_all(&out[..n]).map_err(LinkError::Io)?;
-        link.io.flush().map_err(LinkError::Io)?;
-        while link.mux.accepted().is_none() {
-            link.read_some(None)?;
-        }
-        Ok(link)
+    /// A link over `io` whose deadlines are on `clock` ([`no_clock`]: none); nothing is sent
+    /// until [`Link::connect`].
+    pub const fn new(io: IO, clock: Clock) -> Self {
+        Self { io, mux: Mux::new(), clock, idle: nothing }
     }
 
-    /// What the gateway granted.
-    pub fn accepted(&self) -> Accept {
-        // `connect` returns only once the accept is in.
-        self.mux.accepted().unwrap_or(Accept {
-            version: 0,
-            services: Services::NONE,
-            max_payload: 0,
-            result: Err(corowire::CsError::BadHandle),
-        })
+    /// Sets what the link does between two checks of `read_ready` while it waits with a
+    /// deadline (by default nothing: a busy wait). On a Cortex-M whose timer ticks with an
+    /// interrupt, `cortex_m::asm::wfi` sleeps until the next tick or UART interrupt; on a
+    /// host, a short `std::thread::sleep`.
+    pub fn set_idle(&mut self, idle: fn()) {
+        self.idle = idle;
+    }
+
+    /// Sends the hello asking for `services` and waits, at most `timeout` on the link's
+    /// clock (`None`: as long as the gateway lives), for the gateway's accept; returns it.
+    /// Anything the link held from an earlier session is dropped first, so this is also how
+    /// a client recovers after [`LinkError::Reset`] (the gateway lost corosync): a new hello
+    /// on the same stream, then new clients. While corosync is down the gateway refuses it
+    /// with `CS_ERR_TRY_AGAIN` and, as after every refusal, closes the stream: reopen it
+    /// (`into_inner`, a new socket) and try again later (`docs/protocol.md` §12.3).
+    ///
+    /// # Errors
+    /// [`LinkError::Refused`] with the gateway's `cs_error_t`; [`LinkError::Timeout`] (the
+    /// gateway's answer may still come: reopen the stream, or wait until the gateway's
+    /// `--stall-timeout` closed it, before another hello); a stream or framing error. The
+    /// link keeps the stream in every case.
+    pub fn connect(
+        &mut self,
+        services: Services,
+        timeout: Option<Duration>,
+    ) -> Result<Accept, LinkError<IO::Error>> {
+        self.mux = Mux::new();
+        let hello = self.mux.hello(services);
+        let mut out = [0u8; 16];
+        let n = hello.encode(&mut out).map_err(LinkError::Encode)?;
+        self.io.write_all(&out[..n]).map_err(LinkError::Io)?;
+        self.io.flush().map_err(LinkError::Io)?;
+        let deadline = timeout.map(|t| (self.clock)().saturating_add(t));
+        loop {
+            if let Some(accepted) = self.mux.accepted() {
+                return Ok(accepted);
+            }
+            self.read_some(deadline)?;
+        }
+    }
+
+    /// What the gateway granted; `None` before [`Link::connect`] succeeded.
+    pub fn accepted(&self) -> Option<Accept> {
+        self.mux.accepted()
     }
 
     /// The stream, e.g. to change its settings.
@@ -84,6 +116,7 @@ impl<IO: Read + Write + ReadReady, const RX: usize, const Q: usize> Link<IO, RX,
                 if (self.clock)() >= deadline {
                     return Err(LinkError::Timeout);
                 }
+                (self.idle)();
             }
         }
         let n = self.io.read(self.mux.space()).map_err(LinkError::Io)?;
@@ -121,12 +154,19 @@ impl<IO: Read + Write + ReadReady, const RX: usize, const Q: usize> Link<IO, RX,
         self.mux.pop(channel, Kind::Event, out)
     }
 
+    /// Writes a request frame. What the stream has is read first: a reply that came while
+    /// no request was outstanding ends the link here ([`LinkError::UnsolicitedReply`]),
+    /// before it could be taken for this request's.
     fn send(&mut self, channel: Channel, payload: &[u8]) -> Result<(), LinkError<IO::Error>> {
+        while self.io.read_ready().map_err(LinkError::Io)? {
+            self.read_some(None)?;
+        }
         self.mux.check(channel)?;
         let (header, trailer) = frame_parts(channel, payload)?;
         for part in [&header[..], payload, &trailer[..]] {
             self.io.write_all(part).map_err(LinkError::Io)?;
         }
+        self.mux.sent(channel);
         Ok(())
     }
 }
@@ -152,7 +192,7 @@ impl<'l, IO: Read + Write + ReadReady, const RX: usize, const Q: usize> Port<'l,
     /// channel's service.
     pub fn new(link: &'l RefCell<Link<IO, RX, Q>>, channel: Channel) -> Result<Self, LinkError<IO::Error>> {
         let l = link.try_borrow().map_err(|_| LinkError::Busy)?;
-        if !l.accepted().services.contains(channel) {
+        if !l.accepted().is_some_and(|a| a.services.contains(channel)) {
             return Err(LinkError::Refused(corowire::CsError::NotExist));
         }
         let clock = l.clock;
@@ -161,7 +201,7 @@ impl<'l, IO: Read + Write + ReadReady, const RX: usize, const Q: usize> Port<'l,
 
     /// The negotiated maximum payload.
     pub fn max_payload(&self) -> usize {
-        self.link.try_borrow().map_or(0, |l| usize::from(l.accepted().max_payload))
+        self.link.try_borrow().ok().and_then(|l| l.accepted()).map_or(0, |a| usize::from(a.max_payload))
     }
 
     fn with<R>(

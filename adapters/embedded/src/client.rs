@@ -8,6 +8,7 @@ use corowire::cmap::{Key, Request, Response, TrackType, Value, ValueType};
 use corowire::conn::{Connection, Service};
 use corowire::driver::{Buffers, Driver, Flow};
 use corowire::stream::Channel;
+use corowire::transport::{BufferTooSmall, Transport};
 use corowire::votequorum::{self, NodeInfo, TrackFlags};
 use corowire::{Cmap, CsError, DispatchMode, Duration, Votequorum};
 use embedded_io::{Read, ReadReady, Write};
@@ -21,13 +22,12 @@ pub type Error<E> = corowire::driver::Error<LinkError<E>>;
 /// `Result` of a client call over a stream whose errors are `E`.
 pub type Result<T, E> = core::result::Result<T, Error<E>>;
 
-#[cfg(doc)]
 use corowire::conn::CmapEvent;
 
 /// A blocking client of service `S` on a [`Link`]: the core's [`Driver`] with four `BUF`-byte
 /// buffers (request, reply, event read, event delivered), `P` requests in flight and an
-/// event queue of `E` events in `EB` bytes. Messages are at most the negotiated maximum
-/// payload and at most `BUF` bytes.
+/// event queue of `E` events in `EB` bytes. `BUF` must hold the negotiated maximum payload
+/// ([`Client::new`] checks), so every reply and event fits.
 pub struct Client<
     'l,
     S: Service,
@@ -68,7 +68,7 @@ pub type CmapClient<
     'l,
     IO,
     const RX: usize = 1030,
-    const Q: usize = 1024,
+    const Q: usize = 1026,
     const BUF: usize = 1024,
     const TRACKS: usize = 4,
     const P: usize = 2,
@@ -81,7 +81,7 @@ pub type VotequorumClient<
     'l,
     IO,
     const RX: usize = 1030,
-    const Q: usize = 1024,
+    const Q: usize = 1026,
     const BUF: usize = 1024,
     const P: usize = 2,
     const E: usize = 4,
@@ -121,12 +121,14 @@ where
     /// clock (`None`: as long as the gateway lives, as libcmap).
     ///
     /// # Errors
-    /// [`LinkError::Refused`] (`CS_ERR_NOT_EXIST`) if the gateway did not accept the service.
+    /// [`LinkError::Refused`] (`CS_ERR_NOT_EXIST`) if the gateway did not accept the service;
+    /// [`LinkError::BufferTooSmall`] if `BUF` is smaller than the negotiated payload (any
+    /// reply or event could be that large: size the link's `RX` to `BUF + 6` or less).
     pub fn new(link: &'l RefCell<Link<IO, RX, Q>>, timeout: Option<Duration>) -> Result<Self, IO::Error> {
         let port = Port::new(link, S::CHANNEL).map_err(Error::Transport)?;
         let mut conn = Connection::new(0);
         // A fresh connection is connecting, so this cannot fail.
-        conn.handle_stream_setup(port.max_payload().min(BUF)).map_err(Error::Protocol)?;
+        conn.handle_stream_setup(fits::<BUF, _>(port.max_payload())?).map_err(Error::Protocol)?;
         let buffers = Buffers { request: [0; BUF], reply: [0; BUF], event: [0; BUF], scratch: [0; BUF] };
         Ok(Self { driver: Driver::new(conn, port, buffers, timeout, None) })
     }
@@ -155,14 +157,16 @@ where
     }
 
     /// The next event (a CMAP [`CmapEvent`], a votequorum notification): waits for one (at
-    /// most the client's timeout) and hands it to `f`.
+    /// most the client's timeout, on the link's clock) and hands it to `f`.
     ///
     /// # Errors
-    /// As [`Client::dispatch`].
+    /// `Error::Timeout` if none came in time (the client stays usable); as
+    /// [`Client::dispatch`].
     pub fn next_event<R>(&mut self, f: impl FnOnce(&S::Event<'_>) -> R) -> Result<R, IO::Error> {
         let mut f = Some(f);
         let mut out = None;
-        self.dispatch(DispatchMode::One, |e| {
+        let deadline = self.driver.timeout().map(|t| self.driver.transport().now().saturating_add(t));
+        self.driver.dispatch(DispatchMode::One, deadline, |e| {
             out = f.take().map(|f| f(&e));
             Flow::Stop
         })?;
@@ -173,6 +177,17 @@ where
     pub fn finalize(&mut self) {
         self.driver.connection_mut().finalize();
     }
+}
+
+/// `max_payload`, if a client's `BUF`-byte buffers hold a frame that large.
+pub(crate) fn fits<const BUF: usize, E>(max_payload: usize) -> Result<usize, E> {
+    if max_payload > BUF {
+        return Err(Error::Transport(LinkError::BufferTooSmall(BufferTooSmall {
+            needed: max_payload,
+            available: BUF,
+        })));
+    }
+    Ok(max_payload)
 }
 
 /// A key by name (`CS_ERR_INVALID_PARAM` for an empty or too long one).
@@ -202,6 +217,35 @@ pub(crate) fn get_value<R, E>(r: Response<'_>, f: impl FnOnce(Value<'_>) -> R) -
     }
 }
 
+/// A GET of `key_name` with no value buffer: corosync answers with the type and the length.
+pub(crate) fn type_request<E>(key_name: &str) -> Result<Request<'_>, E> {
+    Ok(Request::Get { key: key(key_name)?, value_len: 0 })
+}
+
+/// The type and length in a reply to [`type_request`].
+pub(crate) fn type_of<E>(r: Response<'_>) -> Result<(ValueType, u64), E> {
+    match r {
+        Response::Get(g) => g.value_type.map(|t| (t, g.value_len)).ok_or(Error::Cs(CsError::InvalidParam)),
+        _ => mismatch(),
+    }
+}
+
+/// A string value copied into `buf` (without its NUL): its length.
+pub(crate) fn copy_string(v: Value<'_>, buf: &mut [u8]) -> core::result::Result<usize, CsError> {
+    match v {
+        Value::String(s) => {
+            buf.get_mut(..s.len()).map(|d| d.copy_from_slice(s)).map(|()| s.len()).ok_or(CsError::NoSpace)
+        }
+        _ => Err(CsError::InvalidParam),
+    }
+}
+
+/// The first `n` bytes of `buf` (filled by [`copy_string`]) as text.
+pub(crate) fn as_text<E>(copied: core::result::Result<usize, CsError>, buf: &[u8]) -> Result<&str, E> {
+    let n = copied.map_err(Error::Cs)?;
+    core::str::from_utf8(&buf[..n]).map_err(|_| Error::Cs(CsError::InvalidParam))
+}
+
 /// A TRACK_ADD reply's track handle.
 pub(crate) fn track_handle<E>(r: Response<'_>) -> Result<u64, E> {
     match r {
@@ -228,10 +272,8 @@ macro_rules! typed_get {
         /// # Errors
         /// As [`Client::get`].
         pub fn $get(&mut self, key: &str) -> Result<$ty, IO::Error> {
-            match self.get(key, |v| if let Value::$variant(x) = v { Some(x) } else { None })? {
-                Some(x) => Ok(x),
-                None => Err(Error::Cs(CsError::InvalidParam)),
-            }
+            self.get(key, |v| if let Value::$variant(x) = v { Some(x) } else { None })?
+                .ok_or(Error::Cs(CsError::InvalidParam))
         }
 
         #[doc = concat!("`cmap_", stringify!($set), "`: stores a `", stringify!($ty), "` under `key`.")]
@@ -273,14 +315,56 @@ where
     /// As [`Client::get`]; `CS_ERR_INVALID_PARAM` for another type or a string that is not
     /// UTF-8; `CS_ERR_NO_SPACE` if `buf` is too small.
     pub fn get_string<'b>(&mut self, key: &str, buf: &'b mut [u8]) -> Result<&'b str, IO::Error> {
-        let n = self.get(key, |v| match v {
-            Value::String(s) => {
-                buf.get_mut(..s.len()).map(|d| d.copy_from_slice(s)).map(|()| s.len()).ok_or(CsError::NoSpace)
-            }
-            _ => Err(CsError::InvalidParam),
-        })?;
-        let n = n.map_err(Error::Cs)?;
-        core::str::from_utf8(&buf[..n]).map_err(|_| Error::Cs(CsError::InvalidParam))
+        let copied = self.get(key, |v| copy_string(v, buf))?;
+        as_text(copied, buf)
+    }
+
+    /// `cmap_get` with no buffer: the type and length of the value under `key`.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub fn get_type(&mut self, key_name: &str) -> Result<(ValueType, u64), IO::Error> {
+        self.driver.call(&type_request(key_name)?, type_of)
+    }
+
+    /// `cmap_set_string`: stores `value` under `key` (as corosync does, with a final NUL).
+    ///
+    /// # Errors
+    /// As [`Client::set`].
+    pub fn set_string(&mut self, key: &str, value: &str) -> Result<(), IO::Error> {
+        self.set(key, Value::String(value.as_bytes()))
+    }
+
+    /// `cmap_set` of a binary value.
+    ///
+    /// # Errors
+    /// As [`Client::set`].
+    pub fn set_binary(&mut self, key: &str, value: &[u8]) -> Result<(), IO::Error> {
+        self.set(key, Value::Binary(value))
+    }
+
+    /// `cmap_inc`: adds 1 to the integer under `key` (wrapping).
+    ///
+    /// # Errors
+    /// As [`Client::set`]; `CS_ERR_INVALID_PARAM` for a value that is not an integer.
+    pub fn inc(&mut self, key_name: &str) -> Result<(), IO::Error> {
+        self.driver.call(&Request::AdjustInt { key: key(key_name)?, step: 1 }, |_| Ok(()))
+    }
+
+    /// `cmap_dec`: subtracts 1 from the integer under `key` (wrapping).
+    ///
+    /// # Errors
+    /// As [`Client::inc`].
+    pub fn dec(&mut self, key_name: &str) -> Result<(), IO::Error> {
+        self.driver.call(&Request::AdjustInt { key: key(key_name)?, step: -1 }, |_| Ok(()))
+    }
+
+    /// The next tracked change ([`Client::next_event`] of a CMAP client).
+    ///
+    /// # Errors
+    /// As [`Client::next_event`].
+    pub fn next_change<R>(&mut self, f: impl FnOnce(&CmapEvent<'_>) -> R) -> Result<R, IO::Error> {
+        self.next_event(f)
     }
 
     typed_get! {
@@ -416,5 +500,22 @@ where
     /// As [`VotequorumClient::get_info`].
     pub fn track_stop(&mut self) -> Result<(), IO::Error> {
         self.driver.call(&votequorum::Request::TrackStop, |_| Ok(()))
+    }
+
+    /// `votequorum_setexpected`: the cluster's expected votes.
+    ///
+    /// # Errors
+    /// As [`VotequorumClient::get_info`] (`CS_ERR_ACCESS` from a gateway without
+    /// `--allow-votequorum-write`).
+    pub fn set_expected(&mut self, expected_votes: u32) -> Result<(), IO::Error> {
+        self.driver.call(&votequorum::Request::SetExpected { expected_votes }, |_| Ok(()))
+    }
+
+    /// `votequorum_setvotes`: the votes of node `nodeid`.
+    ///
+    /// # Errors
+    /// As [`VotequorumClient::set_expected`].
+    pub fn set_votes(&mut self, nodeid: u32, votes: u32) -> Result<(), IO::Error> {
+        self.driver.call(&votequorum::Request::SetVotes { nodeid, votes }, |_| Ok(()))
     }
 }

@@ -26,17 +26,36 @@ pub enum LinkError<E> {
         /// The frame's tag.
         tag: u8,
     },
+    /// The gateway sent a reply of `channel` while none of its requests was waiting for one:
+    /// the replies would no longer match their requests, so the link fails. The blocking
+    /// link reads what the stream has before each request, so it catches a reply that came
+    /// while idle before any call takes it; the async link cannot look without waiting and
+    /// notices at the next reply (the call waiting then may have taken the stray one).
+    UnsolicitedReply {
+        /// The channel.
+        channel: Channel,
+    },
     /// The gateway refused the hello with this `cs_error_t`.
     Refused(CsError),
-    /// The gateway lost its upstream connection of this channel (a reset frame).
+    /// The gateway lost its upstream connection of this channel (a reset frame: corosync
+    /// stopped or restarted). The channel's calls fail with this error (not
+    /// `Error::Disconnected`); recover with a new hello on the same stream
+    /// ([`Link::connect`](crate::Link::connect)) and new clients.
     Reset,
-    /// A reply or event of `channel` arrived while its queue (`Q` bytes) was full: the
-    /// other client on the link does not take its frames. Nothing is dropped; the link fails.
+    /// A reply or event of `channel` did not fit its queue of `capacity` (`Q`) bytes: either
+    /// the frame alone is larger than the queue (`len + 2 > capacity`: raise `Q`), or frames
+    /// already queued fill it (their client does not take them, e.g. unread events). That
+    /// channel fails for good (its queued frames and every later one are discarded, its
+    /// client's calls get this error); the other channel's client carries on.
     QueueFull {
         /// The channel.
         channel: Channel,
         /// Reply or event.
         kind: Kind,
+        /// The frame's payload bytes (it costs 2 more in the queue).
+        len: usize,
+        /// The queue's size in bytes (`Q`).
+        capacity: usize,
     },
     /// A frame did not fit the caller's buffer (it stays queued).
     BufferTooSmall(BufferTooSmall),
@@ -60,11 +79,19 @@ impl<E: fmt::Display> fmt::Display for LinkError<E> {
             Self::Closed => f.write_str("the gateway closed the stream"),
             Self::Frame(e) => write!(f, "malformed frame from the gateway: {e}"),
             Self::Unexpected { tag } => write!(f, "unexpected frame {tag:#04x} from the gateway"),
+            Self::UnsolicitedReply { channel } => {
+                write!(f, "the gateway sent a {channel:?} reply with no request outstanding")
+            }
             Self::Refused(e) => write!(f, "the gateway refused the link: {e}"),
             Self::Reset => f.write_str("the gateway lost its connection to corosync"),
-            Self::QueueFull { channel, kind } => {
-                write!(f, "the {channel:?} {kind:?} queue is full (its client does not take its frames)")
-            }
+            Self::QueueFull { channel, kind, len, capacity } if len + QUEUE_ENTRY > *capacity => write!(
+                f,
+                "a {len}-byte {channel:?} {kind:?} frame does not fit its {capacity}-byte queue (raise Q)"
+            ),
+            Self::QueueFull { channel, kind, capacity, .. } => write!(
+                f,
+                "the {capacity}-byte {channel:?} {kind:?} queue is full: its client does not take its frames"
+            ),
             Self::BufferTooSmall(e) => write!(f, "{e}"),
             Self::Encode(e) => write!(f, "cannot frame: {e}"),
             Self::Timeout => f.write_str("timed out waiting for the gateway"),
@@ -83,7 +110,7 @@ impl<E: embedded_io::Error> TransportError for LinkError<E> {
     fn kind(&self) -> ErrorKind {
         use embedded_io::ErrorKind as Io;
         match self {
-            Self::Closed | Self::Reset => ErrorKind::Disconnected,
+            Self::Closed => ErrorKind::Disconnected,
             Self::Timeout => ErrorKind::Timeout,
             Self::Io(e) => match e.kind() {
                 Io::TimedOut => ErrorKind::Timeout,
@@ -96,6 +123,9 @@ impl<E: embedded_io::Error> TransportError for LinkError<E> {
         }
     }
 }
+
+/// Bytes a queued payload costs besides its own: its length.
+const QUEUE_ENTRY: usize = 2;
 
 /// A FIFO of frames' payloads in `Q` bytes, each stored as a 2-byte length and the bytes.
 #[derive(Clone)]
@@ -112,7 +142,7 @@ impl<const Q: usize> Queue<Q> {
     /// Appends `bytes`; `false` (and nothing changed) if they do not fit.
     fn push(&mut self, bytes: &[u8]) -> bool {
         let Ok(n) = u16::try_from(bytes.len()) else { return false };
-        let end = self.len + 2 + bytes.len();
+        let end = self.len + QUEUE_ENTRY + bytes.len();
         if end > Q {
             return false;
         }
@@ -131,9 +161,10 @@ impl<const Q: usize> Queue<Q> {
         let Some(dst) = out.get_mut(..n) else {
             return Err(BufferTooSmall { needed: n, available: out.len() });
         };
-        dst.copy_from_slice(&self.buf[2..2 + n]);
-        self.buf.copy_within(2 + n..self.len, 0);
-        self.len -= 2 + n;
+        let end = QUEUE_ENTRY + n;
+        dst.copy_from_slice(&self.buf[QUEUE_ENTRY..end]);
+        self.buf.copy_within(end..self.len, 0);
+        self.len -= end;
         Ok(Some(n))
     }
 
@@ -162,24 +193,42 @@ pub(crate) struct Mux<const RX: usize, const Q: usize> {
     queues: [Queue<Q>; 4],
     accepted: Option<Accept>,
     lost: Services,
+    /// Per channel (CMAP, votequorum), requests written whose reply has not arrived.
+    awaiting: [usize; 2],
+    /// Per channel, the error that failed it alone (a full queue): its frames are
+    /// discarded from then on, the other channel carries on.
+    failed: [Option<LinkError<()>>; 2],
     /// The final error, repeated to every later call.
     broken: Option<LinkError<()>>,
 }
 
 impl<const RX: usize, const Q: usize> Mux<RX, Q> {
+    /// A link before its hello. `Q` must hold a frame of the smallest maximum payload a
+    /// hello may offer (checked at compile time).
     pub(crate) const fn new() -> Self {
+        const {
+            assert!(
+                Q >= QUEUE_ENTRY + stream::MIN_MAX_PAYLOAD as usize,
+                "a link's queues (Q) must hold a 64-byte frame"
+            )
+        };
         Self {
             reader: FrameReader::new(),
             queues: [Queue::new(), Queue::new(), Queue::new(), Queue::new()],
             accepted: None,
             lost: Services::NONE,
+            awaiting: [0; 2],
+            failed: [None; 2],
             broken: None,
         }
     }
 
-    /// The hello asking for `services`, offering what the reader can hold.
+    /// The hello asking for `services`, offering the largest payload both the reader
+    /// (`RX - 6`) and a queue (`Q - 2`) can hold, so that any frame the gateway may send
+    /// fits an empty queue.
     pub(crate) fn hello(&self, services: Services) -> Frame<'static> {
-        let max_payload = u16::try_from(self.reader.max_payload()).unwrap_or(u16::MAX);
+        let max = self.reader.max_payload().min(Q - QUEUE_ENTRY);
+        let max_payload = u16::try_from(max).unwrap_or(u16::MAX);
         Frame::Hello(Hello { version: stream::VERSION, services, max_payload })
     }
 
@@ -229,14 +278,32 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
                 (Frame::Reset(s), Some(_)) => self.lost = self.lost.union(s),
                 (Frame::Message { channel, kind, payload }, Some(a)) if a.services.contains(channel) => {
                     let i = slot(channel, kind).ok_or(LinkError::Unexpected { tag })?;
-                    if !self.queues[i].push(payload) {
-                        return Err(LinkError::QueueFull { channel, kind });
+                    let c = i / 2;
+                    if kind == Kind::Reply {
+                        let awaiting = &mut self.awaiting[c];
+                        *awaiting = awaiting.checked_sub(1).ok_or(LinkError::UnsolicitedReply { channel })?;
+                    }
+                    if self.failed[c].is_none() && !self.queues[i].push(payload) {
+                        // Only this channel's client is behind: fail it, not the link.
+                        let e = LinkError::QueueFull { channel, kind, len: payload.len(), capacity: Q };
+                        #[cfg(feature = "defmt")]
+                        defmt::warn!("corowire-embedded: channel failed: {}", e);
+                        self.failed[c] = Some(e);
+                        self.queues[2 * c] = Queue::new();
+                        self.queues[2 * c + 1] = Queue::new();
                     }
                 }
                 _ => return Err(LinkError::Unexpected { tag }),
             }
         }
         Ok(())
+    }
+
+    /// Records that a request of `channel` was written: one more reply is due.
+    pub(crate) fn sent(&mut self, channel: Channel) {
+        if let Some(i) = slot(channel, Kind::Reply) {
+            self.awaiting[i / 2] += 1;
+        }
     }
 
     /// Whether a frame of `channel` and `kind` is queued.
@@ -264,7 +331,7 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
         }
     }
 
-    /// The link's final error or the channel's reset, if any.
+    /// The link's final error, the channel's reset or the channel's own failure, if any.
     pub(crate) fn check<E>(&self, channel: Channel) -> Result<(), LinkError<E>> {
         if let Some(e) = self.broken {
             return Err(widen(e));
@@ -272,7 +339,8 @@ impl<const RX: usize, const Q: usize> Mux<RX, Q> {
         if self.lost.contains(channel) {
             return Err(LinkError::Reset);
         }
-        Ok(())
+        let c = slot(channel, Kind::Reply).map_or(0, |i| i / 2);
+        self.failed[c].map_or(Ok(()), |e| Err(widen(e)))
     }
 }
 
@@ -282,9 +350,12 @@ fn widen<E>(e: LinkError<()>) -> LinkError<E> {
         LinkError::Io(()) | LinkError::Closed => LinkError::Closed,
         LinkError::Frame(f) => LinkError::Frame(f),
         LinkError::Unexpected { tag } => LinkError::Unexpected { tag },
+        LinkError::UnsolicitedReply { channel } => LinkError::UnsolicitedReply { channel },
         LinkError::Refused(c) => LinkError::Refused(c),
         LinkError::Reset => LinkError::Reset,
-        LinkError::QueueFull { channel, kind } => LinkError::QueueFull { channel, kind },
+        LinkError::QueueFull { channel, kind, len, capacity } => {
+            LinkError::QueueFull { channel, kind, len, capacity }
+        }
         LinkError::BufferTooSmall(b) => LinkError::BufferTooSmall(b),
         LinkError::Encode(e) => LinkError::Encode(e),
         LinkError::Timeout => LinkError::Timeout,
@@ -308,4 +379,40 @@ pub(crate) fn frame_parts<E>(
     let tag = stream::message_tag(channel, Kind::Request);
     let crc = stream::crc16(stream::crc16(stream::CRC_INIT, &[tag, lo, hi]), payload);
     Ok(([stream::SYNC, tag, lo, hi], crc.to_le_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::string::ToString;
+
+    use super::*;
+
+    #[test]
+    fn a_full_queue_says_whether_the_frame_or_the_client_is_at_fault() {
+        let full = |len| LinkError::<core::convert::Infallible>::QueueFull {
+            channel: Channel::Cmap,
+            kind: Kind::Reply,
+            len,
+            capacity: 1024,
+        };
+        assert_eq!(
+            full(1023).to_string(),
+            "a 1023-byte Cmap Reply frame does not fit its 1024-byte queue (raise Q)"
+        );
+        assert_eq!(
+            full(1022).to_string(),
+            "the 1024-byte Cmap Reply queue is full: its client does not take its frames"
+        );
+    }
+
+    #[test]
+    fn the_hello_offers_what_a_queue_holds() {
+        let hello = |frame| match frame {
+            Frame::Hello(h) => h.max_payload,
+            _ => 0,
+        };
+        assert_eq!(hello(Mux::<1030, 1024>::new().hello(Services::ALL)), 1022);
+        assert_eq!(hello(Mux::<1030, 1026>::new().hello(Services::ALL)), 1024);
+        assert_eq!(hello(Mux::<518, 2048>::new().hello(Services::ALL)), 512);
+    }
 }

@@ -76,8 +76,10 @@ async fn serve(end: DuplexStream, gateway: &RefCell<Gateway>, cut: usize) {
 }
 
 /// The client's link over its end of the duplex.
-async fn connect(end: DuplexStream) -> AsyncLink<Duplex, 1030, 1024> {
-    AsyncLink::connect(Duplex(end), Services::ALL).await.unwrap()
+async fn connect(end: DuplexStream) -> AsyncLink<Duplex, 518, 1024> {
+    let mut link = AsyncLink::new(Duplex(end));
+    link.connect(Services::ALL).await.unwrap();
+    link
 }
 
 type Cmap = AsyncCmapClient<512>;
@@ -144,7 +146,7 @@ fn poll_once_and_drop(call: impl Future) -> bool {
 async fn accepted(
     gateway: &RefCell<Gateway>,
     capacity: usize,
-) -> (AsyncLink<Duplex, 1030, 1024>, DuplexStream) {
+) -> (AsyncLink<Duplex, 518, 1024>, DuplexStream) {
     let (client_end, mut gateway_end) = tokio::io::duplex(capacity);
     let accept = async {
         let mut hello = [0u8; 10];
@@ -192,6 +194,51 @@ async fn a_call_dropped_while_waiting_for_its_reply_leaves_the_link_in_step() {
         // The next call discards the dropped call's reply (NOT_EXIST) and gets its own.
         let name = cmap.get(&mut link, "totem.cluster_name", |v| v == Value::String(b"embedded")).await;
         assert_eq!(name, Ok(true));
+        drop(link);
+    };
+    tokio::join!(client, serve(gateway_end, &gateway, usize::MAX));
+    assert_eq!(gateway.borrow().closed, None);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn more_dropped_calls_than_requests_in_flight_leave_the_link_usable() {
+    let gateway = RefCell::new(Gateway::new(Services::ALL));
+    let (mut link, gateway_end) = accepted(&gateway, 4096).await;
+    let mut cmap = Cmap::new(&link).unwrap();
+    // Two calls (the pipeline, P = 2) dropped while waiting for their replies, and a third
+    // dropped while it waits for the first late reply to make room.
+    for _ in 0..3 {
+        assert!(poll_once_and_drop(cmap.get(&mut link, "test.none", |_| ())));
+    }
+    let client = async {
+        let name = cmap.get(&mut link, "totem.cluster_name", |v| v == Value::String(b"embedded")).await;
+        assert_eq!(name, Ok(true));
+        assert_eq!(cmap.connection().outstanding(), 0);
+        drop(link);
+    };
+    tokio::join!(client, serve(gateway_end, &gateway, usize::MAX));
+    assert_eq!(gateway.borrow().closed, None);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_rest_of_the_async_calls() {
+    let gateway = RefCell::new(Gateway::new(Services::ALL));
+    let (client_end, gateway_end) = tokio::io::duplex(256);
+    let client = async {
+        let mut link = connect(client_end).await;
+        let mut cmap = Cmap::new(&link).unwrap();
+        let mut vq = Vq::new(&link).unwrap();
+        assert_eq!(cmap.get_u32(&mut link, "test.u32").await, Ok(7));
+        assert_eq!(cmap.get_u8(&mut link, "test.u32").await, Err(Error::Cs(CsError::InvalidParam)));
+        let mut buf = [0u8; 16];
+        assert_eq!(cmap.get_string(&mut link, "totem.cluster_name", &mut buf).await, Ok("embedded"));
+        assert_eq!(cmap.get_type(&mut link, "test.u32").await, Ok((corowire_embedded::ValueType::UInt32, 4)));
+        cmap.delete(&mut link, "test.u32").await.unwrap();
+        assert_eq!(cmap.get_u32(&mut link, "test.u32").await, Err(Error::Cs(CsError::NotExist)));
+        let track = cmap.track_add(&mut link, "test.", TrackType::PREFIX | TrackType::ADD, 1).await.unwrap();
+        cmap.track_delete(&mut link, track).await.unwrap();
+        vq.track_start(&mut link, 2, TrackFlags::CHANGES).await.unwrap();
+        vq.track_stop(&mut link).await.unwrap();
         drop(link);
     };
     tokio::join!(client, serve(gateway_end, &gateway, usize::MAX));

@@ -76,10 +76,11 @@ fn main() -> ! {
     ));
 
     let timeout = Some(Duration::from_millis(CALL_TIMEOUT_MS.into()));
-    let link = FwLink::connect(Uart::new(CALL_TIMEOUT_MS), Services::ALL, hw::now)
-        .unwrap_or_else(|e| fail(Step::Connect, e));
+    let mut link = FwLink::new(Uart::new(CALL_TIMEOUT_MS), hw::now);
+    // Sleep until the next SysTick (1 ms) or UART interrupt between readiness checks.
+    link.set_idle(cortex_m::asm::wfi);
+    let accepted = link.connect(Services::ALL, timeout).unwrap_or_else(|e| fail(Step::Connect, e));
     let link = RefCell::new(link);
-    let accepted = link.borrow().accepted();
     report(format_args!("connected; max payload {} bytes", accepted.max_payload));
 
     let mut cmap: FwCmap<'_> = CmapClient::new(&link, timeout).unwrap_or_else(|e| fail(Step::ClusterName, e));

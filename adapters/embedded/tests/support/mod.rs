@@ -37,6 +37,12 @@ pub struct Gateway {
     /// Services whose upstream was lost: their requests are dropped, as a gateway does
     /// until the client reconnects.
     lost: Services,
+    /// Services whose upstream is stopped (a SIGSTOPped corosync): their requests wait here
+    /// until [`Gateway::resume`].
+    stalled: Services,
+    held: Vec<(Channel, Vec<u8>)>,
+    /// A hello gets no answer (a gateway that does not answer).
+    deaf: bool,
 }
 
 impl Gateway {
@@ -55,6 +61,9 @@ impl Gateway {
             closed: None,
             relayed: 0,
             lost: Services::NONE,
+            stalled: Services::NONE,
+            held: Vec::new(),
+            deaf: false,
         }
     }
 
@@ -66,6 +75,9 @@ impl Gateway {
 
     /// Bytes from the client.
     pub fn input(&mut self, mut bytes: &[u8]) {
+        if self.deaf {
+            return;
+        }
         while !bytes.is_empty() && self.closed.is_none() {
             let space = self.reader.space();
             let n = space.len().min(bytes.len());
@@ -96,19 +108,56 @@ impl Gateway {
                     self.send(Frame::Accept(a));
                 }
                 FromClient::Request { channel, .. } if self.lost.contains(channel) => {}
+                FromClient::Request { channel, payload } if self.stalled.contains(channel) => {
+                    self.held.push((channel, payload.to_vec()));
+                }
                 FromClient::Request { channel, payload } => {
                     let payload = payload.to_vec();
-                    self.relayed += 1;
-                    let mut reply = vec![0u8; 8192];
-                    let engine: &mut dyn Engine = match channel {
-                        Channel::Cmap => &mut self.cmap,
-                        Channel::Votequorum => &mut self.votequorum,
-                    };
-                    let n = engine.handle_request(CLIENT, &payload, &mut reply).map_err(|e| e.to_string())?;
-                    self.drain(channel);
-                    self.send(Frame::Message { channel, kind: Kind::Reply, payload: &reply[..n] });
+                    self.answer(channel, &payload)?;
                 }
             }
+        }
+    }
+
+    /// Relays one request to its engine and sends the reply.
+    fn answer(&mut self, channel: Channel, payload: &[u8]) -> Result<(), String> {
+        self.relayed += 1;
+        let mut reply = vec![0u8; 8192];
+        let engine: &mut dyn Engine = match channel {
+            Channel::Cmap => &mut self.cmap,
+            Channel::Votequorum => &mut self.votequorum,
+        };
+        let n = engine.handle_request(CLIENT, payload, &mut reply).map_err(|e| e.to_string())?;
+        self.drain(channel);
+        self.send(Frame::Message { channel, kind: Kind::Reply, payload: &reply[..n] });
+        Ok(())
+    }
+
+    /// The gateway reads nothing from now on (a silent gateway, a dead line).
+    pub fn stall_hello(&mut self) {
+        self.deaf = true;
+    }
+
+    /// corosync is back after a reset: the next hello starts a new session (as
+    /// `corowire gateway` does after a reset).
+    pub fn restart(&mut self) {
+        self.session = GatewaySession::new(Services::ALL, 4096);
+        self.lost = Services::NONE;
+        self.cmap.disconnect(CLIENT);
+        self.cmap.disconnect(LOCAL);
+        self.votequorum.disconnect(CLIENT);
+    }
+
+    /// The upstream of `services` stops answering (SIGSTOP): requests are held.
+    pub fn stall(&mut self, services: Services) {
+        self.stalled = self.stalled.union(services);
+    }
+
+    /// The stopped upstream runs again (SIGCONT): the held requests are answered, late.
+    pub fn resume(&mut self) {
+        self.stalled = Services::NONE;
+        for (channel, payload) in core::mem::take(&mut self.held) {
+            self.answer(channel, &payload).unwrap();
         }
     }
 
