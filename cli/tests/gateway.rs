@@ -472,12 +472,13 @@ fn running_out_of_file_descriptors_does_not_end_the_gateway() {
         let served = (0..200).any(|_| {
             let stream = setup.stream();
             stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-            let Ok(link) = Link::<Io, 4096, 4096>::connect(Io::new(stream), Services::ALL, no_clock) else {
+            let mut link: TestLink = Link::new(Io::new(stream), no_clock);
+            if link.connect(Services::ALL, None).is_err() {
                 std::thread::sleep(Duration::from_millis(10));
                 return false;
-            };
+            }
             let link = RefCell::new(link);
-            let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+            let mut cmap: CmapClient<'_, Io, 4096, 4096, 4090> = CmapClient::new(&link, None).unwrap();
             let mut buf = [0u8; 64];
             cmap.get_string("totem.cluster_name", &mut buf) == Ok("corowire")
         });
