@@ -405,7 +405,7 @@ fn idle_and_trickling_clients_are_closed_at_the_deadline() {
     // Two clients that never say hello hold both slots, until their deadline.
     let idle = [setup.stream(), setup.stream()];
     let link = link(&setup);
-    let mut cmap: CmapClient<'_, Io, 4096, 4096> = CmapClient::new(&link, None).unwrap();
+    let mut cmap: CmapClient<'_, Io, 4096, 4096, 4090> = CmapClient::new(&link, None).unwrap();
     let mut buf = [0u8; 64];
     assert_eq!(cmap.get_string("totem.cluster_name", &mut buf), Ok("corowire"));
     drop(idle);
