@@ -85,7 +85,8 @@ fn fake_server(fault: Fault) -> (String, mpsc::Receiver<()>) {
     let name = unique("cmap");
     let listener = listen_abstract(name.as_bytes()).expect("listen");
     let (done, ended) = mpsc::channel();
-    let guard = Ended { dir: PathBuf::from("/dev/shm").join(&name), done };
+    // Named as a libqb connection directory: clients refuse rings anywhere else.
+    let guard = Ended { dir: PathBuf::from("/dev/shm").join(format!("qb-{name}")), done };
     std::thread::spawn(move || {
         let sock = accept_with_passcred(&listener).expect("accept");
         let mut request = [0u8; CONNECTION_REQUEST_LEN];
