@@ -7,10 +7,10 @@
 //! Known differences from the C tool:
 //! - listing and `-D` read the key names first and then the values (the C tool interleaves
 //!   them on one iteration); the output only differs if keys change meanwhile. Listing
-//!   pipelines both (`Cmap::dump`). A daemon lost while the values are read ends the listing
-//!   as the C tool's: the keys read so far, then one `Can't get value of KEY` line; lost
-//!   while the names are read, it prints `Failed to initialize iteration` and exits with 1,
-//!   where the C tool prints the keys it had and exits with 0;
+//!   pipelines both (`Cmap::dump`). A daemon lost during a listing ends it as the C tool's:
+//!   the keys whose values were read (none if it was lost while the names were read), then
+//!   one `Can't get value of KEY` line for the next key, and exit status 0; lost before the
+//!   first name came, `Failed to initialize iteration` and 1, as the C tool;
 //! - tracking quits on end of input also when stdin is a pipe whose writer went away (the C
 //!   tool spins on `POLLHUP` there), and stdout is flushed after every event.
 
@@ -342,9 +342,9 @@ impl Tool {
     /// `print_iter`, through the pipelined [`Cmap::dump`]: whether nothing was found.
     ///
     /// A key whose value cannot be read gets the C tool's `Can't get value of KEY. Error E`
-    /// line. When the connection is lost while the values are read, the keys read before are
-    /// printed and the first key without a value gets that line; the listing ends there, as
-    /// the C tool's does (its next `cmap_iter_next` fails, silently).
+    /// line. When the connection is lost while the names or the values are read, the keys
+    /// whose values came are printed and the first key without a value gets that line; the
+    /// listing ends there, as the C tool's does (its next `cmap_iter_next` fails, silently).
     fn print_iter(&mut self, prefix: Option<&str>) -> Res<bool> {
         let entries = match self.cmap.dump(prefix) {
             Ok(entries) => entries,

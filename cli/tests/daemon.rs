@@ -208,11 +208,22 @@ fn a_listing_cut_by_the_daemons_death_prints_what_it_had_and_one_error_line() {
     };
     let c_tool = spawn("corosync-cmapctl", &[]);
     let ours = spawn(env!("CARGO_BIN_EXE_corowire"), &["cmap"]);
-    std::thread::sleep(core::time::Duration::from_millis(300));
+    // More listings started one after another, so that the death also meets some while they
+    // read the key names (issue 13, item 7: they used to print only `Failed to initialize
+    // iteration` and exit with 1).
+    let later: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::sleep(core::time::Duration::from_millis(50));
+            spawn(env!("CARGO_BIN_EXE_corowire"), &["cmap"])
+        })
+        .collect();
     kill_corosync();
     let result = |child: std::process::Child| outcome(child.wait_with_output().expect("wait"));
     check_interrupted("corosync-cmapctl", &full, &result(c_tool));
     check_interrupted("corowire cmap", &full, &result(ours));
+    for child in later {
+        check_interrupted("a later corowire cmap", &full, &result(child));
+    }
     let _ = std::fs::remove_dir_all(&dir);
     ensure_corosync();
 }

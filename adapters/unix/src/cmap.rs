@@ -553,12 +553,21 @@ impl Cmap {
     /// GET's error (e.g. [`Error::Key`] with the daemon's answer) and the other keys follow.
     /// A connection lost while the values are read does not fail it either: the keys whose
     /// values came before hold them, every later key holds the connection error (e.g.
-    /// [`Error::Disconnected`]), so a caller can show what it had, as the C tool does.
+    /// [`Error::Disconnected`], [`Error::Timeout`]), so a caller can show what it had, as the C
+    /// tool does. Lost while the keys are read, after at least one key came, every key read
+    /// holds that error.
     ///
     /// # Errors
-    /// Errors of the iteration, including a connection lost while the keys are read.
+    /// Errors of the iteration, including a connection lost before any key came.
     pub fn dump(&mut self, prefix: Option<&str>) -> Result<Vec<(String, Result<OwnedValue>)>> {
-        let keys = self.iter_pipelined(prefix)?;
+        let (keys, outcome) = self.iter_pipelined(prefix);
+        match outcome {
+            Err(e @ (Error::Disconnected | Error::Timeout)) if !keys.is_empty() => {
+                return Ok(keys.into_iter().map(|(k, _, _)| (k, Err(e.clone()))).collect());
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
         let items: Vec<(&str, usize)> = keys
             .iter()
             .map(|(k, _, len)| (k.as_str(), usize::try_from(*len).unwrap_or(usize::MAX).max(8)))
@@ -583,9 +592,13 @@ impl Cmap {
         })
     }
 
-    /// All of an iteration's items, with the ITER_NEXT requests pipelined; finalizes it.
-    fn iter_pipelined(&mut self, prefix: Option<&str>) -> Result<Vec<(String, ValueType, u64)>> {
-        let handle = self.iter_init(prefix)?;
+    /// All of an iteration's items, with the ITER_NEXT requests pipelined; finalizes it. The
+    /// items read before a failure come with it.
+    fn iter_pipelined(&mut self, prefix: Option<&str>) -> (Vec<(String, ValueType, u64)>, Result<()>) {
+        let handle = match self.iter_init(prefix) {
+            Ok(handle) => handle,
+            Err(e) => return (Vec::new(), Err(e)),
+        };
         let ring = self.client.transport().reply_budget();
         let window = (ring.saturating_sub(RING_MARGIN) / ITER_REPLY_BYTES).clamp(1, ITER_WINDOW.min(PENDING));
         let next = Request::IterNext { iter_handle: handle };
@@ -593,7 +606,8 @@ impl Cmap {
         let mut in_flight: VecDeque<Token> = VecDeque::new();
         let mut ended = false;
         let mut failed: Option<Error> = None;
-        while !ended || !in_flight.is_empty() {
+        let mut lost: Option<Error> = None;
+        'pipeline: while !ended || !in_flight.is_empty() {
             while !ended && in_flight.len() < window {
                 match self.client.submit_deferred(&next) {
                     Ok(token) => in_flight.push_back(token),
@@ -639,18 +653,25 @@ impl Cmap {
                     }
                 });
                 // A broken connection: nothing more to finalize.
-                r?;
+                if let Err(e) = r {
+                    lost = Some(e.into());
+                    break 'pipeline;
+                }
                 if !ended && in_flight.len() <= window / 2 {
                     break;
                 }
             }
         }
+        if let Some(e) = lost {
+            return (keys, Err(e));
+        }
         let fin = Request::IterFinalize { iter_handle: handle };
         let finalized = self.client.call(&fin, |_| Ok(()));
-        match failed {
+        let outcome = match failed {
             Some(e) => Err(e),
-            None => finalized.map(|()| keys),
-        }
+            None => finalized,
+        };
+        (keys, outcome)
     }
 
     /// Iterates over the keys under `prefix` (all keys for `None`), in corosync's order:

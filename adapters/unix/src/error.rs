@@ -417,6 +417,8 @@ impl From<TransportError> for Error {
             TransportError::BufferTooSmall(b) => Self::MessageTooLarge(b),
             TransportError::Ring(r) => Self::Ring(r),
             TransportError::Io(e) => Self::Io(e),
+            // Only a connection attempt finds it, and that gives `Error::Connect`.
+            TransportError::Untrusted(_) => Self::Io(Errno::EACCES),
         }
     }
 }

@@ -53,6 +53,8 @@ enum Fault {
     ChunkSizeLie,
     /// Closes the connection and its rings after reading a request, without a reply.
     CloseMidway,
+    /// Answers the first ITER_NEXT request of an iteration, closes at the second.
+    CloseInIteration,
     /// Socket transport: sends each reply as datagrams of one byte each.
     SocketByteByByte,
     /// Socket transport: the control file says flow control is on (stop sending) forever.
@@ -85,7 +87,8 @@ fn fake_server(fault: Fault) -> (String, mpsc::Receiver<()>) {
     let name = unique("cmap");
     let listener = listen_abstract(name.as_bytes()).expect("listen");
     let (done, ended) = mpsc::channel();
-    let guard = Ended { dir: PathBuf::from("/dev/shm").join(&name), done };
+    // Named as a libqb connection directory: clients refuse rings anywhere else.
+    let guard = Ended { dir: PathBuf::from("/dev/shm").join(format!("qb-{name}")), done };
     std::thread::spawn(move || {
         let sock = accept_with_passcred(&listener).expect("accept");
         let mut request = [0u8; CONNECTION_REQUEST_LEN];
@@ -160,10 +163,17 @@ fn serve_requests(fault: Fault, sock: &OwnedFd, mut rings: Rings, max: u32) {
     let mut frame = Vec::new();
     let mut reply = vec![0u8; max as usize];
     let mut doorbell = [0u8; 1];
+    let mut iter_next = 0;
     while recv_exact_with_creds(sock, &mut doorbell).is_ok() {
         let sem = rings.request.sem().expect("request sem");
         if !sem.try_wait() || rings.request.read_chunk(&mut frame).is_err() {
             continue;
+        }
+        if frame.get(..4) == Some(&ITER_NEXT_ID.to_ne_bytes()[..]) {
+            iter_next += 1;
+            if fault == Fault::CloseInIteration && iter_next == 2 {
+                return;
+            }
         }
         let n = engine.handle_request(ConnId(1), &frame, &mut reply).expect("engine reply");
         while engine.poll_notification(&mut reply[n..]).expect("notification").is_some() {}
@@ -389,6 +399,27 @@ fn socket_reply_in_one_byte_datagrams_is_reported() {
 fn socket_flow_control_off_is_busy() {
     let e = run(Fault::SocketFlowControlOff).unwrap_err();
     assert!(matches!(e, Error::Check(CheckError::Busy)), "{e:?}");
+}
+
+/// The id of CMAP's ITER_NEXT request (corosync's `MESSAGE_REQ_CMAP_ITER_NEXT`).
+const ITER_NEXT_ID: i32 = 5;
+
+/// Issue 13, item 7: a connection lost while a dump reads the key names keeps the names it
+/// read, each holding the loss (before, the dump failed and they were lost), so that
+/// `corowire cmap` can end as `corosync-cmapctl` does.
+#[test]
+fn a_dump_cut_while_reading_names_keeps_the_names_read() {
+    let (name, server_ended) = fake_server(Fault::CloseInIteration);
+    let options = Options { service_name: Some(name), timeout: Some(TIMEOUT), ..Options::default() };
+    let mut cmap = Cmap::connect_with(options).expect("connect");
+    cmap.set_u32("fault.a", 1).expect("set");
+    cmap.set_u32("fault.b", 2).expect("set");
+    let entries = cmap.dump(Some("fault.")).expect("a dump with the names read");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, "fault.a");
+    assert!(matches!(entries[0].1, Err(Error::Disconnected)), "{entries:?}");
+    drop(cmap);
+    server_ended.recv_timeout(WATCHDOG).expect("the fake server did not end");
 }
 
 #[test]

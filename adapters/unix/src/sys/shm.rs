@@ -72,6 +72,21 @@ impl SharedMapping {
         Self::map(&fd, len)
     }
 
+    /// Opens the existing file `name` in the directory `dir` `O_RDWR | O_NOFOLLOW` (a symbolic
+    /// link is never followed) and maps its current size; gives the mapping and the uid that
+    /// owns the opened file (`fstat` on its descriptor, so a file swapped in after the check
+    /// cannot be the one mapped). A client opens the socket transport's control file this way.
+    ///
+    /// # Errors
+    /// `openat` (`ELOOP` for a symbolic link), `fstat` or `mmap` failures; `EINVAL` for an
+    /// empty file.
+    pub fn open_at(dir: BorrowedFd<'_>, name: &Path) -> Result<(Self, Uid), Errno> {
+        let fd = openat(dir, name, OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+        let stat = fstat(&fd)?;
+        let len = usize::try_from(stat.st_size).map_err(|_| Errno::EINVAL)?;
+        Ok((Self::map(&fd, len)?, Uid::from_raw(stat.st_uid)))
+    }
+
     /// Creates a new file (`O_CREAT | O_EXCL`, permission bits `mode` minus the umask), sizes it
     /// to `len` zero bytes with `ftruncate` and `posix_fallocate`, and maps it. On failure
     /// after the file was created it is unlinked. A server creates its files with

@@ -30,6 +30,10 @@ pub enum TransportError {
     Ring(ShmError),
     /// A system call failed.
     Io(Errno),
+    /// The server or the files its setup response named failed a check (root or the
+    /// client's own user, a `qb-*` directory of theirs, no symbolic link): the client
+    /// refused to map or ever remove them.
+    Untrusted(super::Untrusted),
 }
 
 impl fmt::Display for TransportError {
@@ -43,17 +47,19 @@ impl fmt::Display for TransportError {
             Self::BufferTooSmall(e) => e.fmt(f),
             Self::Ring(e) => e.fmt(f),
             Self::Io(_) => f.write_str("system call failed"),
+            Self::Untrusted(e) => e.fmt(f),
         }
     }
 }
 
-/// As [`crate::Error`]: [`TransportError::BufferTooSmall`] and [`TransportError::Ring`] are
-/// transparent; the other variants with a cause give it as the `source()`.
+/// As [`crate::Error`]: [`TransportError::BufferTooSmall`], [`TransportError::Ring`] and
+/// [`TransportError::Untrusted`] are transparent; the other variants with a cause give it as the `source()`.
 impl core::error::Error for TransportError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Self::NoDaemon(e) | Self::Io(e) => Some(e),
             Self::Handshake(e) => Some(e),
+            Self::Untrusted(e) => e.source(),
             Self::BufferTooSmall(e) => e.source(),
             Self::Ring(e) => e.source(),
             _ => None,

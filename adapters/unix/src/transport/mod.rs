@@ -7,6 +7,7 @@
 //! lives in `corowire::Connection`.
 
 mod clock;
+mod conndir;
 mod error;
 pub mod handshake;
 mod shm;
@@ -24,6 +25,7 @@ use corowire::qb::{ConnectResponse, ConnectionType};
 use corowire::transport::Transport;
 use nix::sys::socket::{shutdown, Shutdown};
 
+pub use conndir::Untrusted;
 pub use error::TransportError;
 pub use shm::ShmTransport;
 pub use socket::SocketTransport;
@@ -103,16 +105,6 @@ impl ClientTransport for SocketTransport {
     }
 
     fn set_spin(&mut self, _spin: Option<core::time::Duration>) {}
-}
-
-/// Removes the per-connection directory (`/dev/shm/qb-...`, docs/protocol.md §2.1) that holds
-/// the file at `path`, if it is empty; any other directory is left alone. Best effort: a
-/// directory already gone, or still holding files, stays as it is.
-fn remove_connection_dir(path: &Path) {
-    let dir = path.parent();
-    if let Some(dir) = dir.filter(|d| d.file_name().is_some_and(|n| n.as_bytes().starts_with(b"qb-"))) {
-        let _ = std::fs::remove_dir(dir);
-    }
 }
 
 /// Opens the transport a decoded setup response names, over the connected setup socket

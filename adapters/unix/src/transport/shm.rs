@@ -16,8 +16,8 @@ use nix::sys::socket::{getsockopt, recv, shutdown, sockopt, MsgFlags, Shutdown};
 use nix::unistd::Pid;
 
 use super::clock::{wait_readable, Clock, MAX_WAIT_SLICE};
+use super::conndir::{ConnDir, Untrusted};
 use super::error::{disconnected, TransportError};
-use super::remove_connection_dir;
 use super::spin::{spin_take, Spin};
 use crate::ring::{ShmError, ShmRing};
 use crate::sem::{GlibcSem, SemError};
@@ -39,7 +39,9 @@ const REAP_PAUSE: Duration = Duration::from_millis(10);
 /// that finds the server gone (and the drop, if no call did) looks whether the server
 /// process still exists, and once it does not (or is a zombie, or its pid is not known),
 /// unlinks the six ring files and, unlike libqb, also the emptied connection directory,
-/// which the server made the client's own (docs/protocol.md §2.1, §2.9).
+/// which the server made the client's own (docs/protocol.md §2.1, §2.9). It removes them
+/// through the directory's descriptor, opened at connect time, so a directory swapped for a
+/// link after the server died redirects nothing (issue 13).
 ///
 /// Everything it changes (the rings' chunks, the event doorbell bytes owed, the adaptive
 /// spin's statistics) is changed only through `&mut self`, never through a shared reference:
@@ -80,6 +82,8 @@ pub struct ShmTransport {
     clock: Clock,
     /// The base paths of the three rings, as the setup response named them.
     bases: [PathBuf; 3],
+    /// The directory holding them, opened at connect time: the files are removed through it.
+    dir: ConnDir,
     /// The server's pid from `SO_PEERCRED`, `None` if it is not visible from here.
     server: Option<Pid>,
     /// Whether a failed call already looked whether the server is gone.
@@ -90,9 +94,13 @@ pub struct ShmTransport {
 
 impl ShmTransport {
     /// Opens the three rings the setup response named, over the connected setup socket
-    /// `sock`. On failure the socket is shut down.
+    /// `sock`. The server must run as root or as the client's own user (`SO_PEERCRED` on
+    /// `sock`), and the three rings must lie in one `qb-*` directory of the server's or the
+    /// client's user, opened `O_NOFOLLOW` and kept open to remove them through (issue 13).
+    /// On failure the socket is shut down.
     ///
     /// # Errors
+    /// [`TransportError::Untrusted`] for a server or directory failing those checks;
     /// [`TransportError::Ring`] / [`TransportError::Io`] for a ring that cannot be opened.
     pub fn open(
         sock: OwnedFd,
@@ -101,14 +109,19 @@ impl ShmTransport {
         event_path: &Path,
     ) -> Result<Self, TransportError> {
         let opened = (|| {
-            Ok::<_, ShmError>((
+            let dir = ConnDir::open(&sock, request_path)?;
+            if ![response_path, event_path].iter().all(|p| dir.holds(p)) {
+                return Err(TransportError::Untrusted(Untrusted::NotInConnectionDir));
+            }
+            Ok::<_, TransportError>((
+                dir,
                 ShmRing::open(request_path)?,
                 ShmRing::open(response_path)?,
                 ShmRing::open(event_path)?,
             ))
         })();
         match opened {
-            Ok((request, response, event)) => {
+            Ok((dir, request, response, event)) => {
                 let server = getsockopt(&sock, sockopt::PeerCredentials)
                     .ok()
                     .map(|c| c.pid())
@@ -127,6 +140,7 @@ impl ShmTransport {
                         response_path.to_path_buf(),
                         event_path.to_path_buf(),
                     ],
+                    dir,
                     server,
                     looked: AtomicBool::new(false),
                     removed: AtomicBool::new(false),
@@ -134,7 +148,7 @@ impl ShmTransport {
             }
             Err(e) => {
                 let _ = shutdown(sock.as_raw_fd(), Shutdown::Both);
-                Err(e.into())
+                Err(e)
             }
         }
     }
@@ -381,14 +395,12 @@ impl ShmTransport {
         if gone {
             for base in &self.bases {
                 for suffix in ["-header", "-data"] {
-                    let mut file = base.as_os_str().to_owned();
-                    file.push(suffix);
-                    // Best effort: a file already gone, or not ours to remove, stays as it is.
-                    let _ = std::fs::remove_file(file);
+                    // Best effort: a file already gone stays as it is.
+                    self.dir.unlink(base, suffix);
                 }
             }
             // The per-connection `qb-...` directory, once empty (never anything else).
-            remove_connection_dir(&self.bases[0]);
+            self.dir.remove();
             self.removed.store(true, Relaxed);
         }
     }

@@ -18,6 +18,7 @@ use corowire::transport::BufferTooSmall;
 use corowire::wire::socket::{CONTROL_LEN, EVENT_SENT, REQUEST_FLOW_CONTROL, REQUEST_SENT, RESPONSE_SENT};
 
 use super::clock::{wait_readable, Clock, MAX_WAIT_SLICE};
+use super::conndir::ConnDir;
 use super::error::TransportError;
 use crate::sys::shm::SharedMapping;
 use crate::sys::sock::{
@@ -123,6 +124,9 @@ pub struct SocketTransport {
     setup: OwnedFd,
     control: SharedMapping,
     control_path: PathBuf,
+    /// The directory holding the control file, opened at connect time: the file is removed
+    /// through it.
+    dir: ConnDir,
     /// Requests go out and responses come in on this socket.
     request: OwnedFd,
     event: OwnedFd,
@@ -139,7 +143,14 @@ impl SocketTransport {
     /// and connects it to `\0<base>-event-tx`. `setup` is the connected setup socket, kept for
     /// liveness.
     ///
+    /// The server must run as root or as the client's own user (`SO_PEERCRED` on `setup`), and
+    /// the control file must lie in a `qb-*` directory of the server's or the client's user;
+    /// both are opened through descriptors that never follow a symbolic link, and the file's
+    /// owner is checked on its descriptor (issue 13: libqb's client maps and later unlinks
+    /// whatever path the server names).
+    ///
     /// # Errors
+    /// [`TransportError::Untrusted`] for a server or file failing those checks;
     /// [`TransportError::Io`] for a control file that cannot be mapped or is too short
     /// (`EINVAL`, [`read_control`]), or a socket that cannot be bound or connected.
     pub fn open(
@@ -148,7 +159,8 @@ impl SocketTransport {
         base: &Path,
         max_msg_size: usize,
     ) -> Result<Self, TransportError> {
-        let control = SharedMapping::open(control_path).map_err(TransportError::Io)?;
+        let dir = ConnDir::open(&setup, control_path)?;
+        let control = dir.map(control_path)?;
         read_control(&control).map_err(|_| TransportError::Io(Errno::EINVAL))?;
         let pair = |local: &str, remote: &str| -> Result<OwnedFd, Errno> {
             let fd = bind_dgram(&channel_name(base, local), max_msg_size)?;
@@ -162,6 +174,7 @@ impl SocketTransport {
             setup,
             control,
             control_path: control_path.to_path_buf(),
+            dir,
             request,
             event,
             ready,
@@ -258,11 +271,11 @@ impl SocketTransport {
         alive
     }
 
-    /// Removes the control file, then tries the directory (the server removes them too;
-    /// whoever is second fails harmlessly).
+    /// Removes the control file, then tries the directory, both through the directory's
+    /// descriptor (the server removes them too; whoever is second fails harmlessly).
     fn remove_files(&self) {
-        let _ = std::fs::remove_file(&self.control_path);
-        super::remove_connection_dir(&self.control_path);
+        self.dir.unlink(&self.control_path, "");
+        self.dir.remove();
     }
 
     /// [`SocketTransport::check_alive`] without the removal.
