@@ -46,6 +46,10 @@ use super::{drain, Server, ServerStartError, CMAP_SERVICE, MAX_NODES};
 const MAX_LINE: usize = 4096;
 /// Replies a peer may leave unread before it is dropped.
 const MAX_OUTPUT: usize = 1 << 20;
+/// Control connections at once; a newcomer beyond them is closed at once.
+const MAX_PEERS: usize = 64;
+/// Bytes read from one peer per wake-up (`poll` wakes the server again for the rest).
+const READ_PER_WAKE: usize = 64 * 1024;
 
 /// The index of libquorum in `Engines::all`.
 const QUORUM: usize = 2;
@@ -86,7 +90,12 @@ impl Drop for ControlSocket {
 #[derive(Debug)]
 struct Peer {
     sock: UnixStream,
+    /// The start of the line being received (at most [`MAX_LINE`] bytes).
     input: Vec<u8>,
+    /// Complete lines received, each `Err(())` when it was longer than [`MAX_LINE`].
+    lines: Vec<Result<Vec<u8>, ()>>,
+    /// The line being received is too long: its bytes are dropped up to its newline.
+    discarding: bool,
     output: Vec<u8>,
     /// The peer closed its side: close once the output is written.
     eof: bool,
@@ -183,8 +192,11 @@ impl Sim {
     }
 
     /// The descriptors to poll and what for: the listener, then each peer.
-    pub(super) fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
-        let listener = self.socket.iter().map(|s| (s.listener.as_fd(), PollFlags::POLLIN));
+    /// The descriptors to poll: the control socket first (not read for new peers while
+    /// `resting` after a failed `accept`), then each peer.
+    pub(super) fn poll_fds(&self, resting: bool) -> Vec<(BorrowedFd<'_>, PollFlags)> {
+        let accept = if resting { PollFlags::empty() } else { PollFlags::POLLIN };
+        let listener = self.socket.iter().map(|s| (s.listener.as_fd(), accept));
         let peers = self.peers.iter().map(|p| {
             let mut flags = if p.eof { PollFlags::empty() } else { PollFlags::POLLIN };
             if !p.output.is_empty() {
@@ -259,8 +271,12 @@ impl Server {
             let flags = events.next().unwrap_or(PollFlags::empty());
             if flags.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
                 read_peer(&mut sim.peers[i]);
-                while let Some(line) = next_line(&mut sim.peers[i]) {
-                    let reply = self.command(&mut sim, &line);
+                let lines = core::mem::take(&mut sim.peers[i].lines);
+                for line in lines {
+                    let reply = match line {
+                        Ok(line) => self.command(&mut sim, &line),
+                        Err(()) => format!("error: command longer than {MAX_LINE} bytes\n"),
+                    };
                     let peer = &mut sim.peers[i];
                     peer.output.extend_from_slice(reply.as_bytes());
                     if peer.output.len() > MAX_OUTPUT {
@@ -274,15 +290,26 @@ impl Server {
         self.sim = Some(sim);
     }
 
-    fn accept_control(&self, sim: &mut Sim) {
+    fn accept_control(&mut self, sim: &mut Sim) {
         let Some(socket) = &sim.socket else { return };
         let me = nix::unistd::geteuid().as_raw();
         loop {
             let sock = match socket.listener.accept() {
                 Ok((sock, _)) => sock,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) and the like: the socket stays readable, so
+                    // rest instead of waking again at once.
+                    self.log_sim(format_args!("control socket: accept failed: {e}"));
+                    self.accept_backoff = Some(std::time::Instant::now() + super::ACCEPT_BACKOFF);
+                    return;
+                }
             };
+            if sim.peers.len() >= MAX_PEERS {
+                self.log_sim(format_args!("control socket: {MAX_PEERS} peers already, newcomer closed"));
+                continue;
+            }
             match super::peer_cred(&sock) {
                 Ok(peer) if peer.uid == me => {}
                 Ok(peer) => {
@@ -297,18 +324,22 @@ impl Server {
                 Err(_) => continue,
             }
             if sock.set_nonblocking(true).is_ok() {
-                sim.peers.push(Peer { sock, input: Vec::new(), output: Vec::new(), eof: false, dead: false });
+                sim.peers.push(Peer {
+                    sock,
+                    input: Vec::new(),
+                    lines: Vec::new(),
+                    discarding: false,
+                    output: Vec::new(),
+                    eof: false,
+                    dead: false,
+                });
             }
         }
     }
 
     /// Runs one command line: its output and status line.
     fn command(&mut self, sim: &mut Sim, line: &[u8]) -> String {
-        let text = match core::str::from_utf8(line) {
-            Ok(t) if line.len() <= MAX_LINE => t,
-            Ok(_) => return format!("error: command longer than {MAX_LINE} bytes\n"),
-            Err(_) => return "error: command is not UTF-8\n".into(),
-        };
+        let Ok(text) = core::str::from_utf8(line) else { return "error: command is not UTF-8\n".into() };
         let outcome = match Command::parse(text).and_then(|cmd| Ok((sim.cluster.apply(&cmd)?, cmd))) {
             Ok(o) => o,
             Err(CommandError::Empty) => return "ok\n".into(),
@@ -395,26 +426,23 @@ impl Server {
     }
 }
 
-/// Reads what the peer sent.
+/// Reads what the peer sent (at most [`READ_PER_WAKE`] bytes) and splits it into lines.
 fn read_peer(peer: &mut Peer) {
     let mut buf = [0u8; 1024];
-    loop {
+    let mut read = 0;
+    while read < READ_PER_WAKE {
         match peer.sock.read(&mut buf) {
             Ok(0) => {
                 peer.eof = true;
                 // A last line without its newline still counts.
-                if !peer.input.is_empty() {
-                    peer.input.push(b'\n');
+                if !peer.input.is_empty() && !peer.discarding {
+                    peer.lines.push(Ok(core::mem::take(&mut peer.input)));
                 }
                 return;
             }
             Ok(n) => {
-                peer.input.extend_from_slice(&buf[..n]);
-                if peer.input.len() > MAX_LINE && !peer.input[..=MAX_LINE].contains(&b'\n') {
-                    // Keep only enough to say the line is too long.
-                    peer.input.truncate(MAX_LINE + 1);
-                    peer.input.push(b'\n');
-                }
+                read += n;
+                take_lines(peer, &buf[..n]);
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -426,15 +454,30 @@ fn read_peer(peer: &mut Peer) {
     }
 }
 
-/// The next complete line of the peer's input, without its newline.
-fn next_line(peer: &mut Peer) -> Option<Vec<u8>> {
-    if peer.dead {
-        return None;
+/// Adds `bytes` to the peer's input: each complete line goes to `lines`; a line longer than
+/// [`MAX_LINE`] gives one error and its bytes are dropped up to its newline, so that no part
+/// of it is ever taken for a command and the lines after it are served.
+fn take_lines(peer: &mut Peer, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        let end = bytes.iter().position(|&b| b == b'\n');
+        let part = &bytes[..end.unwrap_or(bytes.len())];
+        if !peer.discarding {
+            if peer.input.len() + part.len() > MAX_LINE {
+                peer.input.clear();
+                peer.discarding = true;
+                peer.lines.push(Err(()));
+            } else {
+                peer.input.extend_from_slice(part);
+            }
+        }
+        let Some(end) = end else { return };
+        if peer.discarding {
+            peer.discarding = false;
+        } else {
+            peer.lines.push(Ok(core::mem::take(&mut peer.input)));
+        }
+        bytes = &bytes[end + 1..];
     }
-    let end = peer.input.iter().position(|&b| b == b'\n')?;
-    let mut line: Vec<u8> = peer.input.drain(..=end).collect();
-    line.pop();
-    Some(line)
 }
 
 /// Writes what is pending for the peer.
@@ -449,5 +492,58 @@ fn write_peer(peer: &mut Peer) {
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
             Err(_) => peer.dead = true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> Peer {
+        let (sock, _other) = UnixStream::pair().expect("socket pair");
+        Peer {
+            sock,
+            input: Vec::new(),
+            lines: Vec::new(),
+            discarding: false,
+            output: Vec::new(),
+            eof: false,
+            dead: false,
+        }
+    }
+
+    #[test]
+    fn no_part_of_an_overlong_line_is_taken_for_a_command() {
+        // The breaker's case: 5 KiB without a newline in 1 KiB writes, then a command: the long
+        // line's tail must not run as one, and `down 2` is the next command.
+        let mut p = peer();
+        for _ in 0..5 {
+            take_lines(&mut p, &[b'x'; 1024]);
+        }
+        take_lines(&mut p, b"tail\ndown 2\n");
+        assert_eq!(p.lines, [Err(()), Ok(b"down 2".to_vec())]);
+        assert!(p.input.is_empty() && !p.discarding);
+    }
+
+    #[test]
+    fn the_lines_after_an_overlong_one_in_the_same_read_are_served() {
+        let mut p = peer();
+        let mut bytes = vec![b'y'; 5000];
+        bytes.extend_from_slice(b"\nup 2\nshow\nsh");
+        take_lines(&mut p, &bytes);
+        assert_eq!(p.lines, [Err(()), Ok(b"up 2".to_vec()), Ok(b"show".to_vec())]);
+        take_lines(&mut p, b"ow\n");
+        assert_eq!(p.lines.last(), Some(&Ok(b"show".to_vec())));
+        // Exactly MAX_LINE bytes is a line; one more is not, and gives one error, however long.
+        let mut p = peer();
+        take_lines(&mut p, &[b'a'; MAX_LINE]);
+        take_lines(&mut p, b"\n");
+        assert_eq!(p.lines, [Ok(vec![b'a'; MAX_LINE])]);
+        let mut p = peer();
+        for _ in 0..100 {
+            take_lines(&mut p, &[b'z'; MAX_LINE]);
+        }
+        assert_eq!(p.lines, [Err(())]);
+        assert!(p.input.is_empty(), "an overlong line is not kept");
     }
 }

@@ -854,7 +854,7 @@ impl Server {
             ids.push((id, setup_at, data_at));
         }
         let control_at = fds.len();
-        fds.extend(self.sim.iter().flat_map(control::Sim::poll_fds).map(|(fd, ev)| PollFd::new(fd, ev)));
+        fds.extend(self.sim.iter().flat_map(|s| s.poll_fds(resting)).map(|(fd, ev)| PollFd::new(fd, ev)));
         let timeout =
             timeout.map_or(PollTimeout::NONE, |t| PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX));
         match poll(&mut fds, timeout) {
