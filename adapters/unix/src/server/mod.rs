@@ -471,6 +471,9 @@ struct Engines {
     quorum: Box<Quorum>,
     quorum_lib: Box<QuorumLib>,
     cfg: Box<Cfg>,
+    /// Whether votequorum is served (a quorum provider is configured): only then does CMAP
+    /// show its `runtime.votequorum.*` keys, as in corosync.
+    votequorum: bool,
 }
 
 /// Number of services; the length of [`Engines::all`] and [`ServerConfig::names`].
@@ -662,7 +665,8 @@ impl Server {
                 .map_err(|e| ServerStartError::Config(format!("address {addr} of node {nodeid}: {e}")))?;
         }
         let sync = sync::QuorumSync::new(&cmap, verbose);
-        let engines = Engines { cmap, quorum, quorum_lib, cfg: cfg_engine };
+        let votequorum = cfg.votequorum_name.is_some() && cfg.has_quorum_provider();
+        let engines = Engines { cmap, quorum, quorum_lib, cfg: cfg_engine, votequorum };
         let mut listeners = Vec::new();
         for (service, name) in cfg.names().into_iter().enumerate() {
             if let Some(name) = name {
@@ -1309,7 +1313,13 @@ fn sync_quorum(
 ) -> Result<(), ServerError> {
     let mut done = Ok(());
     for _ in 0..2 {
-        done = step(engines).and_then(|()| sync::mirror(&mut engines.cmap, &engines.quorum));
+        done = step(engines).and_then(|()| {
+            if engines.votequorum {
+                sync::mirror(&mut engines.cmap, &engines.quorum)
+            } else {
+                Ok(())
+            }
+        });
         for service in 0..SERVICES {
             drain(engines, service, sessions, buf, bound);
         }
