@@ -234,9 +234,14 @@ fn checks(control: &Path) {
     // Refused commands change nothing and say why.
     let (code, _, err) = sim(control, &["down", "1"]);
     assert!(code == 1 && err.contains("local node"), "down 1: {code} {err}");
-    for bad in [&["reboot"][..], &["down", "x"], &["join", "0"], &["up", "9"]] {
+    for bad in [&["up", "9"][..], &["join", "0", "7"], &["join", "0", "1", "1"]] {
         let (code, _, err) = sim(control, bad);
         assert!(code == 1 && !err.is_empty(), "{bad:?}: {code} {err}");
+    }
+    // Bad usage is refused before it is sent, with exit status 2.
+    for bad in [&["reboot"][..], &["down", "x"], &["join", "0"], &["up", "2,,3"]] {
+        let (code, _, err) = sim(control, bad);
+        assert!(code == 2 && err.contains("usage:"), "{bad:?}: {code} {err}");
     }
     assert_eq!(quorum_status().1, "1");
 
