@@ -245,6 +245,12 @@ fn checks(control: &Path) {
     }
     assert_eq!(quorum_status().1, "1");
 
+    // A node started alone in a partition of its own has 1 of 3 votes: not quorate.
+    apply(control, &["up", "2:3"]);
+    let show = apply(control, &["show"]);
+    assert!(show.contains("partition 2: nodes [3], quorate no\n"), "{show}");
+    apply(control, &["down", "3"]);
+
     // Back together: node 3 joins for the second time, node 2 too.
     apply(control, &["up", "3"]);
     tracker.expect(&[

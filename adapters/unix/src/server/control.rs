@@ -197,10 +197,15 @@ impl Sim {
 }
 
 /// A fresh votequorum state for node `nodeid`: the local configuration with its id and votes,
-/// every other node known and dead.
+/// the expected votes the local node started with (`quorum.expected_votes`, else the
+/// nodelist's sum, as `votequorum_readconfig`), every other node known and dead.
 fn new_shadow(quorum: QuorumConfig, votes: &[(u32, u32)], nodeid: u32) -> Box<Shadow> {
     let votes_of = |id: u32| votes.iter().find(|v| v.0 == id).map_or(1, |v| v.1);
-    let cfg = QuorumConfig { nodeid, votes: votes_of(nodeid), ..quorum };
+    let expected_votes = match quorum.expected_votes {
+        0 => votes.iter().fold(0u32, |sum, v| sum.saturating_add(v.1)),
+        set => set,
+    };
+    let cfg = QuorumConfig { nodeid, votes: votes_of(nodeid), expected_votes, ..quorum };
     let mut shadow = Box::new(Shadow::new(cfg));
     for &(id, v) in votes.iter().filter(|v| v.0 != nodeid) {
         // A full table only leaves the node out: the shadow is for `show`.
