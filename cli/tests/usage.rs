@@ -94,3 +94,15 @@ fn help_names_every_demo_backend() {
         assert!(line.contains(backend), "{backend} missing from:\n{help}");
     }
 }
+
+#[test]
+fn serve_says_which_node_it_serves_and_what_failed() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corosync_conf/three_nodes.conf");
+    // The simulated cluster is built before anything listens: nothing is served.
+    let out = corowire(&["serve", "--corosync-conf", conf, "--nodeid", "2", "--up", "9"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("corowire serve: serving node 2: --nodeid\n"), "{err}");
+    assert!(err.contains("corowire serve: simulated cluster: node 9 is not in the node list"), "{err}");
+    assert!(!err.contains("configuration refused"), "{err}");
+}

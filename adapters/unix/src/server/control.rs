@@ -108,8 +108,7 @@ impl Sim {
             nodelist.iter().map(|(id, addrs)| (*id, ip_text(addrs))).collect();
         ips.entry(local).or_insert_with(|| ip_text(&["127.0.0.1".to_owned()]));
         let ids: Vec<u32> = ips.keys().copied().collect();
-        let cluster = Cluster::new(local, &ids, up, seq)
-            .map_err(|e| ServerStartError::Config(format!("simulated cluster: {e}")))?;
+        let cluster = Cluster::new(local, &ids, up, seq).map_err(|e| ServerStartError::Sim(e.to_string()))?;
         let socket = control.map(bind_control).transpose()?;
         Ok(Self {
             cluster,
@@ -225,17 +224,17 @@ fn ip_text(addrs: &[String]) -> String {
 /// Listens at `path` (mode 0600); a stale socket file nobody listens on is replaced.
 fn bind_control(path: &Path) -> Result<ControlSocket, ServerStartError> {
     let error = |what: &str, e: std::io::Error| {
-        ServerStartError::Config(format!("control socket {}: {what}: {e}", path.display()))
+        ServerStartError::Control(format!("control socket {}: {what}: {e}", path.display()))
     };
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(ServerStartError::Config(format!(
+            return Err(ServerStartError::Control(format!(
                 "control socket {}: exists and is not a socket",
                 path.display()
             )));
         }
         if UnixStream::connect(path).is_ok() {
-            return Err(ServerStartError::Config(format!(
+            return Err(ServerStartError::Control(format!(
                 "control socket {}: another server listens on it",
                 path.display()
             )));

@@ -760,18 +760,24 @@ impl CorosyncConf {
         self.node_positions().into_iter().find(|&p| self.nodeid_at(p) == Some(nodeid))
     }
 
+    /// The position of the first node whose `name` or `ring0_addr` resolves to an address of
+    /// this machine (totemconfig.c's `find_local_node`); `None` when no node's does (then
+    /// corosync refuses to start, and [`CorosyncConf::local_node_pos`] falls back).
+    pub fn local_address_pos(&self) -> Option<u32> {
+        self.node_positions().into_iter().find(|&pos| {
+            ["name", "ring0_addr"].iter().any(|field| {
+                self.get_str(&format!("nodelist.node.{pos}.{field}")).is_some_and(is_local_address)
+            })
+        })
+    }
+
     /// The local node's position as corosync finds it (totemconfig.c's `find_local_node`):
     /// the first node whose `name` or `ring0_addr` resolves to an address of this machine
     /// (one a UDP socket can be bound to); else the node with the lowest id, so that a file
     /// written for other machines still serves. `None` without a node list.
     pub fn local_node_pos(&self) -> Option<u32> {
         let positions = self.node_positions();
-        let local = positions.iter().copied().find(|&pos| {
-            ["name", "ring0_addr"].iter().any(|field| {
-                self.get_str(&format!("nodelist.node.{pos}.{field}")).is_some_and(is_local_address)
-            })
-        });
-        local
+        self.local_address_pos()
             .or_else(|| positions.iter().copied().min_by_key(|&p| (self.nodeid_at(p).unwrap_or(u32::MAX), p)))
     }
 
@@ -981,6 +987,15 @@ mod tests {
                 "totem.version = UInt32(2)",
             ]
         );
+    }
+
+    #[test]
+    fn without_a_local_address_the_lowest_node_is_chosen() {
+        let conf = parse(
+            "nodelist {\n node {\n  nodeid: 5\n  ring0_addr: a.invalid\n }\n              node {\n  nodeid: 2\n  ring0_addr: b.invalid\n }\n}\n",
+        )
+        .unwrap();
+        assert_eq!((conf.local_address_pos(), conf.local_node_pos()), (None, Some(1)));
     }
 
     #[test]

@@ -445,6 +445,11 @@ pub enum ServerStartError {
     },
     /// A configured key or node was refused by the engine.
     Config(String),
+    /// The simulated cluster's control socket (`--control`) could not be set up; the text
+    /// names the path and what failed.
+    Control(String),
+    /// The simulated cluster could not be built (e.g. an `up` node not in the node list).
+    Sim(String),
     /// `poll` failed.
     Poll(Errno),
     /// The stop signals could not be blocked or read ([`Server::run_until_signal`]).
@@ -456,6 +461,8 @@ impl fmt::Display for ServerStartError {
         match self {
             Self::Listen { name, errno } => write!(f, "cannot listen on libqb socket '{name}': {errno}"),
             Self::Config(what) => write!(f, "configuration refused: {what}"),
+            Self::Control(what) => f.write_str(what),
+            Self::Sim(what) => write!(f, "simulated cluster: {what}"),
             Self::Poll(e) => write!(f, "poll failed: {e}"),
             Self::Signals(e) => write!(f, "cannot wait for SIGINT/SIGTERM: {e}"),
         }
