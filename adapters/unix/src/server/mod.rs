@@ -130,7 +130,7 @@ use corowire::server::cfg::{CfgEngine, MAX_LINKS};
 use corowire::server::cmap::CmapEngine;
 use corowire::server::quorum::QuorumLibEngine;
 use corowire::server::store::BTreeStore;
-use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+use corowire::server::votequorum::{ConfigError, QuorumConfig, QuorumEngine};
 use corowire::server::{grant_max_msg_size, ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
 use corowire::votequorum::{NodeState, RingId};
 use corowire::wire::ring::HEADER_FILE_LEN;
@@ -448,6 +448,8 @@ pub enum ServerStartError {
     /// The simulated cluster's control socket (`--control`) could not be set up; the text
     /// names the path and what failed.
     Control(String),
+    /// corosync's votequorum would not start with this quorum configuration (its message).
+    Quorum(ConfigError),
     /// The simulated cluster could not be built (e.g. an `up` node not in the node list).
     Sim(String),
     /// `poll` failed.
@@ -461,6 +463,7 @@ impl fmt::Display for ServerStartError {
         match self {
             Self::Listen { name, errno } => write!(f, "cannot listen on libqb socket '{name}': {errno}"),
             Self::Config(what) => write!(f, "configuration refused: {what}"),
+            Self::Quorum(e) => write!(f, "{e}"),
             Self::Control(what) => f.write_str(what),
             Self::Sim(what) => write!(f, "simulated cluster: {what}"),
             Self::Poll(e) => write!(f, "poll failed: {e}"),
@@ -581,7 +584,7 @@ fn new_engines(
     let build = move || {
         let cmap = Box::new(Cmap::new(BTreeStore::new(), BTreeStore::new(), seed));
         let quorum = Quorum::configure(quorum, &nodes, &mut |note| sync::report(verbose, note));
-        quorum.map(|q| (cmap, Box::new(q))).map_err(|e| ServerStartError::Config(e.to_string()))
+        quorum.map(|q| (cmap, Box::new(q))).map_err(ServerStartError::Quorum)
     };
     match std::thread::Builder::new().stack_size(64 << 20).spawn(build.clone()) {
         Ok(handle) => match handle.join() {
