@@ -101,7 +101,7 @@ commands:
   sim --control PATH CMD [ARGS...]
         change the simulated cluster of `corowire serve --control PATH` with corosync-vqsim's
         commands: up N[,N..], down N[,N..], split P:N[,N..]..., join P P..., qdevice on|off
-        N[,N..], show; exits 0 once every client's notifications are queued
+        [P:]N[,N..], show; exits 0 once every client's notifications are queued
   gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE [options]
         relay stream-framed clients (corowire-embedded) to the local cmap and votequorum
         services (`corowire gateway --help` for details)

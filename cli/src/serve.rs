@@ -29,9 +29,10 @@
 //! sets `runtime.votequorum.this_node_id` as corosync does, so that `corowire quorum` works.
 
 use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use corowire::value::OwnedValue;
+use corowire_unix::server::corosync_conf::CorosyncConf;
 use corowire_unix::server::{IpcType, Server, ServerConfig, ServerStartError};
 use corowire_unix::NAME_PREFIX_ENV;
 
@@ -56,8 +57,9 @@ Without --corosync-conf or --config it looks like a one-node corosync on loopbac
                         with `qb_ipc_type: socket`)
   --verbose             log connections and faults to standard error
   --nodeid N            the node of the node list whose view is served (default: with
-                        --corosync-conf the node whose address is local, as corosync picks it;
-                        else totem.nodeid if listed; else the lowest node id)
+                        --corosync-conf the node whose address is local, as corosync picks it,
+                        or when none is (corosync would refuse) the lowest node id, as said on
+                        standard error; else totem.nodeid if listed; else the lowest node id)
   --up N[,N..]          the nodes of the node list up at start (default: all)
   --control PATH        take simulated-cluster commands (`corowire sim --control PATH ...`)
                         on a Unix socket at PATH (mode 0600, removed on exit)
@@ -263,6 +265,17 @@ pub(crate) fn run(args: &[OsString]) -> u8 {
     }
 }
 
+/// Why `corowire serve --corosync-conf path` serves the node it does.
+fn node_reason(path: &Path, nodeid: Option<u32>) -> &'static str {
+    if nodeid.is_some() {
+        return "--nodeid";
+    }
+    match CorosyncConf::load(path).map(|conf| conf.local_address_pos()) {
+        Ok(Some(_)) => "its address is local",
+        _ => "no node's address is local (corosync would refuse to start): the lowest node id",
+    }
+}
+
 fn serve(args: &Args) -> Result<(), String> {
     let mut cfg = ServerConfig::default();
     let env = std::env::var(NAME_PREFIX_ENV).ok();
@@ -283,6 +296,12 @@ fn serve(args: &Args) -> Result<(), String> {
             0 => e.kind.to_string(),
             line => format!("parser error: {}:{line}: {}", path.display(), e.kind),
         })?;
+        if let Some(nodeid) = cfg.nodeid {
+            out::eprint(&format!(
+                "corowire serve: serving node {nodeid}: {}\n",
+                node_reason(path, args.nodeid)
+            ));
+        }
     }
     // After the file, whose `system.qb_ipc_type` chooses too.
     if args.socket {

@@ -7,15 +7,19 @@
 //! The command's words are joined by spaces and sent as one line on the control socket
 //! (`corowire_unix::server`'s control module describes it); corosync-vqsim's commands: `up
 //! N[,N..]`, `down N[,N..]`, `split P:N[,N..]...` (or `move`), `join P P...`, `qdevice on|off
-//! N[,N..]`, `show`. The server answers after every connected client's notifications for the
-//! change are queued. Output lines are printed; exit status 0 when the command was applied,
-//! 1 with the server's message on standard error when it was refused or the server could not
-//! be reached, 2 on bad usage.
+//! [P:]N[,N..]`, `show`. The command's shape is checked here (`corowire::server::cluster::Command::parse`)
+//! before it is sent. The server answers after every connected client's notifications for the
+//! change are queued. Output lines are printed (its notes on standard error, prefixed); exit
+//! status 0 when the command was applied, 1 with the server's message on standard error when
+//! it was refused or the server could not be reached, 2 on bad usage (the command line, an
+//! unknown command, wrong arguments).
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+
+use corowire::server::cluster::Command;
 
 use crate::out;
 
@@ -29,10 +33,14 @@ commands, and returns once every connected client's notifications are queued:
   down N[,N..]             stop nodes (not the local node)
   split P:N[,N..]...       move running nodes to partition P (also: move)
   join P Q...              merge partitions Q... into P
-  qdevice on|off N[,N..]   switch nodes' quorum devices
+  qdevice on|off [P:]N[,N..]...
+                           switch nodes' quorum devices: recorded and listed by
+                           show; no vote counts them (the local node's device is
+                           a real client, corosync-qdevice)
   show                     print every node, the partitions and the local node's quorum
 
-Exit status: 0 applied, 1 refused or no server, 2 bad usage.
+Exit status: 0 applied, 1 refused or no server, 2 bad usage (options, an unknown
+command, wrong arguments).
 ";
 
 /// Runs `corowire sim`; returns the exit status.
@@ -74,6 +82,7 @@ fn parse(args: &[OsString]) -> Result<(PathBuf, Vec<String>), String> {
     if words.iter().any(|w| w.contains('\n')) {
         return Err("a command is one line".into());
     }
+    Command::parse(&words.join(" ")).map_err(|e| e.to_string())?;
     Ok((path, words))
 }
 
@@ -91,7 +100,11 @@ fn send(path: &PathBuf, line: &str) -> Result<(), String> {
         if let Some(msg) = reply.strip_prefix("error: ") {
             return Err(msg.to_owned());
         }
-        out::print(&format!("{reply}\n"));
+        if reply.starts_with("note: ") {
+            out::eprint(&format!("corowire sim: {reply}\n"));
+        } else {
+            out::print(&format!("{reply}\n"));
+        }
     }
     Err(format!("{}: the server closed without an answer", where_()))
 }
@@ -112,5 +125,19 @@ mod tests {
         assert!(parse(&args(&["down", "3"])).is_err());
         assert!(parse(&args(&["--control", "/x"])).is_err());
         assert!(parse(&args(&["--control", "/x", "down\n3"])).is_err());
+        for bad in [
+            &["frob"][..],
+            &["join", "0"],
+            &["split"],
+            &["up"],
+            &["show", "extra"],
+            &["qdevice", "maybe", "2"],
+            &["up", "0x2"],
+            &["up", "2,,3"],
+        ] {
+            let mut line = vec!["--control", "/x"];
+            line.extend_from_slice(bad);
+            assert!(parse(&args(&line)).is_err(), "{bad:?}");
+        }
     }
 }

@@ -234,11 +234,22 @@ fn checks(control: &Path) {
     // Refused commands change nothing and say why.
     let (code, _, err) = sim(control, &["down", "1"]);
     assert!(code == 1 && err.contains("local node"), "down 1: {code} {err}");
-    for bad in [&["reboot"][..], &["down", "x"], &["join", "0"], &["up", "9"]] {
+    for bad in [&["up", "9"][..], &["join", "0", "7"], &["join", "0", "1", "1"]] {
         let (code, _, err) = sim(control, bad);
         assert!(code == 1 && !err.is_empty(), "{bad:?}: {code} {err}");
     }
+    // Bad usage is refused before it is sent, with exit status 2.
+    for bad in [&["reboot"][..], &["down", "x"], &["join", "0"], &["up", "2,,3"]] {
+        let (code, _, err) = sim(control, bad);
+        assert!(code == 2 && err.contains("usage:"), "{bad:?}: {code} {err}");
+    }
     assert_eq!(quorum_status().1, "1");
+
+    // A node started alone in a partition of its own has 1 of 3 votes: not quorate.
+    apply(control, &["up", "2:3"]);
+    let show = apply(control, &["show"]);
+    assert!(show.contains("partition 2: nodes [3], quorate no\n"), "{show}");
+    apply(control, &["down", "3"]);
 
     // Back together: node 3 joins for the second time, node 2 too.
     apply(control, &["up", "3"]);

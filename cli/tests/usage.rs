@@ -94,3 +94,28 @@ fn help_names_every_demo_backend() {
         assert!(line.contains(backend), "{backend} missing from:\n{help}");
     }
 }
+
+#[test]
+fn serve_says_which_node_it_serves_and_what_failed() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corosync_conf/three_nodes.conf");
+    // The simulated cluster is built before anything listens: nothing is served.
+    // A private prefix: should a check be lost, no standard name is taken.
+    let prefix = format!("corowire-usage-{}", std::process::id());
+    let out =
+        corowire(&["serve", "--name-prefix", &prefix, "--corosync-conf", conf, "--nodeid", "2", "--up", "9"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("corowire serve: serving node 2: --nodeid\n"), "{err}");
+    assert!(err.contains("corowire serve: simulated cluster: node 9 is not in the node list"), "{err}");
+    assert!(!err.contains("configuration refused"), "{err}");
+    // A quorum configuration corosync refuses: its message, once.
+    let keys = std::env::temp_dir().join(format!("corowire-usage-{}.keys", std::process::id()));
+    let text = "nodelist.node.0.nodeid u32 1\nquorum.provider str corosync_votequorum\n\
+                quorum.auto_tie_breaker u8 1\nquorum.last_man_standing u8 1\n";
+    std::fs::write(&keys, text).unwrap();
+    let out = corowire(&["serve", "--name-prefix", &prefix, "--config", keys.to_str().unwrap()]);
+    std::fs::remove_file(&keys).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = "corowire serve: configuration error: auto_tie_breaker & last_man_standing not available";
+    assert!(out.status.code() == Some(1) && err.starts_with(want), "{err}");
+}

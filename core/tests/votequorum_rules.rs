@@ -371,13 +371,17 @@ fn run_time_expected_votes_block_a_one_node_cluster() {
 }
 
 #[test]
-fn run_time_two_node_switches_autoset_wait_for_all() {
+fn run_time_two_node_leaves_wait_for_all_off() {
     let (mut e, _) = cluster(2, QuorumConfig::default());
     e.set_membership(&[1], ring(5), T0).unwrap();
     assert_eq!(status(&mut e), (false, 2, 1, 2, "".into()));
     let nodes = [(1, 1), (2, 1)];
     let cfg = QuorumConfig { two_node: true, expected_votes: 0, ..QuorumConfig::default() };
     e.reconfigure(cfg, &nodes, &mut |_| {}).unwrap();
-    // corosync does not start waiting at run time: quorate at once.
-    assert_eq!(status(&mut e), (true, 2, 1, 1, "2Node Quorate WaitForAll".into()));
+    // corosync sets wait_for_all from two_node only at start (votequorum_readconfig's
+    // `!runtime`): quorate at once, and no WaitForAll flag.
+    assert_eq!(status(&mut e), (true, 2, 1, 1, "2Node Quorate".into()));
+    // Off again: nothing was switched on that would stay.
+    e.reconfigure(QuorumConfig::default(), &nodes, &mut |_| {}).unwrap();
+    assert!(!status(&mut e).4.contains("WaitForAll"));
 }

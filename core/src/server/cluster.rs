@@ -121,6 +121,10 @@ pub enum CommandError {
     },
     /// Building the model: more nodes than the model holds.
     Capacity,
+    /// `join` of a partition no up node is in.
+    NoSuchPartition(u32),
+    /// `join` names the partition twice.
+    DuplicatePartition(u32),
 }
 
 impl fmt::Display for CommandError {
@@ -146,6 +150,8 @@ impl fmt::Display for CommandError {
                 write!(f, "node {nodeid} is in partition {partition}")
             }
             Self::Capacity => f.write_str("more nodes than the model holds"),
+            Self::NoSuchPartition(p) => write!(f, "no node is up in partition {p}"),
+            Self::DuplicatePartition(p) => write!(f, "partition {p} is named twice"),
         }
     }
 }
@@ -179,7 +185,7 @@ impl Command {
             "down" => {
                 let mut nodes = Vec::new();
                 for word in rest() {
-                    for n in word.split(',').filter(|n| !n.is_empty()) {
+                    for n in word.split(',') {
                         nodes.push(number(n)?).map_err(|_| CommandError::TooMany)?;
                     }
                 }
@@ -233,7 +239,7 @@ fn targets<'a>(words: impl Iterator<Item = &'a str>) -> Result<Vec<Target, MAX_T
             Some((p, nodes)) => (number(p)?, nodes, true),
             None => (0, word, false),
         };
-        for n in nodes.split(',').filter(|n| !n.is_empty()) {
+        for n in nodes.split(',') {
             let target = Target { partition, nodeid: number(n)?, explicit };
             out.push(target).map_err(|_| CommandError::TooMany)?;
         }
@@ -407,6 +413,14 @@ impl<const NODES: usize> Cluster<NODES> {
                 let Some((into, from)) = parts.split_first() else {
                     return Err(CommandError::Usage(JOIN_USAGE));
                 };
+                for (i, p) in parts.iter().enumerate() {
+                    if parts[..i].contains(p) {
+                        return Err(CommandError::DuplicatePartition(*p));
+                    }
+                    if !next.iter().any(|n| n.up && n.partition == *p) {
+                        return Err(CommandError::NoSuchPartition(*p));
+                    }
+                }
                 for n in next.iter_mut().filter(|n| n.up && from.contains(&n.partition)) {
                     n.partition = *into;
                 }
@@ -598,7 +612,8 @@ mod tests {
         assert_eq!(Command::parse("qdevice maybe 1"), Err(CommandError::Usage(QDEVICE_USAGE)));
         assert_eq!(Command::parse("down"), Err(CommandError::Usage(DOWN_USAGE)));
         assert_eq!(Command::parse("show 1"), Err(CommandError::Usage("show")));
-        for bad in ["down x", "down -1", "up 1:", "up :1", "down 4294967296", "join 0 +1"] {
+        assert_eq!(Command::parse("up 2,,3"), Err(CommandError::BadNumber));
+        for bad in ["down x", "down -1", "up 1:", "up :1", "down 4294967296", "join 0 +1", "down 2,"] {
             let got = Command::parse(bad);
             assert!(matches!(got, Err(CommandError::BadNumber | CommandError::Usage(_))), "{bad}: {got:?}");
         }
@@ -638,6 +653,10 @@ mod tests {
         // Moving a node to the partition it is in changes nothing.
         assert_eq!(apply(&mut c, "split 1:2"), Ok(None));
         assert_eq!(c.partitions(), [1]);
+        assert_eq!(apply(&mut c, "join 1 7"), Err(CommandError::NoSuchPartition(7)));
+        assert_eq!(apply(&mut c, "join 0 1"), Err(CommandError::NoSuchPartition(0)));
+        assert!(apply(&mut c, "split 2:3").is_ok());
+        assert_eq!(apply(&mut c, "join 1 2 2"), Err(CommandError::DuplicatePartition(2)));
     }
 
     #[test]

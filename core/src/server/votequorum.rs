@@ -5,7 +5,7 @@
 //! and a state; the ring id and the members of the current and previous ring; the rules in
 //! force; and the quorum device. [`QuorumEngine::configure`] applies corosync's configuration
 //! rules (`votequorum_readconfig`): expected votes from the nodelist unless
-//! `quorum.expected_votes` is set; `two_node` switches `wait_for_all` on unless it is set;
+//! `quorum.expected_votes` is set; `two_node` at start switches `wait_for_all` on unless it is set;
 //! `two_node` is dropped when `auto_tie_breaker` is on; `auto_tie_breaker` is dropped on an
 //! odd node count without `wait_for_all` (refused with `last_man_standing`), with corosync's
 //! messages ([`ConfigNote`]). Quorum is computed as corosync does (`max((highest_expected +
@@ -393,7 +393,8 @@ impl<const NODES: usize> Model<NODES> {
             r.ev_tracking = cfg.allow_downscale || cfg.expected_votes_tracking;
         }
         r.two_node = cfg.two_node;
-        if r.wait_for_all_autoset {
+        // corosync derives wait_for_all from two_node only at start (`if (!runtime)`).
+        if !runtime && r.wait_for_all_autoset {
             r.wait_for_all = r.two_node;
         }
         if r.two_node && r.atb.is_some() {

@@ -117,8 +117,7 @@ impl Sim {
             nodelist.iter().map(|(id, addrs)| (*id, ip_text(addrs))).collect();
         ips.entry(local).or_insert_with(|| ip_text(&["127.0.0.1".to_owned()]));
         let ids: Vec<u32> = ips.keys().copied().collect();
-        let cluster = Cluster::new(local, &ids, up, seq)
-            .map_err(|e| ServerStartError::Config(format!("simulated cluster: {e}")))?;
+        let cluster = Cluster::new(local, &ids, up, seq).map_err(|e| ServerStartError::Sim(e.to_string()))?;
         let socket = control.map(bind_control).transpose()?;
         Ok(Self {
             cluster,
@@ -209,10 +208,15 @@ impl Sim {
 }
 
 /// A fresh votequorum state for node `nodeid`: the local configuration with its id and votes,
-/// every other node known and dead.
+/// the expected votes the local node started with (`quorum.expected_votes`, else the
+/// nodelist's sum, as `votequorum_readconfig`), every other node known and dead.
 fn new_shadow(quorum: QuorumConfig, votes: &[(u32, u32)], nodeid: u32) -> Box<Shadow> {
     let votes_of = |id: u32| votes.iter().find(|v| v.0 == id).map_or(1, |v| v.1);
-    let cfg = QuorumConfig { nodeid, votes: votes_of(nodeid), ..quorum };
+    let expected_votes = match quorum.expected_votes {
+        0 => votes.iter().fold(0u32, |sum, v| sum.saturating_add(v.1)),
+        set => set,
+    };
+    let cfg = QuorumConfig { nodeid, votes: votes_of(nodeid), expected_votes, ..quorum };
     let mut shadow = Box::new(Shadow::new(cfg));
     for &(id, v) in votes.iter().filter(|v| v.0 != nodeid) {
         // A full table only leaves the node out: the shadow is for `show`.
@@ -232,17 +236,17 @@ fn ip_text(addrs: &[String]) -> String {
 /// Listens at `path` (mode 0600); a stale socket file nobody listens on is replaced.
 fn bind_control(path: &Path) -> Result<ControlSocket, ServerStartError> {
     let error = |what: &str, e: std::io::Error| {
-        ServerStartError::Config(format!("control socket {}: {what}: {e}", path.display()))
+        ServerStartError::Control(format!("control socket {}: {what}: {e}", path.display()))
     };
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(ServerStartError::Config(format!(
+            return Err(ServerStartError::Control(format!(
                 "control socket {}: exists and is not a socket",
                 path.display()
             )));
         }
         if UnixStream::connect(path).is_ok() {
-            return Err(ServerStartError::Config(format!(
+            return Err(ServerStartError::Control(format!(
                 "control socket {}: another server listens on it",
                 path.display()
             )));

@@ -123,6 +123,9 @@ pub enum ConfErrorKind {
     UnknownNode(u32),
     /// A key name corosync would not store (3 to 255 characters of `[A-Za-z0-9._/:-]`).
     BadKeyName(String),
+    /// `quorum.provider: corosync_votequorum` with neither a node list nor
+    /// `quorum.expected_votes` (votequorum_readconfig refuses to start).
+    NoExpectedVotes,
 }
 
 impl fmt::Display for ConfErrorKind {
@@ -159,6 +162,9 @@ impl fmt::Display for ConfErrorKind {
             }
             Self::UnknownNode(id) => write!(f, "no node of the nodelist has nodeid {id}"),
             Self::BadKeyName(k) => write!(f, "Can't store key \"{k}\" into icmap: not a valid key name"),
+            Self::NoExpectedVotes => {
+                f.write_str("configuration error: nodelist or quorum.expected_votes must be configured!")
+            }
         }
     }
 }
@@ -646,7 +652,8 @@ impl CorosyncConf {
     /// names through the system's user and group databases.
     ///
     /// # Errors
-    /// The first error, with its line.
+    /// The first error, with its line; [`ConfErrorKind::NoExpectedVotes`] (line 0) for a
+    /// votequorum configuration corosync would not start with.
     pub fn parse(text: &[u8]) -> Result<Self, ConfError> {
         Self::parse_with(text, &mut system_account)
     }
@@ -683,7 +690,12 @@ impl CorosyncConf {
         if !parser.stack.is_empty() {
             return Err(ConfError { line: lines, kind: ConfErrorKind::MissingClosingBrace });
         }
-        Ok(Self { keys: parser.keys })
+        let conf = Self { keys: parser.keys };
+        let votequorum = conf.get_str("quorum.provider") == Some("corosync_votequorum");
+        if votequorum && conf.node_positions().is_empty() && conf.get("quorum.expected_votes").is_none() {
+            return Err(ConfError { line: 0, kind: ConfErrorKind::NoExpectedVotes });
+        }
+        Ok(conf)
     }
 
     /// Reads and parses the file at `path` ([`CorosyncConf::parse`]).
@@ -748,18 +760,24 @@ impl CorosyncConf {
         self.node_positions().into_iter().find(|&p| self.nodeid_at(p) == Some(nodeid))
     }
 
+    /// The position of the first node whose `name` or `ring0_addr` resolves to an address of
+    /// this machine (totemconfig.c's `find_local_node`); `None` when no node's does (then
+    /// corosync refuses to start, and [`CorosyncConf::local_node_pos`] falls back).
+    pub fn local_address_pos(&self) -> Option<u32> {
+        self.node_positions().into_iter().find(|&pos| {
+            ["name", "ring0_addr"].iter().any(|field| {
+                self.get_str(&format!("nodelist.node.{pos}.{field}")).is_some_and(is_local_address)
+            })
+        })
+    }
+
     /// The local node's position as corosync finds it (totemconfig.c's `find_local_node`):
     /// the first node whose `name` or `ring0_addr` resolves to an address of this machine
     /// (one a UDP socket can be bound to); else the node with the lowest id, so that a file
     /// written for other machines still serves. `None` without a node list.
     pub fn local_node_pos(&self) -> Option<u32> {
         let positions = self.node_positions();
-        let local = positions.iter().copied().find(|&pos| {
-            ["name", "ring0_addr"].iter().any(|field| {
-                self.get_str(&format!("nodelist.node.{pos}.{field}")).is_some_and(is_local_address)
-            })
-        });
-        local
+        self.local_address_pos()
             .or_else(|| positions.iter().copied().min_by_key(|&p| (self.nodeid_at(p).unwrap_or(u32::MAX), p)))
     }
 
@@ -969,6 +987,27 @@ mod tests {
                 "totem.version = UInt32(2)",
             ]
         );
+    }
+
+    #[test]
+    fn without_a_local_address_the_lowest_node_is_chosen() {
+        let conf = parse(
+            "nodelist {\n node {\n  nodeid: 5\n  ring0_addr: a.invalid\n }\n              node {\n  nodeid: 2\n  ring0_addr: b.invalid\n }\n}\n",
+        )
+        .unwrap();
+        assert_eq!((conf.local_address_pos(), conf.local_node_pos()), (None, Some(1)));
+    }
+
+    #[test]
+    fn votequorum_needs_a_nodelist_or_expected_votes() {
+        let quorum = "quorum {\n provider: corosync_votequorum\n}\n";
+        let err = parse(&format!("totem {{\n version: 2\n}}\n{quorum}")).unwrap_err();
+        assert!(err.to_string().contains("nodelist or quorum.expected_votes must be configured"));
+        assert_eq!((err.line, err.kind), (0, ConfErrorKind::NoExpectedVotes));
+        assert!(parse("quorum {\n provider: corosync_votequorum\n expected_votes: 3\n}\n").is_ok());
+        assert!(parse(&format!("nodelist {{\n node {{\n  nodeid: 1\n }}\n}}\n{quorum}")).is_ok());
+        // Without votequorum nothing needs them; a top-level key is stored, as corosync does.
+        assert!(parse("foo: bar\ntotem {\n version: 2\n}\n").is_ok());
     }
 
     #[test]

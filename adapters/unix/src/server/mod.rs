@@ -130,7 +130,7 @@ use corowire::server::cfg::{CfgEngine, MAX_LINKS};
 use corowire::server::cmap::CmapEngine;
 use corowire::server::quorum::QuorumLibEngine;
 use corowire::server::store::BTreeStore;
-use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+use corowire::server::votequorum::{ConfigError, QuorumConfig, QuorumEngine};
 use corowire::server::{grant_max_msg_size, ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
 use corowire::votequorum::{NodeState, RingId};
 use corowire::wire::ring::HEADER_FILE_LEN;
@@ -445,6 +445,13 @@ pub enum ServerStartError {
     },
     /// A configured key or node was refused by the engine.
     Config(String),
+    /// The simulated cluster's control socket (`--control`) could not be set up; the text
+    /// names the path and what failed.
+    Control(String),
+    /// corosync's votequorum would not start with this quorum configuration (its message).
+    Quorum(ConfigError),
+    /// The simulated cluster could not be built (e.g. an `up` node not in the node list).
+    Sim(String),
     /// `poll` failed.
     Poll(Errno),
     /// The stop signals could not be blocked or read ([`Server::run_until_signal`]).
@@ -456,6 +463,9 @@ impl fmt::Display for ServerStartError {
         match self {
             Self::Listen { name, errno } => write!(f, "cannot listen on libqb socket '{name}': {errno}"),
             Self::Config(what) => write!(f, "configuration refused: {what}"),
+            Self::Quorum(e) => write!(f, "{e}"),
+            Self::Control(what) => f.write_str(what),
+            Self::Sim(what) => write!(f, "simulated cluster: {what}"),
             Self::Poll(e) => write!(f, "poll failed: {e}"),
             Self::Signals(e) => write!(f, "cannot wait for SIGINT/SIGTERM: {e}"),
         }
@@ -577,7 +587,7 @@ fn new_engines(
     let build = move || {
         let cmap = Box::new(Cmap::new(BTreeStore::new(), BTreeStore::new(), seed));
         let quorum = Quorum::configure(quorum, &nodes, &mut |note| sync::report(verbose, note));
-        quorum.map(|q| (cmap, Box::new(q))).map_err(|e| ServerStartError::Config(e.to_string()))
+        quorum.map(|q| (cmap, Box::new(q))).map_err(ServerStartError::Quorum)
     };
     match std::thread::Builder::new().stack_size(64 << 20).spawn(build.clone()) {
         Ok(handle) => match handle.join() {
