@@ -102,6 +102,21 @@ struct Peer {
     dead: bool,
 }
 
+impl Peer {
+    /// A newly accepted peer: nothing read or to write yet.
+    fn new(sock: UnixStream) -> Self {
+        Self {
+            sock,
+            input: Vec::new(),
+            lines: Vec::new(),
+            discarding: false,
+            output: Vec::new(),
+            eof: false,
+            dead: false,
+        }
+    }
+}
+
 impl Sim {
     /// The model of `nodelist` (`(nodeid, ring addresses by link)`; the local node is added,
     /// on loopback, when missing) seen from `local`, with `up` up, and the control socket at
@@ -328,15 +343,7 @@ impl Server {
                 Err(_) => continue,
             }
             if sock.set_nonblocking(true).is_ok() {
-                sim.peers.push(Peer {
-                    sock,
-                    input: Vec::new(),
-                    lines: Vec::new(),
-                    discarding: false,
-                    output: Vec::new(),
-                    eof: false,
-                    dead: false,
-                });
+                sim.peers.push(Peer::new(sock));
             }
         }
     }
@@ -505,15 +512,7 @@ mod tests {
 
     fn peer() -> Peer {
         let (sock, _other) = UnixStream::pair().expect("socket pair");
-        Peer {
-            sock,
-            input: Vec::new(),
-            lines: Vec::new(),
-            discarding: false,
-            output: Vec::new(),
-            eof: false,
-            dead: false,
-        }
+        Peer::new(sock)
     }
 
     #[test]
