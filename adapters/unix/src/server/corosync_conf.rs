@@ -126,6 +126,8 @@ pub enum ConfErrorKind {
     /// `quorum.provider: corosync_votequorum` with neither a node list nor
     /// `quorum.expected_votes` (votequorum_readconfig refuses to start).
     NoExpectedVotes,
+    /// Two nodes of the node list have the same `nodeid` (totemconfig.c refuses to start).
+    DuplicateNodeId(u32),
 }
 
 impl fmt::Display for ConfErrorKind {
@@ -165,6 +167,7 @@ impl fmt::Display for ConfErrorKind {
             Self::NoExpectedVotes => {
                 f.write_str("configuration error: nodelist or quorum.expected_votes must be configured!")
             }
+            Self::DuplicateNodeId(id) => write!(f, "Nodeid {id} appears twice in corosync.conf"),
         }
     }
 }
@@ -692,8 +695,14 @@ impl CorosyncConf {
         }
         let conf = Self { keys: parser.keys };
         let votequorum = conf.get_str("quorum.provider") == Some("corosync_votequorum");
-        if votequorum && conf.node_positions().is_empty() && conf.get("quorum.expected_votes").is_none() {
+        let positions = conf.node_positions();
+        if votequorum && positions.is_empty() && conf.get("quorum.expected_votes").is_none() {
             return Err(ConfError { line: 0, kind: ConfErrorKind::NoExpectedVotes });
+        }
+        let mut ids: Vec<u32> = positions.iter().filter_map(|&p| conf.nodeid_at(p)).collect();
+        ids.sort_unstable();
+        if let Some(twice) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ConfError { line: 0, kind: ConfErrorKind::DuplicateNodeId(twice[0]) });
         }
         Ok(conf)
     }
@@ -1004,6 +1013,10 @@ mod tests {
         let err = parse(&format!("totem {{\n version: 2\n}}\n{quorum}")).unwrap_err();
         assert!(err.to_string().contains("nodelist or quorum.expected_votes must be configured"));
         assert_eq!((err.line, err.kind), (0, ConfErrorKind::NoExpectedVotes));
+        // Two nodes with one id: refused as corosync does (the breaker's dup.conf: ids 1, 1, 2).
+        let dup = b"nodelist {\n node {\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }\n node {\n  nodeid: 1\n  ring0_addr: 10.0.0.2\n }\n node {\n  nodeid: 2\n  ring0_addr: 10.0.0.3\n }\n}\n";
+        let err = CorosyncConf::parse(dup).unwrap_err();
+        assert_eq!((err.line, err.kind), (0, ConfErrorKind::DuplicateNodeId(1)));
         assert!(parse("quorum {\n provider: corosync_votequorum\n expected_votes: 3\n}\n").is_ok());
         assert!(parse(&format!("nodelist {{\n node {{\n  nodeid: 1\n }}\n}}\n{quorum}")).is_ok());
         // Without votequorum nothing needs them; a top-level key is stored, as corosync does.
