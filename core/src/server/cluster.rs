@@ -715,7 +715,12 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config { cases: 512, ..Default::default() })]
+        // Under miri (CI's `cargo miri test`) a few cases: each one is slow there.
+        #![proptest_config(proptest::test_runner::Config {
+            cases: if cfg!(miri) { 4 } else { 512 },
+            failure_persistence: if cfg!(miri) { None } else { proptest::test_runner::Config::default().failure_persistence },
+            ..Default::default()
+        })]
 
         /// Any line, even of vqsim's words with odd numbers, is applied or refused, never a
         /// panic; a refusal changes nothing; the local node stays up and in its own view.
