@@ -119,20 +119,21 @@ impl Peer {
 
 impl Sim {
     /// The model of `nodelist` (`(nodeid, ring addresses by link)`; the local node is added,
-    /// on loopback, when missing) seen from `local`, with `up` up, and the control socket at
-    /// `control`.
+    /// on loopback, when missing) seen from `local`, with `up` up, every node's last ring
+    /// sequence `stored` (see [`Cluster::new`]), and the control socket at `control`.
     pub(super) fn new(
         local: u32,
         nodelist: &[(u32, Vec<String>)],
         up: &[u32],
-        seq: u64,
+        stored: u64,
         control: Option<&Path>,
     ) -> Result<Self, ServerStartError> {
         let mut ips: BTreeMap<u32, String> =
             nodelist.iter().map(|(id, addrs)| (*id, ip_text(addrs))).collect();
         ips.entry(local).or_insert_with(|| ip_text(&["127.0.0.1".to_owned()]));
         let ids: Vec<u32> = ips.keys().copied().collect();
-        let cluster = Cluster::new(local, &ids, up, seq).map_err(|e| ServerStartError::Sim(e.to_string()))?;
+        let cluster =
+            Cluster::new(local, &ids, up, stored).map_err(|e| ServerStartError::Sim(e.to_string()))?;
         let socket = control.map(bind_control).transpose()?;
         Ok(Self {
             cluster,
