@@ -7,7 +7,8 @@
 //! partition changed, [`Cluster::apply`] returns the new view ([`Change`]): the members (sorted
 //! by node id, as totem's commit token lists them), the new ring id, and the nodes that joined
 //! or left the local view. The adapter hands the members and ring id to the votequorum engine
-//! (`QuorumEngine::set_membership`), notifies libquorum trackers, and sets the
+//! (`QuorumEngine::set_membership_with`, with the NODEINFO messages of the other nodes'
+//! engines), notifies libquorum trackers, and sets the
 //! `runtime.members.<id>.*` CMAP keys ([`member_keys`]) as corosync's `exec/main.c` does on a
 //! configuration change.
 //!

@@ -63,10 +63,15 @@
 //! - The quorum-device timer (a device that stops polling is never declared dead) and the
 //!   master-wins rule; the quorum device's configuration checks (`qdevice_can_operate` is
 //!   taken as given, and its runtime key is not shown).
-//! - Other nodes' own state: corosync learns each node's expected votes and flags from its
-//!   messages; here every member is taken to share the local node's view. Scenarios where
-//!   partitions diverge (a quorate and an inquorate side with different expected votes,
-//!   `allow_downscale`'s leaving nodes) may notify differently when they heal.
+//! - Other nodes' own state comes only from the caller: [`QuorumEngine::set_membership_with`]
+//!   takes each member's NODEINFO message (votes, expected votes, the quorate and
+//!   wait-for-all flags; the simulator gives every node an engine of its own and passes
+//!   their messages), handled in node-id order; corosync handles them in totem's delivery
+//!   order, and node-id order reproduces what the real cluster showed
+//!   (`tests/cluster/expected/lms-heal.txt`: two EXPECTEDVOTES notifications on node 2).
+//!   Without messages ([`QuorumEngine::set_membership`]) every member is taken to share the
+//!   local node's view. Not modelled from the messages: the `LEAVING` flag
+//!   (`allow_downscale`'s leaving nodes), `FIRST`, and the quorum device's flags and votes.
 //! - The expected-votes tracking barrier lives in memory (corosync keeps it in
 //!   `/var/lib/corosync/ev_tracking`).
 //! - The quorum device's votes count only while it is registered and casting its vote.
@@ -282,6 +287,28 @@ struct Node {
     votes: u32,
     expected_votes: u32,
     state: NodeState,
+    /// The flags of its last NODEINFO message (`quorate`, `wait_for_all_status`).
+    flags: (bool, bool),
+}
+
+/// What a node tells the other members about itself when a membership forms: votequorum's
+/// NODEINFO message (`struct req_exec_quorum_nodeinfo` in corosync's `exec/votequorum.c`, sent
+/// by `votequorum_exec_send_nodeinfo` from `votequorum_sync_process`), with the flags the model
+/// acts on. [`QuorumEngine::node_message`] gives the local node's;
+/// [`QuorumEngine::set_membership_with`] takes the members'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NodeMessage {
+    /// The sender's node id.
+    pub nodeid: u32,
+    /// Its votes.
+    pub votes: u32,
+    /// Its own expected votes (corosync's `us->expected_votes` on that node).
+    pub expected_votes: u32,
+    /// `NODE_FLAGS_QUORATE`: its partition was quorate when it sent the message.
+    pub quorate: bool,
+    /// `NODE_FLAGS_WFASTATUS`: it was still waiting for all nodes (wait_for_all).
+    pub wait_for_all_status: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -592,6 +619,53 @@ impl<const NODES: usize> Model<NODES> {
     fn member_ids(&self) -> Vec<u32, NODES> {
         self.members().map(|n| n.nodeid).collect()
     }
+
+    /// `message_handler_req_exec_votequorum_nodeinfo` for a cluster node's message (the
+    /// local node's own included). `Err` when the node table is full.
+    fn nodeinfo(&mut self, m: &NodeMessage) -> Result<(), ServerError> {
+        let (i, new) = match self.nodes.iter().position(|n| n.nodeid == m.nodeid) {
+            Some(i) => (i, false),
+            None => {
+                if self.nodes.len() + 1 >= NODES {
+                    return Err(ServerError::TooManyNodes);
+                }
+                let node = Node {
+                    nodeid: m.nodeid,
+                    votes: 0,
+                    expected_votes: 0,
+                    state: NodeState::DEAD,
+                    flags: (false, false),
+                };
+                self.nodes.push(node).map_err(|_| ServerError::TooManyNodes)?;
+                (self.nodes.len() - 1, true)
+            }
+        };
+        let old = self.nodes[i];
+        let flags = (m.quorate, m.wait_for_all_status);
+        let node = &mut self.nodes[i];
+        (node.flags, node.votes, node.state) = (flags, m.votes, NodeState::MEMBER);
+        let mut allow_decrease = false;
+        if !self.quorate && m.quorate {
+            allow_decrease = true;
+            self.nodes[0].expected_votes = m.expected_votes;
+        }
+        let us_expected = self.nodes[0].expected_votes;
+        self.nodes[i].expected_votes =
+            if m.quorate || self.rules.ev_tracking { m.expected_votes } else { us_expected };
+        if self.rules.last_man_standing && m.votes > 1 {
+            // "Last Man Standing feature is supported only when all cluster nodes votes are
+            // set to 1. Disabling LMS."
+            self.rules.last_man_standing = false;
+            self.lms_deadline = None;
+        }
+        if new || i == 0 || old != self.nodes[i] {
+            self.recalculate(allow_decrease, false, false);
+        }
+        if self.rules.wait_for_all && !m.wait_for_all_status && m.quorate {
+            self.set_wait_for_all_status(false);
+        }
+        Ok(())
+    }
 }
 
 /// A notification to queue: which kind, and for whom.
@@ -670,8 +744,13 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         let votes = nodelist.iter().find(|n| n.0 == cfg.nodeid).map_or(cfg.votes, |n| n.1);
         let cfg = QuorumConfig { votes, ..cfg };
         let mut nodes = Vec::new();
-        let local =
-            Node { nodeid: cfg.nodeid, votes, expected_votes: cfg.expected_votes, state: NodeState::MEMBER };
+        let local = Node {
+            nodeid: cfg.nodeid,
+            votes,
+            expected_votes: cfg.expected_votes,
+            state: NodeState::MEMBER,
+            flags: (false, false),
+        };
         // Cannot fail: `NODES >= 2` is checked at compile time above.
         let _ = nodes.push(local);
         let mut model = Model {
@@ -698,6 +777,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         let result = model.readconfig(cfg, nodelist_votes, false, note);
         model.nodelist = nodelist.iter().copied().take(NODES - 1).collect();
         model.members = model.member_ids();
+        model.members.sort_unstable();
         model.recalculate(false, false, false);
         model.events.clear();
         (Self { model, conns: Sessions::new(), outbox: Outbox::new() }, result)
@@ -707,7 +787,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// anyone (use it while loading configuration). `Err` when the node table is full.
     pub fn add_node(&mut self, nodeid: u32, votes: u32, state: NodeState) -> Result<(), CsError> {
         let expected_votes = self.model.local().expected_votes;
-        let node = Node { nodeid, votes, expected_votes, state };
+        let node = Node { nodeid, votes, expected_votes, state, flags: (false, false) };
         if let Some(n) = self.model.nodes.iter_mut().find(|n| n.nodeid == nodeid) {
             *n = node;
         } else if self.model.nodes.len() + 1 >= NODES {
@@ -716,6 +796,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             self.model.nodes.push(node).map_err(|_| CsError::NoMemory)?;
         }
         self.model.members = self.model.member_ids();
+        self.model.members.sort_unstable();
         self.model.recalculate(true, false, false);
         self.model.events.clear();
         Ok(())
@@ -736,6 +817,20 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         self.model.nodes.first().map_or(0, |n| n.expected_votes)
     }
 
+    /// The NODEINFO message the local node sends when a membership forms (see
+    /// [`QuorumEngine::set_membership_with`]): its votes, expected votes and flags now.
+    pub fn node_message(&self) -> NodeMessage {
+        let m = &self.model;
+        let us = m.local();
+        NodeMessage {
+            nodeid: us.nodeid,
+            votes: us.votes,
+            expected_votes: us.expected_votes,
+            quorate: m.quorate,
+            wait_for_all_status: m.wait_for_all_status,
+        }
+    }
+
     /// The votes of `nodeid` (0: the quorum device).
     pub fn votes(&self, nodeid: u32) -> Option<u32> {
         if nodeid == QDEVICE_NODEID {
@@ -749,10 +844,10 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         self.model.cfg.ring_id
     }
 
-    /// The node ids of the current members (the local node first), as the libquorum service
-    /// ([`super::quorum`]) reports them.
+    /// The node ids of the current members in ring order (by node id), as corosync's NODELIST
+    /// notifications and the libquorum service ([`super::quorum`]) list them.
     pub fn member_ids(&self) -> Vec<u32, NODES> {
-        self.model.member_ids()
+        self.model.members.clone()
     }
 
     /// The registered quorum device's name.
@@ -772,7 +867,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// timer or a new expected-votes value lower it), wait_for_all holds quorum back until
     /// all expected votes have been seen once, auto_tie_breaker lets the partition holding
     /// the tie-breaker node keep quorum in an even split. Other nodes are assumed to hold the
-    /// local node's view (expected votes, flags): corosync learns theirs from their messages.
+    /// local node's view (expected votes, flags); [`QuorumEngine::set_membership_with`] takes
+    /// their own, as corosync learns them from their NODEINFO messages.
     ///
     /// Trackers get a NODELIST notification (new ring id and members), an EXPECTEDVOTES one
     /// if the expected votes rose, and always a QUORUM one, each with its tracking context.
@@ -788,6 +884,30 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         members: &[u32],
         ring_id: RingId,
         now: Instant,
+    ) -> Result<(), ServerError> {
+        self.set_membership_with(members, ring_id, now, &[])
+    }
+
+    /// [`QuorumEngine::set_membership`] with the members' own state: `messages` holds the
+    /// NODEINFO message each member sent in this membership change (take each node's
+    /// [`QuorumEngine::node_message`] before giving any of them the new membership). They are
+    /// handled in node-id order as corosync's `message_handler_req_exec_votequorum_nodeinfo`
+    /// does: a member's votes and flags are taken; a quorate sender's expected votes are taken
+    /// for it (and become the local node's when the local partition is not quorate, allowing
+    /// quorum to go down), a sender that is not quorate counts with the local node's expected
+    /// votes; a wait_for_all node stops waiting when a quorate node no longer waits; quorum is
+    /// recomputed after each message that changed something, so a rise of the expected votes
+    /// is notified as corosync's is. A member without a message is taken to share the local
+    /// node's view (`set_membership`'s assumption).
+    ///
+    /// # Errors
+    /// Those of [`QuorumEngine::set_membership`].
+    pub fn set_membership_with(
+        &mut self,
+        members: &[u32],
+        ring_id: RingId,
+        now: Instant,
+        messages: &[NodeMessage],
     ) -> Result<(), ServerError> {
         let mut next = self.model.clone();
         let local_id = next.local().nodeid;
@@ -818,25 +938,20 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         next.cfg.ring_id = ring_id;
         // sync_process: the NODELIST notification, then every member's node information.
         next.event(Kind::NodeList);
-        let expected_votes = next.local().expected_votes;
+        let own = self.node_message();
         for &id in &ids {
-            match next.nodes.iter_mut().find(|n| n.nodeid == id) {
-                Some(n) if n.nodeid == local_id => {}
-                Some(n) => {
-                    n.state = NodeState::MEMBER;
-                    n.expected_votes = expected_votes;
-                }
+            let message = match messages.iter().find(|m| m.nodeid == id) {
+                Some(m) => *m,
+                None if id == local_id => own,
                 None => {
-                    if next.nodes.len() + 1 >= NODES {
-                        return Err(ServerError::TooManyNodes);
-                    }
-                    let votes = next.nodelist.iter().find(|n| n.0 == id).map_or(1, |n| n.1);
-                    let node = Node { nodeid: id, votes, expected_votes, state: NodeState::MEMBER };
-                    next.nodes.push(node).map_err(|_| ServerError::TooManyNodes)?;
+                    let votes = next.nodes.iter().find(|n| n.nodeid == id).map(|n| n.votes);
+                    let votes = votes.or_else(|| next.nodelist.iter().find(|n| n.0 == id).map(|n| n.1));
+                    // Not quorate: it then counts with the local node's expected votes.
+                    NodeMessage { nodeid: id, votes: votes.unwrap_or(1), quorate: false, ..own }
                 }
-            }
+            };
+            next.nodeinfo(&message)?;
         }
-        next.recalculate(false, false, false);
         // sync_activate: recalculate, then always a QUORUM notification.
         next.recalculate(false, false, false);
         next.event(Kind::Quorum);
@@ -1192,7 +1307,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
 
     fn frame_len(&self, kind: Kind) -> usize {
         match kind {
-            Kind::NodeList => 56 + 4 * self.model.member_ids().len(),
+            Kind::NodeList => 56 + 4 * self.model.members.len(),
             Kind::Quorum => 48 + 8 * self.model.quorum_entries().len(),
             Kind::ExpectedVotes => 40,
         }
@@ -1203,11 +1318,10 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         let len = self.frame_len(kind);
         match kind {
             Kind::NodeList => {
-                let ids = m.member_ids();
                 let n = Notification::NodeList {
                     context,
                     ring_id: m.cfg.ring_id,
-                    nodes: NodeIds::from_slice(&ids),
+                    nodes: NodeIds::from_slice(&m.members),
                 };
                 self.outbox.push(conn, len, |buf| n.encode(buf))
             }
@@ -1242,7 +1356,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     fn publish(&self, view: &mut ClusterView) {
         view.quorate = self.is_quorate();
         view.ring_id = self.ring_id();
-        view.members = self.model.members().map(|n| n.nodeid).take(MAX_MEMBERS).collect();
+        view.members = self.model.members.iter().copied().take(MAX_MEMBERS).collect();
     }
 }
 

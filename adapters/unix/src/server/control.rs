@@ -33,7 +33,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use corowire::server::cluster::{member_keys, Change, Cluster, Command, CommandError};
-use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+use corowire::server::votequorum::{NodeMessage, QuorumConfig, QuorumEngine};
 use corowire::server::{ClusterView, ServerError};
 use corowire::time::Instant;
 use corowire::value::OwnedValue;
@@ -152,30 +152,45 @@ impl Sim {
         self.quorum = quorum;
         self.votes = votes;
         self.shadows.clear();
-        self.refresh_shadows(now);
+        self.start_shadows(now);
+        self.refresh_shadows(now, &[]);
+    }
+
+    /// Brings the other nodes' votequorum states up to the model's up nodes: forgets the down
+    /// nodes' states, gives a node that came up a fresh one, and runs the timers that are due
+    /// at `now` (last_man_standing's window: nobody watches a shadow, so its timer runs only
+    /// when its state is about to be read).
+    fn start_shadows(&mut self, now: Instant) {
+        let local = self.cluster.local();
+        let up: Vec<u32> =
+            self.cluster.nodes().iter().filter(|n| n.up && n.nodeid != local).map(|n| n.nodeid).collect();
+        self.shadows.retain(|id, _| up.contains(id));
+        for id in up {
+            let shadow = self.shadows.entry(id).or_insert_with(|| new_shadow(self.quorum, &self.votes, id));
+            // Cannot be OutboxFull: nobody connects to a shadow, so nothing is queued.
+            let _ = shadow.handle_timeout(now);
+        }
+    }
+
+    /// The NODEINFO message of every up node (`local` for the local node), as each sends it
+    /// when its partition forms a new ring.
+    fn messages(&self, local: NodeMessage) -> Vec<NodeMessage> {
+        core::iter::once(local).chain(self.shadows.values().map(|s| s.node_message())).collect()
     }
 
     /// Gives every other up node's votequorum state its partition's members when they
-    /// changed; forgets the down nodes' states.
-    fn refresh_shadows(&mut self, now: Instant) {
-        let local = self.cluster.local();
-        let up: Vec<_> = self.cluster.nodes().iter().filter(|n| n.up && n.nodeid != local).copied().collect();
-        self.shadows.retain(|id, _| up.iter().any(|n| n.nodeid == *id));
-        for node in up {
+    /// changed, with the members' `messages` ([`Sim::messages`], taken before any node saw
+    /// the change).
+    fn refresh_shadows(&mut self, now: Instant, messages: &[NodeMessage]) {
+        for (&id, shadow) in &mut self.shadows {
+            let Some(node) = self.cluster.nodes().iter().find(|n| n.nodeid == id) else { continue };
             let members = self.cluster.partition_members(node.partition);
-            let shadow = match self.shadows.entry(node.nodeid) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(new_shadow(self.quorum, &self.votes, node.nodeid))
-                }
-            };
             let mut known = shadow.member_ids();
             known.sort_unstable();
             if known != members {
-                let ring_id =
-                    RingId { nodeid: members.first().copied().unwrap_or(node.nodeid), seq: node.seq };
+                let ring_id = RingId { nodeid: members.first().copied().unwrap_or(id), seq: node.seq };
                 // Cannot be OutboxFull: nobody connects to a shadow, so nothing is queued.
-                let _ = shadow.set_membership(&members, ring_id, now);
+                let _ = shadow.set_membership_with(&members, ring_id, now, messages);
             }
         }
     }
@@ -358,10 +373,13 @@ impl Server {
             Err(e) => return format!("error: {e}\n"),
         };
         let (outcome, cmd) = outcome;
+        let now = self.sync.now();
+        sim.start_shadows(now);
+        let messages = sim.messages(self.engines.quorum.node_message());
         if let Some(change) = &outcome.membership {
-            self.apply_membership(sim, change);
+            self.apply_membership(sim, change, &messages);
         }
-        sim.refresh_shadows(self.sync.now());
+        sim.refresh_shadows(now, &messages);
         let mut out = String::new();
         if outcome.local_qdevice.is_some() {
             out.push_str(
@@ -378,12 +396,12 @@ impl Server {
     }
 
     /// Gives a new local view to the engines and queues every notification it causes.
-    fn apply_membership(&mut self, sim: &Sim, change: &Change<MAX_NODES>) {
+    fn apply_membership(&mut self, sim: &Sim, change: &Change<MAX_NODES>, messages: &[NodeMessage]) {
         let now = self.sync.now();
         let Self { engines, sessions, note, .. } = self;
         // Also mirrors the runtime.votequorum keys into CMAP.
         let done = super::sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
-            e.quorum.set_membership(&change.members, change.ring_id, now)
+            e.quorum.set_membership_with(&change.members, change.ring_id, now, messages)
         });
         if let Err(e) = done {
             self.log_sim(format_args!("membership not applied: {e}"));
