@@ -72,6 +72,8 @@
 //!   Without messages ([`QuorumEngine::set_membership`]) every member is taken to share the
 //!   local node's view. Not modelled from the messages: the `LEAVING` flag
 //!   (`allow_downscale`'s leaving nodes), `FIRST`, and the quorum device's flags and votes.
+//!   Nor are the reconfigure messages other nodes multicast at run time (their SETEXPECTED
+//!   and SETVOTES requests): there is no entry point for them.
 //! - The expected-votes tracking barrier lives in memory (corosync keeps it in
 //!   `/var/lib/corosync/ev_tracking`).
 //! - The quorum device's votes count only while it is registered and casting its vote.

@@ -66,7 +66,11 @@ pub(super) struct Sim {
     quorum: QuorumConfig,
     votes: Vec<(u32, u32)>,
     /// The votequorum state of each other up node, as its own corosync would have it (a
-    /// node that comes up starts afresh).
+    /// node that comes up starts afresh); their NODEINFO messages reach the local engine when
+    /// partitions change. Not reproduced: what corosync multicasts at run time to the local
+    /// partition (a SETEXPECTED or SETVOTES request, a changed `quorum.expected_votes` or
+    /// `quorum.cancel_wait_for_all` on the local node) changes only the local engine, so these
+    /// states keep the values from before, and send them at the next change.
     shadows: BTreeMap<u32, Box<Shadow>>,
     /// `runtime.members.<id>.ip` of each node.
     ips: BTreeMap<u32, String>,
