@@ -6,7 +6,7 @@
 
 use corowire::cmap::Value;
 use corowire::server::votequorum::{
-    ConfigError, ConfigNote, NodeMessage, QuorumConfig, QuorumEngine, TieBreaker,
+    ConfigError, ConfigNote, NodeMessage, QuorumConfig, QuorumEngine, Reconfigure, TieBreaker,
 };
 use corowire::server::ConnId;
 use corowire::time::Instant;
@@ -436,4 +436,26 @@ fn node_messages_carry_each_nodes_own_expected_votes() {
     drain(&mut e);
     e.set_membership(&[1, 2, 3], RingId { nodeid: 1, seq: 0x21 }, T0).unwrap();
     assert_eq!(drain(&mut e), ["nodelist 1.21 [1, 2, 3]", "quorum true"]);
+}
+
+/// A SETEXPECTED request is applied by the node that got it and multicast to its partition
+/// (`votequorum_exec_send_reconfigure`): the other members apply the same message.
+#[test]
+fn reconfigure_messages_reach_the_other_members() {
+    let mut one = cluster_up(3, QuorumConfig::default());
+    let mut two = cluster_up(3, QuorumConfig { nodeid: 2, ..QuorumConfig::default() });
+    track(&mut two, ConnId(1));
+    assert_eq!(one.poll_reconfigure(), None);
+    let conn = ConnId(5);
+    one.connect(conn).unwrap();
+    let (mut req, mut out) = ([0u8; 64], [0u8; 320]);
+    let n = Request::SetExpected { expected_votes: 4 }.encode(&mut req).unwrap();
+    let m = one.handle_request(conn, &req[..n], &mut out).unwrap();
+    assert_eq!(Reply::decode(&out[..m]).unwrap().result, Ok(()));
+    let sent = one.poll_reconfigure();
+    assert_eq!((sent, one.poll_reconfigure()), (Some(Reconfigure::ExpectedVotes(4)), None));
+    two.apply_reconfigure(sent.unwrap()).unwrap();
+    assert_eq!(status(&mut two), (true, 4, 3, 3, "Quorate".into()));
+    assert_eq!(drain(&mut two), ["expected 4"]);
+    assert_eq!(two.poll_reconfigure(), None, "another node's message is not sent again");
 }

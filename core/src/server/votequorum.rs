@@ -72,8 +72,9 @@
 //!   Without messages ([`QuorumEngine::set_membership`]) every member is taken to share the
 //!   local node's view. Not modelled from the messages: the `LEAVING` flag
 //!   (`allow_downscale`'s leaving nodes), `FIRST`, and the quorum device's flags and votes.
-//!   Nor are the reconfigure messages other nodes multicast at run time (their SETEXPECTED
-//!   and SETVOTES requests): there is no entry point for them.
+//!   Run-time changes travel as reconfigure messages ([`Reconfigure`]): the engine applies
+//!   its own and keeps them for [`QuorumEngine::poll_reconfigure`]; another member's are
+//!   applied with [`QuorumEngine::apply_reconfigure`].
 //! - The expected-votes tracking barrier lives in memory (corosync keeps it in
 //!   `/var/lib/corosync/ev_tracking`).
 //! - The quorum device's votes count only while it is registered and casting its vote.
@@ -293,6 +294,33 @@ struct Node {
     flags: (bool, bool),
 }
 
+/// A run-time change a node multicasts to its partition (`struct req_exec_quorum_reconfigure`
+/// in corosync's `exec/votequorum.c`, sent by `votequorum_exec_send_reconfigure`), which every
+/// member, the sender included, applies. [`QuorumEngine::poll_reconfigure`] gives the local
+/// node's; [`QuorumEngine::apply_reconfigure`] applies another member's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Reconfigure {
+    /// `VOTEQUORUM_RECONFIG_PARAM_EXPECTED_VOTES`: every member's expected votes (a SETEXPECTED
+    /// request, or a changed `quorum.expected_votes`).
+    ExpectedVotes(u32),
+    /// `VOTEQUORUM_RECONFIG_PARAM_NODE_VOTES`: a node's votes (a SETVOTES request, or a changed
+    /// `quorum.votes`).
+    NodeVotes {
+        /// The node.
+        nodeid: u32,
+        /// Its new votes.
+        votes: u32,
+    },
+    /// `VOTEQUORUM_RECONFIG_PARAM_CANCEL_WFA`: stop waiting for all nodes.
+    CancelWaitForAll,
+}
+
+/// Reconfigure messages a model keeps until [`QuorumEngine::poll_reconfigure`] takes them
+/// (more are dropped, the oldest kept).
+const RECONFIGURES: usize = 4;
+
 /// What a node tells the other members about itself when a membership forms: votequorum's
 /// NODEINFO message (`struct req_exec_quorum_nodeinfo` in corosync's `exec/votequorum.c`, sent
 /// by `votequorum_exec_send_nodeinfo` from `votequorum_sync_process`), with the flags the model
@@ -369,6 +397,8 @@ struct Model<const NODES: usize> {
     qdevice: Qdevice,
     /// Notifications of the step in progress, in order.
     events: Vec<Kind, STEP_EVENTS>,
+    /// Reconfigure messages sent and not yet taken.
+    reconfigures: Vec<Reconfigure, RECONFIGURES>,
 }
 
 impl<const NODES: usize> Model<NODES> {
@@ -467,6 +497,34 @@ impl<const NODES: usize> Model<NODES> {
             self.set_wait_for_all_status(false);
         }
         Ok(())
+    }
+
+    /// `message_handler_req_exec_votequorum_reconfigure` (the sender's own copy included).
+    fn apply_reconfigure(&mut self, r: Reconfigure) {
+        match r {
+            Reconfigure::ExpectedVotes(expected) => {
+                self.set_members_expected(expected);
+                self.event(Kind::ExpectedVotes);
+                self.ev_barrier = expected;
+                self.recalculate(true, false, true);
+            }
+            Reconfigure::NodeVotes { nodeid, votes } => {
+                if let Some(n) = self.nodes.iter_mut().find(|n| n.nodeid == nodeid) {
+                    n.votes = votes;
+                    self.recalculate(true, false, true);
+                }
+            }
+            Reconfigure::CancelWaitForAll => {
+                self.set_wait_for_all_status(false);
+                self.recalculate(false, false, true);
+            }
+        }
+    }
+
+    /// Applies `r` as its sender and keeps it for the other members.
+    fn send_reconfigure(&mut self, r: Reconfigure) {
+        self.apply_reconfigure(r);
+        let _ = self.reconfigures.push(r);
     }
 
     fn set_wait_for_all_status(&mut self, on: bool) {
@@ -774,6 +832,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             nodelist: Vec::new(),
             qdevice: Qdevice::default(),
             events: Vec::new(),
+            reconfigures: Vec::new(),
         };
         let nodelist_votes = nodelist.iter().fold(0u32, |a, n| a.saturating_add(n.1));
         let result = model.readconfig(cfg, nodelist_votes, false, note);
@@ -831,6 +890,29 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             quorate: m.quorate,
             wait_for_all_status: m.wait_for_all_status,
         }
+    }
+
+    /// Takes the oldest reconfigure message the local node sent (a SETEXPECTED or SETVOTES
+    /// request, a run-time configuration change, `cancel_wait_for_all`) and has applied itself,
+    /// for the other members of its partition ([`QuorumEngine::apply_reconfigure`]). At most
+    /// four wait; take them after every request.
+    pub fn poll_reconfigure(&mut self) -> Option<Reconfigure> {
+        let r = self.model.reconfigures.first().copied()?;
+        self.model.reconfigures.remove(0);
+        Some(r)
+    }
+
+    /// Applies a reconfigure message another member of the partition sent, as corosync's
+    /// `message_handler_req_exec_votequorum_reconfigure` does (quorum may go down); trackers
+    /// get the notifications corosync's would. A node-votes message for an unknown node
+    /// changes nothing.
+    ///
+    /// # Errors
+    /// [`ServerError::OutboxFull`]: drain and call again; nothing changed.
+    pub fn apply_reconfigure(&mut self, r: Reconfigure) -> Result<(), ServerError> {
+        let mut next = self.model.clone();
+        next.apply_reconfigure(r);
+        self.commit_anyway(next)
     }
 
     /// The votes of `nodeid` (0: the quorum device).
@@ -1026,14 +1108,12 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         // Our own node information, then the reconfigure messages.
         next.recalculate(false, false, true);
         if next.local().votes != old_votes {
+            let _ = next.reconfigures.push(Reconfigure::NodeVotes { nodeid, votes: next.local().votes });
             next.recalculate(true, false, true);
         }
         let expected = next.local().expected_votes;
         if expected != old_expected {
-            next.set_members_expected(expected);
-            next.event(Kind::ExpectedVotes);
-            next.ev_barrier = expected;
-            next.recalculate(true, false, true);
+            next.send_reconfigure(Reconfigure::ExpectedVotes(expected));
         }
         self.commit_anyway(next)
     }
@@ -1046,8 +1126,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// [`ServerError::OutboxFull`]: drain and call again; nothing changed.
     pub fn cancel_wait_for_all(&mut self) -> Result<(), ServerError> {
         let mut next = self.model.clone();
-        next.set_wait_for_all_status(false);
-        next.recalculate(false, false, true);
+        next.send_reconfigure(Reconfigure::CancelWaitForAll);
         self.commit_anyway(next)
     }
 
@@ -1177,10 +1256,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             return Ok(Err(CsError::InvalidParam));
         }
         let mut next = self.model.clone();
-        next.set_members_expected(expected);
-        next.event(Kind::ExpectedVotes);
-        next.ev_barrier = expected;
-        next.recalculate(true, false, true);
+        next.send_reconfigure(Reconfigure::ExpectedVotes(expected));
         self.commit(next)
     }
 
@@ -1198,6 +1274,9 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             return Ok(Err(CsError::InvalidParam));
         }
         next.recalculate(true, false, true);
+        if nodeid != QDEVICE_NODEID {
+            let _ = next.reconfigures.push(Reconfigure::NodeVotes { nodeid, votes });
+        }
         self.commit(next)
     }
 

@@ -33,7 +33,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use corowire::server::cluster::{member_keys, Change, Cluster, Command, CommandError};
-use corowire::server::votequorum::{NodeMessage, QuorumConfig, QuorumEngine};
+use corowire::server::votequorum::{NodeMessage, QuorumConfig, QuorumEngine, Reconfigure};
 use corowire::server::{ClusterView, ServerError};
 use corowire::time::Instant;
 use corowire::value::OwnedValue;
@@ -67,10 +67,8 @@ pub(super) struct Sim {
     votes: Vec<(u32, u32)>,
     /// The votequorum state of each other up node, as its own corosync would have it (a
     /// node that comes up starts afresh); their NODEINFO messages reach the local engine when
-    /// partitions change. Not reproduced: what corosync multicasts at run time to the local
-    /// partition (a SETEXPECTED or SETVOTES request, a changed `quorum.expected_votes` or
-    /// `quorum.cancel_wait_for_all` on the local node) changes only the local engine, so these
-    /// states keep the values from before, and send them at the next change.
+    /// partitions change, and the local engine's reconfigure messages reach those of its
+    /// partition ([`Sim::reconfigure`]).
     shadows: BTreeMap<u32, Box<Shadow>>,
     /// `runtime.members.<id>.ip` of each node.
     ips: BTreeMap<u32, String>,
@@ -180,6 +178,19 @@ impl Sim {
     /// when its partition forms a new ring.
     fn messages(&self, local: NodeMessage) -> Vec<NodeMessage> {
         core::iter::once(local).chain(self.shadows.values().map(|s| s.node_message())).collect()
+    }
+
+    /// Applies the local node's reconfigure message `r` to the other nodes of its partition,
+    /// as corosync multicasts it there.
+    fn reconfigure(&mut self, r: Reconfigure, now: Instant) {
+        let local = self.cluster.local();
+        let partition = self.cluster.nodes().iter().find(|n| n.nodeid == local).map_or(0, |n| n.partition);
+        let members = self.cluster.partition_members(partition);
+        for (_, shadow) in self.shadows.iter_mut().filter(|(id, _)| members.contains(id)) {
+            // Cannot be OutboxFull: nobody connects to a shadow, so nothing is queued.
+            let _ = shadow.handle_timeout(now);
+            let _ = shadow.apply_reconfigure(r);
+        }
     }
 
     /// Gives every other up node's votequorum state its partition's members when they
@@ -397,6 +408,17 @@ impl Server {
         }
         out.push_str("ok\n");
         out
+    }
+
+    /// Hands the reconfigure messages the local engine sent to the other nodes of its
+    /// partition (without a simulation, drops them).
+    pub(super) fn deliver_reconfigures(&mut self) {
+        let now = self.sync.now();
+        while let Some(r) = self.engines.quorum.poll_reconfigure() {
+            if let Some(sim) = self.sim.as_mut() {
+                sim.reconfigure(r, now);
+            }
+        }
     }
 
     /// Gives a new local view to the engines and queues every notification it causes.

@@ -1226,6 +1226,7 @@ impl Server {
                 buf.shrink_to(SCRATCH_KEEP);
             }
         }
+        self.deliver_reconfigures();
     }
 
     /// Closes dead connections: engine, rings, files, socket.
