@@ -572,6 +572,9 @@ pub struct Server {
     sim: Option<control::Sim>,
     /// CMAP <-> votequorum.
     sync: sync::QuorumSync,
+    /// A CMAP write whose configuration change could not be acted on (a full outbox): the
+    /// next CMAP request, of any kind, tries again.
+    sync_unseen: bool,
     /// Scratch buffers: the request being served, its reply, a notification.
     frame: Vec<u8>,
     reply: Vec<u8>,
@@ -726,6 +729,7 @@ impl Server {
             setup_rate: SetupRate::default(),
             sim: Some(sim),
             sync,
+            sync_unseen: false,
             frame: Vec::new(),
             reply: Vec::new(),
             note: Vec::new(),
@@ -1227,17 +1231,19 @@ impl Server {
         // Only a write can change the configuration keys: reads (a C tool iterating a large
         // node list once per node) must not re-read them each time.
         let cmap_changed = service == CMAP_SERVICE
-            && corowire::cmap::Request::decode(frame).is_ok_and(|r| {
-                use corowire::cmap::RequestKind as K;
-                matches!(r.kind(), K::Set | K::Delete | K::AdjustInt)
-            });
+            && (self.sync_unseen
+                || corowire::cmap::Request::decode(frame).is_ok_and(|r| {
+                    use corowire::cmap::RequestKind as K;
+                    matches!(r.kind(), K::Set | K::Delete | K::AdjustInt)
+                }));
         // A full outbox leaves the change unseen until the next CMAP request.
-        let _ = sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |engines| {
+        let synced = sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |engines| {
             if cmap_changed {
                 self.sync.after_cmap_change(&mut engines.cmap, &mut engines.quorum)?;
             }
             Ok(())
         });
+        self.sync_unseen = cmap_changed && synced.is_err();
         if let Some(s) = sessions.get_mut(&id) {
             match outcome {
                 Ok(n) => s.send_reply(&reply[..n]),
