@@ -413,8 +413,9 @@ impl ServerConfig {
     /// `system.qb_ipc_type` sets [`ServerConfig::transport`] (`socket`, or `native` / `shm`).
     ///
     /// # Errors
-    /// The file cannot be read or parsed (the line and what is wrong), or `nodeid` is not in
-    /// its node list ([`corosync_conf::ConfErrorKind::UnknownNode`]).
+    /// The file cannot be read or parsed (the line and what is wrong), `nodeid` is not in
+    /// its node list ([`corosync_conf::ConfErrorKind::UnknownNode`]), or corosync would not
+    /// start with it ([`corosync_conf::ConfErrorKind::Startup`], corosync's words).
     pub fn load_corosync_conf(
         &mut self,
         path: &Path,
@@ -428,6 +429,7 @@ impl ServerConfig {
             })?),
             None => conf.local_node_pos(),
         };
+        conf.startup_check(pos)?;
         if let Some(id) = pos.and_then(|p| conf.nodeid_at(p)) {
             self.quorum.nodeid = id;
             self.nodeid = Some(id);
