@@ -1198,7 +1198,8 @@ impl CorosyncConf {
             .count();
         if members > 2 {
             let coefficient = self.get_u32("totem.token_coefficient").unwrap_or(650);
-            let extra = u32::try_from(members - 2).unwrap_or(u32::MAX).saturating_mul(coefficient);
+            // `token += (member_count - 2) * token_coefficient` in C's unsigned arithmetic.
+            let extra = u32::try_from(members - 2).unwrap_or(u32::MAX).wrapping_mul(coefficient);
             token = token.wrapping_add(extra);
         }
         put("token_retransmits_before_loss_const", retransmits);
@@ -1216,11 +1217,11 @@ impl CorosyncConf {
         put("knet_mtu", configured("knet_mtu", 0, false));
         // The C code's float arithmetic, truncated to an integer (HZ is 100).
         let token_retransmit =
-            configured("token_retransmit", c_u32(f64::from(token) / (f64::from(retransmits) + 0.2)), false);
+            configured("token_retransmit", c_int(f64::from(token) / (f64::from(retransmits) + 0.2)), false);
         put("token_retransmit", token_retransmit);
-        put("hold", configured("hold", c_u32(f64::from(token_retransmit) * 0.8 - 10.0), false));
+        put("hold", configured("hold", c_int(f64::from(token_retransmit) * 0.8 - 10.0), false));
         put("join", configured("join", 50, false));
-        put("consensus", configured("consensus", c_u32(f64::from((1.2 * f64::from(token)) as f32)), false));
+        put("consensus", configured("consensus", c_int(f64::from((1.2 * f64::from(token)) as f32)), false));
         for (name, default) in
             [("merge", 200), ("downcheck", 1000), ("fail_recv_const", 2500), ("seqno_unchanged_const", 30)]
         {
@@ -1273,10 +1274,18 @@ impl CorosyncConf {
     }
 }
 
-/// A C `(int)` / `(uint32_t)` conversion of a non-negative float: truncation, clamped.
-fn c_u32(x: f64) -> u32 {
-    // `as` truncates toward zero and saturates, as wanted for the totem timeouts.
-    x as u32
+/// totemconfig.c's `(int)` conversion of a timeout computed in floating point, passed on
+/// as a `uint32_t`: truncation toward zero, a negative result kept as its two's complement,
+/// and — as x86-64's `cvttsd2si` does for a value out of `int`'s range — `INT_MIN` (so
+/// `token: 4294967295` gives `consensus` 2147483648, as the real daemon shows).
+fn c_int(x: f64) -> u32 {
+    let int = if x.is_nan() || x >= 2_147_483_648.0 || x <= -2_147_483_649.0 {
+        i32::MIN
+    } else {
+        // In range: `as` truncates toward zero, as C does.
+        x as i32
+    };
+    u32::from_ne_bytes(int.to_ne_bytes())
 }
 
 fn str_value(s: &str) -> OwnedValue {
@@ -1451,6 +1460,21 @@ mod tests {
         assert_eq!(u32_of("runtime.config.totem.interface.1.knet_ping_timeout"), 1250);
         assert_eq!(u32_of("nodelist.local_node_pos"), 0);
         assert_eq!(keys.get("totem.interface.1.bindnetaddr"), Some(&str_value("10.0.1.1")));
+    }
+
+    #[test]
+    fn computed_timeouts_convert_as_cs_int_casts_do() {
+        assert_eq!(c_int(714.28), 714);
+        assert_eq!(c_int(-2.4), u32::MAX - 1);
+        // 1.2 * 4294967295 is beyond int: INT_MIN, as corosync 3.1.7 shows for `token: 4294967295`.
+        assert_eq!(c_int(f64::from((1.2 * 4_294_967_295.0) as f32)), 2_147_483_648);
+        let conf = parse("totem {\n token: 4294967295\n}\n").unwrap();
+        let keys: BTreeMap<String, OwnedValue> = conf.presented_keys(None).into_iter().collect();
+        assert_eq!(keys.get("runtime.config.totem.consensus"), Some(&OwnedValue::UInt32(2_147_483_648)));
+        assert_eq!(
+            keys.get("runtime.config.totem.token_retransmit"),
+            Some(&OwnedValue::UInt32(1_022_611_260))
+        );
     }
 
     #[test]
