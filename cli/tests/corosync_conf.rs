@@ -175,14 +175,19 @@ fn malformed_files_are_refused_with_their_line() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// What `corosync -t -c path` prints on stderr; it must refuse the file.
+fn corosync_refusal(path: &Path) -> String {
+    let out = Command::new("corosync").arg("-t").arg("-c").arg(path).output().expect("run corosync -t");
+    assert!(!out.status.success(), "corosync -t accepted {}", path.display());
+    text(&out.stderr)
+}
+
 #[test]
 #[ignore = "needs corosync (tests/run-all)"]
 fn malformed_files_get_corosyncs_own_words() {
     let dir = scratch("corosync-t");
     for (path, body) in write_bad_files(&dir) {
-        let out = Command::new("corosync").arg("-t").arg("-c").arg(&path).output().expect("run corosync -t");
-        assert!(!out.status.success(), "corosync -t accepted {body:?}");
-        let theirs = text(&out.stderr);
+        let theirs = corosync_refusal(&path);
         let theirs = theirs.lines().find(|l| l.starts_with("parser error: ")).unwrap_or_default();
         assert_eq!(serve_error(&path), theirs, "for {body:?}");
     }
@@ -249,9 +254,7 @@ fn files_corosync_refuses_at_start_are_refused_with_its_message() {
 fn start_up_refusals_are_corosyncs_own() {
     let dir = scratch("startup-t");
     for (path, _) in write_startup_files(&dir) {
-        let out = Command::new("corosync").arg("-t").arg("-c").arg(&path).output().expect("run corosync -t");
-        assert!(!out.status.success(), "corosync -t accepted {}", path.display());
-        let theirs = text(&out.stderr);
+        let theirs = corosync_refusal(&path);
         // `DATE error   [MAIN  ] MESSAGE`, before `Corosync Cluster Engine exiting ...`.
         let theirs = theirs
             .lines()

@@ -1,10 +1,10 @@
 //! votequorum's rules, `runtime.votequorum.*` and run-time `quorum.*` changes, seen through
 //! the unmodified C tools: each case runs the same shell script (`corosync-quorumtool -s`,
 //! `corosync-cmapctl -b runtime.votequorum`, `corosync-cmapctl quorum.`, run-time
-//! `corosync-cmapctl -s/-d`, `corosync-quorumtool -e`) against a real corosync 3.1.7 (`tests/harness/with-corosync
-//! --sections`) and against `corowire serve --standard-names --config` with the same
-//! configuration as keys (in private network and mount namespaces), and compares the output
-//! without the `Date:` line.
+//! `corosync-cmapctl -s/-d`, `corosync-quorumtool -e`) against a real corosync 3.1.7
+//! (`tests/harness/with-corosync --sections`) and against `corowire serve --standard-names
+//! --config` with the same configuration as keys (in private network and mount namespaces),
+//! and compares the output without the `Date:` line.
 //!
 //! It needs root, `unshare`, corosync and its tools, so it is `#[ignore]`d in a plain
 //! `cargo test` and run by `tests/run-all`:

@@ -47,7 +47,13 @@
 //! `totem.crypto_model` and `totem.knet_compression_model` are checked against the models
 //! of the libknet this machine's corosync 3.1.7 runs with (coroparse asks libknet for its
 //! plugins: here `nss`, `openssl`; `zlib`, `lz4`, `lz4hc`, `lzo2`, `lzma`, `bzip2`, `zstd`);
-//! a corosync with other plugins accepts other names. What corosync refuses only when it
+//! a corosync with other plugins accepts other names.
+//!
+//! A node list may have any length here; `corowire serve` refuses more than 384 nodes
+//! (`crate::server::MAX_MODEL_NODES`) when it binds. corosync 3.1.7 does not check: its
+//! member lists hold 384 (`PROCESSOR_COUNT_MAX`) and a longer list overruns them (with 400
+//! nodes `corosync -t` fails with an unrelated message, `Can only set ttl on multicast
+//! transport types for interface 1`). What corosync refuses only when it
 //! starts (totem timeouts, node ids, crypto keys, ...) is [`CorosyncConf::startup_check`]'s.
 
 use core::fmt;
