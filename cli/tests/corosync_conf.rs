@@ -195,28 +195,30 @@ fn malformed_files_get_corosyncs_own_words() {
 }
 
 /// Files corosync parses but refuses to start with (totemconfig.c, votequorum.c): (name,
-/// extra `totem` lines, the local node's `nodeid`, extra nodes, the message both give).
+/// extra `totem` lines, the local node's `nodeid` and extra lines, other nodes, the message
+/// both give).
 /// `KEYDIR` is replaced by the scratch directory, which holds `short.key` (16 bytes) and
 /// `good.key` (128 bytes).
 const STARTUP_REFUSALS: &[(&str, &str, &str, &str, &str)] = &[
-    ("token", "token: 10", "1", "", "parse error in config: The token timeout parameter (10 ms) may not be less than (30 ms)."),
-    ("consensus", "consensus: 10", "1", "", "parse error in config: The consensus timeout parameter (10 ms) may not be less than (30 ms)."),
-    ("join", "join: 99999", "1", "", "parse error in config: The consensus timeout parameter (3600 ms) may not be less than join timeout (99999 ms)."),
-    ("hold", "hold: 5", "1", "", "parse error in config: The token hold timeout parameter (5 ms) may not be less than (14 ms)."),
-    ("retransmits", "token_retransmits_before_loss_const: 200", "1", "", "parse error in config: Not appropriate token or token_retransmits_before_loss_const value set"),
-    ("merge", "merge: 5", "1", "", "parse error in config: The merge timeout parameter (5 ms) may not be less than (30 ms)."),
-    ("delay", "max_network_delay: 5", "1", "", "parse error in config: The max_network_delay parameter (5 ms) may not be less than (30 ms)."),
-    ("warning", "token_warning: 200", "1", "", "parse error in config: The token warning parameter (200%) must be between 0 (disabled) and 100."),
-    ("version", "version: 1", "1", "", "parse error in config: This totem parser can only parse version 2 configurations."),
-    ("link_mode", "link_mode: foo", "1", "", "parse error in config: The Knet link mode \"foo\" specified is invalid.  It must be active, passive or rr."),
-    ("transport", "transport: foo", "1", "", "Invalid transport type. Should be udpu, udp or knet"),
-    ("cipher", "crypto_cipher: aes256", "1", "", "crypto_cipher requires crypto_hash with value other than none"),
-    ("no_key", "crypto_hash: sha256\n    keyfile: KEYDIR/absent.key", "1", "", "Could not open KEYDIR/absent.key: No such file or directory"),
-    ("short_key", "crypto_hash: sha256\n    keyfile: KEYDIR/short.key", "1", "", "Could only read 128 bits of minimum 1024 bits from KEYDIR/short.key."),
-    ("udpu_crypto", "transport: udpu\n    crypto_hash: sha1\n    keyfile: KEYDIR/good.key", "1", "", "parse error in config: crypto_cipher & crypto_hash are only valid for the Knet transport."),
-    ("nodeid_0", "", "0", "", "Knet requires an explicit nodeid for the local node"),
-    ("nodeid_65536", "", "65536", "", "Knet requires nodeid to be less than 65536 for address '127.0.0.1'."),
-    ("other_nodeid", "", "1", "    node {\n        ring0_addr: 192.0.2.2\n    }\n", "Knet requires an explicit nodeid to be specified for address '192.0.2.2'."),
+    ("token", "token: 10", "nodeid: 1", "", "parse error in config: The token timeout parameter (10 ms) may not be less than (30 ms)."),
+    ("consensus", "consensus: 10", "nodeid: 1", "", "parse error in config: The consensus timeout parameter (10 ms) may not be less than (30 ms)."),
+    ("join", "join: 99999", "nodeid: 1", "", "parse error in config: The consensus timeout parameter (3600 ms) may not be less than join timeout (99999 ms)."),
+    ("hold", "hold: 5", "nodeid: 1", "", "parse error in config: The token hold timeout parameter (5 ms) may not be less than (14 ms)."),
+    ("retransmits", "token_retransmits_before_loss_const: 200", "nodeid: 1", "", "parse error in config: Not appropriate token or token_retransmits_before_loss_const value set"),
+    ("merge", "merge: 5", "nodeid: 1", "", "parse error in config: The merge timeout parameter (5 ms) may not be less than (30 ms)."),
+    ("delay", "max_network_delay: 5", "nodeid: 1", "", "parse error in config: The max_network_delay parameter (5 ms) may not be less than (30 ms)."),
+    ("warning", "token_warning: 200", "nodeid: 1", "", "parse error in config: The token warning parameter (200%) must be between 0 (disabled) and 100."),
+    ("version", "version: 1", "nodeid: 1", "", "parse error in config: This totem parser can only parse version 2 configurations."),
+    ("link_mode", "link_mode: foo", "nodeid: 1", "", "parse error in config: The Knet link mode \"foo\" specified is invalid.  It must be active, passive or rr."),
+    ("transport", "transport: foo", "nodeid: 1", "", "Invalid transport type. Should be udpu, udp or knet"),
+    ("cipher", "crypto_cipher: aes256", "nodeid: 1", "", "crypto_cipher requires crypto_hash with value other than none"),
+    ("no_key", "crypto_hash: sha256\n    keyfile: KEYDIR/absent.key", "nodeid: 1", "", "Could not open KEYDIR/absent.key: No such file or directory"),
+    ("short_key", "crypto_hash: sha256\n    keyfile: KEYDIR/short.key", "nodeid: 1", "", "Could only read 128 bits of minimum 1024 bits from KEYDIR/short.key."),
+    ("udpu_crypto", "transport: udpu\n    crypto_hash: sha1\n    keyfile: KEYDIR/good.key", "nodeid: 1", "", "parse error in config: crypto_cipher & crypto_hash are only valid for the Knet transport."),
+    ("nodeid_0", "", "nodeid: 0", "", "Knet requires an explicit nodeid for the local node"),
+    ("nodeid_65536", "", "nodeid: 65536", "", "Knet requires nodeid to be less than 65536 for address '127.0.0.1'."),
+    ("other_nodeid", "", "nodeid: 1", "    node {\n        ring0_addr: 192.0.2.2\n    }\n", "Knet requires an explicit nodeid to be specified for address '192.0.2.2'."),
+    ("multi_link", "", "nodeid: 1\n        ring1_addr: 127.0.1.1", "    node {\n        nodeid: 2\n        ring0_addr: 192.0.2.2\n        ring1_addr: 192.0.3.2\n    }\n", "parse error in config: for a multi-link configuration, all nodes must have a 'name' attribute"),
 ];
 
 /// Writes the [`STARTUP_REFUSALS`] files into `dir` (logging to stderr, for `corosync -t`).
@@ -227,10 +229,10 @@ fn write_startup_files(dir: &Path) -> Vec<(PathBuf, String)> {
     let keydir = dir.display().to_string();
     STARTUP_REFUSALS
         .iter()
-        .map(|&(name, totem, nodeid, nodes, message)| {
+        .map(|&(name, totem, node1, nodes, message)| {
             let text = format!(
                 "totem {{\n    version: 2\n    cluster_name: refused\n    {totem}\n}}\n\
-                 nodelist {{\n    node {{\n        nodeid: {nodeid}\n        name: node1\n        ring0_addr: 127.0.0.1\n    }}\n{nodes}}}\n\
+                 nodelist {{\n    node {{\n        {node1}\n        name: node1\n        ring0_addr: 127.0.0.1\n    }}\n{nodes}}}\n\
                  quorum {{\n    provider: corosync_votequorum\n}}\nlogging {{\n    to_stderr: yes\n    to_syslog: no\n}}\n"
             );
             let path = dir.join(format!("{name}.conf"));
