@@ -9,8 +9,9 @@
 //!   `quorum.expected_votes_tracking`, `quorum.device.votes` (integers of any type; flags are
 //!   "not 0"), and the nodelist `nodelist.node.<i>.nodeid` with `nodelist.node.<i>.quorum_votes`
 //!   (default 1).
-//! - **Run-time changes** ([`QuorumSync::after_cmap_change`]): a change under `quorum.` or
-//!   `nodelist.` re-reads the configuration ([`Quorum::reconfigure`], corosync's
+//! - **Run-time changes** ([`QuorumSync::after_cmap_change`], called by the listener after
+//!   each CMAP write — set, delete, adjust — and, when a full outbox left one unseen, after
+//!   the next CMAP request): a change under `quorum.` or `nodelist.` re-reads the configuration ([`Quorum::reconfigure`], corosync's
 //!   `votequorum_refresh_config`); `quorum.cancel_wait_for_all` set to 1 or more stops
 //!   waiting for all nodes and is reset to 0 (which re-reads the configuration too). A deleted key is still seen by that re-read
 //!   (corosync's icmap notifies before it removes the key), so deleting `quorum.expected_votes`
