@@ -50,7 +50,7 @@
 //! a corosync with other plugins accepts other names.
 //!
 //! A node list may have any length here; `corowire serve` refuses more than 384 nodes
-//! (`crate::server::MAX_MODEL_NODES`) when it binds. corosync 3.1.7 does not check: its
+//! ([`MAX_MODEL_NODES`](crate::server::MAX_MODEL_NODES)) when it binds. corosync 3.1.7 does not check: its
 //! member lists hold 384 (`PROCESSOR_COUNT_MAX`) and a longer list overruns them (with 400
 //! nodes `corosync -t` fails with an unrelated message, `Can only set ttl on multicast
 //! transport types for interface 1`). What corosync refuses only when it
@@ -243,8 +243,10 @@ pub enum StartupError {
     /// `totem.crypto_cipher` without `totem.crypto_hash`.
     CipherWithoutHash,
     /// Crypto is on and the key file (`totem.keyfile`, else `/etc/corosync/authkey`) cannot
-    /// be opened or read: (path, `strerror`).
+    /// be opened: (path, `strerror`).
     KeyFile(String, String),
+    /// The key file was opened but cannot be read: (path, `strerror`).
+    KeyFileRead(String, String),
     /// The key file is shorter than knet's 1024 bits: (bits read, path).
     KeyTooShort(usize, String),
     /// The local node of a knet configuration has no `nodeid` (or 0).
@@ -291,6 +293,7 @@ impl fmt::Display for StartupError {
                 f.write_str("crypto_cipher requires crypto_hash with value other than none")
             }
             Self::KeyFile(path, why) => write!(f, "Could not open {path}: {why}"),
+            Self::KeyFileRead(path, why) => write!(f, "Could not read {path}: {why}"),
             Self::KeyTooShort(bits, path) => {
                 write!(f, "Could only read {bits} bits of minimum {} bits from {path}.", KNET_MIN_KEY_LEN * 8)
             }
@@ -983,11 +986,15 @@ impl CorosyncConf {
         }
         let path = self.get_str("totem.keyfile").unwrap_or("/etc/corosync/authkey");
         let strerror = |e: &std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)).desc();
-        let file = std::fs::File::open(path)
+        // O_NONBLOCK: a FIFO reads as empty (too short) instead of blocking, as corosync would.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
             .map_err(|e| StartupError::KeyFile(path.to_owned(), strerror(&e).into()))?;
         let mut key = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(file, 4096), &mut key)
-            .map_err(|e| StartupError::KeyFile(path.to_owned(), strerror(&e).into()))?;
+            .map_err(|e| StartupError::KeyFileRead(path.to_owned(), strerror(&e).into()))?;
         if key.len() < KNET_MIN_KEY_LEN {
             return Err(StartupError::KeyTooShort(key.len() * 8, path.to_owned()));
         }
