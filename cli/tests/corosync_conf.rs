@@ -205,6 +205,8 @@ const STARTUP_REFUSALS: &[(&str, &str, &str, &str, &str)] = &[
     ("join", "join: 99999", "nodeid: 1", "", "parse error in config: The consensus timeout parameter (3600 ms) may not be less than join timeout (99999 ms)."),
     ("hold", "hold: 5", "nodeid: 1", "", "parse error in config: The token hold timeout parameter (5 ms) may not be less than (14 ms)."),
     ("retransmits", "token_retransmits_before_loss_const: 200", "nodeid: 1", "", "parse error in config: Not appropriate token or token_retransmits_before_loss_const value set"),
+    ("token_retransmit", "token_retransmit: 10", "nodeid: 1", "", "parse error in config: The token retransmit timeout parameter (10 ms) may not be less than (30 ms)."),
+    ("downcheck", "downcheck: 5", "nodeid: 1", "", "parse error in config: The downcheck timeout parameter (5 ms) may not be less than (30 ms)."),
     ("merge", "merge: 5", "nodeid: 1", "", "parse error in config: The merge timeout parameter (5 ms) may not be less than (30 ms)."),
     ("delay", "max_network_delay: 5", "nodeid: 1", "", "parse error in config: The max_network_delay parameter (5 ms) may not be less than (30 ms)."),
     ("warning", "token_warning: 200", "nodeid: 1", "", "parse error in config: The token warning parameter (200%) must be between 0 (disabled) and 100."),
