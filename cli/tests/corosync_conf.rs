@@ -17,10 +17,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn corowire() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_corowire"))
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -142,13 +138,16 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// `corowire serve`'s message for `path`, without its `corowire serve: ` prefix.
+/// A file the server accepts fails the test (status 124 from `timeout`) instead of leaving it
+/// waiting on a server that serves.
 fn serve_error(path: &Path) -> String {
-    let out = corowire()
+    let out = Command::new("timeout")
+        .args(["20", env!("CARGO_BIN_EXE_corowire")])
         .args(["serve", "--name-prefix", &format!("conf-err-{}", std::process::id()), "--corosync-conf"])
         .arg(path)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}: {}", path.display(), text(&out.stdout));
+    assert_eq!(out.status.code(), Some(1), "{}: {}", path.display(), text(&out.stderr));
     let stderr = text(&out.stderr);
     stderr.lines().next().unwrap_or_default().trim_start_matches("corowire serve: ").to_owned()
 }
