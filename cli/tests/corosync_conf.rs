@@ -3,21 +3,19 @@
 //! For every file in `tests/corosync_conf/` (the harness's one-node config, three nodes with
 //! names, `two_node`, comments with `logger_subsys` and `uidgid`, two knet links, `udpu` with
 //! four unnamed nodes, `logging_daemon` / per-link settings / `resources` / an unknown
-//! section, no `quorum` section), the
+//! section, no `quorum` section, `token: 4294967295` with expected votes 2^32-1), the
 //! listing `corosync-cmapctl` prints (`key (type) = value`) against a private corosync started
 //! with that file (`tests/harness/with-corosync --conf FILE`) and against `corowire serve
 //! --corosync-conf FILE` (in a private network namespace, under corosync's names) must be
 //! the same, apart from live counters (`runtime.services.*`) and the keys other parts of
 //! the server present (`runtime.votequorum.*`, `runtime.members.*`). Malformed files get
-//! corosync's own error line (`corosync -t`). Those tests need root, corosync and `unshare`
+//! corosync's own error line (`corosync -t`), and so do files corosync parses but refuses to
+//! start with (totem timeouts, knet node ids, crypto and its key file, transport, version,
+//! link mode); a FIFO, directory or device is refused at once. Those tests need root, corosync and `unshare`
 //! (`tests/run-all` runs them); the error tests without corosync need nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn corowire() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_corowire"))
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -119,6 +117,8 @@ const BAD_FILES: &[(&str, &str)] = &[
     ("stray_brace", "# comment\n}\n"),
     ("extra_after_brace", "totem { version: 2\n}\n"),
     ("bad_choice", "system {\n    sched_rr: sometimes\n}\n"),
+    ("crypto_model", "totem {\n    crypto_model: foo\n}\n"),
+    ("compression_model", "totem {\n    knet_compression_model: none\n}\n"),
 ];
 
 fn write_bad_files(dir: &Path) -> Vec<(PathBuf, &'static str)> {
@@ -138,13 +138,16 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// `corowire serve`'s message for `path`, without its `corowire serve: ` prefix.
+/// A file the server accepts fails the test (status 124 from `timeout`) instead of leaving it
+/// waiting on a server that serves.
 fn serve_error(path: &Path) -> String {
-    let out = corowire()
+    let out = Command::new("timeout")
+        .args(["20", env!("CARGO_BIN_EXE_corowire")])
         .args(["serve", "--name-prefix", &format!("conf-err-{}", std::process::id()), "--corosync-conf"])
         .arg(path)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}: {}", path.display(), text(&out.stdout));
+    assert_eq!(out.status.code(), Some(1), "{}: {}", path.display(), text(&out.stderr));
     let stderr = text(&out.stderr);
     stderr.lines().next().unwrap_or_default().trim_start_matches("corowire serve: ").to_owned()
 }
@@ -159,6 +162,8 @@ fn malformed_files_are_refused_with_their_line() {
         "stray_brace.conf:2: Unexpected closing brace",
         "extra_after_brace.conf:1: Extra characters after opening bracket '{'",
         "bad_choice.conf:2: Invalid system.sched_rr value",
+        "crypto_model.conf:2: Invalid crypto model. Should be nss or openssl",
+        "compression_model.conf:2: Invalid compression model. Should be zlib, lz4, lz4hc, lzo2, lzma, bzip2 or zstd",
     ];
     for ((path, _), want) in write_bad_files(&dir).iter().zip(expected) {
         let message = serve_error(path);
@@ -169,16 +174,117 @@ fn malformed_files_are_refused_with_their_line() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// What `corosync -t -c path` prints on stderr; it must refuse the file.
+fn corosync_refusal(path: &Path) -> String {
+    let out = Command::new("corosync").arg("-t").arg("-c").arg(path).output().expect("run corosync -t");
+    assert!(!out.status.success(), "corosync -t accepted {}", path.display());
+    text(&out.stderr)
+}
+
 #[test]
 #[ignore = "needs corosync (tests/run-all)"]
 fn malformed_files_get_corosyncs_own_words() {
     let dir = scratch("corosync-t");
     for (path, body) in write_bad_files(&dir) {
-        let out = Command::new("corosync").arg("-t").arg("-c").arg(&path).output().expect("run corosync -t");
-        assert!(!out.status.success(), "corosync -t accepted {body:?}");
-        let theirs = text(&out.stderr);
+        let theirs = corosync_refusal(&path);
         let theirs = theirs.lines().find(|l| l.starts_with("parser error: ")).unwrap_or_default();
         assert_eq!(serve_error(&path), theirs, "for {body:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Files corosync parses but refuses to start with (totemconfig.c, votequorum.c): (name,
+/// extra `totem` lines, the local node's `nodeid` and extra lines, other nodes, the message
+/// both give).
+/// `KEYDIR` is replaced by the scratch directory, which holds `short.key` (16 bytes) and
+/// `good.key` (128 bytes).
+const STARTUP_REFUSALS: &[(&str, &str, &str, &str, &str)] = &[
+    ("token", "token: 10", "nodeid: 1", "", "parse error in config: The token timeout parameter (10 ms) may not be less than (30 ms)."),
+    ("consensus", "consensus: 10", "nodeid: 1", "", "parse error in config: The consensus timeout parameter (10 ms) may not be less than (30 ms)."),
+    ("join", "join: 99999", "nodeid: 1", "", "parse error in config: The consensus timeout parameter (3600 ms) may not be less than join timeout (99999 ms)."),
+    ("hold", "hold: 5", "nodeid: 1", "", "parse error in config: The token hold timeout parameter (5 ms) may not be less than (14 ms)."),
+    ("retransmits", "token_retransmits_before_loss_const: 200", "nodeid: 1", "", "parse error in config: Not appropriate token or token_retransmits_before_loss_const value set"),
+    ("token_retransmit", "token_retransmit: 10", "nodeid: 1", "", "parse error in config: The token retransmit timeout parameter (10 ms) may not be less than (30 ms)."),
+    ("downcheck", "downcheck: 5", "nodeid: 1", "", "parse error in config: The downcheck timeout parameter (5 ms) may not be less than (30 ms)."),
+    ("merge", "merge: 5", "nodeid: 1", "", "parse error in config: The merge timeout parameter (5 ms) may not be less than (30 ms)."),
+    ("delay", "max_network_delay: 5", "nodeid: 1", "", "parse error in config: The max_network_delay parameter (5 ms) may not be less than (30 ms)."),
+    ("warning", "token_warning: 200", "nodeid: 1", "", "parse error in config: The token warning parameter (200%) must be between 0 (disabled) and 100."),
+    ("version", "version: 1", "nodeid: 1", "", "parse error in config: This totem parser can only parse version 2 configurations."),
+    ("link_mode", "link_mode: foo", "nodeid: 1", "", "parse error in config: The Knet link mode \"foo\" specified is invalid.  It must be active, passive or rr."),
+    ("transport", "transport: foo", "nodeid: 1", "", "Invalid transport type. Should be udpu, udp or knet"),
+    ("cipher", "crypto_cipher: aes256", "nodeid: 1", "", "crypto_cipher requires crypto_hash with value other than none"),
+    ("no_key", "crypto_hash: sha256\n    keyfile: KEYDIR/absent.key", "nodeid: 1", "", "Could not open KEYDIR/absent.key: No such file or directory"),
+    ("short_key", "crypto_hash: sha256\n    keyfile: KEYDIR/short.key", "nodeid: 1", "", "Could only read 128 bits of minimum 1024 bits from KEYDIR/short.key."),
+    ("udpu_crypto", "transport: udpu\n    crypto_hash: sha1\n    keyfile: KEYDIR/good.key", "nodeid: 1", "", "parse error in config: crypto_cipher & crypto_hash are only valid for the Knet transport."),
+    ("nodeid_0", "", "nodeid: 0", "", "Knet requires an explicit nodeid for the local node"),
+    ("nodeid_65536", "", "nodeid: 65536", "", "Knet requires nodeid to be less than 65536 for address '127.0.0.1'."),
+    ("other_nodeid", "", "nodeid: 1", "    node {\n        ring0_addr: 192.0.2.2\n    }\n", "Knet requires an explicit nodeid to be specified for address '192.0.2.2'."),
+    ("multi_link", "", "nodeid: 1\n        ring1_addr: 127.0.1.1", "    node {\n        nodeid: 2\n        ring0_addr: 192.0.2.2\n        ring1_addr: 192.0.3.2\n    }\n", "parse error in config: for a multi-link configuration, all nodes must have a 'name' attribute"),
+];
+
+/// Writes the [`STARTUP_REFUSALS`] files into `dir` (logging to stderr, for `corosync -t`).
+fn write_startup_files(dir: &Path) -> Vec<(PathBuf, String)> {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("short.key"), [7u8; 16]).unwrap();
+    std::fs::write(dir.join("good.key"), [7u8; 128]).unwrap();
+    let keydir = dir.display().to_string();
+    STARTUP_REFUSALS
+        .iter()
+        .map(|&(name, totem, node1, nodes, message)| {
+            let text = format!(
+                "totem {{\n    version: 2\n    cluster_name: refused\n    {totem}\n}}\n\
+                 nodelist {{\n    node {{\n        {node1}\n        name: node1\n        ring0_addr: 127.0.0.1\n    }}\n{nodes}}}\n\
+                 quorum {{\n    provider: corosync_votequorum\n}}\nlogging {{\n    to_stderr: yes\n    to_syslog: no\n}}\n"
+            );
+            let path = dir.join(format!("{name}.conf"));
+            std::fs::write(&path, text.replace("KEYDIR", &keydir)).unwrap();
+            (path, message.replace("KEYDIR", &keydir))
+        })
+        .collect()
+}
+
+#[test]
+fn files_corosync_refuses_at_start_are_refused_with_its_message() {
+    let dir = scratch("startup");
+    for (path, message) in write_startup_files(&dir) {
+        assert_eq!(serve_error(&path), message, "{}", path.display());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+#[ignore = "needs corosync (tests/run-all)"]
+fn start_up_refusals_are_corosyncs_own() {
+    let dir = scratch("startup-t");
+    for (path, _) in write_startup_files(&dir) {
+        let theirs = corosync_refusal(&path);
+        // `DATE error   [MAIN  ] MESSAGE`, before `Corosync Cluster Engine exiting ...`.
+        let theirs = theirs
+            .lines()
+            .filter(|l| !l.contains("Corosync Cluster Engine exiting"))
+            .find_map(|l| l.split_once("] ").map(|(_, m)| m.trim_end()))
+            .unwrap_or_default();
+        assert_eq!(serve_error(&path), theirs, "{}", path.display());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_fifo_directory_or_device_is_refused_without_waiting() {
+    let dir = scratch("special");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo.conf");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    // corosync blocks on the FIFO until a writer comes; nothing writes to this one.
+    for (path, kind) in [
+        (fifo.as_path(), "a FIFO"),
+        (dir.as_path(), "a directory"),
+        (Path::new("/dev/null"), "a character device"),
+    ] {
+        assert_eq!(
+            serve_error(path),
+            format!("Can't read file {}: it is {kind}, not a regular file", path.display())
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

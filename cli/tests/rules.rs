@@ -1,10 +1,10 @@
 //! votequorum's rules, `runtime.votequorum.*` and run-time `quorum.*` changes, seen through
 //! the unmodified C tools: each case runs the same shell script (`corosync-quorumtool -s`,
 //! `corosync-cmapctl -b runtime.votequorum`, `corosync-cmapctl quorum.`, run-time
-//! `corosync-cmapctl -s/-d`) against a real corosync 3.1.7 (`tests/harness/with-corosync
-//! --sections`) and against `corowire serve --standard-names --config` with the same
-//! configuration as keys (in private network and mount namespaces), and compares the output
-//! without the `Date:` line.
+//! `corosync-cmapctl -s/-d`, `corosync-quorumtool -e`) against a real corosync 3.1.7
+//! (`tests/harness/with-corosync --sections`) and against `corowire serve --standard-names
+//! --config` with the same configuration as keys (in private network and mount namespaces),
+//! and compares the output without the `Date:` line.
 //!
 //! It needs root, `unshare`, corosync and its tools, so it is `#[ignore]`d in a plain
 //! `cargo test` and run by `tests/run-all`:
@@ -26,6 +26,7 @@ show() {
 }
 set_key() { corosync-cmapctl -s "$@" >/dev/null; sleep 0.5; }
 del_key() { corosync-cmapctl -d "$1" >/dev/null; sleep 0.5; }
+set_expected() { corosync-quorumtool -e "$1" 2>&1; echo "quorumtool -e $1 status $?"; sleep 0.5; }
 "#;
 
 /// Runs the server in private namespaces with `keys` and `script` next to it.
@@ -73,6 +74,23 @@ const CASES: &[Case] = &[
         steps: "show; set_key quorum.cancel_wait_for_all u8 1; show",
     },
     Case { name: "allow_downscale", quorum: &[("allow_downscale", "u8", "1")], steps: "show" },
+    Case {
+        name: "expected_votes past 8 bits and 2^31 at run time (C's wrap-around, uint8_t quorum)",
+        quorum: &[],
+        steps: "for v in 1000 1000000000 2147483647 2147483648 4294967293 4294967295; do \
+                set_key quorum.expected_votes u32 $v; show; done",
+    },
+    Case {
+        name: "expected_votes 2^32-1 in the file, then quorumtool -e",
+        quorum: &[("expected_votes", "u32", "4294967295")],
+        steps: "show; set_expected 1; show; set_expected 2147483648; show; set_expected 4294967295; show",
+    },
+    Case {
+        name: "quorumtool -e below the total votes (one node with 3 votes)",
+        quorum: &[],
+        steps: "set_key nodelist.node.0.quorum_votes u32 3; show; set_expected 1; set_expected 2; \
+                set_expected 3; show; set_expected 4; show",
+    },
 ];
 
 fn repo() -> PathBuf {

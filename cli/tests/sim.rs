@@ -265,6 +265,17 @@ fn checks(control: &Path) {
     let (code, nodes, _, quorate) = quorum_status();
     assert_eq!((code, nodes.as_str(), quorate.as_str()), (0, "3", "Yes"));
     assert_eq!(listed_nodes(), ["1", "2", "3"]);
+    // Expected votes below the three votes present: refused, as on a real 3-node corosync
+    // 3.1.7 cluster (tests/harness/with-cluster, all up: `-e 1` and `-e 2` print this and
+    // exit 1; votequorum.c refuses `expected_votes < total_votes`).
+    for votes in ["1", "2"] {
+        let (code, out, err) = run("corosync-quorumtool", &["-e", votes]);
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (1, "", "Unable to set expected votes: CS_ERR_INVALID_PARAM\n"),
+            "-e {votes}"
+        );
+    }
     assert!(members().contains("runtime.members.2.join_count (u32) = 2\n"));
     let show = apply(control, &["show"]);
     assert!(

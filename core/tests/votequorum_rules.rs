@@ -459,3 +459,30 @@ fn reconfigure_messages_reach_the_other_members() {
     assert_eq!(drain(&mut two), ["expected 4"]);
     assert_eq!(two.poll_reconfigure(), None, "another node's message is not sent again");
 }
+
+#[test]
+fn run_time_expected_votes_wrap_as_corosyncs_c_arithmetic() {
+    // What corosync 3.1.7 shows on one node after `corosync-cmapctl -s quorum.expected_votes u32
+    // V`, in sequence (cli/tests/rules.rs compares the same steps with the real daemon): the
+    // sum `expected + 2` wraps at 2^32 and the quorum is kept in 8 bits.
+    let (mut e, _) = cluster(1, QuorumConfig::default());
+    let nodes = [(1, 1)];
+    for (expected, quorum, quorate) in [
+        (1000, 245, false),
+        (1_000_000_000, 1, true),
+        (2_147_483_647, 0, true),
+        (2_147_483_648, 1, true),
+        (4_294_967_293, 255, false),
+        (4_294_967_295, 1, true),
+        (5, 3, false),
+    ] {
+        let cfg = QuorumConfig { expected_votes: expected, ..QuorumConfig::default() };
+        e.reconfigure(cfg, &nodes, &mut |_| {}).unwrap();
+        let (is_quorate, shown, total, q, _) = status(&mut e);
+        assert_eq!(
+            (is_quorate, shown, total, q),
+            (quorate, expected, 1, quorum),
+            "expected_votes {expected}"
+        );
+    }
+}

@@ -60,7 +60,9 @@ fn qb_ipc_type_chooses_the_transport() {
     let dir = std::env::temp_dir().join(format!("corowire-conf-ipc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("socket.conf");
-    std::fs::write(&file, "system {\n    qb_ipc_type: socket\n}\n").unwrap();
+    let nodelist = "nodelist {\n    node {\n        nodeid: 1\n        ring0_addr: 127.0.0.1\n    }\n}\n";
+    let text = format!("totem {{\n    version: 2\n}}\n{nodelist}system {{\n    qb_ipc_type: socket\n}}\n");
+    std::fs::write(&file, text).unwrap();
     let mut cfg = ServerConfig::default();
     cfg.load_corosync_conf(&file, None).unwrap();
     assert_eq!(cfg.transport, IpcType::Socket);

@@ -10,7 +10,10 @@
 //! odd node count without `wait_for_all` (refused with `last_man_standing`), with corosync's
 //! messages ([`ConfigNote`]). Quorum is computed as corosync does (`max((highest_expected +
 //! 2) / 2, (total_votes + 2) / 2)`, never decreasing unless allowed, 1 in two-node mode with at
-//! most two nodes; `wait_for_all` holds quorum back until all expected votes are present once;
+//! most two nodes; in corosync's C types: the sums wrap around at 2^32, and the quorum kept
+//! is the low 8 bits of that value, as votequorum.c's `static uint8_t quorum` keeps it —
+//! `quorum.expected_votes` 1000 on one node gives quorum 245, 4294967295 gives 1 and
+//! 2147483647 gives 0, as the real daemon shows; `wait_for_all` holds quorum back until all expected votes are present once;
 //! `auto_tie_breaker` decides an even split; `last_man_standing` lowers the expected votes at
 //! the end of its window). Membership changes ([`QuorumEngine::set_membership`]), run-time
 //! configuration changes ([`QuorumEngine::reconfigure`],
@@ -374,7 +377,9 @@ struct Model<const NODES: usize> {
     rules: Rules,
     /// The local node first.
     nodes: Vec<Node, NODES>,
-    quorum: u32,
+    /// votequorum.c's `static uint8_t quorum`: what `calculate_quorum` returned, truncated to
+    /// 8 bits.
+    quorum: u8,
     quorate: bool,
     wait_for_all_status: bool,
     /// Whether `runtime.votequorum.wait_for_all_status` exists (set once, never deleted).
@@ -412,6 +417,11 @@ impl<const NODES: usize> Model<NODES> {
 
     fn members(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| n.state == NodeState::MEMBER)
+    }
+
+    /// The members' votes (`get_total_votes`), summed in C's `unsigned int`: wrapping at 2^32.
+    fn total_votes(&self) -> u32 {
+        self.members().fold(0u32, |a, n| a.wrapping_add(n.votes))
     }
 
     fn event(&mut self, kind: Kind) {
@@ -538,19 +548,20 @@ impl<const NODES: usize> Model<NODES> {
         if self.cfg.allow_downscale && allow_decrease && max_expected > 0 {
             max_expected = max_expected.max(self.ev_barrier);
         }
-        let mut total = self.members().fold(0u32, |a, n| a.saturating_add(n.votes));
+        let mut total = self.total_votes();
         let mut highest = self.members().map(|n| n.expected_votes).max().unwrap_or(0);
         let mut count = self.members().count();
         if self.qdevice_votes() > 0 {
-            total = total.saturating_add(self.qdevice_votes());
+            total = total.wrapping_add(self.qdevice_votes());
             count += 1;
         }
         if max_expected > 0 {
             highest = max_expected;
         }
-        let mut quorum = (highest.saturating_add(2) / 2).max(total.saturating_add(2) / 2);
+        // C's unsigned arithmetic: `highest_expected + 2` wraps (4294967295 gives 0).
+        let mut quorum = (highest.wrapping_add(2) / 2).max(total.wrapping_add(2) / 2);
         if !allow_decrease {
-            quorum = quorum.max(self.quorum);
+            quorum = quorum.max(u32::from(self.quorum));
         }
         if self.rules.two_node && count <= 2 {
             quorum = 1;
@@ -565,10 +576,10 @@ impl<const NODES: usize> Model<NODES> {
     /// `recalculate_quorum` + `are_we_quorate`; `notify`: queue a QUORUM notification when
     /// quorate-ness changes (not during a membership change, which always sends one).
     fn recalculate(&mut self, allow_decrease: bool, by_current_nodes: bool, notify: bool) {
-        let mut total = self.members().fold(0u32, |a, n| a.saturating_add(n.votes));
+        let mut total = self.total_votes();
         let mut count = self.members().count();
         if self.qdevice_votes() > 0 {
-            total = total.saturating_add(self.qdevice_votes());
+            total = total.wrapping_add(self.qdevice_votes());
             count += 1;
         }
         let count = if by_current_nodes { u32::try_from(count).unwrap_or(u32::MAX) } else { 0 };
@@ -580,7 +591,8 @@ impl<const NODES: usize> Model<NODES> {
             self.ev_tracking_barrier = self.ev_tracking_barrier.max(self.local().expected_votes);
         }
         let (quorum, total) = self.calculate(allow_decrease, count);
-        self.quorum = quorum;
+        // `quorum = calculate_quorum(...)` stores into a uint8_t.
+        self.quorum = quorum.to_le_bytes()[0];
         self.set_members_expected(count);
         self.are_we_quorate(total, notify);
     }
@@ -592,18 +604,18 @@ impl<const NODES: usize> Model<NODES> {
             }
             self.set_wait_for_all_status(false);
         }
-        let mut quorate = self.quorum <= total;
+        let mut quorate = u32::from(self.quorum) <= total;
         if quorate {
             let lowest = self.members().map(|n| n.nodeid).min();
             let highest = self.members().map(|n| n.nodeid).max();
             (self.lowest_node_id, self.highest_node_id) = (lowest, highest);
         }
         if let Some(atb) = self.rules.atb {
-            let lost = self.previous_members.len().saturating_sub(self.members.len());
-            if total == self.local().expected_votes / 2
-                && u32::try_from(lost).unwrap_or(u32::MAX) < self.quorum
-                && self.tie_breaker_here(atb)
-            {
+            // `previous_quorum_members_entries - quorum_members_entries < quorum`: C ints, so
+            // a grown membership gives a negative count, below any quorum.
+            let (before, now) = (self.previous_members.len(), self.members.len());
+            let lost_below_quorum = now > before || before - now < usize::from(self.quorum);
+            if total == self.local().expected_votes / 2 && lost_below_quorum && self.tie_breaker_here(atb) {
                 quorate = true;
             }
         }
@@ -834,7 +846,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             events: Vec::new(),
             reconfigures: Vec::new(),
         };
-        let nodelist_votes = nodelist.iter().fold(0u32, |a, n| a.saturating_add(n.1));
+        let nodelist_votes = nodelist.iter().fold(0u32, |a, n| a.wrapping_add(n.1));
         let result = model.readconfig(cfg, nodelist_votes, false, note);
         model.nodelist = nodelist.iter().copied().take(NODES - 1).collect();
         model.members = model.member_ids();
@@ -868,9 +880,10 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         self.model.quorate
     }
 
-    /// The votes needed for quorum.
+    /// The votes needed for quorum, as corosync keeps it: the low 8 bits of the computed
+    /// value (votequorum.c's `uint8_t quorum`; see the [module documentation](self)).
     pub fn quorum(&self) -> u32 {
-        self.model.quorum
+        u32::from(self.model.quorum)
     }
 
     /// The local node's expected votes.
@@ -1011,8 +1024,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         let count = u32::try_from(ids.len()).unwrap_or(u32::MAX);
         if next.rules.last_man_standing {
             let low_here = next.members().any(|n| Some(n.nodeid) == next.lowest_node_id);
-            if (count >= next.quorum && left)
-                || (count <= next.quorum && next.rules.atb.is_some() && low_here)
+            if (count >= u32::from(next.quorum) && left)
+                || (count <= u32::from(next.quorum) && next.rules.atb.is_some() && low_here)
             {
                 let window = Duration::from_millis(u64::from(next.cfg.last_man_standing_window));
                 next.lms_deadline = Some(now.saturating_add(window));
@@ -1101,7 +1114,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         let nodeid = next.local().nodeid;
         let votes = nodelist.iter().find(|n| n.0 == nodeid).map_or(cfg.votes, |n| n.1);
         let cfg = QuorumConfig { nodeid, votes, ..cfg };
-        let nodelist_votes = nodelist.iter().fold(0u32, |a, n| a.saturating_add(n.1));
+        let nodelist_votes = nodelist.iter().fold(0u32, |a, n| a.wrapping_add(n.1));
         if next.readconfig(cfg, nodelist_votes, true, note).is_err() {
             return Ok(());
         }
@@ -1231,9 +1244,9 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             return reply(RequestKind::GetInfo, Err(CsError::NotExist), out);
         };
         let local = nodeid == local_id;
-        let mut total_votes = m.members().fold(0u32, |a, n| a.saturating_add(n.votes));
+        let mut total_votes = m.total_votes();
         if local && m.qdevice.cast_vote {
-            total_votes = total_votes.saturating_add(m.cfg.qdevice_votes);
+            total_votes = total_votes.wrapping_add(m.cfg.qdevice_votes);
         }
         let info = NodeInfo {
             nodeid: node.nodeid,
@@ -1242,7 +1255,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             expected_votes: node.expected_votes,
             highest_expected: m.members().map(|n| n.expected_votes).max().unwrap_or(0),
             total_votes,
-            quorum: m.quorum,
+            quorum: u32::from(m.quorum),
             flags: m.flags(local),
             qdevice_votes: m.cfg.qdevice_votes,
             qdevice_name: &m.qdevice.name,

@@ -259,7 +259,7 @@ impl Sim {
 fn new_shadow(quorum: QuorumConfig, votes: &[(u32, u32)], nodeid: u32) -> Box<Shadow> {
     let votes_of = |id: u32| votes.iter().find(|v| v.0 == id).map_or(1, |v| v.1);
     let expected_votes = match quorum.expected_votes {
-        0 => votes.iter().fold(0u32, |sum, v| sum.saturating_add(v.1)),
+        0 => votes.iter().fold(0u32, |sum, v| sum.wrapping_add(v.1)),
         set => set,
     };
     let cfg = QuorumConfig { nodeid, votes: votes_of(nodeid), expected_votes, ..quorum };

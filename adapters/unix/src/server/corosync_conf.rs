@@ -44,13 +44,23 @@
 //! or closing section or key value`, ...). Unlike corosync, the file must be UTF-8, at most
 //! [`MAX_FILE_LEN`] bytes; lines are at most 510 bytes and key names 255, as corosync's (which
 //! also bounds the nesting: a section path is a key name, so at most 127 levels deep).
-//! Not checked here (corosync checks them when it starts): `totem.crypto_model` and
-//! `totem.knet_compression_model` names, the totem timeouts' minimums, duplicate node ids.
+//! `totem.crypto_model` and `totem.knet_compression_model` are checked against the models
+//! of the libknet this machine's corosync 3.1.7 runs with (coroparse asks libknet for its
+//! plugins: here `nss`, `openssl`; `zlib`, `lz4`, `lz4hc`, `lzo2`, `lzma`, `bzip2`, `zstd`);
+//! a corosync with other plugins accepts other names.
+//!
+//! A node list may have any length here; `corowire serve` refuses more than 384 nodes
+//! ([`MAX_MODEL_NODES`](crate::server::MAX_MODEL_NODES)) when it binds. corosync 3.1.7 does not check: its
+//! member lists hold 384 (`PROCESSOR_COUNT_MAX`) and a longer list overruns them (with 400
+//! nodes `corosync -t` fails with an unrelated message, `Can only set ttl on multicast
+//! transport types for interface 1`). What corosync refuses only when it
+//! starts (totem timeouts, node ids, crypto keys, ...) is [`CorosyncConf::startup_check`]'s.
 
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 use std::collections::BTreeMap;
 use std::net::{ToSocketAddrs, UdpSocket};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use corowire::cmap::Key;
@@ -128,6 +138,20 @@ pub enum ConfErrorKind {
     NoExpectedVotes,
     /// Two nodes of the node list have the same `nodeid` (totemconfig.c refuses to start).
     DuplicateNodeId(u32),
+    /// corosync parses the file but refuses to start with it
+    /// ([`CorosyncConf::startup_check`]).
+    Startup(StartupError),
+    /// The path names something other than a regular file (a FIFO, a directory, a device,
+    /// a socket): its kind. corosync opens it anyway — it blocks on a FIFO until a writer
+    /// comes, and reads a directory or `/dev/null` as an empty file (`No interfaces
+    /// defined`) — the server refuses at once.
+    NotAFile {
+        /// The path given.
+        path: String,
+        /// What it is: `a FIFO`, `a directory`, `a character device`, `a block device` or
+        /// `a socket`.
+        kind: &'static str,
+    },
 }
 
 impl fmt::Display for ConfErrorKind {
@@ -168,6 +192,8 @@ impl fmt::Display for ConfErrorKind {
                 f.write_str("configuration error: nodelist or quorum.expected_votes must be configured!")
             }
             Self::DuplicateNodeId(id) => write!(f, "Nodeid {id} appears twice in corosync.conf"),
+            Self::Startup(e) => e.fmt(f),
+            Self::NotAFile { path, kind } => write!(f, "Can't read file {path}: it is {kind}, not a regular file"),
         }
     }
 }
@@ -195,6 +221,126 @@ impl fmt::Display for ConfError {
 }
 
 impl core::error::Error for ConfError {}
+
+/// totemconfig.c's `MINIMUM_TIMEOUT` (3 ticks of `HZ` 100), in ms.
+const MINIMUM_TIMEOUT: u32 = 30;
+/// totemconfig.c's `MINIMUM_TIMEOUT_HOLD` (`MINIMUM_TIMEOUT * 0.8 - 1000 / HZ`), in ms.
+const MINIMUM_TIMEOUT_HOLD: u32 = 14;
+/// knet's `KNET_MAX_HOST`: a node id of the knet transport is below it.
+const KNET_MAX_HOST: u32 = 65536;
+/// knet's `KNET_MIN_KEY_LEN`: the shortest key file, in bytes.
+const KNET_MIN_KEY_LEN: usize = 128;
+
+/// A file corosync 3.1.7 parses but refuses to start with (`exec/totemconfig.c`'s
+/// `totem_config_read` and `totem_config_validate`), with corosync's own message (without
+/// its trailing newline), so that `corowire serve` refuses it as `corosync` and
+/// `corosync -t` do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// `totem.transport` is not `udpu`, `udp` or `knet`.
+    Transport,
+    /// `totem.crypto_cipher` without `totem.crypto_hash`.
+    CipherWithoutHash,
+    /// Crypto is on and the key file (`totem.keyfile`, else `/etc/corosync/authkey`) cannot
+    /// be opened: (path, `strerror`).
+    KeyFile(String, String),
+    /// The key file was opened but cannot be read: (path, `strerror`).
+    KeyFileRead(String, String),
+    /// The key file is shorter than knet's 1024 bits: (bits read, path).
+    KeyTooShort(usize, String),
+    /// The local node of a knet configuration has no `nodeid` (or 0).
+    LocalNodeIdMissing,
+    /// A node of a knet configuration has no `nodeid` (or 0): its address.
+    NodeIdMissing(String),
+    /// A node of a knet configuration has a `nodeid` of 65536 or more: its address.
+    NodeIdTooLarge(String),
+    /// Neither a node list with addresses nor a `totem.interface` section.
+    NoInterfaces,
+    /// `totem.version` is not 2 (or missing).
+    Version,
+    /// A totem timeout below its minimum: (corosync's name for it, its value in ms, the
+    /// minimum). The value is the one corosync computes (`runtime.config.totem.*`).
+    Timeout(&'static str, u32, u32),
+    /// `token_retransmit` computed below 30 ms from `token` and
+    /// `token_retransmits_before_loss_const` (not set itself).
+    TokenRetransmitComputed,
+    /// `totem.token_warning` above 100 (percent).
+    TokenWarning(u32),
+    /// The consensus timeout is below the join timeout: (consensus, join), in ms.
+    ConsensusBelowJoin(u32, u32),
+    /// More than one link, and a node without `name`.
+    MultiLinkWithoutName,
+    /// `totem.link_mode` is not `active`, `passive` or `rr`.
+    LinkMode(String),
+    /// More than one link with a transport other than knet: the number of links.
+    TooManyLinks(usize),
+    /// Crypto with a transport other than knet.
+    CryptoNotKnet,
+}
+
+/// C's `%d` of an `unsigned int`.
+fn as_c_int(v: u32) -> i32 {
+    i32::from_ne_bytes(v.to_ne_bytes())
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const P: &str = "parse error in config: ";
+        match self {
+            Self::Transport => f.write_str("Invalid transport type. Should be udpu, udp or knet"),
+            Self::CipherWithoutHash => {
+                f.write_str("crypto_cipher requires crypto_hash with value other than none")
+            }
+            Self::KeyFile(path, why) => write!(f, "Could not open {path}: {why}"),
+            Self::KeyFileRead(path, why) => write!(f, "Could not read {path}: {why}"),
+            Self::KeyTooShort(bits, path) => {
+                write!(f, "Could only read {bits} bits of minimum {} bits from {path}.", KNET_MIN_KEY_LEN * 8)
+            }
+            Self::LocalNodeIdMissing => f.write_str("Knet requires an explicit nodeid for the local node"),
+            Self::NodeIdMissing(addr) => {
+                write!(f, "Knet requires an explicit nodeid to be specified for address '{addr}'.")
+            }
+            Self::NodeIdTooLarge(addr) => {
+                write!(f, "Knet requires nodeid to be less than {KNET_MAX_HOST} for address '{addr}'.")
+            }
+            Self::NoInterfaces => write!(f, "{P}No interfaces defined"),
+            Self::Version => write!(f, "{P}This totem parser can only parse version 2 configurations."),
+            Self::Timeout(what, value, min) => write!(
+                f,
+                "{P}The {what} parameter ({} ms) may not be less than ({min} ms).",
+                as_c_int(*value)
+            ),
+            Self::TokenRetransmitComputed => {
+                write!(f, "{P}Not appropriate token or token_retransmits_before_loss_const value set")
+            }
+            Self::TokenWarning(v) => write!(
+                f,
+                "{P}The token warning parameter ({}%) must be between 0 (disabled) and 100.",
+                as_c_int(*v)
+            ),
+            Self::ConsensusBelowJoin(consensus, join) => write!(
+                f,
+                "{P}The consensus timeout parameter ({} ms) may not be less than join timeout ({} ms).",
+                as_c_int(*consensus),
+                as_c_int(*join)
+            ),
+            Self::MultiLinkWithoutName => {
+                write!(f, "{P}for a multi-link configuration, all nodes must have a 'name' attribute")
+            }
+            Self::LinkMode(mode) => write!(
+                f,
+                "{P}The Knet link mode \"{mode}\" specified is invalid.  It must be active, passive or rr."
+            ),
+            Self::TooManyLinks(n) => {
+                write!(f, "{P}{n} is too many configured interfaces for non-Knet transport.")
+            }
+            Self::CryptoNotKnet => {
+                write!(f, "{P}crypto_cipher & crypto_hash are only valid for the Knet transport.")
+            }
+        }
+    }
+}
 
 /// Whether a `uidgid` name is a user or a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,6 +514,13 @@ fn invalid_choice(state: State, path: &str, value: &str) -> Option<&'static str>
         (State::Totem, "totem.crypto_hash") => (
             &["none", "md5", "sha1", "sha256", "sha384", "sha512"],
             "Invalid hash type. Should be none, md5, sha1, sha256, sha384 or sha512",
+        ),
+        (State::Totem, "totem.crypto_model") => {
+            (&["nss", "openssl"], "Invalid crypto model. Should be nss or openssl")
+        }
+        (State::Totem, "totem.knet_compression_model") => (
+            &["zlib", "lz4", "lz4hc", "lzo2", "lzma", "bzip2", "zstd"],
+            "Invalid compression model. Should be zlib, lz4, lz4hc, lzo2, lzma, bzip2 or zstd",
         ),
         (State::System, "system.qb_ipc_type") => (&["native", "shm", "socket"], "Invalid system.qb_ipc_type"),
         (State::System, "system.sched_rr") => (&["yes", "no"], "Invalid system.sched_rr value"),
@@ -655,8 +808,8 @@ impl CorosyncConf {
     /// names through the system's user and group databases.
     ///
     /// # Errors
-    /// The first error, with its line; [`ConfErrorKind::NoExpectedVotes`] (line 0) for a
-    /// votequorum configuration corosync would not start with.
+    /// The first error, with its line; [`ConfErrorKind::DuplicateNodeId`] (line 0). What
+    /// corosync refuses only when it starts is [`CorosyncConf::startup_check`]'s.
     pub fn parse(text: &[u8]) -> Result<Self, ConfError> {
         Self::parse_with(text, &mut system_account)
     }
@@ -694,11 +847,7 @@ impl CorosyncConf {
             return Err(ConfError { line: lines, kind: ConfErrorKind::MissingClosingBrace });
         }
         let conf = Self { keys: parser.keys };
-        let votequorum = conf.get_str("quorum.provider") == Some("corosync_votequorum");
         let positions = conf.node_positions();
-        if votequorum && positions.is_empty() && conf.get("quorum.expected_votes").is_none() {
-            return Err(ConfError { line: 0, kind: ConfErrorKind::NoExpectedVotes });
-        }
         let mut ids: Vec<u32> = positions.iter().filter_map(|&p| conf.nodeid_at(p)).collect();
         ids.sort_unstable();
         if let Some(twice) = ids.windows(2).find(|w| w[0] == w[1]) {
@@ -709,18 +858,216 @@ impl CorosyncConf {
 
     /// Reads and parses the file at `path` ([`CorosyncConf::parse`]).
     ///
+    /// Unlike corosync, which opens whatever it is given (and blocks on a FIFO until a
+    /// writer comes), only a regular file (or a symlink to one) is read: anything else is
+    /// refused at once, without waiting.
+    ///
     /// # Errors
-    /// [`ConfErrorKind::Read`] (line 0) if it cannot be read, else as [`CorosyncConf::parse`].
+    /// [`ConfErrorKind::Read`] (line 0) if it cannot be read, [`ConfErrorKind::NotAFile`]
+    /// for a FIFO, directory, device or socket, else as [`CorosyncConf::parse`].
     pub fn load(path: &Path) -> Result<Self, ConfError> {
         let read = |e: std::io::Error| ConfError {
             line: 0,
             kind: ConfErrorKind::Read(format!("{}: {e}", path.display())),
         };
-        let file = std::fs::File::open(path).map_err(read)?;
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; what it is is checked on the
+        // opened file, so a swap between a check and the open cannot matter.
+        let file =
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(read)?;
+        let file_type = file.metadata().map_err(read)?.file_type();
+        if !file_type.is_file() {
+            let kind = if file_type.is_fifo() {
+                "a FIFO"
+            } else if file_type.is_dir() {
+                "a directory"
+            } else if file_type.is_char_device() {
+                "a character device"
+            } else if file_type.is_block_device() {
+                "a block device"
+            } else {
+                "a socket"
+            };
+            return Err(ConfError {
+                line: 0,
+                kind: ConfErrorKind::NotAFile { path: path.display().to_string(), kind },
+            });
+        }
         let mut text = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_FILE_LEN as u64 + 1), &mut text)
             .map_err(read)?;
         Self::parse(&text)
+    }
+
+    /// corosync 3.1.7's checks when it starts, for the node at `local_pos` of the node list
+    /// (`exec/totemconfig.c`: `totem_config_read`, then `totem_config_validate`, in their
+    /// order; `corosync -t` makes them too): the transport, crypto (`crypto_cipher` needs
+    /// `crypto_hash`; with either on, the key file `totem.keyfile`, else
+    /// `/etc/corosync/authkey`, must hold at least 1024 bits — read and dropped, as corosync
+    /// reads it; an inline `totem.key` is taken as is), knet's node ids (not 0, below 65536),
+    /// at least one interface, `totem.version` 2, the totem timeouts corosync computes
+    /// (`runtime.config.totem.*`) against their minimums (30 ms, hold 14 ms; consensus not
+    /// below join; `token_warning` at most 100), names on every node with several links,
+    /// `totem.link_mode`, and crypto or several links only with knet.
+    ///
+    /// Not checked, so `corowire serve` starts where corosync would not: a node list in which
+    /// no node has a local address (corosync: `No valid name found for local host`; the
+    /// server picks the lowest id), interface details (`ttl`, `mcastport`, multicast
+    /// addresses, IP families, the number of links per node), an inline `totem.key`'s length,
+    /// and votequorum's own refusals other than [`ConfErrorKind::NoExpectedVotes`] (those the
+    /// quorum engine refuses when the server binds).
+    ///
+    /// Then votequorum's (`votequorum_readconfig`, when the service starts): with
+    /// `quorum.provider: corosync_votequorum`, a node list or `quorum.expected_votes`.
+    ///
+    /// # Errors
+    /// The first check that fails (line 0): [`ConfErrorKind::Startup`] with corosync's words,
+    /// or [`ConfErrorKind::NoExpectedVotes`].
+    pub fn startup_check(&self, local_pos: Option<u32>) -> Result<(), ConfError> {
+        let error = |kind| ConfError { line: 0, kind };
+        self.totem_check(local_pos).map_err(|e| error(ConfErrorKind::Startup(e)))?;
+        let votequorum = self.get_str("quorum.provider") == Some("corosync_votequorum");
+        if votequorum && self.node_positions().is_empty() && self.get("quorum.expected_votes").is_none() {
+            return Err(error(ConfErrorKind::NoExpectedVotes));
+        }
+        Ok(())
+    }
+
+    /// totemconfig.c's part of [`CorosyncConf::startup_check`].
+    fn totem_check(&self, local_pos: Option<u32>) -> Result<(), StartupError> {
+        let transport = self.get_str("totem.transport").unwrap_or("knet");
+        if !matches!(transport, "udpu" | "udp" | "knet") {
+            return Err(StartupError::Transport);
+        }
+        let knet = transport == "knet";
+        let cipher = self.get_str("totem.crypto_cipher").unwrap_or("none");
+        let hash = self.get_str("totem.crypto_hash").unwrap_or("none");
+        if cipher != "none" && hash == "none" {
+            return Err(StartupError::CipherWithoutHash);
+        }
+        let crypto = cipher != "none" || hash != "none";
+        if crypto {
+            self.check_key()?;
+        }
+        self.check_node_ids(knet, local_pos)?;
+        let links = self.links();
+        let bindnetaddr = self
+            .keys
+            .keys()
+            .any(|k| k.strip_prefix("totem.interface.").is_some_and(|rest| rest.ends_with(".bindnetaddr")));
+        if links.is_empty() && !bindnetaddr {
+            return Err(StartupError::NoInterfaces);
+        }
+        if self.get_u32("totem.version") != Some(2) {
+            return Err(StartupError::Version);
+        }
+        self.check_timeouts()?;
+        if links.len() > 1
+            && self.node_positions().iter().any(|p| self.get(&format!("nodelist.node.{p}.name")).is_none())
+        {
+            return Err(StartupError::MultiLinkWithoutName);
+        }
+        let link_mode = self.get_str("totem.link_mode").unwrap_or("passive");
+        if !matches!(link_mode, "active" | "passive" | "rr") {
+            return Err(StartupError::LinkMode(link_mode.to_owned()));
+        }
+        if !knet && links.len() > 1 {
+            return Err(StartupError::TooManyLinks(links.len()));
+        }
+        if !knet && crypto {
+            return Err(StartupError::CryptoNotKnet);
+        }
+        Ok(())
+    }
+
+    /// totemconfig.c's `totem_config_keyread`: the key file can be read and is long enough.
+    fn check_key(&self) -> Result<(), StartupError> {
+        if self.get("totem.key").is_some() && self.get("totem.keyfile").is_none() {
+            return Ok(());
+        }
+        let path = self.get_str("totem.keyfile").unwrap_or("/etc/corosync/authkey");
+        let strerror = |e: &std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)).desc();
+        // O_NONBLOCK: a FIFO reads as empty (too short) instead of blocking, as corosync would.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| StartupError::KeyFile(path.to_owned(), strerror(&e).into()))?;
+        let mut key = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, 4096), &mut key)
+            .map_err(|e| StartupError::KeyFileRead(path.to_owned(), strerror(&e).into()))?;
+        if key.len() < KNET_MIN_KEY_LEN {
+            return Err(StartupError::KeyTooShort(key.len() * 8, path.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// totemconfig.c's node id checks for knet: the local node's, then every node's address
+    /// in icmap's key order (`nodelist.node.10` before `nodelist.node.2`).
+    fn check_node_ids(&self, knet: bool, local_pos: Option<u32>) -> Result<(), StartupError> {
+        let listed =
+            ["name", "ring0_addr"].iter().any(|f| self.get(&format!("nodelist.node.0.{f}")).is_some());
+        if !knet || !listed {
+            return Ok(());
+        }
+        if local_pos.is_some_and(|p| self.nodeid_at(p).unwrap_or(0) == 0) {
+            return Err(StartupError::LocalNodeIdMissing);
+        }
+        let mut positions: Vec<String> = self.node_positions().iter().map(u32::to_string).collect();
+        positions.sort_unstable();
+        for pos in positions {
+            let nodeid = self.get_u32(&format!("nodelist.node.{pos}.nodeid")).unwrap_or(0);
+            for link in 0..8 {
+                let Some(addr) = self.get_str(&format!("nodelist.node.{pos}.ring{link}_addr")) else {
+                    continue;
+                };
+                if nodeid == 0 {
+                    return Err(StartupError::NodeIdMissing(addr.to_owned()));
+                }
+                if nodeid >= KNET_MAX_HOST {
+                    return Err(StartupError::NodeIdTooLarge(addr.to_owned()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// totemconfig.c's `totem_volatile_config_validate` on the values corosync computes.
+    fn check_timeouts(&self) -> Result<(), StartupError> {
+        let runtime = self.totem_runtime();
+        let value = |name: &str| {
+            let key = format!("runtime.config.totem.{name}");
+            match runtime.iter().find(|(k, _)| *k == key) {
+                Some((_, OwnedValue::UInt32(v))) => *v,
+                _ => 0,
+            }
+        };
+        let at_least = |name: &str, what: &'static str, min: u32| {
+            let v = value(name);
+            if v < min {
+                Err(StartupError::Timeout(what, v, min))
+            } else {
+                Ok(())
+            }
+        };
+        at_least("max_network_delay", "max_network_delay", MINIMUM_TIMEOUT)?;
+        at_least("token", "token timeout", MINIMUM_TIMEOUT)?;
+        let warning = value("token_warning");
+        if warning > 100 {
+            return Err(StartupError::TokenWarning(warning));
+        }
+        if value("token_retransmit") < MINIMUM_TIMEOUT && self.get("totem.token_retransmit").is_none() {
+            return Err(StartupError::TokenRetransmitComputed);
+        }
+        at_least("token_retransmit", "token retransmit timeout", MINIMUM_TIMEOUT)?;
+        at_least("hold", "token hold timeout", MINIMUM_TIMEOUT_HOLD)?;
+        at_least("join", "join timeout", MINIMUM_TIMEOUT)?;
+        at_least("consensus", "consensus timeout", MINIMUM_TIMEOUT)?;
+        let (consensus, join) = (value("consensus"), value("join"));
+        if consensus < join {
+            return Err(StartupError::ConsensusBelowJoin(consensus, join));
+        }
+        at_least("merge", "merge timeout", MINIMUM_TIMEOUT)?;
+        at_least("downcheck", "downcheck timeout", MINIMUM_TIMEOUT)
     }
 
     /// The keys the file gives, in key order.
@@ -864,7 +1211,8 @@ impl CorosyncConf {
             .count();
         if members > 2 {
             let coefficient = self.get_u32("totem.token_coefficient").unwrap_or(650);
-            let extra = u32::try_from(members - 2).unwrap_or(u32::MAX).saturating_mul(coefficient);
+            // `token += (member_count - 2) * token_coefficient` in C's unsigned arithmetic.
+            let extra = u32::try_from(members - 2).unwrap_or(u32::MAX).wrapping_mul(coefficient);
             token = token.wrapping_add(extra);
         }
         put("token_retransmits_before_loss_const", retransmits);
@@ -882,11 +1230,11 @@ impl CorosyncConf {
         put("knet_mtu", configured("knet_mtu", 0, false));
         // The C code's float arithmetic, truncated to an integer (HZ is 100).
         let token_retransmit =
-            configured("token_retransmit", c_u32(f64::from(token) / (f64::from(retransmits) + 0.2)), false);
+            configured("token_retransmit", c_int(f64::from(token) / (f64::from(retransmits) + 0.2)), false);
         put("token_retransmit", token_retransmit);
-        put("hold", configured("hold", c_u32(f64::from(token_retransmit) * 0.8 - 10.0), false));
+        put("hold", configured("hold", c_int(f64::from(token_retransmit) * 0.8 - 10.0), false));
         put("join", configured("join", 50, false));
-        put("consensus", configured("consensus", c_u32(f64::from((1.2 * f64::from(token)) as f32)), false));
+        put("consensus", configured("consensus", c_int(f64::from((1.2 * f64::from(token)) as f32)), false));
         for (name, default) in
             [("merge", 200), ("downcheck", 1000), ("fail_recv_const", 2500), ("seqno_unchanged_const", 30)]
         {
@@ -939,10 +1287,18 @@ impl CorosyncConf {
     }
 }
 
-/// A C `(int)` / `(uint32_t)` conversion of a non-negative float: truncation, clamped.
-fn c_u32(x: f64) -> u32 {
-    // `as` truncates toward zero and saturates, as wanted for the totem timeouts.
-    x as u32
+/// totemconfig.c's `(int)` conversion of a timeout computed in floating point, passed on
+/// as a `uint32_t`: truncation toward zero, a negative result kept as its two's complement,
+/// and — as x86-64's `cvttsd2si` does for a value out of `int`'s range — `INT_MIN` (so
+/// `token: 4294967295` gives `consensus` 2147483648, as the real daemon shows).
+fn c_int(x: f64) -> u32 {
+    let int = if x.is_nan() || x >= 2_147_483_648.0 || x <= -2_147_483_649.0 {
+        i32::MIN
+    } else {
+        // In range: `as` truncates toward zero, as C does.
+        x as i32
+    };
+    u32::from_ne_bytes(int.to_ne_bytes())
 }
 
 fn str_value(s: &str) -> OwnedValue {
@@ -1010,7 +1366,12 @@ mod tests {
     #[test]
     fn votequorum_needs_a_nodelist_or_expected_votes() {
         let quorum = "quorum {\n provider: corosync_votequorum\n}\n";
-        let err = parse(&format!("totem {{\n version: 2\n}}\n{quorum}")).unwrap_err();
+        let err = parse(&format!(
+            "totem {{\n version: 2\n interface {{\n  bindnetaddr: 10.0.0.1\n }}\n}}\n{quorum}"
+        ))
+        .unwrap()
+        .startup_check(None)
+        .unwrap_err();
         assert!(err.to_string().contains("nodelist or quorum.expected_votes must be configured"));
         assert_eq!((err.line, err.kind), (0, ConfErrorKind::NoExpectedVotes));
         // Two nodes with one id: refused as corosync does (the breaker's dup.conf: ids 1, 1, 2).
@@ -1112,6 +1473,21 @@ mod tests {
         assert_eq!(u32_of("runtime.config.totem.interface.1.knet_ping_timeout"), 1250);
         assert_eq!(u32_of("nodelist.local_node_pos"), 0);
         assert_eq!(keys.get("totem.interface.1.bindnetaddr"), Some(&str_value("10.0.1.1")));
+    }
+
+    #[test]
+    fn computed_timeouts_convert_as_cs_int_casts_do() {
+        assert_eq!(c_int(714.28), 714);
+        assert_eq!(c_int(-2.4), u32::MAX - 1);
+        // 1.2 * 4294967295 is beyond int: INT_MIN, as corosync 3.1.7 shows for `token: 4294967295`.
+        assert_eq!(c_int(f64::from((1.2 * 4_294_967_295.0) as f32)), 2_147_483_648);
+        let conf = parse("totem {\n token: 4294967295\n}\n").unwrap();
+        let keys: BTreeMap<String, OwnedValue> = conf.presented_keys(None).into_iter().collect();
+        assert_eq!(keys.get("runtime.config.totem.consensus"), Some(&OwnedValue::UInt32(2_147_483_648)));
+        assert_eq!(
+            keys.get("runtime.config.totem.token_retransmit"),
+            Some(&OwnedValue::UInt32(1_022_611_260))
+        );
     }
 
     #[test]

@@ -155,8 +155,22 @@ pub const MAX_CONNECTIONS: usize = 128;
 pub const MAX_ITERATORS: usize = 16;
 /// CMAP tracks per connection.
 pub const MAX_TRACKS: usize = 32;
-/// Nodes of the quorum model, including the quorum device's slot.
-pub const MAX_NODES: usize = 64;
+/// Nodes of the quorum model, including the quorum device's slot: corosync 3.1.7's node limit
+/// (`PROCESSOR_COUNT_MAX`, 384, the size of totem's member lists and of votequorum's node
+/// table) plus one.
+pub const MAX_NODES: usize = MAX_MODEL_NODES + 1;
+/// The most nodes a node list may have, [`MAX_NODES`] less the quorum device's slot: 384,
+/// corosync 3.1.7's `PROCESSOR_COUNT_MAX`. [`Server::bind`] refuses more at once
+/// ([`ServerStartError::Config`]), before it reads their addresses.
+pub const MAX_MODEL_NODES: usize = 384;
+
+/// The words for a node list longer than [`MAX_MODEL_NODES`], wherever it is refused.
+pub fn too_many_nodes(nodes: usize) -> String {
+    format!(
+        "the node list has {nodes} nodes; at most {MAX_MODEL_NODES} are supported \
+         (corosync 3.1.7's PROCESSOR_COUNT_MAX)"
+    )
+}
 
 /// The server's CMAP engine: an unbounded store, and an outbox of 512 notifications or 256 KiB.
 pub type Cmap = CmapEngine<BTreeStore, MAX_CONNECTIONS, MAX_ITERATORS, MAX_TRACKS, 512, { 256 * 1024 }>;
@@ -399,8 +413,9 @@ impl ServerConfig {
     /// `system.qb_ipc_type` sets [`ServerConfig::transport`] (`socket`, or `native` / `shm`).
     ///
     /// # Errors
-    /// The file cannot be read or parsed (the line and what is wrong), or `nodeid` is not in
-    /// its node list ([`corosync_conf::ConfErrorKind::UnknownNode`]).
+    /// The file cannot be read or parsed (the line and what is wrong), `nodeid` is not in
+    /// its node list ([`corosync_conf::ConfErrorKind::UnknownNode`]), or corosync would not
+    /// start with it ([`corosync_conf::ConfErrorKind::Startup`], corosync's words).
     pub fn load_corosync_conf(
         &mut self,
         path: &Path,
@@ -414,6 +429,7 @@ impl ServerConfig {
             })?),
             None => conf.local_node_pos(),
         };
+        conf.startup_check(pos)?;
         if let Some(id) = pos.and_then(|p| conf.nodeid_at(p)) {
             self.quorum.nodeid = id;
             self.nodeid = Some(id);
@@ -558,6 +574,9 @@ pub struct Server {
     sim: Option<control::Sim>,
     /// CMAP <-> votequorum.
     sync: sync::QuorumSync,
+    /// A CMAP write whose configuration change could not be acted on (a full outbox): the
+    /// next CMAP request, of any kind, tries again.
+    sync_unseen: bool,
     /// Scratch buffers: the request being served, its reply, a notification.
     frame: Vec<u8>,
     reply: Vec<u8>,
@@ -617,13 +636,20 @@ impl Server {
             (None, Some(lowest)) if !nodelist.iter().any(|n| n.0 == quorum_cfg.nodeid) => lowest,
             (None, _) => quorum_cfg.nodeid,
         };
+        let nodes = nodelist.len() + cfg.nodes.len();
+        if nodes > MAX_MODEL_NODES {
+            return Err(ServerStartError::Config(too_many_nodes(nodes)));
+        }
         let addrs = node_addrs(&cfg.initial);
+        let mut addrs_of: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for (id, addr) in &addrs {
+            addrs_of.entry(*id).or_default().push(addr.to_string());
+        }
         // The simulated cluster: the node list and the configured nodes; by default those
         // of the node list and the configured members are up.
         let ids = nodelist.iter().map(|n| n.0).chain(cfg.nodes.iter().map(|n| n.0));
-        let sim_nodes: Vec<(u32, Vec<String>)> = ids
-            .map(|id| (id, addrs.iter().filter(|a| a.0 == id).map(|a| a.1.to_string()).collect()))
-            .collect();
+        let sim_nodes: Vec<(u32, Vec<String>)> =
+            ids.map(|id| (id, addrs_of.get(&id).cloned().unwrap_or_default())).collect();
         let configured_up = cfg.nodes.iter().filter(|n| n.2 == NodeState::MEMBER).map(|n| n.0);
         let default_up: Vec<u32> = nodelist.iter().map(|n| n.0).chain(configured_up).collect();
         let mut sim = control::Sim::new(
@@ -672,7 +698,7 @@ impl Server {
         }
         let quorum_lib = Box::new(QuorumLib::new(cfg.has_quorum_provider()));
         let mut cfg_engine = Box::new(Cfg::new(quorum_cfg.nodeid));
-        for (nodeid, addr) in node_addrs(&cfg.initial) {
+        for (nodeid, addr) in addrs {
             cfg_engine
                 .add_addr(nodeid, addr)
                 .map_err(|e| ServerStartError::Config(format!("address {addr} of node {nodeid}: {e}")))?;
@@ -708,6 +734,7 @@ impl Server {
             setup_rate: SetupRate::default(),
             sim: Some(sim),
             sync,
+            sync_unseen: false,
             frame: Vec::new(),
             reply: Vec::new(),
             note: Vec::new(),
@@ -1206,14 +1233,22 @@ impl Server {
             }
         };
         drain(engines, service, sessions, note, self.limits.queued_event_bytes);
-        let cmap_changed = service == CMAP_SERVICE;
+        // Only a write can change the configuration keys: reads (a C tool iterating a large
+        // node list once per node) must not re-read them each time.
+        let cmap_changed = service == CMAP_SERVICE
+            && (self.sync_unseen
+                || corowire::cmap::Request::decode(frame).is_ok_and(|r| {
+                    use corowire::cmap::RequestKind as K;
+                    matches!(r.kind(), K::Set | K::Delete | K::AdjustInt)
+                }));
         // A full outbox leaves the change unseen until the next CMAP request.
-        let _ = sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |engines| {
+        let synced = sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |engines| {
             if cmap_changed {
                 self.sync.after_cmap_change(&mut engines.cmap, &mut engines.quorum)?;
             }
             Ok(())
         });
+        self.sync_unseen = cmap_changed && synced.is_err();
         if let Some(s) = sessions.get_mut(&id) {
             match outcome {
                 Ok(n) => s.send_reply(&reply[..n]),
@@ -1268,8 +1303,13 @@ impl Drop for Server {
 /// (`u32`), its `nodelist.node.<i>.ring<N>_addr` keys, by node and link. An address that is
 /// not an IP address is a host name, resolved as corosync's `totemip_parse` does
 /// ([`resolve`]); one that does not resolve is skipped.
+///
+/// Linear in the keys (with a logarithmic look-up): a huge node list costs no more than
+/// reading it.
 fn node_addrs(keys: &[(String, OwnedValue)]) -> Vec<(u32, IpAddr)> {
-    let text = |key: &str| match keys.iter().rev().find(|(k, _)| k == key)?.1.as_value() {
+    // The last value of each key wins, as in the store.
+    let by_name: BTreeMap<&str, &OwnedValue> = keys.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let text = |key: &str| match by_name.get(key)?.as_value() {
         Value::String(bytes) => core::str::from_utf8(bytes).ok().map(str::to_owned),
         _ => None,
     };
@@ -1278,17 +1318,16 @@ fn node_addrs(keys: &[(String, OwnedValue)]) -> Vec<(u32, IpAddr)> {
         let text = text(key)?;
         text.parse::<IpAddr>().ok().or_else(|| resolve(&text, ip_version.as_deref()))
     };
-    let mut seen = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for (key, value) in keys {
         let Some(index) = key.strip_prefix("nodelist.node.").and_then(|k| k.strip_suffix(".nodeid")) else {
             continue;
         };
         let Value::UInt32(nodeid) = value.as_value() else { continue };
-        if seen.contains(&nodeid) {
+        if !seen.insert(nodeid) {
             continue;
         }
-        seen.push(nodeid);
         let links = (0..MAX_LINKS).filter_map(|link| addr(&format!("nodelist.node.{index}.ring{link}_addr")));
         out.extend(links.map(|a| (nodeid, a)));
     }
@@ -1461,6 +1500,50 @@ mod tests {
     }
 
     const MIB: usize = 1 << 20;
+
+    /// A node list of `n` nodes (ids 1..=n, one address each) as keys.
+    fn node_list(n: u32) -> Vec<(String, OwnedValue)> {
+        (0..n)
+            .flat_map(|i| {
+                let addr = Ipv4Addr::from(0x0a00_0000 + i + 1).to_string();
+                [
+                    (format!("nodelist.node.{i}.nodeid"), OwnedValue::UInt32(i + 1)),
+                    key(&format!("nodelist.node.{i}.ring0_addr"), &addr),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn node_lists_past_corosyncs_limit_are_refused_before_their_addresses_are_read() {
+        // 10,000 nodes took 30 s to refuse when addresses were matched pairwise; each step
+        // is now a map look-up, and bind refuses on the count alone.
+        let big = node_list(10_000);
+        assert_eq!(node_addrs(&big).len(), 10_000);
+        let (_, nodes) = sync::quorum_setup(sync::owned_keys(&big), QuorumConfig::default());
+        assert_eq!((nodes.len(), nodes[9_999]), (10_000, (10_000, 1)));
+        let tag = std::process::id();
+        let cfg = |n: u32| ServerConfig {
+            cmap_name: format!("corowire-limit-{tag}-{n}-cmap"),
+            votequorum_name: Some(format!("corowire-limit-{tag}-{n}-vq")),
+            quorum_name: None,
+            cfg_name: None,
+            initial: node_list(n)
+                .into_iter()
+                .chain([key("quorum.provider", "corosync_votequorum")])
+                .collect(),
+            ..ServerConfig::default()
+        };
+        for n in [MAX_MODEL_NODES as u32 + 1, 10_000] {
+            match Server::bind(cfg(n)) {
+                Err(ServerStartError::Config(why)) => assert_eq!(why, too_many_nodes(n as usize)),
+                other => panic!("{n} nodes: {:?}", other.map(|_| ())),
+            }
+        }
+        let server = Server::bind(cfg(MAX_MODEL_NODES as u32)).expect("384 nodes, corosync's limit");
+        // Every node up: quorum 384 / 2 + 1, as corosync-quorumtool shows.
+        assert_eq!((server.engines.quorum.quorum(), server.engines.quorum.is_quorate()), (193, true));
+    }
 
     #[test]
     fn setup_rate_bucket_refills_at_its_rate_per_uid() {

@@ -9,8 +9,9 @@
 //!   `quorum.expected_votes_tracking`, `quorum.device.votes` (integers of any type; flags are
 //!   "not 0"), and the nodelist `nodelist.node.<i>.nodeid` with `nodelist.node.<i>.quorum_votes`
 //!   (default 1).
-//! - **Run-time changes** ([`QuorumSync::after_cmap_change`]): a change under `quorum.` or
-//!   `nodelist.` re-reads the configuration ([`Quorum::reconfigure`], corosync's
+//! - **Run-time changes** ([`QuorumSync::after_cmap_change`], called by the listener after
+//!   each CMAP write — set, delete, adjust — and, when a full outbox left one unseen, after
+//!   the next CMAP request): a change under `quorum.` or `nodelist.` re-reads the configuration ([`Quorum::reconfigure`], corosync's
 //!   `votequorum_refresh_config`); `quorum.cancel_wait_for_all` set to 1 or more stops
 //!   waiting for all nodes and is reset to 0 (which re-reads the configuration too). A deleted key is still seen by that re-read
 //!   (corosync's icmap notifies before it removes the key), so deleting `quorum.expected_votes`
@@ -18,6 +19,8 @@
 //! - **Quorum model -> keys** ([`mirror`]): the `runtime.votequorum.*` keys
 //!   ([`Quorum::runtime_keys`]) are written after every change, with their track events.
 //! - **Time** ([`QuorumSync::now`]): the core's clock is milliseconds since the server started.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use corowire::cmap::Value;
 use corowire::server::store::Store;
@@ -43,6 +46,8 @@ pub fn quorum_setup<'a>(
     let mut expected_votes = None;
     // (index, nodeid, votes)
     let mut entries: Vec<(&[u8], Option<u32>, u32)> = Vec::new();
+    // Where each index is in `entries`: a node list of n nodes is read in O(n log n).
+    let mut at_index: BTreeMap<&[u8], usize> = BTreeMap::new();
     let mut local_pos = None;
     let mut totem_nodeid = None;
     for (key, value) in keys {
@@ -51,13 +56,10 @@ pub fn quorum_setup<'a>(
         if let Some(rest) = key.strip_prefix(b"nodelist.node.") {
             let Some(dot) = rest.iter().position(|&b| b == b'.') else { continue };
             let (index, field) = (&rest[..dot], &rest[dot + 1..]);
-            let at = match entries.iter().position(|e| e.0 == index) {
-                Some(at) => at,
-                None => {
-                    entries.push((index, None, 1));
-                    entries.len() - 1
-                }
-            };
+            let at = *at_index.entry(index).or_insert_with(|| {
+                entries.push((index, None, 1));
+                entries.len() - 1
+            });
             match (field, n) {
                 (b"nodeid", Some(n)) => entries[at].1 = Some(n),
                 (b"quorum_votes", Some(n)) => entries[at].2 = n,
@@ -87,17 +89,16 @@ pub fn quorum_setup<'a>(
     }
     let local_entry = local_pos.and_then(|pos| {
         let pos = pos.to_string();
-        entries.iter().find(|e| e.0 == pos.as_bytes()).and_then(|e| e.1)
+        at_index.get(pos.as_bytes()).and_then(|&at| entries[at].1)
     });
     if let Some(nodeid) = totem_nodeid.or(local_entry) {
         cfg.nodeid = nodeid;
     }
-    let mut nodelist: Vec<(u32, u32)> = Vec::new();
-    for &(_, nodeid, votes) in &entries {
-        if let Some(nodeid) = nodeid.filter(|id| !nodelist.iter().any(|n| n.0 == *id)) {
-            nodelist.push((nodeid, votes));
-        }
-    }
+    let mut seen = BTreeSet::new();
+    let nodelist: Vec<(u32, u32)> = entries
+        .iter()
+        .filter_map(|&(_, nodeid, votes)| nodeid.filter(|&id| seen.insert(id)).map(|id| (id, votes)))
+        .collect();
     cfg.expected_votes = match expected_votes {
         Some(n) => n,
         None if !nodelist.is_empty() => 0,
