@@ -808,6 +808,8 @@ impl Server {
             (w, d) => w.or(d),
         };
         let (listening, ready, control) = self.wait(wait)?;
+        // A quorum device's poll arms its timer from this instant.
+        self.engines.quorum.set_clock(self.sync.now());
         if self.engines.quorum.poll_timeout().is_some_and(|at| at <= self.sync.now()) {
             let Self { engines, sessions, note, sync, .. } = self;
             let now = sync.now();
