@@ -495,3 +495,32 @@ fn a_device_that_stops_polling_loses_its_vote() {
     assert_eq!(qdevice(&mut e, c, Request::QdeviceUnregister { name: qd_name("qd") }), Ok(()));
     assert_eq!((e.poll_timeout(), e.is_quorate()), (None, false));
 }
+
+#[test]
+fn the_simulated_device_votes_and_leaves_a_client_device_alone() {
+    use corowire::server::votequorum::{SimDeviceError, SIM_QDEVICE_NAME};
+    let (mut e, _) = cluster(3, QuorumConfig { device: device(None), ..QuorumConfig::default() });
+    e.set_membership(&[1], ring(5), T0).unwrap();
+    assert_eq!(e.simulate_qdevice(false).unwrap(), Err(SimDeviceError::NotRegistered));
+    track(&mut e, ConnId(1));
+    // On: registered under vqsim's name, casting its vote; it keeps polling (no timer), also
+    // across a membership change.
+    assert_eq!(e.simulate_qdevice(true).unwrap(), Ok(()));
+    assert_eq!(drain(&mut e), ["quorum true"]);
+    assert_eq!((e.qdevice_name(), e.simulated_qdevice()), (Some(SIM_QDEVICE_NAME.as_bytes()), true));
+    e.set_membership(&[1], ring(9), T0).unwrap();
+    assert_eq!((e.poll_timeout(), e.is_quorate()), (None, true));
+    // Off: one poll without a vote, then silence: dead after the timeout, still registered.
+    e.set_clock(T0);
+    assert_eq!(e.simulate_qdevice(false).unwrap(), Ok(()));
+    assert_eq!(status(&mut e), (false, 5, 1, 3, "Qdevice QdeviceAlive".into()));
+    e.handle_timeout(Instant::from_millis(3000)).unwrap();
+    assert_eq!(status(&mut e), (false, 5, 1, 3, "Qdevice".into()));
+    // A client's device under another name is not overridden.
+    let c = ConnId(2);
+    e.connect(c).unwrap();
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceUnregister { name: qd_name(SIM_QDEVICE_NAME) }), Ok(()));
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceRegister { name: qd_name("mine") }), Ok(()));
+    assert_eq!(e.simulate_qdevice(true).unwrap(), Err(SimDeviceError::ClientDevice));
+    assert_eq!(e.qdevice_name(), Some(&b"mine"[..]));
+}

@@ -34,7 +34,8 @@
 //! - `split P:N[,N..] ...` (or `move`): up nodes move to partition `P`.
 //! - `join P Q [R..]`: every node of partitions `Q`, `R`, ... moves to partition `P`.
 //! - `qdevice on|off [P:]N[,N..] ...`: the node's quorum device is on or off (the partition,
-//!   if given, must be the node's).
+//!   if given, must be the node's). The model records it; the votes are the votequorum
+//!   engine's (`QuorumEngine::simulate_qdevice`, applied by the adapter).
 //! - A command is checked whole before anything changes: an error changes nothing.
 //! - A new ring's id is its lowest member and one more than the highest sequence its members
 //!   knew, plus 3 (totem adds 4 per ring; a joining node's own ring counts too, so only the

@@ -396,7 +396,45 @@ struct Qdevice {
     cast_vote: bool,
     master_wins: bool,
     name: Vec<u8, QDEVICE_NAME_MAX_LEN>,
+    /// The simulator's device ([`QuorumEngine::simulate_qdevice`]) is on: it keeps polling.
+    simulated: bool,
 }
+
+/// The name `corosync-vqsim` registers its simulated quorum device under (`QDEVICE_NAME` in
+/// `vqsim/vqsim_vq_engine.c`), and [`QuorumEngine::simulate_qdevice`] too.
+pub const SIM_QDEVICE_NAME: &str = "VQsim_qdevice";
+
+/// Why [`QuorumEngine::simulate_qdevice`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SimDeviceError {
+    /// A client registered a quorum device under another name: the simulator does not
+    /// override it.
+    ClientDevice,
+    /// The configuration disabled quorum devices (`runtime.votequorum.qdevice_can_operate`
+    /// 0; corosync answers `CS_ERR_ACCESS`).
+    Disabled,
+    /// `off` while no device is registered (vqsim's poll gets `CS_ERR_NOT_EXIST`).
+    NotRegistered,
+}
+
+impl core::fmt::Display for SimDeviceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::ClientDevice => {
+                "a client of the server registered the local node's quorum device under another name; \
+                 unregister it first (corosync-quorumtool -f)"
+            }
+            Self::Disabled => {
+                "the configuration disabled the quorum device (runtime.votequorum.qdevice_can_operate is 0)"
+            }
+            Self::NotRegistered => "the local node has no quorum device to switch off",
+        })
+    }
+}
+
+impl core::error::Error for SimDeviceError {}
 
 /// What corosync's votequorum keeps about quorum devices beyond the local node's flags.
 #[derive(Clone, Copy, Debug)]
@@ -1029,7 +1067,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         next.previous_members = core::mem::replace(&mut next.members, ids.clone());
         next.cfg.ring_id = ring_id;
         next.clock = now;
-        if next.qdevice.registered && next.qdevice.alive {
+        if next.qdevice.registered && next.qdevice.alive && !next.qdevice.simulated {
             // The device must poll with the new ring id within the sync timeout (corosync
             // also holds the sync back until it does; here the membership applies at once).
             let wait = Duration::from_millis(u64::from(next.device.sync_timeout));
@@ -1079,6 +1117,52 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// `corosync-vqsim`'s `qdevice on|off` for the local node (`do_qdevice` in
+    /// `vqsim/vqsim_vq_engine.c`): `on` registers a device named [`SIM_QDEVICE_NAME`] if none is
+    /// and polls with its vote cast; it then keeps polling (it is never timed out, and polls
+    /// with each new ring at once). `off` polls once without a vote and stops polling: the
+    /// device stays registered and is declared dead after `quorum.device.timeout`, as vqsim's.
+    /// Trackers get the notifications corosync's would. A device registered by a client under
+    /// another name is left alone ([`SimDeviceError::ClientDevice`]); a client may
+    /// unregister the simulator's device, as any device.
+    ///
+    /// Difference from vqsim: its first poll comes `quorum.device.timeout` after registering;
+    /// here the vote counts at once.
+    ///
+    /// # Errors
+    /// `Ok(Err(_))`: refused, nothing changed. [`ServerError`] as for
+    /// [`QuorumEngine::set_membership`].
+    pub fn simulate_qdevice(&mut self, on: bool) -> Result<Result<(), SimDeviceError>, ServerError> {
+        let m = &self.model;
+        let name = SIM_QDEVICE_NAME.as_bytes();
+        if m.qdevice.registered && m.qdevice.name != name {
+            return Ok(Err(SimDeviceError::ClientDevice));
+        }
+        if !m.device.can_operate {
+            return Ok(Err(SimDeviceError::Disabled));
+        }
+        if !on && !m.qdevice.registered {
+            return Ok(Err(SimDeviceError::NotRegistered));
+        }
+        let mut next = m.clone();
+        if !next.qdevice.registered {
+            next.qdevice.registered = true;
+            next.qdevice.name = Vec::from_slice(name).unwrap_or_default();
+            next.recalculate(false, false, true);
+        }
+        (next.qdevice.alive, next.qdevice.cast_vote, next.qdevice.simulated) = (true, on, on);
+        let wait = Duration::from_millis(u64::from(next.device.timeout));
+        next.device.deadline = (!on).then(|| next.clock.saturating_add(wait));
+        next.recalculate(false, false, true);
+        self.commit_anyway(next)?;
+        Ok(Ok(()))
+    }
+
+    /// Whether the simulator's quorum device is on ([`QuorumEngine::simulate_qdevice`]).
+    pub fn simulated_qdevice(&self) -> bool {
+        self.model.qdevice.simulated
     }
 
     /// Tells the engine the adapter's clock (the one [`QuorumEngine::poll_timeout`] and
