@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 
 use corowire::server::cluster::{member_keys, Change, Cluster, Command, CommandError};
 use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
-use corowire::server::{ClusterView, ServerError};
+use corowire::server::ServerError;
 use corowire::time::Instant;
 use corowire::value::OwnedValue;
 use corowire::votequorum::{NodeState, RingId};
@@ -392,13 +392,12 @@ impl Server {
     }
 
     /// Switches the local node's simulated quorum device (`QuorumEngine::simulate_qdevice`),
-    /// with the notifications and `runtime.votequorum` keys it causes, and a libquorum one when
-    /// quorate-ness changed.
+    /// with the notifications and `runtime.votequorum` keys it causes (a libquorum one when
+    /// quorate-ness changed: `sync_quorum`).
     fn local_qdevice(&mut self, on: bool) -> Result<(), String> {
         if !self.engines.votequorum {
             return Err("no quorum device without votequorum (quorum.provider is not set)".into());
         }
-        let quorate = self.engines.quorum.is_quorate();
         let mut refused = None;
         let Self { engines, sessions, note, .. } = self;
         super::sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
@@ -409,26 +408,17 @@ impl Server {
         if let Some(e) = refused {
             return Err(e.to_string());
         }
-        if self.engines.quorum.is_quorate() != quorate {
-            self.notify_quorum_lib();
-        }
         for service in [CMAP_SERVICE, QUORUM] {
             self.drain_service(service);
         }
         Ok(())
     }
 
-    /// Gives libquorum's trackers the view the engines publish.
-    fn notify_quorum_lib(&mut self) {
-        let mut view = ClusterView::default();
-        self.engines.all().iter().for_each(|e| e.publish(&mut view));
-        self.retry(QUORUM, |s| s.engines.quorum_lib.notify(&view));
-    }
-
     /// Gives a new local view to the engines and queues every notification it causes.
     fn apply_membership(&mut self, sim: &Sim, change: &Change<MAX_NODES>) {
         let now = self.sync.now();
         let Self { engines, sessions, note, .. } = self;
+        let quorate = engines.lib_quorate;
         // Also mirrors the runtime.votequorum keys into CMAP.
         let done = super::sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
             e.quorum.set_membership(&change.members, change.ring_id, now)
@@ -436,7 +426,11 @@ impl Server {
         if let Err(e) = done {
             self.log_sim(format_args!("membership not applied: {e}"));
         }
-        self.notify_quorum_lib();
+        // A membership change always tells libquorum (once: `sync_quorum` did if quorate-ness
+        // changed).
+        if self.engines.lib_quorate == quorate {
+            self.retry(QUORUM, |s| s.engines.notify_quorum_lib());
+        }
         let updates =
             change.left.iter().map(|id| (*id, false)).chain(change.joined.iter().map(|id| (*id, true)));
         for (nodeid, joined) in updates {
