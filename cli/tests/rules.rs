@@ -105,7 +105,7 @@ const CASES: &[Case] = &[
         name: "a quorum device with votes set",
         nodes: 3,
         quorum: &[("device.model", "str", "net"), ("device.votes", "u32", "1")],
-        steps: "show; qdev 'register qd' 'poll 1'; show",
+        steps: "show; qdev 'register qd' 'poll 1'; show; corosync-quorumtool -f; echo \"-f status $?\"; show",
     },
     Case {
         name: "a quorum device on one node with votes set",

@@ -189,7 +189,7 @@ pub struct QuorumConfig {
 
 impl Default for QuorumConfig {
     /// The harness's single-node cluster: node 1, one vote, expected 1, ring (1, 5), no
-    /// quorum-device votes configured, corosync's defaults otherwise.
+    /// quorum device configured, corosync's defaults otherwise.
     fn default() -> Self {
         Self {
             nodeid: 1,
