@@ -74,8 +74,11 @@
 //! - The quorum device's sync wait: after a membership change corosync holds its sync back
 //!   until a registered, alive device polls with the new ring id (or `quorum.device.sync_timeout`
 //!   passes); here the membership applies at once and the device has `sync_timeout` to poll.
-//! - master_wins of other nodes' devices (corosync's `check_qdevice_master` looks at every
-//!   member's flags): only the local node's device is known.
+//! - Other nodes' quorum devices: corosync learns each node's device flags from its messages,
+//!   so `corosync-quorumtool -l` shows `A,V,NMW` for a remote node whose device votes, and its
+//!   `check_qdevice_master` lets a remote master_wins device make the partition quorate. Here
+//!   only the local node's device is known: other nodes show no device flags (the simulator's
+//!   `qdevice on` of another node acts on that node's own state, `sim show`).
 //! - Other nodes' own state: corosync learns each node's expected votes and flags from its
 //!   messages; here every member is taken to share the local node's view. Scenarios where
 //!   partitions diverge (a quorate and an inquorate side with different expected votes,
