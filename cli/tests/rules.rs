@@ -2,8 +2,8 @@
 //! the unmodified C tools: each case runs the same shell script (`corosync-quorumtool -s`,
 //! `corosync-cmapctl -b runtime.votequorum`, `corosync-cmapctl quorum.`, run-time
 //! `corosync-cmapctl -s/-d`; for the quorum device `tests/cluster/fake-qdevice.c`, a
-//! libvotequorum device driven by commands, and `tests/cluster/vq-notify.c` and
-//! `tests/cluster/quorum-notify.c`, which print the libvotequorum and libquorum notifications) against a real corosync 3.1.7 (`tests/harness/with-corosync --sections`) and
+//! libvotequorum device driven by commands, and `tests/cluster/vq-notify.c`, which prints the
+//! libvotequorum and, with `--libquorum`, the libquorum notifications) against a real corosync 3.1.7 (`tests/harness/with-corosync --sections`) and
 //! against `corowire serve --standard-names --up 1 --config` with the same configuration as keys
 //! (in private network and mount namespaces), and compares the output without the `Date:`
 //! line. Node 1 is the local node; the others of a case's nodelist are down (unreachable
@@ -31,10 +31,10 @@ set_key() { corosync-cmapctl -s "$@" >/dev/null; sleep 0.5; }
 del_key() { corosync-cmapctl -d "$1" >/dev/null; sleep 0.5; }
 # qdev CMD...: one fake-qdevice session running the commands (each argument one line).
 qdev() { printf '%s\n' "$@" | "$FAKE_QDEVICE"; sleep 0.3; }
-# notify_start / notify_stop: vq-notify's and quorum-notify's lines between them.
+# notify_start / notify_stop: vq-notify's lines (libvotequorum, then libquorum) between them.
 notify_start() {
     mkfifo "$TMPDIR/vq.in" "$TMPDIR/q.in"
-    "$VQ_NOTIFY" <"$TMPDIR/vq.in" >"$TMPDIR/vq.out" & "$QUORUM_NOTIFY" <"$TMPDIR/q.in" >"$TMPDIR/q.out" &
+    "$VQ_NOTIFY" <"$TMPDIR/vq.in" >"$TMPDIR/vq.out" & "$VQ_NOTIFY" --libquorum <"$TMPDIR/q.in" >"$TMPDIR/q.out" &
     exec 3>"$TMPDIR/vq.in" 4>"$TMPDIR/q.in"; sleep 0.3
 }
 notify_stop() { exec 3>&- 4>&-; wait; cat "$TMPDIR/vq.out" "$TMPDIR/q.out"; }
@@ -144,8 +144,7 @@ fn c_tools_see_the_same_votequorum_rules() {
     // The C helpers, built as tests/cluster/diff builds vq-notify.
     let helpers = [
         ("fake-qdevice", &["-lvotequorum", "-lcorosync_common"][..]),
-        ("vq-notify", &["-lvotequorum"]),
-        ("quorum-notify", &["-lquorum"]),
+        ("vq-notify", &["-lvotequorum", "-lquorum"]),
     ];
     for (bin, libs) in helpers {
         let status = Command::new("cc")
@@ -200,8 +199,7 @@ fn c_tools_see_the_same_votequorum_rules() {
             std::fs::create_dir_all(&tmp).unwrap();
             cmd.env("TMPDIR", tmp)
                 .env("FAKE_QDEVICE", dir.join("fake-qdevice"))
-                .env("VQ_NOTIFY", dir.join("vq-notify"))
-                .env("QUORUM_NOTIFY", dir.join("quorum-notify"));
+                .env("VQ_NOTIFY", dir.join("vq-notify"));
         };
         let mut real = Command::new(repo().join("tests/harness/with-corosync"));
         real.arg("--sections").arg(file("sections")).args(["--", "bash"]).arg(file("sh"));
