@@ -524,3 +524,27 @@ fn the_simulated_device_votes_and_leaves_a_client_device_alone() {
     assert_eq!(e.simulate_qdevice(true).unwrap(), Err(SimDeviceError::ClientDevice));
     assert_eq!(e.qdevice_name(), Some(&b"mine"[..]));
 }
+
+#[test]
+fn other_nodes_devices_show_in_their_flags_only() {
+    let mut e = cluster_up(3, QuorumConfig { device: device(None), ..QuorumConfig::default() });
+    let flags = |e: &mut Engine, nodeid| {
+        let (mut req, mut out) = ([0u8; 64], [0u8; 320]);
+        let n = Request::GetInfo { nodeid }.encode(&mut req).unwrap();
+        e.connect(ConnId(5)).unwrap();
+        let m = e.handle_request(ConnId(5), &req[..n], &mut out).unwrap();
+        e.disconnect(ConnId(5));
+        let Response::GetInfo(info) = Reply::decode(&out[..m]).unwrap().body else { panic!("not GETINFO") };
+        info.flags.words().collect::<Vec<_>>().join(" ")
+    };
+    // Off for a node that never had one: none.
+    assert!(e.set_remote_qdevice(3, false));
+    assert_eq!(flags(&mut e, 3), "Quorate");
+    assert!(e.set_remote_qdevice(2, true));
+    assert_eq!(flags(&mut e, 2), "Quorate Qdevice QdeviceAlive QdeviceCastVote");
+    // Not the local node's quorum, nor its flags.
+    assert_eq!(status(&mut e), (true, 5, 3, 3, "Quorate".into()));
+    // Off: registered and alive, without its vote.
+    assert!(e.set_remote_qdevice(2, false));
+    assert_eq!(flags(&mut e, 2), "Quorate Qdevice QdeviceAlive");
+}

@@ -74,11 +74,11 @@
 //! - The quorum device's sync wait: after a membership change corosync holds its sync back
 //!   until a registered, alive device polls with the new ring id (or `quorum.device.sync_timeout`
 //!   passes); here the membership applies at once and the device has `sync_timeout` to poll.
-//! - Other nodes' quorum devices: corosync learns each node's device flags from its messages,
-//!   so `corosync-quorumtool -l` shows `A,V,NMW` for a remote node whose device votes, and its
+//! - Other nodes' quorum devices: corosync learns each node's device flags from its messages
+//!   (`corosync-quorumtool -l` shows `A,V,NMW` for a remote node whose device votes), and its
 //!   `check_qdevice_master` lets a remote master_wins device make the partition quorate. Here
-//!   only the local node's device is known: other nodes show no device flags (the simulator's
-//!   `qdevice on` of another node acts on that node's own state, `sim show`).
+//!   they are what [`QuorumEngine::set_remote_qdevice`] says (the simulator's devices: voting
+//!   or none), and a remote master_wins is not modelled.
 //! - Other nodes' own state: corosync learns each node's expected votes and flags from its
 //!   messages; here every member is taken to share the local node's view. Scenarios where
 //!   partitions diverge (a quorate and an inquorate side with different expected votes,
@@ -518,6 +518,9 @@ struct Model<const NODES: usize> {
     nodelist: Vec<(u32, u32), NODES>,
     qdevice: Qdevice,
     device: DeviceState,
+    /// Other nodes whose quorum device is registered and alive, and whether it casts its
+    /// vote, as their messages would say ([`QuorumEngine::set_remote_qdevice`]).
+    remote_devices: Vec<(u32, bool), NODES>,
     /// The adapter's clock as last given (a device's poll arms its timer from it).
     clock: Instant,
     /// Notifications of the step in progress, in order.
@@ -806,9 +809,18 @@ impl<const NODES: usize> Model<NODES> {
         }
     }
 
-    fn flags(&self, local: bool) -> InfoFlags {
+    /// GETINFO's flags for `nodeid` (`local`: the local node); another node's device flags are
+    /// those [`QuorumEngine::set_remote_qdevice`] gave.
+    fn flags(&self, nodeid: u32, local: bool) -> InfoFlags {
         let r = &self.rules;
-        let q = &self.qdevice;
+        let remote = self.remote_devices.iter().find(|d| !local && d.0 == nodeid);
+        let q = match remote {
+            Some(&(_, cast_vote)) => {
+                &Qdevice { registered: true, alive: true, cast_vote, ..Qdevice::default() }
+            }
+            None => &self.qdevice,
+        };
+        let local = local || remote.is_some();
         let bits = [
             (r.two_node, InfoFlags::TWONODE),
             (self.quorate, InfoFlags::QUORATE),
@@ -945,6 +957,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             nodelist: Vec::new(),
             qdevice: Qdevice::default(),
             device: DeviceState::default(),
+            remote_devices: Vec::new(),
             clock: Instant::from_millis(0),
             events: Vec::new(),
         };
@@ -1161,6 +1174,25 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         next.recalculate(false, false, true);
         self.commit_anyway(next)?;
         Ok(Ok(()))
+    }
+
+    /// Another node's quorum device, as that node's messages would tell corosync, the way
+    /// the simulator's devices behave: `on`, it is registered, alive and casts its vote (GETINFO
+    /// for that node shows the flags, so `corosync-quorumtool -l` prints `A,V,NMW` for it);
+    /// `off`, a device it had stays registered and alive without its vote (`A,NV,NMW`; corosync
+    /// would show it dead, `NA`, once that node's `quorum.device.timeout` passed: not
+    /// modelled), and a node that never had one shows none. It changes nothing in the local
+    /// node's quorum (each node counts its own device), so nobody is notified. `false` when the
+    /// table of such nodes is full (`NODES`).
+    pub fn set_remote_qdevice(&mut self, nodeid: u32, on: bool) -> bool {
+        let devices = &mut self.model.remote_devices;
+        match devices.iter_mut().find(|d| d.0 == nodeid) {
+            Some(device) => {
+                device.1 = on;
+                true
+            }
+            None => !on || devices.push((nodeid, true)).is_ok(),
+        }
     }
 
     /// Whether the simulator's quorum device is on ([`QuorumEngine::simulate_qdevice`]).
@@ -1391,7 +1423,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             highest_expected: m.members().map(|n| n.expected_votes).max().unwrap_or(0),
             total_votes,
             quorum: m.quorum,
-            flags: m.flags(local),
+            flags: m.flags(node.nodeid, local),
             qdevice_votes: m.device.votes,
             qdevice_name: &m.qdevice.name,
         };

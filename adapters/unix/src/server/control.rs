@@ -18,7 +18,9 @@
 //! `qdevice on|off` switches a simulated quorum device (`QuorumEngine::simulate_qdevice`,
 //! corosync-vqsim's): on the local node in the votequorum engine, with its notifications, the
 //! `runtime.votequorum` keys and a libquorum notification when quorate-ness changed; on the
-//! other nodes in their shadow states (`show`'s quorate column). When the local engine
+//! other nodes in their shadow states (`show`'s quorate column) and in the flags the local
+//! engine shows for them (`QuorumEngine::set_remote_qdevice`: `corosync-quorumtool -l` prints
+//! `A,V,NMW`). When the local engine
 //! refuses (a client's device registered under another name, the device disabled by the
 //! configuration, `off` with no device) the whole command is refused and nothing changes.
 //!
@@ -378,6 +380,10 @@ impl Server {
             }
         }
         sim.cluster = next;
+        for node in sim.cluster.nodes().iter().filter(|n| n.nodeid != sim.cluster.local()) {
+            // A full table leaves the node without device flags.
+            let _ = self.engines.quorum.set_remote_qdevice(node.nodeid, node.qdevice);
+        }
         if let Some(change) = &outcome.membership {
             self.apply_membership(sim, change);
         }
