@@ -6,7 +6,7 @@
 
 use corowire::cmap::Value;
 use corowire::server::votequorum::{
-    ConfigError, ConfigNote, DeviceConfig, QuorumConfig, QuorumEngine, TieBreaker,
+    ConfigError, ConfigNote, DeviceConfig, NodeMessage, QuorumConfig, QuorumEngine, Reconfigure, TieBreaker,
 };
 use corowire::server::ConnId;
 use corowire::time::Instant;
@@ -547,4 +547,76 @@ fn other_nodes_devices_show_in_their_flags_only() {
     // Off: registered and alive, without its vote.
     assert!(e.set_remote_qdevice(2, false));
     assert_eq!(flags(&mut e, 2), "Quorate Qdevice QdeviceAlive");
+}
+
+/// Other nodes' own state (NODEINFO messages), as `tests/cluster/expected/lms-heal.txt`
+/// recorded it on node 2 of the real cluster: the side that shrank with last_man_standing
+/// and the side that did not heal into one partition.
+#[test]
+fn node_messages_carry_each_nodes_own_expected_votes() {
+    let cfg = QuorumConfig {
+        nodeid: 2,
+        last_man_standing: true,
+        last_man_standing_window: 2000,
+        ..QuorumConfig::default()
+    };
+    let message = |nodeid, expected_votes, quorate| NodeMessage {
+        nodeid,
+        votes: 1,
+        expected_votes,
+        quorate,
+        wait_for_all_status: false,
+    };
+    let mut e = cluster_up(3, cfg);
+    track(&mut e, ConnId(1));
+    // Node 2 in the majority: its expected votes shrink to 2 after the window.
+    e.set_membership(&[2, 3], ring(0xd), T0).unwrap();
+    e.handle_timeout(Instant::from_millis(3000)).unwrap();
+    assert_eq!(status(&mut e), (true, 2, 2, 2, "Quorate LastManStanding".into()));
+    drain(&mut e);
+    // Node 1 comes back, not quorate and still expecting 3: it counts with node 2's expected
+    // votes, which then rise to 3; node 2's own message (sent with 2) lowers them, and they
+    // rise again: two notifications, as corosync sends.
+    let own = e.node_message();
+    assert_eq!(own, message(2, 2, true));
+    let messages = [message(1, 3, false), own, message(3, 2, true)];
+    e.set_membership_with(&[1, 2, 3], RingId { nodeid: 1, seq: 0x11 }, T0, &messages).unwrap();
+    assert_eq!(drain(&mut e), ["nodelist 1.11 [1, 2, 3]", "expected 3", "expected 3", "quorum true"]);
+    // Node 2 cut off (not quorate, expecting 3) while nodes 1 and 3 shrink to 2; healing,
+    // it takes the quorate side's expected votes (allowing quorum down), then counts 3.
+    e.set_membership(&[2], RingId { nodeid: 2, seq: 0x15 }, T0).unwrap();
+    assert!(!e.is_quorate());
+    drain(&mut e);
+    let messages = [message(1, 2, true), e.node_message(), message(3, 2, true)];
+    e.set_membership_with(&[1, 2, 3], RingId { nodeid: 1, seq: 0x19 }, T0, &messages).unwrap();
+    assert_eq!(drain(&mut e), ["nodelist 1.19 [1, 2, 3]", "expected 3", "quorum true"]);
+    assert_eq!(status(&mut e), (true, 3, 3, 2, "Quorate LastManStanding".into()));
+    // Without the others' messages they are taken to share node 2's view: no notification of
+    // expected votes (what the model did before it took them).
+    e.set_membership(&[2], RingId { nodeid: 2, seq: 0x1d }, T0).unwrap();
+    drain(&mut e);
+    e.set_membership(&[1, 2, 3], RingId { nodeid: 1, seq: 0x21 }, T0).unwrap();
+    assert_eq!(drain(&mut e), ["nodelist 1.21 [1, 2, 3]", "quorum true"]);
+}
+
+/// A SETEXPECTED request is applied by the node that got it and multicast to its partition
+/// (`votequorum_exec_send_reconfigure`): the other members apply the same message.
+#[test]
+fn reconfigure_messages_reach_the_other_members() {
+    let mut one = cluster_up(3, QuorumConfig::default());
+    let mut two = cluster_up(3, QuorumConfig { nodeid: 2, ..QuorumConfig::default() });
+    track(&mut two, ConnId(1));
+    assert_eq!(one.poll_reconfigure(), None);
+    let conn = ConnId(5);
+    one.connect(conn).unwrap();
+    let (mut req, mut out) = ([0u8; 64], [0u8; 320]);
+    let n = Request::SetExpected { expected_votes: 4 }.encode(&mut req).unwrap();
+    let m = one.handle_request(conn, &req[..n], &mut out).unwrap();
+    assert_eq!(Reply::decode(&out[..m]).unwrap().result, Ok(()));
+    let sent = one.poll_reconfigure();
+    assert_eq!((sent, one.poll_reconfigure()), (Some(Reconfigure::ExpectedVotes(4)), None));
+    two.apply_reconfigure(sent.unwrap()).unwrap();
+    assert_eq!(status(&mut two), (true, 4, 3, 3, "Quorate".into()));
+    assert_eq!(drain(&mut two), ["expected 4"]);
+    assert_eq!(two.poll_reconfigure(), None, "another node's message is not sent again");
 }

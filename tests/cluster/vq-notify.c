@@ -22,9 +22,16 @@
  *
  *   libquorum quorate=yes|no members=ID,...
  *
- * (without the ring sequence, which differs from run to run).  Like `corosync-cmapctl -T`,
- * it exits 0 when stdin reaches end of file, and 1 (with a message on stderr)
- * when the daemon goes away or a call fails.
+ * (without the ring sequence, which differs from run to run).
+ *
+ * Stdin is its only stop signal: it reads and ignores whatever arrives there,
+ * and exits 0 (after finalizing) when stdin reaches end of file or
+ * cannot be read.  Keep a writer open for as long as it should run: started
+ * with stdin at end of file (</dev/null, a closed pipe) it exits at once,
+ * printing at most `ready` and the current state.  corosync-cmapctl -T
+ * differs: it quits on a `q` line and spins on POLLHUP at the end of a pipe.
+ * It exits 1 (with a message on stderr) when the daemon goes away or a call
+ * fails.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -7,18 +7,19 @@
 //! partition changed, [`Cluster::apply`] returns the new view ([`Change`]): the members (sorted
 //! by node id, as totem's commit token lists them), the new ring id, and the nodes that joined
 //! or left the local view. The adapter hands the members and ring id to the votequorum engine
-//! (`QuorumEngine::set_membership`), notifies libquorum trackers, and sets the
+//! (`QuorumEngine::set_membership_with`, with the NODEINFO messages of the other nodes'
+//! engines), notifies libquorum trackers, and sets the
 //! `runtime.members.<id>.*` CMAP keys ([`member_keys`]) as corosync's `exec/main.c` does on a
 //! configuration change.
 //!
 //! ```
 //! use corowire::server::cluster::{Cluster, Command};
 //!
-//! let mut cluster: Cluster = Cluster::new(1, &[1, 2, 3], &[1, 2, 3], 8)?;
+//! let mut cluster: Cluster = Cluster::new(1, &[1, 2, 3], &[1, 2, 3], 0)?;
 //! assert_eq!(cluster.members(), [1, 2, 3]);
 //! let change = cluster.apply(&Command::parse("down 3")?)?.membership.unwrap();
 //! assert_eq!((&change.members[..], &change.left[..]), (&[1, 2][..], &[3][..]));
-//! assert_eq!((change.ring_id.nodeid, change.ring_id.seq), (1, 12));
+//! assert_eq!((change.ring_id.nodeid, change.ring_id.seq), (1, 13)); // corosync's 1.d
 //! assert!(cluster.apply(&Command::parse("down 1")?).is_err()); // the local node
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
@@ -37,9 +38,17 @@
 //!   if given, must be the node's). The model records it; the votes are the votequorum
 //!   engine's (`QuorumEngine::simulate_qdevice`, applied by the adapter).
 //! - A command is checked whole before anything changes: an error changes nothing.
-//! - A new ring's id is its lowest member and one more than the highest sequence its members
-//!   knew, plus 3 (totem adds 4 per ring; a joining node's own ring counts too, so only the
-//!   growth, not the exact number, matches corosync).
+//! - Ring ids follow corosync 3.1.7's totem (`exec/totemsrp.c`), so the sequences are
+//!   corosync's own (checked against the real cluster by `tests/cluster/diff`): a new ring's
+//!   representative is its lowest member (the node that sends the commit token), and its
+//!   sequence is the highest sequence any member brings, plus 4 (`token_ring_id_seq + 4`).
+//!   Every node keeps the sequence of the last ring it was in (corosync stores it in
+//!   `/var/lib/corosync/ringid_<nodeid>`, also while the node is down). A node that starts
+//!   loads it, adds 1 (`main_iface_change_fn`: "Increase the ring_id sequence number") and
+//!   first forms a ring of its own, at the loaded sequence plus 5, before it merges with the
+//!   nodes it reaches: a restarted node can therefore raise the merged ring by 5 instead of 4.
+//!   Nodes up at the start are fresh (sequence 0 stored): each forms its own ring at 5, and
+//!   together they form one at 9.
 
 use super::MAX_MEMBERS;
 use crate::votequorum::RingId;
@@ -49,8 +58,12 @@ use heapless::Vec;
 /// Node ids and partitions a command may name: corosync's `PROCESSOR_COUNT_MAX`.
 pub const MAX_TARGETS: usize = MAX_MEMBERS;
 
-/// How much a ring's sequence grows when it forms (totem's `ring_seq += 4`).
+/// How much a ring's sequence grows when it forms (totemsrp's `token_ring_id_seq + 4`).
 const SEQ_STEP: u64 = 4;
+
+/// How much a starting node adds to its stored sequence before forming its own ring: 1
+/// (`main_iface_change_fn`), then [`SEQ_STEP`].
+const START_STEP: u64 = 1 + SEQ_STEP;
 
 /// One command, as corosync-vqsim's prompt takes it ([`Command::parse`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,7 +276,8 @@ pub struct SimNode {
     /// How often the local node saw it join (`runtime.members.<id>.join_count`; 0: never, and
     /// the node has no `runtime.members` keys).
     pub join_count: u32,
-    /// The sequence of the last ring it was in.
+    /// The sequence of the last ring it was in (kept while it is down, as corosync's
+    /// `ringid_<nodeid>` file; 0: never started).
     pub seq: u64,
 }
 
@@ -305,30 +319,35 @@ pub struct Cluster<const NODES: usize = 64> {
 
 impl<const NODES: usize> Cluster<NODES> {
     /// A cluster of the node list `nodelist`, with the nodes `up` up in partition 0 and the
-    /// others down; `local` is the node whose view the server shows (it is always up). The
-    /// up nodes form one ring of sequence `seq`, represented by the lowest of them; each of
-    /// them has joined the local view once.
+    /// others down; `local` is the node whose view the server shows (it is always up). Every
+    /// node has `stored` as its last ring sequence (corosync's `ringid_<nodeid>` file; 0 for a
+    /// fresh start, as the harnesses have). The up nodes start: each forms its own ring (at
+    /// `stored + 5`), and when there are several they form one more together (`+ 4`: 9 on a
+    /// fresh start, as a real cluster started at once shows), represented by the lowest of
+    /// them; each of them has joined the local view once.
     ///
     /// # Errors
     /// [`CommandError::NoSuchNode`] (`local` or a node of `up` is not in `nodelist`),
     /// [`CommandError::Capacity`] (more than `NODES` nodes).
-    pub fn new(local: u32, nodelist: &[u32], up: &[u32], seq: u64) -> Result<Self, CommandError> {
+    pub fn new(local: u32, nodelist: &[u32], up: &[u32], stored: u64) -> Result<Self, CommandError> {
         let mut nodes: Vec<SimNode, NODES> = Vec::new();
         for &nodeid in nodelist {
             if nodes.iter().all(|n| n.nodeid != nodeid) {
+                let seq = stored;
                 let node = SimNode { nodeid, up: false, partition: 0, qdevice: false, join_count: 0, seq };
                 nodes.push(node).map_err(|_| CommandError::Capacity)?;
             }
         }
         nodes.sort_unstable_by_key(|n| n.nodeid);
+        let mut cluster =
+            Self { local, nodes, members: Vec::new(), ring_id: RingId { nodeid: local, seq: 0 } };
+        let mut next = cluster.nodes.clone();
         for &id in up.iter().chain([&local]) {
-            let node = nodes.iter_mut().find(|n| n.nodeid == id).ok_or(CommandError::NoSuchNode(id))?;
+            let node = find(&mut next, id)?;
             node.up = true;
-            node.join_count = 1;
         }
-        let members: Vec<u32, NODES> = nodes.iter().filter(|n| n.up).map(|n| n.nodeid).collect();
-        let ring_id = RingId { nodeid: members.first().copied().unwrap_or(local), seq };
-        Ok(Self { local, nodes, members, ring_id })
+        cluster.commit(next);
+        Ok(cluster)
     }
 
     /// The local node id.
@@ -453,18 +472,25 @@ impl<const NODES: usize> Cluster<NODES> {
     fn commit(&mut self, mut next: Vec<SimNode, NODES>) -> Option<Change<NODES>> {
         let before = core::mem::replace(&mut self.nodes, next.clone());
         let old_partition = |id: u32| before.iter().find(|n| n.nodeid == id && n.up).map(|n| n.partition);
+        // A node that starts forms a ring of its own first.
+        for n in next.iter_mut().filter(|n| n.up && old_partition(n.nodeid).is_none()) {
+            n.seq = n.seq.saturating_add(START_STEP);
+        }
         for i in 0..next.len() {
             let node = next[i];
             if !node.up || next[..i].iter().any(|n| n.up && n.partition == node.partition) {
                 continue;
             }
             let now = self.partition_members(node.partition);
-            // The ring stays when its members are the same nodes that shared a partition before.
-            let first = old_partition(now[0]);
-            let same = first.is_some_and(|p| {
-                let was = before.iter().filter(|n| n.up && n.partition == p).map(|n| n.nodeid);
-                was.eq(now.iter().copied())
-            });
+            // The ring stays when its members are one ring already: the same nodes that shared
+            // a partition before, or a node that started alone.
+            let same = match old_partition(now[0]) {
+                Some(p) => {
+                    let was = before.iter().filter(|n| n.up && n.partition == p).map(|n| n.nodeid);
+                    was.eq(now.iter().copied())
+                }
+                None => now.len() == 1,
+            };
             if same {
                 continue;
             }
@@ -584,7 +610,7 @@ mod tests {
     use super::*;
 
     fn cluster(up: &[u32]) -> Cluster<8> {
-        Cluster::new(1, &[3, 1, 2], up, 8).unwrap()
+        Cluster::new(1, &[3, 1, 2], up, 0).unwrap()
     }
 
     fn apply(c: &mut Cluster<8>, line: &str) -> Result<Option<Change<8>>, CommandError> {
@@ -623,17 +649,36 @@ mod tests {
     #[test]
     fn a_node_leaves_and_comes_back_with_a_new_ring_each_time() {
         let mut c = cluster(&[1, 2, 3]);
-        assert_eq!((c.members(), c.ring_id()), (&[1, 2, 3][..], RingId { nodeid: 1, seq: 8 }));
+        assert_eq!((c.members(), c.ring_id()), (&[1, 2, 3][..], RingId { nodeid: 1, seq: 9 }));
         let change = apply(&mut c, "down 3").unwrap().unwrap();
         assert_eq!(
             (&change.members[..], &change.joined[..], &change.left[..]),
             (&[1, 2][..], &[][..], &[3][..])
         );
-        assert_eq!(change.ring_id, RingId { nodeid: 1, seq: 12 });
+        assert_eq!(change.ring_id, RingId { nodeid: 1, seq: 13 });
         let change = apply(&mut c, "up 3").unwrap().unwrap();
         assert_eq!((&change.members[..], &change.joined[..]), (&[1, 2, 3][..], &[3][..]));
-        assert_eq!(change.ring_id, RingId { nodeid: 1, seq: 16 });
+        // Node 3 brings 9 + 5 = 14, its own ring's, above the others' 13: 14 + 4.
+        assert_eq!(change.ring_id, RingId { nodeid: 1, seq: 18 });
         assert_eq!(c.nodes().iter().map(|n| n.join_count).collect::<Vec<_, 8>>(), [1, 1, 2]);
+    }
+
+    /// The sequences corosync 3.1.7 showed on node 1 of the real cluster (lose-two, then
+    /// partition; `tests/cluster/expected/`), 0x16 being a restarted node's own ring + 4.
+    #[test]
+    fn ring_sequences_are_corosyncs() {
+        let mut c = cluster(&[1, 2, 3]);
+        let mut seqs: Vec<u64, 8> = Vec::new();
+        seqs.push(c.ring_id().seq).unwrap();
+        for line in ["down 3", "down 2", "up 2", "up 3", "split 1:2,3", "join 0 1"] {
+            seqs.push(apply(&mut c, line).unwrap().unwrap().ring_id.seq).unwrap();
+        }
+        assert_eq!(seqs, [0x9, 0xd, 0x11, 0x16, 0x1a, 0x1e, 0x22]);
+        // A node started alone forms its own ring only: a fresh one at 5.
+        let mut c = cluster(&[]);
+        assert_eq!(c.ring_id(), RingId { nodeid: 1, seq: 5 });
+        apply(&mut c, "up 1:2").unwrap();
+        assert_eq!(c.nodes()[1].seq, 5);
     }
 
     #[test]
@@ -642,15 +687,15 @@ mod tests {
         let change = apply(&mut c, "split 1:1").unwrap().unwrap();
         assert_eq!((&change.members[..], &change.left[..]), (&[1][..], &[2, 3][..]));
         // The other side formed its own ring, represented by its lowest node.
-        assert_eq!(c.nodes()[1].seq, 12);
+        assert_eq!(c.nodes()[1].seq, 13);
         // Changes in the other partition do not reach the local view.
         assert_eq!(apply(&mut c, "down 3"), Ok(None));
         assert_eq!(apply(&mut c, "up 3"), Ok(None));
-        assert_eq!(c.nodes()[2].seq, 20);
+        assert_eq!(c.nodes()[2].seq, 22);
         let change = apply(&mut c, "join 1 0").unwrap().unwrap();
         assert_eq!((&change.members[..], &change.joined[..]), (&[1, 2, 3][..], &[2, 3][..]));
-        // One more than the highest sequence any member knew.
-        assert_eq!(change.ring_id, RingId { nodeid: 1, seq: 24 });
+        // 4 more than the highest sequence any member knew.
+        assert_eq!(change.ring_id, RingId { nodeid: 1, seq: 26 });
         // Moving a node to the partition it is in changes nothing.
         assert_eq!(apply(&mut c, "split 1:2"), Ok(None));
         assert_eq!(c.partitions(), [1]);
@@ -704,7 +749,7 @@ mod tests {
         fmt::write(&mut text, format_args!("{c}")).unwrap();
         assert_eq!(
             text,
-            "node 1: up, partition 0, ring 1.c, local\nnode 2: up, partition 1, ring 2.c\nnode 3: down\n\
+            "node 1: up, partition 0, ring 1.d, local\nnode 2: up, partition 1, ring 2.d\nnode 3: down\n\
              partition 0: nodes [1]\npartition 1: nodes [2]\n"
         );
         text.clear();

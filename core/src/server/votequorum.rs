@@ -79,10 +79,18 @@
 //!   `check_qdevice_master` lets a remote master_wins device make the partition quorate. Here
 //!   they are what [`QuorumEngine::set_remote_qdevice`] says (the simulator's devices: voting
 //!   or none), and a remote master_wins is not modelled.
-//! - Other nodes' own state: corosync learns each node's expected votes and flags from its
-//!   messages; here every member is taken to share the local node's view. Scenarios where
-//!   partitions diverge (a quorate and an inquorate side with different expected votes,
-//!   `allow_downscale`'s leaving nodes) may notify differently when they heal.
+//! - Other nodes' own state comes only from the caller: [`QuorumEngine::set_membership_with`]
+//!   takes each member's NODEINFO message (votes, expected votes, the quorate and
+//!   wait-for-all flags; the simulator gives every node an engine of its own and passes
+//!   their messages), handled in node-id order; corosync handles them in totem's delivery
+//!   order, and node-id order reproduces what the real cluster showed
+//!   (`tests/cluster/expected/lms-heal.txt`: two EXPECTEDVOTES notifications on node 2).
+//!   Without messages ([`QuorumEngine::set_membership`]) every member is taken to share the
+//!   local node's view. Not modelled from the messages: the `LEAVING` flag
+//!   (`allow_downscale`'s leaving nodes), `FIRST`, and the quorum device's flags and votes.
+//!   Run-time changes travel as reconfigure messages ([`Reconfigure`]): the engine applies
+//!   its own and keeps them for [`QuorumEngine::poll_reconfigure`]; another member's are
+//!   applied with [`QuorumEngine::apply_reconfigure`].
 //! - The expected-votes tracking barrier lives in memory (corosync keeps it in
 //!   `/var/lib/corosync/ev_tracking`).
 //! - A device registered by a connection stays registered when that connection closes, as
@@ -389,6 +397,55 @@ struct Node {
     votes: u32,
     expected_votes: u32,
     state: NodeState,
+    /// The flags of its last NODEINFO message (`quorate`, `wait_for_all_status`).
+    flags: (bool, bool),
+}
+
+/// A run-time change a node multicasts to its partition (`struct req_exec_quorum_reconfigure`
+/// in corosync's `exec/votequorum.c`, sent by `votequorum_exec_send_reconfigure`), which every
+/// member, the sender included, applies. [`QuorumEngine::poll_reconfigure`] gives the local
+/// node's; [`QuorumEngine::apply_reconfigure`] applies another member's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Reconfigure {
+    /// `VOTEQUORUM_RECONFIG_PARAM_EXPECTED_VOTES`: every member's expected votes (a SETEXPECTED
+    /// request, or a changed `quorum.expected_votes`).
+    ExpectedVotes(u32),
+    /// `VOTEQUORUM_RECONFIG_PARAM_NODE_VOTES`: a node's votes (a SETVOTES request, or a changed
+    /// `quorum.votes`).
+    NodeVotes {
+        /// The node.
+        nodeid: u32,
+        /// Its new votes.
+        votes: u32,
+    },
+    /// `VOTEQUORUM_RECONFIG_PARAM_CANCEL_WFA`: stop waiting for all nodes.
+    CancelWaitForAll,
+}
+
+/// Reconfigure messages a model keeps until [`QuorumEngine::poll_reconfigure`] takes them
+/// (more are dropped, the oldest kept).
+const RECONFIGURES: usize = 4;
+
+/// What a node tells the other members about itself when a membership forms: votequorum's
+/// NODEINFO message (`struct req_exec_quorum_nodeinfo` in corosync's `exec/votequorum.c`, sent
+/// by `votequorum_exec_send_nodeinfo` from `votequorum_sync_process`), with the flags the model
+/// acts on. [`QuorumEngine::node_message`] gives the local node's;
+/// [`QuorumEngine::set_membership_with`] takes the members'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NodeMessage {
+    /// The sender's node id.
+    pub nodeid: u32,
+    /// Its votes.
+    pub votes: u32,
+    /// Its own expected votes (corosync's `us->expected_votes` on that node).
+    pub expected_votes: u32,
+    /// `NODE_FLAGS_QUORATE`: its partition was quorate when it sent the message.
+    pub quorate: bool,
+    /// `NODE_FLAGS_WFASTATUS`: it was still waiting for all nodes (wait_for_all).
+    pub wait_for_all_status: bool,
 }
 
 /// The local node's quorum device: its flags (`NODE_FLAGS_QDEVICE_*`) and name.
@@ -525,6 +582,8 @@ struct Model<const NODES: usize> {
     clock: Instant,
     /// Notifications of the step in progress, in order.
     events: Vec<Kind, STEP_EVENTS>,
+    /// Reconfigure messages sent and not yet taken.
+    reconfigures: Vec<Reconfigure, RECONFIGURES>,
 }
 
 impl<const NODES: usize> Model<NODES> {
@@ -695,6 +754,34 @@ impl<const NODES: usize> Model<NODES> {
         Ok(())
     }
 
+    /// `message_handler_req_exec_votequorum_reconfigure` (the sender's own copy included).
+    fn apply_reconfigure(&mut self, r: Reconfigure) {
+        match r {
+            Reconfigure::ExpectedVotes(expected) => {
+                self.set_members_expected(expected);
+                self.event(Kind::ExpectedVotes);
+                self.ev_barrier = expected;
+                self.recalculate(true, false, true);
+            }
+            Reconfigure::NodeVotes { nodeid, votes } => {
+                if let Some(n) = self.nodes.iter_mut().find(|n| n.nodeid == nodeid) {
+                    n.votes = votes;
+                    self.recalculate(true, false, true);
+                }
+            }
+            Reconfigure::CancelWaitForAll => {
+                self.set_wait_for_all_status(false);
+                self.recalculate(false, false, true);
+            }
+        }
+    }
+
+    /// Applies `r` as its sender and keeps it for the other members.
+    fn send_reconfigure(&mut self, r: Reconfigure) {
+        self.apply_reconfigure(r);
+        let _ = self.reconfigures.push(r);
+    }
+
     fn set_wait_for_all_status(&mut self, on: bool) {
         self.wait_for_all_status = on;
         self.wait_for_all_key = true;
@@ -856,6 +943,53 @@ impl<const NODES: usize> Model<NODES> {
     fn member_ids(&self) -> Vec<u32, NODES> {
         self.members().map(|n| n.nodeid).collect()
     }
+
+    /// `message_handler_req_exec_votequorum_nodeinfo` for a cluster node's message (the
+    /// local node's own included). `Err` when the node table is full.
+    fn nodeinfo(&mut self, m: &NodeMessage) -> Result<(), ServerError> {
+        let (i, new) = match self.nodes.iter().position(|n| n.nodeid == m.nodeid) {
+            Some(i) => (i, false),
+            None => {
+                if self.nodes.len() + 1 >= NODES {
+                    return Err(ServerError::TooManyNodes);
+                }
+                let node = Node {
+                    nodeid: m.nodeid,
+                    votes: 0,
+                    expected_votes: 0,
+                    state: NodeState::DEAD,
+                    flags: (false, false),
+                };
+                self.nodes.push(node).map_err(|_| ServerError::TooManyNodes)?;
+                (self.nodes.len() - 1, true)
+            }
+        };
+        let old = self.nodes[i];
+        let flags = (m.quorate, m.wait_for_all_status);
+        let node = &mut self.nodes[i];
+        (node.flags, node.votes, node.state) = (flags, m.votes, NodeState::MEMBER);
+        let mut allow_decrease = false;
+        if !self.quorate && m.quorate {
+            allow_decrease = true;
+            self.nodes[0].expected_votes = m.expected_votes;
+        }
+        let us_expected = self.nodes[0].expected_votes;
+        self.nodes[i].expected_votes =
+            if m.quorate || self.rules.ev_tracking { m.expected_votes } else { us_expected };
+        if self.rules.last_man_standing && m.votes > 1 {
+            // "Last Man Standing feature is supported only when all cluster nodes votes are
+            // set to 1. Disabling LMS."
+            self.rules.last_man_standing = false;
+            self.lms_deadline = None;
+        }
+        if new || i == 0 || old != self.nodes[i] {
+            self.recalculate(allow_decrease, false, false);
+        }
+        if self.rules.wait_for_all && !m.wait_for_all_status && m.quorate {
+            self.set_wait_for_all_status(false);
+        }
+        Ok(())
+    }
 }
 
 /// A notification to queue: which kind, and for whom.
@@ -934,8 +1068,13 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         let votes = nodelist.iter().find(|n| n.0 == cfg.nodeid).map_or(cfg.votes, |n| n.1);
         let cfg = QuorumConfig { votes, ..cfg };
         let mut nodes = Vec::new();
-        let local =
-            Node { nodeid: cfg.nodeid, votes, expected_votes: cfg.expected_votes, state: NodeState::MEMBER };
+        let local = Node {
+            nodeid: cfg.nodeid,
+            votes,
+            expected_votes: cfg.expected_votes,
+            state: NodeState::MEMBER,
+            flags: (false, false),
+        };
         // Cannot fail: `NODES >= 2` is checked at compile time above.
         let _ = nodes.push(local);
         let mut model = Model {
@@ -960,10 +1099,12 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             remote_devices: Vec::new(),
             clock: Instant::from_millis(0),
             events: Vec::new(),
+            reconfigures: Vec::new(),
         };
         let result = model.readconfig(cfg, nodelist_sums(nodelist), false, note);
         model.nodelist = nodelist.iter().copied().take(NODES - 1).collect();
         model.members = model.member_ids();
+        model.members.sort_unstable();
         model.recalculate(false, false, false);
         model.events.clear();
         (Self { model, conns: Sessions::new(), outbox: Outbox::new() }, result)
@@ -973,7 +1114,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// anyone (use it while loading configuration). `Err` when the node table is full.
     pub fn add_node(&mut self, nodeid: u32, votes: u32, state: NodeState) -> Result<(), CsError> {
         let expected_votes = self.model.local().expected_votes;
-        let node = Node { nodeid, votes, expected_votes, state };
+        let node = Node { nodeid, votes, expected_votes, state, flags: (false, false) };
         if let Some(n) = self.model.nodes.iter_mut().find(|n| n.nodeid == nodeid) {
             *n = node;
         } else if self.model.nodes.len() + 1 >= NODES {
@@ -982,6 +1123,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             self.model.nodes.push(node).map_err(|_| CsError::NoMemory)?;
         }
         self.model.members = self.model.member_ids();
+        self.model.members.sort_unstable();
         self.model.recalculate(true, false, false);
         self.model.events.clear();
         Ok(())
@@ -1002,6 +1144,43 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         self.model.nodes.first().map_or(0, |n| n.expected_votes)
     }
 
+    /// The NODEINFO message the local node sends when a membership forms (see
+    /// [`QuorumEngine::set_membership_with`]): its votes, expected votes and flags now.
+    pub fn node_message(&self) -> NodeMessage {
+        let m = &self.model;
+        let us = m.local();
+        NodeMessage {
+            nodeid: us.nodeid,
+            votes: us.votes,
+            expected_votes: us.expected_votes,
+            quorate: m.quorate,
+            wait_for_all_status: m.wait_for_all_status,
+        }
+    }
+
+    /// Takes the oldest reconfigure message the local node sent (a SETEXPECTED or SETVOTES
+    /// request, a run-time configuration change, `cancel_wait_for_all`) and has applied itself,
+    /// for the other members of its partition ([`QuorumEngine::apply_reconfigure`]). At most
+    /// four wait; take them after every request.
+    pub fn poll_reconfigure(&mut self) -> Option<Reconfigure> {
+        let r = self.model.reconfigures.first().copied()?;
+        self.model.reconfigures.remove(0);
+        Some(r)
+    }
+
+    /// Applies a reconfigure message another member of the partition sent, as corosync's
+    /// `message_handler_req_exec_votequorum_reconfigure` does (quorum may go down); trackers
+    /// get the notifications corosync's would. A node-votes message for an unknown node
+    /// changes nothing.
+    ///
+    /// # Errors
+    /// [`ServerError::OutboxFull`]: drain and call again; nothing changed.
+    pub fn apply_reconfigure(&mut self, r: Reconfigure) -> Result<(), ServerError> {
+        let mut next = self.model.clone();
+        next.apply_reconfigure(r);
+        self.commit_anyway(next)
+    }
+
     /// The votes of `nodeid` (0: the quorum device).
     pub fn votes(&self, nodeid: u32) -> Option<u32> {
         if nodeid == QDEVICE_NODEID {
@@ -1015,10 +1194,10 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         self.model.cfg.ring_id
     }
 
-    /// The node ids of the current members (the local node first), as the libquorum service
-    /// ([`super::quorum`]) reports them.
+    /// The node ids of the current members in ring order (by node id), as corosync's NODELIST
+    /// notifications and the libquorum service ([`super::quorum`]) list them.
     pub fn member_ids(&self) -> Vec<u32, NODES> {
-        self.model.member_ids()
+        self.model.members.clone()
     }
 
     /// The registered quorum device's name.
@@ -1038,7 +1217,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// timer or a new expected-votes value lower it), wait_for_all holds quorum back until
     /// all expected votes have been seen once, auto_tie_breaker lets the partition holding
     /// the tie-breaker node keep quorum in an even split. Other nodes are assumed to hold the
-    /// local node's view (expected votes, flags): corosync learns theirs from their messages.
+    /// local node's view (expected votes, flags); [`QuorumEngine::set_membership_with`] takes
+    /// their own, as corosync learns them from their NODEINFO messages.
     ///
     /// Trackers get a NODELIST notification (new ring id and members), an EXPECTEDVOTES one
     /// if the expected votes rose, and always a QUORUM one, each with its tracking context.
@@ -1054,6 +1234,30 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         members: &[u32],
         ring_id: RingId,
         now: Instant,
+    ) -> Result<(), ServerError> {
+        self.set_membership_with(members, ring_id, now, &[])
+    }
+
+    /// [`QuorumEngine::set_membership`] with the members' own state: `messages` holds the
+    /// NODEINFO message each member sent in this membership change (take each node's
+    /// [`QuorumEngine::node_message`] before giving any of them the new membership). They are
+    /// handled in node-id order as corosync's `message_handler_req_exec_votequorum_nodeinfo`
+    /// does: a member's votes and flags are taken; a quorate sender's expected votes are taken
+    /// for it (and become the local node's when the local partition is not quorate, allowing
+    /// quorum to go down), a sender that is not quorate counts with the local node's expected
+    /// votes; a wait_for_all node stops waiting when a quorate node no longer waits; quorum is
+    /// recomputed after each message that changed something, so a rise of the expected votes
+    /// is notified as corosync's is. A member without a message is taken to share the local
+    /// node's view (`set_membership`'s assumption).
+    ///
+    /// # Errors
+    /// Those of [`QuorumEngine::set_membership`].
+    pub fn set_membership_with(
+        &mut self,
+        members: &[u32],
+        ring_id: RingId,
+        now: Instant,
+        messages: &[NodeMessage],
     ) -> Result<(), ServerError> {
         let mut next = self.model.clone();
         let local_id = next.local().nodeid;
@@ -1091,25 +1295,20 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         }
         // sync_process: the NODELIST notification, then every member's node information.
         next.event(Kind::NodeList);
-        let expected_votes = next.local().expected_votes;
+        let own = self.node_message();
         for &id in &ids {
-            match next.nodes.iter_mut().find(|n| n.nodeid == id) {
-                Some(n) if n.nodeid == local_id => {}
-                Some(n) => {
-                    n.state = NodeState::MEMBER;
-                    n.expected_votes = expected_votes;
-                }
+            let message = match messages.iter().find(|m| m.nodeid == id) {
+                Some(m) => *m,
+                None if id == local_id => own,
                 None => {
-                    if next.nodes.len() + 1 >= NODES {
-                        return Err(ServerError::TooManyNodes);
-                    }
-                    let votes = next.nodelist.iter().find(|n| n.0 == id).map_or(1, |n| n.1);
-                    let node = Node { nodeid: id, votes, expected_votes, state: NodeState::MEMBER };
-                    next.nodes.push(node).map_err(|_| ServerError::TooManyNodes)?;
+                    let votes = next.nodes.iter().find(|n| n.nodeid == id).map(|n| n.votes);
+                    let votes = votes.or_else(|| next.nodelist.iter().find(|n| n.0 == id).map(|n| n.1));
+                    // Not quorate: it then counts with the local node's expected votes.
+                    NodeMessage { nodeid: id, votes: votes.unwrap_or(1), quorate: false, ..own }
                 }
-            }
+            };
+            next.nodeinfo(&message)?;
         }
-        next.recalculate(false, false, false);
         // sync_activate: recalculate, then always a QUORUM notification.
         next.recalculate(false, false, false);
         next.event(Kind::Quorum);
@@ -1271,14 +1470,12 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         // Our own node information, then the reconfigure messages.
         next.recalculate(false, false, true);
         if next.local().votes != old_votes {
+            let _ = next.reconfigures.push(Reconfigure::NodeVotes { nodeid, votes: next.local().votes });
             next.recalculate(true, false, true);
         }
         let expected = next.local().expected_votes;
         if expected != old_expected {
-            next.set_members_expected(expected);
-            next.event(Kind::ExpectedVotes);
-            next.ev_barrier = expected;
-            next.recalculate(true, false, true);
+            next.send_reconfigure(Reconfigure::ExpectedVotes(expected));
         }
         self.commit_anyway(next)
     }
@@ -1291,8 +1488,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// [`ServerError::OutboxFull`]: drain and call again; nothing changed.
     pub fn cancel_wait_for_all(&mut self) -> Result<(), ServerError> {
         let mut next = self.model.clone();
-        next.set_wait_for_all_status(false);
-        next.recalculate(false, false, true);
+        next.send_reconfigure(Reconfigure::CancelWaitForAll);
         self.commit_anyway(next)
     }
 
@@ -1436,10 +1632,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             return Ok(Err(CsError::InvalidParam));
         }
         let mut next = self.model.clone();
-        next.set_members_expected(expected);
-        next.event(Kind::ExpectedVotes);
-        next.ev_barrier = expected;
-        next.recalculate(true, false, true);
+        next.send_reconfigure(Reconfigure::ExpectedVotes(expected));
         self.commit(next)
     }
 
@@ -1457,6 +1650,9 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             return Ok(Err(CsError::InvalidParam));
         }
         next.recalculate(true, false, true);
+        if nodeid != QDEVICE_NODEID {
+            let _ = next.reconfigures.push(Reconfigure::NodeVotes { nodeid, votes });
+        }
         self.commit(next)
     }
 
@@ -1568,7 +1764,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
 
     fn frame_len(&self, kind: Kind) -> usize {
         match kind {
-            Kind::NodeList => 56 + 4 * self.model.member_ids().len(),
+            Kind::NodeList => 56 + 4 * self.model.members.len(),
             Kind::Quorum => 48 + 8 * self.model.quorum_entries().len(),
             Kind::ExpectedVotes => 40,
         }
@@ -1579,11 +1775,10 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         let len = self.frame_len(kind);
         match kind {
             Kind::NodeList => {
-                let ids = m.member_ids();
                 let n = Notification::NodeList {
                     context,
                     ring_id: m.cfg.ring_id,
-                    nodes: NodeIds::from_slice(&ids),
+                    nodes: NodeIds::from_slice(&m.members),
                 };
                 self.outbox.push(conn, len, |buf| n.encode(buf))
             }
@@ -1618,7 +1813,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     fn publish(&self, view: &mut ClusterView) {
         view.quorate = self.is_quorate();
         view.ring_id = self.ring_id();
-        view.members = self.model.members().map(|n| n.nodeid).take(MAX_MEMBERS).collect();
+        view.members = self.model.members.iter().copied().take(MAX_MEMBERS).collect();
     }
 }
 

@@ -42,7 +42,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use corowire::server::cluster::{member_keys, Change, Cluster, Command, CommandError};
-use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+use corowire::server::votequorum::{NodeMessage, QuorumConfig, QuorumEngine, Reconfigure};
 use corowire::server::ServerError;
 use corowire::time::Instant;
 use corowire::value::OwnedValue;
@@ -75,7 +75,9 @@ pub(super) struct Sim {
     quorum: QuorumConfig,
     votes: Vec<(u32, u32)>,
     /// The votequorum state of each other up node, as its own corosync would have it (a
-    /// node that comes up starts afresh).
+    /// node that comes up starts afresh); their NODEINFO messages reach the local engine when
+    /// partitions change, and the local engine's reconfigure messages reach those of its
+    /// partition ([`Sim::reconfigure`]).
     shadows: BTreeMap<u32, Box<Shadow>>,
     /// `runtime.members.<id>.ip` of each node.
     ips: BTreeMap<u32, String>,
@@ -128,20 +130,21 @@ impl Peer {
 
 impl Sim {
     /// The model of `nodelist` (`(nodeid, ring addresses by link)`; the local node is added,
-    /// on loopback, when missing) seen from `local`, with `up` up, and the control socket at
-    /// `control`.
+    /// on loopback, when missing) seen from `local`, with `up` up, every node's last ring
+    /// sequence `stored` (see [`Cluster::new`]), and the control socket at `control`.
     pub(super) fn new(
         local: u32,
         nodelist: &[(u32, Vec<String>)],
         up: &[u32],
-        seq: u64,
+        stored: u64,
         control: Option<&Path>,
     ) -> Result<Self, ServerStartError> {
         let mut ips: BTreeMap<u32, String> =
             nodelist.iter().map(|(id, addrs)| (*id, ip_text(addrs))).collect();
         ips.entry(local).or_insert_with(|| ip_text(&["127.0.0.1".to_owned()]));
         let ids: Vec<u32> = ips.keys().copied().collect();
-        let cluster = Cluster::new(local, &ids, up, seq).map_err(|e| ServerStartError::Sim(e.to_string()))?;
+        let cluster =
+            Cluster::new(local, &ids, up, stored).map_err(|e| ServerStartError::Sim(e.to_string()))?;
         let socket = control.map(bind_control).transpose()?;
         Ok(Self {
             cluster,
@@ -160,30 +163,58 @@ impl Sim {
         self.quorum = quorum;
         self.votes = votes;
         self.shadows.clear();
-        self.refresh_shadows(now);
+        self.start_shadows(now);
+        self.refresh_shadows(now, &[]);
+    }
+
+    /// Brings the other nodes' votequorum states up to the model's up nodes: forgets the down
+    /// nodes' states, gives a node that came up a fresh one, and runs the timers that are due
+    /// at `now` (last_man_standing's window: nobody watches a shadow, so its timer runs only
+    /// when its state is about to be read).
+    fn start_shadows(&mut self, now: Instant) {
+        let local = self.cluster.local();
+        let up: Vec<u32> =
+            self.cluster.nodes().iter().filter(|n| n.up && n.nodeid != local).map(|n| n.nodeid).collect();
+        self.shadows.retain(|id, _| up.contains(id));
+        for id in up {
+            let shadow = self.shadows.entry(id).or_insert_with(|| new_shadow(self.quorum, &self.votes, id));
+            // Cannot be OutboxFull: nobody connects to a shadow, so nothing is queued.
+            let _ = shadow.handle_timeout(now);
+        }
+    }
+
+    /// The NODEINFO message of every up node (`local` for the local node), as each sends it
+    /// when its partition forms a new ring.
+    fn messages(&self, local: NodeMessage) -> Vec<NodeMessage> {
+        core::iter::once(local).chain(self.shadows.values().map(|s| s.node_message())).collect()
+    }
+
+    /// Applies the local node's reconfigure message `r` to the other nodes of its partition,
+    /// as corosync multicasts it there.
+    fn reconfigure(&mut self, r: Reconfigure, now: Instant) {
+        let local = self.cluster.local();
+        let partition = self.cluster.nodes().iter().find(|n| n.nodeid == local).map_or(0, |n| n.partition);
+        let members = self.cluster.partition_members(partition);
+        for (_, shadow) in self.shadows.iter_mut().filter(|(id, _)| members.contains(id)) {
+            // Cannot be OutboxFull: nobody connects to a shadow, so nothing is queued.
+            let _ = shadow.handle_timeout(now);
+            let _ = shadow.apply_reconfigure(r);
+        }
     }
 
     /// Gives every other up node's votequorum state its partition's members when they
-    /// changed; forgets the down nodes' states.
-    fn refresh_shadows(&mut self, now: Instant) {
-        let local = self.cluster.local();
-        let up: Vec<_> = self.cluster.nodes().iter().filter(|n| n.up && n.nodeid != local).copied().collect();
-        self.shadows.retain(|id, _| up.iter().any(|n| n.nodeid == *id));
-        for node in up {
+    /// changed, with the members' `messages` ([`Sim::messages`], taken before any node saw
+    /// the change).
+    fn refresh_shadows(&mut self, now: Instant, messages: &[NodeMessage]) {
+        for (&id, shadow) in &mut self.shadows {
+            let Some(node) = self.cluster.nodes().iter().find(|n| n.nodeid == id) else { continue };
             let members = self.cluster.partition_members(node.partition);
-            let shadow = match self.shadows.entry(node.nodeid) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(new_shadow(self.quorum, &self.votes, node.nodeid))
-                }
-            };
             let mut known = shadow.member_ids();
             known.sort_unstable();
             if known != members {
-                let ring_id =
-                    RingId { nodeid: members.first().copied().unwrap_or(node.nodeid), seq: node.seq };
+                let ring_id = RingId { nodeid: members.first().copied().unwrap_or(id), seq: node.seq };
                 // Cannot be OutboxFull: nobody connects to a shadow, so nothing is queued.
-                let _ = shadow.set_membership(&members, ring_id, now);
+                let _ = shadow.set_membership_with(&members, ring_id, now, messages);
             }
             if shadow.simulated_qdevice() != node.qdevice {
                 // Refused (a device disabled by the configuration) leaves the node without one.
@@ -384,10 +415,13 @@ impl Server {
             // A full table leaves the node without device flags.
             let _ = self.engines.quorum.set_remote_qdevice(node.nodeid, node.qdevice);
         }
+        let now = self.sync.now();
+        sim.start_shadows(now);
+        let messages = sim.messages(self.engines.quorum.node_message());
         if let Some(change) = &outcome.membership {
-            self.apply_membership(sim, change);
+            self.apply_membership(sim, change, &messages);
         }
-        sim.refresh_shadows(self.sync.now());
+        sim.refresh_shadows(now, &messages);
         let mut out = String::new();
         if cmd == Command::Show {
             let local_quorate = self.engines.quorum.is_quorate();
@@ -420,14 +454,25 @@ impl Server {
         Ok(())
     }
 
+    /// Hands the reconfigure messages the local engine sent to the other nodes of its
+    /// partition (without a simulation, drops them).
+    pub(super) fn deliver_reconfigures(&mut self) {
+        let now = self.sync.now();
+        while let Some(r) = self.engines.quorum.poll_reconfigure() {
+            if let Some(sim) = self.sim.as_mut() {
+                sim.reconfigure(r, now);
+            }
+        }
+    }
+
     /// Gives a new local view to the engines and queues every notification it causes.
-    fn apply_membership(&mut self, sim: &Sim, change: &Change<MAX_NODES>) {
+    fn apply_membership(&mut self, sim: &Sim, change: &Change<MAX_NODES>, messages: &[NodeMessage]) {
         let now = self.sync.now();
         let Self { engines, sessions, note, .. } = self;
         let quorate = engines.lib_quorate;
         // Also mirrors the runtime.votequorum keys into CMAP.
         let done = super::sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
-            e.quorum.set_membership(&change.members, change.ring_id, now)
+            e.quorum.set_membership_with(&change.members, change.ring_id, now, messages)
         });
         if let Err(e) = done {
             self.log_sim(format_args!("membership not applied: {e}"));

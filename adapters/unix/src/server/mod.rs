@@ -645,9 +645,12 @@ impl Server {
             quorum_cfg.nodeid,
             &sim_nodes,
             cfg.up.as_deref().unwrap_or(&default_up),
-            quorum_cfg.ring_id.seq,
+            // A fresh start: no node has a `ringid_<nodeid>` file yet.
+            0,
             cfg.control.as_deref(),
         )?;
+        // The local node's first ring: its own, or the one the up nodes formed.
+        quorum_cfg.ring_id = sim.initial_view().1;
         let votes = nodelist.iter().copied().chain(cfg.nodes.iter().map(|n| (n.0, n.1))).collect();
         sim.set_quorum_model(quorum_cfg, votes, corowire::time::Instant::from_millis(0));
         let verbose = cfg.verbose;
@@ -1241,6 +1244,7 @@ impl Server {
                 buf.shrink_to(SCRATCH_KEEP);
             }
         }
+        self.deliver_reconfigures();
     }
 
     /// Closes dead connections: engine, rings, files, socket.
