@@ -34,9 +34,12 @@ commands, and returns once every connected client's notifications are queued:
   split P:N[,N..]...       move running nodes to partition P (also: move)
   join P Q...              merge partitions Q... into P
   qdevice on|off [P:]N[,N..]...
-                           switch nodes' quorum devices: recorded and listed by
-                           show; no vote counts them (the local node's device is
-                           a real client, corosync-qdevice)
+                           a simulated quorum device on nodes, as corosync-vqsim's:
+                           on registers it (VQsim_qdevice) and casts its vote
+                           (quorum.device.votes), off withdraws the vote (dead
+                           after quorum.device.timeout); refused on the local
+                           node while a client's device of another name is
+                           registered
   show                     print every node, the partitions and the local node's quorum
 
 Exit status: 0 applied, 1 refused or no server, 2 bad usage (options, an unknown

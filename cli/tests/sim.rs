@@ -285,6 +285,25 @@ fn checks(control: &Path) {
     );
     drop(tracker);
 
+    // A quorum device configured at run time (its votes computed: 2, expected votes 5): node
+    // 1 alone is quorate with the simulated device's vote only, and `sim show` marks it.
+    let (code, _, err) = run("corosync-cmapctl", &["-s", "quorum.device.model", "str", "net"]);
+    assert_eq!(code, 0, "{err}");
+    apply(control, &["split", "1:2,3"]);
+    assert_eq!(quorum_status().0, 2);
+    apply(control, &["qdevice", "on", "1"]);
+    let (code, nodes, _, quorate) = quorum_status();
+    assert_eq!((code, nodes.as_str(), quorate.as_str()), (0, "1", "Yes"));
+    let (_, status, _) = run("corosync-quorumtool", &["-s"]);
+    assert!(status.contains("Total votes:      3\n") && status.contains(" VQsim_qdevice\n"), "{status}");
+    let show = apply(control, &["show"]);
+    assert!(show.contains(", qdevice, local\n") && show.contains("nodes [1], quorate yes"), "{show}");
+    // Off: polled once without a vote, then silent; the device stays registered.
+    apply(control, &["qdevice", "off", "1"]);
+    let (code, _, _, quorate) = quorum_status();
+    assert_eq!((code, quorate.as_str()), (2, "No"));
+    apply(control, &["join", "0", "1"]);
+
     // Another user may not drive the simulation, even where the socket's mode would let it.
     std::fs::set_permissions(control, std::fs::Permissions::from_mode(0o666)).unwrap();
     let sim_bin = env!("CARGO_BIN_EXE_corowire");

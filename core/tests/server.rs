@@ -5,7 +5,7 @@ use corowire::cmap::{self, Key, Map, Notification, TrackEvent, TrackType, Value,
 use corowire::qb::ReplyHeader;
 use corowire::server::cmap::{CmapEngine, COROSYNC_READ_ONLY, STAT_IPCS_ACTIVE, STAT_IPCS_CLOSED};
 use corowire::server::store::{FixedStore, Store};
-use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
+use corowire::server::votequorum::{ConfigError, ConfigNote, DeviceConfig, QuorumConfig, QuorumEngine};
 use corowire::server::{ConnId, ServerError, MIN_REPLY_LEN};
 use corowire::votequorum::{self as vq, NodeEntry, NodeState, RingId, TrackFlags};
 use corowire::CsError;
@@ -1174,7 +1174,8 @@ fn setvotes_rules() {
 
 #[test]
 fn qdevice_life_cycle_and_errors() {
-    let cfg = QuorumConfig { expected_votes: 3, qdevice_votes: 1, ..QuorumConfig::default() };
+    let device = DeviceConfig { votes: Some(1), ..DeviceConfig::default() };
+    let cfg = QuorumConfig { expected_votes: 3, device: Some(device), ..QuorumConfig::default() };
     let mut q = quorum(cfg);
     q.add_node(2, 1, NodeState::DEAD).unwrap();
     assert!(!q.is_quorate());
@@ -1215,7 +1216,8 @@ fn qdevice_life_cycle_and_errors() {
     let vq::Notification::Quorum { quorate, context, nodes } = out.event(0) else { panic!() };
     assert_eq!((quorate, context), (true, 8));
     let entries: Vec<_> = nodes.iter().map(|n| (n.nodeid, n.state)).collect();
-    assert_eq!(entries, vec![(2, NodeState::DEAD), (1, NodeState::MEMBER), (0, NodeState::MEMBER)]);
+    // corosync never sets the device's node state: 0.
+    assert_eq!(entries, vec![(2, NodeState::DEAD), (1, NodeState::MEMBER), (0, NodeState(0))]);
     let out = vq_send(&mut q, C1, vq::Request::GetInfo { nodeid: 0 });
     let vq::Response::GetInfo(info) = vq::Reply::decode(&out.reply).unwrap().body else { panic!() };
     assert_eq!(info.flags.0, 2 | 64 | 128 | 256);
@@ -1248,7 +1250,24 @@ fn qdevice_life_cycle_and_errors() {
 
 #[test]
 fn qdevice_disabled_by_configuration() {
-    let mut q = quorum(QuorumConfig { qdevice_can_operate: false, ..QuorumConfig::default() });
+    // At run time, two_node and a device while none is registered: two_node stays, the device
+    // may no longer operate.
+    let mut q = quorum(QuorumConfig::default());
+    let cfg = QuorumConfig {
+        expected_votes: 0,
+        two_node: true,
+        device: Some(DeviceConfig::default()),
+        ..QuorumConfig::default()
+    };
+    let mut notes = Vec::new();
+    q.reconfigure(cfg, &[(1, 1)], &mut |n| notes.push(n)).unwrap();
+    assert_eq!(notes, [ConfigNote::DeviceTwoNodeKept]);
+    let keys: Vec<_> = q.runtime_keys().filter(|k| k.0.contains("qdevice")).collect();
+    assert_eq!(keys, [("runtime.votequorum.qdevice_can_operate", Value::UInt8(0))]);
+    assert_eq!(
+        QuorumEngine::<8, 16>::configure(cfg, &[(1, 1)], &mut |_| {}).err(),
+        Some(ConfigError::TwoNodeWithDevice)
+    );
     let ring = RingId { nodeid: 1, seq: 5 };
     assert_eq!(
         vq_send(&mut q, C1, vq::Request::QdeviceRegister { name: name(b"qd") }).result(),

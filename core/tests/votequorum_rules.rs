@@ -6,11 +6,12 @@
 
 use corowire::cmap::Value;
 use corowire::server::votequorum::{
-    ConfigError, ConfigNote, NodeMessage, QuorumConfig, QuorumEngine, Reconfigure, TieBreaker,
+    ConfigError, ConfigNote, DeviceConfig, NodeMessage, QuorumConfig, QuorumEngine, Reconfigure, TieBreaker,
 };
 use corowire::server::ConnId;
 use corowire::time::Instant;
 use corowire::votequorum::{Notification, Reply, Request, Response, RingId, TrackFlags};
+use corowire::CsError;
 
 type Engine = QuorumEngine<4, 8, 16, 2048>;
 
@@ -386,6 +387,166 @@ fn run_time_two_node_leaves_wait_for_all_off() {
     // Off again: nothing was switched on that would stay.
     e.reconfigure(QuorumConfig::default(), &nodes, &mut |_| {}).unwrap();
     assert!(!status(&mut e).4.contains("WaitForAll"));
+}
+
+/// A configured quorum device with `votes` (`None`: not set) and a 2000 ms poll timeout.
+fn device(votes: Option<u32>) -> Option<DeviceConfig> {
+    Some(DeviceConfig { votes, timeout: 2000, ..DeviceConfig::default() })
+}
+
+/// One quorum-device request from `conn`, its result.
+fn qdevice(e: &mut Engine, conn: ConnId, req: Request<'_>) -> Result<(), CsError> {
+    let (mut buf, mut out) = ([0u8; 400], [0u8; 320]);
+    let n = req.encode(&mut buf).unwrap();
+    let m = e.handle_request(conn, &buf[..n], &mut out).unwrap();
+    Reply::decode(&out[..m]).unwrap().result
+}
+
+fn qd_name(n: &str) -> corowire::votequorum::QdeviceName<'_> {
+    corowire::votequorum::QdeviceName::new(n.as_bytes()).unwrap()
+}
+
+#[test]
+fn a_configured_device_counts_in_expected_votes() {
+    // Votes not set, three one-vote nodes: the device has 2, expected 5 (as corosync 3.1.7
+    // shows on node 1 alone: Expected votes 5, Total votes 1, Quorum 3).
+    let (mut e, notes) = cluster(3, QuorumConfig { device: device(None), ..QuorumConfig::default() });
+    assert!(notes.is_empty());
+    e.set_membership(&[1], ring(5), T0).unwrap();
+    assert_eq!(status(&mut e), (false, 5, 1, 3, "".into()));
+    assert_eq!(e.votes(0), Some(2));
+    assert!(keys(&e).contains(&k("qdevice_can_operate", "u8", 1)));
+    // Votes set: the nodelist's expected votes; the device's are added by the first
+    // recalculation only when the total passes them.
+    let (mut e, _) = cluster(3, QuorumConfig { device: device(Some(1)), ..QuorumConfig::default() });
+    e.set_membership(&[1], ring(5), T0).unwrap();
+    assert_eq!(status(&mut e), (false, 3, 1, 2, "".into()));
+    // No device: no key.
+    let (e, _) = cluster(3, QuorumConfig::default());
+    assert!(!keys(&e).iter().any(|k| k.contains("qdevice")));
+}
+
+#[test]
+fn device_configurations_corosync_refuses() {
+    let nodes = [(1, 1), (2, 1), (3, 1), (4, 1)];
+    let dev = QuorumConfig { expected_votes: 0, device: device(None), ..QuorumConfig::default() };
+    let refused = |cfg: QuorumConfig, nodes: &[(u32, u32)]| Engine::configure(cfg, nodes, &mut |_| {}).err();
+    let cases = [
+        (QuorumConfig { two_node: true, ..dev }, ConfigError::TwoNodeWithDevice),
+        (QuorumConfig { last_man_standing: true, ..dev }, ConfigError::DeviceWithLastManStanding),
+        (QuorumConfig { auto_tie_breaker: true, ..dev }, ConfigError::DeviceWithAutoTieBreaker),
+        (QuorumConfig { allow_downscale: true, ..dev }, ConfigError::DeviceWithAllowDownscale),
+        (QuorumConfig { expected_votes: 4, ..dev }, ConfigError::DeviceVotesWithExpectedVotes),
+        (QuorumConfig { expected_votes: 4, device: device(Some(3)), ..dev }, ConfigError::DeviceVotesTooHigh),
+    ];
+    for (cfg, error) in cases {
+        assert_eq!(refused(cfg, &nodes), Some(error), "{cfg:?}");
+    }
+    assert_eq!(refused(dev, &[(1, 2), (2, 1)]), Some(ConfigError::DeviceVotesUnevenNodes));
+    assert_eq!(refused(QuorumConfig { expected_votes: 5, device: device(Some(3)), ..dev }, &nodes), None);
+    // At run time: the device is disabled instead, with corosync's lines.
+    let (mut e, _) = cluster(4, dev);
+    let mut notes = Vec::new();
+    e.reconfigure(QuorumConfig { expected_votes: 4, ..dev }, &nodes, &mut |n| notes.push(n)).unwrap();
+    assert_eq!(notes, [ConfigNote::DeviceDisabled(ConfigError::DeviceVotesWithExpectedVotes)]);
+    assert_eq!(
+        notes[0].lines().collect::<Vec<_>>(),
+        [
+            "configuration error: quorum.device.votes must be specified when quorum.expected_votes is set",
+            "disabling quorum device operations"
+        ]
+    );
+    assert!(keys(&e).contains(&k("qdevice_can_operate", "u8", 0)));
+    e.connect(ConnId(1)).unwrap();
+    assert_eq!(
+        qdevice(&mut e, ConnId(1), Request::QdeviceRegister { name: qd_name("qd") }),
+        Err(CsError::Access)
+    );
+}
+
+#[test]
+fn a_device_that_stops_polling_loses_its_vote() {
+    let (mut e, _) = cluster(3, QuorumConfig { device: device(None), ..QuorumConfig::default() });
+    e.set_membership(&[1], ring(5), T0).unwrap();
+    track(&mut e, ConnId(1));
+    let c = ConnId(2);
+    e.connect(c).unwrap();
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceRegister { name: qd_name("qd") }), Ok(()));
+    e.set_clock(T0);
+    let poll = |cast_vote| Request::QdevicePoll { name: qd_name("qd"), cast_vote, ring_id: ring(5) };
+    assert_eq!(qdevice(&mut e, c, poll(true)), Ok(()));
+    assert_eq!(status(&mut e), (true, 5, 3, 3, "Quorate Qdevice QdeviceAlive QdeviceCastVote".into()));
+    assert_eq!(e.poll_timeout(), Some(T0.saturating_add(corowire::time::Duration::from_millis(2000))));
+    // master_wins: its key, and quorate with the device's vote even when votes fall short.
+    let mw = Request::QdeviceMasterWins { name: qd_name("qd"), allow: true };
+    assert_eq!(qdevice(&mut e, c, mw), Ok(()));
+    assert!(keys(&e).contains(&k("qdevice_master_wins", "u8", 1)));
+    drain(&mut e);
+    // Not yet due; then due: no longer alive, its vote withdrawn, quorum lost.
+    e.handle_timeout(Instant::from_millis(2999)).unwrap();
+    assert!(e.is_quorate());
+    e.handle_timeout(Instant::from_millis(3000)).unwrap();
+    assert_eq!(drain(&mut e), ["quorum false"]);
+    assert_eq!(status(&mut e), (false, 5, 1, 3, "Qdevice QdeviceMasterWins".into()));
+    assert_eq!(e.poll_timeout(), None);
+    // Polling again brings it back; unregistering stops the timer.
+    assert_eq!(qdevice(&mut e, c, poll(true)), Ok(()));
+    assert!(e.is_quorate());
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceUnregister { name: qd_name("qd") }), Ok(()));
+    assert_eq!((e.poll_timeout(), e.is_quorate()), (None, false));
+}
+
+#[test]
+fn the_simulated_device_votes_and_leaves_a_client_device_alone() {
+    use corowire::server::votequorum::{SimDeviceError, SIM_QDEVICE_NAME};
+    let (mut e, _) = cluster(3, QuorumConfig { device: device(None), ..QuorumConfig::default() });
+    e.set_membership(&[1], ring(5), T0).unwrap();
+    assert_eq!(e.simulate_qdevice(false).unwrap(), Err(SimDeviceError::NotRegistered));
+    track(&mut e, ConnId(1));
+    // On: registered under vqsim's name, casting its vote; it keeps polling (no timer), also
+    // across a membership change.
+    assert_eq!(e.simulate_qdevice(true).unwrap(), Ok(()));
+    assert_eq!(drain(&mut e), ["quorum true"]);
+    assert_eq!((e.qdevice_name(), e.simulated_qdevice()), (Some(SIM_QDEVICE_NAME.as_bytes()), true));
+    e.set_membership(&[1], ring(9), T0).unwrap();
+    assert_eq!((e.poll_timeout(), e.is_quorate()), (None, true));
+    // Off: one poll without a vote, then silence: dead after the timeout, still registered.
+    e.set_clock(T0);
+    assert_eq!(e.simulate_qdevice(false).unwrap(), Ok(()));
+    assert_eq!(status(&mut e), (false, 5, 1, 3, "Qdevice QdeviceAlive".into()));
+    e.handle_timeout(Instant::from_millis(3000)).unwrap();
+    assert_eq!(status(&mut e), (false, 5, 1, 3, "Qdevice".into()));
+    // A client's device under another name is not overridden.
+    let c = ConnId(2);
+    e.connect(c).unwrap();
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceUnregister { name: qd_name(SIM_QDEVICE_NAME) }), Ok(()));
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceRegister { name: qd_name("mine") }), Ok(()));
+    assert_eq!(e.simulate_qdevice(true).unwrap(), Err(SimDeviceError::ClientDevice));
+    assert_eq!(e.qdevice_name(), Some(&b"mine"[..]));
+}
+
+#[test]
+fn other_nodes_devices_show_in_their_flags_only() {
+    let mut e = cluster_up(3, QuorumConfig { device: device(None), ..QuorumConfig::default() });
+    let flags = |e: &mut Engine, nodeid| {
+        let (mut req, mut out) = ([0u8; 64], [0u8; 320]);
+        let n = Request::GetInfo { nodeid }.encode(&mut req).unwrap();
+        e.connect(ConnId(5)).unwrap();
+        let m = e.handle_request(ConnId(5), &req[..n], &mut out).unwrap();
+        e.disconnect(ConnId(5));
+        let Response::GetInfo(info) = Reply::decode(&out[..m]).unwrap().body else { panic!("not GETINFO") };
+        info.flags.words().collect::<Vec<_>>().join(" ")
+    };
+    // Off for a node that never had one: none.
+    assert!(e.set_remote_qdevice(3, false));
+    assert_eq!(flags(&mut e, 3), "Quorate");
+    assert!(e.set_remote_qdevice(2, true));
+    assert_eq!(flags(&mut e, 2), "Quorate Qdevice QdeviceAlive QdeviceCastVote");
+    // Not the local node's quorum, nor its flags.
+    assert_eq!(status(&mut e), (true, 5, 3, 3, "Quorate".into()));
+    // Off: registered and alive, without its vote.
+    assert!(e.set_remote_qdevice(2, false));
+    assert_eq!(flags(&mut e, 2), "Quorate Qdevice QdeviceAlive");
 }
 
 /// Other nodes' own state (NODEINFO messages), as `tests/cluster/expected/lms-heal.txt`

@@ -1,8 +1,8 @@
 /*
  * vq-notify: print every libvotequorum notification in a stable text form.
  *
- *   cc -o vq-notify tests/cluster/vq-notify.c -lvotequorum
- *   vq-notify < FIFO
+ *   cc -o vq-notify tests/cluster/vq-notify.c -lvotequorum -lquorum
+ *   vq-notify [--libquorum] < FIFO
  *
  * Connects to votequorum (corosync's or `corowire serve`'s, whichever holds
  * the standard names), asks for the current state and every change
@@ -17,10 +17,15 @@
  *
  * STATE is member, dead, leaving or the number corosync sent; SEQ is
  * hexadecimal, as corosync-quorumtool prints it.  `ready` is printed once the
- * track is registered, before any notification.
+ * track is registered, before any notification.  With --libquorum it tracks
+ * libquorum instead (quorum_trackstart, CS_TRACK_CHANGES) and prints
+ *
+ *   libquorum quorate=yes|no members=ID,...
+ *
+ * (without the ring sequence, which differs from run to run).
  *
  * Stdin is its only stop signal: it reads and ignores whatever arrives there,
- * and exits 0 (after votequorum_finalize) when stdin reaches end of file or
+ * and exits 0 (after finalizing) when stdin reaches end of file or
  * cannot be read.  Keep a writer open for as long as it should run: started
  * with stdin at end of file (</dev/null, a closed pipe) it exits at once,
  * printing at most `ready` and the current state.  corosync-cmapctl -T
@@ -37,6 +42,7 @@
 #include <unistd.h>
 
 #include <corosync/corotypes.h>
+#include <corosync/quorum.h>
 #include <corosync/votequorum.h>
 
 static const char *state_name(uint32_t state, char *buf, size_t len)
@@ -95,36 +101,81 @@ static void on_expected(votequorum_handle_t handle, uint64_t context,
 	printf("expected_votes %" PRIu32 "\n", expected_votes);
 }
 
+static void on_libquorum(quorum_handle_t handle, uint32_t quorate,
+			 uint64_t ring_seq, uint32_t entries, uint32_t *members)
+{
+	uint32_t i;
+
+	(void)handle;
+	(void)ring_seq;
+	printf("libquorum quorate=%s members=", quorate ? "yes" : "no");
+	for (i = 0; i < entries; i++) {
+		printf("%s%" PRIu32, i ? "," : "", members[i]);
+	}
+	printf("\n");
+}
+
 static int failed(const char *what, cs_error_t err)
 {
 	fprintf(stderr, "vq-notify: %s failed: error %d\n", what, (int)err);
 	return 1;
 }
 
-int main(void)
+/* votequorum_trackstart with CS_TRACK_CHANGES; returns 0 or main's status. */
+static int start_votequorum(uint64_t *handle, int *fd)
 {
-	votequorum_callbacks_t callbacks = {
+	static votequorum_callbacks_t callbacks = {
 		.votequorum_quorum_notify_fn = on_quorum,
 		.votequorum_expectedvotes_notify_fn = on_expected,
 		.votequorum_nodelist_notify_fn = on_nodelist,
 	};
-	votequorum_handle_t handle;
-	struct pollfd fds[2];
-	cs_error_t err;
-	int fd;
+	cs_error_t err = votequorum_initialize(handle, &callbacks);
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	err = votequorum_initialize(&handle, &callbacks);
 	if (err != CS_OK) {
 		return failed("votequorum_initialize", err);
 	}
-	err = votequorum_fd_get(handle, &fd);
+	err = votequorum_fd_get(*handle, fd);
 	if (err != CS_OK) {
 		return failed("votequorum_fd_get", err);
 	}
-	err = votequorum_trackstart(handle, 0, CS_TRACK_CHANGES);
+	err = votequorum_trackstart(*handle, 0, CS_TRACK_CHANGES);
+	return err == CS_OK ? 0 : failed("votequorum_trackstart", err);
+}
+
+/* quorum_trackstart with CS_TRACK_CHANGES; returns 0 or main's status. */
+static int start_libquorum(uint64_t *handle, int *fd)
+{
+	static quorum_callbacks_t callbacks = { .quorum_notify_fn = on_libquorum };
+	uint32_t type;
+	cs_error_t err = quorum_initialize(handle, &callbacks, &type);
+
 	if (err != CS_OK) {
-		return failed("votequorum_trackstart", err);
+		return failed("quorum_initialize", err);
+	}
+	err = quorum_fd_get(*handle, fd);
+	if (err != CS_OK) {
+		return failed("quorum_fd_get", err);
+	}
+	err = quorum_trackstart(*handle, CS_TRACK_CHANGES);
+	return err == CS_OK ? 0 : failed("quorum_trackstart", err);
+}
+
+int main(int argc, char **argv)
+{
+	int libquorum = argc == 2 && strcmp(argv[1], "--libquorum") == 0;
+	uint64_t handle;
+	struct pollfd fds[2];
+	cs_error_t err;
+	int fd, rc;
+
+	if (argc > 1 && !libquorum) {
+		fprintf(stderr, "usage: vq-notify [--libquorum]\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	rc = libquorum ? start_libquorum(&handle, &fd) : start_votequorum(&handle, &fd);
+	if (rc != 0) {
+		return rc;
 	}
 	printf("ready\n");
 
@@ -141,9 +192,10 @@ int main(void)
 			return 1;
 		}
 		if (fds[0].revents) {
-			err = votequorum_dispatch(handle, CS_DISPATCH_ALL);
+			err = libquorum ? quorum_dispatch(handle, CS_DISPATCH_ALL)
+					: votequorum_dispatch(handle, CS_DISPATCH_ALL);
 			if (err != CS_OK) {
-				return failed("votequorum_dispatch", err);
+				return failed("dispatch", err);
 			}
 		}
 		if (fds[1].revents) {
@@ -155,6 +207,10 @@ int main(void)
 			}
 		}
 	}
-	votequorum_finalize(handle);
+	if (libquorum) {
+		quorum_finalize(handle);
+	} else {
+		votequorum_finalize(handle);
+	}
 	return 0;
 }

@@ -334,7 +334,7 @@ fn c_program_checks() {
         assert_eq!(
             out,
             "node 1 votes 1 expected 2 total 2 quorum 2 quorate 1\n\
-             nodelist context 42 ring 1.5 nodes 2\nquorum context 42 quorate 1 nodes 2\n\
+             nodelist context 42 ring 1.9 nodes 2\nquorum context 42 quorate 1 nodes 2\n\
              expected context 42 votes 3\ndone\n"
         );
     }

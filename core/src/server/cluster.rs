@@ -35,7 +35,8 @@
 //! - `split P:N[,N..] ...` (or `move`): up nodes move to partition `P`.
 //! - `join P Q [R..]`: every node of partitions `Q`, `R`, ... moves to partition `P`.
 //! - `qdevice on|off [P:]N[,N..] ...`: the node's quorum device is on or off (the partition,
-//!   if given, must be the node's).
+//!   if given, must be the node's). The model records it; the votes are the votequorum
+//!   engine's (`QuorumEngine::simulate_qdevice`, applied by the adapter).
 //! - A command is checked whole before anything changes: an error changes nothing.
 //! - Ring ids follow corosync 3.1.7's totem (`exec/totemsrp.c`), so the sequences are
 //!   corosync's own (checked against the real cluster by `tests/cluster/diff`): a new ring's

@@ -53,6 +53,17 @@
 //!   under another name → `CS_ERR_EXIST`; same name → OK), UNREGISTER / UPDATE / POLL /
 //!   MASTER_WINS (not registered → `NOT_EXIST`; name mismatch → `INVALID_PARAM`; POLL with another
 //!   ring id → `CS_ERR_MESSAGE_ERROR`; POLL and MASTER_WINS with qdevice disabled → `ACCESS`).
+//!   A configured device (`quorum { device { model: ... } }`, [`DeviceConfig`]) counts its votes
+//!   in the expected votes even while it casts none; without `votes` they are computed from
+//!   a nodelist where every node has one vote (nodes − 1). Its incompatibilities (`two_node`,
+//!   last_man_standing, auto_tie_breaker, allow_downscale, missing or too many votes) refuse the
+//!   configuration at start ([`ConfigError`]) and disable the device at run time
+//!   ([`ConfigNote::DeviceDisabled`]; `runtime.votequorum.qdevice_can_operate` 0), except
+//!   `two_node` at run time, which is dropped when a device is registered. A POLL arms the
+//!   device's timer (`quorum.device.timeout` from [`QuorumEngine::set_clock`]'s instant); when it
+//!   runs out the device is no longer alive and its vote is withdrawn. MASTER_WINS sets
+//!   `runtime.votequorum.qdevice_master_wins`; with it, a device casting its vote keeps its
+//!   partition quorate.
 //! - Request ids outside 0–9 get corosync's generic reply (id 0, 24 bytes, `INVALID_PARAM`); a
 //!   malformed frame of a known id gets its reply shape with `INVALID_PARAM`.
 //!
@@ -63,9 +74,14 @@
 //!   answers QDEVICE_REGISTER asynchronously and sends the notifications of SETEXPECTED /
 //!   SETVOTES *after* the reply; here they are queued with the reply (the adapter sends them
 //!   first). libvotequorum cannot tell: events and replies use different channels.
-//! - The quorum-device timer (a device that stops polling is never declared dead) and the
-//!   master-wins rule; the quorum device's configuration checks (`qdevice_can_operate` is
-//!   taken as given, and its runtime key is not shown).
+//! - The quorum device's sync wait: after a membership change corosync holds its sync back
+//!   until a registered, alive device polls with the new ring id (or `quorum.device.sync_timeout`
+//!   passes); here the membership applies at once and the device has `sync_timeout` to poll.
+//! - Other nodes' quorum devices: corosync learns each node's device flags from its messages
+//!   (`corosync-quorumtool -l` shows `A,V,NMW` for a remote node whose device votes), and its
+//!   `check_qdevice_master` lets a remote master_wins device make the partition quorate. Here
+//!   they are what [`QuorumEngine::set_remote_qdevice`] says (the simulator's devices: voting
+//!   or none), and a remote master_wins is not modelled.
 //! - Other nodes' own state comes only from the caller: [`QuorumEngine::set_membership_with`]
 //!   takes each member's NODEINFO message (votes, expected votes, the quorate and
 //!   wait-for-all flags; the simulator gives every node an engine of its own and passes
@@ -80,7 +96,8 @@
 //!   applied with [`QuorumEngine::apply_reconfigure`].
 //! - The expected-votes tracking barrier lives in memory (corosync keeps it in
 //!   `/var/lib/corosync/ev_tracking`).
-//! - The quorum device's votes count only while it is registered and casting its vote.
+//! - A device registered by a connection stays registered when that connection closes, as
+//!   in corosync (its vote is withdrawn when it stops polling: `quorum.device.timeout`).
 
 use super::outbox::Outbox;
 use super::session::{handle_request_method, notification_methods, tracking_connection_methods, Sessions};
@@ -177,18 +194,16 @@ pub struct QuorumConfig {
     pub allow_downscale: bool,
     /// `quorum.expected_votes_tracking`.
     pub expected_votes_tracking: bool,
-    /// Whether a quorum device may register (corosync refuses when its configuration is
-    /// incompatible).
-    pub qdevice_can_operate: bool,
-    /// The quorum device's votes (`quorum.device.votes`).
-    pub qdevice_votes: u32,
+    /// The quorum device (`quorum.device.*`); `None` without one (no `quorum.device.model`,
+    /// or an empty one, as corosync's `votequorum_qdevice_is_configured` reads it).
+    pub device: Option<DeviceConfig>,
     /// The current ring (membership) id.
     pub ring_id: RingId,
 }
 
 impl Default for QuorumConfig {
     /// The harness's single-node cluster: node 1, one vote, expected 1, ring (1, 5), no
-    /// quorum-device votes configured, corosync's defaults otherwise.
+    /// quorum device configured, corosync's defaults otherwise.
     fn default() -> Self {
         Self {
             nodeid: 1,
@@ -202,10 +217,32 @@ impl Default for QuorumConfig {
             auto_tie_breaker_node: Some(TieBreaker::Lowest),
             allow_downscale: false,
             expected_votes_tracking: false,
-            qdevice_can_operate: true,
-            qdevice_votes: 0,
+            device: None,
             ring_id: RingId { nodeid: 1, seq: 5 },
         }
+    }
+}
+
+/// `quorum.device.*`: a configured quorum device (corosync's `votequorum_qdevice_is_configured`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DeviceConfig {
+    /// `quorum.device.votes`; `None`: not set, then computed from the nodelist when every
+    /// node has one vote (the node count less one, added to the expected votes), refused
+    /// otherwise (see [`ConfigError`]).
+    pub votes: Option<u32>,
+    /// `quorum.device.timeout`, milliseconds (corosync's default 10000): a device that has
+    /// not polled for this long is no longer alive and its vote is withdrawn.
+    pub timeout: u32,
+    /// `quorum.device.sync_timeout`, milliseconds (corosync's default 30000): the same after
+    /// a membership change.
+    pub sync_timeout: u32,
+}
+
+impl Default for DeviceConfig {
+    /// Votes not set, corosync's default timeouts.
+    fn default() -> Self {
+        Self { votes: None, timeout: 10_000, sync_timeout: 30_000 }
     }
 }
 
@@ -225,11 +262,37 @@ pub enum ConfigNote {
     AtbNodeInvalid,
     /// `auto_tie_breaker_node` without `auto_tie_breaker` (warning).
     AtbNodeMeaningless,
+    /// At run time, `two_node` with a quorum device configured while a device is registered:
+    /// two_node is switched off (critical).
+    DeviceTwoNodeDropped,
+    /// At run time, `two_node` with a quorum device configured while none is registered:
+    /// two_node stays, and the device may no longer operate (critical).
+    DeviceTwoNodeKept,
+    /// At run time, a quorum-device configuration corosync refuses at start (the
+    /// [`ConfigError`]): the device may no longer operate (register, poll, master_wins get
+    /// `CS_ERR_ACCESS`; critical).
+    DeviceDisabled(ConfigError),
 }
 
 impl ConfigNote {
     /// corosync's log lines for it.
-    pub fn lines(self) -> &'static [&'static str] {
+    pub fn lines(self) -> impl Iterator<Item = &'static str> {
+        const DEVICE_TWO_NODE: &str =
+            "configuration error: two_node and quorum device cannot be configured at the same time!";
+        let (first, rest): (Option<&'static str>, &'static [&'static str]) = match self {
+            Self::DeviceTwoNodeDropped => {
+                (Some(DEVICE_TWO_NODE), &["quorum device is registered, disabling two_node"])
+            }
+            Self::DeviceTwoNodeKept => {
+                (Some(DEVICE_TWO_NODE), &["quorum device is not registered, allowing two_node"])
+            }
+            Self::DeviceDisabled(e) => (Some(e.message()), &["disabling quorum device operations"]),
+            _ => (None, self.fixed_lines()),
+        };
+        first.into_iter().chain(rest.iter().copied())
+    }
+
+    fn fixed_lines(self) -> &'static [&'static str] {
         match self {
             Self::TwoNodeDropped => &[
                 "two_node and auto_tie_breaker are both specified but are not compatible.",
@@ -242,13 +305,14 @@ impl ConfigNote {
             ],
             Self::AtbNodeInvalid => &["auto_tie_breaker_nodes is not valid. It must be 'lowest', 'highest' or a space-separated list of node IDs. auto_tie_breaker is disabled"],
             Self::AtbNodeMeaningless => &["auto_tie_breaker_node: is meaningless if auto_tie_breaker is set to 0"],
+            Self::DeviceTwoNodeDropped | Self::DeviceTwoNodeKept | Self::DeviceDisabled(_) => &[],
         }
     }
 }
 
 impl core::fmt::Display for ConfigNote {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (i, line) in self.lines().iter().enumerate() {
+        for (i, line) in self.lines().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
@@ -269,11 +333,27 @@ pub enum ConfigError {
     TooManyNodes,
     /// auto_tie_breaker and last_man_standing on an odd node count without wait_for_all.
     AtbLmsOddNodes,
+    /// `two_node` and a quorum device together.
+    TwoNodeWithDevice,
+    /// A quorum device with last_man_standing.
+    DeviceWithLastManStanding,
+    /// A quorum device with auto_tie_breaker (after the odd-node-count rule).
+    DeviceWithAutoTieBreaker,
+    /// A quorum device with allow_downscale.
+    DeviceWithAllowDownscale,
+    /// `quorum.expected_votes` and a quorum device without `quorum.device.votes`.
+    DeviceVotesWithExpectedVotes,
+    /// A quorum device without `quorum.device.votes` and a nodelist where some node has
+    /// other than one vote.
+    DeviceVotesUnevenNodes,
+    /// `quorum.expected_votes` less `quorum.device.votes` is below 2 (C's signed difference).
+    DeviceVotesTooHigh,
 }
 
-impl core::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
+impl ConfigError {
+    /// corosync's message (the `error` string of `votequorum_readconfig`).
+    fn message(self) -> &'static str {
+        match self {
             Self::NoExpectedVotes => {
                 "configuration error: nodelist or quorum.expected_votes must be configured!"
             }
@@ -281,7 +361,34 @@ impl core::fmt::Display for ConfigError {
             Self::AtbLmsOddNodes => {
                 "configuration error: auto_tie_breaker & last_man_standing not available in odd sized cluster"
             }
-        })
+            Self::TwoNodeWithDevice => {
+                "configuration error: two_node and quorum device cannot be configured at the same time!"
+            }
+            Self::DeviceWithLastManStanding => {
+                "configuration error: quorum.device is not compatible with last_man_standing"
+            }
+            Self::DeviceWithAutoTieBreaker => {
+                "configuration error: quorum.device is not compatible with auto_tie_breaker"
+            }
+            Self::DeviceWithAllowDownscale => {
+                "configuration error: quorum.device is not compatible with allow_downscale"
+            }
+            Self::DeviceVotesWithExpectedVotes => {
+                "configuration error: quorum.device.votes must be specified when quorum.expected_votes is set"
+            }
+            Self::DeviceVotesUnevenNodes => {
+                "configuration error: quorum.device.votes must be specified when not all nodes votes 1"
+            }
+            Self::DeviceVotesTooHigh => {
+                "configuration error: quorum.device.votes is too high or expected_votes is too low"
+            }
+        }
+    }
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.message())
     }
 }
 
@@ -344,6 +451,7 @@ pub struct NodeMessage {
     pub wait_for_all_status: bool,
 }
 
+/// The local node's quorum device: its flags (`NODE_FLAGS_QDEVICE_*`) and name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Qdevice {
     registered: bool,
@@ -351,6 +459,77 @@ struct Qdevice {
     cast_vote: bool,
     master_wins: bool,
     name: Vec<u8, QDEVICE_NAME_MAX_LEN>,
+    /// The simulator's device ([`QuorumEngine::simulate_qdevice`]) is on: it keeps polling.
+    simulated: bool,
+}
+
+/// The name `corosync-vqsim` registers its simulated quorum device under (`QDEVICE_NAME` in
+/// `vqsim/vqsim_vq_engine.c`), and [`QuorumEngine::simulate_qdevice`] too.
+pub const SIM_QDEVICE_NAME: &str = "VQsim_qdevice";
+
+/// Why [`QuorumEngine::simulate_qdevice`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SimDeviceError {
+    /// A client registered a quorum device under another name: the simulator does not
+    /// override it.
+    ClientDevice,
+    /// The configuration disabled quorum devices (`runtime.votequorum.qdevice_can_operate`
+    /// 0; corosync answers `CS_ERR_ACCESS`).
+    Disabled,
+    /// `off` while no device is registered (vqsim's poll gets `CS_ERR_NOT_EXIST`).
+    NotRegistered,
+}
+
+impl core::fmt::Display for SimDeviceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::ClientDevice => {
+                "a client of the server registered the local node's quorum device under another name; \
+                 unregister it first (corosync-quorumtool -f)"
+            }
+            Self::Disabled => {
+                "the configuration disabled the quorum device (runtime.votequorum.qdevice_can_operate is 0)"
+            }
+            Self::NotRegistered => "the local node has no quorum device to switch off",
+        })
+    }
+}
+
+impl core::error::Error for SimDeviceError {}
+
+/// What corosync's votequorum keeps about quorum devices beyond the local node's flags.
+#[derive(Clone, Copy, Debug)]
+struct DeviceState {
+    /// `qdevice->votes`: counted in the expected votes even while the device casts none.
+    votes: u32,
+    /// `qdevice_can_operate` (1 until a configuration check fails).
+    can_operate: bool,
+    /// Whether `runtime.votequorum.qdevice_can_operate` exists (once a device is configured).
+    can_operate_key: bool,
+    /// `qdevice_master_wins` (its key exists once a device asked for it).
+    master_wins: Option<bool>,
+    /// `quorum.device.timeout` and `.sync_timeout` as last read, milliseconds.
+    timeout: u32,
+    sync_timeout: u32,
+    /// When the device is declared dead unless it polls (`qdevice_timer`).
+    deadline: Option<Instant>,
+}
+
+impl Default for DeviceState {
+    fn default() -> Self {
+        let cfg = DeviceConfig::default();
+        Self {
+            votes: 0,
+            can_operate: true,
+            can_operate_key: false,
+            master_wins: None,
+            timeout: cfg.timeout,
+            sync_timeout: cfg.sync_timeout,
+            deadline: None,
+        }
+    }
 }
 
 /// The rules in force: the configuration after corosync's checks.
@@ -400,6 +579,12 @@ struct Model<const NODES: usize> {
     /// The configured nodes and their votes (`nodelist.node.<i>`).
     nodelist: Vec<(u32, u32), NODES>,
     qdevice: Qdevice,
+    device: DeviceState,
+    /// Other nodes whose quorum device is registered and alive, and whether it casts its
+    /// vote, as their messages would say ([`QuorumEngine::set_remote_qdevice`]).
+    remote_devices: Vec<(u32, bool), NODES>,
+    /// The adapter's clock as last given (a device's poll arms its timer from it).
+    clock: Instant,
     /// Notifications of the step in progress, in order.
     events: Vec<Kind, STEP_EVENTS>,
     /// Reconfigure messages sent and not yet taken.
@@ -407,12 +592,16 @@ struct Model<const NODES: usize> {
 }
 
 impl<const NODES: usize> Model<NODES> {
-    fn qdevice_votes(&self) -> u32 {
-        if self.qdevice.registered && self.qdevice.cast_vote {
-            self.cfg.qdevice_votes
-        } else {
-            0
+    /// The votes and nodes `calculate_quorum` counts: the members, and the device while it
+    /// casts its vote (a node even with 0 votes).
+    fn counted(&self, with_device: bool) -> (u32, usize) {
+        let mut total = self.total_votes();
+        let mut count = self.members().count();
+        if with_device {
+            total = total.wrapping_add(self.device.votes);
+            count += 1;
         }
+        (total, count)
     }
 
     fn members(&self) -> impl Iterator<Item = &Node> {
@@ -428,18 +617,46 @@ impl<const NODES: usize> Model<NODES> {
         let _ = self.events.push(kind);
     }
 
-    /// `votequorum_readconfig`: applies `cfg` (the nodelist's votes summed in
-    /// `nodelist_votes`, 0 without a nodelist) with corosync's rules. At run time only
-    /// `two_node`, the expected votes and the votes are re-read. Notes go to `note`.
+    /// `votequorum_readconfig`: applies `cfg` (`nodelist`: the nodelist's node count and
+    /// summed votes, (0, 0) without one) with corosync's rules. At run time only `two_node`,
+    /// the expected votes, the votes and the quorum device are re-read. Notes go to `note`.
     fn readconfig(
         &mut self,
         cfg: QuorumConfig,
-        nodelist_votes: u32,
+        nodelist: (usize, u32),
         runtime: bool,
         note: &mut impl FnMut(ConfigNote),
     ) -> Result<(), ConfigError> {
+        let (node_count, nodelist_votes) = nodelist;
         if nodelist_votes == 0 && cfg.expected_votes == 0 {
             return Err(ConfigError::NoExpectedVotes);
+        }
+        // At start an incompatible device refuses the configuration; at run time it disables
+        // the device.
+        let device_problem = |d: &mut DeviceState, e: ConfigError, note: &mut dyn FnMut(ConfigNote)| {
+            if !runtime {
+                return Err(e);
+            }
+            note(ConfigNote::DeviceDisabled(e));
+            d.can_operate = false;
+            Ok(())
+        };
+        if let Some(device) = cfg.device {
+            let d = &mut self.device;
+            (d.can_operate, d.can_operate_key) = (true, true);
+            (d.timeout, d.sync_timeout) = (device.timeout, device.sync_timeout);
+        }
+        let mut two_node = cfg.two_node;
+        if two_node && cfg.device.is_some() {
+            if !runtime {
+                return Err(ConfigError::TwoNodeWithDevice);
+            } else if self.qdevice.registered {
+                note(ConfigNote::DeviceTwoNodeDropped);
+                two_node = false;
+            } else {
+                note(ConfigNote::DeviceTwoNodeKept);
+                self.device.can_operate = false;
+            }
         }
         self.atb_type_key |= runtime || cfg.auto_tie_breaker;
         let r = &mut self.rules;
@@ -461,7 +678,7 @@ impl<const NODES: usize> Model<NODES> {
             r.initial_atb = r.atb;
             r.ev_tracking = cfg.allow_downscale || cfg.expected_votes_tracking;
         }
-        r.two_node = cfg.two_node;
+        r.two_node = two_node;
         // corosync derives wait_for_all from two_node only at start (`if (!runtime)`); at run
         // time a derived one is off: `two_node` 1 -> 0 on the real daemon drops `WaitForAll`
         // (cli/tests/rules.rs), and 0 -> 1 does not switch it on.
@@ -479,14 +696,52 @@ impl<const NODES: usize> Model<NODES> {
             note(ConfigNote::AtbDroppedOddNodes);
             r.atb = None;
         }
+        let allow_downscale = if runtime { self.cfg.allow_downscale } else { cfg.allow_downscale };
+        // `qdevice_votes`: 0 without a device, C's -1 when not set.
+        let mut device_votes = cfg.device.map_or(Some(0), |d| d.votes);
+        let mut node_expected = nodelist_votes;
+        if let Some(device) = cfg.device {
+            let uneven = node_count > 0 && usize::try_from(nodelist_votes).ok() != Some(node_count);
+            let checks = [
+                (r.last_man_standing, ConfigError::DeviceWithLastManStanding),
+                (r.atb.is_some(), ConfigError::DeviceWithAutoTieBreaker),
+                (allow_downscale, ConfigError::DeviceWithAllowDownscale),
+                (
+                    cfg.expected_votes != 0 && device.votes.is_none(),
+                    ConfigError::DeviceVotesWithExpectedVotes,
+                ),
+                (device.votes.is_none() && uneven, ConfigError::DeviceVotesUnevenNodes),
+            ];
+            for (bad, e) in checks {
+                if bad {
+                    device_problem(&mut self.device, e, note)?;
+                }
+            }
+            if device.votes.is_none() && cfg.expected_votes == 0 && node_count > 0 && !uneven {
+                let votes = nodelist_votes.saturating_sub(1);
+                device_votes = Some(votes);
+                node_expected = nodelist_votes.saturating_add(votes);
+            }
+        }
+        // C: `int delta = expected_votes - qdevice_votes` with -1 for "not set".
+        let raw_votes = device_votes.unwrap_or(u32::MAX);
+        if raw_votes > 0 && cfg.expected_votes != 0 {
+            let delta = i32::from_ne_bytes(cfg.expected_votes.wrapping_sub(raw_votes).to_ne_bytes());
+            if delta < 2 {
+                device_problem(&mut self.device, ConfigError::DeviceVotesTooHigh, note)?;
+            }
+        }
+        if let Some(votes) = device_votes {
+            self.device.votes = votes;
+        }
         let mut expected_votes = cfg.expected_votes;
         if r.ev_tracking {
             expected_votes = self.ev_tracking_barrier;
         }
         let local = &mut self.nodes[0];
         local.votes = cfg.votes;
-        if nodelist_votes > 0 {
-            local.expected_votes = nodelist_votes;
+        if node_count > 0 {
+            local.expected_votes = node_expected;
         }
         if expected_votes > 0 {
             local.expected_votes = expected_votes;
@@ -548,13 +803,8 @@ impl<const NODES: usize> Model<NODES> {
         if self.cfg.allow_downscale && allow_decrease && max_expected > 0 {
             max_expected = max_expected.max(self.ev_barrier);
         }
-        let mut total = self.total_votes();
+        let (total, count) = self.counted(self.qdevice.cast_vote);
         let mut highest = self.members().map(|n| n.expected_votes).max().unwrap_or(0);
-        let mut count = self.members().count();
-        if self.qdevice_votes() > 0 {
-            total = total.wrapping_add(self.qdevice_votes());
-            count += 1;
-        }
         if max_expected > 0 {
             highest = max_expected;
         }
@@ -576,12 +826,8 @@ impl<const NODES: usize> Model<NODES> {
     /// `recalculate_quorum` + `are_we_quorate`; `notify`: queue a QUORUM notification when
     /// quorate-ness changes (not during a membership change, which always sends one).
     fn recalculate(&mut self, allow_decrease: bool, by_current_nodes: bool, notify: bool) {
-        let mut total = self.total_votes();
-        let mut count = self.members().count();
-        if self.qdevice_votes() > 0 {
-            total = total.wrapping_add(self.qdevice_votes());
-            count += 1;
-        }
+        // `get_total_votes`: the device's configured votes count here even while it casts none.
+        let (total, count) = self.counted(self.device.votes > 0);
         let count = if by_current_nodes { u32::try_from(count).unwrap_or(u32::MAX) } else { 0 };
         if total > self.local().expected_votes {
             self.nodes[0].expected_votes = total;
@@ -619,6 +865,15 @@ impl<const NODES: usize> Model<NODES> {
                 quorate = true;
             }
         }
+        // master_wins (`check_qdevice_master`): a member whose device casts its vote with
+        // master_wins makes its partition quorate; only the local node's flags are known here.
+        if self.device.master_wins == Some(true)
+            && !quorate
+            && self.qdevice.master_wins
+            && self.qdevice.cast_vote
+        {
+            quorate = true;
+        }
         let changed = quorate != self.quorate;
         self.quorate = quorate;
         if self.rules.wait_for_all {
@@ -653,9 +908,18 @@ impl<const NODES: usize> Model<NODES> {
         }
     }
 
-    fn flags(&self, local: bool) -> InfoFlags {
+    /// GETINFO's flags for `nodeid` (`local`: the local node); another node's device flags are
+    /// those [`QuorumEngine::set_remote_qdevice`] gave.
+    fn flags(&self, nodeid: u32, local: bool) -> InfoFlags {
         let r = &self.rules;
-        let q = &self.qdevice;
+        let remote = self.remote_devices.iter().find(|d| !local && d.0 == nodeid);
+        let q = match remote {
+            Some(&(_, cast_vote)) => {
+                &Qdevice { registered: true, alive: true, cast_vote, ..Qdevice::default() }
+            }
+            None => &self.qdevice,
+        };
+        let local = local || remote.is_some();
         let bits = [
             (r.two_node, InfoFlags::TWONODE),
             (self.quorate, InfoFlags::QUORATE),
@@ -681,9 +945,9 @@ impl<const NODES: usize> Model<NODES> {
         // Cannot fail: `v` holds one node fewer than `nodes`.
         let _ = v.push(entry(self.local()));
         if self.qdevice.registered {
-            let state = if self.qdevice.alive { NodeState::MEMBER } else { NodeState::DEAD };
+            // corosync never sets the device node's state: it stays 0 (neither member nor dead).
             // `add_node` keeps one slot free for the device.
-            let _ = v.push(NodeEntry { nodeid: QDEVICE_NODEID, state });
+            let _ = v.push(NodeEntry { nodeid: QDEVICE_NODEID, state: NodeState(0) });
         }
         v
     }
@@ -843,11 +1107,13 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             lms_deadline: None,
             nodelist: Vec::new(),
             qdevice: Qdevice::default(),
+            device: DeviceState::default(),
+            remote_devices: Vec::new(),
+            clock: Instant::from_millis(0),
             events: Vec::new(),
             reconfigures: Vec::new(),
         };
-        let nodelist_votes = nodelist.iter().fold(0u32, |a, n| a.wrapping_add(n.1));
-        let result = model.readconfig(cfg, nodelist_votes, false, note);
+        let result = model.readconfig(cfg, nodelist_sums(nodelist), false, note);
         model.nodelist = nodelist.iter().copied().take(NODES - 1).collect();
         model.members = model.member_ids();
         model.members.sort_unstable();
@@ -931,7 +1197,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// The votes of `nodeid` (0: the quorum device).
     pub fn votes(&self, nodeid: u32) -> Option<u32> {
         if nodeid == QDEVICE_NODEID {
-            return Some(self.model.cfg.qdevice_votes);
+            return Some(self.model.device.votes);
         }
         self.model.nodes.iter().find(|n| n.nodeid == nodeid).map(|n| n.votes)
     }
@@ -1033,6 +1299,13 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         }
         next.previous_members = core::mem::replace(&mut next.members, ids.clone());
         next.cfg.ring_id = ring_id;
+        next.clock = now;
+        if next.qdevice.registered && next.qdevice.alive && !next.qdevice.simulated {
+            // The device must poll with the new ring id within the sync timeout (corosync
+            // also holds the sync back until it does; here the membership applies at once).
+            let wait = Duration::from_millis(u64::from(next.device.sync_timeout));
+            next.device.deadline = Some(now.saturating_add(wait));
+        }
         // sync_process: the NODELIST notification, then every member's node information.
         next.event(Kind::NodeList);
         let own = self.node_message();
@@ -1066,28 +1339,118 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     }
 
     /// When [`QuorumEngine::handle_timeout`] wants to be called (the end of the
-    /// last-man-standing window), or `None`.
+    /// last-man-standing window, or the quorum device's poll deadline), or `None`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.model.lms_deadline
+        match (self.model.lms_deadline, self.model.device.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `corosync-vqsim`'s `qdevice on|off` for the local node (`do_qdevice` in
+    /// `vqsim/vqsim_vq_engine.c`): `on` registers a device named [`SIM_QDEVICE_NAME`] if none is
+    /// and polls with its vote cast; it then keeps polling (it is never timed out, and polls
+    /// with each new ring at once). `off` polls once without a vote and stops polling: the
+    /// device stays registered and is declared dead after `quorum.device.timeout`, as vqsim's.
+    /// Trackers get the notifications corosync's would. A device registered by a client under
+    /// another name is left alone ([`SimDeviceError::ClientDevice`]); a client may
+    /// unregister the simulator's device, as any device.
+    ///
+    /// Difference from vqsim: its first poll comes `quorum.device.timeout` after registering;
+    /// here the vote counts at once.
+    ///
+    /// # Errors
+    /// `Ok(Err(_))`: refused, nothing changed. [`ServerError`] as for
+    /// [`QuorumEngine::set_membership`].
+    pub fn simulate_qdevice(&mut self, on: bool) -> Result<Result<(), SimDeviceError>, ServerError> {
+        let m = &self.model;
+        let name = SIM_QDEVICE_NAME.as_bytes();
+        if m.qdevice.registered && m.qdevice.name != name {
+            return Ok(Err(SimDeviceError::ClientDevice));
+        }
+        if !m.device.can_operate {
+            return Ok(Err(SimDeviceError::Disabled));
+        }
+        if !on && !m.qdevice.registered {
+            return Ok(Err(SimDeviceError::NotRegistered));
+        }
+        let mut next = m.clone();
+        if !next.qdevice.registered {
+            next.qdevice.registered = true;
+            next.qdevice.name = Vec::from_slice(name).unwrap_or_default();
+            next.recalculate(false, false, true);
+        }
+        (next.qdevice.alive, next.qdevice.cast_vote, next.qdevice.simulated) = (true, on, on);
+        let wait = Duration::from_millis(u64::from(next.device.timeout));
+        next.device.deadline = (!on).then(|| next.clock.saturating_add(wait));
+        next.recalculate(false, false, true);
+        self.commit_anyway(next)?;
+        Ok(Ok(()))
+    }
+
+    /// Another node's quorum device, as that node's messages would tell corosync, the way
+    /// the simulator's devices behave: `on`, it is registered, alive and casts its vote (GETINFO
+    /// for that node shows the flags, so `corosync-quorumtool -l` prints `A,V,NMW` for it);
+    /// `off`, a device it had stays registered and alive without its vote (`A,NV,NMW`; corosync
+    /// would show it dead, `NA`, once that node's `quorum.device.timeout` passed: not
+    /// modelled), and a node that never had one shows none. It changes nothing in the local
+    /// node's quorum (each node counts its own device), so nobody is notified. `false` when the
+    /// table of such nodes is full (`NODES`).
+    pub fn set_remote_qdevice(&mut self, nodeid: u32, on: bool) -> bool {
+        let devices = &mut self.model.remote_devices;
+        match devices.iter_mut().find(|d| d.0 == nodeid) {
+            Some(device) => {
+                device.1 = on;
+                true
+            }
+            None => !on || devices.push((nodeid, true)).is_ok(),
+        }
+    }
+
+    /// Whether the simulator's quorum device is on ([`QuorumEngine::simulate_qdevice`]).
+    pub fn simulated_qdevice(&self) -> bool {
+        self.model.qdevice.simulated
+    }
+
+    /// Tells the engine the adapter's clock (the one [`QuorumEngine::poll_timeout`] and
+    /// [`QuorumEngine::handle_timeout`] use): a quorum device's POLL arms its timer
+    /// (`quorum.device.timeout`) from the last instant given. Call it before handing over
+    /// requests; it changes nothing else.
+    pub fn set_clock(&mut self, now: Instant) {
+        self.model.clock = now;
     }
 
     /// Applies what is due at `now`: at the end of the last-man-standing window
     /// (`votequorum_last_man_standing_timer_fn`), a quorate partition recomputes quorum from
-    /// its current members, lowering the expected votes to their number; trackers get the
-    /// EXPECTEDVOTES / QUORUM notifications corosync's would.
+    /// its current members, lowering the expected votes to their number; when the quorum
+    /// device has not polled in time (`qdevice_timer_fn`), it is no longer alive and its vote
+    /// is withdrawn (it stays registered). Trackers get the EXPECTEDVOTES / QUORUM
+    /// notifications corosync's would.
     ///
     /// # Errors
     ///
     /// [`ServerError::OutboxFull`]: the notifications do not fit now; nothing changed, drain
     /// and call again.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ServerError> {
-        if self.model.lms_deadline.is_none_or(|d| d > now) {
+        let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
+        let (lms, device) = (due(self.model.lms_deadline), due(self.model.device.deadline));
+        if !lms && !device {
             return Ok(());
         }
         let mut next = self.model.clone();
-        next.lms_deadline = None;
-        if next.quorate {
-            next.recalculate(true, true, true);
+        next.clock = now;
+        if device {
+            next.device.deadline = None;
+            if next.qdevice.alive {
+                (next.qdevice.alive, next.qdevice.cast_vote) = (false, false);
+                next.recalculate(false, false, true);
+            }
+        }
+        if lms {
+            next.lms_deadline = None;
+            if next.quorate {
+                next.recalculate(true, true, true);
+            }
         }
         self.commit_anyway(next)
     }
@@ -1114,8 +1477,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         let nodeid = next.local().nodeid;
         let votes = nodelist.iter().find(|n| n.0 == nodeid).map_or(cfg.votes, |n| n.1);
         let cfg = QuorumConfig { nodeid, votes, ..cfg };
-        let nodelist_votes = nodelist.iter().fold(0u32, |a, n| a.wrapping_add(n.1));
-        if next.readconfig(cfg, nodelist_votes, true, note).is_err() {
+        if next.readconfig(cfg, nodelist_sums(nodelist), true, note).is_err() {
             return Ok(());
         }
         // Our own node information, then the reconfigure messages.
@@ -1148,7 +1510,9 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// `atb_type` (u32, with auto_tie_breaker configured or after a run-time re-read),
     /// `ev_barrier` (u32),
     /// `ev_tracking_barrier` (u32, with allow_downscale or expected_votes_tracking),
-    /// `highest_node_id` and `lowest_node_id` (u32, once quorate), `this_node_id` (u32),
+    /// `highest_node_id` and `lowest_node_id` (u32, once quorate), `qdevice_can_operate` (u8,
+    /// once a quorum device is configured), `qdevice_master_wins` (u8, once a device asked for
+    /// master_wins), `this_node_id` (u32),
     /// `two_node` (u8), `wait_for_all_status` (u8, with wait_for_all).
     pub fn runtime_keys(&self) -> impl Iterator<Item = (&'static str, Value<'static>)> + '_ {
         let m = &self.model;
@@ -1162,6 +1526,14 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             ),
             ("runtime.votequorum.highest_node_id", m.highest_node_id.map(Value::UInt32)),
             ("runtime.votequorum.lowest_node_id", m.lowest_node_id.map(Value::UInt32)),
+            (
+                "runtime.votequorum.qdevice_can_operate",
+                m.device.can_operate_key.then_some(Value::UInt8(m.device.can_operate.into())),
+            ),
+            (
+                "runtime.votequorum.qdevice_master_wins",
+                m.device.master_wins.map(|on| Value::UInt8(on.into())),
+            ),
             ("runtime.votequorum.this_node_id", Some(Value::UInt32(m.local().nodeid))),
             ("runtime.votequorum.two_node", Some(Value::UInt8(m.rules.two_node.into()))),
             (
@@ -1205,6 +1577,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             Request::QdeviceRegister { name } => self.qdevice_register(name.as_bytes())?,
             Request::QdeviceUnregister { name } => self.qdevice_step(name.as_bytes(), false, |m| {
                 m.qdevice = Qdevice::default();
+                m.device.deadline = None;
                 Ok(())
             })?,
             Request::QdeviceUpdate { old_name, new_name } => {
@@ -1216,7 +1589,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             }
             Request::QdevicePoll { name, cast_vote, ring_id } => {
                 if self.model.qdevice.registered
-                    && self.model.cfg.qdevice_can_operate
+                    && self.model.device.can_operate
                     && ring_id != self.model.cfg.ring_id
                 {
                     Err(CsError::MessageError)
@@ -1224,12 +1597,15 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
                     self.qdevice_step(name.as_bytes(), true, |m| {
                         m.qdevice.alive = true;
                         m.qdevice.cast_vote = cast_vote;
+                        let wait = Duration::from_millis(u64::from(m.device.timeout));
+                        m.device.deadline = Some(m.clock.saturating_add(wait));
                         Ok(())
                     })?
                 }
             }
             Request::QdeviceMasterWins { name, allow } => self.qdevice_step(name.as_bytes(), true, |m| {
                 m.qdevice.master_wins = allow;
+                m.device.master_wins = Some(allow);
                 Ok(())
             })?,
         };
@@ -1246,7 +1622,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         let local = nodeid == local_id;
         let mut total_votes = m.total_votes();
         if local && m.qdevice.cast_vote {
-            total_votes = total_votes.wrapping_add(m.cfg.qdevice_votes);
+            total_votes = total_votes.wrapping_add(m.device.votes);
         }
         let info = NodeInfo {
             nodeid: node.nodeid,
@@ -1256,8 +1632,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             highest_expected: m.members().map(|n| n.expected_votes).max().unwrap_or(0),
             total_votes,
             quorum: u32::from(m.quorum),
-            flags: m.flags(local),
-            qdevice_votes: m.cfg.qdevice_votes,
+            flags: m.flags(node.nodeid, local),
+            qdevice_votes: m.device.votes,
             qdevice_name: &m.qdevice.name,
         };
         Ok(Reply { result: Ok(()), body: Response::GetInfo(info) }.encode(out)?)
@@ -1276,7 +1652,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     fn set_votes(&mut self, nodeid: u32, votes: u32) -> Result<Result<(), CsError>, ServerError> {
         let mut next = self.model.clone();
         if nodeid == QDEVICE_NODEID {
-            next.cfg.qdevice_votes = votes;
+            next.device.votes = votes;
         } else if let Some(n) = next.nodes.iter_mut().find(|n| n.nodeid == nodeid) {
             n.votes = votes;
         } else {
@@ -1325,7 +1701,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
 
     fn qdevice_register(&mut self, name: &[u8]) -> Result<Result<(), CsError>, ServerError> {
         let m = &self.model;
-        if !m.cfg.qdevice_can_operate {
+        if !m.device.can_operate {
             return Ok(Err(CsError::Access));
         }
         if m.qdevice.registered {
@@ -1351,7 +1727,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         apply: impl FnOnce(&mut Model<NODES>) -> Result<(), CsError>,
     ) -> Result<Result<(), CsError>, ServerError> {
         let m = &self.model;
-        if needs_operate && !m.cfg.qdevice_can_operate {
+        if needs_operate && !m.device.can_operate {
             return Ok(Err(CsError::Access));
         }
         if !m.qdevice.registered {
@@ -1452,6 +1828,11 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         view.ring_id = self.ring_id();
         view.members = self.model.members.iter().copied().take(MAX_MEMBERS).collect();
     }
+}
+
+/// A nodelist's node count and summed votes.
+fn nodelist_sums(nodelist: &[(u32, u32)]) -> (usize, u32) {
+    (nodelist.len(), nodelist.iter().fold(0u32, |a, n| a.wrapping_add(n.1)))
 }
 
 /// The reply to `kind`: GETINFO's 320-byte shape (zeroed on error) or the 24-byte status.

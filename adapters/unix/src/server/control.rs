@@ -15,6 +15,15 @@
 //! of the nodes that joined or left change with their CMAP track events. All of them are
 //! queued to the clients' event channels before the reply is written.
 //!
+//! `qdevice on|off` switches a simulated quorum device (`QuorumEngine::simulate_qdevice`,
+//! corosync-vqsim's): on the local node in the votequorum engine, with its notifications, the
+//! `runtime.votequorum` keys and a libquorum notification when quorate-ness changed; on the
+//! other nodes in their shadow states (`show`'s quorate column) and in the flags the local
+//! engine shows for them (`QuorumEngine::set_remote_qdevice`: `corosync-quorumtool -l` prints
+//! `A,V,NMW`). When the local engine
+//! refuses (a client's device registered under another name, the device disabled by the
+//! configuration, `off` with no device) the whole command is refused and nothing changes.
+//!
 //! # The control socket
 //!
 //! A Unix stream socket at the path given, mode 0600, removed when the server is dropped. A
@@ -34,7 +43,7 @@ use std::path::{Path, PathBuf};
 
 use corowire::server::cluster::{member_keys, Change, Cluster, Command, CommandError};
 use corowire::server::votequorum::{NodeMessage, QuorumConfig, QuorumEngine, Reconfigure};
-use corowire::server::{ClusterView, ServerError};
+use corowire::server::ServerError;
 use corowire::time::Instant;
 use corowire::value::OwnedValue;
 use corowire::votequorum::{NodeState, RingId};
@@ -207,6 +216,10 @@ impl Sim {
                 // Cannot be OutboxFull: nobody connects to a shadow, so nothing is queued.
                 let _ = shadow.set_membership_with(&members, ring_id, now, messages);
             }
+            if shadow.simulated_qdevice() != node.qdevice {
+                // Refused (a device disabled by the configuration) leaves the node without one.
+                let _ = shadow.simulate_qdevice(node.qdevice);
+            }
         }
     }
 
@@ -263,7 +276,10 @@ fn new_shadow(quorum: QuorumConfig, votes: &[(u32, u32)], nodeid: u32) -> Box<Sh
         set => set,
     };
     let cfg = QuorumConfig { nodeid, votes: votes_of(nodeid), expected_votes, ..quorum };
-    let mut shadow = Box::new(Shadow::new(cfg));
+    // Built as the local engine is from the same node list (a quorum device's computed votes
+    // included); a list the engine refuses falls back to the summed expected votes.
+    let configured = Shadow::configure(QuorumConfig { nodeid, ..quorum }, votes, &mut |_| {});
+    let mut shadow = Box::new(configured.unwrap_or_else(|_| Shadow::new(cfg)));
     for &(id, v) in votes.iter().filter(|v| v.0 != nodeid) {
         // A full table only leaves the node out: the shadow is for `show`.
         let _ = shadow.add_node(id, v, NodeState::DEAD);
@@ -379,15 +395,26 @@ impl Server {
         }
     }
 
-    /// Runs one command line: its output and status line.
+    /// Runs one command line: its output and status line. The model changes only when the
+    /// local engine took the local node's part of a `qdevice` command.
     fn command(&mut self, sim: &mut Sim, line: &[u8]) -> String {
         let Ok(text) = core::str::from_utf8(line) else { return "error: command is not UTF-8\n".into() };
-        let outcome = match Command::parse(text).and_then(|cmd| Ok((sim.cluster.apply(&cmd)?, cmd))) {
+        let mut next = sim.cluster.clone();
+        let (outcome, cmd) = match Command::parse(text).and_then(|cmd| Ok((next.apply(&cmd)?, cmd))) {
             Ok(o) => o,
             Err(CommandError::Empty) => return "ok\n".into(),
             Err(e) => return format!("error: {e}\n"),
         };
-        let (outcome, cmd) = outcome;
+        if let Some(on) = outcome.local_qdevice {
+            if let Err(e) = self.local_qdevice(on) {
+                return format!("error: node {}: {e}\n", sim.cluster.local());
+            }
+        }
+        sim.cluster = next;
+        for node in sim.cluster.nodes().iter().filter(|n| n.nodeid != sim.cluster.local()) {
+            // A full table leaves the node without device flags.
+            let _ = self.engines.quorum.set_remote_qdevice(node.nodeid, node.qdevice);
+        }
         let now = self.sync.now();
         sim.start_shadows(now);
         let messages = sim.messages(self.engines.quorum.node_message());
@@ -396,18 +423,35 @@ impl Server {
         }
         sim.refresh_shadows(now, &messages);
         let mut out = String::new();
-        if outcome.local_qdevice.is_some() {
-            out.push_str(
-                "note: the local node's quorum device is a client of the server (corosync-qdevice); \
-                          the model records the switch only\n",
-            );
-        }
         if cmd == Command::Show {
             let local_quorate = self.engines.quorum.is_quorate();
             let _ = sim.cluster.show(&mut out, |members| sim.quorate(members, local_quorate));
         }
         out.push_str("ok\n");
         out
+    }
+
+    /// Switches the local node's simulated quorum device (`QuorumEngine::simulate_qdevice`),
+    /// with the notifications and `runtime.votequorum` keys it causes (a libquorum one when
+    /// quorate-ness changed: `sync_quorum`).
+    fn local_qdevice(&mut self, on: bool) -> Result<(), String> {
+        if !self.engines.votequorum {
+            return Err("no quorum device without votequorum (quorum.provider is not set)".into());
+        }
+        let mut refused = None;
+        let Self { engines, sessions, note, .. } = self;
+        super::sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
+            refused = e.quorum.simulate_qdevice(on)?.err();
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        if let Some(e) = refused {
+            return Err(e.to_string());
+        }
+        for service in [CMAP_SERVICE, QUORUM] {
+            self.drain_service(service);
+        }
+        Ok(())
     }
 
     /// Hands the reconfigure messages the local engine sent to the other nodes of its
@@ -425,6 +469,7 @@ impl Server {
     fn apply_membership(&mut self, sim: &Sim, change: &Change<MAX_NODES>, messages: &[NodeMessage]) {
         let now = self.sync.now();
         let Self { engines, sessions, note, .. } = self;
+        let quorate = engines.lib_quorate;
         // Also mirrors the runtime.votequorum keys into CMAP.
         let done = super::sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
             e.quorum.set_membership_with(&change.members, change.ring_id, now, messages)
@@ -432,9 +477,11 @@ impl Server {
         if let Err(e) = done {
             self.log_sim(format_args!("membership not applied: {e}"));
         }
-        let mut view = ClusterView::default();
-        self.engines.all().iter().for_each(|e| e.publish(&mut view));
-        self.retry(QUORUM, |s| s.engines.quorum_lib.notify(&view));
+        // A membership change always tells libquorum (once: `sync_quorum` did if quorate-ness
+        // changed).
+        if self.engines.lib_quorate == quorate {
+            self.retry(QUORUM, |s| s.engines.notify_quorum_lib());
+        }
         let updates =
             change.left.iter().map(|id| (*id, false)).chain(change.joined.iter().map(|id| (*id, true)));
         for (nodeid, joined) in updates {

@@ -500,12 +500,27 @@ struct Engines {
     /// Whether votequorum is served (a quorum provider is configured): only then does CMAP
     /// show its `runtime.votequorum.*` keys, as in corosync.
     votequorum: bool,
+    /// The quorate state libquorum's trackers were last told: corosync's votequorum calls the
+    /// quorum service's callback whenever quorate-ness changes (`are_we_quorate`), also outside
+    /// a membership change (a quorum device's vote, its timeout, new expected votes).
+    lib_quorate: bool,
 }
 
 /// Number of services; the length of [`Engines::all`] and [`ServerConfig::names`].
 const SERVICES: usize = 4;
 
 impl Engines {
+    /// Gives libquorum's trackers the view the engines publish.
+    ///
+    /// # Errors
+    /// Those of `QuorumLibEngine::notify`.
+    fn notify_quorum_lib(&mut self) -> Result<(), ServerError> {
+        let mut view = ClusterView::default();
+        self.all().iter().for_each(|e| e.publish(&mut view));
+        self.lib_quorate = view.quorate;
+        self.quorum_lib.notify(&view)
+    }
+
     /// Every engine, in the order of [`ServerConfig::names`]. A new service is one more entry
     /// here and there.
     fn all(&mut self) -> [&mut dyn Engine; SERVICES] {
@@ -705,7 +720,8 @@ impl Server {
         }
         let sync = sync::QuorumSync::new(&cmap, verbose);
         let votequorum = cfg.votequorum_name.is_some() && cfg.has_quorum_provider();
-        let engines = Engines { cmap, quorum, quorum_lib, cfg: cfg_engine, votequorum };
+        let lib_quorate = quorum.is_quorate();
+        let engines = Engines { cmap, quorum, quorum_lib, cfg: cfg_engine, votequorum, lib_quorate };
         let mut listeners = Vec::new();
         for (service, name) in cfg.names().into_iter().enumerate() {
             if let Some(name) = name {
@@ -838,6 +854,8 @@ impl Server {
             (w, d) => w.or(d),
         };
         let (listening, ready, control) = self.wait(wait)?;
+        // A quorum device's poll arms its timer from this instant.
+        self.engines.quorum.set_clock(self.sync.now());
         if self.engines.quorum.poll_timeout().is_some_and(|at| at <= self.sync.now()) {
             let Self { engines, sessions, note, sync, .. } = self;
             let now = sync.now();
@@ -1368,10 +1386,13 @@ fn sync_quorum(
     for _ in 0..2 {
         done = step(engines).and_then(|()| {
             if engines.votequorum {
-                sync::mirror(&mut engines.cmap, &engines.quorum)
-            } else {
-                Ok(())
+                sync::mirror(&mut engines.cmap, &engines.quorum)?;
+                if engines.quorum.is_quorate() != engines.lib_quorate {
+                    // One that does not fit is dropped (its outbox holds one per tracker).
+                    let _ = engines.notify_quorum_lib();
+                }
             }
+            Ok(())
         });
         for service in 0..SERVICES {
             drain(engines, service, sessions, buf, bound);

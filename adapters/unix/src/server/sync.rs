@@ -6,8 +6,10 @@
 //!   `nodelist.local_node_pos`), `quorum.votes`, `quorum.expected_votes`, `quorum.two_node`,
 //!   `quorum.wait_for_all`, `quorum.last_man_standing`, `quorum.last_man_standing_window`,
 //!   `quorum.auto_tie_breaker`, `quorum.auto_tie_breaker_node` (a string), `quorum.allow_downscale`,
-//!   `quorum.expected_votes_tracking`, `quorum.device.votes` (integers of any type; flags are
-//!   "not 0"), and the nodelist `nodelist.node.<i>.nodeid` with `nodelist.node.<i>.quorum_votes`
+//!   `quorum.expected_votes_tracking` (integers of any type; flags are "not 0"), the quorum
+//!   device (`quorum.device.model`, a string: a device is configured when it is not empty, as
+//!   corosync's `votequorum_qdevice_is_configured` reads it; `quorum.device.votes`,
+//!   `quorum.device.timeout`, `quorum.device.sync_timeout`), and the nodelist `nodelist.node.<i>.nodeid` with `nodelist.node.<i>.quorum_votes`
 //!   (default 1).
 //! - **Run-time changes** ([`QuorumSync::after_cmap_change`], called by the listener after
 //!   each CMAP write — set, delete, adjust — and, when a full outbox left one unseen, after
@@ -24,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use corowire::cmap::Value;
 use corowire::server::store::Store;
-use corowire::server::votequorum::{ConfigNote, QuorumConfig, TieBreaker};
+use corowire::server::votequorum::{ConfigNote, DeviceConfig, QuorumConfig, TieBreaker};
 use corowire::server::ServerError;
 use corowire::time::Instant;
 use corowire::value::OwnedValue;
@@ -50,6 +52,7 @@ pub fn quorum_setup<'a>(
     let mut at_index: BTreeMap<&[u8], usize> = BTreeMap::new();
     let mut local_pos = None;
     let mut totem_nodeid = None;
+    let (mut device, mut model) = (DeviceConfig::default(), false);
     for (key, value) in keys {
         let n = value.as_i64().map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX));
         let on = n.map(|n| n != 0);
@@ -79,7 +82,12 @@ pub fn quorum_setup<'a>(
             (b"quorum.auto_tie_breaker", _, Some(on)) => cfg.auto_tie_breaker = on,
             (b"quorum.allow_downscale", _, Some(on)) => cfg.allow_downscale = on,
             (b"quorum.expected_votes_tracking", _, Some(on)) => cfg.expected_votes_tracking = on,
-            (b"quorum.device.votes", Some(n), _) => cfg.qdevice_votes = n,
+            (b"quorum.device.votes", Some(n), _) => device.votes = Some(n),
+            (b"quorum.device.timeout", Some(n), _) => device.timeout = n,
+            (b"quorum.device.sync_timeout", Some(n), _) => device.sync_timeout = n,
+            (b"quorum.device.model", _, _) => {
+                model = value.as_str().is_some_and(|m| !m.trim_end_matches('\0').is_empty());
+            }
             (b"quorum.auto_tie_breaker_node", _, _) => {
                 let text = value.as_str().unwrap_or_default();
                 cfg.auto_tie_breaker_node = TieBreaker::parse(text.trim_end_matches('\0'));
@@ -87,6 +95,7 @@ pub fn quorum_setup<'a>(
             _ => {}
         }
     }
+    cfg.device = model.then_some(device);
     let local_entry = local_pos.and_then(|pos| {
         let pos = pos.to_string();
         at_index.get(pos.as_bytes()).and_then(|&at| entries[at].1)
