@@ -49,7 +49,7 @@ use corowire::value::OwnedValue;
 use corowire::votequorum::{NodeState, RingId};
 use nix::poll::PollFlags;
 
-use super::{drain, Server, ServerStartError, CMAP_SERVICE, MAX_NODES};
+use super::{drain, Server, ServerStartError, CMAP_SERVICE, MAX_NODES, QUORUM_LIB_SERVICE};
 
 /// The longest command line.
 const MAX_LINE: usize = 4096;
@@ -59,9 +59,6 @@ const MAX_OUTPUT: usize = 1 << 20;
 const MAX_PEERS: usize = 64;
 /// Bytes read from one peer per wake-up (`poll` wakes the server again for the rest).
 const READ_PER_WAKE: usize = 64 * 1024;
-
-/// The index of libquorum in `Engines::all`.
-const QUORUM: usize = 2;
 
 /// The votequorum state of another up node of the simulation (for `show`): nobody connects,
 /// so it has no room for connections or notifications.
@@ -448,7 +445,7 @@ impl Server {
         if let Some(e) = refused {
             return Err(e.to_string());
         }
-        for service in [CMAP_SERVICE, QUORUM] {
+        for service in [CMAP_SERVICE, QUORUM_LIB_SERVICE] {
             self.drain_service(service);
         }
         Ok(())
@@ -480,7 +477,7 @@ impl Server {
         // A membership change always tells libquorum (once: `sync_quorum` did if quorate-ness
         // changed).
         if self.engines.lib_quorate == quorate {
-            self.retry(QUORUM, |s| s.engines.notify_quorum_lib());
+            self.retry(QUORUM_LIB_SERVICE, |s| s.engines.notify_quorum_lib());
         }
         let updates =
             change.left.iter().map(|id| (*id, false)).chain(change.joined.iter().map(|id| (*id, true)));
@@ -499,7 +496,7 @@ impl Server {
                 });
             }
         }
-        for service in [CMAP_SERVICE, QUORUM] {
+        for service in [CMAP_SERVICE, QUORUM_LIB_SERVICE] {
             self.drain_service(service);
         }
     }

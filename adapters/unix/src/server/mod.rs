@@ -517,8 +517,12 @@ impl Engines {
     fn notify_quorum_lib(&mut self) -> Result<(), ServerError> {
         let mut view = ClusterView::default();
         self.all().iter().for_each(|e| e.publish(&mut view));
-        self.lib_quorate = view.quorate;
-        self.quorum_lib.notify(&view)
+        let result = self.quorum_lib.notify(&view);
+        // A full outbox took nothing: the change stays unseen, and the next sync tries again.
+        if !matches!(result, Err(ServerError::OutboxFull)) {
+            self.lib_quorate = view.quorate;
+        }
+        result
     }
 
     /// Every engine, in the order of [`ServerConfig::names`]. A new service is one more entry
@@ -1370,6 +1374,8 @@ fn resolve(name: &str, ip_version: Option<&str>) -> Option<IpAddr> {
 
 /// The index of CMAP in [`Engines::all`].
 const CMAP_SERVICE: usize = 0;
+/// The index of libquorum's engine in [`Engines::all`].
+const QUORUM_LIB_SERVICE: usize = 2;
 
 /// Runs `step` (a change to the engines), mirrors votequorum's runtime keys into CMAP and
 /// delivers every engine's notifications; a full outbox is drained and the whole retried
@@ -1387,8 +1393,12 @@ fn sync_quorum(
         done = step(engines).and_then(|()| {
             if engines.votequorum {
                 sync::mirror(&mut engines.cmap, &engines.quorum)?;
-                if engines.quorum.is_quorate() != engines.lib_quorate {
-                    // One that does not fit is dropped (its outbox holds one per tracker).
+                if engines.quorum.is_quorate() != engines.lib_quorate
+                    && engines.notify_quorum_lib() == Err(ServerError::OutboxFull)
+                {
+                    // Drained and tried once more (re-running `step` could apply a command
+                    // twice); still full, it waits for the next sync (`lib_quorate` unchanged).
+                    drain(engines, QUORUM_LIB_SERVICE, sessions, buf, bound);
                     let _ = engines.notify_quorum_lib();
                 }
             }
