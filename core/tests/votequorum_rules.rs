@@ -8,7 +8,7 @@ use corowire::cmap::Value;
 use corowire::server::votequorum::{
     ConfigError, ConfigNote, DeviceConfig, NodeMessage, QuorumConfig, QuorumEngine, Reconfigure, TieBreaker,
 };
-use corowire::server::ConnId;
+use corowire::server::{ConnId, ServerError};
 use corowire::time::Instant;
 use corowire::votequorum::{Notification, Reply, Request, Response, RingId, TrackFlags};
 use corowire::CsError;
@@ -619,6 +619,64 @@ fn reconfigure_messages_reach_the_other_members() {
     assert_eq!(status(&mut two), (true, 4, 3, 3, "Quorate".into()));
     assert_eq!(drain(&mut two), ["expected 4"]);
     assert_eq!(two.poll_reconfigure(), None, "another node's message is not sent again");
+}
+
+/// One SETEXPECTED request from `conn`: the engine's error, else the reply's status.
+fn set_expected(
+    e: &mut Engine,
+    conn: ConnId,
+    expected_votes: u32,
+) -> Result<Result<(), CsError>, ServerError> {
+    let (mut req, mut out) = ([0u8; 64], [0u8; 320]);
+    let n = Request::SetExpected { expected_votes }.encode(&mut req).unwrap();
+    let m = e.handle_request(conn, &req[..n], &mut out)?;
+    Ok(Reply::decode(&out[..m]).unwrap().result)
+}
+
+/// The reconfigure messages for the other members are never dropped: a change that would
+/// queue a fifth before they are taken is refused whole, and succeeds once they are.
+#[test]
+fn a_full_reconfigure_queue_refuses_the_change() {
+    let mut e = cluster_up(3, QuorumConfig::default());
+    track(&mut e, ConnId(1));
+    let conn = ConnId(5);
+    e.connect(conn).unwrap();
+    for expected in [4, 5, 4, 5] {
+        assert_eq!(set_expected(&mut e, conn, expected), Ok(Ok(())), "SETEXPECTED {expected}");
+    }
+    drain(&mut e);
+    let before = (status(&mut e), keys(&e));
+    assert_eq!(set_expected(&mut e, conn, 3), Err(ServerError::OutboxFull));
+    let nodes = [(1, 1), (2, 1), (3, 1)];
+    let cfg = QuorumConfig { expected_votes: 4, ..QuorumConfig::default() };
+    assert_eq!(e.reconfigure(cfg, &nodes, &mut |_| {}), Err(ServerError::OutboxFull));
+    assert_eq!(e.cancel_wait_for_all(), Err(ServerError::OutboxFull));
+    assert_eq!((status(&mut e), keys(&e)), before, "a refused change changes nothing");
+    assert!(drain(&mut e).is_empty(), "nor notifies");
+    let sent: Vec<_> = core::iter::from_fn(|| e.poll_reconfigure()).collect();
+    assert_eq!(sent, [4, 5, 4, 5].map(Reconfigure::ExpectedVotes));
+    assert_eq!(set_expected(&mut e, conn, 3), Ok(Ok(())));
+    assert_eq!(status(&mut e).1, 3);
+    assert_eq!((e.poll_reconfigure(), e.poll_reconfigure()), (Some(Reconfigure::ExpectedVotes(3)), None));
+}
+
+/// In a one-node partition the multicast reaches only the sender, which applied the change
+/// already: nothing waits to be taken, however many changes are made.
+#[test]
+fn a_one_node_partition_queues_no_reconfigure_message() {
+    let (mut e, _) = cluster(3, QuorumConfig::default());
+    e.set_membership(&[1], ring(5), T0).unwrap();
+    let conn = ConnId(5);
+    e.connect(conn).unwrap();
+    for i in 0..100 {
+        if i % 2 == 0 {
+            assert_eq!(set_expected(&mut e, conn, 3 + i), Ok(Ok(())), "change {i}");
+        } else {
+            e.cancel_wait_for_all().unwrap();
+        }
+    }
+    assert_eq!(status(&mut e).1, 101);
+    assert_eq!(e.poll_reconfigure(), None);
 }
 
 #[test]

@@ -92,8 +92,10 @@
 //!   local node's view. Not modelled from the messages: the `LEAVING` flag
 //!   (`allow_downscale`'s leaving nodes), `FIRST`, and the quorum device's flags and votes.
 //!   Run-time changes travel as reconfigure messages ([`Reconfigure`]): the engine applies
-//!   its own and keeps them for [`QuorumEngine::poll_reconfigure`]; another member's are
-//!   applied with [`QuorumEngine::apply_reconfigure`].
+//!   its own and, when its partition has other members, keeps them for
+//!   [`QuorumEngine::poll_reconfigure`] (at most four; a change that needs a fifth is refused
+//!   with [`ServerError::OutboxFull`]); another member's are applied with
+//!   [`QuorumEngine::apply_reconfigure`].
 //! - The expected-votes tracking barrier lives in memory (corosync keeps it in
 //!   `/var/lib/corosync/ev_tracking`).
 //! - A device registered by a connection stays registered when that connection closes, as
@@ -407,7 +409,9 @@ struct Node {
 /// A run-time change a node multicasts to its partition (`struct req_exec_quorum_reconfigure`
 /// in corosync's `exec/votequorum.c`, sent by `votequorum_exec_send_reconfigure`), which every
 /// member, the sender included, applies. [`QuorumEngine::poll_reconfigure`] gives the local
-/// node's; [`QuorumEngine::apply_reconfigure`] applies another member's.
+/// node's (kept only while its partition has other members, at most four at a time: a change
+/// that needs one more is refused with [`ServerError::OutboxFull`] until they are taken);
+/// [`QuorumEngine::apply_reconfigure`] applies another member's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -427,8 +431,8 @@ pub enum Reconfigure {
     CancelWaitForAll,
 }
 
-/// Reconfigure messages a model keeps until [`QuorumEngine::poll_reconfigure`] takes them
-/// (more are dropped, the oldest kept).
+/// Reconfigure messages a model keeps until [`QuorumEngine::poll_reconfigure`] takes them; a
+/// change that would queue one more is refused with [`ServerError::OutboxFull`].
 const RECONFIGURES: usize = 4;
 
 /// What a node tells the other members about itself when a membership forms: votequorum's
@@ -786,10 +790,22 @@ impl<const NODES: usize> Model<NODES> {
         }
     }
 
-    /// Applies `r` as its sender and keeps it for the other members.
-    fn send_reconfigure(&mut self, r: Reconfigure) {
+    /// Applies `r` as its sender and keeps it for the other members ([`Model::queue_reconfigure`]).
+    fn send_reconfigure(&mut self, r: Reconfigure) -> Result<(), ServerError> {
         self.apply_reconfigure(r);
-        let _ = self.reconfigures.push(r);
+        self.queue_reconfigure(r)
+    }
+
+    /// Keeps `r` for the other members of the local partition; in a one-node partition
+    /// corosync's multicast reaches only the sender, which applied it already, so nothing is
+    /// kept. `Err(OutboxFull)` when [`RECONFIGURES`] wait already (the caller's change is
+    /// refused: the model is a clone committed only on success).
+    fn queue_reconfigure(&mut self, r: Reconfigure) -> Result<(), ServerError> {
+        let local = self.local().nodeid;
+        if !self.members.iter().any(|&id| id != local) {
+            return Ok(());
+        }
+        self.reconfigures.push(r).map_err(|_| ServerError::OutboxFull)
     }
 
     fn set_wait_for_all_status(&mut self, on: bool) {
@@ -1172,9 +1188,15 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     }
 
     /// Takes the oldest reconfigure message the local node sent (a SETEXPECTED or SETVOTES
-    /// request, a run-time configuration change, `cancel_wait_for_all`) and has applied itself,
-    /// for the other members of its partition ([`QuorumEngine::apply_reconfigure`]). At most
-    /// four wait; take them after every request.
+    /// request for a node, a run-time configuration change, `cancel_wait_for_all`) and has
+    /// applied itself, for the other members of its partition
+    /// ([`QuorumEngine::apply_reconfigure`]); `None` when none waits. Messages are kept only
+    /// while the local partition has other members (in a one-node partition corosync's
+    /// multicast reaches only the sender: a single-node user never needs to poll). At most
+    /// four wait: a change that needs one more is refused with [`ServerError::OutboxFull`]
+    /// and changes nothing (a request, [`QuorumEngine::reconfigure`],
+    /// [`QuorumEngine::cancel_wait_for_all`]); take them after every change, and before
+    /// retrying one refused so.
     pub fn poll_reconfigure(&mut self) -> Option<Reconfigure> {
         let r = self.model.reconfigures.first().copied()?;
         self.model.reconfigures.remove(0);
@@ -1461,11 +1483,15 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// wait_for_all, last_man_standing, auto_tie_breaker and allow_downscale keep their
     /// start-up values, as in corosync. Trackers get the notifications corosync's would. A
     /// configuration corosync refuses is ignored, as corosync does at run time ("will
-    /// continue with current runtime data").
+    /// continue with current runtime data"). A change of the local node's votes or of the
+    /// expected votes is a reconfigure message for the other members of the partition
+    /// ([`QuorumEngine::poll_reconfigure`]; at most two).
     ///
     /// # Errors
     ///
-    /// [`ServerError::OutboxFull`]: drain and call again; nothing changed.
+    /// [`ServerError::OutboxFull`]: the notifications do not fit the outbox, or the
+    /// reconfigure messages do not fit their queue; nothing changed, drain
+    /// ([`QuorumEngine::poll_notification`], [`QuorumEngine::poll_reconfigure`]) and call again.
     pub fn reconfigure(
         &mut self,
         cfg: QuorumConfig,
@@ -1483,25 +1509,29 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         // Our own node information, then the reconfigure messages.
         next.recalculate(false, false, true);
         if next.local().votes != old_votes {
-            let _ = next.reconfigures.push(Reconfigure::NodeVotes { nodeid, votes: next.local().votes });
+            next.queue_reconfigure(Reconfigure::NodeVotes { nodeid, votes: next.local().votes })?;
             next.recalculate(true, false, true);
         }
         let expected = next.local().expected_votes;
         if expected != old_expected {
-            next.send_reconfigure(Reconfigure::ExpectedVotes(expected));
+            next.send_reconfigure(Reconfigure::ExpectedVotes(expected))?;
         }
         self.commit_anyway(next)
     }
 
     /// `quorum.cancel_wait_for_all` set to 1 (corosync resets the key to 0): stops waiting
-    /// for all nodes and recomputes quorum (`VOTEQUORUM_RECONFIG_PARAM_CANCEL_WFA`).
+    /// for all nodes and recomputes quorum (`VOTEQUORUM_RECONFIG_PARAM_CANCEL_WFA`), a
+    /// reconfigure message for the other members of the partition
+    /// ([`QuorumEngine::poll_reconfigure`]).
     ///
     /// # Errors
     ///
-    /// [`ServerError::OutboxFull`]: drain and call again; nothing changed.
+    /// [`ServerError::OutboxFull`]: the notifications do not fit the outbox, or the
+    /// reconfigure message does not fit its queue; nothing changed, drain
+    /// ([`QuorumEngine::poll_notification`], [`QuorumEngine::poll_reconfigure`]) and call again.
     pub fn cancel_wait_for_all(&mut self) -> Result<(), ServerError> {
         let mut next = self.model.clone();
-        next.send_reconfigure(Reconfigure::CancelWaitForAll);
+        next.send_reconfigure(Reconfigure::CancelWaitForAll)?;
         self.commit_anyway(next)
     }
 
@@ -1557,7 +1587,16 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     handle_request_method! {
         /// Handles one request frame from `conn` and writes the reply into `out` (at least
         /// [`super::MIN_REPLY_LEN`] bytes); returns the reply's length. Notifications the request
-        /// caused are queued; send them first.
+        /// caused are queued; send them first. A SETEXPECTED, or a SETVOTES for a node, in a
+        /// partition with other members also queues a reconfigure message
+        /// ([`QuorumEngine::poll_reconfigure`]).
+        ///
+        /// # Errors
+        ///
+        /// [`ServerError::OutboxFull`]: the notifications do not fit the outbox, or the
+        /// reconfigure message does not fit its queue; nothing changed, drain
+        /// ([`QuorumEngine::poll_notification`], [`QuorumEngine::poll_reconfigure`]) and hand
+        /// the frame in again. The others of [`super::Engine::handle_request`].
         => serve
     }
 
@@ -1645,7 +1684,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             return Ok(Err(CsError::InvalidParam));
         }
         let mut next = self.model.clone();
-        next.send_reconfigure(Reconfigure::ExpectedVotes(expected));
+        next.send_reconfigure(Reconfigure::ExpectedVotes(expected))?;
         self.commit(next)
     }
 
@@ -1664,7 +1703,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         }
         next.recalculate(true, false, true);
         if nodeid != QDEVICE_NODEID {
-            let _ = next.reconfigures.push(Reconfigure::NodeVotes { nodeid, votes });
+            next.queue_reconfigure(Reconfigure::NodeVotes { nodeid, votes })?;
         }
         self.commit(next)
     }
