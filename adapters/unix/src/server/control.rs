@@ -451,11 +451,13 @@ impl Server {
         Ok(())
     }
 
-    /// Hands the reconfigure messages the local engine sent to the other nodes of its
-    /// partition (without a simulation, drops them).
+    /// Hands the reconfigure messages the local engine sent (those a drain already took
+    /// first) to the other nodes of its partition (without a simulation, drops them: no other
+    /// node exists).
     pub(super) fn deliver_reconfigures(&mut self) {
         let now = self.sync.now();
-        while let Some(r) = self.engines.quorum.poll_reconfigure() {
+        self.engines.take_reconfigures();
+        for r in core::mem::take(&mut self.engines.reconfigures) {
             if let Some(sim) = self.sim.as_mut() {
                 sim.reconfigure(r, now);
             }

@@ -130,7 +130,7 @@ use corowire::server::cfg::{CfgEngine, MAX_LINKS};
 use corowire::server::cmap::CmapEngine;
 use corowire::server::quorum::QuorumLibEngine;
 use corowire::server::store::BTreeStore;
-use corowire::server::votequorum::{ConfigError, QuorumConfig, QuorumEngine};
+use corowire::server::votequorum::{ConfigError, QuorumConfig, QuorumEngine, Reconfigure};
 use corowire::server::{grant_max_msg_size, ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
 use corowire::votequorum::{NodeState, RingId};
 use corowire::wire::ring::HEADER_FILE_LEN;
@@ -504,6 +504,10 @@ struct Engines {
     /// quorum service's callback whenever quorate-ness changes (`are_we_quorate`), also outside
     /// a membership change (a quorum device's vote, its timeout, new expected votes).
     lib_quorate: bool,
+    /// votequorum's reconfigure messages taken from its engine by [`drain`] (which makes room
+    /// for a change refused with `OutboxFull`), until `Server::deliver_reconfigures` hands
+    /// them to the simulator's other nodes.
+    reconfigures: Vec<Reconfigure>,
 }
 
 /// Number of services; the length of [`Engines::all`] and [`ServerConfig::names`].
@@ -523,6 +527,13 @@ impl Engines {
             self.lib_quorate = view.quorate;
         }
         result
+    }
+
+    /// Takes votequorum's waiting reconfigure messages into [`Engines::reconfigures`].
+    fn take_reconfigures(&mut self) {
+        while let Some(r) = self.quorum.poll_reconfigure() {
+            self.reconfigures.push(r);
+        }
     }
 
     /// Every engine, in the order of [`ServerConfig::names`]. A new service is one more entry
@@ -725,7 +736,15 @@ impl Server {
         let sync = sync::QuorumSync::new(&cmap, verbose);
         let votequorum = cfg.votequorum_name.is_some() && cfg.has_quorum_provider();
         let lib_quorate = quorum.is_quorate();
-        let engines = Engines { cmap, quorum, quorum_lib, cfg: cfg_engine, votequorum, lib_quorate };
+        let engines = Engines {
+            cmap,
+            quorum,
+            quorum_lib,
+            cfg: cfg_engine,
+            votequorum,
+            lib_quorate,
+            reconfigures: Vec::new(),
+        };
         let mut listeners = Vec::new();
         for (service, name) in cfg.names().into_iter().enumerate() {
             if let Some(name) = name {
@@ -1247,6 +1266,7 @@ impl Server {
         let mut retried = false;
         let outcome = loop {
             match engines.handle_request(service, ConnId(id), frame, &mut reply[..reply_cap]) {
+                // Nothing changed: drain (votequorum's reconfigure messages too) and retry once.
                 Err(ServerError::OutboxFull) if !retried => {
                     retried = true;
                     drain(engines, service, sessions, note, self.limits.queued_event_bytes);
@@ -1374,6 +1394,8 @@ fn resolve(name: &str, ip_version: Option<&str>) -> Option<IpAddr> {
 
 /// The index of CMAP in [`Engines::all`].
 const CMAP_SERVICE: usize = 0;
+/// The index of votequorum's engine in [`Engines::all`].
+const VOTEQUORUM_SERVICE: usize = 1;
 /// The index of libquorum's engine in [`Engines::all`].
 const QUORUM_LIB_SERVICE: usize = 2;
 
@@ -1416,7 +1438,8 @@ fn sync_quorum(
 
 /// Moves every queued notification of engine `service` to the connection it is for (which
 /// writes what fits into its event ring), keeping all queues together within `bound` bytes
-/// ([`Limits::queued_event_bytes`]).
+/// ([`Limits::queued_event_bytes`]); for votequorum, also its reconfigure messages into
+/// [`Engines::reconfigures`] (its other queue that can refuse a change with `OutboxFull`).
 fn drain(
     engines: &mut Engines,
     service: usize,
@@ -1424,6 +1447,9 @@ fn drain(
     buf: &mut Vec<u8>,
     bound: usize,
 ) {
+    if service == VOTEQUORUM_SERVICE {
+        engines.take_reconfigures();
+    }
     let mut queued: usize = sessions.values().map(Session::queued_event_bytes).sum();
     let mut all = engines.all();
     let Some(engine) = all.get_mut(service) else { return };
@@ -1574,6 +1600,41 @@ mod tests {
         let server = Server::bind(cfg(MAX_MODEL_NODES as u32)).expect("384 nodes, corosync's limit");
         // Every node up: quorum 384 / 2 + 1, as corosync-quorumtool shows.
         assert_eq!((server.engines.quorum.quorum(), server.engines.quorum.is_quorate()), (193, true));
+    }
+
+    /// A request refused for votequorum's full reconfigure queue is retried after the drain
+    /// takes the messages, not lost with its connection.
+    #[test]
+    fn a_request_meeting_a_full_reconfigure_queue_is_drained_and_retried() {
+        let tag = std::process::id();
+        let mut server = Server::bind(ServerConfig {
+            cmap_name: format!("corowire-reconf-{tag}-cmap"),
+            votequorum_name: Some(format!("corowire-reconf-{tag}-vq")),
+            quorum_name: None,
+            cfg_name: None,
+            initial: node_list(3)
+                .into_iter()
+                .chain([key("quorum.provider", "corosync_votequorum")])
+                .collect(),
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        server.set_membership(&[1, 2, 3], RingId { nodeid: 1, seq: 8 }).unwrap();
+        // Changes made through the engine and not delivered fill its queue.
+        for _ in 0..4 {
+            server.engines.quorum.cancel_wait_for_all().unwrap();
+        }
+        assert_eq!(server.engines.quorum.cancel_wait_for_all(), Err(ServerError::OutboxFull));
+        let conn = 7;
+        server.engines.quorum.connect(ConnId(conn)).unwrap();
+        server.frame = vec![0; 64];
+        let request = corowire::votequorum::Request::SetExpected { expected_votes: 4 };
+        let n = request.encode(&mut server.frame).unwrap();
+        server.frame.truncate(n);
+        server.handle(conn, VOTEQUORUM_SERVICE, MIN_REPLY_LEN);
+        assert_eq!(server.engines.quorum.expected_votes(), 4);
+        assert!(server.engines.reconfigures.is_empty(), "delivered (no simulation: nobody else)");
+        assert_eq!(server.engines.quorum.poll_reconfigure(), None);
     }
 
     #[test]
