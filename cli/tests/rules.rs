@@ -79,10 +79,10 @@ const CASES: &[Case] = &[
                 set_key quorum.expected_votes u32 1; show",
     },
     Case {
-        name: "two_node switches wait_for_all on; off at run time",
+        name: "two_node switches wait_for_all on; off and on again at run time",
         nodes: 1,
         quorum: &[("two_node", "u8", "1")],
-        steps: "show; set_key quorum.two_node u8 0; show",
+        steps: "show; set_key quorum.two_node u8 0; show; set_key quorum.two_node u8 1; show",
     },
     Case {
         name: "auto_tie_breaker dropped on one node",

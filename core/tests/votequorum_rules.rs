@@ -374,17 +374,18 @@ fn run_time_expected_votes_block_a_one_node_cluster() {
 }
 
 #[test]
-fn run_time_two_node_leaves_wait_for_all_off() {
+fn run_time_two_node_shows_wait_for_all_without_waiting() {
     let (mut e, _) = cluster(2, QuorumConfig::default());
     e.set_membership(&[1], ring(5), T0).unwrap();
     assert_eq!(status(&mut e), (false, 2, 1, 2, "".into()));
     let nodes = [(1, 1), (2, 1)];
     let cfg = QuorumConfig { two_node: true, expected_votes: 0, ..QuorumConfig::default() };
     e.reconfigure(cfg, &nodes, &mut |_| {}).unwrap();
-    // corosync sets wait_for_all from two_node only at start (votequorum_readconfig's
-    // `!runtime`): quorate at once, and no WaitForAll flag.
-    assert_eq!(status(&mut e), (true, 2, 1, 1, "2Node Quorate".into()));
-    // Off again: nothing was switched on that would stay.
+    // A wait_for_all not configured follows two_node (votequorum_readconfig), but only at
+    // start does it make the node wait: quorate at once, with the WaitForAll flag, as the real
+    // daemon shows (cli/tests/rules.rs).
+    assert_eq!(status(&mut e), (true, 2, 1, 1, "2Node Quorate WaitForAll".into()));
+    // Off again: the flag goes with two_node.
     e.reconfigure(QuorumConfig::default(), &nodes, &mut |_| {}).unwrap();
     assert!(!status(&mut e).4.contains("WaitForAll"));
 }

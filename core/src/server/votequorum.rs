@@ -683,11 +683,11 @@ impl<const NODES: usize> Model<NODES> {
             r.ev_tracking = cfg.allow_downscale || cfg.expected_votes_tracking;
         }
         r.two_node = two_node;
-        // corosync derives wait_for_all from two_node only at start (`if (!runtime)`); at run
-        // time a derived one is off: `two_node` 1 -> 0 on the real daemon drops `WaitForAll`
-        // (cli/tests/rules.rs), and 0 -> 1 does not switch it on.
+        // A wait_for_all not configured follows two_node, also at run time (`two_node` 1 -> 0
+        // drops `WaitForAll`, 0 -> 1 shows it again, on the real daemon: cli/tests/rules.rs);
+        // only at start does it make the node wait (`wait_for_all_status`, below).
         if r.wait_for_all_autoset {
-            r.wait_for_all = !runtime && r.two_node;
+            r.wait_for_all = r.two_node;
         }
         if r.two_node && r.atb.is_some() {
             note(ConfigNote::TwoNodeDropped);
