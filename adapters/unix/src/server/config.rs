@@ -108,19 +108,110 @@ fn split_word(s: &str) -> (&str, &str) {
     s.split_once([' ', '\t']).map_or((s, ""), |(word, rest)| (word, rest.trim_start_matches([' ', '\t'])))
 }
 
-/// Reads a configuration file with [`parse_keys`].
+/// The largest configuration file [`load_keys`] reads: 1 MiB, as `--corosync-conf`'s
+/// ([`super::corosync_conf::MAX_FILE_LEN`]).
+pub const MAX_KEYS_FILE_LEN: usize = super::corosync_conf::MAX_FILE_LEN;
+
+/// Reads a configuration file with [`parse_keys`]: a regular file (or a symlink to one) of at
+/// most [`MAX_KEYS_FILE_LEN`] bytes of UTF-8.
 ///
 /// # Errors
-/// The file cannot be read, or a line is malformed.
+/// The file cannot be read, is not a regular file (a FIFO, directory, device or socket is
+/// refused at once, without waiting for a writer), is larger than [`MAX_KEYS_FILE_LEN`], is
+/// not UTF-8, or a line is malformed (line 0 for the file-level errors).
 pub fn load_keys(path: &Path) -> Result<Vec<(String, OwnedValue)>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError { line: 0, reason: format!("{}: {e}", path.display()) })?;
+    let error = |why: String| ConfigError { line: 0, reason: format!("{}: {why}", path.display()) };
+    let bytes = read_regular_file(path, MAX_KEYS_FILE_LEN).map_err(|e| error(e.to_string()))?;
+    if bytes.len() > MAX_KEYS_FILE_LEN {
+        return Err(error(format!("larger than {MAX_KEYS_FILE_LEN} bytes")));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| error(e.to_string()))?;
     parse_keys(&text)
+}
+
+/// Why [`read_regular_file`] read nothing.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FileError {
+    /// Opening or reading failed.
+    Io(std::io::Error),
+    /// It is not a regular file: `kind` says what it is ("a FIFO", "a directory", ...).
+    NotAFile {
+        /// What it is.
+        kind: &'static str,
+    },
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "{e}"),
+            Self::NotAFile { kind } => write!(f, "it is {kind}, not a regular file"),
+        }
+    }
+}
+
+impl core::error::Error for FileError {}
+
+/// Reads at most `limit + 1` bytes of the regular file at `path` (one more than the limit,
+/// so the caller can tell a file that is too large). The file is opened with `O_NONBLOCK`, so
+/// a FIFO does not wait for a writer, and what it is is checked on the opened file (a swap
+/// between a check and the open cannot matter).
+///
+/// # Errors
+/// [`FileError::Io`], or [`FileError::NotAFile`] for a FIFO, directory, device or socket.
+pub(crate) fn read_regular_file(path: &Path, limit: usize) -> Result<Vec<u8>, FileError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(FileError::Io)?;
+    let file_type = file.metadata().map_err(FileError::Io)?.file_type();
+    if !file_type.is_file() {
+        let kind = if file_type.is_fifo() {
+            "a FIFO"
+        } else if file_type.is_dir() {
+            "a directory"
+        } else if file_type.is_char_device() {
+            "a character device"
+        } else if file_type.is_block_device() {
+            "a block device"
+        } else {
+            "a socket"
+        };
+        return Err(FileError::NotAFile { kind });
+    }
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(limit).read_to_end(&mut bytes).map_err(FileError::Io)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--config /dev/zero` grew without bound, and a FIFO blocked for a writer.
+    #[test]
+    fn only_bounded_regular_files_are_read() {
+        let dir = std::env::temp_dir().join(format!("corowire-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let big = dir.join("big");
+        std::fs::write(&big, vec![b'#'; MAX_KEYS_FILE_LEN + 1]).unwrap();
+        let why = |path: &Path| load_keys(path).unwrap_err().reason;
+        assert!(why(&fifo).ends_with("it is a FIFO, not a regular file"), "{}", why(&fifo));
+        assert!(why(Path::new("/dev/zero")).ends_with("it is a character device, not a regular file"));
+        assert!(why(&dir).ends_with("it is a directory, not a regular file"));
+        assert!(why(&big).ends_with(&format!("larger than {MAX_KEYS_FILE_LEN} bytes")));
+        std::fs::write(&big, "quorum.expected_votes u32 3\n").unwrap();
+        assert_eq!(load_keys(&big).unwrap(), [("quorum.expected_votes".to_owned(), OwnedValue::UInt32(3))]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_documented_example_with_aligned_columns_parses() {

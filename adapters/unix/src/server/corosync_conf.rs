@@ -60,11 +60,13 @@ use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 use std::collections::BTreeMap;
 use std::net::{ToSocketAddrs, UdpSocket};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use corowire::cmap::Key;
 use corowire::value::OwnedValue;
+
+use super::config::FileError;
 
 /// The largest file [`CorosyncConf::parse`] reads, in bytes.
 pub const MAX_FILE_LEN: usize = 1 << 20;
@@ -866,35 +868,15 @@ impl CorosyncConf {
     /// [`ConfErrorKind::Read`] (line 0) if it cannot be read, [`ConfErrorKind::NotAFile`]
     /// for a FIFO, directory, device or socket, else as [`CorosyncConf::parse`].
     pub fn load(path: &Path) -> Result<Self, ConfError> {
-        let read = |e: std::io::Error| ConfError {
-            line: 0,
-            kind: ConfErrorKind::Read(format!("{}: {e}", path.display())),
-        };
-        // O_NONBLOCK: opening a FIFO must not wait for a writer; what it is is checked on the
-        // opened file, so a swap between a check and the open cannot matter.
-        let file =
-            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(read)?;
-        let file_type = file.metadata().map_err(read)?.file_type();
-        if !file_type.is_file() {
-            let kind = if file_type.is_fifo() {
-                "a FIFO"
-            } else if file_type.is_dir() {
-                "a directory"
-            } else if file_type.is_char_device() {
-                "a character device"
-            } else if file_type.is_block_device() {
-                "a block device"
-            } else {
-                "a socket"
+        let text = super::config::read_regular_file(path, MAX_FILE_LEN).map_err(|e| {
+            let kind = match e {
+                FileError::NotAFile { kind } => {
+                    ConfErrorKind::NotAFile { path: path.display().to_string(), kind }
+                }
+                e => ConfErrorKind::Read(format!("{}: {e}", path.display())),
             };
-            return Err(ConfError {
-                line: 0,
-                kind: ConfErrorKind::NotAFile { path: path.display().to_string(), kind },
-            });
-        }
-        let mut text = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_FILE_LEN as u64 + 1), &mut text)
-            .map_err(read)?;
+            ConfError { line: 0, kind }
+        })?;
         Self::parse(&text)
     }
 
