@@ -6,8 +6,8 @@
 //!
 //! The command's words are joined by spaces and sent as one line on the control socket
 //! (`corowire_unix::server`'s control module describes it); corosync-vqsim's commands: `up
-//! N[,N..]`, `down N[,N..]`, `split P:N[,N..]...` (or `move`), `join P P...`, `qdevice on|off
-//! [P:]N[,N..]`, `show`. The command's shape is checked here (`corowire::server::cluster::Command::parse`)
+//! N[,N..]`, `down N[,N..]` (a crash), `split P:N[,N..]...` (or `move`), `join P P...`,
+//! `qdevice on|off [P:]N[,N..]`, `show`; and `leave N[,N..]`, a clean stop vqsim does not have. The command's shape is checked here (`corowire::server::cluster::Command::parse`)
 //! before it is sent. The server answers after every connected client's notifications for the
 //! change are queued. Output lines are printed (its notes on standard error, prefixed); exit
 //! status 0 when the command was applied, 1 with the server's message on standard error when
@@ -27,10 +27,14 @@ const USAGE: &str = "\
 usage: corowire sim --control PATH CMD [ARGS...]
 
 Changes the cluster that `corowire serve --control PATH` simulates, with corosync-vqsim's
-commands, and returns once every connected client's notifications are queued:
+commands (and `leave`), and returns once every connected client's notifications are queued:
 
   up [P:]N[,N..]...        start nodes (in partition P, default 0)
-  down N[,N..]             stop nodes (not the local node)
+  down N[,N..]             crash nodes (SIGKILL, power loss: they tell nothing;
+                           not the local node)
+  leave N[,N..]            stop nodes cleanly (SIGTERM, corosync-cfgtool -H): with
+                           quorum.allow_downscale the others lower their expected
+                           votes first (not a corosync-vqsim command)
   split P:N[,N..]...       move running nodes to partition P (also: move)
   join P Q...              merge partitions Q... into P
   qdevice on|off [P:]N[,N..]...

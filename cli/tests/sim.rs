@@ -232,14 +232,16 @@ fn checks(control: &Path) {
     assert!(show.ends_with(want), "{show}");
 
     // Refused commands change nothing and say why.
-    let (code, _, err) = sim(control, &["down", "1"]);
-    assert!(code == 1 && err.contains("local node"), "down 1: {code} {err}");
+    for cmd in ["down", "leave"] {
+        let (code, _, err) = sim(control, &[cmd, "1"]);
+        assert!(code == 1 && err.contains("local node"), "{cmd} 1: {code} {err}");
+    }
     for bad in [&["up", "9"][..], &["join", "0", "7"], &["join", "0", "1", "1"]] {
         let (code, _, err) = sim(control, bad);
         assert!(code == 1 && !err.is_empty(), "{bad:?}: {code} {err}");
     }
     // Bad usage is refused before it is sent, with exit status 2.
-    for bad in [&["reboot"][..], &["down", "x"], &["join", "0"], &["up", "2,,3"]] {
+    for bad in [&["reboot"][..], &["down", "x"], &["leave"], &["join", "0"], &["up", "2,,3"]] {
         let (code, _, err) = sim(control, bad);
         assert!(code == 2 && err.contains("usage:"), "{bad:?}: {code} {err}");
     }

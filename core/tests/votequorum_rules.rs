@@ -567,6 +567,7 @@ fn node_messages_carry_each_nodes_own_expected_votes() {
         expected_votes,
         quorate,
         wait_for_all_status: false,
+        leaving: false,
     };
     let mut e = cluster_up(3, cfg);
     track(&mut e, ConnId(1));
@@ -705,4 +706,36 @@ fn run_time_expected_votes_wrap_as_corosyncs_c_arithmetic() {
             "expected_votes {expected}"
         );
     }
+}
+
+/// allow_downscale, 4 nodes, as corosync 3.1.7 showed on node 1 of a real cluster
+/// (`tests/cluster/expected/allow-downscale.txt`): node 4 stopped cleanly (its LEAVING
+/// message) lowers the expected votes to 3; node 3 crashing after that leaves them at 3.
+#[test]
+fn a_clean_leave_with_allow_downscale_lowers_the_expected_votes() {
+    let cfg = QuorumConfig { allow_downscale: true, ..QuorumConfig::default() };
+    let mut e = cluster_up(4, cfg);
+    track(&mut e, ConnId(1));
+    assert_eq!(status(&mut e), (true, 4, 4, 3, "Quorate AllowDownscale".into()));
+    let node4 = cluster_up(4, QuorumConfig { nodeid: 4, ..cfg });
+    let message = node4.leave_message().expect("allow_downscale sends a leave message");
+    assert!(message.leaving && message.nodeid == 4);
+    e.node_leaving(&message).unwrap();
+    // Still quorate: no notification; node 4 is LEAVING until the ring re-forms.
+    assert_eq!(drain(&mut e), Vec::<String>::new());
+    assert_eq!(status(&mut e), (true, 3, 3, 3, "Quorate AllowDownscale".into()));
+    let (mut req, mut out) = ([0u8; 64], [0u8; 320]);
+    e.connect(ConnId(2)).unwrap();
+    let n = Request::GetInfo { nodeid: 4 }.encode(&mut req).unwrap();
+    let m = e.handle_request(ConnId(2), &req[..n], &mut out).unwrap();
+    let Response::GetInfo(info) = Reply::decode(&out[..m]).unwrap().body else { panic!("not GETINFO") };
+    assert_eq!(info.state, corowire::votequorum::NodeState::LEAVING);
+    e.disconnect(ConnId(2));
+    e.set_membership(&[1, 2, 3], ring(0xd), T0).unwrap();
+    assert_eq!(status(&mut e), (true, 3, 3, 3, "Quorate AllowDownscale".into()));
+    // A crash sends nothing: the expected votes stay, quorum is lost.
+    e.set_membership(&[1, 2], ring(0x11), T0).unwrap();
+    assert_eq!(status(&mut e), (false, 3, 2, 3, "AllowDownscale".into()));
+    // Without allow_downscale a clean stop sends nothing either.
+    assert_eq!(cluster_up(4, QuorumConfig { nodeid: 4, ..QuorumConfig::default() }).leave_message(), None);
 }

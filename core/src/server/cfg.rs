@@ -31,7 +31,13 @@
 //! # Not reproduced
 //!
 //! The other cfg requests (ring status, reload, shutdown, kill node, node status, tracking):
-//! they get the generic 24-byte reply with `CS_ERR_INVALID_PARAM`, as unknown ids do.
+//! they get the generic 24-byte reply with `CS_ERR_INVALID_PARAM` (7), as unknown ids do.
+//! `corosync-cfgtool` then prints the error and still exits 0: `-s` prints `Local node ID 1,
+//! transport knet` and `Could not get the node status for nodeid 1, the error is: 7` where
+//! corosync prints each link's status; `-H` (with or without `--force`) prints `Could not
+//! shutdown (error = 7)` and `Shutting down corosync`, and the server keeps running where
+//! corosync would stop (stop the server with SIGTERM; a clean stop of a simulated node is
+//! the cluster model's `leave`).
 
 use super::session::{handle_request_method, Sessions};
 use super::{forward_engine_methods, ConnId, Engine, Served, ServerError};

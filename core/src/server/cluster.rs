@@ -1,6 +1,7 @@
 //! A simulated cluster, sans IO: every node of the node list, up or down, in numbered
 //! partitions, and the membership the local node sees, changed by corosync-vqsim's commands
-//! (`vqsim/parser.c`: `up`, `down`, `split` / `move`, `join`, `qdevice`, `show`).
+//! (`vqsim/parser.c`: `up`, `down`, `split` / `move`, `join`, `qdevice`, `show`), and `leave`,
+//! a clean stop vqsim does not have.
 //!
 //! The model is what totem would agree on, without the protocol: after each command, every
 //! partition whose set of up nodes changed forms a new ring, and when the local node's
@@ -29,9 +30,15 @@
 //! - Nodes are named by node id, optionally with a partition: `P:N[,N..]`; without `P:` the
 //!   partition is 0 (vqsim's default). Only nodes of the node list exist.
 //! - `up [P:]N[,N..] ...`: down nodes start, in partition `P`; an up node is an error.
-//! - `down N[,N..]`: up nodes stop (keeping their last ring sequence, as corosync keeps it in
-//!   `/var/lib/corosync/ringid_*`); the local node cannot go down (its clients would lose the
+//! - `down N[,N..]`: up nodes crash (a SIGKILL, a power loss: they tell nothing to the
+//!   others), keeping their last ring sequence, as corosync keeps it in
+//!   `/var/lib/corosync/ringid_*`; the local node cannot go down (its clients would lose the
 //!   daemon).
+//! - `leave N[,N..]`: up nodes stop cleanly (corosync's SIGTERM or `corosync-cfgtool -H`
+//!   shutdown): the same change of the model as `down`, and [`Command::Leave`] tells the
+//!   adapter to hand each node's votequorum LEAVING message to the nodes of its partition
+//!   first (`QuorumEngine::leave_message`, `node_leaving`: with allow_downscale the expected
+//!   votes go down to the nodes that stay).
 //! - `split P:N[,N..] ...` (or `move`): up nodes move to partition `P`.
 //! - `join P Q [R..]`: every node of partitions `Q`, `R`, ... moves to partition `P`.
 //! - `qdevice on|off [P:]N[,N..] ...`: the node's quorum device is on or off (the partition,
@@ -72,8 +79,10 @@ const START_STEP: u64 = 1 + SEQ_STEP;
 pub enum Command {
     /// `up [P:]N[,N..] ...`: start nodes in a partition.
     Up(Vec<Target, MAX_TARGETS>),
-    /// `down N[,N..]`: stop nodes.
+    /// `down N[,N..]`: crash nodes.
     Down(Vec<u32, MAX_TARGETS>),
+    /// `leave N[,N..]`: stop nodes cleanly (not a vqsim command: vqsim's `down` is a crash).
+    Leave(Vec<u32, MAX_TARGETS>),
     /// `split [P:]N[,N..] ...` or `move`: move up nodes to a partition.
     Split(Vec<Target, MAX_TARGETS>),
     /// `join P Q [R..]`: merge partitions `Q`, `R`, ... into `P` (the first).
@@ -146,7 +155,7 @@ impl fmt::Display for CommandError {
         match self {
             Self::Empty => f.write_str("empty command"),
             Self::UnknownCommand => {
-                f.write_str("unknown command (commands: up, down, split, move, join, qdevice, show)")
+                f.write_str("unknown command (commands: up, down, leave, split, move, join, qdevice, show)")
             }
             Self::Usage(usage) => write!(f, "usage: {usage}"),
             Self::BadNumber => f.write_str("node ids and partitions are unsigned 32-bit decimal numbers"),
@@ -174,6 +183,7 @@ impl core::error::Error for CommandError {}
 
 const UP_USAGE: &str = "up [P:]N[,N..] [[P:]N[,N..]]...";
 const DOWN_USAGE: &str = "down N[,N..]";
+const LEAVE_USAGE: &str = "leave N[,N..]";
 const SPLIT_USAGE: &str = "split [P:]N[,N..] [[P:]N[,N..]]...";
 const JOIN_USAGE: &str = "join P P [P]...";
 const QDEVICE_USAGE: &str = "qdevice on|off [P:]N[,N..] [[P:]N[,N..]]...";
@@ -196,15 +206,20 @@ impl Command {
                 require(UP_USAGE, !targets.is_empty())?;
                 Ok(Self::Up(targets))
             }
-            "down" => {
+            "down" | "leave" => {
                 let mut nodes = Vec::new();
                 for word in rest() {
                     for n in word.split(',') {
                         nodes.push(number(n)?).map_err(|_| CommandError::TooMany)?;
                     }
                 }
-                require(DOWN_USAGE, !nodes.is_empty())?;
-                Ok(Self::Down(nodes))
+                if name == "down" {
+                    require(DOWN_USAGE, !nodes.is_empty())?;
+                    Ok(Self::Down(nodes))
+                } else {
+                    require(LEAVE_USAGE, !nodes.is_empty())?;
+                    Ok(Self::Leave(nodes))
+                }
             }
             "split" | "move" => {
                 let targets = targets(rest())?;
@@ -414,7 +429,7 @@ impl<const NODES: usize> Cluster<NODES> {
                     node.partition = t.partition;
                 }
             }
-            Command::Down(ids) => {
+            Command::Down(ids) | Command::Leave(ids) => {
                 for &id in ids {
                     once(id)?;
                     if id == self.local {
@@ -631,6 +646,8 @@ mod tests {
         assert_eq!(Command::parse("move 2"), Ok(Command::Split(Vec::from_slice(&[t(0, 2, false)]).unwrap())));
         assert_eq!(Command::parse("join 0 1"), Ok(Command::Join(Vec::from_slice(&[0, 1]).unwrap())));
         assert_eq!(Command::parse("down 3,2"), Ok(Command::Down(Vec::from_slice(&[3, 2]).unwrap())));
+        assert_eq!(Command::parse("leave 2 3"), Ok(Command::Leave(Vec::from_slice(&[2, 3]).unwrap())));
+        assert_eq!(Command::parse("leave"), Err(CommandError::Usage(LEAVE_USAGE)));
         assert!(matches!(Command::parse("qdevice off 1"), Ok(Command::Qdevice { on: false, .. })));
         assert_eq!(Command::parse("show"), Ok(Command::Show));
         assert_eq!(Command::parse("  "), Err(CommandError::Empty));
@@ -661,6 +678,15 @@ mod tests {
         // Node 3 brings 9 + 5 = 14, its own ring's, above the others' 13: 14 + 4.
         assert_eq!(change.ring_id, RingId { nodeid: 1, seq: 18 });
         assert_eq!(c.nodes().iter().map(|n| n.join_count).collect::<Vec<_, 8>>(), [1, 1, 2]);
+    }
+
+    #[test]
+    fn leave_changes_the_model_as_down_does() {
+        let (mut left, mut crashed) = (cluster(&[1, 2, 3]), cluster(&[1, 2, 3]));
+        let change = apply(&mut left, "leave 3").unwrap();
+        assert_eq!(change, apply(&mut crashed, "down 3").unwrap());
+        assert_eq!(change.map(|c| c.left), Some(Vec::from_slice(&[3]).unwrap()));
+        assert_eq!(left, crashed);
     }
 
     /// The sequences corosync 3.1.7 showed on node 1 of the real cluster (lose-two, then
@@ -721,6 +747,7 @@ mod tests {
         let mut c = cluster(&[1, 2, 3]);
         let before = c.clone();
         assert_eq!(apply(&mut c, "down 3,1"), Err(CommandError::LocalNode(1)));
+        assert_eq!(apply(&mut c, "leave 1"), Err(CommandError::LocalNode(1)));
         assert_eq!(apply(&mut c, "down 2,2"), Err(CommandError::Duplicate(2)));
         assert_eq!(apply(&mut c, "split 1:2 1:9"), Err(CommandError::NoSuchNode(9)));
         assert_eq!(
@@ -772,7 +799,7 @@ mod tests {
         /// panic; a refusal changes nothing; the local node stays up and in its own view.
         #[test]
         fn any_line_is_applied_or_refused(
-            lines in proptest::collection::vec("(up|down|split|move|join|qdevice on|qdevice off|show|x)( [0-9:,]{0,8}){0,3}", 1..12)
+            lines in proptest::collection::vec("(up|down|leave|split|move|join|qdevice on|qdevice off|show|x)( [0-9:,]{0,8}){0,3}", 1..12)
         ) {
             let mut c = cluster(&[1, 2]);
             for line in &lines {

@@ -87,10 +87,16 @@
 //!   wait-for-all flags; the simulator gives every node an engine of its own and passes
 //!   their messages), handled in node-id order; corosync handles them in totem's delivery
 //!   order, and node-id order reproduces what the real cluster showed
-//!   (`tests/cluster/expected/lms-heal.txt`: two EXPECTEDVOTES notifications on node 2).
+//!   (`tests/cluster/expected/lms-heal.txt`: two EXPECTEDVOTES notifications on node 2),
+//!   except in one case seen: with allow_downscale, 4 nodes, node 4 stopped cleanly (expected
+//!   votes 3), node 3 crashed and restarted, then node 4 restarted: corosync 3.1.7 sent node
+//!   1's trackers two EXPECTEDVOTES notifications (4, then 4 again: node 1's own message,
+//!   still saying 3, arrived after node 4's), the model one.
 //!   Without messages ([`QuorumEngine::set_membership`]) every member is taken to share the
-//!   local node's view. Not modelled from the messages: the `LEAVING` flag
-//!   (`allow_downscale`'s leaving nodes), `FIRST`, and the quorum device's flags and votes.
+//!   local node's view. A node that stops cleanly sends its NODEINFO message with
+//!   `LEAVING` first ([`QuorumEngine::leave_message`], [`QuorumEngine::node_leaving`]:
+//!   allow_downscale). Not modelled from the messages: `FIRST`, and the quorum device's
+//!   flags and votes.
 //!   Run-time changes travel as reconfigure messages ([`Reconfigure`]): the engine applies
 //!   its own and, when its partition has other members, keeps them for
 //!   [`QuorumEngine::poll_reconfigure`] (at most four; a change that needs a fifth is refused
@@ -453,6 +459,8 @@ pub struct NodeMessage {
     pub quorate: bool,
     /// `NODE_FLAGS_WFASTATUS`: it was still waiting for all nodes (wait_for_all).
     pub wait_for_all_status: bool,
+    /// `NODE_FLAGS_LEAVING`: it is stopping cleanly ([`QuorumEngine::leave_message`]).
+    pub leaving: bool,
 }
 
 /// The local node's quorum device: its flags (`NODE_FLAGS_QDEVICE_*`) and name.
@@ -973,8 +981,9 @@ impl<const NODES: usize> Model<NODES> {
     }
 
     /// `message_handler_req_exec_votequorum_nodeinfo` for a cluster node's message (the
-    /// local node's own included). `Err` when the node table is full.
-    fn nodeinfo(&mut self, m: &NodeMessage) -> Result<(), ServerError> {
+    /// local node's own included); `notify`: outside a membership change (a change of
+    /// quorate-ness is notified). `Err` when the node table is full.
+    fn nodeinfo(&mut self, m: &NodeMessage, notify: bool) -> Result<(), ServerError> {
         let (i, new) = match self.nodes.iter().position(|n| n.nodeid == m.nodeid) {
             Some(i) => (i, false),
             None => {
@@ -995,8 +1004,10 @@ impl<const NODES: usize> Model<NODES> {
         let old = self.nodes[i];
         let flags = (m.quorate, m.wait_for_all_status);
         let node = &mut self.nodes[i];
-        (node.flags, node.votes, node.state) = (flags, m.votes, NodeState::MEMBER);
-        let mut allow_decrease = false;
+        let state = if m.leaving { NodeState::LEAVING } else { NodeState::MEMBER };
+        (node.flags, node.votes, node.state) = (flags, m.votes, state);
+        // A leaving node: quorum may go down, and the members count as the expected votes.
+        let mut allow_decrease = m.leaving;
         if !self.quorate && m.quorate {
             allow_decrease = true;
             self.nodes[0].expected_votes = m.expected_votes;
@@ -1011,7 +1022,7 @@ impl<const NODES: usize> Model<NODES> {
             self.lms_deadline = None;
         }
         if new || i == 0 || old != self.nodes[i] {
-            self.recalculate(allow_decrease, false, false);
+            self.recalculate(allow_decrease, m.leaving, notify);
         }
         if self.rules.wait_for_all && !m.wait_for_all_status && m.quorate {
             self.set_wait_for_all_status(false);
@@ -1184,7 +1195,35 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             expected_votes: us.expected_votes,
             quorate: m.quorate,
             wait_for_all_status: m.wait_for_all_status,
+            leaving: false,
         }
+    }
+
+    /// The NODEINFO message the local node sends when it stops cleanly (corosync's
+    /// `votequorum_exec_exit_fn`, run by a SIGTERM or `corosync-cfgtool -H` shutdown): with
+    /// allow_downscale, [`QuorumEngine::node_message`] with `NODE_FLAGS_LEAVING`; without it
+    /// `None`, as corosync sends nothing and the other nodes see the same as a crash. The
+    /// other members handle it with [`QuorumEngine::node_leaving`].
+    pub fn leave_message(&self) -> Option<NodeMessage> {
+        self.model.cfg.allow_downscale.then(|| NodeMessage { leaving: true, ..self.node_message() })
+    }
+
+    /// Handles another member's NODEINFO message outside a membership change, as corosync's
+    /// `message_handler_req_exec_votequorum_nodeinfo` handles a stopping node's
+    /// ([`QuorumEngine::leave_message`], before the ring re-forms without it). With
+    /// `leaving`, the node is `LEAVING` (GETINFO state 3; no longer counted) and quorum is
+    /// recomputed from the members that remain, allowed to go down, with their count as the
+    /// expected votes of every member (allow_downscale: 4 nodes, one leaves, expected votes
+    /// 3; quorum stays at least half the expected-votes barrier plus one, 3). Trackers get a
+    /// QUORUM notification when quorate-ness changed (corosync is not syncing). A message
+    /// without `leaving` is handled the same way with the node kept a member.
+    ///
+    /// # Errors
+    /// Those of [`QuorumEngine::set_membership`].
+    pub fn node_leaving(&mut self, message: &NodeMessage) -> Result<(), ServerError> {
+        let mut next = self.model.clone();
+        next.nodeinfo(message, true)?;
+        self.commit_anyway(next)
     }
 
     /// Takes the oldest reconfigure message the local node sent (a SETEXPECTED or SETVOTES
@@ -1342,7 +1381,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
                     NodeMessage { nodeid: id, votes: votes.unwrap_or(1), quorate: false, ..own }
                 }
             };
-            next.nodeinfo(&message)?;
+            next.nodeinfo(&message, false)?;
         }
         // sync_activate: recalculate, then always a QUORUM notification.
         next.recalculate(false, false, false);

@@ -15,6 +15,10 @@
 //! of the nodes that joined or left change with their CMAP track events. All of them are
 //! queued to the clients' event channels before the reply is written.
 //!
+//! `leave` stops nodes as `down` does, after handing each one's votequorum LEAVING message
+//! (with allow_downscale) to the nodes of its partition: the local engine (its
+//! notifications) and the other nodes' states.
+//!
 //! `qdevice on|off` switches a simulated quorum device (`QuorumEngine::simulate_qdevice`,
 //! corosync-vqsim's): on the local node in the votequorum engine, with its notifications, the
 //! `runtime.votequorum` keys and a libquorum notification when quorate-ness changed; on the
@@ -29,7 +33,7 @@
 //! A Unix stream socket at the path given, mode 0600, removed when the server is dropped. A
 //! peer whose uid (`SO_PEERCRED`) is not the server's is closed at once. A peer sends
 //! commands, one per line (corosync-vqsim's: `up`, `down`, `split`/`move`, `join`,
-//! `qdevice`, `show`; see `corowire::server::cluster`), at most 4096 bytes each; for each the
+//! `qdevice`, `show`; and `leave`; see `corowire::server::cluster`), at most 4096 bytes each; for each the
 //! server writes the command's output lines (only `show` has some) and then one status line:
 //! `ok`, or `error: ` and what was wrong. The peer may close after its last reply.
 
@@ -189,14 +193,30 @@ impl Sim {
     /// Applies the local node's reconfigure message `r` to the other nodes of its partition,
     /// as corosync multicasts it there.
     fn reconfigure(&mut self, r: Reconfigure, now: Instant) {
-        let local = self.cluster.local();
-        let partition = self.cluster.nodes().iter().find(|n| n.nodeid == local).map_or(0, |n| n.partition);
+        self.multicast(self.cluster.local(), now, |shadow| shadow.apply_reconfigure(r));
+    }
+
+    /// Runs `deliver` on the votequorum state of every other node in the partition of node
+    /// `sender` (after the timers due at `now`), as corosync's multicast reaches them.
+    fn multicast(
+        &mut self,
+        sender: u32,
+        now: Instant,
+        mut deliver: impl FnMut(&mut Shadow) -> Result<(), ServerError>,
+    ) {
+        let partition = self.cluster.nodes().iter().find(|n| n.nodeid == sender).map_or(0, |n| n.partition);
         let members = self.cluster.partition_members(partition);
-        for (_, shadow) in self.shadows.iter_mut().filter(|(id, _)| members.contains(id)) {
+        for (_, shadow) in self.shadows.iter_mut().filter(|(id, _)| **id != sender && members.contains(id)) {
             // Cannot be OutboxFull: nobody connects to a shadow, so nothing is queued.
             let _ = shadow.handle_timeout(now);
-            let _ = shadow.apply_reconfigure(r);
+            let _ = deliver(shadow);
         }
+    }
+
+    /// The LEAVING message node `nodeid` sends when it stops cleanly
+    /// (`QuorumEngine::leave_message`: with allow_downscale), from its votequorum state.
+    fn leave_message(&self, nodeid: u32) -> Option<NodeMessage> {
+        self.shadows.get(&nodeid).and_then(|s| s.leave_message())
     }
 
     /// Gives every other up node's votequorum state its partition's members when they
@@ -407,6 +427,9 @@ impl Server {
                 return format!("error: node {}: {e}\n", sim.cluster.local());
             }
         }
+        if let Command::Leave(ids) = &cmd {
+            self.deliver_leaves(sim, ids);
+        }
         sim.cluster = next;
         for node in sim.cluster.nodes().iter().filter(|n| n.nodeid != sim.cluster.local()) {
             // A full table leaves the node without device flags.
@@ -426,6 +449,30 @@ impl Server {
         }
         out.push_str("ok\n");
         out
+    }
+
+    /// Hands the LEAVING message of each node of `ids` that sends one ([`Sim::leave_message`])
+    /// to the other nodes of its partition, as corosync's `votequorum_exec_exit_fn` multicasts
+    /// it before the node leaves the ring: to the local engine (its notifications, and a
+    /// libquorum one when quorate-ness changed) and to the other nodes' states. `sim` is the
+    /// model before the nodes stop.
+    fn deliver_leaves(&mut self, sim: &mut Sim, ids: &[u32]) {
+        let now = self.sync.now();
+        let local = sim.cluster.local();
+        for &id in ids {
+            let Some(message) = sim.leave_message(id) else { continue };
+            let partition = |n: u32| sim.cluster.nodes().iter().find(|x| x.nodeid == n).map(|x| x.partition);
+            if partition(id) == partition(local) {
+                let Self { engines, sessions, note, .. } = self;
+                let done = super::sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
+                    e.quorum.node_leaving(&message)
+                });
+                if let Err(e) = done {
+                    self.log_sim(format_args!("node {id}'s leave not applied: {e}"));
+                }
+            }
+            sim.multicast(id, now, |shadow| shadow.node_leaving(&message));
+        }
     }
 
     /// Switches the local node's simulated quorum device (`QuorumEngine::simulate_qdevice`),
