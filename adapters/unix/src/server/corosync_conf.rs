@@ -269,8 +269,15 @@ pub enum StartupError {
     TokenWarning(u32),
     /// The consensus timeout is below the join timeout: (consensus, join), in ms.
     ConsensusBelowJoin(u32, u32),
+    /// A node's `ring<N>_addr` is neither an address nor a name that resolves to one of the
+    /// IP family `totem.ip_version` allows: the address as written.
+    NodeAddress(String),
     /// More than one link, and a node without `name`.
     MultiLinkWithoutName,
+    /// Two nodes' addresses on one link are of different IP families: (the link, the
+    /// address of the first node that differs, the first node's address), in icmap's key
+    /// order of the nodes.
+    MixedFamilies(u8, IpAddr, IpAddr),
     /// `totem.link_mode` is not `active`, `passive` or `rr`.
     LinkMode(String),
     /// More than one link with a transport other than knet: the number of links.
@@ -325,8 +332,15 @@ impl fmt::Display for StartupError {
                 as_c_int(*consensus),
                 as_c_int(*join)
             ),
+            Self::NodeAddress(addr) => write!(f, "failed to parse node address '{addr}'"),
             Self::MultiLinkWithoutName => {
                 write!(f, "{P}for a multi-link configuration, all nodes must have a 'name' attribute")
+            }
+            Self::MixedFamilies(link, addr, first) => {
+                write!(
+                    f,
+                    "{P}Nodes for link {link} have different IP families (compared {addr} with {first})"
+                )
             }
             Self::LinkMode(mode) => write!(
                 f,
@@ -904,15 +918,16 @@ impl CorosyncConf {
     /// `crypto_hash`; with either on, the key file `totem.keyfile`, else
     /// `/etc/corosync/authkey`, must hold at least 1024 bits — read and dropped, as corosync
     /// reads it; an inline `totem.key` is taken as is), knet's node ids (not 0, below 65536),
-    /// at least one interface, `totem.version` 2, the totem timeouts corosync computes
+    /// every node address resolvable (of the IP family `totem.ip_version` allows), at least
+    /// one interface, `totem.version` 2, the totem timeouts corosync computes
     /// (`runtime.config.totem.*`) against their minimums (30 ms, hold 14 ms; consensus not
     /// below join; `token_warning` at most 100), names on every node with several links,
-    /// `totem.link_mode`, and crypto or several links only with knet.
+    /// one IP family per link, `totem.link_mode`, and crypto or several links only with knet.
     ///
     /// Not checked, so `corowire serve` starts where corosync would not: a node list in which
     /// no node has a local address (corosync: `No valid name found for local host`; the
     /// server picks the lowest id), interface details (`ttl`, `mcastport`, multicast
-    /// addresses, IP families, the number of links per node), an inline `totem.key`'s length,
+    /// addresses, the number of links per node), an inline `totem.key`'s length,
     /// and votequorum's own refusals other than [`ConfErrorKind::NoExpectedVotes`] (those the
     /// quorum engine refuses when the server binds).
     ///
@@ -948,7 +963,7 @@ impl CorosyncConf {
         if crypto {
             self.check_key()?;
         }
-        self.check_node_ids(knet, local_pos)?;
+        let members = self.node_addresses(knet, local_pos)?;
         let links = self.links();
         let bindnetaddr = self
             .keys
@@ -965,6 +980,14 @@ impl CorosyncConf {
             && self.node_positions().iter().any(|p| self.get(&format!("nodelist.node.{p}.name")).is_none())
         {
             return Err(StartupError::MultiLinkWithoutName);
+        }
+        for link in 0..8 {
+            let mut on_link = members.iter().filter(|m| m.0 == link).map(|m| m.1);
+            if let Some(first) = on_link.next() {
+                if let Some(other) = on_link.find(|a| a.is_ipv4() != first.is_ipv4()) {
+                    return Err(StartupError::MixedFamilies(link, other, first));
+                }
+            }
         }
         let link_mode = self.get_str("totem.link_mode").unwrap_or("passive");
         if !matches!(link_mode, "active" | "passive" | "rr") {
@@ -1001,17 +1024,24 @@ impl CorosyncConf {
         Ok(())
     }
 
-    /// totemconfig.c's node id checks for knet: the local node's, then every node's address
-    /// in icmap's key order (`nodelist.node.10` before `nodelist.node.2`).
-    fn check_node_ids(&self, knet: bool, local_pos: Option<u32>) -> Result<(), StartupError> {
+    /// totemconfig.c's `put_nodelist_members_to_config`: knet's node id checks, the local
+    /// node's first, then every node's addresses resolved (`totemip_parse`), in icmap's key
+    /// order (`nodelist.node.10` before `nodelist.node.2`). The members as (link, address).
+    fn node_addresses(&self, knet: bool, local_pos: Option<u32>) -> Result<Vec<(u8, IpAddr)>, StartupError> {
         let listed =
             ["name", "ring0_addr"].iter().any(|f| self.get(&format!("nodelist.node.0.{f}")).is_some());
-        if !knet || !listed {
-            return Ok(());
+        let mut members = Vec::new();
+        if !listed {
+            return Ok(members);
         }
-        if local_pos.is_some_and(|p| self.nodeid_at(p).unwrap_or(0) == 0) {
+        if knet && local_pos.is_some_and(|p| self.nodeid_at(p).unwrap_or(0) == 0) {
             return Err(StartupError::LocalNodeIdMissing);
         }
+        let version = match self.get_str("totem.ip_version") {
+            Some(v @ ("ipv4" | "ipv6" | "ipv6-4" | "ipv4-6")) => v,
+            _ if self.get_str("totem.transport") == Some("udp") => "ipv4",
+            _ => "ipv6-4",
+        };
         let mut positions: Vec<String> = self.node_positions().iter().map(u32::to_string).collect();
         positions.sort_unstable();
         for pos in positions {
@@ -1020,15 +1050,17 @@ impl CorosyncConf {
                 let Some(addr) = self.get_str(&format!("nodelist.node.{pos}.ring{link}_addr")) else {
                     continue;
                 };
-                if nodeid == 0 {
+                if knet && nodeid == 0 {
                     return Err(StartupError::NodeIdMissing(addr.to_owned()));
                 }
-                if nodeid >= KNET_MAX_HOST {
+                if knet && nodeid >= KNET_MAX_HOST {
                     return Err(StartupError::NodeIdTooLarge(addr.to_owned()));
                 }
+                let ip = resolve(addr, version).ok_or_else(|| StartupError::NodeAddress(addr.to_owned()))?;
+                members.push((link, ip));
             }
         }
-        Ok(())
+        Ok(members)
     }
 
     /// totemconfig.c's `totem_volatile_config_validate` on the values corosync computes.
@@ -1303,6 +1335,23 @@ fn c_int(x: f64) -> u32 {
 
 fn str_value(s: &str) -> OwnedValue {
     OwnedValue::String(s.as_bytes().to_vec())
+}
+
+/// totemip.c's `totemip_parse`: `name`'s address (`name` itself, or the first address
+/// `getaddrinfo` gives of the family `ip_version` allows or prefers: `ipv4`, `ipv6`,
+/// `ipv6-4`, `ipv4-6`).
+fn resolve(name: &str, ip_version: &str) -> Option<IpAddr> {
+    let addrs: Vec<IpAddr> = match name.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => (name, 0).to_socket_addrs().ok()?.map(|s| s.ip()).collect(),
+    };
+    let first = |v4: bool| addrs.iter().copied().find(|a| a.is_ipv4() == v4);
+    match ip_version {
+        "ipv4" => first(true),
+        "ipv6" => first(false),
+        "ipv4-6" => first(true).or_else(|| first(false)),
+        _ => first(false).or_else(|| first(true)),
+    }
 }
 
 /// Whether `name` (an address, or a host name resolved as corosync does) is an address of
