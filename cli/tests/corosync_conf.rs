@@ -3,7 +3,8 @@
 //! For every file in `tests/corosync_conf/` (the harness's one-node config, three nodes with
 //! names, `two_node`, comments with `logger_subsys` and `uidgid`, two knet links, `udpu` with
 //! four unnamed nodes, `logging_daemon` / per-link settings / `resources` / an unknown
-//! section, no `quorum` section, `token: 4294967295` with expected votes 2^32-1), the
+//! section, no `quorum` section, `token: 4294967295` with expected votes 2^32-1, two local
+//! nodes of which corosync takes the one named `localhost`), the
 //! listing `corosync-cmapctl` prints (`key (type) = value`) against a private corosync started
 //! with that file (`tests/harness/with-corosync --conf FILE`) and against `corowire serve
 //! --corosync-conf FILE` (in a private network namespace, under corosync's names) must be

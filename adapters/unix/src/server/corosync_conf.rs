@@ -57,9 +57,9 @@
 //! starts (totem timeouts, node ids, crypto keys, ...) is [`CorosyncConf::startup_check`]'s.
 
 use core::fmt;
-use core::net::{IpAddr, SocketAddr};
+use core::net::IpAddr;
 use std::collections::BTreeMap;
-use std::net::{ToSocketAddrs, UdpSocket};
+use std::net::ToSocketAddrs;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -1148,20 +1148,78 @@ impl CorosyncConf {
         self.node_positions().into_iter().find(|&p| self.nodeid_at(p) == Some(nodeid))
     }
 
-    /// The position of the first node whose `name` or `ring0_addr` resolves to an address of
-    /// this machine (totemconfig.c's `find_local_node`); `None` when no node's does (then
-    /// corosync refuses to start, and [`CorosyncConf::local_node_pos`] falls back).
+    /// The local node's position as totemconfig.c's `find_local_node` finds it, in its order:
+    /// the host name (`uname`'s, here `/proc/sys/kernel/hostname`), then shorter by its last
+    /// dot-separated part each time, then compared to the nodes' names up to their first dot;
+    /// then, for each address of this machine in `getifaddrs` order, its name
+    /// (`getnameinfo`), that name up to its first dot, and (IPv4 only, as corosync's
+    /// `sizeof(struct sockaddr)` allows) the address itself; last, the first node whose
+    /// `name` or `ring0_addr` resolves to an address of this machine. Each step takes the
+    /// first node, in icmap's key order (`nodelist.node.10` before `nodelist.node.2`), whose
+    /// `name` or `ring0_addr` is the name it tries. `None` when none matches (then corosync
+    /// refuses to start, and [`CorosyncConf::local_node_pos`] falls back).
     pub fn local_address_pos(&self) -> Option<u32> {
-        self.node_positions().into_iter().find(|&pos| {
-            ["name", "ring0_addr"].iter().any(|field| {
-                self.get_str(&format!("nodelist.node.{pos}.{field}")).is_some_and(is_local_address)
-            })
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let mut name = host.trim_end_matches('\n');
+        if let Some(pos) = self.node_by_name(name, false) {
+            return Some(pos);
+        }
+        while let Some((shorter, _)) = name.rsplit_once('.') {
+            name = shorter;
+            if let Some(pos) = self.node_by_name(name, false) {
+                return Some(pos);
+            }
+        }
+        if let Some(pos) = self.node_by_name(name, true) {
+            return Some(pos);
+        }
+        let local = local_addresses();
+        for &ip in &local {
+            if let Some(full) = crate::sys::dns::name_of(ip) {
+                let short = full.split_once('.').map(|(short, _)| short);
+                if let Some(pos) = [Some(full.as_str()), short]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|n| self.node_by_name(n, false))
+                {
+                    return Some(pos);
+                }
+            }
+            if let Some(pos) = ip.is_ipv4().then(|| self.node_by_name(&ip.to_string(), false)).flatten() {
+                return Some(pos);
+            }
+        }
+        self.node_names().find_map(|(pos, name)| {
+            let addrs = (name, 0).to_socket_addrs().ok()?;
+            addrs.map(|a| a.ip()).any(|a| local.contains(&a)).then_some(pos)
         })
     }
 
-    /// The local node's position as corosync finds it (totemconfig.c's `find_local_node`):
-    /// the first node whose `name` or `ring0_addr` resolves to an address of this machine
-    /// (one a UDP socket can be bound to); else the node with the lowest id, so that a file
+    /// Every node's `name` and `ring0_addr`, in icmap's key order, with its position.
+    fn node_names(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.keys
+            .range("nodelist.node.".to_owned()..)
+            .map_while(|(k, v)| Some((k.strip_prefix("nodelist.node.")?, v)))
+            .filter_map(|(rest, value)| {
+                let (pos, field) = rest.split_once('.')?;
+                let OwnedValue::String(name) = value else { return None };
+                let name = core::str::from_utf8(name).ok()?;
+                matches!(field, "name" | "ring0_addr").then_some(())?;
+                Some((pos.parse().ok()?, name))
+            })
+    }
+
+    /// totemconfig.c's `nodelist_byname`: the first node whose `name` or `ring0_addr` is
+    /// `find` (with `strip_domain`, the node's up to its first dot).
+    fn node_by_name(&self, find: &str, strip_domain: bool) -> Option<u32> {
+        self.node_names().find_map(|(pos, name)| {
+            let name = if strip_domain { name.split('.').next().unwrap_or(name) } else { name };
+            (name == find).then_some(pos)
+        })
+    }
+
+    /// The local node's position as corosync finds it (totemconfig.c's `find_local_node`,
+    /// [`CorosyncConf::local_address_pos`]); else the node with the lowest id, so that a file
     /// written for other machines still serves. `None` without a node list.
     pub fn local_node_pos(&self) -> Option<u32> {
         let positions = self.node_positions();
@@ -1354,14 +1412,16 @@ fn resolve(name: &str, ip_version: &str) -> Option<IpAddr> {
     }
 }
 
-/// Whether `name` (an address, or a host name resolved as corosync does) is an address of
-/// this machine: one a UDP socket can be bound to.
-fn is_local_address(name: &str) -> bool {
-    let addrs: Vec<IpAddr> = match name.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => (name, 0).to_socket_addrs().map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default(),
-    };
-    addrs.into_iter().any(|ip| UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok())
+/// This machine's IP addresses, in `getifaddrs` order (none when it fails).
+fn local_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+    addrs
+        .filter_map(|a| a.address)
+        .filter_map(|a| {
+            let v4 = a.as_sockaddr_in().map(|s| IpAddr::V4(s.ip()));
+            v4.or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
+        })
+        .collect()
 }
 
 #[cfg(test)]
