@@ -340,3 +340,35 @@ fn the_name_prefix_variable_points_the_clients_and_serve_at_the_same_names() {
     served.signal(libc::SIGTERM);
     assert_eq!(served.wait(Duration::from_secs(10)).code(), Some(0), "{}", served.stderr());
 }
+
+#[test]
+fn corosyncs_configuration_warnings_are_printed_without_verbose() {
+    // auto_tie_breaker on three nodes without wait_for_all: corosync logs at crit that it
+    // switches it off (votequorum.c), whatever its log level; so does the server.
+    let dir = std::env::temp_dir().join(format!("corowire-serve-atb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let conf = dir.join("corosync.conf");
+    let nodes: String = (1..=3)
+        .map(|id| {
+            let addr = if id == 1 { "127.0.0.1".to_owned() } else { format!("192.0.2.{id}") };
+            format!("  node {{\n    nodeid: {id}\n    ring0_addr: {addr}\n  }}\n")
+        })
+        .collect();
+    let text = format!(
+        "totem {{\n  version: 2\n  cluster_name: atb\n}}\nnodelist {{\n{nodes}}}\n\
+         quorum {{\n  provider: corosync_votequorum\n  auto_tie_breaker: 1\n}}\n"
+    );
+    std::fs::write(&conf, text).expect("write corosync.conf");
+    let prefix = format!("test-{}-atb", std::process::id());
+    let mut served =
+        Served::start(&["--corosync-conf", conf.to_str().expect("utf-8 path"), "--name-prefix", &prefix]);
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(Duration::from_secs(10)).code(), Some(0));
+    let stderr = served.stderr();
+    let warning = "corowire serve: votequorum: auto_tie_breaker is set and the cluster has an odd number of nodes.\n\
+                   corowire serve: votequorum: wait_for_all needs to be set for this configuration but it is missing\n\
+                   corowire serve: votequorum: Therefore auto_tie_breaker has been disabled. Please fix your corosync.conf\n";
+    assert!(stderr.contains(warning), "{stderr}");
+    assert!(stderr.contains("serving node 1, the node whose name or address is local"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

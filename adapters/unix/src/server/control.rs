@@ -378,7 +378,7 @@ impl Server {
                 Ok(peer) => {
                     if self.verbose {
                         eprintln!(
-                            "corowire server: control peer of uid {} (pid {}) refused",
+                            "corowire serve: control peer of uid {} (pid {}) refused",
                             peer.uid, peer.pid
                         );
                     }
@@ -523,7 +523,7 @@ impl Server {
 
     fn log_sim(&self, what: core::fmt::Arguments<'_>) {
         if self.verbose {
-            eprintln!("corowire server: simulated cluster: {what}");
+            eprintln!("corowire serve: simulated cluster: {what}");
         }
     }
 }

@@ -227,7 +227,8 @@ pub struct ServerConfig {
     pub quorum: QuorumConfig,
     /// Other nodes of the quorum model: `(nodeid, votes, state)`.
     pub nodes: Vec<(u32, u32, NodeState)>,
-    /// Print connection events and faults to standard error.
+    /// Print connection events and faults to standard error (corosync's configuration
+    /// messages, such as `auto_tie_breaker` switched off, are printed always).
     pub verbose: bool,
     /// The transport offered to clients (corosync's `system.qb_ipc_type`).
     pub transport: IpcType,
@@ -625,17 +626,16 @@ impl fmt::Debug for Server {
 /// Builds both engines on a thread with a large stack: they are over a megabyte of inline,
 /// fixed-capacity tables, which a debug build moves through the stack on the way to the heap.
 /// The quorum engine is configured as corosync's votequorum ([`Quorum::configure`]); its
-/// configuration messages go to standard error when `verbose`.
+/// configuration messages go to standard error ([`sync::report`]).
 fn new_engines(
     quorum: QuorumConfig,
     nodelist: &[(u32, u32)],
-    verbose: bool,
 ) -> Result<(Box<Cmap>, Box<Quorum>), ServerStartError> {
     let seed = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
     let nodes = nodelist.to_vec();
     let build = move || {
         let cmap = Box::new(Cmap::new(BTreeStore::new(), BTreeStore::new(), seed));
-        let quorum = Quorum::configure(quorum, &nodes, &mut |note| sync::report(verbose, note));
+        let quorum = Quorum::configure(quorum, &nodes, &mut sync::report);
         quorum.map(|q| (cmap, Box::new(q))).map_err(ServerStartError::Quorum)
     };
     match std::thread::Builder::new().stack_size(64 << 20).spawn(build.clone()) {
@@ -694,8 +694,7 @@ impl Server {
         quorum_cfg.ring_id = sim.initial_view().1;
         let votes = nodelist.iter().copied().chain(cfg.nodes.iter().map(|n| (n.0, n.1))).collect();
         sim.set_quorum_model(quorum_cfg, votes, corowire::time::Instant::from_millis(0));
-        let verbose = cfg.verbose;
-        let (mut cmap, mut quorum) = new_engines(quorum_cfg, &nodelist, verbose)?;
+        let (mut cmap, mut quorum) = new_engines(quorum_cfg, &nodelist)?;
         for (key, value) in &cfg.initial {
             cmap.set_initial(key.as_bytes(), value.as_value())
                 .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
@@ -733,7 +732,7 @@ impl Server {
                 .add_addr(nodeid, addr)
                 .map_err(|e| ServerStartError::Config(format!("address {addr} of node {nodeid}: {e}")))?;
         }
-        let sync = sync::QuorumSync::new(&cmap, verbose);
+        let sync = sync::QuorumSync::new(&cmap);
         let votequorum = cfg.votequorum_name.is_some() && cfg.has_quorum_provider();
         let lib_quorate = quorum.is_quorate();
         let engines = Engines {
@@ -964,7 +963,7 @@ impl Server {
             let s = self.sessions.get(&id);
             let service = s.map_or("?", |s| self.listener_name(s.service));
             let pid = s.and_then(|s| s.cred).map_or(0, |c| c.pid);
-            eprintln!("corowire server: connection {id} ({service}, pid {pid}): {what}");
+            eprintln!("corowire serve: connection {id} ({service}, pid {pid}): {what}");
         }
     }
 
@@ -982,7 +981,7 @@ impl Server {
                 Err(Errno::ECONNABORTED | Errno::EINTR) => continue,
                 Err(e) => {
                     if self.verbose {
-                        eprintln!("corowire server: accept on '{}' failed: {e}", listener.name);
+                        eprintln!("corowire serve: accept on '{}' failed: {e}", listener.name);
                     }
                     self.accept_backoff = Some(Instant::now() + ACCEPT_BACKOFF);
                     return;
@@ -992,7 +991,7 @@ impl Server {
             if !self.admit_setup(peer.uid) {
                 if self.verbose {
                     eprintln!(
-                        "corowire server: connection of uid {} (pid {}) on '{}' closed: too many in setup",
+                        "corowire serve: connection of uid {} (pid {}) on '{}' closed: too many in setup",
                         peer.uid, peer.pid, listener.name
                     );
                 }
