@@ -1143,6 +1143,16 @@ impl CorosyncConf {
         self.get_u32(&format!("nodelist.node.{pos}.nodeid"))
     }
 
+    /// The ids of the nodes that have no `ring0_addr`: corosync starts with them in the node
+    /// list, but has no address to reach them, so they never join.
+    pub fn addressless_nodes(&self) -> Vec<u32> {
+        let positions = self.node_positions().into_iter();
+        positions
+            .filter(|p| self.get(&format!("nodelist.node.{p}.ring0_addr")).is_none())
+            .filter_map(|p| self.nodeid_at(p))
+            .collect()
+    }
+
     /// The position in the node list of the node with id `nodeid`.
     pub fn position_of(&self, nodeid: u32) -> Option<u32> {
         self.node_positions().into_iter().find(|&p| self.nodeid_at(p) == Some(nodeid))

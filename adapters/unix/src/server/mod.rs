@@ -241,6 +241,10 @@ pub struct ServerConfig {
     /// The nodes of the node list up at start (`--up`); `None`: all. The local node is
     /// always up.
     pub up: Option<Vec<u32>>,
+    /// Nodes of the node list that never join: down at start, and `up` of one is refused
+    /// (as a corosync.conf node without `ring0_addr`: corosync has no address to reach it;
+    /// [`ServerConfig::load_corosync_conf`] sets them). The local node is never one.
+    pub never_join: Vec<u32>,
     /// Where to listen for simulated-cluster commands (`--control`; a Unix stream socket,
     /// mode 0600, removed on drop; see `corowire sim`); `None`: no control socket.
     pub control: Option<PathBuf>,
@@ -369,6 +373,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             nodeid: None,
             up: None,
+            never_join: Vec::new(),
             control: None,
         }
     }
@@ -435,6 +440,7 @@ impl ServerConfig {
             self.quorum.nodeid = id;
             self.nodeid = Some(id);
         }
+        self.never_join = conf.addressless_nodes();
         let keys = conf.presented_keys(pos);
         if !keys.iter().any(|(k, _)| k == "quorum.provider") {
             self.votequorum_name = None;
@@ -681,15 +687,23 @@ impl Server {
         let sim_nodes: Vec<(u32, Vec<String>)> =
             ids.map(|id| (id, addrs_of.get(&id).cloned().unwrap_or_default())).collect();
         let configured_up = cfg.nodes.iter().filter(|n| n.2 == NodeState::MEMBER).map(|n| n.0);
-        let default_up: Vec<u32> = nodelist.iter().map(|n| n.0).chain(configured_up).collect();
+        let never_join: Vec<u32> =
+            cfg.never_join.iter().copied().filter(|&id| id != quorum_cfg.nodeid).collect();
+        let default_up: Vec<u32> =
+            nodelist.iter().map(|n| n.0).chain(configured_up).filter(|id| !never_join.contains(id)).collect();
+        let up = cfg.up.as_deref().unwrap_or(&default_up);
+        if let Some(id) = up.iter().find(|id| never_join.contains(id)) {
+            return Err(ServerStartError::Sim(control::never_joins(*id)));
+        }
         let mut sim = control::Sim::new(
             quorum_cfg.nodeid,
             &sim_nodes,
-            cfg.up.as_deref().unwrap_or(&default_up),
+            up,
             // A fresh start: no node has a `ringid_<nodeid>` file yet.
             0,
             cfg.control.as_deref(),
         )?;
+        sim.never_join = never_join;
         // The local node's first ring: its own, or the one the up nodes formed.
         quorum_cfg.ring_id = sim.initial_view().1;
         let votes = nodelist.iter().copied().chain(cfg.nodes.iter().map(|n| (n.0, n.1))).collect();
