@@ -50,11 +50,15 @@
 //! a corosync with other plugins accepts other names.
 //!
 //! A node list may have any length here; `corowire serve` refuses more than 384 nodes
-//! ([`MAX_MODEL_NODES`](crate::server::MAX_MODEL_NODES)) when it binds. corosync 3.1.7 does not check: its
-//! member lists hold 384 (`PROCESSOR_COUNT_MAX`) and a longer list overruns them (with 400
-//! nodes `corosync -t` fails with an unrelated message, `Can only set ttl on multicast
-//! transport types for interface 1`). What corosync refuses only when it
-//! starts (totem timeouts, node ids, crypto keys, ...) is [`CorosyncConf::startup_check`]'s.
+//! ([`MAX_MODEL_NODES`](crate::server::MAX_MODEL_NODES)) when it binds. corosync 3.1.7 does
+//! not check: its member lists hold 384 (`PROCESSOR_COUNT_MAX`), yet it starts with 385 to 388
+//! nodes (`Expected votes: 385` with 385): link 0's `member_list` (the last field of
+//! `struct totem_interface`) overruns into link 1's addresses, and from 389 nodes into its
+//! `ttl`, so corosync refuses with an unrelated message (`parse error in config: Can only set
+//! ttl on multicast transport types for interface 1`). The server keeps corosync's array size
+//! rather than copy that overrun: 385 to 388 nodes start on corosync and are refused here.
+//!
+//! What corosync refuses only when it starts (totem timeouts, node ids, crypto keys, ...) is [`CorosyncConf::startup_check`]'s.
 
 use core::fmt;
 use core::net::IpAddr;

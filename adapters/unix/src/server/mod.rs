@@ -161,7 +161,9 @@ pub const MAX_TRACKS: usize = 32;
 pub const MAX_NODES: usize = MAX_MODEL_NODES + 1;
 /// The most nodes a node list may have, [`MAX_NODES`] less the quorum device's slot: 384,
 /// corosync 3.1.7's `PROCESSOR_COUNT_MAX`. [`Server::bind`] refuses more at once
-/// ([`ServerStartError::Config`]), before it reads their addresses.
+/// ([`ServerStartError::Config`]), before it reads their addresses. corosync itself starts
+/// with up to 388 nodes, overrunning its 384-entry arrays, and refuses 389 or more with an
+/// unrelated `ttl` message (see [`corosync_conf`]); the server does not copy the overrun.
 pub const MAX_MODEL_NODES: usize = 384;
 
 /// The words for a node list longer than [`MAX_MODEL_NODES`], wherever it is refused.
