@@ -55,9 +55,11 @@ Without --corosync-conf or --config it looks like a one-node corosync on loopbac
                         is set); fails at once if corosync or another server holds them
   --socket              offer libqb's socket transport instead of shared memory (as corosync
                         with `qb_ipc_type: socket`)
-  --verbose             log connections and faults to standard error
+  --verbose             log connections and faults to standard error (corosync's
+                        configuration warnings are printed always)
   --nodeid N            the node of the node list whose view is served (default: with
-                        --corosync-conf the node whose address is local, as corosync picks it,
+                        --corosync-conf the node corosync takes as local: by host name,
+                        a local address's name or address, or a name resolving to one;
                         or when none is (corosync would refuse) the lowest node id, as said on
                         standard error; else totem.nodeid if listed; else the lowest node id)
   --up N[,N..]          the nodes of the node list up at start (default: all)
@@ -268,11 +270,11 @@ pub(crate) fn run(args: &[OsString]) -> u8 {
 /// Why `corowire serve --corosync-conf path` serves the node it does.
 fn node_reason(path: &Path, nodeid: Option<u32>) -> &'static str {
     if nodeid.is_some() {
-        return "--nodeid";
+        return "as --nodeid says";
     }
     match CorosyncConf::load(path).map(|conf| conf.local_address_pos()) {
-        Ok(Some(_)) => "its address is local",
-        _ => "no node's address is local (corosync would refuse to start): the lowest node id",
+        Ok(Some(_)) => "the node whose name or address is local, as corosync finds it",
+        _ => "the lowest node id: no node's name or address is local (corosync would refuse to start)",
     }
 }
 
@@ -298,7 +300,7 @@ fn serve(args: &Args) -> Result<(), String> {
         })?;
         if let Some(nodeid) = cfg.nodeid {
             out::eprint(&format!(
-                "corowire serve: serving node {nodeid}: {}\n",
+                "corowire serve: serving node {nodeid}, {}\n",
                 node_reason(path, args.nodeid)
             ));
         }

@@ -40,7 +40,8 @@ commands (and `leave`), and returns once every connected client's notifications 
   qdevice on|off [P:]N[,N..]...
                            a simulated quorum device on nodes, as corosync-vqsim's:
                            on registers it (VQsim_qdevice) and casts its vote
-                           (quorum.device.votes), off withdraws the vote (dead
+                           (quorum.device.votes, or the votes corosync computes
+                           when it is not set), off withdraws the vote (dead
                            after quorum.device.timeout); refused on the local
                            node while a client's device of another name is
                            registered

@@ -3,15 +3,16 @@
 //! For every file in `tests/corosync_conf/` (the harness's one-node config, three nodes with
 //! names, `two_node`, comments with `logger_subsys` and `uidgid`, two knet links, `udpu` with
 //! four unnamed nodes, `logging_daemon` / per-link settings / `resources` / an unknown
-//! section, no `quorum` section, `token: 4294967295` with expected votes 2^32-1), the
+//! section, no `quorum` section, `token: 4294967295` with expected votes 2^32-1, two local
+//! nodes of which corosync takes the one named `localhost`), the
 //! listing `corosync-cmapctl` prints (`key (type) = value`) against a private corosync started
 //! with that file (`tests/harness/with-corosync --conf FILE`) and against `corowire serve
 //! --corosync-conf FILE` (in a private network namespace, under corosync's names) must be
 //! the same, apart from live counters (`runtime.services.*`) and the keys other parts of
 //! the server present (`runtime.votequorum.*`, `runtime.members.*`). Malformed files get
 //! corosync's own error line (`corosync -t`), and so do files corosync parses but refuses to
-//! start with (totem timeouts, knet node ids, crypto and its key file, transport, version,
-//! link mode); a FIFO, directory or device is refused at once. Those tests need root, corosync and `unshare`
+//! start with (totem timeouts, knet node ids, unresolvable node addresses, mixed IP families,
+//! crypto and its key file, transport, version, link mode); a FIFO, directory or device is refused at once. Those tests need root, corosync and `unshare`
 //! (`tests/run-all` runs them); the error tests without corosync need nothing.
 
 use std::path::{Path, PathBuf};
@@ -219,6 +220,8 @@ const STARTUP_REFUSALS: &[(&str, &str, &str, &str, &str)] = &[
     ("nodeid_0", "", "nodeid: 0", "", "Knet requires an explicit nodeid for the local node"),
     ("nodeid_65536", "", "nodeid: 65536", "", "Knet requires nodeid to be less than 65536 for address '127.0.0.1'."),
     ("other_nodeid", "", "nodeid: 1", "    node {\n        ring0_addr: 192.0.2.2\n    }\n", "Knet requires an explicit nodeid to be specified for address '192.0.2.2'."),
+    ("unresolvable", "", "nodeid: 1", "    node {\n        nodeid: 2\n        ring0_addr: nosuchhost.invalid\n    }\n", "failed to parse node address 'nosuchhost.invalid'"),
+    ("ip_families", "", "nodeid: 1", "    node {\n        nodeid: 2\n        ring0_addr: 2001:db8::2\n    }\n", "parse error in config: Nodes for link 0 have different IP families (compared 2001:db8::2 with 127.0.0.1)"),
     ("multi_link", "", "nodeid: 1\n        ring1_addr: 127.0.1.1", "    node {\n        nodeid: 2\n        ring0_addr: 192.0.2.2\n        ring1_addr: 192.0.3.2\n    }\n", "parse error in config: for a multi-link configuration, all nodes must have a 'name' attribute"),
 ];
 

@@ -51,12 +51,14 @@ kill "$pid"; wait "$pid"
 exit $rc
 "#;
 
-/// `nodes` nodes, `node1` on 127.0.0.1 and the others down, with `quorum` keys as `(key
+/// `nodes` nodes with `votes`, `node1` on 127.0.0.1 and the others down, with `quorum` keys as `(key
 /// under quorum., type, value)` (keys under `device.` go into its `device { }` section); then
 /// `steps` (shell, using the prelude's functions).
 struct Case {
     name: &'static str,
     nodes: u32,
+    /// Each node's `quorum_votes` in node order (as many as given; the others have none).
+    votes: &'static [u32],
     quorum: &'static [(&'static str, &'static str, &'static str)],
     steps: &'static str,
 }
@@ -74,6 +76,7 @@ const CASES: &[Case] = &[
     Case {
         name: "expected_votes set and deleted at run time",
         nodes: 1,
+        votes: &[],
         quorum: &[],
         steps: "show; set_key quorum.expected_votes u32 3; show; del_key quorum.expected_votes; show; \
                 set_key quorum.expected_votes u32 1; show",
@@ -81,18 +84,21 @@ const CASES: &[Case] = &[
     Case {
         name: "two_node switches wait_for_all on; off and on again at run time",
         nodes: 1,
+        votes: &[],
         quorum: &[("two_node", "u8", "1")],
         steps: "show; set_key quorum.two_node u8 0; show; set_key quorum.two_node u8 1; show",
     },
     Case {
         name: "auto_tie_breaker dropped on one node",
         nodes: 1,
+        votes: &[],
         quorum: &[("auto_tie_breaker", "u8", "1")],
         steps: "show",
     },
     Case {
         name: "last_man_standing with wait_for_all, cancel_wait_for_all",
         nodes: 1,
+        votes: &[],
         quorum: &[
             ("last_man_standing", "u8", "1"),
             ("last_man_standing_window", "u32", "2000"),
@@ -100,23 +106,38 @@ const CASES: &[Case] = &[
         ],
         steps: "show; set_key quorum.cancel_wait_for_all u8 1; show",
     },
-    Case { name: "allow_downscale", nodes: 1, quorum: &[("allow_downscale", "u8", "1")], steps: "show" },
-    Case { name: "a quorum device's life, votes computed", nodes: 3, quorum: &DEVICE, steps: DEVICE_LIFE },
+    Case {
+        name: "allow_downscale",
+        nodes: 1,
+        votes: &[],
+        quorum: &[("allow_downscale", "u8", "1")],
+        steps: "show",
+    },
+    Case {
+        name: "a quorum device's life, votes computed",
+        nodes: 3,
+        votes: &[],
+        quorum: &DEVICE,
+        steps: DEVICE_LIFE,
+    },
     Case {
         name: "a quorum device with votes set",
         nodes: 3,
+        votes: &[],
         quorum: &[("device.model", "str", "net"), ("device.votes", "u32", "1")],
         steps: "show; qdev 'register qd' 'poll 1'; show; corosync-quorumtool -f; echo \"-f status $?\"; show",
     },
     Case {
         name: "a quorum device on one node with votes set",
         nodes: 1,
+        votes: &[],
         quorum: &[("device.model", "str", "net"), ("device.votes", "u32", "1")],
         steps: "show; qdev 'register qd' 'poll 1'; show",
     },
     Case {
         name: "a quorum device configured at run time, then two_node",
         nodes: 1,
+        votes: &[],
         quorum: &[],
         steps: "qdev 'register early' 'poll 1'; show; set_key quorum.device.model str net; show; \
                 set_key quorum.two_node u8 1; show",
@@ -124,6 +145,7 @@ const CASES: &[Case] = &[
     Case {
         name: "expected_votes past 8 bits and 2^31 at run time (C's wrap-around, uint8_t quorum)",
         nodes: 1,
+        votes: &[],
         quorum: &[],
         steps: "for v in 1000 1000000000 2147483647 2147483648 4294967293 4294967295; do \
                 set_key quorum.expected_votes u32 $v; show; done",
@@ -131,12 +153,28 @@ const CASES: &[Case] = &[
     Case {
         name: "expected_votes 2^32-1 in the file, then quorumtool -e",
         nodes: 1,
+        votes: &[],
         quorum: &[("expected_votes", "u32", "4294967295")],
         steps: "show; set_expected 1; show; set_expected 2147483648; show; set_expected 4294967295; show",
     },
     Case {
+        name: "every node with 0 votes (expected votes 0)",
+        nodes: 2,
+        votes: &[0, 0],
+        quorum: &[],
+        steps: "show",
+    },
+    Case {
+        name: "node votes summing to 2^32 (expected votes wrap to 0)",
+        nodes: 2,
+        votes: &[1, 4294967295],
+        quorum: &[],
+        steps: "show",
+    },
+    Case {
         name: "quorumtool -e below the total votes (one node with 3 votes)",
         nodes: 1,
+        votes: &[],
         quorum: &[],
         steps: "set_key nodelist.node.0.quorum_votes u32 3; show; set_expected 1; set_expected 2; \
                 set_expected 3; show; set_expected 4; show",
@@ -186,11 +224,13 @@ fn c_tools_see_the_same_votequorum_rules() {
         let quorum: String = quorum.iter().map(line).collect();
         let device: String = device.iter().map(|(k, t, v)| line(&&(&k["device.".len()..], *t, *v))).collect();
         let device = if device.is_empty() { device } else { format!("    device {{\n    {device}    }}\n") };
+        let vote = |id: u32| usize::try_from(id - 1).ok().and_then(|i| case.votes.get(i));
         let addr = |id: u32| if id == 1 { "127.0.0.1".to_string() } else { format!("192.0.2.{id}") };
         let nodes: String = (1..=case.nodes)
             .map(|id| {
                 let addr = addr(id);
-                format!("    node {{\n        nodeid: {id}\n        name: node{id}\n        ring0_addr: {addr}\n    }}\n")
+                let votes = vote(id).map(|v| format!("        quorum_votes: {v}\n")).unwrap_or_default();
+                format!("    node {{\n        nodeid: {id}\n        name: node{id}\n        ring0_addr: {addr}\n{votes}    }}\n")
             })
             .collect();
         let sections = format!(
@@ -201,9 +241,11 @@ fn c_tools_see_the_same_votequorum_rules() {
         let node_keys: String = (1..=case.nodes)
             .map(|id| {
                 let (i, addr) = (id - 1, addr(id));
+                let votes =
+                    vote(id).map(|v| format!("nodelist.node.{i}.quorum_votes u32 {v}\n")).unwrap_or_default();
                 format!(
                     "nodelist.node.{i}.nodeid u32 {id}\nnodelist.node.{i}.name str node{id}\n\
-                     nodelist.node.{i}.ring0_addr str {addr}\n"
+                     nodelist.node.{i}.ring0_addr str {addr}\n{votes}"
                 )
             })
             .collect();

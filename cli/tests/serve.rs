@@ -340,3 +340,70 @@ fn the_name_prefix_variable_points_the_clients_and_serve_at_the_same_names() {
     served.signal(libc::SIGTERM);
     assert_eq!(served.wait(Duration::from_secs(10)).code(), Some(0), "{}", served.stderr());
 }
+
+/// Writes a corosync.conf into a scratch directory named after `what`: node 1 at 127.0.0.1,
+/// then the other `nodes` sections, and `quorum` lines; returns (directory, file).
+fn corosync_conf(what: &str, nodes: &str, quorum: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("corowire-serve-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let conf = dir.join("corosync.conf");
+    let text = format!(
+        "totem {{\n  version: 2\n  cluster_name: {what}\n}}\nnodelist {{\n  node {{\n    nodeid: 1\n    \
+         ring0_addr: 127.0.0.1\n  }}\n{nodes}}}\nquorum {{\n  provider: corosync_votequorum\n{quorum}}}\n"
+    );
+    std::fs::write(&conf, text).expect("write corosync.conf");
+    (dir, conf)
+}
+
+#[test]
+fn corosyncs_configuration_warnings_are_printed_without_verbose() {
+    // auto_tie_breaker on three nodes without wait_for_all: corosync logs at crit that it
+    // switches it off (votequorum.c), whatever its log level; so does the server.
+    let nodes = "  node {\n    nodeid: 2\n    ring0_addr: 192.0.2.2\n  }\n  \
+                 node {\n    nodeid: 3\n    ring0_addr: 192.0.2.3\n  }\n";
+    let (dir, conf) = corosync_conf("atb", nodes, "  auto_tie_breaker: 1\n");
+    let prefix = format!("test-{}-atb", std::process::id());
+    let mut served =
+        Served::start(&["--corosync-conf", conf.to_str().expect("utf-8 path"), "--name-prefix", &prefix]);
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(Duration::from_secs(10)).code(), Some(0));
+    let stderr = served.stderr();
+    let warning = "corowire serve: votequorum: auto_tie_breaker is set and the cluster has an odd number of nodes.\n\
+                   corowire serve: votequorum: wait_for_all needs to be set for this configuration but it is missing\n\
+                   corowire serve: votequorum: Therefore auto_tie_breaker has been disabled. Please fix your corosync.conf\n";
+    assert!(stderr.contains(warning), "{stderr}");
+    assert!(stderr.contains("serving node 1, the node whose name or address is local"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_node_without_an_address_never_joins() {
+    // corosync 3.1.7 starts with node 2 lacking ring0_addr, and never sees it join.
+    let (dir, conf) = corosync_conf("noaddr", "  node {\n    nodeid: 2\n  }\n", "");
+    let conf = conf.to_str().expect("utf-8 path");
+    let control = dir.join("sim");
+    let prefix = format!("test-{}-noaddr", std::process::id());
+    let refused = corowire()
+        .args(["serve", "--name-prefix", &prefix, "--corosync-conf", conf, "--up", "1,2"])
+        .output()
+        .expect("run serve");
+    let never = "node 2 has no ring0_addr in the node list: corosync can never reach it, it never joins";
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains(never), "{}", text(&refused.stderr));
+    let control_arg = control.to_str().expect("utf-8 path");
+    let mut served =
+        Served::start(&["--corosync-conf", conf, "--name-prefix", &prefix, "--control", control_arg]);
+    let sim = |cmd: &str| corowire().args(["sim", "--control", control_arg, cmd]).output().expect("run sim");
+    let up = corowire().args(["sim", "--control", control_arg, "up", "2"]).output().expect("run sim");
+    assert_eq!(up.status.code(), Some(1));
+    assert!(text(&up.stderr).contains(never), "{}", text(&up.stderr));
+    let show = text(&sim("show").stdout);
+    assert!(show.contains("node 2: down\n"), "{show}");
+    let mut vq = votequorum_at(&format!("{prefix}-votequorum"));
+    let info = vq.get_info(0).expect("getinfo");
+    assert_eq!((info.expected_votes, info.total_votes), (2, 1), "{info:?}");
+    drop(vq);
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(Duration::from_secs(10)).code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -105,7 +105,7 @@ fn serve_says_which_node_it_serves_and_what_failed() {
         corowire(&["serve", "--name-prefix", &prefix, "--corosync-conf", conf, "--nodeid", "2", "--up", "9"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("corowire serve: serving node 2: --nodeid\n"), "{err}");
+    assert!(err.contains("corowire serve: serving node 2, as --nodeid says\n"), "{err}");
     assert!(err.contains("corowire serve: simulated cluster: node 9 is not in the node list"), "{err}");
     assert!(!err.contains("configuration refused"), "{err}");
     // A quorum configuration corosync refuses: its message, once.

@@ -232,6 +232,13 @@ fn configuration_errors_corosync_refuses() {
     assert_eq!(Engine::configure(lms_atb, &nodes, &mut |_| {}).err(), Some(ConfigError::AtbLmsOddNodes));
     let none = QuorumConfig { expected_votes: 0, ..QuorumConfig::default() };
     assert_eq!(Engine::configure(none, &[], &mut |_| {}).err(), Some(ConfigError::NoExpectedVotes));
+    // corosync 3.1.7 starts these (`Expected votes: 0`, then 1, ev_barrier 0 for both):
+    // every node with 0 votes, and votes whose `uint32_t` sum wraps to 0 (the local node's
+    // own vote then raises the expected votes to 1).
+    for (votes, expected) in [([(1, 0), (2, 0)], 0), ([(1, 1), (2, u32::MAX)], 1)] {
+        let e = Engine::configure(none, &votes, &mut |_| {}).unwrap();
+        assert_eq!(e.expected_votes(), expected, "{votes:?}");
+    }
     let bad =
         QuorumConfig { auto_tie_breaker: true, auto_tie_breaker_node: TieBreaker::parse("x"), ..lms_atb };
     let mut notes = Vec::new();

@@ -640,7 +640,9 @@ impl<const NODES: usize> Model<NODES> {
         note: &mut impl FnMut(ConfigNote),
     ) -> Result<(), ConfigError> {
         let (node_count, nodelist_votes) = nodelist;
-        if nodelist_votes == 0 && cfg.expected_votes == 0 {
+        // corosync asks for a node list (`have_nodelist`), not for votes: a list whose votes
+        // are all 0, or sum to 0 in `uint32_t`, starts with expected votes 0.
+        if node_count == 0 && cfg.expected_votes == 0 {
             return Err(ConfigError::NoExpectedVotes);
         }
         // At start an incompatible device refuses the configuration; at run time it disables

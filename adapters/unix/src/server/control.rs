@@ -82,6 +82,8 @@ pub(super) struct Sim {
     shadows: BTreeMap<u32, Box<Shadow>>,
     /// `runtime.members.<id>.ip` of each node.
     ips: BTreeMap<u32, String>,
+    /// The nodes `up` refuses ([`ServerConfig::never_join`](super::ServerConfig::never_join)).
+    pub(super) never_join: Vec<u32>,
     socket: Option<ControlSocket>,
     peers: Vec<Peer>,
 }
@@ -153,6 +155,7 @@ impl Sim {
             votes: Vec::new(),
             shadows: BTreeMap::new(),
             ips,
+            never_join: Vec::new(),
             socket,
             peers: Vec::new(),
         })
@@ -304,6 +307,11 @@ fn new_shadow(quorum: QuorumConfig, votes: &[(u32, u32)], nodeid: u32) -> Box<Sh
     shadow
 }
 
+/// Why node `id` cannot be up.
+pub(super) fn never_joins(id: u32) -> String {
+    format!("node {id} has no ring0_addr in the node list: corosync can never reach it, it never joins")
+}
+
 /// `r(N) ip(ADDR) ` for each link, as corosync's `totem_ifaces_print`.
 fn ip_text(addrs: &[String]) -> String {
     addrs.iter().enumerate().fold(String::new(), |mut s, (link, addr)| {
@@ -398,7 +406,7 @@ impl Server {
                 Ok(peer) => {
                     if self.verbose {
                         eprintln!(
-                            "corowire server: control peer of uid {} (pid {}) refused",
+                            "corowire serve: control peer of uid {} (pid {}) refused",
                             peer.uid, peer.pid
                         );
                     }
@@ -417,6 +425,11 @@ impl Server {
     fn command(&mut self, sim: &mut Sim, line: &[u8]) -> String {
         let Ok(text) = core::str::from_utf8(line) else { return "error: command is not UTF-8\n".into() };
         let mut next = sim.cluster.clone();
+        if let Ok(Command::Up(targets)) = Command::parse(text) {
+            if let Some(t) = targets.iter().find(|t| sim.never_join.contains(&t.nodeid)) {
+                return format!("error: {}\n", never_joins(t.nodeid));
+            }
+        }
         let (outcome, cmd) = match Command::parse(text).and_then(|cmd| Ok((next.apply(&cmd)?, cmd))) {
             Ok(o) => o,
             Err(CommandError::Empty) => return "ok\n".into(),
@@ -570,7 +583,7 @@ impl Server {
 
     fn log_sim(&self, what: core::fmt::Arguments<'_>) {
         if self.verbose {
-            eprintln!("corowire server: simulated cluster: {what}");
+            eprintln!("corowire serve: simulated cluster: {what}");
         }
     }
 }

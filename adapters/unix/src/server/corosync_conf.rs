@@ -50,16 +50,20 @@
 //! a corosync with other plugins accepts other names.
 //!
 //! A node list may have any length here; `corowire serve` refuses more than 384 nodes
-//! ([`MAX_MODEL_NODES`](crate::server::MAX_MODEL_NODES)) when it binds. corosync 3.1.7 does not check: its
-//! member lists hold 384 (`PROCESSOR_COUNT_MAX`) and a longer list overruns them (with 400
-//! nodes `corosync -t` fails with an unrelated message, `Can only set ttl on multicast
-//! transport types for interface 1`). What corosync refuses only when it
-//! starts (totem timeouts, node ids, crypto keys, ...) is [`CorosyncConf::startup_check`]'s.
+//! ([`MAX_MODEL_NODES`](crate::server::MAX_MODEL_NODES)) when it binds. corosync 3.1.7 does
+//! not check: its member lists hold 384 (`PROCESSOR_COUNT_MAX`), yet it starts with 385 to 388
+//! nodes (`Expected votes: 385` with 385): link 0's `member_list` (the last field of
+//! `struct totem_interface`) overruns into link 1's addresses, and from 389 nodes into its
+//! `ttl`, so corosync refuses with an unrelated message (`parse error in config: Can only set
+//! ttl on multicast transport types for interface 1`). The server keeps corosync's array size
+//! rather than copy that overrun: 385 to 388 nodes start on corosync and are refused here.
+//!
+//! What corosync refuses only when it starts (totem timeouts, node ids, crypto keys, ...) is [`CorosyncConf::startup_check`]'s.
 
 use core::fmt;
-use core::net::{IpAddr, SocketAddr};
+use core::net::IpAddr;
 use std::collections::BTreeMap;
-use std::net::{ToSocketAddrs, UdpSocket};
+use std::net::ToSocketAddrs;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -271,8 +275,15 @@ pub enum StartupError {
     TokenWarning(u32),
     /// The consensus timeout is below the join timeout: (consensus, join), in ms.
     ConsensusBelowJoin(u32, u32),
+    /// A node's `ring<N>_addr` is neither an address nor a name that resolves to one of the
+    /// IP family `totem.ip_version` allows: the address as written.
+    NodeAddress(String),
     /// More than one link, and a node without `name`.
     MultiLinkWithoutName,
+    /// Two nodes' addresses on one link are of different IP families: (the link, the
+    /// address of the first node that differs, the first node's address), in icmap's key
+    /// order of the nodes.
+    MixedFamilies(u8, IpAddr, IpAddr),
     /// `totem.link_mode` is not `active`, `passive` or `rr`.
     LinkMode(String),
     /// More than one link with a transport other than knet: the number of links.
@@ -327,8 +338,15 @@ impl fmt::Display for StartupError {
                 as_c_int(*consensus),
                 as_c_int(*join)
             ),
+            Self::NodeAddress(addr) => write!(f, "failed to parse node address '{addr}'"),
             Self::MultiLinkWithoutName => {
                 write!(f, "{P}for a multi-link configuration, all nodes must have a 'name' attribute")
+            }
+            Self::MixedFamilies(link, addr, first) => {
+                write!(
+                    f,
+                    "{P}Nodes for link {link} have different IP families (compared {addr} with {first})"
+                )
             }
             Self::LinkMode(mode) => write!(
                 f,
@@ -886,15 +904,16 @@ impl CorosyncConf {
     /// `crypto_hash`; with either on, the key file `totem.keyfile`, else
     /// `/etc/corosync/authkey`, must hold at least 1024 bits — read and dropped, as corosync
     /// reads it; an inline `totem.key` is taken as is), knet's node ids (not 0, below 65536),
-    /// at least one interface, `totem.version` 2, the totem timeouts corosync computes
+    /// every node address resolvable (of the IP family `totem.ip_version` allows), at least
+    /// one interface, `totem.version` 2, the totem timeouts corosync computes
     /// (`runtime.config.totem.*`) against their minimums (30 ms, hold 14 ms; consensus not
     /// below join; `token_warning` at most 100), names on every node with several links,
-    /// `totem.link_mode`, and crypto or several links only with knet.
+    /// one IP family per link, `totem.link_mode`, and crypto or several links only with knet.
     ///
     /// Not checked, so `corowire serve` starts where corosync would not: a node list in which
     /// no node has a local address (corosync: `No valid name found for local host`; the
     /// server picks the lowest id), interface details (`ttl`, `mcastport`, multicast
-    /// addresses, IP families, the number of links per node), an inline `totem.key`'s length,
+    /// addresses, the number of links per node), an inline `totem.key`'s length,
     /// and votequorum's own refusals other than [`ConfErrorKind::NoExpectedVotes`] (those the
     /// quorum engine refuses when the server binds).
     ///
@@ -930,7 +949,7 @@ impl CorosyncConf {
         if crypto {
             self.check_key()?;
         }
-        self.check_node_ids(knet, local_pos)?;
+        let members = self.node_addresses(knet, local_pos)?;
         let links = self.links();
         let bindnetaddr = self
             .keys
@@ -947,6 +966,14 @@ impl CorosyncConf {
             && self.node_positions().iter().any(|p| self.get(&format!("nodelist.node.{p}.name")).is_none())
         {
             return Err(StartupError::MultiLinkWithoutName);
+        }
+        for link in 0..8 {
+            let mut on_link = members.iter().filter(|m| m.0 == link).map(|m| m.1);
+            if let Some(first) = on_link.next() {
+                if let Some(other) = on_link.find(|a| a.is_ipv4() != first.is_ipv4()) {
+                    return Err(StartupError::MixedFamilies(link, other, first));
+                }
+            }
         }
         let link_mode = self.get_str("totem.link_mode").unwrap_or("passive");
         if !matches!(link_mode, "active" | "passive" | "rr") {
@@ -983,17 +1010,24 @@ impl CorosyncConf {
         Ok(())
     }
 
-    /// totemconfig.c's node id checks for knet: the local node's, then every node's address
-    /// in icmap's key order (`nodelist.node.10` before `nodelist.node.2`).
-    fn check_node_ids(&self, knet: bool, local_pos: Option<u32>) -> Result<(), StartupError> {
+    /// totemconfig.c's `put_nodelist_members_to_config`: knet's node id checks, the local
+    /// node's first, then every node's addresses resolved (`totemip_parse`), in icmap's key
+    /// order (`nodelist.node.10` before `nodelist.node.2`). The members as (link, address).
+    fn node_addresses(&self, knet: bool, local_pos: Option<u32>) -> Result<Vec<(u8, IpAddr)>, StartupError> {
         let listed =
             ["name", "ring0_addr"].iter().any(|f| self.get(&format!("nodelist.node.0.{f}")).is_some());
-        if !knet || !listed {
-            return Ok(());
+        let mut members = Vec::new();
+        if !listed {
+            return Ok(members);
         }
-        if local_pos.is_some_and(|p| self.nodeid_at(p).unwrap_or(0) == 0) {
+        if knet && local_pos.is_some_and(|p| self.nodeid_at(p).unwrap_or(0) == 0) {
             return Err(StartupError::LocalNodeIdMissing);
         }
+        let version = match self.get_str("totem.ip_version") {
+            Some(v @ ("ipv4" | "ipv6" | "ipv6-4" | "ipv4-6")) => v,
+            _ if self.get_str("totem.transport") == Some("udp") => "ipv4",
+            _ => "ipv6-4",
+        };
         let mut positions: Vec<String> = self.node_positions().iter().map(u32::to_string).collect();
         positions.sort_unstable();
         for pos in positions {
@@ -1002,15 +1036,17 @@ impl CorosyncConf {
                 let Some(addr) = self.get_str(&format!("nodelist.node.{pos}.ring{link}_addr")) else {
                     continue;
                 };
-                if nodeid == 0 {
+                if knet && nodeid == 0 {
                     return Err(StartupError::NodeIdMissing(addr.to_owned()));
                 }
-                if nodeid >= KNET_MAX_HOST {
+                if knet && nodeid >= KNET_MAX_HOST {
                     return Err(StartupError::NodeIdTooLarge(addr.to_owned()));
                 }
+                let ip = resolve(addr, version).ok_or_else(|| StartupError::NodeAddress(addr.to_owned()))?;
+                members.push((link, ip));
             }
         }
-        Ok(())
+        Ok(members)
     }
 
     /// totemconfig.c's `totem_volatile_config_validate` on the values corosync computes.
@@ -1093,25 +1129,93 @@ impl CorosyncConf {
         self.get_u32(&format!("nodelist.node.{pos}.nodeid"))
     }
 
+    /// The ids of the nodes that have no `ring0_addr`: corosync starts with them in the node
+    /// list, but has no address to reach them, so they never join.
+    pub fn addressless_nodes(&self) -> Vec<u32> {
+        let positions = self.node_positions().into_iter();
+        positions
+            .filter(|p| self.get(&format!("nodelist.node.{p}.ring0_addr")).is_none())
+            .filter_map(|p| self.nodeid_at(p))
+            .collect()
+    }
+
     /// The position in the node list of the node with id `nodeid`.
     pub fn position_of(&self, nodeid: u32) -> Option<u32> {
         self.node_positions().into_iter().find(|&p| self.nodeid_at(p) == Some(nodeid))
     }
 
-    /// The position of the first node whose `name` or `ring0_addr` resolves to an address of
-    /// this machine (totemconfig.c's `find_local_node`); `None` when no node's does (then
-    /// corosync refuses to start, and [`CorosyncConf::local_node_pos`] falls back).
+    /// The local node's position as totemconfig.c's `find_local_node` finds it, in its order:
+    /// the host name (`uname`'s, here `/proc/sys/kernel/hostname`), then shorter by its last
+    /// dot-separated part each time, then compared to the nodes' names up to their first dot;
+    /// then, for each address of this machine in `getifaddrs` order, its name
+    /// (`getnameinfo`), that name up to its first dot, and (IPv4 only, as corosync's
+    /// `sizeof(struct sockaddr)` allows) the address itself; last, the first node whose
+    /// `name` or `ring0_addr` resolves to an address of this machine. Each step takes the
+    /// first node, in icmap's key order (`nodelist.node.10` before `nodelist.node.2`), whose
+    /// `name` or `ring0_addr` is the name it tries. `None` when none matches (then corosync
+    /// refuses to start, and [`CorosyncConf::local_node_pos`] falls back).
     pub fn local_address_pos(&self) -> Option<u32> {
-        self.node_positions().into_iter().find(|&pos| {
-            ["name", "ring0_addr"].iter().any(|field| {
-                self.get_str(&format!("nodelist.node.{pos}.{field}")).is_some_and(is_local_address)
-            })
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let mut name = host.trim_end_matches('\n');
+        if let Some(pos) = self.node_by_name(name, false) {
+            return Some(pos);
+        }
+        while let Some((shorter, _)) = name.rsplit_once('.') {
+            name = shorter;
+            if let Some(pos) = self.node_by_name(name, false) {
+                return Some(pos);
+            }
+        }
+        if let Some(pos) = self.node_by_name(name, true) {
+            return Some(pos);
+        }
+        let local = local_addresses();
+        for &ip in &local {
+            if let Some(full) = crate::sys::dns::name_of(ip) {
+                let short = full.split_once('.').map(|(short, _)| short);
+                if let Some(pos) = [Some(full.as_str()), short]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|n| self.node_by_name(n, false))
+                {
+                    return Some(pos);
+                }
+            }
+            if let Some(pos) = ip.is_ipv4().then(|| self.node_by_name(&ip.to_string(), false)).flatten() {
+                return Some(pos);
+            }
+        }
+        self.node_names().find_map(|(pos, name)| {
+            let addrs = (name, 0).to_socket_addrs().ok()?;
+            addrs.map(|a| a.ip()).any(|a| local.contains(&a)).then_some(pos)
         })
     }
 
-    /// The local node's position as corosync finds it (totemconfig.c's `find_local_node`):
-    /// the first node whose `name` or `ring0_addr` resolves to an address of this machine
-    /// (one a UDP socket can be bound to); else the node with the lowest id, so that a file
+    /// Every node's `name` and `ring0_addr`, in icmap's key order, with its position.
+    fn node_names(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.keys
+            .range("nodelist.node.".to_owned()..)
+            .map_while(|(k, v)| Some((k.strip_prefix("nodelist.node.")?, v)))
+            .filter_map(|(rest, value)| {
+                let (pos, field) = rest.split_once('.')?;
+                let OwnedValue::String(name) = value else { return None };
+                let name = core::str::from_utf8(name).ok()?;
+                matches!(field, "name" | "ring0_addr").then_some(())?;
+                Some((pos.parse().ok()?, name))
+            })
+    }
+
+    /// totemconfig.c's `nodelist_byname`: the first node whose `name` or `ring0_addr` is
+    /// `find` (with `strip_domain`, the node's up to its first dot).
+    fn node_by_name(&self, find: &str, strip_domain: bool) -> Option<u32> {
+        self.node_names().find_map(|(pos, name)| {
+            let name = if strip_domain { name.split('.').next().unwrap_or(name) } else { name };
+            (name == find).then_some(pos)
+        })
+    }
+
+    /// The local node's position as corosync finds it (totemconfig.c's `find_local_node`,
+    /// [`CorosyncConf::local_address_pos`]); else the node with the lowest id, so that a file
     /// written for other machines still serves. `None` without a node list.
     pub fn local_node_pos(&self) -> Option<u32> {
         let positions = self.node_positions();
@@ -1287,14 +1391,33 @@ fn str_value(s: &str) -> OwnedValue {
     OwnedValue::String(s.as_bytes().to_vec())
 }
 
-/// Whether `name` (an address, or a host name resolved as corosync does) is an address of
-/// this machine: one a UDP socket can be bound to.
-fn is_local_address(name: &str) -> bool {
+/// totemip.c's `totemip_parse`: `name`'s address (`name` itself, or the first address
+/// `getaddrinfo` gives of the family `ip_version` allows or prefers: `ipv4`, `ipv6`,
+/// `ipv6-4`, `ipv4-6`).
+fn resolve(name: &str, ip_version: &str) -> Option<IpAddr> {
     let addrs: Vec<IpAddr> = match name.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
-        Err(_) => (name, 0).to_socket_addrs().map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default(),
+        Err(_) => (name, 0).to_socket_addrs().ok()?.map(|s| s.ip()).collect(),
     };
-    addrs.into_iter().any(|ip| UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok())
+    let first = |v4: bool| addrs.iter().copied().find(|a| a.is_ipv4() == v4);
+    match ip_version {
+        "ipv4" => first(true),
+        "ipv6" => first(false),
+        "ipv4-6" => first(true).or_else(|| first(false)),
+        _ => first(false).or_else(|| first(true)),
+    }
+}
+
+/// This machine's IP addresses, in `getifaddrs` order (none when it fails).
+fn local_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+    addrs
+        .filter_map(|a| a.address)
+        .filter_map(|a| {
+            let v4 = a.as_sockaddr_in().map(|s| IpAddr::V4(s.ip()));
+            v4.or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
+        })
+        .collect()
 }
 
 #[cfg(test)]

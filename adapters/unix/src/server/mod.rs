@@ -161,7 +161,9 @@ pub const MAX_TRACKS: usize = 32;
 pub const MAX_NODES: usize = MAX_MODEL_NODES + 1;
 /// The most nodes a node list may have, [`MAX_NODES`] less the quorum device's slot: 384,
 /// corosync 3.1.7's `PROCESSOR_COUNT_MAX`. [`Server::bind`] refuses more at once
-/// ([`ServerStartError::Config`]), before it reads their addresses.
+/// ([`ServerStartError::Config`]), before it reads their addresses. corosync itself starts
+/// with up to 388 nodes, overrunning its 384-entry arrays, and refuses 389 or more with an
+/// unrelated `ttl` message (see [`corosync_conf`]); the server does not copy the overrun.
 pub const MAX_MODEL_NODES: usize = 384;
 
 /// The words for a node list longer than [`MAX_MODEL_NODES`], wherever it is refused.
@@ -227,7 +229,8 @@ pub struct ServerConfig {
     pub quorum: QuorumConfig,
     /// Other nodes of the quorum model: `(nodeid, votes, state)`.
     pub nodes: Vec<(u32, u32, NodeState)>,
-    /// Print connection events and faults to standard error.
+    /// Print connection events and faults to standard error (corosync's configuration
+    /// messages, such as `auto_tie_breaker` switched off, are printed always).
     pub verbose: bool,
     /// The transport offered to clients (corosync's `system.qb_ipc_type`).
     pub transport: IpcType,
@@ -240,6 +243,10 @@ pub struct ServerConfig {
     /// The nodes of the node list up at start (`--up`); `None`: all. The local node is
     /// always up.
     pub up: Option<Vec<u32>>,
+    /// Nodes of the node list that never join: down at start, and `up` of one is refused
+    /// (as a corosync.conf node without `ring0_addr`: corosync has no address to reach it;
+    /// [`ServerConfig::load_corosync_conf`] sets them). The local node is never one.
+    pub never_join: Vec<u32>,
     /// Where to listen for simulated-cluster commands (`--control`; a Unix stream socket,
     /// mode 0600, removed on drop; see `corowire sim`); `None`: no control socket.
     pub control: Option<PathBuf>,
@@ -368,6 +375,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             nodeid: None,
             up: None,
+            never_join: Vec::new(),
             control: None,
         }
     }
@@ -434,6 +442,7 @@ impl ServerConfig {
             self.quorum.nodeid = id;
             self.nodeid = Some(id);
         }
+        self.never_join = conf.addressless_nodes();
         let keys = conf.presented_keys(pos);
         if !keys.iter().any(|(k, _)| k == "quorum.provider") {
             self.votequorum_name = None;
@@ -625,17 +634,16 @@ impl fmt::Debug for Server {
 /// Builds both engines on a thread with a large stack: they are over a megabyte of inline,
 /// fixed-capacity tables, which a debug build moves through the stack on the way to the heap.
 /// The quorum engine is configured as corosync's votequorum ([`Quorum::configure`]); its
-/// configuration messages go to standard error when `verbose`.
+/// configuration messages go to standard error ([`sync::report`]).
 fn new_engines(
     quorum: QuorumConfig,
     nodelist: &[(u32, u32)],
-    verbose: bool,
 ) -> Result<(Box<Cmap>, Box<Quorum>), ServerStartError> {
     let seed = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
     let nodes = nodelist.to_vec();
     let build = move || {
         let cmap = Box::new(Cmap::new(BTreeStore::new(), BTreeStore::new(), seed));
-        let quorum = Quorum::configure(quorum, &nodes, &mut |note| sync::report(verbose, note));
+        let quorum = Quorum::configure(quorum, &nodes, &mut sync::report);
         quorum.map(|q| (cmap, Box::new(q))).map_err(ServerStartError::Quorum)
     };
     match std::thread::Builder::new().stack_size(64 << 20).spawn(build.clone()) {
@@ -681,21 +689,28 @@ impl Server {
         let sim_nodes: Vec<(u32, Vec<String>)> =
             ids.map(|id| (id, addrs_of.get(&id).cloned().unwrap_or_default())).collect();
         let configured_up = cfg.nodes.iter().filter(|n| n.2 == NodeState::MEMBER).map(|n| n.0);
-        let default_up: Vec<u32> = nodelist.iter().map(|n| n.0).chain(configured_up).collect();
+        let never_join: Vec<u32> =
+            cfg.never_join.iter().copied().filter(|&id| id != quorum_cfg.nodeid).collect();
+        let default_up: Vec<u32> =
+            nodelist.iter().map(|n| n.0).chain(configured_up).filter(|id| !never_join.contains(id)).collect();
+        let up = cfg.up.as_deref().unwrap_or(&default_up);
+        if let Some(id) = up.iter().find(|id| never_join.contains(id)) {
+            return Err(ServerStartError::Sim(control::never_joins(*id)));
+        }
         let mut sim = control::Sim::new(
             quorum_cfg.nodeid,
             &sim_nodes,
-            cfg.up.as_deref().unwrap_or(&default_up),
+            up,
             // A fresh start: no node has a `ringid_<nodeid>` file yet.
             0,
             cfg.control.as_deref(),
         )?;
+        sim.never_join = never_join;
         // The local node's first ring: its own, or the one the up nodes formed.
         quorum_cfg.ring_id = sim.initial_view().1;
         let votes = nodelist.iter().copied().chain(cfg.nodes.iter().map(|n| (n.0, n.1))).collect();
         sim.set_quorum_model(quorum_cfg, votes, corowire::time::Instant::from_millis(0));
-        let verbose = cfg.verbose;
-        let (mut cmap, mut quorum) = new_engines(quorum_cfg, &nodelist, verbose)?;
+        let (mut cmap, mut quorum) = new_engines(quorum_cfg, &nodelist)?;
         for (key, value) in &cfg.initial {
             cmap.set_initial(key.as_bytes(), value.as_value())
                 .map_err(|e| ServerStartError::Config(format!("key {key}: {e}")))?;
@@ -733,7 +748,7 @@ impl Server {
                 .add_addr(nodeid, addr)
                 .map_err(|e| ServerStartError::Config(format!("address {addr} of node {nodeid}: {e}")))?;
         }
-        let sync = sync::QuorumSync::new(&cmap, verbose);
+        let sync = sync::QuorumSync::new(&cmap);
         let votequorum = cfg.votequorum_name.is_some() && cfg.has_quorum_provider();
         let lib_quorate = quorum.is_quorate();
         let engines = Engines {
@@ -964,7 +979,7 @@ impl Server {
             let s = self.sessions.get(&id);
             let service = s.map_or("?", |s| self.listener_name(s.service));
             let pid = s.and_then(|s| s.cred).map_or(0, |c| c.pid);
-            eprintln!("corowire server: connection {id} ({service}, pid {pid}): {what}");
+            eprintln!("corowire serve: connection {id} ({service}, pid {pid}): {what}");
         }
     }
 
@@ -982,7 +997,7 @@ impl Server {
                 Err(Errno::ECONNABORTED | Errno::EINTR) => continue,
                 Err(e) => {
                     if self.verbose {
-                        eprintln!("corowire server: accept on '{}' failed: {e}", listener.name);
+                        eprintln!("corowire serve: accept on '{}' failed: {e}", listener.name);
                     }
                     self.accept_backoff = Some(Instant::now() + ACCEPT_BACKOFF);
                     return;
@@ -992,7 +1007,7 @@ impl Server {
             if !self.admit_setup(peer.uid) {
                 if self.verbose {
                     eprintln!(
-                        "corowire server: connection of uid {} (pid {}) on '{}' closed: too many in setup",
+                        "corowire serve: connection of uid {} (pid {}) on '{}' closed: too many in setup",
                         peer.uid, peer.pid, listener.name
                     );
                 }

@@ -148,14 +148,13 @@ const CANCEL_WFA: &[u8] = b"quorum.cancel_wait_for_all";
 pub struct QuorumSync {
     seen: Vec<(Vec<u8>, OwnedValue)>,
     origin: std::time::Instant,
-    verbose: bool,
 }
 
 impl QuorumSync {
-    /// Starts watching `cmap`'s configuration keys; `verbose` prints corosync's configuration
-    /// messages on standard error.
-    pub fn new(cmap: &Cmap, verbose: bool) -> Self {
-        Self { seen: watched(cmap), origin: std::time::Instant::now(), verbose }
+    /// Starts watching `cmap`'s configuration keys; corosync's configuration messages go to
+    /// standard error ([`report`]).
+    pub fn new(cmap: &Cmap) -> Self {
+        Self { seen: watched(cmap), origin: std::time::Instant::now() }
     }
 
     /// The core's clock: milliseconds since the server started.
@@ -192,19 +191,17 @@ impl QuorumSync {
         let read = if deleted { self.seen.clone() } else { watched(cmap) };
         let keys = read.iter().map(|(k, v)| (k.as_slice(), v.as_value()));
         let (cfg, nodelist) = quorum_setup(keys, QuorumConfig::default());
-        let verbose = self.verbose;
-        quorum.reconfigure(cfg, &nodelist, &mut |note| report(verbose, note))?;
+        quorum.reconfigure(cfg, &nodelist, &mut report)?;
         self.seen = watched(cmap);
         Ok(())
     }
 }
 
-/// Prints corosync's log lines for `note` when `verbose`.
-pub fn report(verbose: bool, note: ConfigNote) {
-    if verbose {
-        for line in note.lines() {
-            eprintln!("corowire server: votequorum: {line}");
-        }
+/// Prints corosync's log lines for `note` on standard error, always: corosync logs them at
+/// `crit` or `warning`, which its default logging shows.
+pub fn report(note: ConfigNote) {
+    for line in note.lines() {
+        eprintln!("corowire serve: votequorum: {line}");
     }
 }
 
