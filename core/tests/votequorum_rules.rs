@@ -427,6 +427,23 @@ fn a_configured_device_counts_in_expected_votes() {
 }
 
 #[test]
+fn device_votes_4294967295_are_not_set() {
+    // corosync 3.1.7, two nodes, node 1 up alone, `quorum.device.votes: 4294967295` (its
+    // "not set"): device votes computed 1, Expected votes 3; registered and polling, Total
+    // votes 2, Quorate.
+    let (mut e, _) = cluster(2, QuorumConfig { device: device(Some(u32::MAX)), ..QuorumConfig::default() });
+    e.set_membership(&[1], ring(5), T0).unwrap();
+    assert_eq!((status(&mut e), e.votes(0)), ((false, 3, 1, 2, "".into()), Some(1)));
+    assert!(keys(&e).contains(&k("ev_barrier", "u32", 3)));
+    let c = ConnId(2);
+    e.connect(c).unwrap();
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceRegister { name: qd_name("qd") }), Ok(()));
+    let poll = Request::QdevicePoll { name: qd_name("qd"), cast_vote: true, ring_id: ring(5) };
+    assert_eq!(qdevice(&mut e, c, poll), Ok(()));
+    assert_eq!(status(&mut e), (true, 3, 2, 2, "Quorate Qdevice QdeviceAlive QdeviceCastVote".into()));
+}
+
+#[test]
 fn device_configurations_corosync_refuses() {
     let nodes = [(1, 1), (2, 1), (3, 1), (4, 1)];
     let dev = QuorumConfig { expected_votes: 0, device: device(None), ..QuorumConfig::default() };

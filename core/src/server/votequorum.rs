@@ -231,7 +231,8 @@ impl Default for QuorumConfig {
 pub struct DeviceConfig {
     /// `quorum.device.votes`; `None`: not set, then computed from the nodelist when every
     /// node has one vote (the node count less one, added to the expected votes), refused
-    /// otherwise (see [`ConfigError`]).
+    /// otherwise (see [`ConfigError`]). `Some(u32::MAX)` (4294967295) also means not set, as
+    /// in corosync, which keeps "not set" as C's -1 in the same variable.
     pub votes: Option<u32>,
     /// `quorum.device.timeout`, milliseconds (corosync's default 10000): a device that has
     /// not polled for this long is no longer alive and its vote is withdrawn.
@@ -626,12 +627,16 @@ impl<const NODES: usize> Model<NODES> {
     /// the expected votes, the votes and the quorum device are re-read. Notes go to `note`.
     fn readconfig(
         &mut self,
-        cfg: QuorumConfig,
+        mut cfg: QuorumConfig,
         nodelist: (usize, u32),
         runtime: bool,
         note: &mut impl FnMut(ConfigNote),
     ) -> Result<(), ConfigError> {
         let (node_count, nodelist_votes) = nodelist;
+        // corosync reads `quorum.device.votes` into a variable where C's -1 means "not set".
+        if let Some(device) = cfg.device.as_mut() {
+            device.votes = device.votes.filter(|&v| v != u32::MAX);
+        }
         if nodelist_votes == 0 && cfg.expected_votes == 0 {
             return Err(ConfigError::NoExpectedVotes);
         }
