@@ -298,6 +298,14 @@ fn checks(control: &Path) {
     assert!(status.contains("Total votes:      3\n") && status.contains(" VQsim_qdevice\n"), "{status}");
     let show = apply(control, &["show"]);
     assert!(show.contains(", qdevice, local\n") && show.contains("nodes [1], quorate yes"), "{show}");
+    // `corosync-quorumtool -f` unregisters it: `sim show` no longer marks it, and `qdevice
+    // on` registers it again.
+    let (code, _, err) = run("corosync-quorumtool", &["-f"]);
+    assert_eq!(code, 0, "{err}");
+    let show = apply(control, &["show"]);
+    assert!(!show.contains(", qdevice") && show.contains("nodes [1], quorate no"), "{show}");
+    apply(control, &["qdevice", "on", "1"]);
+    assert!(apply(control, &["show"]).contains(", qdevice, local\n"));
     // Off: polled once without a vote, then silent; the device stays registered.
     apply(control, &["qdevice", "off", "1"]);
     let (code, _, _, quorate) = quorum_status();
