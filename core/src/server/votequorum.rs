@@ -64,6 +64,10 @@
 //!   runs out the device is no longer alive and its vote is withdrawn. MASTER_WINS sets
 //!   `runtime.votequorum.qdevice_master_wins`; with it, a device casting its vote keeps its
 //!   partition quorate.
+//!   After a membership change a registered, alive device must poll with the new ring id
+//!   within `quorum.device.sync_timeout`: until it does, the change's QUORUM notification
+//!   waits ([`QuorumEngine::sync_waiting`], during which the adapter serves no other service);
+//!   if it does not, it is no longer alive and the change completes without its vote.
 //! - Request ids outside 0–9 get corosync's generic reply (id 0, 24 bytes, `INVALID_PARAM`); a
 //!   malformed frame of a known id gets its reply shape with `INVALID_PARAM`.
 //!
@@ -74,9 +78,8 @@
 //!   answers QDEVICE_REGISTER asynchronously and sends the notifications of SETEXPECTED /
 //!   SETVOTES *after* the reply; here they are queued with the reply (the adapter sends them
 //!   first). libvotequorum cannot tell: events and replies use different channels.
-//! - The quorum device's sync wait: after a membership change corosync holds its sync back
-//!   until a registered, alive device polls with the new ring id (or `quorum.device.sync_timeout`
-//!   passes); here the membership applies at once and the device has `sync_timeout` to poll.
+//! - During the quorum device's sync wait, the libquorum notification of the change is the
+//!   adapter's, sent at once (corosync's `quorum_callback` comes at the end of the wait).
 //! - Other nodes' quorum devices: corosync learns each node's device flags from its messages
 //!   (`corosync-quorumtool -l` shows `A,V,NMW` for a remote node whose device votes), and its
 //!   `check_qdevice_master` lets a remote master_wins device make the partition quorate. Here
@@ -520,6 +523,9 @@ struct DeviceState {
     sync_timeout: u32,
     /// When the device is declared dead unless it polls (`qdevice_timer`).
     deadline: Option<Instant>,
+    /// `sync_wait_for_poll_or_timeout`: the membership change's sync is held back until the
+    /// registered device polls with the new ring id, times out or is unregistered.
+    sync_wait: bool,
 }
 
 impl Default for DeviceState {
@@ -533,6 +539,7 @@ impl Default for DeviceState {
             timeout: cfg.timeout,
             sync_timeout: cfg.sync_timeout,
             deadline: None,
+            sync_wait: false,
         }
     }
 }
@@ -616,6 +623,15 @@ impl<const NODES: usize> Model<NODES> {
     /// The members' votes (`get_total_votes`), summed in C's `unsigned int`: wrapping at 2^32.
     fn total_votes(&self) -> u32 {
         self.members().fold(0u32, |a, n| a.wrapping_add(n.votes))
+    }
+
+    /// `votequorum_sync_activate`, when a sync held back for the quorum device ends:
+    /// recalculate, then always a QUORUM notification.
+    fn end_sync_wait(&mut self) {
+        if core::mem::take(&mut self.device.sync_wait) {
+            self.recalculate(false, false, false);
+            self.event(Kind::Quorum);
+        }
     }
 
     fn event(&mut self, kind: Kind) {
@@ -1327,9 +1343,10 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         next.previous_members = core::mem::replace(&mut next.members, ids.clone());
         next.cfg.ring_id = ring_id;
         next.clock = now;
-        if next.qdevice.registered && next.qdevice.alive && !next.qdevice.simulated {
-            // The device must poll with the new ring id within the sync timeout (corosync
-            // also holds the sync back until it does; here the membership applies at once).
+        // The sync waits for the device to poll with the new ring id, at most the sync
+        // timeout (the simulator's device polls at once).
+        next.device.sync_wait = next.qdevice.registered && next.qdevice.alive && !next.qdevice.simulated;
+        if next.device.sync_wait {
             let wait = Duration::from_millis(u64::from(next.device.sync_timeout));
             next.device.deadline = Some(now.saturating_add(wait));
         }
@@ -1349,9 +1366,12 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             };
             next.nodeinfo(&message)?;
         }
-        // sync_activate: recalculate, then always a QUORUM notification.
-        next.recalculate(false, false, false);
-        next.event(Kind::Quorum);
+        // sync_activate: recalculate, then always a QUORUM notification (held back while the
+        // sync waits for the device).
+        if !next.device.sync_wait {
+            next.recalculate(false, false, false);
+            next.event(Kind::Quorum);
+        }
         self.commit_anyway(next)
     }
 
@@ -1434,6 +1454,17 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         }
     }
 
+    /// Whether the sync of the last membership change is held back for the local node's
+    /// quorum device (`sync_wait_for_poll_or_timeout` in corosync's `votequorum_sync_init`):
+    /// a device registered by a client and alive must poll with the new ring id; until it
+    /// does, is unregistered or `quorum.device.sync_timeout` passes (then it is no longer
+    /// alive and its vote is withdrawn), the QUORUM notification of the change is held back,
+    /// and corosync serves no IPC request of any service but votequorum (`ipc_glue.c`), which
+    /// the adapter mirrors. The simulator's device polls at once and holds nothing.
+    pub fn sync_waiting(&self) -> bool {
+        self.model.device.sync_wait
+    }
+
     /// Whether the simulator's quorum device is on ([`QuorumEngine::simulate_qdevice`]).
     pub fn simulated_qdevice(&self) -> bool {
         self.model.qdevice.simulated
@@ -1470,8 +1501,9 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             next.device.deadline = None;
             if next.qdevice.alive {
                 (next.qdevice.alive, next.qdevice.cast_vote) = (false, false);
-                next.recalculate(false, false, true);
+                next.recalculate(false, false, !next.device.sync_wait);
             }
+            next.end_sync_wait();
         }
         if lms {
             next.lms_deadline = None;
@@ -1622,6 +1654,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             Request::QdeviceUnregister { name } => self.qdevice_step(name.as_bytes(), false, |m| {
                 m.qdevice = Qdevice::default();
                 m.device.deadline = None;
+                m.end_sync_wait();
                 Ok(())
             })?,
             Request::QdeviceUpdate { old_name, new_name } => {
@@ -1643,6 +1676,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
                         m.qdevice.cast_vote = cast_vote;
                         let wait = Duration::from_millis(u64::from(m.device.timeout));
                         m.device.deadline = Some(m.clock.saturating_add(wait));
+                        m.end_sync_wait();
                         Ok(())
                     })?
                 }
@@ -1784,7 +1818,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         if let Err(e) = apply(&mut next) {
             return Ok(Err(e));
         }
-        next.recalculate(false, false, true);
+        // No QUORUM notification while the sync waits for the device.
+        next.recalculate(false, false, !next.device.sync_wait);
         self.commit(next)
     }
 
