@@ -1398,7 +1398,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// `vqsim/vqsim_vq_engine.c`): `on` registers a device named [`SIM_QDEVICE_NAME`] if none is
     /// and polls with its vote cast; it then keeps polling (it is never timed out, and polls
     /// with each new ring at once). `off` polls once without a vote and stops polling: the
-    /// device stays registered and is declared dead after `quorum.device.timeout`, as vqsim's.
+    /// device stays registered and is declared dead after `quorum.device.timeout`, as vqsim's;
+    /// until then a membership change waits for it ([`QuorumEngine::sync_waiting`]).
     /// Trackers get the notifications corosync's would. A device registered by a client under
     /// another name is left alone ([`SimDeviceError::ClientDevice`]); a client may
     /// unregister the simulator's device, as any device.
