@@ -16,6 +16,8 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 
+use corowire_unix::votequorum::{OwnedNotification, RingId, TrackFlags, Votequorum};
+
 const INNER: &str = "COROWIRE_SIM_INNER";
 const TEST: &str = "simulated_cluster_seen_by_the_c_tools";
 /// A bound on waits for something that must happen (not a timing assertion).
@@ -300,10 +302,22 @@ fn checks(control: &Path) {
     assert!(status.contains("Total votes:      3\n") && status.contains(" VQsim_qdevice\n"), "{status}");
     let show = apply(control, &["show"]);
     assert!(show.contains(", qdevice, local\n") && show.contains("nodes [1], quorate yes"), "{show}");
+    // `corosync-quorumtool -f` unregisters it: `sim show` no longer marks it, and `qdevice
+    // on` registers it again.
+    let (code, _, err) = run("corosync-quorumtool", &["-f"]);
+    assert_eq!(code, 0, "{err}");
+    let show = apply(control, &["show"]);
+    assert!(!show.contains(", qdevice") && show.contains("nodes [1], quorate no"), "{show}");
+    apply(control, &["qdevice", "on", "1"]);
+    assert!(apply(control, &["show"]).contains(", qdevice, local\n"));
     // Off: polled once without a vote, then silent; the device stays registered.
     apply(control, &["qdevice", "off", "1"]);
     let (code, _, _, quorate) = quorum_status();
     assert_eq!((code, quorate.as_str()), (2, "No"));
+    // Unregistered: alive and silent, it would hold the next change back until
+    // quorum.device.sync_timeout (30 s), as corosync's would.
+    let (code, _, err) = run("corosync-quorumtool", &["-f"]);
+    assert_eq!(code, 0, "{err}");
     apply(control, &["join", "0", "1"]);
 
     // Another user may not drive the simulation, even where the socket's mode would let it.
@@ -327,4 +341,49 @@ fn checks(control: &Path) {
     // with a refusal from the model.
     assert!(code == 1 && err.contains("control socket"), "another uid: {code} {err}");
     assert_eq!(quorum_status().1, "3", "another uid changed the cluster");
+    device_holds_the_sync(control);
+}
+
+/// The next node-list notification's ring id on `device`'s tracking connection.
+fn next_ring(device: &mut Votequorum) -> RingId {
+    loop {
+        match device.next_event(Some(PATIENCE)).unwrap().expect("a node-list notification") {
+            OwnedNotification::NodeList { ring_id, .. } => return ring_id,
+            _ => continue,
+        }
+    }
+}
+
+/// A client's quorum device on node 1 (3 nodes, its votes computed: 2) holds a membership
+/// change back until it polls with the new ring id, as corosync 3.1.7's does
+/// (`quorum.device.sync_timeout`): `corosync-quorumtool -s` waits, then shows the device's
+/// vote when it polled (node 3 lost: Total votes 4, Quorate), and without it after the
+/// timeout (node 2 lost too: Total votes 1, Activity blocked; on a real 3-node cluster with
+/// node 3 lost and no poll: Total votes 2, Quorum 3, Activity blocked).
+fn device_holds_the_sync(control: &Path) {
+    // Long enough that the first wait can only end with the poll.
+    let (code, _, err) = run("corosync-cmapctl", &["-s", "quorum.device.sync_timeout", "u32", "600000"]);
+    assert_eq!(code, 0, "{err}");
+    let mut device = Votequorum::connect().unwrap();
+    device.track_start(0, TrackFlags::CHANGES).unwrap();
+    let ring = next_ring(&mut device);
+    device.qdevice_register("qd").unwrap();
+    device.qdevice_poll("qd", true, ring).unwrap();
+    assert_eq!(quorum_status().3, "Yes");
+    apply(control, &["down", "3"]);
+    let status = Command::new("corosync-quorumtool").arg("-s").stdout(Stdio::piped()).spawn().unwrap();
+    let ring = next_ring(&mut device);
+    device.qdevice_poll("qd", true, ring).unwrap();
+    let out = status.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("Total votes:      4\n") && out.contains("Quorate:          Yes\n"), "{out}");
+    // Silent: the change completes at the timeout, without the device's vote.
+    let (code, _, err) = run("corosync-cmapctl", &["-s", "quorum.device.sync_timeout", "u32", "500"]);
+    assert_eq!(code, 0, "{err}");
+    apply(control, &["down", "2"]);
+    let (code, out, _) = run("corosync-quorumtool", &["-s"]);
+    assert!(code == 2 && out.contains("Total votes:      1\n") && out.contains("Activity blocked"), "{out}");
+    let (_, out, _) = run("corosync-quorumtool", &["-l"]);
+    assert!(out.contains(" qd (votes 2)\n"), "{out}");
+    apply(control, &["up", "2,3"]);
 }

@@ -435,6 +435,23 @@ fn a_configured_device_counts_in_expected_votes() {
 }
 
 #[test]
+fn device_votes_4294967295_are_not_set() {
+    // corosync 3.1.7, two nodes, node 1 up alone, `quorum.device.votes: 4294967295` (its
+    // "not set"): device votes computed 1, Expected votes 3; registered and polling, Total
+    // votes 2, Quorate.
+    let (mut e, _) = cluster(2, QuorumConfig { device: device(Some(u32::MAX)), ..QuorumConfig::default() });
+    e.set_membership(&[1], ring(5), T0).unwrap();
+    assert_eq!((status(&mut e), e.votes(0)), ((false, 3, 1, 2, "".into()), Some(1)));
+    assert!(keys(&e).contains(&k("ev_barrier", "u32", 3)));
+    let c = ConnId(2);
+    e.connect(c).unwrap();
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceRegister { name: qd_name("qd") }), Ok(()));
+    let poll = Request::QdevicePoll { name: qd_name("qd"), cast_vote: true, ring_id: ring(5) };
+    assert_eq!(qdevice(&mut e, c, poll), Ok(()));
+    assert_eq!(status(&mut e), (true, 3, 2, 2, "Quorate Qdevice QdeviceAlive QdeviceCastVote".into()));
+}
+
+#[test]
 fn device_configurations_corosync_refuses() {
     let nodes = [(1, 1), (2, 1), (3, 1), (4, 1)];
     let dev = QuorumConfig { expected_votes: 0, device: device(None), ..QuorumConfig::default() };
@@ -502,6 +519,51 @@ fn a_device_that_stops_polling_loses_its_vote() {
     assert!(e.is_quorate());
     assert_eq!(qdevice(&mut e, c, Request::QdeviceUnregister { name: qd_name("qd") }), Ok(()));
     assert_eq!((e.poll_timeout(), e.is_quorate()), (None, false));
+}
+
+#[test]
+fn a_membership_change_waits_for_the_device_to_poll_with_the_new_ring() {
+    // corosync 3.1.7, three nodes, `quorum.device.votes: 2`, a device registered on node 1
+    // that polls once (tests/cluster/fake-qdevice): node 3 is killed; the sync waits 30 s
+    // (quorum.device.sync_timeout) for a poll, then "lost contact with quorum device", and
+    // `corosync-quorumtool -s` (held until then) shows Total votes 2, Quorum 3, Activity
+    // blocked; a poll with the new ring id brings Total votes 4, Quorate.
+    let mut e = cluster_up(3, QuorumConfig { device: device(Some(2)), ..QuorumConfig::default() });
+    track(&mut e, ConnId(1));
+    let c = ConnId(2);
+    e.connect(c).unwrap();
+    let poll = |seq| Request::QdevicePoll { name: qd_name("qd"), cast_vote: true, ring_id: ring(seq) };
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceRegister { name: qd_name("qd") }), Ok(()));
+    e.set_clock(T0);
+    assert_eq!(qdevice(&mut e, c, poll(6)), Ok(()));
+    assert_eq!(status(&mut e), (true, 5, 5, 3, "Quorate Qdevice QdeviceAlive QdeviceCastVote".into()));
+    drain(&mut e);
+    assert!(!e.sync_waiting());
+    // Node 3 lost: the new ring's node list at once, its QUORUM notification held back.
+    e.set_membership(&[1, 2], ring(7), T0).unwrap();
+    assert_eq!(drain(&mut e), ["nodelist 1.7 [1, 2]"]);
+    assert!(e.sync_waiting());
+    assert_eq!(e.poll_timeout(), Some(T0.saturating_add(corowire::time::Duration::from_millis(30_000))));
+    // A poll with the old ring id does not end the wait.
+    assert_eq!(qdevice(&mut e, c, poll(6)), Err(CsError::MessageError));
+    e.handle_timeout(Instant::from_millis(30_999)).unwrap();
+    assert!(e.sync_waiting());
+    e.handle_timeout(Instant::from_millis(31_000)).unwrap();
+    assert_eq!((drain(&mut e), e.sync_waiting()), (vec!["quorum false".to_owned()], false));
+    assert_eq!(status(&mut e), (false, 5, 2, 3, "Qdevice".into()));
+    assert_eq!(qdevice(&mut e, c, poll(7)), Ok(()));
+    assert_eq!(drain(&mut e), ["quorum true"]);
+    assert_eq!(status(&mut e), (true, 5, 4, 3, "Quorate Qdevice QdeviceAlive QdeviceCastVote".into()));
+    // Node 3 back, the device polls in time: one QUORUM notification when it does.
+    e.set_membership(&[1, 2, 3], ring(8), Instant::from_millis(32_000)).unwrap();
+    assert_eq!(drain(&mut e), ["nodelist 1.8 [1, 2, 3]"]);
+    assert_eq!(qdevice(&mut e, c, poll(8)), Ok(()));
+    assert_eq!((drain(&mut e), e.sync_waiting()), (vec!["quorum true".to_owned()], false));
+    // Unregistering ends a wait too.
+    e.set_membership(&[1, 2], ring(9), Instant::from_millis(33_000)).unwrap();
+    drain(&mut e);
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceUnregister { name: qd_name("qd") }), Ok(()));
+    assert_eq!((drain(&mut e), e.sync_waiting()), (vec!["quorum false".to_owned()], false));
 }
 
 #[test]

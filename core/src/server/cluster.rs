@@ -370,6 +370,16 @@ impl<const NODES: usize> Cluster<NODES> {
         self.local
     }
 
+    /// Sets whether the local node's quorum device is on, when something other than a
+    /// `qdevice` command switched it (a client unregistered it: `corosync-quorumtool -f`), so
+    /// that `show` and the next `qdevice` command see the engine's device.
+    pub fn set_local_qdevice(&mut self, on: bool) {
+        let local = self.local;
+        if let Some(node) = self.nodes.iter_mut().find(|n| n.nodeid == local) {
+            node.qdevice = on;
+        }
+    }
+
     /// Every node, by node id.
     pub fn nodes(&self) -> &[SimNode] {
         &self.nodes

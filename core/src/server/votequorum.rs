@@ -64,6 +64,10 @@
 //!   runs out the device is no longer alive and its vote is withdrawn. MASTER_WINS sets
 //!   `runtime.votequorum.qdevice_master_wins`; with it, a device casting its vote keeps its
 //!   partition quorate.
+//!   After a membership change a registered, alive device must poll with the new ring id
+//!   within `quorum.device.sync_timeout`: until it does, the change's QUORUM notification
+//!   waits ([`QuorumEngine::sync_waiting`], during which the adapter serves no other service);
+//!   if it does not, it is no longer alive and the change completes without its vote.
 //! - Request ids outside 0–9 get corosync's generic reply (id 0, 24 bytes, `INVALID_PARAM`); a
 //!   malformed frame of a known id gets its reply shape with `INVALID_PARAM`.
 //!
@@ -74,9 +78,8 @@
 //!   answers QDEVICE_REGISTER asynchronously and sends the notifications of SETEXPECTED /
 //!   SETVOTES *after* the reply; here they are queued with the reply (the adapter sends them
 //!   first). libvotequorum cannot tell: events and replies use different channels.
-//! - The quorum device's sync wait: after a membership change corosync holds its sync back
-//!   until a registered, alive device polls with the new ring id (or `quorum.device.sync_timeout`
-//!   passes); here the membership applies at once and the device has `sync_timeout` to poll.
+//! - During the quorum device's sync wait, the libquorum notification of the change is the
+//!   adapter's, sent at once (corosync's `quorum_callback` comes at the end of the wait).
 //! - Other nodes' quorum devices: corosync learns each node's device flags from its messages
 //!   (`corosync-quorumtool -l` shows `A,V,NMW` for a remote node whose device votes), and its
 //!   `check_qdevice_master` lets a remote master_wins device make the partition quorate. Here
@@ -237,7 +240,8 @@ impl Default for QuorumConfig {
 pub struct DeviceConfig {
     /// `quorum.device.votes`; `None`: not set, then computed from the nodelist when every
     /// node has one vote (the node count less one, added to the expected votes), refused
-    /// otherwise (see [`ConfigError`]).
+    /// otherwise (see [`ConfigError`]). `Some(u32::MAX)` (4294967295) also means not set, as
+    /// in corosync, which keeps "not set" as C's -1 in the same variable.
     pub votes: Option<u32>,
     /// `quorum.device.timeout`, milliseconds (corosync's default 10000): a device that has
     /// not polled for this long is no longer alive and its vote is withdrawn.
@@ -527,6 +531,9 @@ struct DeviceState {
     sync_timeout: u32,
     /// When the device is declared dead unless it polls (`qdevice_timer`).
     deadline: Option<Instant>,
+    /// `sync_wait_for_poll_or_timeout`: the membership change's sync is held back until the
+    /// registered device polls with the new ring id, times out or is unregistered.
+    sync_wait: bool,
 }
 
 impl Default for DeviceState {
@@ -540,6 +547,7 @@ impl Default for DeviceState {
             timeout: cfg.timeout,
             sync_timeout: cfg.sync_timeout,
             deadline: None,
+            sync_wait: false,
         }
     }
 }
@@ -625,6 +633,15 @@ impl<const NODES: usize> Model<NODES> {
         self.members().fold(0u32, |a, n| a.wrapping_add(n.votes))
     }
 
+    /// `votequorum_sync_activate`, when a sync held back for the quorum device ends:
+    /// recalculate, then always a QUORUM notification.
+    fn end_sync_wait(&mut self) {
+        if core::mem::take(&mut self.device.sync_wait) {
+            self.recalculate(false, false, false);
+            self.event(Kind::Quorum);
+        }
+    }
+
     fn event(&mut self, kind: Kind) {
         let _ = self.events.push(kind);
     }
@@ -634,12 +651,16 @@ impl<const NODES: usize> Model<NODES> {
     /// the expected votes, the votes and the quorum device are re-read. Notes go to `note`.
     fn readconfig(
         &mut self,
-        cfg: QuorumConfig,
+        mut cfg: QuorumConfig,
         nodelist: (usize, u32),
         runtime: bool,
         note: &mut impl FnMut(ConfigNote),
     ) -> Result<(), ConfigError> {
         let (node_count, nodelist_votes) = nodelist;
+        // corosync reads `quorum.device.votes` into a variable where C's -1 means "not set".
+        if let Some(device) = cfg.device.as_mut() {
+            device.votes = device.votes.filter(|&v| v != u32::MAX);
+        }
         // corosync asks for a node list (`have_nodelist`), not for votes: a list whose votes
         // are all 0, or sum to 0 in `uint32_t`, starts with expected votes 0.
         if node_count == 0 && cfg.expected_votes == 0 {
@@ -1363,9 +1384,10 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         next.previous_members = core::mem::replace(&mut next.members, ids.clone());
         next.cfg.ring_id = ring_id;
         next.clock = now;
-        if next.qdevice.registered && next.qdevice.alive && !next.qdevice.simulated {
-            // The device must poll with the new ring id within the sync timeout (corosync
-            // also holds the sync back until it does; here the membership applies at once).
+        // The sync waits for the device to poll with the new ring id, at most the sync
+        // timeout (the simulator's device polls at once).
+        next.device.sync_wait = next.qdevice.registered && next.qdevice.alive && !next.qdevice.simulated;
+        if next.device.sync_wait {
             let wait = Duration::from_millis(u64::from(next.device.sync_timeout));
             next.device.deadline = Some(now.saturating_add(wait));
         }
@@ -1385,9 +1407,12 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             };
             next.nodeinfo(&message, false)?;
         }
-        // sync_activate: recalculate, then always a QUORUM notification.
-        next.recalculate(false, false, false);
-        next.event(Kind::Quorum);
+        // sync_activate: recalculate, then always a QUORUM notification (held back while the
+        // sync waits for the device).
+        if !next.device.sync_wait {
+            next.recalculate(false, false, false);
+            next.event(Kind::Quorum);
+        }
         self.commit_anyway(next)
     }
 
@@ -1414,7 +1439,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// `vqsim/vqsim_vq_engine.c`): `on` registers a device named [`SIM_QDEVICE_NAME`] if none is
     /// and polls with its vote cast; it then keeps polling (it is never timed out, and polls
     /// with each new ring at once). `off` polls once without a vote and stops polling: the
-    /// device stays registered and is declared dead after `quorum.device.timeout`, as vqsim's.
+    /// device stays registered and is declared dead after `quorum.device.timeout`, as vqsim's;
+    /// until then a membership change waits for it ([`QuorumEngine::sync_waiting`]).
     /// Trackers get the notifications corosync's would. A device registered by a client under
     /// another name is left alone ([`SimDeviceError::ClientDevice`]); a client may
     /// unregister the simulator's device, as any device.
@@ -1470,6 +1496,17 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         }
     }
 
+    /// Whether the sync of the last membership change is held back for the local node's
+    /// quorum device (`sync_wait_for_poll_or_timeout` in corosync's `votequorum_sync_init`):
+    /// a device registered by a client and alive must poll with the new ring id; until it
+    /// does, is unregistered or `quorum.device.sync_timeout` passes (then it is no longer
+    /// alive and its vote is withdrawn), the QUORUM notification of the change is held back,
+    /// and corosync serves no IPC request of any service but votequorum (`ipc_glue.c`), which
+    /// the adapter mirrors. The simulator's device polls at once and holds nothing.
+    pub fn sync_waiting(&self) -> bool {
+        self.model.device.sync_wait
+    }
+
     /// Whether the simulator's quorum device is on ([`QuorumEngine::simulate_qdevice`]).
     pub fn simulated_qdevice(&self) -> bool {
         self.model.qdevice.simulated
@@ -1506,8 +1543,9 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             next.device.deadline = None;
             if next.qdevice.alive {
                 (next.qdevice.alive, next.qdevice.cast_vote) = (false, false);
-                next.recalculate(false, false, true);
+                next.recalculate(false, false, !next.device.sync_wait);
             }
+            next.end_sync_wait();
         }
         if lms {
             next.lms_deadline = None;
@@ -1658,6 +1696,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             Request::QdeviceUnregister { name } => self.qdevice_step(name.as_bytes(), false, |m| {
                 m.qdevice = Qdevice::default();
                 m.device.deadline = None;
+                m.end_sync_wait();
                 Ok(())
             })?,
             Request::QdeviceUpdate { old_name, new_name } => {
@@ -1679,6 +1718,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
                         m.qdevice.cast_vote = cast_vote;
                         let wait = Duration::from_millis(u64::from(m.device.timeout));
                         m.device.deadline = Some(m.clock.saturating_add(wait));
+                        m.end_sync_wait();
                         Ok(())
                     })?
                 }
@@ -1820,7 +1860,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         if let Err(e) = apply(&mut next) {
             return Ok(Err(e));
         }
-        next.recalculate(false, false, true);
+        // No QUORUM notification while the sync waits for the device.
+        next.recalculate(false, false, !next.device.sync_wait);
         self.commit(next)
     }
 

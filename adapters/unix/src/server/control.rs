@@ -424,6 +424,8 @@ impl Server {
     /// local engine took the local node's part of a `qdevice` command.
     fn command(&mut self, sim: &mut Sim, line: &[u8]) -> String {
         let Ok(text) = core::str::from_utf8(line) else { return "error: command is not UTF-8\n".into() };
+        // A client may have unregistered the simulator's device since the last command.
+        sim.cluster.set_local_qdevice(self.engines.quorum.simulated_qdevice());
         let mut next = sim.cluster.clone();
         if let Ok(Command::Up(targets)) = Command::parse(text) {
             if let Some(t) = targets.iter().find(|t| sim.never_join.contains(&t.nodeid)) {

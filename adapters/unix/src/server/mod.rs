@@ -891,6 +891,7 @@ impl Server {
             (Some(w), Some(d)) => Some(w.min(d)),
             (w, d) => w.or(d),
         };
+        let held = self.engines.quorum.sync_waiting();
         let (listening, ready, control) = self.wait(wait)?;
         // A quorum device's poll arms its timer from this instant.
         self.engines.quorum.set_clock(self.sync.now());
@@ -910,6 +911,12 @@ impl Server {
             self.on_ready(id, revents, data);
         }
         let ids: Vec<u32> = self.sessions.keys().copied().collect();
+        if held && !self.engines.quorum.sync_waiting() {
+            // The sync hold ended: the requests it kept waiting.
+            for &id in &ids {
+                self.serve(id);
+            }
+        }
         for id in ids {
             let Some(s) = self.sessions.get_mut(&id) else { continue };
             if s.has_backlog() && s.flush() {
@@ -937,7 +944,8 @@ impl Server {
         for (&id, s) in &self.sessions {
             let mut events = PollFlags::empty();
             let data = s.channels().and_then(Channels::request_socket);
-            if matches!(s.phase, Phase::Setup { .. }) || s.can_serve() || data.is_some() {
+            let can_serve = s.can_serve() && !self.holds(s.service);
+            if matches!(s.phase, Phase::Setup { .. }) || can_serve || data.is_some() {
                 // On sockets the setup socket is read only to see end of file.
                 events |= PollFlags::POLLIN;
             }
@@ -947,7 +955,7 @@ impl Server {
             fds.push(PollFd::new(s.sock.as_fd(), events));
             let setup_at = fds.len() - 1;
             let data_at = data.map(|fd| {
-                let wanted = if s.can_serve() { PollFlags::POLLIN } else { PollFlags::empty() };
+                let wanted = if can_serve { PollFlags::POLLIN } else { PollFlags::empty() };
                 fds.push(PollFd::new(fd, wanted));
                 fds.len() - 1
             });
@@ -972,6 +980,13 @@ impl Server {
             .filter(|(_, setup, data)| !setup.is_empty() || !data.is_empty());
         let control = fds[control_at..].iter().map(revents).collect();
         Ok((listening, ready.collect(), control))
+    }
+
+    /// Whether requests to `service` wait: corosync serves none but votequorum's while a
+    /// membership change's sync waits for the quorum device to poll
+    /// (`QuorumEngine::sync_waiting`; `cs_ipcs_check_for_flow_control` in `exec/ipc_glue.c`).
+    fn holds(&self, service: usize) -> bool {
+        service != VOTEQUORUM_SERVICE && self.engines.quorum.sync_waiting()
     }
 
     fn log(&self, id: u32, what: fmt::Arguments<'_>) {
@@ -1241,8 +1256,9 @@ impl Server {
     /// Serves up to [`BATCH`] requests of connection `id`: one per doorbell byte.
     fn serve(&mut self, id: u32) {
         for _ in 0..BATCH {
+            let held = self.sessions.get(&id).is_some_and(|s| self.holds(s.service));
             let Some(s) = self.sessions.get_mut(&id) else { return };
-            if !s.can_serve() {
+            if !s.can_serve() || held {
                 return;
             }
             match s.take_request(&mut self.frame) {
