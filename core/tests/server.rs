@@ -1675,3 +1675,18 @@ fn setup_grants_the_floor_and_refuses_sizes_without_room_for_a_request() {
         assert_eq!(grant_max_msg_size(tiny, 0, 1 << 20).map_err(|e| e.errno), Err(22), "{tiny}");
     }
 }
+
+#[test]
+fn add_nodes_adds_a_list_at_once_and_stops_at_a_full_table() {
+    let mut q = quorum(QuorumConfig { expected_votes: 5, ..QuorumConfig::default() });
+    q.add_nodes([(2, 1), (3, 1)], NodeState::MEMBER).unwrap();
+    assert!(q.is_quorate());
+    // A node given again is updated, not added twice.
+    q.add_nodes([(3, 1), (2, 1), (3, 1)], NodeState::DEAD).unwrap();
+    assert!(!q.is_quorate());
+    assert_eq!(q.member_ids().as_slice(), &[1]);
+    // 8 slots, one kept for the quorum device: nodes 4..7 fit, 8 does not.
+    assert_eq!(q.add_nodes((4..10).map(|id| (id, 1)), NodeState::MEMBER), Err(CsError::NoMemory));
+    assert_eq!(q.member_ids().as_slice(), &[1, 4, 5, 6, 7]);
+    assert!(q.is_quorate());
+}

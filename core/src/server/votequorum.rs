@@ -1175,20 +1175,33 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// Adds (or updates) another node of the cluster and recomputes quorum without notifying
     /// anyone (use it while loading configuration). `Err` when the node table is full.
     pub fn add_node(&mut self, nodeid: u32, votes: u32, state: NodeState) -> Result<(), CsError> {
+        self.add_nodes([(nodeid, votes)], state)
+    }
+
+    /// [`QuorumEngine::add_node`] for each `(nodeid, votes)` of `nodes`, all in `state`,
+    /// recomputing quorum once at the end (a node list of n nodes costs one recount, not n).
+    /// `Err` when the node table is full: the nodes before the one that did not fit stay.
+    pub fn add_nodes(
+        &mut self,
+        nodes: impl IntoIterator<Item = (u32, u32)>,
+        state: NodeState,
+    ) -> Result<(), CsError> {
         let expected_votes = self.model.local().expected_votes;
-        let node = Node { nodeid, votes, expected_votes, state, flags: (false, false) };
-        if let Some(n) = self.model.nodes.iter_mut().find(|n| n.nodeid == nodeid) {
-            *n = node;
-        } else if self.model.nodes.len() + 1 >= NODES {
-            return Err(CsError::NoMemory);
-        } else {
-            self.model.nodes.push(node).map_err(|_| CsError::NoMemory)?;
+        let mut added = Ok(());
+        for (nodeid, votes) in nodes {
+            let node = Node { nodeid, votes, expected_votes, state, flags: (false, false) };
+            if let Some(n) = self.model.nodes.iter_mut().find(|n| n.nodeid == nodeid) {
+                *n = node;
+            } else if self.model.nodes.len() + 1 >= NODES || self.model.nodes.push(node).is_err() {
+                added = Err(CsError::NoMemory);
+                break;
+            }
         }
         self.model.members = self.model.member_ids();
         self.model.members.sort_unstable();
         self.model.recalculate(true, false, false);
         self.model.events.clear();
-        Ok(())
+        added
     }
 
     /// Whether the cluster is quorate.

@@ -300,10 +300,8 @@ fn new_shadow(quorum: QuorumConfig, votes: &[(u32, u32)], nodeid: u32) -> Box<Sh
     // included); a list the engine refuses falls back to the summed expected votes.
     let configured = Shadow::configure(QuorumConfig { nodeid, ..quorum }, votes, &mut |_| {});
     let mut shadow = Box::new(configured.unwrap_or_else(|_| Shadow::new(cfg)));
-    for &(id, v) in votes.iter().filter(|v| v.0 != nodeid) {
-        // A full table only leaves the node out: the shadow is for `show`.
-        let _ = shadow.add_node(id, v, NodeState::DEAD);
-    }
+    // A full table only leaves the nodes out: the shadow is for `show`.
+    let _ = shadow.add_nodes(votes.iter().copied().filter(|v| v.0 != nodeid), NodeState::DEAD);
     shadow
 }
 
