@@ -22,7 +22,7 @@ use corowire::stream::{decode, Channel, Frame, Hello, Kind, Services, VERSION};
 use corowire::votequorum::Request as VqRequest;
 use corowire::{CsError, Status};
 use corowire_embedded::{no_clock, CmapClient, Link, LinkError, VotequorumClient};
-use stream_io::Io;
+use stream_io::{retrying, Io};
 
 fn corowire() -> Command {
     Command::new(env!("CARGO_BIN_EXE_corowire"))
@@ -174,7 +174,7 @@ fn raw_exchange(stream: &mut UnixStream, bytes: &[u8]) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        match stream.read(&mut buf) {
+        match retrying(|| stream.read(&mut buf)) {
             Ok(0) => return got,
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) => panic!("read: {e} after {got:?}"),
@@ -311,7 +311,8 @@ impl RawClient {
             if let Ok(Status::Complete((_, used))) = decode(&self.got, usize::from(u16::MAX)) {
                 return self.got.drain(..used).collect();
             }
-            let n = self.stream.read(&mut buf).unwrap_or_else(|e| panic!("read: {e} after {:?}", self.got));
+            let n = retrying(|| self.stream.read(&mut buf))
+                .unwrap_or_else(|e| panic!("read: {e} after {:?}", self.got));
             assert!(n > 0, "closed after {:?}", self.got);
             self.got.extend_from_slice(&buf[..n]);
         }

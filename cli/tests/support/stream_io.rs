@@ -50,6 +50,18 @@ impl embedded_io::Error for IoError {
     }
 }
 
+/// Runs `call` (one `read` or `write`) again while it fails with `Interrupted`: a socket with a
+/// receive timeout (`SO_RCVTIMEO`) fails a blocked `recv` with `EINTR` when the process is stopped
+/// and continued (signal(7)), which a loaded machine's scheduler or a debugger may do.
+pub(crate) fn retrying<T>(mut call: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match call() {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            got => return got,
+        }
+    }
+}
+
 fn io_error(e: &std::io::Error) -> IoError {
     IoError(e.kind())
 }
@@ -70,7 +82,7 @@ impl<S: Stream> embedded_io::Read for Io<S> {
                 if self.eof {
                     return Ok(0);
                 }
-                self.stream.read(buf).map_err(|e| io_error(&e))
+                retrying(|| self.stream.read(buf)).map_err(|e| io_error(&e))
             }
         }
     }
@@ -83,7 +95,7 @@ impl<S: Stream> embedded_io::ReadReady for Io<S> {
         }
         self.stream.set_nonblocking(true).map_err(|e| io_error(&e))?;
         let mut byte = [0u8];
-        let got = self.stream.read(&mut byte);
+        let got = retrying(|| self.stream.read(&mut byte));
         self.stream.set_nonblocking(false).map_err(|e| io_error(&e))?;
         match got {
             Ok(0) => self.eof = true,
@@ -97,7 +109,7 @@ impl<S: Stream> embedded_io::ReadReady for Io<S> {
 
 impl<S: Stream> embedded_io::Write for Io<S> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, IoError> {
-        self.stream.write(buf).map_err(|e| io_error(&e))
+        retrying(|| self.stream.write(buf)).map_err(|e| io_error(&e))
     }
 
     fn flush(&mut self) -> Result<(), IoError> {
