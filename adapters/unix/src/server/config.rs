@@ -132,7 +132,7 @@ pub fn load_keys(path: &Path) -> Result<Vec<(String, OwnedValue)>, ConfigError> 
 /// Why [`read_regular_file`] read nothing.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum FileError {
+pub(crate) enum FileError {
     /// Opening or reading failed.
     Io(std::io::Error),
     /// It is not a regular file: `kind` says what it is ("a FIFO", "a directory", ...).
