@@ -821,3 +821,25 @@ fn a_clean_leave_with_allow_downscale_lowers_the_expected_votes() {
     // Without allow_downscale a clean stop sends nothing either.
     assert_eq!(cluster_up(4, QuorumConfig { nodeid: 4, ..QuorumConfig::default() }).leave_message(), None);
 }
+
+#[test]
+fn the_simulated_device_ends_a_sync_wait_as_its_poll() {
+    use corowire::server::votequorum::SIM_QDEVICE_NAME;
+    // A client's device registered under vqsim's name holds node 3's loss; `sim qdevice on`
+    // takes it over and polls with the new ring at once, which ends the wait (it had no
+    // timer left to end it otherwise).
+    let mut e = cluster_up(3, QuorumConfig { device: device(Some(2)), ..QuorumConfig::default() });
+    let c = ConnId(2);
+    e.connect(c).unwrap();
+    let name = qd_name(SIM_QDEVICE_NAME);
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceRegister { name }), Ok(()));
+    e.set_clock(T0);
+    let poll = Request::QdevicePoll { name: qd_name(SIM_QDEVICE_NAME), cast_vote: true, ring_id: ring(6) };
+    assert_eq!(qdevice(&mut e, c, poll), Ok(()));
+    let synced = e.completed_syncs();
+    e.set_membership(&[1, 2], ring(7), T0).unwrap();
+    assert!(e.sync_waiting());
+    assert_eq!(e.simulate_qdevice(true).unwrap(), Ok(()));
+    assert_eq!((e.sync_waiting(), e.completed_syncs().wrapping_sub(synced)), (false, 1));
+    assert_eq!(status(&mut e), (true, 5, 4, 3, "Quorate Qdevice QdeviceAlive QdeviceCastVote".into()));
+}

@@ -1461,7 +1461,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// `corosync-vqsim`'s `qdevice on|off` for the local node (`do_qdevice` in
     /// `vqsim/vqsim_vq_engine.c`): `on` registers a device named [`SIM_QDEVICE_NAME`] if none is
     /// and polls with its vote cast; it then keeps polling (it is never timed out, and polls
-    /// with each new ring at once). `off` polls once without a vote and stops polling: the
+    /// with each new ring at once; a sync held for a client's device registered under that
+    /// name ends, as at its poll). `off` polls once without a vote and stops polling: the
     /// device stays registered and is declared dead after `quorum.device.timeout`, as vqsim's;
     /// until then a membership change waits for it ([`QuorumEngine::sync_waiting`]).
     /// Trackers get the notifications corosync's would. A device registered by a client under
@@ -1495,6 +1496,9 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         (next.qdevice.alive, next.qdevice.cast_vote, next.qdevice.simulated) = (true, on, on);
         let wait = Duration::from_millis(u64::from(next.device.timeout));
         next.device.deadline = (!on).then(|| next.clock.saturating_add(wait));
+        // It polls with the current ring: that ends a sync held for a client's device under
+        // its name, which has no timer left to end it.
+        next.end_sync_wait();
         next.recalculate(false, false, true);
         self.commit_anyway(next)?;
         Ok(Ok(()))
