@@ -19,6 +19,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "support/c_helpers.rs"]
+mod c_helpers;
+
 /// The shell functions every case script may use; `show` prints what is compared.
 const PRELUDE: &str = r#"
 show() {
@@ -200,21 +203,8 @@ fn run(cmd: &mut Command) -> (i32, String) {
 fn c_tools_see_the_same_votequorum_rules() {
     let dir = std::env::temp_dir().join(format!("corowire-rules-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    // The C helpers, built as tests/cluster/diff builds vq-notify.
-    let helpers = [
-        ("fake-qdevice", &["-lvotequorum", "-lcorosync_common"][..]),
-        ("vq-notify", &["-lvotequorum", "-lquorum"]),
-    ];
-    for (bin, libs) in helpers {
-        let status = Command::new("cc")
-            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"])
-            .arg(dir.join(bin))
-            .arg(repo().join(format!("tests/cluster/{bin}.c")))
-            .args(libs)
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot build {bin}");
-    }
+    c_helpers::build(&dir, "fake-qdevice", &["-lvotequorum", "-lcorosync_common"]);
+    c_helpers::build(&dir, "vq-notify", &["-lvotequorum", "-lquorum"]);
     let mut failures = Vec::new();
     for (i, case) in CASES.iter().enumerate() {
         let file = |ext: &str| dir.join(format!("case{i}.{ext}"));

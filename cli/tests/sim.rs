@@ -1,12 +1,14 @@
 //! The simulated cluster with the unmodified C tools: `corowire serve --control PATH` under
 //! corosync's standard names, changed by `corowire sim`, and read by `corosync-quorumtool`,
-//! `corosync-cmapctl` (a listing and a `-T` tracker).
+//! `corosync-cmapctl` (a listing and a `-T` tracker) and `tests/cluster/vq-notify.c
+//! --libquorum` (libquorum's notifications).
 //!
 //! The C libraries connect to the standard names only, so the test re-runs itself inside
 //! private network and mount namespaces (`unshare --net --mount`, as root), where the server
 //! takes those names without touching a corosync of the host, and `/dev/shm` is a private
-//! tmpfs. It needs root, `unshare`, `setpriv`, `stdbuf`, `corosync-quorumtool` and `corosync-cmapctl`,
-//! so it is `#[ignore]`d in a plain `cargo test` and run by `tests/run-all`, where a missing
+//! tmpfs. It needs root, `unshare`, `setpriv`, `stdbuf`, `corosync-quorumtool`,
+//! `corosync-cmapctl`, `cc` and corosync's libvotequorum and libquorum headers, so it is
+//! `#[ignore]`d in a plain `cargo test` and run by `tests/run-all`, where a missing
 //! requirement fails it.
 
 use core::time::Duration;
@@ -17,6 +19,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 
 use corowire_unix::votequorum::{OwnedNotification, RingId, TrackFlags, Votequorum};
+
+#[path = "support/c_helpers.rs"]
+mod c_helpers;
 
 const INNER: &str = "COROWIRE_SIM_INNER";
 const TEST: &str = "simulated_cluster_seen_by_the_c_tools";
@@ -99,8 +104,8 @@ fn members() -> String {
     out
 }
 
-/// A `corosync-cmapctl -T runtime.members.` tracker: its stdin is held open (EOF ends it),
-/// its lines arrive on a channel.
+/// A tracker printing one line per notification: its stdin is held open (`q` and EOF end
+/// it), its lines arrive on a channel.
 struct Tracker {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -108,14 +113,30 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn start() -> Self {
+    /// `corosync-cmapctl -T runtime.members.`
+    fn members() -> Self {
         // cmapctl writes its events through stdio: line-buffer it.
-        let mut child = Command::new("stdbuf")
-            .args(["-oL", "corosync-cmapctl", "-T", "runtime.members."])
+        let mut cmd = Command::new("stdbuf");
+        cmd.args(["-oL", "corosync-cmapctl", "-T", "runtime.members."]);
+        // cmapctl prints this once its track is registered.
+        Self::start(cmd, "Type \"q\" to finish")
+    }
+
+    /// `vq-notify --libquorum` (`tests/cluster/vq-notify.c` built at `bin`): libquorum's
+    /// notifications, the current state first.
+    fn libquorum(bin: &Path) -> Self {
+        let mut cmd = Command::new(bin);
+        cmd.arg("--libquorum");
+        Self::start(cmd, "ready")
+    }
+
+    /// Starts `cmd` and waits for its line `ready`.
+    fn start(mut cmd: Command, ready: &str) -> Self {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("corosync-cmapctl -T starts");
+            .unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"));
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = channel();
@@ -127,12 +148,12 @@ impl Tracker {
             }
         });
         let tracker = Self { child, stdin, lines };
-        // cmapctl prints this once its track is registered.
-        tracker.expect(&["Type \"q\" to finish"]);
+        tracker.expect(&[ready]);
         tracker
     }
 
     /// The next lines are `want`.
+    #[track_caller]
     fn expect(&self, want: &[&str]) {
         for w in want {
             let got = self.lines.recv_timeout(PATIENCE).unwrap_or_else(|e| panic!("tracker: no {w:?}: {e}"));
@@ -183,7 +204,8 @@ fn inner() {
     let server = Serve(server);
     wait_for(&control);
     assert_eq!(std::fs::metadata(&control).unwrap().permissions().mode() & 0o777, 0o600);
-    checks(&control);
+    let vq_notify = c_helpers::build(&dir, "vq-notify", &["-lvotequorum", "-lquorum"]);
+    checks(&control, &vq_notify);
     drop(server);
     assert!(!control.exists(), "the control socket is removed on exit");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -198,11 +220,11 @@ fn wait_for(path: &Path) {
     }
 }
 
-fn checks(control: &Path) {
+fn checks(control: &Path, vq_notify: &Path) {
     let (code, nodes, _, quorate) = quorum_status();
     assert_eq!((code, nodes.as_str(), quorate.as_str()), (0, "2", "Yes"));
     assert!(!members().contains("runtime.members.3."), "node 3 was never a member");
-    let tracker = Tracker::start();
+    let tracker = Tracker::members();
 
     // The third node comes: its keys are created in corosync's order.
     apply(control, &["up", "3"]);
@@ -341,7 +363,7 @@ fn checks(control: &Path) {
     // with a refusal from the model.
     assert!(code == 1 && err.contains("control socket"), "another uid: {code} {err}");
     assert_eq!(quorum_status().1, "3", "another uid changed the cluster");
-    device_holds_the_sync(control);
+    device_holds_the_sync(control, vq_notify);
 }
 
 /// The next node-list notification's ring id on `device`'s tracking connection.
@@ -360,7 +382,13 @@ fn next_ring(device: &mut Votequorum) -> RingId {
 /// vote when it polled (node 3 lost: Total votes 4, Quorate), and without it after the
 /// timeout (node 2 lost too: Total votes 1, Activity blocked; on a real 3-node cluster with
 /// node 3 lost and no poll: Total votes 2, Quorum 3, Activity blocked).
-fn device_holds_the_sync(control: &Path) {
+///
+/// A libquorum tracker (`vq-notify --libquorum`) is told of each change once, at the end of
+/// the wait, as corosync 3.1.7 tells it (seen on a real 3-node cluster, device votes 2,
+/// node 3 killed: nothing when the sync starts; `quorate=yes members=1,2` right after the
+/// device's poll, or `quorate=no members=1,2` when `sync_timeout` passed, never the
+/// `quorate=yes` the device's vote gave during the wait).
+fn device_holds_the_sync(control: &Path, vq_notify: &Path) {
     // Long enough that the first wait can only end with the poll.
     let (code, _, err) = run("corosync-cmapctl", &["-s", "quorum.device.sync_timeout", "u32", "600000"]);
     assert_eq!(code, 0, "{err}");
@@ -370,6 +398,8 @@ fn device_holds_the_sync(control: &Path) {
     device.qdevice_register("qd").unwrap();
     device.qdevice_poll("qd", true, ring).unwrap();
     assert_eq!(quorum_status().3, "Yes");
+    let libquorum = Tracker::libquorum(vq_notify);
+    libquorum.expect(&["libquorum quorate=yes members=1,2,3"]);
     apply(control, &["down", "3"]);
     let status = Command::new("corosync-quorumtool").arg("-s").stdout(Stdio::piped()).spawn().unwrap();
     let ring = next_ring(&mut device);
@@ -377,6 +407,8 @@ fn device_holds_the_sync(control: &Path) {
     let out = status.wait_with_output().unwrap();
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(out.contains("Total votes:      4\n") && out.contains("Quorate:          Yes\n"), "{out}");
+    // Quorate-ness did not change: one notification, at the end of the wait.
+    libquorum.expect(&["libquorum quorate=yes members=1,2"]);
     // Silent: the change completes at the timeout, without the device's vote.
     let (code, _, err) = run("corosync-cmapctl", &["-s", "quorum.device.sync_timeout", "u32", "500"]);
     assert_eq!(code, 0, "{err}");
@@ -385,5 +417,10 @@ fn device_holds_the_sync(control: &Path) {
     assert!(code == 2 && out.contains("Total votes:      1\n") && out.contains("Activity blocked"), "{out}");
     let (_, out, _) = run("corosync-quorumtool", &["-l"]);
     assert!(out.contains(" qd (votes 2)\n"), "{out}");
+    // The next notification is the end of the wait's: during it the device's vote kept node
+    // 1 quorate (3 of 3), and corosync tells libquorum nothing then.
+    libquorum.expect(&["libquorum quorate=no members=1"]);
+    // The device is no longer alive: the next change is not held, and is told at once.
     apply(control, &["up", "2,3"]);
+    libquorum.expect(&["libquorum quorate=yes members=1,2,3"]);
 }

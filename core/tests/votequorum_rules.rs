@@ -539,10 +539,14 @@ fn a_membership_change_waits_for_the_device_to_poll_with_the_new_ring() {
     assert_eq!(status(&mut e), (true, 5, 5, 3, "Quorate Qdevice QdeviceAlive QdeviceCastVote".into()));
     drain(&mut e);
     assert!(!e.sync_waiting());
+    // Each sync's end counts once (libquorum's notification; none while it waits).
+    let synced = e.completed_syncs();
+    let syncs = |e: &Engine| e.completed_syncs().wrapping_sub(synced);
     // Node 3 lost: the new ring's node list at once, its QUORUM notification held back.
     e.set_membership(&[1, 2], ring(7), T0).unwrap();
     assert_eq!(drain(&mut e), ["nodelist 1.7 [1, 2]"]);
     assert!(e.sync_waiting());
+    assert_eq!(syncs(&e), 0);
     assert_eq!(e.poll_timeout(), Some(T0.saturating_add(corowire::time::Duration::from_millis(30_000))));
     // A poll with the old ring id does not end the wait.
     assert_eq!(qdevice(&mut e, c, poll(6)), Err(CsError::MessageError));
@@ -550,20 +554,29 @@ fn a_membership_change_waits_for_the_device_to_poll_with_the_new_ring() {
     assert!(e.sync_waiting());
     e.handle_timeout(Instant::from_millis(31_000)).unwrap();
     assert_eq!((drain(&mut e), e.sync_waiting()), (vec!["quorum false".to_owned()], false));
+    assert_eq!(syncs(&e), 1);
     assert_eq!(status(&mut e), (false, 5, 2, 3, "Qdevice".into()));
     assert_eq!(qdevice(&mut e, c, poll(7)), Ok(()));
     assert_eq!(drain(&mut e), ["quorum true"]);
+    assert_eq!(syncs(&e), 1, "a poll outside a sync ends none");
     assert_eq!(status(&mut e), (true, 5, 4, 3, "Quorate Qdevice QdeviceAlive QdeviceCastVote".into()));
     // Node 3 back, the device polls in time: one QUORUM notification when it does.
     e.set_membership(&[1, 2, 3], ring(8), Instant::from_millis(32_000)).unwrap();
     assert_eq!(drain(&mut e), ["nodelist 1.8 [1, 2, 3]"]);
+    assert_eq!(syncs(&e), 1);
     assert_eq!(qdevice(&mut e, c, poll(8)), Ok(()));
     assert_eq!((drain(&mut e), e.sync_waiting()), (vec!["quorum true".to_owned()], false));
+    assert_eq!(syncs(&e), 2);
     // Unregistering ends a wait too.
     e.set_membership(&[1, 2], ring(9), Instant::from_millis(33_000)).unwrap();
     drain(&mut e);
+    assert_eq!(syncs(&e), 2);
     assert_eq!(qdevice(&mut e, c, Request::QdeviceUnregister { name: qd_name("qd") }), Ok(()));
     assert_eq!((drain(&mut e), e.sync_waiting()), (vec!["quorum false".to_owned()], false));
+    assert_eq!(syncs(&e), 3);
+    // Without a device to wait for, a sync ends at once.
+    e.set_membership(&[1, 2, 3], ring(10), Instant::from_millis(34_000)).unwrap();
+    assert_eq!(syncs(&e), 4);
 }
 
 #[test]
@@ -807,4 +820,26 @@ fn a_clean_leave_with_allow_downscale_lowers_the_expected_votes() {
     assert_eq!(status(&mut e), (false, 3, 2, 3, "AllowDownscale".into()));
     // Without allow_downscale a clean stop sends nothing either.
     assert_eq!(cluster_up(4, QuorumConfig { nodeid: 4, ..QuorumConfig::default() }).leave_message(), None);
+}
+
+#[test]
+fn the_simulated_device_ends_a_sync_wait_as_its_poll() {
+    use corowire::server::votequorum::SIM_QDEVICE_NAME;
+    // A client's device registered under vqsim's name holds node 3's loss; `sim qdevice on`
+    // takes it over and polls with the new ring at once, which ends the wait (it had no
+    // timer left to end it otherwise).
+    let mut e = cluster_up(3, QuorumConfig { device: device(Some(2)), ..QuorumConfig::default() });
+    let c = ConnId(2);
+    e.connect(c).unwrap();
+    let name = qd_name(SIM_QDEVICE_NAME);
+    assert_eq!(qdevice(&mut e, c, Request::QdeviceRegister { name }), Ok(()));
+    e.set_clock(T0);
+    let poll = Request::QdevicePoll { name: qd_name(SIM_QDEVICE_NAME), cast_vote: true, ring_id: ring(6) };
+    assert_eq!(qdevice(&mut e, c, poll), Ok(()));
+    let synced = e.completed_syncs();
+    e.set_membership(&[1, 2], ring(7), T0).unwrap();
+    assert!(e.sync_waiting());
+    assert_eq!(e.simulate_qdevice(true).unwrap(), Ok(()));
+    assert_eq!((e.sync_waiting(), e.completed_syncs().wrapping_sub(synced)), (false, 1));
+    assert_eq!(status(&mut e), (true, 5, 4, 3, "Quorate Qdevice QdeviceAlive QdeviceCastVote".into()));
 }

@@ -67,7 +67,9 @@
 //!   After a membership change a registered, alive device must poll with the new ring id
 //!   within `quorum.device.sync_timeout`: until it does, the change's QUORUM notification
 //!   waits ([`QuorumEngine::sync_waiting`], during which the adapter serves no other service);
-//!   if it does not, it is no longer alive and the change completes without its vote.
+//!   if it does not, it is no longer alive and the change completes without its vote. The end
+//!   of every sync is counted ([`QuorumEngine::completed_syncs`]): the adapter sends libquorum's
+//!   notification then, and none during the wait, as corosync 3.1.7 does.
 //! - Request ids outside 0–9 get corosync's generic reply (id 0, 24 bytes, `INVALID_PARAM`); a
 //!   malformed frame of a known id gets its reply shape with `INVALID_PARAM`.
 //!
@@ -77,9 +79,9 @@
 //!   expected votes or votes, qdevice registration) is applied at once. corosync therefore
 //!   answers QDEVICE_REGISTER asynchronously and sends the notifications of SETEXPECTED /
 //!   SETVOTES *after* the reply; here they are queued with the reply (the adapter sends them
-//!   first). libvotequorum cannot tell: events and replies use different channels.
-//! - During the quorum device's sync wait, the libquorum notification of the change is the
-//!   adapter's, sent at once (corosync's `quorum_callback` comes at the end of the wait).
+//!   first). libvotequorum cannot tell: events and replies use different channels. A sync
+//!   held for the quorum device ends at its POLL here; corosync ends it at the next sync
+//!   round after the poll (about 60 ms later on a 3-node cluster).
 //! - Other nodes' quorum devices: corosync learns each node's device flags from its messages
 //!   (`corosync-quorumtool -l` shows `A,V,NMW` for a remote node whose device votes), and its
 //!   `check_qdevice_master` lets a remote master_wins device make the partition quorate. Here
@@ -605,6 +607,8 @@ struct Model<const NODES: usize> {
     remote_devices: Vec<(u32, bool), NODES>,
     /// The adapter's clock as last given (a device's poll arms its timer from it).
     clock: Instant,
+    /// Membership changes whose sync completed (`votequorum_sync_activate` calls), wrapping.
+    syncs: u32,
     /// Notifications of the step in progress, in order.
     events: Vec<Kind, STEP_EVENTS>,
     /// Reconfigure messages sent and not yet taken.
@@ -633,12 +637,18 @@ impl<const NODES: usize> Model<NODES> {
         self.members().fold(0u32, |a, n| a.wrapping_add(n.votes))
     }
 
-    /// `votequorum_sync_activate`, when a sync held back for the quorum device ends:
-    /// recalculate, then always a QUORUM notification.
+    /// `votequorum_sync_activate`, the end of a membership change's sync: recalculate, then
+    /// always a QUORUM notification (and corosync's `quorum_callback`: counted in `syncs`).
+    fn sync_activate(&mut self) {
+        self.recalculate(false, false, false);
+        self.event(Kind::Quorum);
+        self.syncs = self.syncs.wrapping_add(1);
+    }
+
+    /// When a sync held back for the quorum device ends: [`Model::sync_activate`].
     fn end_sync_wait(&mut self) {
         if core::mem::take(&mut self.device.sync_wait) {
-            self.recalculate(false, false, false);
-            self.event(Kind::Quorum);
+            self.sync_activate();
         }
     }
 
@@ -1160,6 +1170,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
             device: DeviceState::default(),
             remote_devices: Vec::new(),
             clock: Instant::from_millis(0),
+            syncs: 0,
             events: Vec::new(),
             reconfigures: Vec::new(),
         };
@@ -1423,8 +1434,7 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         // sync_activate: recalculate, then always a QUORUM notification (held back while the
         // sync waits for the device).
         if !next.device.sync_wait {
-            next.recalculate(false, false, false);
-            next.event(Kind::Quorum);
+            next.sync_activate();
         }
         self.commit_anyway(next)
     }
@@ -1451,7 +1461,8 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// `corosync-vqsim`'s `qdevice on|off` for the local node (`do_qdevice` in
     /// `vqsim/vqsim_vq_engine.c`): `on` registers a device named [`SIM_QDEVICE_NAME`] if none is
     /// and polls with its vote cast; it then keeps polling (it is never timed out, and polls
-    /// with each new ring at once). `off` polls once without a vote and stops polling: the
+    /// with each new ring at once; a sync held for a client's device registered under that
+    /// name ends, as at its poll). `off` polls once without a vote and stops polling: the
     /// device stays registered and is declared dead after `quorum.device.timeout`, as vqsim's;
     /// until then a membership change waits for it ([`QuorumEngine::sync_waiting`]).
     /// Trackers get the notifications corosync's would. A device registered by a client under
@@ -1485,6 +1496,9 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
         (next.qdevice.alive, next.qdevice.cast_vote, next.qdevice.simulated) = (true, on, on);
         let wait = Duration::from_millis(u64::from(next.device.timeout));
         next.device.deadline = (!on).then(|| next.clock.saturating_add(wait));
+        // It polls with the current ring: that ends a sync held for a client's device under
+        // its name, which has no timer left to end it.
+        next.end_sync_wait();
         next.recalculate(false, false, true);
         self.commit_anyway(next)?;
         Ok(Ok(()))
@@ -1518,6 +1532,16 @@ impl<const CONNS: usize, const NODES: usize, const EVENTS: usize, const EVENT_BY
     /// the adapter mirrors. The simulator's device polls at once and holds nothing.
     pub fn sync_waiting(&self) -> bool {
         self.model.device.sync_wait
+    }
+
+    /// How many membership changes' syncs have completed, wrapping at 2^32: corosync's
+    /// `votequorum_sync_activate`, which calls the quorum service's callback
+    /// (`quorum_api_set_quorum` in `exec/vsf_quorum.c`), so that libquorum's trackers get a
+    /// notification at the end of every sync, whether or not quorate-ness changed, and none
+    /// while it waits ([`QuorumEngine::sync_waiting`]). An adapter serving libquorum compares
+    /// it with the count it last notified.
+    pub fn completed_syncs(&self) -> u32 {
+        self.model.syncs
     }
 
     /// Whether the simulator's quorum device is on ([`QuorumEngine::simulate_qdevice`]).

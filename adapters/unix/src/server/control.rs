@@ -13,7 +13,10 @@
 //! the votequorum engine takes the new members and ring id (its trackers get their
 //! notifications), every libquorum tracker gets the new view, and the `runtime.members` keys
 //! of the nodes that joined or left change with their CMAP track events. All of them are
-//! queued to the clients' event channels before the reply is written.
+//! queued to the clients' event channels before the reply is written; except, when a client's
+//! quorum device holds the sync (`QuorumEngine::sync_waiting`), votequorum's QUORUM
+//! notification and libquorum's, which follow when the device polls or the sync times out,
+//! as corosync 3.1.7 sends them.
 //!
 //! `leave` stops nodes as `down` does, after handing each one's votequorum LEAVING message
 //! (with allow_downscale) to the nodes of its partition: the local engine (its
@@ -21,12 +24,13 @@
 //!
 //! `qdevice on|off` switches a simulated quorum device (`QuorumEngine::simulate_qdevice`,
 //! corosync-vqsim's): on the local node in the votequorum engine, with its notifications, the
-//! `runtime.votequorum` keys and a libquorum notification when quorate-ness changed; on the
-//! other nodes in their shadow states (`show`'s quorate column) and in the flags the local
-//! engine shows for them (`QuorumEngine::set_remote_qdevice`: `corosync-quorumtool -l` prints
-//! `A,V,NMW`). When the local engine
-//! refuses (a client's device registered under another name, the device disabled by the
-//! configuration, `off` with no device) the whole command is refused and nothing changes.
+//! `runtime.votequorum` keys and a libquorum notification when quorate-ness changed or a held
+//! sync ended (the simulated device polls at once); on the other nodes in their shadow states
+//! (`show`'s quorate column) and in the flags the local engine shows for them
+//! (`QuorumEngine::set_remote_qdevice`: `corosync-quorumtool -l` prints `A,V,NMW`). When the
+//! local engine refuses (a client's device registered under another name, the device disabled
+//! by the configuration, `off` with no device) the whole command is refused and nothing
+//! changes.
 //!
 //! # The control socket
 //!
@@ -528,18 +532,13 @@ impl Server {
     fn apply_membership(&mut self, sim: &Sim, change: &Change<MAX_NODES>, messages: &[NodeMessage]) {
         let now = self.sync.now();
         let Self { engines, sessions, note, .. } = self;
-        let quorate = engines.lib_quorate;
-        // Also mirrors the runtime.votequorum keys into CMAP.
+        // Also mirrors the runtime.votequorum keys into CMAP, and tells libquorum at the end of
+        // the sync (at once, or when the quorum device ends the wait).
         let done = super::sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
             e.quorum.set_membership_with(&change.members, change.ring_id, now, messages)
         });
         if let Err(e) = done {
             self.log_sim(format_args!("membership not applied: {e}"));
-        }
-        // A membership change always tells libquorum (once: `sync_quorum` did if quorate-ness
-        // changed).
-        if self.engines.lib_quorate == quorate {
-            self.retry(QUORUM_LIB_SERVICE, |s| s.engines.notify_quorum_lib());
         }
         let updates =
             change.left.iter().map(|id| (*id, false)).chain(change.joined.iter().map(|id| (*id, true)));

@@ -71,8 +71,9 @@
 //!   `down`, `split`/`move`, `join`, `qdevice`, `show`), and answers each with its output
 //!   lines and a status line, `ok` or `error: <why>`. A change of the local node's partition
 //!   reaches votequorum (`set_membership`: its trackers' notifications), libquorum trackers
-//!   (the new view) and the `runtime.members` keys (with their CMAP track events) before the
-//!   status line is written (`corowire sim` is its client).
+//!   (the new view; while a quorum device holds the sync, at its end instead) and the
+//!   `runtime.members` keys (with their CMAP track events) before the status line is written
+//!   (`corowire sim` is its client).
 //!
 //! # Differences from corosync
 //!
@@ -511,8 +512,14 @@ struct Engines {
     votequorum: bool,
     /// The quorate state libquorum's trackers were last told: corosync's votequorum calls the
     /// quorum service's callback whenever quorate-ness changes (`are_we_quorate`), also outside
-    /// a membership change (a quorum device's vote, its timeout, new expected votes).
+    /// a membership change (a quorum device's vote, its timeout, new expected votes), but not
+    /// while a membership change's sync is in progress.
     lib_quorate: bool,
+    /// votequorum's [`Quorum::completed_syncs`] when libquorum's trackers were last told: the
+    /// end of every sync calls that callback too (`votequorum_sync_activate`), quorate-ness
+    /// changed or not; a sync held for the quorum device ends when the device polls, is
+    /// unregistered or `quorum.device.sync_timeout` passes.
+    lib_syncs: u32,
     /// votequorum's reconfigure messages taken from its engine by [`drain`] (which makes room
     /// for a change refused with `OutboxFull`), until `Server::deliver_reconfigures` hands
     /// them to the simulator's other nodes.
@@ -523,6 +530,15 @@ struct Engines {
 const SERVICES: usize = 4;
 
 impl Engines {
+    /// Whether libquorum's trackers are owed a notification, as corosync's votequorum would
+    /// call the quorum service's callback (`quorum_callback`): a sync completed since they were
+    /// last told, or quorate-ness changed; never while a sync waits for the quorum device.
+    fn quorum_lib_owed(&self) -> bool {
+        !self.quorum.sync_waiting()
+            && (self.quorum.completed_syncs() != self.lib_syncs
+                || self.quorum.is_quorate() != self.lib_quorate)
+    }
+
     /// Gives libquorum's trackers the view the engines publish.
     ///
     /// # Errors
@@ -534,6 +550,7 @@ impl Engines {
         // A full outbox took nothing: the change stays unseen, and the next sync tries again.
         if !matches!(result, Err(ServerError::OutboxFull)) {
             self.lib_quorate = view.quorate;
+            self.lib_syncs = self.quorum.completed_syncs();
         }
         result
     }
@@ -750,7 +767,7 @@ impl Server {
         }
         let sync = sync::QuorumSync::new(&cmap);
         let votequorum = cfg.votequorum_name.is_some() && cfg.has_quorum_provider();
-        let lib_quorate = quorum.is_quorate();
+        let (lib_quorate, lib_syncs) = (quorum.is_quorate(), quorum.completed_syncs());
         let engines = Engines {
             cmap,
             quorum,
@@ -758,6 +775,7 @@ impl Server {
             cfg: cfg_engine,
             votequorum,
             lib_quorate,
+            lib_syncs,
             reconfigures: Vec::new(),
         };
         let mut listeners = Vec::new();
@@ -859,7 +877,9 @@ impl Server {
     /// A new membership of the local node's partition (what corosync's totem and sync layers
     /// hand votequorum; see [`Quorum::set_membership`]), applied at once: votequorum's
     /// trackers get their notifications, the `runtime.votequorum.*` keys follow with their
-    /// track events, and everything is handed to the connections before this returns.
+    /// track events, libquorum's trackers get the new view (when the sync waits for a quorum
+    /// device, [`Quorum::sync_waiting`], only once it ends, as corosync sends it), and
+    /// everything is handed to the connections before this returns.
     ///
     /// # Errors
     /// [`ServerError::OutboxFull`] if the notifications still do not fit after draining
@@ -1446,11 +1466,10 @@ fn sync_quorum(
         done = step(engines).and_then(|()| {
             if engines.votequorum {
                 sync::mirror(&mut engines.cmap, &engines.quorum)?;
-                if engines.quorum.is_quorate() != engines.lib_quorate
-                    && engines.notify_quorum_lib() == Err(ServerError::OutboxFull)
-                {
+                if engines.quorum_lib_owed() && engines.notify_quorum_lib() == Err(ServerError::OutboxFull) {
                     // Drained and tried once more (re-running `step` could apply a command
-                    // twice); still full, it waits for the next sync (`lib_quorate` unchanged).
+                    // twice); still full, it waits for the next sync (`lib_quorate` and
+                    // `lib_syncs` unchanged).
                     drain(engines, QUORUM_LIB_SERVICE, sessions, buf, bound);
                     let _ = engines.notify_quorum_lib();
                 }
