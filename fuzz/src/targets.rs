@@ -41,11 +41,12 @@ pub fn client_response(data: &[u8]) {
     show(&qb::ReplyHeader::decode(data));
 }
 
-/// Entry point of a client reading the event channel: CMAP, votequorum and quorum
+/// Entry point of a client reading the event channel: CMAP, votequorum, quorum and cfg
 /// notifications.
 pub fn client_notification(data: &[u8]) {
     show(&cmap::Notification::decode(data));
     show(&quorum::Notification::decode(data));
+    show(&cfg::Notification::decode(data));
     let n = votequorum::Notification::decode(data);
     show(&n);
     match n {
@@ -131,7 +132,8 @@ pub fn roundtrip(data: &[u8]) {
         quorum::Reply,
         quorum::Notification<'_>,
         cfg::Request,
-        cfg::Reply<'_>
+        cfg::Reply<'_>,
+        cfg::Notification
     );
     if let Ok(a) = qb::ConnectRequest::decode(data) {
         let bytes = encode(qb::CONNECTION_REQUEST_LEN, |o| a.encode(o));
