@@ -8,8 +8,9 @@
 //!   [`store::FixedStore`] (no heap) or, with the `alloc` feature, `store::BTreeStore`.
 //! - [`votequorum::QuorumEngine`]: a configurable one-node (or static node list) quorum model
 //!   with tracking and the quorum-device calls.
-//! - [`quorum::QuorumLibEngine`] (libquorum) and [`cfg::CfgEngine`] (libcfg's node identity):
-//!   what `corosync-quorumtool` needs besides CMAP and votequorum.
+//! - [`quorum::QuorumLibEngine`] (libquorum) and [`cfg::CfgEngine`] (libcfg's node identity,
+//!   what `corosync-quorumtool` needs besides CMAP and votequorum, and the shutdown protocol
+//!   of `corosync-cfgtool -H` and shutdown trackers).
 //!
 //! Beside the engines, [`cluster::Cluster`] models every node of a simulated cluster
 //! (corosync-vqsim's commands) and computes the local node's membership changes, which an

@@ -88,8 +88,8 @@
 //! # Differences from corosync
 //!
 //! Only the CMAP, votequorum, libquorum (`quorum`) and libcfg (`cfg`) services exist, and of
-//! the latter two only what `corosync-quorumtool` uses (see `corowire::server::quorum` and
-//! `corowire::server::cfg`); the cfg service's node addresses come from the node list's
+//! the latter two only what `corosync-quorumtool` uses and cfg's shutdown protocol (see
+//! `corowire::server::quorum` and `corowire::server::cfg`); the cfg service's node addresses come from the node list's
 //! `ring<N>_addr` keys (host names resolved once, at start). The server offers one transport, [`ServerConfig::transport`]:
 //! shared memory (corosync's default) or sockets (`system.qb_ipc_type: socket`). There is no
 //! flow control (the value in the request ring or the control file is always 0). The
@@ -941,7 +941,8 @@ impl Server {
     }
 
     /// One round of the loop: waits at most `timeout` (`None`: until something happens) for
-    /// a connection, a request or a hang-up, and handles all that is ready.
+    /// a connection, a request or a hang-up, and handles all that is ready. A caller that
+    /// drives the loop itself stops when [`Server::shut_down`] says so.
     ///
     /// # Errors
     /// [`ServerStartError::Poll`].
