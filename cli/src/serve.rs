@@ -334,10 +334,10 @@ fn serve(args: &Args) -> Result<(), String> {
         std::process::id()
     ));
     out::flush();
-    let signal = server.run_until_signal().map_err(|e| e.to_string())?;
+    let stop = server.run_until_signal().map_err(|e| e.to_string())?;
     let open = server.connections();
     drop(server);
-    out::print(&format!("corowire serve: stopped by {signal}; closed {open} connection(s)\n"));
+    out::print(&format!("corowire serve: stopped by {stop}; closed {open} connection(s)\n"));
     Ok(())
 }
 

@@ -1,6 +1,9 @@
 //! libcfg messages (the `cfg` service), typed: the two requests `corosync-quorumtool` and
-//! `corosync-cfgtool`-style clients need for node identity (GET_NODE_ADDRS, LOCAL_GET) and
-//! their replies, each with `encode` into a caller's buffer and a borrowing `decode`.
+//! `corosync-cfgtool`-style clients need for node identity (GET_NODE_ADDRS, LOCAL_GET), the
+//! shutdown exchange of `corosync-cfgtool -H` and of shutdown trackers such as pacemakerd
+//! (TRACKSTART, TRACKSTOP, TRYSHUTDOWN, REPLYTOSHUTDOWN, and the TESTSHUTDOWN
+//! [`Notification`]), and their replies, each with `encode` into a caller's buffer and a
+//! borrowing `decode`.
 //!
 //! Addresses travel as corosync's `totem_ip_address.addr`: 16 bytes, an IPv4 address in the
 //! first 4 (network order) and zeros after it, with one `AF_*` family for all of a node's
@@ -22,9 +25,14 @@
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
-use crate::codec::{self, exact, layout, message, request_msg, response_msg, take, wire_ids, MAX_TAIL};
+use crate::codec::{
+    self, exact, expect_empty, layout, message, request_msg, response_msg, take, wire_ids, MAX_TAIL,
+};
 use crate::error::{CsError, DecodeError, EncodeError};
-use crate::wire::cfg::{ReqGetNodeAddrs, ResGetNodeAddrs, ResLocalGet, ADDR_LEN};
+use crate::wire::cfg::{
+    ReqGetNodeAddrs, ReqReplyToShutdown, ReqTrackStart, ReqTryShutdown, ResGetNodeAddrs, ResLocalGet,
+    ResTestShutdown, ADDR_LEN,
+};
 use crate::wire::qb::{RequestHeader, ResponseHeader};
 use crate::wire::U32;
 use core::fmt;
@@ -38,12 +46,30 @@ pub const AF_INET: u32 = 2;
 /// `AF_INET6` on Linux.
 pub const AF_INET6: u32 = 10;
 
+/// Response id of the TRACKSTART reply (`MESSAGE_RES_CFG_STATETRACKSTART`).
+pub const RESPONSE_TRACK_START: i32 = 2;
+/// Response id of the TRACKSTOP reply (`MESSAGE_RES_CFG_STATETRACKSTOP`).
+pub const RESPONSE_TRACK_STOP: i32 = 3;
+/// Response id of the TRYSHUTDOWN reply.
+pub const RESPONSE_TRY_SHUTDOWN: i32 = 9;
+/// Id of the TESTSHUTDOWN notification ([`Notification`]), sent on the event channel.
+pub const NOTIFY_TEST_SHUTDOWN: i32 = 10;
+/// Response id of the REPLYTOSHUTDOWN reply.
+pub const RESPONSE_REPLY_TO_SHUTDOWN: i32 = 13;
 /// Response id of the GET_NODE_ADDRS reply.
 pub const RESPONSE_GET_NODE_ADDRS: i32 = 11;
 /// Response id of the LOCAL_GET reply.
 pub const RESPONSE_LOCAL_GET: i32 = 12;
 /// Response id of corosync's generic reply to an unknown request ([`Response::Generic`]).
 pub const RESPONSE_GENERIC: i32 = 0;
+
+/// TRYSHUTDOWN flag `CFG_SHUTDOWN_FLAG_REQUEST`: shut down if every tracker agrees in time.
+pub const SHUTDOWN_FLAG_REQUEST: u32 = 0;
+/// TRYSHUTDOWN flag `CFG_SHUTDOWN_FLAG_REGARDLESS` (`corosync-cfgtool -H --force`): ask the
+/// trackers, then shut down whatever they answer.
+pub const SHUTDOWN_FLAG_REGARDLESS: u32 = 1;
+/// TRYSHUTDOWN flag `CFG_SHUTDOWN_FLAG_IMMEDIATE`: shut down without asking.
+pub const SHUTDOWN_FLAG_IMMEDIATE: u32 = 2;
 
 wire_ids! {
     /// Request ids (`MESSAGE_REQ_CFG_*`) of the requests this module knows, and their reply ids
@@ -53,12 +79,21 @@ wire_ids! {
         GetNodeAddrs = 5 => RESPONSE_GET_NODE_ADDRS,
         /// 6: the local node id.
         LocalGet = 6 => RESPONSE_LOCAL_GET,
+        /// 3: ask to shut corosync down.
+        TryShutdown = 3 => RESPONSE_TRY_SHUTDOWN,
+        /// 4: a tracker's answer to TESTSHUTDOWN.
+        ReplyToShutdown = 4 => RESPONSE_REPLY_TO_SHUTDOWN,
+        /// 10: become a shutdown tracker.
+        TrackStart = 10 => RESPONSE_TRACK_START,
+        /// 11: stop tracking.
+        TrackStop = 11 => RESPONSE_TRACK_STOP,
     }
 }
 
 message! {
     Request: m => m.kind().id(),
     Reply<'a>: m => m.body.id(),
+    Notification: _m => NOTIFY_TEST_SHUTDOWN,
 }
 
 /// A libcfg request.
@@ -72,6 +107,25 @@ pub enum Request {
     },
     /// LOCAL_GET (16 bytes).
     LocalGet,
+    /// TRYSHUTDOWN (24 bytes).
+    TryShutdown {
+        /// [`SHUTDOWN_FLAG_REQUEST`], [`SHUTDOWN_FLAG_REGARDLESS`] or
+        /// [`SHUTDOWN_FLAG_IMMEDIATE`] (other values act as REQUEST and reach the trackers
+        /// as they are).
+        flags: u32,
+    },
+    /// REPLYTOSHUTDOWN (24 bytes).
+    ReplyToShutdown {
+        /// The answer: 0 no, anything else yes (`COROSYNC_CFG_SHUTDOWN_FLAG_NO` / `_YES`).
+        response: u32,
+    },
+    /// TRACKSTART (24 bytes).
+    TrackStart {
+        /// `track_flags` (ignored by corosync).
+        flags: u8,
+    },
+    /// TRACKSTOP (16 bytes).
+    TrackStop,
 }
 
 impl Request {
@@ -80,14 +134,21 @@ impl Request {
         match self {
             Self::GetNodeAddrs { .. } => RequestKind::GetNodeAddrs,
             Self::LocalGet => RequestKind::LocalGet,
+            Self::TryShutdown { .. } => RequestKind::TryShutdown,
+            Self::ReplyToShutdown { .. } => RequestKind::ReplyToShutdown,
+            Self::TrackStart { .. } => RequestKind::TrackStart,
+            Self::TrackStop => RequestKind::TrackStop,
         }
     }
 
     /// Length of the encoded request.
     pub fn encoded_len(&self) -> usize {
         match self {
-            Self::GetNodeAddrs { .. } => size_of::<ReqGetNodeAddrs>(),
-            Self::LocalGet => size_of::<RequestHeader>(),
+            Self::GetNodeAddrs { .. } | Self::TryShutdown { .. } | Self::ReplyToShutdown { .. } => {
+                size_of::<ReqGetNodeAddrs>()
+            }
+            Self::TrackStart { .. } => size_of::<ReqTrackStart>(),
+            Self::LocalGet | Self::TrackStop => size_of::<RequestHeader>(),
         }
     }
 
@@ -96,12 +157,20 @@ impl Request {
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
         let id = self.kind() as i32;
         match *self {
-            Self::GetNodeAddrs { nodeid } => {
+            Self::GetNodeAddrs { nodeid: value }
+            | Self::TryShutdown { flags: value }
+            | Self::ReplyToShutdown { response: value } => {
+                // The three share one layout (`ReqU32`).
                 let (m, _, n) = request_msg::<ReqGetNodeAddrs>(out, id, 0)?;
-                m.value = U32::new(nodeid);
+                m.value = U32::new(value);
                 Ok(n)
             }
-            Self::LocalGet => {
+            Self::TrackStart { flags } => {
+                let (m, _, n) = request_msg::<ReqTrackStart>(out, id, 0)?;
+                m.track_flags = flags;
+                Ok(n)
+            }
+            Self::LocalGet | Self::TrackStop => {
                 let (_, _, n) = request_msg::<RequestHeader>(out, id, 0)?;
                 Ok(n)
             }
@@ -115,10 +184,17 @@ impl Request {
             RequestKind::GetNodeAddrs => {
                 Ok(Self::GetNodeAddrs { nodeid: exact::<ReqGetNodeAddrs>(buf, id)?.value.get() })
             }
-            RequestKind::LocalGet => {
-                exact::<RequestHeader>(buf, id)?;
-                Ok(Self::LocalGet)
+            RequestKind::TryShutdown => {
+                Ok(Self::TryShutdown { flags: exact::<ReqTryShutdown>(buf, id)?.value.get() })
             }
+            RequestKind::ReplyToShutdown => {
+                Ok(Self::ReplyToShutdown { response: exact::<ReqReplyToShutdown>(buf, id)?.value.get() })
+            }
+            RequestKind::TrackStart => {
+                Ok(Self::TrackStart { flags: exact::<ReqTrackStart>(buf, id)?.track_flags })
+            }
+            RequestKind::LocalGet => exact::<RequestHeader>(buf, id).map(|_| Self::LocalGet),
+            RequestKind::TrackStop => exact::<RequestHeader>(buf, id).map(|_| Self::TrackStop),
         }
     }
 }
@@ -245,6 +321,14 @@ pub enum Response<'a> {
         /// The local node id.
         nodeid: u32,
     },
+    /// Id 2, `MESSAGE_RES_CFG_STATETRACKSTART` (24 bytes, the header alone).
+    TrackStart,
+    /// Id 3, `MESSAGE_RES_CFG_STATETRACKSTOP` (24 bytes, the header alone).
+    TrackStop,
+    /// Id 9 (24 bytes, the header alone): `CS_OK` when corosync shuts down, else why not.
+    TryShutdown,
+    /// Id 13 (24 bytes, the header alone).
+    ReplyToShutdown,
     /// Id 0 (24 bytes, the header alone): corosync's generic reply to a request its cfg
     /// service does not know (`CS_ERR_INVALID_PARAM`), as every service sends it
     /// ([`crate::qb::encode_generic_reply`]).
@@ -257,6 +341,10 @@ impl Response<'_> {
         match self {
             Self::GetNodeAddrs(_) => RESPONSE_GET_NODE_ADDRS,
             Self::LocalGet { .. } => RESPONSE_LOCAL_GET,
+            Self::TrackStart => RESPONSE_TRACK_START,
+            Self::TrackStop => RESPONSE_TRACK_STOP,
+            Self::TryShutdown => RESPONSE_TRY_SHUTDOWN,
+            Self::ReplyToShutdown => RESPONSE_REPLY_TO_SHUTDOWN,
             Self::Generic => RESPONSE_GENERIC,
         }
     }
@@ -273,7 +361,7 @@ impl<'a> Reply<'a> {
                 size_of::<ResGetNodeAddrs>().saturating_add(a.len().saturating_mul(ADDR_LEN))
             }
             Response::LocalGet { .. } => size_of::<ResLocalGet>(),
-            Response::Generic => size_of::<ResponseHeader>(),
+            _ => size_of::<ResponseHeader>(),
         }
     }
 
@@ -303,7 +391,11 @@ impl<'a> Reply<'a> {
                 m.value = U32::new(nodeid);
                 Ok(n)
             }
-            Response::Generic => {
+            Response::TrackStart
+            | Response::TrackStop
+            | Response::TryShutdown
+            | Response::ReplyToShutdown
+            | Response::Generic => {
                 let (_, _, n) = response_msg::<ResponseHeader>(out, id, err, 0)?;
                 Ok(n)
             }
@@ -320,13 +412,55 @@ impl<'a> Reply<'a> {
                 let (m, mut tail) = layout::<ResGetNodeAddrs>(buf, id, MAX_TAIL)?;
                 let len = u64::from(m.num_addrs.get()) * ADDR_LEN as u64;
                 let bytes = take(&mut tail, len, "num_addrs", 28)?;
-                codec::expect_empty(tail, id, buf.len())?;
+                expect_empty(tail, id, buf.len())?;
                 Response::GetNodeAddrs(NodeAddrs(Addrs::Wire { family: m.family.get(), bytes }))
             }
             RESPONSE_LOCAL_GET => Response::LocalGet { nodeid: exact::<ResLocalGet>(buf, id)?.value.get() },
             RESPONSE_GENERIC => exact::<ResponseHeader>(buf, id).map(|_| Response::Generic)?,
+            RESPONSE_TRACK_START => exact::<ResponseHeader>(buf, id).map(|_| Response::TrackStart)?,
+            RESPONSE_TRACK_STOP => exact::<ResponseHeader>(buf, id).map(|_| Response::TrackStop)?,
+            RESPONSE_TRY_SHUTDOWN => exact::<ResponseHeader>(buf, id).map(|_| Response::TryShutdown)?,
+            RESPONSE_REPLY_TO_SHUTDOWN => {
+                exact::<ResponseHeader>(buf, id).map(|_| Response::ReplyToShutdown)?
+            }
             _ => return Err(DecodeError::UnknownId { id }),
         };
         Ok(Self { result, body })
+    }
+}
+
+/// The TESTSHUTDOWN notification (id 10, 32 bytes: `flags` u32 @24), which corosync sends
+/// shutdown trackers on their event channel: with `CS_OK` when a TRYSHUTDOWN asks them, and
+/// with `CS_ERR_TIMEOUT` when it ran out of time (libcfg calls the shutdown callback with
+/// `flags` either way; the status is not passed on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Notification {
+    /// The header's status.
+    pub status: Result<(), CsError>,
+    /// The shutdown's TRYSHUTDOWN flags.
+    pub flags: u32,
+}
+
+impl Notification {
+    /// Length of the encoded notification.
+    pub fn encoded_len(&self) -> usize {
+        size_of::<ResTestShutdown>()
+    }
+
+    /// Encodes the notification (server side) into the start of `out`; returns its length. On
+    /// error `out` is untouched.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let err = CsError::raw_of(self.status);
+        let (m, _, n) = response_msg::<ResTestShutdown>(out, NOTIFY_TEST_SHUTDOWN, err, 0)?;
+        m.value = U32::new(self.flags);
+        Ok(n)
+    }
+
+    /// Decodes one notification frame (client side). `buf` must hold exactly the frame.
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        let (m, tail) = codec::notification::<ResTestShutdown>(buf, NOTIFY_TEST_SHUTDOWN)?;
+        expect_empty(tail, NOTIFY_TEST_SHUTDOWN, buf.len())?;
+        Ok(Self { status: CsError::check(m.hdr.error.get()), flags: m.value.get() })
     }
 }

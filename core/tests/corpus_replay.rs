@@ -89,7 +89,8 @@ fn seeds_are_valid_frames() {
         assert!(
             cmap::Notification::decode(&d).is_ok()
                 || votequorum::Notification::decode(&d).is_ok()
-                || quorum::Notification::decode(&d).is_ok(),
+                || quorum::Notification::decode(&d).is_ok()
+                || cfg::Notification::decode(&d).is_ok(),
             "{} decodes as no notification",
             file.display()
         );

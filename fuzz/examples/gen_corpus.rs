@@ -259,6 +259,7 @@ fn quorum_cfg_replies() -> Vec<Seed> {
             c(Ok(()), cfg::Response::GetNodeAddrs(cfg::NodeAddrs::from_slice(&addrs).unwrap())),
         ),
         ("cfg_local_get", c(Ok(()), cfg::Response::LocalGet { nodeid: 1 })),
+        ("cfg_tryshutdown_busy", c(Err(CsError::Busy), cfg::Response::TryShutdown)),
     ]
 }
 
@@ -266,7 +267,11 @@ fn quorum_cfg_replies() -> Vec<Seed> {
 fn quorum_notifications() -> Vec<Seed> {
     let ids = [1, 2, 3];
     let n = quorum::Notification { quorate: true, ring_seq: 5, members: NodeIds::from_slice(&ids) };
-    vec![("quorum_view_3", enc(n.encoded_len(), |o| n.encode(o)))]
+    let t = cfg::Notification { status: Ok(()), flags: cfg::SHUTDOWN_FLAG_REGARDLESS };
+    vec![
+        ("quorum_view_3", enc(n.encoded_len(), |o| n.encode(o))),
+        ("cfg_testshutdown", enc(t.encoded_len(), |o| t.encode(o))),
+    ]
 }
 
 /// Requests of the quorum and cfg services.
@@ -277,6 +282,9 @@ fn quorum_cfg_requests() -> Vec<Seed> {
         ("quorum_gettype", q(quorum::Request::GetType)),
         ("quorum_trackstart", q(quorum::Request::TrackStart { flags: TrackFlags::CURRENT })),
         ("cfg_get_node_addrs", c(cfg::Request::GetNodeAddrs { nodeid: 1 })),
+        ("cfg_trackstart", c(cfg::Request::TrackStart { flags: 0 })),
+        ("cfg_tryshutdown", c(cfg::Request::TryShutdown { flags: cfg::SHUTDOWN_FLAG_REQUEST })),
+        ("cfg_replytoshutdown", c(cfg::Request::ReplyToShutdown { response: 1 })),
     ]
 }
 

@@ -41,11 +41,12 @@ pub fn client_response(data: &[u8]) {
     show(&qb::ReplyHeader::decode(data));
 }
 
-/// Entry point of a client reading the event channel: CMAP, votequorum and quorum
+/// Entry point of a client reading the event channel: CMAP, votequorum, quorum and cfg
 /// notifications.
 pub fn client_notification(data: &[u8]) {
     show(&cmap::Notification::decode(data));
     show(&quorum::Notification::decode(data));
+    show(&cfg::Notification::decode(data));
     let n = votequorum::Notification::decode(data);
     show(&n);
     match n {
@@ -131,7 +132,8 @@ pub fn roundtrip(data: &[u8]) {
         quorum::Reply,
         quorum::Notification<'_>,
         cfg::Request,
-        cfg::Reply<'_>
+        cfg::Reply<'_>,
+        cfg::Notification
     );
     if let Ok(a) = qb::ConnectRequest::decode(data) {
         let bytes = encode(qb::CONNECTION_REQUEST_LEN, |o| a.encode(o));
@@ -1096,7 +1098,7 @@ mod engines {
     use corowire::server::store::BTreeStore;
     use corowire::server::votequorum::{QuorumConfig, QuorumEngine};
     use corowire::server::{ClusterView, ConnId, Engine, ServerError, MIN_REPLY_LEN};
-    use corowire::Status;
+    use corowire::{Instant, Status};
 
     /// Connection ids the input picks from (a small set, so that ops meet each other).
     const CONNS: u32 = 4;
@@ -1108,15 +1110,20 @@ mod engines {
     /// Each operation is one byte `op`, then for requests a little-endian `u16` length and
     /// that many frame bytes. `op & 3` picks the engine, `(op >> 2) & 3` the connection and
     /// `op >> 4` the action: 0 connect, 1 disconnect, 2 drain the outbox, 3 a request into a
-    /// buffer of only [`MIN_REPLY_LEN`] bytes, anything else a request.
+    /// buffer of only [`MIN_REPLY_LEN`] bytes, anything else a request. Each operation is one
+    /// second on the cfg engine's clock, whose shutdown timeout (5 s) is applied when due and
+    /// whose decided replies and events are taken ([`cfg_outputs`]).
     pub fn engines(mut data: &[u8]) {
         let mut cmap: CmapEngine<BTreeStore> = CmapEngine::new(BTreeStore::new(), BTreeStore::new(), 7);
         let mut vq: QuorumEngine = QuorumEngine::new(QuorumConfig::default());
         let mut quorum: QuorumLibEngine = QuorumLibEngine::new(true);
         let mut cfg: CfgEngine = CfgEngine::new(1);
         let mut out = vec![0u8; OUT];
+        let mut clock = 0;
         while let Some((&op, rest)) = data.split_first() {
             data = rest;
+            clock += 1000;
+            cfg_outputs(&mut cfg, Instant::from_millis(clock), &mut out);
             let engines: [&mut dyn Engine; 4] = [&mut cmap, &mut vq, &mut quorum, &mut cfg];
             let mut view = ClusterView::default();
             engines.iter().for_each(|e| e.publish(&mut view));
@@ -1137,6 +1144,21 @@ mod engines {
                 }
             }
         }
+    }
+
+    /// Sets the cfg engine's clock to `now`, applies its timeout if due (draining the outbox
+    /// first, as the Unix server does; it then cannot fail), and takes its decided TRYSHUTDOWN
+    /// replies and its events: a reply is a 24-byte frame.
+    fn cfg_outputs(cfg: &mut CfgEngine, now: Instant, out: &mut [u8]) {
+        cfg.set_clock(now);
+        if cfg.poll_timeout().is_some_and(|at| at <= now) {
+            drain(cfg, out);
+            assert_eq!(cfg.handle_timeout(now), Ok(()), "cfg: timeout after a drain");
+        }
+        while let Some((_, n)) = cfg.poll_reply(out).expect("cfg: a reply fits") {
+            assert_eq!((n, frame_len(&out[..n], 12)), (24, Ok(Status::Complete(24))), "cfg: reply");
+        }
+        while cfg.poll_event().is_some() {}
     }
 
     /// The next length-prefixed frame and what follows it, or `None` at the end of the input.

@@ -620,7 +620,10 @@ fn sigterm_stops_run_until_signal() {
     cmap.set_u8("test.signal", 1).unwrap();
     // Thread-directed: the server thread blocks SIGTERM and reads it from its signalfd.
     nix::sys::pthread::pthread_kill(thread.as_pthread_t(), nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert_eq!(thread.join().unwrap(), nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(
+        thread.join().unwrap(),
+        corowire_unix::server::Stop::Signal(nix::sys::signal::Signal::SIGTERM)
+    );
     assert_eq!(std::fs::read_dir(&shm_dir).unwrap().count(), 0, "files removed");
     assert_eq!(cmap.get_u8("test.signal").unwrap_err(), Error::Disconnected);
     std::fs::remove_dir(&shm_dir).unwrap();

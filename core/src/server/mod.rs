@@ -8,8 +8,9 @@
 //!   [`store::FixedStore`] (no heap) or, with the `alloc` feature, `store::BTreeStore`.
 //! - [`votequorum::QuorumEngine`]: a configurable one-node (or static node list) quorum model
 //!   with tracking and the quorum-device calls.
-//! - [`quorum::QuorumLibEngine`] (libquorum) and [`cfg::CfgEngine`] (libcfg's node identity):
-//!   what `corosync-quorumtool` needs besides CMAP and votequorum.
+//! - [`quorum::QuorumLibEngine`] (libquorum) and [`cfg::CfgEngine`] (libcfg's node identity,
+//!   what `corosync-quorumtool` needs besides CMAP and votequorum, and the shutdown protocol
+//!   of `corosync-cfgtool -H` and shutdown trackers).
 //!
 //! Beside the engines, [`cluster::Cluster`] models every node of a simulated cluster
 //! (corosync-vqsim's commands) and computes the local node's membership changes, which an
@@ -159,7 +160,8 @@ pub trait Engine {
     /// # Errors
     /// [`ServerError::UnknownConnection`], [`ServerError::BufferTooSmall`] (for `out`),
     /// [`ServerError::OutboxFull`] (nothing changed: drain the outbox, hand the frame in again),
-    /// and [`ServerError::Disconnect`] (libqb's DISCONNECT request: close the connection
+    /// [`ServerError::Deferred`] (no reply now: the cfg engine gives it out later), and
+    /// [`ServerError::Disconnect`] (libqb's DISCONNECT request: close the connection
     /// without a reply).
     fn handle_request(&mut self, conn: ConnId, frame: &[u8], out: &mut [u8]) -> Result<usize, ServerError>;
     /// Length of the next queued notification, to size the buffer for `poll_notification`.
@@ -242,6 +244,10 @@ pub enum ServerError {
     /// engine's node table holds (its `NODES` const generic, one slot kept for the quorum
     /// device). Nothing changed.
     TooManyNodes,
+    /// The request is answered later (libcfg's TRYSHUTDOWN waiting for the shutdown
+    /// trackers' answers): send no reply now; the engine gives it out later
+    /// ([`cfg::CfgEngine::poll_reply`]). The connection stays open.
+    Deferred,
 }
 
 impl fmt::Display for ServerError {
@@ -257,6 +263,7 @@ impl fmt::Display for ServerError {
             Self::Encode(e) => write!(f, "cannot encode the reply: {e}"),
             Self::Disconnect => f.write_str("the client asked to disconnect (QB_IPC_MSG_DISCONNECT)"),
             Self::TooManyNodes => f.write_str("membership has more nodes than the node table holds"),
+            Self::Deferred => f.write_str("the request is answered later"),
         }
     }
 }

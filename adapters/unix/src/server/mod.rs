@@ -11,8 +11,8 @@
 //! let mut cfg = ServerConfig::default();
 //! cfg.load_file("corowire.conf".as_ref())?;
 //! let mut server = Server::bind(cfg)?;
-//! let signal = server.run_until_signal()?; // or run(), or run_until(&stop_flag)
-//! eprintln!("stopping on {signal}");
+//! let stop = server.run_until_signal()?; // or run(), or run_until(&stop_flag)
+//! eprintln!("stopped by {stop}");
 //! drop(server); // closes the connections, removes their files
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -62,6 +62,16 @@
 //!   connection, `ref_count` of the three rings is set to 0, the six files (or the control
 //!   file) are unlinked and the directory removed. Other clients are not affected.
 //!
+//! - **Shutdown** (libcfg's `corosync_cfg_try_shutdown`, `corosync-cfgtool -H`): once the
+//!   cfg engine decides as corosync would (`corowire::server::cfg`: the trackers' answers,
+//!   `cfg.shutdown_timeout` read from CMAP as a `u32`, else 5000 ms), the asker gets its
+//!   `CS_OK` and the run loops return ([`Server::shut_down`], [`Stop::CfgShutdown`]);
+//!   dropping the server then closes every connection, as corosync's exit after a SIGTERM
+//!   does. Only root and the server's own user (who could stop it with a signal) may ask;
+//!   other users the setup lets in (gid 0, `uidgid` keys) get `CS_ERR_ACCESS`, where corosync
+//!   lets every client it admits stop it. A simulated cluster's local node is not made to
+//!   leave first: no client of this server could see it (its other nodes live in this
+//!   process).
 //! - **Simulated cluster**: every node of the node list is modelled
 //!   (`corowire::server::cluster`), with [`ServerConfig::up`] up at start, and the server
 //!   shows the view of [`ServerConfig::nodeid`]'s node: `runtime.members.<id>.*` keys, the
@@ -78,8 +88,8 @@
 //! # Differences from corosync
 //!
 //! Only the CMAP, votequorum, libquorum (`quorum`) and libcfg (`cfg`) services exist, and of
-//! the latter two only what `corosync-quorumtool` uses (see `corowire::server::quorum` and
-//! `corowire::server::cfg`); the cfg service's node addresses come from the node list's
+//! the latter two only what `corosync-quorumtool` uses and cfg's shutdown protocol (see
+//! `corowire::server::quorum` and `corowire::server::cfg`); the cfg service's node addresses come from the node list's
 //! `ring<N>_addr` keys (host names resolved once, at start). The server offers one transport, [`ServerConfig::transport`]:
 //! shared memory (corosync's default) or sockets (`system.qb_ipc_type: socket`). There is no
 //! flow control (the value in the request ring or the control file is always 0). The
@@ -127,7 +137,7 @@ use corowire::cmap::Value;
 use corowire::error::SetupError;
 use corowire::qb::{ConnectRequest, ConnectResponse, ConnectionType, CONNECTION_RESPONSE_LEN};
 use corowire::ring::data_bytes;
-use corowire::server::cfg::{CfgEngine, MAX_LINKS};
+use corowire::server::cfg::{CfgEngine, CfgEvent, DEFAULT_SHUTDOWN_TIMEOUT_MS, MAX_LINKS};
 use corowire::server::cmap::CmapEngine;
 use corowire::server::quorum::QuorumLibEngine;
 use corowire::server::store::BTreeStore;
@@ -181,8 +191,9 @@ pub type Cmap = CmapEngine<BTreeStore, MAX_CONNECTIONS, MAX_ITERATORS, MAX_TRACK
 pub type Quorum = QuorumEngine<MAX_CONNECTIONS, MAX_NODES, 512, { 64 * 1024 }>;
 /// The server's libquorum engine (it reads the votequorum engine's model).
 pub type QuorumLib = QuorumLibEngine<MAX_CONNECTIONS, 512, { 64 * 1024 }>;
-/// The server's libcfg engine.
-pub type Cfg = CfgEngine<MAX_CONNECTIONS, { MAX_NODES * MAX_LINKS }>;
+/// The server's libcfg engine: a 32-byte TESTSHUTDOWN for every connection fits its outbox.
+pub type Cfg =
+    CfgEngine<MAX_CONNECTIONS, { MAX_NODES * MAX_LINKS }, MAX_CONNECTIONS, { MAX_CONNECTIONS * 32 }>;
 
 /// Requests served from one connection before the loop turns to the others.
 const BATCH: usize = 50;
@@ -609,6 +620,25 @@ impl Drop for Listener {
     }
 }
 
+/// Why [`Server::run_until_signal`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stop {
+    /// `SIGINT` or `SIGTERM`.
+    Signal(Signal),
+    /// A libcfg client shut the server down ([`Server::shut_down`]).
+    CfgShutdown,
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Signal(s) => write!(f, "{s}"),
+            Self::CfgShutdown => f.write_str("a cfg shutdown request (corosync-cfgtool -H)"),
+        }
+    }
+}
+
 /// The server: listeners, connections and both engines. See the [module documentation](self).
 pub struct Server {
     listeners: Vec<Listener>,
@@ -633,6 +663,8 @@ pub struct Server {
     /// A CMAP write whose configuration change could not be acted on (a full outbox): the
     /// next CMAP request, of any kind, tries again.
     sync_unseen: bool,
+    /// A libcfg client shut the server down ([`CfgEvent::ShutDown`]): the loop ends.
+    shut_down: bool,
     /// Scratch buffers: the request being served, its reply, a notification.
     frame: Vec<u8>,
     reply: Vec<u8>,
@@ -807,13 +839,15 @@ impl Server {
             sim: Some(sim),
             sync,
             sync_unseen: false,
+            shut_down: false,
             frame: Vec::new(),
             reply: Vec::new(),
             note: Vec::new(),
         })
     }
 
-    /// Serves until an error stops the loop (a failing `poll`); never returns otherwise.
+    /// Serves until an error stops the loop (a failing `poll`) or a libcfg client shuts the
+    /// server down ([`Server::shut_down`]).
     ///
     /// # Errors
     /// [`ServerStartError::Poll`].
@@ -821,19 +855,30 @@ impl Server {
         self.run_until(&AtomicBool::new(false))
     }
 
-    /// Serves until `stop` is set (checked at least every 50 ms). Open connections stay
-    /// open; dropping the server closes them and removes their files.
+    /// Serves until `stop` is set (checked at least every 50 ms) or a libcfg client shuts the
+    /// server down ([`Server::shut_down`]). Open connections stay open; dropping the server
+    /// closes them and removes their files.
     ///
     /// # Errors
     /// [`ServerStartError::Poll`].
     pub fn run_until(&mut self, stop: &AtomicBool) -> Result<(), ServerStartError> {
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.load(Ordering::Relaxed) && !self.shut_down {
             self.step(Some(STOP_POLL))?;
         }
         Ok(())
     }
 
-    /// Serves until the process gets `SIGINT` or `SIGTERM`, and returns that signal. Dropping
+    /// Whether a libcfg client shut the server down, as corosync stops on
+    /// `corosync_cfg_try_shutdown` (`corosync-cfgtool -H`): the asker has its `CS_OK`, and
+    /// the loops return; drop the server then, which closes every connection, as corosync's
+    /// exit does. Only a client that could stop the server by itself (root, or the server's
+    /// own user) may (`CS_ERR_ACCESS` for others).
+    pub fn shut_down(&self) -> bool {
+        self.shut_down
+    }
+
+    /// Serves until the process gets `SIGINT` or `SIGTERM`, or a libcfg client shuts the
+    /// server down ([`Server::shut_down`]), and returns why. Dropping
     /// the server afterwards closes the connections and removes their files and any
     /// filesystem sockets. The two signals are blocked in the calling thread and read
     /// from a `signalfd`; call this from the main thread before other threads start, so that
@@ -843,7 +888,7 @@ impl Server {
     /// # Errors
     /// [`ServerStartError::Signals`] if the signals cannot be blocked or read;
     /// [`ServerStartError::Poll`].
-    pub fn run_until_signal(&mut self) -> Result<Signal, ServerStartError> {
+    pub fn run_until_signal(&mut self) -> Result<Stop, ServerStartError> {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGINT);
         mask.add(Signal::SIGTERM);
@@ -852,9 +897,12 @@ impl Server {
             .map_err(ServerStartError::Signals)?;
         loop {
             self.step(Some(STOP_POLL))?;
+            if self.shut_down {
+                return Ok(Stop::CfgShutdown);
+            }
             if let Some(info) = signals.read_signal().map_err(ServerStartError::Signals)? {
                 let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
-                return Ok(Signal::try_from(signo).unwrap_or(Signal::SIGTERM));
+                return Ok(Stop::Signal(Signal::try_from(signo).unwrap_or(Signal::SIGTERM)));
             }
         }
     }
@@ -893,7 +941,8 @@ impl Server {
     }
 
     /// One round of the loop: waits at most `timeout` (`None`: until something happens) for
-    /// a connection, a request or a hang-up, and handles all that is ready.
+    /// a connection, a request or a hang-up, and handles all that is ready. A caller that
+    /// drives the loop itself stops when [`Server::shut_down`] says so.
     ///
     /// # Errors
     /// [`ServerStartError::Poll`].
@@ -906,11 +955,9 @@ impl Server {
             (true, t) => Some(t.map_or(RETRY, |t| t.min(RETRY))),
             (false, t) => t,
         };
-        let due = self.sync.until_timeout(&self.engines.quorum);
-        let wait = match (wait, due) {
-            (Some(w), Some(d)) => Some(w.min(d)),
-            (w, d) => w.or(d),
-        };
+        let now = self.sync.now();
+        let cfg_due = self.engines.cfg.poll_timeout().map(|at| at.saturating_duration_since(now));
+        let wait = [wait, self.sync.until_timeout(&self.engines.quorum), cfg_due].into_iter().flatten().min();
         let held = self.engines.quorum.sync_waiting();
         let (listening, ready, control) = self.wait(wait)?;
         // A quorum device's poll arms its timer from this instant.
@@ -922,6 +969,15 @@ impl Server {
             let _ = sync_quorum(engines, sessions, note, self.limits.queued_event_bytes, |e| {
                 e.quorum.handle_timeout(now)
             });
+        }
+        let now = self.sync.now();
+        if self.engines.cfg.poll_timeout().is_some_and(|at| at <= now) {
+            // The outbox is emptied first, so it has room for the timeout's notifications.
+            let Self { engines, sessions, note, .. } = self;
+            drain(engines, CFG_SERVICE, sessions, note, self.limits.queued_event_bytes);
+            // Cannot fail: the outbox, just emptied, holds a notification for every connection.
+            let _ = self.engines.cfg.handle_timeout(now);
+            self.after_cfg();
         }
         for i in listening {
             self.accept(i);
@@ -1146,6 +1202,13 @@ impl Server {
             Err(ServerError::TooManyConnections) => return Err(Errno::EBUSY),
             Err(_) => return Err(Errno::EINVAL),
         }
+        if service == CFG_SERVICE {
+            // Stopping the server is for those who could stop it by themselves (a signal):
+            // root and the server's own user, not every user `authorised` lets in.
+            let may = peer.uid == 0 || peer.uid == nix::unistd::geteuid().as_raw();
+            // Cannot fail: the connection was just registered.
+            let _ = self.engines.cfg.set_may_shut_down(ConnId(id), may);
+        }
         let Some(s) = self.sessions.get_mut(&id) else { return Err(Errno::ENOTCONN) };
         s.registered = true;
         s.max_msg_size = max as usize;
@@ -1314,6 +1377,11 @@ impl Server {
         if reply.len() < reply_cap {
             reply.resize(reply_cap, 0);
         }
+        if service == CFG_SERVICE {
+            // corosync reads both when a TRYSHUTDOWN arrives.
+            engines.cfg.set_clock(self.sync.now());
+            engines.cfg.set_shutdown_timeout(shutdown_timeout(&engines.cmap));
+        }
         let mut retried = false;
         let outcome = loop {
             match engines.handle_request(service, ConnId(id), frame, &mut reply[..reply_cap]) {
@@ -1345,6 +1413,8 @@ impl Server {
         if let Some(s) = sessions.get_mut(&id) {
             match outcome {
                 Ok(n) => s.send_reply(&reply[..n]),
+                // A TRYSHUTDOWN waiting for the trackers: answered by `after_cfg`.
+                Err(ServerError::Deferred) => {}
                 Err(e) => s.kill(format!("engine: {e}")),
             }
         }
@@ -1355,6 +1425,29 @@ impl Server {
             }
         }
         self.deliver_reconfigures();
+        if service == CFG_SERVICE {
+            self.after_cfg();
+        }
+    }
+
+    /// Delivers what the cfg engine decided since it was last asked: its notifications, the
+    /// reply of a TRYSHUTDOWN that waited, and a shutdown ([`Server::shut_down`]).
+    fn after_cfg(&mut self) {
+        let Self { engines, sessions, note, .. } = self;
+        drain(engines, CFG_SERVICE, sessions, note, self.limits.queued_event_bytes);
+        let mut reply = [0u8; MIN_REPLY_LEN];
+        // Cannot fail: a TRYSHUTDOWN reply is 24 bytes.
+        while let Ok(Some((conn, n))) = self.engines.cfg.poll_reply(&mut reply) {
+            if let Some(s) = self.sessions.get_mut(&conn.0) {
+                s.send_reply(&reply[..n]);
+            }
+        }
+        while let Some(event) = self.engines.cfg.poll_event() {
+            match event {
+                CfgEvent::ShutDown => self.shut_down = true,
+                other => eprintln!("corowire serve: cfg event {other:?} ignored"),
+            }
+        }
     }
 
     /// Closes dead connections: engine, rings, files, socket.
@@ -1381,6 +1474,8 @@ impl Server {
                 // Dropping the session marks the rings closed and removes their files.
             }
         }
+        // A tracker's leaving may decide a waiting shutdown.
+        self.after_cfg();
     }
 }
 
@@ -1449,6 +1544,18 @@ const CMAP_SERVICE: usize = 0;
 const VOTEQUORUM_SERVICE: usize = 1;
 /// The index of libquorum's engine in [`Engines::all`].
 const QUORUM_LIB_SERVICE: usize = 2;
+/// The index of libcfg's engine in [`Engines::all`].
+const CFG_SERVICE: usize = 3;
+
+/// corosync's `cfg.shutdown_timeout` in `cmap` (milliseconds), read as corosync reads it
+/// (`icmap_get_uint32`): only a `u32` value counts, else [`DEFAULT_SHUTDOWN_TIMEOUT_MS`]. A
+/// `cfg { shutdown_timeout: N }` of corosync.conf is stored as a string, so it never counts.
+fn shutdown_timeout(cmap: &Cmap) -> u32 {
+    match cmap.get(b"cfg.shutdown_timeout") {
+        Some(Value::UInt32(ms)) => ms,
+        _ => DEFAULT_SHUTDOWN_TIMEOUT_MS,
+    }
+}
 
 /// Runs `step` (a change to the engines), mirrors votequorum's runtime keys into CMAP and
 /// delivers every engine's notifications; a full outbox is drained and the whole retried
