@@ -84,7 +84,7 @@ commands:
         else (or with --builtin) against the built-in server; --corosync fails without one
   serve [--corosync-conf FILE] [--config FILE]... [--nodeid N] [--up N[,N..]] [--control PATH]
         [--name-prefix PREFIX | --standard-names] [--socket] [--verbose]
-        run the built-in cmap/votequorum/quorum/cfg server until SIGINT or SIGTERM; without
+        run the built-in cmap/votequorum/quorum/cfg server until SIGINT, SIGTERM or corosync-cfgtool -H; without
         --corosync-conf or --config it looks like a one-node corosync on loopback (node1, 127.0.0.1)
           --corosync-conf FILE  present the keys corosync presents for corosync.conf FILE
           --config FILE         add the CMAP keys of FILE (`key type value` lines)
@@ -101,7 +101,7 @@ commands:
   sim --control PATH CMD [ARGS...]
         change the simulated cluster of `corowire serve --control PATH` with corosync-vqsim's
         commands: up N[,N..], down N[,N..], split P:N[,N..]..., join P P..., qdevice on|off
-        [P:]N[,N..], show; exits 0 once every client's notifications are queued
+        [P:]N[,N..], leave N[,N..] (a clean stop), show; exits 0 once every client's notifications are queued
   gateway --listen unix:PATH | tcp:ADDR:PORT | serial:DEVICE [options]
         relay stream-framed clients (corowire-embedded) to the local cmap and votequorum
         services (`corowire gateway --help` for details)

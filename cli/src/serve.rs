@@ -43,7 +43,7 @@ usage: corowire serve [--corosync-conf FILE] [--config FILE]... [--nodeid N] [--
                       [--control PATH] [--name-prefix PREFIX | --standard-names] [--socket]
                       [--verbose]
 
-Runs the built-in CMAP and votequorum server in the foreground until SIGINT or SIGTERM.
+Runs the built-in CMAP and votequorum server in the foreground until SIGINT, SIGTERM or a cfg shutdown (corosync-cfgtool -H).
 Without --corosync-conf or --config it looks like a one-node corosync on loopback (node1, 127.0.0.1).
 
   --corosync-conf FILE  read corosync.conf FILE and present the keys corosync presents for it
@@ -330,7 +330,7 @@ fn serve(args: &Args) -> Result<(), String> {
     let mut server = Server::bind(cfg).map_err(|e| bind_error(&e, prefix.is_some()))?;
     out::print(&format!(
         "corowire serve: serving cmap as '{cmap_name}', {votequorum}, quorum as '{quorum_name}' \
-         and cfg as '{cfg_name}' (pid {}); SIGINT or SIGTERM stops it\n",
+         and cfg as '{cfg_name}' (pid {}); SIGINT, SIGTERM or corosync-cfgtool -H stops it\n",
         std::process::id()
     ));
     out::flush();
